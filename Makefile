@@ -1,0 +1,33 @@
+# Every target bootstraps .venv itself: a fresh machine needs only `make demo` or `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: setup demo test lint screenshots bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# The CPU wheel of torch first, pinned: an unpinned torch would pull the CUDA build.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[train,dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	RLHF_DEV=1 $(BIN)/rlhf db upgrade
+	RLHF_DEV=1 $(BIN)/rlhf demo
+	RLHF_DEV=1 $(BIN)/rlhf serve --host $(HOST) --port $(PORT) --with-worker
+
+test: setup
+	$(BIN)/pytest -q
+
+lint: setup
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) rlhf.db artifacts

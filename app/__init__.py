@@ -1,0 +1,1 @@
+"""rlhf-studio: the web service (FastAPI) and everything that touches the database."""

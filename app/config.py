@@ -1,0 +1,49 @@
+"""Settings, read from the environment with the prefix RLHF_."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev"}
+DEV_SECRET = "rlhf-studio-development-secret-do-not-use-in-production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RLHF_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite:///./rlhf.db"
+    """SQLAlchemy URL; PostgreSQL in production (postgresql+psycopg://…), SQLite embedded."""
+    secret_key: str = ""
+    """Signs session and CSRF cookies. Required outside dev mode."""
+    dev: bool = False
+    """Development mode: allows the built-in secret key and non-secure cookies."""
+    artifacts_dir: Path = Path("./artifacts")
+    """Where dataset snapshots, run directories and models are written."""
+    session_max_age: int = 14 * 24 * 3600
+    """Seconds a login session lasts."""
+    login_max_failures: int = 5
+    """Failed logins in a row before the account is locked for `login_lock_seconds`."""
+    login_lock_seconds: int = 60
+    secure_cookies: bool = False
+    """Mark cookies Secure (set behind HTTPS)."""
+    db_pool_size: int = 10
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secret(self) -> "Settings":
+        if self.secret_key.strip().lower() in PLACEHOLDER_SECRETS:
+            if not self.dev:
+                raise ValueError(
+                    "RLHF_SECRET_KEY is missing or a placeholder; set a long random value "
+                    "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`) "
+                    "or run in development mode with RLHF_DEV=1"
+                )
+            self.secret_key = DEV_SECRET
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (cached; tests clear the cache)."""
+    return Settings()

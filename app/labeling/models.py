@@ -1,0 +1,73 @@
+"""Assignments (leases of a prompt to one labeler) and the append-only annotations."""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, utcnow
+
+
+class AssignmentStatus(StrEnum):
+    leased = "leased"
+    done = "done"
+    skipped = "skipped"
+
+
+class AnnotationSource(StrEnum):
+    labeler = "labeler"
+    imported = "import"
+
+
+class Assignment(Base):
+    __tablename__ = "assignments"
+    __table_args__ = (
+        UniqueConstraint("prompt_id", "user_id"),
+        Index("ix_assignments_user_id_status", "user_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(10), default=AssignmentStatus.leased)
+    response_ids: Mapped[list[Any]] = mapped_column(default=list)
+    """The responses shown, in this assignment's random order."""
+    expires_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[datetime | None]
+    skip_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class Annotation(Base):
+    __tablename__ = "annotations"
+    __table_args__ = (
+        UniqueConstraint("user_id", "idempotency_key"),
+        Index("ix_annotations_project_id_id", "project_id", "id"),
+        Index("ix_annotations_prompt_id", "prompt_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id", ondelete="CASCADE"))
+    assignment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("assignments.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    """Null for annotations that came with an import (e.g. HH-RLHF's chosen/rejected)."""
+    kind: Mapped[str] = mapped_column(String(20))
+    """ranking | rating | demonstration (the project's kind)."""
+    payload: Mapped[dict[str, Any]]
+    """{"ranking": [ids best→worst]} | {"scores": {id: value}} | {"demonstration": …}."""
+    flags: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """{response_id: [criterion, …]}"""
+    source: Mapped[str] = mapped_column(String(10), default=AnnotationSource.labeler)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    duration_ms: Mapped[int | None]
+    supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("annotations.id"))
+    """A correction is a new annotation pointing at the one it replaces; nothing is updated."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

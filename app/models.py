@@ -1,0 +1,8 @@
+"""Every table, imported in one place for Alembic and the tests."""
+
+from app.auth.models import ApiToken, User
+from app.db import Base
+from app.labeling.models import Annotation, Assignment
+from app.projects.models import Project, Prompt, Response
+
+__all__ = ["Annotation", "ApiToken", "Assignment", "Base", "Project", "Prompt", "Response", "User"]

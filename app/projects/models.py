@@ -1,0 +1,76 @@
+"""Projects, their prompts and the candidate responses to label."""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db import Base, utcnow
+
+
+class ProjectKind(StrEnum):
+    demonstration = "demonstration"
+    ranking = "ranking"
+    rating = "rating"
+
+
+class RatingScale(StrEnum):
+    thumbs = "thumbs"
+    zero_to_five = "0-5"
+
+
+class Project(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    instructions: Mapped[str] = mapped_column(Text, default="")
+    """Markdown shown to labelers above every task."""
+    k: Mapped[int] = mapped_column(default=4)
+    """How many responses of a prompt one assignment shows."""
+    overlap: Mapped[int] = mapped_column(default=1)
+    """How many labelers label each prompt."""
+    lease_seconds: Mapped[int] = mapped_column(default=1800)
+    rating_scale: Mapped[str] = mapped_column(String(10), default=RatingScale.thumbs)
+    criteria: Mapped[list[Any]] = mapped_column(default=list)
+    """Names of the per-response flags labelers can set (hallucination, unsafe, …)."""
+    is_archived: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Prompt(Base):
+    __tablename__ = "prompts"
+    __table_args__ = (UniqueConstraint("project_id", "external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(String(200))
+    """The id given at import, or a content hash: importing it again adds nothing."""
+    messages: Mapped[list[Any]]
+    """The conversation so far, [{"role": "user"|"assistant"|"system", "content": str}, …]."""
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    is_gold: Mapped[bool] = mapped_column(default=False)
+    """Gold items carry a known answer (`gold`) used to measure labeler quality."""
+    gold: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    responses: Mapped[list["Response"]] = relationship(
+        order_by="Response.position", lazy="raise", viewonly=True
+    )
+
+
+class Response(Base):
+    __tablename__ = "responses"
+    __table_args__ = (Index("ix_responses_prompt_id_position", "prompt_id", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id", ondelete="CASCADE"))
+    position: Mapped[int]
+    """Order in the imported file (the order shown to a labeler is per assignment)."""
+    text: Mapped[str] = mapped_column(Text)
+    model: Mapped[str | None] = mapped_column(String(200))
+    """Name (and version) of the model that produced it."""
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
