@@ -47,8 +47,12 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> Engine:
-    """An engine for `url`; SQLite gets WAL, a busy timeout and serialised write transactions."""
+def make_engine(url: str, *, pool_size: int = 10, sqlite_immediate: bool = True) -> Engine:
+    """An engine for `url`; SQLite gets WAL, a busy timeout and serialised write transactions.
+
+    `sqlite_immediate=False` keeps SQLite's deferred BEGIN (readers that never block writers),
+    for tools and tests that only read while the app writes.
+    """
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
@@ -66,7 +70,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         def _sqlite_begin(conn: Any) -> None:
             # … as BEGIN IMMEDIATE: one writer at a time, so read-then-write logic such as
             # assignment holds on SQLite without row locks.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if sqlite_immediate else "BEGIN")
 
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)

@@ -43,7 +43,10 @@ class Project(Base):
 
 class Prompt(Base):
     __tablename__ = "prompts"
-    __table_args__ = (UniqueConstraint("project_id", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("project_id", "external_id"),
+        Index("ix_prompts_project_id_done_count", "project_id", "done_count"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
@@ -52,6 +55,8 @@ class Prompt(Base):
     messages: Mapped[list[Any]]
     """The conversation so far, [{"role": "user"|"assistant"|"system", "content": str}, …]."""
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    done_count: Mapped[int] = mapped_column(default=0)
+    """Finished labels (assignments done); compared with the project's overlap."""
     is_gold: Mapped[bool] = mapped_column(default=False)
     """Gold items carry a known answer (`gold`) used to measure labeler quality."""
     gold: Mapped[dict[str, Any] | None]

@@ -1,0 +1,133 @@
+"""Users, logins and API tokens."""
+
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.auth.models import ApiToken, Role, User
+from app.auth.security import hash_password, hash_token, new_api_token, verify_password
+from app.db import utcnow
+from app.errors import Conflict, Invalid, NotFound, TooManyRequests
+
+
+def normalize_email(email: str) -> str:
+    email = email.strip().lower()
+    if "@" not in email or len(email) > 320:
+        raise Invalid(f"not an email address: {email!r}", field="email")
+    return email
+
+
+def create_user(*, session: Session, email: str, role: str, password: str | None = None) -> User:
+    """Create a user (the caller commits); the email must be new."""
+    email = normalize_email(email)
+    if role not in Role.__members__:
+        raise Invalid(f"role must be admin or labeler, not {role!r}", field="role")
+    if password is not None and len(password) < 8:
+        raise Invalid("password must have at least 8 characters", field="password")
+    if session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise Conflict(f"a user with email {email} exists already", field="email")
+    user = User(email=email, role=role, password_hash=hash_password(password) if password else None)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def get(*, session: Session, user_id: int) -> User:
+    """The user with this id, or NotFound."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"no user {user_id}")
+    return user
+
+
+def get_by_email(*, session: Session, email: str) -> User | None:
+    """The user with this email, if any."""
+    return session.scalar(select(User).where(User.email == email.strip().lower()))
+
+
+def list_users(*, session: Session) -> list[User]:
+    """Every user, oldest first."""
+    return list(session.scalars(select(User).order_by(User.id)))
+
+
+def authenticate(
+    *, session: Session, email: str, password: str, max_failures: int, lock_seconds: int
+) -> User | None:
+    """Check a login; count failures and lock the account briefly after too many in a row."""
+    user = get_by_email(session=session, email=email)
+    now = utcnow()
+    if user is None:
+        verify_password(None, password)
+        return None
+    if user.locked_until is not None and user.locked_until > now:
+        wait = int((user.locked_until - now).total_seconds()) + 1
+        raise TooManyRequests(f"too many failed logins; try again in {wait} s")
+    if not user.is_active or not verify_password(user.password_hash, password):
+        user.failed_logins += 1
+        if user.failed_logins >= max_failures:
+            user.locked_until = now + timedelta(seconds=lock_seconds)
+            user.failed_logins = 0
+        session.commit()
+        return None
+    if user.failed_logins or user.locked_until:
+        user.failed_logins = 0
+        user.locked_until = None
+        session.commit()
+    return user
+
+
+def set_password(*, session: Session, user: User, password: str) -> None:
+    """Set a new password and end the user's other sessions."""
+    if len(password) < 8:
+        raise Invalid("password must have at least 8 characters", field="password")
+    user.password_hash = hash_password(password)
+    user.session_epoch += 1
+    user.locked_until = None
+    user.failed_logins = 0
+
+
+def set_active(*, session: Session, user: User, active: bool) -> None:
+    """Activate or deactivate a user; deactivation ends their sessions and tokens' use."""
+    user.is_active = active
+    if not active:
+        user.session_epoch += 1
+
+
+def create_token(*, session: Session, user: User, name: str = "") -> tuple[ApiToken, str]:
+    """A new API token for `user`; the plain token is returned once and never stored."""
+    plain = new_api_token()
+    token = ApiToken(user_id=user.id, name=name, token_hash=hash_token(plain), prefix=plain[:9])
+    session.add(token)
+    session.flush()
+    return token, plain
+
+
+def list_tokens(*, session: Session, user_id: int | None = None) -> list[ApiToken]:
+    """API tokens, of one user or of all."""
+    query = select(ApiToken).order_by(ApiToken.id)
+    if user_id is not None:
+        query = query.where(ApiToken.user_id == user_id)
+    return list(session.scalars(query))
+
+
+def revoke_token(*, session: Session, token_id: int) -> ApiToken:
+    """Revoke a token (kept for the record)."""
+    token = session.get(ApiToken, token_id)
+    if token is None:
+        raise NotFound(f"no API token {token_id}")
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+    return token
+
+
+def user_from_token(*, session: Session, plain: str) -> User | None:
+    """The active user owning a live API token, if any."""
+    row = session.execute(
+        select(User, ApiToken)
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .where(ApiToken.token_hash == hash_token(plain), ApiToken.revoked_at.is_(None))
+    ).first()
+    if row is None or not row.User.is_active:
+        return None
+    return row.User

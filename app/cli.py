@@ -1,0 +1,311 @@
+"""The `rlhf` command: serve, database, users, projects, import and export."""
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from sqlalchemy.orm import Session
+
+from app.errors import DomainError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+db_app = typer.Typer(no_args_is_help=True, help="Database migrations.")
+users_app = typer.Typer(no_args_is_help=True, help="Users and API tokens.")
+projects_app = typer.Typer(no_args_is_help=True, help="Projects.")
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+app.add_typer(projects_app, name="projects")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def db_session() -> Iterator[Session]:
+    """A session for one command; domain errors become a clear message and exit code 2."""
+    from app.db import get_sessionmaker
+
+    with get_sessionmaker()() as session:
+        try:
+            yield session
+        except DomainError as exc:
+            session.rollback()
+            lines = [f"line {e.line}: {e.error}" for e in getattr(exc, "errors", [])]
+            if lines:
+                typer.echo("\n".join(lines), err=True)
+            fail(exc.message)
+
+
+def output(data: Any, as_json: bool, human: Callable[[Any], str]) -> None:
+    if as_json:
+        typer.echo(json.dumps(data, default=str, ensure_ascii=False))
+    else:
+        typer.echo(human(data))
+
+
+def alembic_config():  # type: ignore[no-untyped-def]
+    from alembic.config import Config
+
+    from app.config import get_settings
+
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config.set_main_option("sqlalchemy.url", get_settings().database_url.replace("%", "%%"))
+    return config
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Migrate the database to REVISION (default: the newest)."""
+    from alembic import command
+
+    command.upgrade(alembic_config(), revision)
+    typer.echo(f"database at {revision}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str) -> None:
+    """Migrate the database down to REVISION ('base' empties it)."""
+    from alembic import command
+
+    command.downgrade(alembic_config(), revision)
+    typer.echo(f"database at {revision}")
+
+
+@app.command()
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: Annotated[int, typer.Option(help="Web server processes.")] = 1,
+) -> None:
+    """Serve the web app."""
+    import uvicorn
+
+    from app.config import get_settings
+
+    get_settings()
+    typer.echo(f"rlhf-studio on http://{host}:{port}")
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+@app.command()
+def demo(as_json: JsonOpt = False) -> None:
+    """Seed the demo: an admin, three labelers and three projects (idempotent)."""
+    from app.demo import seed
+
+    with db_session() as session:
+        result = seed(session=session)
+    output(
+        result,
+        as_json,
+        lambda r: "\n".join(
+            ["demo logins:"]
+            + [f"  {u['role']:8} {u['email']:28} password: {u['password']}" for u in r["users"]]
+            + ["projects:"]
+            + [
+                f"  {p['id']:3} {p['name']} ({p['kind']}, {p['prompts']} prompts)"
+                for p in r["projects"]
+            ]
+        ),
+    )
+
+
+@users_app.command("create")
+def users_create(
+    email: str,
+    role: Annotated[str, typer.Option(help="admin | labeler")] = "labeler",
+    password_stdin: Annotated[bool, typer.Option(help="Read the password from stdin.")] = False,
+    token: Annotated[bool, typer.Option(help="Also issue an API token (printed once).")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a user."""
+    from app.auth import service
+
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else None
+    with db_session() as session:
+        user = service.create_user(session=session, email=email, role=role, password=password)
+        plain = service.create_token(session=session, user=user, name="cli")[1] if token else None
+        session.commit()
+        data = {"id": user.id, "email": user.email, "role": user.role, "token": plain}
+    output(
+        data,
+        as_json,
+        lambda d: (
+            f"created user {d['id']} {d['email']} ({d['role']})"
+            + (f"\napi token (shown once): {d['token']}" if d["token"] else "")
+        ),
+    )
+
+
+@users_app.command("list")
+def users_list(as_json: JsonOpt = False) -> None:
+    """List users."""
+    from app.auth import service
+
+    with db_session() as session:
+        data = [
+            {"id": u.id, "email": u.email, "role": u.role, "active": u.is_active}
+            for u in service.list_users(session=session)
+        ]
+    output(
+        data,
+        as_json,
+        lambda d: "\n".join(
+            f"{u['id']:4} {u['email']:32} {u['role']:8} {'active' if u['active'] else 'inactive'}"
+            for u in d
+        ),
+    )
+
+
+def _project_dict(project: Any) -> dict[str, Any]:
+    from app.projects.schemas import ProjectOut
+
+    return ProjectOut.model_validate(project).model_dump(mode="json")
+
+
+@projects_app.command("create")
+def projects_create(
+    name: str,
+    kind: Annotated[str, typer.Option(help="demonstration | ranking | rating")],
+    k: Annotated[int, typer.Option("--k", help="Responses shown per prompt.")] = 4,
+    overlap: Annotated[int, typer.Option(help="Labelers per prompt.")] = 1,
+    scale: Annotated[str, typer.Option(help="thumbs | 0-5")] = "thumbs",
+    lease_seconds: int = 1800,
+    criteria: Annotated[str, typer.Option(help="Comma-separated flag names.")] = "",
+    instructions_file: Annotated[Path | None, typer.Option(help="Markdown file.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a project and print its id."""
+    from pydantic import ValidationError
+
+    from app.projects import service
+    from app.projects.schemas import ProjectCreate
+
+    try:
+        data = ProjectCreate(
+            name=name,
+            kind=kind,
+            k=k,
+            overlap=overlap,
+            rating_scale=scale,
+            lease_seconds=lease_seconds,
+            criteria=[c for c in criteria.split(",") if c.strip()],
+            instructions=instructions_file.read_text() if instructions_file else "",
+        )
+    except ValidationError as exc:
+        fail("; ".join(f"--{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+    with db_session() as session:
+        project = service.create(session=session, data=data)
+        session.commit()
+        result = _project_dict(project)
+    output(result, as_json, lambda p: str(p["id"]))
+
+
+@projects_app.command("list")
+def projects_list(as_json: JsonOpt = False) -> None:
+    """List projects."""
+    from app.projects import service
+
+    with db_session() as session:
+        data = [_project_dict(p) for p in service.list_projects(session=session)]
+    output(
+        data,
+        as_json,
+        lambda d: "\n".join(
+            f"{p['id']:4} {p['name']:32} {p['kind']:14} k={p['k']} overlap={p['overlap']}"
+            for p in d
+        ),
+    )
+
+
+@projects_app.command("show")
+def projects_show(project: str, as_json: JsonOpt = False) -> None:
+    """A project's settings and progress."""
+    from app.projects import service
+
+    with db_session() as session:
+        found = service.get_by_ref(session=session, ref=project)
+        data = _project_dict(found) | {
+            "stats": service.stats(session=session, project=found).model_dump()
+        }
+    output(data, as_json, lambda d: "\n".join(f"{k}: {v}" for k, v in d.items()))
+
+
+@app.command("import")
+def import_(
+    project: str,
+    file: Path,
+    format: Annotated[str, typer.Option("--format", help="auto | jsonl | hh | trl")] = "auto",
+    skip_invalid: Annotated[bool, typer.Option(help="Import the valid lines only.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import prompts and responses from JSONL or .jsonl.gz (all or nothing)."""
+    from app.projects import importer, service
+
+    if not file.is_file():
+        fail(f"no such file: {file}")
+    with db_session() as session:
+        found = service.get_by_ref(session=session, ref=project)
+        report = importer.import_file(
+            session=session, project=found, path=file, fmt=format, skip_invalid=skip_invalid
+        )
+    for e in report.skipped:
+        typer.echo(f"skipped line {e.line}: {e.error}", err=True)
+    output(
+        report.model_dump(),
+        as_json,
+        lambda r: (
+            f"imported {r['imported']} prompts ({r['responses']} responses, {r['rankings']} "
+            f"rankings) from {r['lines']} lines [{r['format']}]; {r['duplicates']} already there; "
+            f"{r['skipped_count']} skipped"
+        ),
+    )
+
+
+@app.command("export")
+def export(
+    project: str,
+    kind: Annotated[str, typer.Option(help="rankings | pairs | sft | ratings | prompts")],
+    format: Annotated[str, typer.Option("--format", help="jsonl")] = "jsonl",
+    out: Annotated[Path | None, typer.Option("-o", "--out", help="File (default stdout).")] = None,
+) -> None:
+    """Export a project's labels in the training-file formats."""
+    from app.projects import exporter, service
+
+    if format != "jsonl":
+        fail("--format: only jsonl is supported here (Parquet comes with dataset snapshots)")
+    with db_session() as session:
+        found = service.get_by_ref(session=session, ref=project)
+        lines = exporter.jsonl(session=session, project=found, kind=kind)
+        handle = open(out, "w", encoding="utf-8") if out else sys.stdout
+        try:
+            count = 0
+            for line in lines:
+                handle.write(line)
+                count += 1
+        finally:
+            if out:
+                handle.close()
+    if out:
+        typer.echo(f"wrote {count} rows to {out}", err=True)
+
+
+def main() -> None:
+    app()

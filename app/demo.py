@@ -1,0 +1,88 @@
+"""Seed the demo: an admin, three labelers and three projects with prompts written for it."""
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.auth import service as auth_service
+from app.projects import importer
+from app.projects import service as project_service
+from app.projects.models import Project
+from app.projects.schemas import ProjectCreate
+
+DATA = Path(__file__).resolve().parent / "demo_data"
+USERS = [
+    ("admin@example.com", "admin", "admin-demo-pass"),
+    ("ada@example.com", "labeler", "labeler-demo-pass"),
+    ("grace@example.com", "labeler", "labeler-demo-pass"),
+    ("alan@example.com", "labeler", "labeler-demo-pass"),
+]
+CRITERIA = ["hallucination", "unsafe", "ignores instruction", "rude"]
+PROJECTS = [
+    (
+        ProjectCreate(
+            name="Demo · rank answers",
+            kind="ranking",
+            k=4,
+            overlap=3,
+            criteria=CRITERIA,
+            instructions=(
+                "Rank the **four answers** from best to worst.\n\n"
+                "- Best: correct, helpful, honest and safe.\n"
+                "- Flag answers that make things up or are unsafe.\n\n"
+                "Keys: `1`…`4` pick the next best, `Backspace` undoes, `Enter` submits, "
+                "`S` skips."
+            ),
+        ),
+        "ranking.jsonl",
+    ),
+    (
+        ProjectCreate(
+            name="Demo · rate answers",
+            kind="rating",
+            k=2,
+            overlap=2,
+            rating_scale="0-5",
+            criteria=CRITERIA,
+            instructions="Give each answer a score from **0** (useless) to **5** (excellent).",
+        ),
+        "rating.jsonl",
+    ),
+    (
+        ProjectCreate(
+            name="Demo · write answers",
+            kind="demonstration",
+            k=1,
+            overlap=1,
+            instructions=(
+                "Write the answer you would want the assistant to give: correct, kind and "
+                "to the point. For conversations, write the assistant's next turn."
+            ),
+        ),
+        "demonstration.jsonl",
+    ),
+]
+
+
+def seed(*, session: Session) -> dict[str, Any]:
+    """Create the demo users and projects that are missing; safe to run again."""
+    users = []
+    for email, role, password in USERS:
+        if auth_service.get_by_email(session=session, email=email) is None:
+            auth_service.create_user(session=session, email=email, role=role, password=password)
+        users.append({"email": email, "role": role, "password": password})
+    session.commit()
+    projects = []
+    for data, filename in PROJECTS:
+        project = session.scalar(select(Project).where(Project.name == data.name))
+        if project is None:
+            project = project_service.create(session=session, data=data)
+            session.commit()
+        importer.import_file(session=session, project=project, path=DATA / filename)
+        stats = project_service.stats(session=session, project=project)
+        projects.append(
+            {"id": project.id, "name": project.name, "kind": project.kind, "prompts": stats.prompts}
+        )
+    return {"users": users, "projects": projects}

@@ -1,0 +1,114 @@
+"""Request dependencies as Annotated aliases: CurrentUser, AdminUser, LabelerUser."""
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from sqlalchemy.orm import Session
+
+from app.auth import service as auth_service
+from app.auth.models import User
+from app.auth.security import (
+    CSRF_COOKIE,
+    CSRF_FIELD,
+    CSRF_HEADER,
+    SESSION_COOKIE,
+    CookieSigner,
+)
+from app.config import get_settings
+from app.db import SessionDep
+
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+class LoginRequired(Exception):
+    """Raised on HTML pages without a session; the app answers with a redirect to /login."""
+
+
+def cookie_signer() -> CookieSigner:
+    settings = get_settings()
+    return CookieSigner(settings.secret_key, settings.session_max_age)
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def csrf_token_of(request: Request) -> str | None:
+    """The CSRF token bound to this browser (set by the middleware in app.main)."""
+    return getattr(request.state, "csrf_token", None)
+
+
+async def csrf_guard(request: Request) -> None:
+    """State-changing requests authenticated by cookie must echo the CSRF token."""
+    if request.method in SAFE_METHODS or _bearer(request) is not None:
+        return
+    expected = cookie_signer().load_csrf(request.cookies.get(CSRF_COOKIE))
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        form = await request.form()
+        value = form.get(CSRF_FIELD)
+        sent = value if isinstance(value, str) else None
+    if not expected or not sent or not secrets.compare_digest(expected, sent):
+        raise HTTPException(403, "CSRF token missing or wrong; reload the page and try again")
+
+
+def _user_from_request(request: Request, session: Session) -> User | None:
+    token = _bearer(request)
+    if token is not None:
+        return auth_service.user_from_token(session=session, plain=token)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return None
+    data = cookie_signer().load_session(cookie)
+    if data is None:
+        return None
+    user = session.get(User, data.get("u"))
+    if user is None or not user.is_active or user.session_epoch != data.get("e"):
+        return None
+    return user
+
+
+def optional_user(request: Request, session: SessionDep) -> User | None:
+    """The signed-in user, or None."""
+    return _user_from_request(request, session)
+
+
+def current_user(
+    request: Request, session: SessionDep, _csrf: Annotated[None, Depends(csrf_guard)]
+) -> User:
+    """The signed-in user; 401 for the API, a redirect to /login for pages."""
+    user = _user_from_request(request, session)
+    if user is None:
+        if request.url.path.startswith("/api/"):
+            raise HTTPException(
+                401,
+                "sign in or send Authorization: Bearer <token>",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        raise LoginRequired()
+    request.state.user = user
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+OptionalUser = Annotated[User | None, Depends(optional_user)]
+
+
+def admin_user(user: CurrentUser) -> User:
+    if not user.is_admin:
+        raise HTTPException(403, "admins only")
+    return user
+
+
+def labeler_user(user: CurrentUser) -> User:
+    """Labelers label; admins may label too (to try a project out)."""
+    return user
+
+
+AdminUser = Annotated[User, Depends(admin_user)]
+LabelerUser = Annotated[User, Depends(labeler_user)]

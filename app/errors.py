@@ -1,0 +1,34 @@
+"""Domain errors; the app turns them into JSON 4xx answers that say what and where."""
+
+
+class DomainError(Exception):
+    status_code = 400
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class NotFound(DomainError):
+    status_code = 404
+
+
+class Forbidden(DomainError):
+    status_code = 403
+
+
+class Conflict(DomainError):
+    status_code = 409
+
+
+class Gone(DomainError):
+    status_code = 410
+
+
+class Invalid(DomainError):
+    status_code = 422
+
+
+class TooManyRequests(DomainError):
+    status_code = 429

@@ -1,0 +1,87 @@
+"""Request/response models of the labeling API."""
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TaskResponse(BaseModel):
+    id: int
+    text: str
+
+
+class Task(BaseModel):
+    """One assignment as a labeler sees it: the prompt and its responses in random order."""
+
+    assignment_id: int
+    project_id: int
+    prompt_id: int
+    kind: str
+    instructions: str
+    messages: list[dict[str, str]]
+    responses: list[TaskResponse]
+    rating_scale: str
+    criteria: list[str]
+    expires_at: datetime
+
+
+class Message(BaseModel):
+    role: str
+    content: str
+
+
+class AnnotationIn(BaseModel):
+    """Exactly one of ranking, scores, demonstration — matching the project's kind."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ranking: list[Any] | None = None
+    scores: dict[str, Any] | None = None
+    demonstration: str | list[Any] | None = None
+    flags: dict[str, list[Any]] = Field(default_factory=dict)
+    duration_ms: int | None = Field(None, ge=0, le=7 * 24 * 3600 * 1000)
+
+
+class SkipIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class AnnotationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    project_id: int
+    prompt_id: int
+    assignment_id: int | None
+    user_id: int | None
+    kind: str
+    payload: dict[str, Any]
+    flags: dict[str, Any]
+    source: str
+    duration_ms: int | None
+    supersedes_id: int | None
+    created_at: datetime
+
+
+class AssignmentOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    project_id: int
+    prompt_id: int
+    user_id: int
+    status: str
+    response_ids: list[int]
+    expires_at: datetime
+    created_at: datetime
+    completed_at: datetime | None
+    skip_reason: str | None
+
+
+class Progress(BaseModel):
+    project_id: int
+    done: int
+    skipped: int
+    available: int
+    """Prompts this labeler could still be given."""

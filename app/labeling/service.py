@@ -1,0 +1,351 @@
+"""Assignment of prompts to labelers, annotations and skips.
+
+Rules that hold under concurrency: a prompt never has more than `overlap` live-or-done
+assignments; a labeler never gets the same prompt twice; an expired lease frees its slot.
+Every assignment row of a prompt is written while holding that prompt's row lock
+(PostgreSQL: SELECT … FOR UPDATE SKIP LOCKED; SQLite: write transactions are serialised).
+"""
+
+import random
+from datetime import timedelta
+
+from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.auth.models import User
+from app.db import utcnow
+from app.errors import Conflict, Forbidden, Gone, Invalid, NotFound
+from app.labeling import validation
+from app.labeling.models import Annotation, Assignment, AssignmentStatus
+from app.labeling.schemas import AnnotationIn, Progress, Task, TaskResponse
+from app.projects.models import Project, ProjectKind, Prompt, Response
+
+MAX_CLAIM_TRIES = 8
+
+
+def _live(now):  # type: ignore[no-untyped-def]
+    """Assignments that hold a slot: done, or leased and not expired."""
+    return or_(
+        Assignment.status == AssignmentStatus.done,
+        and_(Assignment.status == AssignmentStatus.leased, Assignment.expires_at > now),
+    )
+
+
+def _holds_prompt_for(user_id: int, now):  # type: ignore[no-untyped-def]
+    """This user's assignment that rules the prompt out for them (done, skipped or live)."""
+    return and_(
+        Assignment.user_id == user_id,
+        or_(Assignment.status != AssignmentStatus.leased, Assignment.expires_at > now),
+    )
+
+
+def _task(session: Session, project: Project, assignment: Assignment) -> Task:
+    prompt = session.get(Prompt, assignment.prompt_id)
+    assert prompt is not None
+    texts = dict(
+        session.execute(
+            select(Response.id, Response.text).where(Response.id.in_(assignment.response_ids))
+        ).all()
+    )
+    return Task(
+        assignment_id=assignment.id,
+        project_id=project.id,
+        prompt_id=prompt.id,
+        kind=project.kind,
+        instructions=project.instructions,
+        messages=prompt.messages,
+        responses=[TaskResponse(id=rid, text=texts[rid]) for rid in assignment.response_ids],
+        rating_scale=project.rating_scale,
+        criteria=project.criteria,
+        expires_at=assignment.expires_at,
+    )
+
+
+def _current_lease(session: Session, project: Project, user: User, now) -> Assignment | None:  # type: ignore[no-untyped-def]
+    return session.scalar(
+        select(Assignment)
+        .where(
+            Assignment.project_id == project.id,
+            Assignment.user_id == user.id,
+            Assignment.status == AssignmentStatus.leased,
+            Assignment.expires_at > now,
+        )
+        .order_by(Assignment.id)
+        .limit(1)
+    )
+
+
+def _lock_candidate(session: Session, project: Project, user: User, now, tried: list[int]):  # type: ignore[no-untyped-def]
+    taken = (
+        select(func.count())
+        .where(Assignment.prompt_id == Prompt.id, _live(now))
+        .correlate(Prompt)
+        .scalar_subquery()
+    )
+    query = (
+        select(Prompt.id)
+        .where(
+            Prompt.project_id == project.id,
+            Prompt.done_count < project.overlap,
+            ~exists().where(Assignment.prompt_id == Prompt.id, _holds_prompt_for(user.id, now)),
+            taken < project.overlap,
+        )
+        .order_by(Prompt.id)
+        .limit(1)
+        .with_for_update(of=Prompt, skip_locked=True)
+    )
+    if tried:
+        query = query.where(Prompt.id.not_in(tried))
+    return session.scalar(query)
+
+
+def _still_free(session: Session, prompt_id: int, project: Project, user: User, now) -> bool:  # type: ignore[no-untyped-def]
+    """Re-count under the prompt's lock, in a fresh statement (it sees concurrent commits)."""
+    taken = session.scalar(
+        select(func.count()).where(Assignment.prompt_id == prompt_id, _live(now))
+    )
+    mine = session.scalar(
+        select(Assignment.id).where(
+            Assignment.prompt_id == prompt_id, _holds_prompt_for(user.id, now)
+        )
+    )
+    return (taken or 0) < project.overlap and mine is None
+
+
+def _pick_responses(session: Session, prompt_id: int, project: Project) -> list[int]:
+    if project.kind == ProjectKind.demonstration:
+        return []
+    ids = list(session.scalars(select(Response.id).where(Response.prompt_id == prompt_id)))
+    return random.sample(ids, min(project.k, len(ids)))
+
+
+def next_task(*, session: Session, project: Project, user: User) -> Task | None:
+    """The labeler's live lease in this project, or a newly leased prompt, or None."""
+    if project.is_archived:
+        return None
+    now = utcnow()
+    lease = _current_lease(session, project, user, now)
+    if lease is not None:
+        task = _task(session, project, lease)
+        session.commit()
+        return task
+    tried: list[int] = []
+    for _ in range(MAX_CLAIM_TRIES):
+        prompt_id = _lock_candidate(session, project, user, now, tried)
+        if prompt_id is None:
+            session.commit()
+            return None
+        if not _still_free(session, prompt_id, project, user, now):
+            tried.append(prompt_id)
+            continue
+        expires = now + timedelta(seconds=project.lease_seconds)
+        assignment = session.scalar(
+            select(Assignment).where(
+                Assignment.prompt_id == prompt_id, Assignment.user_id == user.id
+            )
+        )
+        if assignment is None:
+            assignment = Assignment(
+                project_id=project.id,
+                prompt_id=prompt_id,
+                user_id=user.id,
+                response_ids=_pick_responses(session, prompt_id, project),
+                expires_at=expires,
+            )
+            session.add(assignment)
+        else:  # the labeler's own expired lease: renew it
+            assignment.expires_at = expires
+            assignment.created_at = now
+        session.flush()
+        task = _task(session, project, assignment)
+        session.commit()
+        return task
+    session.commit()
+    return None
+
+
+def _own_assignment(session: Session, assignment_id: int, user: User) -> Assignment:
+    assignment = session.get(Assignment, assignment_id)
+    if assignment is None:
+        raise NotFound(f"no assignment {assignment_id}")
+    if assignment.user_id != user.id:
+        raise Forbidden(f"assignment {assignment_id} belongs to another labeler")
+    return assignment
+
+
+def _lock(session: Session, assignment: Assignment) -> Assignment:
+    """Lock the prompt, then the assignment (the one order used everywhere), and reload."""
+    session.execute(select(Prompt.id).where(Prompt.id == assignment.prompt_id).with_for_update())
+    session.refresh(assignment, with_for_update=True)
+    return assignment
+
+
+def _ensure_open(session: Session, assignment: Assignment, project: Project) -> None:
+    if assignment.status == AssignmentStatus.done:
+        raise Conflict(f"assignment {assignment.id} was submitted already")
+    if assignment.status == AssignmentStatus.skipped:
+        raise Conflict(f"assignment {assignment.id} was skipped")
+    now = utcnow()
+    if assignment.expires_at <= now:
+        # A late submit is taken only while the slot is still free.
+        others = session.scalar(
+            select(func.count()).where(
+                Assignment.prompt_id == assignment.prompt_id,
+                Assignment.id != assignment.id,
+                _live(now),
+            )
+        )
+        if (others or 0) >= project.overlap:
+            raise Gone(
+                f"the lease of assignment {assignment.id} expired at "
+                f"{assignment.expires_at:%Y-%m-%d %H:%M:%S} UTC and the prompt went to "
+                "another labeler; keep your text and take the next task"
+            )
+
+
+def find_by_key(*, session: Session, user: User, key: str) -> Annotation | None:
+    """The annotation this user already stored under an Idempotency-Key."""
+    return session.scalar(
+        select(Annotation).where(Annotation.user_id == user.id, Annotation.idempotency_key == key)
+    )
+
+
+def submit(
+    *,
+    session: Session,
+    assignment_id: int,
+    user: User,
+    body: AnnotationIn,
+    idempotency_key: str | None = None,
+) -> tuple[Annotation, bool]:
+    """Store an annotation; returns (annotation, created). A replayed key returns the first."""
+    if idempotency_key is not None:
+        if len(idempotency_key) > 200:
+            raise Invalid("Idempotency-Key is longer than 200 characters", field="Idempotency-Key")
+        first = find_by_key(session=session, user=user, key=idempotency_key)
+        if first is not None:
+            return first, False
+    assignment = _own_assignment(session, assignment_id, user)
+    project = session.get(Project, assignment.project_id)
+    assert project is not None
+    payload, flags = validation.validate(project=project, assignment=assignment, body=body)
+    _lock(session, assignment)
+    _ensure_open(session, assignment, project)
+    now = utcnow()
+    annotation = Annotation(
+        project_id=project.id,
+        prompt_id=assignment.prompt_id,
+        assignment_id=assignment.id,
+        user_id=user.id,
+        kind=project.kind,
+        payload=payload,
+        flags=flags,
+        idempotency_key=idempotency_key,
+        duration_ms=body.duration_ms,
+        created_at=now,
+    )
+    session.add(annotation)
+    assignment.status = AssignmentStatus.done
+    assignment.completed_at = now
+    session.execute(
+        update(Prompt)
+        .where(Prompt.id == assignment.prompt_id)
+        .values(done_count=Prompt.done_count + 1)
+    )
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        first = find_by_key(session=session, user=user, key=idempotency_key or "")
+        if first is None:
+            raise
+        return first, False
+    return annotation, True
+
+
+def skip(*, session: Session, assignment_id: int, user: User, reason: str) -> Assignment:
+    """Give a leased prompt back with a reason; this labeler will not get it again."""
+    if not reason.strip():
+        raise Invalid("a skip needs a reason", field="reason")
+    assignment = _own_assignment(session, assignment_id, user)
+    _lock(session, assignment)
+    if assignment.status != AssignmentStatus.leased:
+        raise Conflict(f"assignment {assignment_id} is {assignment.status}, not leased")
+    assignment.status = AssignmentStatus.skipped
+    assignment.skip_reason = reason.strip()
+    assignment.completed_at = utcnow()
+    session.commit()
+    return assignment
+
+
+def progress(*, session: Session, project: Project, user: User) -> Progress:
+    """What this labeler did in the project and how many prompts they could still get."""
+    now = utcnow()
+    counts = dict(
+        session.execute(
+            select(Assignment.status, func.count())
+            .where(Assignment.project_id == project.id, Assignment.user_id == user.id)
+            .group_by(Assignment.status)
+        ).all()
+    )
+    taken = (
+        select(func.count())
+        .where(Assignment.prompt_id == Prompt.id, _live(now))
+        .correlate(Prompt)
+        .scalar_subquery()
+    )
+    available = session.scalar(
+        select(func.count()).where(
+            Prompt.project_id == project.id,
+            Prompt.done_count < project.overlap,
+            ~exists().where(Assignment.prompt_id == Prompt.id, _holds_prompt_for(user.id, now)),
+            taken < project.overlap,
+        )
+    )
+    return Progress(
+        project_id=project.id,
+        done=counts.get(AssignmentStatus.done, 0),
+        skipped=counts.get(AssignmentStatus.skipped, 0),
+        available=available or 0,
+    )
+
+
+def list_assignments(
+    *,
+    session: Session,
+    user_id: int | None,
+    project_id: int | None = None,
+    status: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[Assignment]:
+    """Assignments, newest first, filtered."""
+    query = select(Assignment).order_by(Assignment.id.desc()).limit(limit).offset(offset)
+    if user_id is not None:
+        query = query.where(Assignment.user_id == user_id)
+    if project_id is not None:
+        query = query.where(Assignment.project_id == project_id)
+    if status is not None:
+        query = query.where(Assignment.status == status)
+    return list(session.scalars(query))
+
+
+def list_annotations(
+    *,
+    session: Session,
+    user_id: int | None = None,
+    project_id: int | None = None,
+    prompt_id: int | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[Annotation]:
+    """Annotations, newest first, filtered."""
+    query = select(Annotation).order_by(Annotation.id.desc()).limit(limit).offset(offset)
+    if user_id is not None:
+        query = query.where(Annotation.user_id == user_id)
+    if project_id is not None:
+        query = query.where(Annotation.project_id == project_id)
+    if prompt_id is not None:
+        query = query.where(Annotation.prompt_id == prompt_id)
+    return list(session.scalars(query))

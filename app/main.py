@@ -1,0 +1,89 @@
+"""create_app(): routers, middleware, templates, static files."""
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.auth import api as auth_api
+from app.auth import pages as auth_pages
+from app.auth.security import CSRF_COOKIE, new_csrf_token
+from app.config import get_settings
+from app.deps import LoginRequired, cookie_signer
+from app.errors import DomainError
+from app.labeling import api as labeling_api
+from app.labeling import pages as labeling_pages
+from app.projects import api as projects_api
+from app.projects.importer import ImportFailed
+from app.templating import ROOT
+
+
+class CsrfCookieMiddleware:
+    """Gives every browser a signed CSRF token cookie (pages only; the API skips this)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(("/api/", "/static/")):
+            await self.app(scope, receive, send)
+            return
+        signer = cookie_signer()
+        cookies = _cookies(scope)
+        token = signer.load_csrf(cookies.get(CSRF_COOKIE))
+        fresh = token is None
+        if fresh:
+            token = new_csrf_token()
+        scope.setdefault("state", {})["csrf_token"] = token
+
+        async def send_with_cookie(message: Message) -> None:
+            if fresh and message["type"] == "http.response.start":
+                settings = get_settings()
+                value = f"{CSRF_COOKIE}={signer.dump_csrf(token)}; Path=/; HttpOnly; SameSite=Lax"
+                if settings.secure_cookies:
+                    value += "; Secure"
+                message.setdefault("headers", []).append((b"set-cookie", value.encode()))
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookie)
+
+
+def _cookies(scope: Scope) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, value in scope.get("headers", []):
+        if name == b"cookie":
+            for part in value.decode("latin-1").split(";"):
+                key, _, val = part.strip().partition("=")
+                out[key] = val
+    return out
+
+
+def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    body: dict[str, Any] = {"detail": exc.message}
+    if exc.field:
+        body["field"] = exc.field
+    if isinstance(exc, ImportFailed):
+        body["errors"] = [e.model_dump() for e in exc.errors]
+        body["error_count"] = exc.error_count
+    return JSONResponse(body, status_code=exc.status_code)
+
+
+def _login_redirect(request: Request, exc: Exception) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={target}", status_code=303)
+
+
+def create_app() -> FastAPI:
+    """The web application."""
+    get_settings()  # refuse to start on a placeholder secret outside dev mode
+    app = FastAPI(title="rlhf-studio", version="0.1.0")
+    app.add_middleware(CsrfCookieMiddleware)
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(LoginRequired, _login_redirect)
+    app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
+    for module in (auth_api, projects_api, labeling_api, auth_pages, labeling_pages):
+        app.include_router(module.router)
+    return app

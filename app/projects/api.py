@@ -1,0 +1,127 @@
+"""JSON routes of projects: settings, stats, import and export."""
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, UploadFile
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from app.db import SessionDep, get_sessionmaker
+from app.deps import AdminUser, CurrentUser
+from app.projects import exporter, importer, service
+from app.projects.schemas import (
+    ImportReport,
+    ProjectCreate,
+    ProjectOut,
+    ProjectStats,
+    ProjectUpdate,
+)
+
+router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
+
+
+@router.get("", response_model=list[ProjectOut])
+def list_projects(session: SessionDep, user: CurrentUser, archived: bool = False) -> object:
+    return service.list_projects(session=session, include_archived=archived and user.is_admin)
+
+
+@router.post("", response_model=ProjectOut, status_code=201)
+def create_project(body: ProjectCreate, session: SessionDep, _: AdminUser) -> object:
+    project = service.create(session=session, data=body)
+    session.commit()
+    return project
+
+
+@router.get("/{project_id}", response_model=ProjectOut)
+def get_project(project_id: int, session: SessionDep, _: CurrentUser) -> object:
+    return service.get(session=session, project_id=project_id)
+
+
+@router.patch("/{project_id}", response_model=ProjectOut)
+def update_project(
+    project_id: int, body: ProjectUpdate, session: SessionDep, _: AdminUser
+) -> object:
+    project = service.get(session=session, project_id=project_id)
+    service.update(session=session, project=project, data=body)
+    session.commit()
+    return project
+
+
+@router.get("/{project_id}/stats", response_model=ProjectStats)
+def project_stats(project_id: int, session: SessionDep, _: AdminUser) -> object:
+    return service.stats(
+        session=session, project=service.get(session=session, project_id=project_id)
+    )
+
+
+async def _spool(request: Request, file: UploadFile | None) -> Path:
+    """The upload (multipart `file`, or the raw request body) in a temporary file."""
+    handle = tempfile.NamedTemporaryFile(prefix="rlhf-import-", suffix=".jsonl", delete=False)
+    with handle:
+        if file is not None:
+            await run_in_threadpool(shutil.copyfileobj, file.file, handle)
+        else:
+            async for chunk in request.stream():
+                handle.write(chunk)
+    return Path(handle.name)
+
+
+@router.post(
+    "/{project_id}/items",
+    response_model=ImportReport,
+    responses={422: {"description": "bad lines, with line numbers; nothing was imported"}},
+)
+async def import_items(
+    project_id: int,
+    request: Request,
+    _: AdminUser,
+    file: UploadFile | None = None,
+    format: Annotated[str, Query(pattern="^(auto|jsonl|hh|trl)$")] = "auto",
+    skip_invalid: bool = False,
+) -> object:
+    """Import JSONL (or gzip) as a multipart `file` or as the raw body; all or nothing."""
+    path = await _spool(request, file)
+    try:
+        return await run_in_threadpool(_import, project_id, path, format, skip_invalid)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _import(project_id: int, path: Path, fmt: str, skip_invalid: bool) -> ImportReport:
+    with get_sessionmaker()() as session:
+        project = service.get(session=session, project_id=project_id)
+        return importer.import_file(
+            session=session, project=project, path=path, fmt=fmt, skip_invalid=skip_invalid
+        )
+
+
+@router.get("/{project_id}/export")
+def export(
+    project_id: int,
+    _: AdminUser,
+    kind: Annotated[str, Query(pattern="^(rankings|pairs|sft|ratings|prompts)$")],
+) -> StreamingResponse:
+    """The project's labels as JSONL, streamed (one row per annotation)."""
+    session = get_sessionmaker()()
+    try:
+        project = service.get(session=session, project_id=project_id)
+        lines = exporter.jsonl(session=session, project=project, kind=kind)
+    except BaseException:
+        session.close()
+        raise
+
+    def stream():  # type: ignore[no-untyped-def]
+        try:
+            yield from lines
+        finally:
+            session.close()
+
+    filename = f"{project.name}-{kind}.jsonl".replace('"', "")
+    return StreamingResponse(
+        stream(),
+        media_type="application/x-ndjson",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

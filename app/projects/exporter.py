@@ -1,0 +1,131 @@
+"""Streaming export of a project's labels in the dataset formats (one row per annotation).
+
+Rows come in batches by annotation id (keyset pagination), so memory stays bounded whatever
+the project's size. Superseded annotations are left out.
+"""
+
+import json
+from collections.abc import Iterator
+from itertools import combinations
+from typing import Any
+
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session, aliased
+
+from app.errors import Invalid
+from app.labeling.models import Annotation
+from app.projects.models import Project, Prompt, Response
+from app.projects.service import prompt_text
+
+EXPORT_KINDS = ("rankings", "pairs", "sft", "ratings", "prompts")
+BATCH = 1000
+
+
+def _annotations(session: Session, project: Project, kind: str) -> Iterator[list[Annotation]]:
+    newer = aliased(Annotation)
+    last_id = 0
+    while True:
+        batch = list(
+            session.scalars(
+                select(Annotation)
+                .where(
+                    Annotation.project_id == project.id,
+                    Annotation.kind == kind,
+                    Annotation.id > last_id,
+                    ~exists().where(newer.supersedes_id == Annotation.id),
+                )
+                .order_by(Annotation.id)
+                .limit(BATCH)
+            )
+        )
+        if not batch:
+            return
+        yield batch
+        last_id = batch[-1].id
+
+
+def _context(session: Session, batch: list[Annotation]) -> tuple[dict[int, Any], dict[int, str]]:
+    prompt_ids = {a.prompt_id for a in batch}
+    prompts = dict(
+        session.execute(select(Prompt.id, Prompt.messages).where(Prompt.id.in_(prompt_ids))).all()
+    )
+    texts = dict(
+        session.execute(
+            select(Response.id, Response.text).where(Response.prompt_id.in_(prompt_ids))
+        ).all()
+    )
+    return prompts, texts
+
+
+def _ranked_rows(session: Session, project: Project, pairs: bool) -> Iterator[dict[str, Any]]:
+    for batch in _annotations(session, project, "ranking"):
+        prompts, texts = _context(session, batch)
+        for a in batch:
+            prompt = prompt_text(prompts[a.prompt_id])
+            ranked = [texts[int(rid)] for rid in a.payload["ranking"]]
+            if not pairs:
+                yield {"prompt": prompt, "responses": ranked}
+                continue
+            for chosen, rejected in combinations(ranked, 2):
+                yield {"prompt": prompt, "chosen": chosen, "rejected": rejected}
+        session.expunge_all()
+
+
+def _sft_rows(session: Session, project: Project) -> Iterator[dict[str, Any]]:
+    for batch in _annotations(session, project, "demonstration"):
+        prompts, _ = _context(session, batch)
+        for a in batch:
+            messages = prompts[a.prompt_id]
+            demo = a.payload["demonstration"]
+            if isinstance(demo, str):
+                yield {"prompt": prompt_text(messages), "completion": demo}
+            else:
+                yield {"messages": messages + demo}
+        session.expunge_all()
+
+
+def _rating_rows(session: Session, project: Project) -> Iterator[dict[str, Any]]:
+    for batch in _annotations(session, project, "rating"):
+        prompts, texts = _context(session, batch)
+        for a in batch:
+            prompt = prompt_text(prompts[a.prompt_id])
+            for rid, score in a.payload["scores"].items():
+                yield {"prompt": prompt, "response": texts[int(rid)], "score": score}
+        session.expunge_all()
+
+
+def _prompt_rows(session: Session, project: Project) -> Iterator[dict[str, Any]]:
+    last_id = 0
+    while True:
+        rows = session.execute(
+            select(Prompt.id, Prompt.messages)
+            .where(Prompt.project_id == project.id, Prompt.id > last_id)
+            .order_by(Prompt.id)
+            .limit(BATCH)
+        ).all()
+        if not rows:
+            return
+        for row in rows:
+            yield {"prompt": prompt_text(row.messages)}
+        last_id = rows[-1].id
+
+
+def rows(*, session: Session, project: Project, kind: str) -> Iterator[dict[str, Any]]:
+    """The export rows of `kind` (rankings | pairs | sft | ratings | prompts)."""
+    if kind == "rankings":
+        return _ranked_rows(session, project, pairs=False)
+    if kind == "pairs":
+        return _ranked_rows(session, project, pairs=True)
+    if kind == "sft":
+        return _sft_rows(session, project)
+    if kind == "ratings":
+        return _rating_rows(session, project)
+    if kind == "prompts":
+        return _prompt_rows(session, project)
+    raise Invalid(f"kind must be one of {', '.join(EXPORT_KINDS)}; not {kind!r}", field="kind")
+
+
+def jsonl(*, session: Session, project: Project, kind: str) -> Iterator[str]:
+    """The export as JSON lines."""
+    for row in rows(session=session, project=project, kind=kind):
+        yield json.dumps(row, ensure_ascii=False) + "\n"

@@ -1,0 +1,202 @@
+"""Parsing one line of an import file: native, HH-RLHF (`hh`), TRL preference (`trl`).
+
+Every parser turns a decoded JSON object into an `Item` or raises `LineError` with a reason;
+the importer adds the line number.
+"""
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+ROLES = {"system", "user", "assistant"}
+FORMATS = ("jsonl", "hh", "trl")
+MAX_TEXT = 200_000
+
+
+class LineError(ValueError):
+    """A line that cannot be imported; the message says why."""
+
+
+@dataclass
+class Item:
+    external_id: str
+    messages: list[dict[str, str]]
+    responses: list[dict[str, Any]]
+    """[{"text", "model", "meta"}] in file order."""
+    meta: dict[str, Any] = field(default_factory=dict)
+    ranking: list[int] | None = None
+    """Indices into `responses`, best first, when the file carries a preference."""
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise LineError(f"{where} must be a string, not {type(value).__name__}")
+    if not value.strip():
+        raise LineError(f"{where} is empty")
+    if len(value) > MAX_TEXT:
+        raise LineError(f"{where} is longer than {MAX_TEXT} characters")
+    return value
+
+
+def messages_of(value: Any, where: str) -> list[dict[str, str]]:
+    """A prompt given as a string or as a list of {"role", "content"} turns."""
+    if isinstance(value, str):
+        return [{"role": "user", "content": _text(value, where)}]
+    if not isinstance(value, list) or not value:
+        raise LineError(f"{where} must be a string or a non-empty list of messages")
+    out = []
+    for i, turn in enumerate(value):
+        if not isinstance(turn, dict):
+            raise LineError(f"{where}[{i}] must be an object with role and content")
+        role = turn.get("role")
+        if role not in ROLES:
+            raise LineError(f"{where}[{i}].role must be one of system, user, assistant")
+        out.append({"role": role, "content": _text(turn.get("content"), f"{where}[{i}].content")})
+    return out
+
+
+def content_hash(messages: list[dict[str, str]], responses: list[dict[str, Any]]) -> str:
+    blob = json.dumps([messages, [r["text"] for r in responses]], sort_keys=True)
+    return "sha1:" + hashlib.sha1(blob.encode()).hexdigest()
+
+
+def _external_id(obj: dict[str, Any]) -> str | None:
+    value = obj.get("id")
+    if value is None:
+        return None
+    if not isinstance(value, str | int) or isinstance(value, bool) or str(value) == "":
+        raise LineError("id must be a non-empty string or an integer")
+    if len(str(value)) > 200:
+        raise LineError("id is longer than 200 characters")
+    return str(value)
+
+
+def _meta(obj: dict[str, Any]) -> dict[str, Any]:
+    meta = obj.get("meta", {})
+    if not isinstance(meta, dict):
+        raise LineError("meta must be an object")
+    return meta
+
+
+def parse_native(obj: dict[str, Any]) -> Item:
+    """{"id"?, "prompt": str | "messages": [...], "responses": [str | {"text","model"}], "meta"?}"""
+    if "messages" in obj:
+        messages = messages_of(obj["messages"], "messages")
+    elif "prompt" in obj:
+        messages = messages_of(obj["prompt"], "prompt")
+    else:
+        raise LineError('a line needs "prompt" or "messages"')
+    raw = obj.get("responses", [])
+    if not isinstance(raw, list):
+        raise LineError("responses must be a list")
+    responses = []
+    for i, r in enumerate(raw):
+        if isinstance(r, str):
+            responses.append({"text": _text(r, f"responses[{i}]"), "model": None, "meta": {}})
+        elif isinstance(r, dict):
+            model = r.get("model")
+            if model is not None and not isinstance(model, str):
+                raise LineError(f"responses[{i}].model must be a string")
+            meta = r.get("meta", {})
+            if not isinstance(meta, dict):
+                raise LineError(f"responses[{i}].meta must be an object")
+            text = _text(r.get("text"), f"responses[{i}].text")
+            responses.append({"text": text, "model": model, "meta": meta})
+        else:
+            raise LineError(f"responses[{i}] must be a string or an object with text")
+    item = Item(_external_id(obj) or "", messages, responses, _meta(obj))
+    item.external_id = item.external_id or content_hash(messages, responses)
+    return item
+
+
+_HH_TURN = re.compile(r"(?:^|\n\n)(Human|Assistant):[ ]?")
+
+
+def hh_turns(transcript: Any, where: str) -> list[dict[str, str]]:
+    """Split an HH-RLHF transcript ("\\n\\nHuman: …\\n\\nAssistant: …") into messages."""
+    if not isinstance(transcript, str):
+        raise LineError(f"{where} must be a string transcript")
+    parts = _HH_TURN.split(transcript)
+    if parts[0].strip():
+        raise LineError(f"{where} must start with a Human: or Assistant: turn")
+    turns = []
+    for speaker, content in zip(parts[1::2], parts[2::2], strict=True):
+        role = "user" if speaker == "Human" else "assistant"
+        turns.append({"role": role, "content": content.strip()})
+    if not turns:
+        raise LineError(f"{where} has no Human:/Assistant: turns")
+    return turns
+
+
+def _split_pair(
+    chosen: list[dict[str, str]], rejected: list[dict[str, str]], obj: dict[str, Any]
+) -> Item:
+    """Shared conversation before the final assistant turns → prompt; those turns → responses."""
+    if chosen == rejected:
+        raise LineError("chosen and rejected are identical")
+    shared = 0
+    while shared < min(len(chosen), len(rejected)) and chosen[shared] == rejected[shared]:
+        shared += 1
+    for name, turns in (("chosen", chosen), ("rejected", rejected)):
+        if len(turns) != shared + 1:
+            raise LineError(
+                f"chosen and rejected diverge at turn {shared + 1}, but {name} goes on to turn "
+                f"{len(turns)}: only the final Assistant turn may differ"
+            )
+        if turns[-1]["role"] != "assistant":
+            raise LineError(f"the final turn of {name} is not an Assistant turn")
+        if not turns[-1]["content"].strip():
+            raise LineError(f"the final Assistant turn of {name} is empty")
+    if shared == 0:
+        raise LineError("chosen and rejected share no prompt")
+    messages = chosen[:shared]
+    responses = [
+        {"text": chosen[-1]["content"], "model": None, "meta": {}},
+        {"text": rejected[-1]["content"], "model": None, "meta": {}},
+    ]
+    external = _external_id(obj) or content_hash(messages, responses)
+    return Item(external, messages, responses, _meta(obj), ranking=[0, 1])
+
+
+def parse_hh(obj: dict[str, Any]) -> Item:
+    """Anthropic HH-RLHF: {"chosen": transcript, "rejected": transcript}."""
+    for key in ("chosen", "rejected"):
+        if key not in obj:
+            raise LineError(f'an hh line needs "{key}"')
+    return _split_pair(
+        hh_turns(obj["chosen"], "chosen"), hh_turns(obj["rejected"], "rejected"), obj
+    )
+
+
+def _completion(value: Any, where: str) -> list[dict[str, str]]:
+    if isinstance(value, str):
+        return [{"role": "assistant", "content": _text(value, where)}]
+    return messages_of(value, where)
+
+
+def parse_trl(obj: dict[str, Any]) -> Item:
+    """TRL preference rows: {"prompt"?, "chosen", "rejected"}, strings or message lists."""
+    for key in ("chosen", "rejected"):
+        if key not in obj:
+            raise LineError(f'a trl line needs "{key}"')
+    if "prompt" in obj:
+        prompt = messages_of(obj["prompt"], "prompt")
+        chosen = prompt + _completion(obj["chosen"], "chosen")
+        rejected = prompt + _completion(obj["rejected"], "rejected")
+    else:
+        chosen = messages_of(obj["chosen"], "chosen")
+        rejected = messages_of(obj["rejected"], "rejected")
+    return _split_pair(chosen, rejected, obj)
+
+
+PARSERS = {"jsonl": parse_native, "hh": parse_hh, "trl": parse_trl}
+
+
+def detect(obj: dict[str, Any]) -> str:
+    """Guess the format of a file from its first object."""
+    if "chosen" in obj and "rejected" in obj:
+        chosen = obj["chosen"]
+        return "hh" if "prompt" not in obj and isinstance(chosen, str) else "trl"
+    return "jsonl"

@@ -1,0 +1,203 @@
+"""Streaming, all-or-nothing import of prompts and responses from JSONL (or .jsonl.gz).
+
+Pass 1 reads the file and validates every line, storing nothing. Pass 2 reads it again and
+inserts in batches inside one transaction, committed only at the end. Memory holds one batch
+and the set of external ids seen, never the whole file.
+"""
+
+import gzip
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.errors import Invalid
+from app.labeling.models import Annotation, AnnotationSource
+from app.projects.formats import FORMATS, PARSERS, Item, LineError, detect
+from app.projects.models import Project, ProjectKind, Prompt, Response
+from app.projects.schemas import ImportLineError, ImportReport
+
+BATCH = 500
+MAX_REPORTED = 200
+MAX_RESPONSES = 64
+
+
+class ImportFailed(Invalid):
+    """Nothing was imported; `errors` lists the first bad lines."""
+
+    def __init__(self, errors: list[ImportLineError], error_count: int) -> None:
+        first = errors[0]
+        more = f" (and {error_count - 1} more)" if error_count > 1 else ""
+        super().__init__(f"line {first.line}: {first.error}{more}; nothing was imported")
+        self.errors = errors
+        self.error_count = error_count
+
+
+def read_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of a plain or gzip-compressed UTF-8 file, one line at a time."""
+    with open(path, "rb") as raw:
+        gzipped = raw.read(2) == b"\x1f\x8b"
+    opener = gzip.open if gzipped else open
+    with opener(path, "rb") as binary:
+        for number, data in enumerate(io.BufferedReader(binary), start=1):  # type: ignore[arg-type]
+            try:
+                yield number, data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield number, f"\x00not utf-8 at byte {exc.start}"
+
+
+def _decode(text: str) -> dict[str, Any]:
+    if text.startswith("\x00"):
+        raise LineError(text[1:])
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise LineError(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+    if not isinstance(obj, dict):
+        raise LineError(f"each line must be a JSON object, not {type(obj).__name__}")
+    return obj
+
+
+def _check_fits(item: Item, project: Project) -> None:
+    n = len(item.responses)
+    if n > MAX_RESPONSES:
+        raise LineError(f"{n} responses; at most {MAX_RESPONSES} per prompt")
+    if project.kind == ProjectKind.ranking and n < 2:
+        raise LineError(f"a ranking project needs at least 2 responses per prompt, got {n}")
+    if project.kind == ProjectKind.rating and n < 1:
+        raise LineError("a rating project needs at least 1 response per prompt")
+
+
+def _items(path: Path, fmt: str, project: Project) -> Iterator[tuple[int, Item | LineError]]:
+    parse = PARSERS[fmt]
+    for number, text in read_lines(path):
+        if not text.strip():
+            continue
+        try:
+            item = parse(_decode(text))
+            _check_fits(item, project)
+        except LineError as exc:
+            yield number, exc
+        else:
+            yield number, item
+
+
+def _detect_format(path: Path) -> str:
+    for _, text in read_lines(path):
+        if text.strip():
+            try:
+                return detect(_decode(text))
+            except LineError:
+                return "jsonl"
+    return "jsonl"
+
+
+def import_file(
+    *,
+    session: Session,
+    project: Project,
+    path: Path,
+    fmt: str = "auto",
+    skip_invalid: bool = False,
+) -> ImportReport:
+    """Import a file into `project`, all or nothing (or skipping bad lines if asked)."""
+    if fmt == "auto":
+        fmt = _detect_format(path)
+    if fmt not in FORMATS:
+        raise Invalid(f"format must be auto, {', '.join(FORMATS)}; not {fmt!r}", field="format")
+
+    errors: list[ImportLineError] = []
+    error_count = 0
+    bad_lines: set[int] = set()
+    lines = 0
+    for number, result in _items(path, fmt, project):
+        lines += 1
+        if isinstance(result, LineError):
+            error_count += 1
+            bad_lines.add(number)
+            if len(errors) < MAX_REPORTED:
+                errors.append(ImportLineError(line=number, error=str(result)))
+    if error_count and not skip_invalid:
+        raise ImportFailed(errors, error_count)
+
+    report = ImportReport(
+        format=fmt,
+        lines=lines,
+        imported=0,
+        duplicates=0,
+        responses=0,
+        rankings=0,
+        skipped=errors,
+        skipped_count=error_count,
+    )
+    seen: set[str] = set()
+    batch: list[Item] = []
+    try:
+        for number, result in _items(path, fmt, project):
+            if number in bad_lines or isinstance(result, LineError):
+                continue
+            if result.external_id in seen:
+                report.duplicates += 1
+                continue
+            seen.add(result.external_id)
+            batch.append(result)
+            if len(batch) >= BATCH:
+                _insert(session, project, batch, report)
+                batch = []
+        if batch:
+            _insert(session, project, batch, report)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return report
+
+
+def _insert(session: Session, project: Project, items: list[Item], report: ImportReport) -> None:
+    existing = set(
+        session.scalars(
+            select(Prompt.external_id).where(
+                Prompt.project_id == project.id,
+                Prompt.external_id.in_([i.external_id for i in items]),
+            )
+        )
+    )
+    fresh = [i for i in items if i.external_id not in existing]
+    report.duplicates += len(items) - len(fresh)
+    prompts = [
+        Prompt(project_id=project.id, external_id=i.external_id, messages=i.messages, meta=i.meta)
+        for i in fresh
+    ]
+    session.add_all(prompts)
+    session.flush()
+    responses_of: list[list[Response]] = []
+    for item, prompt in zip(fresh, prompts, strict=True):
+        rows = [
+            Response(
+                prompt_id=prompt.id, position=pos, text=r["text"], model=r["model"], meta=r["meta"]
+            )
+            for pos, r in enumerate(item.responses)
+        ]
+        responses_of.append(rows)
+        session.add_all(rows)
+    session.flush()
+    for item, prompt, rows in zip(fresh, prompts, responses_of, strict=True):
+        if item.ranking is not None:
+            session.add(
+                Annotation(
+                    project_id=project.id,
+                    prompt_id=prompt.id,
+                    kind=ProjectKind.ranking,
+                    payload={"ranking": [rows[i].id for i in item.ranking]},
+                    source=AnnotationSource.imported,
+                )
+            )
+            report.rankings += 1
+        report.responses += len(rows)
+    session.flush()
+    session.expunge_all()
+    report.imported += len(fresh)

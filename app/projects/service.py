@@ -1,0 +1,129 @@
+"""Projects: create, find, change, and count progress."""
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.errors import Conflict, Invalid, NotFound
+from app.labeling.models import Annotation, AnnotationSource, Assignment, AssignmentStatus
+from app.projects.models import Project, ProjectKind, Prompt, Response
+from app.projects.schemas import ProjectCreate, ProjectStats, ProjectUpdate
+
+
+def create(*, session: Session, data: ProjectCreate) -> Project:
+    """Create a project (the caller commits); names are unique."""
+    if session.scalar(select(Project.id).where(Project.name == data.name)) is not None:
+        raise Conflict(f"a project named {data.name!r} exists already", field="name")
+    project = Project(**data.model_dump())
+    session.add(project)
+    session.flush()
+    return project
+
+
+def get(*, session: Session, project_id: int) -> Project:
+    """The project with this id, or NotFound."""
+    project = session.get(Project, project_id)
+    if project is None:
+        raise NotFound(f"no project {project_id}")
+    return project
+
+
+def get_by_ref(*, session: Session, ref: str | int) -> Project:
+    """A project by id or by name (what the CLI's PROJECT argument takes)."""
+    ref = str(ref)
+    project = session.scalar(select(Project).where(Project.name == ref))
+    if project is None and ref.isdigit():
+        project = session.get(Project, int(ref))
+    if project is None:
+        raise NotFound(f"no project with id or name {ref!r}")
+    return project
+
+
+def list_projects(*, session: Session, include_archived: bool = False) -> list[Project]:
+    """Projects, oldest first."""
+    query = select(Project).order_by(Project.id)
+    if not include_archived:
+        query = query.where(Project.is_archived.is_(False))
+    return list(session.scalars(query))
+
+
+def update(*, session: Session, project: Project, data: ProjectUpdate) -> Project:
+    """Change a project's settings; K and the scale are fixed once labels exist."""
+    changes = data.model_dump(exclude_unset=True)
+    if "name" in changes and changes["name"] != project.name:
+        taken = session.scalar(select(Project.id).where(Project.name == changes["name"]))
+        if taken is not None:
+            raise Conflict(f"a project named {changes['name']!r} exists already", field="name")
+    if {"k", "rating_scale"} & changes.keys() and has_labels(session=session, project=project):
+        for field in ("k", "rating_scale"):
+            if field in changes and changes[field] != getattr(project, field):
+                raise Conflict(f"{field} cannot change once the project has labels", field=field)
+    if project.kind == ProjectKind.ranking and changes.get("k", project.k) < 2:
+        raise Invalid("a ranking project shows k ≥ 2 responses", field="k")
+    for field, value in changes.items():
+        setattr(project, field, value)
+    session.flush()
+    return project
+
+
+def has_labels(*, session: Session, project: Project) -> bool:
+    """Whether any labeler annotation exists in the project."""
+    return (
+        session.scalar(
+            select(Annotation.id)
+            .where(
+                Annotation.project_id == project.id,
+                Annotation.source == AnnotationSource.labeler,
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def stats(*, session: Session, project: Project) -> ProjectStats:
+    """Prompts, labels done and needed, complete prompts, skips, active labelers."""
+    prompts = session.scalar(select(func.count()).where(Prompt.project_id == project.id)) or 0
+    done = dict(
+        session.execute(
+            select(Assignment.status, func.count())
+            .where(Assignment.project_id == project.id)
+            .group_by(Assignment.status)
+        ).all()
+    )
+    complete = session.scalar(
+        select(func.count()).where(
+            Prompt.project_id == project.id, Prompt.done_count >= project.overlap
+        )
+    )
+    labelers = session.scalar(
+        select(func.count(func.distinct(Assignment.user_id))).where(
+            Assignment.project_id == project.id
+        )
+    )
+    return ProjectStats(
+        project_id=project.id,
+        prompts=prompts,
+        labels_done=done.get(AssignmentStatus.done, 0),
+        labels_needed=prompts * project.overlap,
+        prompts_complete=complete or 0,
+        skips=done.get(AssignmentStatus.skipped, 0),
+        labelers=labelers or 0,
+    )
+
+
+def prompt_with_responses(*, session: Session, prompt_id: int) -> tuple[Prompt, list[Response]]:
+    """A prompt and its responses in import order."""
+    prompt = session.get(Prompt, prompt_id)
+    if prompt is None:
+        raise NotFound(f"no prompt {prompt_id}")
+    responses = session.scalars(
+        select(Response).where(Response.prompt_id == prompt_id).order_by(Response.position)
+    )
+    return prompt, list(responses)
+
+
+def prompt_text(messages: list[dict]) -> str | list[dict]:
+    """A prompt as the dataset files carry it: a string for one user turn, else the messages."""
+    if len(messages) == 1 and messages[0].get("role") == "user":
+        return messages[0]["content"]
+    return messages

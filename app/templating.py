@@ -1,0 +1,31 @@
+"""Jinja2 templates (autoescape on) with the globals every page needs."""
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.templating import Jinja2Templates
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+
+from app.deps import csrf_token_of
+
+ROOT = Path(__file__).resolve().parent.parent
+templates = Jinja2Templates(directory=ROOT / "templates")
+
+# Untrusted text: markdown and code blocks render, raw HTML is escaped, links stay plain.
+_markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).disable("image")
+
+
+def markdown(text: str | None) -> Markup:
+    return Markup(_markdown.render(text or ""))  # noqa: S704 — html=False escapes raw HTML
+
+
+templates.env.filters["markdown"] = markdown
+
+
+def render(request: Request, name: str, status_code: int = 200, **context: Any):  # type: ignore[no-untyped-def]
+    """Render a page with the CSRF token and the signed-in user in its context."""
+    context.setdefault("user", getattr(request.state, "user", None))
+    context["csrf_token"] = csrf_token_of(request)
+    return templates.TemplateResponse(request, name, context, status_code=status_code)

@@ -1,0 +1,52 @@
+"""Helpers shared by the tests (the fixtures live in conftest.py)."""
+
+import os
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+PG_URL = os.environ.get("RLHF_TEST_DATABASE_URL")
+BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+
+
+def reset_caches() -> None:
+    from app.config import get_settings
+    from app.db import get_engine, get_sessionmaker
+
+    if get_engine.cache_info().currsize:
+        get_engine().dispose()
+    for cached in (get_settings, get_engine, get_sessionmaker):
+        cached.cache_clear()
+
+
+def migrate(url: str, revision: str = "head") -> None:
+    from alembic import command
+
+    from app.cli import alembic_config
+
+    os.environ["RLHF_DATABASE_URL"] = url
+    reset_caches()
+    command.upgrade(alembic_config(), revision)
+
+
+def fresh_postgres_database(name: str) -> str:
+    """Create (or re-create) a PostgreSQL database next to the CI one; returns its URL."""
+    assert PG_URL
+    url = make_url(PG_URL)
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def ranking_items(n: int, k: int = 4, prefix: str = "p") -> list[dict]:
+    return [
+        {
+            "id": f"{prefix}{i}",
+            "prompt": f"question {i}",
+            "responses": [{"text": f"answer {i}.{j}", "model": f"m{j}"} for j in range(k)],
+        }
+        for i in range(n)
+    ]

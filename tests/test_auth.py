@@ -1,0 +1,116 @@
+"""Login, sessions, CSRF, throttling, API tokens."""
+
+import re
+
+from app.auth.models import User
+
+
+def _csrf(client) -> str:  # type: ignore[no-untyped-def]
+    page = client.get("/")  # the home page, or the login page when signed out
+    return re.search(r'name="csrf-token" content="([^"]+)"', page.text).group(1)
+
+
+def _login(client, email: str, password: str):  # type: ignore[no-untyped-def]
+    return client.post(
+        "/login",
+        data={"email": email, "password": password, "csrf_token": _csrf(client)},
+        follow_redirects=False,
+    )
+
+
+def test_login_sets_httponly_samesite_cookie_and_logout_ends_it(client, factory) -> None:
+    user = factory.user("labeler")
+    response = _login(client, user.email, "correct-horse-battery")
+    assert response.status_code == 303
+    cookie = response.headers["set-cookie"]
+    assert "rlhf_session=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie
+    assert client.get("/api/v1/me").json()["email"] == user.email
+
+    token = _csrf(client)
+    assert (
+        client.post("/logout", data={"csrf_token": token}, follow_redirects=False).status_code
+        == 303
+    )
+    assert client.get("/api/v1/me").status_code == 401
+
+
+def test_wrong_password_is_refused_and_repeated_failures_lock(client, factory) -> None:
+    user = factory.user("labeler")
+    for _ in range(5):
+        assert _login(client, user.email, "wrong-password").status_code == 401
+    locked = _login(client, user.email, "correct-horse-battery")
+    assert locked.status_code == 429
+    assert "too many failed logins" in locked.text
+
+
+def test_login_without_csrf_token_is_forbidden(client, factory) -> None:
+    user = factory.user("labeler")
+    client.get("/login")
+    response = client.post(
+        "/login", data={"email": user.email, "password": "correct-horse-battery"}
+    )
+    assert response.status_code == 403
+
+
+def test_cookie_session_needs_csrf_for_state_changes_but_bearer_does_not(client, factory) -> None:
+    admin = factory.user("admin")
+    _login(client, admin.email, "correct-horse-battery")
+    body = {"name": "csrf", "kind": "rating"}
+    assert client.post("/api/v1/projects", json=body).status_code == 403
+    token = _csrf(client)
+    assert (
+        client.post("/api/v1/projects", json=body, headers={"X-CSRF-Token": token}).status_code
+        == 201
+    )
+    client.cookies.clear()
+    body["name"] = "bearer"
+    assert client.post("/api/v1/projects", json=body, headers=admin.headers).status_code == 201
+
+
+def test_deactivated_user_loses_session_and_tokens(client, factory, session) -> None:
+    admin, labeler = factory.user("admin"), factory.user("labeler")
+    _login(client, labeler.email, "correct-horse-battery")
+    assert client.get("/api/v1/me").status_code == 200
+    response = client.patch(
+        f"/api/v1/users/{labeler.id}", json={"is_active": False}, headers=admin.headers
+    )
+    assert response.status_code == 200
+    assert client.get("/api/v1/me").status_code == 401
+    client.cookies.clear()
+    assert client.get("/api/v1/me", headers=labeler.headers).status_code == 401
+    assert _login(client, labeler.email, "correct-horse-battery").status_code == 401
+
+
+def test_tokens_are_stored_hashed_and_can_be_revoked(client, factory, session) -> None:
+    admin, labeler = factory.user("admin"), factory.user("labeler")
+    created = client.post(
+        f"/api/v1/users/{labeler.id}/tokens", json={"name": "script"}, headers=admin.headers
+    )
+    assert created.status_code == 201
+    plain = created.json()["token"]
+    headers = {"Authorization": f"Bearer {plain}"}
+    assert client.get("/api/v1/me", headers=headers).json()["id"] == labeler.id
+    from app.auth.models import ApiToken
+
+    stored = session.get(ApiToken, created.json()["id"])
+    assert stored.token_hash != plain and plain not in stored.token_hash
+    client.delete(f"/api/v1/tokens/{stored.id}", headers=admin.headers)
+    assert client.get("/api/v1/me", headers=headers).status_code == 401
+    assert client.get("/api/v1/me", headers={"Authorization": "Bearer nonsense"}).status_code == 401
+
+
+def test_password_reset_by_admin(client, factory, session) -> None:
+    admin, labeler = factory.user("admin"), factory.user("labeler")
+    client.patch(
+        f"/api/v1/users/{labeler.id}", json={"password": "a-new-password"}, headers=admin.headers
+    )
+    assert _login(client, labeler.email, "correct-horse-battery").status_code == 401
+    assert _login(client, labeler.email, "a-new-password").status_code == 303
+    session.expire_all()
+    assert session.get(User, labeler.id).password_hash.startswith("$argon2")
+
+
+def test_pages_redirect_anonymous_users_to_login(client) -> None:
+    response = client.get("/", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/login")
