@@ -21,7 +21,7 @@ setup: $(STAMP)
 demo: setup
 	RLHF_DEV=1 $(BIN)/rlhf db upgrade
 	RLHF_DEV=1 $(BIN)/rlhf demo
-	RLHF_DEV=1 $(BIN)/rlhf serve --host $(HOST) --port $(PORT) --with-worker
+	RLHF_DEV=1 $(BIN)/rlhf serve --host $(HOST) --port $(PORT)
 
 test: setup
 	$(BIN)/pytest -q

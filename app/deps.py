@@ -57,7 +57,22 @@ async def csrf_guard(request: Request) -> None:
         raise HTTPException(403, "CSRF token missing or wrong; reload the page and try again")
 
 
+async def session_csrf_guard(request: Request) -> None:
+    """The CSRF check for requests that a session cookie authenticates."""
+    if SESSION_COOKIE in request.cookies:
+        await csrf_guard(request)
+
+
 def _user_from_request(request: Request, session: Session) -> User | None:
+    try:
+        return _load_user(request, session)
+    finally:
+        # End the read transaction: on SQLite it would otherwise hold the write lock for the
+        # whole request. The user object stays loaded (expire_on_commit is off).
+        session.commit()
+
+
+def _load_user(request: Request, session: Session) -> User | None:
     token = _bearer(request)
     if token is not None:
         return auth_service.user_from_token(session=session, plain=token)
@@ -79,7 +94,7 @@ def optional_user(request: Request, session: SessionDep) -> User | None:
 
 
 def current_user(
-    request: Request, session: SessionDep, _csrf: Annotated[None, Depends(csrf_guard)]
+    request: Request, session: SessionDep, _csrf: Annotated[None, Depends(session_csrf_guard)]
 ) -> User:
     """The signed-in user; 401 for the API, a redirect to /login for pages."""
     user = _user_from_request(request, session)

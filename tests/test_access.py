@@ -1,0 +1,90 @@
+"""Walk every route of the app: anonymous, labeler and admin get what they should."""
+
+import re
+
+import pytest
+
+from tests.helpers import ranking_items
+
+PUBLIC, USER, ADMIN = "public", "user", "admin"
+
+# Every route must be listed here: a new route without a decision fails the walk.
+ACCESS = {
+    ("GET", "/login"): PUBLIC,
+    ("POST", "/login"): PUBLIC,
+    ("POST", "/logout"): PUBLIC,
+    ("GET", "/"): USER,
+    ("GET", "/api/v1/me"): USER,
+    ("GET", "/api/v1/users"): ADMIN,
+    ("POST", "/api/v1/users"): ADMIN,
+    ("PATCH", "/api/v1/users/{user_id}"): ADMIN,
+    ("GET", "/api/v1/tokens"): USER,
+    ("POST", "/api/v1/users/{user_id}/tokens"): ADMIN,
+    ("DELETE", "/api/v1/tokens/{token_id}"): ADMIN,
+    ("GET", "/api/v1/projects"): USER,
+    ("POST", "/api/v1/projects"): ADMIN,
+    ("GET", "/api/v1/projects/{project_id}"): USER,
+    ("PATCH", "/api/v1/projects/{project_id}"): ADMIN,
+    ("GET", "/api/v1/projects/{project_id}/stats"): ADMIN,
+    ("POST", "/api/v1/projects/{project_id}/items"): ADMIN,
+    ("GET", "/api/v1/projects/{project_id}/export"): ADMIN,
+    ("GET", "/api/v1/projects/{project_id}/tasks/next"): USER,
+    ("GET", "/api/v1/projects/{project_id}/progress"): USER,
+    ("POST", "/api/v1/assignments/{assignment_id}/annotations"): USER,
+    ("POST", "/api/v1/assignments/{assignment_id}/skip"): USER,
+    ("GET", "/api/v1/assignments"): USER,
+    ("GET", "/api/v1/annotations"): USER,
+}
+
+
+def _routes(app):  # type: ignore[no-untyped-def]
+    """Every (method, path) the app serves, read off its OpenAPI description."""
+    for path, operations in app.openapi()["paths"].items():
+        for method in operations:
+            yield method.upper(), path
+
+
+def test_every_route_has_an_access_decision(app) -> None:
+    assert set(_routes(app)) == set(ACCESS)
+
+
+@pytest.fixture
+def world(client, factory, tmp_path):  # type: ignore[no-untyped-def]
+    admin, labeler = factory.user("admin"), factory.user("labeler")
+    project = factory.project(kind="ranking", k=2)
+    factory.items(project, ranking_items(2, k=2), tmp_path)
+    task = client.get(f"/api/v1/projects/{project.id}/tasks/next", headers=labeler.headers).json()
+    ids = {
+        "project_id": project.id,
+        "user_id": labeler.id,
+        "token_id": 1,
+        "assignment_id": task["assignment_id"],
+    }
+    return admin, labeler, ids
+
+
+def _call(client, method, path, ids, headers):  # type: ignore[no-untyped-def]
+    url = re.sub(r"\{(\w+)\}", lambda m: str(ids[m.group(1)]), path)
+    if url.endswith("/export"):
+        url += "?kind=prompts"
+    return client.request(method, url, headers=headers, follow_redirects=False, json={})
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(ACCESS))
+def test_route_access(client, world, method, path) -> None:
+    admin, labeler, ids = world
+    expected = ACCESS[(method, path)]
+    anonymous = _call(client, method, path, ids, {})
+    if expected != PUBLIC:
+        if path.startswith("/api/"):
+            assert anonymous.status_code == 401
+        else:
+            assert anonymous.status_code == 303
+            assert anonymous.headers["location"].startswith("/login")
+    as_labeler = _call(client, method, path, ids, labeler.headers)
+    if expected == ADMIN:
+        assert as_labeler.status_code == 403
+    else:
+        assert as_labeler.status_code not in (401, 403)
+    as_admin = _call(client, method, path, ids, admin.headers)
+    assert as_admin.status_code not in (401, 403) or path.startswith("/api/v1/assignments/")

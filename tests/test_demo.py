@@ -1,0 +1,22 @@
+"""The demo seed: logins that work and three projects with prompts, idempotent."""
+
+from app.auth import service as auth_service
+from app.demo import seed
+
+
+def test_demo_seeds_users_and_projects_once(session) -> None:
+    first = seed(session=session)
+    again = seed(session=session)
+    assert first == again
+    kinds = {p["kind"]: p["prompts"] for p in first["projects"]}
+    assert kinds == {"ranking": 30, "rating": 30, "demonstration": 30}
+    for login in first["users"]:
+        user = auth_service.authenticate(
+            session=session,
+            email=login["email"],
+            password=login["password"],
+            max_failures=5,
+            lock_seconds=60,
+        )
+        assert user is not None and user.role == login["role"]
+    assert sum(u["role"] == "labeler" for u in first["users"]) == 3

@@ -1,0 +1,215 @@
+"""The labeling API: next task, annotations, idempotency, leases, skips."""
+
+from datetime import timedelta
+
+import pytest
+
+from app.db import utcnow
+from app.labeling.models import Annotation, Assignment
+from tests.helpers import ranking_items
+
+
+@pytest.fixture
+def ranking(factory, tmp_path):  # type: ignore[no-untyped-def]
+    project = factory.project(kind="ranking", k=3, overlap=2, criteria=["unsafe", "hallucination"])
+    factory.items(project, ranking_items(3, k=4), tmp_path)
+    return project
+
+
+def _next(client, project, user):  # type: ignore[no-untyped-def]
+    return client.get(f"/api/v1/projects/{project.id}/tasks/next", headers=user.headers)
+
+
+def _post(client, task, user, body, key=None):  # type: ignore[no-untyped-def]
+    headers = dict(user.headers)
+    if key:
+        headers["Idempotency-Key"] = key
+    return client.post(
+        f"/api/v1/assignments/{task['assignment_id']}/annotations", json=body, headers=headers
+    )
+
+
+def test_next_returns_k_responses_in_a_per_assignment_order(client, factory, ranking) -> None:
+    labeler = factory.user()
+    task = _next(client, ranking, labeler).json()
+    assert task["kind"] == "ranking" and len(task["responses"]) == 3
+    assert task["messages"] == [{"role": "user", "content": "question 0"}]
+    assert {"unsafe", "hallucination"} == set(task["criteria"])
+    # asking again returns the same live lease
+    assert _next(client, ranking, labeler).json()["assignment_id"] == task["assignment_id"]
+
+
+def test_ranking_is_stored_and_the_next_prompt_follows(client, factory, ranking, session) -> None:
+    labeler = factory.user()
+    task = _next(client, ranking, labeler).json()
+    order = [r["id"] for r in reversed(task["responses"])]
+    flags = {str(order[0]): ["unsafe"]}
+    response = _post(client, task, labeler, {"ranking": order, "flags": flags, "duration_ms": 5})
+    assert response.status_code == 201, response.text
+    stored = session.get(Annotation, response.json()["id"])
+    assert stored.payload == {"ranking": order}
+    assert stored.flags == flags and stored.duration_ms == 5
+    following = _next(client, ranking, labeler).json()
+    assert following["prompt_id"] != task["prompt_id"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (lambda ids: {"ranking": ids[:2]}, "ranking"),
+        (lambda ids: {"ranking": [ids[0], ids[0], ids[1]]}, "ranking[1]"),
+        (lambda ids: {"ranking": [ids[0], ids[1], 999999]}, "ranking[2]"),
+        (lambda ids: {"ranking": ["x", ids[1], ids[2]]}, "ranking[0]"),
+        (lambda ids: {"scores": {str(i): 1 for i in ids}}, "ranking"),
+        (lambda ids: {"ranking": ids, "flags": {str(ids[0]): ["boring"]}}, "flags.{0}"),
+    ],
+)
+def test_bad_annotations_are_refused_naming_the_field(
+    client, factory, ranking, body, field
+) -> None:
+    labeler = factory.user()
+    task = _next(client, ranking, labeler).json()
+    ids = [r["id"] for r in task["responses"]]
+    response = _post(client, task, labeler, body(ids))
+    assert response.status_code == 422
+    field = field.format(ids[0])
+    assert response.json()["field"] == field
+    assert field.split("[")[0].split(".")[0] in response.json()["detail"]
+
+
+def test_a_retry_with_the_same_key_stores_one_annotation(client, factory, ranking, session) -> None:
+    labeler = factory.user()
+    task = _next(client, ranking, labeler).json()
+    body = {"ranking": [r["id"] for r in task["responses"]]}
+    first = _post(client, task, labeler, body, key="draft-1")
+    again = _post(client, task, labeler, body, key="draft-1")
+    assert first.status_code == 201 and again.status_code == 200
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert session.query(Annotation).count() == 1
+    # without the key, a second submit of a done assignment is a conflict, not a new row
+    assert _post(client, task, labeler, body).status_code == 409
+    assert session.query(Annotation).count() == 1
+
+
+def test_overlap_and_never_the_same_prompt_twice(client, factory, ranking) -> None:
+    a, b, c = factory.user(), factory.user(), factory.user()
+    seen: dict[int, list[int]] = {}
+    for labeler in (a, b, c):
+        while (response := _next(client, ranking, labeler)).status_code == 200:
+            task = response.json()
+            seen.setdefault(labeler.id, []).append(task["prompt_id"])
+            assert (
+                _post(
+                    client, task, labeler, {"ranking": [r["id"] for r in task["responses"]]}
+                ).status_code
+                == 201
+            )
+        assert response.status_code == 204
+    # 3 prompts × overlap 2 = 6 labels; nobody labels a prompt twice
+    assert sum(len(v) for v in seen.values()) == 6
+    assert all(len(v) == len(set(v)) for v in seen.values())
+    counts: dict[int, int] = {}
+    for prompts in seen.values():
+        for p in prompts:
+            counts[p] = counts.get(p, 0) + 1
+    assert set(counts.values()) == {2}
+
+
+def test_expired_lease_returns_to_the_pool(client, factory, tmp_path, session) -> None:
+    project = factory.project(kind="ranking", k=2, overlap=1)
+    factory.items(project, ranking_items(1, k=2), tmp_path)
+    a, b = factory.user(), factory.user()
+    task = _next(client, project, a).json()
+    assert _next(client, project, b).status_code == 204
+    assignment = session.get(Assignment, task["assignment_id"])
+    assignment.expires_at = utcnow() - timedelta(seconds=1)
+    session.commit()
+    taken = _next(client, project, b)
+    assert taken.status_code == 200 and taken.json()["prompt_id"] == task["prompt_id"]
+    late = _post(client, task, a, {"ranking": [r["id"] for r in task["responses"]]})
+    assert late.status_code == 410
+    assert "expired" in late.json()["detail"]
+
+
+def test_a_late_submit_is_kept_while_the_slot_is_still_free(
+    client, factory, ranking, session
+) -> None:
+    labeler = factory.user()
+    task = _next(client, ranking, labeler).json()
+    assignment = session.get(Assignment, task["assignment_id"])
+    assignment.expires_at = utcnow() - timedelta(seconds=1)
+    session.commit()
+    response = _post(client, task, labeler, {"ranking": [r["id"] for r in task["responses"]]})
+    assert response.status_code == 201
+
+
+def test_skip_needs_a_reason_and_the_prompt_never_comes_back(client, factory, tmp_path) -> None:
+    project = factory.project(kind="ranking", k=2, overlap=1)
+    factory.items(project, ranking_items(1, k=2), tmp_path)
+    labeler, other = factory.user(), factory.user()
+    task = _next(client, project, labeler).json()
+    url = f"/api/v1/assignments/{task['assignment_id']}/skip"
+    assert client.post(url, json={"reason": ""}, headers=labeler.headers).status_code == 422
+    skipped = client.post(url, json={"reason": "not English"}, headers=labeler.headers)
+    assert skipped.status_code == 200 and skipped.json()["skip_reason"] == "not English"
+    assert _next(client, project, labeler).status_code == 204
+    assert _next(client, project, other).json()["prompt_id"] == task["prompt_id"]
+
+
+def test_a_foreign_assignment_is_refused(client, factory, ranking) -> None:
+    owner, intruder = factory.user(), factory.user()
+    task = _next(client, ranking, owner).json()
+    response = _post(client, task, intruder, {"ranking": [r["id"] for r in task["responses"]]})
+    assert response.status_code == 403
+    assert "another labeler" in response.json()["detail"]
+
+
+def test_rating_scale_is_enforced(client, factory, tmp_path) -> None:
+    project = factory.project(kind="rating", k=2, rating_scale="0-5")
+    factory.items(project, ranking_items(1, k=2), tmp_path)
+    labeler = factory.user()
+    task = _next(client, project, labeler).json()
+    ids = [r["id"] for r in task["responses"]]
+    bad = _post(client, task, labeler, {"scores": {str(ids[0]): 6, str(ids[1]): 3}})
+    assert bad.status_code == 422 and bad.json()["field"] == f"scores.{ids[0]}"
+    good = _post(client, task, labeler, {"scores": {str(ids[0]): 5, str(ids[1]): 0}})
+    assert good.status_code == 201
+
+
+def test_thumbs_scale(client, factory, tmp_path) -> None:
+    project = factory.project(kind="rating", k=1, rating_scale="thumbs")
+    factory.items(project, ranking_items(1, k=1), tmp_path)
+    labeler = factory.user()
+    task = _next(client, project, labeler).json()
+    rid = str(task["responses"][0]["id"])
+    assert _post(client, task, labeler, {"scores": {rid: 3}}).status_code == 422
+    assert _post(client, task, labeler, {"scores": {rid: -1}}).status_code == 201
+
+
+def test_multi_turn_demonstration(client, factory, tmp_path, session) -> None:
+    project = factory.project(kind="demonstration", k=1)
+    factory.items(project, [{"id": "d", "prompt": "hello"}], tmp_path)
+    labeler = factory.user()
+    task = _next(client, project, labeler).json()
+    assert task["responses"] == []
+    ends_with_user = [{"role": "assistant", "content": "hi"}, {"role": "user", "content": "?"}]
+    bad = _post(client, task, labeler, {"demonstration": ends_with_user})
+    assert bad.status_code == 422 and bad.json()["field"] == "demonstration[1]"
+    dialogue = ends_with_user + [{"role": "assistant", "content": "I can help."}]
+    assert _post(client, task, labeler, {"demonstration": dialogue}).status_code == 201
+
+
+def test_labelers_see_only_their_own_annotations(client, factory, ranking) -> None:
+    admin, a, b = factory.user("admin"), factory.user(), factory.user()
+    for labeler in (a, b):
+        task = _next(client, ranking, labeler).json()
+        _post(client, task, labeler, {"ranking": [r["id"] for r in task["responses"]]})
+    mine = client.get("/api/v1/annotations?user_id=" + str(b.id), headers=a.headers).json()
+    assert [x["user_id"] for x in mine] == [a.id]
+    assert {
+        x["user_id"] for x in client.get("/api/v1/annotations", headers=admin.headers).json()
+    } == {a.id, b.id}
+    assert all(
+        x["user_id"] == a.id for x in client.get("/api/v1/assignments", headers=a.headers).json()
+    )
