@@ -45,7 +45,7 @@ class Prompt(Base):
     __tablename__ = "prompts"
     __table_args__ = (
         UniqueConstraint("project_id", "external_id"),
-        Index("ix_prompts_project_id_done_count", "project_id", "done_count"),
+        Index("ix_prompts_project_id_id", "project_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -2,13 +2,14 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 06:02:32.994298
+Create Date: 2026-11-21 06:11:07.967594
 """
 
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -90,9 +91,7 @@ def upgrade() -> None:
         ),
     )
     with op.batch_alter_table("prompts", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_prompts_project_id_done_count", ["project_id", "done_count"], unique=False
-        )
+        batch_op.create_index("ix_prompts_project_id_id", ["project_id", "id"], unique=False)
 
     op.create_table(
         "assignments",
@@ -226,7 +225,7 @@ def downgrade() -> None:
 
     op.drop_table("assignments")
     with op.batch_alter_table("prompts", schema=None) as batch_op:
-        batch_op.drop_index("ix_prompts_project_id_done_count")
+        batch_op.drop_index("ix_prompts_project_id_id")
 
     op.drop_table("prompts")
     with op.batch_alter_table("api_tokens", schema=None) as batch_op:

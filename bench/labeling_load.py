@@ -1,0 +1,205 @@
+"""Load test of the labeling API: N concurrent simulated labelers doing next → submit.
+
+Starts the server itself (uvicorn, --workers processes) on a fresh database, seeds a ranking
+project, users and API tokens, runs the labelers (httpx, async) for --seconds, then checks the
+database: zero double assignments, zero overfilled prompts, zero lost acknowledged annotations.
+Prints a table and writes bench/results/labeling_load.json.
+
+    .venv/bin/python bench/labeling_load.py --database-url postgresql+psycopg://postgres@127.0.0.1/bench
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def fresh_database(url: str) -> str:
+    """Drop and create the PostgreSQL database named in `url` (SQLite: a new temp file)."""
+    if url.startswith("sqlite"):
+        return f"sqlite:///{tempfile.mkdtemp()}/bench.db"
+    parsed = make_url(url)
+    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
+    admin.dispose()
+    return url
+
+
+def seed(url: str, labelers: int, prompts: int, k: int, overlap: int) -> tuple[int, list[str]]:
+    """Migrate, then create the project, its prompts and the labelers' tokens."""
+    os.environ["RLHF_DATABASE_URL"] = url
+    from alembic import command
+
+    from app.auth import service as auth_service
+    from app.cli import alembic_config
+    from app.db import get_sessionmaker
+    from app.projects import importer
+    from app.projects import service as project_service
+    from app.projects.schemas import ProjectCreate
+
+    command.upgrade(alembic_config(), "head")
+    with get_sessionmaker()() as session:
+        project = project_service.create(
+            session=session,
+            data=ProjectCreate(name="bench", kind="ranking", k=k, overlap=overlap),
+        )
+        session.commit()
+        items = Path(tempfile.mkdtemp()) / "items.jsonl"
+        with open(items, "w") as f:
+            for i in range(prompts):
+                responses = [f"response {j} to prompt {i}" for j in range(k)]
+                f.write(json.dumps({"id": str(i), "prompt": f"prompt {i}", "responses": responses}))
+                f.write("\n")
+        importer.import_file(session=session, project=project, path=items)
+        tokens = []
+        for n in range(labelers):
+            user = auth_service.create_user(
+                session=session, email=f"bench{n}@example.com", role="labeler"
+            )
+            tokens.append(auth_service.create_token(session=session, user=user)[1])
+        session.commit()
+        return project.id, tokens
+
+
+async def labeler(client, project_id, token, deadline, stats) -> None:  # type: ignore[no-untyped-def]
+    headers = {"Authorization": f"Bearer {token}"}
+    while time.perf_counter() < deadline:
+        t0 = time.perf_counter()
+        r = await client.get(f"/api/v1/projects/{project_id}/tasks/next", headers=headers)
+        stats["latency"].append(time.perf_counter() - t0)
+        if r.status_code == 204:
+            stats["exhausted"] += 1
+            return
+        r.raise_for_status()
+        task = r.json()
+        ranking = [resp["id"] for resp in task["responses"]]
+        key = f"{token[-8:]}-{task['assignment_id']}"
+        t0 = time.perf_counter()
+        r = await client.post(
+            f"/api/v1/assignments/{task['assignment_id']}/annotations",
+            json={"ranking": ranking}, headers=headers | {"Idempotency-Key": key},
+        )
+        stats["latency"].append(time.perf_counter() - t0)
+        if r.status_code == 201:
+            stats["acknowledged"].append(r.json()["id"])
+        else:
+            stats["errors"] += 1
+
+
+async def run_load(base: str, project_id: int, tokens: list[str], seconds: float) -> dict:
+    stats: dict = {"latency": [], "acknowledged": [], "errors": 0, "exhausted": 0}
+    limits = httpx.Limits(max_connections=len(tokens), max_keepalive_connections=len(tokens))
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+        start = time.perf_counter()
+        deadline = start + seconds
+        await asyncio.gather(*(labeler(client, project_id, t, deadline, stats) for t in tokens))
+        stats["elapsed"] = time.perf_counter() - start
+    return stats
+
+
+def check(url: str, acknowledged: list[int], overlap: int) -> dict:
+    from app.labeling.models import Annotation, Assignment
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        stored = set(conn.scalars(select(Annotation.id)))
+        pairs = conn.execute(select(Assignment.prompt_id, Assignment.user_id)).all()
+        per_prompt = Counter(conn.scalars(select(Annotation.prompt_id)))
+    engine.dispose()
+    return {
+        "lost_acknowledged": len(set(acknowledged) - stored),
+        "stored_not_acknowledged": len(stored - set(acknowledged)),
+        "double_assignments": len(pairs) - len(set(pairs)),
+        "overfilled_prompts": sum(1 for n in per_prompt.values() if n > overlap),
+    }
+
+
+def wait_for(base: str, proc: subprocess.Popen) -> None:
+    for _ in range(100):
+        if proc.poll() is not None:
+            raise SystemExit("the server exited during start-up")
+        try:
+            httpx.get(base + "/login", timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise SystemExit("the server did not start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", default="sqlite://")
+    parser.add_argument("--labelers", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--prompts", type=int, default=5000)
+    parser.add_argument("--k", type=int, default=4)
+    parser.add_argument("--overlap", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn processes")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--out", default=str(ROOT / "bench/results/labeling_load.json"))
+    args = parser.parse_args()
+
+    os.environ.setdefault("RLHF_DEV", "1")
+    url = fresh_database(args.database_url)
+    project_id, tokens = seed(url, args.labelers, args.prompts, args.k, args.overlap)
+    base = f"http://127.0.0.1:{args.port}"
+    env = os.environ | {"RLHF_DATABASE_URL": url, "RLHF_DB_POOL_SIZE": "20"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--host",
+         "127.0.0.1", "--port", str(args.port), "--workers", str(args.workers),
+         "--log-level", "warning", "--no-access-log"],
+        cwd=ROOT, env=env,
+    )
+    try:
+        wait_for(base, server)
+        stats = asyncio.run(run_load(base, project_id, tokens, args.seconds))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    integrity = check(url, stats["acknowledged"], args.overlap)
+    latency = sorted(stats["latency"])
+
+    def pct(p: float) -> float:
+        return 1000 * latency[min(len(latency) - 1, int(p * len(latency)))]
+
+    result = {
+        "backend": make_url(url).get_backend_name(),
+        "labelers": args.labelers,
+        "workers": args.workers,
+        "seconds": round(stats["elapsed"], 2),
+        "labels": len(stats["acknowledged"]),
+        "labels_per_s": round(len(stats["acknowledged"]) / stats["elapsed"], 1),
+        "requests_per_s": round(len(latency) / stats["elapsed"], 1),
+        "p50_ms": round(pct(0.50), 1),
+        "p95_ms": round(pct(0.95), 1),
+        "p99_ms": round(pct(0.99), 1),
+        "mean_ms": round(1000 * statistics.fmean(latency), 1),
+        "http_errors": stats["errors"],
+        **integrity,
+    }
+    width = max(len(k) for k in result)
+    print("\n".join(f"{k:<{width}}  {v}" for k, v in result.items()))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    bad = integrity["lost_acknowledged"] or integrity["double_assignments"]
+    sys.exit(1 if bad or integrity["overfilled_prompts"] else 0)
+
+
+if __name__ == "__main__":
+    main()
