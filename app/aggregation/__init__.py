@@ -1,0 +1,1 @@
+"""Aggregation algorithms: consensus rankings, rating aggregation, model leaderboards (pure)."""
