@@ -12,6 +12,8 @@ from app.aggregation.consensus import (
     mean_kendall_tau,
 )
 from app.aggregation.leaderboard import (
+    DEFAULT_L2,
+    ELO_PER_NAT,
     Comparisons,
     ModelRating,
     bootstrap_bradley_terry,
@@ -22,6 +24,8 @@ from app.aggregation.leaderboard import (
 )
 
 __all__ = [
+    "DEFAULT_L2",
+    "ELO_PER_NAT",
     "Comparisons",
     "Consensus",
     "ModelRating",
