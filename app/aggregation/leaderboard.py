@@ -43,13 +43,17 @@ class Comparisons:
 
     models: tuple[ModelId, ...]
     a: np.ndarray
-    """int64 indices into ``models`` (shape (N,))."""
+    """int64 indices into ``models`` (shape (N,)); lists are converted."""
     b: np.ndarray
     """int64 indices into ``models`` (shape (N,)), never equal to ``a``."""
     score_a: np.ndarray
     """float64, 1.0 if a won, 0.0 if b won, 0.5 for a tie (shape (N,))."""
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "models", tuple(self.models))
+        object.__setattr__(self, "a", np.asarray(self.a, dtype=np.int64))
+        object.__setattr__(self, "b", np.asarray(self.b, dtype=np.int64))
+        object.__setattr__(self, "score_a", np.asarray(self.score_a, dtype=np.float64))
         n = len(self.a)
         if len(self.b) != n or len(self.score_a) != n:
             raise ValueError("a, b and score_a must have the same length")
@@ -232,6 +236,8 @@ def bradley_terry(
 ) -> dict[ModelId, float]:
     """Bradley-Terry maximum-likelihood ratings (Elo-like scale, mean or ``anchor`` = 1000)."""
     m = len(comparisons.models)
+    if m == 0:
+        return {}
     theta = _newton(comparisons.win_matrix()[None], np.zeros((1, m)), l2)[0]
     ratings = _to_ratings(theta, _anchor_index(comparisons, anchor))
     return dict(zip(comparisons.models, ratings.tolist(), strict=True))
@@ -276,7 +282,7 @@ def bootstrap_bradley_terry(
     m, n = len(comparisons.models), len(comparisons.a)
     anchor_index = _anchor_index(comparisons, anchor)
     rng = np.random.default_rng(seed)
-    if n == 0 or rounds <= 0:
+    if n == 0 or rounds <= 0:  # no data: every model sits at the anchor value
         return np.full((max(rounds, 0), m), 1000.0)
     # Cells: (unordered pair lo < hi, outcome for lo: 0 lost, 1 tie, 2 won) with their counts.
     lo = np.minimum(comparisons.a, comparisons.b)

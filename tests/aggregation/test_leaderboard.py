@@ -54,6 +54,22 @@ def test_bad_outcomes_are_rejected_with_the_row() -> None:
         Comparisons.from_outcomes([("x", "x", "tie")])
 
 
+def test_plain_lists_are_accepted_and_checked() -> None:
+    c = Comparisons(models=["x", "y"], a=[0, 1], b=[1, 0], score_a=[1, 0.5])
+    assert c.win_matrix().tolist() == [[0.0, 1.5], [0.5, 0.0]]  # a win and a tie for x
+    with pytest.raises(ValueError, match="index out of range"):
+        Comparisons(models=["x", "y"], a=[0], b=[2], score_a=[1])
+    with pytest.raises(ValueError, match="score_a"):
+        Comparisons(models=["x", "y"], a=[0], b=[1], score_a=[0.3])
+
+
+def test_no_comparisons_give_an_empty_leaderboard() -> None:
+    empty = Comparisons.from_outcomes([])
+    assert bradley_terry(empty) == {}
+    assert elo_ratings(empty) == {}
+    assert leaderboard(empty, rounds=10) == []
+
+
 def test_elo_matches_a_hand_computation() -> None:
     c = Comparisons.from_outcomes([("A", "B", "a"), ("B", "C", "tie"), ("A", "C", "b")])
     # Game 1: equal ratings, expected 0.5, A gains 4 * 0.5 = 2.
