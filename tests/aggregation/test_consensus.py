@@ -30,6 +30,15 @@ def test_ranked_pairs_drops_the_weakest_pair_of_a_cycle() -> None:
     assert pairs["B", "C"].margin == pytest.approx(8 / 16)
 
 
+def test_pair_strength_is_the_margin_not_the_winning_votes() -> None:
+    # Partial rankings: A>B 6:4 (margin 2), B>C 3:0 (margin 3), C>A 4:1 (margin 3).
+    rankings = repeat(
+        [(6, ["A", "B"]), (4, ["B", "A"]), (3, ["B", "C"]), (4, ["C", "A"]), (1, ["A", "C"])]
+    )
+    # By margin C>A and B>C lock first and A>B is dropped; by winning votes it would be C, A, B.
+    assert consensus_ranking(rankings).ranking == ("B", "C", "A")
+
+
 def test_tennessee_capital_example() -> None:
     memphis, nashville, chattanooga, knoxville = "Memphis", "Nashville", "Chattanooga", "Knoxville"
     rankings = repeat(

@@ -153,6 +153,21 @@ def test_intervals_cover_the_true_ratings_across_seeds() -> None:
     assert np.mean([r.upper - r.lower for r in big]) == pytest.approx(wide / 2, rel=0.2)
 
 
+def test_interval_width_matches_the_fisher_information() -> None:
+    theta = np.array([-0.6, -0.1, 0.2, 0.5])
+    n = 6000
+    rows = {r.model: r for r in leaderboard(synthetic(theta, n, seed=5), rounds=400, seed=2)}
+    # Each unordered pair gets n/6 games; the information matrix is the Laplacian of
+    # (n/6) p (1 - p), and its pseudo-inverse is the covariance of the centred estimate.
+    p = 1 / (1 + np.exp(theta[None, :] - theta[:, None]))
+    weight = n / 6 * p * (1 - p)
+    np.fill_diagonal(weight, 0)
+    laplacian = np.diag(weight.sum(axis=1)) - weight
+    sd = ELO_PER_NAT * np.sqrt(np.diag(np.linalg.pinv(laplacian)))
+    widths = [rows[f"m{i}"].upper - rows[f"m{i}"].lower for i in range(4)]
+    assert widths == pytest.approx(2 * 1.96 * sd, rel=0.15)
+
+
 def test_overlap_ranks_hand_example() -> None:
     # B [15, 25] and A [10, 20] overlap; both are clearly above C [0, 5].
     assert overlap_ranks(lower=[10, 15, 0], upper=[20, 25, 5]) == [1, 1, 3]
