@@ -8,6 +8,10 @@ Ratings are on the Elo-like scale: ``rating = 1000 + 400 * log10(strength / refe
 the reference is the geometric mean strength of all models (mean rating 1000) or, with
 ``anchor=model``, that model's strength (it is then exactly 1000 in every bootstrap round, so
 its own interval has zero width and the others' intervals are relative to it).
+
+The fit maximises the Bradley-Terry likelihood with a tiny Gaussian prior (``DEFAULT_L2``) so
+that undefeated or winless models stay finite. If the comparison graph is disconnected, only
+that prior places the components relative to each other: compare ratings within a component.
 """
 
 from __future__ import annotations
