@@ -283,11 +283,22 @@ def bootstrap_bradley_terry(
     aggregated cells (pair, outcome), which needs no pass over the N rows per round. The
     refit starts at the full-data optimum and uses its Hessian (see ``_chord_newton``).
     """
-    m, n = len(comparisons.models), len(comparisons.a)
     anchor_index = _anchor_index(comparisons, anchor)
+    return _to_ratings(_bootstrap(comparisons, rounds, seed, l2)[1], anchor_index)
+
+
+def _bootstrap(
+    comparisons: Comparisons, rounds: int, seed: int, l2: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Full-data theta (M,) and bootstrap thetas (R, M), natural-log units."""
+    m, n = len(comparisons.models), len(comparisons.a)
     rng = np.random.default_rng(seed)
+    if m == 0:
+        return np.zeros(0), np.zeros((max(rounds, 0), 0))
+    wins = comparisons.win_matrix()[None]
+    start = _newton(wins, np.zeros((1, m)), l2)  # (1, M)
     if n == 0 or rounds <= 0:  # no data: every model sits at the anchor value
-        return np.full((max(rounds, 0), m), 1000.0)
+        return start[0], np.zeros((max(rounds, 0), m))
     # Cells: (unordered pair lo < hi, outcome for lo: 0 lost, 1 tie, 2 won) with their counts.
     lo = np.minimum(comparisons.a, comparisons.b)
     hi = np.maximum(comparisons.a, comparisons.b)
@@ -301,8 +312,6 @@ def bootstrap_bradley_terry(
     first_weight = np.where(outcome == 1, 0.5, 1.0)
     second_target = hi * m + lo
     second_weight = np.where(outcome == 1, 0.5, 0.0)
-    wins = comparisons.win_matrix()[None]
-    start = _newton(wins, np.zeros((1, m)), l2)  # (1, M)
     _grad, p = _gradient(wins.sum(axis=2), wins + wins.transpose(0, 2, 1), start, l2)
     inv_hessian = np.linalg.inv(_neg_hessian(wins + wins.transpose(0, 2, 1), p, l2)[0])
     out = np.empty((rounds, m))
@@ -321,8 +330,8 @@ def bootstrap_bradley_terry(
         theta, converged = _chord_newton(boot_wins, np.repeat(start, r, axis=0), l2, inv_hessian)
         if not converged.all():  # e.g. a resample where a model lost all its games: exact Newton
             theta[~converged] = _newton(boot_wins[~converged], theta[~converged], l2)
-        out[first : first + r] = _to_ratings(theta, anchor_index)
-    return out
+        out[first : first + r] = theta
+    return start[0], out
 
 
 def overlap_ranks(lower: Sequence[float], upper: Sequence[float]) -> list[int]:
@@ -342,16 +351,18 @@ def leaderboard(
     l2: float = DEFAULT_L2,
 ) -> list[ModelRating]:
     """Bradley-Terry leaderboard with seeded bootstrap intervals and overlap-aware ranks."""
-    point = bradley_terry(comparisons, anchor=anchor, l2=l2)
-    boot = bootstrap_bradley_terry(comparisons, rounds=rounds, seed=seed, anchor=anchor, l2=l2)
+    anchor_index = _anchor_index(comparisons, anchor)
+    theta, boot_theta = _bootstrap(comparisons, rounds, seed, l2)
+    point = _to_ratings(theta, anchor_index).tolist()
+    boot = _to_ratings(boot_theta, anchor_index)
     tail = 100 * (1 - confidence) / 2
     lower, upper = np.percentile(boot, [tail, 100 - tail], axis=0)
     ranks = overlap_ranks(lower, upper)
     games = comparisons.games().tolist()
     rows = [
-        ModelRating(model, point[model], float(lo), float(up), rank, int(g))
-        for model, lo, up, rank, g in zip(
-            comparisons.models, lower, upper, ranks, games, strict=True
+        ModelRating(model, rating, float(lo), float(up), rank, int(g))
+        for model, rating, lo, up, rank, g in zip(
+            comparisons.models, point, lower, upper, ranks, games, strict=True
         )
     ]
     return sorted(rows, key=lambda row: (row.rank, -row.rating))
