@@ -351,6 +351,8 @@ def leaderboard(
     l2: float = DEFAULT_L2,
 ) -> list[ModelRating]:
     """Bradley-Terry leaderboard with seeded bootstrap intervals and overlap-aware ranks."""
+    if not comparisons.models:
+        return []
     anchor_index = _anchor_index(comparisons, anchor)
     theta, boot_theta = _bootstrap(comparisons, rounds, seed, l2)
     point = _to_ratings(theta, anchor_index).tolist()
