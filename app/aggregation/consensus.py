@@ -1,0 +1,316 @@
+"""Consensus of several labelers' rankings of one prompt, and aggregation of ratings.
+
+Pure functions over plain data: a *ranking* is a sequence of response ids, best first, written
+by one labeler for one prompt. Response ids are ints or strs; within one prompt they must be
+mutually comparable (all ints or all strs), because "smallest id" is the last tie-break.
+
+Rankings may cover different subsets of a prompt's responses. A ranking implies pairwise
+preferences only among the responses it contains; responses that no ranking contains are not
+placed in the consensus but listed in ``Consensus.unranked``.
+
+Deterministic tie-break order (used by both methods, and by ranked pairs wherever two locked
+pairs are equally strong or two responses are not ordered by any locked pair):
+
+1. higher net pairwise score, i.e. the sum over all other responses of
+   (labelers preferring this response) - (labelers preferring the other);
+2. smaller response id.
+
+Nothing depends on the order in which rankings are given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import combinations
+from math import sqrt
+from typing import Literal
+
+ResponseId = int | str
+LabelerId = Hashable
+Method = Literal["ranked_pairs", "borda"]
+RatingScale = Literal["thumbs", "0-5"]
+
+__all__ = [
+    "Consensus",
+    "RankedPair",
+    "RatingSummary",
+    "aggregate_ratings",
+    "consensus_pairs",
+    "consensus_ranking",
+    "consensus_rankings",
+    "kendall_tau",
+    "mean_kendall_tau",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Consensus:
+    """One prompt's consensus ranking and the pairwise votes behind it."""
+
+    ranking: tuple[ResponseId, ...]
+    """Covered responses (those in at least one ranking), best first."""
+    unranked: tuple[ResponseId, ...]
+    """Responses of the prompt that no ranking contains (sorted by id); not in ``ranking``."""
+    votes: tuple[tuple[int, ...], ...]
+    """``votes[i][j]``: how many rankings put ``ranking[i]`` above ``ranking[j]``."""
+    agreement: float | None
+    """Mean pairwise Kendall tau between labelers (see ``mean_kendall_tau``)."""
+    n_rankings: int
+    """Number of rankings used (empty rankings are not counted)."""
+    method: Method
+
+
+@dataclass(frozen=True, slots=True)
+class RankedPair:
+    """One (chosen, rejected) pair implied by a consensus ranking."""
+
+    chosen: ResponseId
+    rejected: ResponseId
+    margin: float
+    """(chosen_votes - rejected_votes) / (chosen_votes + rejected_votes), in [-1, 1]; 0.0 when
+    no labeler compared the two (the order then follows from other pairs or the tie-break)."""
+    chosen_votes: int
+    rejected_votes: int
+
+
+@dataclass(frozen=True, slots=True)
+class RatingSummary:
+    """Aggregated rating of one response."""
+
+    mean: float
+    count: int
+
+
+def _index_rankings(
+    rankings: Iterable[Sequence[ResponseId]], responses: Sequence[ResponseId] | None
+) -> tuple[list[ResponseId], list[list[int]], list[ResponseId]]:
+    """Validate rankings; map ids to indices in id order. Returns items, rows, unranked."""
+    rows: list[Sequence[ResponseId]] = []
+    seen: set[ResponseId] = set()
+    for number, ranking in enumerate(rankings):
+        if len(set(ranking)) != len(ranking):
+            raise ValueError(f"ranking #{number} lists a response twice: {list(ranking)!r}")
+        if ranking:
+            rows.append(ranking)
+            seen.update(ranking)
+    unranked: list[ResponseId] = []
+    if responses is not None:
+        known = set(responses)
+        unknown = seen - known
+        if unknown:
+            raise ValueError(f"rankings contain unknown response ids: {sorted(unknown)!r}")
+        unranked = sorted(known - seen)
+    items = sorted(seen)
+    position = {item: i for i, item in enumerate(items)}
+    return items, [[position[x] for x in row] for row in rows], unranked
+
+
+def _vote_matrix(n: int, rows: list[list[int]]) -> list[list[int]]:
+    """Pairwise vote counts: ``m[i][j]`` = number of rows with i above j."""
+    m = [[0] * n for _ in range(n)]
+    for row in rows:
+        for a, i in enumerate(row):
+            mi = m[i]
+            for j in row[a + 1 :]:
+                mi[j] += 1
+    return m
+
+
+def _ranked_pairs(n: int, m: list[list[int]], tiebreak: list[int]) -> list[int]:
+    """Tideman's ranked pairs on vote matrix ``m``; ``tiebreak[i]`` is i's tie-break rank."""
+    majorities = []
+    for i in range(n):
+        mi = m[i]
+        for j in range(i + 1, n):
+            margin = mi[j] - m[j][i]
+            if margin > 0:
+                majorities.append((-margin, -mi[j], tiebreak[i], tiebreak[j], i, j))
+            elif margin < 0:
+                majorities.append((margin, -m[j][i], tiebreak[j], tiebreak[i], j, i))
+    majorities.sort()
+    # reach[k]: bitmask of nodes reachable from k through locked pairs (transitive closure).
+    reach = [0] * n
+    for *_, winner, loser in majorities:
+        if (reach[loser] >> winner) & 1:
+            continue  # locking winner > loser would close a cycle: drop this pair
+        gained = reach[loser] | (1 << loser)
+        bit = 1 << winner
+        for k in range(n):
+            if k == winner or reach[k] & bit:
+                reach[k] |= gained
+    # Topological order of the locked graph; among free nodes, the best tie-break rank first.
+    order: list[int] = []
+    remaining = sorted(range(n), key=tiebreak.__getitem__)
+    while remaining:
+        for node in remaining:
+            bit = 1 << node
+            if not any(reach[other] & bit for other in remaining):
+                break
+        order.append(node)
+        remaining.remove(node)
+    return order
+
+
+def consensus_ranking(
+    rankings: Iterable[Sequence[ResponseId]],
+    *,
+    responses: Sequence[ResponseId] | None = None,
+    method: Method = "ranked_pairs",
+) -> Consensus:
+    """Combine labelers' rankings (best first) of one prompt into one consensus ranking.
+
+    ``method="ranked_pairs"`` (Tideman): majorities are locked strongest first, strength being
+    the margin, then the winning votes, then the tie-break order of winner and loser; a pair
+    that would close a cycle is dropped. ``method="borda"``: order by net pairwise score, which
+    on complete rankings orders exactly as classic Borda points (K-1 for first ... 0 for last)
+    and on partial rankings counts only the preferences a ranking implies. ``responses``
+    (optional) is the prompt's full set of response ids: ids outside it are an error, ids
+    never ranked are returned in ``unranked``.
+    """
+    items, rows, unranked = _index_rankings(rankings, responses)
+    n = len(items)
+    m = _vote_matrix(n, rows)
+    net = [sum(m[i]) - sum(row[i] for row in m) for i in range(n)]
+    by_tiebreak = sorted(range(n), key=lambda i: -net[i])  # stable: ties keep smaller id first
+    if method == "borda":
+        order = by_tiebreak
+    elif method == "ranked_pairs":
+        tiebreak = [0] * n
+        for rank, i in enumerate(by_tiebreak):
+            tiebreak[i] = rank
+        order = _ranked_pairs(n, m, tiebreak)
+    else:
+        raise ValueError(f"unknown consensus method {method!r}")
+    return Consensus(
+        ranking=tuple(items[i] for i in order),
+        unranked=tuple(unranked),
+        votes=tuple(tuple(m[i][j] for j in order) for i in order),
+        agreement=_mean_tau(rows),
+        n_rankings=len(rows),
+        method=method,
+    )
+
+
+def consensus_rankings(
+    rankings_by_prompt: Mapping[Hashable, Iterable[Sequence[ResponseId]]],
+    *,
+    method: Method = "ranked_pairs",
+) -> dict[Hashable, Consensus]:
+    """Run ``consensus_ranking`` for every prompt of a mapping prompt id -> rankings."""
+    return {
+        prompt: consensus_ranking(rankings, method=method)
+        for prompt, rankings in rankings_by_prompt.items()
+    }
+
+
+def consensus_pairs(consensus: Consensus) -> list[RankedPair]:
+    """All C(K,2) (chosen, rejected) pairs of a consensus ranking, best pairs first."""
+    ranking, votes = consensus.ranking, consensus.votes
+    pairs = []
+    for i, j in combinations(range(len(ranking)), 2):
+        won, lost = votes[i][j], votes[j][i]
+        margin = (won - lost) / (won + lost) if won + lost else 0.0
+        pairs.append(RankedPair(ranking[i], ranking[j], margin, won, lost))
+    return pairs
+
+
+def _tau_rows(x: list[int], y: list[int]) -> float | None:
+    """Kendall tau-a between two strict rankings of indices, over their common items."""
+    ypos = {item: p for p, item in enumerate(y)}
+    common = [ypos[item] for item in x if item in ypos]  # y-positions in x's order
+    n = len(common)
+    if n < 2:
+        return None
+    score = 0
+    for a in range(n):
+        pa = common[a]
+        for pb in common[a + 1 :]:
+            score += 1 if pb > pa else -1
+    return score / (n * (n - 1) / 2)
+
+
+def _mean_tau(rows: list[list[int]]) -> float | None:
+    """Mean of Kendall tau over all pairs of rows sharing at least two items."""
+    taus = [t for x, y in combinations(rows, 2) if (t := _tau_rows(x, y)) is not None]
+    return sum(taus) / len(taus) if taus else None
+
+
+def kendall_tau(x: Sequence[ResponseId], y: Sequence[ResponseId]) -> float | None:
+    """Kendall tau between two rankings over the items both contain; None if fewer than 2.
+
+    Rankings are strict (no ties inside a ranking), so tau-a and tau-b coincide:
+    (concordant - discordant) / C(n, 2) over the n common items.
+    """
+    return _tau_rows(list(x), list(y))
+
+
+def mean_kendall_tau(rankings: Iterable[Sequence[ResponseId]]) -> float | None:
+    """Agreement: mean Kendall tau over labeler pairs that share >= 2 items, else None."""
+    return _mean_tau([list(r) for r in rankings if r])
+
+
+def _rating_value(value: float | bool | str, scale: RatingScale) -> float:
+    """Map one raw rating to a number: thumbs -> +1/-1, 0-5 as is."""
+    if scale == "thumbs":
+        if isinstance(value, bool):
+            return 1.0 if value else -1.0
+        if value in ("up", "down"):
+            return 1.0 if value == "up" else -1.0
+        if isinstance(value, int) and value in (1, -1):
+            return float(value)
+        raise ValueError(f"thumbs rating must be True/False, 1/-1 or 'up'/'down', got {value!r}")
+    if scale == "0-5":
+        if isinstance(value, bool | str) or not 0 <= value <= 5:
+            raise ValueError(f"0-5 rating must be a number from 0 to 5, got {value!r}")
+        return float(value)
+    raise ValueError(f"unknown rating scale {scale!r}")
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and population standard deviation (ddof=0)."""
+    mean = sum(values) / len(values)
+    return mean, sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+
+
+def aggregate_ratings(
+    ratings: Iterable[tuple[LabelerId, ResponseId, float | bool | str]],
+    *,
+    scale: RatingScale,
+    normalize: bool = False,
+) -> dict[ResponseId, RatingSummary]:
+    """Mean rating and count per response from (labeler, response, value) triples.
+
+    Values: ``scale="thumbs"`` takes True/False, 1/-1 or "up"/"down" (-> +1/-1);
+    ``scale="0-5"`` takes numbers from 0 to 5. With ``normalize=True`` each value becomes a
+    z-score over all of that labeler's ratings in this call (population std). Rules for
+    labelers whose own z-score is undefined: a labeler with a single rating is scored against
+    the pooled mean and std of all ratings in the call; a labeler with several ratings but no
+    variance (always the same value) told us nothing about relative quality, so all their
+    ratings become 0.0. Anything with a zero pooled std also becomes 0.0.
+    """
+    triples = [(labeler, response, _rating_value(v, scale)) for labeler, response, v in ratings]
+    if normalize and triples:
+        by_labeler: dict[LabelerId, list[float]] = {}
+        for labeler, _, value in triples:
+            by_labeler.setdefault(labeler, []).append(value)
+        pooled = _mean_std([value for _, _, value in triples])
+        stats = {}
+        for labeler, values in by_labeler.items():
+            mean, std = _mean_std(values)
+            stats[labeler] = pooled if len(values) == 1 else (mean, std)
+        triples = [
+            (labeler, response, (value - stats[labeler][0]) / stats[labeler][1])
+            if stats[labeler][1] > 0
+            else (labeler, response, 0.0)
+            for labeler, response, value in triples
+        ]
+    sums: dict[ResponseId, list[float]] = {}
+    for _, response, value in triples:
+        acc = sums.setdefault(response, [0.0, 0])
+        acc[0] += value
+        acc[1] += 1
+    return {
+        response: RatingSummary(total / count, int(count))
+        for response, (total, count) in sums.items()
+    }
