@@ -1,16 +1,14 @@
 """The `rlhf` command: serve, database, users, projects, import and export."""
 
-import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy.orm import Session
 
-from app.errors import DomainError
+from app.cli_support import JsonOpt, db_session, fail, output
+from app.runs.cli import models_app, runs_app, train, worker
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 db_app = typer.Typer(no_args_is_help=True, help="Database migrations.")
@@ -19,37 +17,12 @@ projects_app = typer.Typer(no_args_is_help=True, help="Projects.")
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(projects_app, name="projects")
+app.add_typer(runs_app, name="runs")
+app.add_typer(models_app, name="models")
+app.command()(worker)
+app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(train)
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def fail(message: str, code: int = 2) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-@contextmanager
-def db_session() -> Iterator[Session]:
-    """A session for one command; domain errors become a clear message and exit code 2."""
-    from app.db import get_sessionmaker
-
-    with get_sessionmaker()() as session:
-        try:
-            yield session
-        except DomainError as exc:
-            session.rollback()
-            lines = [f"line {e.line}: {e.error}" for e in getattr(exc, "errors", [])]
-            if lines:
-                typer.echo("\n".join(lines), err=True)
-            fail(exc.message)
-
-
-def output(data: Any, as_json: bool, human: Callable[[Any], str]) -> None:
-    if as_json:
-        typer.echo(json.dumps(data, default=str, ensure_ascii=False))
-    else:
-        typer.echo(human(data))
 
 
 def alembic_config():  # type: ignore[no-untyped-def]
@@ -294,15 +267,11 @@ def export(
     with db_session() as session:
         found = service.get_by_ref(session=session, ref=project)
         lines = exporter.jsonl(session=session, project=found, kind=kind)
-        handle = open(out, "w", encoding="utf-8") if out else sys.stdout
-        try:
+        with open(out, "w", encoding="utf-8") if out else nullcontext(sys.stdout) as handle:
             count = 0
             for line in lines:
                 handle.write(line)
                 count += 1
-        finally:
-            if out:
-                handle.close()
     if out:
         typer.echo(f"wrote {count} rows to {out}", err=True)
 

@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     secure_cookies: bool = False
     """Mark cookies Secure (set behind HTTPS)."""
     db_pool_size: int = 10
+    run_stale_seconds: int = 60
+    """A running run whose worker has not heart-beaten for this long is requeued."""
+    trainer_launcher: str = "python"
+    """How the worker starts the trainer: python (python -m trainer) or accelerate."""
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> "Settings":

@@ -59,8 +59,9 @@ def project_stats(project_id: int, session: SessionDep, _: AdminUser) -> object:
 
 async def _spool(request: Request, file: UploadFile | None) -> Path:
     """The upload (multipart `file`, or the raw request body) in a temporary file."""
-    handle = tempfile.NamedTemporaryFile(prefix="rlhf-import-", suffix=".jsonl", delete=False)
-    with handle:
+    with tempfile.NamedTemporaryFile(
+        prefix="rlhf-import-", suffix=".jsonl", delete=False
+    ) as handle:
         if file is not None:
             await run_in_threadpool(shutil.copyfileobj, file.file, handle)
         else:

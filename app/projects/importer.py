@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import select
+from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
 
 from app.errors import Invalid
@@ -153,7 +154,7 @@ def import_file(
         session.commit()
         if report.imported >= BATCH and session.bind.dialect.name == "postgresql":
             # Fresh planner statistics, so assignment walks prompts in id order at once.
-            session.execute(text("ANALYZE prompts, responses"))
+            session.execute(sql("ANALYZE prompts, responses"))
             session.commit()
     except BaseException:
         session.rollback()

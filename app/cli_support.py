@@ -1,0 +1,41 @@
+"""Helpers shared by the `rlhf` sub-commands."""
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+from sqlalchemy.orm import Session
+
+from app.errors import DomainError
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def db_session() -> Iterator[Session]:
+    """A session for one command; domain errors become a clear message and exit code 2."""
+    from app.db import get_sessionmaker
+
+    with get_sessionmaker()() as session:
+        try:
+            yield session
+        except DomainError as exc:
+            session.rollback()
+            lines = [f"line {e.line}: {e.error}" for e in getattr(exc, "errors", [])]
+            if lines:
+                typer.echo("\n".join(lines), err=True)
+            fail(exc.message)
+
+
+def output(data: Any, as_json: bool, human: Callable[[Any], str]) -> None:
+    if as_json:
+        typer.echo(json.dumps(data, default=str, ensure_ascii=False))
+    else:
+        typer.echo(human(data))

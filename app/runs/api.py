@@ -1,0 +1,78 @@
+"""JSON routes of training runs and the model registry (admins only)."""
+
+from fastapi import APIRouter
+from fastapi.responses import PlainTextResponse
+
+from app.db import SessionDep
+from app.deps import AdminUser
+from app.runs import service
+from app.runs.schemas import MetricOut, ModelCreate, ModelOut, RunCreate, RunOut
+from app.runs.worker import log_tail
+
+router = APIRouter(prefix="/api/v1", tags=["runs"])
+
+
+@router.post("/runs", response_model=RunOut, status_code=201)
+def start_run(body: RunCreate, session: SessionDep, admin: AdminUser) -> object:
+    run = service.create_run(
+        session=session,
+        kind=body.kind,
+        snapshot_id=body.snapshot_id,
+        model=body.model,
+        reward_model=body.reward_model,
+        config=body.config,
+        name=body.name,
+        created_by=admin.id,
+    )
+    session.commit()
+    return run
+
+
+@router.get("/runs", response_model=list[RunOut])
+def list_runs(
+    session: SessionDep, _: AdminUser, status: str | None = None, kind: str | None = None
+) -> object:
+    return service.list_runs(session=session, status=status, kind=kind)
+
+
+@router.get("/runs/defaults/{kind}")
+def run_defaults(kind: str, _: AdminUser) -> dict:
+    """The trainer's default config for a kind (what the start form prefills)."""
+    return service.trainer_defaults(kind)
+
+
+@router.get("/runs/{run_id}", response_model=RunOut)
+def get_run(run_id: int, session: SessionDep, _: AdminUser) -> object:
+    return service.get_run(session=session, run_id=run_id)
+
+
+@router.get("/runs/{run_id}/metrics", response_model=list[MetricOut])
+def run_metrics(run_id: int, session: SessionDep, _: AdminUser, after: int = -1) -> object:
+    """Metric rows with step > after (poll with the last step seen)."""
+    service.get_run(session=session, run_id=run_id)
+    return service.metrics(session=session, run_id=run_id, after=after)
+
+
+@router.get("/runs/{run_id}/log", response_class=PlainTextResponse)
+def run_log(run_id: int, session: SessionDep, _: AdminUser, lines: int = 200) -> str:
+    run = service.get_run(session=session, run_id=run_id)
+    return log_tail(run.run_dir, min(lines, 5000))
+
+
+@router.post("/runs/{run_id}/cancel", response_model=RunOut)
+def cancel_run(run_id: int, session: SessionDep, _: AdminUser) -> object:
+    run = service.cancel_run(session=session, run=service.get_run(session=session, run_id=run_id))
+    session.commit()
+    return run
+
+
+@router.get("/models", response_model=list[ModelOut])
+def list_models(session: SessionDep, _: AdminUser, kind: str | None = None) -> object:
+    return service.list_models(session=session, kind=kind)
+
+
+@router.post("/models", response_model=ModelOut, status_code=201)
+def register_model(body: ModelCreate, session: SessionDep, _: AdminUser) -> object:
+    model = service.register_model(session=session, name=body.name, kind=body.kind, path=body.path)
+    session.commit()
+    return model

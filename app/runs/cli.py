@@ -1,0 +1,172 @@
+"""`rlhf runs …`, `rlhf models …`, `rlhf worker` and `rlhf train …`."""
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from app.cli_support import JsonOpt, db_session, fail, output
+
+runs_app = typer.Typer(no_args_is_help=True, help="Training runs.")
+models_app = typer.Typer(no_args_is_help=True, help="The model registry.")
+
+
+def _run_dict(run: Any) -> dict[str, Any]:
+    from app.runs.schemas import RunOut
+
+    return RunOut.model_validate(run).model_dump(mode="json")
+
+
+def _parse_sets(sets: list[str]) -> dict[str, Any]:
+    config: dict[str, Any] = {}
+    for item in sets:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            fail(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            config[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            config[key.strip()] = value
+    return config
+
+
+@runs_app.command("start")
+def runs_start(
+    kind: Annotated[str, typer.Option(help="sft | rm | ppo | dpo")],
+    snapshot: Annotated[int, typer.Option(help="Dataset snapshot id.")],
+    model: Annotated[str, typer.Option(help="Registered model id/name, a path or a hub id.")],
+    reward_model: Annotated[str | None, typer.Option(help="PPO: the reward model.")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="Trainer config KEY=VALUE.")] = [],  # noqa: B006
+    name: str = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Queue a training run; a worker picks it up."""
+    from app.runs import service
+
+    with db_session() as session:
+        run = service.create_run(
+            session=session,
+            kind=kind,
+            snapshot_id=snapshot,
+            model=model,
+            reward_model=reward_model,
+            config=_parse_sets(set_),
+            name=name,
+        )
+        session.commit()
+        data = _run_dict(run)
+    output(data, as_json, lambda r: str(r["id"]))
+
+
+@runs_app.command("show")
+def runs_show(run_id: int, as_json: JsonOpt = False) -> None:
+    """A run's status, its latest metrics and the end of its log."""
+    from app.runs import service
+    from app.runs.worker import log_tail
+
+    with db_session() as session:
+        run = service.get_run(session=session, run_id=run_id)
+        rows = service.metrics(session=session, run_id=run_id)
+        data = _run_dict(run) | {
+            "latest_metrics": rows[-1].values if rows else None,
+            "log_tail": log_tail(run.run_dir, 20),
+        }
+    output(
+        data,
+        as_json,
+        lambda d: (
+            "\n".join(f"{k}: {v}" for k, v in d.items() if k != "log_tail")
+            + "\n"
+            + (d["log_tail"] or "")
+        ),
+    )
+
+
+@runs_app.command("list")
+def runs_list(status: str | None = None, kind: str | None = None, as_json: JsonOpt = False) -> None:
+    """Runs, newest first."""
+    from app.runs import service
+
+    with db_session() as session:
+        data = [_run_dict(r) for r in service.list_runs(session=session, status=status, kind=kind)]
+    output(
+        data,
+        as_json,
+        lambda d: "\n".join(
+            f"{r['id']:4} {r['kind']:4} {r['status']:10} attempt {r['attempt']} {r['name']}"
+            for r in d
+        ),
+    )
+
+
+@runs_app.command("cancel")
+def runs_cancel(run_id: int, as_json: JsonOpt = False) -> None:
+    """Cancel a run (a running one gets SIGTERM and keeps its last checkpoint)."""
+    from app.runs import service
+
+    with db_session() as session:
+        run = service.cancel_run(
+            session=session, run=service.get_run(session=session, run_id=run_id)
+        )
+        session.commit()
+        data = _run_dict(run)
+    output(
+        data,
+        as_json,
+        lambda r: (
+            f"run {r['id']}: {r['status']}"
+            + (" (cancel requested)" if r["cancel_requested"] and r["status"] == "running" else "")
+        ),
+    )
+
+
+@models_app.command("list")
+def models_list(kind: str | None = None, as_json: JsonOpt = False) -> None:
+    """Registered models, newest first."""
+    from app.runs import service
+    from app.runs.schemas import ModelOut
+
+    with db_session() as session:
+        data = [
+            ModelOut.model_validate(m).model_dump(mode="json")
+            for m in service.list_models(session=session, kind=kind)
+        ]
+    output(
+        data,
+        as_json,
+        lambda d: "\n".join(f"{m['id']:4} {m['kind']:7} {m['name']:28} {m['path']}" for m in d),
+    )
+
+
+@models_app.command("register")
+def models_register(
+    name: str,
+    path: str,
+    kind: Annotated[str, typer.Option(help="policy | reward")] = "policy",
+    as_json: JsonOpt = False,
+) -> None:
+    """Register a model directory or hub id under a name."""
+    from app.runs import service
+
+    with db_session() as session:
+        model = service.register_model(session=session, name=name, kind=kind, path=path)
+        session.commit()
+        data = {"id": model.id, "name": model.name, "kind": model.kind, "path": model.path}
+    output(data, as_json, lambda m: str(m["id"]))
+
+
+def worker(
+    poll: Annotated[float, typer.Option(help="Seconds between polls.")] = 1.0,
+    once: Annotated[bool, typer.Option(help="Run at most one queued run, then exit.")] = False,
+) -> None:
+    """Claim queued training runs and run them (SIGTERM: checkpoint, requeue, exit)."""
+    from app.runs.worker import main
+
+    main(poll_seconds=poll, once=once)
+
+
+def train(ctx: typer.Context) -> None:
+    """Run the trainer directly: `rlhf train sft|rm|ppo|dpo --config run.json [flags]`."""
+    from trainer.__main__ import main
+
+    raise typer.Exit(main(ctx.args))

@@ -1,0 +1,98 @@
+"""Training runs, their metrics, and the model registry."""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, utcnow
+
+
+class RunKind(StrEnum):
+    sft = "sft"
+    rm = "rm"
+    ppo = "ppo"
+    dpo = "dpo"
+
+
+class RunStatus(StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+FINISHED = {RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled}
+
+
+class ModelKind(StrEnum):
+    policy = "policy"
+    reward = "reward"
+
+
+class RegisteredModel(Base):
+    """A model the product knows: a base model someone registered, or a run's output."""
+
+    __tablename__ = "models"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    path: Mapped[str] = mapped_column(Text)
+    """A local directory or a hub id; what `from_pretrained` receives."""
+    base_model: Mapped[str | None] = mapped_column(Text)
+    """What the run started from (a path, hub id, or another registered model's path)."""
+    base_model_id: Mapped[int | None] = mapped_column(ForeignKey("models.id"))
+    snapshot_sha256: Mapped[str | None] = mapped_column(String(64))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("training_runs.id", use_alter=True))
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """The run's summary (eval loss, accuracy, mean score …)."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TrainingRun(Base):
+    __tablename__ = "training_runs"
+    __table_args__ = (Index("ix_training_runs_status_id", "status", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(10), default=RunStatus.queued)
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """Trainer config keys set for this run (the trainer's defaults fill the rest)."""
+    snapshot_id: Mapped[int] = mapped_column(ForeignKey("snapshots.id"))
+    base_model: Mapped[str] = mapped_column(Text)
+    base_model_id: Mapped[int | None] = mapped_column(ForeignKey("models.id"))
+    reward_model: Mapped[str | None] = mapped_column(Text)
+    reward_model_id: Mapped[int | None] = mapped_column(ForeignKey("models.id"))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    attempt: Mapped[int] = mapped_column(default=0)
+    max_attempts: Mapped[int] = mapped_column(default=3)
+    worker: Mapped[str | None] = mapped_column(String(200))
+    heartbeat_at: Mapped[datetime | None]
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    exit_code: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    """Why it failed, with the tail of the trainer's log."""
+    run_dir: Mapped[str | None] = mapped_column(Text)
+    metrics_offset: Mapped[int] = mapped_column(default=0)
+    """Bytes of metrics.jsonl already copied into run_metrics."""
+    output_model_id: Mapped[int | None] = mapped_column(ForeignKey("models.id"))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class RunMetric(Base):
+    __tablename__ = "run_metrics"
+    __table_args__ = (UniqueConstraint("run_id", "step"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("training_runs.id", ondelete="CASCADE"))
+    step: Mapped[int]
+    values: Mapped[dict[str, Any]]
+    """One line of the trainer's metrics.jsonl."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

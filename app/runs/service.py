@@ -1,0 +1,342 @@
+"""Training runs: create, claim, heartbeat, record metrics, finish; and the model registry."""
+
+import dataclasses
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+from trainer.configs import CONFIGS, ConfigError, build_config
+
+from app.db import utcnow
+from app.errors import Conflict, Invalid, NotFound
+from app.runs.models import (
+    FINISHED,
+    ModelKind,
+    RegisteredModel,
+    RunKind,
+    RunMetric,
+    RunStatus,
+    TrainingRun,
+)
+
+# Which snapshot kinds each trainer reads.
+SNAPSHOT_KINDS = {
+    RunKind.sft: {"sft"},
+    RunKind.rm: {"rankings", "pairs"},
+    RunKind.dpo: {"pairs"},
+    RunKind.ppo: {"prompts"},
+}
+# Set by the worker per run, never by the user.
+RESERVED_KEYS = {"model", "train_file", "eval_file", "output_dir", "reward_model"}
+OUTPUT_KIND = {RunKind.rm: ModelKind.reward}
+
+
+def trainer_defaults(kind: str) -> dict[str, Any]:
+    """The trainer's default config for `kind`, minus what the worker sets itself."""
+    if kind not in CONFIGS:
+        raise Invalid(f"kind must be one of {', '.join(CONFIGS)}; not {kind!r}", field="kind")
+    values = dataclasses.asdict(CONFIGS[kind]())
+    return {k: v for k, v in values.items() if k not in RESERVED_KEYS}
+
+
+def check_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:
+    """Validate user config keys and values against the trainer's config class."""
+    reserved = sorted(RESERVED_KEYS & config.keys())
+    if reserved:
+        raise Invalid(f"config keys {reserved} are set by the worker", field="config")
+    try:
+        built = build_config(kind, config)
+    except ConfigError as exc:
+        raise Invalid(str(exc), field="config") from None
+    return {key: getattr(built, key) for key in config}
+
+
+# ------------------------------------------------------------------ model registry
+
+
+def register_model(
+    *,
+    session: Session,
+    name: str,
+    kind: str,
+    path: str,
+    base_model: str | None = None,
+    base_model_id: int | None = None,
+    snapshot_sha256: str | None = None,
+    run_id: int | None = None,
+    metrics: dict[str, Any] | None = None,
+) -> RegisteredModel:
+    """Add a model to the registry (names are unique)."""
+    if kind not in ModelKind.__members__:
+        raise Invalid("kind must be policy or reward", field="kind")
+    if session.scalar(select(RegisteredModel.id).where(RegisteredModel.name == name)):
+        raise Conflict(f"a model named {name!r} is registered already", field="name")
+    model = RegisteredModel(
+        name=name,
+        kind=kind,
+        path=path,
+        base_model=base_model,
+        base_model_id=base_model_id,
+        snapshot_sha256=snapshot_sha256,
+        run_id=run_id,
+        metrics=metrics or {},
+    )
+    session.add(model)
+    session.flush()
+    return model
+
+
+def list_models(*, session: Session, kind: str | None = None) -> list[RegisteredModel]:
+    """Registered models, newest first."""
+    query = select(RegisteredModel).order_by(RegisteredModel.id.desc())
+    if kind:
+        query = query.where(RegisteredModel.kind == kind)
+    return list(session.scalars(query))
+
+
+def get_model(*, session: Session, model_id: int) -> RegisteredModel:
+    """A registered model, or NotFound."""
+    model = session.get(RegisteredModel, model_id)
+    if model is None:
+        raise NotFound(f"no registered model {model_id}")
+    return model
+
+
+def resolve_model(*, session: Session, ref: str) -> tuple[str, RegisteredModel | None]:
+    """A registry id or name → (its path, the model); anything else is a path or hub id."""
+    ref = ref.strip()
+    if not ref:
+        raise Invalid("a model is required", field="model")
+    model = session.scalar(select(RegisteredModel).where(RegisteredModel.name == ref))
+    if model is None and ref.isdigit():
+        model = session.get(RegisteredModel, int(ref))
+        if model is None:
+            raise NotFound(f"no registered model {ref}")
+    return (model.path, model) if model else (ref, None)
+
+
+# ------------------------------------------------------------------ runs
+
+
+def create_run(
+    *,
+    session: Session,
+    kind: str,
+    snapshot_id: int,
+    model: str,
+    reward_model: str | None = None,
+    config: dict[str, Any] | None = None,
+    name: str = "",
+    created_by: int | None = None,
+) -> TrainingRun:
+    """Queue a run after checking the snapshot, models and config fit the kind."""
+    from app.datasets import service as datasets_service
+
+    if kind not in RunKind.__members__:
+        raise Invalid(f"kind must be one of sft, rm, ppo, dpo; not {kind!r}", field="kind")
+    snapshot = datasets_service.get_snapshot(session=session, snapshot_id=snapshot_id)
+    if snapshot.kind not in SNAPSHOT_KINDS[RunKind(kind)]:
+        wanted = " or ".join(sorted(SNAPSHOT_KINDS[RunKind(kind)]))
+        raise Invalid(
+            f"a {kind} run trains on a {wanted} snapshot; snapshot {snapshot_id} is "
+            f"{snapshot.kind}",
+            field="snapshot_id",
+        )
+    base_path, base = resolve_model(session=session, ref=model)
+    reward_path, reward = None, None
+    if kind == RunKind.ppo:
+        if not reward_model:
+            raise Invalid("a ppo run needs a reward model", field="reward_model")
+        reward_path, reward = resolve_model(session=session, ref=reward_model)
+        if reward is not None and reward.kind != ModelKind.reward:
+            raise Invalid(f"model {reward.name!r} is not a reward model", field="reward_model")
+    run = TrainingRun(
+        kind=kind,
+        snapshot_id=snapshot.id,
+        base_model=base_path,
+        base_model_id=base.id if base else None,
+        reward_model=reward_path,
+        reward_model_id=reward.id if reward else None,
+        config=check_config(kind, config or {}),
+        name=name or f"{kind} on snapshot {snapshot.id}",
+        created_by=created_by,
+    )
+    session.add(run)
+    session.flush()
+    return run
+
+
+def get_run(*, session: Session, run_id: int) -> TrainingRun:
+    """A run, or NotFound."""
+    run = session.get(TrainingRun, run_id)
+    if run is None:
+        raise NotFound(f"no training run {run_id}")
+    return run
+
+
+def list_runs(
+    *, session: Session, status: str | None = None, kind: str | None = None, limit: int = 100
+) -> list[TrainingRun]:
+    """Runs, newest first, filtered by status and kind."""
+    query = select(TrainingRun).order_by(TrainingRun.id.desc()).limit(limit)
+    if status:
+        query = query.where(TrainingRun.status == status)
+    if kind:
+        query = query.where(TrainingRun.kind == kind)
+    return list(session.scalars(query))
+
+
+def cancel_run(*, session: Session, run: TrainingRun) -> TrainingRun:
+    """Cancel: a queued run ends now; a running one is asked to stop (SIGTERM by its worker)."""
+    if run.status in FINISHED:
+        raise Conflict(f"run {run.id} is {run.status} already")
+    if run.status == RunStatus.queued:
+        run.status = RunStatus.cancelled
+        run.finished_at = utcnow()
+    else:
+        run.cancel_requested = True
+    session.flush()
+    return run
+
+
+def claim_next(*, session: Session, worker: str) -> TrainingRun | None:
+    """Take the oldest queued run (PostgreSQL: FOR UPDATE SKIP LOCKED) and mark it running."""
+    run = session.scalar(
+        select(TrainingRun)
+        .where(TrainingRun.status == RunStatus.queued)
+        .order_by(TrainingRun.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    if run is None:
+        session.commit()
+        return None
+    now = utcnow()
+    run.status = RunStatus.running
+    run.worker = worker
+    run.attempt += 1
+    run.heartbeat_at = now
+    run.started_at = run.started_at or now
+    session.commit()
+    return run
+
+
+def heartbeat(*, session: Session, run: TrainingRun, worker: str) -> bool:
+    """Refresh the heartbeat; False if the run was taken from this worker (requeued)."""
+    result = session.execute(
+        update(TrainingRun)
+        .where(
+            TrainingRun.id == run.id,
+            TrainingRun.worker == worker,
+            TrainingRun.status == RunStatus.running,
+        )
+        .values(heartbeat_at=utcnow())
+    )
+    session.commit()
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def cancel_requested(*, session: Session, run_id: int) -> bool:
+    """Whether someone asked to cancel the run (ends the read transaction)."""
+    value = session.scalar(select(TrainingRun.cancel_requested).where(TrainingRun.id == run_id))
+    session.commit()
+    return bool(value)
+
+
+def record_metrics(
+    *, session: Session, run: TrainingRun, rows: list[dict[str, Any]], offset: int
+) -> None:
+    """Store new metric lines; a resumed trainer that logs a step again replaces the old one."""
+    if rows:
+        first = min(int(r["step"]) for r in rows)
+        session.execute(
+            delete(RunMetric).where(RunMetric.run_id == run.id, RunMetric.step >= first)
+        )
+        latest: dict[int, dict[str, Any]] = {int(r["step"]): r for r in rows}
+        session.add_all(RunMetric(run_id=run.id, step=s, values=v) for s, v in latest.items())
+    run.metrics_offset = offset
+    session.commit()
+
+
+def metrics(*, session: Session, run_id: int, after: int = -1) -> list[RunMetric]:
+    """Metric rows of a run with step > after, in step order."""
+    return list(
+        session.scalars(
+            select(RunMetric)
+            .where(RunMetric.run_id == run_id, RunMetric.step > after)
+            .order_by(RunMetric.step)
+        )
+    )
+
+
+def finish_run(
+    *,
+    session: Session,
+    run: TrainingRun,
+    status: str,
+    exit_code: int | None = None,
+    error: str | None = None,
+) -> TrainingRun:
+    """Mark a run finished; a succeeded run registers its output model."""
+    run.status = status
+    run.exit_code = exit_code
+    run.error = error
+    run.finished_at = utcnow()
+    if status == RunStatus.succeeded and run.run_dir:
+        output = Path(run.run_dir) / "output"
+        summary = read_summary(output)
+        from app.datasets import service as datasets_service
+
+        snapshot = datasets_service.get_snapshot(session=session, snapshot_id=run.snapshot_id)
+        model = register_model(
+            session=session,
+            name=f"run-{run.id}-{run.kind}",
+            kind=OUTPUT_KIND.get(RunKind(run.kind), ModelKind.policy),
+            path=str(output),
+            base_model=run.base_model,
+            base_model_id=run.base_model_id,
+            snapshot_sha256=snapshot.sha256,
+            run_id=run.id,
+            metrics=summary,
+        )
+        run.output_model_id = model.id
+    session.commit()
+    return run
+
+
+def read_summary(output: Path) -> dict[str, Any]:
+    import json
+
+    path = output / "summary.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def requeue_stale(*, session: Session, stale_seconds: int) -> list[int]:
+    """Runs whose worker stopped heart-beating go back to the queue (or fail when out of tries)."""
+    cutoff = utcnow() - timedelta(seconds=stale_seconds)
+    stale = list(
+        session.scalars(
+            select(TrainingRun)
+            .where(TrainingRun.status == RunStatus.running, TrainingRun.heartbeat_at < cutoff)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    for run in stale:
+        if run.cancel_requested:
+            run.status, run.finished_at = RunStatus.cancelled, utcnow()
+        elif run.attempt >= run.max_attempts:
+            run.status, run.finished_at = RunStatus.failed, utcnow()
+            run.error = f"the worker was lost {run.attempt} times (last: {run.worker})"
+        else:
+            run.status = RunStatus.queued
+        run.worker = None
+    session.commit()
+    return [run.id for run in stale]
+
+
+def counts(*, session: Session) -> dict[str, int]:
+    """Runs per status."""
+    rows = session.execute(select(TrainingRun.status, func.count()).group_by(TrainingRun.status))
+    return {status: n for status, n in rows.all()}
