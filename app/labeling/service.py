@@ -7,9 +7,10 @@ Every assignment row of a prompt is written while holding that prompt's row lock
 """
 
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import Row, and_, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -40,21 +41,16 @@ def _holds_prompt_for(user_id: int, now):  # type: ignore[no-untyped-def]
     )
 
 
-def _task(session: Session, project: Project, assignment: Assignment) -> Task:
-    prompt = session.get(Prompt, assignment.prompt_id)
-    assert prompt is not None
-    texts = dict(
-        session.execute(
-            select(Response.id, Response.text).where(Response.id.in_(assignment.response_ids))
-        ).all()
-    )
+def _task(
+    project: Project, assignment: Assignment, messages: list[Any], texts: dict[int, str]
+) -> Task:
     return Task(
         assignment_id=assignment.id,
         project_id=project.id,
-        prompt_id=prompt.id,
+        prompt_id=assignment.prompt_id,
         kind=project.kind,
         instructions=project.instructions,
-        messages=prompt.messages,
+        messages=messages,
         responses=[TaskResponse(id=rid, text=texts[rid]) for rid in assignment.response_ids],
         rating_scale=project.rating_scale,
         criteria=project.criteria,
@@ -62,8 +58,9 @@ def _task(session: Session, project: Project, assignment: Assignment) -> Task:
     )
 
 
-def _current_lease(session: Session, project: Project, user: User, now) -> Assignment | None:  # type: ignore[no-untyped-def]
-    return session.scalar(
+def _resume(session: Session, project: Project, user: User, now: datetime) -> Task | None:
+    """The labeler's live lease in this project, as a task."""
+    lease = session.scalar(
         select(Assignment)
         .where(
             Assignment.project_id == project.id,
@@ -74,9 +71,21 @@ def _current_lease(session: Session, project: Project, user: User, now) -> Assig
         .order_by(Assignment.id)
         .limit(1)
     )
+    if lease is None:
+        return None
+    messages = session.scalar(select(Prompt.messages).where(Prompt.id == lease.prompt_id))
+    texts = dict(
+        session.execute(
+            select(Response.id, Response.text).where(Response.id.in_(lease.response_ids))
+        ).all()
+    )
+    return _task(project, lease, messages or [], texts)
 
 
-def _lock_candidate(session: Session, project: Project, user: User, now, tried: list[int]):  # type: ignore[no-untyped-def]
+def _lock_candidate(
+    session: Session, project: Project, user: User, now: datetime, tried: list[int]
+) -> Row[tuple[int, list[Any]]] | None:
+    """The first prompt this labeler may get, locked (PostgreSQL skips rows others hold)."""
     taken = (
         select(func.count())
         .where(Assignment.prompt_id == Prompt.id, _live(now))
@@ -84,7 +93,7 @@ def _lock_candidate(session: Session, project: Project, user: User, now, tried: 
         .scalar_subquery()
     )
     query = (
-        select(Prompt.id)
+        select(Prompt.id, Prompt.messages)
         .where(
             Prompt.project_id == project.id,
             Prompt.done_count < project.overlap,
@@ -97,27 +106,25 @@ def _lock_candidate(session: Session, project: Project, user: User, now, tried: 
     )
     if tried:
         query = query.where(Prompt.id.not_in(tried))
-    return session.scalar(query)
+    return session.execute(query).first()
 
 
-def _still_free(session: Session, prompt_id: int, project: Project, user: User, now) -> bool:  # type: ignore[no-untyped-def]
-    """Re-count under the prompt's lock, in a fresh statement (it sees concurrent commits)."""
-    taken = session.scalar(
-        select(func.count()).where(Assignment.prompt_id == prompt_id, _live(now))
+def _recheck(
+    session: Session, prompt_id: int, project: Project, user: User, now: datetime
+) -> tuple[bool, Assignment | None]:
+    """Under the prompt's lock, in a fresh statement that sees concurrent commits: is a slot
+    still free for this labeler? Also returns their own (expired) assignment row, if any."""
+    taken = select(func.count()).where(Assignment.prompt_id == prompt_id, _live(now))
+    mine = select(Assignment.id).where(
+        Assignment.prompt_id == prompt_id, Assignment.user_id == user.id
     )
-    mine = session.scalar(
-        select(Assignment.id).where(
-            Assignment.prompt_id == prompt_id, _holds_prompt_for(user.id, now)
-        )
-    )
-    return (taken or 0) < project.overlap and mine is None
-
-
-def _pick_responses(session: Session, prompt_id: int, project: Project) -> list[int]:
-    if project.kind == ProjectKind.demonstration:
-        return []
-    ids = list(session.scalars(select(Response.id).where(Response.prompt_id == prompt_id)))
-    return random.sample(ids, min(project.k, len(ids)))
+    count, mine_id = session.execute(select(taken.scalar_subquery(), mine.scalar_subquery())).one()
+    assignment = session.get(Assignment, mine_id) if mine_id is not None else None
+    if assignment is not None and (
+        assignment.status != AssignmentStatus.leased or assignment.expires_at > now
+    ):
+        return False, assignment
+    return count < project.overlap, assignment
 
 
 def next_task(*, session: Session, project: Project, user: User) -> Task | None:
@@ -125,32 +132,33 @@ def next_task(*, session: Session, project: Project, user: User) -> Task | None:
     if project.is_archived:
         return None
     now = utcnow()
-    lease = _current_lease(session, project, user, now)
-    if lease is not None:
-        task = _task(session, project, lease)
+    task = _resume(session, project, user, now)
+    if task is not None:
         session.commit()
         return task
     tried: list[int] = []
     for _ in range(MAX_CLAIM_TRIES):
-        prompt_id = _lock_candidate(session, project, user, now, tried)
-        if prompt_id is None:
-            session.commit()
-            return None
-        if not _still_free(session, prompt_id, project, user, now):
+        candidate = _lock_candidate(session, project, user, now, tried)
+        if candidate is None:
+            break
+        prompt_id, messages = candidate
+        free, assignment = _recheck(session, prompt_id, project, user, now)
+        if not free:
             tried.append(prompt_id)
             continue
-        expires = now + timedelta(seconds=project.lease_seconds)
-        assignment = session.scalar(
-            select(Assignment).where(
-                Assignment.prompt_id == prompt_id, Assignment.user_id == user.id
-            )
+        texts = dict(
+            session.execute(
+                select(Response.id, Response.text).where(Response.prompt_id == prompt_id)
+            ).all()
         )
+        expires = now + timedelta(seconds=project.lease_seconds)
         if assignment is None:
+            shown = [] if project.kind == ProjectKind.demonstration else list(texts)
             assignment = Assignment(
                 project_id=project.id,
                 prompt_id=prompt_id,
                 user_id=user.id,
-                response_ids=_pick_responses(session, prompt_id, project),
+                response_ids=random.sample(shown, min(project.k, len(shown))),
                 expires_at=expires,
             )
             session.add(assignment)
@@ -158,7 +166,7 @@ def next_task(*, session: Session, project: Project, user: User) -> Task | None:
             assignment.expires_at = expires
             assignment.created_at = now
         session.flush()
-        task = _task(session, project, assignment)
+        task = _task(project, assignment, messages, texts)
         session.commit()
         return task
     session.commit()
