@@ -49,14 +49,18 @@
 
   // Time on task: counted while the page is visible, kept in the draft across reloads.
   let tick = performance.now();
+  function elapsed() {
+    const now = performance.now();
+    if (document.visibilityState === "visible") draft.elapsed += now - tick;
+    tick = now;
+    return draft.elapsed;
+  }
   function showTime() {
     const seconds = Math.floor(draft.elapsed / 1000);
     $("timer").textContent = `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
   }
   setInterval(() => {
-    const now = performance.now();
-    if (document.visibilityState === "visible") draft.elapsed += now - tick;
-    tick = now;
+    elapsed();
     showTime();
     save();
   }, 1000);
@@ -144,7 +148,7 @@
       return;
     }
     if (flagBoxes.length) body.flags = draft.flags;
-    body.duration_ms = Math.round(draft.elapsed);
+    body.duration_ms = Math.round(elapsed());
     const url = `/api/v1/assignments/${config.assignment_id}/annotations`;
     send(url, body, { "Idempotency-Key": draft.key }, "Saved. Loading the next task…");
   }
