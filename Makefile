@@ -26,6 +26,9 @@ demo: setup
 test: setup
 	$(BIN)/pytest -q
 
+screenshots: setup
+	$(BIN)/python scripts/screenshots.py
+
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 

@@ -16,6 +16,7 @@ from app.errors import DomainError
 from app.labeling import api as labeling_api
 from app.labeling import pages as labeling_pages
 from app.projects import api as projects_api
+from app.projects import pages as projects_pages
 from app.projects.importer import ImportFailed
 from app.templating import ROOT
 
@@ -84,6 +85,7 @@ def create_app() -> FastAPI:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(LoginRequired, _login_redirect)
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
-    for module in (auth_api, projects_api, labeling_api, auth_pages, labeling_pages):
+    routers = (auth_api, projects_api, labeling_api, auth_pages, labeling_pages, projects_pages)
+    for module in routers:
         app.include_router(module.router)
     return app

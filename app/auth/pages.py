@@ -1,16 +1,18 @@
-"""HTML routes: login and logout."""
+"""HTML routes: login and logout; for admins, users and API tokens."""
 
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
 
 from app.auth import service
+from app.auth.models import ApiToken
 from app.auth.security import SESSION_COOKIE
 from app.config import get_settings
 from app.db import SessionDep
-from app.deps import OptionalUser, cookie_signer, csrf_guard
-from app.errors import TooManyRequests
+from app.deps import AdminUser, OptionalUser, cookie_signer, csrf_guard
+from app.errors import DomainError, TooManyRequests
 from app.templating import render
 
 router = APIRouter(tags=["pages"])
@@ -74,3 +76,107 @@ def logout() -> RedirectResponse:
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
     return response
+
+
+# Admin pages: users and API tokens.
+
+
+def _users_page(  # type: ignore[no-untyped-def]
+    request: Request, session: SessionDep, status_code: int = 200, **context: Any
+):
+    context.setdefault("error", None)
+    context.setdefault("notice", request.query_params.get("notice"))
+    tokens: dict[int, list[ApiToken]] = {}
+    for token in service.list_tokens(session=session):
+        tokens.setdefault(token.user_id, []).append(token)
+    return render(
+        request,
+        "admin/users.html",
+        status_code,
+        users=service.list_users(session=session),
+        tokens=tokens,
+        **context,
+    )
+
+
+def _back(notice: str) -> RedirectResponse:
+    return RedirectResponse(f"/admin/users?{urlencode({'notice': notice})}", status_code=303)
+
+
+@router.get("/admin/users")
+def users_page(request: Request, session: SessionDep, _: AdminUser):  # type: ignore[no-untyped-def]
+    return _users_page(request, session)
+
+
+@router.post("/admin/users")
+def create_user(  # type: ignore[no-untyped-def]
+    request: Request,
+    session: SessionDep,
+    _: AdminUser,
+    email: Annotated[str, Form()],
+    role: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+):
+    try:
+        user = service.create_user(session=session, email=email, role=role, password=password)
+        session.commit()
+    except DomainError as exc:
+        session.rollback()
+        return _users_page(request, session, 422, error=exc.message, email=email, role=role)
+    return _back(f"Created {user.email} ({user.role}).")
+
+
+@router.post("/admin/users/{user_id}/active")
+def set_active(  # type: ignore[no-untyped-def]
+    request: Request,
+    user_id: int,
+    session: SessionDep,
+    admin: AdminUser,
+    active: Annotated[bool, Form()],
+):
+    user = service.get(session=session, user_id=user_id)
+    if user.id == admin.id and not active:
+        return _users_page(request, session, 409, error="You cannot deactivate yourself.")
+    service.set_active(session=session, user=user, active=active)
+    session.commit()
+    return _back(f"{user.email} is {'active' if active else 'deactivated'}.")
+
+
+@router.post("/admin/users/{user_id}/password")
+def reset_password(  # type: ignore[no-untyped-def]
+    request: Request,
+    user_id: int,
+    session: SessionDep,
+    _: AdminUser,
+    password: Annotated[str, Form()],
+):
+    user = service.get(session=session, user_id=user_id)
+    try:
+        service.set_password(session=session, user=user, password=password)
+        session.commit()
+    except DomainError as exc:
+        session.rollback()
+        return _users_page(request, session, 422, error=f"{user.email}: {exc.message}")
+    return _back(f"New password set for {user.email}; their other sessions ended.")
+
+
+@router.post("/admin/users/{user_id}/tokens")
+def issue_token(  # type: ignore[no-untyped-def]
+    request: Request,
+    user_id: int,
+    session: SessionDep,
+    _: AdminUser,
+    name: Annotated[str, Form(max_length=100)] = "",
+):
+    user = service.get(session=session, user_id=user_id)
+    token, plain = service.create_token(session=session, user=user, name=name)
+    session.commit()
+    # The token is shown on this response only; it is never stored or put into a URL.
+    return _users_page(request, session, new_token=(user, token, plain))
+
+
+@router.post("/admin/tokens/{token_id}/revoke")
+def revoke_token(token_id: int, session: SessionDep, _: AdminUser) -> RedirectResponse:
+    token = service.revoke_token(session=session, token_id=token_id)
+    session.commit()
+    return _back(f"Token {token.prefix}… revoked.")

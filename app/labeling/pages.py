@@ -1,14 +1,33 @@
-"""HTML routes for labelers: the home page with their projects."""
+"""HTML routes: the labeler's home and labeling pages, and the admins' annotations browser."""
+
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
+from pydantic import BeforeValidator
 
+from app.auth import service as auth_service
 from app.db import SessionDep
-from app.deps import CurrentUser
+from app.deps import AdminUser, CurrentUser
 from app.labeling import service
 from app.projects import service as project_service
+from app.projects.models import Prompt
+from app.projects.models import Response as ProjectResponse
 from app.templating import render
 
 router = APIRouter(tags=["pages"])
+
+SKIP_REASONS = [
+    "I can't judge this topic",
+    "The prompt is broken or unclear",
+    "The responses are (nearly) identical",
+    "Offensive or disturbing content",
+]
+PAGE_SIZE = 25
+
+
+def _blank_is_none(value: Any) -> Any:
+    """An empty filter field of a GET form means 'any'."""
+    return None if value == "" else value
 
 
 @router.get("/")
@@ -18,4 +37,66 @@ def home(request: Request, session: SessionDep, user: CurrentUser):  # type: ign
         (project, service.progress(session=session, project=project, user=user))
         for project in projects
     ]
-    return render(request, "home.html", rows=rows)
+    return render(request, "labeling/home.html", rows=rows)
+
+
+@router.get("/projects/{project_id}/label")
+def label(request: Request, project_id: int, session: SessionDep, user: CurrentUser):  # type: ignore[no-untyped-def]
+    """The labeler's current task in the project (a new lease if they hold none)."""
+    project = project_service.get(session=session, project_id=project_id)
+    task = service.next_task(session=session, project=project, user=user)
+    progress = service.progress(session=session, project=project, user=user)
+    if task is None:
+        return render(request, "labeling/done.html", project=project, progress=progress)
+    total = progress.done + 1 + progress.available
+    return render(
+        request,
+        f"labeling/{project.kind}.html",
+        project=project,
+        task=task,
+        progress=progress,
+        position=progress.done + 1,
+        total=total,
+        skip_reasons=SKIP_REASONS,
+    )
+
+
+@router.get("/admin/annotations")
+def annotations_page(  # type: ignore[no-untyped-def]
+    request: Request,
+    session: SessionDep,
+    _: AdminUser,
+    project_id: Annotated[int | None, BeforeValidator(_blank_is_none)] = None,
+    user_id: Annotated[int | None, BeforeValidator(_blank_is_none)] = None,
+    prompt_id: Annotated[int | None, BeforeValidator(_blank_is_none)] = None,
+    page: int = 1,
+):
+    """Annotations, newest first, each next to its prompt and responses."""
+    page = max(page, 1)
+    annotations = service.list_annotations(
+        session=session,
+        project_id=project_id,
+        user_id=user_id,
+        prompt_id=prompt_id,
+        limit=PAGE_SIZE + 1,
+        offset=(page - 1) * PAGE_SIZE,
+    )
+    prompts: dict[int, tuple[Prompt, dict[int, ProjectResponse]]] = {}
+    for annotation in annotations[:PAGE_SIZE]:
+        if annotation.prompt_id not in prompts:
+            prompt, responses = project_service.prompt_with_responses(
+                session=session, prompt_id=annotation.prompt_id
+            )
+            prompts[annotation.prompt_id] = (prompt, {r.id: r for r in responses})
+    projects = project_service.list_projects(session=session, include_archived=True)
+    return render(
+        request,
+        "admin/annotations.html",
+        annotations=annotations[:PAGE_SIZE],
+        more=len(annotations) > PAGE_SIZE,
+        page=page,
+        prompts=prompts,
+        projects={p.id: p for p in projects},
+        users={u.id: u for u in auth_service.list_users(session=session)},
+        filters={"project_id": project_id, "user_id": user_id, "prompt_id": prompt_id},
+    )

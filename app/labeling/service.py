@@ -7,7 +7,7 @@ Every assignment row of a prompt is written while holding that prompt's row lock
 """
 
 import random
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import Row, and_, exists, func, or_, select, update
@@ -18,7 +18,7 @@ from app.auth.models import User
 from app.db import utcnow
 from app.errors import Conflict, Forbidden, Gone, Invalid, NotFound
 from app.labeling import validation
-from app.labeling.models import Annotation, Assignment, AssignmentStatus
+from app.labeling.models import Annotation, AnnotationSource, Assignment, AssignmentStatus
 from app.labeling.schemas import AnnotationIn, Progress, Task, TaskResponse
 from app.projects.models import Project, ProjectKind, Prompt, Response
 
@@ -357,3 +357,28 @@ def list_annotations(
     if prompt_id is not None:
         query = query.where(Annotation.prompt_id == prompt_id)
     return list(session.scalars(query))
+
+
+def labels_per_day(
+    *, session: Session, days: int = 14, project_id: int | None = None
+) -> list[tuple[date, int]]:
+    """Labeler annotations per UTC day over the last `days` days, oldest first, zeros included."""
+    today = utcnow().date()
+    first = today - timedelta(days=days - 1)
+    since = datetime.combine(first, time.min, tzinfo=UTC)
+    stamp = Annotation.created_at
+    if session.get_bind().dialect.name == "postgresql":
+        stamp = func.timezone("UTC", stamp)  # type: ignore[assignment]
+    day = func.date(stamp)
+    query = (
+        select(day, func.count())
+        .where(Annotation.created_at >= since, Annotation.source == AnnotationSource.labeler)
+        .group_by(day)
+    )
+    if project_id is not None:
+        query = query.where(Annotation.project_id == project_id)
+    counts = {str(value)[:10]: n for value, n in session.execute(query).all()}
+    return [
+        (first + timedelta(days=i), counts.get(str(first + timedelta(days=i)), 0))
+        for i in range(days)
+    ]

@@ -1,0 +1,181 @@
+"""HTML routes for admins: the dashboard, creating and configuring projects, imports."""
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request, UploadFile
+from fastapi.responses import RedirectResponse
+from pydantic import ValidationError
+
+from app.db import SessionDep
+from app.deps import AdminUser
+from app.errors import DomainError
+from app.labeling import service as labeling_service
+from app.projects import importer, service
+from app.projects.models import Project, ProjectKind, RatingScale
+from app.projects.schemas import ProjectCreate, ProjectUpdate
+from app.templating import render
+
+router = APIRouter(prefix="/admin", tags=["pages"])
+
+EXPORTS = {
+    ProjectKind.ranking: ["rankings", "pairs", "prompts"],
+    ProjectKind.rating: ["ratings", "prompts"],
+    ProjectKind.demonstration: ["sft", "prompts"],
+}
+FORMATS = ["auto", "jsonl", "hh", "trl"]
+
+
+def _errors(exc: ValidationError) -> list[str]:
+    """Pydantic errors as 'field: message' lines a person can act on."""
+    return [
+        f"{'.'.join(str(p) for p in e['loc']) or 'form'}: {e['msg']}".removeprefix("Value error, ")
+        for e in exc.errors()
+    ]
+
+
+def _settings(
+    instructions: str, k: str, overlap: str, lease_seconds: str, rating_scale: str, criteria: str
+) -> dict[str, Any]:
+    names = [c.strip() for c in criteria.replace(",", "\n").splitlines() if c.strip()]
+    return {
+        "instructions": instructions,
+        "k": k,
+        "overlap": overlap,
+        "lease_seconds": lease_seconds,
+        "rating_scale": rating_scale,
+        "criteria": names,
+    }
+
+
+@router.get("")
+def dashboard(request: Request, session: SessionDep, _: AdminUser):  # type: ignore[no-untyped-def]
+    projects = service.list_projects(session=session, include_archived=True)
+    rows = [(p, service.stats(session=session, project=p)) for p in projects]
+    per_day = labeling_service.labels_per_day(session=session, days=14)
+    return render(request, "admin/dashboard.html", rows=rows, per_day=per_day)
+
+
+@router.get("/projects/new")
+def new_project(request: Request, _: AdminUser):  # type: ignore[no-untyped-def]
+    return render(request, "admin/project_new.html", form={}, errors=[], kinds=list(ProjectKind))
+
+
+@router.post("/projects")
+def create_project(  # type: ignore[no-untyped-def]
+    request: Request,
+    session: SessionDep,
+    _: AdminUser,
+    name: Annotated[str, Form()],
+    kind: Annotated[str, Form()],
+    instructions: Annotated[str, Form()] = "",
+    k: Annotated[str, Form()] = "4",
+    overlap: Annotated[str, Form()] = "1",
+    lease_seconds: Annotated[str, Form()] = "1800",
+    rating_scale: Annotated[str, Form()] = RatingScale.thumbs,
+    criteria: Annotated[str, Form()] = "",
+):
+    form = {"name": name, "kind": kind}
+    form |= _settings(instructions, k, overlap, lease_seconds, rating_scale, criteria)
+    try:
+        project = service.create(session=session, data=ProjectCreate.model_validate(form))
+        session.commit()
+    except ValidationError as exc:
+        errors = _errors(exc)
+    except DomainError as exc:
+        session.rollback()
+        errors = [exc.message]
+    else:
+        return RedirectResponse(f"/admin/projects/{project.id}?created=1", status_code=303)
+    form["criteria"] = criteria
+    return render(
+        request, "admin/project_new.html", 422, form=form, errors=errors, kinds=list(ProjectKind)
+    )
+
+
+def _project_page(  # type: ignore[no-untyped-def]
+    request: Request, session: SessionDep, project: Project, status_code: int = 200, **context: Any
+):
+    context.setdefault("errors", [])
+    return render(
+        request,
+        "admin/project.html",
+        status_code,
+        project=project,
+        stats=service.stats(session=session, project=project),
+        per_day=labeling_service.labels_per_day(session=session, days=14, project_id=project.id),
+        exports=EXPORTS[ProjectKind(project.kind)],
+        formats=FORMATS,
+        has_labels=service.has_labels(session=session, project=project),
+        **context,
+    )
+
+
+@router.get("/projects/{project_id}")
+def project_page(request: Request, project_id: int, session: SessionDep, _: AdminUser):  # type: ignore[no-untyped-def]
+    project = service.get(session=session, project_id=project_id)
+    created = request.query_params.get("created")
+    return _project_page(request, session, project, notice="Project created." if created else None)
+
+
+@router.post("/projects/{project_id}")
+def update_project(  # type: ignore[no-untyped-def]
+    request: Request,
+    project_id: int,
+    session: SessionDep,
+    _: AdminUser,
+    name: Annotated[str, Form()],
+    instructions: Annotated[str, Form()] = "",
+    k: Annotated[str, Form()] = "4",
+    overlap: Annotated[str, Form()] = "1",
+    lease_seconds: Annotated[str, Form()] = "1800",
+    rating_scale: Annotated[str, Form()] = RatingScale.thumbs,
+    criteria: Annotated[str, Form()] = "",
+    is_archived: Annotated[bool, Form()] = False,
+):
+    project = service.get(session=session, project_id=project_id)
+    form = {"name": name, "is_archived": is_archived}
+    form |= _settings(instructions, k, overlap, lease_seconds, rating_scale, criteria)
+    try:
+        service.update(session=session, project=project, data=ProjectUpdate.model_validate(form))
+        session.commit()
+    except ValidationError as exc:
+        return _project_page(request, session, project, 422, errors=_errors(exc))
+    except DomainError as exc:
+        session.rollback()
+        session.refresh(project)
+        return _project_page(request, session, project, 422, errors=[exc.message])
+    return _project_page(request, session, project, notice="Settings saved.")
+
+
+@router.post("/projects/{project_id}/import")
+def import_items(  # type: ignore[no-untyped-def]
+    request: Request,
+    project_id: int,
+    session: SessionDep,
+    _: AdminUser,
+    file: UploadFile,
+    format: Annotated[str, Form()] = "auto",
+):
+    """Import an uploaded JSONL file; all or nothing, with the bad lines listed."""
+    project = service.get(session=session, project_id=project_id)
+    if format not in FORMATS:
+        return _project_page(request, session, project, 422, errors=[f"unknown format {format!r}"])
+    with tempfile.NamedTemporaryFile(prefix="rlhf-import-", suffix=".jsonl", delete=False) as out:
+        shutil.copyfileobj(file.file, out)
+    path = Path(out.name)
+    try:
+        report = importer.import_file(session=session, project=project, path=path, fmt=format)
+    except importer.ImportFailed as exc:
+        session.rollback()
+        return _project_page(
+            request, session, project, 422, import_failure=exc, filename=file.filename
+        )
+    except DomainError as exc:
+        session.rollback()
+        return _project_page(request, session, project, 422, errors=[exc.message])
+    finally:
+        path.unlink(missing_ok=True)
+    return _project_page(request, session, project, report=report, filename=file.filename)

@@ -1,0 +1,221 @@
+// The shared part of every labeling page: the draft (localStorage, keyed by assignment id),
+// time on task, flags, the skip panel, the keyboard, and submitting to the JSON API.
+// Untrusted text is never put into the page from here: only textContent and values.
+"use strict";
+
+(() => {
+  const config = JSON.parse(document.getElementById("task-config").textContent);
+  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  const storeKey = `rlhf-draft-${config.assignment_id}`;
+  const DRAFT_DAYS = 7;
+  const $ = (id) => document.getElementById(id);
+
+  function newKey() {
+    const bytes = new Uint8Array(16);
+    crypto.getRandomValues(bytes);
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  function forgetOldDrafts() {
+    const cutoff = Date.now() - DRAFT_DAYS * 86400000;
+    for (const key of Object.keys(localStorage)) {
+      if (!key.startsWith("rlhf-draft-") || key === storeKey) continue;
+      try {
+        if ((JSON.parse(localStorage.getItem(key)).saved || 0) < cutoff) localStorage.removeItem(key);
+      } catch (_) {
+        localStorage.removeItem(key);
+      }
+    }
+  }
+
+  function loadDraft() {
+    try {
+      const stored = JSON.parse(localStorage.getItem(storeKey));
+      if (stored && typeof stored.key === "string") return stored;
+    } catch (_) { /* a broken draft is replaced */ }
+    // The Idempotency-Key is made once per draft and kept with it: a retried submit replays.
+    return { key: newKey(), elapsed: 0, flags: {}, data: {} };
+  }
+
+  const draft = loadDraft();
+  let finished = false;
+  let inFlight = false;
+
+  function save() {
+    if (finished) return;
+    draft.saved = Date.now();
+    localStorage.setItem(storeKey, JSON.stringify(draft));
+  }
+
+  // Time on task: counted while the page is visible, kept in the draft across reloads.
+  let tick = performance.now();
+  function elapsed() {
+    const now = performance.now();
+    if (document.visibilityState === "visible") draft.elapsed += now - tick;
+    tick = now;
+    return draft.elapsed;
+  }
+  function showTime() {
+    const seconds = Math.floor(draft.elapsed / 1000);
+    $("timer").textContent = `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
+  }
+  setInterval(() => {
+    elapsed();
+    showTime();
+    save();
+  }, 1000);
+  showTime();
+
+  // Flags: checkboxes with data-flag, data-response and the criterion as value.
+  const flagBoxes = Array.from(document.querySelectorAll("input[data-flag]"));
+  for (const box of flagBoxes) {
+    box.checked = (draft.flags[box.dataset.response] || []).includes(box.value);
+    box.addEventListener("change", () => {
+      draft.flags = {};
+      for (const b of flagBoxes) {
+        if (b.checked) (draft.flags[b.dataset.response] ||= []).push(b.value);
+      }
+      save();
+    });
+  }
+
+  function status(text, tone, offerNext = false) {
+    $("status").hidden = false;
+    $("status").className = `status ${tone}`;
+    $("status-text").textContent = text;
+    $("status-next").hidden = !offerNext;
+  }
+
+  async function errorDetail(response) {
+    try {
+      const body = await response.json();
+      if (typeof body.detail === "string") return body.detail;
+      if (Array.isArray(body.detail)) {
+        return body.detail.map((d) => `${(d.loc || []).join(".")}: ${d.msg}`).join("; ");
+      }
+    } catch (_) { /* not JSON */ }
+    return `the server answered ${response.status}`;
+  }
+
+  function done(message) {
+    finished = true;
+    localStorage.removeItem(storeKey);
+    status(message, "ok");
+    window.location.replace(window.location.pathname);  // the next task
+  }
+
+  async function post(url, body, headers = {}) {
+    return fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf, ...headers },
+      body: JSON.stringify(body),
+    });
+  }
+
+  async function send(url, body, headers, okMessage) {
+    if (inFlight || finished) return;
+    inFlight = true;
+    document.body.classList.add("busy");
+    status("Saving…", "info");
+    try {
+      const response = await post(url, body, headers);
+      if (response.ok) return done(okMessage);
+      const detail = await errorDetail(response);
+      if (response.status === 410) {
+        status(`Your lease on this task expired: ${detail}. Your work is still on this page.`, "error", true);
+      } else if (response.status === 409) {
+        status(`${detail}.`, "error", true);
+      } else {
+        status(`Not saved: ${detail}`, "error");
+      }
+    } catch (_) {
+      status("Could not reach the server. Your work is kept here; submit again to retry.", "error");
+    } finally {
+      inFlight = false;
+      document.body.classList.remove("busy");
+    }
+  }
+
+  let kind = null;
+
+  function submit() {
+    let body;
+    try {
+      body = kind.collect();
+    } catch (problem) {
+      status(String(problem.message || problem), "error");
+      return;
+    }
+    if (flagBoxes.length) body.flags = draft.flags;
+    body.duration_ms = Math.round(elapsed());
+    const url = `/api/v1/assignments/${config.assignment_id}/annotations`;
+    send(url, body, { "Idempotency-Key": draft.key }, "Saved. Loading the next task…");
+  }
+
+  // Skip: a reason is required; the panel keeps the keyboard flow (1…n pick, Enter skips).
+  const panel = $("skip-panel");
+  const reasons = Array.from(panel.querySelectorAll('input[name="reason"]'));
+  function openSkip() {
+    panel.hidden = false;
+    reasons[0].focus();
+  }
+  function closeSkip() {
+    panel.hidden = true;
+  }
+  panel.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const picked = reasons.find((r) => r.checked);
+    const reason = picked && picked.value === "other" ? $("skip-other").value : picked && picked.value;
+    if (!reason || !reason.trim()) {
+      status("Say why you skip this task.", "error");
+      return;
+    }
+    const url = `/api/v1/assignments/${config.assignment_id}/skip`;
+    send(url, { reason: reason.trim() }, {}, "Skipped. Loading the next task…");
+  });
+  panel.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") closeSkip();
+    const n = Number(event.key);
+    if (event.target.type !== "text" && n >= 1 && n <= reasons.length) {
+      reasons[n - 1].checked = true;
+      reasons[n - 1].focus();
+    }
+  });
+  $("skip-other").addEventListener("focus", () => { reasons[reasons.length - 1].checked = true; });
+  $("skip-cancel").addEventListener("click", closeSkip);
+  $("skip-button").addEventListener("click", openSkip);
+  $("submit-button").addEventListener("click", submit);
+
+  document.addEventListener("keydown", (event) => {
+    if (!kind || !panel.hidden) return;
+    const typing = event.target.matches("input[type=text], textarea, select");
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      submit();
+      return;
+    }
+    if (typing || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.key === "Enter" && !event.target.matches("a, .main-actions button")) {
+      event.preventDefault();
+      submit();
+    } else if (event.key === "s" || event.key === "S") {
+      event.preventDefault();
+      openSkip();
+    } else if (kind.onKey && kind.onKey(event)) {
+      event.preventDefault();
+    }
+  });
+
+  forgetOldDrafts();
+  window.Task = {
+    config,
+    draft,
+    save,
+    status,
+    /** A page kind registers { collect(): body, onKey(event): handled }. */
+    register(handler) {
+      kind = handler;
+    },
+  };
+})();

@@ -1,0 +1,205 @@
+"""Labeling in a real browser: keyboard, drag and drop, drafts, retries, untrusted text."""
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from tests.browser.conftest import login, open_task, submit_and_wait
+from tests.helpers import ranking_items
+
+pytestmark = pytest.mark.browser
+
+CRITERIA = ["hallucination", "unsafe"]
+
+
+def test_login_and_logout(page, live) -> None:
+    labeler = live.user()
+    page.goto("/")
+    page.wait_for_url("**/login?next=/")
+    page.fill("input[name=email]", labeler.email)
+    page.fill("input[name=password]", "wrong password")
+    page.click("button[type=submit]")
+    assert page.get_by_role("alert").inner_text() == "Wrong email or password."
+    login(page, labeler)
+    assert page.locator("h1").inner_text() == "Your projects"
+    page.click("text=Log out")
+    page.wait_for_url("**/login")
+    page.goto("/")
+    assert "/login" in page.url
+
+
+def test_ranking_by_keyboard_with_undo_and_flags(page, live) -> None:
+    project = live.project(ranking_items(2, k=4), k=4, criteria=CRITERIA)
+    login(page, live.user())
+    shown = open_task(page, project)
+    assert page.locator("#position").inner_text() == "Task 1 of 2"
+    for key in ("3", "1", "2", "Backspace", "4", "2"):
+        page.keyboard.press(key)
+    assert page.locator(".slot.filled").count() == 4
+    assert page.locator(".slot").first.inner_text().startswith("1\n3")  # slot 1 holds response 3
+    page.locator(f"input[data-flag][data-response='{shown[1]}'][value=unsafe]").check()
+    submit_and_wait(page)
+    assert page.locator("#position").inner_text() == "Task 2 of 2"  # the next task loaded
+    [annotation] = live.annotations(project.id)
+    assert annotation.payload["ranking"] == [shown[2], shown[0], shown[3], shown[1]]
+    assert annotation.flags == {str(shown[1]): ["unsafe"]}
+    assert annotation.duration_ms is not None and annotation.duration_ms > 0
+
+
+def test_ranking_by_drag_and_drop(page, live) -> None:
+    project = live.project(ranking_items(1, k=3), k=3)
+    login(page, live.user())
+    shown = open_task(page, project)
+    cards = page.locator("#responses .response")
+    slots = page.locator("#slots .slot")
+    page.drag_and_drop(f"[data-response='{shown[1]}']", ".slot[data-rank='0']")
+    page.drag_and_drop(f".response[data-response='{shown[2]}']", ".slot[data-rank='1']")
+    page.drag_and_drop(f".response[data-response='{shown[0]}']", ".slot[data-rank='2']")
+    # Reorder inside the slots: the chip in slot 3 moves to the top.
+    page.drag_and_drop(".slot[data-rank='2'] .chip", ".slot[data-rank='0']")
+    assert slots.count() == 3 and cards.count() == 3
+    submit_and_wait(page)
+    assert page.get_by_text("All done here").is_visible()
+    [annotation] = live.annotations(project.id)
+    assert annotation.payload["ranking"] == [shown[0], shown[1], shown[2]]
+
+
+@pytest.mark.parametrize(
+    ("scale", "keys", "expected"),
+    [("thumbs", ["u", "d"], [1, -1]), ("0-5", ["5", "0"], [5, 0])],
+)
+def test_rating_by_keys(page, live, scale, keys, expected) -> None:
+    project = live.project(ranking_items(1, k=2), kind="rating", k=2, rating_scale=scale)
+    login(page, live.user())
+    shown = open_task(page, project)
+    page.keyboard.press("Enter")  # nothing scored yet: refused with a message, nothing sent
+    assert "Score every response first (2 left)" in page.locator("#status").inner_text()
+    for key in keys:
+        page.keyboard.press(key)
+    submit_and_wait(page)
+    [annotation] = live.annotations(project.id)
+    assert annotation.payload["scores"] == {str(r): v for r, v in zip(shown, expected, strict=True)}
+
+
+def test_multi_turn_demonstration(page, live) -> None:
+    project = live.project([{"id": "d1", "prompt": "Plan my week"}], kind="demonstration", k=1)
+    login(page, live.user())
+    open_task(page, project)
+    page.fill("textarea[data-turn='0']", "What matters most this week?")
+    page.click("#add-turn")
+    page.fill("textarea[data-turn='1']", "Finishing my thesis chapter.")
+    page.fill("textarea[data-turn='2']", "Then block two mornings for it.")
+    submit_and_wait(page, "Control+Enter")
+    [annotation] = live.annotations(project.id)
+    assert annotation.payload["demonstration"] == [
+        {"role": "assistant", "content": "What matters most this week?"},
+        {"role": "user", "content": "Finishing my thesis chapter."},
+        {"role": "assistant", "content": "Then block two mornings for it."},
+    ]
+
+
+def test_skip_with_a_reason(page, live) -> None:
+    project = live.project(ranking_items(2, k=2), k=2)
+    login(page, live.user())
+    open_task(page, project)
+    page.keyboard.press("s")
+    assert page.locator("#skip-panel").is_visible()
+    page.keyboard.press("2")
+    submit_and_wait(page)
+    skipped = live.assignments(project.id)[0]
+    assert skipped.status == "skipped"
+    assert skipped.skip_reason == "The prompt is broken or unclear"
+    assert page.locator("#position").inner_text() == "Task 1 of 1"  # 1 left after the skip
+
+
+def test_draft_survives_a_reload_and_is_cleared_on_submit(page, live) -> None:
+    project = live.project([{"id": "d1", "prompt": "hello"}], kind="demonstration", k=1)
+    login(page, live.user())
+    open_task(page, project)
+    page.fill("textarea[data-turn='0']", "A careful answer")
+    page.reload()
+    assert page.locator("textarea[data-turn='0']").input_value() == "A careful answer"
+    key = f"rlhf-draft-{live.assignments(project.id)[0].id}"
+    assert page.evaluate(f"localStorage.getItem('{key}') !== null")
+    submit_and_wait(page, "Control+Enter")
+    assert page.evaluate(f"localStorage.getItem('{key}')") is None
+
+
+def test_a_retried_submit_stores_one_annotation(page, live) -> None:
+    """The first answer is lost on the way back; the retry replays it under the same key."""
+    project = live.project(ranking_items(2, k=2), k=2)
+    login(page, live.user())
+    open_task(page, project)
+    keys: list[str] = []
+
+    def lose_the_first_answer(route) -> None:  # type: ignore[no-untyped-def]
+        keys.append(route.request.headers["idempotency-key"])
+        if len(keys) == 1:
+            route.fetch()  # the server stores it …
+            route.abort()  # … but the browser never hears back
+        else:
+            route.continue_()
+
+    page.route("**/annotations", lose_the_first_answer)
+    page.keyboard.press("1")
+    page.keyboard.press("2")
+    page.keyboard.press("Enter")
+    page.locator("#status").get_by_text("Could not reach the server").wait_for()
+    page.dblclick("#submit-button")
+    page.wait_for_selector("text=Task 2 of 2")
+    assert len(set(keys)) == 1 and len(keys) >= 2
+    assert len(live.annotations(project.id)) == 1
+
+
+def test_an_expired_lease_says_so_and_keeps_the_text(page, live) -> None:
+    from app.labeling import service
+    from app.labeling.models import Assignment
+    from app.projects import service as project_service
+
+    project = live.project([{"id": "d1", "prompt": "hi"}], kind="demonstration", k=1)
+    login(page, live.user())
+    open_task(page, project)
+    page.fill("textarea[data-turn='0']", "Words I must not lose")
+    other = live.user()
+    with live.session() as session:  # the lease runs out and another labeler takes the prompt
+        lease = session.scalars(select(Assignment).where(Assignment.project_id == project.id)).one()
+        lease.expires_at -= timedelta(hours=2)
+        session.commit()
+        fresh = project_service.get(session=session, project_id=project.id)
+        assert service.next_task(session=session, project=fresh, user=other) is not None
+    page.keyboard.press("Control+Enter")
+    status = page.locator("#status")
+    status.get_by_text("expired").wait_for()
+    assert "lease" in status.inner_text() and page.locator("#status-next").is_visible()
+    assert page.locator("textarea[data-turn='0']").input_value() == "Words I must not lose"
+    assert live.annotations(project.id) == []
+
+
+PAYLOADS = [
+    "<script>window.__pwned = 1</script>",
+    '<img src=x onerror="window.__pwned = 1; alert(1)">',
+    "**bold** and\n\n```python\nprint('<b>code</b>')\n```",
+]
+
+
+def test_untrusted_text_renders_inert(page, live) -> None:
+    item = {
+        "id": "xss",
+        "prompt": PAYLOADS[1] + " <svg onload=alert(2)>",
+        "responses": [{"text": text} for text in PAYLOADS],
+    }
+    project = live.project([item], k=3, instructions="<script>alert(3)</script> *be careful*")
+    login(page, live.user())
+    open_task(page, project)
+    for key in ("1", "2", "3"):  # the slots show excerpts of the responses too
+        page.keyboard.press(key)
+    assert page.evaluate("window.__pwned") is None
+    assert page.dialogs == []
+    active = "main img, main svg:not(.chart), main script:not(#task-config), main iframe"
+    assert page.locator(active).count() == 0
+    assert page.get_by_text("<script>window.__pwned = 1</script>").count() >= 1
+    assert page.locator(".md strong", has_text="bold").count() == 1
+    assert page.locator(".md pre code").inner_text() == "print('<b>code</b>')\n"
+    submit_and_wait(page)
+    assert page.evaluate("window.__pwned") is None and page.dialogs == []

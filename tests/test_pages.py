@@ -1,0 +1,200 @@
+"""HTML pages through the TestClient: what each page shows and what its forms do."""
+
+import re
+
+import pytest
+
+from tests.helpers import ranking_items
+
+PASSWORD = "correct-horse-battery"
+
+
+def csrf(client, path: str = "/login") -> str:  # type: ignore[no-untyped-def]
+    page = client.get(path)
+    return re.search(r'name="csrf-token" content="([^"]+)"', page.text).group(1)
+
+
+def login(client, user) -> str:  # type: ignore[no-untyped-def]
+    """Sign in through the form; returns the CSRF token that forms must post."""
+    token = csrf(client)
+    form = {"email": user.email, "password": PASSWORD, "csrf_token": token}
+    assert client.post("/login", data=form, follow_redirects=False).status_code == 303
+    return token
+
+
+def annotate(client, user, project, body: dict):  # type: ignore[no-untyped-def]
+    task = client.get(f"/api/v1/projects/{project.id}/tasks/next", headers=user.headers).json()
+    url = f"/api/v1/assignments/{task['assignment_id']}/annotations"
+    assert client.post(url, json=body(task), headers=user.headers).status_code == 201
+    return task
+
+
+@pytest.fixture
+def ranking(factory, tmp_path):  # type: ignore[no-untyped-def]
+    project = factory.project(kind="ranking", k=3, criteria=["unsafe"], name="Rank <b>me</b>")
+    factory.items(project, ranking_items(2, k=3), tmp_path)
+    return project
+
+
+def test_home_lists_projects_with_the_labelers_progress(client, factory, ranking) -> None:
+    labeler = factory.user()
+    annotate(client, labeler, ranking, lambda t: {"ranking": [r["id"] for r in t["responses"]]})
+    login(client, labeler)
+    page = client.get("/")
+    assert "Rank &lt;b&gt;me&lt;/b&gt;" in page.text  # autoescaped
+    assert "You did <strong>1</strong>" in page.text
+    assert "<strong>1</strong> left for you" in page.text
+
+
+def test_the_ranking_page_shows_the_task_and_the_keys(client, factory, ranking) -> None:
+    labeler = factory.user()
+    login(client, labeler)
+    page = client.get(f"/projects/{ranking.id}/label")
+    assert page.status_code == 200
+    assert page.text.count('class="card response"') == 3
+    assert page.text.count('class="slot"') == 3
+    assert "pick the next best" in page.text and "<kbd>Backspace</kbd> undo" in page.text
+    assert "Task 1 of 2" in page.text
+    assert 'value="unsafe"' in page.text
+    task = client.get(f"/api/v1/projects/{ranking.id}/tasks/next").json()  # the same lease
+    shown = re.findall(r'class="card response"[^>]*data-response="(\d+)"', page.text)
+    assert [int(i) for i in shown] == [r["id"] for r in task["responses"]]
+
+
+def test_untrusted_text_is_escaped_on_the_page(client, factory, tmp_path) -> None:
+    project = factory.project(kind="rating", k=1, instructions="<script>alert(1)</script>")
+    item = {
+        "id": "x",
+        "prompt": "<img src=x onerror=alert(1)>",
+        "responses": ["<script>x</script>"],
+    }
+    factory.items(project, [item], tmp_path)
+    login(client, factory.user())
+    page = client.get(f"/projects/{project.id}/label").text
+    assert "<img src=x" not in page and "<script>alert" not in page and "<script>x" not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "&lt;script&gt;x&lt;/script&gt;" in page
+
+
+def test_nothing_left_shows_the_done_page(client, factory, tmp_path) -> None:
+    project = factory.project(kind="demonstration", k=1)
+    login(client, factory.user())
+    page = client.get(f"/projects/{project.id}/label")
+    assert page.status_code == 200 and "All done here" in page.text
+
+
+def test_dashboard_shows_projects_progress_and_labels_per_day(client, factory, ranking) -> None:
+    labeler, admin = factory.user(), factory.user("admin")
+    annotate(client, labeler, ranking, lambda t: {"ranking": [r["id"] for r in t["responses"]]})
+    login(client, admin)
+    page = client.get("/admin").text
+    assert f'href="/admin/projects/{ranking.id}"' in page
+    assert "1 / 2" in page  # labels done / needed
+    assert '<svg class="chart"' in page
+    assert re.search(r"<title>\d{4}-\d\d-\d\d: 1 label</title>", page)
+
+
+def test_labels_per_day_counts_todays_annotations(session, client, factory, ranking) -> None:
+    from app.labeling import service
+
+    labeler = factory.user()
+    annotate(client, labeler, ranking, lambda t: {"ranking": [r["id"] for r in t["responses"]]})
+    days = service.labels_per_day(session=session, days=7)
+    assert len(days) == 7 and days[-1][1] == 1 and sum(n for _, n in days) == 1
+    assert service.labels_per_day(session=session, days=3, project_id=ranking.id + 1)[-1][1] == 0
+
+
+def test_create_project_form_validates_and_creates(client, factory) -> None:
+    token = login(client, factory.user("admin"))
+    form = {"csrf_token": token, "name": "New one", "kind": "ranking", "k": "1", "criteria": ""}
+    refused = client.post("/admin/projects", data=form)
+    assert refused.status_code == 422 and "k ≥ 2" in refused.text
+    form |= {"k": "3", "criteria": "unsafe, rude", "instructions": "Be *kind*"}
+    created = client.post("/admin/projects", data=form, follow_redirects=False)
+    assert created.status_code == 303
+    page = client.get(created.headers["location"])
+    assert "Project created." in page.text and 'value="unsafe, rude"' in page.text
+
+
+def test_settings_form_saves_and_refuses_a_k_change_after_labels(client, factory, ranking) -> None:
+    labeler = factory.user()
+    token = login(client, factory.user("admin"))
+    form = {"csrf_token": token, "name": ranking.name, "k": "3", "overlap": "2"}
+    form |= {"lease_seconds": "600", "rating_scale": "thumbs", "criteria": "unsafe"}
+    saved = client.post(f"/admin/projects/{ranking.id}", data=form)
+    assert saved.status_code == 200 and "Settings saved." in saved.text
+    assert client.get(f"/api/v1/projects/{ranking.id}").json()["overlap"] == 2
+    annotate(client, labeler, ranking, lambda t: {"ranking": [r["id"] for r in t["responses"]]})
+    refused = client.post(f"/admin/projects/{ranking.id}", data=form | {"k": "2"})
+    assert refused.status_code == 422 and "k cannot change" in refused.text
+
+
+def test_import_page_reports_bad_lines_and_imports_nothing(client, factory, ranking) -> None:
+    token = login(client, factory.user("admin"))
+    url = f"/admin/projects/{ranking.id}/import"
+    body = b'{"id": "n1", "prompt": "q", "responses": ["a", "b"]}\n[1, 2]\n'
+    page = client.post(url, data={"csrf_token": token}, files={"file": ("a.jsonl", body)})
+    assert page.status_code == 422
+    assert re.search(r'<td class="num">2</td><td>each line must be a JSON object', page.text)
+    good = b'{"id": "n1", "prompt": "q", "responses": ["a", "b"]}\n'
+    page = client.post(url, data={"csrf_token": token}, files={"file": ("a.jsonl", good)})
+    assert "Imported 1 prompt with 2 responses" in page.text
+
+
+def test_a_form_without_the_csrf_token_is_refused(client, factory) -> None:
+    login(client, factory.user("admin"))
+    refused = client.post("/admin/users", data={"email": "x@y.z", "role": "labeler"})
+    assert refused.status_code == 403
+
+
+def test_users_page_creates_deactivates_resets_and_manages_tokens(client, factory) -> None:
+    admin = factory.user("admin")
+    token = login(client, admin)
+    form = {"csrf_token": token, "email": "new@example.com", "role": "labeler", "password": "x" * 8}
+    created = client.post("/admin/users", data=form)
+    assert "Created new@example.com (labeler)." in created.text
+    assert "exists already" in client.post("/admin/users", data=form).text
+    users = client.get("/api/v1/users").json()
+    new = next(u for u in users if u["email"] == "new@example.com")
+
+    issued = client.post(f"/admin/users/{new['id']}/tokens", data={"csrf_token": token})
+    plain = re.search(r'id="token-value">([^<]+)<', issued.text).group(1)
+    assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {plain}"}).status_code == 200
+    assert plain not in client.get("/admin/users").text  # shown once
+    token_id = next(
+        t["id"] for t in client.get("/api/v1/tokens").json() if t["user_id"] == new["id"]
+    )
+    client.post(f"/admin/tokens/{token_id}/revoke", data={"csrf_token": token})
+    assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {plain}"}).status_code == 401
+
+    short = client.post(
+        f"/admin/users/{new['id']}/password", data={"csrf_token": token, "password": "s"}
+    )
+    assert short.status_code == 422 and "at least 8 characters" in short.text
+    reset = {"csrf_token": token, "password": "a-new-password"}
+    assert "New password set" in client.post(f"/admin/users/{new['id']}/password", data=reset).text
+    off = {"csrf_token": token, "active": "false"}
+    assert "is deactivated" in client.post(f"/admin/users/{new['id']}/active", data=off).text
+    myself = client.post(f"/admin/users/{admin.id}/active", data=off)
+    assert myself.status_code == 409
+
+
+def test_annotations_browser_shows_the_ranking_as_ordered_texts(client, factory, ranking) -> None:
+    first, second = factory.user(), factory.user()
+
+    def worst_first(task):  # type: ignore[no-untyped-def]
+        ids = sorted(r["id"] for r in task["responses"])
+        return {"ranking": ids[::-1], "flags": {str(ids[0]): ["unsafe"]}}
+
+    task = annotate(client, first, ranking, worst_first)
+    annotate(client, second, ranking, worst_first)
+    login(client, factory.user("admin"))
+    page = client.get(f"/admin/annotations?project_id={ranking.id}&user_id={first.id}").text
+    assert page.count('class="card annotation"') == 1
+    texts = re.findall(r"<p>(answer \d\.\d)</p>", page)
+    assert texts == sorted(texts, reverse=True) and len(texts) == 3
+    assert first.email in page and "unsafe" in page
+    everyone = client.get(f"/admin/annotations?project_id={ranking.id}&user_id=&prompt_id=")
+    assert everyone.text.count('class="card annotation"') == 2
+    one = client.get(f"/admin/annotations?project_id=&user_id=&prompt_id={task['prompt_id']}")
+    assert one.text.count('class="card annotation"') == 1
