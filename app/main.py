@@ -3,8 +3,9 @@
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth import api as auth_api
@@ -18,7 +19,7 @@ from app.labeling import pages as labeling_pages
 from app.projects import api as projects_api
 from app.projects import pages as projects_pages
 from app.projects.importer import ImportFailed
-from app.templating import ROOT
+from app.templating import ROOT, render
 
 
 class CsrfCookieMiddleware:
@@ -61,8 +62,29 @@ def _cookies(scope: Scope) -> dict[str, str]:
     return out
 
 
-def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+def _is_page(request: Request) -> bool:
+    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get(
+        "accept", ""
+    )
+
+
+def _error_page(request: Request, status_code: int, message: str) -> Response:
+    return render(request, "error.html", status_code, code=status_code, message=message)
+
+
+def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    if _is_page(request):
+        return _error_page(request, exc.status_code, str(exc.detail))
+    return JSONResponse(
+        {"detail": exc.detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None)
+    )
+
+
+def _domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainError)
+    if _is_page(request):
+        return _error_page(request, exc.status_code, exc.message)
     body: dict[str, Any] = {"detail": exc.message}
     if exc.field:
         body["field"] = exc.field
@@ -83,6 +105,7 @@ def create_app() -> FastAPI:
     app = FastAPI(title="rlhf-studio", version="0.1.0")
     app.add_middleware(CsrfCookieMiddleware)
     app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(LoginRequired, _login_redirect)
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     routers = (auth_api, projects_api, labeling_api, auth_pages, labeling_pages, projects_pages)

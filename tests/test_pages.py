@@ -198,3 +198,12 @@ def test_annotations_browser_shows_the_ranking_as_ordered_texts(client, factory,
     assert everyone.text.count('class="card annotation"') == 2
     one = client.get(f"/admin/annotations?project_id=&user_id=&prompt_id={task['prompt_id']}")
     assert one.text.count('class="card annotation"') == 1
+
+
+def test_pages_answer_errors_with_html_and_the_api_with_json(client, factory) -> None:
+    labeler = factory.user("labeler")
+    page = client.get("/admin", headers=labeler.headers | {"Accept": "text/html"})
+    assert page.status_code == 403
+    assert page.headers["content-type"].startswith("text/html") and "admins only" in page.text
+    api = client.get("/api/v1/users", headers=labeler.headers | {"Accept": "text/html"})
+    assert api.status_code == 403 and api.json() == {"detail": "admins only"}
