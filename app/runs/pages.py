@@ -1,0 +1,164 @@
+"""HTML routes for admins: start and watch training runs, and the model registry."""
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse
+
+from app.db import SessionDep
+from app.deps import AdminUser
+from app.errors import DomainError
+from app.runs import service
+from app.runs.models import RunKind, RunStatus
+from app.runs.worker import log_tail
+from app.templating import render
+
+router = APIRouter(prefix="/admin", tags=["pages"])
+
+# The hyper-parameters the start form shows as fields; the rest go in "more config (JSON)".
+MAIN_FIELDS = ["max_steps", "learning_rate", "batch_size", "max_length", "seed"]
+
+
+def _snapshots(session: Any) -> list[Any]:
+    from app.datasets import service as datasets_service
+
+    return datasets_service.list_snapshots(session=session)
+
+
+def _form_context(session: Any, form: dict[str, Any], error: str | None) -> dict[str, Any]:
+    kind = form.get("kind", "sft")
+    return {
+        "form": form,
+        "error": error,
+        "kinds": list(RunKind),
+        "snapshot_kinds": {k.value: sorted(v) for k, v in service.SNAPSHOT_KINDS.items()},
+        "snapshots": _snapshots(session),
+        "models": service.list_models(session=session),
+        "defaults": {k.value: service.trainer_defaults(k) for k in RunKind},
+        "main_fields": MAIN_FIELDS,
+        "kind": kind,
+    }
+
+
+@router.get("/runs")
+def runs(  # type: ignore[no-untyped-def]
+    request: Request, session: SessionDep, _: AdminUser, status: str = "", kind: str = ""
+):
+    rows = service.list_runs(session=session, status=status or None, kind=kind or None)
+    return render(
+        request,
+        "runs/list.html",
+        runs=rows,
+        status=status,
+        kind=kind,
+        statuses=list(RunStatus),
+        kinds=list(RunKind),
+        counts=service.counts(session=session),
+    )
+
+
+@router.get("/runs/new")
+def new_run(  # type: ignore[no-untyped-def]
+    request: Request,
+    session: SessionDep,
+    _: AdminUser,
+    snapshot: int | None = None,
+    model: str = "",
+):
+    form = {"kind": "sft", "snapshot_id": snapshot, "model": model}
+    return render(request, "runs/new.html", **_form_context(session, form, None))
+
+
+@router.post("/runs")
+async def start_run(  # type: ignore[no-untyped-def]
+    request: Request,
+    session: SessionDep,
+    admin: AdminUser,
+    kind: Annotated[str, Form()],
+    snapshot_id: Annotated[int, Form()],
+    model: Annotated[str, Form()],
+    reward_model: Annotated[str, Form()] = "",
+    name: Annotated[str, Form()] = "",
+    extra_config: Annotated[str, Form()] = "",
+):
+    form = dict(await request.form())
+    config: dict[str, Any] = {}
+    try:
+        if extra_config.strip():
+            extra = json.loads(extra_config)
+            if not isinstance(extra, dict):
+                raise ValueError("more config must be a JSON object")
+            config.update(extra)
+        for field in MAIN_FIELDS:
+            value = str(form.get(field, "")).strip()
+            if value and str(service.trainer_defaults(kind).get(field)) != value:
+                config[field] = value
+        run = service.create_run(
+            session=session,
+            kind=kind,
+            snapshot_id=snapshot_id,
+            model=model,
+            reward_model=reward_model or None,
+            config=config,
+            name=name,
+            created_by=admin.id,
+        )
+    except (ValueError, DomainError) as exc:
+        session.rollback()
+        message = exc.message if isinstance(exc, DomainError) else f"more config: {exc}"
+        context = _form_context(session, form, message)
+        return render(request, "runs/new.html", 422, **context)
+    session.commit()
+    return RedirectResponse(f"/admin/runs/{run.id}", status_code=303)
+
+
+@router.get("/runs/{run_id}")
+def run_page(request: Request, run_id: int, session: SessionDep, _: AdminUser):  # type: ignore[no-untyped-def]
+    run = service.get_run(session=session, run_id=run_id)
+    output = (
+        service.get_model(session=session, model_id=run.output_model_id)
+        if (run.output_model_id)
+        else None
+    )
+    return render(request, "runs/show.html", run=run, output=output, log=log_tail(run.run_dir, 60))
+
+
+@router.post("/runs/{run_id}/cancel")
+def cancel(run_id: int, session: SessionDep, _: AdminUser) -> RedirectResponse:
+    service.cancel_run(session=session, run=service.get_run(session=session, run_id=run_id))
+    session.commit()
+    return RedirectResponse(f"/admin/runs/{run_id}", status_code=303)
+
+
+@router.get("/models")
+def models(request: Request, session: SessionDep, _: AdminUser):  # type: ignore[no-untyped-def]
+    rows = service.list_models(session=session)
+    by_id = {m.id: m for m in rows}
+    return render(request, "runs/models.html", models=rows, by_id=by_id, error=None)
+
+
+@router.post("/models")
+def register(  # type: ignore[no-untyped-def]
+    request: Request,
+    session: SessionDep,
+    _: AdminUser,
+    name: Annotated[str, Form()],
+    path: Annotated[str, Form()],
+    kind: Annotated[str, Form()] = "policy",
+):
+    try:
+        service.register_model(session=session, name=name.strip(), kind=kind, path=path.strip())
+    except DomainError as exc:
+        session.rollback()
+        rows = service.list_models(session=session)
+        return render(
+            request,
+            "runs/models.html",
+            422,
+            models=rows,
+            by_id={m.id: m for m in rows},
+            error=exc.message,
+        )
+    session.commit()
+    return RedirectResponse("/admin/models", status_code=303)
