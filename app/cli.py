@@ -3,7 +3,7 @@
 import json
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -252,7 +252,9 @@ def projects_show(project: str, as_json: JsonOpt = False) -> None:
 def import_(
     project: str,
     file: Path,
-    format: Annotated[str, typer.Option("--format", help="auto | jsonl | hh | trl")] = "auto",
+    format: Annotated[
+        str, typer.Option("--format", help="auto | jsonl | hh | trl | oasst")
+    ] = "auto",
     skip_invalid: Annotated[bool, typer.Option(help="Import the valid lines only.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -294,17 +296,16 @@ def export(
     with db_session() as session:
         found = service.get_by_ref(session=session, ref=project)
         lines = exporter.jsonl(session=session, project=found, kind=kind)
-        handle = open(out, "w", encoding="utf-8") if out else sys.stdout
-        try:
-            count = 0
+        count = 0
+        with open(out, "w", encoding="utf-8") if out else nullcontext(sys.stdout) as handle:
             for line in lines:
                 handle.write(line)
                 count += 1
-        finally:
-            if out:
-                handle.close()
     if out:
         typer.echo(f"wrote {count} rows to {out}", err=True)
+
+
+from app.datasets import cli as _datasets_cli  # noqa: E402,F401 — registers its commands
 
 
 def main() -> None:

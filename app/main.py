@@ -7,10 +7,14 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.aggregation import api as aggregation_api
+from app.aggregation import pages as aggregation_pages
 from app.auth import api as auth_api
 from app.auth import pages as auth_pages
 from app.auth.security import CSRF_COOKIE, new_csrf_token
 from app.config import get_settings
+from app.datasets import api as datasets_api
+from app.datasets import pages as datasets_pages
 from app.deps import LoginRequired, cookie_signer
 from app.errors import DomainError
 from app.labeling import api as labeling_api
@@ -84,6 +88,16 @@ def create_app() -> FastAPI:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(LoginRequired, _login_redirect)
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
-    for module in (auth_api, projects_api, labeling_api, auth_pages, labeling_pages):
+    for module in (
+        auth_api,
+        projects_api,
+        labeling_api,
+        aggregation_api,
+        datasets_api,
+        auth_pages,
+        labeling_pages,
+        aggregation_pages,
+        datasets_pages,
+    ):
         app.include_router(module.router)
     return app

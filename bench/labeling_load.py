@@ -93,7 +93,8 @@ async def labeler(client, project_id, token, deadline, stats) -> None:  # type: 
         t0 = time.perf_counter()
         r = await client.post(
             f"/api/v1/assignments/{task['assignment_id']}/annotations",
-            json={"ranking": ranking}, headers=headers | {"Idempotency-Key": key},
+            json={"ranking": ranking},
+            headers=headers | {"Idempotency-Key": key},
         )
         stats["latency"].append(time.perf_counter() - t0)
         if r.status_code == 201:
@@ -161,10 +162,24 @@ def main() -> None:
     base = f"http://127.0.0.1:{args.port}"
     env = os.environ | {"RLHF_DATABASE_URL": url, "RLHF_DB_POOL_SIZE": "20"}
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--host",
-         "127.0.0.1", "--port", str(args.port), "--workers", str(args.workers),
-         "--log-level", "warning", "--no-access-log"],
-        cwd=ROOT, env=env,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app.main:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(args.port),
+            "--workers",
+            str(args.workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=ROOT,
+        env=env,
     )
     try:
         wait_for(base, server)

@@ -64,10 +64,11 @@ def prompt_labels(
     with_responses: bool = True,
     keep_unlabeled: bool = False,
     only: int | None = None,
+    after: int = 0,
     batch: int = BATCH,
 ) -> Iterator[PromptLabels]:
     """Each prompt of the project (id order) with its live labels of `kinds` (or just `only`)."""
-    last_id = 0
+    last_id = after
     while True:
         query = select(Prompt.id, Prompt.external_id, Prompt.messages).where(
             Prompt.project_id == project_id, Prompt.id > last_id

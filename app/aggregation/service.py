@@ -133,13 +133,14 @@ def consensus_by_prompt(
     project: Project,
     method: ConsensusMethod = "ranked-pairs",
     include_excluded: bool = False,
+    after: int = 0,
 ) -> Iterator[tuple[PromptLabels, Consensus]]:
-    """Consensus of every ranked prompt of the project, in prompt id order (streamed)."""
+    """Consensus of every ranked prompt (id > `after`), in prompt id order (streamed)."""
     _method(method)
     excluded = (
         set() if include_excluded else excluded_user_ids(session=session, project_id=project.id)
     )
-    for labels in prompt_labels(session, project.id, ("ranking",), excluded):
+    for labels in prompt_labels(session, project.id, ("ranking",), excluded, after=after):
         yield labels, consensus_of(labels, method=method)
 
 

@@ -59,8 +59,9 @@ def project_stats(project_id: int, session: SessionDep, _: AdminUser) -> object:
 
 async def _spool(request: Request, file: UploadFile | None) -> Path:
     """The upload (multipart `file`, or the raw request body) in a temporary file."""
-    handle = tempfile.NamedTemporaryFile(prefix="rlhf-import-", suffix=".jsonl", delete=False)
-    with handle:
+    with tempfile.NamedTemporaryFile(
+        prefix="rlhf-import-", suffix=".jsonl", delete=False
+    ) as handle:
         if file is not None:
             await run_in_threadpool(shutil.copyfileobj, file.file, handle)
         else:
@@ -79,7 +80,7 @@ async def import_items(
     request: Request,
     _: AdminUser,
     file: UploadFile | None = None,
-    format: Annotated[str, Query(pattern="^(auto|jsonl|hh|trl)$")] = "auto",
+    format: Annotated[str, Query(pattern="^(auto|jsonl|hh|trl|oasst)$")] = "auto",
     skip_invalid: bool = False,
 ) -> object:
     """Import JSONL (or gzip) as a multipart `file` or as the raw body; all or nothing."""
