@@ -3,8 +3,8 @@
 A snapshot is a folder `artifacts_dir/snapshots/<id>/` (train/test as JSONL and Parquet, and
 manifest.json) plus a row with its parameters, row counts, content hash and lineage (the
 previous snapshot of the same project and kind, and a version number per project and kind).
-If the newest snapshot of the project and kind has the same parameters and the same content
-hash, it is returned instead of a duplicate.
+If the newest snapshot of the project and kind made with the same parameters has the same
+content hash, it is returned instead of a duplicate.
 """
 
 import json
@@ -65,6 +65,16 @@ def _newest(session: Session, project_id: int, kind: str) -> Snapshot | None:
     )
 
 
+def _newest_with(session: Session, project_id: int, params: dict) -> Snapshot | None:
+    """The newest snapshot of the project and kind made with exactly these parameters."""
+    query = (
+        select(Snapshot)
+        .where(Snapshot.project_id == project_id, Snapshot.kind == params["kind"])
+        .order_by(Snapshot.version.desc())
+    )
+    return next((s for s in session.scalars(query) if s.params == params), None)
+
+
 def _freeze(directory: Path) -> None:
     for path in directory.iterdir():
         path.chmod(0o444)
@@ -107,11 +117,12 @@ def create_snapshot(
             written = writer.write_jsonl(
                 tmp, snapshot_rows(session=reader, project=project, params=params), params
             )
-        newest = _newest(session, project.id, params["kind"])
-        if newest and newest.params == params and newest.content_hash == written.content_hash:
+        same = _newest_with(session, project.id, params)
+        if same is not None and same.content_hash == written.content_hash:
             shutil.rmtree(tmp)
             session.commit()
-            return newest, False
+            return same, False
+        newest = _newest(session, project.id, params["kind"])
         json_cols = writer.write_parquet(tmp, written)
         snapshot = Snapshot(
             project_id=project.id,
