@@ -207,6 +207,7 @@ def _oasst_items(
     if not isinstance(replies, list):
         raise LineError(f"{where}.replies must be a list")
     ranked: list[tuple[int, int, dict[str, Any]]] = []
+    children: list[tuple[dict[str, Any], list[dict[str, str]], str]] = []
     for i, reply in enumerate(replies):
         here = f"{where}.replies[{i}]"
         if not isinstance(reply, dict) or reply.get("role") != "assistant":
@@ -222,22 +223,23 @@ def _oasst_items(
         turn = [{"role": "assistant", "content": text}]
         for j, child in enumerate(reply.get("replies") or []):
             if isinstance(child, dict) and not child.get("deleted"):
-                _oasst_items(child, path + turn, f"{here}.replies[{j}]", tree_id, out)
-    if len(ranked) < 2:
-        return
-    responses = [
-        {
-            "text": reply["text"],
-            "model": reply.get("model_name") if isinstance(reply.get("model_name"), str) else None,
-            "meta": {"oasst_message_id": reply.get("message_id"), "oasst_rank": rank},
-        }
-        for rank, _, reply in ranked
-    ]
-    order = sorted(range(len(ranked)), key=lambda k: (ranked[k][0], ranked[k][1]))
-    message_id = node.get("message_id")
-    external = str(message_id) if message_id else f"{tree_id}:{where}"
-    meta = {"oasst_tree_id": tree_id, "oasst_message_id": message_id, "lang": node.get("lang")}
-    out.append(Item(external[:200], path, responses, meta, ranking=order))
+                children.append((child, path + turn, f"{here}.replies[{j}]"))
+    if len(ranked) >= 2:
+        responses = [
+            {
+                "text": reply["text"],
+                "model": reply["model_name"] if isinstance(reply.get("model_name"), str) else None,
+                "meta": {"oasst_message_id": reply.get("message_id"), "oasst_rank": rank},
+            }
+            for rank, _, reply in ranked
+        ]
+        order = sorted(range(len(ranked)), key=lambda k: (ranked[k][0], ranked[k][1]))
+        message_id = node.get("message_id")
+        external = str(message_id) if message_id else f"{tree_id}:{where}"
+        meta = {"oasst_tree_id": tree_id, "oasst_message_id": message_id, "lang": node.get("lang")}
+        out.append(Item(external[:200], path, responses, meta, ranking=order))
+    for child, child_path, child_where in children:  # the prompt first, then deeper turns
+        _oasst_items(child, child_path, child_where, tree_id, out)
 
 
 def parse_oasst(obj: dict[str, Any]) -> list[Item]:
