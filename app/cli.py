@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from app.cli_support import JsonOpt, db_session, fail, output
+from app.datasets.cli import commands as dataset_commands
 from app.runs.cli import models_app, runs_app, train, worker
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -19,6 +20,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(projects_app, name="projects")
 app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
+app.registered_commands += dataset_commands.registered_commands
 app.command()(worker)
 app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(train)
 
@@ -59,23 +61,34 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     workers: Annotated[int, typer.Option(help="Web server processes.")] = 1,
+    with_worker: Annotated[bool, typer.Option(help="Also run a training worker.")] = False,
 ) -> None:
-    """Serve the web app."""
+    """Serve the web app (and, with --with-worker, a training worker beside it)."""
+    import subprocess
+
     import uvicorn
 
     from app.config import get_settings
 
     get_settings()
+    worker_process = None
+    if with_worker:
+        worker_process = subprocess.Popen([sys.executable, "-m", "app", "worker"])
     typer.echo(f"rlhf-studio on http://{host}:{port}")
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-        access_log=False,
-    )
+    try:
+        uvicorn.run(
+            "app.main:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+            access_log=False,
+        )
+    finally:
+        if worker_process is not None:
+            worker_process.terminate()
+            worker_process.wait(timeout=120)
 
 
 @app.command()
@@ -225,7 +238,9 @@ def projects_show(project: str, as_json: JsonOpt = False) -> None:
 def import_(
     project: str,
     file: Path,
-    format: Annotated[str, typer.Option("--format", help="auto | jsonl | hh | trl")] = "auto",
+    format: Annotated[
+        str, typer.Option("--format", help="auto | jsonl | hh | trl | oasst")
+    ] = "auto",
     skip_invalid: Annotated[bool, typer.Option(help="Import the valid lines only.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -267,8 +282,8 @@ def export(
     with db_session() as session:
         found = service.get_by_ref(session=session, ref=project)
         lines = exporter.jsonl(session=session, project=found, kind=kind)
+        count = 0
         with open(out, "w", encoding="utf-8") if out else nullcontext(sys.stdout) as handle:
-            count = 0
             for line in lines:
                 handle.write(line)
                 count += 1

@@ -8,10 +8,14 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.aggregation import api as aggregation_api
+from app.aggregation import pages as aggregation_pages
 from app.auth import api as auth_api
 from app.auth import pages as auth_pages
 from app.auth.security import CSRF_COOKIE, new_csrf_token
 from app.config import get_settings
+from app.datasets import api as datasets_api
+from app.datasets import pages as datasets_pages
 from app.deps import LoginRequired, cookie_signer
 from app.errors import DomainError
 from app.labeling import api as labeling_api
@@ -19,6 +23,8 @@ from app.labeling import pages as labeling_pages
 from app.projects import api as projects_api
 from app.projects import pages as projects_pages
 from app.projects.importer import ImportFailed
+from app.runs import api as runs_api
+from app.runs import pages as runs_pages
 from app.templating import ROOT, render
 
 
@@ -108,7 +114,19 @@ def create_app() -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(LoginRequired, _login_redirect)
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
-    routers = (auth_api, projects_api, labeling_api, auth_pages, labeling_pages, projects_pages)
-    for module in routers:
+    for module in (
+        auth_api,
+        projects_api,
+        labeling_api,
+        aggregation_api,
+        datasets_api,
+        auth_pages,
+        labeling_pages,
+        projects_pages,
+        aggregation_pages,
+        datasets_pages,
+        runs_api,
+        runs_pages,
+    ):
         app.include_router(module.router)
     return app

@@ -1,8 +1,21 @@
 """Every table, imported in one place for Alembic and the tests."""
 
+from app.aggregation.models import Exclusion
 from app.auth.models import ApiToken, User
+from app.datasets.models import Snapshot
 from app.db import Base
 from app.labeling.models import Annotation, Assignment
 from app.projects.models import Project, Prompt, Response
 
-__all__ = ["Annotation", "ApiToken", "Assignment", "Base", "Project", "Prompt", "Response", "User"]
+__all__ = [
+    "Annotation",
+    "ApiToken",
+    "Assignment",
+    "Base",
+    "Exclusion",
+    "Project",
+    "Prompt",
+    "Response",
+    "Snapshot",
+    "User",
+]

@@ -32,6 +32,7 @@ from app.aggregation import (
 )
 
 RESULTS = Path(__file__).parent / "results" / "aggregate.json"
+SNAPSHOT_RESULTS = Path(__file__).parent / "results" / "snapshot_export.json"
 
 
 REPEAT = 3
@@ -92,11 +93,175 @@ def check_against_choix(comparisons: Comparisons, ours: dict[str, float]) -> flo
 
 
 # --- HOOK: snapshot export ---------------------------------------------------------------------
-# To be filled in by the service engineer: export a dataset snapshot of 1M annotation rows and
-# return the wall-clock seconds. Returning None prints "not measured" (never a made-up number).
-def measure_snapshot_export(rows: int = 1_000_000) -> float | None:
-    """Seconds to export a snapshot of `rows` annotation rows; None until implemented."""
-    return None
+def build_annotations(url: str, rows: int, labelers: int = 3, k: int = 4) -> int:
+    """Fill a migrated database with one ranking project of `rows` annotations (bulk Core
+    inserts): rows / labelers prompts with k responses each; returns the project id."""
+    from sqlalchemy import create_engine, insert
+
+    from app.auth.models import User
+    from app.db import utcnow
+    from app.labeling.models import Annotation
+    from app.projects.models import Project, Prompt, Response
+
+    rng = random.Random(0)
+    now = utcnow()
+    prompts = -(-rows // labelers)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(User),
+            [
+                {"id": u, "email": f"bench{u}@example.com", "role": "labeler", "created_at": now}
+                for u in range(1, labelers + 1)
+            ],
+        )
+        project_id = conn.execute(
+            insert(Project).values(name="bench", kind="ranking", k=k, created_at=now)
+        ).inserted_primary_key[0]
+        annotation_id = 0
+        for first in range(0, prompts, 20_000):
+            ids = range(first + 1, min(first + 20_000, prompts) + 1)
+            conn.execute(
+                insert(Prompt),
+                [
+                    {
+                        "id": p,
+                        "project_id": project_id,
+                        "external_id": f"p{p}",
+                        "messages": [{"role": "user", "content": f"question {p}?"}],
+                        "meta": {},
+                        "created_at": now,
+                    }
+                    for p in ids
+                ],
+            )
+            conn.execute(
+                insert(Response),
+                [
+                    {
+                        "id": (p - 1) * k + j + 1,
+                        "prompt_id": p,
+                        "position": j,
+                        "text": f"answer {j} to question {p}",
+                        "model": f"model-{j}",
+                        "meta": {},
+                    }
+                    for p in ids
+                    for j in range(k)
+                ],
+            )
+            batch = []
+            for p in ids:
+                for user in range(1, labelers + 1):
+                    if annotation_id >= rows:
+                        break
+                    annotation_id += 1
+                    ranking = [(p - 1) * k + j + 1 for j in range(k)]
+                    rng.shuffle(ranking)
+                    batch.append(
+                        {
+                            "id": annotation_id,
+                            "project_id": project_id,
+                            "prompt_id": p,
+                            "user_id": user,
+                            "kind": "ranking",
+                            "payload": {"ranking": ranking},
+                            "flags": {},
+                            "source": "labeler",
+                            "created_at": now,
+                        }
+                    )
+            conn.execute(insert(Annotation), batch)
+    engine.dispose()
+    return project_id
+
+
+def _export_in_child(url: str, artifacts: str, project_id: int, params: dict, queue: Any) -> None:
+    """Run one snapshot export in a fresh process: its time, rows and peak-memory growth."""
+    import resource
+
+    os.environ.update(RLHF_DATABASE_URL=url, RLHF_ARTIFACTS_DIR=artifacts, RLHF_DEV="1")
+    from app.datasets import service
+    from app.datasets.schemas import SnapshotCreate
+    from app.db import get_sessionmaker
+    from app.projects import service as project_service
+
+    with get_sessionmaker()() as session:
+        project = project_service.get(session=session, project_id=project_id)
+        data = SnapshotCreate(**params)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        start = time.perf_counter()
+        snapshot, _ = service.create_snapshot(session=session, project=project, data=data)
+        seconds = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        out = snapshot.train_rows + snapshot.test_rows
+    queue.put({"seconds": seconds, "rows_out": out, "rss_before_mb": before / 1024,
+               "rss_peak_mb": after / 1024})  # fmt: skip
+
+
+def measure_snapshot_export(
+    rows: int = 1_000_000, database_url: str | None = None
+) -> dict[str, Any] | None:
+    """Export snapshots of a project with `rows` ranking annotations; seconds, rows/s, memory.
+
+    Builds a fresh SQLite database (or uses an empty PostgreSQL database at `database_url`),
+    then times, each in a fresh process, `rankings` by consensus (rows/labelers output rows)
+    and `rankings --method all` (one output row per annotation).
+    """
+    import multiprocessing
+    import tempfile
+
+    from alembic import command
+
+    from app.cli import alembic_config
+    from app.config import get_settings
+
+    def migrate(url: str) -> None:
+        os.environ.update(RLHF_DATABASE_URL=url, RLHF_DEV="1")
+        get_settings.cache_clear()
+        command.upgrade(alembic_config(), "head")
+
+    with tempfile.TemporaryDirectory(prefix="rlhf-bench-") as tmp:
+        url = database_url or f"sqlite:///{tmp}/bench.db"
+        migrate(url)
+        start = time.perf_counter()
+        project_id = build_annotations(url, rows)
+        build_s = time.perf_counter() - start
+        results: dict[str, Any] = {"rows": rows, "build_s": build_s}
+        context = multiprocessing.get_context("spawn")
+        for name, params in (
+            ("consensus", {"kind": "rankings"}),
+            ("all", {"kind": "rankings", "method": "all"}),
+        ):
+            queue = context.Queue()
+            child = context.Process(
+                target=_export_in_child, args=(url, f"{tmp}/artifacts", project_id, params, queue)
+            )
+            child.start()
+            result = queue.get()
+            child.join()
+            result["annotations_per_s"] = rows / result["seconds"]
+            results[name] = result
+        return results
+
+
+def print_snapshot_table(snapshot: dict[str, Any] | None) -> None:
+    """The snapshot-export rows (target: >= 50k annotation rows/s in bounded memory)."""
+    if snapshot is None:
+        print("snapshot export: not measured")
+        return
+    n = f"{snapshot['rows']:,} ranking annotations, 3 labelers x K=4"
+    print(f"\nsnapshot export ({n}); database built in {snapshot['build_s']:.1f} s")
+    print(f"{'snapshot':<28} {'seconds':>8} {'rows out':>10} {'annotations/s':>14} "
+          f"{'RSS before':>11} {'RSS peak':>9}")  # fmt: skip
+    for name in ("consensus", "all"):
+        r = snapshot[name]
+        label = "rankings (ranked pairs)" if name == "consensus" else "rankings --method all"
+        print(
+            f"{label:<28} {r['seconds']:8.2f} {r['rows_out']:>10,} "
+            f"{r['annotations_per_s']:>14,.0f} {r['rss_before_mb']:>9.0f}MB "
+            f"{r['rss_peak_mb']:>7.0f}MB"
+        )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -111,9 +276,24 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1000)
     parser.add_argument("--prompts", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3, help="timings are the best of N runs")
+    parser.add_argument("--snapshot-rows", type=int, default=1_000_000)
+    parser.add_argument(
+        "--database-url", help="empty PostgreSQL database for the snapshot export (default SQLite)"
+    )
+    parser.add_argument("--only", choices=("all", "algorithms", "snapshot"), default="all")
     args = parser.parse_args()
     global REPEAT
     REPEAT = args.repeat
+
+    snapshot = None
+    if args.only != "algorithms":
+        snapshot = measure_snapshot_export(args.snapshot_rows, args.database_url)
+    if args.only == "snapshot":
+        print_snapshot_table(snapshot)
+        SNAPSHOT_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        SNAPSHOT_RESULTS.write_text(json.dumps({"parameters": vars(args), **snapshot}, indent=2))
+        print(f"wrote {SNAPSHOT_RESULTS}")
+        return
 
     rows, truth = synthetic_outcomes(args.models, args.comparisons, args.seed)
     encode_s, comparisons = timed(lambda: Comparisons.from_outcomes(rows))
@@ -127,7 +307,6 @@ def main() -> None:
     consensus_s, results = timed(lambda: [consensus_ranking(r) for r in data])
     borda_s, _ = timed(lambda: [consensus_ranking(r, method="borda") for r in data])
     pairs_s, _ = timed(lambda: [consensus_pairs(c) for c in results])
-    snapshot_s = measure_snapshot_export()
 
     lb = f"{args.comparisons:,} comparisons, {args.models} models"
     cs = f"{args.prompts:,} prompts x 3 labelers x K=4"
@@ -141,7 +320,6 @@ def main() -> None:
         (f"consensus pairs, C(4,2) per prompt ({args.prompts:,} prompts)", pairs_s, "s"),
         ("BT vs choix.ilsr_pairwise_dense, max |diff|", choix_diff, "rating pts"),
         ("BT vs true synthetic ratings, max |diff|", truth_error, "rating pts"),
-        ("snapshot export, 1M annotation rows (hook)", snapshot_s, "s"),
     ]
     width = max(len(name) for name, _, _ in table)
     print(f"{'measurement':<{width}}  {'value':>12}  unit")
@@ -155,6 +333,7 @@ def main() -> None:
         print("choix comparison skipped: choix is not installed (.venv/bin/pip install choix)")
     print(f"best of {REPEAT} runs; load average (1 min) now {os.getloadavg()[0]:.2f}")
     print(f"top 3: {[(r.model, round(r.rating, 1), r.rank) for r in board[:3]]}")
+    print_snapshot_table(snapshot)
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     record = {
@@ -173,7 +352,7 @@ def main() -> None:
             "truth_max_abs_diff": truth_error,
         },
         "consensus": {"ranked_pairs_s": consensus_s, "borda_s": borda_s, "pairs_s": pairs_s},
-        "snapshot_export": {"seconds": snapshot_s, "measured": snapshot_s is not None},
+        "snapshot_export": snapshot or {"measured": False},
     }
     RESULTS.write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {RESULTS}")

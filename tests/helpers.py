@@ -50,3 +50,38 @@ def ranking_items(n: int, k: int = 4, prefix: str = "p") -> list[dict]:
         }
         for i in range(n)
     ]
+
+
+def prompts_of(session, project) -> list[tuple[int, list[int]]]:  # type: ignore[no-untyped-def]
+    """(prompt id, response ids in import order) of every prompt, in id order."""
+    from sqlalchemy import select
+
+    from app.projects.models import Prompt, Response
+
+    out = []
+    for pid in session.scalars(
+        select(Prompt.id).where(Prompt.project_id == project.id).order_by(Prompt.id)
+    ):
+        rids = session.scalars(
+            select(Response.id).where(Response.prompt_id == pid).order_by(Response.position)
+        )
+        out.append((pid, list(rids)))
+    return out
+
+
+def annotate(session, project, prompt_id, user, payload, kind="ranking", supersedes=None):  # type: ignore[no-untyped-def]
+    """Store an annotation directly (user None: an imported one); returns it."""
+    from app.labeling.models import Annotation
+
+    annotation = Annotation(
+        project_id=project.id,
+        prompt_id=prompt_id,
+        user_id=user.id if user is not None else None,
+        kind=kind,
+        payload=payload,
+        source="labeler" if user is not None else "import",
+        supersedes_id=supersedes.id if supersedes is not None else None,
+    )
+    session.add(annotation)
+    session.commit()
+    return annotation

@@ -48,6 +48,18 @@ ACCESS = {
     ("POST", "/api/v1/assignments/{assignment_id}/skip"): USER,
     ("GET", "/api/v1/assignments"): USER,
     ("GET", "/api/v1/annotations"): USER,
+    ("GET", "/api/v1/projects/{project_id}/leaderboard"): ADMIN,
+    ("GET", "/api/v1/projects/{project_id}/consensus"): ADMIN,
+    ("GET", "/api/v1/projects/{project_id}/exclusions"): ADMIN,
+    ("POST", "/api/v1/projects/{project_id}/exclusions"): ADMIN,
+    ("DELETE", "/api/v1/exclusions/{exclusion_id}"): ADMIN,
+    ("POST", "/api/v1/projects/{project_id}/snapshots"): ADMIN,
+    ("GET", "/api/v1/projects/{project_id}/snapshots"): ADMIN,
+    ("GET", "/api/v1/snapshots/{snapshot_id}"): ADMIN,
+    ("GET", "/api/v1/snapshots/{snapshot_id}/files/{name}"): ADMIN,
+    ("GET", "/admin/projects/{project_id}/leaderboard"): ADMIN,
+    ("GET", "/admin/projects/{project_id}/snapshots"): ADMIN,
+    ("POST", "/admin/projects/{project_id}/snapshots"): ADMIN,
 }
 
 
@@ -63,16 +75,28 @@ def test_every_route_has_an_access_decision(app) -> None:
 
 
 @pytest.fixture
-def world(client, factory, tmp_path):  # type: ignore[no-untyped-def]
+def world(client, factory, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    from app.config import get_settings
+    from app.datasets import service as datasets_service
+    from app.datasets.schemas import SnapshotCreate
+
+    monkeypatch.setenv("RLHF_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
+    get_settings.cache_clear()
     admin, labeler = factory.user("admin"), factory.user("labeler")
     project = factory.project(kind="ranking", k=2)
     factory.items(project, ranking_items(2, k=2), tmp_path)
+    snapshot, _ = datasets_service.create_snapshot(
+        session=factory.session, project=project, data=SnapshotCreate(kind="prompts")
+    )
     task = client.get(f"/api/v1/projects/{project.id}/tasks/next", headers=labeler.headers).json()
     ids = {
         "project_id": project.id,
         "user_id": labeler.id,
         "token_id": 1,
         "assignment_id": task["assignment_id"],
+        "snapshot_id": snapshot.id,
+        "name": "manifest.json",
+        "exclusion_id": 1,
     }
     return admin, labeler, ids
 

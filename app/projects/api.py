@@ -80,7 +80,7 @@ async def import_items(
     request: Request,
     _: AdminUser,
     file: UploadFile | None = None,
-    format: Annotated[str, Query(pattern="^(auto|jsonl|hh|trl)$")] = "auto",
+    format: Annotated[str, Query(pattern="^(auto|jsonl|hh|trl|oasst)$")] = "auto",
     skip_invalid: bool = False,
 ) -> object:
     """Import JSONL (or gzip) as a multipart `file` or as the raw body; all or nothing."""

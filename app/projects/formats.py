@@ -1,7 +1,9 @@
-"""Parsing one line of an import file: native, HH-RLHF (`hh`), TRL preference (`trl`).
+"""Parsing one line of an import file: native, HH-RLHF (`hh`), TRL preference (`trl`),
+OpenAssistant message trees (`oasst`).
 
-Every parser turns a decoded JSON object into an `Item` or raises `LineError` with a reason;
-the importer adds the line number.
+Every parser turns a decoded JSON object into an `Item` (or, for `oasst`, a list of them: one
+tree holds many ranked prompts) or raises `LineError` with a reason; the importer adds the line
+number.
 """
 
 import hashlib
@@ -11,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ROLES = {"system", "user", "assistant"}
-FORMATS = ("jsonl", "hh", "trl")
+FORMATS = ("jsonl", "hh", "trl", "oasst")
 MAX_TEXT = 200_000
 
 
@@ -191,11 +193,82 @@ def parse_trl(obj: dict[str, Any]) -> Item:
     return _split_pair(chosen, rejected, obj)
 
 
-PARSERS = {"jsonl": parse_native, "hh": parse_hh, "trl": parse_trl}
+OASST_ROLES = {"prompter": "user", "assistant": "assistant"}
+
+
+def _oasst_items(
+    node: dict[str, Any], path: list[dict[str, str]], where: str, tree_id: str, out: list[Item]
+) -> None:
+    """Walk a prompter message: a prompt if ≥ 2 replies are ranked, then its replies' replies."""
+    if node.get("role") != "prompter":
+        raise LineError(f"{where}.role must be prompter, not {node.get('role')!r}")
+    path = path + [{"role": "user", "content": _text(node.get("text"), f"{where}.text")}]
+    replies = node.get("replies") or []
+    if not isinstance(replies, list):
+        raise LineError(f"{where}.replies must be a list")
+    ranked: list[tuple[int, int, dict[str, Any]]] = []
+    children: list[tuple[dict[str, Any], list[dict[str, str]], str]] = []
+    for i, reply in enumerate(replies):
+        here = f"{where}.replies[{i}]"
+        if not isinstance(reply, dict) or reply.get("role") != "assistant":
+            raise LineError(f"{here} must be an assistant message")
+        if reply.get("deleted"):
+            continue
+        rank = reply.get("rank")
+        if rank is not None and (not isinstance(rank, int) or isinstance(rank, bool) or rank < 0):
+            raise LineError(f"{here}.rank must be a whole number ≥ 0 or null")
+        text = _text(reply.get("text"), f"{here}.text")
+        if rank is not None:
+            ranked.append((rank, i, reply))
+        turn = [{"role": "assistant", "content": text}]
+        for j, child in enumerate(reply.get("replies") or []):
+            if isinstance(child, dict) and not child.get("deleted"):
+                children.append((child, path + turn, f"{here}.replies[{j}]"))
+    if len(ranked) >= 2:
+        responses = [
+            {
+                "text": reply["text"],
+                "model": reply["model_name"] if isinstance(reply.get("model_name"), str) else None,
+                "meta": {"oasst_message_id": reply.get("message_id"), "oasst_rank": rank},
+            }
+            for rank, _, reply in ranked
+        ]
+        order = sorted(range(len(ranked)), key=lambda k: (ranked[k][0], ranked[k][1]))
+        message_id = node.get("message_id")
+        external = str(message_id) if message_id else f"{tree_id}:{where}"
+        meta = {"oasst_tree_id": tree_id, "oasst_message_id": message_id, "lang": node.get("lang")}
+        out.append(Item(external[:200], path, responses, meta, ranking=order))
+    for child, child_path, child_where in children:  # the prompt first, then deeper turns
+        _oasst_items(child, child_path, child_where, tree_id, out)
+
+
+def parse_oasst(obj: dict[str, Any]) -> list[Item]:
+    """An OpenAssistant message tree ({"message_tree_id", "prompt": {…, "replies": […]}}).
+
+    Each prompter message with at least two ranked assistant replies becomes a prompt: the
+    conversation up to it as messages, the ranked replies as responses, their `rank` (0 best)
+    as an imported ranking. Deleted messages are left out.
+    """
+    root = obj.get("prompt")
+    if not isinstance(root, dict):
+        raise LineError('an oasst line needs "prompt": the root prompter message')
+    tree_id = str(obj.get("message_tree_id") or root.get("message_id") or "")
+    if not tree_id:
+        raise LineError("an oasst line needs message_tree_id")
+    items: list[Item] = []
+    _oasst_items(root, [], "prompt", tree_id, items)
+    return items
+
+
+PARSERS = {"jsonl": parse_native, "hh": parse_hh, "trl": parse_trl, "oasst": parse_oasst}
 
 
 def detect(obj: dict[str, Any]) -> str:
     """Guess the format of a file from its first object."""
+    if "message_tree_id" in obj or (
+        isinstance(obj.get("prompt"), dict) and "replies" in obj["prompt"]
+    ):
+        return "oasst"
     if "chosen" in obj and "rejected" in obj:
         chosen = obj["chosen"]
         return "hh" if "prompt" not in obj and isinstance(chosen, str) else "trl"

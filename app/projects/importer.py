@@ -73,25 +73,28 @@ def _check_fits(item: Item, project: Project) -> None:
         raise LineError("a rating project needs at least 1 response per prompt")
 
 
-def _items(path: Path, fmt: str, project: Project) -> Iterator[tuple[int, Item | LineError]]:
+def _items(path: Path, fmt: str, project: Project) -> Iterator[tuple[int, list[Item] | LineError]]:
+    """(line number, the line's items or its error); one line may hold several items."""
     parse = PARSERS[fmt]
-    for number, text in read_lines(path):
-        if not text.strip():
+    for number, line in read_lines(path):
+        if not line.strip():
             continue
         try:
-            item = parse(_decode(text))
-            _check_fits(item, project)
+            parsed = parse(_decode(line))
+            items = parsed if isinstance(parsed, list) else [parsed]
+            for item in items:
+                _check_fits(item, project)
         except LineError as exc:
             yield number, exc
         else:
-            yield number, item
+            yield number, items
 
 
 def _detect_format(path: Path) -> str:
-    for _, text in read_lines(path):
-        if text.strip():
+    for _, line in read_lines(path):
+        if line.strip():
             try:
-                return detect(_decode(text))
+                return detect(_decode(line))
             except LineError:
                 return "jsonl"
     return "jsonl"
@@ -141,14 +144,15 @@ def import_file(
         for number, result in _items(path, fmt, project):
             if number in bad_lines or isinstance(result, LineError):
                 continue
-            if result.external_id in seen:
-                report.duplicates += 1
-                continue
-            seen.add(result.external_id)
-            batch.append(result)
-            if len(batch) >= BATCH:
-                _insert(session, project, batch, report)
-                batch = []
+            for item in result:
+                if item.external_id in seen:
+                    report.duplicates += 1
+                    continue
+                seen.add(item.external_id)
+                batch.append(item)
+                if len(batch) >= BATCH:
+                    _insert(session, project, batch, report)
+                    batch = []
         if batch:
             _insert(session, project, batch, report)
         session.commit()

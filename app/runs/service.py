@@ -297,7 +297,7 @@ def finish_run(
             path=str(output),
             base_model=run.base_model,
             base_model_id=run.base_model_id,
-            snapshot_sha256=snapshot.sha256,
+            snapshot_sha256=snapshot.content_hash,
             run_id=run.id,
             metrics=summary,
         )

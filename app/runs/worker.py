@@ -89,12 +89,11 @@ class Worker:
         run_dir = self.artifacts / "runs" / str(run.id)
         data = run_dir / "data"
         data.mkdir(parents=True, exist_ok=True)
-        files = datasets_service.snapshot_files(session=session, snapshot_id=run.snapshot_id)
+        snapshot = datasets_service.get_snapshot(session=session, snapshot_id=run.snapshot_id)
+        files = datasets_service.snapshot_files(snapshot=snapshot)
         config: dict[str, Any] = dict(run.config)
         for split in ("train", "test"):
-            source = files.get(split)
-            if source is None:
-                continue
+            source = files[f"{split}.jsonl"]
             frozen = data / f"{split}.jsonl"
             if not frozen.exists():
                 shutil.copyfile(source, frozen)

@@ -1,0 +1,68 @@
+"""HTML routes of aggregation: the model leaderboard with its interval chart."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+
+from app.aggregation import service
+from app.aggregation.schemas import Leaderboard
+from app.db import SessionDep
+from app.deps import AdminUser
+from app.projects import service as project_service
+from app.templating import render
+
+router = APIRouter(tags=["pages"])
+CHART_WIDTH, ROW_HEIGHT, LABEL_WIDTH = 640, 28, 180
+
+
+def interval_chart(board: Leaderboard) -> dict[str, Any]:
+    """Coordinates of an inline SVG: one row per model, its interval as a bar, rating a dot."""
+    if not board.rows:
+        return {"rows": [], "width": CHART_WIDTH, "height": 0, "ticks": []}
+    low = min(r.lower for r in board.rows)
+    high = max(r.upper for r in board.rows)
+    pad = max((high - low) * 0.05, 5.0)
+    low, high = low - pad, high + pad
+    span = CHART_WIDTH - LABEL_WIDTH - 20
+
+    def x(value: float) -> float:
+        return round(LABEL_WIDTH + (value - low) / (high - low) * span, 1)
+
+    step = max(10, round((high - low) / 5, -1))
+    first = int(low // step + 1) * step
+    ticks = [{"x": x(t), "label": f"{t:.0f}"} for t in range(int(first), int(high), int(step))]
+    rows = [
+        {
+            "model": r.model,
+            "y": 20 + i * ROW_HEIGHT,
+            "x1": x(r.lower),
+            "x2": x(r.upper),
+            "cx": x(r.rating),
+            "rank": r.rank,
+        }
+        for i, r in enumerate(board.rows)
+    ]
+    height = 30 + len(rows) * ROW_HEIGHT
+    return {"rows": rows, "width": CHART_WIDTH, "height": height, "ticks": ticks}
+
+
+@router.get("/admin/projects/{project_id}/leaderboard")
+def leaderboard_page(  # type: ignore[no-untyped-def]
+    request: Request,
+    project_id: int,
+    session: SessionDep,
+    _: AdminUser,
+    rounds: Annotated[int, Query(ge=1, le=100_000)] = 1000,
+    seed: int = 0,
+):
+    project = project_service.get(session=session, project_id=project_id)
+    board = service.model_leaderboard(session=session, project=project, rounds=rounds, seed=seed)
+    excluded = service.list_exclusions(session=session, project_id=project_id)
+    return render(
+        request,
+        "aggregation/leaderboard.html",
+        project=project,
+        board=board,
+        chart=interval_chart(board),
+        exclusions=excluded,
+    )

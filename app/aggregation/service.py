@@ -1,0 +1,277 @@
+"""Aggregates read from the database: consensus per prompt, ratings, leaderboard, exclusions.
+
+The algorithms live in `consensus.py` and `leaderboard.py` (pure); this module feeds them the
+live labels (`labels.prompt_labels`): no superseded annotation, no excluded labeler. An imported
+ranking (source=import, no user) counts as one voter.
+"""
+
+from collections.abc import Callable, Iterator
+from itertools import combinations
+from math import sqrt
+from typing import Literal
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from app.aggregation.consensus import (
+    Consensus,
+    RatingSummary,
+    _rating_value,
+    aggregate_ratings,
+    consensus_ranking,
+)
+from app.aggregation.labels import PromptLabels, prompt_labels
+from app.aggregation.leaderboard import Comparisons, elo_ratings, leaderboard
+from app.aggregation.models import Exclusion
+from app.aggregation.schemas import Leaderboard, LeaderboardRow
+from app.auth.models import User
+from app.errors import Conflict, Invalid, NotFound
+from app.projects.models import Project
+
+ConsensusMethod = Literal["ranked-pairs", "borda"]
+METHODS = ("ranked-pairs", "borda")
+Normalizer = Callable[[int | None, float], float]
+
+__all__ = [
+    "PromptLabels",
+    "consensus_by_prompt",
+    "consensus_of",
+    "exclude_labeler",
+    "excluded_user_ids",
+    "list_exclusions",
+    "model_comparisons",
+    "model_leaderboard",
+    "prompt_consensus",
+    "prompt_labels",
+    "rating_normalizer",
+    "ratings_of",
+    "remove_exclusion",
+]
+
+
+# --- exclusions -----------------------------------------------------------------------------
+
+
+def excluded_user_ids(*, session: Session, project_id: int) -> set[int]:
+    """Labelers left out of this project's aggregates (its own and global exclusions)."""
+    return set(
+        session.scalars(
+            select(Exclusion.user_id).where(
+                or_(Exclusion.project_id == project_id, Exclusion.project_id.is_(None))
+            )
+        )
+    )
+
+
+def list_exclusions(*, session: Session, project_id: int) -> list[Exclusion]:
+    """Exclusions that apply to the project, global ones included, oldest first."""
+    return list(
+        session.scalars(
+            select(Exclusion)
+            .where(or_(Exclusion.project_id == project_id, Exclusion.project_id.is_(None)))
+            .order_by(Exclusion.id)
+        )
+    )
+
+
+def exclude_labeler(
+    *,
+    session: Session,
+    user_id: int,
+    project_id: int | None,
+    reason: str = "",
+    created_by: User | None = None,
+) -> Exclusion:
+    """Leave a labeler out of one project's aggregates (or every project's: project_id=None)."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"no user {user_id}", field="user_id")
+    same = select(Exclusion.id).where(Exclusion.user_id == user_id)
+    same = same.where(
+        Exclusion.project_id.is_(None) if project_id is None else Exclusion.project_id == project_id
+    )
+    if session.scalar(same) is not None:
+        raise Conflict(f"{user.email} is excluded already", field="user_id")
+    exclusion = Exclusion(
+        user_id=user_id,
+        project_id=project_id,
+        reason=reason,
+        created_by_id=created_by.id if created_by else None,
+    )
+    session.add(exclusion)
+    session.flush()
+    return exclusion
+
+
+def remove_exclusion(*, session: Session, exclusion_id: int) -> None:
+    """Count the labeler in again (the exclusion row goes; annotations never moved)."""
+    exclusion = session.get(Exclusion, exclusion_id)
+    if exclusion is None:
+        raise NotFound(f"no exclusion {exclusion_id}")
+    session.delete(exclusion)
+    session.flush()
+
+
+# --- consensus ------------------------------------------------------------------------------
+
+
+def _method(method: str) -> Literal["ranked_pairs", "borda"]:
+    if method not in METHODS:
+        raise Invalid(f"method must be one of {', '.join(METHODS)}; not {method!r}", field="method")
+    return "borda" if method == "borda" else "ranked_pairs"
+
+
+def consensus_of(labels: PromptLabels, *, method: ConsensusMethod = "ranked-pairs") -> Consensus:
+    """The consensus of one prompt's live rankings (all of its responses passed through)."""
+    rankings = [[int(r) for r in label.payload["ranking"]] for label in labels.of_kind("ranking")]
+    return consensus_ranking(rankings, responses=list(labels.responses), method=_method(method))
+
+
+def consensus_by_prompt(
+    *,
+    session: Session,
+    project: Project,
+    method: ConsensusMethod = "ranked-pairs",
+    include_excluded: bool = False,
+    after: int = 0,
+) -> Iterator[tuple[PromptLabels, Consensus]]:
+    """Consensus of every ranked prompt (id > `after`), in prompt id order (streamed)."""
+    _method(method)
+    excluded = (
+        set() if include_excluded else excluded_user_ids(session=session, project_id=project.id)
+    )
+    for labels in prompt_labels(session, project.id, ("ranking",), excluded, after=after):
+        yield labels, consensus_of(labels, method=method)
+
+
+def prompt_consensus(
+    *,
+    session: Session,
+    project: Project,
+    prompt_id: int,
+    method: ConsensusMethod = "ranked-pairs",
+    include_excluded: bool = False,
+) -> Consensus | None:
+    """The consensus of one prompt, or None when it has no live ranking."""
+    _method(method)
+    excluded = (
+        set() if include_excluded else excluded_user_ids(session=session, project_id=project.id)
+    )
+    for labels in prompt_labels(session, project.id, ("ranking",), excluded, only=prompt_id):
+        return consensus_of(labels, method=method)
+    return None
+
+
+# --- ratings --------------------------------------------------------------------------------
+
+
+def rating_normalizer(*, session: Session, project: Project) -> Normalizer:
+    """Per-labeler z-scores over the whole project, by the rules of `aggregate_ratings`.
+
+    One streamed pass collects each labeler's count, sum and sum of squares: a labeler with a
+    single rating is scored against the pooled mean and std, a labeler without variance gets
+    0.0, as does everything when the pooled std is 0.
+    """
+    excluded = excluded_user_ids(session=session, project_id=project.id)
+    sums: dict[int | None, list[float]] = {}
+    for labels in prompt_labels(session, project.id, ("rating",), excluded, with_responses=False):
+        for label in labels.labels:
+            acc = sums.setdefault(label.user_id, [0, 0.0, 0.0])
+            for value in label.payload["scores"].values():
+                v = _rating_value(value, project.rating_scale)  # type: ignore[arg-type]
+                acc[0] += 1
+                acc[1] += v
+                acc[2] += v * v
+
+    def mean_std(n: float, s: float, s2: float) -> tuple[float, float]:
+        mean = s / n
+        return mean, sqrt(max(s2 / n - mean * mean, 0.0))
+
+    total = [sum(acc[i] for acc in sums.values()) for i in range(3)]
+    pooled = mean_std(*total) if total[0] else (0.0, 0.0)
+    stats = {u: pooled if acc[0] == 1 else mean_std(*acc) for u, acc in sums.items()}
+
+    def normalize(user_id: int | None, value: float) -> float:
+        mean, std = stats.get(user_id, pooled)
+        return (value - mean) / std if std > 1e-12 else 0.0
+
+    return normalize
+
+
+def ratings_of(
+    labels: PromptLabels, *, scale: str, normalizer: Normalizer | None = None
+) -> dict[int, RatingSummary]:
+    """Mean rating and count per response of one prompt (z-scores with a normalizer)."""
+    triples = [
+        (label.user_id, int(rid), value)
+        for label in labels.of_kind("rating")
+        for rid, value in label.payload["scores"].items()
+    ]
+    if normalizer is None:
+        return aggregate_ratings(triples, scale=scale)  # type: ignore[arg-type]
+    sums: dict[int, list[float]] = {}
+    for user_id, rid, value in triples:
+        acc = sums.setdefault(rid, [0.0, 0])
+        acc[0] += normalizer(user_id, _rating_value(value, scale))  # type: ignore[arg-type]
+        acc[1] += 1
+    return {rid: RatingSummary(total / n, int(n)) for rid, (total, n) in sums.items()}
+
+
+# --- leaderboard ----------------------------------------------------------------------------
+
+
+def _outcomes(labels: PromptLabels, scale: str) -> Iterator[tuple[int, str, str, str]]:
+    """(annotation id, model a, model b, outcome) for each pair of different, known models."""
+    model = {rid: m for rid, (_, m) in labels.responses.items()}
+    for label in labels.labels:
+        if label.kind == "ranking":
+            ranked = [int(r) for r in label.payload["ranking"]]
+            for better, worse in combinations(ranked, 2):
+                a, b = model.get(better), model.get(worse)
+                if a and b and a != b:
+                    yield label.annotation_id, a, b, "a"
+        elif label.kind == "rating":
+            scores = [
+                (model.get(int(rid)), _rating_value(v, scale))  # type: ignore[arg-type]
+                for rid, v in sorted(label.payload["scores"].items(), key=lambda x: int(x[0]))
+            ]
+            for (a, sa), (b, sb) in combinations(scores, 2):
+                if a and b and a != b:
+                    yield label.annotation_id, a, b, "a" if sa > sb else "b" if sb > sa else "tie"
+
+
+def model_comparisons(*, session: Session, project: Project) -> Comparisons:
+    """Pairwise outcomes between models from the live rankings and ratings, in label order."""
+    excluded = excluded_user_ids(session=session, project_id=project.id)
+    rows = [
+        row
+        for labels in prompt_labels(session, project.id, ("ranking", "rating"), excluded)
+        for row in _outcomes(labels, project.rating_scale)
+    ]
+    rows.sort(key=lambda row: row[0])  # stable: the order inside one annotation is kept
+    return Comparisons.from_outcomes((a, b, outcome) for _, a, b, outcome in rows)
+
+
+def model_leaderboard(
+    *, session: Session, project: Project, rounds: int = 1000, seed: int = 0
+) -> Leaderboard:
+    """Bradley-Terry with bootstrap intervals, overlap-aware ranks and Elo, per model."""
+    if not 1 <= rounds <= 100_000:
+        raise Invalid("rounds must be from 1 to 100000", field="rounds")
+    comparisons = model_comparisons(session=session, project=project)
+    elo = elo_ratings(comparisons)
+    rows = [
+        LeaderboardRow(
+            model=str(r.model),
+            rating=r.rating,
+            lower=r.lower,
+            upper=r.upper,
+            rank=r.rank,
+            comparisons=r.comparisons,
+            elo=elo[r.model],
+        )
+        for r in leaderboard(comparisons, rounds=rounds, seed=seed)
+    ]
+    return Leaderboard(
+        project_id=project.id, comparisons=len(comparisons.a), rounds=rounds, seed=seed, rows=rows
+    )

@@ -1,0 +1,59 @@
+"""JSON routes of dataset snapshots: create, list, show, download files."""
+
+from fastapi import APIRouter, Response
+from fastapi.responses import FileResponse
+
+from app.datasets import service
+from app.datasets.schemas import SnapshotCreate, SnapshotOut, SnapshotResult
+from app.db import SessionDep
+from app.deps import AdminUser
+from app.projects import service as project_service
+
+router = APIRouter(prefix="/api/v1", tags=["datasets"])
+MEDIA = {".jsonl": "application/x-ndjson", ".parquet": "application/vnd.apache.parquet"}
+
+
+@router.post(
+    "/projects/{project_id}/snapshots",
+    response_model=SnapshotResult,
+    status_code=201,
+    responses={200: {"description": "unchanged data: the newest equal snapshot is returned"}},
+)
+def create_snapshot(
+    project_id: int, body: SnapshotCreate, session: SessionDep, admin: AdminUser, response: Response
+) -> object:
+    """Freeze the project's labels into a new snapshot (201), or return the equal newest (200)."""
+    project = project_service.get(session=session, project_id=project_id)
+    snapshot, created = service.create_snapshot(
+        session=session, project=project, data=body, created_by=admin
+    )
+    if not created:
+        response.status_code = 200
+    return SnapshotResult(**SnapshotOut.model_validate(snapshot).model_dump(), created=created)
+
+
+@router.get("/projects/{project_id}/snapshots", response_model=list[SnapshotOut])
+def list_snapshots(
+    project_id: int, session: SessionDep, _: AdminUser, kind: str | None = None
+) -> object:
+    """The project's snapshots, newest first."""
+    project_service.get(session=session, project_id=project_id)
+    return service.list_snapshots(session=session, project_id=project_id, kind=kind)
+
+
+@router.get("/snapshots/{snapshot_id}", response_model=SnapshotOut)
+def get_snapshot(snapshot_id: int, session: SessionDep, _: AdminUser) -> object:
+    """One snapshot: parameters, row counts, hash, lineage."""
+    return service.get_snapshot(session=session, snapshot_id=snapshot_id)
+
+
+@router.get("/snapshots/{snapshot_id}/files/{name}")
+def download(snapshot_id: int, name: str, session: SessionDep, _: AdminUser) -> FileResponse:
+    """A snapshot file: train.jsonl, test.jsonl, train.parquet, test.parquet, manifest.json."""
+    snapshot = service.get_snapshot(session=session, snapshot_id=snapshot_id)
+    path = service.snapshot_file(snapshot=snapshot, name=name)
+    return FileResponse(
+        path,
+        media_type=MEDIA.get(path.suffix, "application/json"),
+        filename=f"snapshot-{snapshot.id}-{name}",
+    )

@@ -1,0 +1,75 @@
+"""HTML routes of dataset snapshots: list with lineage and downloads, and a form to make one."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse
+from pydantic import ValidationError
+
+from app.datasets import service
+from app.datasets.schemas import FILES, SnapshotCreate
+from app.db import SessionDep
+from app.deps import AdminUser
+from app.projects import service as project_service
+from app.templating import render
+
+router = APIRouter(tags=["pages"])
+
+
+def _page(request: Request, session: SessionDep, project_id: int, status: int = 200, **extra):  # type: ignore[no-untyped-def]
+    project = project_service.get(session=session, project_id=project_id)
+    snapshots = service.list_snapshots(session=session, project_id=project_id)
+    return render(
+        request,
+        "datasets/snapshots.html",
+        status,
+        project=project,
+        snapshots=snapshots,
+        files=FILES,
+        **{"error": None, "made": None, "created": None} | extra,
+    )
+
+
+@router.get("/admin/projects/{project_id}/snapshots")
+def snapshots_page(  # type: ignore[no-untyped-def]
+    request: Request,
+    project_id: int,
+    session: SessionDep,
+    _: AdminUser,
+    made: int | None = None,
+    created: bool | None = None,
+):
+    return _page(request, session, project_id, made=made, created=created)
+
+
+@router.post("/admin/projects/{project_id}/snapshots")
+def make_snapshot(  # type: ignore[no-untyped-def]
+    request: Request,
+    project_id: int,
+    session: SessionDep,
+    admin: AdminUser,
+    kind: Annotated[str, Form()] = "",
+    method: Annotated[str, Form()] = "ranked-pairs",
+    split: Annotated[float, Form()] = 0.9,
+    include_top_ranked: Annotated[bool, Form()] = False,
+    normalize: Annotated[bool, Form()] = False,
+):
+    try:
+        data = SnapshotCreate(
+            kind=kind,  # type: ignore[arg-type]
+            method=method,  # type: ignore[arg-type]
+            split=split,
+            include_top_ranked=include_top_ranked,
+            normalize=normalize,
+        )
+    except ValidationError as exc:
+        error = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        return _page(request, session, project_id, 422, error=error)
+    project = project_service.get(session=session, project_id=project_id)
+    snapshot, created = service.create_snapshot(
+        session=session, project=project, data=data, created_by=admin
+    )
+    return RedirectResponse(
+        f"/admin/projects/{project_id}/snapshots?made={snapshot.id}&created={str(created).lower()}",
+        status_code=303,
+    )

@@ -1,0 +1,112 @@
+"""The rows of each snapshot kind, built per prompt from its live labels (TRL conventions).
+
+Every generator yields (external id, rows of that prompt) in prompt id order, rows in
+annotation id order, so that the same data always gives the same file.
+"""
+
+from collections.abc import Callable, Iterator
+from itertools import combinations
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.aggregation import service as aggregation
+from app.aggregation.consensus import consensus_pairs
+from app.projects.models import Project
+from app.projects.service import prompt_text
+
+Rows = Iterator[tuple[str, list[dict[str, Any]]]]
+PromptLabels = aggregation.PromptLabels
+
+
+def _completion(labels: PromptLabels, completion: Any) -> dict[str, Any]:
+    """An SFT row: {prompt, completion} for a text, {messages} for a written conversation."""
+    if isinstance(completion, str):
+        return {"prompt": prompt_text(labels.messages), "completion": completion}
+    return {"messages": labels.messages + completion}
+
+
+def _sft(labels: PromptLabels, method: str, top_ranked: bool) -> list[dict[str, Any]]:
+    rows = [
+        _completion(labels, d.payload["demonstration"]) for d in labels.of_kind("demonstration")
+    ]
+    if top_ranked and labels.of_kind("ranking"):
+        ranking = aggregation.consensus_of(labels, method=method).ranking  # type: ignore[arg-type]
+        if ranking:
+            rows.append(_completion(labels, labels.responses[ranking[0]][0]))
+    return rows
+
+
+def _rankings(labels: PromptLabels, method: str, pairs: bool) -> list[dict[str, Any]]:
+    prompt = prompt_text(labels.messages)
+    text = {rid: t for rid, (t, _) in labels.responses.items()}
+    if method == "all":
+        ranked = [[text[int(r)] for r in x.payload["ranking"]] for x in labels.of_kind("ranking")]
+        if not pairs:
+            return [{"prompt": prompt, "responses": r} for r in ranked if len(r) >= 2]
+        return [
+            {"prompt": prompt, "chosen": chosen, "rejected": rejected}
+            for r in ranked
+            for chosen, rejected in combinations(r, 2)
+        ]
+    consensus = aggregation.consensus_of(labels, method=method)  # type: ignore[arg-type]
+    if len(consensus.ranking) < 2:
+        return []
+    if not pairs:
+        return [{"prompt": prompt, "responses": [text[r] for r in consensus.ranking]}]
+    return [
+        {
+            "prompt": prompt,
+            "chosen": text[int(p.chosen)],
+            "rejected": text[int(p.rejected)],
+            "margin": p.margin,
+        }
+        for p in consensus_pairs(consensus)
+    ]
+
+
+def _ratings(
+    labels: PromptLabels, scale: str, normalizer: aggregation.Normalizer | None
+) -> list[dict[str, Any]]:
+    prompt = prompt_text(labels.messages)
+    summary = aggregation.ratings_of(labels, scale=scale, normalizer=normalizer)
+    return [
+        {"prompt": prompt, "response": text, "score": summary[rid].mean}
+        for rid, (text, _) in labels.responses.items()
+        if rid in summary
+    ]
+
+
+def snapshot_rows(*, session: Session, project: Project, params: dict[str, Any]) -> Rows:
+    """Stream (external id, rows) of every prompt for the canonical `params`."""
+    kind = params["kind"]
+    excluded = aggregation.excluded_user_ids(session=session, project_id=project.id)
+    build: Callable[[PromptLabels], list[dict[str, Any]]]
+    if kind == "prompts":
+        for labels in aggregation.prompt_labels(
+            session, project.id, (), with_responses=False, keep_unlabeled=True
+        ):
+            yield labels.external_id, [{"prompt": prompt_text(labels.messages)}]
+        return
+    if kind == "sft":
+        top = params["include_top_ranked"]
+        kinds: tuple[str, ...] = ("demonstration", "ranking") if top else ("demonstration",)
+        method = params.get("method", "ranked-pairs")
+        build = lambda labels: _sft(labels, method, top)  # noqa: E731
+    elif kind in ("rankings", "pairs"):
+        kinds = ("ranking",)
+        build = lambda labels: _rankings(labels, params["method"], kind == "pairs")  # noqa: E731
+    elif kind == "ratings":
+        kinds = ("rating",)
+        normalizer = (
+            aggregation.rating_normalizer(session=session, project=project)
+            if params["normalize"]
+            else None
+        )
+        build = lambda labels: _ratings(labels, project.rating_scale, normalizer)  # noqa: E731
+    else:
+        raise ValueError(f"unknown snapshot kind {kind!r}")
+    for labels in aggregation.prompt_labels(session, project.id, kinds, excluded):
+        rows = build(labels)
+        if rows:
+            yield labels.external_id, rows

@@ -1,0 +1,69 @@
+"""Request/response models of dataset snapshots."""
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SnapshotKind = Literal["sft", "rankings", "pairs", "ratings", "prompts"]
+SnapshotMethod = Literal["ranked-pairs", "borda", "all"]
+FILES = ("train.jsonl", "test.jsonl", "train.parquet", "test.parquet", "manifest.json")
+
+
+class SnapshotCreate(BaseModel):
+    """What to freeze; parameters that do not apply to the kind are ignored (not stored)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: SnapshotKind
+    method: SnapshotMethod = "ranked-pairs"
+    """rankings/pairs: consensus method, or `all` = one row per annotation (no consensus);
+    sft with include_top_ranked: the consensus that picks the top response."""
+    split: float = Field(0.9, ge=0.0, le=1.0)
+    """Fraction of prompts in train (decided per prompt by a hash of its external id)."""
+    include_top_ranked: bool = False
+    """sft: add the top consensus response of every ranked prompt."""
+    normalize: bool = False
+    """ratings: per-labeler z-scores before the mean."""
+
+    @model_validator(mode="after")
+    def _method_fits(self) -> "SnapshotCreate":
+        if self.kind == "sft" and self.include_top_ranked and self.method == "all":
+            raise ValueError("include_top_ranked needs a consensus method, not 'all'")
+        return self
+
+    def canonical(self) -> dict[str, Any]:
+        """The parameters that shape this kind's rows (what the hash and dedup compare)."""
+        params: dict[str, Any] = {"kind": self.kind, "split": self.split}
+        if self.kind in ("rankings", "pairs"):
+            params["method"] = self.method
+        elif self.kind == "sft":
+            params["include_top_ranked"] = self.include_top_ranked
+            if self.include_top_ranked:
+                params["method"] = self.method
+        elif self.kind == "ratings":
+            params["normalize"] = self.normalize
+        return params
+
+
+class SnapshotOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    project_id: int
+    kind: str
+    version: int
+    previous_id: int | None
+    params: dict[str, Any]
+    content_hash: str
+    train_rows: int
+    test_rows: int
+    created_by_id: int | None
+    created_at: datetime
+    files: list[str] = list(FILES)
+
+
+class SnapshotResult(SnapshotOut):
+    created: bool
+    """False: the data had not changed since the newest snapshot with these parameters, which
+    is returned instead of a duplicate."""

@@ -1,0 +1,56 @@
+"""`rlhf snapshot`, `rlhf snapshots`, `rlhf leaderboard` and `rlhf exclude`."""
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from app.cli import app
+from tests.helpers import annotate, prompts_of, ranking_items
+
+runner = CliRunner()
+
+
+def rlhf(*args: str):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, list(args))
+
+
+def test_snapshot_leaderboard_exclude(session, factory, tmp_path, monkeypatch) -> None:
+    from app.config import get_settings
+
+    monkeypatch.setenv("RLHF_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
+    get_settings.cache_clear()
+    project = factory.project(name="cli ranks", kind="ranking", k=3)
+    factory.items(project, ranking_items(10, k=3), tmp_path)
+    labeler = factory.user()
+    for pid, rids in prompts_of(session, project):
+        annotate(session, project, pid, labeler, {"ranking": list(reversed(rids))})
+
+    made = rlhf("snapshot", "cli ranks", "--kind", "pairs", "--split", "0.8", "--json")
+    assert made.exit_code == 0, made.output
+    first = json.loads(made.stdout)
+    assert first["created"] and first["train_rows"] + first["test_rows"] == 30
+    assert first["params"] == {"kind": "pairs", "split": 0.8, "method": "ranked-pairs"}
+    lines = Path(first["files"]["train.jsonl"]).read_text().splitlines()
+    assert len(lines) == first["train_rows"]
+    same = json.loads(rlhf("snapshot", str(project.id), "--kind", "pairs", "--split", "0.8",
+                           "--json").stdout)  # fmt: skip
+    assert not same["created"] and same["id"] == first["id"]
+    human = rlhf("snapshot", "cli ranks", "--kind", "pairs", "--split", "0.8")
+    assert "unchanged" in human.stdout
+
+    listed = json.loads(rlhf("snapshots", "cli ranks", "--json").stdout)
+    assert [s["id"] for s in listed] == [first["id"]]
+
+    board = json.loads(rlhf("leaderboard", "cli ranks", "--rounds", "50", "--json").stdout)
+    assert [r["model"] for r in board["rows"]] == ["m2", "m1", "m0"]
+    assert "m2" in rlhf("leaderboard", "cli ranks", "--rounds", "50").stdout
+
+    out = rlhf("exclude", labeler.email, "--project", "cli ranks", "--json")
+    assert out.exit_code == 0, out.output
+    empty = json.loads(rlhf("leaderboard", "cli ranks", "--rounds", "50", "--json").stdout)
+    assert empty["rows"] == [] and empty["comparisons"] == 0
+    assert rlhf("exclude", labeler.email, "--project", "cli ranks", "--undo").exit_code == 0
+
+    bad = rlhf("snapshot", "cli ranks", "--kind", "nope")
+    assert bad.exit_code == 2 and "--kind" in bad.stderr
