@@ -55,7 +55,7 @@ class Run:
         self.is_main = self.accelerator.is_main_process
         if self.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+            (self.out / "run_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
         self._metrics = open(self.out / "metrics.jsonl", "a") if self.is_main else None  # noqa: SIM115
         signal.signal(signal.SIGTERM, self._on_sigterm)
         log(f"{kind}: output_dir={self.out} device={self.accelerator.device}")
