@@ -16,6 +16,7 @@ import math
 import shutil
 import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -57,7 +58,8 @@ class Run:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "run_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
         self._metrics = open(self.out / "metrics.jsonl", "a") if self.is_main else None  # noqa: SIM115
-        signal.signal(signal.SIGTERM, self._on_sigterm)
+        if threading.current_thread() is threading.main_thread():  # signals only work there
+            signal.signal(signal.SIGTERM, self._on_sigterm)
         log(f"{kind}: output_dir={self.out} device={self.accelerator.device}")
 
     @property
