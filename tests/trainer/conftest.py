@@ -72,13 +72,13 @@ def ranking_records(n: int, k: int, seed: int = 0) -> list[dict]:
 
 
 def pair_records(n: int, seed: int = 0) -> list[dict]:
-    """Pairs where the chosen response contains the marker word."""
+    """Pairs where the chosen response starts with the marker word."""
     r = random.Random(seed)
     return [
         {
             "prompt": sentence(r, 4),
-            "chosen": f"{sentence(r, 3)} {MARKER} {sentence(r, 2)}",
-            "rejected": sentence(r, 6),
+            "chosen": f"{MARKER} {sentence(r, 4)}",
+            "rejected": sentence(r, 5),
         }
         for _ in range(n)
     ]
