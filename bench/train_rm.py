@@ -2,8 +2,9 @@
 
 Both train on the same rankings for the same number of epochs (ours: 4 rankings = 4K sequences
 per optimizer step; TRL: 16 pairs = 32 sequences per step). TRL gets the K(K−1)/2 pairs of each
-ranking (the usual expansion), with the exact texts our trainer scores. Throughput counts rankings per second of training loop; accuracy
-is pairwise accuracy over all pairs of held-out rankings, measured the same way for both.
+ranking (the usual expansion), with the exact texts our trainer scores. Throughput counts
+rankings per second of training loop; accuracy is pairwise accuracy over all pairs of held-out
+rankings, measured the same way for both.
 
     .venv-bench/bin/python bench/train_rm.py                   # MiniLM backbone if installed
     .venv-bench/bin/python bench/train_rm.py --backbone tiny --train-rankings 64

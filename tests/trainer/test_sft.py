@@ -142,3 +142,26 @@ def test_sigterm_saves_a_checkpoint_and_exits_75(tmp_path: Path, causal_lm: str)
     model = AutoModelForCausalLM.from_pretrained(ckpt / "model")
     tok = AutoTokenizer.from_pretrained(ckpt / "model")
     assert model(**tok("hello", return_tensors="pt")).logits.isfinite().all()
+
+
+def test_lora_option_trains_adapters_and_saves_a_plain_model(
+    tmp_path: Path, causal_lm: str
+) -> None:
+    data = write_jsonl(tmp_path / "sft.jsonl", sft_records(16))
+    cfg = SFTConfig(
+        model=causal_lm,
+        train_file=data,
+        output_dir=str(tmp_path / "out"),
+        max_steps=3,
+        batch_size=4,
+        learning_rate=1e-2,
+        lora=True,
+        lora_r=4,
+        eval_fraction=0.0,
+    )
+    assert train(cfg) == EXIT_OK
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "out")  # adapters merged in
+    base = AutoModelForCausalLM.from_pretrained(causal_lm)
+    q_merged = merged.model.layers[0].self_attn.q_proj.weight
+    assert not torch.equal(q_merged, base.model.layers[0].self_attn.q_proj.weight)
+    assert torch.equal(merged.model.embed_tokens.weight, base.model.embed_tokens.weight)  # frozen
