@@ -1,0 +1,180 @@
+"""Reward-model throughput and accuracy: our K-wise trainer vs TRL's RewardTrainer on pairs.
+
+Both train on the same rankings for the same number of epochs (ours: 4 rankings = 4K sequences
+per optimizer step; TRL: 16 pairs = 32 sequences per step). TRL gets the K(K−1)/2 pairs of each
+ranking (the usual expansion), with the exact texts our trainer scores. Throughput counts
+rankings per second of training loop; accuracy is pairwise accuracy over all pairs of held-out
+rankings, measured the same way for both.
+
+    .venv-bench/bin/python bench/train_rm.py                   # MiniLM backbone if installed
+    .venv-bench/bin/python bench/train_rm.py --backbone tiny --train-rankings 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import metrics_rows, minilm_path, rankings, save, table, write_jsonl  # noqa: E402
+from trainer.configs import RewardConfig  # noqa: E402
+from trainer.data import render_prompt  # noqa: E402
+from trainer.reward import score_batch, tokenize_ranking, train  # noqa: E402
+from trainer.runtime import load_tokenizer  # noqa: E402
+from trainer.tiny import build_tiny_encoder  # noqa: E402
+
+
+@torch.no_grad()
+def pairwise_accuracy(model_dir: str, records: list[dict], max_length: int) -> float:
+    """Share of all C(K,2) held-out pairs that the model orders correctly."""
+    from transformers import AutoModelForSequenceClassification
+
+    tok = load_tokenizer(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=1).eval()
+    model.config.pad_token_id = tok.pad_token_id
+    correct = total = 0
+    for rec in records:
+        ids = tokenize_ranking(tok, rec, "rankings", max_length)["input_ids"]
+        r = score_batch(model, ids, tok.pad_token_id, "cpu")
+        for i, j in itertools.combinations(range(len(ids)), 2):
+            correct += int(r[i] > r[j])
+            total += 1
+    return correct / total
+
+
+def run_ours(backbone: str, train_file: str, eval_recs: list, k: int, args, out: Path) -> dict:
+    """Train with trainer.reward; throughput from the loop's step times."""
+    cfg = RewardConfig(
+        model=backbone,
+        train_file=train_file,
+        eval_fraction=0.0,
+        output_dir=str(out),
+        num_epochs=args.epochs,
+        batch_size=args.rankings_per_step,
+        learning_rate=args.lr,
+        max_length=args.max_length,
+        save_every=10**9,
+        normalize=False,
+        warmup_ratio=0.1,
+    )
+    t0 = time.perf_counter()
+    train(cfg)
+    wall = time.perf_counter() - t0
+    rows = metrics_rows(out)
+    loop_s = sum(cfg.batch_size / r["rankings_per_s"] for r in rows)
+    n = len(rows) * cfg.batch_size
+    return {
+        "trainer": "ours (K-wise)",
+        "K": k,
+        "steps": len(rows),
+        "forward_seqs": n * k,
+        "rankings_per_s": n / loop_s,
+        "wall_s": wall,
+        "accuracy": pairwise_accuracy(str(out), eval_recs, args.max_length),
+    }
+
+
+def run_trl(backbone: str, train_recs: list, eval_recs: list, k: int, args, out: Path) -> dict:
+    """Train TRL's RewardTrainer on the expanded pairs (same texts as ours)."""
+    from datasets import Dataset
+    from trl import RewardConfig as TRLRewardConfig
+    from trl import RewardTrainer
+
+    tok = load_tokenizer(backbone)
+    pairs = []
+    for rec in train_recs:
+        head = render_prompt(tok, rec["prompt"])
+        for i, j in itertools.combinations(range(k), 2):  # i is ranked above j
+            pairs.append(
+                {"chosen": head + rec["responses"][i], "rejected": head + rec["responses"][j]}
+            )
+    targs = TRLRewardConfig(
+        output_dir=str(out),
+        per_device_train_batch_size=args.pairs_per_step,
+        num_train_epochs=args.epochs,
+        learning_rate=args.lr,
+        max_length=args.max_length,
+        warmup_steps=0.1,  # transformers 5: a float < 1 is a ratio
+        lr_scheduler_type="cosine",
+        report_to="none",
+        save_strategy="no",
+        logging_steps=10**6,
+        use_cpu=not torch.cuda.is_available(),
+        seed=42,
+        # Same numerics as ours: fp32, no activation checkpointing (TRL defaults to both on).
+        bf16=False,
+        gradient_checkpointing=False,
+        # TRL appends an EOS text to every response and fails on tokenizers without one (BERT
+        # style): give it the SEP token then (one extra token per sequence on TRL's side).
+        eos_token=tok.eos_token or tok.sep_token,
+    )
+    trainer = RewardTrainer(
+        model=backbone, args=targs, train_dataset=Dataset.from_list(pairs), processing_class=tok
+    )
+    t0 = time.perf_counter()
+    result = trainer.train()
+    wall = time.perf_counter() - t0
+    trainer.save_model(str(out))
+    tok.save_pretrained(str(out))
+    return {
+        "trainer": "TRL RewardTrainer (pairs)",
+        "K": k,
+        "steps": result.global_step,
+        "forward_seqs": 2 * len(pairs) * int(args.epochs),
+        "rankings_per_s": len(train_recs) * args.epochs / result.metrics["train_runtime"],
+        "wall_s": wall,
+        "accuracy": pairwise_accuracy(str(out), eval_recs, args.max_length),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--backbone", default="auto", help="auto | minilm | tiny | a model directory")
+    p.add_argument("--k", type=int, nargs="+", default=[4, 8])
+    p.add_argument("--train-rankings", type=int, default=24)
+    p.add_argument("--eval-rankings", type=int, default=16)
+    p.add_argument("--epochs", type=float, default=1.0)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--rankings-per-step", type=int, default=4, help="ours: K·this sequences/step")
+    p.add_argument("--pairs-per-step", type=int, default=16, help="TRL: 2·this sequences/step")
+    p.add_argument("--max-length", type=int, default=128, help="TRL drops longer pairs")
+    p.add_argument("--skip-trl", action="store_true")
+    args = p.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="bench-rm-"))
+    backbone = args.backbone
+    if backbone in ("auto", "minilm"):
+        backbone = minilm_path() or ("tiny" if args.backbone == "auto" else sys.exit("no MiniLM"))
+    if backbone == "tiny":
+        backbone = str(build_tiny_encoder(work / "tiny-encoder"))
+    print(f"backbone: {backbone}", flush=True)
+
+    results = []
+    for k in args.k:
+        train_recs = rankings(args.train_rankings, k, seed=1)
+        eval_recs = rankings(args.eval_rankings, k, seed=2)
+        train_file = write_jsonl(work / f"k{k}" / "train.jsonl", train_recs)
+        results.append(run_ours(backbone, train_file, eval_recs, k, args, work / f"k{k}" / "ours"))
+        print(table(results[-1:], list(results[-1])), flush=True)
+        if not args.skip_trl:
+            results.append(
+                run_trl(backbone, train_recs, eval_recs, k, args, work / f"k{k}" / "trl")
+            )
+            ours, trl = results[-2], results[-1]
+            ours["speedup_vs_trl"] = ours["rankings_per_s"] / trl["rankings_per_s"]
+    cols = ["trainer", "K", "steps", "forward_seqs", "rankings_per_s", "wall_s", "accuracy"]
+    cols += ["speedup_vs_trl"] if not args.skip_trl else []
+    print(table(results, cols))
+    path = save("train_rm", {"backbone": backbone, "args": vars(args), "results": results})
+    print(f"results: {path}")
+
+
+if __name__ == "__main__":
+    main()

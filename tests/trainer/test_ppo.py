@@ -1,0 +1,110 @@
+"""PPO: GAE against a plain loop, zero KL at the start, and learning a simple reward."""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+from pathlib import Path
+
+import torch
+from conftest import read_metrics, sentence, write_jsonl
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from trainer import EXIT_OK
+from trainer.configs import PPOConfig
+from trainer.ppo import AdaptiveKLController, PolicyWithValue, gae, rollout, train
+from trainer.runtime import load_tokenizer
+
+TARGET = range(100, 132)  # the reward: share of response tokens with an id in this range
+
+
+def reward_fn(prompts: list, responses: list[str], ids: list[list[int]]) -> torch.Tensor:
+    return torch.tensor([sum(i in TARGET for i in x) / max(len(x), 1) for x in ids])
+
+
+def test_gae_matches_a_plain_loop() -> None:
+    g = torch.Generator().manual_seed(0)
+    B, L, gamma, lam = 5, 9, 0.99, 0.95
+    rewards, values = torch.randn(B, L, generator=g), torch.randn(B, L, generator=g)
+    lengths = [9, 1, 4, 7, 9]
+    mask = torch.tensor([[1.0] * n + [0.0] * (L - n) for n in lengths])
+    adv, ret = gae(rewards, values, mask, gamma, lam)
+    for b, n in enumerate(lengths):
+        for t in range(L):
+            if t >= n:
+                assert adv[b, t] == 0 and ret[b, t] == 0
+                continue
+            expected = 0.0
+            for k in range(t, n):  # A_t = Σ_k (γλ)^(k−t) δ_k, V after the last token = 0
+                v_next = values[b, k + 1].item() if k + 1 < n else 0.0
+                delta = rewards[b, k].item() + gamma * v_next - values[b, k].item()
+                expected += (gamma * lam) ** (k - t) * delta
+            assert abs(adv[b, t].item() - expected) < 1e-4
+            assert abs(ret[b, t].item() - (expected + values[b, t].item())) < 1e-4
+
+
+def test_kl_is_zero_while_policy_equals_reference(causal_lm: str) -> None:
+    tok = load_tokenizer(causal_lm, padding_side="left")
+    policy = PolicyWithValue(AutoModelForCausalLM.from_pretrained(causal_lm)).eval()
+    ref = copy.deepcopy(policy)
+    queries = [tok(t)["input_ids"] for t in ["hello world", "the cat is a good dog", "yes"]]
+    ro = rollout(policy, ref, tok, queries, PPOConfig(response_length=10, temperature=0.7), "cpu")
+    kl = (ro["logprobs"] - ro["ref_logprobs"]) * ro["mask"]
+    assert ro["mask"].sum() > 0 and kl.abs().max() == 0
+    assert (ro["logprobs"] * ro["mask"]).sum() < 0  # real log-probs were compared, not zeros
+
+
+def test_adaptive_kl_controller_moves_beta_towards_target() -> None:
+    ctl = AdaptiveKLController(0.1, target=6.0, horizon=100, adaptive=True)
+    ctl.update(12.0, 10)
+    assert ctl.value > 0.1
+    ctl = AdaptiveKLController(0.1, target=6.0, horizon=100, adaptive=True)
+    ctl.update(1.0, 10)
+    assert ctl.value < 0.1
+    fixed = AdaptiveKLController(0.1, target=6.0, horizon=100, adaptive=False)
+    fixed.update(100.0, 10)
+    assert fixed.value == 0.1
+
+
+def test_ppo_raises_the_score_with_bounded_kl(tmp_path: Path, causal_lm: str) -> None:
+    r = random.Random(0)
+    prompts = write_jsonl(
+        tmp_path / "prompts.jsonl", [{"prompt": sentence(r, 4)} for _ in range(96)]
+    )
+    cfg = PPOConfig(
+        model=causal_lm,
+        train_file=prompts,
+        output_dir=str(tmp_path / "ppo"),
+        max_steps=14,
+        batch_size=64,
+        mini_batch_size=32,
+        response_length=12,
+        learning_rate=4e-3,
+        temperature=1.0,
+        lr_scheduler="constant",
+        eval_fraction=0.25,
+        eval_prompts=24,
+    )
+    assert train(cfg, reward_fn=reward_fn) == EXIT_OK
+    rows = read_metrics(cfg.output_dir)
+    assert rows[0]["kl"] == 0.0  # the first rollout comes from the reference itself
+    first = sum(x["score"] for x in rows[:3]) / 3
+    last = sum(x["score"] for x in rows[-3:]) / 3
+    assert last > 1.5 * first, [x["score"] for x in rows]
+    assert all(x["kl"] < 5.0 for x in rows)
+    for key in (
+        "pg_loss",
+        "vf_loss",
+        "clipfrac",
+        "approxkl",
+        "entropy",
+        "response_length",
+        "explained_variance",
+        "kl_coef",
+    ):
+        assert key in rows[-1]
+    summary = json.loads((tmp_path / "ppo" / "summary.json").read_text())
+    assert {"eval_score", "eval_kl"} <= summary.keys()
+    AutoModelForCausalLM.from_pretrained(tmp_path / "ppo")
+    AutoTokenizer.from_pretrained(tmp_path / "ppo")

@@ -1,0 +1,95 @@
+"""`python -m trainer sft|rm|ppo|dpo --config run.json [flags]` and `python -m trainer tiny`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from trainer import EXIT_OK, EXIT_USAGE
+from trainer.configs import ConfigError, load_config
+from trainer.data import DataError
+
+# Flag → config key; the flags override values from --config, and --set overrides both.
+FLAGS = {
+    "--model": "model",
+    "--train-file": "train_file",
+    "--eval-file": "eval_file",
+    "--output-dir": "output_dir",
+    "--max-steps": "max_steps",
+    "--max-length": "max_length",
+    "--batch-size": "batch_size",
+    "--learning-rate": "learning_rate",
+    "--seed": "seed",
+}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Parse the command line."""
+    p = argparse.ArgumentParser(prog="python -m trainer", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    tiny = sub.add_parser("tiny", help="build tiny random models under DIR (demo and tests)")
+    tiny.add_argument("--out", required=True, help="writes DIR/causal-lm and DIR/encoder")
+    for kind in ("sft", "rm", "ppo", "dpo"):
+        s = sub.add_parser(kind, help=f"train {kind}")
+        s.add_argument("--config", help="JSON file with config keys (see trainer/configs.py)")
+        for flag, key in FLAGS.items():
+            s.add_argument(flag, dest=key, default=None)
+        if kind == "ppo":
+            s.add_argument("--reward-model", dest="reward_model", default=None)
+        s.add_argument(
+            "--set",
+            dest="sets",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override any config key (repeatable)",
+        )
+    return p.parse_args(argv)
+
+
+def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
+    """Collect the flag and --set overrides as {config key: raw value}."""
+    out: dict[str, Any] = {}
+    for key in [*FLAGS.values(), "reward_model"]:
+        if getattr(args, key, None) is not None:
+            out[key] = getattr(args, key)
+    for item in args.sets:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        out[key.strip().replace("-", "_")] = value
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code (EXIT_PREEMPTED = 75 after SIGTERM)."""
+    args = parse_args(argv)
+    if args.command == "tiny":
+        from trainer.tiny import build_all
+
+        for name, path in build_all(args.out).items():
+            print(f"{name}: {path}")
+        return EXIT_OK
+    try:
+        cfg = load_config(args.command, args.config, overrides_from(args))
+        if not cfg.model:
+            raise ConfigError("config key 'model' is required (or --model)")
+        if not cfg.train_file:
+            raise ConfigError("config key 'train_file' is required (or --train-file)")
+        if args.command == "sft":
+            from trainer.sft import train
+        elif args.command == "rm":
+            from trainer.reward import train
+        elif args.command == "ppo":
+            from trainer.ppo import train
+        else:
+            from trainer.dpo import train
+        return train(cfg)  # type: ignore[arg-type]
+    except (ConfigError, DataError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""Read dataset files (JSONL, .jsonl.gz, Parquet) in the formats that cross the app boundary.
+
+Formats (TRL conventions; a prompt is a string or a list of {"role", "content"} messages):
+  sft      {"prompt", "completion"} or {"messages": [...]}
+  pairs    {"prompt", "chosen", "rejected"} (+ optional "margin")
+  rankings {"prompt", "responses": [best, ..., worst]}
+  ratings  {"prompt", "response", "score"}
+  prompts  {"prompt"}
+
+Plain text format, used when the tokenizer has no chat template: each message is rendered as
+"User: {content}\n\n" / "Assistant: {content}\n\n" / "System: {content}\n\n", and a generation
+prompt is "Assistant: ".
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+Record = dict[str, Any]
+Message = dict[str, str]
+
+
+class DataError(ValueError):
+    """A data file is missing, unreadable, or has a record that does not fit its format."""
+
+
+def _is_messages(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) > 0
+        and all(isinstance(m, dict) and "role" in m and "content" in m for m in value)
+    )
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str) or _is_messages(value)
+
+
+def _check(fmt: str, rec: Any) -> str | None:
+    """Return what is wrong with one record of format `fmt`, or None."""
+    if not isinstance(rec, dict):
+        return "a record must be a JSON object"
+    if fmt == "sft":
+        if "messages" in rec:
+            return None if _is_messages(rec["messages"]) else '"messages" must be a message list'
+        if not (_is_text(rec.get("prompt")) and _is_text(rec.get("completion"))):
+            return 'needs "prompt" and "completion" (strings or message lists) or "messages"'
+        return None
+    if not _is_text(rec.get("prompt")):
+        return 'needs "prompt" (a string or a message list)'
+    if fmt == "pairs":
+        if not (_is_text(rec.get("chosen")) and _is_text(rec.get("rejected"))):
+            return 'needs "chosen" and "rejected"'
+        if rec.get("margin") is not None and not isinstance(rec["margin"], int | float):
+            return '"margin" must be a number'
+    elif fmt == "rankings":
+        rs = rec.get("responses")
+        if not (isinstance(rs, list) and len(rs) >= 2 and all(_is_text(r) for r in rs)):
+            return '"responses" must be a list of at least 2 responses, best first'
+    elif fmt == "ratings":
+        if not _is_text(rec.get("response")) or not isinstance(rec.get("score"), int | float):
+            return 'needs "response" and a numeric "score"'
+    elif fmt != "prompts":
+        raise ValueError(f"unknown data format {fmt!r}")
+    return None
+
+
+def read_records(path: str | Path) -> list[tuple[int, Record]]:
+    """Read (line number, record) pairs from .jsonl, .jsonl.gz or .parquet (row numbers from 1)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    name = path.name.lower()
+    if name.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        try:
+            rows = pq.read_table(path).to_pylist()
+        except Exception as e:  # pyarrow raises several types for corrupt files
+            raise DataError(f"{path}: cannot read Parquet ({e})") from e
+        return list(enumerate(rows, start=1))
+    opener = gzip.open if name.endswith(".gz") else open
+    out = []
+    with opener(path, "rt", encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                out.append((lineno, json.loads(line)))
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{lineno}: invalid JSON ({e.msg})") from e
+    return out
+
+
+def load_records(path: str | Path, fmt: str) -> list[Record]:
+    """Read and validate a data file; a bad record raises DataError naming file and line."""
+    records = []
+    for lineno, rec in read_records(path):
+        problem = _check(fmt, rec)
+        if problem:
+            raise DataError(f"{path}:{lineno}: {fmt} record {problem}")
+        records.append(rec)
+    if not records:
+        raise DataError(f"{path}: no records")
+    return records
+
+
+def detect_format(path: str | Path, candidates: tuple[str, ...]) -> str:
+    """Pick the first of `candidates` that the first record of `path` satisfies."""
+    lineno, first = read_records(path)[0]
+    for fmt in candidates:
+        if _check(fmt, first) is None:
+            return fmt
+    raise DataError(f"{path}:{lineno}: record fits none of the formats {', '.join(candidates)}")
+
+
+def train_eval_split(
+    train_file: str, eval_file: str, eval_fraction: float, fmt: str, seed: int
+) -> tuple[list[Record], list[Record]]:
+    """Load train and eval records; without an eval file hold out `eval_fraction` of train."""
+    train = load_records(train_file, fmt)
+    if eval_file:
+        return train, load_records(eval_file, fmt)
+    if eval_fraction <= 0 or len(train) < 2:
+        return train, []
+    order = list(range(len(train)))
+    random.Random(seed).shuffle(order)
+    n_eval = max(1, int(len(train) * eval_fraction))
+    held = set(order[:n_eval])
+    return [r for i, r in enumerate(train) if i not in held], [train[i] for i in sorted(held)]
+
+
+# ----------------------------------------------------------------------------- rendering
+
+
+def as_messages(prompt: str | list[Message]) -> list[Message]:
+    """A plain prompt is one user message."""
+    return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+
+
+def _plain(messages: list[Message], add_generation_prompt: bool) -> str:
+    text = "".join(f"{m['role'].capitalize()}: {m['content']}\n\n" for m in messages)
+    return text + ("Assistant: " if add_generation_prompt else "")
+
+
+def render_messages(tokenizer: Any, messages: list[Message], add_generation_prompt: bool) -> str:
+    """Render a conversation with the tokenizer's chat template, or the plain format."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=add_generation_prompt
+        )
+    return _plain(messages, add_generation_prompt)
+
+
+def render_prompt(tokenizer: Any, prompt: str | list[Message]) -> str:
+    """Prompt text ending where the response starts (generation prompt included)."""
+    return render_messages(tokenizer, as_messages(prompt), add_generation_prompt=True)
+
+
+def render_response(tokenizer: Any, prompt: Any, response: str | list[Message]) -> str:
+    """Response text such that render_prompt(prompt) + it is the whole conversation."""
+    if isinstance(response, str):
+        return response
+    head = render_prompt(tokenizer, prompt)
+    full = render_messages(tokenizer, as_messages(prompt) + response, add_generation_prompt=False)
+    if full.startswith(head):
+        return full[len(head) :]
+    return "".join(m["content"] for m in response)
+
+
+def sft_segments(tokenizer: Any, rec: Record) -> list[tuple[str, bool]]:
+    """Split an `sft` record into (text, is_completion) pieces that concatenate to the sample."""
+    eos = tokenizer.eos_token or ""
+    if "messages" not in rec:
+        prompt_text = render_prompt(tokenizer, rec["prompt"])
+        response = render_response(tokenizer, rec["prompt"], rec["completion"])
+        if isinstance(rec["completion"], str):
+            response += eos
+        return [(prompt_text, False), (response, True)]
+    # A conversation: render growing prefixes and learn every assistant turn.
+    messages: list[Message] = rec["messages"]
+    pieces: list[tuple[str, bool]] = []
+    done = ""
+    for i, m in enumerate(messages):
+        is_assistant = m["role"] == "assistant"
+        if is_assistant:
+            head = render_messages(tokenizer, messages[:i], add_generation_prompt=True)
+            if head.startswith(done) and len(head) > len(done):
+                pieces.append((head[len(done) :], False))
+                done = head
+        text = render_messages(tokenizer, messages[: i + 1], add_generation_prompt=False)
+        if not text.startswith(done):  # a template that rewrites earlier turns: no masking
+            return [(render_messages(tokenizer, messages, False), True)]
+        pieces.append((text[len(done) :], is_assistant))
+        done = text
+    return pieces

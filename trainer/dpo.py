@@ -1,0 +1,172 @@
+"""Direct Preference Optimization (Rafailov et al., 2023) on `pairs` data.
+
+loss = −log σ(β·[(log π(y_w|x) − log π_ref(y_w|x)) − (log π(y_l|x) − log π_ref(y_l|x))]),
+log-probabilities summed over response tokens. The reference is the starting model, frozen; by
+default its log-probs are computed once before the loop and the reference copy is never kept.
+Dropout is off (the model stays in eval mode) so policy and reference log-probs are comparable.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from transformers import AutoModelForCausalLM
+
+from trainer import EXIT_OK, EXIT_PREEMPTED
+from trainer.configs import DPOConfig
+from trainer.data import Record, train_eval_split
+from trainer.runtime import (
+    Run,
+    load_tokenizer,
+    make_optimizer,
+    maybe_lora,
+    step_micro_batches,
+    total_steps,
+)
+from trainer.sft import IGNORE, collate, tokenize_sft
+
+
+def tokenize_pair(tokenizer: Any, rec: Record, max_length: int) -> list[dict]:
+    """[chosen, rejected] as prompt + response samples with prompt tokens labelled -100."""
+    return [
+        tokenize_sft(tokenizer, {"prompt": rec["prompt"], "completion": rec[k]}, max_length, True)
+        for k in ("chosen", "rejected")
+    ]
+
+
+def sequence_logps(model: torch.nn.Module, samples: list[dict], pad_id: int, device: Any):
+    """Sum of log-probs of the response tokens of each sample: (N,)."""
+    batch = {k: v.to(device) for k, v in collate(samples, pad_id).items()}
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    logits = logits[:, :-1].float()  # (N, T-1, V): position t predicts token t+1
+    labels = batch["labels"][:, 1:]  # (N, T-1)
+    mask = labels != IGNORE
+    logp = torch.gather(F.log_softmax(logits, -1), 2, labels.clamp_min(0).unsqueeze(-1)).squeeze(
+        -1
+    )  # (N, T-1)
+    return (logp * mask).sum(-1)  # (N,)
+
+
+@torch.no_grad()
+def reference_logps(model, data: list[list[dict]], run: Run, pad_id: int) -> torch.Tensor:
+    """Reference log-probs of every pair: (n_pairs, 2) as [chosen, rejected]."""
+    out = []
+    bs = max(1, run.cfg.eval_batch_size // 2)
+    for k in range(0, len(data), bs):
+        samples = [s for pair in data[k : k + bs] for s in pair]
+        out.append(sequence_logps(model, samples, pad_id, run.device).view(-1, 2).cpu())
+    return torch.cat(out) if out else torch.zeros(0, 2)
+
+
+def dpo_loss(
+    policy: torch.Tensor, ref: torch.Tensor, beta: float, label_smoothing: float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """DPO loss (scalar) and the implicit rewards β·(log π − log π_ref), (B, 2).
+
+    policy, ref: (B, 2) summed log-probs of [chosen, rejected].
+    """
+    rewards = beta * (policy - ref)  # (B, 2)
+    margin = rewards[:, 0] - rewards[:, 1]  # (B,)
+    loss = -(1 - label_smoothing) * F.logsigmoid(margin) - label_smoothing * F.logsigmoid(-margin)
+    return loss.mean(), rewards
+
+
+@torch.no_grad()
+def evaluate(model, data, ref_logps, run: Run, pad_id: int) -> dict[str, float]:
+    """Held-out DPO loss, preference accuracy and reward margin."""
+    if not data:
+        return {}
+    policy = reference_logps(model, data, run, pad_id)  # (n, 2) under the current policy
+    loss, rewards = dpo_loss(policy, ref_logps, run.cfg.beta)
+    margin = rewards[:, 0] - rewards[:, 1]
+    return {
+        "eval_loss": float(loss),
+        "eval_accuracy": float((margin > 0).float().mean()),
+        "eval_reward_margin": float(margin.mean()),
+    }
+
+
+def train(cfg: DPOConfig) -> int:
+    """Run DPO as configured; return EXIT_OK or EXIT_PREEMPTED."""
+    run = Run(cfg, "dpo")
+    acc = run.accelerator
+    tokenizer = load_tokenizer(cfg.model)
+    pad_id = tokenizer.pad_token_id
+
+    # 1. Data: every pair tokenised once.
+    train_recs, eval_recs = train_eval_split(
+        cfg.train_file, cfg.eval_file, cfg.eval_fraction, "pairs", cfg.seed
+    )
+    train_data = [tokenize_pair(tokenizer, r, cfg.max_length) for r in train_recs]
+    eval_data = [tokenize_pair(tokenizer, r, cfg.max_length) for r in eval_recs]
+    per_step = cfg.batch_size * cfg.gradient_accumulation_steps * acc.num_processes
+    steps = total_steps(cfg, len(train_data), per_step)
+
+    # 2. Model; the reference is the same weights before training.
+    model = AutoModelForCausalLM.from_pretrained(cfg.model)
+    model.config.pad_token_id = pad_id
+    model.to(run.device).eval()  # dropout off
+    ref_model = None
+    if cfg.precompute_ref_log_probs:
+        ref_train = reference_logps(model, train_data, run, pad_id)  # (n_train, 2)
+    else:
+        ref_model = copy.deepcopy(model).requires_grad_(False)
+    ref_eval = reference_logps(model, eval_data, run, pad_id)  # (n_eval, 2)
+    model = maybe_lora(model, cfg, "CAUSAL_LM")
+    optimizer, scheduler = make_optimizer(model, cfg, steps)
+    model, optimizer = acc.prepare(model, optimizer)
+    acc.register_for_checkpointing(scheduler)
+    start, _ = run.resume()
+    model.eval()
+
+    # 3. The loop.
+    for step in range(start, steps):
+        t0 = time.perf_counter()
+        losses, all_rewards = [], []
+        for micro in step_micro_batches(run, len(train_data), step):
+            samples = [s for i in micro for s in train_data[i]]  # 2B: chosen, rejected, ...
+            if ref_model is None:
+                ref = ref_train[micro].to(run.device)  # (B, 2)
+            else:
+                with torch.no_grad():
+                    ref = sequence_logps(ref_model, samples, pad_id, run.device).view(-1, 2)
+            with acc.accumulate(model):
+                policy = sequence_logps(model, samples, pad_id, run.device).view(-1, 2)  # (B, 2)
+                loss, rewards = dpo_loss(policy, ref, cfg.beta, cfg.label_smoothing)
+                acc.backward(loss)
+            losses.append(loss.detach())
+            all_rewards.append(rewards.detach())
+        grad_norm = acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm or float("inf"))
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+
+        rewards = acc.gather(torch.cat(all_rewards))  # (per_step, 2)
+        margin = rewards[:, 0] - rewards[:, 1]
+        elapsed = time.perf_counter() - t0
+        metrics = {
+            "loss": float(acc.reduce(torch.stack(losses).mean(), "mean")),
+            "lr": scheduler.get_last_lr()[0],
+            "grad_norm": float(grad_norm),
+            "reward_chosen": float(rewards[:, 0].mean()),
+            "reward_rejected": float(rewards[:, 1].mean()),
+            "reward_margin": float(margin.mean()),
+            "accuracy": float((margin > 0).float().mean()),
+            "pairs_per_s": per_step / elapsed,
+        }
+        if cfg.eval_every and (step + 1) % cfg.eval_every == 0:
+            metrics |= evaluate(model, eval_data, ref_eval, run, pad_id)
+        run.log_metrics(step + 1, metrics)
+        if run.preempted:
+            run.save_checkpoint(step + 1, model, tokenizer, {})
+            return EXIT_PREEMPTED
+        if (step + 1) % cfg.save_every == 0 or step + 1 == steps:
+            run.save_checkpoint(step + 1, model, tokenizer, {})
+
+    summary = {"steps": steps, **evaluate(model, eval_data, ref_eval, run, pad_id)}
+    run.finish(model, tokenizer, summary)
+    return EXIT_OK

@@ -1,0 +1,141 @@
+"""Supervised fine-tuning: next-token loss on completion tokens only (prompt masked with -100)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM
+
+from trainer import EXIT_OK, EXIT_PREEMPTED
+from trainer.configs import SFTConfig
+from trainer.data import Record, sft_segments, train_eval_split
+from trainer.runtime import (
+    Run,
+    load_tokenizer,
+    make_optimizer,
+    maybe_lora,
+    pad,
+    step_micro_batches,
+    total_steps,
+)
+
+IGNORE = -100
+
+
+def tokenize_sft(tokenizer: Any, rec: Record, max_length: int, completion_only: bool) -> dict:
+    """Token ids and labels of one sample; labels are -100 outside completions."""
+    ids: list[int] = []
+    labels: list[int] = []
+    for i, (text, is_completion) in enumerate(sft_segments(tokenizer, rec)):
+        piece = tokenizer(text, add_special_tokens=(i == 0))["input_ids"]
+        ids += piece
+        labels += piece if (is_completion or not completion_only) else [IGNORE] * len(piece)
+    return {"input_ids": ids[:max_length], "labels": labels[:max_length]}
+
+
+def collate(samples: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad a list of tokenised samples into (B, T) tensors."""
+    input_ids = pad([s["input_ids"] for s in samples], pad_id)  # (B, T)
+    labels = pad([s["labels"] for s in samples], IGNORE)  # (B, T)
+    mask = pad([[1] * len(s["input_ids"]) for s in samples], 0)  # (B, T)
+    return {"input_ids": input_ids, "labels": labels, "attention_mask": mask}
+
+
+def sft_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+    """Mean cross-entropy over completion tokens and the number of those tokens."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    logits = logits[:, :-1].float()  # (B, T-1, V): position t predicts token t+1
+    targets = batch["labels"][:, 1:]  # (B, T-1)
+    n = int((targets != IGNORE).sum())
+    loss = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE
+    )
+    return loss, n
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, data: list[dict], run: Run, pad_id: int) -> dict[str, float]:
+    """Token-weighted mean loss on held-out samples."""
+    if not data:
+        return {}
+    model.eval()
+    total, count = 0.0, 0
+    bs = run.cfg.eval_batch_size
+    for i in range(0, len(data), bs):
+        batch = {k: v.to(run.device) for k, v in collate(data[i : i + bs], pad_id).items()}
+        loss, n = sft_loss(model, batch)
+        total, count = total + float(loss) * n, count + n
+    model.train()
+    return {"eval_loss": total / max(count, 1)}
+
+
+def train(cfg: SFTConfig) -> int:
+    """Run SFT as configured; return EXIT_OK or EXIT_PREEMPTED."""
+    run = Run(cfg, "sft")
+    acc = run.accelerator
+    tokenizer = load_tokenizer(cfg.model)
+    pad_id = tokenizer.pad_token_id
+
+    # 1. Data: tokenise everything once, before the loop.
+    train_recs, eval_recs = train_eval_split(
+        cfg.train_file, cfg.eval_file, cfg.eval_fraction, "sft", cfg.seed
+    )
+    train_data = [
+        tokenize_sft(tokenizer, r, cfg.max_length, cfg.completion_only_loss) for r in train_recs
+    ]
+    eval_data = [
+        tokenize_sft(tokenizer, r, cfg.max_length, cfg.completion_only_loss) for r in eval_recs
+    ]
+    per_step = cfg.batch_size * cfg.gradient_accumulation_steps * acc.num_processes
+    steps = total_steps(cfg, len(train_data), per_step)
+
+    # 2. Model, optimizer, schedule (cosine with warmup by default).
+    model = AutoModelForCausalLM.from_pretrained(cfg.model)
+    model.config.pad_token_id = pad_id
+    model = maybe_lora(model, cfg, "CAUSAL_LM")
+    optimizer, scheduler = make_optimizer(model, cfg, steps)
+    model, optimizer = acc.prepare(model, optimizer)
+    acc.register_for_checkpointing(scheduler)
+    start, _ = run.resume()
+    model.train()
+
+    # 3. The loop: one optimizer step per iteration, gradient accumulation inside.
+    for step in range(start, steps):
+        t0 = time.perf_counter()
+        losses, tokens = [], 0
+        for micro in step_micro_batches(run, len(train_data), step):
+            batch = collate([train_data[i] for i in micro], pad_id)
+            batch = {k: v.to(run.device) for k, v in batch.items()}
+            with acc.accumulate(model):
+                loss, _ = sft_loss(model, batch)
+                acc.backward(loss)
+            losses.append(loss.detach())
+            tokens += int(batch["attention_mask"].sum())
+        grad_norm = acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm or float("inf"))
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+
+        elapsed = time.perf_counter() - t0
+        metrics = {
+            "loss": float(acc.reduce(torch.stack(losses).mean(), "mean")),
+            "lr": scheduler.get_last_lr()[0],
+            "grad_norm": float(grad_norm),
+            "tokens_per_s": tokens * acc.num_processes / elapsed,
+            "samples_per_s": per_step / elapsed,
+        }
+        if cfg.eval_every and (step + 1) % cfg.eval_every == 0:
+            metrics |= evaluate(model, eval_data, run, pad_id)
+        run.log_metrics(step + 1, metrics)
+        if run.preempted:
+            run.save_checkpoint(step + 1, model, tokenizer, {})
+            return EXIT_PREEMPTED
+        if (step + 1) % cfg.save_every == 0 or step + 1 == steps:
+            run.save_checkpoint(step + 1, model, tokenizer, {})
+
+    # 4. Final evaluation and the model in output_dir.
+    summary = {"steps": steps, **evaluate(model, eval_data, run, pad_id)}
+    run.finish(model, tokenizer, summary)
+    return EXIT_OK
