@@ -6,6 +6,7 @@ from app.datasets.models import Snapshot
 from app.db import Base
 from app.labeling.models import Annotation, Assignment
 from app.projects.models import Project, Prompt, Response
+from app.runs.models import RegisteredModel, RunMetric, TrainingRun
 
 __all__ = [
     "Annotation",
@@ -15,7 +16,10 @@ __all__ = [
     "Exclusion",
     "Project",
     "Prompt",
+    "RegisteredModel",
     "Response",
+    "RunMetric",
     "Snapshot",
+    "TrainingRun",
     "User",
 ]

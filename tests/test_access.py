@@ -60,6 +60,22 @@ ACCESS = {
     ("GET", "/admin/projects/{project_id}/leaderboard"): ADMIN,
     ("GET", "/admin/projects/{project_id}/snapshots"): ADMIN,
     ("POST", "/admin/projects/{project_id}/snapshots"): ADMIN,
+    ("POST", "/api/v1/runs"): ADMIN,
+    ("GET", "/api/v1/runs"): ADMIN,
+    ("GET", "/api/v1/runs/defaults/{kind}"): ADMIN,
+    ("GET", "/api/v1/runs/{run_id}"): ADMIN,
+    ("GET", "/api/v1/runs/{run_id}/metrics"): ADMIN,
+    ("GET", "/api/v1/runs/{run_id}/log"): ADMIN,
+    ("POST", "/api/v1/runs/{run_id}/cancel"): ADMIN,
+    ("GET", "/api/v1/models"): ADMIN,
+    ("POST", "/api/v1/models"): ADMIN,
+    ("GET", "/admin/runs"): ADMIN,
+    ("POST", "/admin/runs"): ADMIN,
+    ("GET", "/admin/runs/new"): ADMIN,
+    ("GET", "/admin/runs/{run_id}"): ADMIN,
+    ("POST", "/admin/runs/{run_id}/cancel"): ADMIN,
+    ("GET", "/admin/models"): ADMIN,
+    ("POST", "/admin/models"): ADMIN,
 }
 
 
@@ -97,6 +113,8 @@ def world(client, factory, tmp_path, monkeypatch):  # type: ignore[no-untyped-de
         "snapshot_id": snapshot.id,
         "name": "manifest.json",
         "exclusion_id": 1,
+        "run_id": 1,
+        "kind": "sft",
     }
     return admin, labeler, ids
 

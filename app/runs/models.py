@@ -47,7 +47,8 @@ class RegisteredModel(Base):
     """What the run started from (a path, hub id, or another registered model's path)."""
     base_model_id: Mapped[int | None] = mapped_column(ForeignKey("models.id"))
     snapshot_sha256: Mapped[str | None] = mapped_column(String(64))
-    run_id: Mapped[int | None] = mapped_column(ForeignKey("training_runs.id", use_alter=True))
+    run_id: Mapped[int | None]
+    """The run that produced it (no foreign key: runs also point at models, see output_model_id)."""
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     """The run's summary (eval loss, accuracy, mean score …)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -7,7 +7,6 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
-from trainer.configs import CONFIGS, ConfigError, build_config
 
 from app.db import utcnow
 from app.errors import Conflict, Invalid, NotFound
@@ -20,6 +19,7 @@ from app.runs.models import (
     RunStatus,
     TrainingRun,
 )
+from trainer.configs import CONFIGS, ConfigError, build_config
 
 # Which snapshot kinds each trainer reads.
 SNAPSHOT_KINDS = {
