@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 from app.db import utcnow
 from app.errors import Conflict, Invalid, NotFound
 from app.runs.models import (
-    FINISHED,
     ModelKind,
     RegisteredModel,
     RunKind,
@@ -189,15 +188,26 @@ def list_runs(
 
 
 def cancel_run(*, session: Session, run: TrainingRun) -> TrainingRun:
-    """Cancel: a queued run ends now; a running one is asked to stop (SIGTERM by its worker)."""
-    if run.status in FINISHED:
-        raise Conflict(f"run {run.id} is {run.status} already")
-    if run.status == RunStatus.queued:
-        run.status = RunStatus.cancelled
-        run.finished_at = utcnow()
-    else:
-        run.cancel_requested = True
+    """Cancel: a queued run ends now; a running one is asked to stop (SIGTERM by its worker).
+
+    Conditional updates, so a worker claiming the run at the same moment cannot be overwritten.
+    """
+    ended = session.execute(
+        update(TrainingRun)
+        .where(TrainingRun.id == run.id, TrainingRun.status == RunStatus.queued)
+        .values(status=RunStatus.cancelled, finished_at=utcnow())
+    )
+    if ended.rowcount == 0:  # type: ignore[attr-defined]
+        asked = session.execute(
+            update(TrainingRun)
+            .where(TrainingRun.id == run.id, TrainingRun.status == RunStatus.running)
+            .values(cancel_requested=True)
+        )
+        if asked.rowcount == 0:  # type: ignore[attr-defined]
+            session.refresh(run)
+            raise Conflict(f"run {run.id} is {run.status} already")
     session.flush()
+    session.refresh(run)
     return run
 
 

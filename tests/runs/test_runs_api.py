@@ -1,0 +1,155 @@
+"""The run lifecycle through the API: create, validate, list, cancel; the model registry."""
+
+
+def _start(client, admin, **body):  # type: ignore[no-untyped-def]
+    return client.post("/api/v1/runs", json=body, headers=admin.headers)
+
+
+def test_a_run_is_queued_listed_and_cancelled(client, factory, sft_snapshot) -> None:
+    admin = factory.user("admin")
+    created = _start(
+        client,
+        admin,
+        kind="sft",
+        snapshot_id=sft_snapshot.id,
+        model="/m/tiny",
+        config={"max_steps": 5, "learning_rate": "0.001"},
+    )
+    assert created.status_code == 201, created.text
+    run = created.json()
+    assert run["status"] == "queued" and run["config"] == {"max_steps": 5, "learning_rate": 0.001}
+    assert [
+        r["id"] for r in client.get("/api/v1/runs?status=queued", headers=admin.headers).json()
+    ] == [run["id"]]
+    cancelled = client.post(f"/api/v1/runs/{run['id']}/cancel", headers=admin.headers)
+    assert cancelled.json()["status"] == "cancelled"
+    again = client.post(f"/api/v1/runs/{run['id']}/cancel", headers=admin.headers)
+    assert again.status_code == 409
+
+
+def test_bad_runs_are_refused_naming_the_field(client, factory, sft_snapshot) -> None:
+    admin = factory.user("admin")
+    wrong_kind = _start(client, admin, kind="dpo", snapshot_id=sft_snapshot.id, model="m")
+    assert wrong_kind.status_code == 422 and wrong_kind.json()["field"] == "snapshot_id"
+    assert "pairs" in wrong_kind.json()["detail"]
+    unknown_key = _start(
+        client,
+        admin,
+        kind="sft",
+        snapshot_id=sft_snapshot.id,
+        model="m",
+        config={"learnin_rate": 1},
+    )
+    assert unknown_key.status_code == 422 and "learnin_rate" in unknown_key.json()["detail"]
+    reserved = _start(
+        client,
+        admin,
+        kind="sft",
+        snapshot_id=sft_snapshot.id,
+        model="m",
+        config={"output_dir": "/tmp/x"},
+    )
+    assert reserved.status_code == 422 and "set by the worker" in reserved.json()["detail"]
+    missing = _start(client, admin, kind="sft", snapshot_id=999, model="m")
+    assert missing.status_code == 404
+
+
+def test_ppo_needs_a_reward_model_and_resolves_registry_names(
+    client, factory, session, tmp_path, artifacts
+) -> None:
+    from app.datasets import service as datasets_service
+    from app.datasets.schemas import SnapshotCreate
+
+    admin = factory.user("admin")
+    project = factory.project(kind="demonstration", k=1)
+    factory.items(project, [{"id": "a", "prompt": "hi"}], tmp_path)
+    prompts, _ = datasets_service.create_snapshot(
+        session=session, project=project, data=SnapshotCreate(kind="prompts")
+    )
+    assert _start(client, admin, kind="ppo", snapshot_id=prompts.id, model="m").status_code == 422
+    policy = client.post(
+        "/api/v1/models", json={"name": "p", "kind": "policy", "path": "/p"}, headers=admin.headers
+    ).json()
+    client.post(
+        "/api/v1/models",
+        json={"name": "rm", "kind": "reward", "path": "/rm"},
+        headers=admin.headers,
+    )
+    not_reward = _start(
+        client, admin, kind="ppo", snapshot_id=prompts.id, model="rm", reward_model="p"
+    )
+    assert not_reward.status_code == 422 and not_reward.json()["field"] == "reward_model"
+    run = _start(
+        client,
+        admin,
+        kind="ppo",
+        snapshot_id=prompts.id,
+        model=str(policy["id"]),
+        reward_model="rm",
+    ).json()
+    assert (run["base_model"], run["base_model_id"], run["reward_model"]) == (
+        "/p",
+        policy["id"],
+        "/rm",
+    )
+
+
+def test_defaults_come_from_the_trainer(client, factory) -> None:
+    from trainer.configs import SFTConfig
+
+    admin = factory.user("admin")
+    defaults = client.get("/api/v1/runs/defaults/sft", headers=admin.headers).json()
+    assert defaults["learning_rate"] == SFTConfig().learning_rate
+    assert "output_dir" not in defaults and "model" not in defaults
+
+
+def _csrf(client, path: str) -> str:  # type: ignore[no-untyped-def]
+    import re
+
+    return re.search(r'name="csrf-token" content="([^"]+)"', client.get(path).text).group(1)
+
+
+def test_start_form_creates_a_run(client, factory, sft_snapshot) -> None:
+    admin = factory.user("admin")
+    client.post(
+        "/login",
+        data={
+            "email": admin.email,
+            "password": "correct-horse-battery",
+            "csrf_token": _csrf(client, "/login"),
+        },
+    )
+    page = client.get("/admin/runs/new")
+    assert page.status_code == 200 and f"#{sft_snapshot.id}" in page.text
+    response = client.post(
+        "/admin/runs",
+        data={
+            "csrf_token": _csrf(client, "/admin/runs/new"),
+            "kind": "sft",
+            "snapshot_id": sft_snapshot.id,
+            "model": "/m/tiny",
+            "max_steps": "7",
+            "learning_rate": "2e-05",
+            "batch_size": "8",
+            "max_length": "512",
+            "seed": "42",
+            "extra_config": '{"warmup_ratio": 0.2}',
+        },
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    run_id = int(response.headers["location"].rsplit("/", 1)[1])
+    run = client.get(f"/api/v1/runs/{run_id}").json()
+    # only what differs from the trainer's defaults is stored
+    assert run["config"] == {"max_steps": 7, "warmup_ratio": 0.2}
+    bad = client.post(
+        "/admin/runs",
+        data={
+            "csrf_token": _csrf(client, "/admin/runs/new"),
+            "kind": "sft",
+            "snapshot_id": sft_snapshot.id,
+            "model": "/m/tiny",
+            "extra_config": "[1]",
+        },
+    )
+    assert bad.status_code == 422 and "more config must be a JSON object" in bad.text

@@ -1,0 +1,187 @@
+"""The worker runs real tiny trainings end to end, and survives what goes wrong."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from sqlalchemy import select
+
+from app.datasets import service as datasets_service
+from app.db import get_sessionmaker
+from app.runs import service
+from app.runs.models import RunMetric, TrainingRun
+from app.runs.worker import Worker
+
+FAST = {"batch_size": 4, "eval_batch_size": 8, "max_length": 64, "learning_rate": 0.002}
+
+
+def _queue(session, snapshot, model, kind="sft", **config) -> TrainingRun:  # type: ignore[no-untyped-def]
+    run = service.create_run(
+        session=session,
+        kind=kind,
+        snapshot_id=snapshot.id,
+        model=str(model),
+        config=FAST | config,
+    )
+    session.commit()
+    return run
+
+
+def _reload(run_id: int) -> TrainingRun:
+    with get_sessionmaker()() as s:
+        run = s.get(TrainingRun, run_id)
+        s.expunge(run)
+        return run
+
+
+def _steps(run_id: int) -> list[int]:
+    with get_sessionmaker()() as s:
+        return list(
+            s.scalars(
+                select(RunMetric.step).where(RunMetric.run_id == run_id).order_by(RunMetric.step)
+            )
+        )
+
+
+def _wait(condition, timeout: float = 120.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def _in_thread(worker: Worker) -> threading.Thread:
+    thread = threading.Thread(target=worker.run_once, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_worker_trains_sft_and_reward_model_and_registers_them(
+    session, sft_snapshot, rankings_snapshot, tiny_models
+) -> None:
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    sft = _queue(session, sft_snapshot, tiny_models["causal-lm"], max_steps=6)
+    rm = _queue(session, rankings_snapshot, tiny_models["encoder"], kind="rm", max_steps=6)
+    worker = Worker(poll_seconds=0.2, heartbeat_seconds=0.5)
+    assert [worker.run_once(), worker.run_once(), worker.run_once()] == [sft.id, rm.id, None]
+
+    for run, auto, kind in (
+        (sft, AutoModelForCausalLM, "policy"),
+        (rm, AutoModelForSequenceClassification, "reward"),
+    ):
+        done = _reload(run.id)
+        assert done.status == "succeeded", done.error
+        assert done.attempt == 1 and done.exit_code == 0
+        assert _steps(run.id) == list(range(1, 7))
+        model = service.get_model(session=session, model_id=done.output_model_id)
+        assert model.kind == kind and model.run_id == run.id
+        assert (
+            model.snapshot_sha256
+            == (sft_snapshot if run is sft else rankings_snapshot).content_hash
+        )
+        assert model.base_model == str(tiny_models["causal-lm" if run is sft else "encoder"])
+        assert auto.from_pretrained(model.path) is not None
+        # the snapshot's files were frozen into the run directory
+        snapshot = sft_snapshot if run is sft else rankings_snapshot
+        source = datasets_service.snapshot_files(snapshot=snapshot)["train.jsonl"]
+        frozen = Path(done.run_dir) / "data" / "train.jsonl"
+        assert frozen.read_bytes() == source.read_bytes() and frozen.stat().st_size > 0
+    rm_model = service.get_model(session=session, model_id=_reload(rm.id).output_model_id)
+    assert "accuracy" in " ".join(rm_model.metrics)
+
+
+def test_a_killed_trainer_fails_the_run_with_its_log_and_the_worker_lives_on(
+    session, sft_snapshot, tiny_models
+) -> None:
+    run = _queue(session, sft_snapshot, tiny_models["causal-lm"], max_steps=100_000)
+    worker = Worker(poll_seconds=0.2, heartbeat_seconds=0.5)
+    thread = _in_thread(worker)
+    _wait(lambda: _steps(run.id))
+    os.kill(worker.process.pid, signal.SIGKILL)  # what the OOM killer does
+    thread.join(timeout=60)
+    failed = _reload(run.id)
+    assert failed.status == "failed" and failed.exit_code == -signal.SIGKILL
+    assert "killed by signal 9 SIGKILL (out of memory?)" in failed.error
+    assert "step 1:" in failed.error  # the log tail came along
+    assert worker.run_once() is None  # and the worker still works
+
+
+def test_cancel_stops_a_running_trainer_which_keeps_a_checkpoint(
+    session, sft_snapshot, tiny_models
+) -> None:
+    run = _queue(
+        session, sft_snapshot, tiny_models["causal-lm"], max_steps=100_000, save_every=100_000
+    )
+    worker = Worker(poll_seconds=0.2, heartbeat_seconds=0.5)
+    thread = _in_thread(worker)
+    _wait(lambda: _steps(run.id))
+    service.cancel_run(session=session, run=run)
+    session.commit()
+    thread.join(timeout=120)
+    cancelled = _reload(run.id)
+    assert cancelled.status == "cancelled" and cancelled.exit_code == 75
+    assert list((Path(cancelled.run_dir) / "output" / "checkpoints").iterdir())
+
+
+def test_a_dead_worker_run_is_requeued_and_resumes_from_its_checkpoint(
+    session, sft_snapshot, tiny_models, artifacts
+) -> None:
+    run = _queue(
+        session,
+        sft_snapshot,
+        tiny_models["causal-lm"],
+        max_steps=40,
+        save_every=5,
+        learning_rate=0.0005,
+    )
+    log_path = artifacts.parent / "worker.log"
+    with open(log_path, "w") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "app", "worker", "--poll", "0.2"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    checkpoints = artifacts / "runs" / str(run.id) / "output" / "checkpoints"
+    try:
+        _wait(lambda: checkpoints.is_dir() and any(checkpoints.iterdir()), timeout=60)
+    except AssertionError:
+        raise AssertionError(log_path.read_text()[-3000:]) from None
+    # the machine dies: the worker and its trainer vanish without a word
+    worker.kill()
+    subprocess.run(["pkill", "-9", "-f", str(artifacts / "runs" / str(run.id))], check=False)
+    worker.wait()
+    interrupted = _steps(run.id)
+    assert _reload(run.id).status == "running" and max(interrupted) < 40
+
+    time.sleep(3.5)  # RLHF_RUN_STALE_SECONDS=3: the heartbeat goes stale
+    assert Worker(poll_seconds=0.2).run_once() == run.id
+    resumed = _reload(run.id)
+    assert resumed.status == "succeeded", resumed.error
+    assert resumed.attempt == 2
+    assert _steps(run.id) == list(range(1, 41))
+    log = (artifacts / "runs" / str(run.id) / "train.log").read_text()
+    assert "--- attempt 2" in log and "resumed from" in log
+
+
+def test_concurrent_workers_never_claim_the_same_run(session, sft_snapshot) -> None:
+    runs = [_queue(session, sft_snapshot, "/m") for _ in range(12)]
+    claimed: list[int] = []
+    barrier = threading.Barrier(6)
+
+    def claim(name: str) -> None:
+        barrier.wait()
+        with get_sessionmaker()() as s:
+            while (run := service.claim_next(session=s, worker=name)) is not None:
+                claimed.append(run.id)
+
+    threads = [threading.Thread(target=claim, args=(f"w{i}",)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(claimed) == sorted(r.id for r in runs)
