@@ -1,16 +1,15 @@
 # Every target bootstraps .venv itself: a fresh machine needs only `make demo` or `make test`.
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup demo test lint screenshots bench clean
+.PHONY: setup demo test lint screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
 	# The CPU wheel of torch first, pinned: an unpinned torch would pull the CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[train,dev]'
@@ -21,7 +20,7 @@ setup: $(STAMP)
 demo: setup
 	RLHF_DEV=1 $(BIN)/rlhf db upgrade
 	RLHF_DEV=1 $(BIN)/rlhf demo
-	RLHF_DEV=1 $(BIN)/rlhf serve --host $(HOST) --port $(PORT)
+	RLHF_DEV=1 $(BIN)/rlhf serve --host $(HOST) --port $(PORT) --with-worker
 
 test: setup
 	$(BIN)/pytest -q

@@ -93,7 +93,7 @@ def serve(
 
 @app.command()
 def demo(as_json: JsonOpt = False) -> None:
-    """Seed the demo: an admin, three labelers and three projects (idempotent)."""
+    """Seed the demo: an admin, three labelers, three projects, tiny models (idempotent)."""
     from app.demo import seed
 
     with db_session() as session:
@@ -109,6 +109,8 @@ def demo(as_json: JsonOpt = False) -> None:
                 f"  {p['id']:3} {p['name']} ({p['kind']}, {p['prompts']} prompts)"
                 for p in r["projects"]
             ]
+            + ["models (tiny and random, to try training on a CPU):"]
+            + [f"  {m['kind']:7} {m['name']:16} {m['path']}" for m in r.get("models", [])]
         ),
     )
 

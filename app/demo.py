@@ -66,8 +66,31 @@ PROJECTS = [
 ]
 
 
-def seed(*, session: Session) -> dict[str, Any]:
-    """Create the demo users and projects that are missing; safe to run again."""
+def seed_models(*, session: Session) -> list[dict[str, Any]]:
+    """Build the tiny random demo models (once) and register them as base models."""
+    from app.config import get_settings
+    from app.runs import service as runs_service
+    from trainer.tiny import build_tiny_causal_lm, build_tiny_encoder
+
+    root = Path(get_settings().artifacts_dir).resolve() / "models"
+    wanted = [
+        ("tiny-causal-lm", "policy", root / "tiny-causal-lm", build_tiny_causal_lm),
+        ("tiny-encoder", "reward", root / "tiny-encoder", build_tiny_encoder),
+    ]
+    registered = {m.name: m for m in runs_service.list_models(session=session)}
+    out = []
+    for name, kind, path, build in wanted:
+        if not (path / "config.json").is_file():
+            build(path)
+        if name not in registered:
+            runs_service.register_model(session=session, name=name, kind=kind, path=str(path))
+        out.append({"name": name, "kind": kind, "path": str(path)})
+    session.commit()
+    return out
+
+
+def seed(*, session: Session, models: bool = True) -> dict[str, Any]:
+    """Create the demo users, projects (and tiny models) that are missing; safe to run again."""
     users = []
     for email, role, password in USERS:
         if auth_service.get_by_email(session=session, email=email) is None:
@@ -85,4 +108,7 @@ def seed(*, session: Session) -> dict[str, Any]:
         projects.append(
             {"id": project.id, "name": project.name, "kind": project.kind, "prompts": stats.prompts}
         )
-    return {"users": users, "projects": projects}
+    result: dict[str, Any] = {"users": users, "projects": projects}
+    if models:
+        result["models"] = seed_models(session=session)
+    return result

@@ -4,9 +4,20 @@ from app.auth import service as auth_service
 from app.demo import seed
 
 
-def test_demo_seeds_users_and_projects_once(session) -> None:
+def test_demo_seeds_users_and_projects_once(session, tmp_path, monkeypatch) -> None:
+    from app.config import get_settings
+
+    monkeypatch.setenv("RLHF_ARTIFACTS_DIR", str(tmp_path))
+    get_settings.cache_clear()
     first = seed(session=session)
     again = seed(session=session)
+    assert {m["name"]: m["kind"] for m in first["models"]} == {
+        "tiny-causal-lm": "policy",
+        "tiny-encoder": "reward",
+    }
+    from transformers import AutoModelForCausalLM
+
+    assert AutoModelForCausalLM.from_pretrained(first["models"][0]["path"]) is not None
     assert first == again
     kinds = {p["kind"]: p["prompts"] for p in first["projects"]}
     assert kinds == {"ranking": 30, "rating": 30, "demonstration": 30}

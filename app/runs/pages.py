@@ -66,7 +66,13 @@ def new_run(  # type: ignore[no-untyped-def]
     snapshot: int | None = None,
     model: str = "",
 ):
-    form = {"kind": "sft", "snapshot_id": snapshot, "model": model}
+    kind = "sft"
+    if snapshot is not None:
+        from app.datasets import service as datasets_service
+
+        chosen = datasets_service.get_snapshot(session=session, snapshot_id=snapshot)
+        kind = next(k for k, kinds in service.SNAPSHOT_KINDS.items() if chosen.kind in kinds)
+    form = {"kind": kind, "snapshot_id": snapshot, "model": model}
     return render(request, "runs/new.html", **_form_context(session, form, None))
 
 
