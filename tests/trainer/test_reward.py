@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from conftest import MARKER, ranking_records, write_jsonl
+from tests.trainer.conftest import MARKER, ranking_records, write_jsonl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from transformers import AutoTokenizer
