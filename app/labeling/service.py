@@ -319,6 +319,15 @@ def progress(*, session: Session, project: Project, user: User) -> Progress:
     )
 
 
+def _newest_first(model: Any, limit: int, offset: int, **equal: Any) -> Any:
+    """SELECT model rows, newest first, where each non-None keyword equals its column."""
+    query = select(model).order_by(model.id.desc()).limit(limit).offset(offset)
+    for column, value in equal.items():
+        if value is not None:
+            query = query.where(getattr(model, column) == value)
+    return query
+
+
 def list_assignments(
     *,
     session: Session,
@@ -329,13 +338,9 @@ def list_assignments(
     offset: int = 0,
 ) -> list[Assignment]:
     """Assignments, newest first, filtered."""
-    query = select(Assignment).order_by(Assignment.id.desc()).limit(limit).offset(offset)
-    if user_id is not None:
-        query = query.where(Assignment.user_id == user_id)
-    if project_id is not None:
-        query = query.where(Assignment.project_id == project_id)
-    if status is not None:
-        query = query.where(Assignment.status == status)
+    query = _newest_first(
+        Assignment, limit, offset, user_id=user_id, project_id=project_id, status=status
+    )
     return list(session.scalars(query))
 
 
@@ -349,13 +354,9 @@ def list_annotations(
     offset: int = 0,
 ) -> list[Annotation]:
     """Annotations, newest first, filtered."""
-    query = select(Annotation).order_by(Annotation.id.desc()).limit(limit).offset(offset)
-    if user_id is not None:
-        query = query.where(Annotation.user_id == user_id)
-    if project_id is not None:
-        query = query.where(Annotation.project_id == project_id)
-    if prompt_id is not None:
-        query = query.where(Annotation.prompt_id == prompt_id)
+    query = _newest_first(
+        Annotation, limit, offset, user_id=user_id, project_id=project_id, prompt_id=prompt_id
+    )
     return list(session.scalars(query))
 
 
