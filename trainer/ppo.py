@@ -185,6 +185,8 @@ def train(cfg: PPOConfig, reward_fn: RewardFn | None = None) -> int:
 
     def encode(recs: list[dict]) -> list[list[int]]:
         texts = [render_prompt(tokenizer, r["prompt"]) for r in recs]
+        if not texts:
+            return []
         return [ids[-cfg.max_prompt_length :] for ids in tokenizer(texts)["input_ids"]]
 
     train_q, eval_q = encode(train_recs), encode(eval_recs[: cfg.eval_prompts])
