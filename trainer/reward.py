@@ -128,6 +128,10 @@ def train(cfg: RewardConfig) -> int:
     # 2. Model: a scalar head; the pad token must be known or the wrong token gets scored.
     model = AutoModelForSequenceClassification.from_pretrained(cfg.model, num_labels=1)
     model.config.pad_token_id = pad_id
+    if cfg.disable_dropout:
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
     model = maybe_lora(model, cfg, "SEQ_CLS")
     optimizer, scheduler = make_optimizer(model, cfg, steps)
     model, optimizer = acc.prepare(model, optimizer)
