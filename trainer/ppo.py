@@ -330,7 +330,7 @@ def train(cfg: PPOConfig, reward_fn: RewardFn | None = None) -> int:
                 scheduler.step()
                 optimizer.zero_grad()
                 for k, v in mb_stats.items():
-                    stats.setdefault(k, []).append(float(v))
+                    stats.setdefault(k, []).append(float(v.detach()))
 
         # 6. Adapt β to the measured KL (nats per response) and log.
         mean_kl = float(acc.reduce(kl.sum(-1).mean(), "mean"))
