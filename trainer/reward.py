@@ -202,7 +202,9 @@ class RewardModel:
         self.model.to(device).eval().requires_grad_(False)
         self.device, self.max_length = device, max_length
         norm_file = Path(path) / NORMALIZATION_FILE
-        norm = json.loads(norm_file.read_text()) if norm_file.exists() else {}
+        norm = getattr(self.model.config, "reward_normalization", None) or {}
+        if norm_file.exists():
+            norm = json.loads(norm_file.read_text())
         self.gain, self.bias = float(norm.get("gain", 1.0)), float(norm.get("bias", 0.0))
 
     @torch.no_grad()
