@@ -4,7 +4,8 @@ A random tiny Llama policy; a reward model trained first by our `rm` trainer on 
 backbone (so TRL, which feeds the policy's tokens straight into the reward model, can share it)
 on rankings where responses with more marker words are better; raw (un-normalised) RM scores on
 both sides. Same batch (16 episodes), minibatches (2), PPO epochs (4), response length,
-temperature, learning rate and a fixed β (TRL has no adaptive KL controller).
+temperature, learning rate and a fixed β (TRL has no adaptive KL controller). Each trainer runs
+`--repeats` times, interleaved; the fastest run's episodes/s counts.
 
     .venv-bench/bin/python bench/train_ppo.py --skip-trl      # ours only (trl ≥ 1.10 has no PPO)
     .venv-trl19/bin/python bench/train_ppo.py                  # with trl==1.9.0 installed
@@ -115,13 +116,14 @@ def run_trl(policy: str, rm: str, prompt_texts: list[str], args, out: Path) -> d
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--steps", type=int, default=40, help="PPO steps (rollout batches)")
+    p.add_argument("--steps", type=int, default=32, help="PPO steps (rollout batches)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--response-length", type=int, default=24)
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--temperature", type=float, default=0.7)
     p.add_argument("--kl-coef", type=float, default=0.05)
+    p.add_argument("--repeats", type=int, default=2, help="runs per trainer; the fastest counts")
     p.add_argument("--skip-trl", action="store_true")
     args = p.parse_args()
 
@@ -142,14 +144,27 @@ def main() -> None:
     prompts = [{"prompt": sentence(r, 6)} for _ in range(args.steps * args.batch_size)]
     prompt_file = write_jsonl(work / "prompts.jsonl", prompts)
 
-    results = [run_ours(policy, rm_cfg.output_dir, prompt_file, args, work / "ours")]
-    if not args.skip_trl:
-        try:
-            tok = load_tokenizer(policy)
-            texts = [render_prompt(tok, x["prompt"]) for x in prompts]
-            results.append(run_trl(policy, rm_cfg.output_dir, texts, args, work / "trl"))
-        except ImportError as e:
-            print(f"TRL PPO unavailable ({e}); reporting ours alone", file=sys.stderr)
+    tok = load_tokenizer(policy)
+    texts = [render_prompt(tok, x["prompt"]) for x in prompts]
+    ours_runs, trl_runs = [], []
+    for rep in range(args.repeats):  # interleaved, so a busy spell hits both sides
+        out = work / f"r{rep}"
+        ours_runs.append(run_ours(policy, rm_cfg.output_dir, prompt_file, args, out / "ours"))
+        if not args.skip_trl:
+            try:
+                trl_runs.append(run_trl(policy, rm_cfg.output_dir, texts, args, out / "trl"))
+            except ImportError as e:
+                print(f"TRL PPO unavailable ({e}); reporting ours alone", file=sys.stderr)
+                args.skip_trl = True
+    # Seeded runs repeat the same curves; the fastest run counts (neighbours only slow us down).
+    results = [
+        {
+            **max(runs, key=lambda x: x["episodes_per_s"]),
+            "repeats": [x["episodes_per_s"] for x in runs],
+        }
+        for runs in (ours_runs, trl_runs)
+        if runs
+    ]
     for res in results:
         n = max(1, len(res["score"]) // 5)
         res["score_first"] = sum(res["score"][:n]) / n

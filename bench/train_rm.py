@@ -1,10 +1,11 @@
 """Reward-model throughput and accuracy: our K-wise trainer vs TRL's RewardTrainer on pairs.
 
-Both train on the same rankings for the same number of epochs (ours: 4 rankings = 4K sequences
-per optimizer step; TRL: 16 pairs = 32 sequences per step). TRL gets the K(K−1)/2 pairs of each
+Both train on the same rankings for the same number of epochs with the same number of sequences
+per optimizer step (ours: 32/K rankings; TRL: 16 pairs). TRL gets the K(K−1)/2 pairs of each
 ranking (the usual expansion), with the exact texts our trainer scores. Throughput counts
 rankings per second of training loop; accuracy is pairwise accuracy over all pairs of held-out
-rankings, measured the same way for both.
+rankings, measured the same way for both. Each trainer runs `--repeats` times, interleaved, and
+its fastest run counts: on a shared machine neighbours only ever slow a run down.
 
     .venv-bench/bin/python bench/train_rm.py                   # MiniLM backbone if installed
     .venv-bench/bin/python bench/train_rm.py --backbone tiny --train-rankings 64
@@ -57,7 +58,7 @@ def run_ours(backbone: str, train_file: str, eval_recs: list, k: int, args, out:
         eval_fraction=0.0,
         output_dir=str(out),
         num_epochs=args.epochs,
-        batch_size=args.rankings_per_step,
+        batch_size=max(1, args.seqs_per_step // k),
         learning_rate=args.lr,
         max_length=args.max_length,
         save_every=10**9,
@@ -97,7 +98,7 @@ def run_trl(backbone: str, train_recs: list, eval_recs: list, k: int, args, out:
             )
     targs = TRLRewardConfig(
         output_dir=str(out),
-        per_device_train_batch_size=args.pairs_per_step,
+        per_device_train_batch_size=max(1, args.seqs_per_step // 2),
         num_train_epochs=args.epochs,
         learning_rate=args.lr,
         max_length=args.max_length,
@@ -138,12 +139,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--backbone", default="auto", help="auto | minilm | tiny | a model directory")
     p.add_argument("--k", type=int, nargs="+", default=[4, 8])
-    p.add_argument("--train-rankings", type=int, default=24)
+    p.add_argument("--train-rankings", type=int, default=32)
     p.add_argument("--eval-rankings", type=int, default=16)
     p.add_argument("--epochs", type=float, default=1.0)
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--rankings-per-step", type=int, default=4, help="ours: K·this sequences/step")
-    p.add_argument("--pairs-per-step", type=int, default=16, help="TRL: 2·this sequences/step")
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--seqs-per-step", type=int, default=32, help="sequences per optimizer step")
+    p.add_argument("--repeats", type=int, default=2, help="runs per trainer; the fastest counts")
     p.add_argument("--max-length", type=int, default=128, help="TRL drops longer pairs")
     p.add_argument("--skip-trl", action="store_true")
     args = p.parse_args()
@@ -156,19 +157,28 @@ def main() -> None:
         backbone = str(build_tiny_encoder(work / "tiny-encoder"))
     print(f"backbone: {backbone}", flush=True)
 
+    def best(runs: list[dict]) -> dict:
+        """The fastest of the repeats (a shared machine only ever slows a run down)."""
+        top = max(runs, key=lambda x: x["rankings_per_s"])
+        return {**top, "repeats_rankings_per_s": [x["rankings_per_s"] for x in runs]}
+
     results = []
     for k in args.k:
         train_recs = rankings(args.train_rankings, k, seed=1)
         eval_recs = rankings(args.eval_rankings, k, seed=2)
         train_file = write_jsonl(work / f"k{k}" / "train.jsonl", train_recs)
-        results.append(run_ours(backbone, train_file, eval_recs, k, args, work / f"k{k}" / "ours"))
-        print(table(results[-1:], list(results[-1])), flush=True)
-        if not args.skip_trl:
-            results.append(
-                run_trl(backbone, train_recs, eval_recs, k, args, work / f"k{k}" / "trl")
-            )
-            ours, trl = results[-2], results[-1]
-            ours["speedup_vs_trl"] = ours["rankings_per_s"] / trl["rankings_per_s"]
+        ours_runs, trl_runs = [], []
+        for rep in range(args.repeats):  # interleaved, so a busy spell hits both sides
+            out = work / f"k{k}" / f"r{rep}"
+            ours_runs.append(run_ours(backbone, train_file, eval_recs, k, args, out / "ours"))
+            print(table(ours_runs[-1:], list(ours_runs[-1])), flush=True)
+            if not args.skip_trl:
+                trl_runs.append(run_trl(backbone, train_recs, eval_recs, k, args, out / "trl"))
+        results.append(best(ours_runs))
+        if trl_runs:
+            results.append(best(trl_runs))
+            speedup = results[-2]["rankings_per_s"] / results[-1]["rankings_per_s"]
+            results[-2]["speedup_vs_trl"] = speedup
     cols = ["trainer", "K", "steps", "forward_seqs", "rankings_per_s", "wall_s", "accuracy"]
     cols += ["speedup_vs_trl"] if not args.skip_trl else []
     print(table(results, cols))

@@ -64,7 +64,7 @@ def run_ours(model: str, data: str, args, out: Path) -> dict:
         "tokens": int(tokens),
         "tokens_per_s": tokens / loop_s,
         "wall_s": wall,
-        "final_loss": sum(r["loss"] for r in rows[-5:]) / len(rows[-5:]),
+        "mean_loss": sum(r["loss"] for r in rows) / len(rows),
     }
 
 
@@ -103,13 +103,13 @@ def run_trl(model: str, recs: list[dict], args, out: Path) -> dict:
         "tokens": int(tokens),
         "tokens_per_s": tokens / result.metrics["train_runtime"],
         "wall_s": wall,
-        "final_loss": result.training_loss,
+        "mean_loss": result.training_loss,
     }
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--examples", type=int, default=384)
+    p.add_argument("--examples", type=int, default=1024)
     p.add_argument("--hidden", type=int, default=256, help="hidden size of the random Llama")
     p.add_argument("--epochs", type=float, default=1.0)
     p.add_argument("--batch-size", type=int, default=8)
@@ -126,7 +126,7 @@ def main() -> None:
     if not args.skip_trl:
         results.append(run_trl(model, recs, args, work / "trl"))
         results[0]["speedup_vs_trl"] = results[0]["tokens_per_s"] / results[1]["tokens_per_s"]
-    cols = ["trainer", "steps", "tokens", "tokens_per_s", "wall_s", "final_loss"]
+    cols = ["trainer", "steps", "tokens", "tokens_per_s", "wall_s", "mean_loss"]
     print(table(results, cols + (["speedup_vs_trl"] if not args.skip_trl else [])))
     path = save("train_sft", {"model_hidden": args.hidden, "args": vars(args), "results": results})
     print(f"results: {path}")

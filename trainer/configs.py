@@ -99,6 +99,8 @@ class RewardConfig(BaseConfig):
     """For pairs with a "margin" field: loss -log σ(r_c − r_r − margin)."""
     normalize: bool = True
     """After training, fit gain/bias so rewards on the reference responses have mean 0, std 1."""
+    disable_dropout: bool = True
+    """Set every dropout probability to 0 (a reward is a deterministic score)."""
     center_rewards_coef: float = 0.0
     """Auxiliary loss coef · mean(r²) that keeps raw rewards near 0 (0 → off)."""
 

@@ -9,7 +9,7 @@ Formats (TRL conventions; a prompt is a string or a list of {"role", "content"} 
 
 Plain text format, used when the tokenizer has no chat template: each message is rendered as
 "User: {content}\n\n" / "Assistant: {content}\n\n" / "System: {content}\n\n", and a generation
-prompt is "Assistant: ".
+prompt is "Assistant: ". In SFT samples a learned assistant turn is followed by the EOS token.
 """
 
 from __future__ import annotations
@@ -195,6 +195,8 @@ def sft_segments(tokenizer: Any, rec: Record) -> list[tuple[str, bool]]:
         text = render_messages(tokenizer, messages[: i + 1], add_generation_prompt=False)
         if not text.startswith(done):  # a template that rewrites earlier turns: no masking
             return [(render_messages(tokenizer, messages, False), True)]
-        pieces.append((text[len(done) :], is_assistant))
+        # The plain format has no end-of-turn marker: end learned turns with EOS instead.
+        end = eos if is_assistant and not getattr(tokenizer, "chat_template", None) else ""
+        pieces.append((text[len(done) :] + end, is_assistant))
         done = text
     return pieces

@@ -22,7 +22,15 @@ from transformers import AutoModelForCausalLM
 from trainer import EXIT_OK, EXIT_PREEMPTED
 from trainer.configs import PPOConfig
 from trainer.data import load_records, render_prompt, train_eval_split
-from trainer.runtime import Run, batch_indices, load_tokenizer, make_optimizer, maybe_lora, pad
+from trainer.runtime import (
+    Run,
+    batch_indices,
+    load_tokenizer,
+    make_optimizer,
+    maybe_lora,
+    pad,
+    total_steps,
+)
 from trainer.sft import collate as sft_collate
 from trainer.sft import tokenize_sft
 
@@ -172,6 +180,62 @@ def score_responses(
     return torch.as_tensor(scores, dtype=torch.float, device=ro["response"].device)
 
 
+def ppo_loss(
+    model: torch.nn.Module,
+    ro: dict[str, torch.Tensor],
+    mb: torch.Tensor,
+    advantages: torch.Tensor,
+    returns: torch.Tensor,
+    cfg: PPOConfig,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Clipped-ratio policy loss + vf_coef · clipped value loss on the episodes `mb`, and stats."""
+    m = ro["mask"][mb].float()  # (b, L)
+    q_len = ro["seq"].size(1) - ro["response"].size(1)
+    logits, vpred = response_part(*model(ro["seq"][mb], ro["seq_mask"][mb]), q_len)
+    new_logp, entropy = token_logprobs(logits, ro["response"][mb], cfg.temperature)  # (b, L)
+
+    old_v, ret = ro["values"][mb], returns[mb]
+    v_clip = old_v + (vpred - old_v).clamp(-cfg.cliprange_value, cfg.cliprange_value)
+    vf_loss = 0.5 * masked_mean(torch.max((vpred - ret) ** 2, (v_clip - ret) ** 2), m)
+
+    log_ratio = new_logp - ro["logprobs"][mb]
+    ratio = log_ratio.exp()  # (b, L)
+    adv = advantages[mb]
+    clipped = ratio.clamp(1 - cfg.cliprange, 1 + cfg.cliprange)
+    pg_loss = masked_mean(torch.max(-adv * ratio, -adv * clipped), m)
+    loss = pg_loss + cfg.vf_coef * vf_loss
+    with torch.no_grad():
+        stats = {
+            "loss": loss,
+            "pg_loss": pg_loss,
+            "vf_loss": vf_loss,
+            "clipfrac": masked_mean(((ratio - 1).abs() > cfg.cliprange).float(), m),
+            "approxkl": masked_mean(0.5 * log_ratio**2, m),
+            "entropy": masked_mean(entropy, m),
+        }
+    return loss, stats
+
+
+def ptx_loss(model: torch.nn.Module, samples: list[dict], tokenizer: Any) -> torch.Tensor:
+    """PPO-ptx: next-token loss of the policy on SFT samples (completion tokens only)."""
+    batch = sft_collate(samples, tokenizer.pad_token_id)
+    device = next(model.parameters()).device
+    logits, _ = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+    return F.cross_entropy(
+        logits[:, :-1].flatten(0, 1).float(),  # (B·(T-1), V)
+        batch["labels"][:, 1:].flatten().to(device),
+        ignore_index=-100,
+    )
+
+
+def explained_variance(values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor) -> float:
+    """1 − Var(returns − values) / Var(returns) over response tokens."""
+    var_ret = masked_mean((returns - masked_mean(returns, mask)) ** 2, mask)
+    err = returns - values
+    var_err = masked_mean((err - masked_mean(err, mask)) ** 2, mask)
+    return float(1 - var_err / var_ret.clamp_min(1e-8))
+
+
 def train(cfg: PPOConfig, reward_fn: RewardFn | None = None) -> int:
     """Run PPO; the reward is cfg.reward_model or `reward_fn`. Return EXIT_OK or EXIT_PREEMPTED."""
     run = Run(cfg, "ppo")
@@ -185,6 +249,8 @@ def train(cfg: PPOConfig, reward_fn: RewardFn | None = None) -> int:
 
     def encode(recs: list[dict]) -> list[list[int]]:
         texts = [render_prompt(tokenizer, r["prompt"]) for r in recs]
+        if not texts:
+            return []
         return [ids[-cfg.max_prompt_length :] for ids in tokenizer(texts)["input_ids"]]
 
     train_q, eval_q = encode(train_recs), encode(eval_recs[: cfg.eval_prompts])
@@ -196,11 +262,7 @@ def train(cfg: PPOConfig, reward_fn: RewardFn | None = None) -> int:
         if cfg.ptx_file
         else []
     )
-    steps = (
-        cfg.max_steps
-        if cfg.max_steps > 0
-        else math.ceil(cfg.num_epochs * len(train_q) / cfg.batch_size)
-    )
+    steps = total_steps(cfg, len(train_q), cfg.batch_size * acc.num_processes)
     updates_per_step = cfg.ppo_epochs * math.ceil(cfg.batch_size / cfg.mini_batch_size)
 
     # 2. Models: policy + value head (trained), reference policy and reward (frozen).
@@ -252,48 +314,14 @@ def train(cfg: PPOConfig, reward_fn: RewardFn | None = None) -> int:
             advantages = masked_whiten(advantages, mask)
 
         # 5. PPO epochs over minibatches.
-        q_len = ro["seq"].size(1) - cfg.response_length
-        stats: dict[str, list[float]] = {
-            k: [] for k in ("pg_loss", "vf_loss", "clipfrac", "approxkl", "entropy", "ptx_loss")
-        }
+        stats: dict[str, list[float]] = {}
         for _ in range(cfg.ppo_epochs):
             for mb in torch.randperm(B, device=device).split(cfg.mini_batch_size):
-                m = mask[mb]
-                logits, vpred = response_part(*model(ro["seq"][mb], ro["seq_mask"][mb]), q_len)
-                new_logp, entropy = token_logprobs(logits, ro["response"][mb], cfg.temperature)
-                old_v = ro["values"][mb]
-                v_clip = old_v + (vpred - old_v).clamp(-cfg.cliprange_value, cfg.cliprange_value)
-                vf_loss = 0.5 * masked_mean(
-                    torch.max((vpred - returns[mb]) ** 2, (v_clip - returns[mb]) ** 2), m
-                )
-                log_ratio = new_logp - ro["logprobs"][mb]
-                ratio = log_ratio.exp()  # (b, L)
-                adv = advantages[mb]
-                pg_loss = masked_mean(
-                    torch.max(
-                        -adv * ratio, -adv * ratio.clamp(1 - cfg.cliprange, 1 + cfg.cliprange)
-                    ),
-                    m,
-                )
-                loss = pg_loss + cfg.vf_coef * vf_loss
+                loss, mb_stats = ppo_loss(model, ro, mb, advantages, returns, cfg)
                 if ptx and cfg.ptx_coef:  # PPO-ptx: keep the LM loss on demonstration data
-                    pb = sft_collate(
-                        [
-                            ptx[i]
-                            for i in batch_indices(
-                                len(ptx), cfg.mini_batch_size, ptx_counter, cfg.seed
-                            )
-                        ],
-                        tokenizer.pad_token_id,
-                    )
-                    p_logits, _ = model(pb["input_ids"].to(device), pb["attention_mask"].to(device))
-                    ptx_loss = F.cross_entropy(
-                        p_logits[:, :-1].flatten(0, 1).float(),
-                        pb["labels"][:, 1:].flatten().to(device),
-                        ignore_index=-100,
-                    )
-                    loss = loss + cfg.ptx_coef * ptx_loss
-                    stats["ptx_loss"].append(float(ptx_loss))
+                    chosen = batch_indices(len(ptx), cfg.mini_batch_size, ptx_counter, cfg.seed)
+                    mb_stats["ptx_loss"] = ptx_loss(model, [ptx[i] for i in chosen], tokenizer)
+                    loss = loss + cfg.ptx_coef * mb_stats["ptx_loss"]
                 ptx_counter += 1
                 acc.backward(loss)
                 if cfg.max_grad_norm:
@@ -301,35 +329,22 @@ def train(cfg: PPOConfig, reward_fn: RewardFn | None = None) -> int:
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad()
-                with torch.no_grad():
-                    stats["pg_loss"].append(float(pg_loss))
-                    stats["vf_loss"].append(float(vf_loss))
-                    stats["clipfrac"].append(
-                        float(masked_mean(((ratio - 1).abs() > cfg.cliprange).float(), m))
-                    )
-                    stats["approxkl"].append(float(masked_mean(0.5 * log_ratio**2, m)))
-                    stats["entropy"].append(float(masked_mean(entropy, m)))
+                for k, v in mb_stats.items():
+                    stats.setdefault(k, []).append(float(v.detach()))
 
         # 6. Adapt β to the measured KL (nats per response) and log.
         mean_kl = float(acc.reduce(kl.sum(-1).mean(), "mean"))
         kl_ctl.update(mean_kl, B * P)
-        v, ret = ro["values"], returns
-        var_ret = masked_mean((ret - masked_mean(ret, mask)) ** 2, mask)
-        explained = 1 - masked_mean(
-            (ret - v - masked_mean(ret - v, mask)) ** 2, mask
-        ) / var_ret.clamp_min(1e-8)
         elapsed = time.perf_counter() - t0
         metrics = {
             "score": float(acc.reduce(score.mean(), "mean")),
             "kl": mean_kl,
             "kl_coef": kl_ctl.value,
             "non_score_reward": float((-kl_ctl.value * kl).sum(-1).mean()),
-            "loss": sum(stats["pg_loss"]) / len(stats["pg_loss"])
-            + cfg.vf_coef * sum(stats["vf_loss"]) / len(stats["vf_loss"]),
-            **{k: sum(v_) / len(v_) for k, v_ in stats.items() if v_},
+            **{k: sum(v) / len(v) for k, v in stats.items()},
             "response_length": float(mask.sum(-1).mean()),
             "eos_fraction": float(ro["has_eos"].float().mean()),
-            "explained_variance": float(explained),
+            "explained_variance": explained_variance(ro["values"], returns, mask),
             "lr": scheduler.get_last_lr()[0],
             "episodes_per_s": B * P / elapsed,
         }

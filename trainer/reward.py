@@ -128,6 +128,10 @@ def train(cfg: RewardConfig) -> int:
     # 2. Model: a scalar head; the pad token must be known or the wrong token gets scored.
     model = AutoModelForSequenceClassification.from_pretrained(cfg.model, num_labels=1)
     model.config.pad_token_id = pad_id
+    if cfg.disable_dropout:
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
     model = maybe_lora(model, cfg, "SEQ_CLS")
     optimizer, scheduler = make_optimizer(model, cfg, steps)
     model, optimizer = acc.prepare(model, optimizer)
@@ -198,7 +202,9 @@ class RewardModel:
         self.model.to(device).eval().requires_grad_(False)
         self.device, self.max_length = device, max_length
         norm_file = Path(path) / NORMALIZATION_FILE
-        norm = json.loads(norm_file.read_text()) if norm_file.exists() else {}
+        norm = getattr(self.model.config, "reward_normalization", None) or {}
+        if norm_file.exists():
+            norm = json.loads(norm_file.read_text())
         self.gain, self.bias = float(norm.get("gain", 1.0)), float(norm.get("bias", 0.0))
 
     @torch.no_grad()

@@ -1,17 +1,10 @@
-"""Fixtures: tiny random models built once per session, and small synthetic data files."""
+"""Fixtures: tiny random models built once per session (helpers live in trainer_testdata.py)."""
 
 from __future__ import annotations
-
-import json
-import random
-from pathlib import Path
 
 import pytest
 
 from trainer.tiny import build_tiny_causal_lm, build_tiny_encoder
-
-WORDS = str.split("the cat dog good bad answer question hello world yes no tree river")
-MARKER = "python"
 
 
 @pytest.fixture(scope="session")
@@ -24,66 +17,3 @@ def causal_lm(tmp_path_factory: pytest.TempPathFactory) -> str:
 def encoder(tmp_path_factory: pytest.TempPathFactory) -> str:
     """Directory of a tiny random BERT-style encoder with tokenizer."""
     return str(build_tiny_encoder(tmp_path_factory.mktemp("tiny") / "encoder"))
-
-
-def write_jsonl(path: Path, records: list[dict]) -> str:
-    """Write records one per line; return the path as a string."""
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    return str(path)
-
-
-def sentence(r: random.Random, n: int) -> str:
-    return " ".join(r.choice(WORDS) for _ in range(n))
-
-
-def sft_records(n: int, seed: int = 0) -> list[dict]:
-    """Prompt/completion and conversation records whose completions are easy to learn."""
-    r = random.Random(seed)
-    out = []
-    for i in range(n):
-        p = sentence(r, 5)
-        if i % 4 == 0:
-            out.append(
-                {
-                    "messages": [
-                        {"role": "user", "content": p},
-                        {"role": "assistant", "content": "hello world"},
-                    ]
-                }
-            )
-        else:
-            out.append({"prompt": p, "completion": "yes " + p.split()[0]})
-    return out
-
-
-def ranking_records(n: int, k: int, seed: int = 0) -> list[dict]:
-    """Rankings where a response with more marker words is better (best first)."""
-    r = random.Random(seed)
-    out = []
-    for _ in range(n):
-        responses = []
-        for rank in range(k):
-            words = [r.choice(WORDS) for _ in range(6)]
-            for _ in range(k - 1 - rank):
-                words.insert(r.randrange(len(words) + 1), MARKER)
-            responses.append(" ".join(words))
-        out.append({"prompt": sentence(r, 4), "responses": responses})
-    return out
-
-
-def pair_records(n: int, seed: int = 0) -> list[dict]:
-    """Pairs where the chosen response starts with the marker word."""
-    r = random.Random(seed)
-    return [
-        {
-            "prompt": sentence(r, 4),
-            "chosen": f"{MARKER} {sentence(r, 4)}",
-            "rejected": sentence(r, 5),
-        }
-        for _ in range(n)
-    ]
-
-
-def read_metrics(out: str | Path) -> list[dict]:
-    """Rows of metrics.jsonl."""
-    return [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines()]

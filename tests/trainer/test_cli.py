@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.trainer.conftest import pair_records, write_jsonl
+from trainer_testdata import pair_records, write_jsonl
 
 from trainer import EXIT_OK, EXIT_USAGE
 from trainer.__main__ import main

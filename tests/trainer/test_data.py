@@ -71,3 +71,12 @@ def test_plain_format_without_chat_template(causal_lm: str) -> None:
         render_prompt(tok, [{"role": "system", "content": "s"}, {"role": "user", "content": "q"}])
         == "System: s\n\nUser: q\n\nAssistant: "
     )
+
+
+def test_plain_format_conversation_ends_learned_turns_with_eos(causal_lm: str) -> None:
+    tok = AutoTokenizer.from_pretrained(causal_lm)
+    tok.chat_template = None
+    rec = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yes"}]}
+    pieces = sft_segments(tok, rec)
+    assert "".join(t for t, _ in pieces) == "User: hi\n\nAssistant: yes\n\n<eos>"
+    assert [t for t, learn in pieces if learn] == ["yes\n\n<eos>"]

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 import torch
-from tests.trainer.conftest import pair_records, read_metrics, write_jsonl
+from trainer_testdata import pair_records, read_metrics, write_jsonl
 
 from trainer import EXIT_OK
 from trainer.configs import DPOConfig

@@ -8,7 +8,7 @@ import random
 from pathlib import Path
 
 import torch
-from tests.trainer.conftest import read_metrics, sentence, write_jsonl
+from trainer_testdata import read_metrics, sentence, write_jsonl
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from trainer import EXIT_OK

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tests.trainer.conftest import MARKER, ranking_records, write_jsonl
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from trainer_testdata import MARKER, ranking_records, write_jsonl
 from transformers import AutoTokenizer
 
 from trainer import EXIT_OK

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tests.trainer.conftest import read_metrics, sft_records, write_jsonl
+from trainer_testdata import read_metrics, sft_records, write_jsonl
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from trainer import EXIT_OK, EXIT_PREEMPTED

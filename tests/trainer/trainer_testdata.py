@@ -1,0 +1,73 @@
+"""Small synthetic data files for the trainer tests."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+WORDS = str.split("the cat dog good bad answer question hello world yes no tree river")
+MARKER = "python"
+
+
+def write_jsonl(path: Path, records: list[dict]) -> str:
+    """Write records one per line; return the path as a string."""
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return str(path)
+
+
+def sentence(r: random.Random, n: int) -> str:
+    return " ".join(r.choice(WORDS) for _ in range(n))
+
+
+def sft_records(n: int, seed: int = 0) -> list[dict]:
+    """Prompt/completion and conversation records whose completions are easy to learn."""
+    r = random.Random(seed)
+    out = []
+    for i in range(n):
+        p = sentence(r, 5)
+        if i % 4 == 0:
+            out.append(
+                {
+                    "messages": [
+                        {"role": "user", "content": p},
+                        {"role": "assistant", "content": "hello world"},
+                    ]
+                }
+            )
+        else:
+            out.append({"prompt": p, "completion": "yes " + p.split()[0]})
+    return out
+
+
+def ranking_records(n: int, k: int, seed: int = 0) -> list[dict]:
+    """Rankings where a response with more marker words is better (best first)."""
+    r = random.Random(seed)
+    out = []
+    for _ in range(n):
+        responses = []
+        for rank in range(k):
+            words = [r.choice(WORDS) for _ in range(6)]
+            for _ in range(k - 1 - rank):
+                words.insert(r.randrange(len(words) + 1), MARKER)
+            responses.append(" ".join(words))
+        out.append({"prompt": sentence(r, 4), "responses": responses})
+    return out
+
+
+def pair_records(n: int, seed: int = 0) -> list[dict]:
+    """Pairs where the chosen response starts with the marker word."""
+    r = random.Random(seed)
+    return [
+        {
+            "prompt": sentence(r, 4),
+            "chosen": f"{MARKER} {sentence(r, 4)}",
+            "rejected": sentence(r, 5),
+        }
+        for _ in range(n)
+    ]
+
+
+def read_metrics(out: str | Path) -> list[dict]:
+    """Rows of metrics.jsonl."""
+    return [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines()]
