@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from trainer_testdata import pair_records, write_jsonl
 
+from tests.trainer.trainer_testdata import pair_records, write_jsonl
 from trainer import EXIT_OK, EXIT_USAGE
 from trainer.__main__ import main
 from trainer.configs import ConfigError, load_config

@@ -7,8 +7,8 @@ import math
 from pathlib import Path
 
 import torch
-from trainer_testdata import pair_records, read_metrics, write_jsonl
 
+from tests.trainer.trainer_testdata import pair_records, read_metrics, write_jsonl
 from trainer import EXIT_OK
 from trainer.configs import DPOConfig
 from trainer.dpo import dpo_loss, train

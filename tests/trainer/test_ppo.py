@@ -8,9 +8,9 @@ import random
 from pathlib import Path
 
 import torch
-from trainer_testdata import read_metrics, sentence, write_jsonl
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from tests.trainer.trainer_testdata import read_metrics, sentence, write_jsonl
 from trainer import EXIT_OK
 from trainer.configs import PPOConfig
 from trainer.ppo import AdaptiveKLController, PolicyWithValue, gae, rollout, train

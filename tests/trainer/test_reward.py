@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from trainer_testdata import MARKER, ranking_records, write_jsonl
 from transformers import AutoTokenizer
 
+from tests.trainer.trainer_testdata import MARKER, ranking_records, write_jsonl
 from trainer import EXIT_OK
 from trainer.configs import RewardConfig
 from trainer.reward import kwise_loss, load_reward_model, train

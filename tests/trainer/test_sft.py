@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from trainer_testdata import read_metrics, sft_records, write_jsonl
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from tests.trainer.trainer_testdata import read_metrics, sft_records, write_jsonl
 from trainer import EXIT_OK, EXIT_PREEMPTED
 from trainer.configs import SFTConfig
 from trainer.runtime import Run
