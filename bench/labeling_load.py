@@ -103,6 +103,39 @@ async def labeler(client, project_id, token, deadline, stats) -> None:  # type: 
             stats["errors"] += 1
 
 
+def client_process(base: str, project_id: int, tokens: list[str], seconds: float, out) -> None:  # type: ignore[no-untyped-def]
+    """One load-generating process (its own event loop) for a share of the labelers."""
+    out.put(asyncio.run(run_load(base, project_id, tokens, seconds)))
+
+
+def run_clients(
+    base: str, project_id: int, tokens: list[str], seconds: float, processes: int
+) -> dict:
+    """Spread the labelers over several client processes: one event loop alone saturates a
+    core with httpx long before the server does."""
+    import multiprocessing
+
+    queue: multiprocessing.Queue = multiprocessing.Queue()
+    shares = [tokens[i::processes] for i in range(processes)]
+    workers = [
+        multiprocessing.Process(target=client_process, args=(base, project_id, s, seconds, queue))
+        for s in shares
+        if s
+    ]
+    for w in workers:
+        w.start()
+    parts = [queue.get() for _ in workers]
+    for w in workers:
+        w.join()
+    return {
+        "latency": [x for p in parts for x in p["latency"]],
+        "acknowledged": [x for p in parts for x in p["acknowledged"]],
+        "errors": sum(p["errors"] for p in parts),
+        "exhausted": sum(p["exhausted"] for p in parts),
+        "elapsed": max(p["elapsed"] for p in parts),
+    }
+
+
 async def run_load(base: str, project_id: int, tokens: list[str], seconds: float) -> dict:
     stats: dict = {"latency": [], "acknowledged": [], "errors": 0, "exhausted": 0}
     limits = httpx.Limits(max_connections=len(tokens), max_keepalive_connections=len(tokens))
@@ -153,6 +186,7 @@ def main() -> None:
     parser.add_argument("--overlap", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2, help="uvicorn processes")
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--client-processes", type=int, default=2, help="load generators")
     parser.add_argument("--out", default=str(ROOT / "bench/results/labeling_load.json"))
     args = parser.parse_args()
 
@@ -160,7 +194,7 @@ def main() -> None:
     url = fresh_database(args.database_url)
     project_id, tokens = seed(url, args.labelers, args.prompts, args.k, args.overlap)
     base = f"http://127.0.0.1:{args.port}"
-    env = os.environ | {"RLHF_DATABASE_URL": url, "RLHF_DB_POOL_SIZE": "20"}
+    env = os.environ | {"RLHF_DATABASE_URL": url, "RLHF_DB_POOL_SIZE": "10"}
     server = subprocess.Popen(
         [
             sys.executable,
@@ -183,7 +217,7 @@ def main() -> None:
     )
     try:
         wait_for(base, server)
-        stats = asyncio.run(run_load(base, project_id, tokens, args.seconds))
+        stats = run_clients(base, project_id, tokens, args.seconds, args.client_processes)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -197,6 +231,7 @@ def main() -> None:
         "backend": make_url(url).get_backend_name(),
         "labelers": args.labelers,
         "workers": args.workers,
+        "client_processes": args.client_processes,
         "seconds": round(stats["elapsed"], 2),
         "labels": len(stats["acknowledged"]),
         "labels_per_s": round(len(stats["acknowledged"]) / stats["elapsed"], 1),
