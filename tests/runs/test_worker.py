@@ -1,6 +1,7 @@
 """The worker runs real tiny trainings end to end, and survives what goes wrong."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -107,7 +108,7 @@ def test_a_killed_trainer_fails_the_run_with_its_log_and_the_worker_lives_on(
     failed = _reload(run.id)
     assert failed.status == "failed" and failed.exit_code == -signal.SIGKILL
     assert "killed by signal 9 SIGKILL (out of memory?)" in failed.error
-    assert "step 1:" in failed.error  # the log tail came along
+    assert re.search(r"step \d+: loss=", failed.error)  # the log tail came along
     assert worker.run_once() is None  # and the worker still works
 
 
@@ -135,7 +136,7 @@ def test_a_dead_worker_run_is_requeued_and_resumes_from_its_checkpoint(
         session,
         sft_snapshot,
         tiny_models["causal-lm"],
-        max_steps=40,
+        max_steps=200,
         save_every=5,
         learning_rate=0.0005,
     )
@@ -148,7 +149,10 @@ def test_a_dead_worker_run_is_requeued_and_resumes_from_its_checkpoint(
         )
     checkpoints = artifacts / "runs" / str(run.id) / "output" / "checkpoints"
     try:
-        _wait(lambda: checkpoints.is_dir() and any(checkpoints.iterdir()), timeout=60)
+        _wait(
+            lambda: checkpoints.is_dir() and any(checkpoints.iterdir()) and _steps(run.id),
+            timeout=60,
+        )
     except AssertionError:
         raise AssertionError(log_path.read_text()[-3000:]) from None
     # the machine dies: the worker and its trainer vanish without a word
@@ -156,14 +160,14 @@ def test_a_dead_worker_run_is_requeued_and_resumes_from_its_checkpoint(
     subprocess.run(["pkill", "-9", "-f", str(artifacts / "runs" / str(run.id))], check=False)
     worker.wait()
     interrupted = _steps(run.id)
-    assert _reload(run.id).status == "running" and max(interrupted) < 40
+    assert _reload(run.id).status == "running" and max(interrupted) < 200
 
     time.sleep(3.5)  # RLHF_RUN_STALE_SECONDS=3: the heartbeat goes stale
     assert Worker(poll_seconds=0.2).run_once() == run.id
     resumed = _reload(run.id)
     assert resumed.status == "succeeded", resumed.error
     assert resumed.attempt == 2
-    assert _steps(run.id) == list(range(1, 41))
+    assert _steps(run.id) == list(range(1, 201))
     log = (artifacts / "runs" / str(run.id) / "train.log").read_text()
     assert "--- attempt 2" in log and "resumed from" in log
 
