@@ -231,6 +231,8 @@ def load_config(kind: str, path: str | Path | None, overrides: dict[str, Any]) -
     if path:
         try:
             values = json.loads(Path(path).read_text())
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read the config ({e.strerror})") from e
         except json.JSONDecodeError as e:
             raise ConfigError(f"{path}: not valid JSON ({e})") from e
         if not isinstance(values, dict):

@@ -104,3 +104,10 @@ def test_bad_data_line_reported_by_the_cli(
     )
     assert code == EXIT_USAGE
     assert f"{path}:4: pairs record" in capsys.readouterr().err
+
+
+def test_a_missing_config_file_is_a_clear_usage_error(capsys) -> None:
+    from trainer.__main__ import main
+
+    assert main(["sft", "--config", "/no/such/run.json", "--model", "m", "--train-file", "t"]) == 2
+    assert "/no/such/run.json: cannot read the config" in capsys.readouterr().err
