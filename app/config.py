@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     secure_cookies: bool = False
     """Mark cookies Secure (set behind HTTPS)."""
     db_pool_size: int = 10
+    """Connections each web process keeps open (plus up to 10 more under load)."""
     run_stale_seconds: int = 60
     """A running run whose worker has not heart-beaten for this long is requeued."""
     trainer_launcher: str = "python"

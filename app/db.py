@@ -73,7 +73,10 @@ def make_engine(url: str, *, pool_size: int = 10, sqlite_immediate: bool = True)
             conn.exec_driver_sql("BEGIN IMMEDIATE" if sqlite_immediate else "BEGIN")
 
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # No pre-ping (a round trip per checkout); connections are recycled before servers or
+    # proxies drop idle ones. Keep pool_size near the server's thread count: overflow
+    # connections are opened and closed per request.
+    return create_engine(url, pool_size=pool_size, max_overflow=10, pool_recycle=1800)
 
 
 @lru_cache

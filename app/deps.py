@@ -67,9 +67,10 @@ def _user_from_request(request: Request, session: Session) -> User | None:
     try:
         return _load_user(request, session)
     finally:
-        # End the read transaction: on SQLite it would otherwise hold the write lock for the
-        # whole request. The user object stays loaded (expire_on_commit is off).
-        session.commit()
+        if session.get_bind().dialect.name == "sqlite":
+            # End the read transaction: on SQLite it would otherwise hold the write lock for
+            # the whole request. The user object stays loaded (expire_on_commit is off).
+            session.commit()
 
 
 def _load_user(request: Request, session: Session) -> User | None:

@@ -78,26 +78,31 @@ def seed(url: str, labelers: int, prompts: int, k: int, overlap: int) -> tuple[i
 
 
 async def labeler(client, project_id, token, deadline, stats) -> None:  # type: ignore[no-untyped-def]
+    """One simulated labeler: next → submit until the deadline (or nothing is left)."""
     headers = {"Authorization": f"Bearer {token}"}
     while time.perf_counter() < deadline:
-        t0 = time.perf_counter()
-        r = await client.get(f"/api/v1/projects/{project_id}/tasks/next", headers=headers)
-        stats["latency"].append(time.perf_counter() - t0)
-        if r.status_code == 204:
-            stats["exhausted"] += 1
-            return
-        r.raise_for_status()
-        task = r.json()
-        ranking = [resp["id"] for resp in task["responses"]]
-        key = f"{token[-8:]}-{task['assignment_id']}"
-        t0 = time.perf_counter()
-        r = await client.post(
-            f"/api/v1/assignments/{task['assignment_id']}/annotations",
-            json={"ranking": ranking},
-            headers=headers | {"Idempotency-Key": key},
-        )
-        stats["latency"].append(time.perf_counter() - t0)
-        if r.status_code == 201:
+        try:
+            t0 = time.perf_counter()
+            r = await client.get(f"/api/v1/projects/{project_id}/tasks/next", headers=headers)
+            stats["latency"].append(time.perf_counter() - t0)
+            if r.status_code == 204:
+                stats["exhausted"] += 1
+                return
+            r.raise_for_status()
+            task = r.json()
+            ranking = [resp["id"] for resp in task["responses"]]
+            key = f"{token[-8:]}-{task['assignment_id']}"
+            t0 = time.perf_counter()
+            r = await client.post(
+                f"/api/v1/assignments/{task['assignment_id']}/annotations",
+                json={"ranking": ranking},
+                headers=headers | {"Idempotency-Key": key},
+            )
+            stats["latency"].append(time.perf_counter() - t0)
+        except httpx.HTTPError:
+            stats["errors"] += 1
+            continue
+        if r.status_code in (200, 201):
             stats["acknowledged"].append(r.json()["id"])
         else:
             stats["errors"] += 1
@@ -211,6 +216,8 @@ def main() -> None:
             "--log-level",
             "warning",
             "--no-access-log",
+            "--timeout-keep-alive",
+            "60",
         ],
         cwd=ROOT,
         env=env,
