@@ -76,6 +76,8 @@ ACCESS = {
     ("POST", "/admin/runs/{run_id}/cancel"): ADMIN,
     ("GET", "/admin/models"): ADMIN,
     ("POST", "/admin/models"): ADMIN,
+    ("POST", "/admin/projects/{project_id}/exclusions"): ADMIN,
+    ("POST", "/admin/projects/{project_id}/exclusions/{exclusion_id}/remove"): ADMIN,
 }
 
 

@@ -207,3 +207,36 @@ def test_pages_answer_errors_with_html_and_the_api_with_json(client, factory) ->
     assert page.headers["content-type"].startswith("text/html") and "admins only" in page.text
     api = client.get("/api/v1/users", headers=labeler.headers | {"Accept": "text/html"})
     assert api.status_code == 403 and api.json() == {"detail": "admins only"}
+
+
+def test_admin_excludes_a_labeler_from_the_leaderboard_page_and_counts_them_in_again(
+    client, factory, session
+) -> None:
+    import re
+
+    from app.aggregation.models import Exclusion
+
+    admin, labeler = factory.user("admin"), factory.user("labeler")
+    project = factory.project(kind="ranking", k=2)
+    page = client.get(f"/admin/projects/{project.id}/leaderboard", headers=admin.headers)
+    assert page.status_code == 200 and labeler.email in page.text
+    url = f"/admin/projects/{project.id}/exclusions"
+    form = {"user_id": labeler.id, "scope": "project", "reason": "spam"}
+    assert (
+        client.post(url, data=form, headers=admin.headers, follow_redirects=False).status_code
+        == 303
+    )
+    exclusion = session.query(Exclusion).one()
+    assert (exclusion.user_id, exclusion.project_id, exclusion.reason) == (
+        labeler.id,
+        project.id,
+        "spam",
+    )
+    page = client.get(f"/admin/projects/{project.id}/leaderboard", headers=admin.headers).text
+    assert re.search(r"this project · spam", page)
+    removed = client.post(
+        f"{url}/{exclusion.id}/remove", headers=admin.headers, follow_redirects=False
+    )
+    assert removed.status_code == 303
+    session.commit()  # a fresh read transaction sees the app's commit
+    assert session.query(Exclusion).count() == 0

@@ -2,10 +2,12 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import RedirectResponse
 
 from app.aggregation import service
 from app.aggregation.schemas import Leaderboard
+from app.auth import service as auth_service
 from app.db import SessionDep
 from app.deps import AdminUser
 from app.projects import service as project_service
@@ -65,4 +67,37 @@ def leaderboard_page(  # type: ignore[no-untyped-def]
         board=board,
         chart=interval_chart(board),
         exclusions=excluded,
+        users={u.id: u for u in auth_service.list_users(session=session)},
     )
+
+
+@router.post("/admin/projects/{project_id}/exclusions")
+def exclude(  # type: ignore[no-untyped-def]
+    project_id: int,
+    session: SessionDep,
+    admin: AdminUser,
+    user_id: Annotated[int, Form()],
+    scope: Annotated[str, Form()] = "project",
+    reason: Annotated[str, Form()] = "",
+):
+    """Leave a labeler out of this project's aggregates (or of every project's)."""
+    project_service.get(session=session, project_id=project_id)
+    service.exclude_labeler(
+        session=session,
+        user_id=user_id,
+        project_id=None if scope == "all" else project_id,
+        reason=reason.strip(),
+        created_by=admin,
+    )
+    session.commit()
+    return RedirectResponse(f"/admin/projects/{project_id}/leaderboard", status_code=303)
+
+
+@router.post("/admin/projects/{project_id}/exclusions/{exclusion_id}/remove")
+def include_again(  # type: ignore[no-untyped-def]
+    project_id: int, exclusion_id: int, session: SessionDep, _: AdminUser
+):
+    """Count a labeler in again."""
+    service.remove_exclusion(session=session, exclusion_id=exclusion_id)
+    session.commit()
+    return RedirectResponse(f"/admin/projects/{project_id}/leaderboard", status_code=303)
