@@ -189,3 +189,58 @@ def test_concurrent_workers_never_claim_the_same_run(session, sft_snapshot) -> N
     for t in threads:
         t.join(timeout=60)
     assert sorted(claimed) == sorted(r.id for r in runs)
+
+
+def test_worker_runs_ppo_with_a_registered_reward_model_and_dpo_on_pairs(
+    session, factory, tmp_path, artifacts, tiny_models
+) -> None:
+    from app.datasets.schemas import SnapshotCreate
+    from tests.runs.conftest import label_all
+
+    project = factory.project(kind="ranking", k=2)
+    factory.items(
+        project,
+        [
+            {"id": f"q{i}", "prompt": f"question {i}", "responses": [f"good {i}", f"bad {i}"]}
+            for i in range(12)
+        ],
+        tmp_path,
+    )
+    label_all(
+        session,
+        project,
+        factory.user(),
+        lambda t: {"ranking": [r.id for r in sorted(t.responses, key=lambda r: "bad" in r.text)]},
+    )
+    prompts, _ = datasets_service.create_snapshot(
+        session=session, project=project, data=SnapshotCreate(kind="prompts", split=1.0)
+    )
+    pairs, _ = datasets_service.create_snapshot(
+        session=session, project=project, data=SnapshotCreate(kind="pairs", split=1.0)
+    )
+    reward = service.register_model(
+        session=session, name="rm", kind="reward", path=str(tiny_models["encoder"])
+    )
+    session.commit()
+    ppo = service.create_run(
+        session=session,
+        kind="ppo",
+        snapshot_id=prompts.id,
+        model=str(tiny_models["causal-lm"]),
+        reward_model="rm",
+        config={"max_steps": 2, "batch_size": 4, "mini_batch_size": 2},
+    )
+    dpo = _queue(session, pairs, tiny_models["causal-lm"], kind="dpo", max_steps=2)
+    session.commit()
+    worker = Worker(poll_seconds=0.2, heartbeat_seconds=0.5)
+    assert [worker.run_once(), worker.run_once()] == [ppo.id, dpo.id]
+    for run, metric in ((ppo, "kl"), (dpo, "reward_margin")):
+        done = _reload(run.id)
+        assert done.status == "succeeded", done.error
+        assert done.kind != "ppo" or done.reward_model_id == reward.id
+        with get_sessionmaker()() as s:
+            last = s.scalars(
+                select(RunMetric).where(RunMetric.run_id == run.id).order_by(RunMetric.step.desc())
+            ).first()
+        assert metric in last.values
+        assert service.get_model(session=session, model_id=done.output_model_id).kind == "policy"
