@@ -5,7 +5,7 @@ from app.auth.models import ApiToken, User
 from app.datasets.models import Snapshot
 from app.db import Base
 from app.labeling.models import Annotation, Assignment
-from app.projects.models import Project, Prompt, Response
+from app.projects.models import Project, ProjectMember, Prompt, Response
 from app.runs.models import RegisteredModel, RunMetric, TrainingRun
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "Base",
     "Exclusion",
     "Project",
+    "ProjectMember",
     "Prompt",
     "RegisteredModel",
     "Response",

@@ -78,6 +78,11 @@ ACCESS = {
     ("POST", "/admin/models"): ADMIN,
     ("POST", "/admin/projects/{project_id}/exclusions"): ADMIN,
     ("POST", "/admin/projects/{project_id}/exclusions/{exclusion_id}/remove"): ADMIN,
+    ("GET", "/api/v1/projects/{project_id}/members"): ADMIN,
+    ("POST", "/api/v1/projects/{project_id}/members"): ADMIN,
+    ("DELETE", "/api/v1/projects/{project_id}/members/{user_id}"): ADMIN,
+    ("POST", "/admin/projects/{project_id}/members"): ADMIN,
+    ("POST", "/admin/projects/{project_id}/members/{user_id}/remove"): ADMIN,
 }
 
 

@@ -32,7 +32,7 @@ def _blank_is_none(value: Any) -> Any:
 
 @router.get("/")
 def home(request: Request, session: SessionDep, user: CurrentUser):  # type: ignore[no-untyped-def]
-    projects = project_service.list_projects(session=session)
+    projects = project_service.list_projects(session=session, for_user=user)
     rows = [
         (project, service.progress(session=session, project=project, user=user))
         for project in projects

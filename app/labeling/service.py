@@ -20,6 +20,7 @@ from app.errors import Conflict, Forbidden, Gone, Invalid, NotFound
 from app.labeling import validation
 from app.labeling.models import Annotation, AnnotationSource, Assignment, AssignmentStatus
 from app.labeling.schemas import AnnotationIn, Progress, Task, TaskResponse
+from app.projects import service as project_service
 from app.projects.models import Project, ProjectKind, Prompt, Response
 
 MAX_CLAIM_TRIES = 8
@@ -129,6 +130,7 @@ def _recheck(
 
 def next_task(*, session: Session, project: Project, user: User) -> Task | None:
     """The labeler's live lease in this project, or a newly leased prompt, or None."""
+    project_service.ensure_can_label(session=session, project=project, user=user)
     if project.is_archived:
         return None
     now = utcnow()

@@ -9,11 +9,13 @@ from fastapi import APIRouter, Query, Request, UploadFile
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from app.auth.schemas import UserOut
 from app.db import SessionDep, get_sessionmaker
 from app.deps import AdminUser, CurrentUser
 from app.projects import exporter, importer, service
 from app.projects.schemas import (
     ImportReport,
+    MemberIn,
     ProjectCreate,
     ProjectOut,
     ProjectStats,
@@ -25,7 +27,9 @@ router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
 
 @router.get("", response_model=list[ProjectOut])
 def list_projects(session: SessionDep, user: CurrentUser, archived: bool = False) -> object:
-    return service.list_projects(session=session, include_archived=archived and user.is_admin)
+    return service.list_projects(
+        session=session, include_archived=archived and user.is_admin, for_user=user
+    )
 
 
 @router.post("", response_model=ProjectOut, status_code=201)
@@ -126,3 +130,27 @@ def export(
         media_type="application/x-ndjson",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+@router.get("/{project_id}/members", response_model=list[UserOut])
+def list_members(project_id: int, session: SessionDep, _: AdminUser) -> object:
+    """The labelers the project is restricted to; empty means open to every labeler."""
+    return service.list_members(
+        session=session, project=service.get(session=session, project_id=project_id)
+    )
+
+
+@router.post("/{project_id}/members", response_model=list[UserOut])
+def add_member(project_id: int, body: MemberIn, session: SessionDep, _: AdminUser) -> object:
+    project = service.get(session=session, project_id=project_id)
+    service.add_member(session=session, project=project, user_id=body.user_id)
+    session.commit()
+    return service.list_members(session=session, project=project)
+
+
+@router.delete("/{project_id}/members/{user_id}", response_model=list[UserOut])
+def remove_member(project_id: int, user_id: int, session: SessionDep, _: AdminUser) -> object:
+    project = service.get(session=session, project_id=project_id)
+    service.remove_member(session=session, project=project, user_id=user_id)
+    session.commit()
+    return service.list_members(session=session, project=project)

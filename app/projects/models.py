@@ -79,3 +79,15 @@ class Response(Base):
     model: Mapped[str | None] = mapped_column(String(200))
     """Name (and version) of the model that produced it."""
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class ProjectMember(Base):
+    """A labeler allowed on a project. A project without members is open to every labeler."""
+
+    __tablename__ = "project_members"
+    __table_args__ = (UniqueConstraint("project_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
+from app.auth import service as auth_service
 from app.db import SessionDep
 from app.deps import AdminUser
 from app.errors import DomainError
@@ -109,6 +110,8 @@ def _project_page(  # type: ignore[no-untyped-def]
         exports=EXPORTS[ProjectKind(project.kind)],
         formats=FORMATS,
         has_labels=service.has_labels(session=session, project=project),
+        members=service.list_members(session=session, project=project),
+        labelers=[u for u in auth_service.list_users(session=session) if u.role == "labeler"],
         **context,
     )
 
@@ -179,3 +182,25 @@ def import_items(  # type: ignore[no-untyped-def]
     finally:
         path.unlink(missing_ok=True)
     return _project_page(request, session, project, report=report, filename=file.filename)
+
+
+@router.post("/projects/{project_id}/members")
+def add_member(
+    project_id: int, session: SessionDep, _: AdminUser, user_id: Annotated[int, Form()]
+) -> RedirectResponse:
+    """Restrict the project to its members, adding one."""
+    project = service.get(session=session, project_id=project_id)
+    service.add_member(session=session, project=project, user_id=user_id)
+    session.commit()
+    return RedirectResponse(f"/admin/projects/{project_id}#members", status_code=303)
+
+
+@router.post("/projects/{project_id}/members/{user_id}/remove")
+def remove_member(
+    project_id: int, user_id: int, session: SessionDep, _: AdminUser
+) -> RedirectResponse:
+    """Take a labeler off the project (without members it is open to all again)."""
+    project = service.get(session=session, project_id=project_id)
+    service.remove_member(session=session, project=project, user_id=user_id)
+    session.commit()
+    return RedirectResponse(f"/admin/projects/{project_id}#members", status_code=303)

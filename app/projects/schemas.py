@@ -98,3 +98,7 @@ class ImportFailure(BaseModel):
     errors: list[ImportLineError]
     error_count: int
     extra: dict[str, Any] = {}
+
+
+class MemberIn(BaseModel):
+    user_id: int

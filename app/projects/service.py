@@ -1,11 +1,12 @@
 """Projects: create, find, change, and count progress."""
 
-from sqlalchemy import func, select
+from sqlalchemy import case, delete, exists, func, select
 from sqlalchemy.orm import Session
 
-from app.errors import Conflict, Invalid, NotFound
+from app.auth.models import User
+from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.labeling.models import Annotation, AnnotationSource, Assignment, AssignmentStatus
-from app.projects.models import Project, ProjectKind, Prompt, Response
+from app.projects.models import Project, ProjectKind, ProjectMember, Prompt, Response
 from app.projects.schemas import ProjectCreate, ProjectStats, ProjectUpdate
 
 
@@ -38,12 +39,67 @@ def get_by_ref(*, session: Session, ref: str | int) -> Project:
     return project
 
 
-def list_projects(*, session: Session, include_archived: bool = False) -> list[Project]:
-    """Projects, oldest first."""
+def list_projects(
+    *, session: Session, include_archived: bool = False, for_user: User | None = None
+) -> list[Project]:
+    """Projects, oldest first; for a labeler, only those open to them."""
     query = select(Project).order_by(Project.id)
     if not include_archived:
         query = query.where(Project.is_archived.is_(False))
+    if for_user is not None and not for_user.is_admin:
+        members = select(ProjectMember.id).where(ProjectMember.project_id == Project.id)
+        mine = members.where(ProjectMember.user_id == for_user.id)
+        query = query.where(~exists(members) | exists(mine))
     return list(session.scalars(query))
+
+
+def ensure_can_label(*, session: Session, project: Project, user: User) -> None:
+    """Forbidden unless the project is open to this user (admins may always label)."""
+    if user.is_admin:
+        return
+    members, mine = session.execute(
+        select(
+            func.count(ProjectMember.id),
+            func.count(case((ProjectMember.user_id == user.id, 1))),
+        ).where(ProjectMember.project_id == project.id)
+    ).one()
+    if members and not mine:
+        raise Forbidden(f"you are not a member of project {project.name!r}")
+
+
+def list_members(*, session: Session, project: Project) -> list[User]:
+    """The labelers a project is restricted to (empty: open to all)."""
+    query = (
+        select(User)
+        .join(ProjectMember, ProjectMember.user_id == User.id)
+        .where(ProjectMember.project_id == project.id)
+        .order_by(User.email)
+    )
+    return list(session.scalars(query))
+
+
+def add_member(*, session: Session, project: Project, user_id: int) -> None:
+    """Allow a labeler on the project (the first member closes it to everyone else)."""
+    if session.get(User, user_id) is None:
+        raise NotFound(f"no user {user_id}", field="user_id")
+    exists_already = session.scalar(
+        select(ProjectMember.id).where(
+            ProjectMember.project_id == project.id, ProjectMember.user_id == user_id
+        )
+    )
+    if exists_already is None:
+        session.add(ProjectMember(project_id=project.id, user_id=user_id))
+        session.flush()
+
+
+def remove_member(*, session: Session, project: Project, user_id: int) -> None:
+    """Take a labeler off the project (their past labels stay)."""
+    session.execute(
+        delete(ProjectMember).where(
+            ProjectMember.project_id == project.id, ProjectMember.user_id == user_id
+        )
+    )
+    session.flush()
 
 
 def update(*, session: Session, project: Project, data: ProjectUpdate) -> Project:
