@@ -9,6 +9,7 @@ import typer
 
 from app.cli_support import JsonOpt, db_session, fail, output
 from app.datasets.cli import commands as dataset_commands
+from app.errors import validation_messages
 from app.runs.cli import models_app, runs_app, train, worker
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -198,7 +199,7 @@ def projects_create(
             instructions=instructions_file.read_text() if instructions_file else "",
         )
     except ValidationError as exc:
-        fail("; ".join(f"--{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+        fail("; ".join(validation_messages(exc, prefix="--")))
     with db_session() as session:
         project = service.create(session=session, data=data)
         session.commit()

@@ -1,5 +1,7 @@
 """Domain errors; the app turns them into JSON 4xx answers that say what and where."""
 
+from pydantic import ValidationError
+
 
 class DomainError(Exception):
     status_code = 400
@@ -32,3 +34,12 @@ class Invalid(DomainError):
 
 class TooManyRequests(DomainError):
     status_code = 429
+
+
+def validation_messages(exc: ValidationError, prefix: str = "") -> list[str]:
+    """Pydantic errors as 'field: message' lines a person can act on (prefix: '--' for flags)."""
+    return [
+        f"{prefix}{'.'.join(str(p) for p in e['loc']) or 'form'}: "
+        + e["msg"].removeprefix("Value error, ")
+        for e in exc.errors()
+    ]

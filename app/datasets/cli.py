@@ -5,6 +5,7 @@ from typing import Annotated, Any
 import typer
 
 from app.cli_support import JsonOpt, db_session, fail, output
+from app.errors import validation_messages
 
 # Top-level `rlhf` commands; app/cli.py registers them.
 commands = typer.Typer()
@@ -78,7 +79,7 @@ def snapshot(
             normalize=normalize,
         )
     except ValidationError as exc:
-        fail("; ".join(f"--{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+        fail("; ".join(validation_messages(exc, prefix="--")))
     with db_session() as session:
         found = project_service.get_by_ref(session=session, ref=project)
         made, created = service.create_snapshot(session=session, project=found, data=data)

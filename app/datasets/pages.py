@@ -10,6 +10,7 @@ from app.datasets import service
 from app.datasets.schemas import FILES, SnapshotCreate
 from app.db import SessionDep
 from app.deps import AdminUser
+from app.errors import validation_messages
 from app.projects import service as project_service
 from app.templating import render
 
@@ -63,7 +64,7 @@ def make_snapshot(  # type: ignore[no-untyped-def]
             normalize=normalize,
         )
     except ValidationError as exc:
-        error = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        error = "; ".join(validation_messages(exc))
         return _page(request, session, project_id, 422, error=error)
     project = project_service.get(session=session, project_id=project_id)
     snapshot, created = service.create_snapshot(

@@ -13,27 +13,21 @@ from sqlalchemy.orm import Session
 from app.aggregation import service as aggregation
 from app.aggregation.consensus import consensus_pairs
 from app.projects.models import Project
-from app.projects.service import prompt_text
+from app.projects.service import prompt_text, sft_row
 
 Rows = Iterator[tuple[str, list[dict[str, Any]]]]
 PromptLabels = aggregation.PromptLabels
 
 
-def _completion(labels: PromptLabels, completion: Any) -> dict[str, Any]:
-    """An SFT row: {prompt, completion} for a text, {messages} for a written conversation."""
-    if isinstance(completion, str):
-        return {"prompt": prompt_text(labels.messages), "completion": completion}
-    return {"messages": labels.messages + completion}
-
-
 def _sft(labels: PromptLabels, method: str, top_ranked: bool) -> list[dict[str, Any]]:
     rows = [
-        _completion(labels, d.payload["demonstration"]) for d in labels.of_kind("demonstration")
+        sft_row(labels.messages, d.payload["demonstration"])
+        for d in labels.of_kind("demonstration")
     ]
     if top_ranked and labels.of_kind("ranking"):
         ranking = aggregation.consensus_of(labels, method=method).ranking  # type: ignore[arg-type]
         if ranking:
-            rows.append(_completion(labels, labels.responses[ranking[0]][0]))
+            rows.append(sft_row(labels.messages, labels.responses[ranking[0]][0]))
     return rows
 
 

@@ -83,24 +83,29 @@ def _resume(session: Session, project: Project, user: User, now: datetime) -> Ta
     return _task(project, lease, messages or [], texts)
 
 
-def _lock_candidate(
-    session: Session, project: Project, user: User, now: datetime, tried: list[int]
-) -> Row[tuple[int, list[Any]]] | None:
-    """The first prompt this labeler may get, locked (PostgreSQL skips rows others hold)."""
+def _open_for(project: Project, user: User, now: datetime) -> list[Any]:
+    """WHERE conditions on Prompt: prompts of the project this labeler may still be given."""
     taken = (
         select(func.count())
         .where(Assignment.prompt_id == Prompt.id, _live(now))
         .correlate(Prompt)
         .scalar_subquery()
     )
+    return [
+        Prompt.project_id == project.id,
+        Prompt.done_count < project.overlap,
+        ~exists().where(Assignment.prompt_id == Prompt.id, _holds_prompt_for(user.id, now)),
+        taken < project.overlap,
+    ]
+
+
+def _lock_candidate(
+    session: Session, project: Project, user: User, now: datetime, tried: list[int]
+) -> Row[tuple[int, list[Any]]] | None:
+    """The first prompt this labeler may get, locked (PostgreSQL skips rows others hold)."""
     query = (
         select(Prompt.id, Prompt.messages)
-        .where(
-            Prompt.project_id == project.id,
-            Prompt.done_count < project.overlap,
-            ~exists().where(Assignment.prompt_id == Prompt.id, _holds_prompt_for(user.id, now)),
-            taken < project.overlap,
-        )
+        .where(*_open_for(project, user, now))
         .order_by(Prompt.id)
         .limit(1)
         .with_for_update(of=Prompt, skip_locked=True)
@@ -299,20 +304,7 @@ def progress(*, session: Session, project: Project, user: User) -> Progress:
             .group_by(Assignment.status)
         ).all()
     )
-    taken = (
-        select(func.count())
-        .where(Assignment.prompt_id == Prompt.id, _live(now))
-        .correlate(Prompt)
-        .scalar_subquery()
-    )
-    available = session.scalar(
-        select(func.count()).where(
-            Prompt.project_id == project.id,
-            Prompt.done_count < project.overlap,
-            ~exists().where(Assignment.prompt_id == Prompt.id, _holds_prompt_for(user.id, now)),
-            taken < project.overlap,
-        )
-    )
+    available = session.scalar(select(func.count()).where(*_open_for(project, user, now)))
     return Progress(
         project_id=project.id,
         done=counts.get(AssignmentStatus.done, 0),

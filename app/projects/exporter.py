@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, aliased
 from app.errors import Invalid
 from app.labeling.models import Annotation
 from app.projects.models import Project, Prompt, Response
-from app.projects.service import prompt_text
+from app.projects.service import prompt_text, sft_row
 
 EXPORT_KINDS = ("rankings", "pairs", "sft", "ratings", "prompts")
 BATCH = 1000
@@ -75,12 +75,7 @@ def _sft_rows(session: Session, project: Project) -> Iterator[dict[str, Any]]:
     for batch in _annotations(session, project, "demonstration"):
         prompts, _ = _context(session, batch)
         for a in batch:
-            messages = prompts[a.prompt_id]
-            demo = a.payload["demonstration"]
-            if isinstance(demo, str):
-                yield {"prompt": prompt_text(messages), "completion": demo}
-            else:
-                yield {"messages": messages + demo}
+            yield sft_row(prompts[a.prompt_id], a.payload["demonstration"])
         session.expunge_all()
 
 

@@ -12,9 +12,9 @@ from pydantic import ValidationError
 from app.auth import service as auth_service
 from app.db import SessionDep
 from app.deps import AdminUser
-from app.errors import DomainError
+from app.errors import DomainError, validation_messages
 from app.labeling import service as labeling_service
-from app.projects import importer, service
+from app.projects import formats, importer, service
 from app.projects.models import Project, ProjectKind, RatingScale
 from app.projects.schemas import ProjectCreate, ProjectUpdate
 from app.templating import render
@@ -26,15 +26,7 @@ EXPORTS = {
     ProjectKind.rating: ["ratings", "prompts"],
     ProjectKind.demonstration: ["sft", "prompts"],
 }
-FORMATS = ["auto", "jsonl", "hh", "trl"]
-
-
-def _errors(exc: ValidationError) -> list[str]:
-    """Pydantic errors as 'field: message' lines a person can act on."""
-    return [
-        f"{'.'.join(str(p) for p in e['loc']) or 'form'}: {e['msg']}".removeprefix("Value error, ")
-        for e in exc.errors()
-    ]
+FORMATS = ["auto", *formats.FORMATS]
 
 
 def _settings(
@@ -84,7 +76,7 @@ def create_project(  # type: ignore[no-untyped-def]
         project = service.create(session=session, data=ProjectCreate.model_validate(form))
         session.commit()
     except ValidationError as exc:
-        errors = _errors(exc)
+        errors = validation_messages(exc)
     except DomainError as exc:
         session.rollback()
         errors = [exc.message]
@@ -145,7 +137,7 @@ def update_project(  # type: ignore[no-untyped-def]
         service.update(session=session, project=project, data=ProjectUpdate.model_validate(form))
         session.commit()
     except ValidationError as exc:
-        return _project_page(request, session, project, 422, errors=_errors(exc))
+        return _project_page(request, session, project, 422, errors=validation_messages(exc))
     except DomainError as exc:
         session.rollback()
         session.refresh(project)

@@ -1,5 +1,7 @@
 """Projects: create, find, change, and count progress."""
 
+from typing import Any
+
 from sqlalchemy import case, delete, exists, func, select
 from sqlalchemy.orm import Session
 
@@ -183,3 +185,10 @@ def prompt_text(messages: list[dict]) -> str | list[dict]:
     if len(messages) == 1 and messages[0].get("role") == "user":
         return messages[0]["content"]
     return messages
+
+
+def sft_row(messages: list[dict], completion: str | list[dict]) -> dict[str, Any]:
+    """An SFT row: {prompt, completion} for a written text, {messages} for a conversation."""
+    if isinstance(completion, str):
+        return {"prompt": prompt_text(messages), "completion": completion}
+    return {"messages": messages + completion}

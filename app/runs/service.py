@@ -1,6 +1,7 @@
 """Training runs: create, claim, heartbeat, record metrics, finish; and the model registry."""
 
 import dataclasses
+import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -317,8 +318,7 @@ def finish_run(
 
 
 def read_summary(output: Path) -> dict[str, Any]:
-    import json
-
+    """The trainer's summary.json of a finished run ({} if it wrote none)."""
     path = output / "summary.json"
     return json.loads(path.read_text()) if path.is_file() else {}
 

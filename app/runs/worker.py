@@ -22,8 +22,8 @@ from app.config import get_settings
 from app.db import get_sessionmaker
 from app.runs import service
 from app.runs.models import RunStatus, TrainingRun
+from trainer import EXIT_PREEMPTED
 
-EXIT_PREEMPTED = 75  # trainer.EXIT_PREEMPTED: SIGTERM arrived and a checkpoint was saved
 LOG_TAIL_LINES = 40
 
 
