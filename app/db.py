@@ -1,6 +1,7 @@
 """Engine, session factory, declarative Base and the SessionDep dependency."""
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Annotated, Any
@@ -19,6 +20,9 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+SYNC_MAX_OVERFLOW = 10
 
 
 def utcnow() -> datetime:
@@ -76,7 +80,9 @@ def make_engine(url: str, *, pool_size: int = 10, sqlite_immediate: bool = True)
     # No pre-ping (a round trip per checkout); connections are recycled before servers or
     # proxies drop idle ones. Keep pool_size near the server's thread count: overflow
     # connections are opened and closed per request.
-    return create_engine(url, pool_size=pool_size, max_overflow=10, pool_recycle=1800)
+    return create_engine(
+        url, pool_size=pool_size, max_overflow=SYNC_MAX_OVERFLOW, pool_recycle=1800
+    )
 
 
 @lru_cache
@@ -92,9 +98,31 @@ def get_sessionmaker() -> sessionmaker[Session]:
     return sessionmaker(bind=get_engine(), expire_on_commit=False)
 
 
-def get_session() -> Iterator[Session]:
-    with get_sessionmaker()() as session:
+async def get_session() -> AsyncIterator[Session]:
+    """The request's sync Session, for routes that run in anyio's worker threads.
+
+    Rule: a connection is checked out only by the route's own thread, and given back by
+    closing the session in the event loop's default executor, whose threads never wait for a
+    connection. With anyio's thread limit no larger than the pool (`configure_threads`), a
+    thread that asks for a connection always gets one without waiting on another request.
+    """
+    session = get_sessionmaker()()
+    try:
         yield session
+    finally:
+        await asyncio.get_running_loop().run_in_executor(None, session.close)
+
+
+def sync_pool_capacity() -> int:
+    """Connections one process's sync engine may open (pool plus overflow)."""
+    return get_settings().db_pool_size + SYNC_MAX_OVERFLOW
+
+
+async def configure_threads() -> None:
+    """Size anyio's worker threads (sync routes) to the sync engine's connection capacity."""
+    from anyio import to_thread
+
+    to_thread.current_default_thread_limiter().total_tokens = sync_pool_capacity()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

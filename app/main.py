@@ -1,5 +1,7 @@
 """create_app(): routers, middleware, templates, static files."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,6 +18,8 @@ from app.auth.security import CSRF_COOKIE, new_csrf_token
 from app.config import get_settings
 from app.datasets import api as datasets_api
 from app.datasets import pages as datasets_pages
+from app.db import configure_threads
+from app.db_async import dispose_async_engines
 from app.deps import LoginRequired, cookie_signer
 from app.errors import DomainError
 from app.labeling import api as labeling_api
@@ -105,10 +109,18 @@ def _login_redirect(request: Request, exc: Exception) -> RedirectResponse:
     return RedirectResponse(f"/login?next={target}", status_code=303)
 
 
+@asynccontextmanager
+async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    """Size the worker threads to the connection pool; close the asyncio engine at shutdown."""
+    await configure_threads()
+    yield
+    await dispose_async_engines()
+
+
 def create_app() -> FastAPI:
     """The web application."""
     get_settings()  # refuse to start on a placeholder secret outside dev mode
-    app = FastAPI(title="rlhf-studio", version="0.1.0")
+    app = FastAPI(title="rlhf-studio", version="0.1.0", lifespan=lifespan)
     app.add_middleware(CsrfCookieMiddleware)
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Header, Response
 
 from app.db import SessionDep
 from app.deps import CurrentUser, LabelerUser
-from app.labeling import service
+from app.labeling import hot, service
 from app.labeling.schemas import (
     AnnotationIn,
     AnnotationOut,
@@ -25,9 +25,8 @@ router = APIRouter(prefix="/api/v1", tags=["labeling"])
     response_model=Task,
     responses={204: {"description": "nothing left for this labeler"}},
 )
-def next_task(project_id: int, session: SessionDep, user: LabelerUser) -> object:
-    project = project_service.get(session=session, project_id=project_id)
-    task = service.next_task(session=session, project=project, user=user)
+async def next_task(project_id: int, user: LabelerUser) -> object:
+    task = await hot.next_task(project_id=project_id, user=user)
     if task is None:
         return Response(status_code=204)
     return task
@@ -45,20 +44,15 @@ def my_progress(project_id: int, session: SessionDep, user: LabelerUser) -> obje
     status_code=201,
     responses={200: {"description": "a retry with the same Idempotency-Key: the first result"}},
 )
-def annotate(
+async def annotate(
     assignment_id: int,
     body: AnnotationIn,
     response: Response,
-    session: SessionDep,
     user: LabelerUser,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> object:
-    annotation, created = service.submit(
-        session=session,
-        assignment_id=assignment_id,
-        user=user,
-        body=body,
-        idempotency_key=idempotency_key,
+    annotation, created = await hot.submit(
+        assignment_id=assignment_id, user=user, body=body, idempotency_key=idempotency_key
     )
     if not created:
         response.status_code = 200
@@ -67,8 +61,8 @@ def annotate(
 
 
 @router.post("/assignments/{assignment_id}/skip", response_model=AssignmentOut)
-def skip(assignment_id: int, body: SkipIn, session: SessionDep, user: LabelerUser) -> object:
-    return service.skip(session=session, assignment_id=assignment_id, user=user, reason=body.reason)
+async def skip(assignment_id: int, body: SkipIn, user: LabelerUser) -> object:
+    return await hot.skip(assignment_id=assignment_id, user=user, reason=body.reason)
 
 
 @router.get("/assignments", response_model=list[AssignmentOut])

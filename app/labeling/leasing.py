@@ -1,0 +1,271 @@
+"""Leasing a prompt to a labeler, in Core statements on one Connection (sync or via run_sync).
+
+Rules that hold under concurrency: a prompt never has more than `overlap` live-or-done
+assignments; a labeler never gets the same prompt twice; an expired lease frees its slot.
+PostgreSQL: one statement (`lease_statement`) resumes the labeler's live lease or leases a new
+prompt. SQLite: the same rules in a few statements inside a serialised write transaction.
+"""
+
+import random
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Row, and_, exists, func, literal, literal_column, or_, select
+from sqlalchemy import insert as sql_insert
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import aliased
+
+from app.auth.models import User
+from app.errors import Forbidden, NotFound
+from app.labeling.models import Assignment, AssignmentStatus
+from app.labeling.schemas import Task, TaskResponse
+from app.projects import service as project_service
+from app.projects.models import ProjectKind, Prompt, Response
+
+LEASE_TRIES = 3
+"""PostgreSQL: statements tried before answering 'nothing left' (a prompt changed by a
+concurrent commit is passed over once, never leased on a stale view)."""
+
+
+def live(now: datetime) -> Any:
+    """Assignments that hold a slot: done, or leased and not expired."""
+    return or_(
+        Assignment.status == AssignmentStatus.done,
+        and_(Assignment.status == AssignmentStatus.leased, Assignment.expires_at > now),
+    )
+
+
+def holds_prompt_for(user_id: int, now: datetime) -> Any:
+    """This user's assignment that rules the prompt out for them (done, skipped or live)."""
+    return and_(
+        Assignment.user_id == user_id,
+        or_(Assignment.status != AssignmentStatus.leased, Assignment.expires_at > now),
+    )
+
+
+def open_for(project: Any, user_id: int, now: datetime) -> list[Any]:
+    """WHERE conditions on Prompt: prompts of the project this labeler may still be given."""
+    taken = (
+        select(func.count())
+        .where(Assignment.prompt_id == Prompt.id, live(now))
+        .correlate(Prompt)
+        .scalar_subquery()
+    )
+    return [
+        Prompt.project_id == project.id,
+        Prompt.done_count < project.overlap,
+        ~exists().where(Assignment.prompt_id == Prompt.id, holds_prompt_for(user_id, now)),
+        taken < project.overlap,
+    ]
+
+
+def project_for_labeler(conn: Connection, *, project_id: int, user: User) -> Row[Any]:
+    """The project's labeling settings; NotFound or Forbidden (not a member)."""
+    row = conn.execute(project_service.labeling_query(project_id=project_id, user=user)).first()
+    if row is None:
+        raise NotFound(f"no project {project_id}")
+    if not row.allowed:
+        raise Forbidden(f"you are not a member of project {row.name!r}")
+    return row
+
+
+def shown_count(project: Any) -> int:
+    """How many responses an assignment of this project shows (none for demonstrations)."""
+    return 0 if project.kind == ProjectKind.demonstration else project.k
+
+
+def make_task(project: Any, lease: Any, messages: list[Any], texts: dict[Any, str]) -> Task:
+    """A lease as the labeler sees it; `texts` maps response id (int or str) to its text."""
+    texts = {int(rid): text for rid, text in texts.items()}
+    return Task(
+        assignment_id=lease.id,
+        project_id=project.id,
+        prompt_id=lease.prompt_id,
+        kind=project.kind,
+        instructions=project.instructions,
+        messages=messages or [],
+        responses=[TaskResponse(id=rid, text=texts[int(rid)]) for rid in lease.response_ids],
+        rating_scale=project.rating_scale,
+        criteria=project.criteria,
+        expires_at=lease.expires_at,
+    )
+
+
+def lease_statement(*, project: Any, user_id: int, now: datetime) -> Any:
+    """PostgreSQL, one statement: the labeler's live lease in the project, else a new lease of
+    the first open prompt (locked with SKIP LOCKED; the labeler's own expired lease is renewed).
+
+    Returns at most one row: assignment id, prompt_id, response_ids, expires_at, messages and
+    `texts` (a JSON object response id → text). Extend the choice of prompt here.
+    """
+    mine = (
+        select(Assignment.id, Assignment.prompt_id, Assignment.response_ids, Assignment.expires_at)
+        .where(
+            Assignment.project_id == project.id,
+            Assignment.user_id == user_id,
+            Assignment.status == AssignmentStatus.leased,
+            Assignment.expires_at > now,
+        )
+        .order_by(Assignment.id)
+        .limit(1)
+        .cte("mine")
+    )
+    # A prompt whose row changed after this statement's snapshot (a concurrent lease or submit
+    # committed meanwhile) is passed over: the counts below would be stale for it. Every
+    # lease writes its prompt's row (`touched`), so a slot is never handed out twice.
+    seen = aliased(Prompt, name="seen")
+    unchanged = literal_column("prompts.xmin") == (
+        select(literal_column("seen.xmin")).where(seen.id == Prompt.id).scalar_subquery()
+    )
+    candidate = (
+        select(Prompt.id)
+        .where(*open_for(project, user_id, now), ~exists(select(mine.c.id)), unchanged)
+        .order_by(Prompt.id)
+        .limit(1)
+        .with_for_update(of=Prompt, skip_locked=True)
+        .cte("candidate")
+    )
+    touched = (
+        Prompt.__table__.update()
+        .where(Prompt.id.in_(select(candidate.c.id)))
+        .values(done_count=Prompt.done_count)
+        .returning(Prompt.id)
+        .cte("touched")
+    )
+    picked = (
+        select(Response.id, func.random().label("r"))
+        .where(Response.prompt_id == candidate.c.id)
+        .order_by(literal_column("r"))
+        .limit(shown_count(project))
+        .subquery("picked")
+    )
+    sample = select(
+        func.coalesce(
+            func.json_agg(aggregate_order_by(picked.c.id, picked.c.r)),
+            literal_column("'[]'::json"),
+        )
+    ).scalar_subquery()
+    expires = now + timedelta(seconds=project.lease_seconds)
+    new = pg_insert(Assignment).from_select(
+        [
+            "project_id",
+            "prompt_id",
+            "user_id",
+            "status",
+            "response_ids",
+            "expires_at",
+            "created_at",
+        ],
+        select(
+            literal(project.id),
+            candidate.c.id,
+            literal(user_id),
+            literal(AssignmentStatus.leased.value),
+            sample,
+            literal(expires, Assignment.expires_at.type),
+            literal(now, Assignment.created_at.type),
+        ),
+    )
+    leased = (
+        new.on_conflict_do_update(
+            index_elements=["prompt_id", "user_id"],
+            set_={"expires_at": new.excluded.expires_at, "created_at": new.excluded.created_at},
+            where=Assignment.status == AssignmentStatus.leased,
+        )
+        .returning(
+            Assignment.id, Assignment.prompt_id, Assignment.response_ids, Assignment.expires_at
+        )
+        .cte("leased")
+    )
+    chosen = select(mine).union_all(select(leased)).subquery("chosen")
+    texts = (
+        select(func.json_object_agg(Response.id, Response.text))
+        .where(Response.prompt_id == chosen.c.prompt_id)
+        .scalar_subquery()
+    )
+    return (
+        select(
+            chosen.c.id,
+            chosen.c.prompt_id,
+            chosen.c.response_ids,
+            chosen.c.expires_at,
+            Prompt.messages,
+            texts.label("texts"),
+            select(func.count()).select_from(touched).scalar_subquery().label("touched"),
+        )
+        .join(Prompt, Prompt.id == chosen.c.prompt_id)
+        .limit(1)
+    )
+
+
+def _lease_postgresql(conn: Connection, project: Any, user_id: int, now: datetime) -> Task | None:
+    for _ in range(LEASE_TRIES):
+        row = conn.execute(lease_statement(project=project, user_id=user_id, now=now)).first()
+        if row is not None:
+            return make_task(project, row, row.messages, row.texts or {})
+    return None
+
+
+def _texts(conn: Connection, prompt_id: int) -> dict[int, str]:
+    query = select(Response.id, Response.text).where(Response.prompt_id == prompt_id)
+    return {rid: text for rid, text in conn.execute(query)}
+
+
+def _lease_serialised(conn: Connection, project: Any, user_id: int, now: datetime) -> Task | None:
+    """The same rules in steps; only correct inside a serialised write transaction (SQLite)."""
+    columns = (Assignment.id, Assignment.prompt_id, Assignment.response_ids, Assignment.expires_at)
+    lease = conn.execute(
+        select(*columns)
+        .where(
+            Assignment.project_id == project.id,
+            Assignment.user_id == user_id,
+            Assignment.status == AssignmentStatus.leased,
+            Assignment.expires_at > now,
+        )
+        .order_by(Assignment.id)
+        .limit(1)
+    ).first()
+    if lease is None:
+        candidate = conn.execute(
+            select(Prompt.id).where(*open_for(project, user_id, now)).order_by(Prompt.id).limit(1)
+        ).first()
+        if candidate is None:
+            return None
+        prompt_id = candidate.id
+        expires = now + timedelta(seconds=project.lease_seconds)
+        renewed = conn.execute(
+            Assignment.__table__.update()
+            .where(Assignment.prompt_id == prompt_id, Assignment.user_id == user_id)
+            .values(expires_at=expires, created_at=now)
+            .returning(*columns)
+        ).first()
+        if renewed is None:
+            shown = list(_texts(conn, prompt_id)) if shown_count(project) else []
+            sample = random.sample(shown, min(shown_count(project), len(shown)))
+            renewed = conn.execute(
+                sql_insert(Assignment)
+                .values(
+                    project_id=project.id,
+                    prompt_id=prompt_id,
+                    user_id=user_id,
+                    status=AssignmentStatus.leased,
+                    response_ids=sample,
+                    expires_at=expires,
+                    created_at=now,
+                )
+                .returning(*columns)
+            ).first()
+        lease = renewed
+    assert lease is not None
+    messages = conn.scalar(select(Prompt.messages).where(Prompt.id == lease.prompt_id))
+    return make_task(project, lease, messages or [], _texts(conn, lease.prompt_id))
+
+
+def lease(conn: Connection, *, project: Any, user_id: int, now: datetime) -> Task | None:
+    """The labeler's live lease in `project`, or a newly leased prompt, or None (nothing left)."""
+    if project.is_archived:
+        return None
+    if conn.dialect.name == "postgresql":
+        return _lease_postgresql(conn, project, user_id, now)
+    return _lease_serialised(conn, project, user_id, now)
