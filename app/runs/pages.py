@@ -28,12 +28,15 @@ def _snapshots(session: Any) -> list[Any]:
 
 def _form_context(session: Any, form: dict[str, Any], error: str | None) -> dict[str, Any]:
     kind = form.get("kind", "sft")
+    snapshots = _snapshots(session)
+    chosen = next((s for s in snapshots if str(s.id) == str(form.get("snapshot_id"))), None)
     return {
+        "chosen": chosen,
         "form": form,
         "error": error,
         "kinds": list(RunKind),
         "snapshot_kinds": {k.value: sorted(v) for k, v in service.SNAPSHOT_KINDS.items()},
-        "snapshots": _snapshots(session),
+        "snapshots": snapshots,
         "models": service.list_models(session=session),
         "defaults": {k.value: service.trainer_defaults(k) for k in RunKind},
         "main_fields": MAIN_FIELDS,
