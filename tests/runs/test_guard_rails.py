@@ -68,9 +68,11 @@ def test_0_test_rows_are_named_on_the_snapshot_page_and_the_form(
     )
     assert snapshot.test_rows == 0
     login(client, factory.user("admin"))
-    assert "0 test rows: runs on it report no eval metrics" in client.get(
-        f"/admin/projects/{project.id}/snapshots"
-    ).text
-    assert "0 test rows: the run trains, but reports no eval metrics" in client.get(
-        f"/admin/runs/new?snapshot={snapshot.id}"
-    ).text
+    assert (
+        "0 test rows: runs on it report no eval metrics"
+        in client.get(f"/admin/projects/{project.id}/snapshots").text
+    )
+    assert (
+        "0 test rows: the run trains, but reports no eval metrics"
+        in client.get(f"/admin/runs/new?snapshot={snapshot.id}").text
+    )
