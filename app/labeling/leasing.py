@@ -52,11 +52,13 @@ def open_for(project: Any, user_id: int, now: datetime) -> list[Any]:
         .correlate(Prompt)
         .scalar_subquery()
     )
+    wanted = project.overlap + Prompt.extra_labels
     return [
         Prompt.project_id == project.id,
-        Prompt.done_count < project.overlap,
+        Prompt.retired_at.is_(None),
+        Prompt.done_count < wanted,
         ~exists().where(Assignment.prompt_id == Prompt.id, holds_prompt_for(user_id, now)),
-        taken < project.overlap,
+        taken < wanted,
     ]
 
 

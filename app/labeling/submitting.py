@@ -133,15 +133,21 @@ def _bind(name: str, value: Any) -> Any:
     return literal(value, Annotation.__table__.c[name].type)
 
 
-def _lock(conn: Connection, assignment_id: int, prompt_id: int) -> Row[Any]:
-    """Lock the prompt, then the assignment, and read the assignment again."""
-    conn.execute(select(Prompt.id).where(Prompt.id == prompt_id).with_for_update())
+def _lock(conn: Connection, assignment_id: int, prompt_id: int) -> tuple[Row[Any], Row[Any]]:
+    """Lock the prompt, then the assignment; returns (assignment, prompt's label settings)."""
+    prompt = conn.execute(
+        select(Prompt.extra_labels, Prompt.retired_at)
+        .where(Prompt.id == prompt_id)
+        .with_for_update()
+    ).one()
     row = conn.execute(select(A).where(A.id == assignment_id).with_for_update()).first()
     assert row is not None
-    return row
+    return row, prompt
 
 
-def _ensure_open(conn: Connection, assignment: Any, overlap: int, now: datetime) -> None:
+def _ensure_open(
+    conn: Connection, assignment: Any, prompt: Any, overlap: int, now: datetime
+) -> None:
     if assignment.status == AssignmentStatus.done:
         raise Conflict(f"assignment {assignment.id} was submitted already")
     if assignment.status == AssignmentStatus.skipped:
@@ -153,7 +159,12 @@ def _ensure_open(conn: Connection, assignment: Any, overlap: int, now: datetime)
                 A.prompt_id == assignment.prompt_id, A.id != assignment.id, live(now)
             )
         )
-        if (others or 0) >= overlap:
+        if prompt.retired_at is not None:
+            raise Gone(
+                f"the lease of assignment {assignment.id} expired and the prompt was retired; "
+                "take the next task"
+            )
+        if (others or 0) >= overlap + prompt.extra_labels:
             raise Gone(
                 f"the lease of assignment {assignment.id} expired at "
                 f"{assignment.expires_at:%Y-%m-%d %H:%M:%S} UTC and the prompt went to "
@@ -166,8 +177,8 @@ class KeyTaken(Exception):
 
 
 def _store_carefully(conn: Connection, row: Any, values: dict[str, Any], now: datetime) -> Row:
-    assignment = _lock(conn, row.id, row.prompt_id)
-    _ensure_open(conn, assignment, row.overlap, now)
+    assignment, prompt = _lock(conn, row.id, row.prompt_id)
+    _ensure_open(conn, assignment, prompt, row.overlap, now)
     stored = conn.execute(insert(Annotation).values(values).returning(*ANNOTATION_COLUMNS)).one()
     conn.execute(
         update(A).where(A.id == row.id).values(status=AssignmentStatus.done, completed_at=now)
@@ -231,7 +242,7 @@ def skip(conn: Connection, *, assignment_id: int, user: User, reason: str, now: 
         raise NotFound(f"no assignment {assignment_id}")
     if row.user_id != user.id:
         raise Forbidden(f"assignment {assignment_id} belongs to another labeler")
-    assignment = _lock(conn, assignment_id, row.prompt_id)
+    assignment, _prompt = _lock(conn, assignment_id, row.prompt_id)
     if assignment.status != AssignmentStatus.leased:
         raise Conflict(f"assignment {assignment_id} is {assignment.status}, not leased")
     return conn.execute(
