@@ -8,9 +8,22 @@ prompt. SQLite: the same rules in a few statements inside a serialised write tra
 
 import random
 from datetime import datetime, timedelta
+from functools import cache
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, exists, func, literal, literal_column, or_, select
+from sqlalchemy import (
+    Connection,
+    Row,
+    and_,
+    bindparam,
+    exists,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+)
 from sqlalchemy import insert as sql_insert
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -94,13 +107,19 @@ def make_task(project: Any, lease: Any, messages: list[Any], texts: dict[Any, st
     )
 
 
-def lease_statement(*, project: Any, user_id: int, now: datetime) -> Any:
+@cache
+def lease_statement() -> Any:
     """PostgreSQL, one statement: the labeler's live lease in the project, else a new lease of
     the first open prompt (locked with SKIP LOCKED; the labeler's own expired lease is renewed).
 
-    Returns at most one row: assignment id, prompt_id, response_ids, expires_at, messages and
-    `texts` (a JSON object response id → text). Extend the choice of prompt here.
+    Built once; parameters from `lease_parameters` (named p_…: a parameter named like a
+    column of a table the statement writes would become part of that write). Returns at most
+    one row: assignment id, prompt_id, response_ids, expires_at, messages and `texts` (JSON:
+    response id → text).
+    Rules about which prompt a labeler may get belong in `open_for` or here.
     """
+    project = SimpleNamespace(id=bindparam("p_project_id"), overlap=bindparam("p_overlap"))
+    user_id, now = bindparam("p_user_id"), bindparam("p_now", type_=Assignment.expires_at.type)
     mine = (
         select(Assignment.id, Assignment.prompt_id, Assignment.response_ids, Assignment.expires_at)
         .where(
@@ -139,7 +158,7 @@ def lease_statement(*, project: Any, user_id: int, now: datetime) -> Any:
         select(Response.id, func.random().label("r"))
         .where(Response.prompt_id == candidate.c.id)
         .order_by(literal_column("r"))
-        .limit(shown_count(project))
+        .limit(bindparam("p_shown"))
         .subquery("picked")
     )
     sample = select(
@@ -148,7 +167,6 @@ def lease_statement(*, project: Any, user_id: int, now: datetime) -> Any:
             literal_column("'[]'::json"),
         )
     ).scalar_subquery()
-    expires = now + timedelta(seconds=project.lease_seconds)
     new = pg_insert(Assignment).from_select(
         [
             "project_id",
@@ -160,13 +178,13 @@ def lease_statement(*, project: Any, user_id: int, now: datetime) -> Any:
             "created_at",
         ],
         select(
-            literal(project.id),
+            project.id,
             candidate.c.id,
-            literal(user_id),
+            user_id,
             literal(AssignmentStatus.leased.value),
             sample,
-            literal(expires, Assignment.expires_at.type),
-            literal(now, Assignment.created_at.type),
+            bindparam("p_expires", type_=Assignment.expires_at.type),
+            now,
         ),
     )
     leased = (
@@ -201,9 +219,22 @@ def lease_statement(*, project: Any, user_id: int, now: datetime) -> Any:
     )
 
 
+def lease_parameters(*, project: Any, user_id: int, now: datetime) -> dict[str, Any]:
+    """The parameters of `lease_statement` for this project, labeler and time."""
+    return {
+        "p_project_id": project.id,
+        "p_overlap": project.overlap,
+        "p_user_id": user_id,
+        "p_now": now,
+        "p_expires": now + timedelta(seconds=project.lease_seconds),
+        "p_shown": shown_count(project),
+    }
+
+
 def _lease_postgresql(conn: Connection, project: Any, user_id: int, now: datetime) -> Task | None:
     for _ in range(LEASE_TRIES):
-        row = conn.execute(lease_statement(project=project, user_id=user_id, now=now)).first()
+        parameters = lease_parameters(project=project, user_id=user_id, now=now)
+        row = conn.execute(lease_statement(), parameters).first()
         if row is not None:
             return make_task(project, row, row.messages, row.texts or {})
     return None

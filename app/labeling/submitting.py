@@ -6,9 +6,10 @@ prompt, then the assignment (the one order used everywhere), check, write.
 """
 
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, literal, select, update
+from sqlalchemy import Connection, Row, bindparam, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.auth.models import User
@@ -101,14 +102,32 @@ def _values(
     }
 
 
-def store_statement(*, assignment_id: int, user_id: int, values: dict[str, Any], now: Any) -> Any:
+STORED_FIELDS = (
+    "project_id",
+    "user_id",
+    "kind",
+    "payload",
+    "flags",
+    "source",
+    "idempotency_key",
+    "duration_ms",
+    "created_at",
+)
+
+
+@cache
+def store_statement() -> Any:
     """PostgreSQL, one statement: mark an on-time leased assignment done, count it on its
-    prompt and insert the annotation; no row when the lease is not live (careful path)."""
+    prompt and insert the annotation; no row when the lease is not live (careful path).
+    Built once; parameters (named p_…, apart from the written columns): p_assignment_id,
+    p_now and p_<field> for each of STORED_FIELDS (p_user_id is the labeler)."""
+    columns = Annotation.__table__.c
+    now = bindparam("p_now", type_=A.expires_at.type)
     done = (
         update(A)
         .where(
-            A.id == assignment_id,
-            A.user_id == user_id,
+            A.id == bindparam("p_assignment_id"),
+            A.user_id == bindparam("p_user_id"),
             A.status == AssignmentStatus.leased,
             A.expires_at > now,
         )
@@ -123,14 +142,15 @@ def store_statement(*, assignment_id: int, user_id: int, values: dict[str, Any],
         .returning(Prompt.id)
         .cte("counted")
     )
-    source = select(
-        *[done.c.id if name == "assignment_id" else _bind(name, v) for name, v in values.items()]
-    ).where(select(func.count()).select_from(counted).scalar_subquery() == 1)
-    return insert(Annotation).from_select(list(values), source).returning(*ANNOTATION_COLUMNS)
-
-
-def _bind(name: str, value: Any) -> Any:
-    return literal(value, Annotation.__table__.c[name].type)
+    fields = [bindparam(f"p_{name}", type_=columns[name].type) for name in STORED_FIELDS]
+    source = select(done.c.id, done.c.prompt_id, *fields).where(
+        select(func.count()).select_from(counted).scalar_subquery() == 1
+    )
+    return (
+        insert(Annotation)
+        .from_select(["assignment_id", "prompt_id", *STORED_FIELDS], source)
+        .returning(*ANNOTATION_COLUMNS)
+    )
 
 
 def _lock(conn: Connection, assignment_id: int, prompt_id: int) -> tuple[Row[Any], Row[Any]]:
@@ -218,8 +238,9 @@ def submit(
     try:
         if careful or conn.dialect.name != "postgresql":
             return _store_carefully(conn, row, values, now), True
-        statement = store_statement(assignment_id=row.id, user_id=user.id, values=values, now=now)
-        stored = conn.execute(statement).first()
+        parameters = {f"p_{name}": values[name] for name in STORED_FIELDS}
+        parameters |= {"p_assignment_id": row.id, "p_now": now}
+        stored = conn.execute(store_statement(), parameters).first()
     except IntegrityError:
         if idempotency_key is None:
             raise
