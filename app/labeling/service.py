@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.auth.models import User
-from app.db import utcnow
+from app.base import utcnow
 from app.errors import Conflict, Forbidden, Gone, Invalid, NotFound
 from app.labeling import validation
 from app.labeling.models import Annotation, AnnotationSource, Assignment, AssignmentStatus

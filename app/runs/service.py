@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from app.db import utcnow
+from app.base import utcnow
 from app.errors import Conflict, Invalid, NotFound
 from app.runs.models import (
     TRAINS_ON,
