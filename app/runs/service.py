@@ -64,7 +64,7 @@ def register_model(
 ) -> RegisteredModel:
     """Add a model to the registry (names are unique)."""
     if kind not in ModelKind.__members__:
-        raise Invalid("kind must be policy or reward", field="kind")
+        raise Invalid(f"kind must be {' or '.join(ModelKind)}", field="kind")
     if session.scalar(select(RegisteredModel.id).where(RegisteredModel.name == name)):
         raise Conflict(f"a model named {name!r} is registered already", field="name")
     model = RegisteredModel(
