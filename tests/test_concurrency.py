@@ -106,10 +106,9 @@ def test_a_burst_of_first_requests_never_overfills_a_prompt(factory, session, tm
     """Many labelers asking at the same moment: each lease sees the others' commits."""
     import asyncio
 
+    from app.auth import service as auth_service
     from app.db_async import dispose_async_engines
     from app.labeling import hot
-
-    from app.auth import service as auth_service
 
     project = factory.project(kind="ranking", k=2, overlap=1)
     factory.items(project, ranking_items(30, k=2), tmp_path)

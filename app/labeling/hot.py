@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, Row
 
 from app.auth.models import User
-from app.db import utcnow
+from app.base import utcnow
 from app.db_async import (
     get_async_engine,
     is_sqlite,

@@ -34,7 +34,8 @@ from app.errors import Forbidden, NotFound
 from app.labeling.models import Assignment, AssignmentStatus
 from app.labeling.schemas import Task, TaskResponse
 from app.projects import service as project_service
-from app.projects.models import ProjectKind, Prompt, Response
+from app.projects.kinds import ProjectKind
+from app.projects.models import Prompt, Response
 
 LEASE_TRIES = 3
 """PostgreSQL: statements tried before answering 'nothing left' (a prompt changed by a

@@ -11,7 +11,7 @@ from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
 from app.auth.models import User
-from app.db import utcnow
+from app.base import utcnow
 from app.labeling import leasing, submitting
 from app.labeling.models import Annotation, AnnotationSource, Assignment, AssignmentStatus
 from app.labeling.schemas import AnnotationIn, Progress, Task
