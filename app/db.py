@@ -12,7 +12,9 @@ from sqlalchemy.orm import Session, sessionmaker
 import app.models  # noqa: F401 — every table is mapped before the first query
 from app.config import get_settings
 
-SYNC_MAX_OVERFLOW = 10
+POOL_TIMEOUT = 8.0
+"""Seconds a request waits for a connection before it is answered 503 (never a 30 s hang);
+the in-flight limit (app.backpressure) bounds how many wait."""
 
 
 def make_engine(url: str, *, pool_size: int = 10, sqlite_immediate: bool = True) -> Engine:
@@ -42,17 +44,17 @@ def make_engine(url: str, *, pool_size: int = 10, sqlite_immediate: bool = True)
 
         return engine
     # No pre-ping (a round trip per checkout); connections are recycled before servers or
-    # proxies drop idle ones. Keep pool_size near the server's thread count: overflow
-    # connections are opened and closed per request.
+    # proxies drop idle ones. The web app runs as many worker threads as the pool holds
+    # (`configure_threads`); a checkout that waits POOL_TIMEOUT seconds is answered 503.
     return create_engine(
-        url, pool_size=pool_size, max_overflow=SYNC_MAX_OVERFLOW, pool_recycle=1800
+        url, pool_size=pool_size, max_overflow=0, pool_timeout=POOL_TIMEOUT, pool_recycle=1800
     )
 
 
 @lru_cache
 def get_engine() -> Engine:
     settings = get_settings()
-    return make_engine(settings.database_url, pool_size=settings.db_pool_size)
+    return make_engine(settings.database_url, pool_size=settings.pool_size())
 
 
 @lru_cache
@@ -76,8 +78,8 @@ async def get_session() -> AsyncIterator[Session]:
 
 
 def sync_pool_capacity() -> int:
-    """Connections one process's sync engine may open (pool plus overflow)."""
-    return get_settings().db_pool_size + SYNC_MAX_OVERFLOW
+    """Connections one process's sync engine may open."""
+    return get_settings().pool_size()
 
 
 async def configure_threads() -> None:

@@ -16,9 +16,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from app.config import get_settings
-
-POOL_TIMEOUT = 5.0
-"""Seconds a request waits for a connection before it is answered 503 (never a 30 s hang)."""
+from app.db import POOL_TIMEOUT
 
 
 class DatabaseBusy(Exception):
@@ -54,12 +52,15 @@ def make_async_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
         return engine
+    # Autocommit by default: the hot path's statements are each their own transaction, one
+    # round trip; `transaction()` switches a connection to READ COMMITTED for the rare rest.
     return create_async_engine(
         async_url(url),
         pool_size=pool_size,
         max_overflow=0,
         pool_timeout=POOL_TIMEOUT,
         pool_recycle=1800,
+        isolation_level="AUTOCOMMIT",
     )
 
 
@@ -73,7 +74,7 @@ def get_async_engine() -> AsyncEngine:
     key = (id(asyncio.get_running_loop()), settings.database_url)
     engine = _engines.get(key)
     if engine is None:
-        engine = make_async_engine(settings.database_url, pool_size=settings.db_pool_size)
+        engine = make_async_engine(settings.database_url, pool_size=settings.pool_size())
         _engines[key] = engine
     return engine
 
@@ -105,7 +106,8 @@ async def _checkout(engine: AsyncEngine, **options: Any) -> AsyncIterator[AsyncC
 @asynccontextmanager
 async def read_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A connection for reads; each statement commits by itself (no idle transaction)."""
-    async with _checkout(engine, isolation_level="AUTOCOMMIT") as conn:
+    options = {} if not is_sqlite(engine) else {"isolation_level": "AUTOCOMMIT"}
+    async with _checkout(engine, **options) as conn:
         yield conn
 
 
@@ -114,7 +116,7 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A connection inside one transaction, committed on success. On SQLite, one writer at a
     time: an in-process lock and BEGIN IMMEDIATE (other processes wait on the busy timeout)."""
     if not is_sqlite(engine):
-        async with _checkout(engine) as conn, conn.begin():
+        async with _checkout(engine, isolation_level="READ COMMITTED") as conn, conn.begin():
             yield conn
         return
     lock = _sqlite_locks.setdefault(id(asyncio.get_running_loop()), asyncio.Lock())
@@ -130,5 +132,5 @@ async def single_statement(engine: AsyncEngine) -> AsyncIterator[AsyncConnection
         async with transaction(engine) as conn:
             yield conn
         return
-    async with _checkout(engine, isolation_level="AUTOCOMMIT") as conn:
+    async with _checkout(engine) as conn:  # the engine's connections autocommit
         yield conn

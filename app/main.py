@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import backpressure
 from app.aggregation import api as aggregation_api
 from app.aggregation import pages as aggregation_pages
 from app.auth import api as auth_api
@@ -24,6 +25,7 @@ from app.deps import LoginRequired, cookie_signer
 from app.errors import DomainError
 from app.labeling import api as labeling_api
 from app.labeling import pages as labeling_pages
+from app.labeling.hot import warm_up
 from app.projects import api as projects_api
 from app.projects import pages as projects_pages
 from app.projects.importer import ImportFailed
@@ -112,8 +114,9 @@ def _login_redirect(request: Request, exc: Exception) -> RedirectResponse:
 
 @asynccontextmanager
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-    """Size the worker threads to the connection pool; close the asyncio engine at shutdown."""
+    """Size the worker threads to the pool and warm the hot path; close the engine at the end."""
     await configure_threads()
+    await warm_up()
     yield
     await dispose_async_engines()
 
@@ -123,6 +126,7 @@ def create_app() -> FastAPI:
     get_settings()  # refuse to start on a placeholder secret outside dev mode
     app = FastAPI(title="rlhf-studio", version="0.1.0", lifespan=lifespan)
     app.add_middleware(CsrfCookieMiddleware)
+    backpressure.install(app)
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(LoginRequired, _login_redirect)

@@ -16,7 +16,7 @@ from app.auth.models import ApiToken, User
 from app.auth.security import hash_token
 from app.db_async import get_async_engine, read_connection
 
-TTL = 3.0
+TTL = 5.0
 """Seconds a token's or a session's user is remembered."""
 MAX_ENTRIES = 50_000
 

@@ -6,6 +6,7 @@ through SQLAlchemy's greenlet bridge, no worker thread). PostgreSQL: one stateme
 one to read the assignment and one to store an annotation. SQLite: serialised transactions.
 """
 
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, Row
@@ -81,3 +82,26 @@ async def skip(*, assignment_id: int, user: User, reason: str) -> Row[Any]:
                 c, assignment_id=assignment_id, user=user, reason=reason, now=utcnow()
             )
         )
+
+
+def _warm(conn: Connection) -> None:
+    # A lease and a store for a project and an assignment that do not exist: nothing is
+    # written, both statements are compiled and cached on the engine.
+    now = utcnow()
+    project = SimpleNamespace(id=-1, overlap=1, lease_seconds=1, kind="ranking", k=2)
+    conn.execute(
+        leasing.lease_statement(), leasing.lease_parameters(project=project, user_id=-1, now=now)
+    )
+    values = {f"p_{name}": None for name in submitting.STORED_FIELDS}
+    values |= {"p_assignment_id": -1, "p_user_id": -1, "p_now": now, "p_created_at": now}
+    values |= {"p_payload": {}, "p_flags": {}}
+    conn.execute(submitting.store_statement(), values)
+
+
+async def warm_up() -> None:
+    """Open the asyncio engine and compile the hot statements before the first request."""
+    engine = get_async_engine()
+    if is_sqlite(engine):
+        return
+    async with single_statement(engine) as conn:
+        await conn.run_sync(_warm)
