@@ -4,7 +4,7 @@ from app.aggregation.models import Exclusion
 from app.auth.models import ApiToken, User
 from app.datasets.models import Snapshot
 from app.db import Base
-from app.labeling.models import Annotation, Assignment
+from app.labeling.models import Annotation, Assignment, LabelerHold
 from app.projects.models import Project, ProjectMember, Prompt, Response
 from app.runs.models import RegisteredModel, RunMetric, TrainingRun
 
@@ -14,6 +14,7 @@ __all__ = [
     "Assignment",
     "Base",
     "Exclusion",
+    "LabelerHold",
     "Project",
     "ProjectMember",
     "Prompt",

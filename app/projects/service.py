@@ -140,17 +140,19 @@ def has_labels(*, session: Session, project: Project) -> bool:
 
 def stats(*, session: Session, project: Project) -> ProjectStats:
     """Prompts, labels done and needed, complete prompts, skips, active labelers."""
-    prompts = session.scalar(select(func.count()).where(Prompt.project_id == project.id)) or 0
+    real = Prompt.is_gold.is_(False)  # gold items measure labelers; they are not the work
+    prompts = session.scalar(select(func.count()).where(Prompt.project_id == project.id, real)) or 0
     done = dict(
         session.execute(
             select(Assignment.status, func.count())
-            .where(Assignment.project_id == project.id)
+            .join(Prompt, Prompt.id == Assignment.prompt_id)
+            .where(Assignment.project_id == project.id, real)
             .group_by(Assignment.status)
         ).all()
     )
     complete = session.scalar(
         select(func.count()).where(
-            Prompt.project_id == project.id, Prompt.done_count >= project.overlap
+            Prompt.project_id == project.id, real, Prompt.done_count >= project.overlap
         )
     )
     labelers = session.scalar(
