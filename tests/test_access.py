@@ -83,6 +83,15 @@ ACCESS = {
     ("DELETE", "/api/v1/projects/{project_id}/members/{user_id}"): ADMIN,
     ("POST", "/admin/projects/{project_id}/members"): ADMIN,
     ("POST", "/admin/projects/{project_id}/members/{user_id}/remove"): ADMIN,
+    ("GET", "/api/v1/projects/{project_id}/quality"): ADMIN,
+    ("GET", "/api/v1/projects/{project_id}/quality/alpha"): ADMIN,
+    ("GET", "/api/v1/projects/{project_id}/quality/labelers/{user_id}"): ADMIN,
+    ("POST", "/api/v1/projects/{project_id}/quality/labelers/{user_id}/reinstate"): ADMIN,
+    ("GET", "/admin/quality"): ADMIN,
+    ("GET", "/admin/projects/{project_id}/quality"): ADMIN,
+    ("GET", "/admin/projects/{project_id}/quality/labelers/{user_id}"): ADMIN,
+    ("POST", "/admin/projects/{project_id}/quality/labelers/{user_id}/reinstate"): ADMIN,
+    ("POST", "/admin/projects/{project_id}/quality/settings"): ADMIN,
 }
 
 
