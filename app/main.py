@@ -23,6 +23,7 @@ from app.labeling import pages as labeling_pages
 from app.projects import api as projects_api
 from app.projects import pages as projects_pages
 from app.projects.importer import ImportFailed
+from app.prompts import pages as prompts_pages
 from app.quality import api as quality_api
 from app.quality import pages as quality_pages
 from app.runs import api as runs_api
@@ -125,6 +126,7 @@ def create_app() -> FastAPI:
         auth_pages,
         labeling_pages,
         projects_pages,
+        prompts_pages,
         aggregation_pages,
         datasets_pages,
         quality_api,
