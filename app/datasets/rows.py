@@ -99,9 +99,8 @@ def snapshot_rows(*, session: Session, project: Project, params: dict[str, Any])
         build = lambda labels: _sft(labels, method, top, weights)  # noqa: E731
     elif kind in (DatasetKind.rankings, DatasetKind.pairs):
         kinds = ("ranking",)
-        build = lambda labels: _rankings(
-            labels, params["method"], kind == DatasetKind.pairs, weights
-        )  # noqa: E731
+        pairs = kind == DatasetKind.pairs
+        build = lambda labels: _rankings(labels, params["method"], pairs, weights)  # noqa: E731
     elif kind == DatasetKind.ratings:
         kinds = ("rating",)
         normalizer = (

@@ -72,15 +72,17 @@ def seconds(behaviour: str, rng: random.Random) -> float:
     return rng.uniform(1.0, 2.5) if behaviour == "rush" else rng.uniform(15.0, 40.0)
 
 
-def work(session, project, crew, seed: int = 0, limit: int = 10_000) -> dict[int, list[int]]:  # type: ignore[no-untyped-def]
-    """Labelers (user, behaviour) take tasks round robin until none is left; returns the
-    prompt ids each labeler was served."""
+def work(session, project, crew, seed: int = 0, limit: int = 10_000, shuffle: bool = False):  # type: ignore[no-untyped-def]
+    """Labelers (user, behaviour) take tasks round robin (in a new random order each round
+    with `shuffle`) until none is left; returns the prompt ids each labeler was served."""
     rng = random.Random(seed)
     random.seed(seed)  # the service's shown order and gold draws
     pos = positions(session, project)
     served: dict[int, list[int]] = {user.id: [] for user, _ in crew}
     active = list(crew)
     while active and limit > 0:
+        if shuffle:
+            rng.shuffle(active)
         for user, behaviour in list(active):
             limit -= 1
             task = labeling.next_task(session=session, project=project, user=user)
