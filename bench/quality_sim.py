@@ -92,11 +92,13 @@ def crowdkit_noisy_bt(labels: list, n_labelers: int) -> tuple[dict, dict, float]
         from crowdkit.aggregation import NoisyBradleyTerry
     except ImportError:
         return None
-    rows = [
-        {"worker": j, "left": f"{p}:{a}", "right": f"{p}:{b}", "label": f"{p}:{a}"}
-        for p, j, _, ranking in labels
-        for a, b in combinations(ranking, 2)
-    ]
+    rows = []
+    for p, j, shown, ranking in labels:
+        for a, b in combinations(ranking, 2):  # a beat b; left = the one shown first
+            left, right = (a, b) if shown.index(a) < shown.index(b) else (b, a)
+            rows.append(
+                {"worker": j, "left": f"{p}:{left}", "right": f"{p}:{right}", "label": f"{p}:{a}"}
+            )
     frame = pd.DataFrame(rows)
     start = time.perf_counter()
     model = NoisyBradleyTerry(n_iter=100, random_state=0).fit(frame)

@@ -17,19 +17,23 @@ from datetime import datetime
 from itertools import combinations
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import Connection, and_, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.auth.models import User
 from app.db import utcnow
 from app.labeling.models import Annotation, AnnotationSource, Assignment, LabelerHold
-from app.projects.models import Project, ProjectKind, Prompt, Response
+from app.projects.models import ProjectKind, Prompt, Response
 from app.stats import binomial_cdf
 
 GOLD_ACCURACY_FLOOR = 0.7
 """Pairwise agreement with gold answers below which a labeler may be flagged (or held)."""
 GOLD_SIGNIFICANCE = 0.05
 """One-sided binomial test level for `low_gold_accuracy`."""
+
+Db = Session | Connection
+"""Everything here is Core statements, so it runs on a Session or on a bare Connection (the
+asyncio lease path runs it through `run_sync`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +102,7 @@ def low_gold_accuracy(stats: GoldStats, min_seen: int) -> bool:
 
 
 def gold_answers(
-    *, session: Session, project_id: int, user_id: int | None = None, since: datetime | None = None
+    *, session: Db, project_id: int, user_id: int | None = None, since: datetime | None = None
 ) -> list[tuple[int, int, dict[str, Any], dict[str, Any], dict[int, int]]]:
     """(user id, prompt id, gold, payload, response id -> position) of labelers' live answers
     to gold items, oldest first (one labeler's, and only those after `since`, if given)."""
@@ -133,7 +137,7 @@ def gold_answers(
 
 
 def gold_stats(
-    *, session: Session, project_id: int, user_id: int | None = None, since: datetime | None = None
+    *, session: Db, project_id: int, user_id: int | None = None, since: datetime | None = None
 ) -> dict[int, GoldStats]:
     """Gold items seen and pairwise agreement with their answers, per labeler."""
     out: dict[int, GoldStats] = {}
@@ -152,7 +156,7 @@ def gold_stats(
 # --- serving ----------------------------------------------------------------------------------
 
 
-def pick_gold(*, session: Session, project: Project, user: User) -> int | None:
+def pick_gold(*, session: Db, project: Any, user_id: int) -> int | None:
     """The gold prompt to lease instead of the next real one, or None (see the module doc).
 
     The caller has found a real prompt for this labeler, so real work is left.
@@ -163,13 +167,13 @@ def pick_gold(*, session: Session, project: Project, user: User) -> int | None:
         select(func.count(Assignment.id), func.count(Prompt.id))
         .select_from(Assignment)
         .outerjoin(Prompt, and_(Prompt.id == Assignment.prompt_id, Prompt.is_gold.is_(True)))
-        .where(Assignment.project_id == project.id, Assignment.user_id == user.id)
+        .where(Assignment.project_id == project.id, Assignment.user_id == user_id)
     ).one()
     debt = project.gold_rate * (total + 1) - gold
     if debt <= 0 or (debt < 1 and random.random() >= debt):
         return None
     mine = select(Assignment.prompt_id).where(
-        Assignment.project_id == project.id, Assignment.user_id == user.id
+        Assignment.project_id == project.id, Assignment.user_id == user_id
     )
     return session.scalar(
         select(Prompt.id)
@@ -190,21 +194,19 @@ class Hold:
     hold_id: int | None = None
 
 
-def _holds(session: Session, project_id: int, user_id: int) -> list[LabelerHold]:
+def _holds(session: Db, project_id: int, user_id: int) -> list[Any]:
     return list(
-        session.scalars(
-            select(LabelerHold)
+        session.execute(
+            select(LabelerHold.id, LabelerHold.reason, LabelerHold.released_at)
             .where(LabelerHold.project_id == project_id, LabelerHold.user_id == user_id)
             .order_by(LabelerHold.id)
         )
     )
 
 
-def hold_of(
-    *, session: Session, project: Project, user_id: int, record: bool = False
-) -> Hold | None:
+def hold_of(*, session: Db, project: Any, user_id: int, record: bool = False) -> Hold | None:
     """The labeler's hold in this project under `auto_hold`, or None; `record` writes a newly
-    reached one (the caller commits)."""
+    reached one (the caller commits). `project` needs id, auto_hold and hold_after_gold."""
     if not project.auto_hold:
         return None
     holds = _holds(session, project.id, user_id)
@@ -223,26 +225,28 @@ def hold_of(
     )
     if not record:
         return Hold(reason)
-    row = LabelerHold(project_id=project.id, user_id=user_id, reason=reason)
-    session.add(row)
-    session.flush()
-    return Hold(reason, row.id)
+    hold_id = session.execute(
+        insert(LabelerHold)
+        .values(project_id=project.id, user_id=user_id, reason=reason, created_at=utcnow())
+        .returning(LabelerHold.id)
+    ).scalar_one()
+    return Hold(reason, hold_id)
 
 
-def release_hold(*, session: Session, project: Project, user_id: int, by: User | None) -> bool:
+def release_hold(*, session: Db, project: Any, user_id: int, by: User | None) -> bool:
     """Reinstate a held labeler (gold answers before now no longer count); False if not held."""
     hold = hold_of(session=session, project=project, user_id=user_id, record=True)
     if hold is None or hold.hold_id is None:
         return False
-    row = session.get(LabelerHold, hold.hold_id)
-    assert row is not None
-    row.released_at = utcnow()
-    row.released_by_id = by.id if by else None
-    session.flush()
+    session.execute(
+        update(LabelerHold)
+        .where(LabelerHold.id == hold.hold_id)
+        .values(released_at=utcnow(), released_by_id=by.id if by else None)
+    )
     return True
 
 
-def held_user_ids(*, session: Session, project_id: int) -> set[int]:
+def held_user_ids(*, session: Db, project_id: int) -> set[int]:
     """Labelers with a recorded, unreleased hold in the project."""
     return set(
         session.scalars(

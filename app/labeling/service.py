@@ -162,7 +162,7 @@ def next_task(*, session: Session, project: Project, user: User) -> Task | None:
         if not free:
             tried.append(prompt_id)
             continue
-        gold_id = gold.pick_gold(session=session, project=project, user=user)
+        gold_id = gold.pick_gold(session=session, project=project, user_id=user.id)
         if gold_id is not None:  # served instead of the real prompt, which stays free
             prompt_id, assignment = gold_id, None
             messages = session.scalar(select(Prompt.messages).where(Prompt.id == gold_id))
