@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.aggregation import service as aggregation
-from app.aggregation.consensus import consensus_pairs
+from app.aggregation.consensus import ConsensusMethod, consensus_pairs
 from app.datasets.kinds import (
     DatasetKind,
     pair_row,
@@ -37,7 +37,7 @@ def _sft(
         for d in labels.of_kind("demonstration")
     ]
     if top_ranked and labels.of_kind("ranking"):
-        ranking = aggregation.consensus_of(labels, method=method, weights=weights).ranking  # type: ignore[arg-type]
+        ranking = aggregation.consensus_of(labels, method=method, weights=weights).ranking
         if ranking:
             rows.append(sft_row(labels.messages, labels.responses[ranking[0]][0]))
     return rows
@@ -53,7 +53,7 @@ def _rankings(
         if not pairs:
             return [ranking_row(messages, r) for r in ranked if len(r) >= 2]
         return [row for r in ranked for row in pair_rows(messages, r)]
-    consensus = aggregation.consensus_of(labels, method=method, weights=weights)  # type: ignore[arg-type]
+    consensus = aggregation.consensus_of(labels, method=method, weights=weights)
     if len(consensus.ranking) < 2:
         return []
     if not pairs:
@@ -95,7 +95,7 @@ def snapshot_rows(*, session: Session, project: Project, params: dict[str, Any])
     if kind == DatasetKind.sft:
         top = params["include_top_ranked"]
         kinds: tuple[str, ...] = ("demonstration", "ranking") if top else ("demonstration",)
-        method = params.get("method", "ranked-pairs")
+        method = params.get("method", ConsensusMethod.ranked_pairs)
         build = lambda labels: _sft(labels, method, top, weights)  # noqa: E731
     elif kind in (DatasetKind.rankings, DatasetKind.pairs):
         kinds = ("ranking",)

@@ -21,9 +21,10 @@ from sqlalchemy import Connection, and_, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.auth.models import User
-from app.db import utcnow
+from app.base import utcnow
 from app.labeling.models import Annotation, AnnotationSource, Assignment, LabelerHold
-from app.projects.models import ProjectKind, Prompt, Response
+from app.projects.kinds import ProjectKind
+from app.projects.models import Prompt, Response
 from app.stats import binomial_cdf
 
 GOLD_ACCURACY_FLOOR = 0.7

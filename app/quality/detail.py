@@ -4,7 +4,8 @@ from sqlalchemy.orm import Session
 
 from app.errors import NotFound
 from app.labeling import gold as gold_rules
-from app.projects.models import Project, ProjectKind
+from app.projects.kinds import ProjectKind
+from app.projects.models import Project
 from app.quality import service
 from app.quality.agreement import consensus_values, tau_b
 from app.quality.schemas import LabelComparison, LabelerDetail

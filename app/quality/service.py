@@ -19,11 +19,12 @@ from sqlalchemy.orm import Session
 from app.aggregation import service as aggregation
 from app.auth import service as auth_service
 from app.auth.models import User
-from app.db import utcnow
+from app.base import utcnow
 from app.errors import Invalid
 from app.labeling import evidence
 from app.labeling import gold as gold_rules
-from app.projects.models import Project, ProjectKind, Prompt
+from app.projects.kinds import ProjectKind
+from app.projects.models import Project, Prompt
 from app.quality import flags as flag_tests
 from app.quality.agreement import Values, krippendorff_alpha, leave_one_out
 from app.quality.reliability import ReliabilityFit, fit_reliability
