@@ -27,24 +27,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import metrics_rows, minilm_path, rankings, save, table, write_jsonl  # noqa: E402
 from trainer.configs import RewardConfig  # noqa: E402
 from trainer.data import render_prompt  # noqa: E402
-from trainer.reward import score_batch, tokenize_ranking, train  # noqa: E402
+from trainer.reward import RewardModel, train  # noqa: E402
 from trainer.runtime import load_tokenizer  # noqa: E402
 from trainer.tiny import build_tiny_encoder  # noqa: E402
 
 
 @torch.no_grad()
 def pairwise_accuracy(model_dir: str, records: list[dict], max_length: int) -> float:
-    """Share of all C(K,2) held-out pairs that the model orders correctly."""
-    from transformers import AutoModelForSequenceClassification
+    """Share of all C(K,2) held-out pairs that the model orders correctly.
 
-    tok = load_tokenizer(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=1).eval()
-    model.config.pad_token_id = tok.pad_token_id
+    Both sides are scored by the product's RewardModel: the model's own head and recorded pooling
+    (TRL's model has none recorded, so it is read through its classification head as TRL does).
+    """
+    rm = RewardModel(model_dir, max_length=max_length)
     correct = total = 0
     for rec in records:
-        ids = tokenize_ranking(tok, rec, "rankings", max_length)["input_ids"]
-        r = score_batch(model, ids, tok.pad_token_id, "cpu")
-        for i, j in itertools.combinations(range(len(ids)), 2):
+        r = rm.score_responses([rec["prompt"]] * len(rec["responses"]), rec["responses"])
+        for i, j in itertools.combinations(range(len(r)), 2):
             correct += int(r[i] > r[j])
             total += 1
     return correct / total
@@ -64,6 +63,7 @@ def run_ours(backbone: str, train_file: str, eval_recs: list, k: int, args, out:
         save_every=10**9,
         normalize=False,
         warmup_ratio=0.1,
+        pooling=args.pooling,
     )
     t0 = time.perf_counter()
     train(cfg)
@@ -146,6 +146,7 @@ def main() -> None:
     p.add_argument("--seqs-per-step", type=int, default=32, help="sequences per optimizer step")
     p.add_argument("--repeats", type=int, default=2, help="runs per trainer; the fastest counts")
     p.add_argument("--max-length", type=int, default=128, help="TRL drops longer pairs")
+    p.add_argument("--pooling", default="auto", help="ours: auto | last | cls | mean")
     p.add_argument("--skip-trl", action="store_true")
     args = p.parse_args()
 

@@ -9,7 +9,7 @@ from fastapi.responses import RedirectResponse
 from app.db import SessionDep
 from app.deps import AdminUser
 from app.errors import DomainError
-from app.runs import service
+from app.runs import health, service
 from app.runs.models import RunKind, RunStatus
 from app.runs.worker import log_tail
 from app.templating import render
@@ -17,7 +17,7 @@ from app.templating import render
 router = APIRouter(prefix="/admin", tags=["pages"])
 
 # The hyper-parameters the start form shows as fields; the rest go in "more config (JSON)".
-MAIN_FIELDS = ["max_steps", "learning_rate", "batch_size", "max_length", "seed"]
+MAIN_FIELDS = ["max_steps", "num_epochs", "learning_rate", "batch_size", "max_length", "seed"]
 
 
 def _snapshots(session: Any) -> list[Any]:
@@ -28,14 +28,23 @@ def _snapshots(session: Any) -> list[Any]:
 
 def _form_context(session: Any, form: dict[str, Any], error: str | None) -> dict[str, Any]:
     kind = form.get("kind", "sft")
+    models = service.list_models(session=session)
+    # Suggested settings per kind: for any model ("") and for each registered model by its size.
+    suggestions = {
+        name: {k.value: service.suggested_config(k, path) for k in RunKind}
+        for name, path in [("", None)] + [(m.name, m.path) for m in models]
+    }
+    chosen = suggestions.get(form.get("model") or "", suggestions[""])
     return {
         "form": form,
         "error": error,
         "kinds": list(RunKind),
         "snapshot_kinds": {k.value: sorted(v) for k, v in service.SNAPSHOT_KINDS.items()},
         "snapshots": _snapshots(session),
-        "models": service.list_models(session=session),
+        "models": models,
         "defaults": {k.value: service.trainer_defaults(k) for k in RunKind},
+        "suggestions": suggestions,
+        "suggested": chosen[kind],
         "main_fields": MAIN_FIELDS,
         "kind": kind,
     }
@@ -127,7 +136,15 @@ def run_page(request: Request, run_id: int, session: SessionDep, _: AdminUser): 
         if (run.output_model_id)
         else None
     )
-    return render(request, "runs/show.html", run=run, output=output, log=log_tail(run.run_dir, 60))
+    return render(
+        request,
+        "runs/show.html",
+        run=run,
+        output=output,
+        log=log_tail(run.run_dir, 60),
+        warnings=health.warnings(session=session, run=run),
+        evaluation=health.evaluation(output.metrics) if output else {},
+    )
 
 
 @router.post("/runs/{run_id}/cancel")
