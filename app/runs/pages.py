@@ -9,7 +9,7 @@ from fastapi.responses import RedirectResponse
 from app.db import SessionDep
 from app.deps import AdminUser
 from app.errors import DomainError
-from app.runs import health, service
+from app.runs import health, lineage, service
 from app.runs.models import RunKind, RunStatus
 from app.runs.worker import log_tail
 from app.templating import render
@@ -28,23 +28,26 @@ def _snapshots(session: Any) -> list[Any]:
 
 def _form_context(session: Any, form: dict[str, Any], error: str | None) -> dict[str, Any]:
     kind = form.get("kind", "sft")
+    snapshots = _snapshots(session)
+    chosen = next((s for s in snapshots if str(s.id) == str(form.get("snapshot_id"))), None)
     models = service.list_models(session=session)
     # Suggested settings per kind: for any model ("") and for each registered model by its size.
     suggestions = {
         name: {k.value: service.suggested_config(k, path) for k in RunKind}
         for name, path in [("", None)] + [(m.name, m.path) for m in models]
     }
-    chosen = suggestions.get(form.get("model") or "", suggestions[""])
+    for_model = suggestions.get(form.get("model") or "", suggestions[""])
     return {
+        "chosen": chosen,
         "form": form,
         "error": error,
         "kinds": list(RunKind),
         "snapshot_kinds": {k.value: sorted(v) for k, v in service.SNAPSHOT_KINDS.items()},
-        "snapshots": _snapshots(session),
+        "snapshots": snapshots,
         "models": models,
         "defaults": {k.value: service.trainer_defaults(k) for k in RunKind},
         "suggestions": suggestions,
-        "suggested": chosen[kind],
+        "suggested": for_model[kind],
         "main_fields": MAIN_FIELDS,
         "kind": kind,
     }
@@ -58,7 +61,7 @@ def runs(  # type: ignore[no-untyped-def]
     return render(
         request,
         "runs/list.html",
-        runs=rows,
+        rows=lineage.run_rows(session=session, runs=rows),
         status=status,
         kind=kind,
         statuses=list(RunStatus),
@@ -136,11 +139,15 @@ def run_page(request: Request, run_id: int, session: SessionDep, _: AdminUser): 
         if (run.output_model_id)
         else None
     )
+    from app.datasets import service as datasets_service
+
+    snapshot = datasets_service.get_snapshot(session=session, snapshot_id=run.snapshot_id)
     return render(
         request,
         "runs/show.html",
         run=run,
         output=output,
+        snapshot=snapshot,
         log=log_tail(run.run_dir, 60),
         warnings=health.warnings(session=session, run=run),
         evaluation=health.evaluation(output.metrics) if output else {},
@@ -159,6 +166,14 @@ def models(request: Request, session: SessionDep, _: AdminUser):  # type: ignore
     rows = service.list_models(session=session)
     by_id = {m.id: m for m in rows}
     return render(request, "runs/models.html", models=rows, by_id=by_id, error=None)
+
+
+@router.get("/models/{model_id}")
+def model_page(request: Request, model_id: int, session: SessionDep, _: AdminUser):  # type: ignore[no-untyped-def]
+    """A registered model with its whole lineage, each step a link."""
+    model = service.get_model(session=session, model_id=model_id)
+    tree = lineage.model_lineage(session=session, model=model)
+    return render(request, "runs/model.html", model=model, tree=tree)
 
 
 @router.post("/models")
