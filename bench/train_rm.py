@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import sys
 import tempfile
 import time
@@ -47,6 +48,18 @@ def pairwise_accuracy(model_dir: str, records: list[dict], max_length: int) -> f
             correct += int(r[i] > r[j])
             total += 1
     return correct / total
+
+
+def demo_rankings() -> list[dict]:
+    """The demo's 30 hand-written prompts, responses ranked by the quality of their writer."""
+    order = ["studio-large-v2", "studio-base-v1", "studio-small-v1", "studio-tiny-v0"]
+    path = Path(__file__).resolve().parents[1] / "app" / "demo_data" / "ranking.jsonl"
+    out = []
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        text = {r["model"]: r["text"] for r in row["responses"]}
+        out.append({"prompt": row["prompt"], "responses": [text[m] for m in order]})
+    return out
 
 
 def run_ours(backbone: str, train_file: str, eval_recs: list, k: int, args, out: Path) -> dict:
@@ -147,6 +160,12 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=2, help="runs per trainer; the fastest counts")
     p.add_argument("--max-length", type=int, default=128, help="TRL drops longer pairs")
     p.add_argument("--pooling", default="auto", help="ours: auto | last | cls | mean")
+    p.add_argument(
+        "--data",
+        default="synthetic",
+        help="synthetic (marker words) | demo (the demo's 30 written rankings, by model quality;"
+        " the first --train-rankings train, the rest are held out)",
+    )
     p.add_argument("--skip-trl", action="store_true")
     args = p.parse_args()
 
@@ -164,9 +183,15 @@ def main() -> None:
         return {**top, "repeats_rankings_per_s": [x["rankings_per_s"] for x in runs]}
 
     results = []
+    if args.data == "demo":  # real text: K is that of the demo's rankings
+        args.k = [4]
     for k in args.k:
-        train_recs = rankings(args.train_rankings, k, seed=1)
-        eval_recs = rankings(args.eval_rankings, k, seed=2)
+        if args.data == "demo":
+            recs = demo_rankings()
+            train_recs, eval_recs = recs[: args.train_rankings], recs[args.train_rankings :]
+        else:
+            train_recs = rankings(args.train_rankings, k, seed=1)
+            eval_recs = rankings(args.eval_rankings, k, seed=2)
         train_file = write_jsonl(work / f"k{k}" / "train.jsonl", train_recs)
         ours_runs, trl_runs = [], []
         for rep in range(args.repeats):  # interleaved, so a busy spell hits both sides
