@@ -73,5 +73,7 @@ def size_class(n_params: int | None) -> str:
 
 def suggest(kind: str, n_params: int | None) -> dict[str, float]:
     """Learning rate, epochs and max length to start a `kind` run on a model of n_params."""
+    if kind not in _TABLE:  # e.g. generation: no optimiser to tune
+        return {}
     toy, small, large = _TABLE[kind]
     return dict({"toy": toy, "small": small, "large": large}[size_class(n_params)])
