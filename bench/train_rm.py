@@ -153,7 +153,7 @@ def main() -> None:
     p.add_argument("--backbone", default="auto", help="auto | minilm | tiny | a model directory")
     p.add_argument("--k", type=int, nargs="+", default=[4, 8])
     p.add_argument("--train-rankings", type=int, default=32)
-    p.add_argument("--eval-rankings", type=int, default=16)
+    p.add_argument("--eval-rankings", type=int, default=64)
     p.add_argument("--epochs", type=float, default=1.0)
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--seqs-per-step", type=int, default=32, help="sequences per optimizer step")
