@@ -89,8 +89,8 @@ def sample(
     """n sampled replies per prompt from a causal LM (the trainer's rendering and sampling)."""
     from transformers import AutoModelForCausalLM
 
-    from trainer.data import render_prompt
-    from trainer.runtime import load_tokenizer, pad
+    from trainer.data import pad, render_prompt
+    from trainer.runtime import load_tokenizer
 
     tok = load_tokenizer(model_dir, padding_side="left")
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()

@@ -45,8 +45,8 @@ def held_out_loss(model_dir: str, recs: list[dict], max_length: int) -> float:
     """Mean completion-token loss on held-out records, scored the same way for both trainers."""
     from transformers import AutoModelForCausalLM
 
+    from trainer.data import collate, tokenize_sft
     from trainer.runtime import load_tokenizer
-    from trainer.sft import collate, tokenize_sft
 
     tok = load_tokenizer(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()

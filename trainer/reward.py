@@ -205,12 +205,8 @@ def train(cfg: RewardConfig) -> int:
         }
         if cfg.eval_every and (step + 1) % cfg.eval_every == 0:
             metrics |= evaluate(model, eval_data, run, pad_id)
-        run.log_metrics(step + 1, metrics)
-        if run.preempted:
-            run.save_checkpoint(step + 1, model, tokenizer, {})
+        if run.end_step(step + 1, steps, metrics, model, tokenizer):
             return EXIT_PREEMPTED
-        if (step + 1) % cfg.save_every == 0 or step + 1 == steps:
-            run.save_checkpoint(step + 1, model, tokenizer, {})
 
     # 4. Evaluate, fit the normalisation on the training responses, save.
     summary: dict[str, Any] = {"steps": steps, "data_format": fmt, "pooling": pooling}

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from trainer.configs import ConfigError
-from trainer.runtime import pad
+from trainer.data import pad
 
 POOLINGS = ("last", "cls", "mean")
 
