@@ -7,6 +7,7 @@ prompt. SQLite: the same rules in a few statements inside a serialised write tra
 """
 
 import random
+import time
 from datetime import datetime, timedelta
 from functools import cache
 from types import SimpleNamespace
@@ -31,6 +32,7 @@ from sqlalchemy.orm import aliased
 
 from app.auth.models import User
 from app.errors import Forbidden, NotFound
+from app.labeling import gold
 from app.labeling.models import Assignment, AssignmentStatus
 from app.labeling.schemas import Task, TaskResponse
 from app.projects import service as project_service
@@ -69,6 +71,7 @@ def open_for(project: Any, user_id: int, now: datetime) -> list[Any]:
     wanted = project.overlap + Prompt.extra_labels
     return [
         Prompt.project_id == project.id,
+        Prompt.is_gold.is_(False),  # gold items are served by `gold.pick_gold`
         Prompt.retired_at.is_(None),
         Prompt.done_count < wanted,
         ~exists().where(Assignment.prompt_id == Prompt.id, holds_prompt_for(user_id, now)),
@@ -246,11 +249,18 @@ def _texts(conn: Connection, prompt_id: int) -> dict[int, str]:
     return {rid: text for rid, text in conn.execute(query)}
 
 
-def _lease_serialised(conn: Connection, project: Any, user_id: int, now: datetime) -> Task | None:
-    """The same rules in steps; only correct inside a serialised write transaction (SQLite)."""
-    columns = (Assignment.id, Assignment.prompt_id, Assignment.response_ids, Assignment.expires_at)
-    lease = conn.execute(
-        select(*columns)
+LEASE_COLUMNS = (
+    Assignment.id,
+    Assignment.prompt_id,
+    Assignment.response_ids,
+    Assignment.expires_at,
+)
+
+
+def _resume(conn: Connection, project: Any, user_id: int, now: datetime) -> Row[Any] | None:
+    """The labeler's live lease in the project, if any."""
+    return conn.execute(
+        select(*LEASE_COLUMNS)
         .where(
             Assignment.project_id == project.id,
             Assignment.user_id == user_id,
@@ -260,46 +270,99 @@ def _lease_serialised(conn: Connection, project: Any, user_id: int, now: datetim
         .order_by(Assignment.id)
         .limit(1)
     ).first()
-    if lease is None:
-        candidate = conn.execute(
-            select(Prompt.id).where(*open_for(project, user_id, now)).order_by(Prompt.id).limit(1)
-        ).first()
-        if candidate is None:
-            return None
-        prompt_id = candidate.id
-        expires = now + timedelta(seconds=project.lease_seconds)
-        renewed = conn.execute(
-            Assignment.__table__.update()
-            .where(Assignment.prompt_id == prompt_id, Assignment.user_id == user_id)
-            .values(expires_at=expires, created_at=now)
-            .returning(*columns)
-        ).first()
-        if renewed is None:
-            shown = list(_texts(conn, prompt_id)) if shown_count(project) else []
-            sample = random.sample(shown, min(shown_count(project), len(shown)))
-            renewed = conn.execute(
-                sql_insert(Assignment)
-                .values(
-                    project_id=project.id,
-                    prompt_id=prompt_id,
-                    user_id=user_id,
-                    status=AssignmentStatus.leased,
-                    response_ids=sample,
-                    expires_at=expires,
-                    created_at=now,
-                )
-                .returning(*columns)
-            ).first()
-        lease = renewed
-    assert lease is not None
+
+
+def _lease_prompt(
+    conn: Connection, project: Any, user_id: int, prompt_id: int, now: datetime
+) -> Row[Any]:
+    """Lease this prompt: renew the labeler's own expired lease of it, or write a new one."""
+    expires = now + timedelta(seconds=project.lease_seconds)
+    renewed = conn.execute(
+        Assignment.__table__.update()
+        .where(Assignment.prompt_id == prompt_id, Assignment.user_id == user_id)
+        .values(expires_at=expires, created_at=now)
+        .returning(*LEASE_COLUMNS)
+    ).first()
+    if renewed is not None:
+        return renewed
+    shown = list(_texts(conn, prompt_id)) if shown_count(project) else []
+    sample = random.sample(shown, min(shown_count(project), len(shown)))
+    return conn.execute(
+        sql_insert(Assignment)
+        .values(
+            project_id=project.id,
+            prompt_id=prompt_id,
+            user_id=user_id,
+            status=AssignmentStatus.leased,
+            response_ids=sample,
+            expires_at=expires,
+            created_at=now,
+        )
+        .returning(*LEASE_COLUMNS)
+    ).one()
+
+
+def _as_task(conn: Connection, project: Any, lease: Any) -> Task:
     messages = conn.scalar(select(Prompt.messages).where(Prompt.id == lease.prompt_id))
     return make_task(project, lease, messages or [], _texts(conn, lease.prompt_id))
 
 
+def _first_open(conn: Connection, project: Any, user_id: int, now: datetime) -> int | None:
+    query = select(Prompt.id).where(*open_for(project, user_id, now)).order_by(Prompt.id).limit(1)
+    return conn.scalar(query)
+
+
+def _lease_serialised(conn: Connection, project: Any, user_id: int, now: datetime) -> Task | None:
+    """The same rules in steps; only correct inside a serialised write transaction (SQLite)."""
+    lease = _resume(conn, project, user_id, now)
+    if lease is None:
+        prompt_id = _first_open(conn, project, user_id, now)
+        if prompt_id is None:
+            return None
+        lease = _lease_prompt(conn, project, user_id, prompt_id, now)
+    return _as_task(conn, project, lease)
+
+
+GOLD_CHECK_SECONDS = 10.0
+"""How long this process remembers whether a project has gold items at all."""
+_has_gold: dict[int, tuple[float, bool]] = {}
+
+
+def _may_serve_gold(conn: Connection, project: Any) -> bool:
+    """Gold items are served in this project (checked every GOLD_CHECK_SECONDS)."""
+    if project.gold_rate <= 0 or project.kind == ProjectKind.demonstration:
+        return False
+    hit = _has_gold.get(project.id)
+    if hit is None or hit[0] < time.monotonic():
+        query = select(Prompt.id).where(Prompt.project_id == project.id, Prompt.is_gold.is_(True))
+        hit = (time.monotonic() + GOLD_CHECK_SECONDS, conn.scalar(query.limit(1)) is not None)
+        _has_gold[project.id] = hit
+    return hit[1]
+
+
+def _lease_gold(conn: Connection, project: Any, user_id: int, now: datetime) -> Task | None:
+    """A gold item in place of the next real prompt, when this labeler is due one."""
+    if _resume(conn, project, user_id, now) is not None:
+        return None  # the caller resumes it
+    if _first_open(conn, project, user_id, now) is None:
+        return None  # gold only while real work is left
+    gold_id = gold.pick_gold(session=conn, project=project, user_id=user_id)
+    if gold_id is None:
+        return None
+    return _as_task(conn, project, _lease_prompt(conn, project, user_id, gold_id, now))
+
+
 def lease(conn: Connection, *, project: Any, user_id: int, now: datetime) -> Task | None:
-    """The labeler's live lease in `project`, or a newly leased prompt, or None (nothing left)."""
+    """The labeler's live lease in `project`, or a newly leased prompt (a gold item at the
+    project's gold rate), or None: nothing left, or the labeler is held (`gold.hold_of`)."""
     if project.is_archived:
         return None
+    if gold.hold_of(session=conn, project=project, user_id=user_id, record=True):
+        return None
+    if _may_serve_gold(conn, project):
+        task = _lease_gold(conn, project, user_id, now)
+        if task is not None:
+            return task
     if conn.dialect.name == "postgresql":
         return _lease_postgresql(conn, project, user_id, now)
     return _lease_serialised(conn, project, user_id, now)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.models import User
 from app.base import utcnow
-from app.labeling import leasing, submitting
+from app.labeling import gold, leasing, submitting
 from app.labeling.models import Annotation, AnnotationSource, Assignment, AssignmentStatus
 from app.labeling.schemas import AnnotationIn, Progress, Task
 from app.projects.models import Project
@@ -90,11 +90,13 @@ def progress(*, session: Session, project: Project, user: User) -> Progress:
         ).all()
     )
     available = session.scalar(select(func.count()).where(*leasing.open_for(project, user.id, now)))
+    hold = gold.hold_of(session=session, project=project, user_id=user.id)
     return Progress(
         project_id=project.id,
         done=counts.get(AssignmentStatus.done, 0),
         skipped=counts.get(AssignmentStatus.skipped, 0),
-        available=available or 0,
+        available=0 if hold else available or 0,
+        held=hold.reason if hold else None,
     )
 
 
