@@ -66,7 +66,7 @@ def test_a_bad_line_names_its_number_and_nothing_is_imported(session, factory, t
         _import(session, project, path)
     assert [(e.line, e.error.split(":")[0]) for e in failed.value.errors] == [
         (3, "invalid JSON"),
-        (4, "a ranking project needs at least 2 responses per prompt, got 1"),
+        (4, "a ranking project needs no responses (to generate them) or at least 2"),
     ]
     assert session.query(Prompt).count() == 0
 

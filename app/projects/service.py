@@ -180,6 +180,14 @@ def prompt_with_responses(*, session: Session, prompt_id: int) -> tuple[Prompt, 
     return prompt, list(responses)
 
 
+def prompt_messages(*, session: Session, prompt_ids: list[int]) -> dict[int, list[dict]]:
+    """prompt id -> its conversation, for the given prompts."""
+    if not prompt_ids:
+        return {}
+    rows = session.execute(select(Prompt.id, Prompt.messages).where(Prompt.id.in_(prompt_ids)))
+    return {prompt_id: messages for prompt_id, messages in rows}
+
+
 def prompt_text(messages: list[dict]) -> str | list[dict]:
     """A prompt as the dataset files carry it: a string for one user turn, else the messages."""
     if len(messages) == 1 and messages[0].get("role") == "user":

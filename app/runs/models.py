@@ -15,6 +15,7 @@ class RunKind(StrEnum):
     rm = "rm"
     ppo = "ppo"
     dpo = "dpo"
+    generate = "generate"
 
 
 class RunStatus(StrEnum):
@@ -63,7 +64,12 @@ class TrainingRun(Base):
     status: Mapped[str] = mapped_column(String(10), default=RunStatus.queued)
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     """Trainer config keys set for this run (the trainer's defaults fill the rest)."""
-    snapshot_id: Mapped[int] = mapped_column(ForeignKey("snapshots.id"))
+    snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("snapshots.id"))
+    """What a training run trains on (None for a generation run)."""
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="SET NULL"))
+    """A generation run: the project whose prompts it answers."""
+    model_ids: Mapped[list[Any]] = mapped_column(default=list)
+    """A generation run: the registered models it samples from."""
     base_model: Mapped[str] = mapped_column(Text)
     base_model_id: Mapped[int | None] = mapped_column(ForeignKey("models.id"))
     reward_model: Mapped[str | None] = mapped_column(Text)
