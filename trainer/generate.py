@@ -87,8 +87,6 @@ def read_prompts(path: str) -> list[dict[str, Any]]:
             raise DataError(f"{where}: prompt_id {pid!r} appears twice")
         seen.add(str(pid))
         rows.append({"prompt_id": str(pid), "prompt": prompt, "sample_indices": indices})
-    if not rows:
-        raise DataError(f"{path}: no prompts")
     return rows
 
 

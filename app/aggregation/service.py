@@ -11,7 +11,7 @@ from itertools import combinations
 from math import sqrt
 from typing import Literal
 
-from sqlalchemy import distinct, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from app.aggregation.consensus import (
@@ -284,9 +284,10 @@ def generated_model_comparisons(*, session: Session) -> Comparisons:
     """Outcomes between registered models (keyed by model id) from the live rankings, in every
     project, of responses those models generated; imported responses do not count."""
     project_ids = session.scalars(
-        select(distinct(Prompt.project_id))
+        select(Prompt.project_id)
         .join(Response, Response.prompt_id == Prompt.id)
         .where(Response.model_id.is_not(None))
+        .distinct()
     ).all()
     rows: list[tuple[int, int, str, str]] = []
     for project in session.scalars(select(Project).where(Project.id.in_(project_ids))):
