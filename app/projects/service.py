@@ -148,11 +148,15 @@ def stats(*, session: Session, project: Project) -> ProjectStats:
             .group_by(Assignment.status)
         ).all()
     )
-    complete = session.scalar(
-        select(func.count()).where(
-            Prompt.project_id == project.id, Prompt.done_count >= project.overlap
-        )
-    )
+    wanted = project.overlap + Prompt.extra_labels
+    complete, needed = session.execute(
+        select(
+            func.count(case((Prompt.done_count >= wanted, 1))),
+            func.coalesce(
+                func.sum(case((Prompt.retired_at.is_(None), wanted), else_=Prompt.done_count)), 0
+            ),
+        ).where(Prompt.project_id == project.id)
+    ).one()
     labelers = session.scalar(
         select(func.count(func.distinct(Assignment.user_id))).where(
             Assignment.project_id == project.id
@@ -162,7 +166,7 @@ def stats(*, session: Session, project: Project) -> ProjectStats:
         project_id=project.id,
         prompts=prompts,
         labels_done=done.get(AssignmentStatus.done, 0),
-        labels_needed=prompts * project.overlap,
+        labels_needed=needed,
         prompts_complete=complete or 0,
         skips=done.get(AssignmentStatus.skipped, 0),
         labelers=labelers or 0,

@@ -9,7 +9,7 @@ from fastapi.responses import RedirectResponse
 from app.db import SessionDep
 from app.deps import AdminUser
 from app.errors import DomainError
-from app.runs import service
+from app.runs import lineage, service
 from app.runs.models import RunKind, RunStatus
 from app.runs.worker import log_tail
 from app.templating import render
@@ -28,12 +28,15 @@ def _snapshots(session: Any) -> list[Any]:
 
 def _form_context(session: Any, form: dict[str, Any], error: str | None) -> dict[str, Any]:
     kind = form.get("kind", "sft")
+    snapshots = _snapshots(session)
+    chosen = next((s for s in snapshots if str(s.id) == str(form.get("snapshot_id"))), None)
     return {
+        "chosen": chosen,
         "form": form,
         "error": error,
         "kinds": list(RunKind),
         "snapshot_kinds": {k.value: sorted(v) for k, v in service.SNAPSHOT_KINDS.items()},
-        "snapshots": _snapshots(session),
+        "snapshots": snapshots,
         "models": service.list_models(session=session),
         "defaults": {k.value: service.trainer_defaults(k) for k in RunKind},
         "main_fields": MAIN_FIELDS,
@@ -49,7 +52,7 @@ def runs(  # type: ignore[no-untyped-def]
     return render(
         request,
         "runs/list.html",
-        runs=rows,
+        rows=lineage.run_rows(session=session, runs=rows),
         status=status,
         kind=kind,
         statuses=list(RunStatus),
@@ -127,7 +130,17 @@ def run_page(request: Request, run_id: int, session: SessionDep, _: AdminUser): 
         if (run.output_model_id)
         else None
     )
-    return render(request, "runs/show.html", run=run, output=output, log=log_tail(run.run_dir, 60))
+    from app.datasets import service as datasets_service
+
+    snapshot = datasets_service.get_snapshot(session=session, snapshot_id=run.snapshot_id)
+    return render(
+        request,
+        "runs/show.html",
+        run=run,
+        output=output,
+        snapshot=snapshot,
+        log=log_tail(run.run_dir, 60),
+    )
 
 
 @router.post("/runs/{run_id}/cancel")
@@ -142,6 +155,14 @@ def models(request: Request, session: SessionDep, _: AdminUser):  # type: ignore
     rows = service.list_models(session=session)
     by_id = {m.id: m for m in rows}
     return render(request, "runs/models.html", models=rows, by_id=by_id, error=None)
+
+
+@router.get("/models/{model_id}")
+def model_page(request: Request, model_id: int, session: SessionDep, _: AdminUser):  # type: ignore[no-untyped-def]
+    """A registered model with its whole lineage, each step a link."""
+    model = service.get_model(session=session, model_id=model_id)
+    tree = lineage.model_lineage(session=session, model=model)
+    return render(request, "runs/model.html", model=model, tree=tree)
 
 
 @router.post("/models")

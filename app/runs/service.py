@@ -164,6 +164,12 @@ def create_run(
             f"{snapshot.kind}",
             field="snapshot_id",
         )
+    if snapshot.train_rows == 0:
+        raise Invalid(
+            f"snapshot {snapshot_id} has 0 train rows, so there is nothing to train on: label "
+            "more prompts and make a new snapshot (or raise its train fraction)",
+            field="snapshot_id",
+        )
     base_path, base = resolve_model(session=session, ref=model)
     reward_path, reward = None, None
     if kind == RunKind.ppo:
