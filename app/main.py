@@ -26,6 +26,7 @@ from app.projects.importer import ImportFailed
 from app.prompts import pages as prompts_pages
 from app.runs import api as runs_api
 from app.runs import pages as runs_pages
+from app.runs import round_pages
 from app.templating import ROOT, render
 
 
@@ -128,6 +129,7 @@ def create_app() -> FastAPI:
         aggregation_pages,
         datasets_pages,
         runs_api,
+        round_pages,  # before runs_pages: /admin/models/leaderboard is not a model id
         runs_pages,
     ):
         app.include_router(module.router)

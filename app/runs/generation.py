@@ -190,3 +190,15 @@ def ingest(*, session: Session, run: TrainingRun, run_dir: Path) -> int:
     progress["stored"] = int(progress.get("stored", 0)) + new
     _write_progress(run_dir, progress)
     return new
+
+
+def generation_details(*, session: Session, run: TrainingRun) -> dict[str, Any] | None:
+    """What a run page shows of a generation run: project, models, samples stored / planned."""
+    if run.kind != RunKind.generate:
+        return None
+    project = (
+        projects_service.get(session=session, project_id=run.project_id)
+        if run.project_id is not None
+        else None
+    )
+    return {"project": project, "models": _policies(session, run), **read_progress(run.run_dir)}

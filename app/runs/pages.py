@@ -34,11 +34,11 @@ def _form_context(session: Any, form: dict[str, Any], error: str | None) -> dict
         "chosen": chosen,
         "form": form,
         "error": error,
-        "kinds": list(RunKind),
+        "kinds": [k for k in RunKind if k in service.SNAPSHOT_KINDS],  # generate: project page
         "snapshot_kinds": {k.value: sorted(v) for k, v in service.SNAPSHOT_KINDS.items()},
         "snapshots": snapshots,
         "models": service.list_models(session=session),
-        "defaults": {k.value: service.trainer_defaults(k) for k in RunKind},
+        "defaults": {k.value: service.trainer_defaults(k) for k in service.SNAPSHOT_KINDS},
         "main_fields": MAIN_FIELDS,
         "kind": kind,
     }
@@ -131,14 +131,20 @@ def run_page(request: Request, run_id: int, session: SessionDep, _: AdminUser): 
         else None
     )
     from app.datasets import service as datasets_service
+    from app.runs.generation import generation_details
 
-    snapshot = datasets_service.get_snapshot(session=session, snapshot_id=run.snapshot_id)
+    snapshot = (
+        datasets_service.get_snapshot(session=session, snapshot_id=run.snapshot_id)
+        if run.snapshot_id is not None
+        else None
+    )
     return render(
         request,
         "runs/show.html",
         run=run,
         output=output,
         snapshot=snapshot,
+        generation=generation_details(session=session, run=run),
         log=log_tail(run.run_dir, 60),
     )
 
@@ -162,7 +168,15 @@ def model_page(request: Request, model_id: int, session: SessionDep, _: AdminUse
     """A registered model with its whole lineage, each step a link."""
     model = service.get_model(session=session, model_id=model_id)
     tree = lineage.model_lineage(session=session, model=model)
-    return render(request, "runs/model.html", model=model, tree=tree)
+    from app.runs.round_pages import next_round_context
+
+    return render(
+        request,
+        "runs/model.html",
+        model=model,
+        tree=tree,
+        **next_round_context(session=session, model=model),
+    )
 
 
 @router.post("/models")

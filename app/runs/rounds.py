@@ -77,8 +77,9 @@ def next_round(
     created_by: int | None = None,
 ) -> tuple[Project, TrainingRun]:
     """Create a blind ranking project of this policy against others and queue its generation."""
-    from app.runs.service import get_model
+    from app.runs.service import check_config, get_model
 
+    check_config("generate", {"n": n, **(config or {})})
     policy = get_model(session=session, model_id=model_id)
     if policy.kind != ModelKind.policy:
         raise Invalid(f"model {policy.name!r} is a reward model; a round compares policies")
