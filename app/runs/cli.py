@@ -285,7 +285,7 @@ def worker(
 
 
 def train(ctx: typer.Context) -> None:
-    """Run the trainer directly: `rlhf train sft|rm|ppo|dpo --config run.json [flags]`."""
+    """Run the trainer directly: `rlhf train sft|rm|ppo|dpo|generate --config run.json [flags]`."""
     from trainer.__main__ import main
 
     raise typer.Exit(main(ctx.args))
