@@ -176,7 +176,7 @@ def test_import_streams_in_bounded_memory(session, factory, tmp_path) -> None:
 def test_api_upload_reports_line_numbers(client, factory, tmp_path) -> None:
     admin = factory.user("admin")
     project = factory.project(kind="ranking", k=2)
-    body = json.dumps(ranking_items(1, k=2)[0]) + "\n" + '{"prompt": "x"}\n'
+    body = json.dumps(ranking_items(1, k=2)[0]) + "\n" + '{"prompt": "x", "responses": ["a"]}\n'
     response = client.post(
         f"/api/v1/projects/{project.id}/items",
         headers=admin.headers,

@@ -135,6 +135,11 @@ def create_run(
     if kind == RunKind.generate:
         from app.runs.generation import create_generation_run
 
+        if snapshot_id is not None:
+            raise Invalid(
+                "a generate run answers a project's prompts; it takes no snapshot",
+                field="snapshot_id",
+            )
         if project is None:
             raise Invalid("a generate run needs a project", field="project")
         return create_generation_run(
