@@ -27,7 +27,8 @@ from app.aggregation.models import Exclusion
 from app.aggregation.schemas import Leaderboard, LeaderboardRow
 from app.auth.models import User
 from app.errors import Conflict, Invalid, NotFound
-from app.projects.models import Project, ProjectKind, Prompt, Response
+from app.projects.kinds import ProjectKind
+from app.projects.models import Project, Prompt, Response
 
 Normalizer = Callable[[int | None, float], float]
 

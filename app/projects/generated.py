@@ -13,7 +13,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from app.projects.models import Project, ProjectKind, Prompt, Response
+from app.projects.kinds import ProjectKind
+from app.projects.models import Project, Prompt, Response
 
 
 def min_responses(project: Project) -> int:

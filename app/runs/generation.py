@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from app.errors import Invalid, NotFound
 from app.projects import generated
 from app.projects import service as projects_service
-from app.projects.models import ProjectKind
+from app.projects.kinds import ProjectKind
 from app.runs.models import ModelKind, RegisteredModel, RunKind, TrainingRun
 
 PROMPTS_FILE = "prompts.jsonl"

@@ -23,7 +23,8 @@ from app.aggregation import service as aggregation_service
 from app.errors import Invalid
 from app.projects import importer
 from app.projects import service as projects_service
-from app.projects.models import Project, ProjectKind, Prompt
+from app.projects.kinds import ProjectKind
+from app.projects.models import Project, Prompt
 from app.projects.schemas import ProjectCreate
 from app.runs import generation
 from app.runs.models import ModelKind, RegisteredModel, TrainingRun
