@@ -30,8 +30,8 @@ import torch
 
 from trainer import EXIT_OK, EXIT_PREEMPTED
 from trainer.configs import ConfigError, GenerateConfig
-from trainer.data import DataError, _is_messages, read_records, render_prompt
-from trainer.runtime import Run, load_tokenizer, log, pad
+from trainer.data import DataError, _is_messages, pad, read_records, render_prompt
+from trainer.runtime import Run, load_tokenizer, log
 
 SAMPLES_FILE = "samples.jsonl"
 
