@@ -169,7 +169,7 @@ def ingest(*, session: Session, run: TrainingRun, run_dir: Path) -> int:
         rows.append(
             {
                 "prompt_id": int(sample["prompt_id"]),
-                "text": sample["text"],
+                "text": sample["text"].replace("\x00", "\ufffd"),  # PostgreSQL text has no NUL
                 "model": model.name,
                 "model_id": model.id,
                 "sample_index": int(sample["sample_index"]),

@@ -273,3 +273,35 @@ def test_a_prompt_is_served_once_it_has_enough_responses(
     assert served(ranking) == ["old"]  # "r" has 2 of its K=3
     add(ranking, 2, start=1)  # index 1 again is ignored, index 2 is new
     assert served(ranking) == ["r"]
+
+
+def test_ingest_stores_complete_lines_once_and_text_postgres_can_hold(
+    session, factory, tmp_path
+) -> None:
+    import json
+
+    service.register_model(session=session, name="p", kind="policy", path="/m/p")
+    project = factory.project(kind="rating", k=1)
+    factory.items(project, [{"id": "a", "prompt": "hi"}], tmp_path)
+    run = service.create_run(session=session, kind="generate", project=project.id, models=["p"])
+    session.commit()
+    prompt_id = session.scalar(select(Prompt.id).where(Prompt.project_id == project.id))
+    row = {
+        "prompt_id": str(prompt_id),
+        "sample_index": 0,
+        "text": "a\x00b",  # a random model can decode a NUL byte
+        "model": "p",
+        "prompt_tokens": 3,
+        "completion_tokens": 2,
+        "finish_reason": "length",
+        "truncated": False,
+    }
+    out = tmp_path / "run" / "output"
+    out.mkdir(parents=True)
+    torn = json.dumps(row | {"sample_index": 1})[:20]
+    (out / "samples.jsonl").write_text(json.dumps(row) + "\n" + torn)
+    assert generation.ingest(session=session, run=run, run_dir=tmp_path / "run") == 1
+    assert generation.ingest(session=session, run=run, run_dir=tmp_path / "run") == 0
+    [stored] = session.scalars(select(Response).where(Response.prompt_id == prompt_id)).all()
+    assert stored.text == "a\ufffdb" and stored.model_id == run.model_ids[0]
+    assert generation.read_progress(tmp_path / "run")["stored"] == 1
