@@ -172,7 +172,7 @@ def main() -> None:
         rows.append(row)
         print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}))
     mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k != "seed"}
-    print("\nmean over", len(rows), "simulations")
+    print(f"\nmean over {len(rows)} simulations (load average {os.getloadavg()[0]:.1f})")
     for k, v in mean.items():
         print(f"  {k:16} {v:.4f}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -180,7 +180,11 @@ def main() -> None:
         json.dumps(
             {
                 "args": vars(args),
-                "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "python": platform.python_version(),
+                    "load_average": os.getloadavg(),
+                },
                 "runs": rows,
                 "mean": mean,
             },

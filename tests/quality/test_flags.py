@@ -42,3 +42,17 @@ def test_a_new_labeler_with_three_labels_is_not_flagged(factory, session, tmp_pa
     report = quality.project_quality(session=session, project=project, rounds=20)
     assert [row.labels for row in report.labelers] == [3, 3, 3]
     assert all(row.flags == [] for row in report.labelers)
+
+
+def test_a_straight_liner_on_a_rating_project_is_flagged(factory, session, tmp_path):  # type: ignore[no-untyped-def]
+    project = factory.project(kind="rating", rating_scale="0-5", k=4, overlap=3, gold_rate=0.2)
+    factory.items(project, sim.items(30, gold=4, kind="rating"), tmp_path)
+    crew = sim.crew(session, ["careful"] * 4 + ["flat"])
+    sim.work(session, project, crew, seed=9, shuffle=True)
+    report = quality.project_quality(session=session, project=project, rounds=20)
+    rows = {row.user_id: row for row in report.labelers}
+    flat = rows[crew[-1][0].id]
+    assert "straight-lining" in flat.flags and flat.gold_accuracy == 0.5  # a tie counts half
+    assert all(rows[u.id].flags == [] for u, b in crew if b == "careful")
+    assert flat.reliability < min(rows[u.id].reliability for u, b in crew if b == "careful")
+    assert report.alpha is not None and report.alpha > 0.3
