@@ -171,7 +171,7 @@ def main() -> None:
     p.add_argument("--labeler-temperature", type=float, default=0.1)
     p.add_argument("--reply-tokens", type=int, default=10)
     p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--kl-target", type=float, default=4.0, help="PPO's adaptive controller")
+    p.add_argument("--kl-target", type=float, default=6.0, help="PPO's adaptive controller")
     p.add_argument("--port", type=int, default=8160)
     args = p.parse_args()
 
@@ -249,9 +249,9 @@ def main() -> None:
                     "learning_rate": 3e-3,
                     "lr_scheduler": "constant",
                     "temperature": args.temperature,
-                    "kl_coef": 0.02,
+                    "kl_coef": 0.1,
                     "kl_target": args.kl_target,
-                    "kl_horizon": 256,
+                    "kl_horizon": 64,
                 },
                 reward_model=rm["path"],
             )
