@@ -90,7 +90,8 @@ def _warm(conn: Connection) -> None:
     now = utcnow()
     project = SimpleNamespace(id=-1, overlap=1, lease_seconds=1, kind="ranking", k=2)
     conn.execute(
-        leasing.lease_statement(), leasing.lease_parameters(project=project, user_id=-1, now=now)
+        leasing.lease_statement("ranking"),
+        leasing.lease_parameters(project=project, user_id=-1, now=now),
     )
     values = {f"p_{name}": None for name in submitting.STORED_FIELDS}
     values |= {"p_assignment_id": -1, "p_user_id": -1, "p_now": now, "p_created_at": now}

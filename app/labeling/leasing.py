@@ -76,7 +76,30 @@ def open_for(project: Any, user_id: int, now: datetime) -> list[Any]:
         Prompt.done_count < wanted,
         ~exists().where(Assignment.prompt_id == Prompt.id, holds_prompt_for(user_id, now)),
         taken < wanted,
+        *has_candidates(project),
     ]
+
+
+def has_candidates(project: Any) -> list[Any]:
+    """WHERE conditions on Prompt: enough responses to be served (a generation run may still be
+    adding them): K to rank (or 2 that came with the import), one to rate, none to write."""
+    if project.kind == ProjectKind.demonstration:
+        return []
+    count = (
+        select(func.count())
+        .where(Response.prompt_id == Prompt.id)
+        .correlate(Prompt)
+        .scalar_subquery()
+    )
+    if project.kind != ProjectKind.ranking:
+        return [count >= 1]
+    imported = (
+        select(func.count())
+        .where(Response.prompt_id == Prompt.id, Response.sample_index.is_(None))
+        .correlate(Prompt)
+        .scalar_subquery()
+    )
+    return [or_(count >= project.k, imported >= 2)]
 
 
 def project_for_labeler(conn: Connection, *, project_id: int, user: User) -> Row[Any]:
@@ -112,17 +135,19 @@ def make_task(project: Any, lease: Any, messages: list[Any], texts: dict[Any, st
 
 
 @cache
-def lease_statement() -> Any:
+def lease_statement(kind: str) -> Any:
     """PostgreSQL, one statement: the labeler's live lease in the project, else a new lease of
     the first open prompt (locked with SKIP LOCKED; the labeler's own expired lease is renewed).
 
-    Built once; parameters from `lease_parameters` (named p_…: a parameter named like a
+    Built once per project kind; parameters from `lease_parameters` (named p_…: a parameter named like a
     column of a table the statement writes would become part of that write). Returns at most
     one row: assignment id, prompt_id, response_ids, expires_at, messages and `texts` (JSON:
     response id → text).
     Rules about which prompt a labeler may get belong in `open_for` or here.
     """
-    project = SimpleNamespace(id=bindparam("p_project_id"), overlap=bindparam("p_overlap"))
+    project = SimpleNamespace(
+        id=bindparam("p_project_id"), overlap=bindparam("p_overlap"), kind=kind, k=bindparam("p_k")
+    )
     user_id, now = bindparam("p_user_id"), bindparam("p_now", type_=Assignment.expires_at.type)
     mine = (
         select(Assignment.id, Assignment.prompt_id, Assignment.response_ids, Assignment.expires_at)
@@ -232,13 +257,14 @@ def lease_parameters(*, project: Any, user_id: int, now: datetime) -> dict[str, 
         "p_now": now,
         "p_expires": now + timedelta(seconds=project.lease_seconds),
         "p_shown": shown_count(project),
+        "p_k": project.k,
     }
 
 
 def _lease_postgresql(conn: Connection, project: Any, user_id: int, now: datetime) -> Task | None:
     for _ in range(LEASE_TRIES):
         parameters = lease_parameters(project=project, user_id=user_id, now=now)
-        row = conn.execute(lease_statement(), parameters).first()
+        row = conn.execute(lease_statement(project.kind), parameters).first()
         if row is not None:
             return make_task(project, row, row.messages, row.texts or {})
     return None
@@ -341,15 +367,13 @@ def _may_serve_gold(conn: Connection, project: Any) -> bool:
 
 
 def _lease_gold(conn: Connection, project: Any, user_id: int, now: datetime) -> Task | None:
-    """A gold item in place of the next real prompt, when this labeler is due one."""
-    if _resume(conn, project, user_id, now) is not None:
-        return None  # the caller resumes it
-    if _first_open(conn, project, user_id, now) is None:
-        return None  # gold only while real work is left
-    gold_id = gold.pick_gold(session=conn, project=project, user_id=user_id)
-    if gold_id is None:
-        return None
-    return _as_task(conn, project, _lease_prompt(conn, project, user_id, gold_id, now))
+    """The labeler's live lease, or a gold item when one is due (`gold.lease_gold`), or None."""
+    lease = _resume(conn, project, user_id, now)
+    if lease is None:
+        real_open = open_for(project, user_id, now)
+        if gold.lease_gold(conn, project=project, user_id=user_id, now=now, real_open=real_open):
+            lease = _resume(conn, project, user_id, now)
+    return None if lease is None else _as_task(conn, project, lease)
 
 
 def lease(conn: Connection, *, project: Any, user_id: int, now: datetime) -> Task | None:
