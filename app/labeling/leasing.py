@@ -139,10 +139,10 @@ def lease_statement(kind: str) -> Any:
     """PostgreSQL, one statement: the labeler's live lease in the project, else a new lease of
     the first open prompt (locked with SKIP LOCKED; the labeler's own expired lease is renewed).
 
-    Built once per project kind; parameters from `lease_parameters` (named p_…: a parameter named like a
-    column of a table the statement writes would become part of that write). Returns at most
-    one row: assignment id, prompt_id, response_ids, expires_at, messages and `texts` (JSON:
-    response id → text).
+    Built once per project kind; parameters from `lease_parameters` (named p_…: a parameter
+    named like a column of a table the statement writes would become part of that write).
+    Returns at most one row: assignment id, prompt_id, response_ids, expires_at, messages
+    and `texts` (JSON: response id → text).
     Rules about which prompt a labeler may get belong in `open_for` or here.
     """
     project = SimpleNamespace(
