@@ -61,6 +61,9 @@ def snapshot(
         bool, typer.Option(help="sft: add the top consensus response of ranked prompts.")
     ] = False,
     normalize: Annotated[bool, typer.Option(help="ratings: per-labeler z-scores.")] = False,
+    with_labelers: Annotated[
+        bool, typer.Option(help="Rows name their labelers (emails) and annotation times.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Freeze a project's labels into a versioned dataset snapshot (JSONL + Parquet)."""
@@ -77,6 +80,7 @@ def snapshot(
             split=split,
             include_top_ranked=include_top_ranked,
             normalize=normalize,
+            with_labelers=with_labelers,
         )
     except ValidationError as exc:
         fail("; ".join(validation_messages(exc, prefix="--")))

@@ -54,6 +54,7 @@ def make_snapshot(  # type: ignore[no-untyped-def]
     split: Annotated[float, Form()] = 0.9,
     include_top_ranked: Annotated[bool, Form()] = False,
     normalize: Annotated[bool, Form()] = False,
+    with_labelers: Annotated[bool, Form()] = False,
 ):
     try:
         data = SnapshotCreate(
@@ -62,6 +63,7 @@ def make_snapshot(  # type: ignore[no-untyped-def]
             split=split,
             include_top_ranked=include_top_ranked,
             normalize=normalize,
+            with_labelers=with_labelers,
         )
     except ValidationError as exc:
         error = "; ".join(validation_messages(exc))

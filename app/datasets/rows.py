@@ -17,65 +17,88 @@ from app.projects.service import prompt_text, sft_row
 
 Rows = Iterator[tuple[str, list[dict[str, Any]]]]
 PromptLabels = aggregation.PromptLabels
+Label = aggregation.Label
+Made = list[tuple[dict[str, Any], list[Label]]]
+"""Rows of one prompt, each with the labels it came from."""
 
 
-def _sft(labels: PromptLabels, method: str, top_ranked: bool) -> list[dict[str, Any]]:
+def _sft(labels: PromptLabels, method: str, top_ranked: bool) -> Made:
     rows = [
-        sft_row(labels.messages, d.payload["demonstration"])
+        (sft_row(labels.messages, d.payload["demonstration"]), [d])
         for d in labels.of_kind("demonstration")
     ]
     if top_ranked and labels.of_kind("ranking"):
         ranking = aggregation.consensus_of(labels, method=method).ranking  # type: ignore[arg-type]
         if ranking:
-            rows.append(sft_row(labels.messages, labels.responses[ranking[0]][0]))
+            top = sft_row(labels.messages, labels.responses[ranking[0]][0])
+            rows.append((top, labels.of_kind("ranking")))
     return rows
 
 
-def _rankings(labels: PromptLabels, method: str, pairs: bool) -> list[dict[str, Any]]:
+def _rankings(labels: PromptLabels, method: str, pairs: bool) -> Made:
     prompt = prompt_text(labels.messages)
     text = {rid: t for rid, (t, _) in labels.responses.items()}
     if method == "all":
-        ranked = [[text[int(r)] for r in x.payload["ranking"]] for x in labels.of_kind("ranking")]
+        ranked = [
+            ([text[int(r)] for r in x.payload["ranking"]], x) for x in labels.of_kind("ranking")
+        ]
         if not pairs:
-            return [{"prompt": prompt, "responses": r} for r in ranked if len(r) >= 2]
+            return [({"prompt": prompt, "responses": r}, [x]) for r, x in ranked if len(r) >= 2]
         return [
-            {"prompt": prompt, "chosen": chosen, "rejected": rejected}
-            for r in ranked
+            ({"prompt": prompt, "chosen": chosen, "rejected": rejected}, [x])
+            for r, x in ranked
             for chosen, rejected in combinations(r, 2)
         ]
     consensus = aggregation.consensus_of(labels, method=method)  # type: ignore[arg-type]
     if len(consensus.ranking) < 2:
         return []
+    every = labels.of_kind("ranking")
     if not pairs:
-        return [{"prompt": prompt, "responses": [text[r] for r in consensus.ranking]}]
+        return [({"prompt": prompt, "responses": [text[r] for r in consensus.ranking]}, every)]
     return [
-        {
-            "prompt": prompt,
-            "chosen": text[int(p.chosen)],
-            "rejected": text[int(p.rejected)],
-            "margin": p.margin,
-        }
+        (
+            {
+                "prompt": prompt,
+                "chosen": text[int(p.chosen)],
+                "rejected": text[int(p.rejected)],
+                "margin": p.margin,
+            },
+            every,
+        )
         for p in consensus_pairs(consensus)
     ]
 
 
-def _ratings(
-    labels: PromptLabels, scale: str, normalizer: aggregation.Normalizer | None
-) -> list[dict[str, Any]]:
+def _ratings(labels: PromptLabels, scale: str, normalizer: aggregation.Normalizer | None) -> Made:
     prompt = prompt_text(labels.messages)
     summary = aggregation.ratings_of(labels, scale=scale, normalizer=normalizer)
+    every = labels.of_kind("rating")
     return [
-        {"prompt": prompt, "response": text, "score": summary[rid].mean}
+        ({"prompt": prompt, "response": text, "score": summary[rid].mean}, every)
         for rid, (text, _) in labels.responses.items()
         if rid in summary
     ]
 
 
+def _stamp(value: Any) -> str:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def with_labelers(row: dict[str, Any], made_from: list[Label], emails: dict[int, str]) -> dict:
+    """The row plus who labeled it and when: `labelers` (emails; "import" for an imported
+    label) and `annotated_at` (ISO times), one entry per annotation the row came from."""
+    return row | {
+        "labelers": [emails.get(x.user_id, "import") if x.user_id else "import" for x in made_from],
+        "annotated_at": [_stamp(x.created_at) for x in made_from],
+    }
+
+
 def snapshot_rows(*, session: Session, project: Project, params: dict[str, Any]) -> Rows:
     """Stream (external id, rows) of every prompt for the canonical `params`."""
     kind = params["kind"]
+    emails = labeler_emails(session=session) if params.get("with_labelers") else None
     excluded = aggregation.excluded_user_ids(session=session, project_id=project.id)
-    build: Callable[[PromptLabels], list[dict[str, Any]]]
+    build: Callable[[PromptLabels], Made]
     if kind == "prompts":
         for labels in aggregation.prompt_labels(
             session, project.id, (), with_responses=False, keep_unlabeled=True
@@ -101,6 +124,14 @@ def snapshot_rows(*, session: Session, project: Project, params: dict[str, Any])
     else:
         raise ValueError(f"unknown snapshot kind {kind!r}")
     for labels in aggregation.prompt_labels(session, project.id, kinds, excluded):
-        rows = build(labels)
-        if rows:
+        made = build(labels)
+        if made:
+            rows = [row if emails is None else with_labelers(row, x, emails) for row, x in made]
             yield labels.external_id, rows
+
+
+def labeler_emails(*, session: Session) -> dict[int, str]:
+    """user id -> email, for rows that name their labelers."""
+    from app.auth import service as auth_service
+
+    return {u.id: u.email for u in auth_service.list_users(session=session)}

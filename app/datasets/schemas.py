@@ -25,6 +25,9 @@ class SnapshotCreate(BaseModel):
     """sft: add the top consensus response of every ranked prompt."""
     normalize: bool = False
     """ratings: per-labeler z-scores before the mean."""
+    with_labelers: bool = False
+    """Each row also names its labelers (emails) and annotation times, for offline analysis of
+    label quality; off by default so training files carry no personal data."""
 
     @model_validator(mode="after")
     def _method_fits(self) -> "SnapshotCreate":
@@ -43,6 +46,8 @@ class SnapshotCreate(BaseModel):
                 params["method"] = self.method
         elif self.kind == "ratings":
             params["normalize"] = self.normalize
+        if self.with_labelers and self.kind != "prompts":
+            params["with_labelers"] = True
         return params
 
 
