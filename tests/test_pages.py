@@ -240,3 +240,26 @@ def test_admin_excludes_a_labeler_from_the_leaderboard_page_and_counts_them_in_a
     assert removed.status_code == 303
     session.commit()  # a fresh read transaction sees the app's commit
     assert session.query(Exclusion).count() == 0
+
+
+def test_an_admin_lands_on_the_dashboard_and_a_labeler_on_their_projects(client, factory) -> None:
+    token = csrf(client)
+    admin = factory.user("admin")
+    form = {"email": admin.email, "password": PASSWORD, "csrf_token": token}
+    assert client.post("/login", data=form, follow_redirects=False).headers["location"] == "/admin"
+    asked = form | {"next": "/admin/runs"}
+    assert client.post("/login", data=asked, follow_redirects=False).headers["location"] == (
+        "/admin/runs"
+    )
+    client.cookies.clear()
+    labeler = factory.user()
+    form = {"email": labeler.email, "password": PASSWORD, "csrf_token": csrf(client)}
+    assert client.post("/login", data=form, follow_redirects=False).headers["location"] == "/"
+
+
+def test_the_snapshots_nav_entry_lists_every_projects_snapshots(client, factory) -> None:
+    login(client, factory.user("admin"))
+    page = client.get("/admin")
+    assert '<a href="/admin/snapshots">Snapshots</a>' in page.text
+    listing = client.get("/admin/snapshots")
+    assert listing.status_code == 200 and "No snapshots yet" in listing.text

@@ -31,6 +31,18 @@ def _page(request: Request, session: SessionDep, project_id: int, status: int = 
     )
 
 
+@router.get("/admin/snapshots")
+def all_snapshots(request: Request, session: SessionDep, _: AdminUser):  # type: ignore[no-untyped-def]
+    """Every project's snapshots, newest first, each linking to its project's page."""
+    projects = project_service.list_projects(session=session, include_archived=True)
+    return render(
+        request,
+        "datasets/all.html",
+        snapshots=service.list_snapshots(session=session),
+        projects={p.id: p for p in projects},
+    )
+
+
 @router.get("/admin/projects/{project_id}/snapshots")
 def snapshots_page(  # type: ignore[no-untyped-def]
     request: Request,
