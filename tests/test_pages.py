@@ -263,3 +263,27 @@ def test_the_snapshots_nav_entry_lists_every_projects_snapshots(client, factory)
     assert '<a href="/admin/snapshots">Snapshots</a>' in page.text
     listing = client.get("/admin/snapshots")
     assert listing.status_code == 200 and "No snapshots yet" in listing.text
+
+
+def test_settings_that_do_not_apply_to_the_kind_are_hidden(client, factory) -> None:
+    login(client, factory.user("admin"))
+    ranking = factory.project(kind="ranking", k=3)
+    page = client.get(f"/admin/projects/{ranking.id}").text
+    assert re.search(r"<label hidden>Rating scale", page)
+    assert re.search(r'<label data-kinds="ranking rating">Responses per task', page)
+    demonstration = factory.project(kind="demonstration", k=1)
+    page = client.get(f"/admin/projects/{demonstration.id}").text
+    assert re.search(r"<label hidden>Responses per task", page)
+    assert re.search(r"<label hidden>Criteria flags", page)
+    rating = factory.project(kind="rating", k=2)
+    assert "<label hidden>" not in client.get(f"/admin/projects/{rating.id}").text
+    assert 'src="/static/js/project_form.js"' in client.get("/admin/projects/new").text
+
+
+def test_icons_need_no_emoji_font(client, factory, tmp_path) -> None:
+    project = factory.project(kind="rating", k=2, rating_scale="thumbs")
+    factory.items(project, ranking_items(1, k=2), tmp_path)
+    login(client, factory.user())
+    page = client.get(f"/projects/{project.id}/label").text
+    assert "\N{THUMBS UP SIGN}" not in page and "\N{THUMBS DOWN SIGN}" not in page
+    assert page.count('<svg class="icon"') >= 4
