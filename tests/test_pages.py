@@ -287,3 +287,20 @@ def test_icons_need_no_emoji_font(client, factory, tmp_path) -> None:
     page = client.get(f"/projects/{project.id}/label").text
     assert "\N{THUMBS UP SIGN}" not in page and "\N{THUMBS DOWN SIGN}" not in page
     assert page.count('<svg class="icon"') >= 4
+
+
+def test_the_leaderboard_explains_each_rank(client, factory, session, tmp_path) -> None:
+    from tests.helpers import annotate as store
+    from tests.helpers import prompts_of
+
+    project = factory.project(kind="ranking", k=3)
+    factory.items(project, ranking_items(30, k=3), tmp_path)
+    labeler = factory.user()
+    for pid, rids in prompts_of(session, project):
+        store(session, project, pid, labeler, {"ranking": rids})  # m0 > m1 > m2, always
+    login(client, factory.user("admin"))
+    page = client.get(f"/admin/projects/{project.id}/leaderboard?rounds=200").text
+    assert "rank = 1 + the number of models whose\n  interval lies entirely above" in page
+    assert "no model entirely above" in page
+    assert "2 models entirely above: m0, m1" in page
+    assert page.count("<line x1=") >= 3 and "95% interval" in page
