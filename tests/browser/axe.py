@@ -12,6 +12,7 @@ def violations(page: Any) -> list[str]:
         page.add_script_tag(path=str(AXE))
     found = page.evaluate(
         "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
-        ".map(v => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', ')}`)"
+        ".map(v => `${v.id} (${v.impact}): `"
+        " + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', '))"
     )
     return list(found)
