@@ -6,19 +6,24 @@ the project's size. Superseded annotations are left out.
 
 import json
 from collections.abc import Iterator
-from itertools import combinations
 from typing import Any
 
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session, aliased
 
 from app.auth.models import User
+from app.datasets.kinds import (
+    DatasetKind,
+    pair_rows,
+    prompt_row,
+    ranking_row,
+    rating_row,
+    sft_row,
+)
 from app.errors import Invalid
 from app.labeling.models import Annotation
 from app.projects.models import Project, Prompt, Response
-from app.projects.service import prompt_text, sft_row
 
-EXPORT_KINDS = ("rankings", "pairs", "sft", "ratings", "prompts")
 BATCH = 1000
 
 
@@ -75,15 +80,12 @@ def _ranked_rows(
     for batch in _annotations(session, project, "ranking"):
         prompts, texts = _context(session, batch)
         for a in batch:
-            prompt = prompt_text(prompts[a.prompt_id])
             ranked = [texts[int(rid)] for rid in a.payload["ranking"]]
-            if not pairs:
-                yield _labeled({"prompt": prompt, "responses": ranked}, a, emails)
-                continue
-            for chosen, rejected in combinations(ranked, 2):
-                yield _labeled(
-                    {"prompt": prompt, "chosen": chosen, "rejected": rejected}, a, emails
-                )
+            if pairs:
+                for row in pair_rows(prompts[a.prompt_id], ranked):
+                    yield _labeled(row, a, emails)
+            else:
+                yield _labeled(ranking_row(prompts[a.prompt_id], ranked), a, emails)
         session.expunge_all()
 
 
@@ -99,9 +101,8 @@ def _rating_rows(session: Session, project: Project, emails: Emails) -> Iterator
     for batch in _annotations(session, project, "rating"):
         prompts, texts = _context(session, batch)
         for a in batch:
-            prompt = prompt_text(prompts[a.prompt_id])
             for rid, score in a.payload["scores"].items():
-                row = {"prompt": prompt, "response": texts[int(rid)], "score": score}
+                row = rating_row(prompts[a.prompt_id], texts[int(rid)], score)
                 yield _labeled(row, a, emails)
         session.expunge_all()
 
@@ -118,7 +119,7 @@ def _prompt_rows(session: Session, project: Project) -> Iterator[dict[str, Any]]
         if not rows:
             return
         for row in rows:
-            yield {"prompt": prompt_text(row.messages)}
+            yield prompt_row(row.messages)
         last_id = rows[-1].id
 
 
@@ -128,17 +129,18 @@ def rows(
     """The export rows of `kind` (rankings | pairs | sft | ratings | prompts); with_labelers
     adds each row's `labeler` (email) and `annotated_at` (prompts rows have no labeler)."""
     emails = dict(session.execute(select(User.id, User.email)).all()) if with_labelers else None
-    if kind == "rankings":
+    if kind == DatasetKind.rankings:
         return _ranked_rows(session, project, False, emails)
-    if kind == "pairs":
+    if kind == DatasetKind.pairs:
         return _ranked_rows(session, project, True, emails)
-    if kind == "sft":
+    if kind == DatasetKind.sft:
         return _sft_rows(session, project, emails)
-    if kind == "ratings":
+    if kind == DatasetKind.ratings:
         return _rating_rows(session, project, emails)
-    if kind == "prompts":
+    if kind == DatasetKind.prompts:
         return _prompt_rows(session, project)
-    raise Invalid(f"kind must be one of {', '.join(EXPORT_KINDS)}; not {kind!r}", field="kind")
+    names = ", ".join(DatasetKind)
+    raise Invalid(f"kind must be one of {names}; not {kind!r}", field="kind")
 
 
 def jsonl(

@@ -1,7 +1,5 @@
 """Projects: create, find, change, and count progress."""
 
-from typing import Any
-
 from sqlalchemy import case, delete, exists, func, select
 from sqlalchemy.orm import Session
 
@@ -182,17 +180,3 @@ def prompt_with_responses(*, session: Session, prompt_id: int) -> tuple[Prompt, 
         select(Response).where(Response.prompt_id == prompt_id).order_by(Response.position)
     )
     return prompt, list(responses)
-
-
-def prompt_text(messages: list[dict]) -> str | list[dict]:
-    """A prompt as the dataset files carry it: a string for one user turn, else the messages."""
-    if len(messages) == 1 and messages[0].get("role") == "user":
-        return messages[0]["content"]
-    return messages
-
-
-def sft_row(messages: list[dict], completion: str | list[dict]) -> dict[str, Any]:
-    """An SFT row: {prompt, completion} for a written text, {messages} for a conversation."""
-    if isinstance(completion, str):
-        return {"prompt": prompt_text(messages), "completion": completion}
-    return {"messages": messages + completion}

@@ -10,7 +10,7 @@ from app.db import SessionDep
 from app.deps import AdminUser
 from app.errors import DomainError
 from app.runs import lineage, service
-from app.runs.models import RunKind, RunStatus
+from app.runs.models import TRAINS_ON, RunKind, RunStatus, run_kinds_for
 from app.runs.worker import log_tail
 from app.templating import render
 
@@ -35,7 +35,7 @@ def _form_context(session: Any, form: dict[str, Any], error: str | None) -> dict
         "form": form,
         "error": error,
         "kinds": list(RunKind),
-        "snapshot_kinds": {k.value: sorted(v) for k, v in service.SNAPSHOT_KINDS.items()},
+        "snapshot_kinds": {k.value: list(v) for k, v in TRAINS_ON.items()},
         "snapshots": snapshots,
         "models": service.list_models(session=session),
         "defaults": {k.value: service.trainer_defaults(k) for k in RunKind},
@@ -68,15 +68,26 @@ def new_run(  # type: ignore[no-untyped-def]
     _: AdminUser,
     snapshot: int | None = None,
     model: str = "",
+    kind: str = "",
 ):
-    kind = "sft"
+    """The start form; `snapshot` (and `kind`) preselect what "Train on it" links offer."""
+    error = None
     if snapshot is not None:
         from app.datasets import service as datasets_service
 
         chosen = datasets_service.get_snapshot(session=session, snapshot_id=snapshot)
-        kind = next(k for k, kinds in service.SNAPSHOT_KINDS.items() if chosen.kind in kinds)
-    form = {"kind": kind, "snapshot_id": snapshot, "model": model}
-    return render(request, "runs/new.html", **_form_context(session, form, None))
+        feeds = run_kinds_for(chosen.kind)
+        if not feeds:
+            error = f"snapshot {snapshot} is a {chosen.kind} snapshot: no run kind trains on it"
+        elif kind and kind not in feeds:
+            error = (
+                f"a {kind} run cannot train on snapshot {snapshot} ({chosen.kind}); "
+                f"it feeds {' or '.join(feeds)}"
+            )
+        kind = kind if kind in feeds else (feeds[0] if feeds else "")
+    form = {"kind": kind or RunKind.sft, "snapshot_id": snapshot, "model": model}
+    context = _form_context(session, form, error)
+    return render(request, "runs/new.html", 422 if error else 200, **context)
 
 
 @router.post("/runs")
