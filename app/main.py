@@ -23,6 +23,7 @@ from app.labeling import pages as labeling_pages
 from app.projects import api as projects_api
 from app.projects import pages as projects_pages
 from app.projects.importer import ImportFailed
+from app.prompts import api as prompts_api
 from app.prompts import pages as prompts_pages
 from app.runs import api as runs_api
 from app.runs import pages as runs_pages
@@ -119,6 +120,7 @@ def create_app() -> FastAPI:
         auth_api,
         projects_api,
         labeling_api,
+        prompts_api,
         aggregation_api,
         datasets_api,
         auth_pages,
