@@ -2,8 +2,8 @@
 
 from app.aggregation.models import Exclusion
 from app.auth.models import ApiToken, User
+from app.base import Base
 from app.datasets.models import Snapshot
-from app.db import Base
 from app.labeling.models import Annotation, Assignment
 from app.projects.models import Project, ProjectMember, Prompt, Response
 from app.prompts.models import PromptAction

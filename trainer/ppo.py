@@ -21,18 +21,15 @@ from transformers import AutoModelForCausalLM
 
 from trainer import EXIT_OK, EXIT_PREEMPTED
 from trainer.configs import PPOConfig
-from trainer.data import load_records, render_prompt, train_eval_split
+from trainer.data import collate, load_records, pad, render_prompt, tokenize_sft, train_eval_split
 from trainer.runtime import (
     Run,
     batch_indices,
     load_tokenizer,
     make_optimizer,
     maybe_lora,
-    pad,
     total_steps,
 )
-from trainer.sft import collate as sft_collate
-from trainer.sft import tokenize_sft
 
 RewardFn = Callable[[list[Any], list[str], list[list[int]]], torch.Tensor]
 """reward_fn(prompts, responses, response_ids) -> (B,) scores.
@@ -218,7 +215,7 @@ def ppo_loss(
 
 def ptx_loss(model: torch.nn.Module, samples: list[dict], tokenizer: Any) -> torch.Tensor:
     """PPO-ptx: next-token loss of the policy on SFT samples (completion tokens only)."""
-    batch = sft_collate(samples, tokenizer.pad_token_id)
+    batch = collate(samples, tokenizer.pad_token_id)
     device = next(model.parameters()).device
     logits, _ = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
     return F.cross_entropy(
@@ -348,12 +345,8 @@ def train(cfg: PPOConfig, reward_fn: RewardFn | None = None) -> int:
             "lr": scheduler.get_last_lr()[0],
             "episodes_per_s": B * P / elapsed,
         }
-        run.log_metrics(step + 1, metrics)
-        if run.preempted:
-            run.save_checkpoint(step + 1, policy.lm, tokenizer, {"kl_coef": kl_ctl.value})
+        if run.end_step(step + 1, steps, metrics, policy.lm, tokenizer, {"kl_coef": kl_ctl.value}):
             return EXIT_PREEMPTED
-        if (step + 1) % cfg.save_every == 0 or step + 1 == steps:
-            run.save_checkpoint(step + 1, policy.lm, tokenizer, {"kl_coef": kl_ctl.value})
 
     # 7. Held-out prompts: mean score and KL of the final policy.
     summary: dict[str, Any] = {"steps": steps}

@@ -18,13 +18,19 @@ from transformers import AutoModelForSequenceClassification
 
 from trainer import EXIT_OK, EXIT_PREEMPTED
 from trainer.configs import RewardConfig
-from trainer.data import Record, detect_format, render_prompt, render_response, train_eval_split
+from trainer.data import (
+    Record,
+    detect_format,
+    pad,
+    render_prompt,
+    render_response,
+    train_eval_split,
+)
 from trainer.runtime import (
     Run,
     load_tokenizer,
     make_optimizer,
     maybe_lora,
-    pad,
     step_micro_batches,
     total_steps,
 )
@@ -171,12 +177,8 @@ def train(cfg: RewardConfig) -> int:
         }
         if cfg.eval_every and (step + 1) % cfg.eval_every == 0:
             metrics |= evaluate(model, eval_data, run, pad_id)
-        run.log_metrics(step + 1, metrics)
-        if run.preempted:
-            run.save_checkpoint(step + 1, model, tokenizer, {})
+        if run.end_step(step + 1, steps, metrics, model, tokenizer):
             return EXIT_PREEMPTED
-        if (step + 1) % cfg.save_every == 0 or step + 1 == steps:
-            run.save_checkpoint(step + 1, model, tokenizer, {})
 
     # 4. Evaluate, fit the normalisation on the training responses, save.
     summary: dict[str, Any] = {"steps": steps, "data_format": fmt}

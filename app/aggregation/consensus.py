@@ -22,14 +22,24 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from itertools import combinations
 from math import sqrt
-from typing import Literal
+
+from app.projects.kinds import RatingScale
 
 ResponseId = int | str
 LabelerId = Hashable
-Method = Literal["ranked_pairs", "borda"]
-RatingScale = Literal["thumbs", "0-5"]
+
+
+class ConsensusMethod(StrEnum):
+    """How many labelers' rankings of one prompt become one."""
+
+    ranked_pairs = "ranked-pairs"
+    """Tideman's ranked pairs: Condorcet-consistent, locks the strongest majorities first."""
+    borda = "borda"
+    """Net pairwise score (classic Borda points on complete rankings)."""
+
 
 __all__ = [
     "Consensus",
@@ -58,7 +68,7 @@ class Consensus:
     """Mean pairwise Kendall tau between labelers (see ``mean_kendall_tau``)."""
     n_rankings: int
     """Number of rankings used (empty rankings are not counted)."""
-    method: Method
+    method: ConsensusMethod
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,11 +166,11 @@ def consensus_ranking(
     rankings: Iterable[Sequence[ResponseId]],
     *,
     responses: Sequence[ResponseId] | None = None,
-    method: Method = "ranked_pairs",
+    method: ConsensusMethod | str = ConsensusMethod.ranked_pairs,
 ) -> Consensus:
     """Combine labelers' rankings (best first) of one prompt into one consensus ranking.
 
-    ``method="ranked_pairs"`` (Tideman): majorities are locked strongest first, strength being
+    ``method="ranked-pairs"`` (Tideman): majorities are locked strongest first, strength being
     the margin, then the winning votes, then the tie-break order of winner and loser; a pair
     that would close a cycle is dropped. ``method="borda"``: order by net pairwise score, which
     on complete rankings orders exactly as classic Borda points (K-1 for first ... 0 for last)
@@ -173,9 +183,9 @@ def consensus_ranking(
     m = _vote_matrix(n, rows)
     net = [sum(m[i]) - sum(row[i] for row in m) for i in range(n)]
     by_tiebreak = sorted(range(n), key=lambda i: -net[i])  # stable: ties keep smaller id first
-    if method == "borda":
+    if method == ConsensusMethod.borda:
         order = by_tiebreak
-    elif method == "ranked_pairs":
+    elif method == ConsensusMethod.ranked_pairs:
         tiebreak = [0] * n
         for rank, i in enumerate(by_tiebreak):
             tiebreak[i] = rank
@@ -188,14 +198,14 @@ def consensus_ranking(
         votes=tuple(tuple(m[i][j] for j in order) for i in order),
         agreement=_mean_tau(rows),
         n_rankings=len(rows),
-        method=method,
+        method=ConsensusMethod(method),
     )
 
 
 def consensus_rankings(
     rankings_by_prompt: Mapping[Hashable, Iterable[Sequence[ResponseId]]],
     *,
-    method: Method = "ranked_pairs",
+    method: ConsensusMethod | str = ConsensusMethod.ranked_pairs,
 ) -> dict[Hashable, Consensus]:
     """Run ``consensus_ranking`` for every prompt of a mapping prompt id -> rankings."""
     return {
@@ -250,9 +260,9 @@ def mean_kendall_tau(rankings: Iterable[Sequence[ResponseId]]) -> float | None:
     return _mean_tau([list(r) for r in rankings if r])
 
 
-def _rating_value(value: float | bool | str, scale: RatingScale) -> float:
+def _rating_value(value: float | bool | str, scale: RatingScale | str) -> float:
     """Map one raw rating to a number: thumbs -> +1/-1, 0-5 as is."""
-    if scale == "thumbs":
+    if scale == RatingScale.thumbs:
         if isinstance(value, bool):
             return 1.0 if value else -1.0
         if value in ("up", "down"):
@@ -260,7 +270,7 @@ def _rating_value(value: float | bool | str, scale: RatingScale) -> float:
         if isinstance(value, int) and value in (1, -1):
             return float(value)
         raise ValueError(f"thumbs rating must be True/False, 1/-1 or 'up'/'down', got {value!r}")
-    if scale == "0-5":
+    if scale == RatingScale.zero_to_five:
         if isinstance(value, bool | str) or not 0 <= value <= 5:
             raise ValueError(f"0-5 rating must be a number from 0 to 5, got {value!r}")
         return float(value)
@@ -276,7 +286,7 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 def aggregate_ratings(
     ratings: Iterable[tuple[LabelerId, ResponseId, float | bool | str]],
     *,
-    scale: RatingScale,
+    scale: RatingScale | str,
     normalize: bool = False,
 ) -> dict[ResponseId, RatingSummary]:
     """Mean rating and count per response from (labeler, response, value) triples.

@@ -8,13 +8,13 @@ ranking (source=import, no user) counts as one voter.
 from collections.abc import Callable, Iterator
 from itertools import combinations
 from math import sqrt
-from typing import Literal
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from app.aggregation.consensus import (
     Consensus,
+    ConsensusMethod,
     RatingSummary,
     _rating_value,
     aggregate_ratings,
@@ -28,8 +28,6 @@ from app.auth.models import User
 from app.errors import Conflict, Invalid, NotFound
 from app.projects.models import Project
 
-ConsensusMethod = Literal["ranked-pairs", "borda"]
-METHODS = ("ranked-pairs", "borda")
 Normalizer = Callable[[int | None, float], float]
 
 __all__ = [
@@ -116,13 +114,16 @@ def remove_exclusion(*, session: Session, exclusion_id: int) -> None:
 # --- consensus ------------------------------------------------------------------------------
 
 
-def _method(method: str) -> Literal["ranked_pairs", "borda"]:
-    if method not in METHODS:
-        raise Invalid(f"method must be one of {', '.join(METHODS)}; not {method!r}", field="method")
-    return "borda" if method == "borda" else "ranked_pairs"
+def _method(method: str) -> ConsensusMethod:
+    if method not in ConsensusMethod.__members__.values():
+        names = ", ".join(ConsensusMethod)
+        raise Invalid(f"method must be one of {names}; not {method!r}", field="method")
+    return ConsensusMethod(method)
 
 
-def consensus_of(labels: PromptLabels, *, method: ConsensusMethod = "ranked-pairs") -> Consensus:
+def consensus_of(
+    labels: PromptLabels, *, method: ConsensusMethod | str = ConsensusMethod.ranked_pairs
+) -> Consensus:
     """The consensus of one prompt's live rankings (all of its responses passed through)."""
     rankings = [[int(r) for r in label.payload["ranking"]] for label in labels.of_kind("ranking")]
     return consensus_ranking(rankings, responses=list(labels.responses), method=_method(method))
@@ -132,7 +133,7 @@ def consensus_by_prompt(
     *,
     session: Session,
     project: Project,
-    method: ConsensusMethod = "ranked-pairs",
+    method: ConsensusMethod | str = ConsensusMethod.ranked_pairs,
     include_excluded: bool = False,
     after: int = 0,
 ) -> Iterator[tuple[PromptLabels, Consensus]]:
@@ -150,7 +151,7 @@ def prompt_consensus(
     session: Session,
     project: Project,
     prompt_id: int,
-    method: ConsensusMethod = "ranked-pairs",
+    method: ConsensusMethod | str = ConsensusMethod.ranked_pairs,
     include_excluded: bool = False,
 ) -> Consensus | None:
     """The consensus of one prompt, or None when it has no live ranking."""
@@ -179,7 +180,7 @@ def rating_normalizer(*, session: Session, project: Project) -> Normalizer:
         for label in labels.labels:
             acc = sums.setdefault(label.user_id, [0, 0.0, 0.0])
             for value in label.payload["scores"].values():
-                v = _rating_value(value, project.rating_scale)  # type: ignore[arg-type]
+                v = _rating_value(value, project.rating_scale)
                 acc[0] += 1
                 acc[1] += v
                 acc[2] += v * v
@@ -209,11 +210,11 @@ def ratings_of(
         for rid, value in label.payload["scores"].items()
     ]
     if normalizer is None:
-        return aggregate_ratings(triples, scale=scale)  # type: ignore[arg-type]
+        return aggregate_ratings(triples, scale=scale)
     sums: dict[int, list[float]] = {}
     for user_id, rid, value in triples:
         acc = sums.setdefault(rid, [0.0, 0])
-        acc[0] += normalizer(user_id, _rating_value(value, scale))  # type: ignore[arg-type]
+        acc[0] += normalizer(user_id, _rating_value(value, scale))
         acc[1] += 1
     return {rid: RatingSummary(total / n, int(n)) for rid, (total, n) in sums.items()}
 
@@ -233,7 +234,7 @@ def _outcomes(labels: PromptLabels, scale: str) -> Iterator[tuple[int, str, str,
                     yield label.annotation_id, a, b, "a"
         elif label.kind == "rating":
             scores = [
-                (model.get(int(rid)), _rating_value(v, scale))  # type: ignore[arg-type]
+                (model.get(int(rid)), _rating_value(v, scale))
                 for rid, v in sorted(label.payload["scores"].items(), key=lambda x: int(x[0]))
             ]
             for (a, sa), (b, sb) in combinations(scores, 2):

@@ -4,7 +4,10 @@ from typing import Annotated, Any
 
 import typer
 
+from app.aggregation.consensus import ConsensusMethod
 from app.cli_support import JsonOpt, db_session, fail, output
+from app.datasets.kinds import DatasetKind
+from app.datasets.schemas import METHODS
 from app.errors import validation_messages
 
 # Top-level `rlhf` commands; app/cli.py registers them.
@@ -54,8 +57,8 @@ def leaderboard(
 @commands.command()
 def snapshot(
     project: str,
-    kind: Annotated[str, typer.Option(help="sft | rankings | pairs | ratings | prompts")],
-    method: Annotated[str, typer.Option(help="ranked-pairs | borda | all")] = "ranked-pairs",
+    kind: Annotated[str, typer.Option(help=" | ".join(DatasetKind))],
+    method: Annotated[str, typer.Option(help=" | ".join(METHODS))] = ConsensusMethod.ranked_pairs,
     split: Annotated[float, typer.Option(help="Fraction of prompts in train.")] = 0.9,
     include_top_ranked: Annotated[
         bool, typer.Option(help="sft: add the top consensus response of ranked prompts.")

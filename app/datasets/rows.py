@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.aggregation import service as aggregation
-from app.aggregation.consensus import consensus_pairs
+from app.aggregation.consensus import ConsensusMethod, consensus_pairs
 from app.datasets.kinds import (
     DatasetKind,
     pair_row,
@@ -35,7 +35,7 @@ def _sft(labels: PromptLabels, method: str, top_ranked: bool) -> Made:
         for d in labels.of_kind("demonstration")
     ]
     if top_ranked and labels.of_kind("ranking"):
-        ranking = aggregation.consensus_of(labels, method=method).ranking  # type: ignore[arg-type]
+        ranking = aggregation.consensus_of(labels, method=method).ranking
         if ranking:
             top = sft_row(labels.messages, labels.responses[ranking[0]][0])
             rows.append((top, labels.of_kind("ranking")))
@@ -52,7 +52,7 @@ def _rankings(labels: PromptLabels, method: str, pairs: bool) -> Made:
         if not pairs:
             return [(ranking_row(messages, r), [x]) for r, x in ranked if len(r) >= 2]
         return [(row, [x]) for r, x in ranked for row in pair_rows(messages, r)]
-    consensus = aggregation.consensus_of(labels, method=method)  # type: ignore[arg-type]
+    consensus = aggregation.consensus_of(labels, method=method)
     if len(consensus.ranking) < 2:
         return []
     every = labels.of_kind("ranking")
@@ -102,7 +102,7 @@ def snapshot_rows(*, session: Session, project: Project, params: dict[str, Any])
     if kind == DatasetKind.sft:
         top = params["include_top_ranked"]
         kinds: tuple[str, ...] = ("demonstration", "ranking") if top else ("demonstration",)
-        method = params.get("method", "ranked-pairs")
+        method = params.get("method", ConsensusMethod.ranked_pairs)
         build = lambda labels: _sft(labels, method, top)  # noqa: E731
     elif kind in (DatasetKind.rankings, DatasetKind.pairs):
         kinds = ("ranking",)

@@ -15,13 +15,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.auth.models import User
-from app.db import utcnow
+from app.base import utcnow
 from app.errors import Conflict, Forbidden, Gone, Invalid, NotFound
 from app.labeling import validation
 from app.labeling.models import Annotation, AnnotationSource, Assignment, AssignmentStatus
 from app.labeling.schemas import AnnotationIn, Progress, Task, TaskResponse
 from app.projects import service as project_service
-from app.projects.models import Project, ProjectKind, Prompt, Response
+from app.projects.kinds import ProjectKind
+from app.projects.models import Project, Prompt, Response
 
 MAX_CLAIM_TRIES = 8
 

@@ -10,10 +10,23 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
+
+class ImportFormat(StrEnum):
+    """The import file formats; `auto` picks one from the first line."""
+
+    auto = "auto"
+    jsonl = "jsonl"
+    hh = "hh"
+    trl = "trl"
+    oasst = "oasst"
+
+
+FORMATS = tuple(f for f in ImportFormat if f != ImportFormat.auto)
+"""The formats a line can be parsed as (every one but auto)."""
 ROLES = {"system", "user", "assistant"}
-FORMATS = ("jsonl", "hh", "trl", "oasst")
 MAX_TEXT = 200_000
 
 

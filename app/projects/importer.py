@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session
 
 from app.errors import Invalid
 from app.labeling.models import Annotation, AnnotationSource
-from app.projects.formats import FORMATS, PARSERS, Item, LineError, detect
-from app.projects.models import Project, ProjectKind, Prompt, Response
+from app.projects.formats import FORMATS, PARSERS, ImportFormat, Item, LineError, detect
+from app.projects.kinds import ProjectKind
+from app.projects.models import Project, Prompt, Response
 from app.projects.schemas import ImportLineError, ImportReport
 
 BATCH = 500
@@ -112,7 +113,8 @@ def import_file(
     if fmt == "auto":
         fmt = _detect_format(path)
     if fmt not in FORMATS:
-        raise Invalid(f"format must be auto, {', '.join(FORMATS)}; not {fmt!r}", field="format")
+        names = ", ".join(ImportFormat)
+        raise Invalid(f"format must be {names}; not {fmt!r}", field="format")
 
     errors: list[ImportLineError] = []
     error_count = 0

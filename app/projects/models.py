@@ -1,24 +1,13 @@
 """Projects, their prompts and the candidate responses to label."""
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.db import Base, utcnow
-
-
-class ProjectKind(StrEnum):
-    demonstration = "demonstration"
-    ranking = "ranking"
-    rating = "rating"
-
-
-class RatingScale(StrEnum):
-    thumbs = "thumbs"
-    zero_to_five = "0-5"
+from app.base import Base, utcnow
+from app.projects.kinds import RatingScale
 
 
 class Project(Base):

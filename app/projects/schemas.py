@@ -5,7 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from app.projects.models import ProjectKind, RatingScale
+from app.projects.kinds import ProjectKind, RatingScale
 
 
 class ProjectSettings(BaseModel):

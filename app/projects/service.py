@@ -6,7 +6,8 @@ from sqlalchemy.orm import Session
 from app.auth.models import User
 from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.labeling.models import Annotation, AnnotationSource, Assignment, AssignmentStatus
-from app.projects.models import Project, ProjectKind, ProjectMember, Prompt, Response
+from app.projects.kinds import ProjectKind
+from app.projects.models import Project, ProjectMember, Prompt, Response
 from app.projects.schemas import ProjectCreate, ProjectStats, ProjectUpdate
 
 

@@ -5,9 +5,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.runs.models import ModelKind, RunKind
+
 
 class RunCreate(BaseModel):
-    kind: str = Field(description="sft | rm | ppo | dpo")
+    kind: str = Field(description=" | ".join(RunKind))
     snapshot_id: int
     model: str = Field(description="a registered model's id or name, a local path, or a hub id")
     reward_model: str | None = Field(None, description="PPO: the reward model, same forms")
@@ -50,7 +52,7 @@ class MetricOut(BaseModel):
 
 class ModelCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
-    kind: str = Field(description="policy | reward")
+    kind: str = Field(description=" | ".join(ModelKind))
     path: str = Field(min_length=1, description="a local directory or a hub id")
 
 

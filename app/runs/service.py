@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from app.db import utcnow
+from app.base import utcnow
 from app.errors import Conflict, Invalid, NotFound
 from app.runs.models import (
     TRAINS_ON,
@@ -64,7 +64,7 @@ def register_model(
 ) -> RegisteredModel:
     """Add a model to the registry (names are unique)."""
     if kind not in ModelKind.__members__:
-        raise Invalid("kind must be policy or reward", field="kind")
+        raise Invalid(f"kind must be {' or '.join(ModelKind)}", field="kind")
     if session.scalar(select(RegisteredModel.id).where(RegisteredModel.name == name)):
         raise Conflict(f"a model named {name!r} is registered already", field="name")
     model = RegisteredModel(
