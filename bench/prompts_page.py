@@ -36,8 +36,9 @@ def main() -> None:
     from sqlalchemy.orm import Session
 
     from app.auth.models import User
+    from app.base import utcnow
     from app.cli import alembic_config
-    from app.db import make_engine, utcnow
+    from app.db import make_engine
     from app.labeling.models import Assignment
     from app.projects.models import Project, Prompt
     from app.prompts import service

@@ -21,8 +21,8 @@ class World:
 
 
 def build(live: Any) -> World:
+    from app.base import utcnow
     from app.datasets.models import Snapshot
-    from app.db import utcnow
     from app.labeling import service as labeling
     from app.labeling.schemas import AnnotationIn
     from app.runs.models import RegisteredModel, RunMetric, TrainingRun
