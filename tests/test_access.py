@@ -88,6 +88,12 @@ ACCESS = {
     ("POST", "/admin/projects/{project_id}/prompts"): ADMIN,
     ("POST", "/admin/projects/{project_id}/prompts/{prompt_id}/{action}"): ADMIN,
     ("POST", "/admin/projects/{project_id}/assignments/{assignment_id}/release"): ADMIN,
+    ("GET", "/admin/snapshots"): ADMIN,
+    ("GET", "/api/v1/projects/{project_id}/prompts"): ADMIN,
+    ("POST", "/api/v1/projects/{project_id}/prompts/actions"): ADMIN,
+    ("POST", "/api/v1/projects/{project_id}/prompts/{prompt_id}/requeue"): ADMIN,
+    ("POST", "/api/v1/projects/{project_id}/prompts/{prompt_id}/retire"): ADMIN,
+    ("POST", "/api/v1/projects/{project_id}/assignments/{assignment_id}/release"): ADMIN,
 }
 
 
