@@ -3,9 +3,10 @@
 Run from the repository root:  .venv/bin/python bench/prompts_page.py [--prompts 1000000]
     [--database-url postgresql+psycopg://…]   (default: a fresh SQLite file in a temp folder)
 Migrates the database as `rlhf db upgrade` does, inserts the prompts (every tenth complete,
-some leased, skipped and retired; PostgreSQL then ANALYZEs, as autovacuum would), then times one page deep in the project (id > N/2) and the
-count of matching prompts that the bulk form shows, per filter. Prints a table and writes
-bench/results/prompts_page.json. Each figure is the best of --repeat runs.
+some leased, skipped and retired; PostgreSQL then ANALYZEs, as autovacuum would), then times
+one page deep in the project (id > N/2) and the count of matching prompts that the bulk form
+shows, per filter. Prints a table and writes bench/results/prompts_page.json. Each figure is
+the best of --repeat runs.
 """
 
 from __future__ import annotations
