@@ -67,6 +67,9 @@ def snapshot(
     with_labelers: Annotated[
         bool, typer.Option(help="Rows name their labelers (emails) and annotation times.")
     ] = False,
+    weighting: Annotated[
+        str, typer.Option(help="none | reliability: weigh labelers by fitted reliability.")
+    ] = "none",
     as_json: JsonOpt = False,
 ) -> None:
     """Freeze a project's labels into a versioned dataset snapshot (JSONL + Parquet)."""
@@ -84,6 +87,7 @@ def snapshot(
             include_top_ranked=include_top_ranked,
             normalize=normalize,
             with_labelers=with_labelers,
+            weighting=weighting,  # type: ignore[arg-type]
         )
     except ValidationError as exc:
         fail("; ".join(validation_messages(exc, prefix="--")))

@@ -74,6 +74,7 @@ def make_snapshot(  # type: ignore[no-untyped-def]
     include_top_ranked: Annotated[bool, Form()] = False,
     normalize: Annotated[bool, Form()] = False,
     with_labelers: Annotated[bool, Form()] = False,
+    weighting: Annotated[str, Form()] = "none",
 ):
     try:
         data = SnapshotCreate(
@@ -83,6 +84,7 @@ def make_snapshot(  # type: ignore[no-untyped-def]
             include_top_ranked=include_top_ranked,
             normalize=normalize,
             with_labelers=with_labelers,
+            weighting=weighting,  # type: ignore[arg-type]
         )
     except ValidationError as exc:
         error = "; ".join(validation_messages(exc))

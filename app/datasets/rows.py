@@ -29,20 +29,23 @@ Made = list[tuple[dict[str, Any], list[Label]]]
 """Rows of one prompt, each with the labels it came from."""
 
 
-def _sft(labels: PromptLabels, method: str, top_ranked: bool) -> Made:
+Weights = dict[int | None, float] | None
+
+
+def _sft(labels: PromptLabels, method: str, top_ranked: bool, weights: Weights = None) -> Made:
     rows = [
         (sft_row(labels.messages, d.payload["demonstration"]), [d])
         for d in labels.of_kind("demonstration")
     ]
     if top_ranked and labels.of_kind("ranking"):
-        ranking = aggregation.consensus_of(labels, method=method).ranking
+        ranking = aggregation.consensus_of(labels, method=method, weights=weights).ranking
         if ranking:
             top = sft_row(labels.messages, labels.responses[ranking[0]][0])
             rows.append((top, labels.of_kind("ranking")))
     return rows
 
 
-def _rankings(labels: PromptLabels, method: str, pairs: bool) -> Made:
+def _rankings(labels: PromptLabels, method: str, pairs: bool, weights: Weights = None) -> Made:
     messages = labels.messages
     text = {rid: t for rid, (t, _) in labels.responses.items()}
     if method == "all":
@@ -52,7 +55,7 @@ def _rankings(labels: PromptLabels, method: str, pairs: bool) -> Made:
         if not pairs:
             return [(ranking_row(messages, r), [x]) for r, x in ranked if len(r) >= 2]
         return [(row, [x]) for r, x in ranked for row in pair_rows(messages, r)]
-    consensus = aggregation.consensus_of(labels, method=method)
+    consensus = aggregation.consensus_of(labels, method=method, weights=weights)
     if len(consensus.ranking) < 2:
         return []
     every = labels.of_kind("ranking")
@@ -64,8 +67,13 @@ def _rankings(labels: PromptLabels, method: str, pairs: bool) -> Made:
     ]
 
 
-def _ratings(labels: PromptLabels, scale: str, normalizer: aggregation.Normalizer | None) -> Made:
-    summary = aggregation.ratings_of(labels, scale=scale, normalizer=normalizer)
+def _ratings(
+    labels: PromptLabels,
+    scale: str,
+    normalizer: aggregation.Normalizer | None,
+    weights: Weights = None,
+) -> Made:
+    summary = aggregation.ratings_of(labels, scale=scale, normalizer=normalizer, weights=weights)
     every = labels.of_kind("rating")
     return [
         (rating_row(labels.messages, text, summary[rid].mean), every)
@@ -92,6 +100,9 @@ def snapshot_rows(*, session: Session, project: Project, params: dict[str, Any])
     kind = params["kind"]
     emails = labeler_emails(session=session) if params.get("with_labelers") else None
     excluded = aggregation.excluded_user_ids(session=session, project_id=project.id)
+    weights: Weights = None
+    if "weights" in params:
+        weights = {int(user_id): w for user_id, w in params["weights"].items()}
     build: Callable[[PromptLabels], Made]
     if kind == DatasetKind.prompts:
         for labels in aggregation.prompt_labels(
@@ -103,10 +114,11 @@ def snapshot_rows(*, session: Session, project: Project, params: dict[str, Any])
         top = params["include_top_ranked"]
         kinds: tuple[str, ...] = ("demonstration", "ranking") if top else ("demonstration",)
         method = params.get("method", ConsensusMethod.ranked_pairs)
-        build = lambda labels: _sft(labels, method, top)  # noqa: E731
+        build = lambda labels: _sft(labels, method, top, weights)  # noqa: E731
     elif kind in (DatasetKind.rankings, DatasetKind.pairs):
         kinds = ("ranking",)
-        build = lambda labels: _rankings(labels, params["method"], kind == DatasetKind.pairs)  # noqa: E731
+        pairs = kind == DatasetKind.pairs
+        build = lambda labels: _rankings(labels, params["method"], pairs, weights)  # noqa: E731
     elif kind == DatasetKind.ratings:
         kinds = ("rating",)
         normalizer = (
@@ -114,7 +126,7 @@ def snapshot_rows(*, session: Session, project: Project, params: dict[str, Any])
             if params["normalize"]
             else None
         )
-        build = lambda labels: _ratings(labels, project.rating_scale, normalizer)  # noqa: E731
+        build = lambda labels: _ratings(labels, project.rating_scale, normalizer, weights)  # noqa: E731
     else:
         raise ValueError(f"unknown snapshot kind {kind!r}")
     for labels in aggregation.prompt_labels(session, project.id, kinds, excluded):
