@@ -62,6 +62,9 @@ def test_admin_pages_have_no_violations(page, live, built) -> None:
         f"/admin/runs/{built.run_id}",
         "/admin/models",
         f"/admin/models/{built.model_id}",
+        "/admin/quality",
+        f"/admin/projects/{r}/quality",
+        f"/admin/projects/{r}/quality/labelers/{built.other.id}",
         "/no-such-page",
     ]
     assert _audit(page, pages) == {}

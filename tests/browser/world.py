@@ -12,6 +12,7 @@ from tests.helpers import ranking_items
 class World:
     admin: Any
     labeler: Any
+    other: Any
     ranking: Any
     rating: Any
     demonstration: Any
@@ -92,4 +93,6 @@ def build(live: Any) -> World:
             }
             session.add(RunMetric(run_id=run.id, step=step, values=values))
         session.commit()
-        return World(admin, labeler, ranking, rating, demonstration, snapshot.id, run.id, model.id)
+        return World(
+            admin, labeler, other, ranking, rating, demonstration, snapshot.id, run.id, model.id
+        )
