@@ -88,9 +88,11 @@ def _warm(conn: Connection) -> None:
     # A lease and a store for a project and an assignment that do not exist: nothing is
     # written, both statements are compiled and cached on the engine.
     now = utcnow()
-    project = SimpleNamespace(id=-1, overlap=1, lease_seconds=1, kind="ranking", k=2)
+    project = SimpleNamespace(
+        id=-1, overlap=1, lease_seconds=1, kind="ranking", k=2, order="import"
+    )
     conn.execute(
-        leasing.lease_statement("ranking"),
+        leasing.lease_statement("ranking", "id"),
         leasing.lease_parameters(project=project, user_id=-1, now=now),
     )
     values = {f"p_{name}": None for name in submitting.STORED_FIELDS}

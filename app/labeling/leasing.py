@@ -80,6 +80,14 @@ def open_for(project: Any, user_id: int, now: datetime) -> list[Any]:
     ]
 
 
+def serving_order(project: Any) -> list[Any]:
+    """ORDER BY of the prompts a labeler may get: import order, or with order=uncertainty the
+    prompts whose candidates the reward model separates least first (unscored ones last)."""
+    if project.order == "uncertainty":
+        return [Prompt.priority.asc().nulls_last(), Prompt.id]
+    return [Prompt.id]
+
+
 def has_candidates(project: Any) -> list[Any]:
     """WHERE conditions on Prompt: enough responses to be served (a generation run may still be
     adding them): K to rank (or 2 that came with the import), one to rate, none to write."""
@@ -135,18 +143,23 @@ def make_task(project: Any, lease: Any, messages: list[Any], texts: dict[Any, st
 
 
 @cache
-def lease_statement(kind: str) -> Any:
+def lease_statement(kind: str, order: str) -> Any:
     """PostgreSQL, one statement: the labeler's live lease in the project, else a new lease of
     the first open prompt (locked with SKIP LOCKED; the labeler's own expired lease is renewed).
 
-    Built once per project kind; parameters from `lease_parameters` (named p_…: a parameter
-    named like a column of a table the statement writes would become part of that write).
+    Built once per project kind and serving order; parameters from `lease_parameters` (named
+    p_…: a parameter named like a column of a table the statement writes would become part of
+    that write).
     Returns at most one row: assignment id, prompt_id, response_ids, expires_at, messages
     and `texts` (JSON: response id → text).
     Rules about which prompt a labeler may get belong in `open_for` or here.
     """
     project = SimpleNamespace(
-        id=bindparam("p_project_id"), overlap=bindparam("p_overlap"), kind=kind, k=bindparam("p_k")
+        id=bindparam("p_project_id"),
+        overlap=bindparam("p_overlap"),
+        kind=kind,
+        k=bindparam("p_k"),
+        order=order,
     )
     user_id, now = bindparam("p_user_id"), bindparam("p_now", type_=Assignment.expires_at.type)
     mine = (
@@ -171,7 +184,7 @@ def lease_statement(kind: str) -> Any:
     candidate = (
         select(Prompt.id)
         .where(*open_for(project, user_id, now), ~exists(select(mine.c.id)), unchanged)
-        .order_by(Prompt.id)
+        .order_by(*serving_order(project))
         .limit(1)
         .with_for_update(of=Prompt, skip_locked=True)
         .cte("candidate")
@@ -264,7 +277,7 @@ def lease_parameters(*, project: Any, user_id: int, now: datetime) -> dict[str, 
 def _lease_postgresql(conn: Connection, project: Any, user_id: int, now: datetime) -> Task | None:
     for _ in range(LEASE_TRIES):
         parameters = lease_parameters(project=project, user_id=user_id, now=now)
-        row = conn.execute(lease_statement(project.kind), parameters).first()
+        row = conn.execute(lease_statement(project.kind, project.order), parameters).first()
         if row is not None:
             return make_task(project, row, row.messages, row.texts or {})
     return None
@@ -334,7 +347,12 @@ def _as_task(conn: Connection, project: Any, lease: Any) -> Task:
 
 
 def _first_open(conn: Connection, project: Any, user_id: int, now: datetime) -> int | None:
-    query = select(Prompt.id).where(*open_for(project, user_id, now)).order_by(Prompt.id).limit(1)
+    query = (
+        select(Prompt.id)
+        .where(*open_for(project, user_id, now))
+        .order_by(*serving_order(project))
+        .limit(1)
+    )
     return conn.scalar(query)
 
 

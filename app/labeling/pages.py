@@ -11,6 +11,7 @@ from app.db import SessionDep, get_sessionmaker
 from app.deps import AdminUser, CurrentUser
 from app.labeling import service
 from app.labeling.schemas import Task
+from app.labeling.validation import MAX_DEMONSTRATION
 from app.projects import service as project_service
 from app.projects.models import Prompt
 from app.projects.models import Response as ProjectResponse
@@ -61,6 +62,7 @@ def _task_page(request: Request, session: Session, project: Any, user: Any, task
         task=task,
         progress=progress,
         remaining=progress.available + 1,
+        max_demonstration=MAX_DEMONSTRATION,
         skip_reasons=SKIP_REASONS,
     )
 

@@ -92,6 +92,7 @@ def labeling_query(*, project_id: int, user: User) -> Select[Any]:
         Project.criteria,
         Project.is_archived,
         Project.gold_rate,
+        Project.order,
         Project.auto_hold,
         Project.hold_after_gold,
         allowed.label("allowed"),
