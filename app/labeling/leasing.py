@@ -7,7 +7,6 @@ prompt. SQLite: the same rules in a few statements inside a serialised write tra
 """
 
 import random
-import time
 from datetime import datetime, timedelta
 from functools import cache
 from types import SimpleNamespace
@@ -367,21 +366,12 @@ def _lease_serialised(conn: Connection, project: Any, user_id: int, now: datetim
     return _as_task(conn, project, lease)
 
 
-GOLD_CHECK_SECONDS = 10.0
-"""How long this process remembers whether a project has gold items at all."""
-_has_gold: dict[int, tuple[float, bool]] = {}
-
-
 def _may_serve_gold(conn: Connection, project: Any) -> bool:
-    """Gold items are served in this project (checked every GOLD_CHECK_SECONDS)."""
+    """Gold items are served in this project: a gold rate, and gold items (one index probe)."""
     if project.gold_rate <= 0 or project.kind == ProjectKind.demonstration:
         return False
-    hit = _has_gold.get(project.id)
-    if hit is None or hit[0] < time.monotonic():
-        query = select(Prompt.id).where(Prompt.project_id == project.id, Prompt.is_gold.is_(True))
-        hit = (time.monotonic() + GOLD_CHECK_SECONDS, conn.scalar(query.limit(1)) is not None)
-        _has_gold[project.id] = hit
-    return hit[1]
+    query = select(Prompt.id).where(Prompt.project_id == project.id, Prompt.is_gold.is_(True))
+    return conn.scalar(query.limit(1)) is not None
 
 
 def _lease_gold(conn: Connection, project: Any, user_id: int, now: datetime) -> Task | None:
