@@ -10,6 +10,7 @@ from app.aggregation.schemas import Leaderboard
 from app.auth import service as auth_service
 from app.db import SessionDep
 from app.deps import AdminUser
+from app.http.bounds import Id, Seed
 from app.projects import service as project_service
 from app.templating import render
 
@@ -51,11 +52,11 @@ def interval_chart(board: Leaderboard) -> dict[str, Any]:
 @router.get("/admin/projects/{project_id}/leaderboard")
 def leaderboard_page(  # type: ignore[no-untyped-def]
     request: Request,
-    project_id: int,
+    project_id: Id,
     session: SessionDep,
     _: AdminUser,
     rounds: Annotated[int, Query(ge=1, le=100_000)] = 1000,
-    seed: int = 0,
+    seed: Seed = 0,
 ):
     project = project_service.get(session=session, project_id=project_id)
     board = service.model_leaderboard(session=session, project=project, rounds=rounds, seed=seed)
@@ -73,7 +74,7 @@ def leaderboard_page(  # type: ignore[no-untyped-def]
 
 @router.post("/admin/projects/{project_id}/exclusions")
 def exclude(  # type: ignore[no-untyped-def]
-    project_id: int,
+    project_id: Id,
     session: SessionDep,
     admin: AdminUser,
     user_id: Annotated[int, Form()],
@@ -95,7 +96,7 @@ def exclude(  # type: ignore[no-untyped-def]
 
 @router.post("/admin/projects/{project_id}/exclusions/{exclusion_id}/remove")
 def include_again(  # type: ignore[no-untyped-def]
-    project_id: int, exclusion_id: int, session: SessionDep, _: AdminUser
+    project_id: Id, exclusion_id: Id, session: SessionDep, _: AdminUser
 ):
     """Count a labeler in again."""
     service.remove_exclusion(session=session, exclusion_id=exclusion_id)

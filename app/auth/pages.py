@@ -13,6 +13,7 @@ from app.config import get_settings
 from app.db import SessionDep
 from app.deps import AdminUser, OptionalUser, cookie_signer, csrf_guard
 from app.errors import DomainError, TooManyRequests
+from app.http.bounds import Id
 from app.templating import render
 
 router = APIRouter(tags=["pages"])
@@ -66,7 +67,7 @@ def login(  # type: ignore[no-untyped-def]
         max_age=settings.session_max_age,
         httponly=True,
         samesite="lax",
-        secure=settings.secure_cookies,
+        secure=settings.secure_cookies or request.url.scheme == "https",
     )
     return response
 
@@ -129,7 +130,7 @@ def create_user(  # type: ignore[no-untyped-def]
 @router.post("/admin/users/{user_id}/active")
 def set_active(  # type: ignore[no-untyped-def]
     request: Request,
-    user_id: int,
+    user_id: Id,
     session: SessionDep,
     admin: AdminUser,
     active: Annotated[bool, Form()],
@@ -145,7 +146,7 @@ def set_active(  # type: ignore[no-untyped-def]
 @router.post("/admin/users/{user_id}/password")
 def reset_password(  # type: ignore[no-untyped-def]
     request: Request,
-    user_id: int,
+    user_id: Id,
     session: SessionDep,
     _: AdminUser,
     password: Annotated[str, Form()],
@@ -163,7 +164,7 @@ def reset_password(  # type: ignore[no-untyped-def]
 @router.post("/admin/users/{user_id}/tokens")
 def issue_token(  # type: ignore[no-untyped-def]
     request: Request,
-    user_id: int,
+    user_id: Id,
     session: SessionDep,
     _: AdminUser,
     name: Annotated[str, Form(max_length=100)] = "",
@@ -176,7 +177,7 @@ def issue_token(  # type: ignore[no-untyped-def]
 
 
 @router.post("/admin/tokens/{token_id}/revoke")
-def revoke_token(token_id: int, session: SessionDep, _: AdminUser) -> RedirectResponse:
+def revoke_token(token_id: Id, session: SessionDep, _: AdminUser) -> RedirectResponse:
     token = service.revoke_token(session=session, token_id=token_id)
     session.commit()
     return _back(f"Token {token.prefix}… revoked.")

@@ -1,12 +1,12 @@
 """Streaming, all-or-nothing import of prompts and responses from JSONL (or .jsonl.gz).
 
-Pass 1 reads the file and validates every line, storing nothing. Pass 2 reads it again and
-inserts in batches inside one transaction, committed only at the end. Memory holds one batch
-and the set of external ids seen, never the whole file.
+Pass 1 reads the file and validates every line, storing nothing and holding no database
+transaction (on SQLite a transaction holds the single write lock that labelers need). Pass 2
+reads it again and inserts in batches inside one transaction, committed only at the end. Memory
+holds one batch and the set of external ids seen, never the whole file. The file is read within
+the limits of `app.projects.reader` (size, gzip ratio, line length, line count).
 """
 
-import gzip
-import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +20,7 @@ from app.errors import Invalid
 from app.labeling.models import Annotation, AnnotationSource
 from app.projects.formats import FORMATS, PARSERS, Item, LineError, detect
 from app.projects.models import Project, ProjectKind, Prompt, Response
+from app.projects.reader import ImportLimits, read_lines
 from app.projects.schemas import ImportLineError, ImportReport
 
 BATCH = 500
@@ -38,19 +39,6 @@ class ImportFailed(Invalid):
         self.error_count = error_count
 
 
-def read_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, text) of a plain or gzip-compressed UTF-8 file, one line at a time."""
-    with open(path, "rb") as raw:
-        gzipped = raw.read(2) == b"\x1f\x8b"
-    opener = gzip.open if gzipped else open
-    with opener(path, "rb") as binary:
-        for number, data in enumerate(io.BufferedReader(binary), start=1):  # type: ignore[arg-type]
-            try:
-                yield number, data.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield number, f"\x00not utf-8 at byte {exc.start}"
-
-
 def _decode(text: str) -> dict[str, Any]:
     if text.startswith("\x00"):
         raise LineError(text[1:])
@@ -63,35 +51,37 @@ def _decode(text: str) -> dict[str, Any]:
     return obj
 
 
-def _check_fits(item: Item, project: Project) -> None:
+def _check_fits(item: Item, kind: ProjectKind) -> None:
     n = len(item.responses)
     if n > MAX_RESPONSES:
         raise LineError(f"{n} responses; at most {MAX_RESPONSES} per prompt")
-    if project.kind == ProjectKind.ranking and n < 2:
+    if kind == ProjectKind.ranking and n < 2:
         raise LineError(f"a ranking project needs at least 2 responses per prompt, got {n}")
-    if project.kind == ProjectKind.rating and n < 1:
+    if kind == ProjectKind.rating and n < 1:
         raise LineError("a rating project needs at least 1 response per prompt")
 
 
-def _items(path: Path, fmt: str, project: Project) -> Iterator[tuple[int, list[Item] | LineError]]:
+def _items(
+    path: Path, fmt: str, kind: ProjectKind, limits: ImportLimits
+) -> Iterator[tuple[int, list[Item] | LineError]]:
     """(line number, the line's items or its error); one line may hold several items."""
     parse = PARSERS[fmt]
-    for number, line in read_lines(path):
+    for number, line in read_lines(path, limits):
         if not line.strip():
             continue
         try:
             parsed = parse(_decode(line))
             items = parsed if isinstance(parsed, list) else [parsed]
             for item in items:
-                _check_fits(item, project)
+                _check_fits(item, kind)
         except LineError as exc:
             yield number, exc
         else:
             yield number, items
 
 
-def _detect_format(path: Path) -> str:
-    for _, line in read_lines(path):
+def _detect_format(path: Path, limits: ImportLimits) -> str:
+    for _, line in read_lines(path, limits):
         if line.strip():
             try:
                 return detect(_decode(line))
@@ -107,10 +97,15 @@ def import_file(
     path: Path,
     fmt: str = "auto",
     skip_invalid: bool = False,
+    limits: ImportLimits | None = None,
 ) -> ImportReport:
     """Import a file into `project`, all or nothing (or skipping bad lines if asked)."""
+    limits = limits or ImportLimits.from_settings()
+    kind = ProjectKind(project.kind)
+    # End the caller's read transaction: validation below holds no lock (SQLite: the write lock).
+    session.commit()
     if fmt == "auto":
-        fmt = _detect_format(path)
+        fmt = _detect_format(path, limits)
     if fmt not in FORMATS:
         raise Invalid(f"format must be auto, {', '.join(FORMATS)}; not {fmt!r}", field="format")
 
@@ -118,7 +113,7 @@ def import_file(
     error_count = 0
     bad_lines: set[int] = set()
     lines = 0
-    for number, result in _items(path, fmt, project):
+    for number, result in _items(path, fmt, kind, limits):
         lines += 1
         if isinstance(result, LineError):
             error_count += 1
@@ -141,7 +136,7 @@ def import_file(
     seen: set[str] = set()
     batch: list[Item] = []
     try:
-        for number, result in _items(path, fmt, project):
+        for number, result in _items(path, fmt, kind, limits):
             if number in bad_lines or isinstance(result, LineError):
                 continue
             for item in result:

@@ -5,14 +5,20 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.http.bounds import Id, JsonObject, Keyword, ModelRef, Name, text
+
+RunName = text(200)
+
 
 class RunCreate(BaseModel):
-    kind: str = Field(description="sft | rm | ppo | dpo")
-    snapshot_id: int
-    model: str = Field(description="a registered model's id or name, a local path, or a hub id")
-    reward_model: str | None = Field(None, description="PPO: the reward model, same forms")
-    config: dict[str, Any] = Field(default_factory=dict, description="trainer config keys")
-    name: str = ""
+    kind: Keyword = Field(description="sft | rm | ppo | dpo")
+    snapshot_id: Id
+    model: ModelRef = Field(
+        description="a registered model's id or name, a local path, or a hub id"
+    )
+    reward_model: ModelRef | None = Field(None, description="PPO: the reward model, same forms")
+    config: JsonObject = Field(default_factory=dict, description="trainer config keys")
+    name: RunName = ""
 
 
 class RunOut(BaseModel):
@@ -49,9 +55,9 @@ class MetricOut(BaseModel):
 
 
 class ModelCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    kind: str = Field(description="policy | reward")
-    path: str = Field(min_length=1, description="a local directory or a hub id")
+    name: Name = Field(description="unique")
+    kind: Keyword = Field(description="policy | reward")
+    path: ModelRef = Field(description="a local directory or a hub id")
 
 
 class ModelOut(BaseModel):
