@@ -38,7 +38,7 @@ def update_user(user_id: Id, body: UserUpdate, session: SessionDep, admin: Admin
     if body.is_active is not None:
         service.set_active(session=session, user=user, active=body.is_active)
     if body.role is not None:
-        user.role = body.role
+        service.set_role(session=session, user=user, role=body.role)
     if body.password is not None:
         service.set_password(session=session, user=user, password=body.password)
     session.commit()
@@ -59,7 +59,8 @@ def create_token(user_id: Id, body: TokenCreate, session: SessionDep, _: AdminUs
 
 
 @router.delete("/tokens/{token_id}", response_model=TokenOut)
-def revoke_token(token_id: Id, session: SessionDep, _: AdminUser) -> object:
-    token = service.revoke_token(session=session, token_id=token_id)
+def revoke_token(token_id: Id, session: SessionDep, _: AdminUser, force: bool = False) -> object:
+    """Revoke a token; 409 if no admin could sign in afterwards (unless `force`)."""
+    token = service.revoke_token(session=session, token_id=token_id, force=force)
     session.commit()
     return token
