@@ -16,9 +16,9 @@ from app.config import get_settings
 from app.errors import Invalid, TooLarge
 
 GZIP_MAGIC = b"\x1f\x8b"
-READ_BLOCK = 64 * 1024
+READ_BLOCK = 16 * 1024
 OUT_BLOCK = 1024 * 1024
-RATIO_FLOOR = 8 * 1024 * 1024
+RATIO_FLOOR = 2 * OUT_BLOCK
 """The ratio cap applies once this much has been decompressed (small files may compress well)."""
 
 
