@@ -72,7 +72,8 @@ def test_nul_in_free_form_json_is_refused(client, admin, factory) -> None:  # ty
 
 @pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
 def test_json_with_nan_or_infinity_is_refused_cleanly(client, admin, constant) -> None:  # type: ignore[no-untyped-def]
-    raw = '{"kind": "sft", "snapshot_id": 1, "model": "m", "config": {"lr": %s}}' % constant
+    raw = '{"kind": "sft", "snapshot_id": 1, "model": "m", "config": {"lr": CONST}}'
+    raw = raw.replace("CONST", constant)
     answer = client.post(
         "/api/v1/runs",
         content=raw,
