@@ -65,6 +65,8 @@ def test_project_user_member_and_model_forms_come_back_with_errors(client, admin
         (f"/admin/users/{admin.id}/password", {"password": "short"}, "users"),
         (f"/admin/users/{admin.id}/tokens", {"name": "n" * 101}, "users"),
         ("/admin/models", {"name": " ", "path": "p"}, "models"),
+        (f"/admin/projects/{project.id}/exclusions", {"user_id": "abc"}, "leaderboard"),
+        (f"/admin/projects/{project.id}/exclusions", {"user_id": "1", "reason": "r" * 2001}, "l"),
     ]
     for url, form, _ in posts:
         page = client.post(url, data=form | {"csrf_token": token}, headers=HTML)

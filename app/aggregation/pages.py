@@ -4,14 +4,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse
+from pydantic import ValidationError
 
 from app.aggregation import service
-from app.aggregation.schemas import Leaderboard
+from app.aggregation.schemas import ExclusionIn, Leaderboard
 from app.auth import service as auth_service
 from app.db import SessionDep
 from app.deps import AdminUser
+from app.errors import DomainError, validation_messages
 from app.http.bounds import Id, Seed
 from app.projects import service as project_service
+from app.projects.models import Project
 from app.templating import render
 
 router = APIRouter(tags=["pages"])
@@ -59,37 +62,62 @@ def leaderboard_page(  # type: ignore[no-untyped-def]
     seed: Seed = 0,
 ):
     project = project_service.get(session=session, project_id=project_id)
+    return _page(request, session, project, rounds=rounds, seed=seed)
+
+
+def _page(  # type: ignore[no-untyped-def]
+    request: Request,
+    session: SessionDep,
+    project: Project,
+    status_code: int = 200,
+    error: str | None = None,
+    rounds: int = 1000,
+    seed: int = 0,
+):
     board = service.model_leaderboard(session=session, project=project, rounds=rounds, seed=seed)
-    excluded = service.list_exclusions(session=session, project_id=project_id)
+    excluded = service.list_exclusions(session=session, project_id=project.id)
     return render(
         request,
         "aggregation/leaderboard.html",
+        status_code,
         project=project,
         board=board,
         chart=interval_chart(board),
         exclusions=excluded,
         users={u.id: u for u in auth_service.list_users(session=session)},
+        error=error,
     )
 
 
 @router.post("/admin/projects/{project_id}/exclusions")
 def exclude(  # type: ignore[no-untyped-def]
+    request: Request,
     project_id: Id,
     session: SessionDep,
     admin: AdminUser,
-    user_id: Annotated[int, Form()],
+    user_id: Annotated[str, Form()] = "",
     scope: Annotated[str, Form()] = "project",
     reason: Annotated[str, Form()] = "",
 ):
     """Leave a labeler out of this project's aggregates (or of every project's)."""
-    project_service.get(session=session, project_id=project_id)
-    service.exclude_labeler(
-        session=session,
-        user_id=user_id,
-        project_id=None if scope == "all" else project_id,
-        reason=reason.strip(),
-        created_by=admin,
-    )
+    project = project_service.get(session=session, project_id=project_id)
+    try:
+        body = ExclusionIn.model_validate(
+            {"user_id": user_id, "reason": reason.strip(), "all_projects": scope == "all"}
+        )
+        service.exclude_labeler(
+            session=session,
+            user_id=body.user_id,
+            project_id=None if body.all_projects else project_id,
+            reason=body.reason,
+            created_by=admin,
+        )
+    except (ValidationError, DomainError) as exc:
+        session.rollback()
+        message = (
+            "; ".join(validation_messages(exc)) if isinstance(exc, ValidationError) else exc.message
+        )
+        return _page(request, session, project, 422, error=message)
     session.commit()
     return RedirectResponse(f"/admin/projects/{project_id}/leaderboard", status_code=303)
 

@@ -70,6 +70,8 @@ Name = Annotated[
 
 Keyword = text(40)
 """A short keyword such as a kind, a status or a file name (checked by the route)."""
+SearchText = text(1000)
+"""A search or filter string (may be empty)."""
 ModelRefQuery = text(1000)
 """A model reference passed in a query string (may be empty)."""
 

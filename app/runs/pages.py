@@ -10,8 +10,8 @@ from app.db import SessionDep
 from app.deps import AdminUser
 from app.errors import DomainError, validation_messages
 from app.http.bounds import Id, Keyword, ModelRefQuery, loads_object
-from app.runs import service
-from app.runs.models import RunKind, RunStatus
+from app.runs import lineage, service
+from app.runs.models import TRAINS_ON, RunKind, RunStatus, run_kinds_for
 from app.runs.schemas import ModelCreate, RunCreate
 from app.runs.worker import log_tail
 from app.templating import render
@@ -30,12 +30,15 @@ def _snapshots(session: Any) -> list[Any]:
 
 def _form_context(session: Any, form: dict[str, Any], error: str | None) -> dict[str, Any]:
     kind = form.get("kind") if form.get("kind") in RunKind.__members__ else "sft"
+    snapshots = _snapshots(session)
+    chosen = next((s for s in snapshots if str(s.id) == str(form.get("snapshot_id"))), None)
     return {
+        "chosen": chosen,
         "form": form,
         "error": error,
         "kinds": list(RunKind),
-        "snapshot_kinds": {k.value: sorted(v) for k, v in service.SNAPSHOT_KINDS.items()},
-        "snapshots": _snapshots(session),
+        "snapshot_kinds": {k.value: list(v) for k, v in TRAINS_ON.items()},
+        "snapshots": snapshots,
         "models": service.list_models(session=session),
         "defaults": {k.value: service.trainer_defaults(k) for k in RunKind},
         "main_fields": MAIN_FIELDS,
@@ -51,7 +54,7 @@ def runs(  # type: ignore[no-untyped-def]
     return render(
         request,
         "runs/list.html",
-        runs=rows,
+        rows=lineage.run_rows(session=session, runs=rows),
         status=status,
         kind=kind,
         statuses=list(RunStatus),
@@ -67,15 +70,26 @@ def new_run(  # type: ignore[no-untyped-def]
     _: AdminUser,
     snapshot: Id | None = None,
     model: ModelRefQuery = "",
+    kind: Keyword = "",
 ):
-    kind = "sft"
+    """The start form; `snapshot` (and `kind`) preselect what "Train on it" links offer."""
+    error = None
     if snapshot is not None:
         from app.datasets import service as datasets_service
 
         chosen = datasets_service.get_snapshot(session=session, snapshot_id=snapshot)
-        kind = next(k for k, kinds in service.SNAPSHOT_KINDS.items() if chosen.kind in kinds)
-    form = {"kind": kind, "snapshot_id": snapshot, "model": model}
-    return render(request, "runs/new.html", **_form_context(session, form, None))
+        feeds = run_kinds_for(chosen.kind)
+        if not feeds:
+            error = f"snapshot {snapshot} is a {chosen.kind} snapshot: no run kind trains on it"
+        elif kind and kind not in feeds:
+            error = (
+                f"a {kind} run cannot train on snapshot {snapshot} ({chosen.kind}); "
+                f"it feeds {' or '.join(feeds)}"
+            )
+        kind = kind if kind in feeds else (feeds[0] if feeds else "")
+    form = {"kind": kind or RunKind.sft, "snapshot_id": snapshot, "model": model}
+    context = _form_context(session, form, error)
+    return render(request, "runs/new.html", 422 if error else 200, **context)
 
 
 @router.post("/runs")
@@ -138,7 +152,17 @@ def run_page(request: Request, run_id: Id, session: SessionDep, _: AdminUser):  
         if (run.output_model_id)
         else None
     )
-    return render(request, "runs/show.html", run=run, output=output, log=log_tail(run.run_dir, 60))
+    from app.datasets import service as datasets_service
+
+    snapshot = datasets_service.get_snapshot(session=session, snapshot_id=run.snapshot_id)
+    return render(
+        request,
+        "runs/show.html",
+        run=run,
+        output=output,
+        snapshot=snapshot,
+        log=log_tail(run.run_dir, 60),
+    )
 
 
 @router.post("/runs/{run_id}/cancel")
@@ -153,6 +177,14 @@ def models(request: Request, session: SessionDep, _: AdminUser):  # type: ignore
     rows = service.list_models(session=session)
     by_id = {m.id: m for m in rows}
     return render(request, "runs/models.html", models=rows, by_id=by_id, error=None)
+
+
+@router.get("/models/{model_id}")
+def model_page(request: Request, model_id: Id, session: SessionDep, _: AdminUser):  # type: ignore[no-untyped-def]
+    """A registered model with its whole lineage, each step a link."""
+    model = service.get_model(session=session, model_id=model_id)
+    tree = lineage.model_lineage(session=session, model=model)
+    return render(request, "runs/model.html", model=model, tree=tree)
 
 
 @router.post("/models")
