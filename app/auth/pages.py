@@ -44,6 +44,15 @@ def login(  # type: ignore[no-untyped-def]
     next: Annotated[str, Form()] = "/",
 ):
     settings = get_settings()
+    if not email.strip() or not password:
+        return render(
+            request,
+            "login.html",
+            422,
+            next=_safe_next(next),
+            error="Enter your email and password.",
+            email=email[:320],
+        )
     if len(email) > 320 or len(password) > 200 or "\x00" in email + password:
         email, password = "", ""  # cannot be an account: answered like a wrong password
     try:
