@@ -24,10 +24,11 @@ def labeler(factory):  # type: ignore[no-untyped-def]
     "path",
     [
         f"/api/v1/projects/{HUGE}",
+        f"/api/v1/projects/{2**31}",
         "/api/v1/projects/-1",
         f"/api/v1/snapshots/{HUGE}",
         f"/api/v1/runs/{HUGE}",
-        f"/api/v1/runs/1/metrics?after={HUGE}",
+        f"/api/v1/runs/1/metrics?after={2**31}",
         f"/api/v1/projects/1/leaderboard?seed={HUGE}",
         f"/api/v1/projects/1/consensus?after=-{HUGE}",
         f"/admin/projects/{HUGE}",

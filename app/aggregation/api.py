@@ -8,7 +8,7 @@ from app.aggregation import service
 from app.aggregation.schemas import ExclusionIn, ExclusionOut, Leaderboard, PromptConsensus
 from app.db import SessionDep
 from app.deps import AdminUser
-from app.http.bounds import Id, Limit, Offset, Seed
+from app.http.bounds import AfterId, Id, Limit, Seed
 from app.projects import service as project_service
 
 router = APIRouter(prefix="/api/v1", tags=["aggregation"])
@@ -33,7 +33,7 @@ def consensus(
     session: SessionDep,
     _: AdminUser,
     method: Annotated[str, Query(pattern="^(ranked-pairs|borda)$")] = "ranked-pairs",
-    after: Annotated[Offset, Query(description="prompt id to continue after")] = 0,
+    after: Annotated[AfterId, Query(description="prompt id to continue after")] = 0,
     limit: Limit = 100,
 ) -> object:
     """Consensus ranking and agreement of ranked prompts, in prompt id order (paged)."""

@@ -1,7 +1,8 @@
 """Bounded input types shared by every route and request schema.
 
-Ids fit a signed 64-bit column, page sizes and offsets are bounded, and text has a length limit
-and no NUL character (PostgreSQL cannot store one). Each is an `Annotated` alias, so the bound
+Ids fit the id columns (INTEGER: signed 32-bit on PostgreSQL), offsets a signed 64-bit integer,
+page sizes are bounded, and text has a length limit and no NUL character (PostgreSQL cannot
+store one). Each is an `Annotated` alias, so the bound
 shows in the OpenAPI description and a violation is a 422 naming the field.
 """
 
@@ -13,6 +14,8 @@ from annotated_types import Ge, Le
 from pydantic import AfterValidator, StringConstraints
 
 MAX_INT64 = 2**63 - 1
+MAX_ID = 2**31 - 1
+"""Ids, steps and other keys are INTEGER columns (PostgreSQL's integer is 32-bit)."""
 MAX_PAGE = 1000
 """Largest page a list route returns."""
 
@@ -39,12 +42,14 @@ def _finite_json(value: Any) -> Any:
     return value
 
 
-Id = Annotated[int, Ge(1), Le(MAX_INT64)]
+Id = Annotated[int, Ge(1), Le(MAX_ID)]
 """A database id (path, query or body)."""
+AfterId = Annotated[int, Ge(0), Le(MAX_ID)]
+"""A keyset position: the id (or step) to continue after."""
 Limit = Annotated[int, Ge(1), Le(MAX_PAGE)]
 """A page size."""
 Offset = Annotated[int, Ge(0), Le(MAX_INT64)]
-"""Rows to skip (or a keyset position such as a step or an id to continue after)."""
+"""Rows to skip."""
 Seed = Annotated[int, Ge(0), Le(2**32 - 1)]
 """A random seed."""
 MAX_PAGE_NUMBER = 10_000_000

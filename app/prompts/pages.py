@@ -8,7 +8,7 @@ from fastapi.responses import RedirectResponse
 
 from app.db import SessionDep
 from app.deps import AdminUser
-from app.http.bounds import Id, Keyword, Offset, SearchText
+from app.http.bounds import AfterId, Id, Keyword, Offset, SearchText
 from app.projects import service as project_service
 from app.prompts import service
 from app.prompts.service import PromptFilter
@@ -40,7 +40,7 @@ def prompts_page(  # type: ignore[no-untyped-def]
     status: Keyword = "",
     model: SearchText = "",
     q: SearchText = "",
-    after: Offset = 0,
+    after: AfterId = 0,
     done: Keyword = "",
     n: Offset = 0,
 ):

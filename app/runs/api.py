@@ -8,12 +8,12 @@ from fastapi.responses import PlainTextResponse
 
 from app.db import SessionDep
 from app.deps import AdminUser
-from app.http.bounds import MAX_INT64, Id, Keyword
+from app.http.bounds import MAX_ID, Id, Keyword
 from app.runs import service
 from app.runs.schemas import MetricOut, ModelCreate, ModelOut, RunCreate, RunOut
 from app.runs.worker import log_tail
 
-Step = Annotated[int, Ge(-1), Le(MAX_INT64)]
+Step = Annotated[int, Ge(-1), Le(MAX_ID)]
 LogLines = Annotated[int, Ge(1), Le(5000)]
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])
