@@ -8,7 +8,7 @@ from sqlalchemy import update
 from tests.fuzz_api import fuzz
 from tests.helpers import ranking_items
 
-EXAMPLES = int(os.environ.get("RLHF_FUZZ_EXAMPLES", "4"))
+EXAMPLES = int(os.environ.get("RLHF_FUZZ_EXAMPLES", "2"))
 
 
 @pytest.fixture

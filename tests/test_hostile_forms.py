@@ -13,40 +13,34 @@ def admin(factory):  # type: ignore[no-untyped-def]
     return factory.user("admin")
 
 
-@pytest.mark.parametrize(
-    "form",
-    [
-        {"kind": "policy", "model": "0", "snapshot_id": "0"},
-        {"kind": "sft", "model": "m", "snapshot_id": "99999999999999999999"},
-        {"kind": "sft", "model": "m", "snapshot_id": "abc"},
-        {"kind": "sft", "model": "m", "snapshot_id": "1", "extra_config": '{"lr": NaN}'},
-        {"kind": "sft", "model": "m\x00", "snapshot_id": "1"},
-        {},
-    ],
-)
-def test_the_run_form_comes_back_with_its_error(client, admin, form) -> None:  # type: ignore[no-untyped-def]
-    token = login(client, admin)
-    page = client.post("/admin/runs", data=form | {"csrf_token": token}, headers=HTML)
-    assert page.status_code == 422, page.text[-500:]
-    assert 'id="run-form"' in page.text and 'class="flash bad"' in page.text
+RUN_FORMS = [
+    {"kind": "policy", "model": "0", "snapshot_id": "0"},
+    {"kind": "sft", "model": "m", "snapshot_id": "99999999999999999999"},
+    {"kind": "sft", "model": "m", "snapshot_id": "abc"},
+    {"kind": "sft", "model": "m", "snapshot_id": "1", "extra_config": '{"lr": NaN}'},
+    {"kind": "sft", "model": "m\x00", "snapshot_id": "1"},
+    {},
+]
+SNAPSHOT_FORMS = [
+    {"kind": "rankings", "split": "abc"},
+    {"kind": "rankings", "split": "nan"},
+    {"kind": "bogus"},
+    {"kind": "sft", "include_top_ranked": "true", "method": "all"},
+]
 
 
-@pytest.mark.parametrize(
-    "form",
-    [
-        {"kind": "rankings", "split": "abc"},
-        {"kind": "rankings", "split": "nan"},
-        {"kind": "bogus"},
-        {"kind": "sft", "include_top_ranked": "true", "method": "all"},
-    ],
-)
-def test_the_snapshot_form_comes_back_with_its_error(client, admin, factory, form) -> None:  # type: ignore[no-untyped-def]
+def test_the_run_and_snapshot_forms_come_back_with_their_errors(client, admin, factory) -> None:  # type: ignore[no-untyped-def]
     project = factory.project()
     token = login(client, admin)
+    for form in RUN_FORMS:
+        page = client.post("/admin/runs", data=form | {"csrf_token": token}, headers=HTML)
+        assert page.status_code == 422, (form, page.text[-500:])
+        assert 'id="run-form"' in page.text and 'class="flash bad"' in page.text
     url = f"/admin/projects/{project.id}/snapshots"
-    page = client.post(url, data=form | {"csrf_token": token}, headers=HTML)
-    assert page.status_code == 422, page.text[-500:]
-    assert "Snapshots" in page.text and 'role="alert"' in page.text
+    for form in SNAPSHOT_FORMS:
+        page = client.post(url, data=form | {"csrf_token": token}, headers=HTML)
+        assert page.status_code == 422, (form, page.text[-500:])
+        assert "Snapshots" in page.text and 'role="alert"' in page.text
 
 
 def test_project_user_member_and_model_forms_come_back_with_errors(client, admin, factory) -> None:  # type: ignore[no-untyped-def]
