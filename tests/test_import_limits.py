@@ -118,3 +118,26 @@ def test_parsing_holds_no_database_lock(session, engine, project, tmp_path, monk
     report = importer.import_file(session=session, project=project, path=path)
     assert writes and report.imported == 3
     other.dispose()
+
+
+def test_lines_with_nan_nul_huge_numbers_or_long_model_names_are_bad_lines(
+    session, project, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from app.projects import importer
+
+    bad = [
+        '{"prompt": "q", "responses": ["a", "b"], "meta": {"x": NaN}}',
+        '{"prompt": "q\\u0000", "responses": ["a", "b"]}',
+        '{"prompt": "q", "responses": ["a", "b"], "meta": {"x": 1e400}}',
+        '{"prompt": "q", "responses": [{"text": "a", "model": "%s"}, "b"]}' % ("m" * 201),
+        "[" * 100_000,
+    ]
+    path = tmp_path / "items.jsonl"
+    path.write_text("\n".join(bad) + "\n")
+    with pytest.raises(importer.ImportFailed) as failed:
+        importer.import_file(session=session, project=project, path=path)
+    assert [e.line for e in failed.value.errors] == [1, 2, 3, 4, 5]
+    reasons = " | ".join(e.error for e in failed.value.errors)
+    assert "NaN" in reasons and "NUL" in reasons and "too large" in reasons
+    assert "model is longer than 200" in reasons
+    assert prompts(session, project) == 0

@@ -8,6 +8,7 @@ the limits of `app.projects.reader` (size, gzip ratio, line length, line count).
 """
 
 import json
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,20 +40,50 @@ class ImportFailed(Invalid):
         self.error_count = error_count
 
 
+def _refuse_constant(name: str) -> Any:
+    raise LineError(f"{name} is not a JSON number")
+
+
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):
+        raise LineError(f"the number {literal[:40]} is too large")
+    return value
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 def _decode(text: str) -> dict[str, Any]:
     if text.startswith("\x00"):
         raise LineError(text[1:])
     try:
-        obj = json.loads(text)
+        obj = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
         raise LineError(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+    except LineError:
+        raise
+    except (ValueError, RecursionError) as exc:  # a number too long, nesting too deep
+        raise LineError(f"invalid JSON: {exc}"[:200]) from None
     if not isinstance(obj, dict):
         raise LineError(f"each line must be a JSON object, not {type(obj).__name__}")
+    if "\\u0000" in text and _has_nul(obj):
+        raise LineError("text must not contain the NUL character (\\u0000)")
     return obj
 
 
 def _check_fits(item: Item, kind: ProjectKind) -> None:
     n = len(item.responses)
+    for i, response in enumerate(item.responses):
+        if response["model"] is not None and len(response["model"]) > 200:
+            raise LineError(f"responses[{i}].model is longer than 200 characters")
     if n > MAX_RESPONSES:
         raise LineError(f"{n} responses; at most {MAX_RESPONSES} per prompt")
     if kind == ProjectKind.ranking and n < 2:
