@@ -21,7 +21,7 @@ from app.errors import Invalid
 from app.labeling.models import Annotation, AnnotationSource
 from app.projects.formats import FORMATS, PARSERS, Item, LineError, detect
 from app.projects.models import Project, ProjectKind, Prompt, Response
-from app.projects.reader import ImportLimits, read_lines
+from app.projects.reader import ImportLimits, check, read_lines
 from app.projects.schemas import ImportLineError, ImportReport
 
 BATCH = 500
@@ -135,6 +135,7 @@ def import_file(
     kind = ProjectKind(project.kind)
     # End the caller's read transaction: validation below holds no lock (SQLite: the write lock).
     session.commit()
+    check(path, limits)  # a bomb or broken gzip is refused before any parsing
     if fmt == "auto":
         fmt = _detect_format(path, limits)
     if fmt not in FORMATS:
