@@ -88,6 +88,15 @@ ACCESS = {
     ("POST", "/admin/projects/{project_id}/prompts/{prompt_id}/{action}"): ADMIN,
     ("POST", "/admin/projects/{project_id}/assignments/{assignment_id}/release"): ADMIN,
     ("GET", "/admin/models/{model_id}"): ADMIN,
+    ("GET", "/api/v1/projects/{project_id}/quality"): ADMIN,
+    ("GET", "/api/v1/projects/{project_id}/quality/alpha"): ADMIN,
+    ("GET", "/api/v1/projects/{project_id}/quality/labelers/{user_id}"): ADMIN,
+    ("POST", "/api/v1/projects/{project_id}/quality/labelers/{user_id}/reinstate"): ADMIN,
+    ("GET", "/admin/quality"): ADMIN,
+    ("GET", "/admin/projects/{project_id}/quality"): ADMIN,
+    ("GET", "/admin/projects/{project_id}/quality/labelers/{user_id}"): ADMIN,
+    ("POST", "/admin/projects/{project_id}/quality/labelers/{user_id}/reinstate"): ADMIN,
+    ("POST", "/admin/projects/{project_id}/quality/settings"): ADMIN,
 }
 
 
@@ -128,8 +137,8 @@ def world(client, factory, tmp_path, monkeypatch):  # type: ignore[no-untyped-de
         "run_id": 1,
         "kind": "sft",
         "model_id": 1,
-        "prompt_id": task["prompt_id"],
-        "action": "retire",
+        "prompt_id": 1,
+        "action": "requeue",
     }
     return admin, labeler, ids
 

@@ -1,6 +1,7 @@
 """HTML routes of aggregation: the model leaderboard with its interval chart."""
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse
@@ -8,13 +9,11 @@ from pydantic import ValidationError
 
 from app.aggregation import service
 from app.aggregation.schemas import ExclusionIn, Leaderboard
-from app.auth import service as auth_service
 from app.db import SessionDep
 from app.deps import AdminUser
 from app.errors import DomainError, validation_messages
 from app.http.bounds import Id, Seed
 from app.projects import service as project_service
-from app.projects.models import Project
 from app.templating import render
 
 router = APIRouter(tags=["pages"])
@@ -62,36 +61,20 @@ def leaderboard_page(  # type: ignore[no-untyped-def]
     seed: Seed = 0,
 ):
     project = project_service.get(session=session, project_id=project_id)
-    return _page(request, session, project, rounds=rounds, seed=seed)
-
-
-def _page(  # type: ignore[no-untyped-def]
-    request: Request,
-    session: SessionDep,
-    project: Project,
-    status_code: int = 200,
-    error: str | None = None,
-    rounds: int = 1000,
-    seed: int = 0,
-):
     board = service.model_leaderboard(session=session, project=project, rounds=rounds, seed=seed)
-    excluded = service.list_exclusions(session=session, project_id=project.id)
+    excluded = service.list_exclusions(session=session, project_id=project_id)
     return render(
         request,
         "aggregation/leaderboard.html",
-        status_code,
         project=project,
         board=board,
         chart=interval_chart(board),
-        exclusions=excluded,
-        users={u.id: u for u in auth_service.list_users(session=session)},
-        error=error,
+        excluded=len(excluded),
     )
 
 
 @router.post("/admin/projects/{project_id}/exclusions")
 def exclude(  # type: ignore[no-untyped-def]
-    request: Request,
     project_id: Id,
     session: SessionDep,
     admin: AdminUser,
@@ -100,7 +83,8 @@ def exclude(  # type: ignore[no-untyped-def]
     reason: Annotated[str, Form()] = "",
 ):
     """Leave a labeler out of this project's aggregates (or of every project's)."""
-    project = project_service.get(session=session, project_id=project_id)
+    project_service.get(session=session, project_id=project_id)
+    back = f"/admin/projects/{project_id}/quality"
     try:
         body = ExclusionIn.model_validate(
             {"user_id": user_id, "reason": reason.strip(), "all_projects": scope == "all"}
@@ -117,9 +101,9 @@ def exclude(  # type: ignore[no-untyped-def]
         message = (
             "; ".join(validation_messages(exc)) if isinstance(exc, ValidationError) else exc.message
         )
-        return _page(request, session, project, 422, error=message)
+        return RedirectResponse(f"{back}?{urlencode({'error': message})}", status_code=303)
     session.commit()
-    return RedirectResponse(f"/admin/projects/{project_id}/leaderboard", status_code=303)
+    return RedirectResponse(back, status_code=303)
 
 
 @router.post("/admin/projects/{project_id}/exclusions/{exclusion_id}/remove")
@@ -129,4 +113,4 @@ def include_again(  # type: ignore[no-untyped-def]
     """Count a labeler in again."""
     service.remove_exclusion(session=session, exclusion_id=exclusion_id)
     session.commit()
-    return RedirectResponse(f"/admin/projects/{project_id}/leaderboard", status_code=303)
+    return RedirectResponse(f"/admin/projects/{project_id}/quality", status_code=303)

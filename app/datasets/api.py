@@ -11,7 +11,11 @@ from app.http.bounds import Id, Keyword
 from app.projects import service as project_service
 
 router = APIRouter(prefix="/api/v1", tags=["datasets"])
-MEDIA = {".jsonl": "application/x-ndjson", ".parquet": "application/vnd.apache.parquet"}
+MEDIA = {
+    ".jsonl": "application/x-ndjson",
+    ".parquet": "application/vnd.apache.parquet",
+    ".md": "text/markdown; charset=utf-8",
+}
 
 
 @router.post(
@@ -59,7 +63,7 @@ def get_snapshot(snapshot_id: Id, session: SessionDep, _: AdminUser) -> object:
     },
 )
 def download(snapshot_id: Id, name: Keyword, session: SessionDep, _: AdminUser) -> FileResponse:
-    """A snapshot file: train.jsonl, test.jsonl, train.parquet, test.parquet, manifest.json."""
+    """A snapshot file: train/test .jsonl and .parquet, manifest.json, README.md (the card)."""
     snapshot = service.get_snapshot(session=session, snapshot_id=snapshot_id)
     path = service.snapshot_file(snapshot=snapshot, name=name)
     return FileResponse(

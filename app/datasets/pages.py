@@ -6,9 +6,10 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
+from app.aggregation.consensus import ConsensusMethod
 from app.datasets import service
 from app.datasets.kinds import DatasetKind
-from app.datasets.schemas import FILES, SnapshotCreate
+from app.datasets.schemas import FILES, METHODS, SnapshotCreate
 from app.db import SessionDep
 from app.deps import AdminUser
 from app.errors import DomainError, validation_messages
@@ -31,6 +32,7 @@ def _page(request: Request, session: SessionDep, project_id: int, status: int = 
         snapshots=snapshots,
         files=FILES,
         kinds=list(DatasetKind),
+        methods=METHODS,
         run_kinds_for=run_kinds_for,
         **{"error": None, "made": None, "created": None} | extra,
     )
@@ -55,10 +57,11 @@ def make_snapshot(  # type: ignore[no-untyped-def]
     session: SessionDep,
     admin: AdminUser,
     kind: Annotated[str, Form()] = "",
-    method: Annotated[str, Form()] = "ranked-pairs",
+    method: Annotated[str, Form()] = ConsensusMethod.ranked_pairs,
     split: Annotated[str, Form()] = "0.9",
     include_top_ranked: Annotated[str, Form()] = "",
     normalize: Annotated[str, Form()] = "",
+    weighting: Annotated[str, Form()] = "none",
 ):
     """Freeze a snapshot from the form; a bad field re-renders the page with the message."""
     project = project_service.get(session=session, project_id=project_id)
@@ -70,6 +73,7 @@ def make_snapshot(  # type: ignore[no-untyped-def]
                 "split": split.strip() or "0.9",
                 "include_top_ranked": form_bool(include_top_ranked),
                 "normalize": form_bool(normalize),
+                "weighting": weighting,
             }
         )
         snapshot, created = service.create_snapshot(

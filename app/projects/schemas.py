@@ -6,7 +6,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.http.bounds import Id, Instructions, Name, text
-from app.projects.models import ProjectKind, RatingScale
+from app.projects.kinds import ProjectKind, RatingScale
 
 ProjectName = Name
 Criterion = text(60)
@@ -30,6 +30,9 @@ class ProjectSettings(BaseModel):
     lease_seconds: int = Field(1800, ge=30, le=7 * 24 * 3600)
     rating_scale: RatingScale = RatingScale.thumbs
     criteria: list[Criterion] = Field(default_factory=list, max_length=50)
+    gold_rate: float = Field(0.1, ge=0.0, le=1.0, description="share of tasks that are gold")
+    auto_hold: bool = Field(False, description="hold labelers with low gold accuracy")
+    hold_after_gold: int = Field(5, ge=1, le=1000, description="gold items before a hold")
 
     @field_validator("criteria")
     @classmethod
@@ -60,6 +63,9 @@ class ProjectUpdate(BaseModel):
     rating_scale: RatingScale = Field(None, json_schema_extra=_NO_DEFAULT)
     criteria: list[Criterion] = Field(None, max_length=50, json_schema_extra=_NO_DEFAULT)
     is_archived: bool = Field(None, json_schema_extra=_NO_DEFAULT)
+    gold_rate: float = Field(None, ge=0.0, le=1.0, json_schema_extra=_NO_DEFAULT)
+    auto_hold: bool = Field(None, json_schema_extra=_NO_DEFAULT)
+    hold_after_gold: int = Field(None, ge=1, le=1000, json_schema_extra=_NO_DEFAULT)
 
     @field_validator("criteria")
     @classmethod
@@ -80,6 +86,9 @@ class ProjectOut(BaseModel):
     rating_scale: RatingScale
     criteria: list[str]
     is_archived: bool
+    gold_rate: float
+    auto_hold: bool
+    hold_after_gold: int
     created_at: datetime
 
 

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 import typer
 
 from app.cli_support import JsonOpt, db_session, fail, output
+from app.runs.models import ModelKind, RunKind
 
 runs_app = typer.Typer(no_args_is_help=True, help="Training runs.")
 models_app = typer.Typer(no_args_is_help=True, help="The model registry.")
@@ -32,7 +33,7 @@ def _parse_sets(sets: list[str]) -> dict[str, Any]:
 
 @runs_app.command("start")
 def runs_start(
-    kind: Annotated[str, typer.Option(help="sft | rm | ppo | dpo")],
+    kind: Annotated[str, typer.Option(help=" | ".join(RunKind))],
     snapshot: Annotated[int, typer.Option(help="Dataset snapshot id.")],
     model: Annotated[str, typer.Option(help="Registered model id/name, a path or a hub id.")],
     reward_model: Annotated[str | None, typer.Option(help="PPO: the reward model.")] = None,
@@ -178,7 +179,7 @@ def _tree_lines(tree: dict[str, Any], depth: int) -> list[str]:
 def models_register(
     name: str,
     path: str,
-    kind: Annotated[str, typer.Option(help="policy | reward")] = "policy",
+    kind: Annotated[str, typer.Option(help=" | ".join(ModelKind))] = ModelKind.policy,
     as_json: JsonOpt = False,
 ) -> None:
     """Register a model directory or hub id under a name."""

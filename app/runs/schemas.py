@@ -6,12 +6,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.http.bounds import Id, JsonObject, Keyword, ModelRef, Name, text
+from app.runs.models import ModelKind, RunKind
 
 RunName = text(200)
 
 
 class RunCreate(BaseModel):
-    kind: Keyword = Field(description="sft | rm | ppo | dpo")
+    kind: Keyword = Field(description=" | ".join(RunKind))
     snapshot_id: Id
     model: ModelRef = Field(
         description="a registered model's id or name, a local path, or a hub id"
@@ -45,6 +46,7 @@ class RunOut(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    warnings: list[str] = Field(default_factory=list, description="e.g. a loss that never moved")
 
 
 class MetricOut(BaseModel):
@@ -56,7 +58,7 @@ class MetricOut(BaseModel):
 
 class ModelCreate(BaseModel):
     name: Name = Field(description="unique")
-    kind: Keyword = Field(description="policy | reward")
+    kind: Keyword = Field(description=" | ".join(ModelKind))
     path: ModelRef = Field(description="a local directory or a hub id")
 
 
