@@ -28,7 +28,9 @@ def fuzz_world(app, factory, session, tmp_path, monkeypatch):  # type: ignore[no
         session.execute(
             update(User).where(User.id == admin.id).values(is_active=True, role="admin")
         )
-        session.execute(update(User).where(User.id == labeler.id).values(is_active=True))
+        session.execute(
+            update(User).where(User.id == labeler.id).values(is_active=True, role="labeler")
+        )
         session.commit()
 
     return {"admin": admin.token, "labeler": labeler.token}, repair

@@ -32,6 +32,7 @@ OUT_OF_RANGE = [
     f"/admin/projects/{HUGE}",
     f"/admin/annotations?page={HUGE}",
     f"/admin/projects/1/prompts?after={HUGE}",
+    f"/admin/annotations?project_id={2**31}",
 ]
 
 

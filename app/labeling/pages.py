@@ -66,9 +66,9 @@ def annotations_page(  # type: ignore[no-untyped-def]
     request: Request,
     session: SessionDep,
     _: AdminUser,
-    project_id: Annotated[int | None, BeforeValidator(_blank_is_none)] = None,
-    user_id: Annotated[int | None, BeforeValidator(_blank_is_none)] = None,
-    prompt_id: Annotated[int | None, BeforeValidator(_blank_is_none)] = None,
+    project_id: Annotated[Id | None, BeforeValidator(_blank_is_none)] = None,
+    user_id: Annotated[Id | None, BeforeValidator(_blank_is_none)] = None,
+    prompt_id: Annotated[Id | None, BeforeValidator(_blank_is_none)] = None,
     page: Annotated[int, Ge(1), Le(MAX_PAGE_NUMBER)] = 1,
 ):
     """Annotations, newest first, each next to its prompt and responses."""
