@@ -21,6 +21,7 @@ from app.labeling import gold, validation
 from app.labeling.models import Annotation, AnnotationSource, Assignment, AssignmentStatus
 from app.labeling.schemas import AnnotationIn, Progress, Task, TaskResponse
 from app.projects import service as project_service
+from app.projects.generated import min_responses
 from app.projects.kinds import ProjectKind
 from app.projects.models import Project, Prompt, Response
 
@@ -100,7 +101,31 @@ def _open_for(project: Project, user: User, now: datetime) -> list[Any]:
         Prompt.done_count < wanted,
         ~exists().where(Assignment.prompt_id == Prompt.id, _holds_prompt_for(user.id, now)),
         taken < wanted,
+        *_has_candidates(project),
     ]
+
+
+def _has_candidates(project: Project) -> list[Any]:
+    """WHERE conditions on Prompt: enough responses to be served (a generation run may still be
+    adding them): K to rank (or 2 that came with the import), one to rate."""
+    needed = min_responses(project)
+    if needed == 0:
+        return []
+    count = (
+        select(func.count())
+        .where(Response.prompt_id == Prompt.id)
+        .correlate(Prompt)
+        .scalar_subquery()
+    )
+    if project.kind != ProjectKind.ranking:
+        return [count >= needed]
+    imported = (
+        select(func.count())
+        .where(Response.prompt_id == Prompt.id, Response.sample_index.is_(None))
+        .correlate(Prompt)
+        .scalar_subquery()
+    )
+    return [or_(count >= needed, imported >= 2)]
 
 
 def _lock_candidate(
@@ -153,6 +178,13 @@ def next_task(*, session: Session, project: Project, user: User) -> Task | None:
     if task is not None:
         session.commit()
         return task
+    leased = gold.lease_gold(
+        session, project=project, user_id=user.id, now=now, real_open=_open_for(project, user, now)
+    )
+    if leased is not None:
+        task = _resume(session, project, user, now)
+        session.commit()
+        return task
     tried: list[int] = []
     for _ in range(MAX_CLAIM_TRIES):
         candidate = _lock_candidate(session, project, user, now, tried)
@@ -163,10 +195,6 @@ def next_task(*, session: Session, project: Project, user: User) -> Task | None:
         if not free:
             tried.append(prompt_id)
             continue
-        gold_id = gold.pick_gold(session=session, project=project, user_id=user.id)
-        if gold_id is not None:  # served instead of the real prompt, which stays free
-            prompt_id, assignment = gold_id, None
-            messages = session.scalar(select(Prompt.messages).where(Prompt.id == gold_id))
         texts = dict(
             session.execute(
                 select(Response.id, Response.text).where(Response.prompt_id == prompt_id)
