@@ -21,7 +21,7 @@ from app.aggregation.consensus import (
     aggregate_ratings,
     consensus_ranking,
 )
-from app.aggregation.labels import PromptLabels, prompt_labels
+from app.aggregation.labels import Label, PromptLabels, prompt_labels
 from app.aggregation.leaderboard import Comparisons, elo_ratings, leaderboard
 from app.aggregation.models import Exclusion
 from app.aggregation.schemas import Leaderboard, LeaderboardRow
@@ -33,6 +33,7 @@ from app.projects.models import Project, Prompt, Response
 Normalizer = Callable[[int | None, float], float]
 
 __all__ = [
+    "Label",
     "PromptLabels",
     "consensus_by_prompt",
     "consensus_of",

@@ -38,6 +38,19 @@ def _page(request: Request, session: SessionDep, project_id: int, status: int = 
     )
 
 
+@router.get("/admin/snapshots")
+def all_snapshots(request: Request, session: SessionDep, _: AdminUser):  # type: ignore[no-untyped-def]
+    """Every project's snapshots, newest first, each linking to its project's page."""
+    projects = project_service.list_projects(session=session, include_archived=True)
+    return render(
+        request,
+        "datasets/all.html",
+        snapshots=service.list_snapshots(session=session),
+        projects={p.id: p for p in projects},
+        run_kinds_for=run_kinds_for,
+    )
+
+
 @router.get("/admin/projects/{project_id}/snapshots")
 def snapshots_page(  # type: ignore[no-untyped-def]
     request: Request,
@@ -61,6 +74,7 @@ def make_snapshot(  # type: ignore[no-untyped-def]
     split: Annotated[str, Form()] = "0.9",
     include_top_ranked: Annotated[str, Form()] = "",
     normalize: Annotated[str, Form()] = "",
+    with_labelers: Annotated[str, Form()] = "",
     weighting: Annotated[str, Form()] = "none",
 ):
     """Freeze a snapshot from the form; a bad field re-renders the page with the message."""
@@ -73,6 +87,7 @@ def make_snapshot(  # type: ignore[no-untyped-def]
                 "split": split.strip() or "0.9",
                 "include_top_ranked": form_bool(include_top_ranked),
                 "normalize": form_bool(normalize),
+                "with_labelers": form_bool(with_labelers),
                 "weighting": weighting,
             }
         )

@@ -11,6 +11,7 @@ from app.db import SessionDep
 from app.deps import AdminUser, CurrentUser
 from app.http.bounds import MAX_PAGE_NUMBER, Id
 from app.labeling import service
+from app.labeling.validation import MAX_DEMONSTRATION
 from app.projects import service as project_service
 from app.projects.models import Prompt
 from app.projects.models import Response as ProjectResponse
@@ -57,6 +58,7 @@ def label(request: Request, project_id: Id, session: SessionDep, user: CurrentUs
         task=task,
         progress=progress,
         remaining=progress.available + 1,
+        max_demonstration=MAX_DEMONSTRATION,
         skip_reasons=SKIP_REASONS,
     )
 

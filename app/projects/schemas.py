@@ -1,7 +1,7 @@
 """Request/response models of projects and imports."""
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -33,6 +33,9 @@ class ProjectSettings(BaseModel):
     gold_rate: float = Field(0.1, ge=0.0, le=1.0, description="share of tasks that are gold")
     auto_hold: bool = Field(False, description="hold labelers with low gold accuracy")
     hold_after_gold: int = Field(5, ge=1, le=1000, description="gold items before a hold")
+    order: Literal["id", "uncertainty"] = Field(
+        "id", description="serve prompts in import order, or those a reward model separates least"
+    )
 
     @field_validator("criteria")
     @classmethod
@@ -66,6 +69,7 @@ class ProjectUpdate(BaseModel):
     gold_rate: float = Field(None, ge=0.0, le=1.0, json_schema_extra=_NO_DEFAULT)
     auto_hold: bool = Field(None, json_schema_extra=_NO_DEFAULT)
     hold_after_gold: int = Field(None, ge=1, le=1000, json_schema_extra=_NO_DEFAULT)
+    order: Literal["id", "uncertainty"] = Field(None, json_schema_extra=_NO_DEFAULT)
 
     @field_validator("criteria")
     @classmethod
@@ -89,6 +93,7 @@ class ProjectOut(BaseModel):
     gold_rate: float
     auto_hold: bool
     hold_after_gold: int
+    order: str
     created_at: datetime
 
 

@@ -8,7 +8,7 @@ from fastapi.responses import PlainTextResponse
 
 from app.db import SessionDep
 from app.deps import AdminUser
-from app.http.bounds import MAX_ID, Id, Keyword
+from app.http.bounds import MAX_ID, Id, Keyword, Seed
 from app.runs import health, service
 from app.runs import rounds as round_service
 from app.runs.schemas import (
@@ -25,6 +25,7 @@ from app.runs.worker import log_tail
 
 Step = Annotated[int, Ge(-1), Le(MAX_ID)]
 LogLines = Annotated[int, Ge(1), Le(5000)]
+Rounds = Annotated[int, Ge(1), Le(100_000)]
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])
 
@@ -102,7 +103,7 @@ def register_model(body: ModelCreate, session: SessionDep, _: AdminUser) -> obje
 
 @router.get("/models/leaderboard", response_model=RegistryLeaderboard)
 def models_leaderboard(
-    session: SessionDep, _: AdminUser, rounds: int = 1000, seed: int = 0
+    session: SessionDep, _: AdminUser, rounds: Rounds = 1000, seed: Seed = 0
 ) -> object:
     """Human preference by model version: Bradley-Terry over every ranking of their responses."""
     return round_service.registry_leaderboard(session=session, rounds=rounds, seed=seed)
@@ -110,7 +111,7 @@ def models_leaderboard(
 
 @router.post("/models/{model_id}/next-round", response_model=NextRoundOut, status_code=201)
 def next_round(
-    model_id: int, body: NextRoundCreate, session: SessionDep, admin: AdminUser
+    model_id: Id, body: NextRoundCreate, session: SessionDep, admin: AdminUser
 ) -> object:
     """A blind ranking project of this policy against others, with its generation run queued."""
     project, run = round_service.next_round(
@@ -124,6 +125,7 @@ def next_round(
         overlap=body.overlap,
         config=body.config,
         created_by=admin.id,
+        reward_model=body.reward_model,
     )
     return NextRoundOut(
         project_id=project.id,

@@ -116,13 +116,18 @@ class RegistryLeaderboard(BaseModel):
 
 
 class NextRoundCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200, description="the new ranking project")
-    snapshot_id: int | None = Field(None, description="a prompts snapshot to take prompts from")
-    project: str | int | None = Field(None, description="or a project (id or name) to copy")
-    compare_with: list[str] | None = Field(
-        None, description="registered policies to compare with (default: the base model)"
+    name: Name = Field(description="the new ranking project")
+    snapshot_id: Id | None = Field(None, description="a prompts snapshot to take prompts from")
+    project: Id | RunName | None = Field(None, description="or a project (id or name) to copy")
+    compare_with: list[ModelRef] | None = Field(
+        None,
+        max_length=100,
+        description="registered policies to compare with (default: the base model)",
     )
     n: int = Field(1, ge=1, le=9, description="samples per prompt per model")
+    reward_model: ModelRef | None = Field(
+        None, description="a registered reward model: serve first the prompts it separates least"
+    )
     overlap: int = Field(1, ge=1, le=100, description="labelers per prompt")
     config: dict[str, Any] = Field(
         default_factory=dict, description="generation keys: max_new_tokens, temperature, …"
