@@ -27,7 +27,20 @@ class Settings(BaseSettings):
     """Failed logins in a row before the account is locked for `login_lock_seconds`."""
     login_lock_seconds: int = 60
     secure_cookies: bool = False
-    """Mark cookies Secure (set behind HTTPS)."""
+    """Mark cookies Secure even when the request arrived as plain HTTP (e.g. behind a TLS proxy
+    that does not forward the scheme). Requests served over HTTPS always get Secure cookies."""
+    max_body_bytes: int = 2 * 1024 * 1024
+    """Largest request body (JSON, forms); larger ones get 413."""
+    max_upload_bytes: int = 512 * 1024 * 1024
+    """Largest body of an import upload (compressed size for .jsonl.gz); larger ones get 413."""
+    import_max_bytes: int = 2 * 1024 * 1024 * 1024
+    """Largest import after decompression."""
+    import_max_ratio: int = 100
+    """Largest decompressed/compressed size ratio of a gzip import (a gzip bomb is refused)."""
+    import_max_line_bytes: int = 4 * 1024 * 1024
+    """Longest line of an import file."""
+    import_max_lines: int = 5_000_000
+    """Most lines (blank ones included) in one import file."""
     db_pool_size: int = 10
     """Connections each web process keeps open (plus up to 10 more under load)."""
     run_stale_seconds: int = 60

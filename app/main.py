@@ -8,6 +8,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import http
 from app.aggregation import api as aggregation_api
 from app.aggregation import pages as aggregation_pages
 from app.auth import api as auth_api
@@ -18,6 +19,8 @@ from app.datasets import api as datasets_api
 from app.datasets import pages as datasets_pages
 from app.deps import LoginRequired, cookie_signer
 from app.errors import DomainError
+from app.http.context import is_https
+from app.http.errors import is_page
 from app.labeling import api as labeling_api
 from app.labeling import pages as labeling_pages
 from app.projects import api as projects_api
@@ -55,7 +58,7 @@ class CsrfCookieMiddleware:
             if fresh and message["type"] == "http.response.start":
                 settings = get_settings()
                 value = f"{CSRF_COOKIE}={signer.dump_csrf(token)}; Path=/; HttpOnly; SameSite=Lax"
-                if settings.secure_cookies:
+                if settings.secure_cookies or is_https(scope):
                     value += "; Secure"
                 message.setdefault("headers", []).append((b"set-cookie", value.encode()))
             await send(message)
@@ -73,19 +76,13 @@ def _cookies(scope: Scope) -> dict[str, str]:
     return out
 
 
-def _is_page(request: Request) -> bool:
-    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get(
-        "accept", ""
-    )
-
-
 def _error_page(request: Request, status_code: int, message: str) -> Response:
     return render(request, "error.html", status_code, code=status_code, message=message)
 
 
 def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    if _is_page(request):
+    if is_page(request):
         return _error_page(request, exc.status_code, str(exc.detail))
     return JSONResponse(
         {"detail": exc.detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None)
@@ -94,7 +91,7 @@ def _http_error(request: Request, exc: Exception) -> Response:
 
 def _domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainError)
-    if _is_page(request):
+    if is_page(request):
         return _error_page(request, exc.status_code, exc.message)
     body: dict[str, Any] = {"detail": exc.message}
     if exc.field:
@@ -113,8 +110,9 @@ def _login_redirect(request: Request, exc: Exception) -> RedirectResponse:
 def create_app() -> FastAPI:
     """The web application."""
     get_settings()  # refuse to start on a placeholder secret outside dev mode
-    app = FastAPI(title="rlhf-studio", version="0.1.0")
+    app = FastAPI(title="rlhf-studio", version="0.1.0", docs_url=None, redoc_url=None)
     app.add_middleware(CsrfCookieMiddleware)
+    http.install(app)
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(LoginRequired, _login_redirect)
