@@ -6,7 +6,7 @@ from app.datasets.models import Snapshot
 from app.db import Base
 from app.labeling.models import Annotation, Assignment
 from app.projects.models import Project, ProjectMember, Prompt, Response
-from app.runs.models import RegisteredModel, RunMetric, TrainingRun
+from app.runs.models import RegisteredModel, RunMetric, TrainingRun, Worker
 
 __all__ = [
     "Annotation",
@@ -23,4 +23,5 @@ __all__ = [
     "Snapshot",
     "TrainingRun",
     "User",
+    "Worker",
 ]

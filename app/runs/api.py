@@ -7,7 +7,6 @@ from app.db import SessionDep
 from app.deps import AdminUser
 from app.runs import service
 from app.runs.schemas import MetricOut, ModelCreate, ModelOut, RunCreate, RunOut
-from app.runs.worker import log_tail
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])
 
@@ -56,12 +55,20 @@ def run_metrics(run_id: int, session: SessionDep, _: AdminUser, after: int = -1)
 @router.get("/runs/{run_id}/log", response_class=PlainTextResponse)
 def run_log(run_id: int, session: SessionDep, _: AdminUser, lines: int = 200) -> str:
     run = service.get_run(session=session, run_id=run_id)
-    return log_tail(run.run_dir, min(lines, 5000))
+    return service.log_tail(run.run_dir, min(lines, 5000))
 
 
 @router.post("/runs/{run_id}/cancel", response_model=RunOut)
 def cancel_run(run_id: int, session: SessionDep, _: AdminUser) -> object:
     run = service.cancel_run(session=session, run=service.get_run(session=session, run_id=run_id))
+    session.commit()
+    return run
+
+
+@router.post("/runs/{run_id}/retry", response_model=RunOut)
+def retry_run(run_id: int, session: SessionDep, _: AdminUser) -> object:
+    """Queue a failed or cancelled run again; it resumes from its last checkpoint."""
+    run = service.retry_run(session=session, run=service.get_run(session=session, run_id=run_id))
     session.commit()
     return run
 

@@ -5,13 +5,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
+from sqlalchemy.orm import Session
 
-from app.db import SessionDep
+from app.config import get_settings
+from app.datasets import service as datasets_service
+from app.db import SessionDep, get_engine, make_engine
 from app.deps import AdminUser
 from app.errors import DomainError
 from app.runs import service
 from app.runs.models import RunKind, RunStatus
-from app.runs.worker import log_tail
 from app.templating import render
 
 router = APIRouter(prefix="/admin", tags=["pages"])
@@ -21,9 +23,28 @@ MAIN_FIELDS = ["max_steps", "learning_rate", "batch_size", "max_length", "seed"]
 
 
 def _snapshots(session: Any) -> list[Any]:
-    from app.datasets import service as datasets_service
-
     return datasets_service.list_snapshots(session=session)
+
+
+def workers_running(session: Session | None = None) -> bool:
+    """Whether any worker heart-beat within the stale limit (for the admin pages' notice).
+
+    Without the page's session (the dashboard), a read of its own that never waits for the
+    page's SQLite write lock.
+    """
+    stale_seconds = get_settings().run_stale_seconds
+    if session is not None:
+        return bool(service.live_workers(session=session, stale_seconds=stale_seconds))
+    engine = get_engine()
+    if engine.dialect.name == "sqlite":
+        url = engine.url.render_as_string(hide_password=False)
+        engine = make_engine(url, sqlite_immediate=False)
+    try:
+        with Session(engine) as reader:
+            return bool(service.live_workers(session=reader, stale_seconds=stale_seconds))
+    finally:
+        if engine is not get_engine():
+            engine.dispose()
 
 
 def _form_context(session: Any, form: dict[str, Any], error: str | None) -> dict[str, Any]:
@@ -55,6 +76,7 @@ def runs(  # type: ignore[no-untyped-def]
         statuses=list(RunStatus),
         kinds=list(RunKind),
         counts=service.counts(session=session),
+        workers_running=workers_running(session),
     )
 
 
@@ -68,8 +90,6 @@ def new_run(  # type: ignore[no-untyped-def]
 ):
     kind = "sft"
     if snapshot is not None:
-        from app.datasets import service as datasets_service
-
         chosen = datasets_service.get_snapshot(session=session, snapshot_id=snapshot)
         kind = next(k for k, kinds in service.SNAPSHOT_KINDS.items() if chosen.kind in kinds)
     form = {"kind": kind, "snapshot_id": snapshot, "model": model}
@@ -127,12 +147,27 @@ def run_page(request: Request, run_id: int, session: SessionDep, _: AdminUser): 
         if (run.output_model_id)
         else None
     )
-    return render(request, "runs/show.html", run=run, output=output, log=log_tail(run.run_dir, 60))
+    log = service.log_tail(run.run_dir, 60)
+    return render(
+        request,
+        "runs/show.html",
+        run=run,
+        output=output,
+        log=log,
+        workers_running=workers_running(session),
+    )
 
 
 @router.post("/runs/{run_id}/cancel")
 def cancel(run_id: int, session: SessionDep, _: AdminUser) -> RedirectResponse:
     service.cancel_run(session=session, run=service.get_run(session=session, run_id=run_id))
+    session.commit()
+    return RedirectResponse(f"/admin/runs/{run_id}", status_code=303)
+
+
+@router.post("/runs/{run_id}/retry")
+def retry(run_id: int, session: SessionDep, _: AdminUser) -> RedirectResponse:
+    service.retry_run(session=session, run=service.get_run(session=session, run_id=run_id))
     session.commit()
     return RedirectResponse(f"/admin/runs/{run_id}", status_code=303)
 

@@ -96,10 +96,12 @@ def test_worker_trains_sft_and_reward_model_and_registers_them(
     assert "accuracy" in " ".join(rm_model.metrics)
 
 
-def test_a_killed_trainer_fails_the_run_with_its_log_and_the_worker_lives_on(
+def test_a_killed_trainer_on_its_last_attempt_fails_the_run_with_its_log(
     session, sft_snapshot, tiny_models
 ) -> None:
     run = _queue(session, sft_snapshot, tiny_models["causal-lm"], max_steps=100_000)
+    run.max_attempts = 1
+    session.commit()
     worker = Worker(poll_seconds=0.2, heartbeat_seconds=0.5)
     thread = _in_thread(worker)
     _wait(lambda: _steps(run.id))
@@ -108,6 +110,7 @@ def test_a_killed_trainer_fails_the_run_with_its_log_and_the_worker_lives_on(
     failed = _reload(run.id)
     assert failed.status == "failed" and failed.exit_code == -signal.SIGKILL
     assert "killed by signal 9 SIGKILL (out of memory?)" in failed.error
+    assert "no retries left" in failed.error
     assert re.search(r"step \d+: loss=", failed.error)  # the log tail came along
     assert worker.run_once() is None  # and the worker still works
 
