@@ -23,6 +23,7 @@ from app.labeling import pages as labeling_pages
 from app.projects import api as projects_api
 from app.projects import pages as projects_pages
 from app.projects.importer import ImportFailed
+from app.prompts import pages as prompts_pages
 from app.runs import api as runs_api
 from app.runs import pages as runs_pages
 from app.templating import ROOT, render, templates
@@ -123,6 +124,7 @@ def create_app() -> FastAPI:
         auth_pages,
         labeling_pages,
         projects_pages,
+        prompts_pages,
         aggregation_pages,
         datasets_pages,
         runs_api,

@@ -6,6 +6,7 @@ from app.datasets.models import Snapshot
 from app.db import Base
 from app.labeling.models import Annotation, Assignment
 from app.projects.models import Project, ProjectMember, Prompt, Response
+from app.prompts.models import PromptAction
 from app.runs.models import RegisteredModel, RunMetric, TrainingRun, Worker
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "Project",
     "ProjectMember",
     "Prompt",
+    "PromptAction",
     "RegisteredModel",
     "Response",
     "RunMetric",

@@ -21,7 +21,17 @@ def markdown(text: str | None) -> Markup:
     return Markup(_markdown.render(text or ""))  # noqa: S704 — html=False escapes raw HTML
 
 
+def metric(value: object) -> str:
+    """A metric for people: 4 significant digits, no float noise (0.1235, 1.235e-05, 12)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.4g}"
+
+
 templates.env.filters["markdown"] = markdown
+templates.env.filters["metric"] = metric
 
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any):  # type: ignore[no-untyped-def]

@@ -54,7 +54,7 @@ def test_the_ranking_page_shows_the_task_and_the_keys(client, factory, ranking) 
     assert page.text.count('class="card response"') == 3
     assert page.text.count('class="slot"') == 3
     assert "pick the next best" in page.text and "<kbd>Backspace</kbd> undo" in page.text
-    assert "Task 1 of 2" in page.text
+    assert "<strong>0</strong> done · <strong>2</strong> remaining" in page.text
     assert 'value="unsafe"' in page.text
     task = client.get(f"/api/v1/projects/{ranking.id}/tasks/next").json()  # the same lease
     shown = re.findall(r'class="card response"[^>]*data-response="(\d+)"', page.text)

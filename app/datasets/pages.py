@@ -7,11 +7,13 @@ from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
 from app.datasets import service
+from app.datasets.kinds import DatasetKind
 from app.datasets.schemas import FILES, SnapshotCreate
 from app.db import SessionDep
 from app.deps import AdminUser
 from app.errors import validation_messages
 from app.projects import service as project_service
+from app.runs.models import run_kinds_for
 from app.templating import render
 
 router = APIRouter(tags=["pages"])
@@ -27,6 +29,8 @@ def _page(request: Request, session: SessionDep, project_id: int, status: int = 
         project=project,
         snapshots=snapshots,
         files=FILES,
+        kinds=list(DatasetKind),
+        run_kinds_for=run_kinds_for,
         **{"error": None, "made": None, "created": None} | extra,
     )
 

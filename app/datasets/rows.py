@@ -5,15 +5,22 @@ annotation id order, so that the same data always gives the same file.
 """
 
 from collections.abc import Callable, Iterator
-from itertools import combinations
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from app.aggregation import service as aggregation
 from app.aggregation.consensus import consensus_pairs
+from app.datasets.kinds import (
+    DatasetKind,
+    pair_row,
+    pair_rows,
+    prompt_row,
+    ranking_row,
+    rating_row,
+    sft_row,
+)
 from app.projects.models import Project
-from app.projects.service import prompt_text, sft_row
 
 Rows = Iterator[tuple[str, list[dict[str, Any]]]]
 PromptLabels = aggregation.PromptLabels
@@ -32,29 +39,20 @@ def _sft(labels: PromptLabels, method: str, top_ranked: bool) -> list[dict[str, 
 
 
 def _rankings(labels: PromptLabels, method: str, pairs: bool) -> list[dict[str, Any]]:
-    prompt = prompt_text(labels.messages)
+    messages = labels.messages
     text = {rid: t for rid, (t, _) in labels.responses.items()}
     if method == "all":
         ranked = [[text[int(r)] for r in x.payload["ranking"]] for x in labels.of_kind("ranking")]
         if not pairs:
-            return [{"prompt": prompt, "responses": r} for r in ranked if len(r) >= 2]
-        return [
-            {"prompt": prompt, "chosen": chosen, "rejected": rejected}
-            for r in ranked
-            for chosen, rejected in combinations(r, 2)
-        ]
+            return [ranking_row(messages, r) for r in ranked if len(r) >= 2]
+        return [row for r in ranked for row in pair_rows(messages, r)]
     consensus = aggregation.consensus_of(labels, method=method)  # type: ignore[arg-type]
     if len(consensus.ranking) < 2:
         return []
     if not pairs:
-        return [{"prompt": prompt, "responses": [text[r] for r in consensus.ranking]}]
+        return [ranking_row(messages, [text[r] for r in consensus.ranking])]
     return [
-        {
-            "prompt": prompt,
-            "chosen": text[int(p.chosen)],
-            "rejected": text[int(p.rejected)],
-            "margin": p.margin,
-        }
+        pair_row(messages, text[int(p.chosen)], text[int(p.rejected)], p.margin)
         for p in consensus_pairs(consensus)
     ]
 
@@ -62,10 +60,9 @@ def _rankings(labels: PromptLabels, method: str, pairs: bool) -> list[dict[str, 
 def _ratings(
     labels: PromptLabels, scale: str, normalizer: aggregation.Normalizer | None
 ) -> list[dict[str, Any]]:
-    prompt = prompt_text(labels.messages)
     summary = aggregation.ratings_of(labels, scale=scale, normalizer=normalizer)
     return [
-        {"prompt": prompt, "response": text, "score": summary[rid].mean}
+        rating_row(labels.messages, text, summary[rid].mean)
         for rid, (text, _) in labels.responses.items()
         if rid in summary
     ]
@@ -76,21 +73,21 @@ def snapshot_rows(*, session: Session, project: Project, params: dict[str, Any])
     kind = params["kind"]
     excluded = aggregation.excluded_user_ids(session=session, project_id=project.id)
     build: Callable[[PromptLabels], list[dict[str, Any]]]
-    if kind == "prompts":
+    if kind == DatasetKind.prompts:
         for labels in aggregation.prompt_labels(
             session, project.id, (), with_responses=False, keep_unlabeled=True
         ):
-            yield labels.external_id, [{"prompt": prompt_text(labels.messages)}]
+            yield labels.external_id, [prompt_row(labels.messages)]
         return
-    if kind == "sft":
+    if kind == DatasetKind.sft:
         top = params["include_top_ranked"]
         kinds: tuple[str, ...] = ("demonstration", "ranking") if top else ("demonstration",)
         method = params.get("method", "ranked-pairs")
         build = lambda labels: _sft(labels, method, top)  # noqa: E731
-    elif kind in ("rankings", "pairs"):
+    elif kind in (DatasetKind.rankings, DatasetKind.pairs):
         kinds = ("ranking",)
-        build = lambda labels: _rankings(labels, params["method"], kind == "pairs")  # noqa: E731
-    elif kind == "ratings":
+        build = lambda labels: _rankings(labels, params["method"], kind == DatasetKind.pairs)  # noqa: E731
+    elif kind == DatasetKind.ratings:
         kinds = ("rating",)
         normalizer = (
             aggregation.rating_normalizer(session=session, project=project)

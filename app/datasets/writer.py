@@ -90,6 +90,13 @@ def write_jsonl(
             handles[split].write(text)
             hashers[split].update(text.encode())
             counts[split] += len(prompt_rows)
+    if counts["test"] and not counts["train"]:
+        # A tiny project whose few prompts all hashed to test: train on them instead, so
+        # that a snapshot with rows can always train.
+        (directory / "test.jsonl").replace(directory / "train.jsonl")
+        (directory / "test.jsonl").touch()
+        hashers = {"train": hashers["test"], "test": hashlib.sha256()}
+        counts = {"train": counts["test"], "test": 0}
     sha = {s: h.hexdigest() for s, h in hashers.items()}
     blob = json.dumps(params, sort_keys=True) + "\n" + sha["train"] + "\n" + sha["test"]
     content_hash = hashlib.sha256(blob.encode()).hexdigest()

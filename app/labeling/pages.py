@@ -48,15 +48,13 @@ def label(request: Request, project_id: int, session: SessionDep, user: CurrentU
     progress = service.progress(session=session, project=project, user=user)
     if task is None:
         return render(request, "labeling/done.html", project=project, progress=progress)
-    total = progress.done + 1 + progress.available
     return render(
         request,
         f"labeling/{project.kind}.html",
         project=project,
         task=task,
         progress=progress,
-        position=progress.done + 1,
-        total=total,
+        remaining=progress.available + 1,
         skip_reasons=SKIP_REASONS,
     )
 

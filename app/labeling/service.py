@@ -91,11 +91,13 @@ def _open_for(project: Project, user: User, now: datetime) -> list[Any]:
         .correlate(Prompt)
         .scalar_subquery()
     )
+    wanted = project.overlap + Prompt.extra_labels
     return [
         Prompt.project_id == project.id,
-        Prompt.done_count < project.overlap,
+        Prompt.retired_at.is_(None),
+        Prompt.done_count < wanted,
         ~exists().where(Assignment.prompt_id == Prompt.id, _holds_prompt_for(user.id, now)),
-        taken < project.overlap,
+        taken < wanted,
     ]
 
 
@@ -130,7 +132,10 @@ def _recheck(
         assignment.status != AssignmentStatus.leased or assignment.expires_at > now
     ):
         return False, assignment
-    return count < project.overlap, assignment
+    extra, retired_at = session.execute(
+        select(Prompt.extra_labels, Prompt.retired_at).where(Prompt.id == prompt_id)
+    ).one()
+    return retired_at is None and count < project.overlap + extra, assignment
 
 
 def next_task(*, session: Session, project: Project, user: User) -> Task | None:
@@ -211,7 +216,15 @@ def _ensure_open(session: Session, assignment: Assignment, project: Project) -> 
                 _live(now),
             )
         )
-        if (others or 0) >= project.overlap:
+        extra, retired_at = session.execute(
+            select(Prompt.extra_labels, Prompt.retired_at).where(Prompt.id == assignment.prompt_id)
+        ).one()
+        if retired_at is not None:
+            raise Gone(
+                f"the lease of assignment {assignment.id} expired and the prompt was retired; "
+                "take the next task"
+            )
+        if (others or 0) >= project.overlap + extra:
             raise Gone(
                 f"the lease of assignment {assignment.id} expired at "
                 f"{assignment.expires_at:%Y-%m-%d %H:%M:%S} UTC and the prompt went to "

@@ -6,18 +6,23 @@ the project's size. Superseded annotations are left out.
 
 import json
 from collections.abc import Iterator
-from itertools import combinations
 from typing import Any
 
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session, aliased
 
+from app.datasets.kinds import (
+    DatasetKind,
+    pair_rows,
+    prompt_row,
+    ranking_row,
+    rating_row,
+    sft_row,
+)
 from app.errors import Invalid
 from app.labeling.models import Annotation
 from app.projects.models import Project, Prompt, Response
-from app.projects.service import prompt_text, sft_row
 
-EXPORT_KINDS = ("rankings", "pairs", "sft", "ratings", "prompts")
 BATCH = 1000
 
 
@@ -61,13 +66,11 @@ def _ranked_rows(session: Session, project: Project, pairs: bool) -> Iterator[di
     for batch in _annotations(session, project, "ranking"):
         prompts, texts = _context(session, batch)
         for a in batch:
-            prompt = prompt_text(prompts[a.prompt_id])
             ranked = [texts[int(rid)] for rid in a.payload["ranking"]]
-            if not pairs:
-                yield {"prompt": prompt, "responses": ranked}
-                continue
-            for chosen, rejected in combinations(ranked, 2):
-                yield {"prompt": prompt, "chosen": chosen, "rejected": rejected}
+            if pairs:
+                yield from pair_rows(prompts[a.prompt_id], ranked)
+            else:
+                yield ranking_row(prompts[a.prompt_id], ranked)
         session.expunge_all()
 
 
@@ -83,9 +86,8 @@ def _rating_rows(session: Session, project: Project) -> Iterator[dict[str, Any]]
     for batch in _annotations(session, project, "rating"):
         prompts, texts = _context(session, batch)
         for a in batch:
-            prompt = prompt_text(prompts[a.prompt_id])
             for rid, score in a.payload["scores"].items():
-                yield {"prompt": prompt, "response": texts[int(rid)], "score": score}
+                yield rating_row(prompts[a.prompt_id], texts[int(rid)], score)
         session.expunge_all()
 
 
@@ -101,23 +103,24 @@ def _prompt_rows(session: Session, project: Project) -> Iterator[dict[str, Any]]
         if not rows:
             return
         for row in rows:
-            yield {"prompt": prompt_text(row.messages)}
+            yield prompt_row(row.messages)
         last_id = rows[-1].id
 
 
 def rows(*, session: Session, project: Project, kind: str) -> Iterator[dict[str, Any]]:
     """The export rows of `kind` (rankings | pairs | sft | ratings | prompts)."""
-    if kind == "rankings":
+    if kind == DatasetKind.rankings:
         return _ranked_rows(session, project, pairs=False)
-    if kind == "pairs":
+    if kind == DatasetKind.pairs:
         return _ranked_rows(session, project, pairs=True)
-    if kind == "sft":
+    if kind == DatasetKind.sft:
         return _sft_rows(session, project)
-    if kind == "ratings":
+    if kind == DatasetKind.ratings:
         return _rating_rows(session, project)
-    if kind == "prompts":
+    if kind == DatasetKind.prompts:
         return _prompt_rows(session, project)
-    raise Invalid(f"kind must be one of {', '.join(EXPORT_KINDS)}; not {kind!r}", field="kind")
+    names = ", ".join(DatasetKind)
+    raise Invalid(f"kind must be one of {names}; not {kind!r}", field="kind")
 
 
 def jsonl(*, session: Session, project: Project, kind: str) -> Iterator[str]:

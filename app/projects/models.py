@@ -60,6 +60,10 @@ class Prompt(Base):
     is_gold: Mapped[bool] = mapped_column(default=False)
     """Gold items carry a known answer (`gold`) used to measure labeler quality."""
     gold: Mapped[dict[str, Any] | None]
+    extra_labels: Mapped[int] = mapped_column(default=0, server_default="0")
+    """Labels wanted beyond the project's overlap (an admin re-queued the prompt)."""
+    retired_at: Mapped[datetime | None]
+    """Set when an admin retired the prompt: no longer served; its labels stay."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     responses: Mapped[list["Response"]] = relationship(

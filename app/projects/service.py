@@ -1,7 +1,5 @@
 """Projects: create, find, change, and count progress."""
 
-from typing import Any
-
 from sqlalchemy import case, delete, exists, func, select
 from sqlalchemy.orm import Session
 
@@ -148,11 +146,15 @@ def stats(*, session: Session, project: Project) -> ProjectStats:
             .group_by(Assignment.status)
         ).all()
     )
-    complete = session.scalar(
-        select(func.count()).where(
-            Prompt.project_id == project.id, Prompt.done_count >= project.overlap
-        )
-    )
+    wanted = project.overlap + Prompt.extra_labels
+    complete, needed = session.execute(
+        select(
+            func.count(case((Prompt.done_count >= wanted, 1))),
+            func.coalesce(
+                func.sum(case((Prompt.retired_at.is_(None), wanted), else_=Prompt.done_count)), 0
+            ),
+        ).where(Prompt.project_id == project.id)
+    ).one()
     labelers = session.scalar(
         select(func.count(func.distinct(Assignment.user_id))).where(
             Assignment.project_id == project.id
@@ -162,7 +164,7 @@ def stats(*, session: Session, project: Project) -> ProjectStats:
         project_id=project.id,
         prompts=prompts,
         labels_done=done.get(AssignmentStatus.done, 0),
-        labels_needed=prompts * project.overlap,
+        labels_needed=needed,
         prompts_complete=complete or 0,
         skips=done.get(AssignmentStatus.skipped, 0),
         labelers=labelers or 0,
@@ -178,17 +180,3 @@ def prompt_with_responses(*, session: Session, prompt_id: int) -> tuple[Prompt, 
         select(Response).where(Response.prompt_id == prompt_id).order_by(Response.position)
     )
     return prompt, list(responses)
-
-
-def prompt_text(messages: list[dict]) -> str | list[dict]:
-    """A prompt as the dataset files carry it: a string for one user turn, else the messages."""
-    if len(messages) == 1 and messages[0].get("role") == "user":
-        return messages[0]["content"]
-    return messages
-
-
-def sft_row(messages: list[dict], completion: str | list[dict]) -> dict[str, Any]:
-    """An SFT row: {prompt, completion} for a written text, {messages} for a conversation."""
-    if isinstance(completion, str):
-        return {"prompt": prompt_text(messages), "completion": completion}
-    return {"messages": messages + completion}

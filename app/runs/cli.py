@@ -150,6 +150,42 @@ def models_list(kind: str | None = None, as_json: JsonOpt = False) -> None:
     )
 
 
+@models_app.command("show")
+def models_show(name: str, as_json: JsonOpt = False) -> None:
+    """A model's whole lineage: run, snapshot, project, base model, reward model (PPO)."""
+    from app.runs import lineage
+
+    with db_session() as session:
+        model = lineage.get_model_by_ref(session=session, ref=name)
+        tree = lineage.model_lineage(session=session, model=model)
+    output(tree, as_json, lambda t: "\n".join(_tree_lines(t, 0)))
+
+
+def _tree_lines(tree: dict[str, Any], depth: int) -> list[str]:
+    pad = "  " * depth
+    model = tree["model"]
+    lines = [f"{pad}model {model['name']} ({model['kind']}) {model['path']}"]
+    run = tree["run"]
+    if run is None:
+        return lines + [f"{pad}  registered by hand"]
+    snap = run["snapshot"]
+    projects = ", ".join(p["name"] for p in snap["projects"])
+    lines += [
+        f"{pad}  run #{run['id']} {run['kind']} config {json.dumps(run['config'])}",
+        f"{pad}  snapshot #{snap['id']} {snap['kind']} v{snap['version']} "
+        f"{snap['content_hash'][:12]} of {projects}",
+    ]
+    for key, label in (("base_model", "from"), ("reward_model", "reward model")):
+        source = run.get(key)
+        if source is None:
+            continue
+        if "model" in source:
+            lines += [f"{pad}  {label}:"] + _tree_lines(source, depth + 2)
+        else:
+            lines.append(f"{pad}  {label}: {source['path']}")
+    return lines
+
+
 @models_app.command("register")
 def models_register(
     name: str,

@@ -8,14 +8,31 @@ from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.config import get_settings
+from app.datasets.kinds import DatasetKind
 from app.db import Base, utcnow
 
 
 class RunKind(StrEnum):
+    """Which trainer a run starts (`python -m trainer <kind>`)."""
+
     sft = "sft"
     rm = "rm"
     ppo = "ppo"
     dpo = "dpo"
+
+
+TRAINS_ON: dict[RunKind, tuple[DatasetKind, ...]] = {
+    RunKind.sft: (DatasetKind.sft,),
+    RunKind.rm: (DatasetKind.rankings, DatasetKind.pairs),
+    RunKind.ppo: (DatasetKind.prompts,),
+    RunKind.dpo: (DatasetKind.pairs,),
+}
+"""The snapshot kinds each run kind trains on (the one table the form, pages and service read)."""
+
+
+def run_kinds_for(snapshot_kind: str) -> list[RunKind]:
+    """The run kinds a snapshot of this kind can feed, in RunKind order (may be none)."""
+    return [kind for kind, kinds in TRAINS_ON.items() if snapshot_kind in kinds]
 
 
 class RunStatus(StrEnum):

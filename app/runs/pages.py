@@ -12,8 +12,8 @@ from app.datasets import service as datasets_service
 from app.db import SessionDep, get_engine, make_engine
 from app.deps import AdminUser
 from app.errors import DomainError
-from app.runs import service
-from app.runs.models import RunKind, RunStatus
+from app.runs import lineage, service
+from app.runs.models import TRAINS_ON, RunKind, RunStatus, run_kinds_for
 from app.templating import render
 
 router = APIRouter(prefix="/admin", tags=["pages"])
@@ -49,12 +49,15 @@ def workers_running(session: Session | None = None) -> bool:
 
 def _form_context(session: Any, form: dict[str, Any], error: str | None) -> dict[str, Any]:
     kind = form.get("kind", "sft")
+    snapshots = _snapshots(session)
+    chosen = next((s for s in snapshots if str(s.id) == str(form.get("snapshot_id"))), None)
     return {
+        "chosen": chosen,
         "form": form,
         "error": error,
         "kinds": list(RunKind),
-        "snapshot_kinds": {k.value: sorted(v) for k, v in service.SNAPSHOT_KINDS.items()},
-        "snapshots": _snapshots(session),
+        "snapshot_kinds": {k.value: list(v) for k, v in TRAINS_ON.items()},
+        "snapshots": snapshots,
         "models": service.list_models(session=session),
         "defaults": {k.value: service.trainer_defaults(k) for k in RunKind},
         "main_fields": MAIN_FIELDS,
@@ -70,7 +73,7 @@ def runs(  # type: ignore[no-untyped-def]
     return render(
         request,
         "runs/list.html",
-        runs=rows,
+        rows=lineage.run_rows(session=session, runs=rows),
         status=status,
         kind=kind,
         statuses=list(RunStatus),
@@ -87,13 +90,24 @@ def new_run(  # type: ignore[no-untyped-def]
     _: AdminUser,
     snapshot: int | None = None,
     model: str = "",
+    kind: str = "",
 ):
-    kind = "sft"
+    """The start form; `snapshot` (and `kind`) preselect what "Train on it" links offer."""
+    error = None
     if snapshot is not None:
         chosen = datasets_service.get_snapshot(session=session, snapshot_id=snapshot)
-        kind = next(k for k, kinds in service.SNAPSHOT_KINDS.items() if chosen.kind in kinds)
-    form = {"kind": kind, "snapshot_id": snapshot, "model": model}
-    return render(request, "runs/new.html", **_form_context(session, form, None))
+        feeds = run_kinds_for(chosen.kind)
+        if not feeds:
+            error = f"snapshot {snapshot} is a {chosen.kind} snapshot: no run kind trains on it"
+        elif kind and kind not in feeds:
+            error = (
+                f"a {kind} run cannot train on snapshot {snapshot} ({chosen.kind}); "
+                f"it feeds {' or '.join(feeds)}"
+            )
+        kind = kind if kind in feeds else (feeds[0] if feeds else "")
+    form = {"kind": kind or RunKind.sft, "snapshot_id": snapshot, "model": model}
+    context = _form_context(session, form, error)
+    return render(request, "runs/new.html", 422 if error else 200, **context)
 
 
 @router.post("/runs")
@@ -148,11 +162,13 @@ def run_page(request: Request, run_id: int, session: SessionDep, _: AdminUser): 
         else None
     )
     log = service.log_tail(run.run_dir, 60)
+    snapshot = datasets_service.get_snapshot(session=session, snapshot_id=run.snapshot_id)
     return render(
         request,
         "runs/show.html",
         run=run,
         output=output,
+        snapshot=snapshot,
         log=log,
         workers_running=workers_running(session),
     )
@@ -177,6 +193,14 @@ def models(request: Request, session: SessionDep, _: AdminUser):  # type: ignore
     rows = service.list_models(session=session)
     by_id = {m.id: m for m in rows}
     return render(request, "runs/models.html", models=rows, by_id=by_id, error=None)
+
+
+@router.get("/models/{model_id}")
+def model_page(request: Request, model_id: int, session: SessionDep, _: AdminUser):  # type: ignore[no-untyped-def]
+    """A registered model with its whole lineage, each step a link."""
+    model = service.get_model(session=session, model_id=model_id)
+    tree = lineage.model_lineage(session=session, model=model)
+    return render(request, "runs/model.html", model=model, tree=tree)
 
 
 @router.post("/models")

@@ -18,6 +18,7 @@ from app.datasets import service as datasets_service
 from app.db import utcnow
 from app.errors import Conflict, Invalid, NotFound
 from app.runs.models import (
+    TRAINS_ON,
     ModelKind,
     RegisteredModel,
     RunKind,
@@ -31,13 +32,6 @@ from trainer.configs import CONFIGS, ConfigError, build_config
 
 LOG_TAIL_LINES = 40
 
-# Which snapshot kinds each trainer reads.
-SNAPSHOT_KINDS = {
-    RunKind.sft: {"sft"},
-    RunKind.rm: {"rankings", "pairs"},
-    RunKind.dpo: {"pairs"},
-    RunKind.ppo: {"prompts"},
-}
 # Set by the worker per run, never by the user.
 RESERVED_KEYS = {"model", "train_file", "eval_file", "output_dir", "reward_model"}
 OUTPUT_KIND = {RunKind.rm: ModelKind.reward}
@@ -143,13 +137,19 @@ def create_run(
 ) -> TrainingRun:
     """Queue a run after checking the snapshot, models and config fit the kind."""
     if kind not in RunKind.__members__:
-        raise Invalid(f"kind must be one of sft, rm, ppo, dpo; not {kind!r}", field="kind")
+        raise Invalid(f"kind must be one of {', '.join(RunKind)}; not {kind!r}", field="kind")
     snapshot = datasets_service.get_snapshot(session=session, snapshot_id=snapshot_id)
-    if snapshot.kind not in SNAPSHOT_KINDS[RunKind(kind)]:
-        wanted = " or ".join(sorted(SNAPSHOT_KINDS[RunKind(kind)]))
+    if snapshot.kind not in TRAINS_ON[RunKind(kind)]:
+        wanted = " or ".join(sorted(TRAINS_ON[RunKind(kind)]))
         raise Invalid(
             f"a {kind} run trains on a {wanted} snapshot; snapshot {snapshot_id} is "
             f"{snapshot.kind}",
+            field="snapshot_id",
+        )
+    if snapshot.train_rows == 0:
+        raise Invalid(
+            f"snapshot {snapshot_id} has 0 train rows, so there is nothing to train on: label "
+            "more prompts and make a new snapshot (or raise its train fraction)",
             field="snapshot_id",
         )
     base_path, base = resolve_model(session=session, ref=model)

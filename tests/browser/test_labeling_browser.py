@@ -33,14 +33,14 @@ def test_ranking_by_keyboard_with_undo_and_flags(page, live) -> None:
     project = live.project(ranking_items(2, k=4), k=4, criteria=CRITERIA)
     login(page, live.user())
     shown = open_task(page, project)
-    assert page.locator("#position").inner_text() == "Task 1 of 2"
+    assert page.locator("#position").inner_text() == "0 done · 2 remaining"
     for key in ("3", "1", "2", "Backspace", "4", "2"):
         page.keyboard.press(key)
     assert page.locator(".slot.filled").count() == 4
     assert page.locator(".slot").first.inner_text().startswith("1\n3")  # slot 1 holds response 3
     page.locator(f"input[data-flag][data-response='{shown[1]}'][value=unsafe]").check()
     submit_and_wait(page)
-    assert page.locator("#position").inner_text() == "Task 2 of 2"  # the next task loaded
+    assert page.locator("#position").inner_text() == "1 done · 1 remaining"  # the next task
     [annotation] = live.annotations(project.id)
     assert annotation.payload["ranking"] == [shown[2], shown[0], shown[3], shown[1]]
     assert annotation.flags == {str(shown[1]): ["unsafe"]}
@@ -110,7 +110,7 @@ def test_skip_with_a_reason(page, live) -> None:
     skipped = live.assignments(project.id)[0]
     assert skipped.status == "skipped"
     assert skipped.skip_reason == "The prompt is broken or unclear"
-    assert page.locator("#position").inner_text() == "Task 1 of 1"  # 1 left after the skip
+    assert page.locator("#position").inner_text() == "0 done · 1 remaining"  # a skip is not done
 
 
 def test_draft_survives_a_reload_and_is_cleared_on_submit(page, live) -> None:
@@ -147,7 +147,7 @@ def test_a_retried_submit_stores_one_annotation(page, live) -> None:
     page.keyboard.press("Enter")
     page.locator("#status").get_by_text("Could not reach the server").wait_for()
     page.dblclick("#submit-button")
-    page.wait_for_selector("text=Task 2 of 2")
+    page.wait_for_selector("#position >> text=1 done · 1 remaining")
     assert len(set(keys)) == 1 and len(keys) >= 2
     assert len(live.annotations(project.id)) == 1
 

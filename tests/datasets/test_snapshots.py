@@ -142,11 +142,12 @@ def test_parquet_has_the_same_rows_as_jsonl(session, factory, tmp_path, ranked) 
     assert rows == [
         {"prompt": "plain", "completion": "answer"},
         {"messages": [{"role": "user", "content": "plain"}, *turns]},
-        {"prompt": chat, "completion": "fine"},
+        {"prompt": chat, "completion": [{"role": "assistant", "content": "fine"}]},
     ]
     assert read_parquet(sft, "train") == rows  # mixed prompt types: a JSON column
     manifest = json.loads(service.snapshot_files(snapshot=sft)["manifest.json"].read_text())
-    assert manifest["parquet_json_columns"] == ["prompt"] and manifest["rows"]["train"] == 3
+    assert manifest["parquet_json_columns"] == ["prompt", "completion"]
+    assert manifest["rows"]["train"] == 3
 
 
 def test_sft_with_top_ranked_and_ratings(session, factory, ranked, tmp_path) -> None:

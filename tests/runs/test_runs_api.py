@@ -167,16 +167,19 @@ def _login(client, admin) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_a_silent_worker_shows_stale_and_no_live_worker_says_so(
-    client, factory, session, sft_snapshot
+    client, factory, session, sft_snapshot, monkeypatch
 ) -> None:
     from datetime import timedelta
 
     from typer.testing import CliRunner
 
     from app.cli import app as cli
+    from app.config import get_settings
     from app.db import utcnow
     from app.runs import service
 
+    monkeypatch.setenv("RLHF_RUN_STALE_SECONDS", "60")
+    get_settings.cache_clear()
     admin = factory.user("admin")
     run = service.create_run(session=session, kind="sft", snapshot_id=sft_snapshot.id, model="m")
     session.commit()
@@ -184,7 +187,7 @@ def test_a_silent_worker_shows_stale_and_no_live_worker_says_so(
     shown = client.get(f"/api/v1/runs/{run.id}", headers=admin.headers).json()
     assert (shown["status"], shown["state"]) == ("running", "running")
 
-    run.heartbeat_at = utcnow() - timedelta(seconds=4)  # the stale limit is 3 s here
+    run.heartbeat_at = utcnow() - timedelta(seconds=61)
     session.commit()
     shown = client.get(f"/api/v1/runs/{run.id}", headers=admin.headers).json()
     assert (shown["status"], shown["state"]) == ("running", "stale")
@@ -199,7 +202,7 @@ def test_a_silent_worker_shows_stale_and_no_live_worker_says_so(
     for page in ("/admin/runs", f"/admin/runs/{run.id}", "/admin"):
         assert "No worker is running" not in client.get(page).text, page
     # the next worker's sweep retries the run (after a backoff) and it is no longer stale
-    assert service.requeue_stale(session=session, stale_seconds=3, retry_seconds=60) == [run.id]
+    assert service.requeue_stale(session=session, stale_seconds=60, retry_seconds=60) == [run.id]
     session.refresh(run)
     assert (run.status, run.state, run.worker) == ("queued", "queued", None)
     assert "the worker w1 was lost" in run.error and "will be retried" in run.error

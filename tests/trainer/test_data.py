@@ -80,3 +80,32 @@ def test_plain_format_conversation_ends_learned_turns_with_eos(causal_lm: str) -
     pieces = sft_segments(tok, rec)
     assert "".join(t for t, _ in pieces) == "User: hi\n\nAssistant: yes\n\n<eos>"
     assert [t for t, learn in pieces if learn] == ["yes\n\n<eos>"]
+
+
+def test_conversational_answers_render_the_whole_conversation(causal_lm: str) -> None:
+    """A row whose answers are assistant messages reads like the whole conversation; a
+    standard row of the same turn gives the same text (plus EOS where SFT learns the end)."""
+    from trainer.dpo import tokenize_pair
+    from trainer.reward import tokenize_ranking
+
+    tok = AutoTokenizer.from_pretrained(causal_lm)
+    conversation = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yes"}]
+    prompt = [*conversation, {"role": "user", "content": "more"}]
+
+    def says(text: str) -> list[dict[str, str]]:
+        return [{"role": "assistant", "content": text}]
+
+    whole = tok.apply_chat_template([*prompt, *says("no")], tokenize=False)
+    pieces = sft_segments(tok, {"prompt": prompt, "completion": says("no")})
+    assert "".join(t for t, _ in pieces) == whole
+    assert [t for t, learn in pieces if learn] == ["no<eos>\n"]
+    standard = sft_segments(tok, {"prompt": "more", "completion": "no"})
+    assert [t for t, learn in standard if learn] == ["no<eos>"]
+
+    pair = {"prompt": prompt, "chosen": says("no"), "rejected": says("nope")}
+    chosen, rejected = tokenize_pair(tok, pair, 512)
+    assert tok.decode(chosen["input_ids"], skip_special_tokens=False).endswith(whole)
+    assert tok.decode(rejected["input_ids"]).endswith("<|assistant|>\nnope<eos>\n")
+    ranking = {"prompt": prompt, "responses": [says("no"), says("nope")]}
+    seqs = tokenize_ranking(tok, ranking, "rankings", 512)["input_ids"]
+    assert tok.decode(seqs[0]).endswith(whole)

@@ -1,0 +1,84 @@
+"""The dataset kinds (snapshot and export files) and the one row builder of each kind.
+
+Rows follow TRL's conventions. A prompt of one user turn is a string and every answer in its
+row is a string ("standard"); any other prompt is its message list and every answer in its
+row is a list of assistant messages ("conversational"), so a row is never half of each.
+"""
+
+from enum import StrEnum
+from itertools import combinations
+from typing import Any
+
+Message = dict[str, Any]
+Text = str | list[Message]
+Row = dict[str, Any]
+
+
+class DatasetKind(StrEnum):
+    """What a snapshot or export file holds, one row shape each."""
+
+    rankings = "rankings"
+    """{"prompt", "responses": [best, …, worst]}"""
+    pairs = "pairs"
+    """{"prompt", "chosen", "rejected"} (+ "margin" from a consensus)"""
+    sft = "sft"
+    """{"prompt", "completion"}, or {"messages"} for a demonstrated conversation"""
+    ratings = "ratings"
+    """{"prompt", "response", "score"}"""
+    prompts = "prompts"
+    """{"prompt"}"""
+
+
+def prompt_of(messages: list[Message]) -> Text:
+    """A prompt as the files carry it: a string for one user turn, else the messages."""
+    if len(messages) == 1 and messages[0].get("role") == "user":
+        return messages[0]["content"]
+    return messages
+
+
+def answer_of(prompt: Text, text: str) -> Text:
+    """An answer in its prompt's shape: the text, or one assistant message after a conversation."""
+    return text if isinstance(prompt, str) else [{"role": "assistant", "content": text}]
+
+
+def sft_row(messages: list[Message], completion: str | list[Message]) -> Row:
+    """{prompt, completion} for a written answer, {messages} for a demonstrated conversation."""
+    if not isinstance(completion, str):
+        return {"messages": messages + completion}
+    prompt = prompt_of(messages)
+    return {"prompt": prompt, "completion": answer_of(prompt, completion)}
+
+
+def ranking_row(messages: list[Message], ranked: list[str]) -> Row:
+    """One ranking, best response first."""
+    prompt = prompt_of(messages)
+    return {"prompt": prompt, "responses": [answer_of(prompt, text) for text in ranked]}
+
+
+def pair_row(
+    messages: list[Message], chosen: str, rejected: str, margin: float | None = None
+) -> Row:
+    """One preference pair (with the consensus margin when there is one)."""
+    prompt = prompt_of(messages)
+    row = {
+        "prompt": prompt,
+        "chosen": answer_of(prompt, chosen),
+        "rejected": answer_of(prompt, rejected),
+    }
+    return row if margin is None else row | {"margin": margin}
+
+
+def pair_rows(messages: list[Message], ranked: list[str]) -> list[Row]:
+    """Every pair of one ranking, the better response chosen."""
+    return [pair_row(messages, a, b) for a, b in combinations(ranked, 2)]
+
+
+def rating_row(messages: list[Message], response: str, score: Any) -> Row:
+    """One response's score."""
+    prompt = prompt_of(messages)
+    return {"prompt": prompt, "response": answer_of(prompt, response), "score": score}
+
+
+def prompt_row(messages: list[Message]) -> Row:
+    """A prompt alone (what PPO and generation read)."""
+    return {"prompt": prompt_of(messages)}

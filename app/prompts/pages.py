@@ -1,0 +1,131 @@
+"""HTML routes of task management: a project's Prompts page and its actions."""
+
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse
+
+from app.db import SessionDep
+from app.deps import AdminUser
+from app.projects import service as project_service
+from app.prompts import service
+from app.prompts.service import PromptFilter
+from app.templating import render
+
+router = APIRouter(prefix="/admin/projects/{project_id}", tags=["pages"])
+NOTICES = {
+    "released": "Lease released: the prompt can go to another labeler.",
+    "requeued": "Re-queued for one more label: {n} prompt(s).",
+    "retired": "Retired (no longer served; labels kept): {n} prompt(s).",
+}
+
+
+def _filter(status: str, model: str, q: str) -> PromptFilter:
+    return PromptFilter(status=status or None, model=model or None, q=q.strip() or None)
+
+
+def _back(project_id: int, where: PromptFilter, done: str, n: int = 1) -> RedirectResponse:
+    query = urlencode(where.as_dict() | {"done": done, "n": n})
+    return RedirectResponse(f"/admin/projects/{project_id}/prompts?{query}", status_code=303)
+
+
+@router.get("/prompts")
+def prompts_page(  # type: ignore[no-untyped-def]
+    request: Request,
+    project_id: int,
+    session: SessionDep,
+    _: AdminUser,
+    status: str = "",
+    model: str = "",
+    q: str = "",
+    after: int = 0,
+    done: str = "",
+    n: int = 0,
+):
+    """Every prompt with its responses, labels, open leases and skips; filters and search."""
+    project = project_service.get(session=session, project_id=project_id)
+    where = _filter(status, model, q)
+    rows, next_after = service.list_prompts(
+        session=session, project=project, where=where, after=max(after, 0)
+    )
+    notice = NOTICES[done].format(n=n) if done in NOTICES else None
+    return render(
+        request,
+        "prompts/list.html",
+        project=project,
+        rows=rows,
+        where=where,
+        query=where.as_dict(),
+        next_url=f"?{urlencode(where.as_dict() | {'after': next_after})}" if next_after else None,
+        first_url=f"?{urlencode(where.as_dict())}",
+        after=after,
+        statuses=service.STATUSES,
+        models=service.models_of(session=session, project=project),
+        matching=service.count_prompts(session=session, project=project, where=where),
+        actions=service.recent_actions(session=session, project=project),
+        notice=notice,
+    )
+
+
+@router.post("/assignments/{assignment_id}/release")
+def release(
+    project_id: int,
+    assignment_id: int,
+    session: SessionDep,
+    admin: AdminUser,
+    status: Annotated[str, Form()] = "",
+    model: Annotated[str, Form()] = "",
+    q: Annotated[str, Form()] = "",
+) -> RedirectResponse:
+    """End a labeler's open lease now."""
+    project = project_service.get(session=session, project_id=project_id)
+    service.release_lease(session=session, project=project, assignment_id=assignment_id, by=admin)
+    session.commit()
+    return _back(project_id, _filter(status, model, q), "released")
+
+
+@router.post("/prompts/{prompt_id}/{action}")
+def act_on_one(
+    project_id: int,
+    prompt_id: int,
+    action: str,
+    session: SessionDep,
+    admin: AdminUser,
+    status: Annotated[str, Form()] = "",
+    model: Annotated[str, Form()] = "",
+    q: Annotated[str, Form()] = "",
+) -> RedirectResponse:
+    """Re-queue or retire one prompt."""
+    project = project_service.get(session=session, project_id=project_id)
+    n = _act(session, project, admin, action, prompt_id=prompt_id)
+    session.commit()
+    return _back(project_id, _filter(status, model, q), f"{action}d", n)
+
+
+@router.post("/prompts")
+def act_on_filter(
+    project_id: int,
+    session: SessionDep,
+    admin: AdminUser,
+    action: Annotated[str, Form()],
+    status: Annotated[str, Form()] = "",
+    model: Annotated[str, Form()] = "",
+    q: Annotated[str, Form()] = "",
+) -> RedirectResponse:
+    """Re-queue or retire every prompt the filter matches."""
+    project = project_service.get(session=session, project_id=project_id)
+    where = _filter(status, model, q)
+    n = _act(session, project, admin, action, where=where)
+    session.commit()
+    return _back(project_id, where, f"{action}d", n)
+
+
+def _act(session, project, admin, action: str, **target) -> int:  # type: ignore[no-untyped-def]
+    from app.errors import Invalid
+
+    if action == "requeue":
+        return service.requeue(session=session, project=project, by=admin, **target)
+    if action == "retire":
+        return service.retire(session=session, project=project, by=admin, **target)
+    raise Invalid(f"action must be requeue or retire; not {action!r}", field="action")

@@ -1,0 +1,183 @@
+"""Task management: the Prompts page, its filters, keyset pages and the logged actions."""
+
+import re
+
+from sqlalchemy import select
+
+from app.labeling import service as labeling
+from app.labeling.schemas import AnnotationIn
+from app.projects.models import Prompt
+from app.prompts import service
+from app.prompts.models import PromptAction
+from app.prompts.service import PromptFilter
+from tests.helpers import ranking_items
+from tests.test_pages import login
+
+
+def _rank(session, project, user):  # type: ignore[no-untyped-def]
+    task = labeling.next_task(session=session, project=project, user=user)
+    ids = [r.id for r in task.responses]
+    labeling.submit(
+        session=session,
+        assignment_id=task.assignment_id,
+        user=user,
+        body=AnnotationIn(ranking=ids),
+    )
+    return task
+
+
+def _ids(rows) -> list[str]:  # type: ignore[no-untyped-def]
+    return [r.prompt.external_id for r in rows]
+
+
+def test_filters_show_each_state_of_a_prompt(session, factory, tmp_path) -> None:
+    project = factory.project(kind="ranking", k=2, overlap=2)
+    items = ranking_items(4, k=2)
+    items[3]["responses"][0]["model"] = "special-model"
+    items[3]["prompt"] = "Find the NEEDLE here"
+    factory.items(project, items, tmp_path)
+    ada, bob, cy = factory.user(), factory.user(), factory.user()
+    _rank(session, project, ada)  # p0: 1 of 2 done
+    _rank(session, project, bob)  # p0: 2 of 2 done -> complete
+    _rank(session, project, cy)  # p1: in progress
+    held = labeling.next_task(session=session, project=project, user=ada)  # p1 leased
+    skipped = labeling.next_task(session=session, project=project, user=bob)  # p1 full: p2
+    labeling.skip(session=session, assignment_id=skipped.assignment_id, user=bob, reason="broken")
+
+    def ids(**where: str) -> list[str]:
+        rows, _ = service.list_prompts(
+            session=session, project=project, where=PromptFilter(**where)
+        )
+        return _ids(rows)
+
+    assert ids() == ["p0", "p1", "p2", "p3"]
+    assert ids(status="complete") == ["p0"]
+    assert ids(status="in-progress") == ["p1"]
+    assert ids(status="unlabeled") == ["p2", "p3"]
+    assert ids(status="skipped") == ["p2"]
+    assert ids(model="special-model") == ["p3"]
+    assert ids(q="needle") == ["p3"] and ids(q="p2") == ["p2"]
+    rows, _ = service.list_prompts(session=session, project=project, where=PromptFilter(q="p1"))
+    assert [(lease.user_email, lease.assignment_id) for lease in rows[0].leases] == [
+        (ada.email, held.assignment_id)
+    ]
+    rows, _ = service.list_prompts(session=session, project=project, where=PromptFilter(q="p2"))
+    assert [(s.user_email, s.reason) for s in rows[0].skips] == [(bob.email, "broken")]
+
+
+def test_pages_are_keyset_pages(session, factory, tmp_path) -> None:
+    project = factory.project(kind="ranking", k=2)
+    factory.items(project, ranking_items(7, k=2), tmp_path)
+    seen, after = [], 0
+    while True:
+        rows, after = service.list_prompts(
+            session=session, project=project, where=PromptFilter(), after=after, limit=3
+        )
+        seen.append(_ids(rows))
+        if after is None:
+            break
+    assert seen == [["p0", "p1", "p2"], ["p3", "p4", "p5"], ["p6"]]
+
+
+def test_release_requeue_and_retire_change_what_labelers_get(session, factory, tmp_path) -> None:
+    project = factory.project(kind="ranking", k=2, overlap=1)
+    factory.items(project, ranking_items(2, k=2), tmp_path)
+    admin, ada, bob = factory.user("admin"), factory.user(), factory.user()
+    held = labeling.next_task(session=session, project=project, user=ada)
+    assert held.prompt_id == _pid(session, "p0")
+    service.release_lease(
+        session=session, project=project, assignment_id=held.assignment_id, by=admin
+    )
+    session.commit()
+    assert (
+        labeling.next_task(session=session, project=project, user=bob).prompt_id == held.prompt_id
+    )
+
+    service.retire(session=session, project=project, by=admin, prompt_id=_pid(session, "p1"))
+    session.commit()
+    carl = factory.user()
+    assert labeling.next_task(session=session, project=project, user=carl) is None
+
+    done = service.requeue(session=session, project=project, by=admin, where=PromptFilter())
+    session.commit()
+    assert done == 2
+    p1 = session.get(Prompt, _pid(session, "p1"))
+    session.refresh(p1)
+    assert p1.retired_at is None
+    got = labeling.next_task(session=session, project=project, user=carl)
+    assert got is not None
+    log = list(session.scalars(select(PromptAction).order_by(PromptAction.id)))
+    assert [(a.action, a.user_id) for a in log] == [
+        ("release", admin.id),
+        ("retire", admin.id),
+        ("requeue", admin.id),
+        ("requeue", admin.id),
+    ]
+    assert log[0].detail["holder"] == ada.email and log[-1].detail == {"filter": {}}
+
+
+def test_requeue_asks_one_more_label_of_a_complete_prompt(session, factory, tmp_path) -> None:
+    project = factory.project(kind="ranking", k=2, overlap=1)
+    factory.items(project, ranking_items(1, k=2), tmp_path)
+    admin, ada, bob = factory.user("admin"), factory.user(), factory.user()
+    _rank(session, project, ada)
+    assert labeling.next_task(session=session, project=project, user=bob) is None
+    where = PromptFilter(status="complete")
+    assert service.requeue(session=session, project=project, by=admin, where=where) == 1
+    session.commit()
+    assert labeling.next_task(session=session, project=project, user=bob) is not None
+    assert labeling.next_task(session=session, project=project, user=ada) is None  # labeled it
+
+
+def test_bulk_retire_on_a_filter_ends_open_leases(session, factory, tmp_path) -> None:
+    project = factory.project(kind="ranking", k=2, overlap=1)
+    factory.items(project, ranking_items(3, k=2), tmp_path)
+    admin, ada = factory.user("admin"), factory.user()
+    held = labeling.next_task(session=session, project=project, user=ada)
+    where = PromptFilter(status="in-progress")
+    assert service.retire(session=session, project=project, by=admin, where=where) == 1
+    session.commit()
+    assert (
+        service.count_prompts(
+            session=session, project=project, where=PromptFilter(status="retired")
+        )
+        == 1
+    )
+    rows, _ = service.list_prompts(
+        session=session, project=project, where=PromptFilter(status="retired")
+    )
+    assert rows[0].prompt.id == held.prompt_id and rows[0].leases == []
+    nxt = labeling.next_task(session=session, project=project, user=ada)
+    assert nxt.prompt_id != held.prompt_id
+
+
+def _pid(session, external_id: str) -> int:  # type: ignore[no-untyped-def]
+    return session.scalar(select(Prompt.id).where(Prompt.external_id == external_id))
+
+
+def test_the_prompts_page_lists_filters_and_acts(client, factory, session, tmp_path) -> None:
+    project = factory.project(kind="ranking", k=2, overlap=1)
+    factory.items(project, ranking_items(3, k=2), tmp_path)
+    ada, admin = factory.user(), factory.user("admin")
+    held = labeling.next_task(session=session, project=project, user=ada)
+    token = login(client, admin)
+    page = client.get(f"/admin/projects/{project.id}/prompts")
+    assert page.status_code == 200
+    assert len(re.findall(r'<tr id="prompt-\d+"', page.text)) == 3
+    assert ada.email in page.text and "Release" in page.text
+    assert "0 / 1" in page.text
+    url = f"/admin/projects/{project.id}/assignments/{held.assignment_id}/release"
+    answer = client.post(url, data={"csrf_token": token, "status": "in-progress"})
+    assert answer.status_code == 200 and "Lease released" in answer.text
+    assert "status=in-progress" in str(answer.url)
+    bulk = client.post(
+        f"/admin/projects/{project.id}/prompts",
+        data={"csrf_token": token, "action": "retire", "q": "question 2"},
+    )
+    assert "Retired (no longer served; labels kept): 1 prompt(s)." in bulk.text
+    log = re.search(r'id="action-log".*', bulk.text, re.S).group(0)
+    assert admin.email in log and "retire" in log and "release" in log
+    bad = client.post(
+        f"/admin/projects/{project.id}/prompts", data={"csrf_token": token, "action": "x"}
+    )
+    assert bad.status_code == 422
