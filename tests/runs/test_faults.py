@@ -138,8 +138,10 @@ def test_a_nan_loss_and_a_registration_conflict_fail_their_runs_and_the_worker_g
 
 
 def test_a_sigtermed_trainer_is_retried_and_resumes_from_its_checkpoint(
-    session, sft_snapshot, tiny_models, artifacts
+    session, backend, sft_snapshot, tiny_models, artifacts
 ) -> None:
+    if backend != "sqlite":
+        pytest.skip("the database plays no part here; the killed-worker test covers retries there")
     steps = 20
     run = _queue(
         session, sft_snapshot, tiny_models["causal-lm"], max_steps=steps, save_every=100_000
@@ -203,3 +205,29 @@ def test_the_worker_survives_its_database_connection_being_terminated(
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=60)
     assert "lost the database" in log_path.read_text()
+
+
+def _group(pgid: int) -> list[int]:
+    """Live (not zombie) processes of a process group."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            found.append(int(proc.name))
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_stopping_a_trainer_takes_its_launchers_children(artifacts) -> None:
+    """What `RLHF_TRAINER_LAUNCHER=accelerate` needs: the launcher's children die with it."""
+    worker = Worker()
+    launcher = subprocess.Popen(
+        ["sh", "-c", "sleep 300 & sleep 300 & wait"], start_new_session=True
+    )
+    worker.process = launcher
+    _wait(lambda: len(_group(launcher.pid)) == 3, timeout=30)
+    worker._stop_trainer()
+    _wait(lambda: not _group(launcher.pid), timeout=10)
