@@ -9,7 +9,11 @@ import typer
 
 from app.cli_support import JsonOpt, db_session, fail, output
 from app.datasets.cli import commands as dataset_commands
+from app.datasets.kinds import DatasetKind
 from app.errors import validation_messages
+from app.projects.formats import ImportFormat
+from app.projects.kinds import ProjectKind, RatingScale
+from app.quality.cli import commands as quality_commands
 from app.runs.cli import models_app, runs_app, train, worker
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -22,6 +26,7 @@ app.add_typer(projects_app, name="projects")
 app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
 app.registered_commands += dataset_commands.registered_commands
+app.registered_commands += quality_commands.registered_commands
 app.command()(worker)
 app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(train)
 
@@ -172,10 +177,10 @@ def _project_dict(project: Any) -> dict[str, Any]:
 @projects_app.command("create")
 def projects_create(
     name: str,
-    kind: Annotated[str, typer.Option(help="demonstration | ranking | rating")],
+    kind: Annotated[str, typer.Option(help=" | ".join(ProjectKind))],
     k: Annotated[int, typer.Option("--k", help="Responses shown per prompt.")] = 4,
     overlap: Annotated[int, typer.Option(help="Labelers per prompt.")] = 1,
-    scale: Annotated[str, typer.Option(help="thumbs | 0-5")] = "thumbs",
+    scale: Annotated[str, typer.Option(help=" | ".join(RatingScale))] = RatingScale.thumbs,
     lease_seconds: int = 1800,
     criteria: Annotated[str, typer.Option(help="Comma-separated flag names.")] = "",
     instructions_file: Annotated[Path | None, typer.Option(help="Markdown file.")] = None,
@@ -241,9 +246,7 @@ def projects_show(project: str, as_json: JsonOpt = False) -> None:
 def import_(
     project: str,
     file: Path,
-    format: Annotated[
-        str, typer.Option("--format", help="auto | jsonl | hh | trl | oasst")
-    ] = "auto",
+    format: Annotated[str, typer.Option("--format", help=" | ".join(ImportFormat))] = "auto",
     skip_invalid: Annotated[bool, typer.Option(help="Import the valid lines only.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -273,7 +276,7 @@ def import_(
 @app.command("export")
 def export(
     project: str,
-    kind: Annotated[str, typer.Option(help="rankings | pairs | sft | ratings | prompts")],
+    kind: Annotated[str, typer.Option(help=" | ".join(DatasetKind))],
     format: Annotated[str, typer.Option("--format", help="jsonl")] = "jsonl",
     out: Annotated[Path | None, typer.Option("-o", "--out", help="File (default stdout).")] = None,
 ) -> None:

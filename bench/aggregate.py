@@ -99,7 +99,7 @@ def build_annotations(url: str, rows: int, labelers: int = 3, k: int = 4) -> int
     from sqlalchemy import create_engine, insert
 
     from app.auth.models import User
-    from app.db import utcnow
+    from app.base import utcnow
     from app.labeling.models import Annotation
     from app.projects.models import Project, Prompt, Response
 

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from app.db import utcnow
+from app.base import utcnow
 from app.labeling.models import Annotation, Assignment
 from tests.helpers import ranking_items
 

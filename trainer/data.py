@@ -1,4 +1,5 @@
-"""Read dataset files (JSONL, .jsonl.gz, Parquet) in the formats that cross the app boundary.
+"""Read dataset files (JSONL, .jsonl.gz, Parquet) in the formats that cross the app boundary,
+and turn records into token batches.
 
 Formats (TRL conventions; a prompt is a string or a list of {"role", "content"} messages):
   sft      {"prompt", "completion"} or {"messages": [...]}
@@ -17,11 +18,16 @@ from __future__ import annotations
 import gzip
 import json
 import random
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 Record = dict[str, Any]
 Message = dict[str, str]
+IGNORE = -100
+"""Label of a token the loss leaves out (prompt tokens, padding)."""
 
 
 class DataError(ValueError):
@@ -200,3 +206,34 @@ def sft_segments(tokenizer: Any, rec: Record) -> list[tuple[str, bool]]:
         pieces.append((text[len(done) :] + end, is_assistant))
         done = text
     return pieces
+
+
+# ----------------------------------------------------------------------------- batches
+
+
+def tokenize_sft(tokenizer: Any, rec: Record, max_length: int, completion_only: bool) -> dict:
+    """Token ids and labels of one sample; labels are -100 outside completions."""
+    ids: list[int] = []
+    labels: list[int] = []
+    for i, (text, is_completion) in enumerate(sft_segments(tokenizer, rec)):
+        piece = tokenizer(text, add_special_tokens=(i == 0))["input_ids"]
+        ids += piece
+        labels += piece if (is_completion or not completion_only) else [IGNORE] * len(piece)
+    return {"input_ids": ids[:max_length], "labels": labels[:max_length]}
+
+
+def collate(samples: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad a list of tokenised samples into (B, T) tensors."""
+    input_ids = pad([s["input_ids"] for s in samples], pad_id)  # (B, T)
+    labels = pad([s["labels"] for s in samples], IGNORE)  # (B, T)
+    mask = pad([[1] * len(s["input_ids"]) for s in samples], 0)  # (B, T)
+    return {"input_ids": input_ids, "labels": labels, "attention_mask": mask}
+
+
+def pad(seqs: Sequence[Sequence[int]], value: int, side: str = "right") -> torch.Tensor:
+    """Pad lists of ints into a (B, T) LongTensor."""
+    width = max(len(s) for s in seqs)
+    fill = [[value] * (width - len(s)) for s in seqs]
+    pairs = zip(seqs, fill, strict=True)
+    rows = [list(s) + f if side == "right" else f + list(s) for s, f in pairs]
+    return torch.tensor(rows, dtype=torch.long)

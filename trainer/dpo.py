@@ -18,7 +18,7 @@ from transformers import AutoModelForCausalLM
 
 from trainer import EXIT_OK, EXIT_PREEMPTED
 from trainer.configs import DPOConfig
-from trainer.data import Record, train_eval_split
+from trainer.data import IGNORE, Record, collate, tokenize_sft, train_eval_split
 from trainer.runtime import (
     Run,
     load_tokenizer,
@@ -27,7 +27,6 @@ from trainer.runtime import (
     step_micro_batches,
     total_steps,
 )
-from trainer.sft import IGNORE, collate, tokenize_sft
 
 
 def tokenize_pair(tokenizer: Any, rec: Record, max_length: int) -> list[dict]:
@@ -160,12 +159,8 @@ def train(cfg: DPOConfig) -> int:
         }
         if cfg.eval_every and (step + 1) % cfg.eval_every == 0:
             metrics |= evaluate(model, eval_data, ref_eval, run, pad_id)
-        run.log_metrics(step + 1, metrics)
-        if run.preempted:
-            run.save_checkpoint(step + 1, model, tokenizer, {})
+        if run.end_step(step + 1, steps, metrics, model, tokenizer):
             return EXIT_PREEMPTED
-        if (step + 1) % cfg.save_every == 0 or step + 1 == steps:
-            run.save_checkpoint(step + 1, model, tokenizer, {})
 
     summary = {"steps": steps, **evaluate(model, eval_data, ref_eval, run, pad_id)}
     run.finish(model, tokenizer, summary)

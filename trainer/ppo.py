@@ -21,18 +21,15 @@ from transformers import AutoModelForCausalLM
 
 from trainer import EXIT_OK, EXIT_PREEMPTED
 from trainer.configs import PPOConfig
-from trainer.data import load_records, render_prompt, train_eval_split
+from trainer.data import collate, load_records, pad, render_prompt, tokenize_sft, train_eval_split
 from trainer.runtime import (
     Run,
     batch_indices,
     load_tokenizer,
     make_optimizer,
     maybe_lora,
-    pad,
     total_steps,
 )
-from trainer.sft import collate as sft_collate
-from trainer.sft import tokenize_sft
 
 RewardFn = Callable[[list[Any], list[str], list[list[int]]], torch.Tensor]
 """reward_fn(prompts, responses, response_ids) -> (B,) scores.
@@ -108,6 +105,28 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
         adv[:, t] = last
     adv = adv * mask
     return adv, (adv + values) * mask
+
+
+def sequence_kl(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, mask: torch.Tensor):
+    """KL of each response to the reference, (B,): Σ over response tokens of log π − log π_ref.
+
+    The one definition used for the penalty, the adaptive controller, the logs and the benches
+    (InstructGPT's and TRL's): a per-sequence sum in nats, estimated on the sampled tokens.
+    """
+    return ((logprobs - ref_logprobs) * mask).sum(-1)
+
+
+def clipped_policy_loss(
+    new_logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    adv: torch.Tensor,
+    mask: torch.Tensor,
+    eps: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """PPO's clipped surrogate, masked mean of max(−A·ρ, −A·clip(ρ, 1−ε, 1+ε)); and ρ (b, L)."""
+    ratio = (new_logp - old_logp).exp()  # (b, L)
+    clipped = ratio.clamp(1 - eps, 1 + eps)
+    return masked_mean(torch.max(-adv * ratio, -adv * clipped), mask), ratio
 
 
 def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: float):
@@ -199,10 +218,9 @@ def ppo_loss(
     vf_loss = 0.5 * masked_mean(torch.max((vpred - ret) ** 2, (v_clip - ret) ** 2), m)
 
     log_ratio = new_logp - ro["logprobs"][mb]
-    ratio = log_ratio.exp()  # (b, L)
-    adv = advantages[mb]
-    clipped = ratio.clamp(1 - cfg.cliprange, 1 + cfg.cliprange)
-    pg_loss = masked_mean(torch.max(-adv * ratio, -adv * clipped), m)
+    pg_loss, ratio = clipped_policy_loss(
+        new_logp, ro["logprobs"][mb], advantages[mb], m, cfg.cliprange
+    )
     loss = pg_loss + cfg.vf_coef * vf_loss
     with torch.no_grad():
         stats = {
@@ -218,7 +236,7 @@ def ppo_loss(
 
 def ptx_loss(model: torch.nn.Module, samples: list[dict], tokenizer: Any) -> torch.Tensor:
     """PPO-ptx: next-token loss of the policy on SFT samples (completion tokens only)."""
-    batch = sft_collate(samples, tokenizer.pad_token_id)
+    batch = collate(samples, tokenizer.pad_token_id)
     device = next(model.parameters()).device
     logits, _ = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
     return F.cross_entropy(
@@ -304,7 +322,7 @@ def train(cfg: PPOConfig, reward_fn: RewardFn | None = None) -> int:
 
         # 4. Rewards: per-token KL penalty, the score on the last response token.
         mask = ro["mask"].float()  # (B, L)
-        kl = (ro["logprobs"] - ro["ref_logprobs"]) * mask  # (B, L)
+        kl = (ro["logprobs"] - ro["ref_logprobs"]) * mask  # (B, L) per token
         rewards = -kl_ctl.value * kl
         rewards[torch.arange(B, device=device), ro["last"]] += score
         if cfg.whiten_rewards:
@@ -333,7 +351,8 @@ def train(cfg: PPOConfig, reward_fn: RewardFn | None = None) -> int:
                     stats.setdefault(k, []).append(float(v.detach()))
 
         # 6. Adapt β to the measured KL (nats per response) and log.
-        mean_kl = float(acc.reduce(kl.sum(-1).mean(), "mean"))
+        seq_kl = sequence_kl(ro["logprobs"], ro["ref_logprobs"], mask)  # (B,) = kl.sum(-1)
+        mean_kl = float(acc.reduce(seq_kl.mean(), "mean"))
         kl_ctl.update(mean_kl, B * P)
         elapsed = time.perf_counter() - t0
         metrics = {
@@ -348,12 +367,8 @@ def train(cfg: PPOConfig, reward_fn: RewardFn | None = None) -> int:
             "lr": scheduler.get_last_lr()[0],
             "episodes_per_s": B * P / elapsed,
         }
-        run.log_metrics(step + 1, metrics)
-        if run.preempted:
-            run.save_checkpoint(step + 1, policy.lm, tokenizer, {"kl_coef": kl_ctl.value})
+        if run.end_step(step + 1, steps, metrics, policy.lm, tokenizer, {"kl_coef": kl_ctl.value}):
             return EXIT_PREEMPTED
-        if (step + 1) % cfg.save_every == 0 or step + 1 == steps:
-            run.save_checkpoint(step + 1, policy.lm, tokenizer, {"kl_coef": kl_ctl.value})
 
     # 7. Held-out prompts: mean score and KL of the final policy.
     summary: dict[str, Any] = {"steps": steps}
@@ -364,7 +379,7 @@ def train(cfg: PPOConfig, reward_fn: RewardFn | None = None) -> int:
             score_responses(reward_fn, tokenizer, eval_prompts, ro).mean()
         )
         summary["eval_kl"] = float(
-            ((ro["logprobs"] - ro["ref_logprobs"]) * ro["mask"]).sum(-1).mean()
+            sequence_kl(ro["logprobs"], ro["ref_logprobs"], ro["mask"]).mean()
         )
     run.finish(policy.lm, tokenizer, summary)
     return EXIT_OK

@@ -26,7 +26,6 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +150,25 @@ class Run:
                 shutil.rmtree(old, ignore_errors=True)
         log(f"checkpoint saved: {path}")
         return path
+
+    def end_step(
+        self,
+        step: int,
+        steps: int,
+        metrics: dict[str, float],
+        model: torch.nn.Module,
+        tokenizer: Any,
+        extra: dict | None = None,
+    ) -> bool:
+        """Log step `step` of `steps` and checkpoint when due; True when preempted (stop now).
+
+        A checkpoint is written every `save_every` steps, after the last step, and at once when
+        SIGTERM asked the run to stop; `extra` is saved with it (what `resume` gives back).
+        """
+        self.log_metrics(step, metrics)
+        if self.preempted or step % self.cfg.save_every == 0 or step == steps:
+            self.save_checkpoint(step, model, tokenizer, extra or {})
+        return self.preempted
 
     def resume(self) -> tuple[int, dict]:
         """Load the latest checkpoint into the prepared objects; return (step, extra) or (0, {})."""
@@ -404,12 +422,3 @@ def step_micro_batches(run: Run, n: int, step: int) -> list[list[int]]:
         idx[(a * acc.num_processes + rank) * bs : (a * acc.num_processes + rank + 1) * bs]
         for a in range(cfg.gradient_accumulation_steps)
     ]
-
-
-def pad(seqs: Sequence[Sequence[int]], value: int, side: str = "right") -> torch.Tensor:
-    """Pad lists of ints into a (B, T) LongTensor."""
-    width = max(len(s) for s in seqs)
-    fill = [[value] * (width - len(s)) for s in seqs]
-    pairs = zip(seqs, fill, strict=True)
-    rows = [list(s) + f if side == "right" else f + list(s) for s, f in pairs]
-    return torch.tensor(rows, dtype=torch.long)

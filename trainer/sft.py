@@ -3,44 +3,21 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM
 
 from trainer import EXIT_OK, EXIT_PREEMPTED
 from trainer.configs import SFTConfig
-from trainer.data import Record, sft_segments, train_eval_split
+from trainer.data import IGNORE, collate, tokenize_sft, train_eval_split
 from trainer.runtime import (
     Run,
     load_tokenizer,
     make_optimizer,
     maybe_lora,
-    pad,
     step_micro_batches,
     total_steps,
 )
-
-IGNORE = -100
-
-
-def tokenize_sft(tokenizer: Any, rec: Record, max_length: int, completion_only: bool) -> dict:
-    """Token ids and labels of one sample; labels are -100 outside completions."""
-    ids: list[int] = []
-    labels: list[int] = []
-    for i, (text, is_completion) in enumerate(sft_segments(tokenizer, rec)):
-        piece = tokenizer(text, add_special_tokens=(i == 0))["input_ids"]
-        ids += piece
-        labels += piece if (is_completion or not completion_only) else [IGNORE] * len(piece)
-    return {"input_ids": ids[:max_length], "labels": labels[:max_length]}
-
-
-def collate(samples: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-pad a list of tokenised samples into (B, T) tensors."""
-    input_ids = pad([s["input_ids"] for s in samples], pad_id)  # (B, T)
-    labels = pad([s["labels"] for s in samples], IGNORE)  # (B, T)
-    mask = pad([[1] * len(s["input_ids"]) for s in samples], 0)  # (B, T)
-    return {"input_ids": input_ids, "labels": labels, "attention_mask": mask}
 
 
 def sft_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
@@ -128,12 +105,8 @@ def train(cfg: SFTConfig) -> int:
         }
         if cfg.eval_every and (step + 1) % cfg.eval_every == 0:
             metrics |= evaluate(model, eval_data, run, pad_id)
-        run.log_metrics(step + 1, metrics)
-        if run.preempted:
-            run.save_checkpoint(step + 1, model, tokenizer, {})
+        if run.end_step(step + 1, steps, metrics, model, tokenizer):
             return EXIT_PREEMPTED
-        if (step + 1) % cfg.save_every == 0 or step + 1 == steps:
-            run.save_checkpoint(step + 1, model, tokenizer, {})
 
     # 4. Final evaluation and the model in output_dir.
     summary = {"steps": steps, **evaluate(model, eval_data, run, pad_id)}

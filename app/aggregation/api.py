@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from app.aggregation import service
+from app.aggregation.consensus import ConsensusMethod
 from app.aggregation.schemas import ExclusionIn, ExclusionOut, Leaderboard, PromptConsensus
 from app.db import SessionDep
 from app.deps import AdminUser
@@ -31,7 +32,7 @@ def consensus(
     project_id: int,
     session: SessionDep,
     _: AdminUser,
-    method: Annotated[str, Query(pattern="^(ranked-pairs|borda)$")] = "ranked-pairs",
+    method: ConsensusMethod = ConsensusMethod.ranked_pairs,
     after: Annotated[int, Query(description="prompt id to continue after")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> object:

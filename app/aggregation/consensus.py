@@ -22,14 +22,24 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from itertools import combinations
 from math import sqrt
-from typing import Literal
+
+from app.projects.kinds import RatingScale
 
 ResponseId = int | str
 LabelerId = Hashable
-Method = Literal["ranked_pairs", "borda"]
-RatingScale = Literal["thumbs", "0-5"]
+
+
+class ConsensusMethod(StrEnum):
+    """How many labelers' rankings of one prompt become one."""
+
+    ranked_pairs = "ranked-pairs"
+    """Tideman's ranked pairs: Condorcet-consistent, locks the strongest majorities first."""
+    borda = "borda"
+    """Net pairwise score (classic Borda points on complete rankings)."""
+
 
 __all__ = [
     "Consensus",
@@ -52,13 +62,14 @@ class Consensus:
     """Covered responses (those in at least one ranking), best first."""
     unranked: tuple[ResponseId, ...]
     """Responses of the prompt that no ranking contains (sorted by id); not in ``ranking``."""
-    votes: tuple[tuple[int, ...], ...]
-    """``votes[i][j]``: how many rankings put ``ranking[i]`` above ``ranking[j]``."""
+    votes: tuple[tuple[float, ...], ...]
+    """``votes[i][j]``: how many rankings put ``ranking[i]`` above ``ranking[j]`` (their total
+    weight when the rankings are weighted)."""
     agreement: float | None
     """Mean pairwise Kendall tau between labelers (see ``mean_kendall_tau``)."""
     n_rankings: int
     """Number of rankings used (empty rankings are not counted)."""
-    method: Method
+    method: ConsensusMethod
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +81,8 @@ class RankedPair:
     margin: float
     """(chosen_votes - rejected_votes) / (chosen_votes + rejected_votes), in [-1, 1]; 0.0 when
     no labeler compared the two (the order then follows from other pairs or the tie-break)."""
-    chosen_votes: int
-    rejected_votes: int
+    chosen_votes: float
+    rejected_votes: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +94,14 @@ class RatingSummary:
 
 
 def _index_rankings(
-    rankings: Iterable[Sequence[ResponseId]], responses: Sequence[ResponseId] | None
-) -> tuple[list[ResponseId], list[list[int]], list[ResponseId]]:
-    """Validate rankings; map ids to indices in id order. Returns items, rows, unranked."""
+    rankings: Iterable[Sequence[ResponseId]],
+    responses: Sequence[ResponseId] | None,
+    weights: Sequence[float] | None = None,
+) -> tuple[list[ResponseId], list[list[int]], list[ResponseId], list[float] | None]:
+    """Validate rankings; map ids to indices in id order. Returns items, rows, unranked and
+    the weights of the non-empty rankings."""
     rows: list[Sequence[ResponseId]] = []
+    kept: list[float] = []
     seen: set[ResponseId] = set()
     for number, ranking in enumerate(rankings):
         if len(set(ranking)) != len(ranking):
@@ -94,6 +109,8 @@ def _index_rankings(
         if ranking:
             rows.append(ranking)
             seen.update(ranking)
+            if weights is not None:
+                kept.append(float(weights[number]))
     unranked: list[ResponseId] = []
     if responses is not None:
         known = set(responses)
@@ -103,17 +120,19 @@ def _index_rankings(
         unranked = sorted(known - seen)
     items = sorted(seen)
     position = {item: i for i, item in enumerate(items)}
-    return items, [[position[x] for x in row] for row in rows], unranked
+    rows_out = [[position[x] for x in row] for row in rows]
+    return items, rows_out, unranked, kept if weights is not None else None
 
 
-def _vote_matrix(n: int, rows: list[list[int]]) -> list[list[int]]:
-    """Pairwise vote counts: ``m[i][j]`` = number of rows with i above j."""
-    m = [[0] * n for _ in range(n)]
-    for row in rows:
+def _vote_matrix(n: int, rows: list[list[int]], weights: list[float] | None = None) -> list[list]:
+    """Pairwise votes: ``m[i][j]`` = number (or total weight) of rows with i above j."""
+    m: list[list] = [[0] * n for _ in range(n)]
+    for number, row in enumerate(rows):
+        w = 1 if weights is None else weights[number]
         for a, i in enumerate(row):
             mi = m[i]
             for j in row[a + 1 :]:
-                mi[j] += 1
+                mi[j] += w
     return m
 
 
@@ -156,26 +175,31 @@ def consensus_ranking(
     rankings: Iterable[Sequence[ResponseId]],
     *,
     responses: Sequence[ResponseId] | None = None,
-    method: Method = "ranked_pairs",
+    method: ConsensusMethod | str = ConsensusMethod.ranked_pairs,
+    weights: Sequence[float] | None = None,
 ) -> Consensus:
     """Combine labelers' rankings (best first) of one prompt into one consensus ranking.
 
-    ``method="ranked_pairs"`` (Tideman): majorities are locked strongest first, strength being
+    ``method="ranked-pairs"`` (Tideman): majorities are locked strongest first, strength being
     the margin, then the winning votes, then the tie-break order of winner and loser; a pair
     that would close a cycle is dropped. ``method="borda"``: order by net pairwise score, which
     on complete rankings orders exactly as classic Borda points (K-1 for first ... 0 for last)
     and on partial rankings counts only the preferences a ranking implies. ``responses``
     (optional) is the prompt's full set of response ids: ids outside it are an error, ids
-    never ranked are returned in ``unranked``.
+    never ranked are returned in ``unranked``. ``weights`` (optional, one per ranking, ≥ 0)
+    makes each ranking count that much in every pairwise vote (e.g. labeler reliability).
     """
-    items, rows, unranked = _index_rankings(rankings, responses)
+    rankings = list(rankings)
+    if weights is not None and len(weights) != len(rankings):
+        raise ValueError(f"{len(weights)} weights for {len(rankings)} rankings")
+    items, rows, unranked, kept = _index_rankings(rankings, responses, weights)
     n = len(items)
-    m = _vote_matrix(n, rows)
+    m = _vote_matrix(n, rows, kept)
     net = [sum(m[i]) - sum(row[i] for row in m) for i in range(n)]
     by_tiebreak = sorted(range(n), key=lambda i: -net[i])  # stable: ties keep smaller id first
-    if method == "borda":
+    if method == ConsensusMethod.borda:
         order = by_tiebreak
-    elif method == "ranked_pairs":
+    elif method == ConsensusMethod.ranked_pairs:
         tiebreak = [0] * n
         for rank, i in enumerate(by_tiebreak):
             tiebreak[i] = rank
@@ -188,14 +212,14 @@ def consensus_ranking(
         votes=tuple(tuple(m[i][j] for j in order) for i in order),
         agreement=_mean_tau(rows),
         n_rankings=len(rows),
-        method=method,
+        method=ConsensusMethod(method),
     )
 
 
 def consensus_rankings(
     rankings_by_prompt: Mapping[Hashable, Iterable[Sequence[ResponseId]]],
     *,
-    method: Method = "ranked_pairs",
+    method: ConsensusMethod | str = ConsensusMethod.ranked_pairs,
 ) -> dict[Hashable, Consensus]:
     """Run ``consensus_ranking`` for every prompt of a mapping prompt id -> rankings."""
     return {
@@ -250,9 +274,9 @@ def mean_kendall_tau(rankings: Iterable[Sequence[ResponseId]]) -> float | None:
     return _mean_tau([list(r) for r in rankings if r])
 
 
-def _rating_value(value: float | bool | str, scale: RatingScale) -> float:
+def _rating_value(value: float | bool | str, scale: RatingScale | str) -> float:
     """Map one raw rating to a number: thumbs -> +1/-1, 0-5 as is."""
-    if scale == "thumbs":
+    if scale == RatingScale.thumbs:
         if isinstance(value, bool):
             return 1.0 if value else -1.0
         if value in ("up", "down"):
@@ -260,7 +284,7 @@ def _rating_value(value: float | bool | str, scale: RatingScale) -> float:
         if isinstance(value, int) and value in (1, -1):
             return float(value)
         raise ValueError(f"thumbs rating must be True/False, 1/-1 or 'up'/'down', got {value!r}")
-    if scale == "0-5":
+    if scale == RatingScale.zero_to_five:
         if isinstance(value, bool | str) or not 0 <= value <= 5:
             raise ValueError(f"0-5 rating must be a number from 0 to 5, got {value!r}")
         return float(value)
@@ -276,7 +300,7 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 def aggregate_ratings(
     ratings: Iterable[tuple[LabelerId, ResponseId, float | bool | str]],
     *,
-    scale: RatingScale,
+    scale: RatingScale | str,
     normalize: bool = False,
 ) -> dict[ResponseId, RatingSummary]:
     """Mean rating and count per response from (labeler, response, value) triples.

@@ -67,8 +67,12 @@ def prompt_labels(
     only: int | None = None,
     after: int = 0,
     batch: int = BATCH,
+    gold: bool | None = False,
 ) -> Iterator[PromptLabels]:
-    """Each prompt of the project (id order) with its live labels of `kinds` (or just `only`)."""
+    """Each prompt of the project (id order) with its live labels of `kinds` (or just `only`).
+
+    Gold items (known answers, for measuring labelers) are left out unless `gold` is True
+    (only them) or None (every prompt)."""
     last_id = after
     while True:
         query = select(Prompt.id, Prompt.external_id, Prompt.messages).where(
@@ -76,6 +80,8 @@ def prompt_labels(
         )
         if only is not None:
             query = query.where(Prompt.id == only)
+        if gold is not None:
+            query = query.where(Prompt.is_gold.is_(gold))
         prompts = session.execute(query.order_by(Prompt.id).limit(batch)).all()
         if not prompts:
             return
@@ -99,7 +105,8 @@ def prompt_labels(
                 )
                 .order_by(Annotation.prompt_id, Annotation.id)
             ):
-                by_prompt[row.prompt_id].append(row)
+                if row.prompt_id in by_prompt:  # not a gold item between two real prompts
+                    by_prompt[row.prompt_id].append(row)
         responses: dict[int, dict[int, tuple[str, str | None]]] = {pid: {} for pid in ids}
         if with_responses:
             for row in session.execute(

@@ -5,16 +5,16 @@ live labels (`labels.prompt_labels`): no superseded annotation, no excluded labe
 ranking (source=import, no user) counts as one voter.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from itertools import combinations
 from math import sqrt
-from typing import Literal
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from app.aggregation.consensus import (
     Consensus,
+    ConsensusMethod,
     RatingSummary,
     _rating_value,
     aggregate_ratings,
@@ -28,8 +28,6 @@ from app.auth.models import User
 from app.errors import Conflict, Invalid, NotFound
 from app.projects.models import Project
 
-ConsensusMethod = Literal["ranked-pairs", "borda"]
-METHODS = ("ranked-pairs", "borda")
 Normalizer = Callable[[int | None, float], float]
 
 __all__ = [
@@ -115,23 +113,36 @@ def remove_exclusion(*, session: Session, exclusion_id: int) -> None:
 # --- consensus ------------------------------------------------------------------------------
 
 
-def _method(method: str) -> Literal["ranked_pairs", "borda"]:
-    if method not in METHODS:
-        raise Invalid(f"method must be one of {', '.join(METHODS)}; not {method!r}", field="method")
-    return "borda" if method == "borda" else "ranked_pairs"
+def _method(method: str) -> ConsensusMethod:
+    if method not in ConsensusMethod.__members__.values():
+        names = ", ".join(ConsensusMethod)
+        raise Invalid(f"method must be one of {names}; not {method!r}", field="method")
+    return ConsensusMethod(method)
 
 
-def consensus_of(labels: PromptLabels, *, method: ConsensusMethod = "ranked-pairs") -> Consensus:
-    """The consensus of one prompt's live rankings (all of its responses passed through)."""
-    rankings = [[int(r) for r in label.payload["ranking"]] for label in labels.of_kind("ranking")]
-    return consensus_ranking(rankings, responses=list(labels.responses), method=_method(method))
+def consensus_of(
+    labels: PromptLabels,
+    *,
+    method: ConsensusMethod | str = ConsensusMethod.ranked_pairs,
+    weights: Mapping[int | None, float] | None = None,
+) -> Consensus:
+    """The consensus of one prompt's live rankings (all of its responses passed through);
+    with `weights`, each labeler's ranking counts by their weight (unlisted: 1)."""
+    ranked = labels.of_kind("ranking")
+    rankings = [[int(r) for r in label.payload["ranking"]] for label in ranked]
+    return consensus_ranking(
+        rankings,
+        responses=list(labels.responses),
+        method=_method(method),
+        weights=None if weights is None else [weights.get(x.user_id, 1.0) for x in ranked],
+    )
 
 
 def consensus_by_prompt(
     *,
     session: Session,
     project: Project,
-    method: ConsensusMethod = "ranked-pairs",
+    method: ConsensusMethod | str = ConsensusMethod.ranked_pairs,
     include_excluded: bool = False,
     after: int = 0,
 ) -> Iterator[tuple[PromptLabels, Consensus]]:
@@ -149,7 +160,7 @@ def prompt_consensus(
     session: Session,
     project: Project,
     prompt_id: int,
-    method: ConsensusMethod = "ranked-pairs",
+    method: ConsensusMethod | str = ConsensusMethod.ranked_pairs,
     include_excluded: bool = False,
 ) -> Consensus | None:
     """The consensus of one prompt, or None when it has no live ranking."""
@@ -178,7 +189,7 @@ def rating_normalizer(*, session: Session, project: Project) -> Normalizer:
         for label in labels.labels:
             acc = sums.setdefault(label.user_id, [0, 0.0, 0.0])
             for value in label.payload["scores"].values():
-                v = _rating_value(value, project.rating_scale)  # type: ignore[arg-type]
+                v = _rating_value(value, project.rating_scale)
                 acc[0] += 1
                 acc[1] += v
                 acc[2] += v * v
@@ -199,22 +210,33 @@ def rating_normalizer(*, session: Session, project: Project) -> Normalizer:
 
 
 def ratings_of(
-    labels: PromptLabels, *, scale: str, normalizer: Normalizer | None = None
+    labels: PromptLabels,
+    *,
+    scale: str,
+    normalizer: Normalizer | None = None,
+    weights: Mapping[int | None, float] | None = None,
 ) -> dict[int, RatingSummary]:
-    """Mean rating and count per response of one prompt (z-scores with a normalizer)."""
+    """Mean rating and count per response of one prompt (z-scores with a normalizer; a
+    weighted mean with per-labeler `weights`, unlisted labelers weighing 1)."""
     triples = [
         (label.user_id, int(rid), value)
         for label in labels.of_kind("rating")
         for rid, value in label.payload["scores"].items()
     ]
-    if normalizer is None:
-        return aggregate_ratings(triples, scale=scale)  # type: ignore[arg-type]
+    if normalizer is None and weights is None:
+        return aggregate_ratings(triples, scale=scale)
     sums: dict[int, list[float]] = {}
     for user_id, rid, value in triples:
-        acc = sums.setdefault(rid, [0.0, 0])
-        acc[0] += normalizer(user_id, _rating_value(value, scale))  # type: ignore[arg-type]
-        acc[1] += 1
-    return {rid: RatingSummary(total / n, int(n)) for rid, (total, n) in sums.items()}
+        v = _rating_value(value, scale)
+        w = 1.0 if weights is None else weights.get(user_id, 1.0)
+        acc = sums.setdefault(rid, [0.0, 0.0, 0])
+        acc[0] += w * (normalizer(user_id, v) if normalizer else v)
+        acc[1] += w
+        acc[2] += 1
+    return {
+        rid: RatingSummary(total / weight if weight > 0 else 0.0, int(n))
+        for rid, (total, weight, n) in sums.items()
+    }
 
 
 # --- leaderboard ----------------------------------------------------------------------------
@@ -232,7 +254,7 @@ def _outcomes(labels: PromptLabels, scale: str) -> Iterator[tuple[int, str, str,
                     yield label.annotation_id, a, b, "a"
         elif label.kind == "rating":
             scores = [
-                (model.get(int(rid)), _rating_value(v, scale))  # type: ignore[arg-type]
+                (model.get(int(rid)), _rating_value(v, scale))
                 for rid, v in sorted(label.payload["scores"].items(), key=lambda x: int(x[0]))
             ]
             for (a, sa), (b, sb) in combinations(scores, 2):

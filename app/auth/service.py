@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.models import ApiToken, Role, User
 from app.auth.security import hash_password, hash_token, new_api_token, verify_password
-from app.db import utcnow
+from app.base import utcnow
 from app.errors import Conflict, Invalid, NotFound, TooManyRequests
 
 

@@ -4,7 +4,10 @@ from typing import Annotated, Any
 
 import typer
 
+from app.aggregation.consensus import ConsensusMethod
 from app.cli_support import JsonOpt, db_session, fail, output
+from app.datasets.kinds import DatasetKind
+from app.datasets.schemas import METHODS
 from app.errors import validation_messages
 
 # Top-level `rlhf` commands; app/cli.py registers them.
@@ -54,13 +57,16 @@ def leaderboard(
 @commands.command()
 def snapshot(
     project: str,
-    kind: Annotated[str, typer.Option(help="sft | rankings | pairs | ratings | prompts")],
-    method: Annotated[str, typer.Option(help="ranked-pairs | borda | all")] = "ranked-pairs",
+    kind: Annotated[str, typer.Option(help=" | ".join(DatasetKind))],
+    method: Annotated[str, typer.Option(help=" | ".join(METHODS))] = ConsensusMethod.ranked_pairs,
     split: Annotated[float, typer.Option(help="Fraction of prompts in train.")] = 0.9,
     include_top_ranked: Annotated[
         bool, typer.Option(help="sft: add the top consensus response of ranked prompts.")
     ] = False,
     normalize: Annotated[bool, typer.Option(help="ratings: per-labeler z-scores.")] = False,
+    weighting: Annotated[
+        str, typer.Option(help="none | reliability: weigh labelers by fitted reliability.")
+    ] = "none",
     as_json: JsonOpt = False,
 ) -> None:
     """Freeze a project's labels into a versioned dataset snapshot (JSONL + Parquet)."""
@@ -77,6 +83,7 @@ def snapshot(
             split=split,
             include_top_ranked=include_top_ranked,
             normalize=normalize,
+            weighting=weighting,  # type: ignore[arg-type]
         )
     except ValidationError as exc:
         fail("; ".join(validation_messages(exc, prefix="--")))

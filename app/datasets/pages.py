@@ -6,9 +6,10 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
+from app.aggregation.consensus import ConsensusMethod
 from app.datasets import service
 from app.datasets.kinds import DatasetKind
-from app.datasets.schemas import FILES, SnapshotCreate
+from app.datasets.schemas import FILES, METHODS, SnapshotCreate
 from app.db import SessionDep
 from app.deps import AdminUser
 from app.errors import validation_messages
@@ -30,6 +31,7 @@ def _page(request: Request, session: SessionDep, project_id: int, status: int = 
         snapshots=snapshots,
         files=FILES,
         kinds=list(DatasetKind),
+        methods=METHODS,
         run_kinds_for=run_kinds_for,
         **{"error": None, "made": None, "created": None} | extra,
     )
@@ -54,10 +56,11 @@ def make_snapshot(  # type: ignore[no-untyped-def]
     session: SessionDep,
     admin: AdminUser,
     kind: Annotated[str, Form()] = "",
-    method: Annotated[str, Form()] = "ranked-pairs",
+    method: Annotated[str, Form()] = ConsensusMethod.ranked_pairs,
     split: Annotated[float, Form()] = 0.9,
     include_top_ranked: Annotated[bool, Form()] = False,
     normalize: Annotated[bool, Form()] = False,
+    weighting: Annotated[str, Form()] = "none",
 ):
     try:
         data = SnapshotCreate(
@@ -66,6 +69,7 @@ def make_snapshot(  # type: ignore[no-untyped-def]
             split=split,
             include_top_ranked=include_top_ranked,
             normalize=normalize,
+            weighting=weighting,  # type: ignore[arg-type]
         )
     except ValidationError as exc:
         error = "; ".join(validation_messages(exc))

@@ -5,9 +5,21 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-SnapshotKind = Literal["sft", "rankings", "pairs", "ratings", "prompts"]
-SnapshotMethod = Literal["ranked-pairs", "borda", "all"]
-FILES = ("train.jsonl", "test.jsonl", "train.parquet", "test.parquet", "manifest.json")
+from app.aggregation.consensus import ConsensusMethod
+from app.datasets.kinds import DatasetKind
+
+EVERY = "all"
+"""The snapshot method that keeps one row per annotation instead of a consensus."""
+METHODS: tuple[str, ...] = (*ConsensusMethod, EVERY)
+Weighting = Literal["none", "reliability"]
+FILES = (
+    "train.jsonl",
+    "test.jsonl",
+    "train.parquet",
+    "test.parquet",
+    "manifest.json",
+    "README.md",
+)
 
 
 class SnapshotCreate(BaseModel):
@@ -15,8 +27,8 @@ class SnapshotCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: SnapshotKind
-    method: SnapshotMethod = "ranked-pairs"
+    kind: DatasetKind
+    method: ConsensusMethod | Literal["all"] = ConsensusMethod.ranked_pairs
     """rankings/pairs: consensus method, or `all` = one row per annotation (no consensus);
     sft with include_top_ranked: the consensus that picks the top response."""
     split: float = Field(0.9, ge=0.0, le=1.0)
@@ -25,24 +37,46 @@ class SnapshotCreate(BaseModel):
     """sft: add the top consensus response of every ranked prompt."""
     normalize: bool = False
     """ratings: per-labeler z-scores before the mean."""
+    weighting: Weighting = "none"
+    """`reliability`: each labeler counts in consensus rankings and rating means by their
+    fitted reliability (the weights, α and excluded labelers go into the parameters)."""
 
     @model_validator(mode="after")
     def _method_fits(self) -> "SnapshotCreate":
-        if self.kind == "sft" and self.include_top_ranked and self.method == "all":
+        if self.kind == DatasetKind.sft and self.include_top_ranked and self.method == EVERY:
             raise ValueError("include_top_ranked needs a consensus method, not 'all'")
         return self
 
+    @model_validator(mode="after")
+    def _weighting_fits(self) -> "SnapshotCreate":
+        if self.weighting == "reliability" and not self.aggregates():
+            raise ValueError(
+                "weighting=reliability needs a consensus: rankings or pairs with method "
+                "ranked-pairs or borda, ratings, or sft with include_top_ranked"
+            )
+        return self
+
+    def aggregates(self) -> bool:
+        """Whether this snapshot combines several labelers' labels into one."""
+        if self.kind in (DatasetKind.rankings, DatasetKind.pairs):
+            return self.method != EVERY
+        return self.kind == DatasetKind.ratings or (
+            self.kind == DatasetKind.sft and self.include_top_ranked
+        )
+
     def canonical(self) -> dict[str, Any]:
         """The parameters that shape this kind's rows (what the hash and dedup compare)."""
-        params: dict[str, Any] = {"kind": self.kind, "split": self.split}
-        if self.kind in ("rankings", "pairs"):
-            params["method"] = self.method
-        elif self.kind == "sft":
+        params: dict[str, Any] = {"kind": self.kind.value, "split": self.split}
+        if self.kind in (DatasetKind.rankings, DatasetKind.pairs):
+            params["method"] = str(self.method)
+        elif self.kind == DatasetKind.sft:
             params["include_top_ranked"] = self.include_top_ranked
             if self.include_top_ranked:
-                params["method"] = self.method
-        elif self.kind == "ratings":
+                params["method"] = str(self.method)
+        elif self.kind == DatasetKind.ratings:
             params["normalize"] = self.normalize
+        if self.weighting != "none":
+            params["weighting"] = self.weighting
         return params
 
 

@@ -5,7 +5,8 @@ from typing import Any
 from app.errors import Invalid
 from app.labeling.models import Assignment
 from app.labeling.schemas import AnnotationIn
-from app.projects.models import Project, ProjectKind, RatingScale
+from app.projects.kinds import ProjectKind, RatingScale
+from app.projects.models import Project
 
 SCALES: dict[str, set[int]] = {RatingScale.thumbs: {-1, 1}, RatingScale.zero_to_five: set(range(6))}
 MAX_DEMONSTRATION = 100_000

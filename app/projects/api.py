@@ -3,16 +3,17 @@
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, UploadFile
+from fastapi import APIRouter, Request, UploadFile
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from app.auth.schemas import UserOut
+from app.datasets.kinds import DatasetKind
 from app.db import SessionDep, get_sessionmaker
 from app.deps import AdminUser, CurrentUser
 from app.projects import exporter, importer, service
+from app.projects.formats import ImportFormat
 from app.projects.schemas import (
     ImportReport,
     MemberIn,
@@ -84,7 +85,7 @@ async def import_items(
     request: Request,
     _: AdminUser,
     file: UploadFile | None = None,
-    format: Annotated[str, Query(pattern="^(auto|jsonl|hh|trl|oasst)$")] = "auto",
+    format: ImportFormat = ImportFormat.auto,
     skip_invalid: bool = False,
 ) -> object:
     """Import JSONL (or gzip) as a multipart `file` or as the raw body; all or nothing."""
@@ -107,7 +108,7 @@ def _import(project_id: int, path: Path, fmt: str, skip_invalid: bool) -> Import
 def export(
     project_id: int,
     _: AdminUser,
-    kind: Annotated[str, Query(pattern="^(rankings|pairs|sft|ratings|prompts)$")],
+    kind: DatasetKind,
 ) -> StreamingResponse:
     """The project's labels as JSONL, streamed (one row per annotation)."""
     session = get_sessionmaker()()

@@ -1,7 +1,8 @@
 """Streaming export of a project's labels in the dataset formats (one row per annotation).
 
 Rows come in batches by annotation id (keyset pagination), so memory stays bounded whatever
-the project's size. Superseded annotations are left out.
+the project's size. Superseded annotations and gold items (known answers used to measure
+labelers) are left out.
 """
 
 import json
@@ -38,6 +39,7 @@ def _annotations(session: Session, project: Project, kind: str) -> Iterator[list
                     Annotation.kind == kind,
                     Annotation.id > last_id,
                     ~exists().where(newer.supersedes_id == Annotation.id),
+                    ~exists().where(Prompt.id == Annotation.prompt_id, Prompt.is_gold.is_(True)),
                 )
                 .order_by(Annotation.id)
                 .limit(BATCH)
@@ -96,7 +98,7 @@ def _prompt_rows(session: Session, project: Project) -> Iterator[dict[str, Any]]
     while True:
         rows = session.execute(
             select(Prompt.id, Prompt.messages)
-            .where(Prompt.project_id == project.id, Prompt.id > last_id)
+            .where(Prompt.project_id == project.id, Prompt.id > last_id, Prompt.is_gold.is_(False))
             .order_by(Prompt.id)
             .limit(BATCH)
         ).all()

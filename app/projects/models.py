@@ -1,24 +1,13 @@
 """Projects, their prompts and the candidate responses to label."""
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.db import Base, utcnow
-
-
-class ProjectKind(StrEnum):
-    demonstration = "demonstration"
-    ranking = "ranking"
-    rating = "rating"
-
-
-class RatingScale(StrEnum):
-    thumbs = "thumbs"
-    zero_to_five = "0-5"
+from app.base import Base, utcnow
+from app.projects.kinds import RatingScale
 
 
 class Project(Base):
@@ -38,6 +27,12 @@ class Project(Base):
     criteria: Mapped[list[Any]] = mapped_column(default=list)
     """Names of the per-response flags labelers can set (hallucination, unsafe, …)."""
     is_archived: Mapped[bool] = mapped_column(default=False)
+    gold_rate: Mapped[float] = mapped_column(default=0.1, server_default="0.1")
+    """Fraction of a labeler's tasks that are gold items they have not seen yet."""
+    auto_hold: Mapped[bool] = mapped_column(default=False, server_default=false())
+    """Stop serving tasks to a labeler whose gold accuracy is too low (until reinstated)."""
+    hold_after_gold: Mapped[int] = mapped_column(default=5, server_default="5")
+    """Gold items a labeler must have answered before auto_hold may hold them."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -46,6 +41,7 @@ class Prompt(Base):
     __table_args__ = (
         UniqueConstraint("project_id", "external_id"),
         Index("ix_prompts_project_id_id", "project_id", "id"),
+        Index("ix_prompts_project_id_is_gold", "project_id", "is_gold"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -10,23 +10,25 @@ from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
 from app.auth import service as auth_service
+from app.datasets.kinds import DatasetKind
 from app.db import SessionDep
 from app.deps import AdminUser
 from app.errors import DomainError, validation_messages
 from app.labeling import service as labeling_service
 from app.projects import formats, importer, service
-from app.projects.models import Project, ProjectKind, RatingScale
+from app.projects.kinds import ProjectKind, RatingScale
+from app.projects.models import Project
 from app.projects.schemas import ProjectCreate, ProjectUpdate
 from app.templating import render
 
 router = APIRouter(prefix="/admin", tags=["pages"])
 
 EXPORTS = {
-    ProjectKind.ranking: ["rankings", "pairs", "prompts"],
-    ProjectKind.rating: ["ratings", "prompts"],
-    ProjectKind.demonstration: ["sft", "prompts"],
+    ProjectKind.ranking: [DatasetKind.rankings, DatasetKind.pairs, DatasetKind.prompts],
+    ProjectKind.rating: [DatasetKind.ratings, DatasetKind.prompts],
+    ProjectKind.demonstration: [DatasetKind.sft, DatasetKind.prompts],
 }
-FORMATS = ["auto", *formats.FORMATS]
+FORMATS = list(formats.ImportFormat)
 
 
 def _settings(

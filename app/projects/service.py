@@ -6,7 +6,8 @@ from sqlalchemy.orm import Session
 from app.auth.models import User
 from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.labeling.models import Annotation, AnnotationSource, Assignment, AssignmentStatus
-from app.projects.models import Project, ProjectKind, ProjectMember, Prompt, Response
+from app.projects.kinds import ProjectKind
+from app.projects.models import Project, ProjectMember, Prompt, Response
 from app.projects.schemas import ProjectCreate, ProjectStats, ProjectUpdate
 
 
@@ -138,11 +139,13 @@ def has_labels(*, session: Session, project: Project) -> bool:
 
 def stats(*, session: Session, project: Project) -> ProjectStats:
     """Prompts, labels done and needed, complete prompts, skips, active labelers."""
-    prompts = session.scalar(select(func.count()).where(Prompt.project_id == project.id)) or 0
+    real = Prompt.is_gold.is_(False)  # gold items measure labelers; they are not the work
+    prompts = session.scalar(select(func.count()).where(Prompt.project_id == project.id, real)) or 0
     done = dict(
         session.execute(
             select(Assignment.status, func.count())
-            .where(Assignment.project_id == project.id)
+            .join(Prompt, Prompt.id == Assignment.prompt_id)
+            .where(Assignment.project_id == project.id, real)
             .group_by(Assignment.status)
         ).all()
     )
@@ -153,7 +156,7 @@ def stats(*, session: Session, project: Project) -> ProjectStats:
             func.coalesce(
                 func.sum(case((Prompt.retired_at.is_(None), wanted), else_=Prompt.done_count)), 0
             ),
-        ).where(Prompt.project_id == project.id)
+        ).where(Prompt.project_id == project.id, real)
     ).one()
     labelers = session.scalar(
         select(func.count(func.distinct(Assignment.user_id))).where(

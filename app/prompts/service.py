@@ -13,7 +13,7 @@ from sqlalchemy import String, and_, case, cast, exists, func, insert, literal, 
 from sqlalchemy.orm import Session
 
 from app.auth.models import User
-from app.db import utcnow
+from app.base import utcnow
 from app.errors import Conflict, Invalid, NotFound
 from app.labeling.models import Assignment, AssignmentStatus
 from app.projects.models import Project, Prompt, Response

@@ -7,6 +7,7 @@ import typer
 
 from app.cli_support import JsonOpt, db_session, fail, output
 from app.runs import service
+from app.runs.models import ModelKind, RunKind
 from app.runs.schemas import ModelOut, RunOut
 from app.runs.worker import main as worker_main
 from trainer.__main__ import main as trainer_main
@@ -34,7 +35,7 @@ def _parse_sets(sets: list[str]) -> dict[str, Any]:
 
 @runs_app.command("start")
 def runs_start(
-    kind: Annotated[str, typer.Option(help="sft | rm | ppo | dpo")],
+    kind: Annotated[str, typer.Option(help=" | ".join(RunKind))],
     snapshot: Annotated[int, typer.Option(help="Dataset snapshot id.")],
     model: Annotated[str, typer.Option(help="Registered model id/name, a path or a hub id.")],
     reward_model: Annotated[str | None, typer.Option(help="PPO: the reward model.")] = None,
@@ -190,7 +191,7 @@ def _tree_lines(tree: dict[str, Any], depth: int) -> list[str]:
 def models_register(
     name: str,
     path: str,
-    kind: Annotated[str, typer.Option(help="policy | reward")] = "policy",
+    kind: Annotated[str, typer.Option(help=" | ".join(ModelKind))] = ModelKind.policy,
     as_json: JsonOpt = False,
 ) -> None:
     """Register a model directory or hub id under a name."""

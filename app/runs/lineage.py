@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
-from app.db import utcnow
+from app.base import utcnow
 from app.runs.models import RegisteredModel, RunKind, RunMetric, TrainingRun
 
 MAX_DEPTH = 20

@@ -7,9 +7,9 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.base import Base, utcnow
 from app.config import get_settings
 from app.datasets.kinds import DatasetKind
-from app.db import Base, utcnow
 
 
 class RunKind(StrEnum):

@@ -5,9 +5,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.runs.models import ModelKind, RunKind
+
 
 class RunCreate(BaseModel):
-    kind: str = Field(description="sft | rm | ppo | dpo")
+    kind: str = Field(description=" | ".join(RunKind))
     snapshot_id: int
     model: str = Field(description="a registered model's id or name, a local path, or a hub id")
     reward_model: str | None = Field(None, description="PPO: the reward model, same forms")
@@ -40,6 +42,7 @@ class RunOut(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    warnings: list[str] = Field(default_factory=list, description="e.g. a loss that never moved")
 
 
 class MetricOut(BaseModel):
@@ -51,7 +54,7 @@ class MetricOut(BaseModel):
 
 class ModelCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
-    kind: str = Field(description="policy | reward")
+    kind: str = Field(description=" | ".join(ModelKind))
     path: str = Field(min_length=1, description="a local directory or a hub id")
 
 

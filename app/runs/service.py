@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from app.base import utcnow
 from app.datasets import service as datasets_service
-from app.db import utcnow
 from app.errors import Conflict, Invalid, NotFound
 from app.runs.models import (
     TRAINS_ON,
@@ -43,6 +43,15 @@ def trainer_defaults(kind: str) -> dict[str, Any]:
         raise Invalid(f"kind must be one of {', '.join(CONFIGS)}; not {kind!r}", field="kind")
     values = dataclasses.asdict(CONFIGS[kind]())
     return {k: v for k, v in values.items() if k not in RESERVED_KEYS}
+
+
+def suggested_config(kind: str, model_path: str | None) -> dict[str, Any]:
+    """Defaults of `kind` with the learning rate, epochs and max length suggested for the model."""
+    from trainer.suggest import count_parameters, suggest
+
+    values = trainer_defaults(kind)
+    n_params = count_parameters(model_path) if model_path else None
+    return {**values, **suggest(kind, n_params)}
 
 
 def check_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:
@@ -74,7 +83,7 @@ def register_model(
 ) -> RegisteredModel:
     """Add a model to the registry (names are unique)."""
     if kind not in ModelKind.__members__:
-        raise Invalid("kind must be policy or reward", field="kind")
+        raise Invalid(f"kind must be {' or '.join(ModelKind)}", field="kind")
     if session.scalar(select(RegisteredModel.id).where(RegisteredModel.name == name)):
         raise Conflict(f"a model named {name!r} is registered already", field="name")
     model = RegisteredModel(

@@ -113,7 +113,7 @@ def test_tie_break_prefers_higher_net_score_over_smaller_id() -> None:
     assert result.ranking == (3, 2, 1)
 
 
-@pytest.mark.parametrize("method", ["ranked_pairs", "borda"])
+@pytest.mark.parametrize("method", ["ranked-pairs", "borda"])
 def test_same_input_in_shuffled_order_gives_same_output(method: str) -> None:
     rng = random.Random(3)
     for _ in range(100):

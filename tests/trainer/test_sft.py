@@ -17,8 +17,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from tests.trainer.trainer_testdata import read_metrics, sft_records, write_jsonl
 from trainer import EXIT_OK, EXIT_PREEMPTED
 from trainer.configs import SFTConfig
+from trainer.data import IGNORE, tokenize_sft
 from trainer.runtime import Run
-from trainer.sft import IGNORE, tokenize_sft, train
+from trainer.sft import train
 
 REPO = Path(__file__).resolve().parents[2]
 
