@@ -173,9 +173,9 @@ def test_a_silent_worker_shows_stale_and_no_live_worker_says_so(
 
     from typer.testing import CliRunner
 
+    from app.base import utcnow
     from app.cli import app as cli
     from app.config import get_settings
-    from app.db import utcnow
     from app.runs import service
 
     monkeypatch.setenv("RLHF_RUN_STALE_SECONDS", "60")
