@@ -117,6 +117,15 @@ def demo(as_json: JsonOpt = False) -> None:
             ]
             + ["models (tiny and random, to try training on a CPU):"]
             + [f"  {m['kind']:7} {m['name']:16} {m['path']}" for m in r.get("models", [])]
+            + (
+                [
+                    f"next round: project {r['next_round']['id']} {r['next_round']['name']} "
+                    f"({r['next_round']['model']} vs its base, K={r['next_round']['k']}, blind; "
+                    "the worker generates its candidates)"
+                ]
+                if "next_round" in r
+                else []
+            )
         ),
     )
 
@@ -279,6 +288,9 @@ def export(
     kind: Annotated[str, typer.Option(help=" | ".join(DatasetKind))],
     format: Annotated[str, typer.Option("--format", help="jsonl")] = "jsonl",
     out: Annotated[Path | None, typer.Option("-o", "--out", help="File (default stdout).")] = None,
+    with_labelers: Annotated[
+        bool, typer.Option(help="Add each row's labeler (email) and annotation time.")
+    ] = False,
 ) -> None:
     """Export a project's labels in the training-file formats."""
     from app.projects import exporter, service
@@ -287,7 +299,9 @@ def export(
         fail("--format: only jsonl is supported here (Parquet comes with dataset snapshots)")
     with db_session() as session:
         found = service.get_by_ref(session=session, ref=project)
-        lines = exporter.jsonl(session=session, project=found, kind=kind)
+        lines = exporter.jsonl(
+            session=session, project=found, kind=kind, with_labelers=with_labelers
+        )
         count = 0
         with open(out, "w", encoding="utf-8") if out else nullcontext(sys.stdout) as handle:
             for line in lines:

@@ -23,11 +23,13 @@ from app.labeling import pages as labeling_pages
 from app.projects import api as projects_api
 from app.projects import pages as projects_pages
 from app.projects.importer import ImportFailed
+from app.prompts import api as prompts_api
 from app.prompts import pages as prompts_pages
 from app.quality import api as quality_api
 from app.quality import pages as quality_pages
 from app.runs import api as runs_api
 from app.runs import pages as runs_pages
+from app.runs import round_pages
 from app.templating import ROOT, render, templates
 
 
@@ -121,6 +123,7 @@ def create_app() -> FastAPI:
         auth_api,
         projects_api,
         labeling_api,
+        prompts_api,
         aggregation_api,
         datasets_api,
         auth_pages,
@@ -132,6 +135,7 @@ def create_app() -> FastAPI:
         quality_api,
         quality_pages,
         runs_api,
+        round_pages,  # before runs_pages: /admin/models/leaderboard is not a model id
         runs_pages,
     ):
         app.include_router(module.router)

@@ -88,6 +88,12 @@ ACCESS = {
     ("POST", "/admin/projects/{project_id}/prompts"): ADMIN,
     ("POST", "/admin/projects/{project_id}/prompts/{prompt_id}/{action}"): ADMIN,
     ("POST", "/admin/projects/{project_id}/assignments/{assignment_id}/release"): ADMIN,
+    ("GET", "/admin/snapshots"): ADMIN,
+    ("GET", "/api/v1/projects/{project_id}/prompts"): ADMIN,
+    ("POST", "/api/v1/projects/{project_id}/prompts/actions"): ADMIN,
+    ("POST", "/api/v1/projects/{project_id}/prompts/{prompt_id}/requeue"): ADMIN,
+    ("POST", "/api/v1/projects/{project_id}/prompts/{prompt_id}/retire"): ADMIN,
+    ("POST", "/api/v1/projects/{project_id}/assignments/{assignment_id}/release"): ADMIN,
     ("GET", "/api/v1/projects/{project_id}/quality"): ADMIN,
     ("GET", "/api/v1/projects/{project_id}/quality/alpha"): ADMIN,
     ("GET", "/api/v1/projects/{project_id}/quality/labelers/{user_id}"): ADMIN,
@@ -97,6 +103,13 @@ ACCESS = {
     ("GET", "/admin/projects/{project_id}/quality/labelers/{user_id}"): ADMIN,
     ("POST", "/admin/projects/{project_id}/quality/labelers/{user_id}/reinstate"): ADMIN,
     ("POST", "/admin/projects/{project_id}/quality/settings"): ADMIN,
+    # Generation, the next round and the registry leaderboard.
+    ("GET", "/admin/projects/{project_id}/generate"): ADMIN,
+    ("POST", "/admin/projects/{project_id}/generate"): ADMIN,
+    ("GET", "/admin/models/leaderboard"): ADMIN,
+    ("POST", "/admin/models/{model_id}/next-round"): ADMIN,
+    ("GET", "/api/v1/models/leaderboard"): ADMIN,
+    ("POST", "/api/v1/models/{model_id}/next-round"): ADMIN,
 }
 
 

@@ -36,7 +36,7 @@ from transformers import AutoTokenizer, get_scheduler
 from transformers.utils import logging as hf_logging
 
 from trainer import ATTEMPT_ENV, ATTEMPT_FILE, EXIT_FENCED, SUPERVISOR_ENV
-from trainer.configs import BaseConfig
+from trainer.configs import BaseConfig, GenerateConfig
 
 STATE_FILE = "trainer_state.json"
 METRICS_FILE = "metrics.jsonl"
@@ -63,7 +63,7 @@ def log(msg: str) -> None:
 class Run:
     """One training run in `cfg.output_dir`: metrics.jsonl, checkpoints, preemption flag."""
 
-    def __init__(self, cfg: BaseConfig, kind: str) -> None:
+    def __init__(self, cfg: BaseConfig | GenerateConfig, kind: str) -> None:
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
         self.cfg = cfg
@@ -71,7 +71,7 @@ class Run:
         self.out = Path(cfg.output_dir)
         self.accelerator = Accelerator(
             mixed_precision=cfg.mixed_precision,
-            gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+            gradient_accumulation_steps=getattr(cfg, "gradient_accumulation_steps", 1),
         )
         set_seed(cfg.seed)
         self.preempted = False

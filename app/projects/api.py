@@ -109,12 +109,16 @@ def export(
     project_id: int,
     _: AdminUser,
     kind: DatasetKind,
+    with_labelers: bool = False,
 ) -> StreamingResponse:
-    """The project's labels as JSONL, streamed (one row per annotation)."""
+    """The project's labels as JSONL, streamed (one row per annotation); with_labelers adds
+    each row's labeler (email) and annotation time."""
     session = get_sessionmaker()()
     try:
         project = service.get(session=session, project_id=project_id)
-        lines = exporter.jsonl(session=session, project=project, kind=kind)
+        lines = exporter.jsonl(
+            session=session, project=project, kind=kind, with_labelers=with_labelers
+        )
     except BaseException:
         session.close()
         raise

@@ -91,7 +91,9 @@ def _conditions(project: Project, where: PromptFilter, now: datetime) -> list[An
     elif status == "retired":
         conditions.append(Prompt.retired_at.is_not(None))
     elif status:
-        raise Invalid(f"status must be one of {', '.join(STATUSES)}; not {status!r}", "status")
+        raise Invalid(
+            f"status must be one of {', '.join(STATUSES)}; not {status!r}", field="status"
+        )
     if where.model:
         conditions.append(
             exists().where(Response.prompt_id == Prompt.id, Response.model == where.model)

@@ -25,10 +25,12 @@ HEADLINE = {
 }
 
 
-def _snapshot(session: Session, snapshot_id: int) -> dict[str, Any]:
+def _snapshot(session: Session, snapshot_id: int | None) -> dict[str, Any] | None:
     from app.datasets import service as datasets_service
     from app.projects import service as project_service
 
+    if snapshot_id is None:  # a run that reads no snapshot (generation)
+        return None
     snapshot = datasets_service.get_snapshot(session=session, snapshot_id=snapshot_id)
     project = project_service.get(session=session, project_id=snapshot.project_id)
     return {
@@ -150,7 +152,7 @@ def run_rows(*, session: Session, runs: list[TrainingRun]) -> list[dict[str, Any
             {
                 "run": run,
                 "snapshot": snapshot,
-                "project": projects.get(snapshot.project_id) if snapshot else None,
+                "project": projects.get(snapshot.project_id if snapshot else run.project_id),
                 "duration": duration(run, now),
                 "headline": headline(
                     run.kind, output.metrics if output else {}, last.get(run.id, {})

@@ -33,7 +33,7 @@ from trainer.configs import CONFIGS, ConfigError, build_config
 LOG_TAIL_LINES = 40
 
 # Set by the worker per run, never by the user.
-RESERVED_KEYS = {"model", "train_file", "eval_file", "output_dir", "reward_model"}
+RESERVED_KEYS = {"model", "models", "train_file", "eval_file", "output_dir", "reward_model"}
 OUTPUT_KIND = {RunKind.rm: ModelKind.reward}
 
 
@@ -137,16 +137,42 @@ def create_run(
     *,
     session: Session,
     kind: str,
-    snapshot_id: int,
-    model: str,
+    snapshot_id: int | None = None,
+    model: str = "",
     reward_model: str | None = None,
     config: dict[str, Any] | None = None,
     name: str = "",
     created_by: int | None = None,
+    project: str | int | None = None,
+    models: list[str] | None = None,
 ) -> TrainingRun:
-    """Queue a run after checking the snapshot, models and config fit the kind."""
+    """Queue a run after checking the snapshot (or project), models and config fit the kind."""
     if kind not in RunKind.__members__:
         raise Invalid(f"kind must be one of {', '.join(RunKind)}; not {kind!r}", field="kind")
+    if kind == RunKind.generate:
+        from app.runs.generation import create_generation_run
+
+        if snapshot_id is not None:
+            raise Invalid(
+                "a generate run answers a project's prompts; it takes no snapshot",
+                field="snapshot_id",
+            )
+        if project is None:
+            raise Invalid("a generate run needs a project", field="project")
+        return create_generation_run(
+            session=session,
+            reward_model=reward_model,
+            project=project,
+            models=list(models or ([model] if model else [])),
+            config=config or {},
+            name=name,
+            created_by=created_by,
+        )
+    if snapshot_id is None:
+        raise Invalid(f"a {kind} run needs a snapshot", field="snapshot_id")
+    if models and len(models) > 1:
+        raise Invalid(f"a {kind} run trains one model", field="model")
+    model = model or (models[0] if models else "")
     snapshot = datasets_service.get_snapshot(session=session, snapshot_id=snapshot_id)
     if snapshot.kind not in TRAINS_ON[RunKind(kind)]:
         wanted = " or ".join(sorted(TRAINS_ON[RunKind(kind)]))
@@ -334,7 +360,7 @@ def finish_run(
     run.error = error
     run.finished_at = utcnow()
     run.worker = None
-    if status == RunStatus.succeeded and run.run_dir:
+    if status == RunStatus.succeeded and run.run_dir and run.kind != RunKind.generate:
         _register_output(session=session, run=run)
     session.commit()
     return run

@@ -35,8 +35,8 @@ from sqlalchemy.orm import Session
 from app.config import get_settings
 from app.datasets import service as datasets_service
 from app.db import get_sessionmaker
-from app.runs import service
-from app.runs.models import TrainingRun
+from app.runs import generation, service
+from app.runs.models import RunKind, TrainingRun
 from trainer import ATTEMPT_ENV, ATTEMPT_FILE, SUPERVISOR_ENV
 
 T = TypeVar("T")
@@ -211,6 +211,11 @@ class Worker:
 
     def _prepare(self, session: Session, run: TrainingRun) -> Path:
         run_dir = self.artifacts / "runs" / str(run.id)
+        self._metrics_file = None
+        if run.kind == RunKind.generate:
+            generation.prepare(session=session, run=run, run_dir=run_dir)
+            service.set_run_dir(session=session, run=run, run_dir=str(run_dir))
+            return run_dir
         data = run_dir / "data"
         data.mkdir(parents=True, exist_ok=True)
         snapshot = datasets_service.get_snapshot(session=session, snapshot_id=run.snapshot_id)
@@ -233,7 +238,6 @@ class Worker:
         # The newest attempt number fences off any older trainer still writing here.
         (run_dir / "output").mkdir(exist_ok=True)
         (run_dir / "output" / ATTEMPT_FILE).write_text(str(run.attempt))
-        self._metrics_file = None
         service.set_run_dir(session=session, run=run, run_dir=str(run_dir))
         return run_dir
 
@@ -296,6 +300,8 @@ class Worker:
         self.process.wait()
 
     def _tail_metrics(self, session: Session, run: TrainingRun, run_dir: Path) -> None:
+        if run.kind == RunKind.generate:  # samples go into the project as they come
+            generation.ingest(session=session, run=run, run_dir=run_dir)
         path = run_dir / "output" / "metrics.jsonl"
         try:
             stat = path.stat()
