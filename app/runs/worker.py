@@ -214,8 +214,16 @@ class Worker:
         self._metrics_file = None
         if run.kind == RunKind.generate:
             generation.prepare(session=session, run=run, run_dir=run_dir)
-            service.set_run_dir(session=session, run=run, run_dir=str(run_dir))
-            return run_dir
+        else:
+            self._prepare_training(session, run, run_dir)
+        # The newest attempt number fences off any older trainer still writing here.
+        (run_dir / "output").mkdir(parents=True, exist_ok=True)
+        (run_dir / "output" / ATTEMPT_FILE).write_text(str(run.attempt))
+        service.set_run_dir(session=session, run=run, run_dir=str(run_dir))
+        return run_dir
+
+    def _prepare_training(self, session: Session, run: TrainingRun, run_dir: Path) -> None:
+        """Freeze the snapshot's files into the run directory and write the trainer config."""
         data = run_dir / "data"
         data.mkdir(parents=True, exist_ok=True)
         snapshot = datasets_service.get_snapshot(session=session, snapshot_id=run.snapshot_id)
@@ -235,11 +243,6 @@ class Worker:
         if run.reward_model:
             config["reward_model"] = run.reward_model
         (run_dir / "config.json").write_text(json.dumps(config, indent=2))
-        # The newest attempt number fences off any older trainer still writing here.
-        (run_dir / "output").mkdir(exist_ok=True)
-        (run_dir / "output" / ATTEMPT_FILE).write_text(str(run.attempt))
-        service.set_run_dir(session=session, run=run, run_dir=str(run_dir))
-        return run_dir
 
     def _command(self, run: TrainingRun, run_dir: Path) -> list[str]:
         args = ["-m", "trainer", run.kind, "--config", str(run_dir / "config.json")]
