@@ -44,7 +44,12 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     """Connections each web process keeps open (plus up to 10 more under load)."""
     run_stale_seconds: int = 60
-    """A running run whose worker has not heart-beaten for this long is requeued."""
+    """A running run whose worker has not heart-beaten for this long shows `stale` and is
+    requeued; a worker silent this long counts as gone."""
+    worker_heartbeat_seconds: float = 5.0
+    """How often a worker heart-beats (its own row and its run's); well under run_stale_seconds."""
+    run_retry_seconds: float = 10.0
+    """Backoff before a retried attempt; doubles with each attempt."""
     trainer_launcher: str = "python"
     """How the worker starts the trainer: python (python -m trainer) or accelerate."""
 

@@ -33,7 +33,7 @@ from app.quality import pages as quality_pages
 from app.runs import api as runs_api
 from app.runs import pages as runs_pages
 from app.runs import round_pages
-from app.templating import ROOT, render
+from app.templating import ROOT, render, templates
 
 
 class CsrfCookieMiddleware:
@@ -137,4 +137,6 @@ def create_app() -> FastAPI:
         runs_pages,
     ):
         app.include_router(module.router)
+    # The dashboard (projects) tells when no training worker is alive, without importing runs.
+    templates.env.globals["workers_running"] = runs_pages.workers_running
     return app

@@ -21,7 +21,6 @@ from app.runs.schemas import (
     RunCreate,
     RunOut,
 )
-from app.runs.worker import log_tail
 
 Step = Annotated[int, Ge(-1), Le(MAX_ID)]
 LogLines = Annotated[int, Ge(1), Le(5000)]
@@ -79,12 +78,20 @@ def run_metrics(run_id: Id, session: SessionDep, _: AdminUser, after: Step = -1)
 @router.get("/runs/{run_id}/log", response_class=PlainTextResponse)
 def run_log(run_id: Id, session: SessionDep, _: AdminUser, lines: LogLines = 200) -> str:
     run = service.get_run(session=session, run_id=run_id)
-    return log_tail(run.run_dir, lines)
+    return service.log_tail(run.run_dir, lines)
 
 
 @router.post("/runs/{run_id}/cancel", response_model=RunOut)
 def cancel_run(run_id: Id, session: SessionDep, _: AdminUser) -> object:
     run = service.cancel_run(session=session, run=service.get_run(session=session, run_id=run_id))
+    session.commit()
+    return run
+
+
+@router.post("/runs/{run_id}/retry", response_model=RunOut)
+def retry_run(run_id: Id, session: SessionDep, _: AdminUser) -> object:
+    """Queue a failed or cancelled run again; it resumes from its last checkpoint."""
+    run = service.retry_run(session=session, run=service.get_run(session=session, run_id=run_id))
     session.commit()
     return run
 

@@ -5,15 +5,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
-from app.db import SessionDep
+from app.config import get_settings
+from app.datasets import service as datasets_service
+from app.db import SessionDep, get_engine, make_engine
 from app.deps import AdminUser
 from app.errors import DomainError, validation_messages
 from app.http.bounds import Id, Keyword, ModelRefQuery, loads_object
 from app.runs import health, lineage, service
+from app.runs.generation import generation_details
 from app.runs.models import TRAINS_ON, RunKind, RunStatus, run_kinds_for
 from app.runs.schemas import ModelCreate, RunCreate
-from app.runs.worker import log_tail
 from app.templating import render
 
 router = APIRouter(prefix="/admin", tags=["pages"])
@@ -23,9 +26,28 @@ MAIN_FIELDS = ["max_steps", "num_epochs", "learning_rate", "batch_size", "max_le
 
 
 def _snapshots(session: Any) -> list[Any]:
-    from app.datasets import service as datasets_service
-
     return datasets_service.list_snapshots(session=session)
+
+
+def workers_running(session: Session | None = None) -> bool:
+    """Whether any worker heart-beat within the stale limit (for the admin pages' notice).
+
+    Without the page's session (the dashboard), a read of its own that never waits for the
+    page's SQLite write lock.
+    """
+    stale_seconds = get_settings().run_stale_seconds
+    if session is not None:
+        return bool(service.live_workers(session=session, stale_seconds=stale_seconds))
+    engine = get_engine()
+    if engine.dialect.name == "sqlite":
+        url = engine.url.render_as_string(hide_password=False)
+        engine = make_engine(url, sqlite_immediate=False)
+    try:
+        with Session(engine) as reader:
+            return bool(service.live_workers(session=reader, stale_seconds=stale_seconds))
+    finally:
+        if engine is not get_engine():
+            engine.dispose()
 
 
 def _form_context(session: Any, form: dict[str, Any], error: str | None) -> dict[str, Any]:
@@ -69,6 +91,7 @@ def runs(  # type: ignore[no-untyped-def]
         statuses=list(RunStatus),
         kinds=list(RunKind),
         counts=service.counts(session=session),
+        workers_running=workers_running(session),
     )
 
 
@@ -84,8 +107,6 @@ def new_run(  # type: ignore[no-untyped-def]
     """The start form; `snapshot` (and `kind`) preselect what "Train on it" links offer."""
     error = None
     if snapshot is not None:
-        from app.datasets import service as datasets_service
-
         chosen = datasets_service.get_snapshot(session=session, snapshot_id=snapshot)
         feeds = run_kinds_for(chosen.kind)
         if not feeds:
@@ -161,9 +182,7 @@ def run_page(request: Request, run_id: Id, session: SessionDep, _: AdminUser):  
         if (run.output_model_id)
         else None
     )
-    from app.datasets import service as datasets_service
-    from app.runs.generation import generation_details
-
+    log = service.log_tail(run.run_dir, 60)
     snapshot = (
         datasets_service.get_snapshot(session=session, snapshot_id=run.snapshot_id)
         if run.snapshot_id is not None
@@ -176,7 +195,8 @@ def run_page(request: Request, run_id: Id, session: SessionDep, _: AdminUser):  
         output=output,
         snapshot=snapshot,
         generation=generation_details(session=session, run=run),
-        log=log_tail(run.run_dir, 60),
+        log=log,
+        workers_running=workers_running(session),
         warnings=health.warnings(session=session, run=run),
         evaluation=health.evaluation(output.metrics) if output else {},
     )
@@ -185,6 +205,13 @@ def run_page(request: Request, run_id: Id, session: SessionDep, _: AdminUser):  
 @router.post("/runs/{run_id}/cancel")
 def cancel(run_id: Id, session: SessionDep, _: AdminUser) -> RedirectResponse:
     service.cancel_run(session=session, run=service.get_run(session=session, run_id=run_id))
+    session.commit()
+    return RedirectResponse(f"/admin/runs/{run_id}", status_code=303)
+
+
+@router.post("/runs/{run_id}/retry")
+def retry(run_id: Id, session: SessionDep, _: AdminUser) -> RedirectResponse:
+    service.retry_run(session=session, run=service.get_run(session=session, run_id=run_id))
     session.commit()
     return RedirectResponse(f"/admin/runs/{run_id}", status_code=303)
 

@@ -40,6 +40,7 @@ class RunOut(BaseModel):
     name: str
     kind: str
     status: str
+    state: str = Field(description="the status; `stale`: running, but its worker is silent")
     config: dict[str, Any]
     snapshot_id: int | None
     project_id: int | None
