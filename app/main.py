@@ -10,7 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import backpressure
+from app import backpressure, http
 from app.aggregation import api as aggregation_api
 from app.aggregation import pages as aggregation_pages
 from app.auth import api as auth_api
@@ -23,6 +23,8 @@ from app.db import configure_threads
 from app.db_async import dispose_async_engines
 from app.deps import LoginRequired, cookie_signer
 from app.errors import DomainError
+from app.http.context import is_https
+from app.http.errors import is_page
 from app.labeling import api as labeling_api
 from app.labeling import pages as labeling_pages
 from app.labeling.hot import warm_up
@@ -36,7 +38,7 @@ from app.quality import pages as quality_pages
 from app.runs import api as runs_api
 from app.runs import pages as runs_pages
 from app.runs import round_pages
-from app.templating import ROOT, render
+from app.templating import ROOT, render, templates
 
 
 class CsrfCookieMiddleware:
@@ -61,7 +63,7 @@ class CsrfCookieMiddleware:
             if fresh and message["type"] == "http.response.start":
                 settings = get_settings()
                 value = f"{CSRF_COOKIE}={signer.dump_csrf(token)}; Path=/; HttpOnly; SameSite=Lax"
-                if settings.secure_cookies:
+                if settings.secure_cookies or is_https(scope):
                     value += "; Secure"
                 message.setdefault("headers", []).append((b"set-cookie", value.encode()))
             await send(message)
@@ -79,19 +81,13 @@ def _cookies(scope: Scope) -> dict[str, str]:
     return out
 
 
-def _is_page(request: Request) -> bool:
-    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get(
-        "accept", ""
-    )
-
-
 def _error_page(request: Request, status_code: int, message: str) -> Response:
     return render(request, "error.html", status_code, code=status_code, message=message)
 
 
 def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    if _is_page(request):
+    if is_page(request):
         return _error_page(request, exc.status_code, str(exc.detail))
     return JSONResponse(
         {"detail": exc.detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None)
@@ -100,7 +96,7 @@ def _http_error(request: Request, exc: Exception) -> Response:
 
 def _domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainError)
-    if _is_page(request):
+    if is_page(request):
         return _error_page(request, exc.status_code, exc.message)
     body: dict[str, Any] = {"detail": exc.message}
     if exc.field:
@@ -128,8 +124,11 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
 def create_app() -> FastAPI:
     """The web application."""
     get_settings()  # refuse to start on a placeholder secret outside dev mode
-    app = FastAPI(title="rlhf-studio", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="rlhf-studio", version="0.1.0", docs_url=None, redoc_url=None, lifespan=lifespan
+    )
     app.add_middleware(CsrfCookieMiddleware)
+    http.install(app)
     backpressure.install(app)
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
@@ -155,4 +154,6 @@ def create_app() -> FastAPI:
         runs_pages,
     ):
         app.include_router(module.router)
+    # The dashboard (projects) tells when no training worker is alive, without importing runs.
+    templates.env.globals["workers_running"] = runs_pages.workers_running
     return app

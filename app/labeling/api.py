@@ -7,6 +7,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from app.db import SessionDep
 from app.deps import CurrentUser, LabelerUser
+from app.http.bounds import Id, Limit, Offset
 from app.labeling import hot, pages, service
 from app.labeling.schemas import (
     AnnotationIn,
@@ -28,7 +29,7 @@ router = APIRouter(prefix="/api/v1", tags=["labeling"])
     response_model=Task,
     responses={204: {"description": "nothing left for this labeler"}},
 )
-async def next_task(project_id: int, user: LabelerUser) -> object:
+async def next_task(project_id: Id, user: LabelerUser) -> object:
     task = await hot.next_task(project_id=project_id, user=user)
     if task is None:
         return Response(status_code=204)
@@ -36,7 +37,7 @@ async def next_task(project_id: int, user: LabelerUser) -> object:
 
 
 @router.get("/projects/{project_id}/progress", response_model=Progress)
-def my_progress(project_id: int, session: SessionDep, user: LabelerUser) -> object:
+def my_progress(project_id: Id, session: SessionDep, user: LabelerUser) -> object:
     project = project_service.get(session=session, project_id=project_id)
     return service.progress(session=session, project=project, user=user)
 
@@ -70,12 +71,12 @@ async def _with_next(out: Any, request: Request, project_id: int, user: Any, mod
     responses={200: {"description": "a retry with the same Idempotency-Key: the first result"}},
 )
 async def annotate(
-    assignment_id: int,
+    assignment_id: Id,
     body: AnnotationIn,
     request: Request,
     response: Response,
     user: LabelerUser,
-    idempotency_key: Annotated[str | None, Header()] = None,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     next: NextQuery = None,
 ) -> object:
     """Store an annotation; with ?next=1 the response also carries the next task."""
@@ -91,7 +92,7 @@ async def annotate(
 
 @router.post("/assignments/{assignment_id}/skip", response_model=SkipOut)
 async def skip(
-    assignment_id: int, body: SkipIn, request: Request, user: LabelerUser, next: NextQuery = None
+    assignment_id: Id, body: SkipIn, request: Request, user: LabelerUser, next: NextQuery = None
 ) -> object:
     """Skip a leased task; with ?next=1 the response also carries the next task."""
     row = await hot.skip(assignment_id=assignment_id, user=user, reason=body.reason)
@@ -102,10 +103,10 @@ async def skip(
 def my_assignments(
     session: SessionDep,
     user: LabelerUser,
-    project_id: int | None = None,
-    status: str | None = None,
-    limit: int = 100,
-    offset: int = 0,
+    project_id: Id | None = None,
+    status: Annotated[str | None, Query(max_length=20)] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> object:
     """The caller's own assignments."""
     return service.list_assignments(
@@ -113,7 +114,7 @@ def my_assignments(
         user_id=user.id,
         project_id=project_id,
         status=status,
-        limit=min(limit, 1000),
+        limit=limit,
         offset=offset,
     )
 
@@ -122,11 +123,11 @@ def my_assignments(
 def annotations(
     session: SessionDep,
     user: CurrentUser,
-    project_id: int | None = None,
-    user_id: int | None = None,
-    prompt_id: int | None = None,
-    limit: int = 100,
-    offset: int = 0,
+    project_id: Id | None = None,
+    user_id: Id | None = None,
+    prompt_id: Id | None = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> object:
     """Labelers see their own annotations; admins see all and may filter by labeler."""
     return service.list_annotations(
@@ -134,6 +135,6 @@ def annotations(
         user_id=user_id if user.is_admin else user.id,
         project_id=project_id,
         prompt_id=prompt_id,
-        limit=min(limit, 1000),
+        limit=limit,
         offset=offset,
     )
