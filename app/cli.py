@@ -279,13 +279,14 @@ def export(
     out: Annotated[Path | None, typer.Option("-o", "--out", help="File (default stdout).")] = None,
 ) -> None:
     """Export a project's labels in the training-file formats."""
-    from app.projects import exporter, service
+    from app.datasets import export as export_rows
+    from app.projects import service
 
     if format != "jsonl":
         fail("--format: only jsonl is supported here (Parquet comes with dataset snapshots)")
     with db_session() as session:
         found = service.get_by_ref(session=session, ref=project)
-        lines = exporter.jsonl(session=session, project=found, kind=kind)
+        lines = export_rows.jsonl(session=session, project=found, kind=kind)
         count = 0
         with open(out, "w", encoding="utf-8") if out else nullcontext(sys.stdout) as handle:
             for line in lines:

@@ -1,8 +1,8 @@
 """Aggregates read from the database: consensus per prompt, ratings, leaderboard, exclusions.
 
 The algorithms live in `consensus.py` and `leaderboard.py` (pure); this module feeds them the
-live labels (`labels.prompt_labels`): no superseded annotation, no excluded labeler. An imported
-ranking (source=import, no user) counts as one voter.
+live labels (`app.labeling.labels.prompt_labels`): no superseded annotation, no excluded
+labeler. An imported ranking (source=import, no user) counts as one voter.
 """
 
 from collections.abc import Callable, Iterator
@@ -20,12 +20,12 @@ from app.aggregation.consensus import (
     aggregate_ratings,
     consensus_ranking,
 )
-from app.aggregation.labels import PromptLabels, prompt_labels
 from app.aggregation.leaderboard import Comparisons, elo_ratings, leaderboard
 from app.aggregation.models import Exclusion
 from app.aggregation.schemas import Leaderboard, LeaderboardRow
 from app.auth.models import User
 from app.errors import Conflict, Invalid, NotFound
+from app.labeling.labels import PromptLabels, prompt_labels
 from app.projects.models import Project
 
 Normalizer = Callable[[int | None, float], float]

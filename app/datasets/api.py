@@ -1,11 +1,14 @@
-"""JSON routes of dataset snapshots: create, list, show, download files."""
+"""JSON routes of dataset files: a project's raw export, and snapshots (create, list, show,
+download files)."""
 
 from fastapi import APIRouter, Response
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, StreamingResponse
 
+from app.datasets import export as export_rows
 from app.datasets import service
+from app.datasets.kinds import DatasetKind
 from app.datasets.schemas import SnapshotCreate, SnapshotOut, SnapshotResult
-from app.db import SessionDep
+from app.db import SessionDep, get_sessionmaker
 from app.deps import AdminUser
 from app.projects import service as project_service
 
@@ -56,4 +59,33 @@ def download(snapshot_id: int, name: str, session: SessionDep, _: AdminUser) -> 
         path,
         media_type=MEDIA.get(path.suffix, "application/json"),
         filename=f"snapshot-{snapshot.id}-{name}",
+    )
+
+
+@router.get("/projects/{project_id}/export")
+def export_labels(
+    project_id: int,
+    _: AdminUser,
+    kind: DatasetKind,
+) -> StreamingResponse:
+    """The project's labels as JSONL, streamed (one row per annotation)."""
+    session = get_sessionmaker()()
+    try:
+        project = project_service.get(session=session, project_id=project_id)
+        lines = export_rows.jsonl(session=session, project=project, kind=kind)
+    except BaseException:
+        session.close()
+        raise
+
+    def stream():  # type: ignore[no-untyped-def]
+        try:
+            yield from lines
+        finally:
+            session.close()
+
+    filename = f"{project.name}-{kind}.jsonl".replace('"', "")
+    return StreamingResponse(
+        stream(),
+        media_type="application/x-ndjson",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )

@@ -20,10 +20,10 @@ from app.datasets.kinds import (
     rating_row,
     sft_row,
 )
+from app.labeling.labels import PromptLabels, prompt_labels
 from app.projects.models import Project
 
 Rows = Iterator[tuple[str, list[dict[str, Any]]]]
-PromptLabels = aggregation.PromptLabels
 
 
 def _sft(labels: PromptLabels, method: str, top_ranked: bool) -> list[dict[str, Any]]:
@@ -74,7 +74,7 @@ def snapshot_rows(*, session: Session, project: Project, params: dict[str, Any])
     excluded = aggregation.excluded_user_ids(session=session, project_id=project.id)
     build: Callable[[PromptLabels], list[dict[str, Any]]]
     if kind == DatasetKind.prompts:
-        for labels in aggregation.prompt_labels(
+        for labels in prompt_labels(
             session, project.id, (), with_responses=False, keep_unlabeled=True
         ):
             yield labels.external_id, [prompt_row(labels.messages)]
@@ -97,7 +97,7 @@ def snapshot_rows(*, session: Session, project: Project, params: dict[str, Any])
         build = lambda labels: _ratings(labels, project.rating_scale, normalizer)  # noqa: E731
     else:
         raise ValueError(f"unknown snapshot kind {kind!r}")
-    for labels in aggregation.prompt_labels(session, project.id, kinds, excluded):
+    for labels in prompt_labels(session, project.id, kinds, excluded):
         rows = build(labels)
         if rows:
             yield labels.external_id, rows

@@ -1,18 +1,16 @@
-"""JSON routes of projects: settings, stats, import and export."""
+"""JSON routes of projects: settings, stats, members and import (export: app/datasets/api.py)."""
 
 import shutil
 import tempfile
 from pathlib import Path
 
 from fastapi import APIRouter, Request, UploadFile
-from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from app.auth.schemas import UserOut
-from app.datasets.kinds import DatasetKind
 from app.db import SessionDep, get_sessionmaker
 from app.deps import AdminUser, CurrentUser
-from app.projects import exporter, importer, service
+from app.projects import importer, service
 from app.projects.formats import ImportFormat
 from app.projects.schemas import (
     ImportReport,
@@ -102,35 +100,6 @@ def _import(project_id: int, path: Path, fmt: str, skip_invalid: bool) -> Import
         return importer.import_file(
             session=session, project=project, path=path, fmt=fmt, skip_invalid=skip_invalid
         )
-
-
-@router.get("/{project_id}/export")
-def export(
-    project_id: int,
-    _: AdminUser,
-    kind: DatasetKind,
-) -> StreamingResponse:
-    """The project's labels as JSONL, streamed (one row per annotation)."""
-    session = get_sessionmaker()()
-    try:
-        project = service.get(session=session, project_id=project_id)
-        lines = exporter.jsonl(session=session, project=project, kind=kind)
-    except BaseException:
-        session.close()
-        raise
-
-    def stream():  # type: ignore[no-untyped-def]
-        try:
-            yield from lines
-        finally:
-            session.close()
-
-    filename = f"{project.name}-{kind}.jsonl".replace('"', "")
-    return StreamingResponse(
-        stream(),
-        media_type="application/x-ndjson",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
 
 
 @router.get("/{project_id}/members", response_model=list[UserOut])

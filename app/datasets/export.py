@@ -8,8 +8,8 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import exists, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app.datasets.kinds import (
     DatasetKind,
@@ -20,33 +20,15 @@ from app.datasets.kinds import (
     sft_row,
 )
 from app.errors import Invalid
+from app.labeling import labels
 from app.labeling.models import Annotation
 from app.projects.models import Project, Prompt, Response
 
 BATCH = 1000
 
 
-def _annotations(session: Session, project: Project, kind: str) -> Iterator[list[Annotation]]:
-    newer = aliased(Annotation)
-    last_id = 0
-    while True:
-        batch = list(
-            session.scalars(
-                select(Annotation)
-                .where(
-                    Annotation.project_id == project.id,
-                    Annotation.kind == kind,
-                    Annotation.id > last_id,
-                    ~exists().where(newer.supersedes_id == Annotation.id),
-                )
-                .order_by(Annotation.id)
-                .limit(BATCH)
-            )
-        )
-        if not batch:
-            return
-        yield batch
-        last_id = batch[-1].id
+def _live(session: Session, project: Project, kind: str) -> Iterator[list[Annotation]]:
+    return labels.live_annotations(session=session, project_id=project.id, kind=kind, batch=BATCH)
 
 
 def _context(session: Session, batch: list[Annotation]) -> tuple[dict[int, Any], dict[int, str]]:
@@ -63,7 +45,7 @@ def _context(session: Session, batch: list[Annotation]) -> tuple[dict[int, Any],
 
 
 def _ranked_rows(session: Session, project: Project, pairs: bool) -> Iterator[dict[str, Any]]:
-    for batch in _annotations(session, project, "ranking"):
+    for batch in _live(session, project, "ranking"):
         prompts, texts = _context(session, batch)
         for a in batch:
             ranked = [texts[int(rid)] for rid in a.payload["ranking"]]
@@ -75,7 +57,7 @@ def _ranked_rows(session: Session, project: Project, pairs: bool) -> Iterator[di
 
 
 def _sft_rows(session: Session, project: Project) -> Iterator[dict[str, Any]]:
-    for batch in _annotations(session, project, "demonstration"):
+    for batch in _live(session, project, "demonstration"):
         prompts, _ = _context(session, batch)
         for a in batch:
             yield sft_row(prompts[a.prompt_id], a.payload["demonstration"])
@@ -83,7 +65,7 @@ def _sft_rows(session: Session, project: Project) -> Iterator[dict[str, Any]]:
 
 
 def _rating_rows(session: Session, project: Project) -> Iterator[dict[str, Any]]:
-    for batch in _annotations(session, project, "rating"):
+    for batch in _live(session, project, "rating"):
         prompts, texts = _context(session, batch)
         for a in batch:
             for rid, score in a.payload["scores"].items():
