@@ -1,7 +1,8 @@
 """JSON routes of dataset files: a project's raw export, and snapshots (create, list, show,
 download files)."""
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter
+from fastapi import Response as HTTPResponse
 from fastapi.responses import FileResponse, StreamingResponse
 
 from app.datasets import export as export_rows
@@ -23,7 +24,11 @@ MEDIA = {".jsonl": "application/x-ndjson", ".parquet": "application/vnd.apache.p
     responses={200: {"description": "unchanged data: the newest equal snapshot is returned"}},
 )
 def create_snapshot(
-    project_id: int, body: SnapshotCreate, session: SessionDep, admin: AdminUser, response: Response
+    project_id: int,
+    body: SnapshotCreate,
+    session: SessionDep,
+    admin: AdminUser,
+    response: HTTPResponse,
 ) -> object:
     """Freeze the project's labels into a new snapshot (201), or return the equal newest (200)."""
     project = project_service.get(session=session, project_id=project_id)

@@ -2,7 +2,8 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Header
+from fastapi import Response as HTTPResponse
 
 from app.db import SessionDep
 from app.deps import CurrentUser, LabelerUser
@@ -29,7 +30,7 @@ def next_task(project_id: int, session: SessionDep, user: LabelerUser) -> object
     project = project_service.get(session=session, project_id=project_id)
     task = service.next_task(session=session, project=project, user=user)
     if task is None:
-        return Response(status_code=204)
+        return HTTPResponse(status_code=204)
     return task
 
 
@@ -48,7 +49,7 @@ def my_progress(project_id: int, session: SessionDep, user: LabelerUser) -> obje
 def annotate(
     assignment_id: int,
     body: AnnotationIn,
-    response: Response,
+    response: HTTPResponse,
     session: SessionDep,
     user: LabelerUser,
     idempotency_key: Annotated[str | None, Header()] = None,

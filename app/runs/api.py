@@ -22,7 +22,7 @@ def start_run(body: RunCreate, session: SessionDep, admin: AdminUser) -> object:
         reward_model=body.reward_model,
         config=body.config,
         name=body.name,
-        created_by=admin.id,
+        created_by_id=admin.id,
     )
     session.commit()
     return run

@@ -122,7 +122,7 @@ async def start_run(  # type: ignore[no-untyped-def]
             reward_model=reward_model or None,
             config=config,
             name=name,
-            created_by=admin.id,
+            created_by_id=admin.id,
         )
     except (ValueError, DomainError) as exc:
         session.rollback()

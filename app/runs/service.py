@@ -58,7 +58,7 @@ def register_model(
     path: str,
     base_model: str | None = None,
     base_model_id: int | None = None,
-    snapshot_sha256: str | None = None,
+    snapshot_content_hash: str | None = None,
     run_id: int | None = None,
     metrics: dict[str, Any] | None = None,
 ) -> RegisteredModel:
@@ -73,7 +73,7 @@ def register_model(
         path=path,
         base_model=base_model,
         base_model_id=base_model_id,
-        snapshot_sha256=snapshot_sha256,
+        snapshot_content_hash=snapshot_content_hash,
         run_id=run_id,
         metrics=metrics or {},
     )
@@ -123,7 +123,7 @@ def create_run(
     reward_model: str | None = None,
     config: dict[str, Any] | None = None,
     name: str = "",
-    created_by: int | None = None,
+    created_by_id: int | None = None,
 ) -> TrainingRun:
     """Queue a run after checking the snapshot, models and config fit the kind."""
     from app.datasets import service as datasets_service
@@ -161,7 +161,7 @@ def create_run(
         reward_model_id=reward.id if reward else None,
         config=check_config(kind, config or {}),
         name=name or f"{kind} on snapshot {snapshot.id}",
-        created_by=created_by,
+        created_by_id=created_by_id,
     )
     session.add(run)
     session.flush()
@@ -308,7 +308,7 @@ def finish_run(
             path=str(output),
             base_model=run.base_model,
             base_model_id=run.base_model_id,
-            snapshot_sha256=snapshot.content_hash,
+            snapshot_content_hash=snapshot.content_hash,
             run_id=run.id,
             metrics=summary,
         )

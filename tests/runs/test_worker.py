@@ -82,7 +82,7 @@ def test_worker_trains_sft_and_reward_model_and_registers_them(
         model = service.get_model(session=session, model_id=done.output_model_id)
         assert model.kind == kind and model.run_id == run.id
         assert (
-            model.snapshot_sha256
+            model.snapshot_content_hash
             == (sft_snapshot if run is sft else rankings_snapshot).content_hash
         )
         assert model.base_model == str(tiny_models["causal-lm" if run is sft else "encoder"])
