@@ -83,6 +83,11 @@ ACCESS = {
     ("DELETE", "/api/v1/projects/{project_id}/members/{user_id}"): ADMIN,
     ("POST", "/admin/projects/{project_id}/members"): ADMIN,
     ("POST", "/admin/projects/{project_id}/members/{user_id}/remove"): ADMIN,
+    ("GET", "/admin/models/{model_id}"): ADMIN,
+    ("GET", "/admin/projects/{project_id}/prompts"): ADMIN,
+    ("POST", "/admin/projects/{project_id}/prompts"): ADMIN,
+    ("POST", "/admin/projects/{project_id}/prompts/{prompt_id}/{action}"): ADMIN,
+    ("POST", "/admin/projects/{project_id}/assignments/{assignment_id}/release"): ADMIN,
 }
 
 
@@ -122,6 +127,9 @@ def world(client, factory, tmp_path, monkeypatch):  # type: ignore[no-untyped-de
         "exclusion_id": 1,
         "run_id": 1,
         "kind": "sft",
+        "model_id": 1,
+        "prompt_id": 1,
+        "action": "requeue",
     }
     return admin, labeler, ids
 
