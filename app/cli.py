@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from app.aggregation.cli import commands as aggregation_commands
 from app.cli_support import JsonOpt, db_session, fail, output
 from app.datasets.cli import commands as dataset_commands
 from app.datasets.kinds import DatasetKind
@@ -24,6 +25,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(projects_app, name="projects")
 app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
+app.registered_commands += aggregation_commands.registered_commands
 app.registered_commands += dataset_commands.registered_commands
 app.command()(worker)
 app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(train)

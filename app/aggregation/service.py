@@ -35,6 +35,7 @@ __all__ = [
     "consensus_by_prompt",
     "consensus_of",
     "exclude_labeler",
+    "include_labeler",
     "excluded_user_ids",
     "list_exclusions",
     "model_comparisons",
@@ -99,6 +100,21 @@ def exclude_labeler(
     session.add(exclusion)
     session.flush()
     return exclusion
+
+
+def include_labeler(*, session: Session, user_id: int, project_id: int | None) -> None:
+    """Count a labeler in again where they were excluded (one project, or all: None)."""
+    same = select(Exclusion).where(Exclusion.user_id == user_id)
+    same = same.where(
+        Exclusion.project_id.is_(None) if project_id is None else Exclusion.project_id == project_id
+    )
+    exclusion = session.scalars(same.order_by(Exclusion.id)).first()
+    if exclusion is None:
+        user = session.get(User, user_id)
+        who = user.email if user else f"user {user_id}"
+        raise NotFound(f"{who} is not excluded there", field="user_id")
+    session.delete(exclusion)
+    session.flush()
 
 
 def remove_exclusion(*, session: Session, exclusion_id: int) -> None:

@@ -135,9 +135,10 @@ def set_active(  # type: ignore[no-untyped-def]
     active: Annotated[bool, Form()],
 ):
     user = service.get(session=session, user_id=user_id)
-    if user.id == admin.id and not active:
-        return _users_page(request, session, 409, error="You cannot deactivate yourself.")
-    service.set_active(session=session, user=user, active=active)
+    try:
+        service.update_user(session=session, user=user, by=admin, is_active=active)
+    except DomainError as exc:
+        return _users_page(request, session, exc.status_code, error=exc.message)
     session.commit()
     return _back(f"{user.email} is {'active' if active else 'deactivated'}.")
 

@@ -109,7 +109,7 @@ def import_file(
     fmt: str = "auto",
     skip_invalid: bool = False,
 ) -> ImportReport:
-    """Import a file into `project`, all or nothing (or skipping bad lines if asked)."""
+    """Import a file into `project` and commit, all or nothing (or skipping bad lines if asked)."""
     if fmt == "auto":
         fmt = _detect_format(path)
     if fmt not in FORMATS:
