@@ -33,7 +33,7 @@ app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options"
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def alembic_config():  # type: ignore[no-untyped-def]
+def alembic_config():
     from alembic.config import Config
 
     from app.config import get_settings

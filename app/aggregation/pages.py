@@ -49,7 +49,7 @@ def interval_chart(board: Leaderboard) -> dict[str, Any]:
 
 
 @router.get("/admin/projects/{project_id}/leaderboard")
-def leaderboard_page(  # type: ignore[no-untyped-def]
+def leaderboard_page(
     request: Request,
     project_id: int,
     session: SessionDep,
@@ -72,7 +72,7 @@ def leaderboard_page(  # type: ignore[no-untyped-def]
 
 
 @router.post("/admin/projects/{project_id}/exclusions")
-def exclude(  # type: ignore[no-untyped-def]
+def exclude(
     project_id: int,
     session: SessionDep,
     admin: AdminUser,
@@ -94,9 +94,7 @@ def exclude(  # type: ignore[no-untyped-def]
 
 
 @router.post("/admin/projects/{project_id}/exclusions/{exclusion_id}/remove")
-def include_again(  # type: ignore[no-untyped-def]
-    project_id: int, exclusion_id: int, session: SessionDep, _: AdminUser
-):
+def include_again(project_id: int, exclusion_id: int, session: SessionDep, _: AdminUser):
     """Count a labeler in again."""
     service.remove_exclusion(session=session, exclusion_id=exclusion_id)
     session.commit()

@@ -225,7 +225,7 @@ def ratings_of(
         for rid, value in label.payload["scores"].items()
     ]
     if normalizer is None:
-        return aggregate_ratings(triples, scale=scale)
+        return {int(rid): s for rid, s in aggregate_ratings(triples, scale=scale).items()}
     sums: dict[int, list[float]] = {}
     for user_id, rid, value in triples:
         acc = sums.setdefault(rid, [0.0, 0])

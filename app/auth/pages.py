@@ -23,14 +23,14 @@ def _safe_next(value: str | None) -> str:
 
 
 @router.get("/login")
-def login_page(request: Request, user: OptionalUser, next: str | None = None):  # type: ignore[no-untyped-def]
+def login_page(request: Request, user: OptionalUser, next: str | None = None):
     if user is not None:
         return RedirectResponse(_safe_next(next), status_code=303)
     return render(request, "login.html", next=_safe_next(next), error=None, email="")
 
 
 @router.post("/login", dependencies=[Depends(csrf_guard)])
-def login(  # type: ignore[no-untyped-def]
+def login(
     request: Request,
     session: SessionDep,
     email: Annotated[str, Form()],
@@ -81,9 +81,7 @@ def logout() -> RedirectResponse:
 # Admin pages: users and API tokens.
 
 
-def _users_page(  # type: ignore[no-untyped-def]
-    request: Request, session: SessionDep, status_code: int = 200, **context: Any
-):
+def _users_page(request: Request, session: SessionDep, status_code: int = 200, **context: Any):
     context.setdefault("error", None)
     context.setdefault("notice", request.query_params.get("notice"))
     tokens: dict[int, list[ApiToken]] = {}
@@ -104,12 +102,12 @@ def _back(notice: str) -> RedirectResponse:
 
 
 @router.get("/admin/users")
-def users_page(request: Request, session: SessionDep, _: AdminUser):  # type: ignore[no-untyped-def]
+def users_page(request: Request, session: SessionDep, _: AdminUser):
     return _users_page(request, session)
 
 
 @router.post("/admin/users")
-def create_user(  # type: ignore[no-untyped-def]
+def create_user(
     request: Request,
     session: SessionDep,
     _: AdminUser,
@@ -127,7 +125,7 @@ def create_user(  # type: ignore[no-untyped-def]
 
 
 @router.post("/admin/users/{user_id}/active")
-def set_active(  # type: ignore[no-untyped-def]
+def set_active(
     request: Request,
     user_id: int,
     session: SessionDep,
@@ -144,7 +142,7 @@ def set_active(  # type: ignore[no-untyped-def]
 
 
 @router.post("/admin/users/{user_id}/password")
-def reset_password(  # type: ignore[no-untyped-def]
+def reset_password(
     request: Request,
     user_id: int,
     session: SessionDep,
@@ -162,7 +160,7 @@ def reset_password(  # type: ignore[no-untyped-def]
 
 
 @router.post("/admin/users/{user_id}/tokens")
-def issue_token(  # type: ignore[no-untyped-def]
+def issue_token(
     request: Request,
     user_id: int,
     session: SessionDep,

@@ -82,7 +82,7 @@ def export_labels(
         session.close()
         raise
 
-    def stream():  # type: ignore[no-untyped-def]
+    def stream():
         try:
             yield from lines
         finally:

@@ -46,8 +46,8 @@ def snapshot(
 
     try:
         data = SnapshotCreate(
-            kind=kind,  # type: ignore[arg-type]
-            method=method,  # type: ignore[arg-type]
+            kind=kind,
+            method=method,
             split=split,
             include_top_ranked=include_top_ranked,
             normalize=normalize,

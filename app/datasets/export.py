@@ -33,7 +33,7 @@ def _live(session: Session, project: Project, kind: str) -> Iterator[list[Annota
 
 def _context(session: Session, batch: list[Annotation]) -> tuple[dict[int, Any], dict[int, str]]:
     prompt_ids = {a.prompt_id for a in batch}
-    prompts = dict(
+    prompts: dict[int, Any] = dict(
         session.execute(select(Prompt.id, Prompt.messages).where(Prompt.id.in_(prompt_ids))).all()
     )
     texts = dict(

@@ -20,7 +20,7 @@ from app.templating import render
 router = APIRouter(tags=["pages"])
 
 
-def _page(request: Request, session: SessionDep, project_id: int, status: int = 200, **extra):  # type: ignore[no-untyped-def]
+def _page(request: Request, session: SessionDep, project_id: int, status: int = 200, **extra):
     project = project_service.get(session=session, project_id=project_id)
     snapshots = service.list_snapshots(session=session, project_id=project_id)
     return render(
@@ -38,7 +38,7 @@ def _page(request: Request, session: SessionDep, project_id: int, status: int = 
 
 
 @router.get("/admin/projects/{project_id}/snapshots")
-def snapshots_page(  # type: ignore[no-untyped-def]
+def snapshots_page(
     request: Request,
     project_id: int,
     session: SessionDep,
@@ -50,7 +50,7 @@ def snapshots_page(  # type: ignore[no-untyped-def]
 
 
 @router.post("/admin/projects/{project_id}/snapshots")
-def make_snapshot(  # type: ignore[no-untyped-def]
+def make_snapshot(
     request: Request,
     project_id: int,
     session: SessionDep,
@@ -63,8 +63,8 @@ def make_snapshot(  # type: ignore[no-untyped-def]
 ):
     try:
         data = SnapshotCreate(
-            kind=kind,  # type: ignore[arg-type]
-            method=method,  # type: ignore[arg-type]
+            kind=kind,
+            method=method,
             split=split,
             include_top_ranked=include_top_ranked,
             normalize=normalize,

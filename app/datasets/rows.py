@@ -34,7 +34,7 @@ def _sft(labels: PromptLabels, method: str, top_ranked: bool) -> list[dict[str, 
     if top_ranked and labels.of_kind("ranking"):
         ranking = aggregation.consensus_of(labels, method=method).ranking
         if ranking:
-            rows.append(sft_row(labels.messages, labels.responses[ranking[0]][0]))
+            rows.append(sft_row(labels.messages, labels.responses[int(ranking[0])][0]))
     return rows
 
 
@@ -50,7 +50,7 @@ def _rankings(labels: PromptLabels, method: str, pairs: bool) -> list[dict[str, 
     if len(consensus.ranking) < 2:
         return []
     if not pairs:
-        return [ranking_row(messages, [text[r] for r in consensus.ranking])]
+        return [ranking_row(messages, [text[int(r)] for r in consensus.ranking])]
     return [
         pair_row(messages, text[int(p.chosen)], text[int(p.rejected)], p.margin)
         for p in consensus_pairs(consensus)

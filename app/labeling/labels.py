@@ -110,12 +110,12 @@ def prompt_labels(
                 by_prompt[row.prompt_id].append(row)
         responses: dict[int, dict[int, tuple[str, str | None]]] = {pid: {} for pid in ids}
         if with_responses:
-            for row in session.execute(
+            for response in session.execute(
                 select(Response.id, Response.prompt_id, Response.text, Response.model)
                 .where(Response.prompt_id.in_(ids))
                 .order_by(Response.prompt_id, Response.position)
             ):
-                responses[row.prompt_id][row.id] = (row.text, row.model)
+                responses[response.prompt_id][response.id] = (response.text, response.model)
         for prompt in prompts:
             labels = _live(by_prompt[prompt.id], excluded)
             if labels or keep_unlabeled:

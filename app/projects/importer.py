@@ -45,7 +45,7 @@ def read_lines(path: Path) -> Iterator[tuple[int, str]]:
         gzipped = raw.read(2) == b"\x1f\x8b"
     opener = gzip.open if gzipped else open
     with opener(path, "rb") as binary:
-        for number, data in enumerate(io.BufferedReader(binary), start=1):  # type: ignore[arg-type]
+        for number, data in enumerate(io.BufferedReader(binary), start=1):
             try:
                 yield number, data.decode("utf-8")
             except UnicodeDecodeError as exc:
@@ -158,7 +158,7 @@ def import_file(
         if batch:
             _insert(session, project, batch, report)
         session.commit()
-        if report.imported >= BATCH and session.bind.dialect.name == "postgresql":
+        if report.imported >= BATCH and session.get_bind().dialect.name == "postgresql":
             # Fresh planner statistics, so assignment walks prompts in id order at once.
             session.execute(sql("ANALYZE prompts, responses"))
             session.commit()

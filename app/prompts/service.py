@@ -91,7 +91,9 @@ def _conditions(project: Project, where: PromptFilter, now: datetime) -> list[An
     elif status == "retired":
         conditions.append(Prompt.retired_at.is_not(None))
     elif status:
-        raise Invalid(f"status must be one of {', '.join(STATUSES)}; not {status!r}", "status")
+        raise Invalid(
+            f"status must be one of {', '.join(STATUSES)}; not {status!r}", field="status"
+        )
     if where.model:
         conditions.append(
             exists().where(Response.prompt_id == Prompt.id, Response.model == where.model)
@@ -231,7 +233,7 @@ def _end_leases(session: Session, prompt_ids: Any, now: datetime) -> int:
         .values(expires_at=now)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount  # type: ignore[attr-defined,no-any-return]
+    return result.rowcount  # type: ignore[attr-defined]
 
 
 def get_prompt(*, session: Session, project: Project, prompt_id: int) -> Prompt:
@@ -291,7 +293,7 @@ def requeue(
         .execution_options(synchronize_session=False)
     )
     session.flush()
-    return result.rowcount  # type: ignore[attr-defined,no-any-return]
+    return result.rowcount  # type: ignore[attr-defined]
 
 
 def retire(
@@ -319,4 +321,4 @@ def retire(
     retired_now = select(Prompt.id).where(Prompt.project_id == project.id, Prompt.retired_at == now)
     _end_leases(session, retired_now.scalar_subquery(), now)
     session.flush()
-    return result.rowcount  # type: ignore[attr-defined,no-any-return]
+    return result.rowcount  # type: ignore[attr-defined]

@@ -45,9 +45,7 @@ def _form_context(session: Any, form: dict[str, Any], error: str | None) -> dict
 
 
 @router.get("/runs")
-def runs(  # type: ignore[no-untyped-def]
-    request: Request, session: SessionDep, _: AdminUser, status: str = "", kind: str = ""
-):
+def runs(request: Request, session: SessionDep, _: AdminUser, status: str = "", kind: str = ""):
     rows = service.list_runs(session=session, status=status or None, kind=kind or None)
     return render(
         request,
@@ -62,7 +60,7 @@ def runs(  # type: ignore[no-untyped-def]
 
 
 @router.get("/runs/new")
-def new_run(  # type: ignore[no-untyped-def]
+def new_run(
     request: Request,
     session: SessionDep,
     _: AdminUser,
@@ -91,7 +89,7 @@ def new_run(  # type: ignore[no-untyped-def]
 
 
 @router.post("/runs")
-async def start_run(  # type: ignore[no-untyped-def]
+async def start_run(
     request: Request,
     session: SessionDep,
     admin: AdminUser,
@@ -134,7 +132,7 @@ async def start_run(  # type: ignore[no-untyped-def]
 
 
 @router.get("/runs/{run_id}")
-def run_page(request: Request, run_id: int, session: SessionDep, _: AdminUser):  # type: ignore[no-untyped-def]
+def run_page(request: Request, run_id: int, session: SessionDep, _: AdminUser):
     run = service.get_run(session=session, run_id=run_id)
     output = (
         service.get_model(session=session, model_id=run.output_model_id)
@@ -162,14 +160,14 @@ def cancel(run_id: int, session: SessionDep, _: AdminUser) -> RedirectResponse:
 
 
 @router.get("/models")
-def models(request: Request, session: SessionDep, _: AdminUser):  # type: ignore[no-untyped-def]
+def models(request: Request, session: SessionDep, _: AdminUser):
     rows = service.list_models(session=session)
     by_id = {m.id: m for m in rows}
     return render(request, "runs/models.html", models=rows, by_id=by_id, error=None)
 
 
 @router.get("/models/{model_id}")
-def model_page(request: Request, model_id: int, session: SessionDep, _: AdminUser):  # type: ignore[no-untyped-def]
+def model_page(request: Request, model_id: int, session: SessionDep, _: AdminUser):
     """A registered model with its whole lineage, each step a link."""
     model = service.get_model(session=session, model_id=model_id)
     tree = lineage.model_lineage(session=session, model=model)
@@ -177,7 +175,7 @@ def model_page(request: Request, model_id: int, session: SessionDep, _: AdminUse
 
 
 @router.post("/models")
-def register(  # type: ignore[no-untyped-def]
+def register(
     request: Request,
     session: SessionDep,
     _: AdminUser,
