@@ -14,6 +14,7 @@ from app.datasets.kinds import DatasetKind
 from app.errors import validation_messages
 from app.projects.formats import ImportFormat
 from app.projects.kinds import ProjectKind, RatingScale
+from app.quality.cli import commands as quality_commands
 from app.runs.cli import models_app, runs_app, train, worker
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -27,6 +28,7 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
 app.registered_commands += aggregation_commands.registered_commands
 app.registered_commands += dataset_commands.registered_commands
+app.registered_commands += quality_commands.registered_commands
 app.command()(worker)
 app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(train)
 

@@ -24,6 +24,8 @@ from app.projects import api as projects_api
 from app.projects import pages as projects_pages
 from app.projects.importer import ImportFailed
 from app.prompts import pages as prompts_pages
+from app.quality import api as quality_api
+from app.quality import pages as quality_pages
 from app.runs import api as runs_api
 from app.runs import pages as runs_pages
 from app.templating import ROOT, render
@@ -126,6 +128,8 @@ def create_app() -> FastAPI:
         prompts_pages,
         aggregation_pages,
         datasets_pages,
+        quality_api,
+        quality_pages,
         runs_api,
         runs_pages,
     ):

@@ -4,7 +4,7 @@ from app.aggregation.models import Exclusion
 from app.auth.models import ApiToken, User
 from app.base import Base
 from app.datasets.models import Snapshot
-from app.labeling.models import Annotation, Assignment
+from app.labeling.models import Annotation, Assignment, LabelerHold
 from app.projects.models import Project, ProjectMember, Prompt, Response
 from app.prompts.models import PromptAction
 from app.runs.models import RegisteredModel, RunMetric, TrainingRun
@@ -15,6 +15,7 @@ __all__ = [
     "Assignment",
     "Base",
     "Exclusion",
+    "LabelerHold",
     "Project",
     "ProjectMember",
     "Prompt",

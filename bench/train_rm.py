@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import sys
 import tempfile
 import time
@@ -27,27 +28,38 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import metrics_rows, minilm_path, rankings, save, table, write_jsonl  # noqa: E402
 from trainer.configs import RewardConfig  # noqa: E402
 from trainer.data import render_prompt  # noqa: E402
-from trainer.reward import score_batch, tokenize_ranking, train  # noqa: E402
+from trainer.reward import RewardModel, train  # noqa: E402
 from trainer.runtime import load_tokenizer  # noqa: E402
 from trainer.tiny import build_tiny_encoder  # noqa: E402
 
 
 @torch.no_grad()
 def pairwise_accuracy(model_dir: str, records: list[dict], max_length: int) -> float:
-    """Share of all C(K,2) held-out pairs that the model orders correctly."""
-    from transformers import AutoModelForSequenceClassification
+    """Share of all C(K,2) held-out pairs that the model orders correctly.
 
-    tok = load_tokenizer(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=1).eval()
-    model.config.pad_token_id = tok.pad_token_id
+    Both sides are scored by the product's RewardModel: the model's own head and recorded pooling
+    (TRL's model has none recorded, so it is read through its classification head as TRL does).
+    """
+    rm = RewardModel(model_dir, max_length=max_length)
     correct = total = 0
     for rec in records:
-        ids = tokenize_ranking(tok, rec, "rankings", max_length)["input_ids"]
-        r = score_batch(model, ids, tok.pad_token_id, "cpu")
-        for i, j in itertools.combinations(range(len(ids)), 2):
+        r = rm.score_responses([rec["prompt"]] * len(rec["responses"]), rec["responses"])
+        for i, j in itertools.combinations(range(len(r)), 2):
             correct += int(r[i] > r[j])
             total += 1
     return correct / total
+
+
+def demo_rankings() -> list[dict]:
+    """The demo's 30 hand-written prompts, responses ranked by the quality of their writer."""
+    order = ["studio-large-v2", "studio-base-v1", "studio-small-v1", "studio-tiny-v0"]
+    path = Path(__file__).resolve().parents[1] / "app" / "demo_data" / "ranking.jsonl"
+    out = []
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        text = {r["model"]: r["text"] for r in row["responses"]}
+        out.append({"prompt": row["prompt"], "responses": [text[m] for m in order]})
+    return out
 
 
 def run_ours(backbone: str, train_file: str, eval_recs: list, k: int, args, out: Path) -> dict:
@@ -64,6 +76,7 @@ def run_ours(backbone: str, train_file: str, eval_recs: list, k: int, args, out:
         save_every=10**9,
         normalize=False,
         warmup_ratio=0.1,
+        pooling=args.pooling,
     )
     t0 = time.perf_counter()
     train(cfg)
@@ -140,12 +153,19 @@ def main() -> None:
     p.add_argument("--backbone", default="auto", help="auto | minilm | tiny | a model directory")
     p.add_argument("--k", type=int, nargs="+", default=[4, 8])
     p.add_argument("--train-rankings", type=int, default=32)
-    p.add_argument("--eval-rankings", type=int, default=16)
+    p.add_argument("--eval-rankings", type=int, default=64)
     p.add_argument("--epochs", type=float, default=1.0)
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--seqs-per-step", type=int, default=32, help="sequences per optimizer step")
     p.add_argument("--repeats", type=int, default=2, help="runs per trainer; the fastest counts")
     p.add_argument("--max-length", type=int, default=128, help="TRL drops longer pairs")
+    p.add_argument("--pooling", default="auto", help="ours: auto | last | cls | mean")
+    p.add_argument(
+        "--data",
+        default="synthetic",
+        help="synthetic (marker words) | demo (the demo's 30 written rankings, by model quality;"
+        " the first --train-rankings train, the rest are held out)",
+    )
     p.add_argument("--skip-trl", action="store_true")
     args = p.parse_args()
 
@@ -163,9 +183,15 @@ def main() -> None:
         return {**top, "repeats_rankings_per_s": [x["rankings_per_s"] for x in runs]}
 
     results = []
+    if args.data == "demo":  # real text: K is that of the demo's rankings
+        args.k = [4]
     for k in args.k:
-        train_recs = rankings(args.train_rankings, k, seed=1)
-        eval_recs = rankings(args.eval_rankings, k, seed=2)
+        if args.data == "demo":
+            recs = demo_rankings()
+            train_recs, eval_recs = recs[: args.train_rankings], recs[args.train_rankings :]
+        else:
+            train_recs = rankings(args.train_rankings, k, seed=1)
+            eval_recs = rankings(args.eval_rankings, k, seed=2)
         train_file = write_jsonl(work / f"k{k}" / "train.jsonl", train_recs)
         ours_runs, trl_runs = [], []
         for rep in range(args.repeats):  # interleaved, so a busy spell hits both sides

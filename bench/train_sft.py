@@ -2,7 +2,8 @@
 
 Conversational prompt/completion records go through the same chat template on both sides;
 loss on completion tokens only, fp32, no activation checkpointing, no packing, same batch size
-and schedule. Throughput = tokens (prompt + completion, no padding) per second of training loop.
+and schedule. Throughput = tokens (prompt + completion, no padding) per second of training loop;
+quality = completion-token loss on held-out records, scored identically for both saved models.
 
     .venv-bench/bin/python bench/train_sft.py
     .venv-bench/bin/python bench/train_sft.py --examples 128 --hidden 128 --skip-trl
@@ -39,6 +40,32 @@ def records(n: int, seed: int) -> list[dict]:
     ]
 
 
+@torch.no_grad()
+def held_out_loss(model_dir: str, recs: list[dict], max_length: int) -> float:
+    """Mean completion-token loss on held-out records, scored the same way for both trainers."""
+    from transformers import AutoModelForCausalLM
+
+    from trainer.data import collate, tokenize_sft
+    from trainer.runtime import load_tokenizer
+
+    tok = load_tokenizer(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    total = count = 0.0
+    samples = [tokenize_sft(tok, r, max_length, True) for r in recs]
+    for k in range(0, len(samples), 16):
+        batch = collate(samples[k : k + 16], tok.pad_token_id)
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        labels = batch["labels"][:, 1:]
+        loss = torch.nn.functional.cross_entropy(
+            logits[:, :-1].flatten(0, 1).float(),
+            labels.flatten(),
+            ignore_index=-100,
+            reduction="sum",
+        )
+        total, count = total + float(loss), count + int((labels != -100).sum())
+    return total / count
+
+
 def run_ours(model: str, data: str, args, out: Path) -> dict:
     """trainer.sft; tokens/s from the loop's step times."""
     cfg = SFTConfig(
@@ -65,6 +92,7 @@ def run_ours(model: str, data: str, args, out: Path) -> dict:
         "tokens_per_s": tokens / loop_s,
         "wall_s": wall,
         "mean_loss": sum(r["loss"] for r in rows) / len(rows),
+        "held_out_loss": held_out_loss(str(out), args.held_out_recs, args.max_length),
     }
 
 
@@ -97,6 +125,8 @@ def run_trl(model: str, recs: list[dict], args, out: Path) -> dict:
     t0 = time.perf_counter()
     result = trainer.train()
     wall = time.perf_counter() - t0
+    trainer.save_model(str(out))
+    trainer.processing_class.save_pretrained(str(out))
     return {
         "trainer": "TRL SFTTrainer",
         "steps": result.global_step,
@@ -104,6 +134,7 @@ def run_trl(model: str, recs: list[dict], args, out: Path) -> dict:
         "tokens_per_s": tokens / result.metrics["train_runtime"],
         "wall_s": wall,
         "mean_loss": result.training_loss,
+        "held_out_loss": held_out_loss(str(out), args.held_out_recs, args.max_length),
     }
 
 
@@ -115,19 +146,22 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--held-out", type=int, default=128, help="held-out records for the loss")
     p.add_argument("--skip-trl", action="store_true")
     args = p.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-sft-"))
     model = str(build_tiny_causal_lm(work / "model", hidden_size=args.hidden))
     recs = records(args.examples, seed=0)
+    args.held_out_recs = records(args.held_out, seed=1)
     data = write_jsonl(work / "train.jsonl", recs)
     results = [run_ours(model, data, args, work / "ours")]
     if not args.skip_trl:
         results.append(run_trl(model, recs, args, work / "trl"))
         results[0]["speedup_vs_trl"] = results[0]["tokens_per_s"] / results[1]["tokens_per_s"]
-    cols = ["trainer", "steps", "tokens", "tokens_per_s", "wall_s", "mean_loss"]
+    cols = ["trainer", "steps", "tokens", "tokens_per_s", "wall_s", "mean_loss", "held_out_loss"]
     print(table(results, cols + (["speedup_vs_trl"] if not args.skip_trl else [])))
+    del args.held_out_recs
     path = save("train_sft", {"model_hidden": args.hidden, "args": vars(args), "results": results})
     print(f"results: {path}")
 

@@ -88,6 +88,15 @@ ACCESS = {
     ("POST", "/admin/projects/{project_id}/prompts"): ADMIN,
     ("POST", "/admin/projects/{project_id}/prompts/{prompt_id}/{action}"): ADMIN,
     ("POST", "/admin/projects/{project_id}/assignments/{assignment_id}/release"): ADMIN,
+    ("GET", "/api/v1/projects/{project_id}/quality"): ADMIN,
+    ("GET", "/api/v1/projects/{project_id}/quality/alpha"): ADMIN,
+    ("GET", "/api/v1/projects/{project_id}/quality/labelers/{user_id}"): ADMIN,
+    ("POST", "/api/v1/projects/{project_id}/quality/labelers/{user_id}/reinstate"): ADMIN,
+    ("GET", "/admin/quality"): ADMIN,
+    ("GET", "/admin/projects/{project_id}/quality"): ADMIN,
+    ("GET", "/admin/projects/{project_id}/quality/labelers/{user_id}"): ADMIN,
+    ("POST", "/admin/projects/{project_id}/quality/labelers/{user_id}/reinstate"): ADMIN,
+    ("POST", "/admin/projects/{project_id}/quality/settings"): ADMIN,
 }
 
 

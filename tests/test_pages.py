@@ -209,7 +209,7 @@ def test_pages_answer_errors_with_html_and_the_api_with_json(client, factory) ->
     assert api.status_code == 403 and api.json() == {"detail": "admins only"}
 
 
-def test_admin_excludes_a_labeler_from_the_leaderboard_page_and_counts_them_in_again(
+def test_admin_excludes_a_labeler_from_the_quality_page_and_counts_them_in_again(
     client, factory, session
 ) -> None:
     import re
@@ -218,7 +218,7 @@ def test_admin_excludes_a_labeler_from_the_leaderboard_page_and_counts_them_in_a
 
     admin, labeler = factory.user("admin"), factory.user("labeler")
     project = factory.project(kind="ranking", k=2)
-    page = client.get(f"/admin/projects/{project.id}/leaderboard", headers=admin.headers)
+    page = client.get(f"/admin/projects/{project.id}/quality", headers=admin.headers)
     assert page.status_code == 200 and labeler.email in page.text
     url = f"/admin/projects/{project.id}/exclusions"
     form = {"user_id": labeler.id, "scope": "project", "reason": "spam"}
@@ -232,8 +232,10 @@ def test_admin_excludes_a_labeler_from_the_leaderboard_page_and_counts_them_in_a
         project.id,
         "spam",
     )
-    page = client.get(f"/admin/projects/{project.id}/leaderboard", headers=admin.headers).text
+    page = client.get(f"/admin/projects/{project.id}/quality", headers=admin.headers).text
     assert re.search(r"this project · spam", page)
+    board = client.get(f"/admin/projects/{project.id}/leaderboard", headers=admin.headers).text
+    assert "1 labeler excluded" in board and f"/admin/projects/{project.id}/quality" in board
     removed = client.post(
         f"{url}/{exclusion.id}/remove", headers=admin.headers, follow_redirects=False
     )

@@ -103,6 +103,12 @@ class RewardConfig(BaseConfig):
     """Set every dropout probability to 0 (a reward is a deterministic score)."""
     center_rewards_coef: float = 0.0
     """Auxiliary loss coef · mean(r²) that keeps raw rewards near 0 (0 → off)."""
+    pooling: str = "auto"
+    """Hidden states the reward head reads: last | cls | mean | auto (what the backbone was
+    trained with: last token for causal LMs, mean for sentence-transformers encoders, else cls)."""
+    truncation: str = "prompt_left"
+    """How over-long texts fit max_length (recorded, not a choice): the prompt loses its oldest
+    tokens first; the response is kept whole unless it alone is longer than max_length."""
 
 
 @dataclass

@@ -107,6 +107,28 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
     return adv, (adv + values) * mask
 
 
+def sequence_kl(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, mask: torch.Tensor):
+    """KL of each response to the reference, (B,): Σ over response tokens of log π − log π_ref.
+
+    The one definition used for the penalty, the adaptive controller, the logs and the benches
+    (InstructGPT's and TRL's): a per-sequence sum in nats, estimated on the sampled tokens.
+    """
+    return ((logprobs - ref_logprobs) * mask).sum(-1)
+
+
+def clipped_policy_loss(
+    new_logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    adv: torch.Tensor,
+    mask: torch.Tensor,
+    eps: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """PPO's clipped surrogate, masked mean of max(−A·ρ, −A·clip(ρ, 1−ε, 1+ε)); and ρ (b, L)."""
+    ratio = (new_logp - old_logp).exp()  # (b, L)
+    clipped = ratio.clamp(1 - eps, 1 + eps)
+    return masked_mean(torch.max(-adv * ratio, -adv * clipped), mask), ratio
+
+
 def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: float):
     """Log-probs of `tokens` (B, L) under logits (B, L, V) / temperature, and the entropy (B, L)."""
     logp = F.log_softmax(logits.float() / temperature, dim=-1)  # (B, L, V)
@@ -200,10 +222,9 @@ def ppo_loss(
     vf_loss = 0.5 * masked_mean(torch.max((vpred - ret) ** 2, (v_clip - ret) ** 2), m)
 
     log_ratio = new_logp - ro["logprobs"][mb]
-    ratio = log_ratio.exp()  # (b, L)
-    adv = advantages[mb]
-    clipped = ratio.clamp(1 - cfg.cliprange, 1 + cfg.cliprange)
-    pg_loss = masked_mean(torch.max(-adv * ratio, -adv * clipped), m)
+    pg_loss, ratio = clipped_policy_loss(
+        new_logp, ro["logprobs"][mb], advantages[mb], m, cfg.cliprange
+    )
     loss = pg_loss + cfg.vf_coef * vf_loss
     with torch.no_grad():
         stats = {
@@ -305,7 +326,7 @@ def train(cfg: PPOConfig, reward_fn: RewardFn | None = None) -> int:
 
         # 4. Rewards: per-token KL penalty, the score on the last response token.
         mask = ro["mask"].float()  # (B, L)
-        kl = (ro["logprobs"] - ro["ref_logprobs"]) * mask  # (B, L)
+        kl = (ro["logprobs"] - ro["ref_logprobs"]) * mask  # (B, L) per token
         rewards = -kl_ctl.value * kl
         rewards[torch.arange(B, device=device), ro["last"]] += score
         if cfg.whiten_rewards:
@@ -334,7 +355,8 @@ def train(cfg: PPOConfig, reward_fn: RewardFn | None = None) -> int:
                     stats.setdefault(k, []).append(float(v.detach()))
 
         # 6. Adapt β to the measured KL (nats per response) and log.
-        mean_kl = float(acc.reduce(kl.sum(-1).mean(), "mean"))
+        seq_kl = sequence_kl(ro["logprobs"], ro["ref_logprobs"], mask)  # (B,) = kl.sum(-1)
+        mean_kl = float(acc.reduce(seq_kl.mean(), "mean"))
         kl_ctl.update(mean_kl, B * P)
         elapsed = time.perf_counter() - t0
         metrics = {
@@ -361,7 +383,7 @@ def train(cfg: PPOConfig, reward_fn: RewardFn | None = None) -> int:
             score_responses(reward_fn, tokenizer, eval_prompts, ro).mean()
         )
         summary["eval_kl"] = float(
-            ((ro["logprobs"] - ro["ref_logprobs"]) * ro["mask"]).sum(-1).mean()
+            sequence_kl(ro["logprobs"], ro["ref_logprobs"], ro["mask"]).mean()
         )
     run.finish(policy.lm, tokenizer, summary)
     return EXIT_OK

@@ -17,14 +17,14 @@ import torch.nn.functional as F
 from transformers import AutoModelForSequenceClassification
 
 from trainer import EXIT_OK, EXIT_PREEMPTED
-from trainer.configs import RewardConfig
-from trainer.data import (
-    Record,
-    detect_format,
-    pad,
-    render_prompt,
-    render_response,
-    train_eval_split,
+from trainer.configs import ConfigError, RewardConfig
+from trainer.data import Record, detect_format, render_prompt, render_response, train_eval_split
+from trainer.reward_head import (
+    SpecialTokens,
+    encode_response,
+    prepare_for_pooling,
+    resolve_pooling,
+    score_batch,
 )
 from trainer.runtime import (
     Run,
@@ -57,20 +57,40 @@ def kwise_loss(
     return torch.stack(losses).mean()
 
 
+def pair_hits(scores: torch.Tensor, sizes: list[int]) -> tuple[int, int]:
+    """(pairs ordered correctly, pairs) over all C(K,2) pairs of each ranking, best first."""
+    hits = total = 0
+    for r in torch.split(scores.detach(), sizes):
+        i, j = torch.triu_indices(len(r), len(r), offset=1, device=r.device)
+        hits += int((r[i] > r[j]).sum())
+        total += len(i)
+    return hits, total
+
+
 def tokenize_ranking(tokenizer: Any, rec: Record, fmt: str, max_length: int) -> dict:
-    """Token ids of each response (best first) with its prompt, and the pair margin."""
+    """Token ids of each response (best first) after its left-truncated prompt, and the margin.
+
+    "responses_cut" counts responses longer than max_length on their own (their start is cut).
+    """
     responses = rec["responses"] if fmt == "rankings" else [rec["chosen"], rec["rejected"]]
     head = render_prompt(tokenizer, rec["prompt"])
-    texts = [head + render_response(tokenizer, rec["prompt"], r) for r in responses]
-    ids = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
-    return {"input_ids": ids, "margin": float(rec.get("margin") or 0.0)}
+    specials = SpecialTokens(tokenizer)
+    encoded = [
+        encode_response(
+            tokenizer, specials, head, render_response(tokenizer, rec["prompt"], r), max_length
+        )
+        for r in responses
+    ]
+    return {
+        "input_ids": [ids for ids, _ in encoded],
+        "margin": float(rec.get("margin") or 0.0),
+        "responses_cut": sum(cut for _, cut in encoded),
+    }
 
 
-def score_batch(model: torch.nn.Module, seqs: list[list[int]], pad_id: int, device: Any):
-    """Scalar reward of each sequence: (N,)."""
-    input_ids = pad(seqs, pad_id).to(device)  # (N, T)
-    mask = pad([[1] * len(s) for s in seqs], 0).to(device)  # (N, T)
-    return model(input_ids=input_ids, attention_mask=mask).logits[:, 0].float()  # (N,)
+def model_pooling(model: torch.nn.Module) -> str:
+    """The pooling recorded in a (possibly wrapped) model's config."""
+    return getattr(getattr(model, "module", model).config, "reward_pooling", "cls")
 
 
 @torch.no_grad()
@@ -85,12 +105,11 @@ def evaluate(model: torch.nn.Module, data: list[dict], run: Run, pad_id: int) ->
     for k in range(0, len(data), bs):
         chunk = data[k : k + bs]
         sizes = [len(d["input_ids"]) for d in chunk]
-        scores = score_batch(model, [s for d in chunk for s in d["input_ids"]], pad_id, run.device)
+        seqs = [s for d in chunk for s in d["input_ids"]]
+        scores = score_batch(model, seqs, pad_id, run.device, model_pooling(model))
         losses.append(float(kwise_loss(scores, sizes)) * len(chunk))
-        for r in torch.split(scores, sizes):
-            i, j = torch.triu_indices(len(r), len(r), offset=1)
-            correct += int((r[i] > r[j]).sum())
-            pairs += len(i)
+        hits, total = pair_hits(scores, sizes)
+        correct, pairs = correct + hits, pairs + total
     model.train()
     return {"eval_accuracy": correct / pairs, "eval_loss": sum(losses) / len(data)}
 
@@ -104,7 +123,10 @@ def fit_normalization(
     seqs = [s for d in data[:512] for s in d["input_ids"]]
     bs = run.cfg.eval_batch_size
     scores = torch.cat(
-        [score_batch(model, seqs[k : k + bs], pad_id, run.device) for k in range(0, len(seqs), bs)]
+        [
+            score_batch(model, seqs[k : k + bs], pad_id, run.device, model_pooling(model))
+            for k in range(0, len(seqs), bs)
+        ]
     )
     mean, std = float(scores.mean()), float(scores.std().clamp_min(1e-6))
     return {"gain": 1.0 / std, "bias": -mean / std, "raw_mean": mean, "raw_std": std}
@@ -115,8 +137,9 @@ def train(cfg: RewardConfig) -> int:
     run = Run(cfg, "rm")
     acc = run.accelerator
     tokenizer = load_tokenizer(cfg.model)
-    tokenizer.truncation_side = "left"  # keep the end of the response: its last token is scored
     pad_id = tokenizer.pad_token_id
+    if cfg.truncation != "prompt_left":
+        raise ConfigError(f"truncation {cfg.truncation!r}: only 'prompt_left' is supported")
 
     # 1. Data: rankings (K-wise) or pairs (K = 2, optional margin), tokenised before the loop.
     fmt = cfg.data_format
@@ -134,6 +157,8 @@ def train(cfg: RewardConfig) -> int:
     # 2. Model: a scalar head; the pad token must be known or the wrong token gets scored.
     model = AutoModelForSequenceClassification.from_pretrained(cfg.model, num_labels=1)
     model.config.pad_token_id = pad_id
+    pooling = resolve_pooling(cfg.pooling, cfg.model, model)
+    prepare_for_pooling(model, pooling)
     if cfg.disable_dropout:
         for module in model.modules():
             if isinstance(module, torch.nn.Dropout):
@@ -148,13 +173,13 @@ def train(cfg: RewardConfig) -> int:
     # 3. The loop.
     for step in range(start, steps):
         t0 = time.perf_counter()
-        losses, n_seqs = [], 0
+        losses, n_seqs, hits, pairs = [], 0, 0, 0
         for micro in step_micro_batches(run, len(train_data), step):
             chunk = [train_data[i] for i in micro]
             sizes = [len(d["input_ids"]) for d in chunk]  # K of each ranking
             seqs = [s for d in chunk for s in d["input_ids"]]  # N = ΣK sequences
             with acc.accumulate(model):
-                scores = score_batch(model, seqs, pad_id, run.device)  # (N,)
+                scores = score_batch(model, seqs, pad_id, run.device, pooling)  # (N,)
                 margins = [d["margin"] for d in chunk] if use_margin else None
                 loss = kwise_loss(scores, sizes, margins)
                 if cfg.center_rewards_coef:
@@ -162,6 +187,8 @@ def train(cfg: RewardConfig) -> int:
                 acc.backward(loss)
             losses.append(loss.detach())
             n_seqs += len(seqs)
+            h, t = pair_hits(scores, sizes)
+            hits, pairs = hits + h, pairs + t
         grad_norm = acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm or float("inf"))
         optimizer.step()
         scheduler.step()
@@ -170,6 +197,7 @@ def train(cfg: RewardConfig) -> int:
         elapsed = time.perf_counter() - t0
         metrics = {
             "loss": float(acc.reduce(torch.stack(losses).mean(), "mean")),
+            "accuracy": hits / pairs,  # this process's training pairs ordered correctly
             "lr": scheduler.get_last_lr()[0],
             "grad_norm": float(grad_norm),
             "rankings_per_s": per_step / elapsed,
@@ -181,7 +209,8 @@ def train(cfg: RewardConfig) -> int:
             return EXIT_PREEMPTED
 
     # 4. Evaluate, fit the normalisation on the training responses, save.
-    summary: dict[str, Any] = {"steps": steps, "data_format": fmt}
+    summary: dict[str, Any] = {"steps": steps, "data_format": fmt, "pooling": pooling}
+    summary["responses_cut"] = sum(d["responses_cut"] for d in train_data + eval_data)
     summary |= evaluate(model, eval_data, run, pad_id)
     if cfg.normalize:
         norm = fit_normalization(model, train_data, run, pad_id)
@@ -198,9 +227,10 @@ class RewardModel:
 
     def __init__(self, path: str | Path, device: Any = "cpu", max_length: int = 512) -> None:
         self.tokenizer = load_tokenizer(str(path))
-        self.tokenizer.truncation_side = "left"
+        self.specials = SpecialTokens(self.tokenizer)
         self.model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
         self.model.config.pad_token_id = self.tokenizer.pad_token_id
+        self.pooling = resolve_pooling("auto", str(path), self.model)
         self.model.to(device).eval().requires_grad_(False)
         self.device, self.max_length = device, max_length
         norm_file = Path(path) / NORMALIZATION_FILE
@@ -210,22 +240,25 @@ class RewardModel:
         self.gain, self.bias = float(norm.get("gain", 1.0)), float(norm.get("bias", 0.0))
 
     @torch.no_grad()
-    def score(self, texts: list[str], batch_size: int = 32) -> torch.Tensor:
-        """Normalised reward of each full text (prompt + response), shape (N,)."""
-        out = []
-        for k in range(0, len(texts), batch_size):
-            enc = self.tokenizer(
-                texts[k : k + batch_size], truncation=True, max_length=self.max_length
-            )["input_ids"]
-            out.append(score_batch(self.model, enc, self.tokenizer.pad_token_id, self.device))
-        return torch.cat(out).cpu() * self.gain + self.bias
+    def score_responses(
+        self, prompts: list[Any], responses: list[str], batch_size: int = 32
+    ) -> torch.Tensor:
+        """Normalised reward of responses to prompts (strings or message lists), shape (N,).
 
-    def score_responses(self, prompts: list[Any], responses: list[str]) -> torch.Tensor:
-        """Reward of responses to prompts (strings or message lists), rendered as in training."""
-        texts = [
-            render_prompt(self.tokenizer, p) + r for p, r in zip(prompts, responses, strict=True)
+        Encoded as in training: the prompt rendered and left-truncated, the response kept.
+        """
+        seqs = [
+            encode_response(
+                self.tokenizer, self.specials, render_prompt(self.tokenizer, p), r, self.max_length
+            )[0]
+            for p, r in zip(prompts, responses, strict=True)
         ]
-        return self.score(texts)
+        pad_id = self.tokenizer.pad_token_id
+        out = [
+            score_batch(self.model, seqs[k : k + batch_size], pad_id, self.device, self.pooling)
+            for k in range(0, len(seqs), batch_size)
+        ]
+        return torch.cat(out).cpu() * self.gain + self.bias
 
 
 def load_reward_model(path: str | Path, device: Any = "cpu") -> RewardModel:

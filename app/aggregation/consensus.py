@@ -62,8 +62,9 @@ class Consensus:
     """Covered responses (those in at least one ranking), best first."""
     unranked: tuple[ResponseId, ...]
     """Responses of the prompt that no ranking contains (sorted by id); not in ``ranking``."""
-    votes: tuple[tuple[int, ...], ...]
-    """``votes[i][j]``: how many rankings put ``ranking[i]`` above ``ranking[j]``."""
+    votes: tuple[tuple[float, ...], ...]
+    """``votes[i][j]``: how many rankings put ``ranking[i]`` above ``ranking[j]`` (their total
+    weight when the rankings are weighted)."""
     agreement: float | None
     """Mean pairwise Kendall tau between labelers (see ``mean_kendall_tau``)."""
     n_rankings: int
@@ -80,8 +81,8 @@ class RankedPair:
     margin: float
     """(chosen_votes - rejected_votes) / (chosen_votes + rejected_votes), in [-1, 1]; 0.0 when
     no labeler compared the two (the order then follows from other pairs or the tie-break)."""
-    chosen_votes: int
-    rejected_votes: int
+    chosen_votes: float
+    rejected_votes: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +94,14 @@ class RatingSummary:
 
 
 def _index_rankings(
-    rankings: Iterable[Sequence[ResponseId]], responses: Sequence[ResponseId] | None
-) -> tuple[list[ResponseId], list[list[int]], list[ResponseId]]:
-    """Validate rankings; map ids to indices in id order. Returns items, rows, unranked."""
+    rankings: Iterable[Sequence[ResponseId]],
+    responses: Sequence[ResponseId] | None,
+    weights: Sequence[float] | None = None,
+) -> tuple[list[ResponseId], list[list[int]], list[ResponseId], list[float] | None]:
+    """Validate rankings; map ids to indices in id order. Returns items, rows, unranked and
+    the weights of the non-empty rankings."""
     rows: list[Sequence[ResponseId]] = []
+    kept: list[float] = []
     seen: set[ResponseId] = set()
     for number, ranking in enumerate(rankings):
         if len(set(ranking)) != len(ranking):
@@ -104,6 +109,8 @@ def _index_rankings(
         if ranking:
             rows.append(ranking)
             seen.update(ranking)
+            if weights is not None:
+                kept.append(float(weights[number]))
     unranked: list[ResponseId] = []
     if responses is not None:
         known = set(responses)
@@ -113,17 +120,19 @@ def _index_rankings(
         unranked = sorted(known - seen)
     items = sorted(seen)
     position = {item: i for i, item in enumerate(items)}
-    return items, [[position[x] for x in row] for row in rows], unranked
+    rows_out = [[position[x] for x in row] for row in rows]
+    return items, rows_out, unranked, kept if weights is not None else None
 
 
-def _vote_matrix(n: int, rows: list[list[int]]) -> list[list[int]]:
-    """Pairwise vote counts: ``m[i][j]`` = number of rows with i above j."""
-    m = [[0] * n for _ in range(n)]
-    for row in rows:
+def _vote_matrix(n: int, rows: list[list[int]], weights: list[float] | None = None) -> list[list]:
+    """Pairwise votes: ``m[i][j]`` = number (or total weight) of rows with i above j."""
+    m: list[list] = [[0] * n for _ in range(n)]
+    for number, row in enumerate(rows):
+        w = 1 if weights is None else weights[number]
         for a, i in enumerate(row):
             mi = m[i]
             for j in row[a + 1 :]:
-                mi[j] += 1
+                mi[j] += w
     return m
 
 
@@ -167,6 +176,7 @@ def consensus_ranking(
     *,
     responses: Sequence[ResponseId] | None = None,
     method: ConsensusMethod | str = ConsensusMethod.ranked_pairs,
+    weights: Sequence[float] | None = None,
 ) -> Consensus:
     """Combine labelers' rankings (best first) of one prompt into one consensus ranking.
 
@@ -176,11 +186,15 @@ def consensus_ranking(
     on complete rankings orders exactly as classic Borda points (K-1 for first ... 0 for last)
     and on partial rankings counts only the preferences a ranking implies. ``responses``
     (optional) is the prompt's full set of response ids: ids outside it are an error, ids
-    never ranked are returned in ``unranked``.
+    never ranked are returned in ``unranked``. ``weights`` (optional, one per ranking, ≥ 0)
+    makes each ranking count that much in every pairwise vote (e.g. labeler reliability).
     """
-    items, rows, unranked = _index_rankings(rankings, responses)
+    rankings = list(rankings)
+    if weights is not None and len(weights) != len(rankings):
+        raise ValueError(f"{len(weights)} weights for {len(rankings)} rankings")
+    items, rows, unranked, kept = _index_rankings(rankings, responses, weights)
     n = len(items)
-    m = _vote_matrix(n, rows)
+    m = _vote_matrix(n, rows, kept)
     net = [sum(m[i]) - sum(row[i] for row in m) for i in range(n)]
     by_tiebreak = sorted(range(n), key=lambda i: -net[i])  # stable: ties keep smaller id first
     if method == ConsensusMethod.borda:

@@ -7,7 +7,6 @@ from fastapi.responses import RedirectResponse
 
 from app.aggregation import service
 from app.aggregation.schemas import Leaderboard
-from app.auth import service as auth_service
 from app.db import SessionDep
 from app.deps import AdminUser
 from app.projects import service as project_service
@@ -66,8 +65,7 @@ def leaderboard_page(
         project=project,
         board=board,
         chart=interval_chart(board),
-        exclusions=excluded,
-        users={u.id: u for u in auth_service.list_users(session=session)},
+        excluded=len(excluded),
     )
 
 
@@ -90,7 +88,7 @@ def exclude(
         created_by=admin,
     )
     session.commit()
-    return RedirectResponse(f"/admin/projects/{project_id}/leaderboard", status_code=303)
+    return RedirectResponse(f"/admin/projects/{project_id}/quality", status_code=303)
 
 
 @router.post("/admin/projects/{project_id}/exclusions/{exclusion_id}/remove")
@@ -98,4 +96,4 @@ def include_again(project_id: int, exclusion_id: int, session: SessionDep, _: Ad
     """Count a labeler in again."""
     service.remove_exclusion(session=session, exclusion_id=exclusion_id)
     session.commit()
-    return RedirectResponse(f"/admin/projects/{project_id}/leaderboard", status_code=303)
+    return RedirectResponse(f"/admin/projects/{project_id}/quality", status_code=303)

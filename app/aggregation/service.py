@@ -5,7 +5,7 @@ live labels (`app.labeling.labels.prompt_labels`): no superseded annotation, no 
 labeler. An imported ranking (source=import, no user) counts as one voter.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from itertools import combinations
 from math import sqrt
 
@@ -137,11 +137,21 @@ def _method(method: str) -> ConsensusMethod:
 
 
 def consensus_of(
-    labels: PromptLabels, *, method: ConsensusMethod | str = ConsensusMethod.ranked_pairs
+    labels: PromptLabels,
+    *,
+    method: ConsensusMethod | str = ConsensusMethod.ranked_pairs,
+    weights: Mapping[int | None, float] | None = None,
 ) -> Consensus:
-    """The consensus of one prompt's live rankings (all of its responses passed through)."""
-    rankings = [[int(r) for r in label.payload["ranking"]] for label in labels.of_kind("ranking")]
-    return consensus_ranking(rankings, responses=list(labels.responses), method=_method(method))
+    """The consensus of one prompt's live rankings (all of its responses passed through);
+    with `weights`, each labeler's ranking counts by their weight (unlisted: 1)."""
+    ranked = labels.of_kind("ranking")
+    rankings = [[int(r) for r in label.payload["ranking"]] for label in ranked]
+    return consensus_ranking(
+        rankings,
+        responses=list(labels.responses),
+        method=_method(method),
+        weights=None if weights is None else [weights.get(x.user_id, 1.0) for x in ranked],
+    )
 
 
 def consensus_by_prompt(
@@ -216,22 +226,33 @@ def rating_normalizer(*, session: Session, project: Project) -> Normalizer:
 
 
 def ratings_of(
-    labels: PromptLabels, *, scale: str, normalizer: Normalizer | None = None
+    labels: PromptLabels,
+    *,
+    scale: str,
+    normalizer: Normalizer | None = None,
+    weights: Mapping[int | None, float] | None = None,
 ) -> dict[int, RatingSummary]:
-    """Mean rating and count per response of one prompt (z-scores with a normalizer)."""
+    """Mean rating and count per response of one prompt (z-scores with a normalizer; a
+    weighted mean with per-labeler `weights`, unlisted labelers weighing 1)."""
     triples = [
         (label.user_id, int(rid), value)
         for label in labels.of_kind("rating")
         for rid, value in label.payload["scores"].items()
     ]
-    if normalizer is None:
+    if normalizer is None and weights is None:
         return {int(rid): s for rid, s in aggregate_ratings(triples, scale=scale).items()}
     sums: dict[int, list[float]] = {}
     for user_id, rid, value in triples:
-        acc = sums.setdefault(rid, [0.0, 0])
-        acc[0] += normalizer(user_id, _rating_value(value, scale))
-        acc[1] += 1
-    return {rid: RatingSummary(total / n, int(n)) for rid, (total, n) in sums.items()}
+        v = _rating_value(value, scale)
+        w = 1.0 if weights is None else weights.get(user_id, 1.0)
+        acc = sums.setdefault(rid, [0.0, 0.0, 0])
+        acc[0] += w * (normalizer(user_id, v) if normalizer else v)
+        acc[1] += w
+        acc[2] += 1
+    return {
+        rid: RatingSummary(total / weight if weight > 0 else 0.0, int(n))
+        for rid, (total, weight, n) in sums.items()
+    }
 
 
 # --- leaderboard ----------------------------------------------------------------------------

@@ -14,7 +14,11 @@ from app.deps import AdminUser
 from app.projects import service as project_service
 
 router = APIRouter(prefix="/api/v1", tags=["datasets"])
-MEDIA = {".jsonl": "application/x-ndjson", ".parquet": "application/vnd.apache.parquet"}
+MEDIA = {
+    ".jsonl": "application/x-ndjson",
+    ".parquet": "application/vnd.apache.parquet",
+    ".md": "text/markdown; charset=utf-8",
+}
 
 
 @router.post(
@@ -57,7 +61,7 @@ def get_snapshot(snapshot_id: int, session: SessionDep, _: AdminUser) -> object:
 
 @router.get("/snapshots/{snapshot_id}/files/{name}")
 def download(snapshot_id: int, name: str, session: SessionDep, _: AdminUser) -> FileResponse:
-    """A snapshot file: train.jsonl, test.jsonl, train.parquet, test.parquet, manifest.json."""
+    """A snapshot file: train/test .jsonl and .parquet, manifest.json, README.md (the card)."""
     snapshot = service.get_snapshot(session=session, snapshot_id=snapshot_id)
     path = service.snapshot_file(snapshot=snapshot, name=name)
     return FileResponse(

@@ -35,6 +35,9 @@ def snapshot(
         bool, typer.Option(help="sft: add the top consensus response of ranked prompts.")
     ] = False,
     normalize: Annotated[bool, typer.Option(help="ratings: per-labeler z-scores.")] = False,
+    weighting: Annotated[
+        str, typer.Option(help="none | reliability: weigh labelers by fitted reliability.")
+    ] = "none",
     as_json: JsonOpt = False,
 ) -> None:
     """Freeze a project's labels into a versioned dataset snapshot (JSONL + Parquet)."""
@@ -51,6 +54,7 @@ def snapshot(
             split=split,
             include_top_ranked=include_top_ranked,
             normalize=normalize,
+            weighting=weighting,
         )
     except ValidationError as exc:
         fail("; ".join(validation_messages(exc, prefix="--")))

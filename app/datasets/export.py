@@ -1,7 +1,8 @@
 """Streaming export of a project's labels in the dataset formats (one row per annotation).
 
 Rows come in batches by annotation id (keyset pagination), so memory stays bounded whatever
-the project's size. Superseded annotations are left out.
+the project's size. Superseded annotations and gold items (known answers used to measure
+labelers) are left out.
 """
 
 import json
@@ -78,7 +79,7 @@ def _prompt_rows(session: Session, project: Project) -> Iterator[dict[str, Any]]
     while True:
         rows = session.execute(
             select(Prompt.id, Prompt.messages)
-            .where(Prompt.project_id == project.id, Prompt.id > last_id)
+            .where(Prompt.project_id == project.id, Prompt.id > last_id, Prompt.is_gold.is_(False))
             .order_by(Prompt.id)
             .limit(BATCH)
         ).all()

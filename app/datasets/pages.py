@@ -60,6 +60,7 @@ def make_snapshot(
     split: Annotated[float, Form()] = 0.9,
     include_top_ranked: Annotated[bool, Form()] = False,
     normalize: Annotated[bool, Form()] = False,
+    weighting: Annotated[str, Form()] = "none",
 ):
     try:
         data = SnapshotCreate(
@@ -68,6 +69,7 @@ def make_snapshot(
             split=split,
             include_top_ranked=include_top_ranked,
             normalize=normalize,
+            weighting=weighting,
         )
     except ValidationError as exc:
         error = "; ".join(validation_messages(exc))

@@ -26,19 +26,26 @@ from app.projects.models import Project
 Rows = Iterator[tuple[str, list[dict[str, Any]]]]
 
 
-def _sft(labels: PromptLabels, method: str, top_ranked: bool) -> list[dict[str, Any]]:
+Weights = dict[int | None, float] | None
+
+
+def _sft(
+    labels: PromptLabels, method: str, top_ranked: bool, weights: Weights = None
+) -> list[dict[str, Any]]:
     rows = [
         sft_row(labels.messages, d.payload["demonstration"])
         for d in labels.of_kind("demonstration")
     ]
     if top_ranked and labels.of_kind("ranking"):
-        ranking = aggregation.consensus_of(labels, method=method).ranking
+        ranking = aggregation.consensus_of(labels, method=method, weights=weights).ranking
         if ranking:
             rows.append(sft_row(labels.messages, labels.responses[int(ranking[0])][0]))
     return rows
 
 
-def _rankings(labels: PromptLabels, method: str, pairs: bool) -> list[dict[str, Any]]:
+def _rankings(
+    labels: PromptLabels, method: str, pairs: bool, weights: Weights = None
+) -> list[dict[str, Any]]:
     messages = labels.messages
     text = {rid: t for rid, (t, _) in labels.responses.items()}
     if method == "all":
@@ -46,7 +53,7 @@ def _rankings(labels: PromptLabels, method: str, pairs: bool) -> list[dict[str, 
         if not pairs:
             return [ranking_row(messages, r) for r in ranked if len(r) >= 2]
         return [row for r in ranked for row in pair_rows(messages, r)]
-    consensus = aggregation.consensus_of(labels, method=method)
+    consensus = aggregation.consensus_of(labels, method=method, weights=weights)
     if len(consensus.ranking) < 2:
         return []
     if not pairs:
@@ -58,9 +65,12 @@ def _rankings(labels: PromptLabels, method: str, pairs: bool) -> list[dict[str, 
 
 
 def _ratings(
-    labels: PromptLabels, scale: str, normalizer: aggregation.Normalizer | None
+    labels: PromptLabels,
+    scale: str,
+    normalizer: aggregation.Normalizer | None,
+    weights: Weights = None,
 ) -> list[dict[str, Any]]:
-    summary = aggregation.ratings_of(labels, scale=scale, normalizer=normalizer)
+    summary = aggregation.ratings_of(labels, scale=scale, normalizer=normalizer, weights=weights)
     return [
         rating_row(labels.messages, text, summary[rid].mean)
         for rid, (text, _) in labels.responses.items()
@@ -72,6 +82,9 @@ def snapshot_rows(*, session: Session, project: Project, params: dict[str, Any])
     """Stream (external id, rows) of every prompt for the canonical `params`."""
     kind = params["kind"]
     excluded = aggregation.excluded_user_ids(session=session, project_id=project.id)
+    weights: Weights = None
+    if "weights" in params:
+        weights = {int(user_id): w for user_id, w in params["weights"].items()}
     build: Callable[[PromptLabels], list[dict[str, Any]]]
     if kind == DatasetKind.prompts:
         for labels in prompt_labels(
@@ -83,10 +96,11 @@ def snapshot_rows(*, session: Session, project: Project, params: dict[str, Any])
         top = params["include_top_ranked"]
         kinds: tuple[str, ...] = ("demonstration", "ranking") if top else ("demonstration",)
         method = params.get("method", ConsensusMethod.ranked_pairs)
-        build = lambda labels: _sft(labels, method, top)  # noqa: E731
+        build = lambda labels: _sft(labels, method, top, weights)  # noqa: E731
     elif kind in (DatasetKind.rankings, DatasetKind.pairs):
         kinds = ("ranking",)
-        build = lambda labels: _rankings(labels, params["method"], kind == DatasetKind.pairs)  # noqa: E731
+        pairs = kind == DatasetKind.pairs
+        build = lambda labels: _rankings(labels, params["method"], pairs, weights)  # noqa: E731
     elif kind == DatasetKind.ratings:
         kinds = ("rating",)
         normalizer = (
@@ -94,7 +108,7 @@ def snapshot_rows(*, session: Session, project: Project, params: dict[str, Any])
             if params["normalize"]
             else None
         )
-        build = lambda labels: _ratings(labels, project.rating_scale, normalizer)  # noqa: E731
+        build = lambda labels: _ratings(labels, project.rating_scale, normalizer, weights)  # noqa: E731
     else:
         raise ValueError(f"unknown snapshot kind {kind!r}")
     for labels in prompt_labels(session, project.id, kinds, excluded):

@@ -11,7 +11,15 @@ from app.datasets.kinds import DatasetKind
 EVERY = "all"
 """The snapshot method that keeps one row per annotation instead of a consensus."""
 METHODS: tuple[str, ...] = (*ConsensusMethod, EVERY)
-FILES = ("train.jsonl", "test.jsonl", "train.parquet", "test.parquet", "manifest.json")
+Weighting = Literal["none", "reliability"]
+FILES = (
+    "train.jsonl",
+    "test.jsonl",
+    "train.parquet",
+    "test.parquet",
+    "manifest.json",
+    "README.md",
+)
 
 
 class SnapshotCreate(BaseModel):
@@ -29,12 +37,32 @@ class SnapshotCreate(BaseModel):
     """sft: add the top consensus response of every ranked prompt."""
     normalize: bool = False
     """ratings: per-labeler z-scores before the mean."""
+    weighting: Weighting = "none"
+    """`reliability`: each labeler counts in consensus rankings and rating means by their
+    fitted reliability (the weights, α and excluded labelers go into the parameters)."""
 
     @model_validator(mode="after")
     def _method_fits(self) -> "SnapshotCreate":
         if self.kind == DatasetKind.sft and self.include_top_ranked and self.method == EVERY:
             raise ValueError("include_top_ranked needs a consensus method, not 'all'")
         return self
+
+    @model_validator(mode="after")
+    def _weighting_fits(self) -> "SnapshotCreate":
+        if self.weighting == "reliability" and not self.aggregates():
+            raise ValueError(
+                "weighting=reliability needs a consensus: rankings or pairs with method "
+                "ranked-pairs or borda, ratings, or sft with include_top_ranked"
+            )
+        return self
+
+    def aggregates(self) -> bool:
+        """Whether this snapshot combines several labelers' labels into one."""
+        if self.kind in (DatasetKind.rankings, DatasetKind.pairs):
+            return self.method != EVERY
+        return self.kind == DatasetKind.ratings or (
+            self.kind == DatasetKind.sft and self.include_top_ranked
+        )
 
     def canonical(self) -> dict[str, Any]:
         """The parameters that shape this kind's rows (what the hash and dedup compare)."""
@@ -47,6 +75,8 @@ class SnapshotCreate(BaseModel):
                 params["method"] = str(self.method)
         elif self.kind == DatasetKind.ratings:
             params["normalize"] = self.normalize
+        if self.weighting != "none":
+            params["weighting"] = self.weighting
         return params
 
 

@@ -19,15 +19,19 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.aggregation import service as aggregation
+from app.auth import service as auth_service
 from app.auth.models import User
 from app.config import get_settings
 from app.datasets import writer
+from app.datasets.card import dataset_card
 from app.datasets.models import Snapshot
 from app.datasets.rows import snapshot_rows
 from app.datasets.schemas import FILES, SnapshotCreate
 from app.db import make_engine
 from app.errors import Conflict, NotFound
 from app.projects.models import Project
+from app.quality import service as quality
 
 
 def snapshots_dir() -> Path:
@@ -99,6 +103,20 @@ def _manifest(snapshot: Snapshot, project: Project, written: writer.Written, jso
     }
 
 
+def _reliability_params(reader: Session, project: Project, excluded: list[int]) -> dict:
+    """Weights (reliability per labeler), α of the labels used, and the excluded labelers."""
+    weights = quality.labeler_weights(session=reader, project=project)
+    alpha, _ = quality.alpha_of(session=reader, project=project)
+    return {
+        "weights": {str(user_id): w for user_id, w in sorted(weights.items())},
+        "alpha": None if alpha.value is None else round(alpha.value, 6),
+        "alpha_interval": None
+        if alpha.lower is None
+        else [round(alpha.lower, 6), round(alpha.upper, 6)],
+        "excluded": excluded,
+    }
+
+
 def create_snapshot(
     *,
     session: Session,
@@ -115,6 +133,9 @@ def create_snapshot(
     tmp.mkdir()
     try:
         with _reader(session) as reader:
+            excluded = sorted(aggregation.excluded_user_ids(session=reader, project_id=project.id))
+            if params.get("weighting") == "reliability":
+                params |= _reliability_params(reader, project, excluded)
             written = writer.write_jsonl(
                 tmp, snapshot_rows(session=reader, project=project, params=params), params
             )
@@ -142,6 +163,11 @@ def create_snapshot(
         snapshot.directory = f"snapshots/{snapshot.id}"
         manifest = _manifest(snapshot, project, written, json_cols)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+        emails = {u.id: u.email for u in auth_service.list_users(session=session)}
+        card = dataset_card(
+            snapshot=snapshot, project=project, rows=written.rows, emails=emails, excluded=excluded
+        )
+        (tmp / "README.md").write_text(card)
         _freeze(tmp)
         final = root / str(snapshot.id)
         if final.exists():  # left by a process that died before its commit: no row points here

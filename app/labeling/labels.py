@@ -75,8 +75,12 @@ def prompt_labels(
     only: int | None = None,
     after: int = 0,
     batch: int = BATCH,
+    gold: bool | None = False,
 ) -> Iterator[PromptLabels]:
-    """Each prompt of the project (id order) with its live labels of `kinds` (or just `only`)."""
+    """Each prompt of the project (id order) with its live labels of `kinds` (or just `only`).
+
+    Gold items (known answers, for measuring labelers) are left out unless `gold` is True
+    (only them) or None (every prompt)."""
     last_id = after
     while True:
         query = select(Prompt.id, Prompt.external_id, Prompt.messages).where(
@@ -84,6 +88,8 @@ def prompt_labels(
         )
         if only is not None:
             query = query.where(Prompt.id == only)
+        if gold is not None:
+            query = query.where(Prompt.is_gold.is_(gold))
         prompts = session.execute(query.order_by(Prompt.id).limit(batch)).all()
         if not prompts:
             return
@@ -107,7 +113,8 @@ def prompt_labels(
                 )
                 .order_by(Annotation.prompt_id, Annotation.id)
             ):
-                by_prompt[row.prompt_id].append(row)
+                if row.prompt_id in by_prompt:  # not a gold item between two real prompts
+                    by_prompt[row.prompt_id].append(row)
         responses: dict[int, dict[int, tuple[str, str | None]]] = {pid: {} for pid in ids}
         if with_responses:
             for response in session.execute(
@@ -127,7 +134,8 @@ def prompt_labels(
 def live_annotations(
     *, session: Session, project_id: int, kind: str, batch: int = 1000
 ) -> Iterator[list[Annotation]]:
-    """The project's annotations of `kind` that nothing supersedes, in id order, in batches."""
+    """The project's annotations of `kind` that nothing supersedes, in id order, in batches;
+    gold items (known answers, for measuring labelers) are left out."""
     newer = aliased(Annotation)
     last_id = 0
     while True:
@@ -139,6 +147,7 @@ def live_annotations(
                     Annotation.kind == kind,
                     Annotation.id > last_id,
                     ~exists().where(newer.supersedes_id == Annotation.id),
+                    ~exists().where(Prompt.id == Annotation.prompt_id, Prompt.is_gold.is_(True)),
                 )
                 .order_by(Annotation.id)
                 .limit(batch)
@@ -159,10 +168,11 @@ def has_labeler_annotations(*, session: Session, project_id: int) -> bool:
 
 
 def assignment_counts(*, session: Session, project_id: int) -> dict[str, int]:
-    """The project's assignments per status (leased, done, skipped)."""
+    """The project's assignments per status (leased, done, skipped), gold items left out."""
     rows = session.execute(
         select(Assignment.status, func.count())
-        .where(Assignment.project_id == project_id)
+        .join(Prompt, Prompt.id == Assignment.prompt_id)
+        .where(Assignment.project_id == project_id, Prompt.is_gold.is_(False))
         .group_by(Assignment.status)
     )
     return {status: n for status, n in rows.all()}

@@ -71,3 +71,20 @@ class Annotation(Base):
     supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("annotations.id"))
     """A correction is a new annotation pointing at the one it replaces; nothing is updated."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LabelerHold(Base):
+    """A labeler who stopped receiving tasks in a project (low gold accuracy) until released."""
+
+    __tablename__ = "labeler_holds"
+    __table_args__ = (Index("ix_labeler_holds_project_id_user_id", "project_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    reason: Mapped[str] = mapped_column(Text)
+    """What the labeler's home page shows, e.g. "gold accuracy 0.52 on 6 gold items"."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    released_at: Mapped[datetime | None]
+    """Set when an admin reinstates the labeler; later gold answers are judged afresh."""
+    released_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

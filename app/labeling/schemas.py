@@ -85,3 +85,5 @@ class Progress(BaseModel):
     skipped: int
     available: int
     """Prompts this labeler could still be given."""
+    held: str | None = None
+    """Why this labeler gets no tasks in the project for now (auto-hold), else None."""

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from app.auth.models import User
 from app.base import utcnow
 from app.errors import Conflict, Forbidden, Gone, Invalid, NotFound
-from app.labeling import validation
+from app.labeling import gold, validation
 from app.labeling.models import Annotation, AnnotationSource, Assignment, AssignmentStatus
 from app.labeling.schemas import AnnotationIn, Progress, Task, TaskResponse
 from app.projects import service as project_service
@@ -95,6 +95,7 @@ def _open_for(project: Project, user: User, now: datetime) -> list[Any]:
     wanted = project.overlap + Prompt.extra_labels
     return [
         Prompt.project_id == project.id,
+        Prompt.is_gold.is_(False),  # gold items are served by `gold.pick_gold`
         Prompt.retired_at.is_(None),
         Prompt.done_count < wanted,
         ~exists().where(Assignment.prompt_id == Prompt.id, _holds_prompt_for(user.id, now)),
@@ -144,6 +145,9 @@ def next_task(*, session: Session, project: Project, user: User) -> Task | None:
     project_service.ensure_can_label(session=session, project=project, user=user)
     if project.is_archived:
         return None
+    if gold.hold_of(session=session, project=project, user_id=user.id, record=True):
+        session.commit()
+        return None
     now = utcnow()
     task = _resume(session, project, user, now)
     if task is not None:
@@ -159,6 +163,12 @@ def next_task(*, session: Session, project: Project, user: User) -> Task | None:
         if not free:
             tried.append(prompt_id)
             continue
+        gold_id = gold.pick_gold(session=session, project=project, user_id=user.id)
+        if gold_id is not None:  # served instead of the real prompt, which stays free
+            prompt_id, assignment = gold_id, None
+            messages = session.execute(
+                select(Prompt.messages).where(Prompt.id == gold_id)
+            ).scalar_one()
         texts = dict(
             session.execute(
                 select(Response.id, Response.text).where(Response.prompt_id == prompt_id)
@@ -319,11 +329,13 @@ def progress(*, session: Session, project: Project, user: User) -> Progress:
         ).all()
     )
     available = session.scalar(select(func.count()).where(*_open_for(project, user, now)))
+    hold = gold.hold_of(session=session, project=project, user_id=user.id)
     return Progress(
         project_id=project.id,
         done=counts.get(AssignmentStatus.done, 0),
         skipped=counts.get(AssignmentStatus.skipped, 0),
-        available=available or 0,
+        available=0 if hold else available or 0,
+        held=hold.reason if hold else None,
     )
 
 

@@ -44,6 +44,8 @@ class Item:
     meta: dict[str, Any] = field(default_factory=dict)
     ranking: list[int] | None = None
     """Indices into `responses`, best first, when the file carries a preference."""
+    gold: dict[str, Any] | None = None
+    """A known answer (gold item): {"ranking": [indices best→worst]} or {"scores": [...]}."""
 
 
 def _text(value: Any, where: str) -> str:
@@ -96,6 +98,31 @@ def _meta(obj: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
+def _gold(value: Any, n: int) -> dict[str, Any] | None:
+    """The known answer of a gold item, checked against the number of responses."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or len(value) != 1 or not {"ranking", "scores"} & set(value):
+        raise LineError('gold must be {"ranking": [indices best→worst]} or {"scores": [...]}')
+    if "ranking" in value:
+        ranking = value["ranking"]
+        if (
+            not isinstance(ranking, list)
+            or any(not isinstance(i, int) or isinstance(i, bool) for i in ranking)
+            or sorted(ranking) != list(range(n))
+        ):
+            raise LineError(f"gold.ranking must list each response index 0…{n - 1} once")
+        return {"ranking": ranking}
+    scores = value["scores"]
+    if (
+        not isinstance(scores, list)
+        or len(scores) != n
+        or any(not isinstance(v, int | float) or isinstance(v, bool) for v in scores)
+    ):
+        raise LineError(f"gold.scores must be a list of {n} numbers, one per response")
+    return {"scores": scores}
+
+
 def parse_native(obj: dict[str, Any]) -> Item:
     """{"id"?, "prompt": str | "messages": [...], "responses": [str | {"text","model"}], "meta"?}"""
     if "messages" in obj:
@@ -123,6 +150,7 @@ def parse_native(obj: dict[str, Any]) -> Item:
         else:
             raise LineError(f"responses[{i}] must be a string or an object with text")
     item = Item(_external_id(obj) or "", messages, responses, _meta(obj))
+    item.gold = _gold(obj.get("gold"), len(responses))
     item.external_id = item.external_id or content_hash(messages, responses)
     return item
 

@@ -72,6 +72,16 @@ def _check_fits(item: Item, project: Project) -> None:
         raise LineError(f"a ranking project needs at least 2 responses per prompt, got {n}")
     if project.kind == ProjectKind.rating and n < 1:
         raise LineError("a rating project needs at least 1 response per prompt")
+    if item.gold is not None:
+        wanted = {ProjectKind.ranking: "ranking", ProjectKind.rating: "scores"}.get(
+            ProjectKind(project.kind)
+        )
+        if wanted not in item.gold:
+            raise LineError(
+                f'gold of a {project.kind} project must be {{"{wanted}": [...]}}'
+                if wanted
+                else "a demonstration project has no gold items"
+            )
 
 
 def _items(path: Path, fmt: str, project: Project) -> Iterator[tuple[int, list[Item] | LineError]]:
@@ -180,7 +190,14 @@ def _insert(session: Session, project: Project, items: list[Item], report: Impor
     fresh = [i for i in items if i.external_id not in existing]
     report.duplicates += len(items) - len(fresh)
     prompts = [
-        Prompt(project_id=project.id, external_id=i.external_id, messages=i.messages, meta=i.meta)
+        Prompt(
+            project_id=project.id,
+            external_id=i.external_id,
+            messages=i.messages,
+            meta=i.meta,
+            is_gold=i.gold is not None,
+            gold=i.gold,
+        )
         for i in fresh
     ]
     session.add_all(prompts)

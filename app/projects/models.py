@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.base import Base, utcnow
@@ -27,6 +27,12 @@ class Project(Base):
     criteria: Mapped[list[Any]] = mapped_column(default=list)
     """Names of the per-response flags labelers can set (hallucination, unsafe, …)."""
     is_archived: Mapped[bool] = mapped_column(default=False)
+    gold_rate: Mapped[float] = mapped_column(default=0.1, server_default="0.1")
+    """Fraction of a labeler's tasks that are gold items they have not seen yet."""
+    auto_hold: Mapped[bool] = mapped_column(default=False, server_default=false())
+    """Stop serving tasks to a labeler whose gold accuracy is too low (until reinstated)."""
+    hold_after_gold: Mapped[int] = mapped_column(default=5, server_default="5")
+    """Gold items a labeler must have answered before auto_hold may hold them."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

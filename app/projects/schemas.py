@@ -15,6 +15,9 @@ class ProjectSettings(BaseModel):
     lease_seconds: int = Field(1800, ge=30, le=7 * 24 * 3600)
     rating_scale: RatingScale = RatingScale.thumbs
     criteria: list[str] = Field(default_factory=list, max_length=50)
+    gold_rate: float = Field(0.1, ge=0.0, le=1.0, description="share of tasks that are gold")
+    auto_hold: bool = Field(False, description="hold labelers with low gold accuracy")
+    hold_after_gold: int = Field(5, ge=1, le=1000, description="gold items before a hold")
 
     @field_validator("criteria")
     @classmethod
@@ -47,6 +50,9 @@ class ProjectUpdate(BaseModel):
     rating_scale: RatingScale | None = None
     criteria: list[str] | None = None
     is_archived: bool | None = None
+    gold_rate: float | None = Field(None, ge=0.0, le=1.0)
+    auto_hold: bool | None = None
+    hold_after_gold: int | None = Field(None, ge=1, le=1000)
 
 
 class ProjectOut(BaseModel):
@@ -62,6 +68,9 @@ class ProjectOut(BaseModel):
     rating_scale: RatingScale
     criteria: list[str]
     is_archived: bool
+    gold_rate: float
+    auto_hold: bool
+    hold_after_gold: int
     created_at: datetime
 
 

@@ -130,7 +130,8 @@ def has_labels(*, session: Session, project: Project) -> bool:
 
 def stats(*, session: Session, project: Project) -> ProjectStats:
     """Prompts, labels done and needed, complete prompts, skips, active labelers."""
-    prompts = session.scalar(select(func.count()).where(Prompt.project_id == project.id)) or 0
+    real = Prompt.is_gold.is_(False)  # gold items measure labelers; they are not the work
+    prompts = session.scalar(select(func.count()).where(Prompt.project_id == project.id, real)) or 0
     done = labels.assignment_counts(session=session, project_id=project.id)
     wanted = project.overlap + Prompt.extra_labels
     complete, needed = session.execute(
@@ -139,7 +140,7 @@ def stats(*, session: Session, project: Project) -> ProjectStats:
             func.coalesce(
                 func.sum(case((Prompt.retired_at.is_(None), wanted), else_=Prompt.done_count)), 0
             ),
-        ).where(Prompt.project_id == project.id)
+        ).where(Prompt.project_id == project.id, real)
     ).one()
     labelers = labels.labeler_count(session=session, project_id=project.id)
     return ProjectStats(

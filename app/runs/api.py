@@ -5,7 +5,7 @@ from fastapi.responses import PlainTextResponse
 
 from app.db import SessionDep
 from app.deps import AdminUser
-from app.runs import service
+from app.runs import health, service
 from app.runs.schemas import MetricOut, ModelCreate, ModelOut, RunCreate, RunOut
 from app.runs.worker import log_tail
 
@@ -43,7 +43,10 @@ def run_defaults(kind: str, _: AdminUser) -> dict:
 
 @router.get("/runs/{run_id}", response_model=RunOut)
 def get_run(run_id: int, session: SessionDep, _: AdminUser) -> object:
-    return service.get_run(session=session, run_id=run_id)
+    run = service.get_run(session=session, run_id=run_id)
+    out = RunOut.model_validate(run)
+    out.warnings = health.warnings(session=session, run=run)
+    return out
 
 
 @router.get("/runs/{run_id}/metrics", response_model=list[MetricOut])

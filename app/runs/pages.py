@@ -9,7 +9,7 @@ from fastapi.responses import RedirectResponse
 from app.db import SessionDep
 from app.deps import AdminUser
 from app.errors import DomainError
-from app.runs import lineage, service
+from app.runs import health, lineage, service
 from app.runs.models import TRAINS_ON, RunKind, RunStatus, run_kinds_for
 from app.runs.worker import log_tail
 from app.templating import render
@@ -17,7 +17,7 @@ from app.templating import render
 router = APIRouter(prefix="/admin", tags=["pages"])
 
 # The hyper-parameters the start form shows as fields; the rest go in "more config (JSON)".
-MAIN_FIELDS = ["max_steps", "learning_rate", "batch_size", "max_length", "seed"]
+MAIN_FIELDS = ["max_steps", "num_epochs", "learning_rate", "batch_size", "max_length", "seed"]
 
 
 def _snapshots(session: Any) -> list[Any]:
@@ -30,6 +30,13 @@ def _form_context(session: Any, form: dict[str, Any], error: str | None) -> dict
     kind = form.get("kind", "sft")
     snapshots = _snapshots(session)
     chosen = next((s for s in snapshots if str(s.id) == str(form.get("snapshot_id"))), None)
+    models = service.list_models(session=session)
+    # Suggested settings per kind: for any model ("") and for each registered model by its size.
+    suggestions = {
+        name: {k.value: service.suggested_config(k, path) for k in RunKind}
+        for name, path in [("", None)] + [(m.name, m.path) for m in models]
+    }
+    for_model = suggestions.get(form.get("model") or "", suggestions[""])
     return {
         "chosen": chosen,
         "form": form,
@@ -37,8 +44,10 @@ def _form_context(session: Any, form: dict[str, Any], error: str | None) -> dict
         "kinds": list(RunKind),
         "snapshot_kinds": {k.value: list(v) for k, v in TRAINS_ON.items()},
         "snapshots": snapshots,
-        "models": service.list_models(session=session),
+        "models": models,
         "defaults": {k.value: service.trainer_defaults(k) for k in RunKind},
+        "suggestions": suggestions,
+        "suggested": for_model[kind],
         "main_fields": MAIN_FIELDS,
         "kind": kind,
     }
@@ -149,6 +158,8 @@ def run_page(request: Request, run_id: int, session: SessionDep, _: AdminUser):
         output=output,
         snapshot=snapshot,
         log=log_tail(run.run_dir, 60),
+        warnings=health.warnings(session=session, run=run),
+        evaluation=health.evaluation(output.metrics) if output else {},
     )
 
 

@@ -41,6 +41,7 @@ class RunOut(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    warnings: list[str] = Field(default_factory=list, description="e.g. a loss that never moved")
 
 
 class MetricOut(BaseModel):

@@ -35,6 +35,15 @@ def trainer_defaults(kind: str) -> dict[str, Any]:
     return {k: v for k, v in values.items() if k not in RESERVED_KEYS}
 
 
+def suggested_config(kind: str, model_path: str | None) -> dict[str, Any]:
+    """Defaults of `kind` with the learning rate, epochs and max length suggested for the model."""
+    from trainer.suggest import count_parameters, suggest
+
+    values = trainer_defaults(kind)
+    n_params = count_parameters(model_path) if model_path else None
+    return {**values, **suggest(kind, n_params)}
+
+
 def check_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:
     """Validate user config keys and values against the trainer's config class."""
     reserved = sorted(RESERVED_KEYS & config.keys())

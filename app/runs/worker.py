@@ -99,6 +99,8 @@ class Worker:
                 shutil.copyfile(source, frozen)
             if frozen.stat().st_size:
                 config["train_file" if split == "train" else "eval_file"] = str(frozen)
+            elif split == "test":  # evaluate on the snapshot's test rows or not at all
+                config.setdefault("eval_fraction", 0.0)
         config["model"] = run.base_model
         config["output_dir"] = str(run_dir / "output")
         if run.reward_model:

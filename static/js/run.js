@@ -87,6 +87,13 @@
       document.getElementById("status").textContent = status;
       document.getElementById("attempt").textContent = run.attempt + " / " + run.max_attempts;
       document.getElementById("worker").textContent = run.worker || "–";
+      const warn = document.getElementById("warnings");
+      warn.hidden = !run.warnings.length;
+      warn.replaceChildren(...run.warnings.map((w) => {
+        const p = document.createElement("p");
+        p.textContent = w;
+        return p;
+      }));
       const error = document.getElementById("error");
       error.hidden = !run.error;
       error.textContent = run.error || "";

@@ -1,20 +1,28 @@
-// Start-run form: the kind decides the default hyper-parameters, the usable snapshots and
-// whether a reward model is asked for.
+// Start-run form: the kind and the model decide the suggested hyper-parameters, the kind the
+// usable snapshots and whether a reward model is asked for. A field the admin edited is kept.
 (function () {
   "use strict";
   const defaults = JSON.parse(document.getElementById("run-defaults").textContent);
+  const suggestions = JSON.parse(document.getElementById("run-suggestions").textContent);
   const snapshotKinds = JSON.parse(document.getElementById("snapshot-kinds").textContent);
   const kind = document.getElementById("kind");
+  const model = document.getElementById("model");
   const snapshot = document.getElementById("snapshot");
-  let previous = kind.value;
+
+  function suggested() {
+    return (suggestions[model.value.trim()] || suggestions[""])[kind.value];
+  }
+  let previous = suggested();
 
   function apply() {
     const k = kind.value;
+    const now = suggested();
     for (const input of document.querySelectorAll("[data-field]")) {
       const field = input.dataset.field;
-      if (input.value === String(defaults[previous][field])) input.value = defaults[k][field];
+      const untouched = input.value.trim() !== "" && Number(input.value) === Number(previous[field]);
+      if (untouched || input.value === String(previous[field])) input.value = now[field];
     }
-    previous = k;
+    previous = now;
     let firstUsable = null;
     for (const option of snapshot.options) {
       const usable = snapshotKinds[k].includes(option.dataset.kind);
@@ -28,5 +36,6 @@
     document.getElementById("defaults").textContent = JSON.stringify(defaults[k], null, 2);
   }
   kind.addEventListener("change", apply);
+  model.addEventListener("input", apply);
   apply();
 })();

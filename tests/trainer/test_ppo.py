@@ -13,7 +13,16 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from tests.trainer.trainer_testdata import read_metrics, sentence, write_jsonl
 from trainer import EXIT_OK
 from trainer.configs import PPOConfig
-from trainer.ppo import AdaptiveKLController, PolicyWithValue, gae, rollout, train
+from trainer.ppo import (
+    AdaptiveKLController,
+    PolicyWithValue,
+    clipped_policy_loss,
+    gae,
+    masked_whiten,
+    rollout,
+    sequence_kl,
+    train,
+)
 from trainer.runtime import load_tokenizer
 
 TARGET = range(100, 132)  # the reward: share of response tokens with an id in this range
@@ -50,9 +59,76 @@ def test_kl_is_zero_while_policy_equals_reference(causal_lm: str) -> None:
     ref = copy.deepcopy(policy)
     queries = [tok(t)["input_ids"] for t in ["hello world", "the cat is a good dog", "yes"]]
     ro = rollout(policy, ref, tok, queries, PPOConfig(response_length=10, temperature=0.7), "cpu")
-    kl = (ro["logprobs"] - ro["ref_logprobs"]) * ro["mask"]
-    assert ro["mask"].sum() > 0 and kl.abs().max() == 0
+    kl = sequence_kl(ro["logprobs"], ro["ref_logprobs"], ro["mask"])  # (B,)
+    assert ro["mask"].sum() > 0 and kl.shape == (3,) and kl.abs().max() == 0
     assert (ro["logprobs"] * ro["mask"]).sum() < 0  # real log-probs were compared, not zeros
+
+
+def test_sequence_kl_sums_log_ratios_over_response_tokens_only() -> None:
+    logp = torch.tensor([[-1.0, -2.0, -3.0], [-0.5, -0.5, -9.0]])
+    ref = torch.tensor([[-1.5, -1.0, -3.0], [-1.0, -1.0, -1.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])  # the second response has 2 tokens
+    torch.testing.assert_close(sequence_kl(logp, ref, mask), torch.tensor([-0.5, 1.0]))
+
+
+def test_whitening_and_clipping_on_a_hand_computed_batch() -> None:
+    x = torch.tensor([[1.0, 3.0, 100.0], [5.0, 7.0, 0.0]])
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0]])  # values 1, 3, 5, 7: mean 4, var 5
+    w = masked_whiten(x, mask)
+    expected = torch.tensor([[-3.0, -1.0, 0.0], [1.0, 3.0, 0.0]]) / 5**0.5
+    torch.testing.assert_close(w, expected, atol=1e-5, rtol=1e-5)
+    kept = masked_whiten(x, mask, shift_mean=False)  # rewards: scaled, the mean kept
+    torch.testing.assert_close(kept, (expected + 4.0) * mask, atol=1e-5, rtol=1e-5)
+
+    # ratio 1.5 with A = +1 is clipped at 1.2; ratio 0.5 with A = −1 at 0.8; ratio 1.1 is not.
+    old = torch.zeros(1, 3)
+    new = torch.log(torch.tensor([[1.5, 0.5, 1.1]]))
+    adv = torch.tensor([[1.0, -1.0, 2.0]])
+    loss, ratio = clipped_policy_loss(new, old, adv, torch.ones(1, 3), eps=0.2)
+    torch.testing.assert_close(ratio, torch.tensor([[1.5, 0.5, 1.1]]))
+    torch.testing.assert_close(loss, torch.tensor((-1.2 + 0.8 - 2.2) / 3))
+    # ratio 0.5 with A = +1: the pessimistic (unclipped) term −0.5 is kept, not −0.8
+    low, _ = clipped_policy_loss(
+        torch.log(torch.tensor([[0.5]])), old[:, :1], adv[:, :1], torch.ones(1, 1), eps=0.2
+    )
+    torch.testing.assert_close(low, torch.tensor(-0.5))
+
+
+def test_adaptive_controller_holds_the_target_kl_after_warmup() -> None:
+    # A policy whose drift is inversely proportional to β (KL = c / β), as the penalty implies.
+    ctl = AdaptiveKLController(0.01, target=4.0, horizon=200, adaptive=True)
+    kls = []
+    for _ in range(300):
+        kl = 0.2 / ctl.value
+        kls.append(kl)
+        ctl.update(kl, 16)
+    assert kls[0] > 4.0 * 1.2  # starts far from the target
+    assert all(0.8 * 4.0 <= k <= 1.2 * 4.0 for k in kls[100:])
+
+
+def test_kl_grows_as_beta_goes_to_zero(tmp_path: Path, causal_lm: str) -> None:
+    r = random.Random(1)
+    prompts = write_jsonl(tmp_path / "p.jsonl", [{"prompt": sentence(r, 4)} for _ in range(48)])
+    final = {}
+    for beta in (0.0, 0.5):
+        cfg = PPOConfig(
+            model=causal_lm,
+            train_file=prompts,
+            output_dir=str(tmp_path / f"ppo-{beta}"),
+            max_steps=8,
+            batch_size=24,
+            mini_batch_size=12,
+            response_length=8,
+            learning_rate=4e-3,
+            temperature=1.0,
+            lr_scheduler="constant",
+            kl_coef=beta,
+            adaptive_kl=False,
+            eval_fraction=0.0,
+        )
+        assert train(cfg, reward_fn=reward_fn) == EXIT_OK
+        final[beta] = sum(x["kl"] for x in read_metrics(cfg.output_dir)[-3:]) / 3
+    assert final[0.0] > final[0.5] + 0.1, final
 
 
 def test_adaptive_kl_controller_moves_beta_towards_target() -> None:

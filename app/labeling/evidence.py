@@ -1,0 +1,47 @@
+"""What the quality domain reads about each annotation besides its payload: the order the
+responses were shown in, the time it took, when it was stored."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.labeling.models import Annotation, AnnotationSource, Assignment
+
+
+@dataclass(frozen=True, slots=True)
+class AnnotationFacts:
+    """One labeler annotation's context."""
+
+    user_id: int
+    shown: list[int]
+    """Response ids in the order this labeler's assignment showed them."""
+    duration_ms: int | None
+    created_at: datetime
+
+
+def annotation_facts(*, session: Session, project_id: int) -> dict[int, AnnotationFacts]:
+    """Context of every labeler annotation of the project, by annotation id."""
+    rows: Any = session.execute(
+        select(
+            Annotation.id,
+            Annotation.user_id,
+            Assignment.response_ids,
+            Annotation.duration_ms,
+            Annotation.created_at,
+        )
+        .outerjoin(Assignment, Assignment.id == Annotation.assignment_id)
+        .where(
+            Annotation.project_id == project_id,
+            Annotation.source == AnnotationSource.labeler,
+            Annotation.user_id.is_not(None),
+        )
+    )
+    return {
+        row.id: AnnotationFacts(
+            row.user_id, [int(r) for r in row.response_ids or []], row.duration_ms, row.created_at
+        )
+        for row in rows
+    }

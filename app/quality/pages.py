@@ -1,0 +1,158 @@
+"""HTML routes of labeler quality: per-project table, labeler drill-down, exclude / reinstate,
+gold and hold settings, α over time."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import RedirectResponse
+from pydantic import ValidationError
+
+from app.aggregation import service as aggregation
+from app.auth import service as auth_service
+from app.db import SessionDep
+from app.deps import AdminUser
+from app.errors import Invalid, validation_messages
+from app.projects import service as project_service
+from app.projects.schemas import ProjectUpdate
+from app.quality import detail, service
+from app.quality.schemas import AlphaPoint
+from app.templating import render
+
+router = APIRouter(tags=["pages"])
+SORTS = (
+    "email",
+    "labels",
+    "gold_seen",
+    "gold_accuracy",
+    "agreement",
+    "reliability",
+    "median_seconds",
+    "flags",
+)
+WIDTH, HEIGHT, BASE = 640, 160, 130
+
+
+def alpha_chart(points: list[AlphaPoint]) -> dict[str, Any]:
+    """Coordinates of an inline SVG line of α per day (days without α leave a gap)."""
+    known = [p.alpha for p in points if p.alpha is not None]
+    low = min([0.0, *known])
+    step = WIDTH / max(len(points), 1)
+    dots = []
+    for i, p in enumerate(points):
+        if p.alpha is None:
+            continue
+        y = BASE - (p.alpha - low) / (1.0 - low) * (BASE - 20)
+        dots.append({"x": round(i * step + step / 2, 1), "y": round(y, 1), "point": p})
+    zero = round(BASE - (0 - low) / (1.0 - low) * (BASE - 20), 1)
+    line = " ".join(f"{d['x']},{d['y']}" for d in dots)
+    return {
+        "dots": dots,
+        "line": line,
+        "width": WIDTH,
+        "height": HEIGHT,
+        "zero": zero,
+        "base": BASE,
+        "step": step,
+        "points": points,
+    }
+
+
+def _sort_key(column: str):
+    def key(row: Any) -> tuple:
+        value = len(row.flags) if column == "flags" else getattr(row, column)
+        return (value is None, value if value is not None else 0)
+
+    return key
+
+
+@router.get("/admin/quality")
+def overview(request: Request, session: SessionDep, _: AdminUser):
+    """Every active project with its α and how many labelers carry a flag."""
+    rows: list[tuple[Any, Any]] = []
+    for project in project_service.list_projects(session=session):
+        if project.kind == "demonstration":
+            rows.append((project, None))
+            continue
+        rows.append((project, service.project_quality(session=session, project=project, rounds=0)))
+    return render(request, "quality/overview.html", rows=rows)
+
+
+@router.get("/admin/projects/{project_id}/quality")
+def quality_page(
+    request: Request,
+    project_id: int,
+    session: SessionDep,
+    _: AdminUser,
+    sort: Annotated[str, Query()] = "reliability",
+    desc: bool = False,
+    error: str | None = None,
+):
+    if sort not in SORTS:
+        raise Invalid(f"sort must be one of {', '.join(SORTS)}; not {sort!r}", field="sort")
+    project = project_service.get(session=session, project_id=project_id)
+    report = service.project_quality(session=session, project=project)
+    rows = sorted(report.labelers, key=_sort_key(sort), reverse=desc)
+    return render(
+        request,
+        "quality/project.html",
+        project=project,
+        report=report,
+        rows=rows,
+        sort=sort,
+        desc=desc,
+        chart=alpha_chart(service.alpha_over_time(session=session, project=project)),
+        exclusions=aggregation.list_exclusions(session=session, project_id=project_id),
+        users={u.id: u for u in auth_service.list_users(session=session)},
+        error=error,
+    )
+
+
+@router.get("/admin/projects/{project_id}/quality/labelers/{user_id}")
+def labeler_page(
+    request: Request, project_id: int, user_id: int, session: SessionDep, _: AdminUser
+):
+    project = project_service.get(session=session, project_id=project_id)
+    found = detail.labeler_detail(session=session, project=project, user_id=user_id)
+    texts = {
+        rid: text for item in found.labels for rid, text in _texts(session, item.prompt_id).items()
+    }
+    return render(request, "quality/labeler.html", project=project, detail=found, texts=texts)
+
+
+def _texts(session: SessionDep, prompt_id: int) -> dict[int, str]:
+    _, responses = project_service.prompt_with_responses(session=session, prompt_id=prompt_id)
+    return {r.id: r.text for r in responses}
+
+
+@router.post("/admin/projects/{project_id}/quality/labelers/{user_id}/reinstate")
+def reinstate(project_id: int, user_id: int, session: SessionDep, admin: AdminUser):
+    """Count the labeler in again: exclusion from this project removed, hold released."""
+    project = project_service.get(session=session, project_id=project_id)
+    service.reinstate(session=session, project=project, user_id=user_id, by=admin)
+    session.commit()
+    return RedirectResponse(f"/admin/projects/{project_id}/quality", status_code=303)
+
+
+@router.post("/admin/projects/{project_id}/quality/settings")
+def settings(
+    project_id: int,
+    session: SessionDep,
+    _: AdminUser,
+    gold_rate: Annotated[float, Form()] = 0.1,
+    hold_after_gold: Annotated[int, Form()] = 5,
+    auto_hold: Annotated[bool, Form()] = False,
+):
+    """Gold rate and auto-hold of the project."""
+    project = project_service.get(session=session, project_id=project_id)
+    try:
+        data = ProjectUpdate(
+            gold_rate=gold_rate, hold_after_gold=hold_after_gold, auto_hold=auto_hold
+        )
+    except ValidationError as exc:
+        message = "; ".join(validation_messages(exc))
+        return RedirectResponse(
+            f"/admin/projects/{project_id}/quality?error={message}", status_code=303
+        )
+    project_service.update(session=session, project=project, data=data)
+    session.commit()
+    return RedirectResponse(f"/admin/projects/{project_id}/quality", status_code=303)

@@ -1,0 +1,69 @@
+"""Response models of labeler quality."""
+
+from datetime import date
+
+from pydantic import BaseModel
+
+
+class FlagOut(BaseModel):
+    name: str
+    evidence: str
+    p_value: float | None = None
+
+
+class LabelerQuality(BaseModel):
+    user_id: int
+    email: str
+    labels: int
+    gold_seen: int
+    gold_accuracy: float | None
+    """Share of gold pairs ordered as the known answer (0…1)."""
+    agreement: float | None
+    """Mean Kendall τ of their labels with the consensus of the other labelers (−1…1)."""
+    reliability: float | None
+    """Share of their rankings that look informed under the fitted model (0…1)."""
+    reliability_interval: tuple[float, float] | None
+    median_seconds: float | None
+    flags: list[str]
+    evidence: list[FlagOut]
+    excluded: bool
+    held: bool
+
+
+class QualityReport(BaseModel):
+    project_id: int
+    kind: str
+    labels: int
+    alpha: float | None
+    """Krippendorff's α (ordinal) over all labelers' labels."""
+    alpha_interval: tuple[float, float] | None
+    """95% bootstrap interval of α (prompts resampled)."""
+    gold_items: int
+    labelers: list[LabelerQuality]
+
+
+class AlphaPoint(BaseModel):
+    day: date
+    alpha: float | None
+    labels: int
+
+
+class LabelComparison(BaseModel):
+    """One of a labeler's labels next to the others' consensus (or the known answer)."""
+
+    prompt_id: int
+    external_id: str
+    is_gold: bool
+    label: list[int]
+    """Response ids best first (ratings: by score)."""
+    scores: dict[int, float] | None
+    consensus: list[int] | None
+    """The other labelers' consensus (ranked pairs / mean score), or the gold order."""
+    tau: float | None
+    shown: list[int]
+    seconds: float | None
+
+
+class LabelerDetail(BaseModel):
+    row: LabelerQuality
+    labels: list[LabelComparison]

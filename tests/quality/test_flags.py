@@ -1,0 +1,58 @@
+"""Simulated labelers through the real labeling service: the quality report names the bad ones
+and leaves the careful ones alone; gold items are served at the rate, once, never exported."""
+
+from app.quality import service as quality
+from tests.quality import sim
+
+
+def test_random_position_biased_and_rushing_labelers_are_flagged(factory, session, tmp_path):  # type: ignore[no-untyped-def]
+    project = factory.project(k=4, overlap=3, gold_rate=0.1)
+    factory.items(project, sim.items(70, gold=8), tmp_path)
+    behaviours = ["careful"] * 6 + ["random", "first", "rush"]
+    crew = sim.crew(session, behaviours)
+    sim.work(session, project, crew, seed=1)
+
+    report = quality.project_quality(session=session, project=project, rounds=50)
+    rows = {row.user_id: row for row in report.labelers}
+    flags = {b: [] for b in behaviours}
+    for user, behaviour in crew:
+        flags[behaviour].append(set(rows[user.id].flags))
+        assert rows[user.id].labels >= 10
+    assert flags["careful"] == [set()] * 6
+    assert "low-agreement" in flags["random"][0]
+    assert "position-bias" in flags["first"][0]
+    assert flags["rush"][0] == {"too-fast"}
+    reliability = {b: rows[u.id].reliability for u, b in crew}
+    careful = [rows[u.id].reliability for u, b in crew if b == "careful"]
+    assert reliability["random"] < min(careful)
+    assert reliability["first"] < min(careful)
+    assert report.alpha is not None and report.alpha_interval is not None
+    low, high = report.alpha_interval
+    assert low <= report.alpha <= high
+    first = next(u for u, b in crew if b == "first")
+    evidence = {f.name: f.evidence for f in rows[first.id].evidence}
+    assert "first shown response first" in evidence["position-bias"]
+
+
+def test_a_new_labeler_with_three_labels_is_not_flagged(factory, session, tmp_path):  # type: ignore[no-untyped-def]
+    project = factory.project(k=4, overlap=3, gold_rate=0)
+    factory.items(project, sim.items(3), tmp_path)
+    crew = sim.crew(session, ["careful", "careful", "random"])
+    sim.work(session, project, crew, seed=2)
+    report = quality.project_quality(session=session, project=project, rounds=20)
+    assert [row.labels for row in report.labelers] == [3, 3, 3]
+    assert all(row.flags == [] for row in report.labelers)
+
+
+def test_a_straight_liner_on_a_rating_project_is_flagged(factory, session, tmp_path):  # type: ignore[no-untyped-def]
+    project = factory.project(kind="rating", rating_scale="0-5", k=4, overlap=3, gold_rate=0.2)
+    factory.items(project, sim.items(30, gold=4, kind="rating"), tmp_path)
+    crew = sim.crew(session, ["careful"] * 4 + ["flat"])
+    sim.work(session, project, crew, seed=9, shuffle=True)
+    report = quality.project_quality(session=session, project=project, rounds=20)
+    rows = {row.user_id: row for row in report.labelers}
+    flat = rows[crew[-1][0].id]
+    assert "straight-lining" in flat.flags and flat.gold_accuracy == 0.5  # a tie counts half
+    assert all(rows[u.id].flags == [] for u, b in crew if b == "careful")
+    assert flat.reliability < min(rows[u.id].reliability for u, b in crew if b == "careful")
+    assert report.alpha is not None and report.alpha > 0.3
