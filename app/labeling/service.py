@@ -153,6 +153,13 @@ def next_task(*, session: Session, project: Project, user: User) -> Task | None:
     if task is not None:
         session.commit()
         return task
+    leased = gold.lease_gold(
+        session, project=project, user_id=user.id, now=now, real_open=_open_for(project, user, now)
+    )
+    if leased is not None:
+        task = _resume(session, project, user, now)
+        session.commit()
+        return task
     tried: list[int] = []
     for _ in range(MAX_CLAIM_TRIES):
         candidate = _lock_candidate(session, project, user, now, tried)
@@ -163,12 +170,6 @@ def next_task(*, session: Session, project: Project, user: User) -> Task | None:
         if not free:
             tried.append(prompt_id)
             continue
-        gold_id = gold.pick_gold(session=session, project=project, user_id=user.id)
-        if gold_id is not None:  # served instead of the real prompt, which stays free
-            prompt_id, assignment = gold_id, None
-            messages = session.execute(
-                select(Prompt.messages).where(Prompt.id == gold_id)
-            ).scalar_one()
         texts = dict(
             session.execute(
                 select(Response.id, Response.text).where(Response.prompt_id == prompt_id)

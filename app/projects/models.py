@@ -41,6 +41,7 @@ class Prompt(Base):
     __table_args__ = (
         UniqueConstraint("project_id", "external_id"),
         Index("ix_prompts_project_id_id", "project_id", "id"),
+        Index("ix_prompts_project_id_is_gold", "project_id", "is_gold"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -24,7 +24,7 @@ def labeler_detail(
     row = next((r for r in report.labelers if r.user_id == user_id), None)
     if row is None:
         raise NotFound(f"user {user_id} has no labels in project {project.id}", field="user_id")
-    collected = service._collect(session, project)
+    collected = service.collect(session, project)
     rankings = project.kind == ProjectKind.ranking
     out: list[LabelComparison] = []
     for _, prompt_id, gold, payload, position in reversed(

@@ -69,8 +69,9 @@ def _order(annotation_id: int, values: Values) -> list[int]:
     return sorted(values, key=lambda rid: (-values[rid], tie(rid)))
 
 
-def _collect(session: Session, project: Project) -> _Collected:
-    """Every labeler's live labels of the project's real prompts, with their context."""
+def collect(session: Session, project: Project) -> _Collected:
+    """Every labeler's live labels of the project's real prompts, with their context (shared
+    by the report and the labeler drill-down)."""
     out = _Collected(excluded=aggregation.excluded_user_ids(session=session, project_id=project.id))
     kind = KIND_OF.get(project.kind)  # type: ignore[call-overload]
     out.facts = evidence.annotation_facts(session=session, project_id=project.id)
@@ -139,7 +140,7 @@ def project_quality(
     """α with its interval and one row per labeler: agreement, reliability, gold, flags."""
     if not 0 <= rounds <= 10_000:
         raise Invalid("rounds must be from 0 to 10000", field="rounds")
-    collected = _collect(session, project)
+    collected = collect(session, project)
     alpha = krippendorff_alpha(
         [[x.values for x in labels] for _, _, labels in collected.prompts], rounds=rounds, seed=seed
     )
@@ -224,14 +225,14 @@ def _durations(collected: _Collected, exclude: int) -> list[tuple[int, float]]:
 def labeler_weights(*, session: Session, project: Project) -> dict[int, float]:
     """Reliability per labeler (excluded labelers left out), the weights of a weighted
     consensus."""
-    collected = _collect(session, project)
+    collected = collect(session, project)
     fit = _fit(collected, skip=collected.excluded, bootstrap=0)
     return {int(k): round(v.value, 6) for k, v in fit.labelers.items()}  # type: ignore[call-overload]
 
 
 def alpha_of(*, session: Session, project: Project, rounds: int = 200) -> tuple[Any, int]:
     """α (with interval) over the labels that count in aggregates, and their number."""
-    collected = _collect(session, project)
+    collected = collect(session, project)
     prompts = [
         [x.values for x in labels if x.user_id not in collected.excluded]
         for _, _, labels in collected.prompts
@@ -241,7 +242,7 @@ def alpha_of(*, session: Session, project: Project, rounds: int = 200) -> tuple[
 
 def alpha_over_time(*, session: Session, project: Project, days: int = 14) -> list[AlphaPoint]:
     """α of all labels stored up to the end of each of the last `days` UTC days."""
-    collected = _collect(session, project)
+    collected = collect(session, project)
     today = utcnow().date()
     points = []
     for back in range(days - 1, -1, -1):
