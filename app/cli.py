@@ -119,6 +119,15 @@ def demo(as_json: JsonOpt = False) -> None:
             ]
             + ["models (tiny and random, to try training on a CPU):"]
             + [f"  {m['kind']:7} {m['name']:16} {m['path']}" for m in r.get("models", [])]
+            + (
+                [
+                    f"next round: project {r['next_round']['id']} {r['next_round']['name']} "
+                    f"({r['next_round']['model']} vs its base, K={r['next_round']['k']}, blind; "
+                    "the worker generates its candidates)"
+                ]
+                if "next_round" in r
+                else []
+            )
         ),
     )
 

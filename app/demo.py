@@ -89,6 +89,46 @@ def seed_models(*, session: Session) -> list[dict[str, Any]]:
     return out
 
 
+ROUND_NAME = "Demo · next round"
+
+
+def seed_round(*, session: Session) -> dict[str, Any]:
+    """A second tiny policy (its base: tiny-causal-lm) and a blind next round of it against its
+    base on the ranking demo's prompts; the generation run is queued for the demo's worker."""
+    from app.config import get_settings
+    from app.runs import rounds
+    from app.runs import service as runs_service
+    from trainer.tiny import build_tiny_causal_lm
+
+    base = runs_service.resolve_model(session=session, ref="tiny-causal-lm")[1]
+    path = Path(get_settings().artifacts_dir).resolve() / "models" / "tiny-causal-lm-v2"
+    if not (path / "config.json").is_file():
+        build_tiny_causal_lm(path, hidden_size=48)  # another random init: a "new version"
+    policy = runs_service.resolve_model(session=session, ref="tiny-causal-lm-v2")[1]
+    if policy is None:
+        policy = runs_service.register_model(
+            session=session,
+            name="tiny-causal-lm-v2",
+            kind="policy",
+            path=str(path),
+            base_model=base.path if base else None,
+            base_model_id=base.id if base else None,
+        )
+        session.commit()
+    project = session.scalar(select(Project).where(Project.name == ROUND_NAME))
+    if project is None:
+        project, _ = rounds.next_round(
+            session=session,
+            model_id=policy.id,
+            name=ROUND_NAME,
+            source_project=PROJECTS[0][0].name,
+            n=2,
+            overlap=3,
+            config={"max_new_tokens": 32, "temperature": 0.9, "top_p": 0.95, "seed": 0},
+        )
+    return {"name": project.name, "id": project.id, "k": project.k, "model": policy.name}
+
+
 def seed(*, session: Session, models: bool = True) -> dict[str, Any]:
     """Create the demo users, projects (and tiny models) that are missing; safe to run again."""
     users = []
@@ -111,4 +151,5 @@ def seed(*, session: Session, models: bool = True) -> dict[str, Any]:
     result: dict[str, Any] = {"users": users, "projects": projects}
     if models:
         result["models"] = seed_models(session=session)
+        result["next_round"] = seed_round(session=session)
     return result

@@ -28,6 +28,7 @@ from app.quality import api as quality_api
 from app.quality import pages as quality_pages
 from app.runs import api as runs_api
 from app.runs import pages as runs_pages
+from app.runs import round_pages
 from app.templating import ROOT, render
 
 
@@ -131,6 +132,7 @@ def create_app() -> FastAPI:
         quality_api,
         quality_pages,
         runs_api,
+        round_pages,  # before runs_pages: /admin/models/leaderboard is not a model id
         runs_pages,
     ):
         app.include_router(module.router)

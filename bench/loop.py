@@ -133,11 +133,10 @@ class Product:
                 n += 1
         return n
 
-    def snapshot(self, pid: int, kind: str) -> int:
+    def snapshot(self, pid: int, kind: str, **params: str) -> int:
         """Freeze a snapshot (all rows to train: the bench holds out its own prompts)."""
-        return self.api(
-            "POST", f"/projects/{pid}/snapshots", json={"kind": kind, "split": 1.0}
-        ).json()["id"]
+        body = {"kind": kind, "split": 1.0, **params}
+        return self.api("POST", f"/projects/{pid}/snapshots", json=body).json()["id"]
 
     def train(self, kind: str, snapshot: int, model: str, config: dict, **kw) -> dict:
         """Start a run and wait for it; return the registered output model."""
@@ -171,7 +170,13 @@ def main() -> None:
     p.add_argument("--labeler-temperature", type=float, default=0.1)
     p.add_argument("--reply-tokens", type=int, default=10)
     p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--kl-target", type=float, default=4.0, help="PPO's adaptive controller")
+    p.add_argument("--kl-target", type=float, default=6.0, help="PPO's adaptive controller")
+    p.add_argument(
+        "--weighting",
+        default="none",
+        help="consensus weighting of the rankings snapshot: "
+        "none | reliability (labeler quality fitted by the product)",
+    )
     p.add_argument("--port", type=int, default=8160)
     args = p.parse_args()
 
@@ -233,7 +238,7 @@ def main() -> None:
             n_labels = product.label(pid, team, tokens, rank)
             rm = product.train(
                 "rm",
-                product.snapshot(pid, "rankings"),
+                product.snapshot(pid, "rankings", weighting=args.weighting),
                 encoder,
                 {"max_steps": 40, "batch_size": 8, "learning_rate": 1e-3, "max_length": 64},
             )
@@ -249,9 +254,9 @@ def main() -> None:
                     "learning_rate": 3e-3,
                     "lr_scheduler": "constant",
                     "temperature": args.temperature,
-                    "kl_coef": 0.02,
+                    "kl_coef": 0.1,
                     "kl_target": args.kl_target,
-                    "kl_horizon": 256,
+                    "kl_horizon": 64,
                 },
                 reward_model=rm["path"],
             )
@@ -281,7 +286,7 @@ def main() -> None:
             print(table(rows, list(rows[-1])), flush=True)
     finally:
         product.close()
-    path = save("loop", {"args": vars(args), "rounds": rows})
+    path = save(f"loop-{args.weighting}", {"args": vars(args), "rounds": rows})
     print(f"results: {path} ({time.perf_counter() - t_start:.0f} s)")
 
 

@@ -200,6 +200,7 @@ def main() -> None:
             print(table(ours_runs[-1:], list(ours_runs[-1])), flush=True)
             if not args.skip_trl:
                 trl_runs.append(run_trl(backbone, train_recs, eval_recs, k, args, out / "trl"))
+                print(table(trl_runs[-1:], list(trl_runs[-1])), flush=True)
         results.append(best(ours_runs))
         if trl_runs:
             results.append(best(trl_runs))

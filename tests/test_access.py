@@ -97,6 +97,13 @@ ACCESS = {
     ("GET", "/admin/projects/{project_id}/quality/labelers/{user_id}"): ADMIN,
     ("POST", "/admin/projects/{project_id}/quality/labelers/{user_id}/reinstate"): ADMIN,
     ("POST", "/admin/projects/{project_id}/quality/settings"): ADMIN,
+    # Generation, the next round and the registry leaderboard.
+    ("GET", "/admin/projects/{project_id}/generate"): ADMIN,
+    ("POST", "/admin/projects/{project_id}/generate"): ADMIN,
+    ("GET", "/admin/models/leaderboard"): ADMIN,
+    ("POST", "/admin/models/{model_id}/next-round"): ADMIN,
+    ("GET", "/api/v1/models/leaderboard"): ADMIN,
+    ("POST", "/api/v1/models/{model_id}/next-round"): ADMIN,
 }
 
 

@@ -26,6 +26,12 @@ def test_demo_seeds_users_and_projects_once(session, tmp_path, monkeypatch) -> N
     logits = model(**tokenizer("hello there", return_tensors="pt")).logits  # (1, T, V)
     assert logits.shape[-1] == len(tokenizer) and bool(logits.isfinite().all())
     assert first == again
+    # The next round: tiny-causal-lm-v2 against its base, blind, K = 2 models × 2 samples.
+    assert first["next_round"]["k"] == 4 and first["next_round"]["model"] == "tiny-causal-lm-v2"
+    from app.runs import service as runs_service
+
+    queued = runs_service.list_runs(session=session, kind="generate")
+    assert len(queued) == 1 and queued[0].project_id == first["next_round"]["id"]
     kinds = {p["kind"]: p["prompts"] for p in first["projects"]}
     assert kinds == {"ranking": 30, "rating": 30, "demonstration": 30}
     for login in first["users"]:

@@ -66,7 +66,7 @@ def test_a_bad_line_names_its_number_and_nothing_is_imported(session, factory, t
         _import(session, project, path)
     assert [(e.line, e.error.split(":")[0]) for e in failed.value.errors] == [
         (3, "invalid JSON"),
-        (4, "a ranking project needs at least 2 responses per prompt, got 1"),
+        (4, "a ranking project needs no responses (to generate them) or at least 2"),
     ]
     assert session.query(Prompt).count() == 0
 
@@ -176,7 +176,7 @@ def test_import_streams_in_bounded_memory(session, factory, tmp_path) -> None:
 def test_api_upload_reports_line_numbers(client, factory, tmp_path) -> None:
     admin = factory.user("admin")
     project = factory.project(kind="ranking", k=2)
-    body = json.dumps(ranking_items(1, k=2)[0]) + "\n" + '{"prompt": "x"}\n'
+    body = json.dumps(ranking_items(1, k=2)[0]) + "\n" + '{"prompt": "x", "responses": ["a"]}\n'
     response = client.post(
         f"/api/v1/projects/{project.id}/items",
         headers=admin.headers,

@@ -1,4 +1,4 @@
-"""`python -m trainer sft|rm|ppo|dpo --config run.json [flags]` and `python -m trainer tiny`."""
+"""`python -m trainer sft|rm|ppo|dpo|generate --config run.json [flags]`; `… tiny --out DIR`."""
 
 from __future__ import annotations
 
@@ -31,8 +31,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     sub = p.add_subparsers(dest="command", required=True)
     tiny = sub.add_parser("tiny", help="build tiny random models under DIR (demo and tests)")
     tiny.add_argument("--out", required=True, help="writes DIR/causal-lm and DIR/encoder")
-    for kind in ("sft", "rm", "ppo", "dpo"):
-        s = sub.add_parser(kind, help=f"train {kind}")
+    for kind in ("sft", "rm", "ppo", "dpo", "generate"):
+        what = "sample responses for a prompts file" if kind == "generate" else f"train {kind}"
+        s = sub.add_parser(kind, help=what)
         s.add_argument("--config", help="JSON file with config keys (see trainer/configs.py)")
         for flag, key in FLAGS.items():
             s.add_argument(flag, dest=key, default=None)
@@ -74,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     try:
         cfg = load_config(args.command, args.config, overrides_from(args))
+        if args.command == "generate":
+            from trainer.generate import generate
+
+            return generate(cfg)  # type: ignore[arg-type]
         if not cfg.model:
             raise ConfigError("config key 'model' is required (or --model)")
         if not cfg.train_file:

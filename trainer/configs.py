@@ -183,11 +183,47 @@ class DPOConfig(BaseConfig):
     """Conservative DPO: assumed probability that a preference label is flipped."""
 
 
-CONFIGS: dict[str, type[BaseConfig]] = {
+@dataclass
+class GenerateConfig:
+    """Sampling candidates from one or more causal LMs for a prompts file (no training)."""
+
+    model: str = ""
+    """Hub id or local directory of the model to sample from (when `models` is empty)."""
+    models: list[str] = field(default_factory=list)
+    """Several models, each PATH or NAME=PATH; rows carry NAME (default: the path)."""
+    train_file: str = ""
+    """The prompts file: JSONL rows {"prompt_id", "prompt": str | messages} (+ "sample_indices")."""
+    output_dir: str = "output"
+    """Where samples.jsonl, metrics.jsonl and summary.json are written."""
+    n: int = 1
+    """Samples per prompt per model (sample indices 0 … n-1 unless a row lists its own)."""
+    max_new_tokens: int = 256
+    """Most tokens sampled per response; a response that hits it ends with finish_reason length."""
+    temperature: float = 1.0
+    """Sampling temperature (0 → greedy decoding)."""
+    top_p: float = 1.0
+    """Nucleus sampling: keep the smallest set of tokens whose probability reaches top_p."""
+    top_k: int = 0
+    """Top-k sampling (0 → off)."""
+    max_context: int = 0
+    """Prompt + response token budget (0 → the model's max_position_embeddings); longer prompts
+    lose tokens from the left and are recorded as truncated."""
+    batch_size: int = 16
+    """Sequences per generate call (prompts are sorted by length so padding stays small)."""
+    seed: int = 42
+    """Seeds sampling; each batch is seeded from (seed, its first row) so output is repeatable."""
+    engine: str = "auto"
+    """transformers | vllm | auto (vllm when it is installed and a GPU is visible)."""
+    mixed_precision: str = "no"
+    """Accelerate mixed precision for the transformers engine: no | bf16 | fp16."""
+
+
+CONFIGS: dict[str, type[BaseConfig] | type[GenerateConfig]] = {
     "sft": SFTConfig,
     "rm": RewardConfig,
     "ppo": PPOConfig,
     "dpo": DPOConfig,
+    "generate": GenerateConfig,
 }
 
 
@@ -217,7 +253,7 @@ def _coerce(name: str, tp: Any, value: Any) -> Any:
 
 def build_config(
     kind: str, values: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None
-) -> BaseConfig:
+) -> BaseConfig | GenerateConfig:
     """Make the config of `kind` from a dict (e.g. run.json) and then overrides, checking keys."""
     cls = CONFIGS[kind]
     hints = typing.get_type_hints(cls)
@@ -231,7 +267,9 @@ def build_config(
     return cls(**{k: _coerce(k, hints[k], v) for k, v in merged.items()})
 
 
-def load_config(kind: str, path: str | Path | None, overrides: dict[str, Any]) -> BaseConfig:
+def load_config(
+    kind: str, path: str | Path | None, overrides: dict[str, Any]
+) -> BaseConfig | GenerateConfig:
     """Read a JSON config file (may be None) and apply overrides."""
     values: dict[str, Any] = {}
     if path:

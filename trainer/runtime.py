@@ -27,7 +27,7 @@ from accelerate.utils import set_seed
 from transformers import AutoTokenizer, get_scheduler
 from transformers.utils import logging as hf_logging
 
-from trainer.configs import BaseConfig
+from trainer.configs import BaseConfig, GenerateConfig
 
 STATE_FILE = "trainer_state.json"
 
@@ -40,15 +40,15 @@ def log(msg: str) -> None:
 class Run:
     """One training run in `cfg.output_dir`: metrics.jsonl, checkpoints, preemption flag."""
 
-    def __init__(self, cfg: BaseConfig, kind: str) -> None:
+    def __init__(self, cfg: BaseConfig | GenerateConfig, kind: str) -> None:
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
-        self.cfg = cfg
+        self.cfg: Any = cfg  # a trainer's BaseConfig, or the GenerateConfig of `generate`
         self.kind = kind
         self.out = Path(cfg.output_dir)
         self.accelerator = Accelerator(
             mixed_precision=cfg.mixed_precision,
-            gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+            gradient_accumulation_steps=getattr(cfg, "gradient_accumulation_steps", 1),
         )
         set_seed(cfg.seed)
         self.preempted = False

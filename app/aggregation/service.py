@@ -6,6 +6,7 @@ labeler. An imported ranking (source=import, no user) counts as one voter.
 """
 
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from itertools import combinations
 from math import sqrt
 
@@ -26,7 +27,8 @@ from app.aggregation.schemas import Leaderboard, LeaderboardRow
 from app.auth.models import User
 from app.errors import Conflict, Invalid, NotFound
 from app.labeling.labels import PromptLabels, prompt_labels
-from app.projects.models import Project
+from app.projects.kinds import ProjectKind
+from app.projects.models import Project, Prompt, Response
 
 Normalizer = Callable[[int | None, float], float]
 
@@ -38,6 +40,8 @@ __all__ = [
     "include_labeler",
     "excluded_user_ids",
     "list_exclusions",
+    "generated_model_comparisons",
+    "generated_model_ratings",
     "model_comparisons",
     "model_leaderboard",
     "prompt_consensus",
@@ -313,3 +317,54 @@ def model_leaderboard(
     return Leaderboard(
         project_id=project.id, comparisons=len(comparisons.a), rounds=rounds, seed=seed, rows=rows
     )
+
+
+def generated_model_comparisons(*, session: Session) -> Comparisons:
+    """Outcomes between registered models (keyed by model id) from the live rankings, in every
+    project, of responses those models generated; imported responses do not count."""
+    project_ids = session.scalars(
+        select(Prompt.project_id)
+        .join(Response, Response.prompt_id == Prompt.id)
+        .where(Response.model_id.is_not(None))
+        .distinct()
+    ).all()
+    rows: list[tuple[int, int, str, str]] = []
+    for project in session.scalars(select(Project).where(Project.id.in_(project_ids))):
+        if project.kind != ProjectKind.ranking:
+            continue
+        model_of = dict(
+            session.execute(
+                select(Response.id, Response.model_id)
+                .join(Prompt, Prompt.id == Response.prompt_id)
+                .where(Prompt.project_id == project.id, Response.model_id.is_not(None))
+            ).all()
+        )
+        excluded = excluded_user_ids(session=session, project_id=project.id)
+        for labels in prompt_labels(session, project.id, ("ranking",), excluded):
+            by_id = {rid: (text, model_of.get(rid)) for rid, (text, _) in labels.responses.items()}
+            rows.extend(_outcomes(replace(labels, responses=by_id), project.rating_scale))  # type: ignore[arg-type]
+    rows.sort(key=lambda row: row[0])
+    return Comparisons.from_outcomes((a, b, outcome) for _, a, b, outcome in rows)
+
+
+def generated_model_ratings(
+    *, session: Session, rounds: int = 1000, seed: int = 0
+) -> tuple[list[LeaderboardRow], Comparisons]:
+    """Bradley-Terry rows (model = registered model id) over every project, and the outcomes."""
+    if not 1 <= rounds <= 100_000:
+        raise Invalid("rounds must be from 1 to 100000", field="rounds")
+    comparisons = generated_model_comparisons(session=session)
+    elo = elo_ratings(comparisons)
+    rows = [
+        LeaderboardRow(
+            model=str(r.model),
+            rating=r.rating,
+            lower=r.lower,
+            upper=r.upper,
+            rank=r.rank,
+            comparisons=r.comparisons,
+            elo=elo[r.model],
+        )
+        for r in leaderboard(comparisons, rounds=rounds, seed=seed)
+    ]
+    return rows, comparisons

@@ -21,6 +21,7 @@ from app.labeling import gold, validation
 from app.labeling.models import Annotation, AnnotationSource, Assignment, AssignmentStatus
 from app.labeling.schemas import AnnotationIn, Progress, Task, TaskResponse
 from app.projects import service as project_service
+from app.projects.generated import min_responses
 from app.projects.kinds import ProjectKind
 from app.projects.models import Project, Prompt, Response
 
@@ -100,7 +101,31 @@ def _open_for(project: Project, user: User, now: datetime) -> list[Any]:
         Prompt.done_count < wanted,
         ~exists().where(Assignment.prompt_id == Prompt.id, _holds_prompt_for(user.id, now)),
         taken < wanted,
+        *_has_candidates(project),
     ]
+
+
+def _has_candidates(project: Project) -> list[Any]:
+    """WHERE conditions on Prompt: enough responses to be served (a generation run may still be
+    adding them): K to rank (or 2 that came with the import), one to rate."""
+    needed = min_responses(project)
+    if needed == 0:
+        return []
+    count = (
+        select(func.count())
+        .where(Response.prompt_id == Prompt.id)
+        .correlate(Prompt)
+        .scalar_subquery()
+    )
+    if project.kind != ProjectKind.ranking:
+        return [count >= needed]
+    imported = (
+        select(func.count())
+        .where(Response.prompt_id == Prompt.id, Response.sample_index.is_(None))
+        .correlate(Prompt)
+        .scalar_subquery()
+    )
+    return [or_(count >= needed, imported >= 2)]
 
 
 def _lock_candidate(

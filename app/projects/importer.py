@@ -68,10 +68,10 @@ def _check_fits(item: Item, project: Project) -> None:
     n = len(item.responses)
     if n > MAX_RESPONSES:
         raise LineError(f"{n} responses; at most {MAX_RESPONSES} per prompt")
-    if project.kind == ProjectKind.ranking and n < 2:
-        raise LineError(f"a ranking project needs at least 2 responses per prompt, got {n}")
-    if project.kind == ProjectKind.rating and n < 1:
-        raise LineError("a rating project needs at least 1 response per prompt")
+    # A prompt without responses waits for a generation run to add them (it is served once it
+    # has enough); one lone response cannot be ranked.
+    if project.kind == ProjectKind.ranking and n == 1:
+        raise LineError("a ranking project needs no responses (to generate them) or at least 2")
     if item.gold is not None:
         wanted = {ProjectKind.ranking: "ranking", ProjectKind.rating: "scores"}.get(
             ProjectKind(project.kind)

@@ -69,7 +69,10 @@ class Prompt(Base):
 
 class Response(Base):
     __tablename__ = "responses"
-    __table_args__ = (Index("ix_responses_prompt_id_position", "prompt_id", "position"),)
+    __table_args__ = (
+        Index("ix_responses_prompt_id_position", "prompt_id", "position"),
+        UniqueConstraint("prompt_id", "model_id", "sample_index"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id", ondelete="CASCADE"))
@@ -78,6 +81,12 @@ class Response(Base):
     text: Mapped[str] = mapped_column(Text)
     model: Mapped[str | None] = mapped_column(String(200))
     """Name (and version) of the model that produced it."""
+    model_id: Mapped[int | None]
+    """The registered model that generated it (no foreign key: the registry is a higher
+    domain); None for imported responses."""
+    sample_index: Mapped[int | None]
+    """Which of the model's samples for this prompt it is; with model_id it makes a generated
+    response unique, so a retried generation never stores one twice."""
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 

@@ -163,3 +163,11 @@ def prompt_with_responses(*, session: Session, prompt_id: int) -> tuple[Prompt, 
         select(Response).where(Response.prompt_id == prompt_id).order_by(Response.position)
     )
     return prompt, list(responses)
+
+
+def prompt_messages(*, session: Session, prompt_ids: list[int]) -> dict[int, list[dict]]:
+    """prompt id -> its conversation, for the given prompts."""
+    if not prompt_ids:
+        return {}
+    rows = session.execute(select(Prompt.id, Prompt.messages).where(Prompt.id.in_(prompt_ids)))
+    return {prompt_id: messages for prompt_id, messages in rows}

@@ -6,7 +6,17 @@ from fastapi.responses import PlainTextResponse
 from app.db import SessionDep
 from app.deps import AdminUser
 from app.runs import health, service
-from app.runs.schemas import MetricOut, ModelCreate, ModelOut, RunCreate, RunOut
+from app.runs import rounds as round_service
+from app.runs.schemas import (
+    MetricOut,
+    ModelCreate,
+    ModelOut,
+    NextRoundCreate,
+    NextRoundOut,
+    RegistryLeaderboard,
+    RunCreate,
+    RunOut,
+)
 from app.runs.worker import log_tail
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])
@@ -23,6 +33,8 @@ def start_run(body: RunCreate, session: SessionDep, admin: AdminUser) -> object:
         config=body.config,
         name=body.name,
         created_by_id=admin.id,
+        project=body.project,
+        models=body.models,
     )
     session.commit()
     return run
@@ -79,3 +91,36 @@ def register_model(body: ModelCreate, session: SessionDep, _: AdminUser) -> obje
     model = service.register_model(session=session, name=body.name, kind=body.kind, path=body.path)
     session.commit()
     return model
+
+
+@router.get("/models/leaderboard", response_model=RegistryLeaderboard)
+def models_leaderboard(
+    session: SessionDep, _: AdminUser, rounds: int = 1000, seed: int = 0
+) -> object:
+    """Human preference by model version: Bradley-Terry over every ranking of their responses."""
+    return round_service.registry_leaderboard(session=session, rounds=rounds, seed=seed)
+
+
+@router.post("/models/{model_id}/next-round", response_model=NextRoundOut, status_code=201)
+def next_round(
+    model_id: int, body: NextRoundCreate, session: SessionDep, admin: AdminUser
+) -> object:
+    """A blind ranking project of this policy against others, with its generation run queued."""
+    project, run = round_service.next_round(
+        session=session,
+        model_id=model_id,
+        name=body.name,
+        snapshot_id=body.snapshot_id,
+        source_project=body.project,
+        compare_with=body.compare_with,
+        n=body.n,
+        overlap=body.overlap,
+        config=body.config,
+        created_by_id=admin.id,
+    )
+    return NextRoundOut(
+        project_id=project.id,
+        project_name=project.name,
+        k=project.k,
+        run=RunOut.model_validate(run),
+    )

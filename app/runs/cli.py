@@ -34,14 +34,22 @@ def _parse_sets(sets: list[str]) -> dict[str, Any]:
 @runs_app.command("start")
 def runs_start(
     kind: Annotated[str, typer.Option(help=" | ".join(RunKind))],
-    snapshot: Annotated[int, typer.Option(help="Dataset snapshot id.")],
-    model: Annotated[str, typer.Option(help="Registered model id/name, a path or a hub id.")],
+    model: Annotated[
+        list[str],
+        typer.Option(help="Registered model id/name, a path or a hub id (generate: repeatable)."),
+    ],
+    snapshot: Annotated[
+        int | None, typer.Option(help="Training runs: dataset snapshot id.")
+    ] = None,
+    project: Annotated[
+        str | None, typer.Option(help="generate: the ranking/rating project to fill.")
+    ] = None,
     reward_model: Annotated[str | None, typer.Option(help="PPO: the reward model.")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="Trainer config KEY=VALUE.")] = [],  # noqa: B006
     name: str = "",
     as_json: JsonOpt = False,
 ) -> None:
-    """Queue a training run; a worker picks it up."""
+    """Queue a training or generation run; a worker picks it up."""
     from app.runs import service
 
     with db_session() as session:
@@ -49,10 +57,11 @@ def runs_start(
             session=session,
             kind=kind,
             snapshot_id=snapshot,
-            model=model,
+            models=model,
             reward_model=reward_model,
             config=_parse_sets(set_),
             name=name,
+            project=project,
         )
         session.commit()
         data = _run_dict(run)
@@ -192,6 +201,80 @@ def models_register(
     output(data, as_json, lambda m: str(m["id"]))
 
 
+@models_app.command("leaderboard")
+def models_leaderboard(
+    rounds: Annotated[int, typer.Option(help="Bootstrap rounds.")] = 1000,
+    seed: int = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Human preference by model version: rating, 95% interval, win rate against the base."""
+    from app.runs import rounds as round_service
+
+    with db_session() as session:
+        board = round_service.registry_leaderboard(session=session, rounds=rounds, seed=seed)
+        data = board.model_dump(mode="json")
+
+    def table(d: dict[str, Any]) -> str:
+        lines = [f"{'rank':>4}  {'model':28} {'rating':>7}  {'95% interval':>15}  vs base"]
+        for r in d["rows"]:
+            if r["rating"] is None:
+                lines.append(f"{'-':>4}  {r['name']:28} {'unrated':>7}")
+                continue
+            vs = (
+                f"{100 * r['win_rate_vs_base']:.0f}% of {r['games_vs_base']} "
+                f"vs {r['base_model_name']}"
+                if r["win_rate_vs_base"] is not None
+                else ""
+            )
+            lines.append(
+                f"{r['rank']:>4}  {r['name']:28} {r['rating']:7.0f}  "
+                f"{r['lower']:7.0f}…{r['upper']:<7.0f}  {vs}"
+            )
+        lines.append(f"{d['comparisons']} comparisons")
+        return "\n".join(lines)
+
+    output(data, as_json, table)
+
+
+@models_app.command("next-round")
+def models_next_round(
+    model: Annotated[str, typer.Argument(help="The registered policy (id or name).")],
+    name: Annotated[str, typer.Option(help="Name of the new ranking project.")],
+    snapshot: Annotated[int | None, typer.Option(help="A prompts snapshot.")] = None,
+    project: Annotated[str | None, typer.Option(help="Or a project to take prompts from.")] = None,
+    compare_with: Annotated[
+        list[str] | None, typer.Option(help="Policies to compare with (default: its base).")
+    ] = None,
+    n: Annotated[int, typer.Option(help="Samples per prompt per model.")] = 1,
+    overlap: Annotated[int, typer.Option(help="Labelers per prompt.")] = 1,
+    set_: Annotated[list[str], typer.Option("--set", help="Generation KEY=VALUE.")] = [],  # noqa: B006
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a blind ranking project of MODEL against others and queue its generation run."""
+    from app.runs import rounds as round_service
+    from app.runs import service
+
+    with db_session() as session:
+        _, policy = service.resolve_model(session=session, ref=model)
+        if policy is None:
+            fail(f"no registered model {model!r}")
+        assert policy is not None
+        created, run = round_service.next_round(
+            session=session,
+            model_id=policy.id,
+            name=name,
+            snapshot_id=snapshot,
+            source_project=project,
+            compare_with=compare_with,
+            n=n,
+            overlap=overlap,
+            config=_parse_sets(set_),
+        )
+        data = {"project_id": created.id, "project": created.name, "k": created.k}
+        data["run"] = _run_dict(run)
+    output(data, as_json, lambda d: f"project {d['project_id']} (K={d['k']}), run {d['run']['id']}")
+
+
 def worker(
     poll: Annotated[float, typer.Option(help="Seconds between polls.")] = 1.0,
     once: Annotated[bool, typer.Option(help="Run at most one queued run, then exit.")] = False,
@@ -203,7 +286,7 @@ def worker(
 
 
 def train(ctx: typer.Context) -> None:
-    """Run the trainer directly: `rlhf train sft|rm|ppo|dpo --config run.json [flags]`."""
+    """Run the trainer directly: `rlhf train sft|rm|ppo|dpo|generate --config run.json [flags]`."""
     from trainer.__main__ import main
 
     raise typer.Exit(main(ctx.args))

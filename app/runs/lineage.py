@@ -150,7 +150,7 @@ def run_rows(*, session: Session, runs: list[TrainingRun]) -> list[dict[str, Any
             {
                 "run": run,
                 "snapshot": snapshot,
-                "project": projects.get(snapshot.project_id) if snapshot else None,
+                "project": projects.get(snapshot.project_id if snapshot else run.project_id),
                 "duration": duration(run, now),
                 "headline": headline(
                     run.kind, output.metrics if output else {}, last.get(run.id, {})

@@ -18,6 +18,7 @@ class RunKind(StrEnum):
     rm = "rm"
     ppo = "ppo"
     dpo = "dpo"
+    generate = "generate"
 
 
 TRAINS_ON: dict[RunKind, tuple[DatasetKind, ...]] = {
@@ -26,7 +27,8 @@ TRAINS_ON: dict[RunKind, tuple[DatasetKind, ...]] = {
     RunKind.ppo: (DatasetKind.prompts,),
     RunKind.dpo: (DatasetKind.pairs,),
 }
-"""The snapshot kinds each run kind trains on (the one table the form, pages and service read)."""
+"""The snapshot kinds each run kind trains on (the one table the form, pages and service read).
+A generate run reads no snapshot: it answers a project's prompts."""
 
 
 def run_kinds_for(snapshot_kind: str) -> list[RunKind]:
@@ -80,7 +82,12 @@ class TrainingRun(Base):
     status: Mapped[str] = mapped_column(String(10), default=RunStatus.queued)
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     """Trainer config keys set for this run (the trainer's defaults fill the rest)."""
-    snapshot_id: Mapped[int] = mapped_column(ForeignKey("snapshots.id"))
+    snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("snapshots.id"))
+    """What a training run trains on (None for a generation run)."""
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="SET NULL"))
+    """A generation run: the project whose prompts it answers."""
+    model_ids: Mapped[list[Any]] = mapped_column(default=list)
+    """A generation run: the registered models it samples from."""
     base_model: Mapped[str] = mapped_column(Text)
     base_model_id: Mapped[int | None] = mapped_column(ForeignKey("models.id"))
     reward_model: Mapped[str | None] = mapped_column(Text)

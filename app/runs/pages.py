@@ -33,7 +33,7 @@ def _form_context(session: Any, form: dict[str, Any], error: str | None) -> dict
     models = service.list_models(session=session)
     # Suggested settings per kind: for any model ("") and for each registered model by its size.
     suggestions = {
-        name: {k.value: service.suggested_config(k, path) for k in RunKind}
+        name: {k.value: service.suggested_config(k, path) for k in TRAINS_ON}
         for name, path in [("", None)] + [(m.name, m.path) for m in models]
     }
     for_model = suggestions.get(form.get("model") or "", suggestions[""])
@@ -41,11 +41,11 @@ def _form_context(session: Any, form: dict[str, Any], error: str | None) -> dict
         "chosen": chosen,
         "form": form,
         "error": error,
-        "kinds": list(RunKind),
+        "kinds": list(TRAINS_ON),  # generate starts from a project's page
         "snapshot_kinds": {k.value: list(v) for k, v in TRAINS_ON.items()},
         "snapshots": snapshots,
         "models": models,
-        "defaults": {k.value: service.trainer_defaults(k) for k in RunKind},
+        "defaults": {k.value: service.trainer_defaults(k) for k in TRAINS_ON},
         "suggestions": suggestions,
         "suggested": for_model[kind],
         "main_fields": MAIN_FIELDS,
@@ -149,14 +149,20 @@ def run_page(request: Request, run_id: int, session: SessionDep, _: AdminUser):
         else None
     )
     from app.datasets import service as datasets_service
+    from app.runs.generation import generation_details
 
-    snapshot = datasets_service.get_snapshot(session=session, snapshot_id=run.snapshot_id)
+    snapshot = (
+        datasets_service.get_snapshot(session=session, snapshot_id=run.snapshot_id)
+        if run.snapshot_id is not None
+        else None
+    )
     return render(
         request,
         "runs/show.html",
         run=run,
         output=output,
         snapshot=snapshot,
+        generation=generation_details(session=session, run=run),
         log=log_tail(run.run_dir, 60),
         warnings=health.warnings(session=session, run=run),
         evaluation=health.evaluation(output.metrics) if output else {},
@@ -182,7 +188,15 @@ def model_page(request: Request, model_id: int, session: SessionDep, _: AdminUse
     """A registered model with its whole lineage, each step a link."""
     model = service.get_model(session=session, model_id=model_id)
     tree = lineage.model_lineage(session=session, model=model)
-    return render(request, "runs/model.html", model=model, tree=tree)
+    from app.runs.round_pages import next_round_context
+
+    return render(
+        request,
+        "runs/model.html",
+        model=model,
+        tree=tree,
+        **next_round_context(session=session, model=model),
+    )
 
 
 @router.post("/models")

@@ -10,10 +10,19 @@ from app.runs.models import ModelKind, RunKind
 
 class RunCreate(BaseModel):
     kind: str = Field(description=" | ".join(RunKind))
-    snapshot_id: int
-    model: str = Field(description="a registered model's id or name, a local path, or a hub id")
+    snapshot_id: int | None = Field(None, description="what a training run trains on")
+    model: str = Field("", description="a registered model's id or name, a local path, or a hub id")
     reward_model: str | None = Field(None, description="PPO: the reward model, same forms")
-    config: dict[str, Any] = Field(default_factory=dict, description="trainer config keys")
+    project: str | int | None = Field(
+        None, description="generate: the ranking or rating project (id or name) to fill"
+    )
+    models: list[str] = Field(
+        default_factory=list, description="generate: registered policies (ids or names)"
+    )
+    config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="trainer config keys (generate: n, max_new_tokens, temperature, top_p, seed…)",
+    )
     name: str = ""
 
 
@@ -25,7 +34,9 @@ class RunOut(BaseModel):
     kind: str
     status: str
     config: dict[str, Any]
-    snapshot_id: int
+    snapshot_id: int | None
+    project_id: int | None
+    model_ids: list[int]
     base_model: str
     base_model_id: int | None
     reward_model: str | None
@@ -70,3 +81,49 @@ class ModelOut(BaseModel):
     run_id: int | None
     metrics: dict[str, Any]
     created_at: datetime
+
+
+class RegistryRow(BaseModel):
+    model_id: int
+    name: str
+    base_model_id: int | None
+    base_model_name: str | None
+    rating: float | None
+    """Bradley-Terry rating (Elo-like scale, mean 1000) from every ranking of its responses."""
+    lower: float | None
+    upper: float | None
+    """Bootstrap 95% interval."""
+    rank: int | None
+    """1 + number of models whose interval lies entirely above this one (None: unrated)."""
+    comparisons: int
+    win_rate_vs_base: float | None
+    """Share of its comparisons with its base model that it won (ties count half)."""
+    games_vs_base: int
+
+
+class RegistryLeaderboard(BaseModel):
+    comparisons: int
+    rounds: int
+    seed: int
+    rows: list[RegistryRow]
+
+
+class NextRoundCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200, description="the new ranking project")
+    snapshot_id: int | None = Field(None, description="a prompts snapshot to take prompts from")
+    project: str | int | None = Field(None, description="or a project (id or name) to copy")
+    compare_with: list[str] | None = Field(
+        None, description="registered policies to compare with (default: the base model)"
+    )
+    n: int = Field(1, ge=1, le=9, description="samples per prompt per model")
+    overlap: int = Field(1, ge=1, le=100, description="labelers per prompt")
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="generation keys: max_new_tokens, temperature, …"
+    )
+
+
+class NextRoundOut(BaseModel):
+    project_id: int
+    project_name: str
+    k: int
+    run: RunOut

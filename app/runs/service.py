@@ -23,7 +23,7 @@ from app.runs.models import (
 from trainer.configs import CONFIGS, ConfigError, build_config
 
 # Set by the worker per run, never by the user.
-RESERVED_KEYS = {"model", "train_file", "eval_file", "output_dir", "reward_model"}
+RESERVED_KEYS = {"model", "models", "train_file", "eval_file", "output_dir", "reward_model"}
 OUTPUT_KIND = {RunKind.rm: ModelKind.reward}
 
 
@@ -127,18 +127,43 @@ def create_run(
     *,
     session: Session,
     kind: str,
-    snapshot_id: int,
-    model: str,
+    snapshot_id: int | None = None,
+    model: str = "",
     reward_model: str | None = None,
     config: dict[str, Any] | None = None,
     name: str = "",
     created_by_id: int | None = None,
+    project: str | int | None = None,
+    models: list[str] | None = None,
 ) -> TrainingRun:
-    """Queue a run after checking the snapshot, models and config fit the kind."""
+    """Queue a run after checking the snapshot (or project), models and config fit the kind."""
     from app.datasets import service as datasets_service
 
     if kind not in RunKind.__members__:
         raise Invalid(f"kind must be one of {', '.join(RunKind)}; not {kind!r}", field="kind")
+    if kind == RunKind.generate:
+        from app.runs.generation import create_generation_run
+
+        if snapshot_id is not None:
+            raise Invalid(
+                "a generate run answers a project's prompts; it takes no snapshot",
+                field="snapshot_id",
+            )
+        if project is None:
+            raise Invalid("a generate run needs a project", field="project")
+        return create_generation_run(
+            session=session,
+            project=project,
+            models=list(models or ([model] if model else [])),
+            config=config or {},
+            name=name,
+            created_by_id=created_by_id,
+        )
+    if snapshot_id is None:
+        raise Invalid(f"a {kind} run needs a snapshot", field="snapshot_id")
+    if models and len(models) > 1:
+        raise Invalid(f"a {kind} run trains one model", field="model")
+    model = model or (models[0] if models else "")
     snapshot = datasets_service.get_snapshot(session=session, snapshot_id=snapshot_id)
     if snapshot.kind not in TRAINS_ON[RunKind(kind)]:
         wanted = " or ".join(sorted(TRAINS_ON[RunKind(kind)]))
@@ -304,7 +329,7 @@ def finish_run(
     run.exit_code = exit_code
     run.error = error
     run.finished_at = utcnow()
-    if status == RunStatus.succeeded and run.run_dir:
+    if status == RunStatus.succeeded and run.run_dir and run.kind != RunKind.generate:
         output = Path(run.run_dir) / "output"
         summary = read_summary(output)
         from app.datasets import service as datasets_service

@@ -20,8 +20,8 @@ from typing import Any
 
 from app.config import get_settings
 from app.db import get_sessionmaker
-from app.runs import service
-from app.runs.models import RunStatus, TrainingRun
+from app.runs import generation, service
+from app.runs.models import RunKind, RunStatus, TrainingRun
 from trainer import EXIT_PREEMPTED
 
 LOG_TAIL_LINES = 40
@@ -87,6 +87,11 @@ class Worker:
         from app.datasets import service as datasets_service
 
         run_dir = self.artifacts / "runs" / str(run.id)
+        if run.kind == RunKind.generate:
+            generation.prepare(session=session, run=run, run_dir=run_dir)
+            run.run_dir = str(run_dir)
+            session.commit()
+            return run_dir
         data = run_dir / "data"
         data.mkdir(parents=True, exist_ok=True)
         snapshot = datasets_service.get_snapshot(session=session, snapshot_id=run.snapshot_id)
@@ -170,6 +175,8 @@ class Worker:
         return code
 
     def _tail_metrics(self, session: Any, run: TrainingRun, run_dir: Path) -> None:
+        if run.kind == RunKind.generate:  # samples go into the project as they come
+            generation.ingest(session=session, run=run, run_dir=run_dir)
         path = run_dir / "output" / "metrics.jsonl"
         if not path.is_file() or path.stat().st_size <= run.metrics_offset:
             return
