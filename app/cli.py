@@ -290,6 +290,9 @@ def export(
     kind: Annotated[str, typer.Option(help=" | ".join(DatasetKind))],
     format: Annotated[str, typer.Option("--format", help="jsonl")] = "jsonl",
     out: Annotated[Path | None, typer.Option("-o", "--out", help="File (default stdout).")] = None,
+    with_labelers: Annotated[
+        bool, typer.Option(help="Add each row's labeler (email) and annotation time.")
+    ] = False,
 ) -> None:
     """Export a project's labels in the training-file formats."""
     from app.datasets import export as export_rows
@@ -299,7 +302,9 @@ def export(
         fail("--format: only jsonl is supported here (Parquet comes with dataset snapshots)")
     with db_session() as session:
         found = service.get_by_ref(session=session, ref=project)
-        lines = export_rows.jsonl(session=session, project=found, kind=kind)
+        lines = export_rows.jsonl(
+            session=session, project=found, kind=kind, with_labelers=with_labelers
+        )
         count = 0
         with open(out, "w", encoding="utf-8") if out else nullcontext(sys.stdout) as handle:
             for line in lines:

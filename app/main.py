@@ -23,6 +23,7 @@ from app.labeling import pages as labeling_pages
 from app.projects import api as projects_api
 from app.projects import pages as projects_pages
 from app.projects.importer import ImportFailed
+from app.prompts import api as prompts_api
 from app.prompts import pages as prompts_pages
 from app.quality import api as quality_api
 from app.quality import pages as quality_pages
@@ -121,6 +122,7 @@ def create_app() -> FastAPI:
         auth_api,
         projects_api,
         labeling_api,
+        prompts_api,
         aggregation_api,
         datasets_api,
         auth_pages,

@@ -1,5 +1,7 @@
 """Jinja2 templates (autoescape on) with the globals every page needs."""
 
+import re
+from html import unescape
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,12 @@ def markdown(text: str | None) -> Markup:
     return Markup(_markdown.render(text or ""))  # noqa: S704 — html=False escapes raw HTML
 
 
+def plain(text: str | None) -> str:
+    """Markdown as the plain text a reader sees: no `**`, `#` or code fences, one line."""
+    html = _markdown.render(text or "")
+    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
+
+
 def metric(value: object) -> str:
     """A metric for people: 4 significant digits, no float noise (0.1235, 1.235e-05, 12)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -32,6 +40,7 @@ def metric(value: object) -> str:
 
 templates.env.filters["markdown"] = markdown
 templates.env.filters["metric"] = metric
+templates.env.filters["plain"] = plain
 
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any):

@@ -3,6 +3,7 @@
 make screenshots     # writes docs/screenshots/*.png
 """
 
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -23,8 +24,8 @@ def login(page: Page, base: str, email: str, password: str) -> None:
     page.goto(f"{base}/login")
     page.fill("input[name=email]", email)
     page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/")
+    with page.expect_navigation():
+        page.click("button[type=submit]")
 
 
 def open_project(page: Page, base: str, name: str) -> None:
@@ -95,7 +96,40 @@ def main() -> None:
             shoot(page, "admin-dashboard")
             page.goto(f"{base}/admin/annotations")
             shoot(page, "admin-annotations")
+            admin_pages(page, base, url)
             browser.close()
+
+
+def admin_pages(page: Page, base: str, url: str) -> None:
+    """Prompts, leaderboard, snapshots, and a short reward-model run with its lineage."""
+    page.goto(f"{base}/admin")
+    page.get_by_role("link", name="Demo · rank answers").click()
+    project = page.url.rstrip("/").rsplit("/", 1)[1]
+    page.goto(f"{base}/admin/projects/{project}/prompts")
+    shoot(page, "admin-prompts")
+    page.goto(f"{base}/admin/projects/{project}/leaderboard")
+    shoot(page, "admin-leaderboard")
+    page.goto(f"{base}/admin/projects/{project}/snapshots")
+    page.select_option("select[name=kind]", "rankings")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Make snapshot").click()
+    shoot(page, "admin-snapshots")
+    snapshot = json.loads(rlhf(url, "snapshots", project, "--kind", "rankings", "--json"))[0]
+    started = rlhf(
+        url, "runs", "start", "--kind", "rm", "--snapshot", str(snapshot["id"]),
+        "--model", "tiny-encoder", "--set", "max_steps=20", "--json",
+    )  # fmt: skip
+    run = json.loads(started)["id"]
+    rlhf(url, "worker", "--once")
+    page.goto(f"{base}/admin/runs/{run}")
+    page.wait_for_selector("#chart-loss path.line")
+    page.wait_for_timeout(500)
+    shoot(page, "admin-run")
+    page.goto(f"{base}/admin/runs")
+    shoot(page, "admin-runs")
+    model = json.loads(rlhf(url, "runs", "show", str(run), "--json"))["output_model_id"]
+    page.goto(f"{base}/admin/models/{model}")
+    shoot(page, "admin-lineage")
 
 
 if __name__ == "__main__":

@@ -81,3 +81,18 @@ def test_unknown_kind_is_a_4xx(client, factory) -> None:
     project = factory.project(kind="ranking", k=2)
     r = client.get(f"/api/v1/projects/{project.id}/export?kind=everything", headers=admin.headers)
     assert r.status_code == 422
+
+
+def test_with_labelers_names_who_labeled_each_row_and_when(client, factory, tmp_path) -> None:
+    admin, ada, bob = factory.user("admin"), factory.user(), factory.user()
+    project = factory.project(kind="ranking", k=2, overlap=2)
+    factory.items(project, ranking_items(1, k=2), tmp_path)
+    first = lambda t: {"ranking": [r["id"] for r in t["responses"]]}  # noqa: E731
+    _label(client, project, ada, first)
+    _label(client, project, bob, first)
+    plain = _export(client, project, admin, "rankings")
+    assert all("labeler" not in row and "annotated_at" not in row for row in plain)
+    url = f"/api/v1/projects/{project.id}/export?kind=pairs&with_labelers=true"
+    rows = [json.loads(line) for line in client.get(url, headers=admin.headers).text.splitlines()]
+    assert [row["labeler"] for row in rows] == [ada.email, bob.email]
+    assert all(row["annotated_at"].startswith("20") for row in rows)

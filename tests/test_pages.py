@@ -242,3 +242,67 @@ def test_admin_excludes_a_labeler_from_the_quality_page_and_counts_them_in_again
     assert removed.status_code == 303
     session.commit()  # a fresh read transaction sees the app's commit
     assert session.query(Exclusion).count() == 0
+
+
+def test_an_admin_lands_on_the_dashboard_and_a_labeler_on_their_projects(client, factory) -> None:
+    token = csrf(client)
+    admin = factory.user("admin")
+    form = {"email": admin.email, "password": PASSWORD, "csrf_token": token}
+    assert client.post("/login", data=form, follow_redirects=False).headers["location"] == "/admin"
+    asked = form | {"next": "/admin/runs"}
+    assert client.post("/login", data=asked, follow_redirects=False).headers["location"] == (
+        "/admin/runs"
+    )
+    client.cookies.clear()
+    labeler = factory.user()
+    form = {"email": labeler.email, "password": PASSWORD, "csrf_token": csrf(client)}
+    assert client.post("/login", data=form, follow_redirects=False).headers["location"] == "/"
+
+
+def test_the_snapshots_nav_entry_lists_every_projects_snapshots(client, factory) -> None:
+    login(client, factory.user("admin"))
+    page = client.get("/admin")
+    assert '<a href="/admin/snapshots">Snapshots</a>' in page.text
+    listing = client.get("/admin/snapshots")
+    assert listing.status_code == 200 and "No snapshots yet" in listing.text
+
+
+def test_settings_that_do_not_apply_to_the_kind_are_hidden(client, factory) -> None:
+    login(client, factory.user("admin"))
+    ranking = factory.project(kind="ranking", k=3)
+    page = client.get(f"/admin/projects/{ranking.id}").text
+    assert re.search(r"<label hidden>Rating scale", page)
+    assert re.search(r'<label data-kinds="ranking rating">Responses per task', page)
+    demonstration = factory.project(kind="demonstration", k=1)
+    page = client.get(f"/admin/projects/{demonstration.id}").text
+    assert re.search(r"<label hidden>Responses per task", page)
+    assert re.search(r"<label hidden>Criteria flags", page)
+    rating = factory.project(kind="rating", k=2)
+    assert "<label hidden>" not in client.get(f"/admin/projects/{rating.id}").text
+    assert 'src="/static/js/project_form.js"' in client.get("/admin/projects/new").text
+
+
+def test_icons_need_no_emoji_font(client, factory, tmp_path) -> None:
+    project = factory.project(kind="rating", k=2, rating_scale="thumbs")
+    factory.items(project, ranking_items(1, k=2), tmp_path)
+    login(client, factory.user())
+    page = client.get(f"/projects/{project.id}/label").text
+    assert "\N{THUMBS UP SIGN}" not in page and "\N{THUMBS DOWN SIGN}" not in page
+    assert page.count('<svg class="icon"') >= 4
+
+
+def test_the_leaderboard_explains_each_rank(client, factory, session, tmp_path) -> None:
+    from tests.helpers import annotate as store
+    from tests.helpers import prompts_of
+
+    project = factory.project(kind="ranking", k=3)
+    factory.items(project, ranking_items(30, k=3), tmp_path)
+    labeler = factory.user()
+    for pid, rids in prompts_of(session, project):
+        store(session, project, pid, labeler, {"ranking": rids})  # m0 > m1 > m2, always
+    login(client, factory.user("admin"))
+    page = client.get(f"/admin/projects/{project.id}/leaderboard?rounds=200").text
+    assert "rank = 1 + the number of models whose\n  interval lies entirely above" in page
+    assert "no model entirely above" in page
+    assert "2 models entirely above: m0, m1" in page
+    assert page.count("<line x1=") >= 3 and "95% interval" in page

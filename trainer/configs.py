@@ -216,6 +216,8 @@ class GenerateConfig:
     """transformers | vllm | auto (vllm when it is installed and a GPU is visible)."""
     mixed_precision: str = "no"
     """Accelerate mixed precision for the transformers engine: no | bf16 | fp16."""
+    reward_model: str = ""
+    """Directory of a reward model trained by `rm`: each row then carries its `reward`."""
 
 
 CONFIGS: dict[str, type[BaseConfig] | type[GenerateConfig]] = {

@@ -44,6 +44,8 @@ class Job:
     sample_index: int
     ids: list[int]
     truncated: bool
+    prompt: Any = None
+    """The prompt as given (string or messages), for the reward model."""
 
 
 # ---------------------------------------------------------------------- inputs
@@ -278,6 +280,11 @@ def generate(cfg: GenerateConfig) -> int:
     totals = {"samples": 0, "completion_tokens": 0, "truncated_prompts": 0, "seconds": 0.0}
     step = len(done)  # metrics steps continue after a resume
     engine_cls = VLLMEngine if engine_name == "vllm" else TransformersEngine
+    scorer = None
+    if cfg.reward_model:
+        from trainer.reward import load_reward_model
+
+        scorer = load_reward_model(cfg.reward_model, run.device)
     with open(out_path, "a", encoding="utf-8") as out:
         for name, path in models:
             # 1. Jobs: every wanted (prompt, sample index) of this model not written yet.
@@ -297,7 +304,10 @@ def generate(cfg: GenerateConfig) -> int:
                     f"{name}'s context of {engine.context} tokens"
                 )
             encoded = encode_prompts(engine.tokenizer, [r for r, _ in wanted], budget)
-            jobs = [Job(r["prompt_id"], i, *encoded[r["prompt_id"]]) for r, i in wanted]
+            jobs = [
+                Job(r["prompt_id"], i, *encoded[r["prompt_id"]], prompt=r["prompt"])
+                for r, i in wanted
+            ]
             jobs.sort(key=lambda j: len(j.ids))  # similar lengths share a batch: less padding
             cut = {j.prompt_id for j in jobs if j.truncated}
             if cut:
@@ -314,8 +324,15 @@ def generate(cfg: GenerateConfig) -> int:
                 results = engine.generate(batch, _batch_seed(cfg.seed, name, batch[0]))
                 seconds = time.perf_counter() - t0
                 new_tokens = 0
-                for job, (tokens, reason) in zip(batch, results, strict=True):
-                    text = engine.tokenizer.decode(tokens, skip_special_tokens=True)
+                texts = [engine.tokenizer.decode(t, skip_special_tokens=True) for t, _ in results]
+                rewards = (
+                    scorer.score_responses([j.prompt for j in batch], texts).tolist()
+                    if scorer is not None
+                    else [None] * len(batch)
+                )
+                for job, (tokens, reason), text, reward in zip(
+                    batch, results, texts, rewards, strict=True
+                ):
                     row = {
                         "prompt_id": job.prompt_id,
                         "sample_index": job.sample_index,
@@ -326,6 +343,8 @@ def generate(cfg: GenerateConfig) -> int:
                         "finish_reason": reason,
                         "truncated": job.truncated,
                     }
+                    if reward is not None:
+                        row["reward"] = round(float(reward), 6)
                     out.write(json.dumps(row, ensure_ascii=False) + "\n")
                     new_tokens += len(tokens)
                 out.flush()

@@ -40,11 +40,19 @@ def interval_chart(board: Leaderboard) -> dict[str, Any]:
             "x2": x(r.upper),
             "cx": x(r.rating),
             "rank": r.rank,
+            "rating": r.rating,
+            "lower": r.lower,
+            "upper": r.upper,
         }
         for i, r in enumerate(board.rows)
     ]
     height = 30 + len(rows) * ROW_HEIGHT
     return {"rows": rows, "width": CHART_WIDTH, "height": height, "ticks": ticks}
+
+
+def above(board: Leaderboard) -> dict[str, list[str]]:
+    """Per model, the models whose interval lies entirely above its own (what sets its rank)."""
+    return {r.model: [o.model for o in board.rows if o.lower > r.upper] for r in board.rows}
 
 
 @router.get("/admin/projects/{project_id}/leaderboard")
@@ -65,6 +73,7 @@ def leaderboard_page(
         project=project,
         board=board,
         chart=interval_chart(board),
+        above=above(board),
         excluded=len(excluded),
     )
 

@@ -26,13 +26,14 @@ from app.aggregation.models import Exclusion
 from app.aggregation.schemas import Leaderboard, LeaderboardRow
 from app.auth.models import User
 from app.errors import Conflict, Invalid, NotFound
-from app.labeling.labels import PromptLabels, prompt_labels
+from app.labeling.labels import Label, PromptLabels, prompt_labels
 from app.projects.kinds import ProjectKind
 from app.projects.models import Project, Prompt, Response
 
 Normalizer = Callable[[int | None, float], float]
 
 __all__ = [
+    "Label",
     "PromptLabels",
     "consensus_by_prompt",
     "consensus_of",

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
 
 from app.auth import service
-from app.auth.models import ApiToken
+from app.auth.models import ApiToken, User
 from app.auth.security import SESSION_COOKIE
 from app.config import get_settings
 from app.db import SessionDep
@@ -22,10 +22,16 @@ def _safe_next(value: str | None) -> str:
     return value if value and value.startswith("/") and not value.startswith("//") else "/"
 
 
+def _landing(user: User, next: str | None) -> str:
+    """Where a sign-in leads: the page asked for, else the Dashboard for an admin."""
+    target = _safe_next(next)
+    return "/admin" if target == "/" and user.is_admin else target
+
+
 @router.get("/login")
 def login_page(request: Request, user: OptionalUser, next: str | None = None):
     if user is not None:
-        return RedirectResponse(_safe_next(next), status_code=303)
+        return RedirectResponse(_landing(user, next), status_code=303)
     return render(request, "login.html", next=_safe_next(next), error=None, email="")
 
 
@@ -59,7 +65,7 @@ def login(
             error="Wrong email or password.",
             email=email,
         )
-    response = RedirectResponse(_safe_next(next), status_code=303)
+    response = RedirectResponse(_landing(user, next), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
         cookie_signer().dump_session(user.id, user.session_epoch),

@@ -76,12 +76,16 @@ def export_labels(
     project_id: int,
     _: AdminUser,
     kind: DatasetKind,
+    with_labelers: bool = False,
 ) -> StreamingResponse:
-    """The project's labels as JSONL, streamed (one row per annotation)."""
+    """The project's labels as JSONL, streamed (one row per annotation); with_labelers adds
+    each row's labeler (email) and annotation time."""
     session = get_sessionmaker()()
     try:
         project = project_service.get(session=session, project_id=project_id)
-        lines = export_rows.jsonl(session=session, project=project, kind=kind)
+        lines = export_rows.jsonl(
+            session=session, project=project, kind=kind, with_labelers=with_labelers
+        )
     except BaseException:
         session.close()
         raise

@@ -35,6 +35,9 @@ def snapshot(
         bool, typer.Option(help="sft: add the top consensus response of ranked prompts.")
     ] = False,
     normalize: Annotated[bool, typer.Option(help="ratings: per-labeler z-scores.")] = False,
+    with_labelers: Annotated[
+        bool, typer.Option(help="Rows name their labelers (emails) and annotation times.")
+    ] = False,
     weighting: Annotated[
         str, typer.Option(help="none | reliability: weigh labelers by fitted reliability.")
     ] = "none",
@@ -54,6 +57,7 @@ def snapshot(
             split=split,
             include_top_ranked=include_top_ranked,
             normalize=normalize,
+            with_labelers=with_labelers,
             weighting=weighting,
         )
     except ValidationError as exc:

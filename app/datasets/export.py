@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.auth.models import User
 from app.datasets.kinds import (
     DatasetKind,
     pair_rows,
@@ -45,32 +46,47 @@ def _context(session: Session, batch: list[Annotation]) -> tuple[dict[int, Any],
     return prompts, texts
 
 
-def _ranked_rows(session: Session, project: Project, pairs: bool) -> Iterator[dict[str, Any]]:
+Emails = dict[int, str] | None
+
+
+def _labeled(row: dict[str, Any], annotation: Annotation, emails: Emails) -> dict[str, Any]:
+    """The row, plus its labeler's email ("import" for an imported label) and the time."""
+    if emails is None:
+        return row
+    labeler = emails.get(annotation.user_id, "import") if annotation.user_id else "import"
+    return row | {"labeler": labeler, "annotated_at": annotation.created_at.isoformat()}
+
+
+def _ranked_rows(
+    session: Session, project: Project, pairs: bool, emails: Emails
+) -> Iterator[dict[str, Any]]:
     for batch in _live(session, project, "ranking"):
         prompts, texts = _context(session, batch)
         for a in batch:
             ranked = [texts[int(rid)] for rid in a.payload["ranking"]]
             if pairs:
-                yield from pair_rows(prompts[a.prompt_id], ranked)
+                for row in pair_rows(prompts[a.prompt_id], ranked):
+                    yield _labeled(row, a, emails)
             else:
-                yield ranking_row(prompts[a.prompt_id], ranked)
+                yield _labeled(ranking_row(prompts[a.prompt_id], ranked), a, emails)
         session.expunge_all()
 
 
-def _sft_rows(session: Session, project: Project) -> Iterator[dict[str, Any]]:
+def _sft_rows(session: Session, project: Project, emails: Emails) -> Iterator[dict[str, Any]]:
     for batch in _live(session, project, "demonstration"):
         prompts, _ = _context(session, batch)
         for a in batch:
-            yield sft_row(prompts[a.prompt_id], a.payload["demonstration"])
+            yield _labeled(sft_row(prompts[a.prompt_id], a.payload["demonstration"]), a, emails)
         session.expunge_all()
 
 
-def _rating_rows(session: Session, project: Project) -> Iterator[dict[str, Any]]:
+def _rating_rows(session: Session, project: Project, emails: Emails) -> Iterator[dict[str, Any]]:
     for batch in _live(session, project, "rating"):
         prompts, texts = _context(session, batch)
         for a in batch:
             for rid, score in a.payload["scores"].items():
-                yield rating_row(prompts[a.prompt_id], texts[int(rid)], score)
+                row = rating_row(prompts[a.prompt_id], texts[int(rid)], score)
+                yield _labeled(row, a, emails)
         session.expunge_all()
 
 
@@ -90,23 +106,29 @@ def _prompt_rows(session: Session, project: Project) -> Iterator[dict[str, Any]]
         last_id = rows[-1].id
 
 
-def rows(*, session: Session, project: Project, kind: str) -> Iterator[dict[str, Any]]:
-    """The export rows of `kind` (rankings | pairs | sft | ratings | prompts)."""
+def rows(
+    *, session: Session, project: Project, kind: str, with_labelers: bool = False
+) -> Iterator[dict[str, Any]]:
+    """The export rows of `kind` (rankings | pairs | sft | ratings | prompts); with_labelers
+    adds each row's `labeler` (email) and `annotated_at` (prompts rows have no labeler)."""
+    emails = dict(session.execute(select(User.id, User.email)).all()) if with_labelers else None
     if kind == DatasetKind.rankings:
-        return _ranked_rows(session, project, pairs=False)
+        return _ranked_rows(session, project, False, emails)
     if kind == DatasetKind.pairs:
-        return _ranked_rows(session, project, pairs=True)
+        return _ranked_rows(session, project, True, emails)
     if kind == DatasetKind.sft:
-        return _sft_rows(session, project)
+        return _sft_rows(session, project, emails)
     if kind == DatasetKind.ratings:
-        return _rating_rows(session, project)
+        return _rating_rows(session, project, emails)
     if kind == DatasetKind.prompts:
         return _prompt_rows(session, project)
     names = ", ".join(DatasetKind)
     raise Invalid(f"kind must be one of {names}; not {kind!r}", field="kind")
 
 
-def jsonl(*, session: Session, project: Project, kind: str) -> Iterator[str]:
+def jsonl(
+    *, session: Session, project: Project, kind: str, with_labelers: bool = False
+) -> Iterator[str]:
     """The export as JSON lines."""
-    for row in rows(session=session, project=project, kind=kind):
+    for row in rows(session=session, project=project, kind=kind, with_labelers=with_labelers):
         yield json.dumps(row, ensure_ascii=False) + "\n"

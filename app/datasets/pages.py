@@ -37,6 +37,19 @@ def _page(request: Request, session: SessionDep, project_id: int, status: int = 
     )
 
 
+@router.get("/admin/snapshots")
+def all_snapshots(request: Request, session: SessionDep, _: AdminUser):
+    """Every project's snapshots, newest first, each linking to its project's page."""
+    projects = project_service.list_projects(session=session, include_archived=True)
+    return render(
+        request,
+        "datasets/all.html",
+        snapshots=service.list_snapshots(session=session),
+        projects={p.id: p for p in projects},
+        run_kinds_for=run_kinds_for,
+    )
+
+
 @router.get("/admin/projects/{project_id}/snapshots")
 def snapshots_page(
     request: Request,
@@ -60,6 +73,7 @@ def make_snapshot(
     split: Annotated[float, Form()] = 0.9,
     include_top_ranked: Annotated[bool, Form()] = False,
     normalize: Annotated[bool, Form()] = False,
+    with_labelers: Annotated[bool, Form()] = False,
     weighting: Annotated[str, Form()] = "none",
 ):
     try:
@@ -69,6 +83,7 @@ def make_snapshot(
             split=split,
             include_top_ranked=include_top_ranked,
             normalize=normalize,
+            with_labelers=with_labelers,
             weighting=weighting,
         )
     except ValidationError as exc:

@@ -20,46 +20,48 @@ from app.datasets.kinds import (
     rating_row,
     sft_row,
 )
-from app.labeling.labels import PromptLabels, prompt_labels
+from app.labeling.labels import Label, PromptLabels, prompt_labels
 from app.projects.models import Project
 
 Rows = Iterator[tuple[str, list[dict[str, Any]]]]
+Made = list[tuple[dict[str, Any], list[Label]]]
+"""Rows of one prompt, each with the labels it came from."""
 
 
 Weights = dict[int | None, float] | None
 
 
-def _sft(
-    labels: PromptLabels, method: str, top_ranked: bool, weights: Weights = None
-) -> list[dict[str, Any]]:
+def _sft(labels: PromptLabels, method: str, top_ranked: bool, weights: Weights = None) -> Made:
     rows = [
-        sft_row(labels.messages, d.payload["demonstration"])
+        (sft_row(labels.messages, d.payload["demonstration"]), [d])
         for d in labels.of_kind("demonstration")
     ]
     if top_ranked and labels.of_kind("ranking"):
         ranking = aggregation.consensus_of(labels, method=method, weights=weights).ranking
         if ranking:
-            rows.append(sft_row(labels.messages, labels.responses[int(ranking[0])][0]))
+            top = sft_row(labels.messages, labels.responses[int(ranking[0])][0])
+            rows.append((top, labels.of_kind("ranking")))
     return rows
 
 
-def _rankings(
-    labels: PromptLabels, method: str, pairs: bool, weights: Weights = None
-) -> list[dict[str, Any]]:
+def _rankings(labels: PromptLabels, method: str, pairs: bool, weights: Weights = None) -> Made:
     messages = labels.messages
     text = {rid: t for rid, (t, _) in labels.responses.items()}
     if method == "all":
-        ranked = [[text[int(r)] for r in x.payload["ranking"]] for x in labels.of_kind("ranking")]
+        ranked = [
+            ([text[int(r)] for r in x.payload["ranking"]], x) for x in labels.of_kind("ranking")
+        ]
         if not pairs:
-            return [ranking_row(messages, r) for r in ranked if len(r) >= 2]
-        return [row for r in ranked for row in pair_rows(messages, r)]
+            return [(ranking_row(messages, r), [x]) for r, x in ranked if len(r) >= 2]
+        return [(row, [x]) for r, x in ranked for row in pair_rows(messages, r)]
     consensus = aggregation.consensus_of(labels, method=method, weights=weights)
     if len(consensus.ranking) < 2:
         return []
+    every = labels.of_kind("ranking")
     if not pairs:
-        return [ranking_row(messages, [text[int(r)] for r in consensus.ranking])]
+        return [(ranking_row(messages, [text[int(r)] for r in consensus.ranking]), every)]
     return [
-        pair_row(messages, text[int(p.chosen)], text[int(p.rejected)], p.margin)
+        (pair_row(messages, text[int(p.chosen)], text[int(p.rejected)], p.margin), every)
         for p in consensus_pairs(consensus)
     ]
 
@@ -69,23 +71,38 @@ def _ratings(
     scale: str,
     normalizer: aggregation.Normalizer | None,
     weights: Weights = None,
-) -> list[dict[str, Any]]:
+) -> Made:
     summary = aggregation.ratings_of(labels, scale=scale, normalizer=normalizer, weights=weights)
+    every = labels.of_kind("rating")
     return [
-        rating_row(labels.messages, text, summary[rid].mean)
+        (rating_row(labels.messages, text, summary[rid].mean), every)
         for rid, (text, _) in labels.responses.items()
         if rid in summary
     ]
 
 
+def _stamp(value: Any) -> str:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def with_labelers(row: dict[str, Any], made_from: list[Label], emails: dict[int, str]) -> dict:
+    """The row plus who labeled it and when: `labelers` (emails; "import" for an imported
+    label) and `annotated_at` (ISO times), one entry per annotation the row came from."""
+    return row | {
+        "labelers": [emails.get(x.user_id, "import") if x.user_id else "import" for x in made_from],
+        "annotated_at": [_stamp(x.created_at) for x in made_from],
+    }
+
+
 def snapshot_rows(*, session: Session, project: Project, params: dict[str, Any]) -> Rows:
     """Stream (external id, rows) of every prompt for the canonical `params`."""
     kind = params["kind"]
+    emails = labeler_emails(session=session) if params.get("with_labelers") else None
     excluded = aggregation.excluded_user_ids(session=session, project_id=project.id)
     weights: Weights = None
     if "weights" in params:
         weights = {int(user_id): w for user_id, w in params["weights"].items()}
-    build: Callable[[PromptLabels], list[dict[str, Any]]]
+    build: Callable[[PromptLabels], Made]
     if kind == DatasetKind.prompts:
         for labels in prompt_labels(
             session, project.id, (), with_responses=False, keep_unlabeled=True
@@ -112,6 +129,14 @@ def snapshot_rows(*, session: Session, project: Project, params: dict[str, Any])
     else:
         raise ValueError(f"unknown snapshot kind {kind!r}")
     for labels in prompt_labels(session, project.id, kinds, excluded):
-        rows = build(labels)
-        if rows:
+        made = build(labels)
+        if made:
+            rows = [row if emails is None else with_labelers(row, x, emails) for row, x in made]
             yield labels.external_id, rows
+
+
+def labeler_emails(*, session: Session) -> dict[int, str]:
+    """user id -> email, for rows that name their labelers."""
+    from app.auth import service as auth_service
+
+    return {u.id: u.email for u in auth_service.list_users(session=session)}

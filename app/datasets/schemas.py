@@ -37,6 +37,9 @@ class SnapshotCreate(BaseModel):
     """sft: add the top consensus response of every ranked prompt."""
     normalize: bool = False
     """ratings: per-labeler z-scores before the mean."""
+    with_labelers: bool = False
+    """Each row also names its labelers (emails) and annotation times, for offline analysis of
+    label quality; off by default so training files carry no personal data."""
     weighting: Weighting = "none"
     """`reliability`: each labeler counts in consensus rankings and rating means by their
     fitted reliability (the weights, α and excluded labelers go into the parameters)."""
@@ -75,6 +78,8 @@ class SnapshotCreate(BaseModel):
                 params["method"] = str(self.method)
         elif self.kind == DatasetKind.ratings:
             params["normalize"] = self.normalize
+        if self.with_labelers and self.kind != "prompts":
+            params["with_labelers"] = True
         if self.weighting != "none":
             params["weighting"] = self.weighting
         return params

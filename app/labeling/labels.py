@@ -36,6 +36,8 @@ class Label:
     user_id: int | None
     kind: str
     payload: dict[str, Any]
+    created_at: Any = None
+    """When it was stored (a datetime; SQLite returns it as text)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +60,7 @@ def _live(rows: list[Any], excluded: Collection[int]) -> list[Label]:
     """Drop superseded annotations, then those of excluded labelers."""
     superseded = {row.supersedes_id for row in rows if row.supersedes_id is not None}
     return [
-        Label(row.id, row.user_id, row.kind, json.loads(row.payload))
+        Label(row.id, row.user_id, row.kind, json.loads(row.payload), row.created_at)
         for row in rows
         if row.id not in superseded and row.user_id not in excluded
     ]
@@ -105,6 +107,7 @@ def prompt_labels(
                     Annotation.kind,
                     cast(Annotation.payload, Text).label("payload"),  # decoded once, below
                     Annotation.supersedes_id,
+                    Annotation.created_at,
                 )
                 .where(
                     Annotation.project_id == project_id,

@@ -9,6 +9,7 @@ from app.auth import service as auth_service
 from app.db import SessionDep
 from app.deps import AdminUser, CurrentUser
 from app.labeling import service
+from app.labeling.validation import MAX_DEMONSTRATION
 from app.projects import service as project_service
 from app.projects.models import Prompt
 from app.projects.models import Response as ProjectResponse
@@ -55,6 +56,7 @@ def label(request: Request, project_id: int, session: SessionDep, user: CurrentU
         task=task,
         progress=progress,
         remaining=progress.available + 1,
+        max_demonstration=MAX_DEMONSTRATION,
         skip_reasons=SKIP_REASONS,
     )
 

@@ -105,6 +105,14 @@ def _open_for(project: Project, user: User, now: datetime) -> list[Any]:
     ]
 
 
+def _serving_order(project: Project) -> list[Any]:
+    """ORDER BY of the prompts a labeler may get: import order, or with order=uncertainty the
+    prompts whose candidates the reward model separates least first (unscored ones last)."""
+    if project.order == "uncertainty":
+        return [Prompt.priority.asc().nulls_last(), Prompt.id]
+    return [Prompt.id]
+
+
 def _has_candidates(project: Project) -> list[Any]:
     """WHERE conditions on Prompt: enough responses to be served (a generation run may still be
     adding them): K to rank (or 2 that came with the import), one to rate."""
@@ -135,7 +143,7 @@ def _lock_candidate(
     query = (
         select(Prompt.id, Prompt.messages)
         .where(*_open_for(project, user, now))
-        .order_by(Prompt.id)
+        .order_by(*_serving_order(project))
         .limit(1)
         .with_for_update(of=Prompt, skip_locked=True)
     )

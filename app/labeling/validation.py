@@ -58,7 +58,11 @@ def _demonstration(value: str | list[Any]) -> str | list[dict[str, str]]:
         if not value.strip():
             raise Invalid("demonstration: the text is empty", field="demonstration")
         if len(value) > MAX_DEMONSTRATION:
-            raise Invalid("demonstration: too long", field="demonstration")
+            raise Invalid(
+                f"demonstration: {len(value):,} characters, more than the limit of "
+                f"{MAX_DEMONSTRATION:,}",
+                field="demonstration",
+            )
         return value
     if not value:
         raise Invalid("demonstration: the conversation is empty", field="demonstration")
@@ -70,6 +74,12 @@ def _demonstration(value: str | list[Any]) -> str | list[dict[str, str]]:
         content = turn.get("content")
         if not isinstance(content, str) or not content.strip():
             raise Invalid(f"{where}.content: the text is empty", field=f"{where}.content")
+        if len(content) > MAX_DEMONSTRATION:
+            raise Invalid(
+                f"{where}.content: {len(content):,} characters, more than the limit of "
+                f"{MAX_DEMONSTRATION:,}",
+                field=f"{where}.content",
+            )
         turns.append({"role": turn["role"], "content": content})
     if turns[-1]["role"] != "assistant":
         raise Invalid(

@@ -8,7 +8,7 @@ here, by the domain that owns prompts and responses.
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -94,4 +94,21 @@ def store_generated(*, session: Session, rows: Iterable[dict[str, Any]]) -> int:
         index_elements=["prompt_id", "model_id", "sample_index"]
     )
     result = session.execute(statement.returning(Response.id), values)
-    return len(result.all())
+    new = len(result.all())
+    _update_priorities(session, prompt_ids)
+    return new
+
+
+def _update_priorities(session: Session, prompt_ids: list[int]) -> None:
+    """Prompt.priority = the smallest gap between the rewards of two of its responses."""
+    rewards: dict[int, list[float]] = {pid: [] for pid in prompt_ids}
+    for prompt_id, meta in session.execute(
+        select(Response.prompt_id, Response.meta).where(Response.prompt_id.in_(prompt_ids))
+    ):
+        if isinstance(meta, dict) and isinstance(meta.get("reward"), int | float):
+            rewards[prompt_id].append(float(meta["reward"]))
+    for prompt_id, values in rewards.items():
+        if len(values) >= 2:
+            values.sort()
+            gap = min(b - a for a, b in zip(values, values[1:], strict=False))
+            session.execute(update(Prompt).where(Prompt.id == prompt_id).values(priority=gap))

@@ -32,6 +32,9 @@ class Project(Base):
     auto_hold: Mapped[bool] = mapped_column(default=False, server_default=false())
     """Stop serving tasks to a labeler whose gold accuracy is too low (until reinstated)."""
     hold_after_gold: Mapped[int] = mapped_column(default=5, server_default="5")
+    order: Mapped[str] = mapped_column(String(20), default="id", server_default="id")
+    """Which prompts labelers get first: "id" (import order) or "uncertainty" (those whose
+    candidates a reward model separates least, see Prompt.priority)."""
     """Gold items a labeler must have answered before auto_hold may hold them."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -52,6 +55,9 @@ class Prompt(Base):
     """The conversation so far, [{"role": "user"|"assistant"|"system", "content": str}, …]."""
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
     done_count: Mapped[int] = mapped_column(default=0)
+    priority: Mapped[float | None]
+    """With order=uncertainty: the smallest reward gap between two of its candidates (smaller
+    is served first); None until a reward model scored at least two of them."""
     """Finished labels (assignments done); compared with the project's overlap."""
     is_gold: Mapped[bool] = mapped_column(default=False)
     """Gold items carry a known answer (`gold`) used to measure labeler quality."""

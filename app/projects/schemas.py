@@ -1,7 +1,7 @@
 """Request/response models of projects and imports."""
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -18,6 +18,9 @@ class ProjectSettings(BaseModel):
     gold_rate: float = Field(0.1, ge=0.0, le=1.0, description="share of tasks that are gold")
     auto_hold: bool = Field(False, description="hold labelers with low gold accuracy")
     hold_after_gold: int = Field(5, ge=1, le=1000, description="gold items before a hold")
+    order: Literal["id", "uncertainty"] = Field(
+        "id", description="serve prompts in import order, or those a reward model separates least"
+    )
 
     @field_validator("criteria")
     @classmethod
@@ -53,6 +56,7 @@ class ProjectUpdate(BaseModel):
     gold_rate: float | None = Field(None, ge=0.0, le=1.0)
     auto_hold: bool | None = None
     hold_after_gold: int | None = Field(None, ge=1, le=1000)
+    order: Literal["id", "uncertainty"] | None = None
 
 
 class ProjectOut(BaseModel):
@@ -71,6 +75,7 @@ class ProjectOut(BaseModel):
     gold_rate: float
     auto_hold: bool
     hold_after_gold: int
+    order: str
     created_at: datetime
 
 

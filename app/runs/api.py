@@ -117,6 +117,7 @@ def next_round(
         overlap=body.overlap,
         config=body.config,
         created_by_id=admin.id,
+        reward_model=body.reward_model,
     )
     return NextRoundOut(
         project_id=project.id,

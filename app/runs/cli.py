@@ -167,12 +167,13 @@ def _tree_lines(tree: dict[str, Any], depth: int) -> list[str]:
     if run is None:
         return lines + [f"{pad}  registered by hand"]
     snap = run["snapshot"]
-    projects = ", ".join(p["name"] for p in snap["projects"])
-    lines += [
-        f"{pad}  run #{run['id']} {run['kind']} config {json.dumps(run['config'])}",
-        f"{pad}  snapshot #{snap['id']} {snap['kind']} v{snap['version']} "
-        f"{snap['content_hash'][:12]} of {projects}",
-    ]
+    lines.append(f"{pad}  run #{run['id']} {run['kind']} config {json.dumps(run['config'])}")
+    if snap is not None:
+        projects = ", ".join(p["name"] for p in snap["projects"])
+        lines.append(
+            f"{pad}  snapshot #{snap['id']} {snap['kind']} v{snap['version']} "
+            f"{snap['content_hash'][:12]} of {projects}"
+        )
     for key, label in (("base_model", "from"), ("reward_model", "reward model")):
         source = run.get(key)
         if source is None:

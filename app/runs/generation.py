@@ -58,6 +58,7 @@ def create_generation_run(
     config: dict[str, Any],
     name: str = "",
     created_by_id: int | None = None,
+    reward_model: str | None = None,
 ) -> TrainingRun:
     """Queue a run that samples `n` responses per prompt per model into a ranking/rating project."""
     from app.runs.service import check_config
@@ -70,6 +71,15 @@ def create_generation_run(
             field="project",
         )
     policies = resolve_policies(session=session, refs=models)
+    scorer = None
+    if reward_model:
+        from app.runs.service import resolve_model
+
+        _, scorer = resolve_model(session=session, ref=reward_model)
+        if scorer is None or scorer.kind != ModelKind.reward:
+            raise Invalid(
+                f"{reward_model!r} is not a registered reward model", field="reward_model"
+            )
     checked = check_config(RunKind.generate, config)
     for key in ("n", "max_new_tokens", "batch_size"):
         if key in checked and checked[key] < 1:
@@ -81,6 +91,8 @@ def create_generation_run(
         model_ids=[m.id for m in policies],
         base_model=policies[0].path,
         base_model_id=policies[0].id,
+        reward_model=scorer.path if scorer else None,
+        reward_model_id=scorer.id if scorer else None,
         config=checked,
         name=name or f"generate for {target.name}: {', '.join(m.name for m in policies)}",
         created_by_id=created_by_id,
@@ -127,6 +139,8 @@ def prepare(*, session: Session, run: TrainingRun, run_dir: Path) -> Path:
     config["models"] = [f"{_label(m)}={m.path}" for m in _policies(session, run)]
     config["train_file"] = str(run_dir / PROMPTS_FILE)
     config["output_dir"] = str(run_dir / "output")
+    if run.reward_model:
+        config["reward_model"] = run.reward_model
     (run_dir / "config.json").write_text(json.dumps(config, indent=2))
     progress = read_progress(run_dir)
     progress["planned"] = progress.get("stored", 0) + total
@@ -179,6 +193,7 @@ def ingest(*, session: Session, run: TrainingRun, run_dir: Path) -> int:
                     "prompt_tokens": sample["prompt_tokens"],
                     "completion_tokens": sample["completion_tokens"],
                     "truncated": sample["truncated"],
+                    **({"reward": sample["reward"]} if "reward" in sample else {}),
                 },
             }
         )

@@ -25,10 +25,12 @@ HEADLINE: dict[RunKind, list[tuple[str, ...]]] = {
 }
 
 
-def _snapshot(session: Session, snapshot_id: int) -> dict[str, Any]:
+def _snapshot(session: Session, snapshot_id: int | None) -> dict[str, Any] | None:
     from app.datasets import service as datasets_service
     from app.projects import service as project_service
 
+    if snapshot_id is None:  # a run that reads no snapshot (generation)
+        return None
     snapshot = datasets_service.get_snapshot(session=session, snapshot_id=snapshot_id)
     project = project_service.get(session=session, project_id=snapshot.project_id)
     return {

@@ -92,6 +92,7 @@ def next_round_context(*, session: Any, model: RegisteredModel) -> dict[str, Any
 
     return {
         "policies": [m for m in _policies(session) if m.id != model.id],
+        "reward_models": service.list_models(session=session, kind=ModelKind.reward),
         "prompt_snapshots": datasets_service.list_snapshots(session=session, kind="prompts"),
         "projects": projects_service.list_projects(session=session),
         "round_defaults": service.trainer_defaults("generate"),
@@ -123,6 +124,7 @@ async def next_round(
             overlap=int(str(data.get("overlap") or 1)),
             config={k: v for k, v in _generation_config(form).items() if k != "n"},
             created_by_id=admin.id,
+            reward_model=str(data.get("reward_model") or "") or None,
         )
     except (DomainError, ValueError) as exc:
         session.rollback()

@@ -76,9 +76,10 @@ def next_round(
     overlap: int = 1,
     config: dict[str, Any] | None = None,
     created_by_id: int | None = None,
+    reward_model: str | None = None,
 ) -> tuple[Project, TrainingRun]:
     """Create a blind ranking project of this policy against others and queue its generation."""
-    from app.runs.service import check_config, get_model
+    from app.runs.service import check_config, get_model, resolve_model
 
     check_config("generate", {"n": n, **(config or {})})
     policy = get_model(session=session, model_id=model_id)
@@ -86,6 +87,12 @@ def next_round(
         raise Invalid(f"model {policy.name!r} is a reward model; a round compares policies")
     if compare_with is None:
         compare_with = [str(policy.base_model_id)] if policy.base_model_id else []
+    if reward_model:
+        _, scorer = resolve_model(session=session, ref=reward_model)
+        if scorer is None or scorer.kind != ModelKind.reward:
+            raise Invalid(
+                f"{reward_model!r} is not a registered reward model", field="reward_model"
+            )
     others = generation.resolve_policies(session=session, refs=compare_with) if compare_with else []
     candidates = [policy, *[m for m in others if m.id != policy.id]]
     if n < 1:
@@ -108,6 +115,7 @@ def next_round(
             k=k,
             overlap=overlap,
             instructions=BLIND_INSTRUCTIONS,
+            order="uncertainty" if reward_model else "id",
         ),
     )
     session.commit()
@@ -122,6 +130,7 @@ def next_round(
         config={"n": n, **(config or {})},
         name=f"next round: {project.name}",
         created_by_id=created_by_id,
+        reward_model=reward_model,
     )
     session.commit()
     return project, run

@@ -116,6 +116,9 @@ class NextRoundCreate(BaseModel):
         None, description="registered policies to compare with (default: the base model)"
     )
     n: int = Field(1, ge=1, le=9, description="samples per prompt per model")
+    reward_model: str | None = Field(
+        None, description="a registered reward model: serve first the prompts it separates least"
+    )
     overlap: int = Field(1, ge=1, le=100, description="labelers per prompt")
     config: dict[str, Any] = Field(
         default_factory=dict, description="generation keys: max_new_tokens, temperature, …"

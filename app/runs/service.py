@@ -153,6 +153,7 @@ def create_run(
             raise Invalid("a generate run needs a project", field="project")
         return create_generation_run(
             session=session,
+            reward_model=reward_model,
             project=project,
             models=list(models or ([model] if model else [])),
             config=config or {},

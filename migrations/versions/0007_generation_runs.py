@@ -24,6 +24,12 @@ def upgrade() -> None:
             batch_op.f("uq_responses_prompt_id_model_id_sample_index"),
             ["prompt_id", "model_id", "sample_index"],
         )
+    with op.batch_alter_table("projects", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("order", sa.String(length=20), server_default="id", nullable=False)
+        )
+    with op.batch_alter_table("prompts", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("priority", sa.Double(), nullable=True))
     with op.batch_alter_table("training_runs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("project_id", sa.Integer(), nullable=True))
         batch_op.add_column(
@@ -42,6 +48,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("prompts", schema=None) as batch_op:
+        batch_op.drop_column("priority")
+    with op.batch_alter_table("projects", schema=None) as batch_op:
+        batch_op.drop_column("order")
     with op.batch_alter_table("training_runs", schema=None) as batch_op:
         batch_op.drop_constraint(
             batch_op.f("fk_training_runs_project_id_projects"), type_="foreignkey"

@@ -9,6 +9,16 @@
   draft.data.turns = (draft.data.turns || []).filter(valid);
   if (!draft.data.turns.length) draft.data.turns.push({ role: "assistant", content: "" });
   const turns = draft.data.turns;
+  const limit = Number(box.dataset.maxLength) || Infinity;
+  const number = (n) => n.toLocaleString("en-US");
+
+  // Characters used / the server's limit under each text box; over the limit it turns red.
+  function count(counter, text) {
+    const used = text.value.length;
+    counter.textContent = `${number(used)} / ${number(limit)} characters`;
+    counter.classList.toggle("over", used > limit);
+    if (used > limit) counter.textContent += ` — ${number(used - limit)} over the limit`;
+  }
 
   function render() {
     box.replaceChildren();
@@ -23,14 +33,19 @@
       text.value = turn.content;
       text.dataset.turn = String(index);
       text.placeholder = turn.role === "assistant" ? "Write the ideal assistant reply…" : "What the user says next…";
+      const counter = document.createElement("span");
+      counter.className = "char-count small";
+      counter.setAttribute("aria-live", "polite");
       text.addEventListener("input", () => {
         turn.content = text.value;
+        count(counter, text);
         save();
       });
       text.addEventListener("keydown", (event) => {
         if (event.key === "Escape") text.blur();
       });
-      label.append(role, text);
+      count(counter, text);
+      label.append(role, text, counter);
       box.append(label);
     });
     remove.hidden = turns.length < 3;
@@ -54,6 +69,11 @@
       if (empty >= 0) {
         box.querySelector(`textarea[data-turn="${empty}"]`).focus();
         throw new Error(`Turn ${empty + 1} (${turns[empty].role}) is empty.`);
+      }
+      const long = turns.findIndex((t) => t.content.length > limit);
+      if (long >= 0) {
+        box.querySelector(`textarea[data-turn="${long}"]`).focus();
+        throw new Error(`Turn ${long + 1} has ${number(turns[long].content.length)} characters; the limit is ${number(limit)}.`);
       }
       if (turns.length === 1) return { demonstration: turns[0].content };
       return { demonstration: turns.map((t) => ({ role: t.role, content: t.content })) };

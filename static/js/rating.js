@@ -1,4 +1,4 @@
-// Rating: each response gets 👍/👎 (U / D) or a score 0…5 (digit keys), plus flags.
+// Rating: each response gets thumbs up/down (U / D) or a score 0…5 (digit keys), plus flags.
 "use strict";
 
 (() => {

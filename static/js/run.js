@@ -25,31 +25,12 @@
       box.id = "chart-" + name;
       const caption = document.createElement("figcaption");
       box.appendChild(caption);
-      box.appendChild(el("svg", { viewBox: "0 0 320 140", role: "img", "aria-label": name }));
+      box.appendChild(el("svg", { viewBox: "0 0 320 150", role: "img", "aria-label": name }));
       document.getElementById("charts").appendChild(box);
     }
-    const last = points[points.length - 1][1];
-    box.querySelector("figcaption").textContent = name + " · " + Number(last).toPrecision(4);
-    const svg = box.querySelector("svg");
-    while (svg.firstChild) svg.removeChild(svg.firstChild);
-    const xs = points.map((p) => p[0]);
-    const ys = points.map((p) => p[1]);
-    const [x0, x1] = [Math.min(...xs), Math.max(...xs)];
-    let [y0, y1] = [Math.min(...ys), Math.max(...ys)];
-    if (y0 === y1) { y0 -= 1; y1 += 1; }
-    const X = (x) => 36 + (x1 === x0 ? 0 : ((x - x0) / (x1 - x0)) * 276);
-    const Y = (y) => 120 - ((y - y0) / (y1 - y0)) * 110;
-    svg.appendChild(el("line", { x1: 36, y1: 120, x2: 312, y2: 120, class: "axis" }));
-    for (const [y, label] of [[y0, y0], [y1, y1]]) {
-      const t = el("text", { x: 32, y: Y(y) + 4, "text-anchor": "end", class: "tick" });
-      t.textContent = Number(label).toPrecision(3);
-      svg.appendChild(t);
-    }
-    const path = points.map((p, i) => (i ? "L" : "M") + X(p[0]).toFixed(1) + "," + Y(p[1]).toFixed(1)).join(" ");
-    svg.appendChild(el("path", { d: path, class: "line" }));
-    const tx = el("text", { x: 312, y: 136, "text-anchor": "end", class: "tick" });
-    tx.textContent = "step " + x1;
-    svg.appendChild(tx);
+    const last = points[points.length - 1];
+    box.querySelector("figcaption").textContent = `${name} · ${window.LineChart.exact(last[1])} at step ${last[0]}`;
+    window.LineChart.draw(box.querySelector("svg"), points);
   }
 
   function draw() {

@@ -123,8 +123,9 @@ def login(page: Any, user: Any) -> None:
     page.goto("/login")
     page.fill("input[name=email]", user.email)
     page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/")
+    with page.expect_navigation():
+        page.click("button[type=submit]")
+    assert "/login" not in page.url, "the sign-in failed"
 
 
 def open_task(page: Any, project: Any) -> list[int]:

@@ -60,3 +60,59 @@ def test_snapshot_leaderboard_exclude(session, factory, tmp_path, monkeypatch) -
 
     bad = rlhf("snapshot", "cli ranks", "--kind", "nope")
     assert bad.exit_code == 2 and "--kind" in bad.stderr
+
+
+def test_snapshot_with_labelers_names_them_per_row(session, factory, tmp_path, monkeypatch) -> None:
+    from app.config import get_settings
+    from app.datasets import service
+    from app.datasets.schemas import SnapshotCreate
+    from app.labeling import service as labeling
+    from app.labeling.schemas import AnnotationIn
+    from tests.helpers import ranking_items
+
+    monkeypatch.setenv("RLHF_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
+    get_settings.cache_clear()
+    project = factory.project(kind="ranking", k=2, overlap=2)
+    factory.items(project, ranking_items(2, k=2), tmp_path)
+    ada, bob = factory.user(), factory.user()
+    for user in (ada, bob):
+        while task := labeling.next_task(session=session, project=project, user=user):
+            ids = [r.id for r in task.responses]
+            labeling.submit(
+                session=session,
+                assignment_id=task.assignment_id,
+                user=user,
+                body=AnnotationIn(ranking=ids),
+            )
+    plain, _ = service.create_snapshot(
+        session=session, project=project, data=SnapshotCreate(kind="rankings", split=1.0)
+    )
+    named, created = service.create_snapshot(
+        session=session,
+        project=project,
+        data=SnapshotCreate(kind="rankings", split=1.0, with_labelers=True),
+    )
+    assert created and named.content_hash != plain.content_hash
+    read = lambda s: [  # noqa: E731
+        json.loads(line)
+        for line in service.snapshot_files(snapshot=s)["train.jsonl"].read_text().splitlines()
+    ]
+    assert all("labelers" not in row for row in read(plain))
+    rows = read(named)
+    assert [row["labelers"] for row in rows] == [[ada.email, bob.email]] * 2
+    assert all(len(row["annotated_at"]) == 2 for row in rows)
+    each = rlhf(
+        "snapshot",
+        str(project.id),
+        "--kind",
+        "pairs",
+        "--method",
+        "all",
+        "--split",
+        "1",
+        "--with-labelers",
+        "--json",
+    )
+    assert each.exit_code == 0, each.output
+    pairs = service.get_snapshot(session=session, snapshot_id=json.loads(each.stdout)["id"])
+    assert sorted(row["labelers"][0] for row in read(pairs)) == sorted([ada.email, bob.email] * 2)

@@ -181,3 +181,28 @@ def test_the_prompts_page_lists_filters_and_acts(client, factory, session, tmp_p
         f"/admin/projects/{project.id}/prompts", data={"csrf_token": token, "action": "x"}
     )
     assert bad.status_code == 422
+
+
+def test_the_api_pages_prompts_and_acts_on_a_filter(client, factory, session, tmp_path) -> None:
+    project = factory.project(kind="ranking", k=2, overlap=1)
+    factory.items(project, ranking_items(3, k=2), tmp_path)
+    admin, ada = factory.user("admin"), factory.user()
+    held = labeling.next_task(session=session, project=project, user=ada)
+    base = f"/api/v1/projects/{project.id}"
+    first = client.get(f"{base}/prompts?limit=2", headers=admin.headers).json()
+    assert [p["external_id"] for p in first["prompts"]] == ["p0", "p1"]
+    assert first["prompts"][0]["leases"][0]["user_email"] == ada.email
+    assert first["prompts"][0]["labels_needed"] == 1
+    rest = client.get(f"{base}/prompts?after={first['next_after']}", headers=admin.headers)
+    assert [p["external_id"] for p in rest.json()["prompts"]] == ["p2"]
+    assert rest.json()["next_after"] is None
+    url = f"{base}/assignments/{held.assignment_id}/release"
+    assert client.post(url, headers=admin.headers).json() == {"changed": 1}
+    assert client.post(url, headers=admin.headers).status_code == 409  # no open lease now
+    body = {"action": "retire", "status": "unlabeled"}
+    assert client.post(f"{base}/prompts/actions", json=body, headers=admin.headers).json() == {
+        "changed": 3
+    }
+    bad = client.get(f"{base}/prompts?status=nope", headers=admin.headers)
+    assert bad.status_code == 422 and bad.json()["field"] == "status"
+    assert client.get(f"{base}/prompts", headers=ada.headers).status_code == 403

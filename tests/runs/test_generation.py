@@ -77,6 +77,7 @@ def test_generate_fills_a_project_labelers_rank_and_the_registry_rates_models(
             "kind": "generate",
             "project": project.name,
             "models": ["tiny-policy", "tiny-policy-v2"],
+            "reward_model": "tiny-rm",
             "config": FAST | {"n": 2},
         },
         headers=admin.headers,
@@ -96,6 +97,9 @@ def test_generate_fills_a_project_labelers_rank_and_the_registry_rates_models(
     stored = session.scalars(select(Response).where(Response.model_id == v2_id)).all()
     assert {r.model for r in stored} == {"tiny-policy-v2"}
     assert all(r.meta["run_id"] == run["id"] and r.meta["finish_reason"] for r in stored)
+    assert all(isinstance(r.meta["reward"], float) for r in stored)  # scored by tiny-rm
+    priorities = session.scalars(select(Prompt.priority).where(Prompt.project_id == project.id))
+    assert all(p is not None and p >= 0 for p in priorities)
     progress = generation.read_progress(done.run_dir)
     assert (progress["stored"], progress["planned"]) == (12, 12)
     metrics = client.get(f"/api/v1/runs/{run['id']}/metrics", headers=admin.headers).json()
@@ -305,3 +309,37 @@ def test_ingest_stores_complete_lines_once_and_text_postgres_can_hold(
     [stored] = session.scalars(select(Response).where(Response.prompt_id == prompt_id)).all()
     assert stored.text == "a\ufffdb" and stored.model_id == run.model_ids[0]
     assert generation.read_progress(tmp_path / "run")["stored"] == 1
+
+
+def test_uncertainty_order_serves_the_closest_candidates_first(
+    client, factory, session, tmp_path
+) -> None:
+    from app.projects import generated
+
+    labeler = factory.user()
+    project = factory.project(kind="ranking", k=2, order="uncertainty")
+    factory.items(project, [{"id": n, "prompt": n, "responses": []} for n in "abcd"], tmp_path)
+    ids = dict(session.execute(select(Prompt.external_id, Prompt.id)).all())
+    gaps = {"a": 3.0, "b": 0.5, "c": 1.0}  # "d" is not scored: served last
+    rows = []
+    for name, prompt_id in ids.items():
+        for i, reward in enumerate([0.0, gaps.get(name)]):
+            meta = {} if reward is None else {"reward": reward}
+            rows.append(
+                {"prompt_id": prompt_id, "text": f"{name}{i}", "model": "m", "model_id": 1,
+                 "sample_index": i, "meta": meta}
+            )  # fmt: skip
+    generated.store_generated(session=session, rows=rows)
+    session.commit()
+    assert session.get(Prompt, ids["b"]).priority == 0.5
+    order = []
+    while (
+        task := client.get(f"/api/v1/projects/{project.id}/tasks/next", headers=labeler.headers)
+    ).status_code == 200:
+        order.append(next(n for n, i in ids.items() if i == task.json()["prompt_id"]))
+        client.post(
+            f"/api/v1/assignments/{task.json()['assignment_id']}/skip",
+            json={"reason": "x"},
+            headers=labeler.headers,
+        )
+    assert order == ["b", "c", "a", "d"]

@@ -57,6 +57,7 @@ def test_a_run_on_0_train_rows_is_refused_before_it_is_queued(
     page = client.get(f"/admin/projects/{project.id}/snapshots")
     assert "0 train rows: nothing to train on" in page.text
     assert f"/admin/runs/new?snapshot={empty.id}" not in page.text
+    assert "0 train rows: nothing to train on" in client.get("/admin/snapshots").text
 
 
 def test_0_test_rows_are_named_on_the_snapshot_page_and_the_form(

@@ -87,6 +87,17 @@ def test_next_round_from_a_project_or_a_prompts_snapshot(
     assert "one of them" in bad(v2.id)
     assert "is a reward model" in bad(v2.id, project=source.id, compare_with=["rm"])
     assert "temperature" in bad(v2.id, project=source.id, config={"temperature": "hot"})
+    assert "not a registered reward model" in bad(
+        v2.id, project=source.id, reward_model="policy-v1"
+    )
+    ranked = client.post(
+        f"/api/v1/models/{v2.id}/next-round",
+        json={"name": "round by uncertainty", "project": source.name, "reward_model": "rm"},
+        headers=admin.headers,
+    ).json()
+    assert ranked["run"]["reward_model_id"] == rm.id
+    made = client.get(f"/api/v1/projects/{ranked['project_id']}", headers=admin.headers).json()
+    assert made["order"] == "uncertainty"
     assert (
         session.scalar(select(func.count()).select_from(Project).where(Project.name == "bad")) == 0
     )

@@ -175,3 +175,16 @@ def test_cli_and_config_errors(tmp_path: Path, causal_lm: str, capsys) -> None:
     assert "leaves no room" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="required"):
         generate(GenerateConfig(train_file=data))
+
+
+def test_a_reward_model_scores_each_sample(tmp_path: Path, causal_lm: str, encoder: str) -> None:
+    from trainer.reward import load_reward_model
+
+    cfg = _cfg(tmp_path, causal_lm, n=1, reward_model=encoder)
+    assert generate(cfg) == EXIT_OK
+    rows = _rows(tmp_path / "out")
+    rm = load_reward_model(encoder)
+    for r in rows:
+        prompt = next(p for p in PROMPTS if str(p["prompt_id"]) == r["prompt_id"])
+        expected = rm.score_responses([prompt.get("prompt", prompt.get("messages"))], [r["text"]])
+        assert r["reward"] == pytest.approx(float(expected[0]), abs=1e-4)
