@@ -179,6 +179,36 @@ def users_list(as_json: JsonOpt = False) -> None:
     )
 
 
+@users_app.command("update")
+def users_update(
+    email: str,
+    role: Annotated[str | None, typer.Option(help="admin | labeler")] = None,
+    active: Annotated[
+        bool | None, typer.Option("--active/--inactive", help="Activate or deactivate.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change a user's role or active flag (the last active admin keeps both)."""
+    from app.auth import service
+
+    with db_session() as session:
+        user = service.get_by_email(session=session, email=email)
+        if user is None:
+            fail(f"no user with email {email!r}")
+        assert user is not None
+        if role is not None:
+            service.set_role(session=session, user=user, role=role)
+        if active is not None:
+            service.set_active(session=session, user=user, active=active)
+        session.commit()
+        data = {"id": user.id, "email": user.email, "role": user.role, "active": user.is_active}
+    output(
+        data,
+        as_json,
+        lambda d: f"{d['email']}: {d['role']}, {'active' if d['active'] else 'inactive'}",
+    )
+
+
 def _project_dict(project: Any) -> dict[str, Any]:
     from app.projects.schemas import ProjectOut
 

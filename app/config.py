@@ -27,11 +27,29 @@ class Settings(BaseSettings):
     """Failed logins in a row before the account is locked for `login_lock_seconds`."""
     login_lock_seconds: int = 60
     secure_cookies: bool = False
-    """Mark cookies Secure (set behind HTTPS)."""
+    """Mark cookies Secure even when the request arrived as plain HTTP (e.g. behind a TLS proxy
+    that does not forward the scheme). Requests served over HTTPS always get Secure cookies."""
+    max_body_bytes: int = 2 * 1024 * 1024
+    """Largest request body (JSON, forms); larger ones get 413."""
+    max_upload_bytes: int = 512 * 1024 * 1024
+    """Largest body of an import upload (compressed size for .jsonl.gz); larger ones get 413."""
+    import_max_bytes: int = 2 * 1024 * 1024 * 1024
+    """Largest import after decompression."""
+    import_max_ratio: int = 100
+    """Largest decompressed/compressed size ratio of a gzip import (a gzip bomb is refused)."""
+    import_max_line_bytes: int = 4 * 1024 * 1024
+    """Longest line of an import file."""
+    import_max_lines: int = 5_000_000
+    """Most lines (blank ones included) in one import file."""
     db_pool_size: int = 10
     """Connections each web process keeps open (plus up to 10 more under load)."""
     run_stale_seconds: int = 60
-    """A running run whose worker has not heart-beaten for this long is requeued."""
+    """A running run whose worker has not heart-beaten for this long shows `stale` and is
+    requeued; a worker silent this long counts as gone."""
+    worker_heartbeat_seconds: float = 5.0
+    """How often a worker heart-beats (its own row and its run's); well under run_stale_seconds."""
+    run_retry_seconds: float = 10.0
+    """Backoff before a retried attempt; doubles with each attempt."""
     trainer_launcher: str = "python"
     """How the worker starts the trainer: python (python -m trainer) or accelerate."""
 

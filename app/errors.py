@@ -32,6 +32,10 @@ class Invalid(DomainError):
     status_code = 422
 
 
+class TooLarge(DomainError):
+    status_code = 413
+
+
 class TooManyRequests(DomainError):
     status_code = 429
 

@@ -8,6 +8,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import http
 from app.aggregation import api as aggregation_api
 from app.aggregation import pages as aggregation_pages
 from app.auth import api as auth_api
@@ -18,6 +19,8 @@ from app.datasets import api as datasets_api
 from app.datasets import pages as datasets_pages
 from app.deps import LoginRequired, cookie_signer
 from app.errors import DomainError
+from app.http.context import is_https
+from app.http.errors import is_page
 from app.labeling import api as labeling_api
 from app.labeling import pages as labeling_pages
 from app.projects import api as projects_api
@@ -30,7 +33,7 @@ from app.quality import pages as quality_pages
 from app.runs import api as runs_api
 from app.runs import pages as runs_pages
 from app.runs import round_pages
-from app.templating import ROOT, render
+from app.templating import ROOT, render, templates
 
 
 class CsrfCookieMiddleware:
@@ -54,7 +57,7 @@ class CsrfCookieMiddleware:
             if fresh and message["type"] == "http.response.start":
                 settings = get_settings()
                 value = f"{CSRF_COOKIE}={signer.dump_csrf(token)}; Path=/; HttpOnly; SameSite=Lax"
-                if settings.secure_cookies:
+                if settings.secure_cookies or is_https(scope):
                     value += "; Secure"
                 message.setdefault("headers", []).append((b"set-cookie", value.encode()))
             await send(message)
@@ -72,19 +75,13 @@ def _cookies(scope: Scope) -> dict[str, str]:
     return out
 
 
-def _is_page(request: Request) -> bool:
-    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get(
-        "accept", ""
-    )
-
-
 def _error_page(request: Request, status_code: int, message: str) -> Response:
     return render(request, "error.html", status_code, code=status_code, message=message)
 
 
 def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    if _is_page(request):
+    if is_page(request):
         return _error_page(request, exc.status_code, str(exc.detail))
     return JSONResponse(
         {"detail": exc.detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None)
@@ -93,7 +90,7 @@ def _http_error(request: Request, exc: Exception) -> Response:
 
 def _domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainError)
-    if _is_page(request):
+    if is_page(request):
         return _error_page(request, exc.status_code, exc.message)
     body: dict[str, Any] = {"detail": exc.message}
     if exc.field:
@@ -112,8 +109,9 @@ def _login_redirect(request: Request, exc: Exception) -> RedirectResponse:
 def create_app() -> FastAPI:
     """The web application."""
     get_settings()  # refuse to start on a placeholder secret outside dev mode
-    app = FastAPI(title="rlhf-studio", version="0.1.0")
+    app = FastAPI(title="rlhf-studio", version="0.1.0", docs_url=None, redoc_url=None)
     app.add_middleware(CsrfCookieMiddleware)
+    http.install(app)
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(LoginRequired, _login_redirect)
@@ -138,4 +136,6 @@ def create_app() -> FastAPI:
         runs_pages,
     ):
         app.include_router(module.router)
+    # The dashboard (projects) tells when no training worker is alive, without importing runs.
+    templates.env.globals["workers_running"] = runs_pages.workers_running
     return app

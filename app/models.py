@@ -7,7 +7,7 @@ from app.datasets.models import Snapshot
 from app.labeling.models import Annotation, Assignment, LabelerHold
 from app.projects.models import Project, ProjectMember, Prompt, Response
 from app.prompts.models import PromptAction
-from app.runs.models import RegisteredModel, RunMetric, TrainingRun
+from app.runs.models import RegisteredModel, RunMetric, TrainingRun, Worker
 
 __all__ = [
     "Annotation",
@@ -26,4 +26,5 @@ __all__ = [
     "Snapshot",
     "TrainingRun",
     "User",
+    "Worker",
 ]

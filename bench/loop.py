@@ -7,7 +7,7 @@ labelers are in bench/loop_task.py (hidden = share of positive minus share of ne
 
 Round 0: a tiny causal LM built locally is SFT'd on demonstrations the labelers write.
 Each round: the current policy samples K candidates per prompt (the trainer's sampling, run by
-this script: the product has no generation run yet), the labelers rank them through the API
+this script; the `generate` run kind is the next step), the labelers rank them through the API
 (Bradley–Terry with temperature; `--adversarial` of them rank at random or in reverse), a
 rankings snapshot and a prompts snapshot are frozen, an RM run and a PPO run (adaptive KL
 controller, `--kl-target`) train, and the PPO policy generates the next round. Per round it

@@ -53,9 +53,8 @@ def run_ours(policy: str, rm: str, prompts: str, args, out: Path, beta: float, *
         learning_rate=args.lr,
         temperature=args.temperature,
         kl_coef=beta,
-        adaptive_kl=False,
         save_every=10**9,
-        **kw,
+        **({"adaptive_kl": False} | kw),
     )
     t0 = time.perf_counter()
     ppo.train(cfg)
@@ -179,6 +178,7 @@ def main() -> None:
     p.add_argument("--temperature", type=float, default=0.7)
     p.add_argument("--betas", type=float, nargs="+", default=[0.02, 0.1, 0.5])
     p.add_argument("--kl-target", type=float, default=3.0, help="adaptive run (0 → skip it)")
+    p.add_argument("--rm-steps", type=int, default=60, help="reward-model training steps")
     p.add_argument("--skip-trl", action="store_true")
     args = p.parse_args()
 
@@ -188,7 +188,7 @@ def main() -> None:
         model=policy,
         train_file=write_jsonl(work / "rankings.jsonl", rankings(256, 4, seed=3, words=8)),
         output_dir=str(work / "rm"),
-        max_steps=60,
+        max_steps=args.rm_steps,
         batch_size=8,
         learning_rate=1e-3,
         normalize=False,

@@ -12,3 +12,16 @@ EXIT_PREEMPTED = 75
 
 EXIT_USAGE = 2
 """Bad command line, config or data file; the message on stderr says what and where."""
+
+EXIT_DIVERGED = 3
+"""The loss stayed NaN/inf for more than `nan_patience` steps; stderr says at which step."""
+
+EXIT_FENCED = 4
+"""A newer attempt owns the output directory (or its supervisor is gone): stopped unwritten."""
+
+# How a supervisor (the worker) fences a run directory; see trainer/runtime.py.
+ATTEMPT_ENV = "TRAINER_ATTEMPT"
+"""Environment: this process's attempt number; output_dir/ATTEMPT_FILE holds the newest one."""
+ATTEMPT_FILE = "attempt"
+SUPERVISOR_ENV = "TRAINER_SUPERVISOR_LOCK"
+"""Environment: a file the supervisor holds an exclusive flock on for as long as it lives."""

@@ -7,7 +7,7 @@ import importlib
 import sys
 from typing import Any
 
-from trainer import EXIT_OK, EXIT_USAGE
+from trainer import EXIT_DIVERGED, EXIT_FENCED, EXIT_OK, EXIT_USAGE
 from trainer.configs import ConfigError, load_config
 from trainer.data import DataError
 
@@ -73,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, path in build_all(args.out).items():
             print(f"{name}: {path}")
         return EXIT_OK
+    from trainer.runtime import Diverged, Fenced  # torch: only once training is asked for
+
     try:
         cfg = load_config(args.command, args.config, overrides_from(args))
         if args.command == "generate":
@@ -88,6 +90,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except Diverged as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_DIVERGED
+    except Fenced as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FENCED
 
 
 if __name__ == "__main__":

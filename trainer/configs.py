@@ -75,6 +75,8 @@ class BaseConfig:
     """Module names LoRA wraps; ["all-linear"] wraps every linear layer but the output head."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass to save memory."""
+    nan_patience: int = 0
+    """Steps in a row the loss may be NaN/inf before the run stops as diverged (0 → at once)."""
 
 
 @dataclass

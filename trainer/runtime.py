@@ -5,7 +5,14 @@ only what would otherwise be copied four times.
 
 Resumption: the data order is a pure function of (seed, step) (see `batch_indices`), so a
 checkpoint needs only the step besides the model, optimizer, scheduler and RNG states that
-`accelerate` saves.
+`accelerate` saves. A resumed run drops the metric lines past its checkpoint, so metrics.jsonl
+holds one line per step however often the run was interrupted.
+
+Fencing: one trainer writes to an output directory at a time. The main process holds an
+exclusive `flock` on output_dir/trainer.lock. Under a supervisor (the worker) the process also
+knows its attempt (env TRAINER_ATTEMPT, the newest attempt is in output_dir/attempt) and a lock
+file the supervisor holds while it lives (env TRAINER_SUPERVISOR_LOCK): when a newer attempt
+starts or the supervisor dies, the trainer exits (EXIT_FENCED) without writing anything more.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import shutil
 import signal
 import sys
@@ -27,9 +35,24 @@ from accelerate.utils import set_seed
 from transformers import AutoTokenizer, get_scheduler
 from transformers.utils import logging as hf_logging
 
+from trainer import ATTEMPT_ENV, ATTEMPT_FILE, EXIT_FENCED, SUPERVISOR_ENV
 from trainer.configs import BaseConfig, GenerateConfig
 
 STATE_FILE = "trainer_state.json"
+METRICS_FILE = "metrics.jsonl"
+LOCK_FILE = "trainer.lock"
+WATCH_SECONDS = 1.0
+"""How often a supervised trainer checks that it is still the current attempt."""
+LOCK_WAIT_SECONDS = 60.0
+"""How long a trainer waits for another one to release the output directory."""
+
+
+class Fenced(RuntimeError):
+    """This trainer is no longer the run's current attempt; it must not write anything."""
+
+
+class Diverged(RuntimeError):
+    """The loss stayed non-finite for more than `nan_patience` steps."""
 
 
 def log(msg: str) -> None:
@@ -53,10 +76,14 @@ class Run:
         set_seed(cfg.seed)
         self.preempted = False
         self.is_main = self.accelerator.is_main_process
+        self.fence = Fence(self.out)
+        self.fence.start_watching()
+        self._bad_loss_steps: list[int] = []
         if self.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
+            self.fence.lock()
             (self.out / "run_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
-        self._metrics = open(self.out / "metrics.jsonl", "a") if self.is_main else None  # noqa: SIM115
+        self._metrics = open(self.out / METRICS_FILE, "a") if self.is_main else None  # noqa: SIM115
         if threading.current_thread() is threading.main_thread():  # signals only work there
             signal.signal(signal.SIGTERM, self._on_sigterm)
         log(f"{kind}: output_dir={self.out} device={self.accelerator.device}")
@@ -72,15 +99,32 @@ class Run:
     # ------------------------------------------------------------------ metrics
 
     def log_metrics(self, step: int, metrics: dict[str, float]) -> None:
-        """Write one flushed JSON line (and a short stderr line) for `step`."""
-        if not self.is_main:
-            return
-        row = {"step": step, "time": round(time.time(), 3), **_round(metrics)}
-        assert self._metrics is not None
-        self._metrics.write(json.dumps(row) + "\n")
-        self._metrics.flush()
-        shown = " ".join(f"{k}={v:.4g}" for k, v in row.items() if k in _SHOWN)
-        log(f"step {step}: {shown}")
+        """Write one flushed JSON line (and a short stderr line) for `step`.
+
+        NaN/inf values are written as null and named in `non_finite`; a loss that stays
+        non-finite for more than cfg.nan_patience steps raises Diverged.
+        """
+        self.fence.check()
+        row = sanitise({"step": step, "time": round(time.time(), 3), **_round(metrics)})
+        if self.is_main:
+            assert self._metrics is not None
+            self._metrics.write(json.dumps(row) + "\n")
+            self._metrics.flush()
+            shown = " ".join(
+                f"{k}={v:.4g}" for k, v in row.items() if k in _SHOWN and v is not None
+            )
+            log(
+                f"step {step}: {shown}"
+                + (f" non-finite: {row['non_finite']}" if "non_finite" in row else "")
+            )
+        loss = metrics.get("loss")
+        if isinstance(loss, float) and not math.isfinite(loss):
+            self._bad_loss_steps.append(step)
+            if len(self._bad_loss_steps) > self.cfg.nan_patience:
+                word = "NaN" if math.isnan(loss) else "infinite"
+                raise Diverged(f"loss became {word} at step {self._bad_loss_steps[0]}")
+        else:
+            self._bad_loss_steps = []
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -94,6 +138,7 @@ class Run:
         self, step: int, model: torch.nn.Module, tokenizer: Any, extra: dict
     ) -> Path:
         """Save model (loadable with from_pretrained), optimizer, scheduler, RNG and step."""
+        self.fence.check()
         path = self.out / "checkpoints" / f"step-{step:07d}"
         self.accelerator.wait_for_everyone()
         self.accelerator.save_state(str(path / "state"))
@@ -127,17 +172,36 @@ class Run:
 
     def resume(self) -> tuple[int, dict]:
         """Load the latest checkpoint into the prepared objects; return (step, extra) or (0, {})."""
+        self.fence.check()
         found = self.checkpoints()
         if not found:
+            self._keep_metrics(0)
             return 0, {}
         path = found[-1]
         self.accelerator.load_state(str(path / "state"))
         state = json.loads((path / STATE_FILE).read_text())
         log(f"resumed from {path} at step {state['step']}")
+        self._keep_metrics(int(state["step"]))
         return int(state.pop("step")), state
+
+    def _keep_metrics(self, step: int) -> None:
+        """Rewrite metrics.jsonl with the complete lines of steps up to `step` (atomic rename)."""
+        if not self.is_main:
+            return
+        assert self._metrics is not None
+        self._metrics.close()
+        path = self.out / METRICS_FILE
+        kept = [
+            line for line in path.read_text().splitlines(keepends=True) if _step_of(line) <= step
+        ]
+        tmp = path.with_name(METRICS_FILE + ".tmp")
+        tmp.write_text("".join(kept))
+        os.replace(tmp, path)
+        self._metrics = open(path, "a")  # noqa: SIM115
 
     def finish(self, model: torch.nn.Module, tokenizer: Any, summary: dict[str, Any]) -> None:
         """Save the final model and tokenizer in output_dir and write summary.json."""
+        self.fence.check()
         self.accelerator.wait_for_everyone()
         if self.is_main:
             save_model(self.accelerator.unwrap_model(model), tokenizer, self.out)
@@ -145,7 +209,7 @@ class Run:
             (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
             assert self._metrics is not None
             self._metrics.close()
-        log(f"done: {json.dumps(_round(summary))}")
+        log(f"done: {json.dumps(sanitise(_round(summary)))}")
 
 
 _SHOWN = {"loss", "eval_loss", "accuracy", "score", "kl", "lr", "reward_margin"}
@@ -153,6 +217,112 @@ _SHOWN = {"loss", "eval_loss", "accuracy", "score", "kl", "lr", "reward_margin"}
 
 def _round(d: dict[str, Any]) -> dict[str, Any]:
     return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in d.items()}
+
+
+def sanitise(row: dict[str, Any]) -> dict[str, Any]:
+    """NaN/inf floats become null and their keys are listed under `non_finite` (strict JSON)."""
+    bad = [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
+    if not bad:
+        return row
+    return {k: (None if k in bad else v) for k, v in row.items()} | {"non_finite": bad}
+
+
+def _step_of(line: str) -> float:
+    """The step of one complete metrics line; inf for a torn or foreign line."""
+    if not line.endswith("\n"):
+        return math.inf
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return math.inf
+    step = row.get("step") if isinstance(row, dict) else None
+    return step if isinstance(step, int) else math.inf
+
+
+# ---------------------------------------------------------------------- fencing
+
+_HELD: dict[str, int] = {}
+"""Output-dir locks this process holds (a second Run in the same process reuses its lock)."""
+
+
+def _lock_is_free(path: str) -> bool:
+    """Whether nobody holds an exclusive flock on `path` (a missing file counts as free)."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+class Fence:
+    """Whether this process may still write to its output directory (see the module doc)."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.token = os.environ.get(ATTEMPT_ENV)
+        self.supervisor = os.environ.get(SUPERVISOR_ENV)
+
+    def stale(self) -> str | None:
+        """Why this process must stop writing, or None while it is the current attempt."""
+        if self.token is not None:
+            try:
+                current = (self.out / ATTEMPT_FILE).read_text().strip()
+            except OSError:
+                current = "?"
+            if current != self.token:
+                return f"attempt {self.token} is stale (the run is at attempt {current})"
+        if self.supervisor and _lock_is_free(self.supervisor):
+            return "the worker that started this trainer is gone"
+        return None
+
+    def check(self) -> None:
+        """Raise Fenced when this process is stale."""
+        if reason := self.stale():
+            raise Fenced(f"{reason}: stopping without writing")
+
+    def start_watching(self) -> None:
+        """Under a supervisor, exit at once (EXIT_FENCED) when this process goes stale."""
+        if self.token is None and not self.supervisor:
+            return
+        self.check()
+
+        def watch() -> None:
+            while True:
+                time.sleep(WATCH_SECONDS)
+                if reason := self.stale():
+                    log(f"{reason}: stopping without writing")
+                    os._exit(EXIT_FENCED)
+
+        threading.Thread(target=watch, name="fence", daemon=True).start()
+
+    def lock(self) -> None:
+        """Hold an exclusive flock on output_dir/trainer.lock, waiting for a previous holder."""
+        import fcntl
+
+        path = str((self.out / LOCK_FILE).resolve())
+        if path in _HELD:
+            return
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                self.check()
+                if time.monotonic() > deadline:
+                    os.close(fd)
+                    raise Fenced(f"another trainer holds {path}") from None
+                time.sleep(0.2)
+        _HELD[path] = fd
 
 
 def save_model(model: torch.nn.Module, tokenizer: Any, path: Path) -> None:

@@ -9,6 +9,7 @@ from app.aggregation.consensus import ConsensusMethod
 from app.aggregation.schemas import ExclusionIn, ExclusionOut, Leaderboard, PromptConsensus
 from app.db import SessionDep
 from app.deps import AdminUser
+from app.http.bounds import AfterId, Id, Limit, Seed
 from app.projects import service as project_service
 
 router = APIRouter(prefix="/api/v1", tags=["aggregation"])
@@ -16,11 +17,11 @@ router = APIRouter(prefix="/api/v1", tags=["aggregation"])
 
 @router.get("/projects/{project_id}/leaderboard", response_model=Leaderboard)
 def leaderboard(
-    project_id: int,
+    project_id: Id,
     session: SessionDep,
     _: AdminUser,
     rounds: Annotated[int, Query(ge=1, le=100_000)] = 1000,
-    seed: int = 0,
+    seed: Seed = 0,
 ) -> object:
     """Models ranked by Bradley-Terry (bootstrap 95% intervals) with their Elo."""
     project = project_service.get(session=session, project_id=project_id)
@@ -29,12 +30,12 @@ def leaderboard(
 
 @router.get("/projects/{project_id}/consensus", response_model=list[PromptConsensus])
 def consensus(
-    project_id: int,
+    project_id: Id,
     session: SessionDep,
     _: AdminUser,
     method: ConsensusMethod = ConsensusMethod.ranked_pairs,
-    after: Annotated[int, Query(description="prompt id to continue after")] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after: Annotated[AfterId, Query(description="prompt id to continue after")] = 0,
+    limit: Limit = 100,
 ) -> object:
     """Consensus ranking and agreement of ranked prompts, in prompt id order (paged)."""
     project = project_service.get(session=session, project_id=project_id)
@@ -60,14 +61,14 @@ def consensus(
 
 
 @router.get("/projects/{project_id}/exclusions", response_model=list[ExclusionOut])
-def list_exclusions(project_id: int, session: SessionDep, _: AdminUser) -> object:
+def list_exclusions(project_id: Id, session: SessionDep, _: AdminUser) -> object:
     """Labelers left out of this project's aggregates (global exclusions included)."""
     project_service.get(session=session, project_id=project_id)
     return service.list_exclusions(session=session, project_id=project_id)
 
 
 @router.post("/projects/{project_id}/exclusions", response_model=ExclusionOut, status_code=201)
-def exclude(project_id: int, body: ExclusionIn, session: SessionDep, admin: AdminUser) -> object:
+def exclude(project_id: Id, body: ExclusionIn, session: SessionDep, admin: AdminUser) -> object:
     """Leave a labeler out of this project's aggregates (or of all: `all_projects`)."""
     project_service.get(session=session, project_id=project_id)
     exclusion = service.exclude_labeler(
@@ -82,7 +83,7 @@ def exclude(project_id: int, body: ExclusionIn, session: SessionDep, admin: Admi
 
 
 @router.delete("/exclusions/{exclusion_id}", status_code=204)
-def remove_exclusion(exclusion_id: int, session: SessionDep, _: AdminUser) -> None:
+def remove_exclusion(exclusion_id: Id, session: SessionDep, _: AdminUser) -> None:
     """Count the labeler in again."""
     service.remove_exclusion(session=session, exclusion_id=exclusion_id)
     session.commit()

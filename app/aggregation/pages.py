@@ -1,14 +1,18 @@
 """HTML routes of aggregation: the model leaderboard with its interval chart."""
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse
+from pydantic import ValidationError
 
 from app.aggregation import service
-from app.aggregation.schemas import Leaderboard
+from app.aggregation.schemas import ExclusionIn, Leaderboard
 from app.db import SessionDep
 from app.deps import AdminUser
+from app.errors import DomainError, validation_messages
+from app.http.bounds import Id, Seed
 from app.projects import service as project_service
 from app.templating import render
 
@@ -58,11 +62,11 @@ def above(board: Leaderboard) -> dict[str, list[str]]:
 @router.get("/admin/projects/{project_id}/leaderboard")
 def leaderboard_page(
     request: Request,
-    project_id: int,
+    project_id: Id,
     session: SessionDep,
     _: AdminUser,
     rounds: Annotated[int, Query(ge=1, le=100_000)] = 1000,
-    seed: int = 0,
+    seed: Seed = 0,
 ):
     project = project_service.get(session=session, project_id=project_id)
     board = service.model_leaderboard(session=session, project=project, rounds=rounds, seed=seed)
@@ -80,28 +84,39 @@ def leaderboard_page(
 
 @router.post("/admin/projects/{project_id}/exclusions")
 def exclude(
-    project_id: int,
+    project_id: Id,
     session: SessionDep,
     admin: AdminUser,
-    user_id: Annotated[int, Form()],
+    user_id: Annotated[str, Form()] = "",
     scope: Annotated[str, Form()] = "project",
     reason: Annotated[str, Form()] = "",
 ):
     """Leave a labeler out of this project's aggregates (or of every project's)."""
     project_service.get(session=session, project_id=project_id)
-    service.exclude_labeler(
-        session=session,
-        user_id=user_id,
-        project_id=None if scope == "all" else project_id,
-        reason=reason.strip(),
-        created_by=admin,
-    )
+    back = f"/admin/projects/{project_id}/quality"
+    try:
+        body = ExclusionIn.model_validate(
+            {"user_id": user_id, "reason": reason.strip(), "all_projects": scope == "all"}
+        )
+        service.exclude_labeler(
+            session=session,
+            user_id=body.user_id,
+            project_id=None if body.all_projects else project_id,
+            reason=body.reason,
+            created_by=admin,
+        )
+    except (ValidationError, DomainError) as exc:
+        session.rollback()
+        message = (
+            "; ".join(validation_messages(exc)) if isinstance(exc, ValidationError) else exc.message
+        )
+        return RedirectResponse(f"{back}?{urlencode({'error': message})}", status_code=303)
     session.commit()
-    return RedirectResponse(f"/admin/projects/{project_id}/quality", status_code=303)
+    return RedirectResponse(back, status_code=303)
 
 
 @router.post("/admin/projects/{project_id}/exclusions/{exclusion_id}/remove")
-def include_again(project_id: int, exclusion_id: int, session: SessionDep, _: AdminUser):
+def include_again(project_id: Id, exclusion_id: Id, session: SessionDep, _: AdminUser):
     """Count a labeler in again."""
     service.remove_exclusion(session=session, exclusion_id=exclusion_id)
     session.commit()

@@ -2,14 +2,16 @@
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
+
+from app.http.bounds import Id, Reason
 
 
 class ExclusionIn(BaseModel):
-    user_id: int
+    user_id: Id
     all_projects: bool = False
     """Exclude the labeler from every project, not only this one."""
-    reason: str = Field("", max_length=2000)
+    reason: Reason = ""
 
 
 class ExclusionOut(BaseModel):

@@ -6,6 +6,7 @@ from app.auth import service
 from app.auth.schemas import NewToken, TokenCreate, TokenOut, UserCreate, UserOut, UserUpdate
 from app.db import SessionDep
 from app.deps import AdminUser, CurrentUser
+from app.http.bounds import Id
 
 router = APIRouter(prefix="/api/v1", tags=["users"])
 
@@ -30,7 +31,7 @@ def create_user(body: UserCreate, session: SessionDep, _: AdminUser) -> object:
 
 
 @router.patch("/users/{user_id}", response_model=UserOut)
-def update_user(user_id: int, body: UserUpdate, session: SessionDep, admin: AdminUser) -> object:
+def update_user(user_id: Id, body: UserUpdate, session: SessionDep, admin: AdminUser) -> object:
     user = service.update_user(
         session=session,
         user=service.get(session=session, user_id=user_id),
@@ -49,7 +50,7 @@ def list_tokens(session: SessionDep, user: CurrentUser) -> object:
 
 
 @router.post("/users/{user_id}/tokens", response_model=NewToken, status_code=201)
-def create_token(user_id: int, body: TokenCreate, session: SessionDep, _: AdminUser) -> object:
+def create_token(user_id: Id, body: TokenCreate, session: SessionDep, _: AdminUser) -> object:
     user = service.get(session=session, user_id=user_id)
     token, plain = service.create_token(session=session, user=user, name=body.name)
     session.commit()
@@ -57,7 +58,8 @@ def create_token(user_id: int, body: TokenCreate, session: SessionDep, _: AdminU
 
 
 @router.delete("/tokens/{token_id}", response_model=TokenOut)
-def revoke_token(token_id: int, session: SessionDep, _: AdminUser) -> object:
-    token = service.revoke_token(session=session, token_id=token_id)
+def revoke_token(token_id: Id, session: SessionDep, _: AdminUser, force: bool = False) -> object:
+    """Revoke a token; 409 if no admin could sign in afterwards (unless `force`)."""
+    token = service.revoke_token(session=session, token_id=token_id, force=force)
     session.commit()
     return token

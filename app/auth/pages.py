@@ -5,21 +5,27 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
+from pydantic import ValidationError
 
 from app.auth import service
 from app.auth.models import ApiToken, User
+from app.auth.schemas import TokenCreate, UserCreate, UserUpdate
 from app.auth.security import SESSION_COOKIE
 from app.config import get_settings
 from app.db import SessionDep
 from app.deps import AdminUser, OptionalUser, cookie_signer, csrf_guard
-from app.errors import DomainError, TooManyRequests
+from app.errors import Conflict, DomainError, TooManyRequests, validation_messages
+from app.http.bounds import Id, form_bool
 from app.templating import render
 
 router = APIRouter(tags=["pages"])
 
 
 def _safe_next(value: str | None) -> str:
-    return value if value and value.startswith("/") and not value.startswith("//") else "/"
+    """A local path to go to after login ('/' for anything else: other hosts, odd characters)."""
+    if not value or len(value) > 2000 or not value.startswith("/") or value[1:2] in ("/", "\\"):
+        return "/"
+    return value if value.isprintable() else "/"
 
 
 def _landing(user: User, next: str | None) -> str:
@@ -39,11 +45,22 @@ def login_page(request: Request, user: OptionalUser, next: str | None = None):
 def login(
     request: Request,
     session: SessionDep,
-    email: Annotated[str, Form()],
-    password: Annotated[str, Form()],
+    email: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "/",
 ):
     settings = get_settings()
+    if not email.strip() or not password:
+        return render(
+            request,
+            "login.html",
+            422,
+            next=_safe_next(next),
+            error="Enter your email and password.",
+            email=email[:320],
+        )
+    if len(email) > 320 or len(password) > 200 or "\x00" in email + password:
+        email, password = "", ""  # cannot be an account: answered like a wrong password
     try:
         user = service.authenticate(
             session=session,
@@ -72,7 +89,7 @@ def login(
         max_age=settings.session_max_age,
         httponly=True,
         samesite="lax",
-        secure=settings.secure_cookies,
+        secure=settings.secure_cookies or request.url.scheme == "https",
     )
     return response
 
@@ -103,6 +120,12 @@ def _users_page(request: Request, session: SessionDep, status_code: int = 200, *
     )
 
 
+def _message(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(validation_messages(exc))
+    return exc.message if isinstance(exc, DomainError) else str(exc)
+
+
 def _back(notice: str) -> RedirectResponse:
     return RedirectResponse(f"/admin/users?{urlencode({'notice': notice})}", status_code=303)
 
@@ -117,71 +140,87 @@ def create_user(
     request: Request,
     session: SessionDep,
     _: AdminUser,
-    email: Annotated[str, Form()],
-    role: Annotated[str, Form()],
-    password: Annotated[str, Form()],
+    email: Annotated[str, Form()] = "",
+    role: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
 ):
     try:
-        user = service.create_user(session=session, email=email, role=role, password=password)
+        body = UserCreate.model_validate({"email": email, "role": role, "password": password})
+        user = service.create_user(
+            session=session, email=body.email, role=body.role, password=body.password
+        )
         session.commit()
-    except DomainError as exc:
+    except (ValidationError, DomainError) as exc:
         session.rollback()
-        return _users_page(request, session, 422, error=exc.message, email=email, role=role)
+        return _users_page(
+            request, session, 422, error=_message(exc), email=email[:320], role=role[:20]
+        )
     return _back(f"Created {user.email} ({user.role}).")
 
 
 @router.post("/admin/users/{user_id}/active")
 def set_active(
     request: Request,
-    user_id: int,
+    user_id: Id,
     session: SessionDep,
     admin: AdminUser,
-    active: Annotated[bool, Form()],
+    active: Annotated[str, Form()] = "",
 ):
     user = service.get(session=session, user_id=user_id)
+    on = form_bool(active)
     try:
-        service.update_user(session=session, user=user, by=admin, is_active=active)
+        service.update_user(session=session, user=user, by=admin, is_active=on)
     except DomainError as exc:
+        session.rollback()
         return _users_page(request, session, exc.status_code, error=exc.message)
     session.commit()
-    return _back(f"{user.email} is {'active' if active else 'deactivated'}.")
+    return _back(f"{user.email} is {'active' if on else 'deactivated'}.")
 
 
 @router.post("/admin/users/{user_id}/password")
 def reset_password(
     request: Request,
-    user_id: int,
+    user_id: Id,
     session: SessionDep,
     _: AdminUser,
-    password: Annotated[str, Form()],
+    password: Annotated[str, Form()] = "",
 ):
     user = service.get(session=session, user_id=user_id)
     try:
-        service.set_password(session=session, user=user, password=password)
+        body = UserUpdate.model_validate({"password": password})
+        service.set_password(session=session, user=user, password=body.password or "")
         session.commit()
-    except DomainError as exc:
+    except (ValidationError, DomainError) as exc:
         session.rollback()
-        return _users_page(request, session, 422, error=f"{user.email}: {exc.message}")
+        return _users_page(request, session, 422, error=f"{user.email}: {_message(exc)}")
     return _back(f"New password set for {user.email}; their other sessions ended.")
 
 
 @router.post("/admin/users/{user_id}/tokens")
 def issue_token(
     request: Request,
-    user_id: int,
+    user_id: Id,
     session: SessionDep,
     _: AdminUser,
-    name: Annotated[str, Form(max_length=100)] = "",
+    name: Annotated[str, Form()] = "",
 ):
     user = service.get(session=session, user_id=user_id)
-    token, plain = service.create_token(session=session, user=user, name=name)
+    try:
+        body = TokenCreate.model_validate({"name": name})
+    except ValidationError as exc:
+        return _users_page(request, session, 422, error=f"token name: {_message(exc)}")
+    token, plain = service.create_token(session=session, user=user, name=body.name)
     session.commit()
     # The token is shown on this response only; it is never stored or put into a URL.
     return _users_page(request, session, new_token=(user, token, plain))
 
 
 @router.post("/admin/tokens/{token_id}/revoke")
-def revoke_token(token_id: int, session: SessionDep, _: AdminUser) -> RedirectResponse:
-    token = service.revoke_token(session=session, token_id=token_id)
+def revoke_token(request: Request, token_id: Id, session: SessionDep, _: AdminUser):
+    try:
+        token = service.revoke_token(session=session, token_id=token_id)
+    except Conflict as exc:
+        session.rollback()
+        return _users_page(request, session, 409, error=exc.message)
     session.commit()
     return _back(f"Token {token.prefix}… revoked.")

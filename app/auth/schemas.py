@@ -2,21 +2,22 @@
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from app.auth.models import Role
+from app.http.bounds import Email, Password, text
 
 
 class UserCreate(BaseModel):
-    email: str = Field(max_length=320)
+    email: Email
     role: Role
-    password: str | None = Field(None, min_length=8, max_length=200)
+    password: Password | None = None
 
 
 class UserUpdate(BaseModel):
     is_active: bool | None = None
     role: Role | None = None
-    password: str | None = Field(None, min_length=8, max_length=200)
+    password: Password | None = None
 
 
 class UserOut(BaseModel):
@@ -30,7 +31,7 @@ class UserOut(BaseModel):
 
 
 class TokenCreate(BaseModel):
-    name: str = Field("", max_length=100)
+    name: text(100) = ""  # type: ignore[valid-type]
 
 
 class TokenOut(BaseModel):

@@ -99,6 +99,8 @@ def set_password(*, session: Session, user: User, password: str) -> None:
 
 def set_active(*, session: Session, user: User, active: bool) -> None:
     """Activate or deactivate a user; deactivation ends their sessions and tokens' use."""
+    if not active:
+        _keep_an_admin(session=session, user=user)
     user.is_active = active
     if not active:
         user.session_epoch += 1
@@ -119,10 +121,37 @@ def update_user(
     if is_active is not None:
         set_active(session=session, user=user, active=is_active)
     if role is not None:
-        user.role = role
+        set_role(session=session, user=user, role=role)
     if password is not None:
         set_password(session=session, user=user, password=password)
     return user
+
+
+def set_role(*, session: Session, user: User, role: str) -> None:
+    """Make a user an admin or a labeler; the last active admin stays an admin."""
+    if role not in Role.__members__:
+        raise Invalid(f"role must be admin or labeler, not {role!r}", field="role")
+    if role != Role.admin:
+        _keep_an_admin(session=session, user=user)
+    user.role = role
+
+
+def _keep_an_admin(*, session: Session, user: User) -> None:
+    """Conflict if `user` is the last active admin (who would lose the role or the account)."""
+    if not (user.is_admin and user.is_active):
+        return
+    # Lock the active admins' rows (PostgreSQL) so two admins cannot demote each other at once;
+    # on SQLite the write transaction already serialises this.
+    others = session.scalars(
+        select(User.id)
+        .where(User.role == Role.admin, User.is_active.is_(True), User.id != user.id)
+        .with_for_update()
+    ).all()
+    if not others:
+        raise Conflict(
+            f"{user.email} is the last active admin; make another user an admin first",
+            field="role",
+        )
 
 
 def create_token(*, session: Session, user: User, name: str = "") -> tuple[ApiToken, str]:
@@ -142,14 +171,33 @@ def list_tokens(*, session: Session, user_id: int | None = None) -> list[ApiToke
     return list(session.scalars(query))
 
 
-def revoke_token(*, session: Session, token_id: int) -> ApiToken:
-    """Revoke a token (kept for the record)."""
+def revoke_token(*, session: Session, token_id: int, force: bool = False) -> ApiToken:
+    """Revoke a token (kept for the record); refused if no admin could sign in afterwards."""
     token = session.get(ApiToken, token_id)
     if token is None:
         raise NotFound(f"no API token {token_id}")
     if token.revoked_at is None:
+        if not force and not _admin_can_sign_in(session=session, without_token=token.id):
+            raise Conflict(
+                f"revoking token {token.prefix}… leaves no active admin with a password or a "
+                "live token: nobody could sign in as an admin; set a password or issue another "
+                "token first (or revoke with force)",
+                field="token_id",
+            )
         token.revoked_at = utcnow()
     return token
+
+
+def _admin_can_sign_in(*, session: Session, without_token: int) -> bool:
+    """Whether some active admin has a password or a live token other than `without_token`."""
+    admins = select(User.id).where(User.role == Role.admin, User.is_active.is_(True))
+    with_password = admins.where(User.password_hash.is_not(None)).limit(1)
+    if session.scalar(with_password) is not None:
+        return True
+    live = select(ApiToken.id).where(
+        ApiToken.user_id.in_(admins), ApiToken.revoked_at.is_(None), ApiToken.id != without_token
+    )
+    return session.scalar(live.limit(1)) is not None
 
 
 def user_from_token(*, session: Session, plain: str) -> User | None:

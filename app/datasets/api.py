@@ -11,6 +11,7 @@ from app.datasets.kinds import DatasetKind
 from app.datasets.schemas import SnapshotCreate, SnapshotOut, SnapshotResult
 from app.db import SessionDep, get_sessionmaker
 from app.deps import AdminUser
+from app.http.bounds import Id, Keyword
 from app.projects import service as project_service
 
 router = APIRouter(prefix="/api/v1", tags=["datasets"])
@@ -28,7 +29,7 @@ MEDIA = {
     responses={200: {"description": "unchanged data: the newest equal snapshot is returned"}},
 )
 def create_snapshot(
-    project_id: int,
+    project_id: Id,
     body: SnapshotCreate,
     session: SessionDep,
     admin: AdminUser,
@@ -46,7 +47,7 @@ def create_snapshot(
 
 @router.get("/projects/{project_id}/snapshots", response_model=list[SnapshotOut])
 def list_snapshots(
-    project_id: int, session: SessionDep, _: AdminUser, kind: str | None = None
+    project_id: Id, session: SessionDep, _: AdminUser, kind: Keyword | None = None
 ) -> object:
     """The project's snapshots, newest first."""
     project_service.get(session=session, project_id=project_id)
@@ -54,13 +55,22 @@ def list_snapshots(
 
 
 @router.get("/snapshots/{snapshot_id}", response_model=SnapshotOut)
-def get_snapshot(snapshot_id: int, session: SessionDep, _: AdminUser) -> object:
+def get_snapshot(snapshot_id: Id, session: SessionDep, _: AdminUser) -> object:
     """One snapshot: parameters, row counts, hash, lineage."""
     return service.get_snapshot(session=session, snapshot_id=snapshot_id)
 
 
-@router.get("/snapshots/{snapshot_id}/files/{name}")
-def download(snapshot_id: int, name: str, session: SessionDep, _: AdminUser) -> FileResponse:
+@router.get(
+    "/snapshots/{snapshot_id}/files/{name}",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "description": "the file",
+            "content": {media: {} for media in (*MEDIA.values(), "application/json")},
+        }
+    },
+)
+def download(snapshot_id: Id, name: Keyword, session: SessionDep, _: AdminUser) -> FileResponse:
     """A snapshot file: train/test .jsonl and .parquet, manifest.json, README.md (the card)."""
     snapshot = service.get_snapshot(session=session, snapshot_id=snapshot_id)
     path = service.snapshot_file(snapshot=snapshot, name=name)

@@ -12,7 +12,8 @@ from app.datasets.kinds import DatasetKind
 from app.datasets.schemas import FILES, METHODS, SnapshotCreate
 from app.db import SessionDep
 from app.deps import AdminUser
-from app.errors import validation_messages
+from app.errors import DomainError, validation_messages
+from app.http.bounds import Id, form_bool
 from app.projects import service as project_service
 from app.runs.models import run_kinds_for
 from app.templating import render
@@ -53,10 +54,10 @@ def all_snapshots(request: Request, session: SessionDep, _: AdminUser):
 @router.get("/admin/projects/{project_id}/snapshots")
 def snapshots_page(
     request: Request,
-    project_id: int,
+    project_id: Id,
     session: SessionDep,
     _: AdminUser,
-    made: int | None = None,
+    made: Id | None = None,
     created: bool | None = None,
 ):
     return _page(request, session, project_id, made=made, created=created)
@@ -65,34 +66,40 @@ def snapshots_page(
 @router.post("/admin/projects/{project_id}/snapshots")
 def make_snapshot(
     request: Request,
-    project_id: int,
+    project_id: Id,
     session: SessionDep,
     admin: AdminUser,
     kind: Annotated[str, Form()] = "",
     method: Annotated[str, Form()] = ConsensusMethod.ranked_pairs,
-    split: Annotated[float, Form()] = 0.9,
-    include_top_ranked: Annotated[bool, Form()] = False,
-    normalize: Annotated[bool, Form()] = False,
-    with_labelers: Annotated[bool, Form()] = False,
+    split: Annotated[str, Form()] = "0.9",
+    include_top_ranked: Annotated[str, Form()] = "",
+    normalize: Annotated[str, Form()] = "",
+    with_labelers: Annotated[str, Form()] = "",
     weighting: Annotated[str, Form()] = "none",
 ):
-    try:
-        data = SnapshotCreate(
-            kind=kind,
-            method=method,
-            split=split,
-            include_top_ranked=include_top_ranked,
-            normalize=normalize,
-            with_labelers=with_labelers,
-            weighting=weighting,
-        )
-    except ValidationError as exc:
-        error = "; ".join(validation_messages(exc))
-        return _page(request, session, project_id, 422, error=error)
+    """Freeze a snapshot from the form; a bad field re-renders the page with the message."""
     project = project_service.get(session=session, project_id=project_id)
-    snapshot, created = service.create_snapshot(
-        session=session, project=project, data=data, created_by=admin
-    )
+    try:
+        data = SnapshotCreate.model_validate(
+            {
+                "kind": kind,
+                "method": method,
+                "split": split.strip() or "0.9",
+                "include_top_ranked": form_bool(include_top_ranked),
+                "normalize": form_bool(normalize),
+                "with_labelers": form_bool(with_labelers),
+                "weighting": weighting,
+            }
+        )
+        snapshot, created = service.create_snapshot(
+            session=session, project=project, data=data, created_by=admin
+        )
+    except (ValidationError, DomainError) as exc:
+        session.rollback()
+        error = (
+            "; ".join(validation_messages(exc)) if isinstance(exc, ValidationError) else exc.message
+        )
+        return _page(request, session, project_id, 422, error=error)
     return RedirectResponse(
         f"/admin/projects/{project_id}/snapshots?made={snapshot.id}&created={str(created).lower()}",
         status_code=303,

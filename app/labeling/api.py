@@ -2,11 +2,12 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Query
 from fastapi import Response as HTTPResponse
 
 from app.db import SessionDep
 from app.deps import CurrentUser, LabelerUser
+from app.http.bounds import Id, Limit, Offset
 from app.labeling import service
 from app.labeling.schemas import (
     AnnotationIn,
@@ -26,7 +27,7 @@ router = APIRouter(prefix="/api/v1", tags=["labeling"])
     response_model=Task,
     responses={204: {"description": "nothing left for this labeler"}},
 )
-def next_task(project_id: int, session: SessionDep, user: LabelerUser) -> object:
+def next_task(project_id: Id, session: SessionDep, user: LabelerUser) -> object:
     project = project_service.get(session=session, project_id=project_id)
     task = service.next_task(session=session, project=project, user=user)
     if task is None:
@@ -35,7 +36,7 @@ def next_task(project_id: int, session: SessionDep, user: LabelerUser) -> object
 
 
 @router.get("/projects/{project_id}/progress", response_model=Progress)
-def my_progress(project_id: int, session: SessionDep, user: LabelerUser) -> object:
+def my_progress(project_id: Id, session: SessionDep, user: LabelerUser) -> object:
     project = project_service.get(session=session, project_id=project_id)
     return service.progress(session=session, project=project, user=user)
 
@@ -47,12 +48,12 @@ def my_progress(project_id: int, session: SessionDep, user: LabelerUser) -> obje
     responses={200: {"description": "a retry with the same Idempotency-Key: the first result"}},
 )
 def annotate(
-    assignment_id: int,
+    assignment_id: Id,
     body: AnnotationIn,
     response: HTTPResponse,
     session: SessionDep,
     user: LabelerUser,
-    idempotency_key: Annotated[str | None, Header()] = None,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> object:
     annotation, created = service.submit(
         session=session,
@@ -68,7 +69,7 @@ def annotate(
 
 
 @router.post("/assignments/{assignment_id}/skip", response_model=AssignmentOut)
-def skip(assignment_id: int, body: SkipIn, session: SessionDep, user: LabelerUser) -> object:
+def skip(assignment_id: Id, body: SkipIn, session: SessionDep, user: LabelerUser) -> object:
     return service.skip(session=session, assignment_id=assignment_id, user=user, reason=body.reason)
 
 
@@ -76,10 +77,10 @@ def skip(assignment_id: int, body: SkipIn, session: SessionDep, user: LabelerUse
 def my_assignments(
     session: SessionDep,
     user: LabelerUser,
-    project_id: int | None = None,
-    status: str | None = None,
-    limit: int = 100,
-    offset: int = 0,
+    project_id: Id | None = None,
+    status: Annotated[str | None, Query(max_length=20)] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> object:
     """The caller's own assignments."""
     return service.list_assignments(
@@ -87,7 +88,7 @@ def my_assignments(
         user_id=user.id,
         project_id=project_id,
         status=status,
-        limit=min(limit, 1000),
+        limit=limit,
         offset=offset,
     )
 
@@ -96,11 +97,11 @@ def my_assignments(
 def annotations(
     session: SessionDep,
     user: CurrentUser,
-    project_id: int | None = None,
-    user_id: int | None = None,
-    prompt_id: int | None = None,
-    limit: int = 100,
-    offset: int = 0,
+    project_id: Id | None = None,
+    user_id: Id | None = None,
+    prompt_id: Id | None = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> object:
     """Labelers see their own annotations; admins see all and may filter by labeler."""
     return service.list_annotations(
@@ -108,6 +109,6 @@ def annotations(
         user_id=user_id if user.is_admin else user.id,
         project_id=project_id,
         prompt_id=prompt_id,
-        limit=min(limit, 1000),
+        limit=limit,
         offset=offset,
     )

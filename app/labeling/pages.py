@@ -2,12 +2,14 @@
 
 from typing import Annotated, Any
 
+from annotated_types import Ge, Le
 from fastapi import APIRouter, Request
 from pydantic import BeforeValidator
 
 from app.auth import service as auth_service
 from app.db import SessionDep
 from app.deps import AdminUser, CurrentUser
+from app.http.bounds import MAX_PAGE_NUMBER, Id
 from app.labeling import service
 from app.labeling.validation import MAX_DEMONSTRATION
 from app.projects import service as project_service
@@ -42,7 +44,7 @@ def home(request: Request, session: SessionDep, user: CurrentUser):
 
 
 @router.get("/projects/{project_id}/label")
-def label(request: Request, project_id: int, session: SessionDep, user: CurrentUser):
+def label(request: Request, project_id: Id, session: SessionDep, user: CurrentUser):
     """The labeler's current task in the project (a new lease if they hold none)."""
     project = project_service.get(session=session, project_id=project_id)
     task = service.next_task(session=session, project=project, user=user)
@@ -66,13 +68,12 @@ def annotations_page(
     request: Request,
     session: SessionDep,
     _: AdminUser,
-    project_id: Annotated[int | None, BeforeValidator(_blank_is_none)] = None,
-    user_id: Annotated[int | None, BeforeValidator(_blank_is_none)] = None,
-    prompt_id: Annotated[int | None, BeforeValidator(_blank_is_none)] = None,
-    page: int = 1,
+    project_id: Annotated[Id | None, BeforeValidator(_blank_is_none)] = None,
+    user_id: Annotated[Id | None, BeforeValidator(_blank_is_none)] = None,
+    prompt_id: Annotated[Id | None, BeforeValidator(_blank_is_none)] = None,
+    page: Annotated[int, Ge(1), Le(MAX_PAGE_NUMBER)] = 1,
 ):
     """Annotations, newest first, each next to its prompt and responses."""
-    page = max(page, 1)
     annotations = service.list_annotations(
         session=session,
         project_id=project_id,

@@ -5,6 +5,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.http.bounds import Json, JsonObject, text
+
+Demonstration = text(200_000)
+FlagName = text(100)
+
 
 class TaskResponse(BaseModel):
     id: int
@@ -36,15 +41,15 @@ class AnnotationIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    ranking: list[Any] | None = None
-    scores: dict[str, Any] | None = None
-    demonstration: str | list[Any] | None = None
-    flags: dict[str, list[Any]] = Field(default_factory=dict)
+    ranking: list[Json] | None = Field(None, max_length=100)
+    scores: JsonObject | None = None
+    demonstration: Demonstration | list[Json] | None = None
+    flags: dict[FlagName, list[Json]] = Field(default_factory=dict, max_length=100)
     duration_ms: int | None = Field(None, ge=0, le=7 * 24 * 3600 * 1000)
 
 
 class SkipIn(BaseModel):
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: text(2000, 1)
 
 
 class AnnotationOut(BaseModel):

@@ -10,6 +10,8 @@ from starlette.concurrency import run_in_threadpool
 from app.auth.schemas import UserOut
 from app.db import SessionDep, get_sessionmaker
 from app.deps import AdminUser, CurrentUser
+from app.errors import Invalid
+from app.http.bounds import Id
 from app.projects import importer, service
 from app.projects.formats import ImportFormat
 from app.projects.schemas import (
@@ -39,13 +41,13 @@ def create_project(body: ProjectCreate, session: SessionDep, _: AdminUser) -> ob
 
 
 @router.get("/{project_id}", response_model=ProjectOut)
-def get_project(project_id: int, session: SessionDep, _: CurrentUser) -> object:
+def get_project(project_id: Id, session: SessionDep, _: CurrentUser) -> object:
     return service.get(session=session, project_id=project_id)
 
 
 @router.patch("/{project_id}", response_model=ProjectOut)
 def update_project(
-    project_id: int, body: ProjectUpdate, session: SessionDep, _: AdminUser
+    project_id: Id, body: ProjectUpdate, session: SessionDep, _: AdminUser
 ) -> object:
     project = service.get(session=session, project_id=project_id)
     service.update(session=session, project=project, data=body)
@@ -54,7 +56,7 @@ def update_project(
 
 
 @router.get("/{project_id}/stats", response_model=ProjectStats)
-def project_stats(project_id: int, session: SessionDep, _: AdminUser) -> object:
+def project_stats(project_id: Id, session: SessionDep, _: AdminUser) -> object:
     return service.stats(
         session=session, project=service.get(session=session, project_id=project_id)
     )
@@ -79,7 +81,7 @@ async def _spool(request: Request, file: UploadFile | None) -> Path:
     responses={422: {"description": "bad lines, with line numbers; nothing was imported"}},
 )
 async def import_items(
-    project_id: int,
+    project_id: Id,
     request: Request,
     _: AdminUser,
     file: UploadFile | None = None,
@@ -87,6 +89,8 @@ async def import_items(
     skip_invalid: bool = False,
 ) -> object:
     """Import JSONL (or gzip) as a multipart `file` or as the raw body; all or nothing."""
+    if file is None and request.headers.get("content-type", "").startswith("multipart/"):
+        raise Invalid("a multipart upload needs a part named 'file'", field="file")
     path = await _spool(request, file)
     try:
         return await run_in_threadpool(_import, project_id, path, format, skip_invalid)
@@ -103,7 +107,7 @@ def _import(project_id: int, path: Path, fmt: str, skip_invalid: bool) -> Import
 
 
 @router.get("/{project_id}/members", response_model=list[UserOut])
-def list_members(project_id: int, session: SessionDep, _: AdminUser) -> object:
+def list_members(project_id: Id, session: SessionDep, _: AdminUser) -> object:
     """The labelers the project is restricted to; empty means open to every labeler."""
     return service.list_members(
         session=session, project=service.get(session=session, project_id=project_id)
@@ -111,7 +115,7 @@ def list_members(project_id: int, session: SessionDep, _: AdminUser) -> object:
 
 
 @router.post("/{project_id}/members", response_model=list[UserOut])
-def add_member(project_id: int, body: MemberIn, session: SessionDep, _: AdminUser) -> object:
+def add_member(project_id: Id, body: MemberIn, session: SessionDep, _: AdminUser) -> object:
     project = service.get(session=session, project_id=project_id)
     service.add_member(session=session, project=project, user_id=body.user_id)
     session.commit()
@@ -119,7 +123,7 @@ def add_member(project_id: int, body: MemberIn, session: SessionDep, _: AdminUse
 
 
 @router.delete("/{project_id}/members/{user_id}", response_model=list[UserOut])
-def remove_member(project_id: int, user_id: int, session: SessionDep, _: AdminUser) -> object:
+def remove_member(project_id: Id, user_id: Id, session: SessionDep, _: AdminUser) -> object:
     project = service.get(session=session, project_id=project_id)
     service.remove_member(session=session, project=project, user_id=user_id)
     session.commit()

@@ -1,13 +1,14 @@
 """Streaming, all-or-nothing import of prompts and responses from JSONL (or .jsonl.gz).
 
-Pass 1 reads the file and validates every line, storing nothing. Pass 2 reads it again and
-inserts in batches inside one transaction, committed only at the end. Memory holds one batch
-and the set of external ids seen, never the whole file.
+Pass 1 reads the file and validates every line, storing nothing and holding no database
+transaction (on SQLite a transaction holds the single write lock that labelers need). Pass 2
+reads it again and inserts in batches inside one transaction, committed only at the end. Memory
+holds one batch and the set of external ids seen, never the whole file. The file is read within
+the limits of `app.projects.reader` (size, gzip ratio, line length, line count).
 """
 
-import gzip
-import io
 import json
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from app.labeling import labels
 from app.projects.formats import FORMATS, PARSERS, ImportFormat, Item, LineError, detect
 from app.projects.kinds import ProjectKind
 from app.projects.models import Project, Prompt, Response
+from app.projects.reader import ImportLimits, check, read_lines
 from app.projects.schemas import ImportLineError, ImportReport
 
 BATCH = 500
@@ -39,70 +41,87 @@ class ImportFailed(Invalid):
         self.error_count = error_count
 
 
-def read_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, text) of a plain or gzip-compressed UTF-8 file, one line at a time."""
-    with open(path, "rb") as raw:
-        gzipped = raw.read(2) == b"\x1f\x8b"
-    opener = gzip.open if gzipped else open
-    with opener(path, "rb") as binary:
-        for number, data in enumerate(io.BufferedReader(binary), start=1):
-            try:
-                yield number, data.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield number, f"\x00not utf-8 at byte {exc.start}"
+def _refuse_constant(name: str) -> Any:
+    raise LineError(f"{name} is not a JSON number")
+
+
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):
+        raise LineError(f"the number {literal[:40]} is too large")
+    return value
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def _decode(text: str) -> dict[str, Any]:
     if text.startswith("\x00"):
         raise LineError(text[1:])
     try:
-        obj = json.loads(text)
+        obj = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
         raise LineError(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+    except LineError:
+        raise
+    except (ValueError, RecursionError) as exc:  # a number too long, nesting too deep
+        raise LineError(f"invalid JSON: {exc}"[:200]) from None
     if not isinstance(obj, dict):
         raise LineError(f"each line must be a JSON object, not {type(obj).__name__}")
+    if "\\u0000" in text and _has_nul(obj):
+        raise LineError("text must not contain the NUL character (\\u0000)")
     return obj
 
 
-def _check_fits(item: Item, project: Project) -> None:
+def _check_fits(item: Item, kind: ProjectKind) -> None:
     n = len(item.responses)
+    for i, response in enumerate(item.responses):
+        if response["model"] is not None and len(response["model"]) > 200:
+            raise LineError(f"responses[{i}].model is longer than 200 characters")
     if n > MAX_RESPONSES:
         raise LineError(f"{n} responses; at most {MAX_RESPONSES} per prompt")
     # A prompt without responses waits for a generation run to add them (it is served once it
     # has enough); one lone response cannot be ranked.
-    if project.kind == ProjectKind.ranking and n == 1:
+    if kind == ProjectKind.ranking and n == 1:
         raise LineError("a ranking project needs no responses (to generate them) or at least 2")
     if item.gold is not None:
-        wanted = {ProjectKind.ranking: "ranking", ProjectKind.rating: "scores"}.get(
-            ProjectKind(project.kind)
-        )
+        wanted = {ProjectKind.ranking: "ranking", ProjectKind.rating: "scores"}.get(kind)
         if wanted not in item.gold:
             raise LineError(
-                f'gold of a {project.kind} project must be {{"{wanted}": [...]}}'
+                f'gold of a {kind} project must be {{"{wanted}": [...]}}'
                 if wanted
                 else "a demonstration project has no gold items"
             )
 
 
-def _items(path: Path, fmt: str, project: Project) -> Iterator[tuple[int, list[Item] | LineError]]:
+def _items(
+    path: Path, fmt: str, kind: ProjectKind, limits: ImportLimits
+) -> Iterator[tuple[int, list[Item] | LineError]]:
     """(line number, the line's items or its error); one line may hold several items."""
     parse = PARSERS[fmt]
-    for number, line in read_lines(path):
+    for number, line in read_lines(path, limits):
         if not line.strip():
             continue
         try:
             parsed = parse(_decode(line))
             items = parsed if isinstance(parsed, list) else [parsed]
             for item in items:
-                _check_fits(item, project)
+                _check_fits(item, kind)
         except LineError as exc:
             yield number, exc
         else:
             yield number, items
 
 
-def _detect_format(path: Path) -> str:
-    for _, line in read_lines(path):
+def _detect_format(path: Path, limits: ImportLimits) -> str:
+    for _, line in read_lines(path, limits):
         if line.strip():
             try:
                 return detect(_decode(line))
@@ -118,10 +137,16 @@ def import_file(
     path: Path,
     fmt: str = "auto",
     skip_invalid: bool = False,
+    limits: ImportLimits | None = None,
 ) -> ImportReport:
-    """Import a file into `project` and commit, all or nothing (or skipping bad lines if asked)."""
+    """Import a file into `project`, all or nothing (or skipping bad lines if asked)."""
+    limits = limits or ImportLimits.from_settings()
+    kind = ProjectKind(project.kind)
+    # End the caller's read transaction: validation below holds no lock (SQLite: the write lock).
+    session.commit()
+    check(path, limits)  # a bomb or broken gzip is refused before any parsing
     if fmt == "auto":
-        fmt = _detect_format(path)
+        fmt = _detect_format(path, limits)
     if fmt not in FORMATS:
         names = ", ".join(ImportFormat)
         raise Invalid(f"format must be {names}; not {fmt!r}", field="format")
@@ -130,7 +155,7 @@ def import_file(
     error_count = 0
     bad_lines: set[int] = set()
     lines = 0
-    for number, result in _items(path, fmt, project):
+    for number, result in _items(path, fmt, kind, limits):
         lines += 1
         if isinstance(result, LineError):
             error_count += 1
@@ -153,7 +178,7 @@ def import_file(
     seen: set[str] = set()
     batch: list[Item] = []
     try:
-        for number, result in _items(path, fmt, project):
+        for number, result in _items(path, fmt, kind, limits):
             if number in bad_lines or isinstance(result, LineError):
                 continue
             for item in result:

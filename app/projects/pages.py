@@ -14,11 +14,12 @@ from app.datasets.kinds import DatasetKind
 from app.db import SessionDep
 from app.deps import AdminUser
 from app.errors import DomainError, validation_messages
+from app.http.bounds import Id, form_bool
 from app.labeling import service as labeling_service
 from app.projects import formats, importer, service
 from app.projects.kinds import ProjectKind, RatingScale
 from app.projects.models import Project
-from app.projects.schemas import ProjectCreate, ProjectUpdate
+from app.projects.schemas import MemberIn, ProjectCreate, ProjectUpdate
 from app.templating import render
 
 router = APIRouter(prefix="/admin", tags=["pages"])
@@ -63,8 +64,8 @@ def create_project(
     request: Request,
     session: SessionDep,
     _: AdminUser,
-    name: Annotated[str, Form()],
-    kind: Annotated[str, Form()],
+    name: Annotated[str, Form()] = "",
+    kind: Annotated[str, Form()] = "",
     instructions: Annotated[str, Form()] = "",
     k: Annotated[str, Form()] = "4",
     overlap: Annotated[str, Form()] = "1",
@@ -111,7 +112,7 @@ def _project_page(
 
 
 @router.get("/projects/{project_id}")
-def project_page(request: Request, project_id: int, session: SessionDep, _: AdminUser):
+def project_page(request: Request, project_id: Id, session: SessionDep, _: AdminUser):
     project = service.get(session=session, project_id=project_id)
     created = request.query_params.get("created")
     return _project_page(request, session, project, notice="Project created." if created else None)
@@ -120,20 +121,20 @@ def project_page(request: Request, project_id: int, session: SessionDep, _: Admi
 @router.post("/projects/{project_id}")
 def update_project(
     request: Request,
-    project_id: int,
+    project_id: Id,
     session: SessionDep,
     _: AdminUser,
-    name: Annotated[str, Form()],
+    name: Annotated[str, Form()] = "",
     instructions: Annotated[str, Form()] = "",
     k: Annotated[str, Form()] = "4",
     overlap: Annotated[str, Form()] = "1",
     lease_seconds: Annotated[str, Form()] = "1800",
     rating_scale: Annotated[str, Form()] = RatingScale.thumbs,
     criteria: Annotated[str, Form()] = "",
-    is_archived: Annotated[bool, Form()] = False,
+    is_archived: Annotated[str, Form()] = "",
 ):
     project = service.get(session=session, project_id=project_id)
-    form = {"name": name, "is_archived": is_archived}
+    form = {"name": name, "is_archived": form_bool(is_archived)}
     form |= _settings(instructions, k, overlap, lease_seconds, rating_scale, criteria)
     try:
         service.update(session=session, project=project, data=ProjectUpdate.model_validate(form))
@@ -150,16 +151,18 @@ def update_project(
 @router.post("/projects/{project_id}/import")
 def import_items(
     request: Request,
-    project_id: int,
+    project_id: Id,
     session: SessionDep,
     _: AdminUser,
-    file: UploadFile,
+    file: UploadFile | None = None,
     format: Annotated[str, Form()] = "auto",
 ):
     """Import an uploaded JSONL file; all or nothing, with the bad lines listed."""
     project = service.get(session=session, project_id=project_id)
     if format not in FORMATS:
         return _project_page(request, session, project, 422, errors=[f"unknown format {format!r}"])
+    if file is None:
+        return _project_page(request, session, project, 422, errors=["file: choose a file"])
     with tempfile.NamedTemporaryFile(prefix="rlhf-import-", suffix=".jsonl", delete=False) as out:
         shutil.copyfileobj(file.file, out)
     path = Path(out.name)
@@ -180,18 +183,28 @@ def import_items(
 
 @router.post("/projects/{project_id}/members")
 def add_member(
-    project_id: int, session: SessionDep, _: AdminUser, user_id: Annotated[int, Form()]
-) -> RedirectResponse:
+    request: Request,
+    project_id: Id,
+    session: SessionDep,
+    _: AdminUser,
+    user_id: Annotated[str, Form()] = "",
+):
     """Restrict the project to its members, adding one."""
     project = service.get(session=session, project_id=project_id)
-    service.add_member(session=session, project=project, user_id=user_id)
+    try:
+        member = MemberIn.model_validate({"user_id": user_id})
+        service.add_member(session=session, project=project, user_id=member.user_id)
+    except (ValidationError, DomainError) as exc:
+        session.rollback()
+        errors = validation_messages(exc) if isinstance(exc, ValidationError) else [exc.message]
+        return _project_page(request, session, project, 422, errors=errors)
     session.commit()
     return RedirectResponse(f"/admin/projects/{project_id}#members", status_code=303)
 
 
 @router.post("/projects/{project_id}/members/{user_id}/remove")
 def remove_member(
-    project_id: int, user_id: int, session: SessionDep, _: AdminUser
+    project_id: Id, user_id: Id, session: SessionDep, _: AdminUser
 ) -> RedirectResponse:
     """Take a labeler off the project (without members it is open to all again)."""
     project = service.get(session=session, project_id=project_id)

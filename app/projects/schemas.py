@@ -5,16 +5,31 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.http.bounds import Id, Instructions, Name, text
 from app.projects.kinds import ProjectKind, RatingScale
+
+ProjectName = Name
+Criterion = text(60)
+
+
+def _NO_DEFAULT(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def _criteria(value: list[str]) -> list[str]:
+    names = [c.strip() for c in value if c.strip()]
+    if len(set(names)) != len(names):
+        raise ValueError("criteria names must be distinct")
+    return names
 
 
 class ProjectSettings(BaseModel):
-    instructions: str = ""
+    instructions: Instructions = ""
     k: int = Field(4, ge=1, le=9, description="responses shown per prompt (2…9 for rankings)")
     overlap: int = Field(1, ge=1, le=100, description="labelers per prompt")
     lease_seconds: int = Field(1800, ge=30, le=7 * 24 * 3600)
     rating_scale: RatingScale = RatingScale.thumbs
-    criteria: list[str] = Field(default_factory=list, max_length=50)
+    criteria: list[Criterion] = Field(default_factory=list, max_length=50)
     gold_rate: float = Field(0.1, ge=0.0, le=1.0, description="share of tasks that are gold")
     auto_hold: bool = Field(False, description="hold labelers with low gold accuracy")
     hold_after_gold: int = Field(5, ge=1, le=1000, description="gold items before a hold")
@@ -25,16 +40,11 @@ class ProjectSettings(BaseModel):
     @field_validator("criteria")
     @classmethod
     def _criteria_names(cls, value: list[str]) -> list[str]:
-        names = [c.strip() for c in value if c.strip()]
-        if len(set(names)) != len(names):
-            raise ValueError("criteria names must be distinct")
-        if any(len(c) > 60 for c in names):
-            raise ValueError("a criterion name has at most 60 characters")
-        return names
+        return _criteria(value)
 
 
 class ProjectCreate(ProjectSettings):
-    name: str = Field(min_length=1, max_length=200)
+    name: ProjectName
     kind: ProjectKind
 
     @model_validator(mode="after")
@@ -45,18 +55,26 @@ class ProjectCreate(ProjectSettings):
 
 
 class ProjectUpdate(BaseModel):
-    name: str | None = Field(None, min_length=1, max_length=200)
-    instructions: str | None = None
-    k: int | None = Field(None, ge=1, le=9)
-    overlap: int | None = Field(None, ge=1, le=100)
-    lease_seconds: int | None = Field(None, ge=30, le=7 * 24 * 3600)
-    rating_scale: RatingScale | None = None
-    criteria: list[str] | None = None
-    is_archived: bool | None = None
-    gold_rate: float | None = Field(None, ge=0.0, le=1.0)
-    auto_hold: bool | None = None
-    hold_after_gold: int | None = Field(None, ge=1, le=1000)
-    order: Literal["id", "uncertainty"] | None = None
+    """The fields to change; a field left out keeps its value, and none may be null."""
+
+    # Defaults of None mean "left out"; an explicit null fails the (non-null) type: 422.
+    name: ProjectName = Field(None, json_schema_extra=_NO_DEFAULT)
+    instructions: Instructions = Field(None, json_schema_extra=_NO_DEFAULT)
+    k: int = Field(None, ge=1, le=9, json_schema_extra=_NO_DEFAULT)
+    overlap: int = Field(None, ge=1, le=100, json_schema_extra=_NO_DEFAULT)
+    lease_seconds: int = Field(None, ge=30, le=7 * 24 * 3600, json_schema_extra=_NO_DEFAULT)
+    rating_scale: RatingScale = Field(None, json_schema_extra=_NO_DEFAULT)
+    criteria: list[Criterion] = Field(None, max_length=50, json_schema_extra=_NO_DEFAULT)
+    is_archived: bool = Field(None, json_schema_extra=_NO_DEFAULT)
+    gold_rate: float = Field(None, ge=0.0, le=1.0, json_schema_extra=_NO_DEFAULT)
+    auto_hold: bool = Field(None, json_schema_extra=_NO_DEFAULT)
+    hold_after_gold: int = Field(None, ge=1, le=1000, json_schema_extra=_NO_DEFAULT)
+    order: Literal["id", "uncertainty"] = Field(None, json_schema_extra=_NO_DEFAULT)
+
+    @field_validator("criteria")
+    @classmethod
+    def _criteria_names(cls, value: list[str]) -> list[str]:
+        return _criteria(value)
 
 
 class ProjectOut(BaseModel):
@@ -115,4 +133,4 @@ class ImportFailure(BaseModel):
 
 
 class MemberIn(BaseModel):
-    user_id: int
+    user_id: Id

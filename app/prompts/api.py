@@ -4,6 +4,7 @@ from fastapi import APIRouter, Query
 
 from app.db import SessionDep
 from app.deps import AdminUser
+from app.http.bounds import AfterId, Id, Keyword, SearchText
 from app.projects import service as project_service
 from app.prompts import service
 from app.prompts.schemas import (
@@ -38,13 +39,13 @@ def _state(row: PromptRow) -> PromptState:
 
 @router.get("/prompts", response_model=PromptPage)
 def list_prompts(
-    project_id: int,
+    project_id: Id,
     session: SessionDep,
     _: AdminUser,
-    status: str | None = None,
-    model: str | None = None,
-    q: str | None = None,
-    after: int = 0,
+    status: Keyword | None = None,
+    model: SearchText | None = None,
+    q: SearchText | None = None,
+    after: AfterId = 0,
     limit: int = Query(service.PAGE_SIZE, ge=1, le=500),
 ) -> PromptPage:
     """Prompts with id > after, in id order, filtered (keyset pages: follow `next_after`)."""
@@ -61,7 +62,7 @@ def list_prompts(
 
 @router.post("/prompts/actions", response_model=Changed)
 def act_on_filter(
-    project_id: int, body: BulkAction, session: SessionDep, admin: AdminUser
+    project_id: Id, body: BulkAction, session: SessionDep, admin: AdminUser
 ) -> Changed:
     """Re-queue or retire every prompt the filter matches (logged per prompt)."""
     project = project_service.get(session=session, project_id=project_id)
@@ -73,7 +74,7 @@ def act_on_filter(
 
 
 @router.post("/prompts/{prompt_id}/requeue", response_model=Changed)
-def requeue(project_id: int, prompt_id: int, session: SessionDep, admin: AdminUser) -> Changed:
+def requeue(project_id: Id, prompt_id: Id, session: SessionDep, admin: AdminUser) -> Changed:
     """Serve the prompt again for one more label than it has."""
     project = project_service.get(session=session, project_id=project_id)
     changed = service.requeue(session=session, project=project, by=admin, prompt_id=prompt_id)
@@ -82,7 +83,7 @@ def requeue(project_id: int, prompt_id: int, session: SessionDep, admin: AdminUs
 
 
 @router.post("/prompts/{prompt_id}/retire", response_model=Changed)
-def retire(project_id: int, prompt_id: int, session: SessionDep, admin: AdminUser) -> Changed:
+def retire(project_id: Id, prompt_id: Id, session: SessionDep, admin: AdminUser) -> Changed:
     """Stop serving the prompt; its labels stay."""
     project = project_service.get(session=session, project_id=project_id)
     changed = service.retire(session=session, project=project, by=admin, prompt_id=prompt_id)
@@ -91,7 +92,7 @@ def retire(project_id: int, prompt_id: int, session: SessionDep, admin: AdminUse
 
 
 @router.post("/assignments/{assignment_id}/release", response_model=Changed)
-def release(project_id: int, assignment_id: int, session: SessionDep, admin: AdminUser) -> Changed:
+def release(project_id: Id, assignment_id: Id, session: SessionDep, admin: AdminUser) -> Changed:
     """End a labeler's open lease now."""
     project = project_service.get(session=session, project_id=project_id)
     service.release_lease(session=session, project=project, assignment_id=assignment_id, by=admin)

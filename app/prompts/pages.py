@@ -8,6 +8,7 @@ from fastapi.responses import RedirectResponse
 
 from app.db import SessionDep
 from app.deps import AdminUser
+from app.http.bounds import AfterId, Id, Keyword, Offset, SearchText
 from app.projects import service as project_service
 from app.prompts import service
 from app.prompts.service import PromptFilter
@@ -25,7 +26,7 @@ def _filter(status: str, model: str, q: str) -> PromptFilter:
     return PromptFilter(status=status or None, model=model or None, q=q.strip() or None)
 
 
-def _back(project_id: int, where: PromptFilter, done: str, n: int = 1) -> RedirectResponse:
+def _back(project_id: Id, where: PromptFilter, done: str, n: int = 1) -> RedirectResponse:
     query = urlencode(where.as_dict() | {"done": done, "n": n})
     return RedirectResponse(f"/admin/projects/{project_id}/prompts?{query}", status_code=303)
 
@@ -33,15 +34,15 @@ def _back(project_id: int, where: PromptFilter, done: str, n: int = 1) -> Redire
 @router.get("/prompts")
 def prompts_page(
     request: Request,
-    project_id: int,
+    project_id: Id,
     session: SessionDep,
     _: AdminUser,
-    status: str = "",
-    model: str = "",
-    q: str = "",
-    after: int = 0,
-    done: str = "",
-    n: int = 0,
+    status: Keyword = "",
+    model: SearchText = "",
+    q: SearchText = "",
+    after: AfterId = 0,
+    done: Keyword = "",
+    n: Offset = 0,
 ):
     """Every prompt with its responses, labels, open leases and skips; filters and search."""
     project = project_service.get(session=session, project_id=project_id)
@@ -70,13 +71,13 @@ def prompts_page(
 
 @router.post("/assignments/{assignment_id}/release")
 def release(
-    project_id: int,
-    assignment_id: int,
+    project_id: Id,
+    assignment_id: Id,
     session: SessionDep,
     admin: AdminUser,
-    status: Annotated[str, Form()] = "",
-    model: Annotated[str, Form()] = "",
-    q: Annotated[str, Form()] = "",
+    status: Annotated[Keyword, Form()] = "",
+    model: Annotated[SearchText, Form()] = "",
+    q: Annotated[SearchText, Form()] = "",
 ) -> RedirectResponse:
     """End a labeler's open lease now."""
     project = project_service.get(session=session, project_id=project_id)
@@ -87,14 +88,14 @@ def release(
 
 @router.post("/prompts/{prompt_id}/{action}")
 def act_on_one(
-    project_id: int,
-    prompt_id: int,
-    action: str,
+    project_id: Id,
+    prompt_id: Id,
+    action: Keyword,
     session: SessionDep,
     admin: AdminUser,
-    status: Annotated[str, Form()] = "",
-    model: Annotated[str, Form()] = "",
-    q: Annotated[str, Form()] = "",
+    status: Annotated[Keyword, Form()] = "",
+    model: Annotated[SearchText, Form()] = "",
+    q: Annotated[SearchText, Form()] = "",
 ) -> RedirectResponse:
     """Re-queue or retire one prompt."""
     project = project_service.get(session=session, project_id=project_id)
@@ -105,13 +106,13 @@ def act_on_one(
 
 @router.post("/prompts")
 def act_on_filter(
-    project_id: int,
+    project_id: Id,
     session: SessionDep,
     admin: AdminUser,
-    action: Annotated[str, Form()],
-    status: Annotated[str, Form()] = "",
-    model: Annotated[str, Form()] = "",
-    q: Annotated[str, Form()] = "",
+    action: Annotated[Keyword, Form()] = "",
+    status: Annotated[Keyword, Form()] = "",
+    model: Annotated[SearchText, Form()] = "",
+    q: Annotated[SearchText, Form()] = "",
 ) -> RedirectResponse:
     """Re-queue or retire every prompt the filter matches."""
     project = project_service.get(session=session, project_id=project_id)

@@ -5,6 +5,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from app.http.bounds import Keyword, SearchText
+
 
 class LeaseOut(BaseModel):
     assignment_id: int
@@ -48,9 +50,9 @@ class BulkAction(BaseModel):
     """An action on every prompt that the filter matches."""
 
     action: Literal["requeue", "retire"]
-    status: str | None = None
-    model: str | None = None
-    q: str | None = None
+    status: Keyword | None = None
+    model: SearchText | None = None
+    q: SearchText | None = None
 
 
 class Changed(BaseModel):

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query
 
 from app.db import SessionDep
 from app.deps import AdminUser
+from app.http.bounds import Id
 from app.projects import service as project_service
 from app.quality import detail, service
 from app.quality.schemas import AlphaPoint, LabelerDetail, QualityReport
@@ -15,7 +16,7 @@ router = APIRouter(prefix="/api/v1", tags=["quality"])
 
 @router.get("/projects/{project_id}/quality", response_model=QualityReport)
 def quality(
-    project_id: int,
+    project_id: Id,
     session: SessionDep,
     _: AdminUser,
     rounds: Annotated[int, Query(ge=0, le=10_000, description="bootstrap rounds for α")] = 200,
@@ -27,7 +28,7 @@ def quality(
 
 @router.get("/projects/{project_id}/quality/alpha", response_model=list[AlphaPoint])
 def alpha_over_time(
-    project_id: int,
+    project_id: Id,
     session: SessionDep,
     _: AdminUser,
     days: Annotated[int, Query(ge=1, le=365)] = 14,
@@ -38,14 +39,14 @@ def alpha_over_time(
 
 
 @router.get("/projects/{project_id}/quality/labelers/{user_id}", response_model=LabelerDetail)
-def labeler(project_id: int, user_id: int, session: SessionDep, _: AdminUser) -> object:
+def labeler(project_id: Id, user_id: Id, session: SessionDep, _: AdminUser) -> object:
     """One labeler's row and their labels next to the others' consensus and gold answers."""
     project = project_service.get(session=session, project_id=project_id)
     return detail.labeler_detail(session=session, project=project, user_id=user_id)
 
 
 @router.post("/projects/{project_id}/quality/labelers/{user_id}/reinstate")
-def reinstate(project_id: int, user_id: int, session: SessionDep, admin: AdminUser) -> object:
+def reinstate(project_id: Id, user_id: Id, session: SessionDep, admin: AdminUser) -> object:
     """Count the labeler in again: their exclusion from this project goes, a hold is released."""
     project = project_service.get(session=session, project_id=project_id)
     changed = service.reinstate(session=session, project=project, user_id=user_id, by=admin)

@@ -2,6 +2,7 @@
 gold and hold settings, α over time."""
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse
@@ -12,6 +13,7 @@ from app.auth import service as auth_service
 from app.db import SessionDep
 from app.deps import AdminUser
 from app.errors import Invalid, validation_messages
+from app.http.bounds import Id, Keyword, Reason, form_bool
 from app.projects import service as project_service
 from app.projects.schemas import ProjectUpdate
 from app.quality import detail, service
@@ -80,12 +82,12 @@ def overview(request: Request, session: SessionDep, _: AdminUser):
 @router.get("/admin/projects/{project_id}/quality")
 def quality_page(
     request: Request,
-    project_id: int,
+    project_id: Id,
     session: SessionDep,
     _: AdminUser,
-    sort: Annotated[str, Query()] = "reliability",
+    sort: Annotated[Keyword, Query()] = "reliability",
     desc: bool = False,
-    error: str | None = None,
+    error: Reason | None = None,
 ):
     if sort not in SORTS:
         raise Invalid(f"sort must be one of {', '.join(SORTS)}; not {sort!r}", field="sort")
@@ -108,9 +110,7 @@ def quality_page(
 
 
 @router.get("/admin/projects/{project_id}/quality/labelers/{user_id}")
-def labeler_page(
-    request: Request, project_id: int, user_id: int, session: SessionDep, _: AdminUser
-):
+def labeler_page(request: Request, project_id: Id, user_id: Id, session: SessionDep, _: AdminUser):
     project = project_service.get(session=session, project_id=project_id)
     found = detail.labeler_detail(session=session, project=project, user_id=user_id)
     texts = {
@@ -125,7 +125,7 @@ def _texts(session: SessionDep, prompt_id: int) -> dict[int, str]:
 
 
 @router.post("/admin/projects/{project_id}/quality/labelers/{user_id}/reinstate")
-def reinstate(project_id: int, user_id: int, session: SessionDep, admin: AdminUser):
+def reinstate(project_id: Id, user_id: Id, session: SessionDep, admin: AdminUser):
     """Count the labeler in again: exclusion from this project removed, hold released."""
     project = project_service.get(session=session, project_id=project_id)
     service.reinstate(session=session, project=project, user_id=user_id, by=admin)
@@ -135,23 +135,28 @@ def reinstate(project_id: int, user_id: int, session: SessionDep, admin: AdminUs
 
 @router.post("/admin/projects/{project_id}/quality/settings")
 def settings(
-    project_id: int,
+    project_id: Id,
     session: SessionDep,
     _: AdminUser,
-    gold_rate: Annotated[float, Form()] = 0.1,
-    hold_after_gold: Annotated[int, Form()] = 5,
-    auto_hold: Annotated[bool, Form()] = False,
+    gold_rate: Annotated[str, Form()] = "0.1",
+    hold_after_gold: Annotated[str, Form()] = "5",
+    auto_hold: Annotated[str, Form()] = "",
 ):
     """Gold rate and auto-hold of the project."""
     project = project_service.get(session=session, project_id=project_id)
     try:
-        data = ProjectUpdate(
-            gold_rate=gold_rate, hold_after_gold=hold_after_gold, auto_hold=auto_hold
+        data = ProjectUpdate.model_validate(
+            {
+                "gold_rate": gold_rate,
+                "hold_after_gold": hold_after_gold,
+                "auto_hold": form_bool(auto_hold),
+            }
         )
     except ValidationError as exc:
         message = "; ".join(validation_messages(exc))
         return RedirectResponse(
-            f"/admin/projects/{project_id}/quality?error={message}", status_code=303
+            f"/admin/projects/{project_id}/quality?{urlencode({'error': message})}",
+            status_code=303,
         )
     project_service.update(session=session, project=project, data=data)
     session.commit()

@@ -1,10 +1,14 @@
 """JSON routes of training runs and the model registry (admins only)."""
 
+from typing import Annotated
+
+from annotated_types import Ge, Le
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
 from app.db import SessionDep
 from app.deps import AdminUser
+from app.http.bounds import MAX_ID, Id, Keyword, Seed
 from app.runs import health, service
 from app.runs import rounds as round_service
 from app.runs.schemas import (
@@ -17,7 +21,10 @@ from app.runs.schemas import (
     RunCreate,
     RunOut,
 )
-from app.runs.worker import log_tail
+
+Step = Annotated[int, Ge(-1), Le(MAX_ID)]
+LogLines = Annotated[int, Ge(1), Le(5000)]
+Rounds = Annotated[int, Ge(1), Le(100_000)]
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])
 
@@ -42,19 +49,19 @@ def start_run(body: RunCreate, session: SessionDep, admin: AdminUser) -> object:
 
 @router.get("/runs", response_model=list[RunOut])
 def list_runs(
-    session: SessionDep, _: AdminUser, status: str | None = None, kind: str | None = None
+    session: SessionDep, _: AdminUser, status: Keyword | None = None, kind: Keyword | None = None
 ) -> object:
     return service.list_runs(session=session, status=status, kind=kind)
 
 
 @router.get("/runs/defaults/{kind}")
-def run_defaults(kind: str, _: AdminUser) -> dict:
+def run_defaults(kind: Keyword, _: AdminUser) -> dict:
     """The trainer's default config for a kind (what the start form prefills)."""
     return service.trainer_defaults(kind)
 
 
 @router.get("/runs/{run_id}", response_model=RunOut)
-def get_run(run_id: int, session: SessionDep, _: AdminUser) -> object:
+def get_run(run_id: Id, session: SessionDep, _: AdminUser) -> object:
     run = service.get_run(session=session, run_id=run_id)
     out = RunOut.model_validate(run)
     out.warnings = health.warnings(session=session, run=run)
@@ -62,27 +69,35 @@ def get_run(run_id: int, session: SessionDep, _: AdminUser) -> object:
 
 
 @router.get("/runs/{run_id}/metrics", response_model=list[MetricOut])
-def run_metrics(run_id: int, session: SessionDep, _: AdminUser, after: int = -1) -> object:
+def run_metrics(run_id: Id, session: SessionDep, _: AdminUser, after: Step = -1) -> object:
     """Metric rows with step > after (poll with the last step seen)."""
     service.get_run(session=session, run_id=run_id)
     return service.metrics(session=session, run_id=run_id, after=after)
 
 
 @router.get("/runs/{run_id}/log", response_class=PlainTextResponse)
-def run_log(run_id: int, session: SessionDep, _: AdminUser, lines: int = 200) -> str:
+def run_log(run_id: Id, session: SessionDep, _: AdminUser, lines: LogLines = 200) -> str:
     run = service.get_run(session=session, run_id=run_id)
-    return log_tail(run.run_dir, min(lines, 5000))
+    return service.log_tail(run.run_dir, lines)
 
 
 @router.post("/runs/{run_id}/cancel", response_model=RunOut)
-def cancel_run(run_id: int, session: SessionDep, _: AdminUser) -> object:
+def cancel_run(run_id: Id, session: SessionDep, _: AdminUser) -> object:
     run = service.cancel_run(session=session, run=service.get_run(session=session, run_id=run_id))
     session.commit()
     return run
 
 
+@router.post("/runs/{run_id}/retry", response_model=RunOut)
+def retry_run(run_id: Id, session: SessionDep, _: AdminUser) -> object:
+    """Queue a failed or cancelled run again; it resumes from its last checkpoint."""
+    run = service.retry_run(session=session, run=service.get_run(session=session, run_id=run_id))
+    session.commit()
+    return run
+
+
 @router.get("/models", response_model=list[ModelOut])
-def list_models(session: SessionDep, _: AdminUser, kind: str | None = None) -> object:
+def list_models(session: SessionDep, _: AdminUser, kind: Keyword | None = None) -> object:
     return service.list_models(session=session, kind=kind)
 
 
@@ -95,7 +110,7 @@ def register_model(body: ModelCreate, session: SessionDep, _: AdminUser) -> obje
 
 @router.get("/models/leaderboard", response_model=RegistryLeaderboard)
 def models_leaderboard(
-    session: SessionDep, _: AdminUser, rounds: int = 1000, seed: int = 0
+    session: SessionDep, _: AdminUser, rounds: Rounds = 1000, seed: Seed = 0
 ) -> object:
     """Human preference by model version: Bradley-Terry over every ranking of their responses."""
     return round_service.registry_leaderboard(session=session, rounds=rounds, seed=seed)
@@ -103,7 +118,7 @@ def models_leaderboard(
 
 @router.post("/models/{model_id}/next-round", response_model=NextRoundOut, status_code=201)
 def next_round(
-    model_id: int, body: NextRoundCreate, session: SessionDep, admin: AdminUser
+    model_id: Id, body: NextRoundCreate, session: SessionDep, admin: AdminUser
 ) -> object:
     """A blind ranking project of this policy against others, with its generation run queued."""
     project, run = round_service.next_round(

@@ -6,15 +6,17 @@ from typing import Annotated, Any
 import typer
 
 from app.cli_support import JsonOpt, db_session, fail, output
+from app.runs import service
 from app.runs.models import ModelKind, RunKind
+from app.runs.schemas import ModelOut, RunOut
+from app.runs.worker import main as worker_main
+from trainer.__main__ import main as trainer_main
 
 runs_app = typer.Typer(no_args_is_help=True, help="Training runs.")
 models_app = typer.Typer(no_args_is_help=True, help="The model registry.")
 
 
 def _run_dict(run: Any) -> dict[str, Any]:
-    from app.runs.schemas import RunOut
-
     return RunOut.model_validate(run).model_dump(mode="json")
 
 
@@ -50,7 +52,6 @@ def runs_start(
     as_json: JsonOpt = False,
 ) -> None:
     """Queue a training or generation run; a worker picks it up."""
-    from app.runs import service
 
     with db_session() as session:
         run = service.create_run(
@@ -71,15 +72,13 @@ def runs_start(
 @runs_app.command("show")
 def runs_show(run_id: int, as_json: JsonOpt = False) -> None:
     """A run's status, its latest metrics and the end of its log."""
-    from app.runs import service
-    from app.runs.worker import log_tail
 
     with db_session() as session:
         run = service.get_run(session=session, run_id=run_id)
         rows = service.metrics(session=session, run_id=run_id)
         data = _run_dict(run) | {
             "latest_metrics": rows[-1].values if rows else None,
-            "log_tail": log_tail(run.run_dir, 20),
+            "log_tail": service.log_tail(run.run_dir, 20),
         }
     output(
         data,
@@ -95,7 +94,6 @@ def runs_show(run_id: int, as_json: JsonOpt = False) -> None:
 @runs_app.command("list")
 def runs_list(status: str | None = None, kind: str | None = None, as_json: JsonOpt = False) -> None:
     """Runs, newest first."""
-    from app.runs import service
 
     with db_session() as session:
         data = [_run_dict(r) for r in service.list_runs(session=session, status=status, kind=kind)]
@@ -103,7 +101,7 @@ def runs_list(status: str | None = None, kind: str | None = None, as_json: JsonO
         data,
         as_json,
         lambda d: "\n".join(
-            f"{r['id']:4} {r['kind']:4} {r['status']:10} attempt {r['attempt']} {r['name']}"
+            f"{r['id']:4} {r['kind']:4} {r['state']:10} attempt {r['attempt']} {r['name']}"
             for r in d
         ),
     )
@@ -112,7 +110,6 @@ def runs_list(status: str | None = None, kind: str | None = None, as_json: JsonO
 @runs_app.command("cancel")
 def runs_cancel(run_id: int, as_json: JsonOpt = False) -> None:
     """Cancel a run (a running one gets SIGTERM and keeps its last checkpoint)."""
-    from app.runs import service
 
     with db_session() as session:
         run = service.cancel_run(
@@ -130,11 +127,26 @@ def runs_cancel(run_id: int, as_json: JsonOpt = False) -> None:
     )
 
 
+@runs_app.command("retry")
+def runs_retry(run_id: int, as_json: JsonOpt = False) -> None:
+    """Queue a failed or cancelled run again; it resumes from its last checkpoint."""
+
+    with db_session() as session:
+        run = service.retry_run(
+            session=session, run=service.get_run(session=session, run_id=run_id)
+        )
+        session.commit()
+        data = _run_dict(run)
+    output(
+        data,
+        as_json,
+        lambda r: f"run {r['id']}: {r['status']}, resumes as attempt {r['attempt'] + 1}",
+    )
+
+
 @models_app.command("list")
 def models_list(kind: str | None = None, as_json: JsonOpt = False) -> None:
     """Registered models, newest first."""
-    from app.runs import service
-    from app.runs.schemas import ModelOut
 
     with db_session() as session:
         data = [
@@ -193,7 +205,6 @@ def models_register(
     as_json: JsonOpt = False,
 ) -> None:
     """Register a model directory or hub id under a name."""
-    from app.runs import service
 
     with db_session() as session:
         model = service.register_model(session=session, name=name, kind=kind, path=path)
@@ -281,13 +292,9 @@ def worker(
     once: Annotated[bool, typer.Option(help="Run at most one queued run, then exit.")] = False,
 ) -> None:
     """Claim queued training runs and run them (SIGTERM: checkpoint, requeue, exit)."""
-    from app.runs.worker import main
-
-    main(poll_seconds=poll, once=once)
+    worker_main(poll_seconds=poll, once=once)
 
 
 def train(ctx: typer.Context) -> None:
     """Run the trainer directly: `rlhf train sft|rm|ppo|dpo|generate --config run.json [flags]`."""
-    from trainer.__main__ import main
-
-    raise typer.Exit(main(ctx.args))
+    raise typer.Exit(trainer_main(ctx.args))

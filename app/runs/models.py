@@ -1,6 +1,6 @@
 """Training runs, their metrics, and the model registry."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -8,6 +8,7 @@ from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.base import Base, utcnow
+from app.config import get_settings
 from app.datasets.kinds import DatasetKind
 
 
@@ -109,6 +110,29 @@ class TrainingRun(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    retry_at: Mapped[datetime | None]
+    """A retried run waits in the queue until then (backoff after a failed attempt)."""
+
+    @property
+    def state(self) -> str:
+        """The status as it stands: `stale` for a running run whose heartbeat is too old."""
+        limit = timedelta(seconds=get_settings().run_stale_seconds)
+        beat = self.heartbeat_at
+        if self.status == RunStatus.running and (beat is None or utcnow() - beat > limit):
+            return "stale"
+        return self.status
+
+
+class Worker(Base):
+    """A live `rlhf worker`: it heart-beats here whether idle or running a run."""
+
+    __tablename__ = "workers"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    run_id: Mapped[int | None]
+    """The run it is training now (no foreign key: a worker row outlives nothing)."""
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class RunMetric(Base):

@@ -1,17 +1,22 @@
 """HTML routes for admins: start and watch training runs, and the model registry."""
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
-from app.db import SessionDep
+from app.config import get_settings
+from app.datasets import service as datasets_service
+from app.db import SessionDep, get_engine, make_engine
 from app.deps import AdminUser
-from app.errors import DomainError
+from app.errors import DomainError, validation_messages
+from app.http.bounds import Id, Keyword, ModelRefQuery, loads_object
 from app.runs import health, lineage, service
+from app.runs.generation import generation_details
 from app.runs.models import TRAINS_ON, RunKind, RunStatus, run_kinds_for
-from app.runs.worker import log_tail
+from app.runs.schemas import ModelCreate, RunCreate
 from app.templating import render
 
 router = APIRouter(prefix="/admin", tags=["pages"])
@@ -21,13 +26,32 @@ MAIN_FIELDS = ["max_steps", "num_epochs", "learning_rate", "batch_size", "max_le
 
 
 def _snapshots(session: Any) -> list[Any]:
-    from app.datasets import service as datasets_service
-
     return datasets_service.list_snapshots(session=session)
 
 
+def workers_running(session: Session | None = None) -> bool:
+    """Whether any worker heart-beat within the stale limit (for the admin pages' notice).
+
+    Without the page's session (the dashboard), a read of its own that never waits for the
+    page's SQLite write lock.
+    """
+    stale_seconds = get_settings().run_stale_seconds
+    if session is not None:
+        return bool(service.live_workers(session=session, stale_seconds=stale_seconds))
+    engine = get_engine()
+    if engine.dialect.name == "sqlite":
+        url = engine.url.render_as_string(hide_password=False)
+        engine = make_engine(url, sqlite_immediate=False)
+    try:
+        with Session(engine) as reader:
+            return bool(service.live_workers(session=reader, stale_seconds=stale_seconds))
+    finally:
+        if engine is not get_engine():
+            engine.dispose()
+
+
 def _form_context(session: Any, form: dict[str, Any], error: str | None) -> dict[str, Any]:
-    kind = form.get("kind", "sft")
+    kind = form.get("kind") if form.get("kind") in RunKind.__members__ else "sft"
     snapshots = _snapshots(session)
     chosen = next((s for s in snapshots if str(s.id) == str(form.get("snapshot_id"))), None)
     models = service.list_models(session=session)
@@ -47,14 +71,16 @@ def _form_context(session: Any, form: dict[str, Any], error: str | None) -> dict
         "models": models,
         "defaults": {k.value: service.trainer_defaults(k) for k in TRAINS_ON},
         "suggestions": suggestions,
-        "suggested": for_model[kind],
+        "suggested": for_model[str(kind)],
         "main_fields": MAIN_FIELDS,
         "kind": kind,
     }
 
 
 @router.get("/runs")
-def runs(request: Request, session: SessionDep, _: AdminUser, status: str = "", kind: str = ""):
+def runs(
+    request: Request, session: SessionDep, _: AdminUser, status: Keyword = "", kind: Keyword = ""
+):
     rows = service.list_runs(session=session, status=status or None, kind=kind or None)
     return render(
         request,
@@ -65,6 +91,7 @@ def runs(request: Request, session: SessionDep, _: AdminUser, status: str = "", 
         statuses=list(RunStatus),
         kinds=list(RunKind),
         counts=service.counts(session=session),
+        workers_running=workers_running(session),
     )
 
 
@@ -73,15 +100,13 @@ def new_run(
     request: Request,
     session: SessionDep,
     _: AdminUser,
-    snapshot: int | None = None,
-    model: str = "",
-    kind: str = "",
+    snapshot: Id | None = None,
+    model: ModelRefQuery = "",
+    kind: Keyword = "",
 ):
     """The start form; `snapshot` (and `kind`) preselect what "Train on it" links offer."""
     error = None
     if snapshot is not None:
-        from app.datasets import service as datasets_service
-
         chosen = datasets_service.get_snapshot(session=session, snapshot_id=snapshot)
         feeds = run_kinds_for(chosen.kind)
         if not feeds:
@@ -102,55 +127,62 @@ async def start_run(
     request: Request,
     session: SessionDep,
     admin: AdminUser,
-    kind: Annotated[str, Form()],
-    snapshot_id: Annotated[int, Form()],
-    model: Annotated[str, Form()],
+    kind: Annotated[str, Form()] = "",
+    snapshot_id: Annotated[str, Form()] = "",
+    model: Annotated[str, Form()] = "",
     reward_model: Annotated[str, Form()] = "",
     name: Annotated[str, Form()] = "",
     extra_config: Annotated[str, Form()] = "",
 ):
-    form = dict(await request.form())
-    config: dict[str, Any] = {}
+    """Queue a run from the form; a bad field re-renders the form with the message."""
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
     try:
-        if extra_config.strip():
-            extra = json.loads(extra_config)
-            if not isinstance(extra, dict):
-                raise ValueError("more config must be a JSON object")
-            config.update(extra)
+        config = loads_object(extra_config, "more config") if extra_config.strip() else {}
+        defaults = service.trainer_defaults(kind) if kind in RunKind.__members__ else {}
         for field in MAIN_FIELDS:
-            value = str(form.get(field, "")).strip()
-            if value and str(service.trainer_defaults(kind).get(field)) != value:
+            value = form.get(field, "").strip()
+            if value and str(defaults.get(field)) != value:
                 config[field] = value
+        body = RunCreate.model_validate(
+            {
+                "kind": kind,
+                "snapshot_id": snapshot_id.strip() or None,
+                "model": model.strip(),
+                "reward_model": reward_model.strip() or None,
+                "config": config,
+                "name": name.strip(),
+            }
+        )
         run = service.create_run(
             session=session,
-            kind=kind,
-            snapshot_id=snapshot_id,
-            model=model,
-            reward_model=reward_model or None,
-            config=config,
-            name=name,
+            kind=body.kind,
+            snapshot_id=body.snapshot_id,
+            model=body.model,
+            reward_model=body.reward_model,
+            config=body.config,
+            name=body.name,
             created_by_id=admin.id,
         )
     except (ValueError, DomainError) as exc:
         session.rollback()
-        message = exc.message if isinstance(exc, DomainError) else f"more config: {exc}"
-        context = _form_context(session, form, message)
-        return render(request, "runs/new.html", 422, **context)
+        if isinstance(exc, ValidationError):
+            message = "; ".join(validation_messages(exc))
+        else:
+            message = exc.message if isinstance(exc, DomainError) else str(exc)
+        return render(request, "runs/new.html", 422, **_form_context(session, form, message))
     session.commit()
     return RedirectResponse(f"/admin/runs/{run.id}", status_code=303)
 
 
 @router.get("/runs/{run_id}")
-def run_page(request: Request, run_id: int, session: SessionDep, _: AdminUser):
+def run_page(request: Request, run_id: Id, session: SessionDep, _: AdminUser):
     run = service.get_run(session=session, run_id=run_id)
     output = (
         service.get_model(session=session, model_id=run.output_model_id)
         if (run.output_model_id)
         else None
     )
-    from app.datasets import service as datasets_service
-    from app.runs.generation import generation_details
-
+    log = service.log_tail(run.run_dir, 60)
     snapshot = (
         datasets_service.get_snapshot(session=session, snapshot_id=run.snapshot_id)
         if run.snapshot_id is not None
@@ -163,15 +195,23 @@ def run_page(request: Request, run_id: int, session: SessionDep, _: AdminUser):
         output=output,
         snapshot=snapshot,
         generation=generation_details(session=session, run=run),
-        log=log_tail(run.run_dir, 60),
+        log=log,
+        workers_running=workers_running(session),
         warnings=health.warnings(session=session, run=run),
         evaluation=health.evaluation(output.metrics) if output else {},
     )
 
 
 @router.post("/runs/{run_id}/cancel")
-def cancel(run_id: int, session: SessionDep, _: AdminUser) -> RedirectResponse:
+def cancel(run_id: Id, session: SessionDep, _: AdminUser) -> RedirectResponse:
     service.cancel_run(session=session, run=service.get_run(session=session, run_id=run_id))
+    session.commit()
+    return RedirectResponse(f"/admin/runs/{run_id}", status_code=303)
+
+
+@router.post("/runs/{run_id}/retry")
+def retry(run_id: Id, session: SessionDep, _: AdminUser) -> RedirectResponse:
+    service.retry_run(session=session, run=service.get_run(session=session, run_id=run_id))
     session.commit()
     return RedirectResponse(f"/admin/runs/{run_id}", status_code=303)
 
@@ -184,7 +224,7 @@ def models(request: Request, session: SessionDep, _: AdminUser):
 
 
 @router.get("/models/{model_id}")
-def model_page(request: Request, model_id: int, session: SessionDep, _: AdminUser):
+def model_page(request: Request, model_id: Id, session: SessionDep, _: AdminUser):
     """A registered model with its whole lineage, each step a link."""
     model = service.get_model(session=session, model_id=model_id)
     tree = lineage.model_lineage(session=session, model=model)
@@ -204,14 +244,19 @@ def register(
     request: Request,
     session: SessionDep,
     _: AdminUser,
-    name: Annotated[str, Form()],
-    path: Annotated[str, Form()],
+    name: Annotated[str, Form()] = "",
+    path: Annotated[str, Form()] = "",
     kind: Annotated[str, Form()] = "policy",
 ):
+    """Register a model; a bad field re-renders the page with the message."""
     try:
-        service.register_model(session=session, name=name.strip(), kind=kind, path=path.strip())
-    except DomainError as exc:
+        body = ModelCreate.model_validate({"name": name, "kind": kind, "path": path.strip()})
+        service.register_model(session=session, name=body.name, kind=body.kind, path=body.path)
+    except (ValidationError, DomainError) as exc:
         session.rollback()
+        message = (
+            "; ".join(validation_messages(exc)) if isinstance(exc, ValidationError) else exc.message
+        )
         rows = service.list_models(session=session)
         return render(
             request,
@@ -219,7 +264,7 @@ def register(
             422,
             models=rows,
             by_id={m.id: m for m in rows},
-            error=exc.message,
+            error=message,
         )
     session.commit()
     return RedirectResponse("/admin/models", status_code=303)

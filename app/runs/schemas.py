@@ -5,25 +5,32 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.http.bounds import Id, JsonObject, Keyword, ModelRef, ModelRefQuery, Name, text
 from app.runs.models import ModelKind, RunKind
+
+RunName = text(200)
 
 
 class RunCreate(BaseModel):
-    kind: str = Field(description=" | ".join(RunKind))
-    snapshot_id: int | None = Field(None, description="what a training run trains on")
-    model: str = Field("", description="a registered model's id or name, a local path, or a hub id")
-    reward_model: str | None = Field(None, description="PPO: the reward model, same forms")
-    project: str | int | None = Field(
+    kind: Keyword = Field(description=" | ".join(RunKind))
+    snapshot_id: Id | None = Field(None, description="what a training run trains on")
+    model: ModelRefQuery = Field(
+        "", description="a registered model's id or name, a local path, or a hub id"
+    )
+    reward_model: ModelRef | None = Field(None, description="PPO: the reward model, same forms")
+    project: Id | RunName | None = Field(
         None, description="generate: the ranking or rating project (id or name) to fill"
     )
-    models: list[str] = Field(
-        default_factory=list, description="generate: registered policies (ids or names)"
+    models: list[ModelRef] = Field(
+        default_factory=list,
+        max_length=100,
+        description="generate: registered policies (ids or names)",
     )
-    config: dict[str, Any] = Field(
+    config: JsonObject = Field(
         default_factory=dict,
         description="trainer config keys (generate: n, max_new_tokens, temperature, top_p, seed…)",
     )
-    name: str = ""
+    name: RunName = ""
 
 
 class RunOut(BaseModel):
@@ -33,6 +40,7 @@ class RunOut(BaseModel):
     name: str
     kind: str
     status: str
+    state: str = Field(description="the status; `stale`: running, but its worker is silent")
     config: dict[str, Any]
     snapshot_id: int | None
     project_id: int | None
@@ -63,9 +71,9 @@ class MetricOut(BaseModel):
 
 
 class ModelCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    kind: str = Field(description=" | ".join(ModelKind))
-    path: str = Field(min_length=1, description="a local directory or a hub id")
+    name: Name = Field(description="unique")
+    kind: Keyword = Field(description=" | ".join(ModelKind))
+    path: ModelRef = Field(description="a local directory or a hub id")
 
 
 class ModelOut(BaseModel):
@@ -109,14 +117,16 @@ class RegistryLeaderboard(BaseModel):
 
 
 class NextRoundCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200, description="the new ranking project")
-    snapshot_id: int | None = Field(None, description="a prompts snapshot to take prompts from")
-    project: str | int | None = Field(None, description="or a project (id or name) to copy")
-    compare_with: list[str] | None = Field(
-        None, description="registered policies to compare with (default: the base model)"
+    name: Name = Field(description="the new ranking project")
+    snapshot_id: Id | None = Field(None, description="a prompts snapshot to take prompts from")
+    project: Id | RunName | None = Field(None, description="or a project (id or name) to copy")
+    compare_with: list[ModelRef] | None = Field(
+        None,
+        max_length=100,
+        description="registered policies to compare with (default: the base model)",
     )
     n: int = Field(1, ge=1, le=9, description="samples per prompt per model")
-    reward_model: str | None = Field(
+    reward_model: ModelRef | None = Field(
         None, description="a registered reward model: serve first the prompts it separates least"
     )
     overlap: int = Field(1, ge=1, le=100, description="labelers per prompt")

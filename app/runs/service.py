@@ -1,15 +1,21 @@
-"""Training runs: create, claim, heartbeat, record metrics, finish; and the model registry."""
+"""Training runs: create, claim, heartbeat, record metrics, retry, finish; the model registry.
+
+Every change of a run's state happens here; the worker only reports what it saw.
+"""
 
 import dataclasses
 import json
+import math
+import signal
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.base import utcnow
+from app.datasets import service as datasets_service
 from app.errors import Conflict, Invalid, NotFound
 from app.runs.models import (
     TRAINS_ON,
@@ -19,8 +25,12 @@ from app.runs.models import (
     RunMetric,
     RunStatus,
     TrainingRun,
+    Worker,
 )
+from trainer import EXIT_DIVERGED, EXIT_FENCED, EXIT_PREEMPTED, EXIT_USAGE
 from trainer.configs import CONFIGS, ConfigError, build_config
+
+LOG_TAIL_LINES = 40
 
 # Set by the worker per run, never by the user.
 RESERVED_KEYS = {"model", "models", "train_file", "eval_file", "output_dir", "reward_model"}
@@ -137,8 +147,6 @@ def create_run(
     models: list[str] | None = None,
 ) -> TrainingRun:
     """Queue a run after checking the snapshot (or project), models and config fit the kind."""
-    from app.datasets import service as datasets_service
-
     if kind not in RunKind.__members__:
         raise Invalid(f"kind must be one of {', '.join(RunKind)}; not {kind!r}", field="kind")
     if kind == RunKind.generate:
@@ -248,10 +256,14 @@ def cancel_run(*, session: Session, run: TrainingRun) -> TrainingRun:
 
 
 def claim_next(*, session: Session, worker: str) -> TrainingRun | None:
-    """Take the oldest queued run (PostgreSQL: FOR UPDATE SKIP LOCKED) and mark it running."""
+    """Take the oldest due queued run (PostgreSQL: FOR UPDATE SKIP LOCKED) and mark it running."""
+    now = utcnow()
     run = session.scalar(
         select(TrainingRun)
-        .where(TrainingRun.status == RunStatus.queued)
+        .where(
+            TrainingRun.status == RunStatus.queued,
+            or_(TrainingRun.retry_at.is_(None), TrainingRun.retry_at <= now),
+        )
         .order_by(TrainingRun.id)
         .limit(1)
         .with_for_update(skip_locked=True)
@@ -259,12 +271,13 @@ def claim_next(*, session: Session, worker: str) -> TrainingRun | None:
     if run is None:
         session.commit()
         return None
-    now = utcnow()
     run.status = RunStatus.running
     run.worker = worker
     run.attempt += 1
     run.heartbeat_at = now
     run.started_at = run.started_at or now
+    run.retry_at = None
+    run.metrics_offset = 0  # each attempt re-reads metrics.jsonl (a resumed trainer rewrites it)
     session.commit()
     return run
 
@@ -291,16 +304,32 @@ def cancel_requested(*, session: Session, run_id: int) -> bool:
     return bool(value)
 
 
+def sanitise(row: dict[str, Any]) -> dict[str, Any]:
+    """A metric row as strict JSON: NaN/inf become null, their keys listed in `non_finite`."""
+    bad = [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
+    if not bad:
+        return row
+    named = [*row.get("non_finite", []), *bad] if isinstance(row.get("non_finite"), list) else bad
+    return {k: (None if k in bad else v) for k, v in row.items()} | {"non_finite": named}
+
+
 def record_metrics(
-    *, session: Session, run: TrainingRun, rows: list[dict[str, Any]], offset: int
+    *,
+    session: Session,
+    run: TrainingRun,
+    rows: list[dict[str, Any]],
+    offset: int,
+    whole: bool = False,
 ) -> None:
-    """Store new metric lines; a resumed trainer that logs a step again replaces the old one."""
+    """Store new metric lines (`whole`: all of them); a step logged again replaces the old one."""
+    if whole:
+        session.execute(delete(RunMetric).where(RunMetric.run_id == run.id))
     if rows:
         first = min(int(r["step"]) for r in rows)
         session.execute(
             delete(RunMetric).where(RunMetric.run_id == run.id, RunMetric.step >= first)
         )
-        latest: dict[int, dict[str, Any]] = {int(r["step"]): r for r in rows}
+        latest: dict[int, dict[str, Any]] = {int(r["step"]): sanitise(r) for r in rows}
         session.add_all(RunMetric(run_id=run.id, step=s, values=v) for s, v in latest.items())
     run.metrics_offset = offset
     session.commit()
@@ -330,26 +359,30 @@ def finish_run(
     run.exit_code = exit_code
     run.error = error
     run.finished_at = utcnow()
+    run.worker = None
     if status == RunStatus.succeeded and run.run_dir and run.kind != RunKind.generate:
-        output = Path(run.run_dir) / "output"
-        summary = read_summary(output)
-        from app.datasets import service as datasets_service
-
-        snapshot = datasets_service.get_snapshot(session=session, snapshot_id=run.snapshot_id)
-        model = register_model(
-            session=session,
-            name=f"run-{run.id}-{run.kind}",
-            kind=OUTPUT_KIND.get(RunKind(run.kind), ModelKind.policy),
-            path=str(output),
-            base_model=run.base_model,
-            base_model_id=run.base_model_id,
-            snapshot_content_hash=snapshot.content_hash,
-            run_id=run.id,
-            metrics=summary,
-        )
-        run.output_model_id = model.id
+        _register_output(session=session, run=run)
     session.commit()
     return run
+
+
+def _register_output(*, session: Session, run: TrainingRun) -> None:
+    """Register what a succeeded run produced (per kind; today a model for every kind)."""
+    assert run.run_dir
+    output = Path(run.run_dir) / "output"
+    snapshot = datasets_service.get_snapshot(session=session, snapshot_id=run.snapshot_id)
+    model = register_model(
+        session=session,
+        name=f"run-{run.id}-{run.kind}",
+        kind=OUTPUT_KIND.get(RunKind(run.kind), ModelKind.policy),
+        path=str(output),
+        base_model=run.base_model,
+        base_model_id=run.base_model_id,
+        snapshot_content_hash=snapshot.content_hash,
+        run_id=run.id,
+        metrics=read_summary(output),
+    )
+    run.output_model_id = model.id
 
 
 def read_summary(output: Path) -> dict[str, Any]:
@@ -358,8 +391,132 @@ def read_summary(output: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def requeue_stale(*, session: Session, stale_seconds: int) -> list[int]:
-    """Runs whose worker stopped heart-beating go back to the queue (or fail when out of tries)."""
+def retry_or_fail(
+    *,
+    session: Session,
+    run: TrainingRun,
+    error: str,
+    retry_seconds: float,
+    exit_code: int | None = None,
+) -> TrainingRun:
+    """After a lost attempt: queue the run again (after a backoff) while attempts remain."""
+    if run.cancel_requested:
+        return finish_run(session=session, run=run, status=RunStatus.cancelled, exit_code=exit_code)
+    if run.attempt >= run.max_attempts:
+        return finish_run(
+            session=session,
+            run=run,
+            status=RunStatus.failed,
+            exit_code=exit_code,
+            error=f"{error}\n(attempt {run.attempt} of {run.max_attempts}: no retries left)",
+        )
+    delay = retry_seconds * 2 ** max(run.attempt - 1, 0)
+    run.status, run.worker = RunStatus.queued, None
+    run.retry_at = utcnow() + timedelta(seconds=delay)
+    run.exit_code, run.error = exit_code, f"{error}\n(attempt {run.attempt} will be retried)"
+    session.commit()
+    return run
+
+
+def set_run_dir(*, session: Session, run: TrainingRun, run_dir: str) -> None:
+    """Record where a run's files live (set by its worker before the trainer starts)."""
+    run.run_dir = run_dir
+    session.commit()
+
+
+# Exit statuses after which another attempt may get further (besides any signal).
+RETRIED_EXITS = {EXIT_PREEMPTED, EXIT_FENCED}
+
+
+def describe_exit(code: int, tail: str) -> str:
+    """One line on how the trainer ended: its own `error:` line when it wrote one."""
+    if code in (EXIT_DIVERGED, EXIT_USAGE, EXIT_FENCED):
+        said = [line[len("error: ") :] for line in tail.splitlines() if line.startswith("error: ")]
+        if said:
+            return said[-1]
+    if code < 0:
+        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else "?"
+        hint = " (out of memory?)" if -code == signal.SIGKILL else ""
+        return f"the trainer was killed by signal {-code} {name}{hint}"
+    if code == EXIT_PREEMPTED:
+        return "the trainer was stopped (SIGTERM) after saving a checkpoint"
+    return f"the trainer exited with status {code}"
+
+
+def attempt_ended(
+    *,
+    session: Session,
+    run: TrainingRun,
+    worker: str,
+    exit_code: int,
+    worker_stopping: bool,
+    retry_seconds: float,
+) -> TrainingRun:
+    """Move a run on after its trainer exited: success, cancel, requeue, retry or failure."""
+    session.refresh(run)
+    if run.status != RunStatus.running or run.worker != worker:
+        return run  # requeued or finished elsewhere meanwhile
+    if run.cancel_requested:
+        return finish_run(session=session, run=run, status=RunStatus.cancelled, exit_code=exit_code)
+    if exit_code == 0:
+        return finish_run(session=session, run=run, status=RunStatus.succeeded, exit_code=0)
+    if exit_code == EXIT_PREEMPTED and worker_stopping:
+        return requeue(session=session, run=run)  # its worker stops: resume elsewhere
+    tail = log_tail(run.run_dir)
+    error = f"{describe_exit(exit_code, tail)}\n{tail}"
+    if exit_code < 0 or exit_code in RETRIED_EXITS:
+        return retry_or_fail(
+            session=session, run=run, error=error, retry_seconds=retry_seconds, exit_code=exit_code
+        )
+    return finish_run(
+        session=session, run=run, status=RunStatus.failed, exit_code=exit_code, error=error
+    )
+
+
+def attempt_failed(
+    *,
+    session: Session,
+    run: TrainingRun,
+    worker: str,
+    cause: str,
+    retry: bool,
+    retry_seconds: float,
+) -> TrainingRun:
+    """The worker failed while handling a run: retry it (transient cause) or fail it."""
+    if run.status != RunStatus.running or run.worker != worker:
+        return run
+    tail = log_tail(run.run_dir)
+    error = f"{cause}\n{tail}" if tail else cause
+    if retry:
+        return retry_or_fail(session=session, run=run, error=error, retry_seconds=retry_seconds)
+    return finish_run(session=session, run=run, status=RunStatus.failed, error=error)
+
+
+def requeue(*, session: Session, run: TrainingRun) -> TrainingRun:
+    """A run its worker stopped cleanly (checkpointed) goes back to the queue at once."""
+    run.status, run.worker, run.retry_at = RunStatus.queued, None, None
+    session.commit()
+    return run
+
+
+def retry_run(*, session: Session, run: TrainingRun) -> TrainingRun:
+    """Queue a failed or cancelled run again; it resumes from its last checkpoint."""
+    if run.status not in (RunStatus.failed, RunStatus.cancelled):
+        raise Conflict(f"run {run.id} is {run.status}; only failed or cancelled runs are retried")
+    run.status, run.worker, run.retry_at = RunStatus.queued, None, None
+    run.max_attempts = run.attempt + DEFAULT_ATTEMPTS
+    run.cancel_requested, run.exit_code, run.error, run.finished_at = False, None, None, None
+    session.flush()
+    return run
+
+
+DEFAULT_ATTEMPTS = 3
+
+
+def requeue_stale(
+    *, session: Session, stale_seconds: float, retry_seconds: float = 0.0
+) -> list[int]:
+    """Runs whose worker stopped heart-beating are retried (or fail when out of attempts)."""
     cutoff = utcnow() - timedelta(seconds=stale_seconds)
     stale = list(
         session.scalars(
@@ -369,16 +526,54 @@ def requeue_stale(*, session: Session, stale_seconds: int) -> list[int]:
         )
     )
     for run in stale:
-        if run.cancel_requested:
-            run.status, run.finished_at = RunStatus.cancelled, utcnow()
-        elif run.attempt >= run.max_attempts:
-            run.status, run.finished_at = RunStatus.failed, utcnow()
-            run.error = f"the worker was lost {run.attempt} times (last: {run.worker})"
-        else:
-            run.status = RunStatus.queued
-        run.worker = None
+        error = f"the worker {run.worker} was lost (no heartbeat for {stale_seconds:g} s)"
+        tail = log_tail(run.run_dir)
+        retry_or_fail(
+            session=session,
+            run=run,
+            error=f"{error}\n{tail}" if tail else error,
+            retry_seconds=retry_seconds,
+        )
     session.commit()
     return [run.id for run in stale]
+
+
+def log_tail(run_dir: str | Path | None, lines: int = LOG_TAIL_LINES) -> str:
+    """The last lines of a run's train.log."""
+    if not run_dir:
+        return ""
+    path = Path(run_dir) / "train.log"
+    if not path.is_file():
+        return ""
+    with open(path, "rb") as f:
+        f.seek(max(0, path.stat().st_size - 64_000))
+        return "\n".join(f.read().decode("utf-8", "replace").splitlines()[-lines:])
+
+
+# ------------------------------------------------------------------ workers
+
+
+def worker_alive(*, session: Session, worker: str, run_id: int | None) -> None:
+    """A worker's own heartbeat (idle or busy with `run_id`)."""
+    row = session.get(Worker, worker)
+    now = utcnow()
+    if row is None:
+        session.add(Worker(name=worker, run_id=run_id, started_at=now, heartbeat_at=now))
+    else:
+        row.run_id, row.heartbeat_at = run_id, now
+    session.commit()
+
+
+def worker_gone(*, session: Session, worker: str) -> None:
+    """A worker that stops cleanly removes its row."""
+    session.execute(delete(Worker).where(Worker.name == worker))
+    session.commit()
+
+
+def live_workers(*, session: Session, stale_seconds: float) -> list[Worker]:
+    """Workers that heart-beat within the stale limit."""
+    cutoff = utcnow() - timedelta(seconds=stale_seconds)
+    return list(session.scalars(select(Worker).where(Worker.heartbeat_at >= cutoff)))
 
 
 def counts(*, session: Session) -> dict[str, int]:

@@ -64,7 +64,7 @@
       if (rows.length) draw();
       if (lastStep >= 0) document.getElementById("step").textContent = lastStep;
       const run = await json(`/api/v1/runs/${runId}`);
-      const status = run.status + (run.cancel_requested && run.status === "running" ? " (cancelling)" : "");
+      const status = run.state + (run.cancel_requested && run.status === "running" ? " (cancelling)" : "");
       document.getElementById("status").textContent = status;
       document.getElementById("attempt").textContent = run.attempt + " / " + run.max_attempts;
       document.getElementById("worker").textContent = run.worker || "–";

@@ -2,6 +2,7 @@
 
 import json
 import re
+from collections.abc import Iterator
 
 import pytest
 
@@ -174,8 +175,18 @@ def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(build_tiny_causal_lm(tmp_path_factory.mktemp("tiny") / "causal-lm"))
 
 
+@pytest.fixture
+def fresh_accelerate_state() -> Iterator[None]:
+    """TRL's trainers set accelerate's process-wide state; later in-process trainers
+    (ours, with other precision flags) need it cleared again."""
+    yield
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
 def test_trl_trains_one_step_on_every_snapshot_kind_unchanged(
-    session, factory, tmp_path, artifacts, backend, tiny_lm
+    session, factory, tmp_path, artifacts, backend, tiny_lm, fresh_accelerate_state
 ) -> None:
     """The files are TRL's formats: each kind, single- and multi-turn, loads with `datasets`
     and trains one step in the matching TRL trainer. TRL has no K-wise reward trainer, so a

@@ -24,6 +24,8 @@ def artifacts(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
 
     monkeypatch.setenv("RLHF_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
     monkeypatch.setenv("RLHF_RUN_STALE_SECONDS", "3")
+    monkeypatch.setenv("RLHF_WORKER_HEARTBEAT_SECONDS", "0.5")
+    monkeypatch.setenv("RLHF_RUN_RETRY_SECONDS", "0.2")
     get_settings.cache_clear()
     yield tmp_path / "artifacts"
     get_settings.cache_clear()

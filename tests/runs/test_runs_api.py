@@ -153,3 +153,104 @@ def test_start_form_creates_a_run(client, factory, sft_snapshot) -> None:
         },
     )
     assert bad.status_code == 422 and "more config must be a JSON object" in bad.text
+
+
+def _login(client, admin) -> None:  # type: ignore[no-untyped-def]
+    client.post(
+        "/login",
+        data={
+            "email": admin.email,
+            "password": "correct-horse-battery",
+            "csrf_token": _csrf(client, "/login"),
+        },
+    )
+
+
+def test_a_silent_worker_shows_stale_and_no_live_worker_says_so(
+    client, factory, session, sft_snapshot, monkeypatch
+) -> None:
+    from datetime import timedelta
+
+    from typer.testing import CliRunner
+
+    from app.base import utcnow
+    from app.cli import app as cli
+    from app.config import get_settings
+    from app.runs import service
+
+    monkeypatch.setenv("RLHF_RUN_STALE_SECONDS", "60")
+    get_settings.cache_clear()
+    admin = factory.user("admin")
+    run = service.create_run(session=session, kind="sft", snapshot_id=sft_snapshot.id, model="m")
+    session.commit()
+    assert service.claim_next(session=session, worker="w1").id == run.id
+    shown = client.get(f"/api/v1/runs/{run.id}", headers=admin.headers).json()
+    assert (shown["status"], shown["state"]) == ("running", "running")
+
+    run.heartbeat_at = utcnow() - timedelta(seconds=61)
+    session.commit()
+    shown = client.get(f"/api/v1/runs/{run.id}", headers=admin.headers).json()
+    assert (shown["status"], shown["state"]) == ("running", "stale")
+    listed = CliRunner().invoke(cli, ["runs", "list"])
+    assert listed.exit_code == 0 and f"{run.id:4} sft  stale" in listed.output
+    _login(client, admin)
+    assert 'class="tag run-stale">stale<' in client.get("/admin/runs").text
+    for page in ("/admin/runs", f"/admin/runs/{run.id}", "/admin"):
+        assert "No worker is running" in client.get(page).text, page
+
+    service.worker_alive(session=session, worker="w2", run_id=None)
+    for page in ("/admin/runs", f"/admin/runs/{run.id}", "/admin"):
+        assert "No worker is running" not in client.get(page).text, page
+    # the next worker's sweep retries the run (after a backoff) and it is no longer stale
+    assert service.requeue_stale(session=session, stale_seconds=60, retry_seconds=60) == [run.id]
+    session.refresh(run)
+    assert (run.status, run.state, run.worker) == ("queued", "queued", None)
+    assert "the worker w1 was lost" in run.error and "will be retried" in run.error
+    assert service.claim_next(session=session, worker="w2") is None  # not before its backoff
+
+
+def test_retry_requeues_a_failed_run_with_fresh_attempts(
+    client, factory, session, sft_snapshot
+) -> None:
+    from typer.testing import CliRunner
+
+    from app.cli import app as cli
+    from app.runs import service
+
+    admin = factory.user("admin")
+    run = service.create_run(session=session, kind="sft", snapshot_id=sft_snapshot.id, model="m")
+    session.commit()
+    service.claim_next(session=session, worker="w1")
+    refused = client.post(f"/api/v1/runs/{run.id}/retry", headers=admin.headers)
+    assert refused.status_code == 409 and "only failed or cancelled" in refused.json()["detail"]
+    run.max_attempts = 1
+    session.commit()
+    service.attempt_ended(
+        session=session,
+        run=run,
+        worker="w1",
+        exit_code=-9,
+        worker_stopping=False,
+        retry_seconds=0,
+    )
+    assert run.status == "failed" and "no retries left" in run.error
+
+    retried = client.post(f"/api/v1/runs/{run.id}/retry", headers=admin.headers)
+    assert retried.status_code == 200, retried.text
+    body = retried.json()
+    assert (body["status"], body["error"], body["attempt"], body["max_attempts"]) == (
+        "queued",
+        None,
+        1,
+        4,
+    )
+    assert service.claim_next(session=session, worker="w1").attempt == 2
+    session.refresh(run)
+    service.finish_run(session=session, run=run, status="cancelled")
+    _login(client, admin)
+    page = client.get(f"/admin/runs/{run.id}").text
+    assert f'action="/admin/runs/{run.id}/retry"' in page
+    result = CliRunner().invoke(cli, ["runs", "retry", str(run.id)])
+    assert result.exit_code == 0 and "resumes as attempt 3" in result.output
+    again = CliRunner().invoke(cli, ["runs", "retry", str(run.id)])
+    assert again.exit_code == 2 and "only failed or cancelled" in again.stderr

@@ -1,0 +1,38 @@
+"""HTTP hardening shared by every route: bounds, body limits, errors, headers, OpenAPI."""
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse
+
+from app.http import openapi
+from app.http.context import RequestContextMiddleware
+from app.http.errors import request_validation_error
+from app.http.limits import BodyLimitMiddleware
+
+DOCS_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>rlhf-studio API</title>
+<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
+<script src="/static/js/api_docs.js"></script>
+</body>
+</html>
+"""
+
+
+def install(app: FastAPI) -> None:
+    """Add the middleware (after the app's own, so it wraps them), handlers and /docs."""
+    app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(RequestContextMiddleware)
+    app.add_exception_handler(RequestValidationError, request_validation_error)
+    openapi.install(app)
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        """The API explorer (Swagger UI); its start-up script is a static file (no inline JS)."""
+        return HTMLResponse(DOCS_PAGE)

@@ -1,0 +1,109 @@
+"""Every response gets a request id and the security headers; anything unexpected a logged 500.
+
+The outermost middleware of the app. A request id (`X-Request-ID`) names each request in the
+log and in the answer, so a user's report of a 500 can be found. An exception that escapes the
+app is logged with the request id and answered with a JSON 500 that carries it (the traceback
+stays in the log).
+"""
+
+import json
+import logging
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("rlhf.http")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+
+# No inline scripts anywhere: page scripts live under /static/js. Inline style attributes stay
+# allowed (progress meters set their width).
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+# The API explorer loads Swagger UI from its CDN (its start-up script is a static file here).
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' https://cdn.jsdelivr.net; "
+    "style-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
+    "object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
+)
+DOCS_PATHS = ("/docs", "/docs/oauth2-redirect")
+
+
+def security_headers(path: str, scheme: str) -> list[tuple[bytes, bytes]]:
+    """The headers every response carries."""
+    headers = [
+        (b"content-security-policy", (DOCS_CSP if path in DOCS_PATHS else CSP).encode()),
+        (b"x-frame-options", b"DENY"),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"same-origin"),
+        (b"cross-origin-opener-policy", b"same-origin"),
+    ]
+    if scheme == "https":
+        headers.append((b"strict-transport-security", b"max-age=31536000"))
+    return headers
+
+
+def is_https(scope: Scope) -> bool:
+    """Whether the request arrived over HTTPS (as the server, or a trusted proxy, reports it)."""
+    return scope.get("scheme") in ("https", "wss")
+
+
+class RequestContextMiddleware:
+    """Request id, security headers, and a logged JSON 500 for anything unexpected."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        extra = [
+            (REQUEST_ID_HEADER.lower().encode(), request_id.encode()),
+            *security_headers(scope["path"], scope.get("scheme", "http")),
+        ]
+        started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                headers = list(message.get("headers", []))
+                headers += [(name, value) for name, value in extra if name not in present]
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            log.exception(
+                "unexpected error in %s %s (request id %s)",
+                scope.get("method"),
+                scope.get("path"),
+                request_id,
+            )
+            if started:
+                raise  # the answer is half sent: the server drops the connection
+            body = json.dumps(
+                {
+                    "detail": "internal server error; the log has the details under this id",
+                    "request_id": request_id,
+                }
+            ).encode()
+            await send_with_headers(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
