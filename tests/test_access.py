@@ -74,6 +74,8 @@ ACCESS = {
     ("GET", "/admin/runs/new"): ADMIN,
     ("GET", "/admin/runs/{run_id}"): ADMIN,
     ("POST", "/admin/runs/{run_id}/cancel"): ADMIN,
+    ("POST", "/admin/runs/{run_id}/retry"): ADMIN,
+    ("POST", "/api/v1/runs/{run_id}/retry"): ADMIN,
     ("GET", "/admin/models"): ADMIN,
     ("POST", "/admin/models"): ADMIN,
     ("POST", "/admin/projects/{project_id}/exclusions"): ADMIN,
