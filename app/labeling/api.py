@@ -2,7 +2,8 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query
+from fastapi import Response as HTTPResponse
 
 from app.db import SessionDep
 from app.deps import CurrentUser, LabelerUser
@@ -30,7 +31,7 @@ def next_task(project_id: Id, session: SessionDep, user: LabelerUser) -> object:
     project = project_service.get(session=session, project_id=project_id)
     task = service.next_task(session=session, project=project, user=user)
     if task is None:
-        return Response(status_code=204)
+        return HTTPResponse(status_code=204)
     return task
 
 
@@ -49,7 +50,7 @@ def my_progress(project_id: Id, session: SessionDep, user: LabelerUser) -> objec
 def annotate(
     assignment_id: Id,
     body: AnnotationIn,
-    response: Response,
+    response: HTTPResponse,
     session: SessionDep,
     user: LabelerUser,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,

@@ -28,7 +28,7 @@ from app.projects.models import Project, Prompt, Response
 MAX_CLAIM_TRIES = 8
 
 
-def _live(now):  # type: ignore[no-untyped-def]
+def _live(now):
     """Assignments that hold a slot: done, or leased and not expired."""
     return or_(
         Assignment.status == AssignmentStatus.done,
@@ -36,7 +36,7 @@ def _live(now):  # type: ignore[no-untyped-def]
     )
 
 
-def _holds_prompt_for(user_id: int, now):  # type: ignore[no-untyped-def]
+def _holds_prompt_for(user_id: int, now):
     """This user's assignment that rules the prompt out for them (done, skipped or live)."""
     return and_(
         Assignment.user_id == user_id,
@@ -138,7 +138,7 @@ def _has_candidates(project: Project) -> list[Any]:
 
 def _lock_candidate(
     session: Session, project: Project, user: User, now: datetime, tried: list[int]
-) -> Row[tuple[int, list[Any]]] | None:
+) -> Row[int, list[Any]] | None:
     """The first prompt this labeler may get, locked (PostgreSQL skips rows others hold)."""
     query = (
         select(Prompt.id, Prompt.messages)
