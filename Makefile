@@ -29,7 +29,7 @@ screenshots: setup
 	$(BIN)/python scripts/screenshots.py
 
 lint: setup
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) rlhf.db artifacts

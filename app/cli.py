@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from app.aggregation.cli import commands as aggregation_commands
 from app.cli_support import JsonOpt, db_session, fail, output
 from app.datasets.cli import commands as dataset_commands
 from app.datasets.kinds import DatasetKind
@@ -26,6 +27,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(projects_app, name="projects")
 app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
+app.registered_commands += aggregation_commands.registered_commands
 app.registered_commands += dataset_commands.registered_commands
 app.registered_commands += quality_commands.registered_commands
 app.command()(worker)
@@ -34,7 +36,7 @@ app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options"
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def alembic_config():  # type: ignore[no-untyped-def]
+def alembic_config():
     from alembic.config import Config
 
     from app.config import get_settings
@@ -343,13 +345,14 @@ def export(
     ] = False,
 ) -> None:
     """Export a project's labels in the training-file formats."""
-    from app.projects import exporter, service
+    from app.datasets import export as export_rows
+    from app.projects import service
 
     if format != "jsonl":
         fail("--format: only jsonl is supported here (Parquet comes with dataset snapshots)")
     with db_session() as session:
         found = service.get_by_ref(session=session, ref=project)
-        lines = exporter.jsonl(
+        lines = export_rows.jsonl(
             session=session, project=found, kind=kind, with_labelers=with_labelers
         )
         count = 0

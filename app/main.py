@@ -53,10 +53,9 @@ class CsrfCookieMiddleware:
             return
         signer = cookie_signer()
         cookies = _cookies(scope)
-        token = signer.load_csrf(cookies.get(CSRF_COOKIE))
-        fresh = token is None
-        if fresh:
-            token = new_csrf_token()
+        loaded = signer.load_csrf(cookies.get(CSRF_COOKIE))
+        fresh = loaded is None
+        token = new_csrf_token() if loaded is None else loaded
         scope.setdefault("state", {})["csrf_token"] = token
 
         async def send_with_cookie(message: Message) -> None:

@@ -43,7 +43,7 @@ templates.env.filters["metric"] = metric
 templates.env.filters["plain"] = plain
 
 
-def render(request: Request, name: str, status_code: int = 200, **context: Any):  # type: ignore[no-untyped-def]
+def render(request: Request, name: str, status_code: int = 200, **context: Any):
     """Render a page with the CSRF token and the signed-in user in its context."""
     context.setdefault("user", getattr(request.state, "user", None))
     context["csrf_token"] = csrf_token_of(request)

@@ -114,3 +114,17 @@ def test_pages_redirect_anonymous_users_to_login(client) -> None:
     response = client.get("/", follow_redirects=False)
     assert response.status_code == 303
     assert response.headers["location"].startswith("/login")
+
+
+def test_an_admin_cannot_deactivate_or_demote_themselves(client, factory) -> None:
+    admin = factory.user("admin")
+    for change in ({"is_active": False}, {"role": "labeler"}):
+        refused = client.patch(f"/api/v1/users/{admin.id}", json=change, headers=admin.headers)
+        assert refused.status_code == 409, change
+        assert refused.json()["detail"] == "you cannot deactivate or demote yourself"
+    page = client.post(
+        f"/admin/users/{admin.id}/active", data={"active": "false"}, headers=admin.headers
+    )
+    assert page.status_code == 409 and "you cannot deactivate or demote yourself" in page.text
+    me = client.get("/api/v1/me", headers=admin.headers).json()
+    assert me["is_active"] and me["role"] == "admin"

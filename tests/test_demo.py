@@ -15,9 +15,16 @@ def test_demo_seeds_users_and_projects_once(session, tmp_path, monkeypatch) -> N
         "tiny-causal-lm": "policy",
         "tiny-encoder": "reward",
     }
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    assert AutoModelForCausalLM.from_pretrained(first["models"][0]["path"]) is not None
+    # the registered policy loads the way a user's model does and scores a prompt's next token
+    path = first["models"][0]["path"]
+    model, tokenizer = (
+        AutoModelForCausalLM.from_pretrained(path),
+        AutoTokenizer.from_pretrained(path),
+    )
+    logits = model(**tokenizer("hello there", return_tensors="pt")).logits  # (1, T, V)
+    assert logits.shape[-1] == len(tokenizer) and bool(logits.isfinite().all())
     assert first == again
     # The next round: tiny-causal-lm-v2 against its base, blind, K = 2 models × 2 samples.
     assert first["next_round"]["k"] == 4 and first["next_round"]["model"] == "tiny-causal-lm-v2"

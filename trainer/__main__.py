@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from typing import Any
 
@@ -84,15 +85,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError("config key 'model' is required (or --model)")
         if not cfg.train_file:
             raise ConfigError("config key 'train_file' is required (or --train-file)")
-        if args.command == "sft":
-            from trainer.sft import train
-        elif args.command == "rm":
-            from trainer.reward import train
-        elif args.command == "ppo":
-            from trainer.ppo import train
-        else:
-            from trainer.dpo import train
-        return train(cfg)  # type: ignore[arg-type]
+        module = {"sft": "sft", "rm": "reward", "ppo": "ppo", "dpo": "dpo"}[args.command]
+        return int(importlib.import_module(f"trainer.{module}").train(cfg))
     except (ConfigError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE

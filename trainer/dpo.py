@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -80,7 +80,8 @@ def evaluate(model, data, ref_logps, run: Run, pad_id: int) -> dict[str, float]:
     if not data:
         return {}
     policy = reference_logps(model, data, run, pad_id)  # (n, 2) under the current policy
-    loss, rewards = dpo_loss(policy, ref_logps, run.cfg.beta)
+    cfg = cast(DPOConfig, run.cfg)
+    loss, rewards = dpo_loss(policy, ref_logps, cfg.beta)
     margin = rewards[:, 0] - rewards[:, 1]
     return {
         "eval_loss": float(loss),

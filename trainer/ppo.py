@@ -136,8 +136,12 @@ def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: floa
     return logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1), entropy
 
 
-def response_part(logits: torch.Tensor, values: torch.Tensor, q_len: int):
-    """Logits/values at the positions that predict the response tokens: (B, L, V), (B, L)."""
+def response_part(
+    out: tuple[torch.Tensor, torch.Tensor], q_len: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits/values (of a PolicyWithValue call) at the positions that predict the response
+    tokens: (B, L, V), (B, L)."""
+    logits, values = out
     return logits[:, q_len - 1 : -1], values[:, q_len - 1 : -1]
 
 
@@ -171,9 +175,9 @@ def rollout(policy, ref, tokenizer, queries, cfg: PPOConfig, device) -> dict[str
     seq = torch.cat([q_ids, resp], 1)  # (B, Tq + L)
     seq_mask = torch.cat([q_mask, r_mask], 1)
 
-    logits, values = response_part(*policy(seq, seq_mask), q_ids.size(1))
+    logits, values = response_part(policy(seq, seq_mask), q_ids.size(1))
     logprobs, _ = token_logprobs(logits, resp, cfg.temperature)  # (B, L)
-    ref_logits, _ = response_part(*ref(seq, seq_mask), q_ids.size(1))
+    ref_logits, _ = response_part(ref(seq, seq_mask), q_ids.size(1))
     ref_logprobs, _ = token_logprobs(ref_logits, resp, cfg.temperature)
     return {
         "seq": seq,
@@ -210,7 +214,7 @@ def ppo_loss(
     """Clipped-ratio policy loss + vf_coef · clipped value loss on the episodes `mb`, and stats."""
     m = ro["mask"][mb].float()  # (b, L)
     q_len = ro["seq"].size(1) - ro["response"].size(1)
-    logits, vpred = response_part(*model(ro["seq"][mb], ro["seq_mask"][mb]), q_len)
+    logits, vpred = response_part(model(ro["seq"][mb], ro["seq_mask"][mb]), q_len)
     new_logp, entropy = token_logprobs(logits, ro["response"][mb], cfg.temperature)  # (b, L)
 
     old_v, ret = ro["values"][mb], returns[mb]

@@ -66,7 +66,7 @@ class Run:
     def __init__(self, cfg: BaseConfig | GenerateConfig, kind: str) -> None:
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
-        self.cfg = cfg
+        self.cfg: Any = cfg  # a trainer's BaseConfig, or the GenerateConfig of `generate`
         self.kind = kind
         self.out = Path(cfg.output_dir)
         self.accelerator = Accelerator(

@@ -44,13 +44,13 @@ def consensus(
         session=session,
         project=project,
         method=method,
-        after=after,  # type: ignore[arg-type]
+        after=after,
     ):
         out.append(
             PromptConsensus(
                 prompt_id=labels.prompt_id,
-                ranking=list(result.ranking),  # type: ignore[arg-type]
-                unranked=list(result.unranked),  # type: ignore[arg-type]
+                ranking=list(result.ranking),
+                unranked=list(result.unranked),
                 agreement=result.agreement,
                 rankings=result.n_rankings,
             )

@@ -239,7 +239,7 @@ def consensus_pairs(consensus: Consensus) -> list[RankedPair]:
     return pairs
 
 
-def _tau_rows(x: list[int], y: list[int]) -> float | None:
+def _tau_rows(x: Sequence[Hashable], y: Sequence[Hashable]) -> float | None:
     """Kendall tau-a between two strict rankings of indices, over their common items."""
     ypos = {item: p for p, item in enumerate(y)}
     common = [ypos[item] for item in x if item in ypos]  # y-positions in x's order
@@ -254,7 +254,7 @@ def _tau_rows(x: list[int], y: list[int]) -> float | None:
     return score / (n * (n - 1) / 2)
 
 
-def _mean_tau(rows: list[list[int]]) -> float | None:
+def _mean_tau(rows: Sequence[Sequence[Hashable]]) -> float | None:
     """Mean of Kendall tau over all pairs of rows sharing at least two items."""
     taus = [t for x, y in combinations(rows, 2) if (t := _tau_rows(x, y)) is not None]
     return sum(taus) / len(taus) if taus else None

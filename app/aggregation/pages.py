@@ -60,7 +60,7 @@ def above(board: Leaderboard) -> dict[str, list[str]]:
 
 
 @router.get("/admin/projects/{project_id}/leaderboard")
-def leaderboard_page(  # type: ignore[no-untyped-def]
+def leaderboard_page(
     request: Request,
     project_id: Id,
     session: SessionDep,
@@ -83,7 +83,7 @@ def leaderboard_page(  # type: ignore[no-untyped-def]
 
 
 @router.post("/admin/projects/{project_id}/exclusions")
-def exclude(  # type: ignore[no-untyped-def]
+def exclude(
     project_id: Id,
     session: SessionDep,
     admin: AdminUser,
@@ -116,9 +116,7 @@ def exclude(  # type: ignore[no-untyped-def]
 
 
 @router.post("/admin/projects/{project_id}/exclusions/{exclusion_id}/remove")
-def include_again(  # type: ignore[no-untyped-def]
-    project_id: Id, exclusion_id: Id, session: SessionDep, _: AdminUser
-):
+def include_again(project_id: Id, exclusion_id: Id, session: SessionDep, _: AdminUser):
     """Count a labeler in again."""
     service.remove_exclusion(session=session, exclusion_id=exclusion_id)
     session.commit()

@@ -1,8 +1,8 @@
 """Aggregates read from the database: consensus per prompt, ratings, leaderboard, exclusions.
 
 The algorithms live in `consensus.py` and `leaderboard.py` (pure); this module feeds them the
-live labels (`labels.prompt_labels`): no superseded annotation, no excluded labeler. An imported
-ranking (source=import, no user) counts as one voter.
+live labels (`app.labeling.labels.prompt_labels`): no superseded annotation, no excluded
+labeler. An imported ranking (source=import, no user) counts as one voter.
 """
 
 from collections.abc import Callable, Iterator, Mapping
@@ -21,12 +21,12 @@ from app.aggregation.consensus import (
     aggregate_ratings,
     consensus_ranking,
 )
-from app.aggregation.labels import Label, PromptLabels, prompt_labels
 from app.aggregation.leaderboard import Comparisons, elo_ratings, leaderboard
 from app.aggregation.models import Exclusion
 from app.aggregation.schemas import Leaderboard, LeaderboardRow
 from app.auth.models import User
 from app.errors import Conflict, Invalid, NotFound
+from app.labeling.labels import Label, PromptLabels, prompt_labels
 from app.projects.kinds import ProjectKind
 from app.projects.models import Project, Prompt, Response
 
@@ -38,6 +38,7 @@ __all__ = [
     "consensus_by_prompt",
     "consensus_of",
     "exclude_labeler",
+    "include_labeler",
     "excluded_user_ids",
     "list_exclusions",
     "generated_model_comparisons",
@@ -104,6 +105,21 @@ def exclude_labeler(
     session.add(exclusion)
     session.flush()
     return exclusion
+
+
+def include_labeler(*, session: Session, user_id: int, project_id: int | None) -> None:
+    """Count a labeler in again where they were excluded (one project, or all: None)."""
+    same = select(Exclusion).where(Exclusion.user_id == user_id)
+    same = same.where(
+        Exclusion.project_id.is_(None) if project_id is None else Exclusion.project_id == project_id
+    )
+    exclusion = session.scalars(same.order_by(Exclusion.id)).first()
+    if exclusion is None:
+        user = session.get(User, user_id)
+        who = user.email if user else f"user {user_id}"
+        raise NotFound(f"{who} is not excluded there", field="user_id")
+    session.delete(exclusion)
+    session.flush()
 
 
 def remove_exclusion(*, session: Session, exclusion_id: int) -> None:
@@ -229,7 +245,7 @@ def ratings_of(
         for rid, value in label.payload["scores"].items()
     ]
     if normalizer is None and weights is None:
-        return aggregate_ratings(triples, scale=scale)
+        return {int(rid): s for rid, s in aggregate_ratings(triples, scale=scale).items()}
     sums: dict[int, list[float]] = {}
     for user_id, rid, value in triples:
         v = _rating_value(value, scale)

@@ -1,6 +1,6 @@
 """JSON routes: who am I, users and API tokens (admins manage; everyone sees their own)."""
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 
 from app.auth import service
 from app.auth.schemas import NewToken, TokenCreate, TokenOut, UserCreate, UserOut, UserUpdate
@@ -32,15 +32,14 @@ def create_user(body: UserCreate, session: SessionDep, _: AdminUser) -> object:
 
 @router.patch("/users/{user_id}", response_model=UserOut)
 def update_user(user_id: Id, body: UserUpdate, session: SessionDep, admin: AdminUser) -> object:
-    user = service.get(session=session, user_id=user_id)
-    if user.id == admin.id and (body.is_active is False or body.role == "labeler"):
-        raise HTTPException(409, "you cannot deactivate or demote yourself")
-    if body.is_active is not None:
-        service.set_active(session=session, user=user, active=body.is_active)
-    if body.role is not None:
-        service.set_role(session=session, user=user, role=body.role)
-    if body.password is not None:
-        service.set_password(session=session, user=user, password=body.password)
+    user = service.update_user(
+        session=session,
+        user=service.get(session=session, user_id=user_id),
+        by=admin,
+        is_active=body.is_active,
+        role=body.role,
+        password=body.password,
+    )
     session.commit()
     return user
 

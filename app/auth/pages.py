@@ -35,14 +35,14 @@ def _landing(user: User, next: str | None) -> str:
 
 
 @router.get("/login")
-def login_page(request: Request, user: OptionalUser, next: str | None = None):  # type: ignore[no-untyped-def]
+def login_page(request: Request, user: OptionalUser, next: str | None = None):
     if user is not None:
         return RedirectResponse(_landing(user, next), status_code=303)
     return render(request, "login.html", next=_safe_next(next), error=None, email="")
 
 
 @router.post("/login", dependencies=[Depends(csrf_guard)])
-def login(  # type: ignore[no-untyped-def]
+def login(
     request: Request,
     session: SessionDep,
     email: Annotated[str, Form()] = "",
@@ -104,9 +104,7 @@ def logout() -> RedirectResponse:
 # Admin pages: users and API tokens.
 
 
-def _users_page(  # type: ignore[no-untyped-def]
-    request: Request, session: SessionDep, status_code: int = 200, **context: Any
-):
+def _users_page(request: Request, session: SessionDep, status_code: int = 200, **context: Any):
     context.setdefault("error", None)
     context.setdefault("notice", request.query_params.get("notice"))
     tokens: dict[int, list[ApiToken]] = {}
@@ -133,12 +131,12 @@ def _back(notice: str) -> RedirectResponse:
 
 
 @router.get("/admin/users")
-def users_page(request: Request, session: SessionDep, _: AdminUser):  # type: ignore[no-untyped-def]
+def users_page(request: Request, session: SessionDep, _: AdminUser):
     return _users_page(request, session)
 
 
 @router.post("/admin/users")
-def create_user(  # type: ignore[no-untyped-def]
+def create_user(
     request: Request,
     session: SessionDep,
     _: AdminUser,
@@ -161,7 +159,7 @@ def create_user(  # type: ignore[no-untyped-def]
 
 
 @router.post("/admin/users/{user_id}/active")
-def set_active(  # type: ignore[no-untyped-def]
+def set_active(
     request: Request,
     user_id: Id,
     session: SessionDep,
@@ -170,20 +168,17 @@ def set_active(  # type: ignore[no-untyped-def]
 ):
     user = service.get(session=session, user_id=user_id)
     on = form_bool(active)
-    if user.id == admin.id and not on:
-        return _users_page(request, session, 409, error="You cannot deactivate yourself.")
     try:
-        service.set_active(session=session, user=user, active=on)
+        service.update_user(session=session, user=user, by=admin, is_active=on)
     except DomainError as exc:
         session.rollback()
         return _users_page(request, session, exc.status_code, error=exc.message)
     session.commit()
-    active = on
-    return _back(f"{user.email} is {'active' if active else 'deactivated'}.")
+    return _back(f"{user.email} is {'active' if on else 'deactivated'}.")
 
 
 @router.post("/admin/users/{user_id}/password")
-def reset_password(  # type: ignore[no-untyped-def]
+def reset_password(
     request: Request,
     user_id: Id,
     session: SessionDep,
@@ -202,7 +197,7 @@ def reset_password(  # type: ignore[no-untyped-def]
 
 
 @router.post("/admin/users/{user_id}/tokens")
-def issue_token(  # type: ignore[no-untyped-def]
+def issue_token(
     request: Request,
     user_id: Id,
     session: SessionDep,
@@ -221,7 +216,7 @@ def issue_token(  # type: ignore[no-untyped-def]
 
 
 @router.post("/admin/tokens/{token_id}/revoke")
-def revoke_token(request: Request, token_id: Id, session: SessionDep, _: AdminUser):  # type: ignore[no-untyped-def]
+def revoke_token(request: Request, token_id: Id, session: SessionDep, _: AdminUser):
     try:
         token = service.revoke_token(session=session, token_id=token_id)
     except Conflict as exc:

@@ -46,6 +46,16 @@ def get_by_email(*, session: Session, email: str) -> User | None:
     return session.scalar(select(User).where(User.email == email.strip().lower()))
 
 
+def get_by_ref(*, session: Session, ref: str) -> User:
+    """A user by id or by email (what the CLI's USER argument takes), or NotFound."""
+    user = get_by_email(session=session, email=ref)
+    if user is None and ref.isdigit():
+        user = session.get(User, int(ref))
+    if user is None:
+        raise NotFound(f"no user with id or email {ref!r}", field="user")
+    return user
+
+
 def list_users(*, session: Session) -> list[User]:
     """Every user, oldest first."""
     return list(session.scalars(select(User).order_by(User.id)))
@@ -54,7 +64,7 @@ def list_users(*, session: Session) -> list[User]:
 def authenticate(
     *, session: Session, email: str, password: str, max_failures: int, lock_seconds: int
 ) -> User | None:
-    """Check a login; count failures and lock the account briefly after too many in a row."""
+    """Check a login; count failures (committed) and lock the account after too many in a row."""
     user = get_by_email(session=session, email=email)
     now = utcnow()
     if user is None:
@@ -94,6 +104,27 @@ def set_active(*, session: Session, user: User, active: bool) -> None:
     user.is_active = active
     if not active:
         user.session_epoch += 1
+
+
+def update_user(
+    *,
+    session: Session,
+    user: User,
+    by: User,
+    is_active: bool | None = None,
+    role: str | None = None,
+    password: str | None = None,
+) -> User:
+    """Change a user's active flag, role or password; nobody deactivates or demotes themselves."""
+    if user.id == by.id and (is_active is False or (role is not None and role != user.role)):
+        raise Conflict("you cannot deactivate or demote yourself")
+    if is_active is not None:
+        set_active(session=session, user=user, active=is_active)
+    if role is not None:
+        set_role(session=session, user=user, role=role)
+    if password is not None:
+        set_password(session=session, user=user, password=password)
+    return user
 
 
 def set_role(*, session: Session, user: User, role: str) -> None:

@@ -1,11 +1,15 @@
-"""JSON routes of dataset snapshots: create, list, show, download files."""
+"""JSON routes of dataset files: a project's raw export, and snapshots (create, list, show,
+download files)."""
 
-from fastapi import APIRouter, Response
-from fastapi.responses import FileResponse
+from fastapi import APIRouter
+from fastapi import Response as HTTPResponse
+from fastapi.responses import FileResponse, StreamingResponse
 
+from app.datasets import export as export_rows
 from app.datasets import service
+from app.datasets.kinds import DatasetKind
 from app.datasets.schemas import SnapshotCreate, SnapshotOut, SnapshotResult
-from app.db import SessionDep
+from app.db import SessionDep, get_sessionmaker
 from app.deps import AdminUser
 from app.http.bounds import Id, Keyword
 from app.projects import service as project_service
@@ -25,7 +29,11 @@ MEDIA = {
     responses={200: {"description": "unchanged data: the newest equal snapshot is returned"}},
 )
 def create_snapshot(
-    project_id: Id, body: SnapshotCreate, session: SessionDep, admin: AdminUser, response: Response
+    project_id: Id,
+    body: SnapshotCreate,
+    session: SessionDep,
+    admin: AdminUser,
+    response: HTTPResponse,
 ) -> object:
     """Freeze the project's labels into a new snapshot (201), or return the equal newest (200)."""
     project = project_service.get(session=session, project_id=project_id)
@@ -70,4 +78,37 @@ def download(snapshot_id: Id, name: Keyword, session: SessionDep, _: AdminUser) 
         path,
         media_type=MEDIA.get(path.suffix, "application/json"),
         filename=f"snapshot-{snapshot.id}-{name}",
+    )
+
+
+@router.get("/projects/{project_id}/export")
+def export_labels(
+    project_id: int,
+    _: AdminUser,
+    kind: DatasetKind,
+    with_labelers: bool = False,
+) -> StreamingResponse:
+    """The project's labels as JSONL, streamed (one row per annotation); with_labelers adds
+    each row's labeler (email) and annotation time."""
+    session = get_sessionmaker()()
+    try:
+        project = project_service.get(session=session, project_id=project_id)
+        lines = export_rows.jsonl(
+            session=session, project=project, kind=kind, with_labelers=with_labelers
+        )
+    except BaseException:
+        session.close()
+        raise
+
+    def stream():
+        try:
+            yield from lines
+        finally:
+            session.close()
+
+    filename = f"{project.name}-{kind}.jsonl".replace('"', "")
+    return StreamingResponse(
+        stream(),
+        media_type="application/x-ndjson",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )

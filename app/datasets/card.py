@@ -3,13 +3,15 @@ lineage), so the data explains itself wherever it is copied."""
 
 from typing import Any
 
+from app.aggregation.consensus import ConsensusMethod
 from app.datasets.models import Snapshot
+from app.datasets.schemas import EVERY
 from app.projects.models import Project
 
 METHODS = {
-    "ranked-pairs": "consensus ranking per prompt by ranked pairs (Tideman)",
-    "borda": "consensus ranking per prompt by Borda count (net pairwise score)",
-    "all": "one row per annotation, no consensus",
+    ConsensusMethod.ranked_pairs: "consensus ranking per prompt by ranked pairs (Tideman)",
+    ConsensusMethod.borda: "consensus ranking per prompt by Borda count (net pairwise score)",
+    EVERY: "one row per annotation, no consensus",
 }
 
 

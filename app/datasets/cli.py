@@ -1,4 +1,4 @@
-"""`rlhf` commands of aggregation and datasets: leaderboard, snapshot(s), exclude."""
+"""`rlhf` commands of datasets: snapshot, snapshots."""
 
 from typing import Annotated, Any
 
@@ -23,35 +23,6 @@ def _snapshot_dict(snapshot: Any, created: bool | None = None) -> dict[str, Any]
     if created is not None:
         data["created"] = created
     return data
-
-
-@commands.command()
-def leaderboard(
-    project: str,
-    rounds: Annotated[int, typer.Option(help="Bootstrap rounds for the intervals.")] = 1000,
-    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
-    as_json: JsonOpt = False,
-) -> None:
-    """Models ranked by Bradley-Terry with bootstrap 95% intervals, and their Elo."""
-    from app.aggregation import service
-    from app.projects import service as project_service
-
-    with db_session() as session:
-        found = project_service.get_by_ref(session=session, ref=project)
-        board = service.model_leaderboard(session=session, project=found, rounds=rounds, seed=seed)
-    output(
-        board.model_dump(),
-        as_json,
-        lambda b: "\n".join(
-            [f"{'rank':>4}  {'model':30} {'rating':>8}  {'95% interval':>17}  {'elo':>7}  games"]
-            + [
-                f"{r['rank']:>4}  {r['model'][:30]:30} {r['rating']:8.1f}  "
-                f"{r['lower']:8.1f}–{r['upper']:<8.1f}  {r['elo']:7.1f}  {r['comparisons']}"
-                for r in b["rows"]
-            ]
-            + [f"{b['comparisons']} comparisons, {b['rounds']} rounds, seed {b['seed']}"]
-        ),
-    )
 
 
 @commands.command()
@@ -81,13 +52,13 @@ def snapshot(
 
     try:
         data = SnapshotCreate(
-            kind=kind,  # type: ignore[arg-type]
-            method=method,  # type: ignore[arg-type]
+            kind=kind,
+            method=method,
             split=split,
             include_top_ranked=include_top_ranked,
             normalize=normalize,
             with_labelers=with_labelers,
-            weighting=weighting,  # type: ignore[arg-type]
+            weighting=weighting,
         )
     except ValidationError as exc:
         fail("; ".join(validation_messages(exc, prefix="--")))
@@ -131,55 +102,4 @@ def snapshots(
             f"train={s['train_rows']} test={s['test_rows']} {s['content_hash'][:12]}"
             for s in d
         ),
-    )
-
-
-@commands.command()
-def exclude(
-    user: Annotated[str, typer.Argument(help="User id or email.")],
-    project: Annotated[
-        str | None, typer.Option(help="Project id or name; leave out for all projects.")
-    ] = None,
-    reason: str = "",
-    undo: Annotated[bool, typer.Option(help="Count the labeler in again.")] = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """Leave a labeler out of every aggregate of a project (or of all projects)."""
-    from app.aggregation import service
-    from app.aggregation.schemas import ExclusionOut
-    from app.auth import service as auth_service
-    from app.projects import service as project_service
-
-    with db_session() as session:
-        found = next(
-            (u for u in auth_service.list_users(session=session) if user in (str(u.id), u.email)),
-            None,
-        )
-        if found is None:
-            fail(f"no user with id or email {user!r}")
-        project_id = (
-            project_service.get_by_ref(session=session, ref=project).id if project else None
-        )
-        if undo:
-            matches = [
-                e
-                for e in service.list_exclusions(session=session, project_id=project_id or 0)
-                if e.user_id == found.id and e.project_id == project_id
-            ]
-            if not matches:
-                fail(f"{found.email} is not excluded there")
-            service.remove_exclusion(session=session, exclusion_id=matches[0].id)
-            session.commit()
-            data: dict[str, Any] = {"user_id": found.id, "project_id": project_id, "removed": True}
-        else:
-            made = service.exclude_labeler(
-                session=session, user_id=found.id, project_id=project_id, reason=reason
-            )
-            session.commit()
-            data = ExclusionOut.model_validate(made).model_dump(mode="json")
-    where = f"project {project_id}" if project_id else "all projects"
-    output(
-        data,
-        as_json,
-        lambda d: f"{'counted in again' if undo else 'excluded'}: user {found.id} ({where})",
     )

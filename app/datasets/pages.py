@@ -21,7 +21,7 @@ from app.templating import render
 router = APIRouter(tags=["pages"])
 
 
-def _page(request: Request, session: SessionDep, project_id: int, status: int = 200, **extra):  # type: ignore[no-untyped-def]
+def _page(request: Request, session: SessionDep, project_id: int, status: int = 200, **extra):
     project = project_service.get(session=session, project_id=project_id)
     snapshots = service.list_snapshots(session=session, project_id=project_id)
     return render(
@@ -39,7 +39,7 @@ def _page(request: Request, session: SessionDep, project_id: int, status: int = 
 
 
 @router.get("/admin/snapshots")
-def all_snapshots(request: Request, session: SessionDep, _: AdminUser):  # type: ignore[no-untyped-def]
+def all_snapshots(request: Request, session: SessionDep, _: AdminUser):
     """Every project's snapshots, newest first, each linking to its project's page."""
     projects = project_service.list_projects(session=session, include_archived=True)
     return render(
@@ -52,7 +52,7 @@ def all_snapshots(request: Request, session: SessionDep, _: AdminUser):  # type:
 
 
 @router.get("/admin/projects/{project_id}/snapshots")
-def snapshots_page(  # type: ignore[no-untyped-def]
+def snapshots_page(
     request: Request,
     project_id: Id,
     session: SessionDep,
@@ -64,7 +64,7 @@ def snapshots_page(  # type: ignore[no-untyped-def]
 
 
 @router.post("/admin/projects/{project_id}/snapshots")
-def make_snapshot(  # type: ignore[no-untyped-def]
+def make_snapshot(
     request: Request,
     project_id: Id,
     session: SessionDep,

@@ -20,11 +20,10 @@ from app.datasets.kinds import (
     rating_row,
     sft_row,
 )
+from app.labeling.labels import Label, PromptLabels, prompt_labels
 from app.projects.models import Project
 
 Rows = Iterator[tuple[str, list[dict[str, Any]]]]
-PromptLabels = aggregation.PromptLabels
-Label = aggregation.Label
 Made = list[tuple[dict[str, Any], list[Label]]]
 """Rows of one prompt, each with the labels it came from."""
 
@@ -40,7 +39,7 @@ def _sft(labels: PromptLabels, method: str, top_ranked: bool, weights: Weights =
     if top_ranked and labels.of_kind("ranking"):
         ranking = aggregation.consensus_of(labels, method=method, weights=weights).ranking
         if ranking:
-            top = sft_row(labels.messages, labels.responses[ranking[0]][0])
+            top = sft_row(labels.messages, labels.responses[int(ranking[0])][0])
             rows.append((top, labels.of_kind("ranking")))
     return rows
 
@@ -60,7 +59,7 @@ def _rankings(labels: PromptLabels, method: str, pairs: bool, weights: Weights =
         return []
     every = labels.of_kind("ranking")
     if not pairs:
-        return [(ranking_row(messages, [text[r] for r in consensus.ranking]), every)]
+        return [(ranking_row(messages, [text[int(r)] for r in consensus.ranking]), every)]
     return [
         (pair_row(messages, text[int(p.chosen)], text[int(p.rejected)], p.margin), every)
         for p in consensus_pairs(consensus)
@@ -105,7 +104,7 @@ def snapshot_rows(*, session: Session, project: Project, params: dict[str, Any])
         weights = {int(user_id): w for user_id, w in params["weights"].items()}
     build: Callable[[PromptLabels], Made]
     if kind == DatasetKind.prompts:
-        for labels in aggregation.prompt_labels(
+        for labels in prompt_labels(
             session, project.id, (), with_responses=False, keep_unlabeled=True
         ):
             yield labels.external_id, [prompt_row(labels.messages)]
@@ -129,7 +128,7 @@ def snapshot_rows(*, session: Session, project: Project, params: dict[str, Any])
         build = lambda labels: _ratings(labels, project.rating_scale, normalizer, weights)  # noqa: E731
     else:
         raise ValueError(f"unknown snapshot kind {kind!r}")
-    for labels in aggregation.prompt_labels(session, project.id, kinds, excluded):
+    for labels in prompt_labels(session, project.id, kinds, excluded):
         made = build(labels)
         if made:
             rows = [row if emails is None else with_labelers(row, x, emails) for row, x in made]

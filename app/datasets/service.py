@@ -48,7 +48,8 @@ def _reader(session: Session) -> Iterator[Session]:
     """
     bind = session.get_bind()
     if bind.dialect.name == "sqlite":
-        engine = make_engine(bind.url.render_as_string(hide_password=False), sqlite_immediate=False)
+        url = bind.engine.url.render_as_string(hide_password=False)
+        engine = make_engine(url, sqlite_immediate=False)
         try:
             with Session(engine) as reader, reader.begin():
                 yield reader
@@ -84,7 +85,7 @@ def _freeze(directory: Path) -> None:
         path.chmod(0o444)
 
 
-def _manifest(snapshot: Snapshot, project: Project, written: writer.Written, json_cols: list[str]):  # type: ignore[no-untyped-def]
+def _manifest(snapshot: Snapshot, project: Project, written: writer.Written, json_cols: list[str]):
     return {
         "snapshot_id": snapshot.id,
         "project_id": project.id,

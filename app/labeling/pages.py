@@ -36,7 +36,7 @@ def _blank_is_none(value: Any) -> Any:
 
 
 @router.get("/")
-def home(request: Request, session: SessionDep, user: CurrentUser):  # type: ignore[no-untyped-def]
+def home(request: Request, session: SessionDep, user: CurrentUser):
     projects = project_service.list_projects(session=session, for_user=user)
     rows = [
         (project, service.progress(session=session, project=project, user=user))
@@ -46,7 +46,7 @@ def home(request: Request, session: SessionDep, user: CurrentUser):  # type: ign
 
 
 @router.get("/projects/{project_id}/label")
-def label(request: Request, project_id: Id, session: SessionDep, user: CurrentUser):  # type: ignore[no-untyped-def]
+def label(request: Request, project_id: Id, session: SessionDep, user: CurrentUser):
     """The labeler's current task in the project (a new lease if they hold none)."""
     project = project_service.get(session=session, project_id=project_id)
     task = service.next_task(session=session, project=project, user=user)
@@ -77,7 +77,7 @@ def task_page_html(*, request: Request, project_id: int, user: Any, task: Task) 
 
 
 @router.get("/admin/annotations")
-def annotations_page(  # type: ignore[no-untyped-def]
+def annotations_page(
     request: Request,
     session: SessionDep,
     _: AdminUser,

@@ -49,7 +49,7 @@ class AnnotationIn(BaseModel):
 
 
 class SkipIn(BaseModel):
-    reason: text(2000, 1)  # type: ignore[valid-type]
+    reason: text(2000, 1)
 
 
 class AnnotationOut(BaseModel):

@@ -1,21 +1,18 @@
-"""JSON routes of projects: settings, stats, import and export."""
+"""JSON routes of projects: settings, stats, members and import (export: app/datasets/api.py)."""
 
 import shutil
 import tempfile
 from pathlib import Path
 
 from fastapi import APIRouter, Request, UploadFile
-from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from app.auth.schemas import UserOut
-from app.datasets.kinds import DatasetKind
 from app.db import SessionDep, get_sessionmaker
 from app.deps import AdminUser, CurrentUser
 from app.errors import Invalid
 from app.http.bounds import Id
-from app.http.headers import attachment
-from app.projects import exporter, importer, service
+from app.projects import importer, service
 from app.projects.formats import ImportFormat
 from app.projects.schemas import (
     ImportReport,
@@ -107,42 +104,6 @@ def _import(project_id: int, path: Path, fmt: str, skip_invalid: bool) -> Import
         return importer.import_file(
             session=session, project=project, path=path, fmt=fmt, skip_invalid=skip_invalid
         )
-
-
-@router.get(
-    "/{project_id}/export",
-    response_class=StreamingResponse,
-    responses={200: {"content": {"application/x-ndjson": {}}, "description": "JSON lines"}},
-)
-def export(
-    project_id: Id,
-    _: AdminUser,
-    kind: DatasetKind,
-    with_labelers: bool = False,
-) -> StreamingResponse:
-    """The project's labels as JSONL, streamed (one row per annotation); with_labelers adds
-    each row's labeler (email) and annotation time."""
-    session = get_sessionmaker()()
-    try:
-        project = service.get(session=session, project_id=project_id)
-        lines = exporter.jsonl(
-            session=session, project=project, kind=kind, with_labelers=with_labelers
-        )
-    except BaseException:
-        session.close()
-        raise
-
-    def stream():  # type: ignore[no-untyped-def]
-        try:
-            yield from lines
-        finally:
-            session.close()
-
-    return StreamingResponse(
-        stream(),
-        media_type="application/x-ndjson",
-        headers={"Content-Disposition": attachment(f"{project.name}-{kind}.jsonl")},
-    )
 
 
 @router.get("/{project_id}/members", response_model=list[UserOut])

@@ -9,6 +9,7 @@ number.
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -133,7 +134,7 @@ def parse_native(obj: dict[str, Any]) -> Item:
     raw = obj.get("responses", [])
     if not isinstance(raw, list):
         raise LineError("responses must be a list")
-    responses = []
+    responses: list[dict[str, Any]] = []
     for i, r in enumerate(raw):
         if isinstance(r, str):
             responses.append({"text": _text(r, f"responses[{i}]"), "model": None, "meta": {}})
@@ -195,7 +196,7 @@ def _split_pair(
     if shared == 0:
         raise LineError("chosen and rejected share no prompt")
     messages = chosen[:shared]
-    responses = [
+    responses: list[dict[str, Any]] = [
         {"text": chosen[-1]["content"], "model": None, "meta": {}},
         {"text": rejected[-1]["content"], "model": None, "meta": {}},
     ]
@@ -301,7 +302,12 @@ def parse_oasst(obj: dict[str, Any]) -> list[Item]:
     return items
 
 
-PARSERS = {"jsonl": parse_native, "hh": parse_hh, "trl": parse_trl, "oasst": parse_oasst}
+PARSERS: dict[str, Callable[[dict[str, Any]], Item | list[Item]]] = {
+    ImportFormat.jsonl: parse_native,
+    ImportFormat.hh: parse_hh,
+    ImportFormat.trl: parse_trl,
+    ImportFormat.oasst: parse_oasst,
+}
 
 
 def detect(obj: dict[str, Any]) -> str:

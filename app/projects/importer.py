@@ -18,7 +18,7 @@ from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
 
 from app.errors import Invalid
-from app.labeling.models import Annotation, AnnotationSource
+from app.labeling import labels
 from app.projects.formats import FORMATS, PARSERS, ImportFormat, Item, LineError, detect
 from app.projects.kinds import ProjectKind
 from app.projects.models import Project, Prompt, Response
@@ -193,7 +193,7 @@ def import_file(
         if batch:
             _insert(session, project, batch, report)
         session.commit()
-        if report.imported >= BATCH and session.bind.dialect.name == "postgresql":
+        if report.imported >= BATCH and session.get_bind().dialect.name == "postgresql":
             # Fresh planner statistics, so assignment walks prompts in id order at once.
             session.execute(sql("ANALYZE prompts, responses"))
             session.commit()
@@ -240,14 +240,12 @@ def _insert(session: Session, project: Project, items: list[Item], report: Impor
     session.flush()
     for item, prompt, rows in zip(fresh, prompts, responses_of, strict=True):
         if item.ranking is not None:
-            session.add(
-                Annotation(
-                    project_id=project.id,
-                    prompt_id=prompt.id,
-                    kind=ProjectKind.ranking,
-                    payload={"ranking": [rows[i].id for i in item.ranking]},
-                    source=AnnotationSource.imported,
-                )
+            labels.add_imported(
+                session=session,
+                project_id=project.id,
+                prompt_id=prompt.id,
+                kind=ProjectKind.ranking,
+                payload={"ranking": [rows[i].id for i in item.ranking]},
             )
             report.rankings += 1
         report.responses += len(rows)

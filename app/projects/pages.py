@@ -47,7 +47,7 @@ def _settings(
 
 
 @router.get("")
-def dashboard(request: Request, session: SessionDep, _: AdminUser):  # type: ignore[no-untyped-def]
+def dashboard(request: Request, session: SessionDep, _: AdminUser):
     projects = service.list_projects(session=session, include_archived=True)
     rows = [(p, service.stats(session=session, project=p)) for p in projects]
     per_day = labeling_service.labels_per_day(session=session, days=14)
@@ -55,12 +55,12 @@ def dashboard(request: Request, session: SessionDep, _: AdminUser):  # type: ign
 
 
 @router.get("/projects/new")
-def new_project(request: Request, _: AdminUser):  # type: ignore[no-untyped-def]
+def new_project(request: Request, _: AdminUser):
     return render(request, "admin/project_new.html", form={}, errors=[], kinds=list(ProjectKind))
 
 
 @router.post("/projects")
-def create_project(  # type: ignore[no-untyped-def]
+def create_project(
     request: Request,
     session: SessionDep,
     _: AdminUser,
@@ -91,7 +91,7 @@ def create_project(  # type: ignore[no-untyped-def]
     )
 
 
-def _project_page(  # type: ignore[no-untyped-def]
+def _project_page(
     request: Request, session: SessionDep, project: Project, status_code: int = 200, **context: Any
 ):
     context.setdefault("errors", [])
@@ -112,14 +112,14 @@ def _project_page(  # type: ignore[no-untyped-def]
 
 
 @router.get("/projects/{project_id}")
-def project_page(request: Request, project_id: Id, session: SessionDep, _: AdminUser):  # type: ignore[no-untyped-def]
+def project_page(request: Request, project_id: Id, session: SessionDep, _: AdminUser):
     project = service.get(session=session, project_id=project_id)
     created = request.query_params.get("created")
     return _project_page(request, session, project, notice="Project created." if created else None)
 
 
 @router.post("/projects/{project_id}")
-def update_project(  # type: ignore[no-untyped-def]
+def update_project(
     request: Request,
     project_id: Id,
     session: SessionDep,
@@ -149,7 +149,7 @@ def update_project(  # type: ignore[no-untyped-def]
 
 
 @router.post("/projects/{project_id}/import")
-def import_items(  # type: ignore[no-untyped-def]
+def import_items(
     request: Request,
     project_id: Id,
     session: SessionDep,
@@ -182,7 +182,7 @@ def import_items(  # type: ignore[no-untyped-def]
 
 
 @router.post("/projects/{project_id}/members")
-def add_member(  # type: ignore[no-untyped-def]
+def add_member(
     request: Request,
     project_id: Id,
     session: SessionDep,

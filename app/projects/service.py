@@ -7,7 +7,8 @@ from sqlalchemy.orm import Session
 
 from app.auth.models import User
 from app.errors import Conflict, Forbidden, Invalid, NotFound
-from app.labeling.models import Annotation, AnnotationSource, Assignment, AssignmentStatus
+from app.labeling import labels
+from app.labeling.models import AssignmentStatus
 from app.projects.kinds import ProjectKind
 from app.projects.models import Project, ProjectMember, Prompt, Response
 from app.projects.schemas import ProjectCreate, ProjectStats, ProjectUpdate
@@ -155,31 +156,14 @@ def update(*, session: Session, project: Project, data: ProjectUpdate) -> Projec
 
 def has_labels(*, session: Session, project: Project) -> bool:
     """Whether any labeler annotation exists in the project."""
-    return (
-        session.scalar(
-            select(Annotation.id)
-            .where(
-                Annotation.project_id == project.id,
-                Annotation.source == AnnotationSource.labeler,
-            )
-            .limit(1)
-        )
-        is not None
-    )
+    return labels.has_labeler_annotations(session=session, project_id=project.id)
 
 
 def stats(*, session: Session, project: Project) -> ProjectStats:
     """Prompts, labels done and needed, complete prompts, skips, active labelers."""
     real = Prompt.is_gold.is_(False)  # gold items measure labelers; they are not the work
     prompts = session.scalar(select(func.count()).where(Prompt.project_id == project.id, real)) or 0
-    done = dict(
-        session.execute(
-            select(Assignment.status, func.count())
-            .join(Prompt, Prompt.id == Assignment.prompt_id)
-            .where(Assignment.project_id == project.id, real)
-            .group_by(Assignment.status)
-        ).all()
-    )
+    done = labels.assignment_counts(session=session, project_id=project.id)
     wanted = project.overlap + Prompt.extra_labels
     complete, needed = session.execute(
         select(
@@ -189,11 +173,7 @@ def stats(*, session: Session, project: Project) -> ProjectStats:
             ),
         ).where(Prompt.project_id == project.id, real)
     ).one()
-    labelers = session.scalar(
-        select(func.count(func.distinct(Assignment.user_id))).where(
-            Assignment.project_id == project.id
-        )
-    )
+    labelers = labels.labeler_count(session=session, project_id=project.id)
     return ProjectStats(
         project_id=project.id,
         prompts=prompts,

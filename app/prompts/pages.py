@@ -32,7 +32,7 @@ def _back(project_id: Id, where: PromptFilter, done: str, n: int = 1) -> Redirec
 
 
 @router.get("/prompts")
-def prompts_page(  # type: ignore[no-untyped-def]
+def prompts_page(
     request: Request,
     project_id: Id,
     session: SessionDep,
@@ -122,7 +122,7 @@ def act_on_filter(
     return _back(project_id, where, f"{action}d", n)
 
 
-def _act(session, project, admin, action: str, **target) -> int:  # type: ignore[no-untyped-def]
+def _act(session, project, admin, action: str, **target) -> int:
     from app.errors import Invalid
 
     if action == "requeue":

@@ -233,7 +233,7 @@ def _end_leases(session: Session, prompt_ids: Any, now: datetime) -> int:
         .values(expires_at=now)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount  # type: ignore[attr-defined,no-any-return]
+    return result.rowcount  # type: ignore[attr-defined]
 
 
 def get_prompt(*, session: Session, project: Project, prompt_id: int) -> Prompt:
@@ -293,7 +293,7 @@ def requeue(
         .execution_options(synchronize_session=False)
     )
     session.flush()
-    return result.rowcount  # type: ignore[attr-defined,no-any-return]
+    return result.rowcount  # type: ignore[attr-defined]
 
 
 def retire(
@@ -321,4 +321,4 @@ def retire(
     retired_now = select(Prompt.id).where(Prompt.project_id == project.id, Prompt.retired_at == now)
     _end_leases(session, retired_now.scalar_subquery(), now)
     session.flush()
-    return result.rowcount  # type: ignore[attr-defined,no-any-return]
+    return result.rowcount  # type: ignore[attr-defined]

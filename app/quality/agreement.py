@@ -109,7 +109,7 @@ def consensus_values(labels: Sequence[Values], rankings: bool) -> Values:
     if rankings:
         orders = [sorted(label, key=lambda rid: -label[rid]) for label in labels]
         order = consensus_ranking(orders).ranking
-        return {rid: float(len(order) - i) for i, rid in enumerate(order)}
+        return {int(rid): float(len(order) - i) for i, rid in enumerate(order)}
     sums: dict[int, list[float]] = {}
     for label in labels:
         for rid, v in label.items():

@@ -59,7 +59,7 @@ def alpha_chart(points: list[AlphaPoint]) -> dict[str, Any]:
     }
 
 
-def _sort_key(column: str):  # type: ignore[no-untyped-def]
+def _sort_key(column: str):
     def key(row: Any) -> tuple:
         value = len(row.flags) if column == "flags" else getattr(row, column)
         return (value is None, value if value is not None else 0)
@@ -68,9 +68,9 @@ def _sort_key(column: str):  # type: ignore[no-untyped-def]
 
 
 @router.get("/admin/quality")
-def overview(request: Request, session: SessionDep, _: AdminUser):  # type: ignore[no-untyped-def]
+def overview(request: Request, session: SessionDep, _: AdminUser):
     """Every active project with its α and how many labelers carry a flag."""
-    rows = []
+    rows: list[tuple[Any, Any]] = []
     for project in project_service.list_projects(session=session):
         if project.kind == "demonstration":
             rows.append((project, None))
@@ -80,7 +80,7 @@ def overview(request: Request, session: SessionDep, _: AdminUser):  # type: igno
 
 
 @router.get("/admin/projects/{project_id}/quality")
-def quality_page(  # type: ignore[no-untyped-def]
+def quality_page(
     request: Request,
     project_id: Id,
     session: SessionDep,
@@ -110,9 +110,7 @@ def quality_page(  # type: ignore[no-untyped-def]
 
 
 @router.get("/admin/projects/{project_id}/quality/labelers/{user_id}")
-def labeler_page(  # type: ignore[no-untyped-def]
-    request: Request, project_id: Id, user_id: Id, session: SessionDep, _: AdminUser
-):
+def labeler_page(request: Request, project_id: Id, user_id: Id, session: SessionDep, _: AdminUser):
     project = project_service.get(session=session, project_id=project_id)
     found = detail.labeler_detail(session=session, project=project, user_id=user_id)
     texts = {
@@ -127,7 +125,7 @@ def _texts(session: SessionDep, prompt_id: int) -> dict[int, str]:
 
 
 @router.post("/admin/projects/{project_id}/quality/labelers/{user_id}/reinstate")
-def reinstate(project_id: Id, user_id: Id, session: SessionDep, admin: AdminUser):  # type: ignore[no-untyped-def]
+def reinstate(project_id: Id, user_id: Id, session: SessionDep, admin: AdminUser):
     """Count the labeler in again: exclusion from this project removed, hold released."""
     project = project_service.get(session=session, project_id=project_id)
     service.reinstate(session=session, project=project, user_id=user_id, by=admin)
@@ -136,7 +134,7 @@ def reinstate(project_id: Id, user_id: Id, session: SessionDep, admin: AdminUser
 
 
 @router.post("/admin/projects/{project_id}/quality/settings")
-def settings(  # type: ignore[no-untyped-def]
+def settings(
     project_id: Id,
     session: SessionDep,
     _: AdminUser,

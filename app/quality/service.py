@@ -117,11 +117,7 @@ def _behaviour(
     project: Project, labels: list[_Label], facts: dict[int, evidence.AnnotationFacts]
 ) -> tuple[list[float], list[flag_tests.Flag]]:
     """Seconds per label and the position/straight-lining flags of one labeler."""
-    seconds = [
-        facts[x.annotation_id].duration_ms / 1000
-        for x in labels
-        if facts[x.annotation_id].duration_ms is not None
-    ]
+    seconds = [ms / 1000 for x in labels if (ms := facts[x.annotation_id].duration_ms) is not None]
     found: list[flag_tests.Flag] = []
     if project.kind == ProjectKind.ranking:
         shown = [(facts[x.annotation_id].shown, x.order) for x in labels]
@@ -212,7 +208,7 @@ def project_quality(
         kind=project.kind,
         labels=sum(len(labels) for _, _, labels in collected.prompts),
         alpha=alpha.value,
-        alpha_interval=(alpha.lower, alpha.upper) if alpha.lower is not None else None,  # type: ignore[arg-type]
+        alpha_interval=(alpha.lower, alpha.upper) if alpha.lower is not None else None,
         gold_items=gold_items or 0,
         labelers=rows,
     )

@@ -39,7 +39,7 @@ def start_run(body: RunCreate, session: SessionDep, admin: AdminUser) -> object:
         reward_model=body.reward_model,
         config=body.config,
         name=body.name,
-        created_by=admin.id,
+        created_by_id=admin.id,
         project=body.project,
         models=body.models,
     )
@@ -131,7 +131,7 @@ def next_round(
         n=body.n,
         overlap=body.overlap,
         config=body.config,
-        created_by=admin.id,
+        created_by_id=admin.id,
         reward_model=body.reward_model,
     )
     return NextRoundOut(

@@ -57,7 +57,7 @@ def create_generation_run(
     models: list[str],
     config: dict[str, Any],
     name: str = "",
-    created_by: int | None = None,
+    created_by_id: int | None = None,
     reward_model: str | None = None,
 ) -> TrainingRun:
     """Queue a run that samples `n` responses per prompt per model into a ranking/rating project."""
@@ -95,7 +95,7 @@ def create_generation_run(
         reward_model_id=scorer.id if scorer else None,
         config=checked,
         name=name or f"generate for {target.name}: {', '.join(m.name for m in policies)}",
-        created_by=created_by,
+        created_by_id=created_by_id,
     )
     session.add(run)
     session.flush()
@@ -131,8 +131,8 @@ def prepare(*, session: Session, run: TrainingRun, run_dir: Path) -> Path:
             wanted.setdefault(prompt_id, {})[_label(model)] = indices
     messages = projects_service.prompt_messages(session=session, prompt_ids=list(wanted))
     with open(run_dir / PROMPTS_FILE, "w", encoding="utf-8") as f:
-        for prompt_id, indices in wanted.items():
-            row = {"prompt_id": prompt_id, "prompt": messages[prompt_id], "sample_indices": indices}
+        for prompt_id, samples in wanted.items():
+            row = {"prompt_id": prompt_id, "prompt": messages[prompt_id], "sample_indices": samples}
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
     total = sum(len(v) for per_model in wanted.values() for v in per_model.values())
     config: dict[str, Any] = dict(run.config)

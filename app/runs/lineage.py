@@ -17,7 +17,7 @@ from app.runs.models import RegisteredModel, RunKind, RunMetric, TrainingRun
 
 MAX_DEPTH = 20
 # The metrics that say how a run went, per kind, best first: summary (eval) then last step.
-HEADLINE = {
+HEADLINE: dict[RunKind, list[tuple[str, ...]]] = {
     RunKind.sft: [("eval_loss", "loss")],
     RunKind.rm: [("eval_accuracy", "accuracy", "eval_loss", "loss")],
     RunKind.dpo: [("eval_accuracy", "accuracy", "loss")],

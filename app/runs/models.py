@@ -66,7 +66,7 @@ class RegisteredModel(Base):
     base_model: Mapped[str | None] = mapped_column(Text)
     """What the run started from (a path, hub id, or another registered model's path)."""
     base_model_id: Mapped[int | None] = mapped_column(ForeignKey("models.id"))
-    snapshot_sha256: Mapped[str | None] = mapped_column(String(64))
+    snapshot_content_hash: Mapped[str | None] = mapped_column(String(64))
     run_id: Mapped[int | None]
     """The run that produced it (no foreign key: runs also point at models, see output_model_id)."""
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -106,7 +106,7 @@ class TrainingRun(Base):
     metrics_offset: Mapped[int] = mapped_column(default=0)
     """Bytes of metrics.jsonl already copied into run_metrics."""
     output_model_id: Mapped[int | None] = mapped_column(ForeignKey("models.id"))
-    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]

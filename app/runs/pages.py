@@ -71,14 +71,14 @@ def _form_context(session: Any, form: dict[str, Any], error: str | None) -> dict
         "models": models,
         "defaults": {k.value: service.trainer_defaults(k) for k in TRAINS_ON},
         "suggestions": suggestions,
-        "suggested": for_model[kind],
+        "suggested": for_model[str(kind)],
         "main_fields": MAIN_FIELDS,
         "kind": kind,
     }
 
 
 @router.get("/runs")
-def runs(  # type: ignore[no-untyped-def]
+def runs(
     request: Request, session: SessionDep, _: AdminUser, status: Keyword = "", kind: Keyword = ""
 ):
     rows = service.list_runs(session=session, status=status or None, kind=kind or None)
@@ -96,7 +96,7 @@ def runs(  # type: ignore[no-untyped-def]
 
 
 @router.get("/runs/new")
-def new_run(  # type: ignore[no-untyped-def]
+def new_run(
     request: Request,
     session: SessionDep,
     _: AdminUser,
@@ -123,7 +123,7 @@ def new_run(  # type: ignore[no-untyped-def]
 
 
 @router.post("/runs")
-async def start_run(  # type: ignore[no-untyped-def]
+async def start_run(
     request: Request,
     session: SessionDep,
     admin: AdminUser,
@@ -161,7 +161,7 @@ async def start_run(  # type: ignore[no-untyped-def]
             reward_model=body.reward_model,
             config=body.config,
             name=body.name,
-            created_by=admin.id,
+            created_by_id=admin.id,
         )
     except (ValueError, DomainError) as exc:
         session.rollback()
@@ -175,7 +175,7 @@ async def start_run(  # type: ignore[no-untyped-def]
 
 
 @router.get("/runs/{run_id}")
-def run_page(request: Request, run_id: Id, session: SessionDep, _: AdminUser):  # type: ignore[no-untyped-def]
+def run_page(request: Request, run_id: Id, session: SessionDep, _: AdminUser):
     run = service.get_run(session=session, run_id=run_id)
     output = (
         service.get_model(session=session, model_id=run.output_model_id)
@@ -217,14 +217,14 @@ def retry(run_id: Id, session: SessionDep, _: AdminUser) -> RedirectResponse:
 
 
 @router.get("/models")
-def models(request: Request, session: SessionDep, _: AdminUser):  # type: ignore[no-untyped-def]
+def models(request: Request, session: SessionDep, _: AdminUser):
     rows = service.list_models(session=session)
     by_id = {m.id: m for m in rows}
     return render(request, "runs/models.html", models=rows, by_id=by_id, error=None)
 
 
 @router.get("/models/{model_id}")
-def model_page(request: Request, model_id: Id, session: SessionDep, _: AdminUser):  # type: ignore[no-untyped-def]
+def model_page(request: Request, model_id: Id, session: SessionDep, _: AdminUser):
     """A registered model with its whole lineage, each step a link."""
     model = service.get_model(session=session, model_id=model_id)
     tree = lineage.model_lineage(session=session, model=model)
@@ -240,7 +240,7 @@ def model_page(request: Request, model_id: Id, session: SessionDep, _: AdminUser
 
 
 @router.post("/models")
-def register(  # type: ignore[no-untyped-def]
+def register(
     request: Request,
     session: SessionDep,
     _: AdminUser,

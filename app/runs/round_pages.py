@@ -36,14 +36,14 @@ def _policies(session: Any) -> list[RegisteredModel]:
 
 
 @router.get("/projects/{project_id}/generate")
-def generate_form(request: Request, project_id: int, session: SessionDep, _: AdminUser):  # type: ignore[no-untyped-def]
+def generate_form(request: Request, project_id: int, session: SessionDep, _: AdminUser):
     """Pick policies and sampling settings; the run fills this project's prompts."""
     project = projects_service.get(session=session, project_id=project_id)
     form = {"n": project.k if project.kind == "ranking" else 1, "models": []}
     return _render_generate(request, session, project, form, None)
 
 
-def _render_generate(request, session, project, form, error, status=200):  # type: ignore[no-untyped-def]
+def _render_generate(request, session, project, form, error, status=200):
     return render(
         request,
         "runs/generate.html",
@@ -58,9 +58,7 @@ def _render_generate(request, session, project, form, error, status=200):  # typ
 
 
 @router.post("/projects/{project_id}/generate")
-async def generate(  # type: ignore[no-untyped-def]
-    request: Request, project_id: int, session: SessionDep, admin: AdminUser
-):
+async def generate(request: Request, project_id: int, session: SessionDep, admin: AdminUser):
     project = projects_service.get(session=session, project_id=project_id)
     data = await request.form()
     form: dict[str, Any] = {k: data.get(k) for k in ["n", *GENERATE_FIELDS]}
@@ -72,7 +70,7 @@ async def generate(  # type: ignore[no-untyped-def]
             project=project.id,
             models=form["models"],
             config=_generation_config(form),
-            created_by=admin.id,
+            created_by_id=admin.id,
         )
     except DomainError as exc:
         session.rollback()
@@ -82,9 +80,7 @@ async def generate(  # type: ignore[no-untyped-def]
 
 
 @router.get("/models/leaderboard")
-def leaderboard(  # type: ignore[no-untyped-def]
-    request: Request, session: SessionDep, _: AdminUser, rounds: int = 1000
-):
+def leaderboard(request: Request, session: SessionDep, _: AdminUser, rounds: int = 1000):
     """Human preference by model version, across every project."""
     board = round_service.registry_leaderboard(session=session, rounds=rounds)
     return render(request, "runs/leaderboard.html", board=board)
@@ -105,7 +101,7 @@ def next_round_context(*, session: Any, model: RegisteredModel) -> dict[str, Any
 
 
 @router.post("/models/{model_id}/next-round")
-async def next_round(  # type: ignore[no-untyped-def]
+async def next_round(
     request: Request,
     model_id: int,
     session: SessionDep,
@@ -127,7 +123,7 @@ async def next_round(  # type: ignore[no-untyped-def]
             n=int(str(form.get("n") or 1)),
             overlap=int(str(data.get("overlap") or 1)),
             config={k: v for k, v in _generation_config(form).items() if k != "n"},
-            created_by=admin.id,
+            created_by_id=admin.id,
             reward_model=str(data.get("reward_model") or "") or None,
         )
     except (DomainError, ValueError) as exc:

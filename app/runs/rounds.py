@@ -75,7 +75,7 @@ def next_round(
     n: int = 1,
     overlap: int = 1,
     config: dict[str, Any] | None = None,
-    created_by: int | None = None,
+    created_by_id: int | None = None,
     reward_model: str | None = None,
 ) -> tuple[Project, TrainingRun]:
     """Create a blind ranking project of this policy against others and queue its generation."""
@@ -129,7 +129,7 @@ def next_round(
         models=[str(m.id) for m in candidates],
         config={"n": n, **(config or {})},
         name=f"next round: {project.name}",
-        created_by=created_by,
+        created_by_id=created_by_id,
         reward_model=reward_model,
     )
     session.commit()

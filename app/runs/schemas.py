@@ -85,7 +85,7 @@ class ModelOut(BaseModel):
     path: str
     base_model: str | None
     base_model_id: int | None
-    snapshot_sha256: str | None
+    snapshot_content_hash: str | None
     run_id: int | None
     metrics: dict[str, Any]
     created_at: datetime

@@ -77,7 +77,7 @@ def register_model(
     path: str,
     base_model: str | None = None,
     base_model_id: int | None = None,
-    snapshot_sha256: str | None = None,
+    snapshot_content_hash: str | None = None,
     run_id: int | None = None,
     metrics: dict[str, Any] | None = None,
 ) -> RegisteredModel:
@@ -92,7 +92,7 @@ def register_model(
         path=path,
         base_model=base_model,
         base_model_id=base_model_id,
-        snapshot_sha256=snapshot_sha256,
+        snapshot_content_hash=snapshot_content_hash,
         run_id=run_id,
         metrics=metrics or {},
     )
@@ -142,7 +142,7 @@ def create_run(
     reward_model: str | None = None,
     config: dict[str, Any] | None = None,
     name: str = "",
-    created_by: int | None = None,
+    created_by_id: int | None = None,
     project: str | int | None = None,
     models: list[str] | None = None,
 ) -> TrainingRun:
@@ -166,7 +166,7 @@ def create_run(
             models=list(models or ([model] if model else [])),
             config=config or {},
             name=name,
-            created_by=created_by,
+            created_by_id=created_by_id,
         )
     if snapshot_id is None:
         raise Invalid(f"a {kind} run needs a snapshot", field="snapshot_id")
@@ -204,7 +204,7 @@ def create_run(
         reward_model_id=reward.id if reward else None,
         config=check_config(kind, config or {}),
         name=name or f"{kind} on snapshot {snapshot.id}",
-        created_by=created_by,
+        created_by_id=created_by_id,
     )
     session.add(run)
     session.flush()
@@ -378,7 +378,7 @@ def _register_output(*, session: Session, run: TrainingRun) -> None:
         path=str(output),
         base_model=run.base_model,
         base_model_id=run.base_model_id,
-        snapshot_sha256=snapshot.content_hash,
+        snapshot_content_hash=snapshot.content_hash,
         run_id=run.id,
         metrics=read_summary(output),
     )

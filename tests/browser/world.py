@@ -78,7 +78,7 @@ def build(live: Any) -> World:
             kind="reward",
             path="/artifacts/runs/x/output",
             base_model="/models/encoder",
-            snapshot_sha256=snapshot.content_hash,
+            snapshot_content_hash=snapshot.content_hash,
             run_id=run.id,
             metrics={"eval_accuracy": 0.8125, "eval_loss": 0.4321},
         )

@@ -51,6 +51,12 @@ def test_snapshot_leaderboard_exclude(session, factory, tmp_path, monkeypatch) -
     empty = json.loads(rlhf("leaderboard", "cli ranks", "--rounds", "50", "--json").stdout)
     assert empty["rows"] == [] and empty["comparisons"] == 0
     assert rlhf("exclude", labeler.email, "--project", "cli ranks", "--undo").exit_code == 0
+    again = rlhf("exclude", labeler.email, "--project", "cli ranks", "--undo")
+    assert again.exit_code == 2 and f"{labeler.email} is not excluded there" in again.stderr
+    nobody = rlhf("exclude", "nobody@example.com")
+    assert (
+        nobody.exit_code == 2 and "no user with id or email 'nobody@example.com'" in nobody.stderr
+    )
 
     bad = rlhf("snapshot", "cli ranks", "--kind", "nope")
     assert bad.exit_code == 2 and "--kind" in bad.stderr

@@ -5,11 +5,11 @@ import json
 
 import pytest
 
+from app.datasets import export as exporter
 from app.datasets import service as datasets
 from app.datasets.schemas import SnapshotCreate
 from app.errors import Invalid
 from app.labeling import service as labeling
-from app.projects import exporter
 from tests.quality import sim
 
 

@@ -64,6 +64,7 @@ def _in_thread(worker: Worker) -> threading.Thread:
 def test_worker_trains_sft_and_reward_model_and_registers_them(
     session, sft_snapshot, rankings_snapshot, tiny_models
 ) -> None:
+    import torch
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     sft = _queue(session, sft_snapshot, tiny_models["causal-lm"], max_steps=6)
@@ -82,11 +83,17 @@ def test_worker_trains_sft_and_reward_model_and_registers_them(
         model = service.get_model(session=session, model_id=done.output_model_id)
         assert model.kind == kind and model.run_id == run.id
         assert (
-            model.snapshot_sha256
+            model.snapshot_content_hash
             == (sft_snapshot if run is sft else rankings_snapshot).content_hash
         )
         assert model.base_model == str(tiny_models["causal-lm" if run is sft else "encoder"])
-        assert auto.from_pretrained(model.path) is not None
+        # the registered output loads back and is the trained model, not the base one
+        trained, base = auto.from_pretrained(model.path), auto.from_pretrained(model.base_model)
+        moved = [
+            not torch.equal(p, q)
+            for p, q in zip(trained.parameters(), base.parameters(), strict=True)
+        ]
+        assert any(moved)
         # the snapshot's files were frozen into the run directory
         snapshot = sft_snapshot if run is sft else rankings_snapshot
         source = datasets_service.snapshot_files(snapshot=snapshot)["train.jsonl"]

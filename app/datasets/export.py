@@ -9,8 +9,8 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import exists, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app.auth.models import User
 from app.datasets.kinds import (
@@ -22,39 +22,20 @@ from app.datasets.kinds import (
     sft_row,
 )
 from app.errors import Invalid
+from app.labeling import labels
 from app.labeling.models import Annotation
 from app.projects.models import Project, Prompt, Response
 
 BATCH = 1000
 
 
-def _annotations(session: Session, project: Project, kind: str) -> Iterator[list[Annotation]]:
-    newer = aliased(Annotation)
-    last_id = 0
-    while True:
-        batch = list(
-            session.scalars(
-                select(Annotation)
-                .where(
-                    Annotation.project_id == project.id,
-                    Annotation.kind == kind,
-                    Annotation.id > last_id,
-                    ~exists().where(newer.supersedes_id == Annotation.id),
-                    ~exists().where(Prompt.id == Annotation.prompt_id, Prompt.is_gold.is_(True)),
-                )
-                .order_by(Annotation.id)
-                .limit(BATCH)
-            )
-        )
-        if not batch:
-            return
-        yield batch
-        last_id = batch[-1].id
+def _live(session: Session, project: Project, kind: str) -> Iterator[list[Annotation]]:
+    return labels.live_annotations(session=session, project_id=project.id, kind=kind, batch=BATCH)
 
 
 def _context(session: Session, batch: list[Annotation]) -> tuple[dict[int, Any], dict[int, str]]:
     prompt_ids = {a.prompt_id for a in batch}
-    prompts = dict(
+    prompts: dict[int, Any] = dict(
         session.execute(select(Prompt.id, Prompt.messages).where(Prompt.id.in_(prompt_ids))).all()
     )
     texts = dict(
@@ -79,7 +60,7 @@ def _labeled(row: dict[str, Any], annotation: Annotation, emails: Emails) -> dic
 def _ranked_rows(
     session: Session, project: Project, pairs: bool, emails: Emails
 ) -> Iterator[dict[str, Any]]:
-    for batch in _annotations(session, project, "ranking"):
+    for batch in _live(session, project, "ranking"):
         prompts, texts = _context(session, batch)
         for a in batch:
             ranked = [texts[int(rid)] for rid in a.payload["ranking"]]
@@ -92,7 +73,7 @@ def _ranked_rows(
 
 
 def _sft_rows(session: Session, project: Project, emails: Emails) -> Iterator[dict[str, Any]]:
-    for batch in _annotations(session, project, "demonstration"):
+    for batch in _live(session, project, "demonstration"):
         prompts, _ = _context(session, batch)
         for a in batch:
             yield _labeled(sft_row(prompts[a.prompt_id], a.payload["demonstration"]), a, emails)
@@ -100,7 +81,7 @@ def _sft_rows(session: Session, project: Project, emails: Emails) -> Iterator[di
 
 
 def _rating_rows(session: Session, project: Project, emails: Emails) -> Iterator[dict[str, Any]]:
-    for batch in _annotations(session, project, "rating"):
+    for batch in _live(session, project, "rating"):
         prompts, texts = _context(session, batch)
         for a in batch:
             for rid, score in a.payload["scores"].items():

@@ -1,9 +1,17 @@
-"""Streaming read of a project's labels, grouped per prompt, for every aggregate.
+"""Labeling's service to the other domains: the live labels of a project, counts, imports.
 
-Prompts come in id order, in batches (keyset pagination on the prompt id); each batch loads the
-annotations and responses of its prompts only, so memory holds one batch whatever the project's
-size. Superseded annotations and those of excluded labelers are dropped here, once, for all
-aggregates; the rows themselves stay in the database.
+Labeling owns the annotation and assignment tables; projects, aggregation, quality and datasets
+read and write them only through these functions (the labeler's own path — next task, submit,
+skip — is `service.py`). This module imports no other domain's service, so the projects domain
+can use it without an import cycle.
+
+"Live" is decided here, once: an annotation that a newer one supersedes is dropped, and so are
+those of labelers the caller excludes (aggregation owns exclusions and passes their ids); the
+rows themselves stay in the database.
+
+`prompt_labels` streams prompts in id order, in batches (keyset pagination on the prompt id);
+each batch loads the annotations and responses of its prompts only, so memory holds one batch
+whatever the project's size.
 """
 
 import json
@@ -11,10 +19,10 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Text, cast, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Text, cast, exists, func, select
+from sqlalchemy.orm import Session, aliased
 
-from app.labeling.models import Annotation
+from app.labeling.models import Annotation, AnnotationSource, Assignment
 from app.projects.models import Prompt, Response
 
 BATCH = 2000
@@ -112,15 +120,83 @@ def prompt_labels(
                     by_prompt[row.prompt_id].append(row)
         responses: dict[int, dict[int, tuple[str, str | None]]] = {pid: {} for pid in ids}
         if with_responses:
-            for row in session.execute(
+            for response in session.execute(
                 select(Response.id, Response.prompt_id, Response.text, Response.model)
                 .where(Response.prompt_id.in_(ids))
                 .order_by(Response.prompt_id, Response.position)
             ):
-                responses[row.prompt_id][row.id] = (row.text, row.model)
+                responses[response.prompt_id][response.id] = (response.text, response.model)
         for prompt in prompts:
             labels = _live(by_prompt[prompt.id], excluded)
             if labels or keep_unlabeled:
                 yield PromptLabels(
                     prompt.id, prompt.external_id, prompt.messages, responses[prompt.id], labels
                 )
+
+
+def live_annotations(
+    *, session: Session, project_id: int, kind: str, batch: int = 1000
+) -> Iterator[list[Annotation]]:
+    """The project's annotations of `kind` that nothing supersedes, in id order, in batches;
+    gold items (known answers, for measuring labelers) are left out."""
+    newer = aliased(Annotation)
+    last_id = 0
+    while True:
+        rows = list(
+            session.scalars(
+                select(Annotation)
+                .where(
+                    Annotation.project_id == project_id,
+                    Annotation.kind == kind,
+                    Annotation.id > last_id,
+                    ~exists().where(newer.supersedes_id == Annotation.id),
+                    ~exists().where(Prompt.id == Annotation.prompt_id, Prompt.is_gold.is_(True)),
+                )
+                .order_by(Annotation.id)
+                .limit(batch)
+            )
+        )
+        if not rows:
+            return
+        yield rows
+        last_id = rows[-1].id
+
+
+def has_labeler_annotations(*, session: Session, project_id: int) -> bool:
+    """Whether any labeler (not an import) has annotated in the project."""
+    query = select(Annotation.id).where(
+        Annotation.project_id == project_id, Annotation.source == AnnotationSource.labeler
+    )
+    return session.scalar(query.limit(1)) is not None
+
+
+def assignment_counts(*, session: Session, project_id: int) -> dict[str, int]:
+    """The project's assignments per status (leased, done, skipped), gold items left out."""
+    rows = session.execute(
+        select(Assignment.status, func.count())
+        .join(Prompt, Prompt.id == Assignment.prompt_id)
+        .where(Assignment.project_id == project_id, Prompt.is_gold.is_(False))
+        .group_by(Assignment.status)
+    )
+    return {status: n for status, n in rows.all()}
+
+
+def labeler_count(*, session: Session, project_id: int) -> int:
+    """How many labelers have ever held an assignment in the project."""
+    query = select(func.count(func.distinct(Assignment.user_id)))
+    return session.scalar(query.where(Assignment.project_id == project_id)) or 0
+
+
+def add_imported(
+    *, session: Session, project_id: int, prompt_id: int, kind: str, payload: dict[str, Any]
+) -> Annotation:
+    """Store a label that came with an import (no labeler), e.g. HH-RLHF's preference."""
+    annotation = Annotation(
+        project_id=project_id,
+        prompt_id=prompt_id,
+        kind=kind,
+        payload=payload,
+        source=AnnotationSource.imported,
+    )
+    session.add(annotation)
+    return annotation
