@@ -12,7 +12,7 @@ RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
  && pip install '.[train]'
 EXPOSE 8000
 # exec: the server replaces the shell as PID 1, so `docker stop`'s SIGTERM reaches it.
-CMD ["sh", "-c", "rlhf db upgrade && exec rlhf serve --host 0.0.0.0 --port 8000 --workers 2"]
+CMD ["sh", "-c", "rlhf db upgrade && exec rlhf serve --host 0.0.0.0 --port 8000"]
 
 FROM base AS gpu
 RUN pip install --force-reinstall torch==2.13.0

@@ -1,5 +1,6 @@
 """The `rlhf` command: serve, database, users, projects, import and export."""
 
+import os
 import sys
 from contextlib import nullcontext
 from pathlib import Path
@@ -64,34 +65,53 @@ def db_downgrade(revision: str) -> None:
     typer.echo(f"database at {revision}")
 
 
+SHUTDOWN_SECONDS = 7
+"""On SIGTERM, in-flight requests get this long to finish; then they are cancelled."""
+
+
+def default_processes() -> int:
+    """One web process per CPU core this process may use."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+
+
 @app.command()
 def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
-    workers: Annotated[int, typer.Option(help="Web server processes.")] = 1,
+    workers: Annotated[
+        int | None, typer.Option(help="Web server processes (default: one per CPU core).")
+    ] = None,
     with_worker: Annotated[bool, typer.Option(help="Also run a training worker.")] = False,
 ) -> None:
-    """Serve the web app (and, with --with-worker, a training worker beside it)."""
+    """Serve the web app (and, with --with-worker, a training worker beside it).
+
+    Connection pools and worker threads follow from the number of processes
+    (RLHF_DB_CONNECTIONS in all); SIGTERM drains in-flight requests for a few seconds.
+    """
     import subprocess
 
     import uvicorn
 
     from app.config import get_settings
 
+    processes = workers or default_processes()
+    os.environ["RLHF_WEB_PROCESSES"] = str(processes)  # read by every web process
+    get_settings.cache_clear()
     get_settings()
     worker_process = None
     if with_worker:
         worker_process = subprocess.Popen([sys.executable, "-m", "app", "worker"])
-    typer.echo(f"rlhf-studio on http://{host}:{port}")
+    typer.echo(f"rlhf-studio on http://{host}:{port} ({processes} processes)")
     try:
         uvicorn.run(
             "app.main:create_app",
             factory=True,
             host=host,
             port=port,
-            workers=workers,
+            workers=processes,
             log_level="warning",
             access_log=False,
+            timeout_graceful_shutdown=SHUTDOWN_SECONDS,
         )
     finally:
         if worker_process is not None:

@@ -41,8 +41,15 @@ class Settings(BaseSettings):
     """Longest line of an import file."""
     import_max_lines: int = 5_000_000
     """Most lines (blank ones included) in one import file."""
-    db_pool_size: int = 10
-    """Connections each web process keeps open (plus up to 10 more under load)."""
+    web_processes: int = 1
+    """Web server processes; `rlhf serve` sets it (default: one per CPU core)."""
+    db_connections: int = 60
+    """Database connections the whole web server may hold, all processes together; each
+    process gets an equal share, half for the asyncio engine, half for the sync engine."""
+    db_pool_size: int | None = None
+    """Connections per engine and process; default: derived from db_connections."""
+    max_in_flight: int = 512
+    """Requests one process serves at once; more get 503 with Retry-After at once."""
     run_stale_seconds: int = 60
     """A running run whose worker has not heart-beaten for this long shows `stale` and is
     requeued; a worker silent this long counts as gone."""
@@ -52,6 +59,12 @@ class Settings(BaseSettings):
     """Backoff before a retried attempt; doubles with each attempt."""
     trainer_launcher: str = "python"
     """How the worker starts the trainer: python (python -m trainer) or accelerate."""
+
+    def pool_size(self) -> int:
+        """Connections each engine of one web process keeps (no overflow)."""
+        if self.db_pool_size is not None:
+            return self.db_pool_size
+        return max(4, self.db_connections // (2 * max(1, self.web_processes)))
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> "Settings":

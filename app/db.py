@@ -1,6 +1,7 @@
 """Engine, session factory and the SessionDep dependency (tables: app/models.py)."""
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator
 from functools import lru_cache
 from typing import Annotated, Any
 
@@ -10,6 +11,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import app.models  # noqa: F401 — every table is mapped before the first query
 from app.config import get_settings
+
+POOL_TIMEOUT = 8.0
+"""Seconds a request waits for a connection before it is answered 503 (never a 30 s hang);
+the in-flight limit (app.backpressure) bounds how many wait."""
 
 
 def make_engine(url: str, *, pool_size: int = 10, sqlite_immediate: bool = True) -> Engine:
@@ -39,15 +44,17 @@ def make_engine(url: str, *, pool_size: int = 10, sqlite_immediate: bool = True)
 
         return engine
     # No pre-ping (a round trip per checkout); connections are recycled before servers or
-    # proxies drop idle ones. Keep pool_size near the server's thread count: overflow
-    # connections are opened and closed per request.
-    return create_engine(url, pool_size=pool_size, max_overflow=10, pool_recycle=1800)
+    # proxies drop idle ones. The web app runs as many worker threads as the pool holds
+    # (`configure_threads`); a checkout that waits POOL_TIMEOUT seconds is answered 503.
+    return create_engine(
+        url, pool_size=pool_size, max_overflow=0, pool_timeout=POOL_TIMEOUT, pool_recycle=1800
+    )
 
 
 @lru_cache
 def get_engine() -> Engine:
     settings = get_settings()
-    return make_engine(settings.database_url, pool_size=settings.db_pool_size)
+    return make_engine(settings.database_url, pool_size=settings.pool_size())
 
 
 @lru_cache
@@ -55,9 +62,31 @@ def get_sessionmaker() -> sessionmaker[Session]:
     return sessionmaker(bind=get_engine(), expire_on_commit=False)
 
 
-def get_session() -> Iterator[Session]:
-    with get_sessionmaker()() as session:
+async def get_session() -> AsyncIterator[Session]:
+    """The request's sync Session, for routes that run in anyio's worker threads.
+
+    Rule: a connection is checked out only by the route's own thread, and given back by
+    closing the session in the event loop's default executor, whose threads never wait for a
+    connection. With anyio's thread limit no larger than the pool (`configure_threads`), a
+    thread that asks for a connection always gets one without waiting on another request.
+    """
+    session = get_sessionmaker()()
+    try:
         yield session
+    finally:
+        await asyncio.get_running_loop().run_in_executor(None, session.close)
+
+
+def sync_pool_capacity() -> int:
+    """Connections one process's sync engine may open."""
+    return get_settings().pool_size()
+
+
+async def configure_threads() -> None:
+    """Size anyio's worker threads (sync routes) to the sync engine's connection capacity."""
+    from anyio import to_thread
+
+    to_thread.current_default_thread_limiter().total_tokens = sync_pool_capacity()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

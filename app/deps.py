@@ -4,9 +4,8 @@ import secrets
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
-from sqlalchemy.orm import Session
 
-from app.auth import service as auth_service
+from app.auth import lookup
 from app.auth.models import User
 from app.auth.security import (
     CSRF_COOKIE,
@@ -16,7 +15,6 @@ from app.auth.security import (
     CookieSigner,
 )
 from app.config import get_settings
-from app.db import SessionDep
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
@@ -63,42 +61,33 @@ async def session_csrf_guard(request: Request) -> None:
         await csrf_guard(request)
 
 
-def _user_from_request(request: Request, session: Session) -> User | None:
-    try:
-        return _load_user(request, session)
-    finally:
-        if session.get_bind().dialect.name == "sqlite":
-            # End the read transaction: on SQLite it would otherwise hold the write lock for
-            # the whole request. The user object stays loaded (expire_on_commit is off).
-            session.commit()
-
-
-def _load_user(request: Request, session: Session) -> User | None:
+async def _user_from_request(request: Request) -> User | None:
     token = _bearer(request)
     if token is not None:
-        return auth_service.user_from_token(session=session, plain=token)
+        return await lookup.user_for_token(token)
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return None
     data = cookie_signer().load_session(cookie)
     if data is None:
         return None
-    user = session.get(User, data.get("u"))
-    if user is None or not user.is_active or user.session_epoch != data.get("e"):
-        return None
-    return user
+    return await lookup.user_for_session(data.get("u"), data.get("e"))
 
 
-def optional_user(request: Request, session: SessionDep) -> User | None:
+async def optional_user(request: Request) -> User | None:
     """The signed-in user, or None."""
-    return _user_from_request(request, session)
+    return await _user_from_request(request)
 
 
-def current_user(
-    request: Request, session: SessionDep, _csrf: Annotated[None, Depends(session_csrf_guard)]
+async def current_user(
+    request: Request, _csrf: Annotated[None, Depends(session_csrf_guard)]
 ) -> User:
-    """The signed-in user; 401 for the API, a redirect to /login for pages."""
-    user = _user_from_request(request, session)
+    """The signed-in user; 401 for the API, a redirect to /login for pages.
+
+    Resolved on the asyncio engine (cached briefly): no request holds a pooled connection
+    while it waits for a thread, and routes get a detached User (identity columns only).
+    """
+    user = await _user_from_request(request)
     if user is None:
         if request.url.path.startswith("/api/"):
             raise HTTPException(
@@ -115,13 +104,13 @@ CurrentUser = Annotated[User, Depends(current_user)]
 OptionalUser = Annotated[User | None, Depends(optional_user)]
 
 
-def admin_user(user: CurrentUser) -> User:
+async def admin_user(user: CurrentUser) -> User:
     if not user.is_admin:
         raise HTTPException(403, "admins only")
     return user
 
 
-def labeler_user(user: CurrentUser) -> User:
+async def labeler_user(user: CurrentUser) -> User:
     """Labelers label; admins may label too (to try a project out)."""
     return user
 

@@ -1,5 +1,7 @@
 """create_app(): routers, middleware, templates, static files."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -8,7 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import http
+from app import backpressure, http
 from app.aggregation import api as aggregation_api
 from app.aggregation import pages as aggregation_pages
 from app.auth import api as auth_api
@@ -17,12 +19,15 @@ from app.auth.security import CSRF_COOKIE, new_csrf_token
 from app.config import get_settings
 from app.datasets import api as datasets_api
 from app.datasets import pages as datasets_pages
+from app.db import configure_threads
+from app.db_async import dispose_async_engines
 from app.deps import LoginRequired, cookie_signer
 from app.errors import DomainError
 from app.http.context import is_https
 from app.http.errors import is_page
 from app.labeling import api as labeling_api
 from app.labeling import pages as labeling_pages
+from app.labeling.hot import warm_up
 from app.projects import api as projects_api
 from app.projects import pages as projects_pages
 from app.projects.importer import ImportFailed
@@ -106,12 +111,24 @@ def _login_redirect(request: Request, exc: Exception) -> RedirectResponse:
     return RedirectResponse(f"/login?next={target}", status_code=303)
 
 
+@asynccontextmanager
+async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    """Size the worker threads to the pool and warm the hot path; close the engine at the end."""
+    await configure_threads()
+    await warm_up()
+    yield
+    await dispose_async_engines()
+
+
 def create_app() -> FastAPI:
     """The web application."""
     get_settings()  # refuse to start on a placeholder secret outside dev mode
-    app = FastAPI(title="rlhf-studio", version="0.1.0", docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="rlhf-studio", version="0.1.0", docs_url=None, redoc_url=None, lifespan=lifespan
+    )
     app.add_middleware(CsrfCookieMiddleware)
     http.install(app)
+    backpressure.install(app)
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(LoginRequired, _login_redirect)

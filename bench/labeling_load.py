@@ -1,9 +1,12 @@
 """Load test of the labeling API: N concurrent simulated labelers doing next → submit.
 
-Starts the server itself (uvicorn, --workers processes) on a fresh database, seeds a ranking
-project, users and API tokens, runs the labelers (httpx, async) for --seconds, then checks the
-database: zero double assignments, zero overfilled prompts, zero lost acknowledged annotations.
-Prints a table and writes bench/results/labeling_load.json.
+For each number of labelers (--labelers 50,100,200): a fresh database with a seeded ranking
+project, users and API tokens; the server started exactly as `rlhf serve` starts it by default
+(processes from the cores); the labelers (httpx, async) in separate client processes for
+--seconds; then the database is checked: zero double assignments, zero overfilled prompts, zero
+lost acknowledged annotations. Reports cycles/s, p50/p99 (all requests and next-task alone) and
+the server's CPU time per cycle. Prints a table and writes bench/results/labeling_load.json.
+Profile the server with py-spy (bench extra): `py-spy record -p <pid of a web process>`.
 
     .venv/bin/python bench/labeling_load.py --database-url postgresql+psycopg://postgres@127.0.0.1/bench
 """
@@ -12,7 +15,6 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,6 +28,8 @@ from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.common import table  # noqa: E402
 
 
 def fresh_database(url: str) -> str:
@@ -85,6 +89,7 @@ async def labeler(client, project_id, token, deadline, stats) -> None:  # type: 
             t0 = time.perf_counter()
             r = await client.get(f"/api/v1/projects/{project_id}/tasks/next", headers=headers)
             stats["latency"].append(time.perf_counter() - t0)
+            stats["next_latency"].append(stats["latency"][-1])
             if r.status_code == 204:
                 stats["exhausted"] += 1
                 return
@@ -134,6 +139,7 @@ def run_clients(
         w.join()
     return {
         "latency": [x for p in parts for x in p["latency"]],
+        "next_latency": [x for p in parts for x in p["next_latency"]],
         "acknowledged": [x for p in parts for x in p["acknowledged"]],
         "errors": sum(p["errors"] for p in parts),
         "exhausted": sum(p["exhausted"] for p in parts),
@@ -142,7 +148,13 @@ def run_clients(
 
 
 async def run_load(base: str, project_id: int, tokens: list[str], seconds: float) -> dict:
-    stats: dict = {"latency": [], "acknowledged": [], "errors": 0, "exhausted": 0}
+    stats: dict = {
+        "latency": [],
+        "next_latency": [],
+        "acknowledged": [],
+        "errors": 0,
+        "exhausted": 0,
+    }
     limits = httpx.Limits(max_connections=len(tokens), max_keepalive_connections=len(tokens))
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
         start = time.perf_counter()
@@ -181,81 +193,100 @@ def wait_for(base: str, proc: subprocess.Popen) -> None:
     raise SystemExit("the server did not start")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--database-url", default="sqlite://")
-    parser.add_argument("--labelers", type=int, default=100)
-    parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--prompts", type=int, default=5000)
-    parser.add_argument("--k", type=int, default=4)
-    parser.add_argument("--overlap", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=2, help="uvicorn processes")
-    parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--client-processes", type=int, default=2, help="load generators")
-    parser.add_argument("--out", default=str(ROOT / "bench/results/labeling_load.json"))
-    args = parser.parse_args()
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU seconds (user + system) of every live process in a process group."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
-    os.environ.setdefault("RLHF_DEV", "1")
+
+def run_point(args: argparse.Namespace, labelers: int) -> dict:
+    """One measurement: a fresh database, `rlhf serve` as a user starts it, the load, checks."""
     url = fresh_database(args.database_url)
-    project_id, tokens = seed(url, args.labelers, args.prompts, args.k, args.overlap)
+    project_id, tokens = seed(url, labelers, args.prompts, args.k, args.overlap)
     base = f"http://127.0.0.1:{args.port}"
-    env = os.environ | {"RLHF_DATABASE_URL": url, "RLHF_DB_POOL_SIZE": "10"}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app.main:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(args.port),
-            "--workers",
-            str(args.workers),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-            "--timeout-keep-alive",
-            "60",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
+    command = [sys.executable, "-c", "from app.cli import main; main()", "serve"]
+    command += ["--port", str(args.port)]
+    if args.workers:
+        command += ["--workers", str(args.workers)]
+    env = os.environ | {"RLHF_DATABASE_URL": url}
+    server = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
     try:
         wait_for(base, server)
+        cpu_before = group_cpu_seconds(server.pid)
         stats = run_clients(base, project_id, tokens, args.seconds, args.client_processes)
+        server_cpu = group_cpu_seconds(server.pid) - cpu_before
     finally:
         server.terminate()
         server.wait(timeout=30)
     integrity = check(url, stats["acknowledged"], args.overlap)
     latency = sorted(stats["latency"])
+    next_latency = sorted(stats["next_latency"]) or [0.0]
 
-    def pct(p: float) -> float:
-        return 1000 * latency[min(len(latency) - 1, int(p * len(latency)))]
+    def pct(values: list[float], p: float) -> float:
+        return round(1000 * values[min(len(values) - 1, int(p * len(values)))], 1)
 
-    result = {
+    labels = len(stats["acknowledged"])
+    return {
         "backend": make_url(url).get_backend_name(),
-        "labelers": args.labelers,
-        "workers": args.workers,
-        "client_processes": args.client_processes,
+        "labelers": labelers,
         "seconds": round(stats["elapsed"], 2),
-        "labels": len(stats["acknowledged"]),
-        "labels_per_s": round(len(stats["acknowledged"]) / stats["elapsed"], 1),
-        "requests_per_s": round(len(latency) / stats["elapsed"], 1),
-        "p50_ms": round(pct(0.50), 1),
-        "p95_ms": round(pct(0.95), 1),
-        "p99_ms": round(pct(0.99), 1),
-        "mean_ms": round(1000 * statistics.fmean(latency), 1),
+        "cycles_per_s": round(labels / stats["elapsed"], 1),
+        "p50_ms": pct(latency, 0.50),
+        "p99_ms": pct(latency, 0.99),
+        "next_p99_ms": pct(next_latency, 0.99),
+        "max_ms": pct(latency, 1.0),
+        "server_cpu_ms_per_cycle": round(1000 * server_cpu / max(labels, 1), 2),
         "http_errors": stats["errors"],
         **integrity,
     }
-    width = max(len(k) for k in result)
-    print("\n".join(f"{k:<{width}}  {v}" for k, v in result.items()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", default="sqlite://")
+    parser.add_argument("--labelers", default="50,100,200", help="comma-separated points")
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--prompts", type=int, default=5000)
+    parser.add_argument("--k", type=int, default=4)
+    parser.add_argument("--overlap", type=int, default=3)
+    parser.add_argument("--workers", type=int, help="server processes (default: rlhf serve's)")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--client-processes", type=int, default=2, help="load generators")
+    parser.add_argument("--out", default=str(ROOT / "bench/results/labeling_load.json"))
+    args = parser.parse_args()
+    os.environ.setdefault("RLHF_DEV", "1")
+    rows = [run_point(args, int(n)) for n in args.labelers.split(",")]
+    columns = [
+        "backend",
+        "labelers",
+        "cycles_per_s",
+        "p50_ms",
+        "p99_ms",
+        "next_p99_ms",
+        "max_ms",
+        "server_cpu_ms_per_cycle",
+        "http_errors",
+        "lost_acknowledged",
+        "double_assignments",
+        "overfilled_prompts",
+    ]
+    print(table(rows, columns))
+    machine = {"cpus": os.cpu_count(), "load_average": os.getloadavg()[0]}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    bad = integrity["lost_acknowledged"] or integrity["double_assignments"]
-    sys.exit(1 if bad or integrity["overfilled_prompts"] else 0)
+    Path(args.out).write_text(json.dumps({"points": rows, **machine}, indent=2) + "\n")
+    bad = any(
+        r["lost_acknowledged"] or r["double_assignments"] or r["overfilled_prompts"] for r in rows
+    )
+    sys.exit(1 if bad else 0)
 
 
 if __name__ == "__main__":

@@ -213,3 +213,29 @@ def test_labelers_see_only_their_own_annotations(client, factory, ranking) -> No
     assert all(
         x["user_id"] == a.id for x in client.get("/api/v1/assignments", headers=a.headers).json()
     )
+
+
+def test_submit_and_skip_can_return_the_next_task(client, factory, ranking, session) -> None:
+    labeler = factory.user()
+    task = _next(client, ranking, labeler).json()
+    body = {"ranking": [r["id"] for r in task["responses"]]}
+    plain = _post(client, task, labeler, body, key="k1").json()
+    assert plain["next_task"] is None  # only when asked for
+    headers = labeler.headers | {"Idempotency-Key": "k2"}
+    second = _next(client, ranking, labeler).json()
+    url = f"/api/v1/assignments/{second['assignment_id']}/annotations?next=1"
+    answer = client.post(
+        url, json={"ranking": [r["id"] for r in second["responses"]]}, headers=headers
+    )
+    assert answer.status_code == 201
+    following = answer.json()["next_task"]
+    assert following["prompt_id"] not in {task["prompt_id"], second["prompt_id"]}
+    # the task it carries is the labeler's live lease: asking again returns the same one
+    assert _next(client, ranking, labeler).json()["assignment_id"] == following["assignment_id"]
+    skipped = client.post(
+        f"/api/v1/assignments/{following['assignment_id']}/skip?next=1",
+        json={"reason": "unclear"},
+        headers=labeler.headers,
+    )
+    assert skipped.status_code == 200 and skipped.json()["next_task"] is None  # nothing left
+    assert session.query(Annotation).count() == 2

@@ -1,20 +1,22 @@
 """JSON routes of labeling: next task, annotate, skip, and one's own history."""
 
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query
-from fastapi import Response as HTTPResponse
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 
 from app.db import SessionDep
 from app.deps import CurrentUser, LabelerUser
 from app.http.bounds import Id, Limit, Offset
-from app.labeling import service
+from app.labeling import hot, pages, service
 from app.labeling.schemas import (
     AnnotationIn,
     AnnotationOut,
     AssignmentOut,
     Progress,
     SkipIn,
+    SkipOut,
+    SubmitOut,
     Task,
 )
 from app.projects import service as project_service
@@ -27,11 +29,10 @@ router = APIRouter(prefix="/api/v1", tags=["labeling"])
     response_model=Task,
     responses={204: {"description": "nothing left for this labeler"}},
 )
-def next_task(project_id: Id, session: SessionDep, user: LabelerUser) -> object:
-    project = project_service.get(session=session, project_id=project_id)
-    task = service.next_task(session=session, project=project, user=user)
+async def next_task(project_id: Id, user: LabelerUser) -> object:
+    task = await hot.next_task(project_id=project_id, user=user)
     if task is None:
-        return HTTPResponse(status_code=204)
+        return Response(status_code=204)
     return task
 
 
@@ -41,36 +42,61 @@ def my_progress(project_id: Id, session: SessionDep, user: LabelerUser) -> objec
     return service.progress(session=session, project=project, user=user)
 
 
+NextQuery = Annotated[
+    Literal["0", "1", "page"] | None,
+    Query(description="1: also lease the next task; page: and render its labeling page"),
+]
+
+
+async def _with_next(out: Any, request: Request, project_id: int, user: Any, mode: str | None):
+    """`out` (SubmitOut or SkipOut) with the next task leased in the same project, if asked."""
+    if mode not in ("1", "page"):
+        return out
+    out.next_task = await hot.next_task(project_id=project_id, user=user)
+    if mode == "page" and out.next_task is not None:
+        out.next_page = await run_in_threadpool(
+            pages.task_page_html,
+            request=request,
+            project_id=project_id,
+            user=user,
+            task=out.next_task,
+        )
+    return out
+
+
 @router.post(
     "/assignments/{assignment_id}/annotations",
-    response_model=AnnotationOut,
+    response_model=SubmitOut,
     status_code=201,
     responses={200: {"description": "a retry with the same Idempotency-Key: the first result"}},
 )
-def annotate(
+async def annotate(
     assignment_id: Id,
     body: AnnotationIn,
-    response: HTTPResponse,
-    session: SessionDep,
+    request: Request,
+    response: Response,
     user: LabelerUser,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    next: NextQuery = None,
 ) -> object:
-    annotation, created = service.submit(
-        session=session,
-        assignment_id=assignment_id,
-        user=user,
-        body=body,
-        idempotency_key=idempotency_key,
+    """Store an annotation; with ?next=1 the response also carries the next task."""
+    annotation, created = await hot.submit(
+        assignment_id=assignment_id, user=user, body=body, idempotency_key=idempotency_key
     )
     if not created:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
-    return annotation
+    out = SubmitOut.model_validate(annotation)
+    return await _with_next(out, request, annotation.project_id, user, next)
 
 
-@router.post("/assignments/{assignment_id}/skip", response_model=AssignmentOut)
-def skip(assignment_id: Id, body: SkipIn, session: SessionDep, user: LabelerUser) -> object:
-    return service.skip(session=session, assignment_id=assignment_id, user=user, reason=body.reason)
+@router.post("/assignments/{assignment_id}/skip", response_model=SkipOut)
+async def skip(
+    assignment_id: Id, body: SkipIn, request: Request, user: LabelerUser, next: NextQuery = None
+) -> object:
+    """Skip a leased task; with ?next=1 the response also carries the next task."""
+    row = await hot.skip(assignment_id=assignment_id, user=user, reason=body.reason)
+    return await _with_next(SkipOut.model_validate(row), request, row.project_id, user, next)
 
 
 @router.get("/assignments", response_model=list[AssignmentOut])

@@ -5,12 +5,14 @@ from typing import Annotated, Any
 from annotated_types import Ge, Le
 from fastapi import APIRouter, Request
 from pydantic import BeforeValidator
+from sqlalchemy.orm import Session
 
 from app.auth import service as auth_service
-from app.db import SessionDep
+from app.db import SessionDep, get_sessionmaker
 from app.deps import AdminUser, CurrentUser
 from app.http.bounds import MAX_PAGE_NUMBER, Id
 from app.labeling import service
+from app.labeling.schemas import Task
 from app.labeling.validation import MAX_DEMONSTRATION
 from app.projects import service as project_service
 from app.projects.models import Prompt
@@ -48,6 +50,10 @@ def label(request: Request, project_id: Id, session: SessionDep, user: CurrentUs
     """The labeler's current task in the project (a new lease if they hold none)."""
     project = project_service.get(session=session, project_id=project_id)
     task = service.next_task(session=session, project=project, user=user)
+    return _task_page(request, session, project, user, task)
+
+
+def _task_page(request: Request, session: Session, project: Any, user: Any, task: Any):  # type: ignore[no-untyped-def]
     progress = service.progress(session=session, project=project, user=user)
     if task is None:
         return render(request, "labeling/done.html", project=project, progress=progress)
@@ -61,6 +67,13 @@ def label(request: Request, project_id: Id, session: SessionDep, user: CurrentUs
         max_demonstration=MAX_DEMONSTRATION,
         skip_reasons=SKIP_REASONS,
     )
+
+
+def task_page_html(*, request: Request, project_id: int, user: Any, task: Task) -> str:
+    """The labeling page of `task`, as HTML (the page swaps it in after a submit)."""
+    with get_sessionmaker()() as session:
+        project = project_service.get(session=session, project_id=project_id)
+        return bytes(_task_page(request, session, project, user, task).body).decode()
 
 
 @router.get("/admin/annotations")

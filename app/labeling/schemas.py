@@ -69,6 +69,14 @@ class AnnotationOut(BaseModel):
     created_at: datetime
 
 
+class SubmitOut(AnnotationOut):
+    """A stored annotation and, when asked for with ?next=1 (or =page), the next task."""
+
+    next_task: Task | None = None
+    next_page: str | None = None
+    """With ?next=page: the labeling page of the next task, as HTML."""
+
+
 class AssignmentOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -82,6 +90,13 @@ class AssignmentOut(BaseModel):
     created_at: datetime
     completed_at: datetime | None
     skip_reason: str | None
+
+
+class SkipOut(AssignmentOut):
+    """A skipped assignment and, when asked for with ?next=1 (or =page), the next task."""
+
+    next_task: Task | None = None
+    next_page: str | None = None
 
 
 class Progress(BaseModel):

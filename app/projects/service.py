@@ -1,6 +1,8 @@
 """Projects: create, find, change, and count progress."""
 
-from sqlalchemy import case, delete, exists, func, select
+from typing import Any
+
+from sqlalchemy import Select, case, delete, exists, func, literal, select
 from sqlalchemy.orm import Session
 
 from app.auth.models import User
@@ -67,6 +69,35 @@ def ensure_can_label(*, session: Session, project: Project, user: User) -> None:
     ).one()
     if members and not mine:
         raise Forbidden(f"you are not a member of project {project.name!r}")
+
+
+def labeling_query(*, project_id: int, user: User) -> Select[Any]:
+    """One statement: the project's labeling settings and whether `user` may label it
+    (`allowed`); no row when the project does not exist."""
+    members = select(func.count()).where(ProjectMember.project_id == Project.id)
+    mine = members.where(ProjectMember.user_id == user.id)
+    allowed = (
+        literal(True)
+        if user.is_admin
+        else (members.scalar_subquery() == 0) | (mine.scalar_subquery() > 0)
+    )
+    return select(
+        Project.id,
+        Project.name,
+        Project.kind,
+        Project.instructions,
+        Project.k,
+        Project.overlap,
+        Project.lease_seconds,
+        Project.rating_scale,
+        Project.criteria,
+        Project.is_archived,
+        Project.gold_rate,
+        Project.order,
+        Project.auto_hold,
+        Project.hold_after_gold,
+        allowed.label("allowed"),
+    ).where(Project.id == project_id)
 
 
 def list_members(*, session: Session, project: Project) -> list[User]:

@@ -1,7 +1,8 @@
 // Demonstration: the ideal reply, or a whole dialogue (user and assistant turns).
 "use strict";
 
-(() => {
+// Kept as window.TaskKind so the page can start it again on the next task it swaps in.
+(window.TaskKind = () => {
   const { draft, save } = window.Task;
   const box = document.getElementById("turns");
   const remove = document.getElementById("remove-turn");

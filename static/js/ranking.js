@@ -1,7 +1,8 @@
 // Ranking: 1…K pick the next best, Backspace undoes, drag and drop into numbered slots.
 "use strict";
 
-(() => {
+// Kept as window.TaskKind so the page can start it again on the next task it swaps in.
+(window.TaskKind = () => {
   const { draft, save } = window.Task;
   const cards = Array.from(document.querySelectorAll("#responses .response"));
   const slots = Array.from(document.querySelectorAll("#slots .slot"));

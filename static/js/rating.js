@@ -1,7 +1,8 @@
 // Rating: each response gets thumbs up/down (U / D) or a score 0…5 (digit keys), plus flags.
 "use strict";
 
-(() => {
+// Kept as window.TaskKind so the page can start it again on the next task it swaps in.
+(window.TaskKind = () => {
   const { draft, save, config } = window.Task;
   const cards = Array.from(document.querySelectorAll("#responses .response"));
   const thumbs = config.rating_scale === "thumbs";

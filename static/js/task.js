@@ -1,9 +1,13 @@
 // The shared part of every labeling page: the draft (localStorage, keyed by assignment id),
 // time on task, flags, the skip panel, the keyboard, and submitting to the JSON API.
-// Untrusted text is never put into the page from here: only textContent and values.
+// Untrusted text is never put into the page from here: only textContent and values, and the
+// server-rendered (autoescaped) labeling page of the next task, parsed and swapped in whole.
+// After a submit the answer carries that page (?next=page): no second request, no reload.
 "use strict";
 
-(() => {
+(window.TaskPage = () => {
+  if (window.Task && window.Task.stop) window.Task.stop();  // the previous task's timers, keys
+  const stopped = new AbortController();
   const config = JSON.parse(document.getElementById("task-config").textContent);
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
   const storeKey = `rlhf-draft-${config.assignment_id}`;
@@ -59,7 +63,7 @@
     const seconds = Math.floor(draft.elapsed / 1000);
     $("timer").textContent = `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
   }
-  setInterval(() => {
+  const clock = setInterval(() => {
     elapsed();
     showTime();
     save();
@@ -97,11 +101,23 @@
     return `the server answered ${response.status}`;
   }
 
-  function done(message) {
+  function done(message, answer) {
     finished = true;
     localStorage.removeItem(storeKey);
     status(message, "ok");
-    window.location.replace(window.location.pathname);  // the next task
+    if (answer && answer.next_page) return showNext(answer.next_page);
+    window.location.replace(window.location.pathname);  // the next task (or "all done")
+  }
+
+  function showNext(html) {
+    const page = new DOMParser().parseFromString(html, "text/html");
+    const next = page.getElementById("task");
+    if (!next) return window.location.replace(window.location.pathname);
+    document.getElementById("task").replaceWith(document.adoptNode(next));
+    document.title = page.title;
+    window.scrollTo(0, 0);
+    window.TaskPage();
+    window.TaskKind();
   }
 
   async function post(url, body, headers = {}) {
@@ -119,8 +135,8 @@
     document.body.classList.add("busy");
     status("Saving…", "info");
     try {
-      const response = await post(url, body, headers);
-      if (response.ok) return done(okMessage);
+      const response = await post(`${url}?next=page`, body, headers);
+      if (response.ok) return done(okMessage, await response.json().catch(() => null));
       const detail = await errorDetail(response);
       if (response.status === 410) {
         status(`Your lease on this task expired: ${detail}. Your work is still on this page.`, "error", true);
@@ -188,7 +204,7 @@
   $("submit-button").addEventListener("click", submit);
 
   document.addEventListener("keydown", (event) => {
-    if (!kind || !panel.hidden) return;
+    if (!kind || !panel.hidden || finished) return;
     const typing = event.target.matches("input[type=text], textarea, select");
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
       event.preventDefault();
@@ -205,7 +221,7 @@
     } else if (kind.onKey && kind.onKey(event)) {
       event.preventDefault();
     }
-  });
+  }, { signal: stopped.signal });
 
   forgetOldDrafts();
   window.Task = {
@@ -216,6 +232,12 @@
     /** A page kind registers { collect(): body, onKey(event): handled }. */
     register(handler) {
       kind = handler;
+    },
+    /** Ends this task's timer and keyboard handling (before the next task is swapped in). */
+    stop() {
+      finished = true;
+      clearInterval(clock);
+      stopped.abort();
     },
   };
 })();

@@ -136,6 +136,21 @@ def open_task(page: Any, project: Any) -> list[int]:
     return [int(cards.nth(i).get_attribute("data-response")) for i in range(cards.count())]
 
 
+SHOWN = """() => {
+    const config = document.getElementById("task-config");
+    return config ? JSON.parse(config.textContent).assignment_id : null;
+}"""
+
+
 def submit_and_wait(page: Any, key: str = "Enter") -> None:
-    with page.expect_navigation():
-        page.keyboard.press(key)
+    """Submit with `key` and wait for the next task (swapped in) or the page that follows."""
+    before = page.evaluate(SHOWN)
+    page.keyboard.press(key)
+    page.wait_for_function(
+        """(before) => {
+            const config = document.getElementById("task-config");
+            if (!config) return document.readyState === "complete";
+            return JSON.parse(config.textContent).assignment_id !== before;
+        }""",
+        arg=before,
+    )

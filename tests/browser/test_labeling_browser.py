@@ -47,6 +47,31 @@ def test_ranking_by_keyboard_with_undo_and_flags(page, live) -> None:
     assert annotation.duration_ms is not None and annotation.duration_ms > 0
 
 
+def test_submit_shows_the_next_task_in_the_same_page(page, live) -> None:
+    project = live.project(ranking_items(3, k=3), k=3)
+    login(page, live.user())
+    open_task(page, project)
+    page.evaluate("() => { window.sameDocument = true; }")
+    loads = page.evaluate("() => performance.getEntriesByType('navigation').length")
+    for key in ("1", "2", "3"):
+        page.keyboard.press(key)
+    submit_and_wait(page)
+    assert page.evaluate("() => window.sameDocument") is True  # no page load
+    assert page.evaluate("() => performance.getEntriesByType('navigation').length") == loads
+    assert page.locator("#position").inner_text() == "1 done · 2 remaining"
+    assert page.locator(".slot.filled").count() == 0
+    assert page.title().startswith(project.name)
+    page.keyboard.press("2")  # the keyboard drives the new task, once per key press
+    assert page.locator(".slot.filled").count() == 1
+    for key in ("1", "3"):
+        page.keyboard.press(key)
+    submit_and_wait(page)
+    assert page.evaluate("() => window.sameDocument") is True
+    assert page.locator("#position").inner_text() == "2 done · 1 remaining"
+    annotations = live.annotations(project.id)
+    assert len(annotations) == 2 and len({a.prompt_id for a in annotations}) == 2
+
+
 def test_ranking_by_drag_and_drop(page, live) -> None:
     project = live.project(ranking_items(1, k=3), k=3)
     login(page, live.user())
@@ -141,7 +166,7 @@ def test_a_retried_submit_stores_one_annotation(page, live) -> None:
         else:
             route.continue_()
 
-    page.route("**/annotations", lose_the_first_answer)
+    page.route("**/annotations?*", lose_the_first_answer)
     page.keyboard.press("1")
     page.keyboard.press("2")
     page.keyboard.press("Enter")

