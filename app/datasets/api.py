@@ -12,6 +12,7 @@ from app.datasets.schemas import SnapshotCreate, SnapshotOut, SnapshotResult
 from app.db import SessionDep, get_sessionmaker
 from app.deps import AdminUser
 from app.http.bounds import Id, Keyword
+from app.http.headers import attachment
 from app.projects import service as project_service
 
 router = APIRouter(prefix="/api/v1", tags=["datasets"])
@@ -106,9 +107,8 @@ def export_labels(
         finally:
             session.close()
 
-    filename = f"{project.name}-{kind}.jsonl".replace('"', "")
     return StreamingResponse(
         stream(),
         media_type="application/x-ndjson",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        headers={"Content-Disposition": attachment(f"{project.name}-{kind}.jsonl")},
     )
