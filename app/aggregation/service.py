@@ -302,8 +302,16 @@ def model_leaderboard(
     if not 1 <= rounds <= 100_000:
         raise Invalid("rounds must be from 1 to 100000", field="rounds")
     comparisons = model_comparisons(session=session, project=project)
+    rows = _leaderboard_rows(comparisons, rounds=rounds, seed=seed)
+    return Leaderboard(
+        project_id=project.id, comparisons=len(comparisons.a), rounds=rounds, seed=seed, rows=rows
+    )
+
+
+def _leaderboard_rows(comparisons: Comparisons, *, rounds: int, seed: int) -> list[LeaderboardRow]:
+    """Bradley-Terry rows with bootstrap intervals and ranks, and each model's Elo."""
     elo = elo_ratings(comparisons)
-    rows = [
+    return [
         LeaderboardRow(
             model=str(r.model),
             rating=r.rating,
@@ -315,9 +323,6 @@ def model_leaderboard(
         )
         for r in leaderboard(comparisons, rounds=rounds, seed=seed)
     ]
-    return Leaderboard(
-        project_id=project.id, comparisons=len(comparisons.a), rounds=rounds, seed=seed, rows=rows
-    )
 
 
 def generated_model_comparisons(*, session: Session) -> Comparisons:
@@ -355,17 +360,5 @@ def generated_model_ratings(
     if not 1 <= rounds <= 100_000:
         raise Invalid("rounds must be from 1 to 100000", field="rounds")
     comparisons = generated_model_comparisons(session=session)
-    elo = elo_ratings(comparisons)
-    rows = [
-        LeaderboardRow(
-            model=str(r.model),
-            rating=r.rating,
-            lower=r.lower,
-            upper=r.upper,
-            rank=r.rank,
-            comparisons=r.comparisons,
-            elo=elo[r.model],
-        )
-        for r in leaderboard(comparisons, rounds=rounds, seed=seed)
-    ]
+    rows = _leaderboard_rows(comparisons, rounds=rounds, seed=seed)
     return rows, comparisons
