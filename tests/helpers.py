@@ -17,6 +17,9 @@ def reset_caches() -> None:
         get_engine().dispose()
     for cached in (get_settings, get_engine, get_sessionmaker):
         cached.cache_clear()
+    from app.auth import lookup
+
+    lookup.forget()  # a wiped database reuses user ids
 
 
 def migrate(url: str, revision: str = "head") -> None:
