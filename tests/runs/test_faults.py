@@ -142,7 +142,7 @@ def test_a_sigtermed_trainer_is_retried_and_resumes_from_its_checkpoint(
 ) -> None:
     if backend != "sqlite":
         pytest.skip("the database plays no part here; the killed-worker test covers retries there")
-    steps = 20
+    steps = 200  # long enough that the SIGTERM lands inside the loop on a fast machine
     run = _queue(
         session, sft_snapshot, tiny_models["causal-lm"], max_steps=steps, save_every=100_000
     )
