@@ -2,7 +2,9 @@
 
 For a prompt with K ranked responses every response is scored ONCE per step, and
 -log σ(r_better − r_worse) is averaged over all C(K,2) pairs as one batch element: K forward
-passes instead of the K(K−1) of a trainer that expands rankings into pairs.
+passes instead of the K(K−1) of a trainer that expands rankings into pairs. A rankings record
+with "ranks" (ties) leaves its tied pairs out; a pairs record's "margin" (a consensus's, or a
+preference strength's) is subtracted from the difference when `use_margin` is on.
 """
 
 from __future__ import annotations
@@ -38,30 +40,52 @@ from trainer.runtime import (
 NORMALIZATION_FILE = "reward_normalization.json"
 
 
+def _untied(r: torch.Tensor, places: list[int] | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Index pairs (i, j), i above j, of one ranking of len(r) responses; with `places` (the
+    rank of each response, equal ranks tied) the tied pairs are left out."""
+    i, j = torch.triu_indices(len(r), len(r), offset=1, device=r.device)  # i < j: i is better
+    if places is not None:
+        rank = torch.as_tensor(places, device=r.device)
+        keep = rank[i] != rank[j]
+        i, j = i[keep], j[keep]
+    return i, j
+
+
 def kwise_loss(
-    scores: torch.Tensor, sizes: list[int], margins: list[float] | None = None
+    scores: torch.Tensor,
+    sizes: list[int],
+    margins: list[float] | None = None,
+    ranks: list[list[int] | None] | None = None,
 ) -> torch.Tensor:
     """Mean over rankings of the mean over their C(K,2) pairs of -log σ(r_i − r_j), i above j.
 
     scores: (N,) one score per response, rankings concatenated best-first; sizes: K of each ranking.
-    margins: per ranking (used for K = 2 pairs), subtracted from the difference.
+    margins: per ranking (used for K = 2 pairs), subtracted from the difference (Llama 2's
+    margin loss −log σ(r_chosen − r_rejected − m): a larger margin asks for a larger gap).
+    ranks: per ranking, the place of each response (equal places are tied) or None; tied pairs
+    are left out of the mean, and a ranking whose responses are all tied counts nowhere.
     """
     losses = []
     for g, r in enumerate(torch.split(scores, sizes)):  # r: (K,)
-        diff = r[:, None] - r[None, :]  # (K, K): diff[i, j] = r_i − r_j
-        i, j = torch.triu_indices(len(r), len(r), offset=1, device=r.device)  # i < j: i is better
-        d = diff[i, j]  # (C(K,2),)
+        i, j = _untied(r, ranks[g] if ranks is not None else None)
+        if len(i) == 0:
+            continue
+        d = r[i] - r[j]  # (P,) r_better − r_worse over the untied pairs
         if margins is not None:
             d = d - margins[g]
         losses.append(-F.logsigmoid(d).mean())
+    if not losses:
+        return scores.sum() * 0.0  # nothing to learn, but a graph to backpropagate
     return torch.stack(losses).mean()
 
 
-def pair_hits(scores: torch.Tensor, sizes: list[int]) -> tuple[int, int]:
-    """(pairs ordered correctly, pairs) over all C(K,2) pairs of each ranking, best first."""
+def pair_hits(
+    scores: torch.Tensor, sizes: list[int], ranks: list[list[int] | None] | None = None
+) -> tuple[int, int]:
+    """(pairs ordered correctly, pairs) over the untied pairs of each ranking, best first."""
     hits = total = 0
-    for r in torch.split(scores.detach(), sizes):
-        i, j = torch.triu_indices(len(r), len(r), offset=1, device=r.device)
+    for g, r in enumerate(torch.split(scores.detach(), sizes)):
+        i, j = _untied(r, ranks[g] if ranks is not None else None)
         hits += int((r[i] > r[j]).sum())
         total += len(i)
     return hits, total
@@ -84,6 +108,7 @@ def tokenize_ranking(tokenizer: Any, rec: Record, fmt: str, max_length: int) -> 
     return {
         "input_ids": [ids for ids, _ in encoded],
         "margin": float(rec.get("margin") or 0.0),
+        "ranks": rec.get("ranks") if fmt == "rankings" else None,
         "responses_cut": sum(cut for _, cut in encoded),
     }
 
@@ -107,11 +132,12 @@ def evaluate(model: torch.nn.Module, data: list[dict], run: Run, pad_id: int) ->
         sizes = [len(d["input_ids"]) for d in chunk]
         seqs = [s for d in chunk for s in d["input_ids"]]
         scores = score_batch(model, seqs, pad_id, run.device, model_pooling(model))
-        losses.append(float(kwise_loss(scores, sizes)) * len(chunk))
-        hits, total = pair_hits(scores, sizes)
+        places = [d["ranks"] for d in chunk]
+        losses.append(float(kwise_loss(scores, sizes, ranks=places)) * len(chunk))
+        hits, total = pair_hits(scores, sizes, places)
         correct, pairs = correct + hits, pairs + total
     model.train()
-    return {"eval_accuracy": correct / pairs, "eval_loss": sum(losses) / len(data)}
+    return {"eval_accuracy": correct / max(pairs, 1), "eval_loss": sum(losses) / len(data)}
 
 
 @torch.no_grad()
@@ -181,13 +207,14 @@ def train(cfg: RewardConfig) -> int:
             with acc.accumulate(model):
                 scores = score_batch(model, seqs, pad_id, run.device, pooling)  # (N,)
                 margins = [d["margin"] for d in chunk] if use_margin else None
-                loss = kwise_loss(scores, sizes, margins)
+                places = [d["ranks"] for d in chunk]  # None, or ranks with ties
+                loss = kwise_loss(scores, sizes, margins, places)
                 if cfg.center_rewards_coef:
                     loss = loss + cfg.center_rewards_coef * scores.pow(2).mean()
                 acc.backward(loss)
             losses.append(loss.detach())
             n_seqs += len(seqs)
-            h, t = pair_hits(scores, sizes)
+            h, t = pair_hits(scores, sizes, places)
             hits, pairs = hits + h, pairs + t
         grad_norm = acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm or float("inf"))
         optimizer.step()
@@ -197,7 +224,7 @@ def train(cfg: RewardConfig) -> int:
         elapsed = time.perf_counter() - t0
         metrics = {
             "loss": float(acc.reduce(torch.stack(losses).mean(), "mean")),
-            "accuracy": hits / pairs,  # this process's training pairs ordered correctly
+            "accuracy": hits / max(pairs, 1),  # this process's training pairs ordered correctly
             "lr": scheduler.get_last_lr()[0],
             "grad_norm": float(grad_norm),
             "rankings_per_s": per_step / elapsed,
