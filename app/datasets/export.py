@@ -6,24 +6,29 @@ labelers) are left out.
 """
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth.models import User
+from app.datasets import rows as rows_of
 from app.datasets.kinds import (
     DatasetKind,
+    kto_row,
     pair_rows,
     prompt_row,
     ranking_row,
     rating_row,
     sft_row,
 )
+from app.datasets.schemas import SnapshotCreate
 from app.errors import Invalid
-from app.labeling import labels
+from app.labeling import labels, ranks
 from app.labeling.models import Annotation
+from app.projects import strength
+from app.projects.kinds import ProjectKind
 from app.projects.models import Project, Prompt, Response
 
 BATCH = 1000
@@ -63,12 +68,14 @@ def _ranked_rows(
     for batch in _live(session, project, "ranking"):
         prompts, texts = _context(session, batch)
         for a in batch:
-            ranked = [texts[int(rid)] for rid in a.payload["ranking"]]
+            ranked = [texts[rid] for rid in ranks.order(a.payload["ranking"])]
+            places = ranks.ranks(a.payload["ranking"])
             if pairs:
-                for row in pair_rows(prompts[a.prompt_id], ranked):
+                margin = strength.margin(project.strength_scale, a.payload.get("strength"))
+                for row in pair_rows(prompts[a.prompt_id], ranked, places, margin):
                     yield _labeled(row, a, emails)
-            else:
-                yield _labeled(ranking_row(prompts[a.prompt_id], ranked), a, emails)
+            elif len(set(places)) >= 2:
+                yield _labeled(ranking_row(prompts[a.prompt_id], ranked, places), a, emails)
         session.expunge_all()
 
 
@@ -87,6 +94,32 @@ def _rating_rows(session: Session, project: Project, emails: Emails) -> Iterator
             for rid, score in a.payload["scores"].items():
                 row = rating_row(prompts[a.prompt_id], texts[int(rid)], score)
                 yield _labeled(row, a, emails)
+        session.expunge_all()
+
+
+def _kto_rows(session: Session, project: Project, emails: Emails) -> Iterator[dict[str, Any]]:
+    """KTO rows per annotation: a ranking's top and bottom, or each rating by the default
+    thresholds of the kto snapshot (👍 true, 👎 false; 0–5: ≥ 4 true, ≤ 2 false)."""
+    kind = "ranking" if project.kind == ProjectKind.ranking else "rating"
+    thresholds = SnapshotCreate(kind=DatasetKind.kto).canonical()
+    for batch in _live(session, project, kind):
+        prompts, texts = _context(session, batch)
+        for a in batch:
+            messages = prompts[a.prompt_id]
+            judged: Sequence[tuple[int, bool | None]]
+            if kind == "ranking":
+                groups = ranks.groups(a.payload["ranking"])
+                if len(groups) < 2:
+                    continue
+                judged = [(rid, True) for rid in groups[0]] + [(rid, False) for rid in groups[-1]]
+            else:
+                judged = [
+                    (int(rid), rows_of.desirable(v, project.rating_scale, thresholds))
+                    for rid, v in a.payload["scores"].items()
+                ]
+            for rid, label in judged:
+                if label is not None:
+                    yield _labeled(kto_row(messages, texts[rid], label), a, emails)
         session.expunge_all()
 
 
@@ -109,7 +142,7 @@ def _prompt_rows(session: Session, project: Project) -> Iterator[dict[str, Any]]
 def rows(
     *, session: Session, project: Project, kind: str, with_labelers: bool = False
 ) -> Iterator[dict[str, Any]]:
-    """The export rows of `kind` (rankings | pairs | sft | ratings | prompts); with_labelers
+    """The export rows of `kind` (rankings | pairs | sft | ratings | prompts | kto); with_labelers
     adds each row's `labeler` (email) and `annotated_at` (prompts rows have no labeler)."""
     emails = dict(session.execute(select(User.id, User.email)).all()) if with_labelers else None
     if kind == DatasetKind.rankings:
@@ -122,6 +155,8 @@ def rows(
         return _rating_rows(session, project, emails)
     if kind == DatasetKind.prompts:
         return _prompt_rows(session, project)
+    if kind == DatasetKind.kto and project.kind != ProjectKind.demonstration:
+        return _kto_rows(session, project, emails)
     names = ", ".join(DatasetKind)
     raise Invalid(f"kind must be one of {names}; not {kind!r}", field="kind")
 
