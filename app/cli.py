@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from app.aggregation.cli import commands as aggregation_commands
-from app.cli_support import JsonOpt, db_session, fail, output
+from app.cli_support import JsonOpt, ProgressOpt, db_session, fail, output, progress_bar
 from app.datasets.cli import commands as dataset_commands
 from app.datasets.kinds import DatasetKind
 from app.errors import validation_messages
@@ -309,6 +309,7 @@ def import_(
     file: Path,
     format: Annotated[str, typer.Option("--format", help=" | ".join(ImportFormat))] = "auto",
     skip_invalid: Annotated[bool, typer.Option(help="Import the valid lines only.")] = False,
+    progress: ProgressOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Import prompts and responses from JSONL or .jsonl.gz (all or nothing)."""
@@ -316,10 +317,15 @@ def import_(
 
     if not file.is_file():
         fail(f"no such file: {file}")
-    with db_session() as session:
+    with db_session() as session, progress_bar("import", "prompts", progress) as bar:
         found = service.get_by_ref(session=session, ref=project)
         report = importer.import_file(
-            session=session, project=found, path=file, fmt=format, skip_invalid=skip_invalid
+            session=session,
+            project=found,
+            path=file,
+            fmt=format,
+            skip_invalid=skip_invalid,
+            progress=bar,
         )
     for e in report.skipped:
         typer.echo(f"skipped line {e.line}: {e.error}", err=True)
