@@ -349,6 +349,7 @@ def export(
     with_labelers: Annotated[
         bool, typer.Option(help="Add each row's labeler (email) and annotation time.")
     ] = False,
+    progress: ProgressOpt = None,
 ) -> None:
     """Export a project's labels in the training-file formats."""
     from app.datasets import export as export_rows
@@ -356,13 +357,13 @@ def export(
 
     if format != "jsonl":
         fail("--format: only jsonl is supported here (Parquet comes with dataset snapshots)")
-    with db_session() as session:
+    with db_session() as session, progress_bar("export", "rows", progress) as bar:
         found = service.get_by_ref(session=session, ref=project)
         lines = export_rows.jsonl(
-            session=session, project=found, kind=kind, with_labelers=with_labelers
+            session=session, project=found, kind=kind, with_labelers=with_labelers, progress=bar
         )
         count = 0
-        with open(out, "w", encoding="utf-8") if out else nullcontext(sys.stdout) as handle:
+        with open(out, "wb") if out else nullcontext(sys.stdout.buffer) as handle:
             for line in lines:
                 handle.write(line)
                 count += 1

@@ -8,27 +8,17 @@ defaults, converted as SQLAlchemy would bind them; columns with a server default
 the database.
 """
 
-import json
 from typing import Any
 
-import orjson
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
+from app import jsontext
 from app.projects.formats import Item
 from app.projects.models import Prompt, Response
 
 PROMPT_COLUMNS = ("id", "project_id", "external_id", "messages", "meta", "is_gold", "gold")
 RESPONSE_COLUMNS = ("id", "prompt_id", "position", "text", "model", "meta")
-
-
-def json_text(value: Any) -> str:
-    """JSON text of a stored value (orjson; the standard encoder for what orjson refuses,
-    e.g. integers beyond 64 bits)."""
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:
-        return json.dumps(value, ensure_ascii=False)
 
 
 class BulkWriter:
@@ -132,10 +122,10 @@ class BulkWriter:
                     prompt_id,
                     self.project_id,
                     item.external_id,
-                    json_text(item.messages),
-                    json_text(item.meta),
+                    jsontext.dumps(item.messages),
+                    jsontext.dumps(item.meta),
                     item.gold is not None,
-                    None if item.gold is None else json_text(item.gold),
+                    None if item.gold is None else jsontext.dumps(item.gold),
                 )
             )
             ids = response_ids[at : at + len(item.responses)]
@@ -143,7 +133,14 @@ class BulkWriter:
             ids_of.append((prompt_id, ids))
             for position, (response_id, r) in enumerate(zip(ids, item.responses, strict=True)):
                 responses.append(
-                    (response_id, prompt_id, position, r["text"], r["model"], json_text(r["meta"]))
+                    (
+                        response_id,
+                        prompt_id,
+                        position,
+                        r["text"],
+                        r["model"],
+                        jsontext.dumps(r["meta"]),
+                    )
                 )
         self._write(Prompt.__table__, PROMPT_COLUMNS, prompts)  # type: ignore[arg-type]
         self._write(Response.__table__, RESPONSE_COLUMNS, responses)  # type: ignore[arg-type]

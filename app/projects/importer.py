@@ -17,10 +17,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
 
+from app import jsontext
 from app.errors import Invalid
 from app.labeling import labels
 from app.progress import Progress
@@ -37,9 +37,6 @@ PROGRESS_EVERY = 256
 ANALYZE_AFTER = 500
 MAX_REPORTED = 200
 MAX_RESPONSES = 64
-HUGE = 2.0**63
-"""orjson reads integers beyond 64 bits as floats; a float this large is read again by the
-standard parser, which keeps them integers."""
 _SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
@@ -75,27 +72,14 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
-def _has_huge_float(value: Any) -> bool:
-    kind = type(value)
-    if kind is float:
-        return abs(value) >= HUGE
-    if kind is dict:
-        value = value.values()
-    elif kind is not list:
-        return False
-    return any(type(item) is not str and _has_huge_float(item) for item in value)
-
-
 def _decode(text: str) -> dict[str, Any]:
     if text.startswith("\x00"):
         raise LineError(text[1:])
-    try:
-        fast = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        pass  # the standard parser below says why, in the words of every other error
-    else:
-        if not _has_huge_float(fast):
-            return _checked(fast, text)
+    return _checked(jsontext.loads(text, _standard), text)
+
+
+def _standard(text: str) -> Any:
+    """The standard parser, whose errors every bad line is named with."""
     try:
         obj = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
@@ -111,7 +95,7 @@ def _decode(text: str) -> dict[str, Any]:
             raise LineError(
                 "text must be valid Unicode (a lone surrogate \\uD800–\\uDFFF)"
             ) from None
-    return _checked(obj, text)
+    return obj
 
 
 def _checked(obj: Any, text: str) -> dict[str, Any]:
