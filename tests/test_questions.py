@@ -278,3 +278,44 @@ def test_the_cli_defines_questions_from_a_file(engine, tmp_path) -> None:
     broken.write_text("[{")
     refused = runner.invoke(cli, ["projects", "edit", "cli-q", "--questions", str(broken)])
     assert refused.exit_code == 2 and "broken.json" in refused.output and "line 1" in refused.output
+
+
+def test_the_project_form_defines_questions_and_names_a_bad_one(client, factory, session) -> None:
+    from app.projects.models import Project
+    from tests.test_pages import login
+
+    token = login(client, factory.user("admin"))
+    form = {"csrf_token": token, "name": "Formed", "kind": "rating", "k": "2"}
+    bad = client.post(
+        "/admin/projects",
+        data=form
+        | {"questions": json.dumps([{"name": "x", "type": "likert", "min": 5, "max": 1}])},
+    )
+    assert (
+        bad.status_code == 422 and "question &#39;x&#39;: max (1) must be above min (5)" in bad.text
+    )
+    broken = client.post("/admin/projects", data=form | {"questions": "[{"})
+    assert broken.status_code == 422 and "questions: invalid JSON at line 1" in broken.text
+    made = client.post(
+        "/admin/projects",
+        data=form | {"questions": json.dumps(QUESTIONS[:2])},
+        follow_redirects=False,
+    )
+    assert made.status_code == 303, made.text
+    project = session.query(Project).filter_by(name="Formed").one()
+    assert [q["name"] for q in project.questions] == ["helpfulness", "honest"]
+    page = client.get(f"/admin/projects/{project.id}")
+    assert '"name": "helpfulness"' in page.text  # the settings form shows them for editing
+    settings = {
+        "csrf_token": token,
+        "name": "Formed",
+        "k": "2",
+        "overlap": "1",
+        "lease_seconds": "1800",
+        "rating_scale": "thumbs",
+    }
+    cleared = client.post(f"/admin/projects/{project.id}", data=settings | {"questions": ""})
+    assert cleared.status_code == 200
+    session.commit()
+    session.expire_all()  # a fresh read
+    assert session.get(Project, project.id).questions == []
