@@ -1,17 +1,20 @@
 """Streaming export of a project's labels in the dataset formats (one row per annotation).
 
-Rows come in batches by annotation id (keyset pagination), so memory stays bounded whatever
-the project's size. Superseded annotations and gold items (known answers used to measure
-labelers) are left out.
+Annotations stream from one query in id order (a server-side cursor on PostgreSQL) as plain
+rows, in batches that each fetch their responses' texts once, so memory stays bounded whatever
+the project's size. Lines are encoded by `app.jsontext.row_line` (the standard encoder's
+bytes). Superseded annotations and gold items (known answers used to measure labelers) are
+left out.
 """
 
-import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Integer, Row, Text, any_, bindparam, cast, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
+from app import jsontext
 from app.auth.models import User
 from app.datasets import rows as rows_of
 from app.datasets.kinds import (
@@ -26,35 +29,32 @@ from app.datasets.kinds import (
 from app.datasets.schemas import SnapshotCreate
 from app.errors import Invalid
 from app.labeling import labels, ranks
-from app.labeling.models import Annotation
+from app.progress import Progress
 from app.projects import strength
 from app.projects.kinds import ProjectKind
 from app.projects.models import Project, Prompt, Response
 
-BATCH = 1000
-
-
-def _live(session: Session, project: Project, kind: str) -> Iterator[list[Annotation]]:
-    return labels.live_annotations(session=session, project_id=project.id, kind=kind, batch=BATCH)
-
-
-def _context(session: Session, batch: list[Annotation]) -> tuple[dict[int, Any], dict[int, str]]:
-    prompt_ids = {a.prompt_id for a in batch}
-    prompts: dict[int, Any] = dict(
-        session.execute(select(Prompt.id, Prompt.messages).where(Prompt.id.in_(prompt_ids))).all()
-    )
-    texts = dict(
-        session.execute(
-            select(Response.id, Response.text).where(Response.prompt_id.in_(prompt_ids))
-        ).all()
-    )
-    return prompts, texts
-
+BATCH = 5000
+PROGRESS_EVERY = 2000
 
 Emails = dict[int, str] | None
+Build = Callable[[list[Any], Any, dict[int, str]], list[dict[str, Any]]]
+"""(the prompt's messages, the payload, response id -> text) -> the rows of one annotation."""
 
 
-def _labeled(row: dict[str, Any], annotation: Annotation, emails: Emails) -> dict[str, Any]:
+def _texts(session: Session, batch: Sequence[Row[Any]]) -> dict[int, str]:
+    """response id -> text of the batch's prompts."""
+    prompt_ids = list({row.prompt_id for row in batch})
+    query = select(Response.id, Response.text)
+    if session.get_bind().dialect.name == "postgresql":
+        ids = bindparam("ids", prompt_ids, type_=ARRAY(Integer))
+        query = query.where(Response.prompt_id == any_(ids))
+    else:
+        query = query.where(Response.prompt_id.in_(prompt_ids))
+    return {rid: text for rid, text in session.execute(query)}
+
+
+def _labeled(row: dict[str, Any], annotation: Row[Any], emails: Emails) -> dict[str, Any]:
     """The row, plus its labeler's email ("import" for an imported label) and the time."""
     if emails is None:
         return row
@@ -62,72 +62,88 @@ def _labeled(row: dict[str, Any], annotation: Annotation, emails: Emails) -> dic
     return row | {"labeler": labeler, "annotated_at": annotation.created_at.isoformat()}
 
 
-def _ranked_rows(
-    session: Session, project: Project, pairs: bool, emails: Emails
+def _annotation_rows(
+    session: Session,
+    project: Project,
+    kind: str,
+    build: Build,
+    emails: Emails,
+    progress: Progress | None,
+    texts: bool = True,
 ) -> Iterator[dict[str, Any]]:
-    for batch in _live(session, project, "ranking"):
-        prompts, texts = _context(session, batch)
+    """The rows `build` makes of each live annotation of `kind`, in annotation id order."""
+    low, high = labels.live_id_range(session=session, project_id=project.id, kind=kind)
+    made = 0
+    for batch in labels.live_annotation_rows(
+        session=session, project_id=project.id, kind=kind, batch=BATCH
+    ):
+        text = _texts(session, batch) if texts else {}
+        messages: dict[int, Any] = {}
         for a in batch:
-            ranked = [texts[rid] for rid in ranks.order(a.payload["ranking"])]
-            places = ranks.ranks(a.payload["ranking"])
-            if pairs:
-                margin = strength.margin(project.strength_scale, a.payload.get("strength"))
-                for row in pair_rows(prompts[a.prompt_id], ranked, places, margin):
-                    yield _labeled(row, a, emails)
-            elif len(set(places)) >= 2:
-                yield _labeled(ranking_row(prompts[a.prompt_id], ranked, places), a, emails)
-        session.expunge_all()
-
-
-def _sft_rows(session: Session, project: Project, emails: Emails) -> Iterator[dict[str, Any]]:
-    for batch in _live(session, project, "demonstration"):
-        prompts, _ = _context(session, batch)
-        for a in batch:
-            yield _labeled(sft_row(prompts[a.prompt_id], a.payload["demonstration"]), a, emails)
-        session.expunge_all()
-
-
-def _rating_rows(session: Session, project: Project, emails: Emails) -> Iterator[dict[str, Any]]:
-    for batch in _live(session, project, "rating"):
-        prompts, texts = _context(session, batch)
-        for a in batch:
-            for rid, score in a.payload["scores"].items():
-                row = rating_row(prompts[a.prompt_id], texts[int(rid)], score)
+            prompt = messages.get(a.prompt_id)
+            if prompt is None:
+                prompt = messages[a.prompt_id] = jsontext.loads(a.messages)
+            for row in build(prompt, jsontext.loads(a.payload), text):
                 yield _labeled(row, a, emails)
-        session.expunge_all()
+                made += 1
+        if progress is not None:
+            progress(made, batch[-1].id - low, high - low)
 
 
-def _kto_rows(session: Session, project: Project, emails: Emails) -> Iterator[dict[str, Any]]:
-    """KTO rows per annotation: a ranking's top and bottom, or each rating by the default
-    thresholds of the kto snapshot (👍 true, 👎 false; 0–5: ≥ 4 true, ≤ 2 false)."""
-    kind = "ranking" if project.kind == ProjectKind.ranking else "rating"
+def _rankings(messages: list[Any], payload: Any, text: dict[int, str]) -> list[dict[str, Any]]:
+    places = ranks.ranks(payload["ranking"])
+    if len(set(places)) < 2:
+        return []  # everything tied: no preference
+    ranked = [text[rid] for rid in ranks.order(payload["ranking"])]
+    return [ranking_row(messages, ranked, places)]
+
+
+def _pairs_of(project: Project) -> Build:
+    """Pairs of each ranking (tied pairs left out), with the margin of its strength if any."""
+
+    def build(messages: list[Any], payload: Any, text: dict[int, str]) -> list[dict[str, Any]]:
+        ranked = [text[rid] for rid in ranks.order(payload["ranking"])]
+        margin = strength.margin(project.strength_scale, payload.get("strength"))
+        return pair_rows(messages, ranked, ranks.ranks(payload["ranking"]), margin)
+
+    return build
+
+
+def _kto_of(project: Project) -> Build:
+    """KTO rows of each annotation: a ranking's top and bottom groups, or each rating by the
+    kto snapshot's default thresholds (👍 true, 👎 false; 0–5: ≥ 4 true, ≤ 2 false)."""
     thresholds = SnapshotCreate(kind=DatasetKind.kto).canonical()
-    for batch in _live(session, project, kind):
-        prompts, texts = _context(session, batch)
-        for a in batch:
-            messages = prompts[a.prompt_id]
-            judged: Sequence[tuple[int, bool | None]]
-            if kind == "ranking":
-                groups = ranks.groups(a.payload["ranking"])
-                if len(groups) < 2:
-                    continue
-                judged = [(rid, True) for rid in groups[0]] + [(rid, False) for rid in groups[-1]]
-            else:
-                judged = [
-                    (int(rid), rows_of.desirable(v, project.rating_scale, thresholds))
-                    for rid, v in a.payload["scores"].items()
-                ]
-            for rid, label in judged:
-                if label is not None:
-                    yield _labeled(kto_row(messages, texts[rid], label), a, emails)
-        session.expunge_all()
+
+    def build(messages: list[Any], payload: Any, text: dict[int, str]) -> list[dict[str, Any]]:
+        judged: Sequence[tuple[int, bool | None]]
+        if "ranking" in payload:
+            groups = ranks.groups(payload["ranking"])
+            if len(groups) < 2:
+                return []
+            judged = [(rid, True) for rid in groups[0]] + [(rid, False) for rid in groups[-1]]
+        else:
+            judged = [
+                (int(rid), rows_of.desirable(v, project.rating_scale, thresholds))
+                for rid, v in payload["scores"].items()
+            ]
+        return [kto_row(messages, text[rid], label) for rid, label in judged if label is not None]
+
+    return build
+
+
+def _sft(messages: list[Any], payload: Any, text: dict[int, str]) -> list[dict[str, Any]]:
+    return [sft_row(messages, payload["demonstration"])]
+
+
+def _ratings(messages: list[Any], payload: Any, text: dict[int, str]) -> list[dict[str, Any]]:
+    return [rating_row(messages, text[int(rid)], score) for rid, score in payload["scores"].items()]
 
 
 def _prompt_rows(session: Session, project: Project) -> Iterator[dict[str, Any]]:
     last_id = 0
     while True:
         rows = session.execute(
-            select(Prompt.id, Prompt.messages)
+            select(Prompt.id, cast(Prompt.messages, Text).label("messages"))
             .where(Prompt.project_id == project.id, Prompt.id > last_id, Prompt.is_gold.is_(False))
             .order_by(Prompt.id)
             .limit(BATCH)
@@ -135,35 +151,48 @@ def _prompt_rows(session: Session, project: Project) -> Iterator[dict[str, Any]]
         if not rows:
             return
         for row in rows:
-            yield prompt_row(row.messages)
+            yield prompt_row(jsontext.loads(row.messages))
         last_id = rows[-1].id
 
 
 def rows(
-    *, session: Session, project: Project, kind: str, with_labelers: bool = False
+    *,
+    session: Session,
+    project: Project,
+    kind: str,
+    with_labelers: bool = False,
+    progress: Progress | None = None,
 ) -> Iterator[dict[str, Any]]:
     """The export rows of `kind` (rankings | pairs | sft | ratings | prompts | kto); with_labelers
     adds each row's `labeler` (email) and `annotated_at` (prompts rows have no labeler)."""
     emails = dict(session.execute(select(User.id, User.email)).all()) if with_labelers else None
     if kind == DatasetKind.rankings:
-        return _ranked_rows(session, project, False, emails)
+        return _annotation_rows(session, project, "ranking", _rankings, emails, progress)
     if kind == DatasetKind.pairs:
-        return _ranked_rows(session, project, True, emails)
+        return _annotation_rows(session, project, "ranking", _pairs_of(project), emails, progress)
     if kind == DatasetKind.sft:
-        return _sft_rows(session, project, emails)
+        return _annotation_rows(session, project, "demonstration", _sft, emails, progress, False)
     if kind == DatasetKind.ratings:
-        return _rating_rows(session, project, emails)
+        return _annotation_rows(session, project, "rating", _ratings, emails, progress)
     if kind == DatasetKind.prompts:
         return _prompt_rows(session, project)
     if kind == DatasetKind.kto and project.kind != ProjectKind.demonstration:
-        return _kto_rows(session, project, emails)
+        kto = _kto_of(project)
+        return _annotation_rows(session, project, project.kind, kto, emails, progress)
     names = ", ".join(DatasetKind)
     raise Invalid(f"kind must be one of {names}; not {kind!r}", field="kind")
 
 
 def jsonl(
-    *, session: Session, project: Project, kind: str, with_labelers: bool = False
-) -> Iterator[str]:
-    """The export as JSON lines."""
-    for row in rows(session=session, project=project, kind=kind, with_labelers=with_labelers):
-        yield json.dumps(row, ensure_ascii=False) + "\n"
+    *,
+    session: Session,
+    project: Project,
+    kind: str,
+    with_labelers: bool = False,
+    progress: Progress | None = None,
+) -> Iterator[bytes]:
+    """The export as JSON lines (UTF-8), one per row."""
+    made = rows(
+        session=session, project=project, kind=kind, with_labelers=with_labelers, progress=progress
+    )
+    return map(jsontext.row_line, made)

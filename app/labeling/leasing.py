@@ -138,6 +138,7 @@ def make_task(project: Any, lease: Any, messages: list[Any], texts: dict[Any, st
         rating_scale=project.rating_scale,
         criteria=project.criteria,
         strength_scale=project.strength_scale,
+        questions=project.questions or [],
         expires_at=lease.expires_at,
     )
 

@@ -6,9 +6,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.http.bounds import Json, JsonObject, text
+from app.projects.questions import MAX_QUESTIONS
 
 Demonstration = text(200_000)
 FlagName = text(100)
+QuestionKey = text(40)
 
 
 class TaskResponse(BaseModel):
@@ -30,6 +32,8 @@ class Task(BaseModel):
     criteria: list[str]
     strength_scale: list[dict[str, Any]] = []
     """K=2 rankings: the levels of "how much better", strongest first (empty: not asked)."""
+    questions: list[dict[str, Any]] = []
+    """The project's extra questions (app/projects/questions.py), answered under `answers`."""
     expires_at: datetime
 
 
@@ -50,6 +54,8 @@ class AnnotationIn(BaseModel):
     scores: JsonObject | None = None
     demonstration: Demonstration | list[Json] | None = None
     flags: dict[FlagName, list[Json]] = Field(default_factory=dict, max_length=100)
+    answers: dict[QuestionKey, Json] = Field(default_factory=dict, max_length=MAX_QUESTIONS)
+    """The project's questions: {name: {response id: value} | value | "text"}."""
     duration_ms: int | None = Field(None, ge=0, le=7 * 24 * 3600 * 1000)
 
 

@@ -72,6 +72,7 @@ def assignment_for_submit(
             Project.rating_scale,
             Project.criteria,
             Project.strength_scale,
+            Project.questions,
             Project.is_archived,
             (replay if replay is not None else literal(None)).label("replay"),
         )

@@ -29,6 +29,8 @@ class Project(Base):
     strength_scale: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
     """K=2 ranking projects: [{"label", "margin"}, …] strongest first, asked with every choice
     (see app/projects/strength.py); empty: no strength is asked."""
+    questions: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
+    """Extra questions asked with each task (definitions: app/projects/questions.py)."""
     is_archived: Mapped[bool] = mapped_column(default=False)
     gold_rate: Mapped[float] = mapped_column(default=0.1, server_default="0.1")
     """Fraction of a labeler's tasks that are gold items they have not seen yet."""
