@@ -197,3 +197,20 @@ def test_the_annotations_page_shows_a_tie(client, session, factory, tmp_path) ->
     page = client.get(f"/admin/annotations?project_id={project.id}", headers=admin.headers)
     assert page.status_code == 200
     assert page.text.count(">tied</span>") == 2 and "answer 0.2" in page.text
+
+
+def test_parquet_keeps_ranks_as_integers(session, factory, tmp_path, artifacts) -> None:
+    import pyarrow.parquet as pq
+
+    project = _tied_project(session, factory, tmp_path)
+    made, _ = service.create_snapshot(
+        session=session, project=project, data=SnapshotCreate(kind="rankings", split=1)
+    )
+    table = pq.read_table(service.snapshot_files(snapshot=made)["train.parquet"])
+    assert table.to_pylist()[0]["ranks"] == [0, 1, 1]
+    assert (
+        "ranks"
+        not in json.loads(service.snapshot_files(snapshot=made)["manifest.json"].read_text())[
+            "parquet_json_columns"
+        ]
+    )
