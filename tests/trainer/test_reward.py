@@ -175,3 +175,35 @@ def test_ranks_in_a_rankings_file_are_read_and_checked(tmp_path: Path) -> None:
             assert '"ranks"' in str(exc) and ":1:" in str(exc)
         else:
             raise AssertionError(f"ranks {bad} were accepted")
+
+
+def test_reward_model_trains_on_rankings_with_ties(tmp_path: Path, encoder: str) -> None:
+    """Rows whose two worse responses are tied (in random order): the run reads "ranks", counts
+    only the untied pairs (2 per ranking) and learns the best one."""
+    import random
+
+    shuffle = random.Random(0)
+
+    def tied(records: list[dict]) -> list[dict]:
+        out = []
+        for rec in records:
+            worse = rec["responses"][1:]
+            shuffle.shuffle(worse)
+            out.append({"prompt": rec["prompt"], "responses": [rec["responses"][0], *worse]})
+            out[-1]["ranks"] = [0, 1, 1]
+        return out
+
+    cfg = RewardConfig(
+        model=encoder,
+        train_file=write_jsonl(tmp_path / "train.jsonl", tied(ranking_records(160, 3, seed=4))),
+        eval_file=write_jsonl(tmp_path / "eval.jsonl", tied(ranking_records(40, 3, seed=5))),
+        output_dir=str(tmp_path / "rm"),
+        max_steps=30,
+        batch_size=8,
+        learning_rate=1e-3,
+        warmup_ratio=0.1,
+        normalize=False,
+    )
+    assert train(cfg) == EXIT_OK
+    summary = json.loads((tmp_path / "rm" / "summary.json").read_text())
+    assert summary["data_format"] == "rankings" and summary["eval_accuracy"] >= 0.9
