@@ -176,7 +176,9 @@ def rows(
         return _annotation_rows(session, project, "rating", _ratings, emails, progress)
     if kind == DatasetKind.prompts:
         return _prompt_rows(session, project)
-    if kind == DatasetKind.kto and project.kind != ProjectKind.demonstration:
+    if kind == DatasetKind.kto:
+        if project.kind == ProjectKind.demonstration:
+            raise Invalid("kind: a kto export needs a ranking or rating project", field="kind")
         kto = _kto_of(project)
         return _annotation_rows(session, project, project.kind, kto, emails, progress)
     names = ", ".join(DatasetKind)

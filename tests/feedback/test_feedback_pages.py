@@ -69,3 +69,15 @@ def test_kto_from_the_snapshots_form(client, session, factory, tmp_path, artifac
     page = client.get(f"/admin/projects/{project.id}/snapshots").text
     assert '<option value="kto">kto</option>' in page
     assert f"/admin/runs/new?snapshot={snapshot.id}" not in page  # no run kind trains on kto
+
+
+def test_the_annotations_page_names_the_strength(client, session, factory, tmp_path) -> None:
+    from app.projects.strength import DEFAULT_STRENGTH_SCALE
+
+    project = factory.project(kind="ranking", k=2, strength_scale=DEFAULT_STRENGTH_SCALE)
+    factory.items(project, ranking_items(1, k=2), tmp_path)
+    (pid, (a, b)), = prompts_of(session, project)  # fmt: skip
+    annotate(session, project, pid, factory.user(), {"ranking": [b, a], "strength": 1})
+    login(client, factory.user("admin"))
+    page = client.get(f"/admin/annotations?project_id={project.id}").text
+    assert "Strength: <strong>slightly better</strong>" in page

@@ -82,6 +82,8 @@ def test_kto_of_a_demonstration_project_is_refused(session, factory, artifacts) 
     project = factory.project(kind="demonstration", k=1)
     with pytest.raises(Invalid, match="kto snapshot needs a ranking or rating project"):
         service.create_snapshot(session=session, project=project, data=SnapshotCreate(kind="kto"))
+    with pytest.raises(Invalid, match="kto export needs a ranking or rating project"):
+        export.rows(session=session, project=project, kind="kto")
 
 
 def test_rlhf_snapshot_kind_kto(session, factory, tmp_path, artifacts) -> None:
