@@ -2,11 +2,13 @@
 
 Rows come in batches by annotation id (keyset pagination), so memory stays bounded whatever
 the project's size. Superseded annotations and gold items (known answers used to measure
-labelers) are left out.
+labelers) are left out. In a project with questions or criteria every row carries the
+annotation's `answers` (shaped by `kinds.row_answers`).
 """
 
 import json
 from collections.abc import Iterator
+from itertools import combinations
 from typing import Any
 
 from sqlalchemy import select
@@ -19,6 +21,7 @@ from app.datasets.kinds import (
     prompt_row,
     ranking_row,
     rating_row,
+    row_answers,
     sft_row,
 )
 from app.errors import Invalid
@@ -57,18 +60,41 @@ def _labeled(row: dict[str, Any], annotation: Annotation, emails: Emails) -> dic
     return row | {"labeler": labeler, "annotated_at": annotation.created_at.isoformat()}
 
 
+def _answers(project: Project, annotation: Annotation) -> dict[str, Any] | None:
+    """The annotation's answers to the project's questions, its flags under "flags"; None when
+    the project asks no questions and has no criteria (its rows carry no `answers`)."""
+    if not (project.questions or project.criteria):
+        return None
+    answers = dict(annotation.payload.get("answers", {}))
+    if project.criteria:
+        answers["flags"] = annotation.flags or {}
+    return answers
+
+
+def _with_answers(
+    row: dict[str, Any], answers: dict[str, Any] | None, ids: list[str] | str | None
+) -> dict[str, Any]:
+    return row if answers is None else row | {"answers": row_answers(answers, ids)}
+
+
 def _ranked_rows(
     session: Session, project: Project, pairs: bool, emails: Emails
 ) -> Iterator[dict[str, Any]]:
     for batch in _live(session, project, "ranking"):
         prompts, texts = _context(session, batch)
         for a in batch:
-            ranked = [texts[int(rid)] for rid in a.payload["ranking"]]
+            ids = [str(rid) for rid in a.payload["ranking"]]
+            ranked = [texts[int(rid)] for rid in ids]
+            answers = _answers(project, a)
             if pairs:
-                for row in pair_rows(prompts[a.prompt_id], ranked):
-                    yield _labeled(row, a, emails)
+                # pair_rows yields the pairs of `ranked` in combinations() order.
+                for row, pair in zip(
+                    pair_rows(prompts[a.prompt_id], ranked), combinations(ids, 2), strict=True
+                ):
+                    yield _labeled(_with_answers(row, answers, list(pair)), a, emails)
             else:
-                yield _labeled(ranking_row(prompts[a.prompt_id], ranked), a, emails)
+                row = ranking_row(prompts[a.prompt_id], ranked)
+                yield _labeled(_with_answers(row, answers, ids), a, emails)
         session.expunge_all()
 
 
@@ -76,7 +102,8 @@ def _sft_rows(session: Session, project: Project, emails: Emails) -> Iterator[di
     for batch in _live(session, project, "demonstration"):
         prompts, _ = _context(session, batch)
         for a in batch:
-            yield _labeled(sft_row(prompts[a.prompt_id], a.payload["demonstration"]), a, emails)
+            row = sft_row(prompts[a.prompt_id], a.payload["demonstration"])
+            yield _labeled(_with_answers(row, _answers(project, a), None), a, emails)
         session.expunge_all()
 
 
@@ -84,9 +111,10 @@ def _rating_rows(session: Session, project: Project, emails: Emails) -> Iterator
     for batch in _live(session, project, "rating"):
         prompts, texts = _context(session, batch)
         for a in batch:
+            answers = _answers(project, a)
             for rid, score in a.payload["scores"].items():
                 row = rating_row(prompts[a.prompt_id], texts[int(rid)], score)
-                yield _labeled(row, a, emails)
+                yield _labeled(_with_answers(row, answers, rid), a, emails)
         session.expunge_all()
 
 
