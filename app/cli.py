@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from app.aggregation.cli import commands as aggregation_commands
-from app.cli_support import JsonOpt, db_session, fail, output
+from app.cli_support import JsonOpt, ProgressOpt, db_session, fail, output, progress_bar
 from app.datasets.cli import commands as dataset_commands
 from app.datasets.kinds import DatasetKind
 from app.errors import validation_messages
@@ -365,6 +365,7 @@ def import_(
     file: Path,
     format: Annotated[str, typer.Option("--format", help=" | ".join(ImportFormat))] = "auto",
     skip_invalid: Annotated[bool, typer.Option(help="Import the valid lines only.")] = False,
+    progress: ProgressOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Import prompts and responses from JSONL or .jsonl.gz (all or nothing)."""
@@ -372,10 +373,15 @@ def import_(
 
     if not file.is_file():
         fail(f"no such file: {file}")
-    with db_session() as session:
+    with db_session() as session, progress_bar("import", "prompts", progress) as bar:
         found = service.get_by_ref(session=session, ref=project)
         report = importer.import_file(
-            session=session, project=found, path=file, fmt=format, skip_invalid=skip_invalid
+            session=session,
+            project=found,
+            path=file,
+            fmt=format,
+            skip_invalid=skip_invalid,
+            progress=bar,
         )
     for e in report.skipped:
         typer.echo(f"skipped line {e.line}: {e.error}", err=True)
@@ -399,6 +405,7 @@ def export(
     with_labelers: Annotated[
         bool, typer.Option(help="Add each row's labeler (email) and annotation time.")
     ] = False,
+    progress: ProgressOpt = None,
 ) -> None:
     """Export a project's labels in the training-file formats."""
     from app.datasets import export as export_rows
@@ -406,13 +413,13 @@ def export(
 
     if format != "jsonl":
         fail("--format: only jsonl is supported here (Parquet comes with dataset snapshots)")
-    with db_session() as session:
+    with db_session() as session, progress_bar("export", "rows", progress) as bar:
         found = service.get_by_ref(session=session, ref=project)
         lines = export_rows.jsonl(
-            session=session, project=found, kind=kind, with_labelers=with_labelers
+            session=session, project=found, kind=kind, with_labelers=with_labelers, progress=bar
         )
         count = 0
-        with open(out, "w", encoding="utf-8") if out else nullcontext(sys.stdout) as handle:
+        with open(out, "wb") if out else nullcontext(sys.stdout.buffer) as handle:
             for line in lines:
                 handle.write(line)
                 count += 1

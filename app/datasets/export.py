@@ -1,19 +1,22 @@
 """Streaming export of a project's labels in the dataset formats (one row per annotation).
 
-Rows come in batches by annotation id (keyset pagination), so memory stays bounded whatever
-the project's size. Superseded annotations and gold items (known answers used to measure
-labelers) are left out. In a project with questions or criteria every row carries the
-annotation's `answers` (shaped by `kinds.row_answers`).
+Annotations stream from one query in id order (a server-side cursor on PostgreSQL) as plain
+rows, in batches that each fetch their responses' texts once, so memory stays bounded whatever
+the project's size. Lines are encoded by `app.jsontext.row_line` (the standard encoder's
+bytes). Superseded annotations and gold items (known answers used to measure labelers) are
+left out. In a project with questions or criteria every row carries the annotation's
+`answers` (its flags under "flags"), shaped by `kinds.row_answers`.
 """
 
-import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from itertools import combinations
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Integer, Row, Text, any_, bindparam, cast, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
+from app import jsontext
 from app.auth.models import User
 from app.datasets.kinds import (
     DatasetKind,
@@ -26,33 +29,31 @@ from app.datasets.kinds import (
 )
 from app.errors import Invalid
 from app.labeling import labels
-from app.labeling.models import Annotation
+from app.progress import Progress
 from app.projects.models import Project, Prompt, Response
 
-BATCH = 1000
-
-
-def _live(session: Session, project: Project, kind: str) -> Iterator[list[Annotation]]:
-    return labels.live_annotations(session=session, project_id=project.id, kind=kind, batch=BATCH)
-
-
-def _context(session: Session, batch: list[Annotation]) -> tuple[dict[int, Any], dict[int, str]]:
-    prompt_ids = {a.prompt_id for a in batch}
-    prompts: dict[int, Any] = dict(
-        session.execute(select(Prompt.id, Prompt.messages).where(Prompt.id.in_(prompt_ids))).all()
-    )
-    texts = dict(
-        session.execute(
-            select(Response.id, Response.text).where(Response.prompt_id.in_(prompt_ids))
-        ).all()
-    )
-    return prompts, texts
-
+BATCH = 5000
+PROGRESS_EVERY = 2000
 
 Emails = dict[int, str] | None
+Build = Callable[[list[Any], Any, dict[int, str]], list[dict[str, Any]]]
+"""(the prompt's messages, the payload, response id -> text) -> the rows of one annotation.
+The payload holds "answers" only when the rows are to carry them."""
 
 
-def _labeled(row: dict[str, Any], annotation: Annotation, emails: Emails) -> dict[str, Any]:
+def _texts(session: Session, batch: Sequence[Row[Any]]) -> dict[int, str]:
+    """response id -> text of the batch's prompts."""
+    prompt_ids = list({row.prompt_id for row in batch})
+    query = select(Response.id, Response.text)
+    if session.get_bind().dialect.name == "postgresql":
+        ids = bindparam("ids", prompt_ids, type_=ARRAY(Integer))
+        query = query.where(Response.prompt_id == any_(ids))
+    else:
+        query = query.where(Response.prompt_id.in_(prompt_ids))
+    return {rid: text for rid, text in session.execute(query)}
+
+
+def _labeled(row: dict[str, Any], annotation: Row[Any], emails: Emails) -> dict[str, Any]:
     """The row, plus its labeler's email ("import" for an imported label) and the time."""
     if emails is None:
         return row
@@ -60,69 +61,81 @@ def _labeled(row: dict[str, Any], annotation: Annotation, emails: Emails) -> dic
     return row | {"labeler": labeler, "annotated_at": annotation.created_at.isoformat()}
 
 
-def _answers(project: Project, annotation: Annotation) -> dict[str, Any] | None:
-    """The annotation's answers to the project's questions, its flags under "flags"; None when
-    the project asks no questions and has no criteria (its rows carry no `answers`)."""
-    if not (project.questions or project.criteria):
-        return None
-    answers = dict(annotation.payload.get("answers", {}))
-    if project.criteria:
-        answers["flags"] = annotation.flags or {}
-    return answers
-
-
-def _with_answers(
-    row: dict[str, Any], answers: dict[str, Any] | None, ids: list[str] | str | None
-) -> dict[str, Any]:
-    return row if answers is None else row | {"answers": row_answers(answers, ids)}
-
-
-def _ranked_rows(
-    session: Session, project: Project, pairs: bool, emails: Emails
+def _annotation_rows(
+    session: Session,
+    project: Project,
+    kind: str,
+    build: Build,
+    emails: Emails,
+    progress: Progress | None,
+    texts: bool = True,
 ) -> Iterator[dict[str, Any]]:
-    for batch in _live(session, project, "ranking"):
-        prompts, texts = _context(session, batch)
+    """The rows `build` makes of each live annotation of `kind`, in annotation id order."""
+    low, high = labels.live_id_range(session=session, project_id=project.id, kind=kind)
+    asks = bool(project.questions or project.criteria)
+    made = 0
+    for batch in labels.live_annotation_rows(
+        session=session, project_id=project.id, kind=kind, batch=BATCH
+    ):
+        text = _texts(session, batch) if texts else {}
+        messages: dict[int, Any] = {}
         for a in batch:
-            ids = [str(rid) for rid in a.payload["ranking"]]
-            ranked = [texts[int(rid)] for rid in ids]
-            answers = _answers(project, a)
-            if pairs:
-                # pair_rows yields the pairs of `ranked` in combinations() order.
-                for row, pair in zip(
-                    pair_rows(prompts[a.prompt_id], ranked), combinations(ids, 2), strict=True
-                ):
-                    yield _labeled(_with_answers(row, answers, list(pair)), a, emails)
+            prompt = messages.get(a.prompt_id)
+            if prompt is None:
+                prompt = messages[a.prompt_id] = jsontext.loads(a.messages)
+            payload = jsontext.loads(a.payload)
+            if asks:
+                answers = payload.get("answers") or {}
+                if project.criteria:
+                    answers = answers | {"flags": jsontext.loads(a.flags) or {}}
+                payload["answers"] = answers
             else:
-                row = ranking_row(prompts[a.prompt_id], ranked)
-                yield _labeled(_with_answers(row, answers, ids), a, emails)
-        session.expunge_all()
+                payload.pop("answers", None)
+            for row in build(prompt, payload, text):
+                yield _labeled(row, a, emails)
+                made += 1
+        if progress is not None:
+            progress(made, batch[-1].id - low, high - low)
 
 
-def _sft_rows(session: Session, project: Project, emails: Emails) -> Iterator[dict[str, Any]]:
-    for batch in _live(session, project, "demonstration"):
-        prompts, _ = _context(session, batch)
-        for a in batch:
-            row = sft_row(prompts[a.prompt_id], a.payload["demonstration"])
-            yield _labeled(_with_answers(row, _answers(project, a), None), a, emails)
-        session.expunge_all()
+def _answered(row: dict[str, Any], payload: Any, ids: list[str] | str | None) -> dict[str, Any]:
+    """The row with its `answers` for the responses `ids` (if the rows carry answers)."""
+    if "answers" not in payload:
+        return row
+    return row | {"answers": row_answers(payload["answers"], ids)}
 
 
-def _rating_rows(session: Session, project: Project, emails: Emails) -> Iterator[dict[str, Any]]:
-    for batch in _live(session, project, "rating"):
-        prompts, texts = _context(session, batch)
-        for a in batch:
-            answers = _answers(project, a)
-            for rid, score in a.payload["scores"].items():
-                row = rating_row(prompts[a.prompt_id], texts[int(rid)], score)
-                yield _labeled(_with_answers(row, answers, rid), a, emails)
-        session.expunge_all()
+def _rankings(messages: list[Any], payload: Any, text: dict[int, str]) -> list[dict[str, Any]]:
+    ids = [str(rid) for rid in payload["ranking"]]
+    return [_answered(ranking_row(messages, [text[int(rid)] for rid in ids]), payload, ids)]
+
+
+def _pairs(messages: list[Any], payload: Any, text: dict[int, str]) -> list[dict[str, Any]]:
+    ids = [str(rid) for rid in payload["ranking"]]
+    made = pair_rows(messages, [text[int(rid)] for rid in ids])
+    if "answers" not in payload:
+        return made
+    # pair_rows yields the pairs of the ranking in combinations() order.
+    pairs = combinations(ids, 2)
+    return [_answered(row, payload, list(pair)) for row, pair in zip(made, pairs, strict=True)]
+
+
+def _sft(messages: list[Any], payload: Any, text: dict[int, str]) -> list[dict[str, Any]]:
+    return [_answered(sft_row(messages, payload["demonstration"]), payload, None)]
+
+
+def _ratings(messages: list[Any], payload: Any, text: dict[int, str]) -> list[dict[str, Any]]:
+    return [
+        _answered(rating_row(messages, text[int(rid)], score), payload, rid)
+        for rid, score in payload["scores"].items()
+    ]
 
 
 def _prompt_rows(session: Session, project: Project) -> Iterator[dict[str, Any]]:
     last_id = 0
     while True:
         rows = session.execute(
-            select(Prompt.id, Prompt.messages)
+            select(Prompt.id, cast(Prompt.messages, Text).label("messages"))
             .where(Prompt.project_id == project.id, Prompt.id > last_id, Prompt.is_gold.is_(False))
             .order_by(Prompt.id)
             .limit(BATCH)
@@ -130,24 +143,29 @@ def _prompt_rows(session: Session, project: Project) -> Iterator[dict[str, Any]]
         if not rows:
             return
         for row in rows:
-            yield prompt_row(row.messages)
+            yield prompt_row(jsontext.loads(row.messages))
         last_id = rows[-1].id
 
 
 def rows(
-    *, session: Session, project: Project, kind: str, with_labelers: bool = False
+    *,
+    session: Session,
+    project: Project,
+    kind: str,
+    with_labelers: bool = False,
+    progress: Progress | None = None,
 ) -> Iterator[dict[str, Any]]:
     """The export rows of `kind` (rankings | pairs | sft | ratings | prompts); with_labelers
     adds each row's `labeler` (email) and `annotated_at` (prompts rows have no labeler)."""
     emails = dict(session.execute(select(User.id, User.email)).all()) if with_labelers else None
     if kind == DatasetKind.rankings:
-        return _ranked_rows(session, project, False, emails)
+        return _annotation_rows(session, project, "ranking", _rankings, emails, progress)
     if kind == DatasetKind.pairs:
-        return _ranked_rows(session, project, True, emails)
+        return _annotation_rows(session, project, "ranking", _pairs, emails, progress)
     if kind == DatasetKind.sft:
-        return _sft_rows(session, project, emails)
+        return _annotation_rows(session, project, "demonstration", _sft, emails, progress, False)
     if kind == DatasetKind.ratings:
-        return _rating_rows(session, project, emails)
+        return _annotation_rows(session, project, "rating", _ratings, emails, progress)
     if kind == DatasetKind.prompts:
         return _prompt_rows(session, project)
     names = ", ".join(DatasetKind)
@@ -155,8 +173,15 @@ def rows(
 
 
 def jsonl(
-    *, session: Session, project: Project, kind: str, with_labelers: bool = False
-) -> Iterator[str]:
-    """The export as JSON lines."""
-    for row in rows(session=session, project=project, kind=kind, with_labelers=with_labelers):
-        yield json.dumps(row, ensure_ascii=False) + "\n"
+    *,
+    session: Session,
+    project: Project,
+    kind: str,
+    with_labelers: bool = False,
+    progress: Progress | None = None,
+) -> Iterator[bytes]:
+    """The export as JSON lines (UTF-8), one per row."""
+    made = rows(
+        session=session, project=project, kind=kind, with_labelers=with_labelers, progress=progress
+    )
+    return map(jsontext.row_line, made)

@@ -15,11 +15,11 @@ whatever the project's size.
 """
 
 import json
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Text, cast, exists, func, select
+from sqlalchemy import ColumnElement, Row, Text, cast, exists, func, select
 from sqlalchemy.orm import Session, aliased
 
 from app.labeling.models import Annotation, AnnotationSource, Assignment
@@ -134,24 +134,28 @@ def prompt_labels(
                 )
 
 
+def _live_of(project_id: int, kind: str) -> list[ColumnElement[bool]]:
+    """The project's annotations of `kind` that nothing supersedes, gold items left out."""
+    newer, gold = aliased(Annotation), aliased(Prompt)
+    return [
+        Annotation.project_id == project_id,
+        Annotation.kind == kind,
+        ~exists().where(newer.supersedes_id == Annotation.id),
+        ~exists().where(gold.id == Annotation.prompt_id, gold.is_gold.is_(True)),
+    ]
+
+
 def live_annotations(
     *, session: Session, project_id: int, kind: str, batch: int = 1000
 ) -> Iterator[list[Annotation]]:
     """The project's annotations of `kind` that nothing supersedes, in id order, in batches;
     gold items (known answers, for measuring labelers) are left out."""
-    newer = aliased(Annotation)
     last_id = 0
     while True:
         rows = list(
             session.scalars(
                 select(Annotation)
-                .where(
-                    Annotation.project_id == project_id,
-                    Annotation.kind == kind,
-                    Annotation.id > last_id,
-                    ~exists().where(newer.supersedes_id == Annotation.id),
-                    ~exists().where(Prompt.id == Annotation.prompt_id, Prompt.is_gold.is_(True)),
-                )
+                .where(*_live_of(project_id, kind), Annotation.id > last_id)
                 .order_by(Annotation.id)
                 .limit(batch)
             )
@@ -160,6 +164,39 @@ def live_annotations(
             return
         yield rows
         last_id = rows[-1].id
+
+
+def live_annotation_rows(
+    *, session: Session, project_id: int, kind: str, batch: int = 5000
+) -> Iterator[Sequence[Row[Any]]]:
+    """The annotations `live_annotations` gives, as plain rows of one streamed query (a
+    server-side cursor on PostgreSQL), in batches: id, prompt_id, user_id, created_at, payload,
+    flags and the prompt's messages (JSON text, for the caller to decode)."""
+    query = (
+        select(
+            Annotation.id,
+            Annotation.prompt_id,
+            Annotation.user_id,
+            Annotation.created_at,
+            cast(Annotation.payload, Text).label("payload"),
+            cast(Annotation.flags, Text).label("flags"),
+            cast(Prompt.messages, Text).label("messages"),
+        )
+        .join(Prompt, Prompt.id == Annotation.prompt_id)
+        .where(*_live_of(project_id, kind))
+        .order_by(Annotation.id)
+    )
+    options = {"stream_results": True, "yield_per": batch}
+    yield from session.execute(query, execution_options=options).partitions()
+
+
+def live_id_range(*, session: Session, project_id: int, kind: str) -> tuple[int, int]:
+    """The smallest and largest id of the project's annotations of `kind` (0, 0 if none)."""
+    query = select(func.min(Annotation.id), func.max(Annotation.id)).where(
+        Annotation.project_id == project_id, Annotation.kind == kind
+    )
+    low, high = session.execute(query).one()
+    return low or 0, high or 0
 
 
 def has_labeler_annotations(*, session: Session, project_id: int) -> bool:
