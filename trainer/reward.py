@@ -51,16 +51,13 @@ from trainer.runtime import (
 NORMALIZATION_FILE = "reward_normalization.json"
 
 
-Levels = list[list[float] | None] | None
-"""Per ranking, a value per response (best first): pairs of equal value are not compared."""
-
-
-def _ordered_pairs(k: int, level: list[float] | None, device: Any) -> tuple[torch.Tensor, ...]:
-    """(i, j) of the pairs i above j that count: all C(K,2), less those of equal level."""
-    i, j = torch.triu_indices(k, k, offset=1, device=device)  # i < j: i is better
-    if level is not None:
-        values = torch.tensor(level, device=device)
-        keep = values[i] != values[j]
+def _untied(r: torch.Tensor, places: list[int] | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Index pairs (i, j), i above j, of one ranking of len(r) responses; with `places` (the
+    rank of each response, equal ranks tied) the tied pairs are left out."""
+    i, j = torch.triu_indices(len(r), len(r), offset=1, device=r.device)  # i < j: i is better
+    if places is not None:
+        rank = torch.as_tensor(places, device=r.device)
+        keep = rank[i] != rank[j]
         i, j = i[keep], j[keep]
     return i, j
 
@@ -69,35 +66,36 @@ def kwise_loss(
     scores: torch.Tensor,
     sizes: list[int],
     margins: list[float] | None = None,
-    levels: Levels = None,
+    ranks: list[list[int] | None] | None = None,
 ) -> torch.Tensor:
     """Mean over rankings of the mean over their C(K,2) pairs of -log σ(r_i − r_j), i above j.
 
     scores: (N,) one score per response, rankings concatenated best-first; sizes: K of each ranking.
     margins: per ranking (used for K = 2 pairs), subtracted from the difference.
-    levels: per ranking, the rated value of each response; pairs of equal value are left out
-    (a ranking left with no pair contributes nothing).
+    ranks: per ranking, the place of each response (equal places are tied) or None; tied pairs
+    are left out of the mean, and a ranking whose responses are all tied counts nowhere.
     """
     losses = []
     for g, r in enumerate(torch.split(scores, sizes)):  # r: (K,)
-        diff = r[:, None] - r[None, :]  # (K, K): diff[i, j] = r_i − r_j
-        i, j = _ordered_pairs(len(r), levels[g] if levels else None, r.device)
+        i, j = _untied(r, ranks[g] if ranks is not None else None)
         if len(i) == 0:
             continue
-        d = diff[i, j]  # (pairs,)
+        d = r[i] - r[j]  # (P,) r_better − r_worse over the untied pairs
         if margins is not None:
             d = d - margins[g]
         losses.append(-F.logsigmoid(d).mean())
     if not losses:
-        return scores.sum() * 0.0  # no pair to compare: a zero that keeps the graph
+        return scores.sum() * 0.0  # nothing to learn, but a graph to backpropagate
     return torch.stack(losses).mean()
 
 
-def pair_hits(scores: torch.Tensor, sizes: list[int], levels: Levels = None) -> tuple[int, int]:
-    """(pairs ordered correctly, pairs) over the compared pairs of each ranking, best first."""
+def pair_hits(
+    scores: torch.Tensor, sizes: list[int], ranks: list[list[int] | None] | None = None
+) -> tuple[int, int]:
+    """(pairs ordered correctly, pairs) over the untied pairs of each ranking, best first."""
     hits = total = 0
     for g, r in enumerate(torch.split(scores.detach(), sizes)):
-        i, j = _ordered_pairs(len(r), levels[g] if levels else None, r.device)
+        i, j = _untied(r, ranks[g] if ranks is not None else None)
         hits += int((r[i] > r[j]).sum())
         total += len(i)
     return hits, total
@@ -120,7 +118,8 @@ def rated_rankings(
     records: list[Record], aspect: str, weights: dict[str, float], where: str
 ) -> list[Record]:
     """Ratings rows → one ranking per prompt, best first, by the aspect (or weighted sum):
-    {"prompt", "responses", "levels"}. Prompts with fewer than two distinct values are dropped."""
+    {"prompt", "responses", "ranks"} (equal values share a place: tied). Prompts with fewer
+    than two distinct values are dropped."""
     wanted = list(weights) or [aspect or "score"]
     seen = {"score"} if any(r.get("score") is not None for r in records) else set()
     seen |= {name for r in records for name in (r.get("scores") or {})}
@@ -141,11 +140,12 @@ def rated_rankings(
         if len({value for value, _ in rated}) < 2:
             continue
         rated.sort(key=lambda item: -item[0])  # stable: equal values keep the file's order
+        place = {value: n for n, value in enumerate(sorted({v for v, _ in rated}, reverse=True))}
         out.append(
             {
                 "prompt": prompt,
                 "responses": [response for _, response in rated],
-                "levels": [value for value, _ in rated],
+                "ranks": [place[value] for value, _ in rated],
             }
         )
     if not out:
@@ -173,7 +173,7 @@ def tokenize_ranking(tokenizer: Any, rec: Record, fmt: str, max_length: int) -> 
     return {
         "input_ids": [ids for ids, _ in encoded],
         "margin": float(rec.get("margin") or 0.0),
-        "levels": rec.get("levels"),
+        "ranks": rec.get("ranks"),
         "responses_cut": sum(cut for _, cut in encoded),
     }
 
@@ -196,10 +196,10 @@ def evaluate(model: torch.nn.Module, data: list[dict], run: Run, pad_id: int) ->
         chunk = data[k : k + bs]
         sizes = [len(d["input_ids"]) for d in chunk]
         seqs = [s for d in chunk for s in d["input_ids"]]
-        levels = [d["levels"] for d in chunk]
         scores = score_batch(model, seqs, pad_id, run.device, model_pooling(model))
-        losses.append(float(kwise_loss(scores, sizes, levels=levels)) * len(chunk))
-        hits, total = pair_hits(scores, sizes, levels)
+        places = [d["ranks"] for d in chunk]
+        losses.append(float(kwise_loss(scores, sizes, ranks=places)) * len(chunk))
+        hits, total = pair_hits(scores, sizes, places)
         correct, pairs = correct + hits, pairs + total
     model.train()
     return {"eval_accuracy": correct / pairs, "eval_loss": sum(losses) / len(data)}
@@ -289,14 +289,14 @@ def train(cfg: RewardConfig) -> int:
             with acc.accumulate(model):
                 scores = score_batch(model, seqs, pad_id, run.device, pooling)  # (N,)
                 margins = [d["margin"] for d in chunk] if use_margin else None
-                levels = [d["levels"] for d in chunk] if fmt == "ratings" else None
-                loss = kwise_loss(scores, sizes, margins, levels)
+                places = [d["ranks"] for d in chunk]  # None, or ranks with ties
+                loss = kwise_loss(scores, sizes, margins, places)
                 if cfg.center_rewards_coef:
                     loss = loss + cfg.center_rewards_coef * scores.pow(2).mean()
                 acc.backward(loss)
             losses.append(loss.detach())
             n_seqs += len(seqs)
-            h, t = pair_hits(scores, sizes, levels)
+            h, t = pair_hits(scores, sizes, places)
             hits, pairs = hits + h, pairs + t
         grad_norm = acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm or float("inf"))
         optimizer.step()

@@ -27,7 +27,8 @@ def test_pairs_of_equal_value_contribute_nothing(levels: list[list[int]]) -> Non
     sizes = [len(level) for level in levels]
     g = torch.Generator().manual_seed(sum(sizes))
     scores = torch.randn(sum(sizes), generator=g, dtype=torch.float64, requires_grad=True)
-    loss = kwise_loss(scores, sizes, levels=[[float(v) for v in lv] for lv in levels])
+    places = [[max(level) - v for v in level] for level in levels]  # best first, ties equal
+    loss = kwise_loss(scores, sizes, ranks=places)
     per_ranking, start = [], 0
     for level in levels:  # naive: only the pairs whose values differ
         r = scores[start : start + len(level)]
@@ -78,12 +79,17 @@ def test_ratings_become_one_ranking_per_prompt() -> None:
         {"prompt": "q", "response": "d", "score": 1, "scores": {"score": 1, "help": 5}},
     ]
     assert rated_rankings(data, "", {}, "f") == [
-        {"prompt": "p", "responses": ["b", "c", "a"], "levels": [3.0, 2.0, 1.0]}
+        {"prompt": "p", "responses": ["b", "c", "a"], "ranks": [0, 1, 2]}
     ]  # q has one response: nothing to rank
     weighted = rated_rankings(data, "", {"score": 1.0, "help": 2.0}, "f")
-    assert weighted == [
-        {"prompt": "p", "responses": ["b", "a"], "levels": [7.0, 5.0]}
-    ]  # c lacks help
+    assert weighted == [{"prompt": "p", "responses": ["b", "a"], "ranks": [0, 1]}]  # c lacks help
+    tied = [
+        {"prompt": "p", "response": x, "score": v}
+        for x, v in zip("abcd", [1, 3, 1, 2], strict=True)
+    ]
+    assert rated_rankings(tied, "", {}, "f") == [
+        {"prompt": "p", "responses": ["b", "d", "a", "c"], "ranks": [0, 1, 2, 2]}
+    ]
     with pytest.raises(DataError, match="no prompt has two responses with different help values"):
         rated_rankings(data, "help", {}, "f")  # a and b tie on help
     with pytest.raises(ConfigError, match="'honesty' is in no row; the rows have help, score"):
