@@ -170,8 +170,8 @@ def live_annotation_rows(
     *, session: Session, project_id: int, kind: str, batch: int = 5000
 ) -> Iterator[Sequence[Row[Any]]]:
     """The annotations `live_annotations` gives, as plain rows of one streamed query (a
-    server-side cursor on PostgreSQL), in batches: id, prompt_id, user_id, created_at, payload
-    and the prompt's messages (both as JSON text, for the caller to decode)."""
+    server-side cursor on PostgreSQL), in batches: id, prompt_id, user_id, created_at, payload,
+    flags and the prompt's messages (JSON text, for the caller to decode)."""
     query = (
         select(
             Annotation.id,
@@ -179,6 +179,7 @@ def live_annotation_rows(
             Annotation.user_id,
             Annotation.created_at,
             cast(Annotation.payload, Text).label("payload"),
+            cast(Annotation.flags, Text).label("flags"),
             cast(Prompt.messages, Text).label("messages"),
         )
         .join(Prompt, Prompt.id == Annotation.prompt_id)
