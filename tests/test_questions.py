@@ -319,3 +319,21 @@ def test_the_project_form_defines_questions_and_names_a_bad_one(client, factory,
     session.commit()
     session.expire_all()  # a fresh read
     assert session.get(Project, project.id).questions == []
+
+
+def test_the_annotations_page_shows_the_answers(client, project, factory) -> None:
+    from tests.test_pages import login
+
+    labeler = factory.user()
+    task = _task(client, project, labeler)
+    ids = [r["id"] for r in task["responses"]]
+    assert (
+        _submit(client, task, labeler, {"ranking": ids, "answers": _answers(ids)}).status_code
+        == 201
+    )
+    login(client, factory.user("admin"))
+    page = client.get(f"/admin/annotations?project_id={project.id}").text
+    assert "helpfulness: <strong>6</strong>" in page and "honest: <strong>no</strong>" in page
+    assert "issues: <strong>too long, rude</strong>" not in page  # stored in the options' order
+    assert "issues: <strong>rude, too long</strong>" in page
+    assert "<dt>best_style</dt><dd>casual</dd>" in page

@@ -5,6 +5,10 @@ For a prompt with K ranked responses every response is scored ONCE per step, and
 passes instead of the K(K−1) of a trainer that expands rankings into pairs. A rankings record
 with "ranks" (ties) leaves its tied pairs out; a pairs record's "margin" (a consensus's, or a
 preference strength's) is subtracted from the difference when `use_margin` is on.
+
+`ratings` data (one row per response, "scores": {aspect: value}) trains on one aspect or a
+weighted sum of aspects: each prompt's rated responses become one ranking by that value, and
+pairs of equal value are left out of the loss.
 """
 
 from __future__ import annotations
@@ -20,7 +24,16 @@ from transformers import AutoModelForSequenceClassification
 
 from trainer import EXIT_OK, EXIT_PREEMPTED
 from trainer.configs import ConfigError, RewardConfig
-from trainer.data import Record, detect_format, render_prompt, render_response, train_eval_split
+from trainer.data import (
+    DataError,
+    Record,
+    detect_format,
+    hold_out,
+    load_records,
+    render_prompt,
+    render_response,
+    train_eval_split,
+)
 from trainer.reward_head import (
     SpecialTokens,
     encode_response,
@@ -91,6 +104,61 @@ def pair_hits(
     return hits, total
 
 
+def _value(rec: Record, aspect: str, weights: dict[str, float]) -> float | None:
+    """The value a ratings row is ranked by: an aspect, or a weighted sum (None if missing)."""
+    scores = dict(rec.get("scores") or {})
+    if rec.get("score") is not None:
+        scores.setdefault("score", rec["score"])
+    if weights:
+        if any(name not in scores for name in weights):
+            return None
+        return sum(w * float(scores[name]) for name, w in weights.items())
+    value = scores.get(aspect or "score")
+    return None if value is None else float(value)
+
+
+def rated_rankings(
+    records: list[Record], aspect: str, weights: dict[str, float], where: str
+) -> list[Record]:
+    """Ratings rows → one ranking per prompt, best first, by the aspect (or weighted sum):
+    {"prompt", "responses", "ranks"} (equal values share a place: tied). Prompts with fewer
+    than two distinct values are dropped."""
+    wanted = list(weights) or [aspect or "score"]
+    seen = {"score"} if any(r.get("score") is not None for r in records) else set()
+    seen |= {name for r in records for name in (r.get("scores") or {})}
+    unknown = [name for name in wanted if name not in seen]
+    if unknown:
+        raise ConfigError(
+            f"{where}: aspect {', '.join(map(repr, unknown))} is in no row; the rows have "
+            f"{', '.join(sorted(seen)) or 'no aspects'}"
+        )
+    by_prompt: dict[str, tuple[Any, list[tuple[float, Any]]]] = {}
+    for rec in records:
+        value = _value(rec, aspect, weights)
+        if value is not None:
+            key = json.dumps(rec["prompt"], sort_keys=True)
+            by_prompt.setdefault(key, (rec["prompt"], []))[1].append((value, rec["response"]))
+    out = []
+    for prompt, rated in by_prompt.values():
+        if len({value for value, _ in rated}) < 2:
+            continue
+        rated.sort(key=lambda item: -item[0])  # stable: equal values keep the file's order
+        place = {value: n for n, value in enumerate(sorted({v for v, _ in rated}, reverse=True))}
+        out.append(
+            {
+                "prompt": prompt,
+                "responses": [response for _, response in rated],
+                "ranks": [place[value] for value, _ in rated],
+            }
+        )
+    if not out:
+        raise DataError(
+            f"{where}: no prompt has two responses with different {' + '.join(wanted)} values, "
+            "so there is nothing to rank"
+        )
+    return out
+
+
 def tokenize_ranking(tokenizer: Any, rec: Record, fmt: str, max_length: int) -> dict:
     """Token ids of each response (best first) after its left-truncated prompt, and the margin.
 
@@ -108,7 +176,7 @@ def tokenize_ranking(tokenizer: Any, rec: Record, fmt: str, max_length: int) -> 
     return {
         "input_ids": [ids for ids, _ in encoded],
         "margin": float(rec.get("margin") or 0.0),
-        "ranks": rec.get("ranks") if fmt == "rankings" else None,
+        "ranks": rec.get("ranks"),
         "responses_cut": sum(cut for _, cut in encoded),
     }
 
@@ -167,15 +235,32 @@ def train(cfg: RewardConfig) -> int:
     if cfg.truncation != "prompt_left":
         raise ConfigError(f"truncation {cfg.truncation!r}: only 'prompt_left' is supported")
 
-    # 1. Data: rankings (K-wise) or pairs (K = 2, optional margin), tokenised before the loop.
+    # 1. Data: rankings (K-wise), pairs (K = 2, optional margin), or ratings ranked per prompt
+    # by an aspect; tokenised before the loop.
     fmt = cfg.data_format
     if fmt == "auto":
-        fmt = detect_format(cfg.train_file, ("rankings", "pairs"))
-    train_recs, eval_recs = train_eval_split(
-        cfg.train_file, cfg.eval_file, cfg.eval_fraction, fmt, cfg.seed
-    )
-    train_data = [tokenize_ranking(tokenizer, r, fmt, cfg.max_length) for r in train_recs]
-    eval_data = [tokenize_ranking(tokenizer, r, fmt, cfg.max_length) for r in eval_recs]
+        fmt = detect_format(cfg.train_file, ("rankings", "pairs", "ratings"))
+    if (cfg.aspect or cfg.aspect_weights) and fmt != "ratings":
+        raise ConfigError(f"aspect and aspect_weights apply to ratings data, not {fmt}")
+    if cfg.aspect and cfg.aspect_weights:
+        raise ConfigError("set aspect or aspect_weights, not both")
+    if fmt == "ratings":
+        train_recs = rated_rankings(
+            load_records(cfg.train_file, fmt), cfg.aspect, cfg.aspect_weights, cfg.train_file
+        )
+        if cfg.eval_file:
+            eval_recs = rated_rankings(
+                load_records(cfg.eval_file, fmt), cfg.aspect, cfg.aspect_weights, cfg.eval_file
+            )
+        else:
+            train_recs, eval_recs = hold_out(train_recs, cfg.eval_fraction, cfg.seed)
+    else:
+        train_recs, eval_recs = train_eval_split(
+            cfg.train_file, cfg.eval_file, cfg.eval_fraction, fmt, cfg.seed
+        )
+    shape = "pairs" if fmt == "pairs" else "rankings"
+    train_data = [tokenize_ranking(tokenizer, r, shape, cfg.max_length) for r in train_recs]
+    eval_data = [tokenize_ranking(tokenizer, r, shape, cfg.max_length) for r in eval_recs]
     use_margin = fmt == "pairs" and cfg.use_margin and any(r.get("margin") for r in train_recs)
     per_step = cfg.batch_size * cfg.gradient_accumulation_steps * acc.num_processes
     steps = total_steps(cfg, len(train_data), per_step)
@@ -237,6 +322,8 @@ def train(cfg: RewardConfig) -> int:
 
     # 4. Evaluate, fit the normalisation on the training responses, save.
     summary: dict[str, Any] = {"steps": steps, "data_format": fmt, "pooling": pooling}
+    if fmt == "ratings":
+        summary["aspect"] = cfg.aspect_weights or cfg.aspect or "score"
     summary["responses_cut"] = sum(d["responses_cut"] for d in train_data + eval_data)
     summary |= evaluate(model, eval_data, run, pad_id)
     if cfg.normalize:

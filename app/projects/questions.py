@@ -16,8 +16,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from app.http.bounds import text
-
 RESERVED = ("flags", "score")
 MAX_QUESTIONS = 20
 MAX_POINTS = 10
@@ -29,7 +27,11 @@ QuestionName = Annotated[
     str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$", min_length=1, max_length=40)
 ]
 """Lower-case letters, digits and _, starting with a letter (a key in files and forms)."""
-Option = text(100, 1)
+NO_NUL = r"^[^\x00]*$"
+"""Text PostgreSQL can store: no NUL character."""
+Option = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=NO_NUL)]
+Title = Annotated[str, StringConstraints(max_length=500, pattern=NO_NUL)]
+PointLabel = Annotated[str, StringConstraints(max_length=100, pattern=NO_NUL)]
 
 
 class QuestionType(StrEnum):
@@ -52,7 +54,7 @@ class _Question(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: QuestionName
-    title: text(500) = ""
+    title: Title = ""
     """What the labeler reads (default: the name)."""
     required: bool = True
     """Every response (per-response questions) or the task must have an answer."""
@@ -68,7 +70,7 @@ class LikertQuestion(_Question):
     type: Literal[QuestionType.likert]
     min: int = Field(1, ge=0, le=10)
     max: int = Field(7, ge=1, le=10)
-    labels: dict[int, text(100)] = Field(default_factory=dict)
+    labels: dict[int, PointLabel] = Field(default_factory=dict)
     """Words for some or all points, e.g. {"1": "not at all", "7": "fully"}."""
 
     @model_validator(mode="after")

@@ -24,13 +24,13 @@ class RunKind(StrEnum):
 
 TRAINS_ON: dict[RunKind, tuple[DatasetKind, ...]] = {
     RunKind.sft: (DatasetKind.sft,),
-    RunKind.rm: (DatasetKind.rankings, DatasetKind.pairs),
+    RunKind.rm: (DatasetKind.rankings, DatasetKind.pairs, DatasetKind.ratings),
     RunKind.ppo: (DatasetKind.prompts,),
     RunKind.dpo: (DatasetKind.pairs,),
 }
 """The snapshot kinds each run kind trains on (the one table the form, pages and service read).
-A generate run reads no snapshot: it answers a project's prompts. No run kind trains on
-`ratings` or `kto` (their files are for other trainers, e.g. TRL's KTOTrainer)."""
+A generate run reads no snapshot: it answers a project's prompts. No run kind trains on `kto`
+(its files are for other trainers, e.g. TRL's KTOTrainer)."""
 
 
 def run_kinds_for(snapshot_kind: str) -> list[RunKind]:

@@ -34,7 +34,7 @@ FEEDS = {
     DatasetKind.sft: [RunKind.sft],
     DatasetKind.rankings: [RunKind.rm],
     DatasetKind.pairs: [RunKind.rm, RunKind.dpo],
-    DatasetKind.ratings: [],
+    DatasetKind.ratings: [RunKind.rm],
     DatasetKind.prompts: [RunKind.ppo],
     DatasetKind.kto: [],
 }
@@ -123,7 +123,7 @@ TRL_FORMATS: dict[DatasetKind, dict[str, dict[str, str]]] = {
     },
     DatasetKind.ratings: {
         "required": {"prompt": "text", "response": "text", "score": "number"},
-        "optional": {},
+        "optional": {"scores": "aspects"},
     },
 }
 
@@ -147,6 +147,8 @@ def _fits(value: object, kind: str, conversational: bool) -> bool:
         return isinstance(value, list) and all(type(v) is int for v in value)
     if kind == "bool":
         return isinstance(value, bool)
+    if kind == "aspects":
+        return isinstance(value, dict) and all(_fits(v, "number", False) for v in value.values())
     return isinstance(value, int | float) and not isinstance(value, bool)  # number
 
 
