@@ -255,8 +255,8 @@ def snapshot_rows(
     elif kind in (DatasetKind.rankings, DatasetKind.pairs):
         kinds = ("ranking",)
         pairs = kind == DatasetKind.pairs
-        scale = project.strength_scale or []
-        build = lambda labels: _rankings(labels, params["method"], pairs, weights, scale)  # noqa: E731
+        levels = project.strength_scale or []
+        build = lambda labels: _rankings(labels, params["method"], pairs, weights, levels)  # noqa: E731
     elif kind == DatasetKind.kto:
         if project.kind not in (ProjectKind.ranking, ProjectKind.rating):
             raise Invalid(

@@ -21,6 +21,11 @@ def artifacts(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     get_settings.cache_clear()
 
 
+def export_rows(**kwargs):  # type: ignore[no-untyped-def]
+    """Every row of the raw export, its batches joined."""
+    return [row for batch in export.row_batches(**kwargs) for row in batch]
+
+
 def _rows(snapshot) -> list[dict]:  # type: ignore[no-untyped-def]
     files = service.snapshot_files(snapshot=snapshot)
     return [json.loads(line) for line in files["train.jsonl"].read_text().splitlines()]
@@ -83,7 +88,7 @@ def test_kto_of_a_demonstration_project_is_refused(session, factory, artifacts) 
     with pytest.raises(Invalid, match="kto snapshot needs a ranking or rating project"):
         service.create_snapshot(session=session, project=project, data=SnapshotCreate(kind="kto"))
     with pytest.raises(Invalid, match="kto export needs a ranking or rating project"):
-        export.rows(session=session, project=project, kind="kto")
+        export.row_batches(session=session, project=project, kind="kto")
 
 
 def test_rlhf_snapshot_kind_kto(session, factory, tmp_path, artifacts) -> None:
@@ -98,7 +103,7 @@ def test_rlhf_snapshot_kind_kto(session, factory, tmp_path, artifacts) -> None:
     made = json.loads(result.output)
     assert made["kind"] == "kto" and made["train_rows"] + made["test_rows"] == 4
     assert made["params"]["desirable_at"] == 4.0
-    kto = list(export.rows(session=session, project=project, kind="kto"))
+    kto = export_rows(session=session, project=project, kind="kto")
     assert sorted((r["completion"], r["label"]) for r in kto) == [
         ("answer 0.0", False), ("answer 0.1", True), ("answer 1.0", False), ("answer 1.1", True)
     ]  # fmt: skip
@@ -134,7 +139,7 @@ def test_strength_is_the_margin_of_pairs(session, factory, strong, artifacts) ->
     (row,) = _rows(consensus)
     assert row["chosen"] == "answer 0.0"
     assert row["margin"] == pytest.approx((1 + 1 / 3 - 2 / 3 + 0) / 4, abs=1e-6)
-    raw = list(export.rows(session=session, project=strong, kind="pairs"))
+    raw = export_rows(session=session, project=strong, kind="pairs")
     assert [r["margin"] for r in raw] == [1.0, 1 / 3, 2 / 3]
 
 
