@@ -420,9 +420,9 @@ def export(
         )
         count = 0
         with open(out, "wb") if out else nullcontext(sys.stdout.buffer) as handle:
-            for line in lines:
-                handle.write(line)
-                count += 1
+            for block in lines:
+                handle.write(block)
+                count += block.count(b"\n")
     if out:
         typer.echo(f"wrote {count} rows to {out}", err=True)
 

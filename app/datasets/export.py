@@ -8,11 +8,11 @@ left out. In a project with questions or criteria every row carries the annotati
 `answers` (its flags under "flags"), shaped by `kinds.row_answers`.
 """
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from itertools import combinations
 from typing import Any
 
-from sqlalchemy import Integer, Row, Text, any_, bindparam, cast, select
+from sqlalchemy import Integer, Text, any_, bindparam, cast, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -41,24 +41,23 @@ Build = Callable[[list[Any], Any, dict[int, str]], list[dict[str, Any]]]
 The payload holds "answers" only when the rows are to carry them."""
 
 
-def _texts(session: Session, batch: Sequence[Row[Any]]) -> dict[int, str]:
+def _texts(session: Session, batch: list[tuple[Any, ...]]) -> dict[int, str]:
     """response id -> text of the batch's prompts."""
-    prompt_ids = list({row.prompt_id for row in batch})
+    prompt_ids = list({row[1] for row in batch})
     query = select(Response.id, Response.text)
     if session.get_bind().dialect.name == "postgresql":
         ids = bindparam("ids", prompt_ids, type_=ARRAY(Integer))
         query = query.where(Response.prompt_id == any_(ids))
     else:
         query = query.where(Response.prompt_id.in_(prompt_ids))
-    return {rid: text for rid, text in session.execute(query)}
+    return {rid: text for rid, text in session.connection().execute(query)}
 
 
-def _labeled(row: dict[str, Any], annotation: Row[Any], emails: Emails) -> dict[str, Any]:
+def _labeled(row: dict[str, Any], annotation: tuple[Any, ...], emails: dict[int, str]) -> dict:
     """The row, plus its labeler's email ("import" for an imported label) and the time."""
-    if emails is None:
-        return row
-    labeler = emails.get(annotation.user_id, "import") if annotation.user_id else "import"
-    return row | {"labeler": labeler, "annotated_at": annotation.created_at.isoformat()}
+    _, _, user_id, created_at, _, _, _ = annotation
+    labeler = emails.get(user_id, "import") if user_id else "import"
+    return row | {"labeler": labeler, "annotated_at": created_at.isoformat()}
 
 
 def _annotation_rows(
@@ -69,33 +68,41 @@ def _annotation_rows(
     emails: Emails,
     progress: Progress | None,
     texts: bool = True,
-) -> Iterator[dict[str, Any]]:
-    """The rows `build` makes of each live annotation of `kind`, in annotation id order."""
+) -> Iterator[list[dict[str, Any]]]:
+    """The rows `build` makes of each live annotation of `kind`, in annotation id order, one
+    list per batch of annotations."""
     low, high = labels.live_id_range(session=session, project_id=project.id, kind=kind)
     asks = bool(project.questions or project.criteria)
     made = 0
+    loads = jsontext.loads
     for batch in labels.live_annotation_rows(
-        session=session, project_id=project.id, kind=kind, batch=BATCH
+        session=session,
+        project_id=project.id,
+        kind=kind,
+        batch=BATCH,
+        with_times=emails is not None,
     ):
         text = _texts(session, batch) if texts else {}
         messages: dict[int, Any] = {}
+        out: list[dict[str, Any]] = []
         for a in batch:
-            prompt = messages.get(a.prompt_id)
+            prompt = messages.get(a[1])
             if prompt is None:
-                prompt = messages[a.prompt_id] = jsontext.loads(a.messages)
-            payload = jsontext.loads(a.payload)
+                prompt = messages[a[1]] = loads(a[6])
+            payload = loads(a[4])
             if asks:
                 answers = payload.get("answers") or {}
                 if project.criteria:
-                    answers = answers | {"flags": jsontext.loads(a.flags) or {}}
+                    answers = answers | {"flags": loads(a[5]) or {}}
                 payload["answers"] = answers
             else:
                 payload.pop("answers", None)
-            for row in build(prompt, payload, text):
-                yield _labeled(row, a, emails)
-                made += 1
+            rows = build(prompt, payload, text)
+            out.extend(rows if emails is None else [_labeled(row, a, emails) for row in rows])
+        made += len(out)
+        yield out
         if progress is not None:
-            progress(made, batch[-1].id - low, high - low)
+            progress(made, batch[-1][0] - low, high - low)
 
 
 def _answered(row: dict[str, Any], payload: Any, ids: list[str] | str | None) -> dict[str, Any]:
@@ -131,32 +138,38 @@ def _ratings(messages: list[Any], payload: Any, text: dict[int, str]) -> list[di
     ]
 
 
-def _prompt_rows(session: Session, project: Project) -> Iterator[dict[str, Any]]:
+def _prompt_rows(session: Session, project: Project) -> Iterator[list[dict[str, Any]]]:
     last_id = 0
     while True:
-        rows = session.execute(
-            select(Prompt.id, cast(Prompt.messages, Text).label("messages"))
-            .where(Prompt.project_id == project.id, Prompt.id > last_id, Prompt.is_gold.is_(False))
-            .order_by(Prompt.id)
-            .limit(BATCH)
-        ).all()
+        rows = (
+            session.connection()
+            .execute(
+                select(Prompt.id, cast(Prompt.messages, Text).label("messages"))
+                .where(
+                    Prompt.project_id == project.id, Prompt.id > last_id, Prompt.is_gold.is_(False)
+                )
+                .order_by(Prompt.id)
+                .limit(BATCH)
+            )
+            .all()
+        )
         if not rows:
             return
-        for row in rows:
-            yield prompt_row(jsontext.loads(row.messages))
+        yield [prompt_row(jsontext.loads(row.messages)) for row in rows]
         last_id = rows[-1].id
 
 
-def rows(
+def row_batches(
     *,
     session: Session,
     project: Project,
     kind: str,
     with_labelers: bool = False,
     progress: Progress | None = None,
-) -> Iterator[dict[str, Any]]:
-    """The export rows of `kind` (rankings | pairs | sft | ratings | prompts); with_labelers
-    adds each row's `labeler` (email) and `annotated_at` (prompts rows have no labeler)."""
+) -> Iterator[list[dict[str, Any]]]:
+    """The export rows of `kind` (rankings | pairs | sft | ratings | prompts) in batches;
+    with_labelers adds each row's `labeler` (email) and `annotated_at` (prompts rows have no
+    labeler)."""
     emails = dict(session.execute(select(User.id, User.email)).all()) if with_labelers else None
     if kind == DatasetKind.rankings:
         return _annotation_rows(session, project, "ranking", _rankings, emails, progress)
@@ -180,8 +193,9 @@ def jsonl(
     with_labelers: bool = False,
     progress: Progress | None = None,
 ) -> Iterator[bytes]:
-    """The export as JSON lines (UTF-8), one per row."""
-    made = rows(
+    """The export as JSON lines (UTF-8), a block of whole lines per batch of rows."""
+    for batch in row_batches(
         session=session, project=project, kind=kind, with_labelers=with_labelers, progress=progress
-    )
-    return map(jsontext.row_line, made)
+    ):
+        if batch:
+            yield b"".join(map(jsontext.row_line, batch))

@@ -7,6 +7,7 @@ annotation id order, so that the same data always gives the same file.
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.aggregation import service as aggregation
@@ -21,9 +22,11 @@ from app.datasets.kinds import (
     sft_row,
 )
 from app.labeling.labels import Label, PromptLabels, prompt_labels
-from app.projects.models import Project
+from app.progress import Progress
+from app.projects.models import Project, Prompt
 from app.projects.questions import likert_names
 
+PROGRESS_EVERY = 200
 Rows = Iterator[tuple[str, list[dict[str, Any]]]]
 Made = list[tuple[dict[str, Any], list[Label]]]
 """Rows of one prompt, each with the labels it came from."""
@@ -102,8 +105,31 @@ def with_labelers(row: dict[str, Any], made_from: list[Label], emails: dict[int,
     }
 
 
-def snapshot_rows(*, session: Session, project: Project, params: dict[str, Any]) -> Rows:
-    """Stream (external id, rows) of every prompt for the canonical `params`."""
+def _prompt_id_range(session: Session, project: Project) -> tuple[int, int]:
+    query = select(func.min(Prompt.id), func.max(Prompt.id)).where(Prompt.project_id == project.id)
+    low, high = session.execute(query).one()
+    return low or 0, high or 0
+
+
+def _reporting(rows: Iterator[PromptLabels], progress: Progress, low: int, high: int) -> Rows:
+    """The prompts' labels, telling `progress` how far through the prompt ids they are."""
+    n = 0
+    for n, labels in enumerate(rows, 1):
+        if n % PROGRESS_EVERY == 0:
+            progress(n, labels.prompt_id - low, high - low)
+        yield labels
+    progress(n, high - low, high - low)
+
+
+def snapshot_rows(
+    *,
+    session: Session,
+    project: Project,
+    params: dict[str, Any],
+    progress: Progress | None = None,
+) -> Rows:
+    """Stream (external id, rows) of every prompt for the canonical `params`; `progress`
+    hears of the prompts read so far (rows, done, total: by prompt id)."""
     kind = params["kind"]
     emails = labeler_emails(session=session) if params.get("with_labelers") else None
     excluded = aggregation.excluded_user_ids(session=session, project_id=project.id)
@@ -111,10 +137,14 @@ def snapshot_rows(*, session: Session, project: Project, params: dict[str, Any])
     if "weights" in params:
         weights = {int(user_id): w for user_id, w in params["weights"].items()}
     build: Callable[[PromptLabels], Made]
+    low, high = _prompt_id_range(session, project) if progress else (0, 0)
+
+    def read(kinds: tuple[str, ...], **options: Any) -> Iterator[PromptLabels]:
+        found = prompt_labels(session, project.id, kinds, excluded, **options)
+        return found if progress is None else _reporting(found, progress, low, high)
+
     if kind == DatasetKind.prompts:
-        for labels in prompt_labels(
-            session, project.id, (), with_responses=False, keep_unlabeled=True
-        ):
+        for labels in read((), with_responses=False, keep_unlabeled=True):
             yield labels.external_id, [prompt_row(labels.messages)]
         return
     if kind == DatasetKind.sft:
@@ -138,7 +168,7 @@ def snapshot_rows(*, session: Session, project: Project, params: dict[str, Any])
         build = lambda labels: _ratings(labels, scale, normalizer, aspects, weights)  # noqa: E731
     else:
         raise ValueError(f"unknown snapshot kind {kind!r}")
-    for labels in prompt_labels(session, project.id, kinds, excluded):
+    for labels in read(kinds):
         made = build(labels)
         if made:
             rows = [row if emails is None else with_labelers(row, x, emails) for row, x in made]
