@@ -4,10 +4,12 @@ Annotations stream from one query in id order (a server-side cursor on PostgreSQ
 rows, in batches that each fetch their responses' texts once, so memory stays bounded whatever
 the project's size. Lines are encoded by `app.jsontext.row_line` (the standard encoder's
 bytes). Superseded annotations and gold items (known answers used to measure labelers) are
-left out.
+left out. In a project with questions or criteria every row carries the annotation's
+`answers` (its flags under "flags"), shaped by `kinds.row_answers`.
 """
 
 from collections.abc import Callable, Iterator
+from itertools import combinations
 from typing import Any
 
 from sqlalchemy import Integer, Text, any_, bindparam, cast, select
@@ -22,6 +24,7 @@ from app.datasets.kinds import (
     prompt_row,
     ranking_row,
     rating_row,
+    row_answers,
     sft_row,
 )
 from app.errors import Invalid
@@ -34,7 +37,8 @@ PROGRESS_EVERY = 2000
 
 Emails = dict[int, str] | None
 Build = Callable[[list[Any], Any, dict[int, str]], list[dict[str, Any]]]
-"""(the prompt's messages, the payload, response id -> text) -> the rows of one annotation."""
+"""(the prompt's messages, the payload, response id -> text) -> the rows of one annotation.
+The payload holds "answers" only when the rows are to carry them."""
 
 
 def _texts(session: Session, batch: list[tuple[Any, ...]]) -> dict[int, str]:
@@ -51,7 +55,7 @@ def _texts(session: Session, batch: list[tuple[Any, ...]]) -> dict[int, str]:
 
 def _labeled(row: dict[str, Any], annotation: tuple[Any, ...], emails: dict[int, str]) -> dict:
     """The row, plus its labeler's email ("import" for an imported label) and the time."""
-    _, _, user_id, created_at, _, _ = annotation
+    _, _, user_id, created_at, _, _, _ = annotation
     labeler = emails.get(user_id, "import") if user_id else "import"
     return row | {"labeler": labeler, "annotated_at": created_at.isoformat()}
 
@@ -68,6 +72,7 @@ def _annotation_rows(
     """The rows `build` makes of each live annotation of `kind`, in annotation id order, one
     list per batch of annotations."""
     low, high = labels.live_id_range(session=session, project_id=project.id, kind=kind)
+    asks = bool(project.questions or project.criteria)
     made = 0
     loads = jsontext.loads
     for batch in labels.live_annotation_rows(
@@ -83,8 +88,16 @@ def _annotation_rows(
         for a in batch:
             prompt = messages.get(a[1])
             if prompt is None:
-                prompt = messages[a[1]] = loads(a[5])
-            rows = build(prompt, loads(a[4]), text)
+                prompt = messages[a[1]] = loads(a[6])
+            payload = loads(a[4])
+            if asks:
+                answers = payload.get("answers") or {}
+                if project.criteria:
+                    answers = answers | {"flags": loads(a[5]) or {}}
+                payload["answers"] = answers
+            else:
+                payload.pop("answers", None)
+            rows = build(prompt, payload, text)
             out.extend(rows if emails is None else [_labeled(row, a, emails) for row in rows])
         made += len(out)
         yield out
@@ -92,20 +105,37 @@ def _annotation_rows(
             progress(made, batch[-1][0] - low, high - low)
 
 
+def _answered(row: dict[str, Any], payload: Any, ids: list[str] | str | None) -> dict[str, Any]:
+    """The row with its `answers` for the responses `ids` (if the rows carry answers)."""
+    if "answers" not in payload:
+        return row
+    return row | {"answers": row_answers(payload["answers"], ids)}
+
+
 def _rankings(messages: list[Any], payload: Any, text: dict[int, str]) -> list[dict[str, Any]]:
-    return [ranking_row(messages, [text[int(rid)] for rid in payload["ranking"]])]
+    ids = [str(rid) for rid in payload["ranking"]]
+    return [_answered(ranking_row(messages, [text[int(rid)] for rid in ids]), payload, ids)]
 
 
 def _pairs(messages: list[Any], payload: Any, text: dict[int, str]) -> list[dict[str, Any]]:
-    return pair_rows(messages, [text[int(rid)] for rid in payload["ranking"]])
+    ids = [str(rid) for rid in payload["ranking"]]
+    made = pair_rows(messages, [text[int(rid)] for rid in ids])
+    if "answers" not in payload:
+        return made
+    # pair_rows yields the pairs of the ranking in combinations() order.
+    pairs = combinations(ids, 2)
+    return [_answered(row, payload, list(pair)) for row, pair in zip(made, pairs, strict=True)]
 
 
 def _sft(messages: list[Any], payload: Any, text: dict[int, str]) -> list[dict[str, Any]]:
-    return [sft_row(messages, payload["demonstration"])]
+    return [_answered(sft_row(messages, payload["demonstration"]), payload, None)]
 
 
 def _ratings(messages: list[Any], payload: Any, text: dict[int, str]) -> list[dict[str, Any]]:
-    return [rating_row(messages, text[int(rid)], score) for rid, score in payload["scores"].items()]
+    return [
+        _answered(rating_row(messages, text[int(rid)], score), payload, rid)
+        for rid, score in payload["scores"].items()
+    ]
 
 
 def _prompt_rows(session: Session, project: Project) -> Iterator[list[dict[str, Any]]]:

@@ -24,6 +24,7 @@ from app.datasets.kinds import (
 from app.labeling.labels import Label, PromptLabels, prompt_labels
 from app.progress import Progress
 from app.projects.models import Project, Prompt
+from app.projects.questions import likert_names
 
 PROGRESS_EVERY = 200
 Rows = Iterator[tuple[str, list[dict[str, Any]]]]
@@ -73,15 +74,22 @@ def _ratings(
     labels: PromptLabels,
     scale: str,
     normalizer: aggregation.Normalizer | None,
+    aspects: list[str],
     weights: Weights = None,
 ) -> Made:
+    """One row per response with a main rating or an answer to a Likert question (`aspects`):
+    the main score (normalised when asked) and each aspect's mean under `scores`."""
     summary = aggregation.ratings_of(labels, scale=scale, normalizer=normalizer, weights=weights)
-    every = labels.of_kind("rating")
-    return [
-        (rating_row(labels.messages, text, summary[rid].mean), every)
-        for rid, (text, _) in labels.responses.items()
-        if rid in summary
-    ]
+    means = aggregation.aspect_means(labels, aspects, weights) if aspects else {}
+    every = labels.labels
+    rows = []
+    for rid, (text, _) in labels.responses.items():
+        if rid not in summary and rid not in means:
+            continue
+        score = summary[rid].mean if rid in summary else None
+        scores = ({} if score is None else {"score": score}) | means.get(rid, {})
+        rows.append((rating_row(labels.messages, text, score, scores), every))
+    return rows
 
 
 def _stamp(value: Any) -> str:
@@ -149,13 +157,15 @@ def snapshot_rows(
         pairs = kind == DatasetKind.pairs
         build = lambda labels: _rankings(labels, params["method"], pairs, weights)  # noqa: E731
     elif kind == DatasetKind.ratings:
-        kinds = ("rating",)
+        aspects = likert_names(project.questions or [])
+        kinds = ("rating", "ranking") if aspects else ("rating",)
         normalizer = (
             aggregation.rating_normalizer(session=session, project=project)
             if params["normalize"]
             else None
         )
-        build = lambda labels: _ratings(labels, project.rating_scale, normalizer, weights)  # noqa: E731
+        scale = project.rating_scale
+        build = lambda labels: _ratings(labels, scale, normalizer, aspects, weights)  # noqa: E731
     else:
         raise ValueError(f"unknown snapshot kind {kind!r}")
     for labels in read(kinds):

@@ -70,7 +70,8 @@ class Annotation(Base):
     kind: Mapped[str] = mapped_column(String(20))
     """ranking | rating | demonstration (the project's kind)."""
     payload: Mapped[dict[str, Any]]
-    """{"ranking": [ids best→worst]} | {"scores": {id: value}} | {"demonstration": …}."""
+    """{"ranking": [ids best→worst]} | {"scores": {id: value}} | {"demonstration": …}, plus
+    "answers" ({question name: {response id: value} | value}) when the project asks questions."""
     flags: Mapped[dict[str, Any]] = mapped_column(default=dict)
     """{response_id: [criterion, …]}"""
     source: Mapped[str] = mapped_column(String(10), default=AnnotationSource.labeler)

@@ -71,6 +71,7 @@ def assignment_for_submit(
             Project.lease_seconds,
             Project.rating_scale,
             Project.criteria,
+            Project.questions,
             Project.is_archived,
             (replay if replay is not None else literal(None)).label("replay"),
         )

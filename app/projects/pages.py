@@ -1,5 +1,6 @@
 """HTML routes for admins: the dashboard, creating and configuring projects, imports."""
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -46,6 +47,18 @@ def _settings(
     }
 
 
+def _questions(value: str) -> Any:
+    """The questions typed into the form (a JSON list; blank: none); ValueError names the spot."""
+    if not value.strip():
+        return []
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"questions: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
+
+
 @router.get("")
 def dashboard(request: Request, session: SessionDep, _: AdminUser):
     projects = service.list_projects(session=session, include_archived=True)
@@ -72,20 +85,25 @@ def create_project(
     lease_seconds: Annotated[str, Form()] = "1800",
     rating_scale: Annotated[str, Form()] = RatingScale.thumbs,
     criteria: Annotated[str, Form()] = "",
+    questions: Annotated[str, Form()] = "",
 ):
     form = {"name": name, "kind": kind}
     form |= _settings(instructions, k, overlap, lease_seconds, rating_scale, criteria)
     try:
+        form["questions"] = _questions(questions)
         project = service.create(session=session, data=ProjectCreate.model_validate(form))
         session.commit()
     except ValidationError as exc:
         errors = validation_messages(exc)
+    except ValueError as exc:
+        errors = [str(exc)]
     except DomainError as exc:
         session.rollback()
         errors = [exc.message]
     else:
         return RedirectResponse(f"/admin/projects/{project.id}?created=1", status_code=303)
     form["criteria"] = criteria
+    form["questions"] = questions
     return render(
         request, "admin/project_new.html", 422, form=form, errors=errors, kinds=list(ProjectKind)
     )
@@ -131,16 +149,22 @@ def update_project(
     lease_seconds: Annotated[str, Form()] = "1800",
     rating_scale: Annotated[str, Form()] = RatingScale.thumbs,
     criteria: Annotated[str, Form()] = "",
+    questions: Annotated[str, Form()] = "",
     is_archived: Annotated[str, Form()] = "",
 ):
     project = service.get(session=session, project_id=project_id)
     form = {"name": name, "is_archived": form_bool(is_archived)}
     form |= _settings(instructions, k, overlap, lease_seconds, rating_scale, criteria)
     try:
+        form["questions"] = _questions(questions)
         service.update(session=session, project=project, data=ProjectUpdate.model_validate(form))
         session.commit()
     except ValidationError as exc:
-        return _project_page(request, session, project, 422, errors=validation_messages(exc))
+        return _project_page(
+            request, session, project, 422, errors=validation_messages(exc), typed=questions
+        )
+    except ValueError as exc:
+        return _project_page(request, session, project, 422, errors=[str(exc)], typed=questions)
     except DomainError as exc:
         session.rollback()
         session.refresh(project)
