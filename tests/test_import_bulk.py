@@ -186,3 +186,54 @@ def test_cli_progress_bar_only_when_asked_or_on_a_terminal(engine, factory, tmp_
     assert shown.exit_code == 0, shown.output
     assert "import [" in shown.stderr and "prompts" in shown.stderr
     assert json.loads(shown.stdout)["duplicates"] == 20
+
+
+def test_the_page_import_reports_progress_to_its_poll(
+    client, factory, tmp_path, monkeypatch
+) -> None:
+    from app.projects import import_progress
+
+    monkeypatch.setenv("RLHF_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
+    from app.config import get_settings
+
+    get_settings.cache_clear()
+    monkeypatch.setattr(importer, "PROGRESS_EVERY", 5)
+    monkeypatch.setattr(import_progress, "EVERY", 0)
+    states: list[dict] = []
+    real = import_progress.ImportProgress._write
+
+    def recording(self, state):  # type: ignore[no-untyped-def]
+        states.append(state)
+        real(self, state)
+
+    monkeypatch.setattr(import_progress.ImportProgress, "_write", recording)
+    admin = factory.user("admin")
+    project = factory.project(kind="ranking", k=2)
+    body = "".join(json.dumps(x) + "\n" for x in ranking_items(40, k=2))
+    progress_id = "0123456789abcdef" * 2
+    url = f"/admin/projects/{project.id}/import"
+    answer = client.post(
+        url,
+        headers=admin.headers,
+        data={"format": "auto", "progress_id": progress_id},
+        files={"file": ("items.jsonl", body, "application/x-ndjson")},
+    )
+    assert answer.status_code == 200 and "Imported 40 prompts" in answer.text
+    rows = [s["rows"] for s in states if not s["finished"]]
+    assert rows == sorted(rows) and rows[-1] >= 35 and len(rows) >= 8
+    polled = client.get(f"{url}/progress?id={progress_id}", headers=admin.headers)
+    assert polled.json() == {"rows": 40, "done": 1, "total": 1, "finished": True}
+
+    bad = body + '{"prompt": "x", "responses": ["one"]}\n'
+    failed = client.post(
+        url,
+        headers=admin.headers,
+        data={"format": "auto", "progress_id": "f" * 32},
+        files={"file": ("items.jsonl", bad, "application/x-ndjson")},
+    )
+    assert failed.status_code == 422 and '<td class="num">41</td>' in failed.text
+    polled = client.get(f"{url}/progress?id={'f' * 32}", headers=admin.headers).json()
+    assert polled["finished"] and polled["rows"] == 0
+    for unknown in ("e" * 32, "../../etc/passwd", ""):
+        missing = client.get(f"{url}/progress", params={"id": unknown}, headers=admin.headers)
+        assert missing.status_code == 404

@@ -211,7 +211,9 @@ def _prompt_id_range(session: Session, project: Project) -> tuple[int, int]:
     return low or 0, high or 0
 
 
-def _reporting(rows: Iterator[PromptLabels], progress: Progress, low: int, high: int) -> Rows:
+def _reporting(
+    rows: Iterator[PromptLabels], progress: Progress, low: int, high: int
+) -> Iterator[PromptLabels]:
     """The prompts' labels, telling `progress` how far through the prompt ids they are."""
     n = 0
     for n, labels in enumerate(rows, 1):

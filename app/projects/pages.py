@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request, UploadFile
-from fastapi.responses import RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import ValidationError
 
 from app.auth import service as auth_service
@@ -17,7 +17,7 @@ from app.deps import AdminUser
 from app.errors import DomainError, Invalid, validation_messages
 from app.http.bounds import Id, form_bool
 from app.labeling import service as labeling_service
-from app.projects import formats, importer, service, strength
+from app.projects import formats, import_progress, importer, service, strength
 from app.projects.kinds import ProjectKind, RatingScale
 from app.projects.models import Project
 from app.projects.schemas import MemberIn, ProjectCreate, ProjectUpdate
@@ -198,8 +198,10 @@ def import_items(
     _: AdminUser,
     file: UploadFile | None = None,
     format: Annotated[str, Form()] = "auto",
+    progress_id: Annotated[str, Form()] = "",
 ):
-    """Import an uploaded JSONL file; all or nothing, with the bad lines listed."""
+    """Import an uploaded JSONL file; all or nothing, with the bad lines listed. The page's
+    script names the import (`progress_id`) to poll its progress while it runs."""
     project = service.get(session=session, project_id=project_id)
     if format not in FORMATS:
         return _project_page(request, session, project, 422, errors=[f"unknown format {format!r}"])
@@ -208,8 +210,14 @@ def import_items(
     with tempfile.NamedTemporaryFile(prefix="rlhf-import-", suffix=".jsonl", delete=False) as out:
         shutil.copyfileobj(file.file, out)
     path = Path(out.name)
+    progress = (
+        import_progress.ImportProgress(progress_id) if import_progress.valid(progress_id) else None
+    )
+    report = None
     try:
-        report = importer.import_file(session=session, project=project, path=path, fmt=format)
+        report = importer.import_file(
+            session=session, project=project, path=path, fmt=format, progress=progress
+        )
     except importer.ImportFailed as exc:
         session.rollback()
         return _project_page(
@@ -220,7 +228,18 @@ def import_items(
         return _project_page(request, session, project, 422, errors=[exc.message])
     finally:
         path.unlink(missing_ok=True)
+        if progress is not None:
+            progress.finish(report.imported if report else 0, ok=report is not None)
     return _project_page(request, session, project, report=report, filename=file.filename)
+
+
+@router.get("/projects/{project_id}/import/progress")
+def import_progress_of(project_id: Id, _: AdminUser, id: str = "") -> JSONResponse:
+    """How far the import the page named `id` has got: prompts stored, lines read of all."""
+    state = import_progress.read(id)
+    if state is None:
+        return JSONResponse({"detail": "no import with this id (yet)"}, status_code=404)
+    return JSONResponse(state, headers={"Cache-Control": "no-store"})
 
 
 @router.post("/projects/{project_id}/members")
