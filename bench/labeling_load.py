@@ -59,11 +59,16 @@ def seed(url: str, labelers: int, prompts: int, k: int, overlap: int) -> tuple[i
 
     from app.auth import service as auth_service
     from app.cli import alembic_config
-    from app.db import get_sessionmaker
+    from app.config import get_settings
+    from app.db import get_engine, get_sessionmaker
     from app.projects import importer
     from app.projects import service as project_service
     from app.projects.schemas import ProjectCreate
 
+    if get_engine.cache_info().currsize:  # the previous point's database
+        get_engine().dispose()
+    for cached in (get_settings, get_engine, get_sessionmaker):
+        cached.cache_clear()
     command.upgrade(alembic_config(), "head")
     with get_sessionmaker()() as session:
         project = project_service.create(
@@ -111,13 +116,19 @@ async def labeler(client, project_id, token, deadline, stats) -> None:  # type: 
                 headers=headers | {"Idempotency-Key": key},
             )
             stats["latency"].append(time.perf_counter() - t0)
-        except httpx.HTTPError:
+        except httpx.HTTPStatusError as error:
             stats["errors"] += 1
+            stats["error_kinds"][str(error.response.status_code)] += 1
+            continue
+        except httpx.HTTPError as error:
+            stats["errors"] += 1
+            stats["error_kinds"][type(error).__name__] += 1
             continue
         if r.status_code in (200, 201):
             stats["acknowledged"].append(r.json()["id"])
         else:
             stats["errors"] += 1
+            stats["error_kinds"][str(r.status_code)] += 1
 
 
 def client_process(base: str, project_id: int, tokens: list[str], seconds: float, out) -> None:  # type: ignore[no-untyped-def]
@@ -149,6 +160,7 @@ def run_clients(
         "next_latency": [x for p in parts for x in p["next_latency"]],
         "acknowledged": [x for p in parts for x in p["acknowledged"]],
         "errors": sum(p["errors"] for p in parts),
+        "error_kinds": dict(sum((Counter(p["error_kinds"]) for p in parts), Counter())),
         "exhausted": sum(p["exhausted"] for p in parts),
         "elapsed": max(p["elapsed"] for p in parts),
     }
@@ -160,6 +172,7 @@ async def run_load(base: str, project_id: int, tokens: list[str], seconds: float
         "next_latency": [],
         "acknowledged": [],
         "errors": 0,
+        "error_kinds": Counter(),
         "exhausted": 0,
     }
     limits = httpx.Limits(max_connections=len(tokens), max_keepalive_connections=len(tokens))
@@ -265,6 +278,7 @@ def run_point(args: argparse.Namespace, database_url: str, labelers: int) -> dic
         "server_cpu_ms_per_cycle": round(1000 * server_cpu / max(labels, 1), 2),
         "db_cpu_ms_per_cycle": None if db_cpu is None else round(1000 * db_cpu / max(labels, 1), 2),
         "http_errors": stats["errors"],
+        "error_kinds": stats["error_kinds"],
         "load_average": round(load, 1),
         "point_seconds": round(time.perf_counter() - started, 1),
         **integrity,
@@ -279,7 +293,7 @@ def main() -> None:
         help=f"repeat for several backends (default: SQLite and {PG_URL})",
     )
     parser.add_argument("--labelers", default="50,100,200", help="comma-separated points")
-    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--prompts", type=int, default=5000)
     parser.add_argument("--k", type=int, default=4)
     parser.add_argument("--overlap", type=int, default=3)

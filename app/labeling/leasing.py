@@ -426,9 +426,13 @@ def lease_for(conn: Connection, *, project_id: int, user: User, now: datetime) -
     return None
 
 
+@cache
+def _texts_query() -> Any:
+    return select(Response.id, Response.text).where(Response.prompt_id == bindparam("p_prompt"))
+
+
 def _texts(conn: Connection, prompt_id: int) -> dict[int, str]:
-    query = select(Response.id, Response.text).where(Response.prompt_id == prompt_id)
-    return {rid: text for rid, text in conn.execute(query)}
+    return {rid: text for rid, text in conn.execute(_texts_query(), {"p_prompt": prompt_id})}
 
 
 LEASE_COLUMNS = (
@@ -439,19 +443,50 @@ LEASE_COLUMNS = (
 )
 
 
-def _resume(conn: Connection, project: Any, user_id: int, now: datetime) -> Row[Any] | None:
-    """The labeler's live lease in the project, if any."""
-    return conn.execute(
+def _now() -> Any:
+    return bindparam("p_now", type_=Assignment.expires_at.type)
+
+
+@cache
+def _resume_query() -> Any:
+    return (
         select(*LEASE_COLUMNS)
         .where(
-            Assignment.project_id == project.id,
-            Assignment.user_id == user_id,
+            Assignment.project_id == bindparam("p_project_id"),
+            Assignment.user_id == bindparam("p_user_id"),
             Assignment.status == AssignmentStatus.leased,
-            Assignment.expires_at > now,
+            Assignment.expires_at > _now(),
         )
         .order_by(Assignment.id)
         .limit(1)
-    ).first()
+    )
+
+
+def _resume(conn: Connection, project: Any, user_id: int, now: datetime) -> Row[Any] | None:
+    """The labeler's live lease in the project, if any."""
+    parameters = {"p_project_id": project.id, "p_user_id": user_id, "p_now": now}
+    return conn.execute(_resume_query(), parameters).first()
+
+
+@cache
+def _renew_statement() -> Any:
+    return (
+        Assignment.__table__.update()
+        .where(
+            Assignment.prompt_id == bindparam("p_prompt_id"),
+            Assignment.user_id == bindparam("p_user_id"),
+        )
+        .values(
+            expires_at=bindparam("p_expires", type_=Assignment.expires_at.type),
+            created_at=_now(),
+        )
+        .returning(*LEASE_COLUMNS)
+    )
+
+
+@cache
+def _insert_statement() -> Any:
+    return sql_insert(Assignment).returning(*LEASE_COLUMNS)
 
 
 def _lease_prompt(
@@ -460,43 +495,55 @@ def _lease_prompt(
     """Lease this prompt: renew the labeler's own expired lease of it, or write a new one."""
     expires = now + timedelta(seconds=project.lease_seconds)
     renewed = conn.execute(
-        Assignment.__table__.update()
-        .where(Assignment.prompt_id == prompt_id, Assignment.user_id == user_id)
-        .values(expires_at=expires, created_at=now)
-        .returning(*LEASE_COLUMNS)
+        _renew_statement(),
+        {"p_prompt_id": prompt_id, "p_user_id": user_id, "p_expires": expires, "p_now": now},
     ).first()
     if renewed is not None:
         return renewed
     shown = list(_texts(conn, prompt_id)) if shown_count(project) else []
     sample = random.sample(shown, min(shown_count(project), len(shown)))
-    return conn.execute(
-        sql_insert(Assignment)
-        .values(
-            project_id=project.id,
-            prompt_id=prompt_id,
-            user_id=user_id,
-            status=AssignmentStatus.leased,
-            response_ids=sample,
-            expires_at=expires,
-            created_at=now,
-        )
-        .returning(*LEASE_COLUMNS)
-    ).one()
+    values = {
+        "project_id": project.id,
+        "prompt_id": prompt_id,
+        "user_id": user_id,
+        "status": AssignmentStatus.leased,
+        "response_ids": sample,
+        "expires_at": expires,
+        "created_at": now,
+    }
+    return conn.execute(_insert_statement(), values).one()
+
+
+@cache
+def _messages_query() -> Any:
+    return select(Prompt.messages).where(Prompt.id == bindparam("p_prompt"))
 
 
 def _as_task(conn: Connection, project: Any, lease: Any) -> Task:
-    messages = conn.scalar(select(Prompt.messages).where(Prompt.id == lease.prompt_id))
+    messages = conn.scalar(_messages_query(), {"p_prompt": lease.prompt_id})
     return make_task(project, lease, messages or [], _texts(conn, lease.prompt_id))
 
 
-def _first_open(conn: Connection, project: Any, user_id: int, now: datetime) -> int | None:
-    query = (
+@cache
+def _first_open_query(kind: str, order: str) -> Any:
+    project = SimpleNamespace(
+        id=bindparam("p_project_id"),
+        overlap=bindparam("p_overlap"),
+        kind=kind,
+        k=bindparam("p_k"),
+        order=order,
+    )
+    return (
         select(Prompt.id)
-        .where(*open_for(project, user_id, now))
+        .where(*open_for(project, bindparam("p_user_id"), _now()))
         .order_by(*serving_order(project))
         .limit(1)
     )
-    return conn.scalar(query)
+
+
+def _first_open(conn: Connection, project: Any, user_id: int, now: datetime) -> int | None:
+    parameters = lease_parameters(project=project, user_id=user_id, now=now)
+    return conn.scalar(_first_open_query(project.kind, project.order), parameters)
 
 
 def _lease_serialised(conn: Connection, project: Any, user_id: int, now: datetime) -> Task | None:

@@ -167,14 +167,22 @@ def store_statement() -> Any:
     )
 
 
+@cache
+def _lock_queries() -> tuple[Any, Any]:
+    prompt = (
+        select(Prompt.extra_labels, Prompt.retired_at)
+        .where(Prompt.id == bindparam("p_prompt_id"))
+        .with_for_update()
+    )
+    assignment = select(A).where(A.id == bindparam("p_assignment_id")).with_for_update()
+    return prompt, assignment
+
+
 def _lock(conn: Connection, assignment_id: int, prompt_id: int) -> tuple[Row[Any], Row[Any]]:
     """Lock the prompt, then the assignment; returns (assignment, prompt's label settings)."""
-    prompt = conn.execute(
-        select(Prompt.extra_labels, Prompt.retired_at)
-        .where(Prompt.id == prompt_id)
-        .with_for_update()
-    ).one()
-    row = conn.execute(select(A).where(A.id == assignment_id).with_for_update()).first()
+    prompt_query, assignment_query = _lock_queries()
+    prompt = conn.execute(prompt_query, {"p_prompt_id": prompt_id}).one()
+    row = conn.execute(assignment_query, {"p_assignment_id": assignment_id}).first()
     assert row is not None
     return row, prompt
 
@@ -210,16 +218,31 @@ class KeyTaken(Exception):
     """A concurrent request stored this Idempotency-Key first: replay it."""
 
 
+@cache
+def _careful_statements() -> tuple[Any, Any, Any]:
+    store = insert(Annotation).returning(*ANNOTATION_COLUMNS)
+    done = (
+        update(A)
+        .where(A.id == bindparam("p_assignment_id"))
+        .values(
+            status=AssignmentStatus.done, completed_at=bindparam("p_now", type_=A.completed_at.type)
+        )
+    )
+    counted = (
+        update(Prompt)
+        .where(Prompt.id == bindparam("p_prompt_id"))
+        .values(done_count=Prompt.done_count + 1)
+    )
+    return store, done, counted
+
+
 def _store_carefully(conn: Connection, row: Any, values: dict[str, Any], now: datetime) -> Row:
     assignment, prompt = _lock(conn, row.id, row.prompt_id)
     _ensure_open(conn, assignment, prompt, row.overlap, now)
-    stored = conn.execute(insert(Annotation).values(values).returning(*ANNOTATION_COLUMNS)).one()
-    conn.execute(
-        update(A).where(A.id == row.id).values(status=AssignmentStatus.done, completed_at=now)
-    )
-    conn.execute(
-        update(Prompt).where(Prompt.id == row.prompt_id).values(done_count=Prompt.done_count + 1)
-    )
+    store, done, counted = _careful_statements()
+    stored = conn.execute(store, values).one()
+    conn.execute(done, {"p_assignment_id": row.id, "p_now": now})
+    conn.execute(counted, {"p_prompt_id": row.prompt_id})
     return stored
 
 
