@@ -10,17 +10,19 @@ others compute all logits and the same positions are sliced out, so the result i
 from __future__ import annotations
 
 import inspect
-from functools import cache
 
 import torch
 import torch.nn.functional as F
 
 from trainer.data import IGNORE
 
+_ACCEPTS: dict[type, bool] = {}
 
-@cache
-def _accepts_logits_to_keep(cls: type) -> bool:
-    return "logits_to_keep" in inspect.signature(cls.forward).parameters
+
+def _accepts_logits_to_keep(cls: type[torch.nn.Module]) -> bool:
+    if cls not in _ACCEPTS:
+        _ACCEPTS[cls] = "logits_to_keep" in inspect.signature(cls.forward).parameters
+    return _ACCEPTS[cls]
 
 
 def _inner(model: torch.nn.Module) -> torch.nn.Module:
@@ -48,7 +50,8 @@ def scored_logits(
     labels = batch["labels"]
     first = first_scored(labels)
     keep = labels.size(1) - first  # positions first .. T-1; the last predicts nothing
-    kwargs = {"logits_to_keep": keep} if _accepts_logits_to_keep(type(_inner(model))) else {}
+    inner: type[torch.nn.Module] = type(_inner(model))
+    kwargs = {"logits_to_keep": keep} if _accepts_logits_to_keep(inner) else {}
     out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **kwargs)
     logits = out.logits[:, -keep:-1]  # (B, S, V) with S = T - 1 - first
     return logits.float(), labels[:, first + 1 :]

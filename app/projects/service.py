@@ -1,8 +1,9 @@
 """Projects: create, find, change, and count progress."""
 
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, case, delete, exists, func, literal, select
+from sqlalchemy import Boolean, Select, bindparam, case, delete, exists, func, select
 from sqlalchemy.orm import Session
 
 from app.auth.models import User
@@ -72,16 +73,19 @@ def ensure_can_label(*, session: Session, project: Project, user: User) -> None:
         raise Forbidden(f"you are not a member of project {project.name!r}")
 
 
-def labeling_query(*, project_id: int, user: User) -> Select[Any]:
-    """One statement: the project's labeling settings and whether `user` may label it
-    (`allowed`); no row when the project does not exist."""
+@cache
+def labeling_query() -> Select[Any]:
+    """One statement: the project's labeling settings, whether the user may label it
+    (`allowed`) and whether it has gold items (`has_gold`); no row when the project does not
+    exist. Built once; parameters from `labeling_parameters`."""
     members = select(func.count()).where(ProjectMember.project_id == Project.id)
-    mine = members.where(ProjectMember.user_id == user.id)
+    mine = members.where(ProjectMember.user_id == bindparam("p_user_id"))
     allowed = (
-        literal(True)
-        if user.is_admin
-        else (members.scalar_subquery() == 0) | (mine.scalar_subquery() > 0)
+        bindparam("p_is_admin", type_=Boolean())
+        | (members.scalar_subquery() == 0)
+        | (mine.scalar_subquery() > 0)
     )
+    has_gold = exists().where(Prompt.project_id == Project.id, Prompt.is_gold.is_(True))
     return select(
         Project.id,
         Project.name,
@@ -100,7 +104,13 @@ def labeling_query(*, project_id: int, user: User) -> Select[Any]:
         Project.auto_hold,
         Project.hold_after_gold,
         allowed.label("allowed"),
-    ).where(Project.id == project_id)
+        has_gold.label("has_gold"),
+    ).where(Project.id == bindparam("p_project_id"))
+
+
+def labeling_parameters(*, project_id: int, user: User) -> dict[str, Any]:
+    """The parameters of `labeling_query` for this project and user."""
+    return {"p_project_id": project_id, "p_user_id": user.id, "p_is_admin": user.is_admin}
 
 
 def list_members(*, session: Session, project: Project) -> list[User]:

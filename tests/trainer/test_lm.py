@@ -37,7 +37,7 @@ class _NoLogitsToKeep(torch.nn.Module):
         super().__init__()
         self.inner = inner
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):  # type: ignore[override]
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
         return self.inner(input_ids=input_ids, attention_mask=attention_mask)
 
 
