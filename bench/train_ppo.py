@@ -326,13 +326,21 @@ def adaptive_run(policy: str, rm: str, prompt_file: str, args, out: Path) -> dic
         adaptive_kl=True,
         kl_horizon=args.kl_horizon,
     )
-    after = res["kl"][len(res["kl"]) // 3 :]  # warm-up: the first third of the steps
-    within = [abs(k / args.kl_target - 1) <= 0.2 for k in after]
+    warm = len(res["kl"]) // 3  # warm-up: the first third of the steps
+    after = res["kl"][warm:]
+    # A step's KL is the mean of only batch_size replies (itself noisy by ~±25% here), so the
+    # KL over 4 steps (64 replies) is reported too.
+    window = [sum(res["kl"][i - 3 : i + 1]) / 4 for i in range(max(warm, 3), len(res["kl"]))]
+
+    def share(xs: list[float]) -> float:
+        return sum(abs(k / args.kl_target - 1) <= 0.2 for k in xs) / len(xs)
+
     return {
         **summarise(res),
         "adaptive_kl": True,
         "kl_target": args.kl_target,
-        "share_within_20pct": sum(within) / len(within),
+        "share_within_20pct": share(after),
+        "share_within_20pct_4_steps": share(window),
         "kl_after_warmup_mean": sum(after) / len(after),
     }
 
@@ -348,7 +356,7 @@ def main() -> None:
     p.add_argument("--betas", type=float, nargs="+", default=[0.02, 0.1, 0.5])
     p.add_argument("--kl-target", type=float, default=3.0, help="adaptive run (0 → skip it)")
     p.add_argument("--kl-horizon", type=int, default=16, help="adaptive controller horizon")
-    p.add_argument("--kl-init", type=float, default=0.2, help="adaptive controller's first β")
+    p.add_argument("--kl-init", type=float, default=0.5, help="adaptive controller's first β")
     p.add_argument("--adaptive-steps", type=int, default=32, help="steps of the adaptive run")
     p.add_argument("--sft-steps", type=int, default=40, help="SFT steps of the starting policy")
     p.add_argument("--marker-rate", type=float, default=0.1, help="marker share in the demos")
@@ -428,7 +436,8 @@ def main() -> None:
         print(
             f"adaptive (target {args.kl_target}): KL after warm-up "
             f"mean {adaptive['kl_after_warmup_mean']:.2f}, "
-            f"{adaptive['share_within_20pct']:.0%} of steps within ±20%; "
+            f"{adaptive['share_within_20pct']:.0%} of steps within ±20% "
+            f"({adaptive['share_within_20pct_4_steps']:.0%} of 4-step means); "
             f"KL per step {' '.join(f'{k:.1f}' for k in adaptive['kl'])}"
         )
     wall = time.perf_counter() - t_start
