@@ -65,6 +65,13 @@ RLHF = [sys.executable, "-m", "app"]
 EMPTY = "(empty reply)"  # hidden reward 0, like an empty reply
 
 
+def shown(reply: str) -> str:
+    """A sampled reply as it can be imported: control characters (a byte-level tokenizer can
+    sample NUL) dropped, an empty reply shown as EMPTY. The hidden reward is unchanged."""
+    text = "".join(ch for ch in reply if ch.isprintable() or ch in "\n\t")
+    return text or EMPTY
+
+
 class Product:
     """The server and worker started as the README says, and an admin's API client."""
 
@@ -214,7 +221,7 @@ def rounds(product: Product, args, weighting: str, ctx: dict) -> list[dict]:
         train_prompts = prompts(args.prompts, seed=rnd)
         replies = sample(policy, train_prompts, args.k, args.reply_tokens, args.temperature, rnd)
         items = [  # an empty sample (EOS first) is shown as such: the import refuses ""
-            {"id": f"r{rnd}-{i}", "prompt": q, "responses": [x or EMPTY for x in group]}
+            {"id": f"r{rnd}-{i}", "prompt": q, "responses": [shown(x) for x in group]}
             for i, (q, group) in enumerate(zip(train_prompts, replies, strict=True))
         ]
         name = f"{weighting} · round {rnd} · ranking"
@@ -243,7 +250,7 @@ def rounds(product: Product, args, weighting: str, ctx: dict) -> list[dict]:
                 "batch_size": 32,
                 "mini_batch_size": 16,
                 "response_length": args.reply_tokens,
-                "learning_rate": 3e-3,
+                "learning_rate": args.ppo_lr,
                 "lr_scheduler": "constant",
                 "temperature": args.temperature,
                 "kl_coef": 0.1,
@@ -324,6 +331,7 @@ def main() -> None:
     p.add_argument("--sft-steps", type=int, default=60, help="round 0 SFT steps")
     p.add_argument("--rm-steps", type=int, default=40, help="reward-model steps per round")
     p.add_argument("--ppo-steps", type=int, default=12, help="PPO steps (32 episodes) per round")
+    p.add_argument("--ppo-lr", type=float, default=1.5e-3, help="PPO learning rate")
     p.add_argument("--kl-target", type=float, default=6.0, help="PPO's adaptive controller")
     p.add_argument(
         "--weighting",
