@@ -252,6 +252,27 @@ def _project_dict(project: Any) -> dict[str, Any]:
     return ProjectOut.model_validate(project).model_dump(mode="json")
 
 
+def _strength_scale_option(value: str) -> list[Any]:
+    """--strength-scale: '' (none), 'default', or a JSON file of levels."""
+    import json
+
+    from app.projects.strength import DEFAULT_STRENGTH_SCALE
+
+    if not value:
+        return []
+    if value == "default":
+        return DEFAULT_STRENGTH_SCALE
+    try:
+        levels = json.loads(Path(value).read_text())
+    except OSError as exc:
+        fail(f"--strength-scale: cannot read {value}: {exc.strerror}")
+    except json.JSONDecodeError as exc:
+        fail(f"--strength-scale: {value} is not JSON ({exc.msg}, line {exc.lineno})")
+    if not isinstance(levels, list):
+        fail(f'--strength-scale: {value} must hold a list of {{"label", "margin"}} levels')
+    return levels
+
+
 @projects_app.command("create")
 def projects_create(
     name: str,
@@ -262,6 +283,13 @@ def projects_create(
     lease_seconds: int = 1800,
     criteria: Annotated[str, typer.Option(help="Comma-separated flag names.")] = "",
     instructions_file: Annotated[Path | None, typer.Option(help="Markdown file.")] = None,
+    strength_scale: Annotated[
+        str,
+        typer.Option(
+            help="K=2 rankings: 'default' (much better … negligibly better, margins 1…0) or a "
+            'JSON file [{"label", "margin"}, …], strongest first.'
+        ),
+    ] = "",
     questions: QuestionsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -281,6 +309,7 @@ def projects_create(
             lease_seconds=lease_seconds,
             criteria=[c for c in criteria.split(",") if c.strip()],
             instructions=instructions_file.read_text() if instructions_file else "",
+            strength_scale=_strength_scale_option(strength_scale),
             questions=_questions_file(questions) if questions else [],
         )
     except ValidationError as exc:

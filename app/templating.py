@@ -11,6 +11,7 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 from app.deps import csrf_token_of
+from app.projects.strength import as_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 templates = Jinja2Templates(directory=ROOT / "templates")
@@ -41,6 +42,7 @@ def metric(value: object) -> str:
 templates.env.filters["markdown"] = markdown
 templates.env.filters["metric"] = metric
 templates.env.filters["plain"] = plain
+templates.env.filters["strength_lines"] = as_lines
 
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any):

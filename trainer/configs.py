@@ -197,6 +197,9 @@ class DPOConfig(BaseConfig):
     """Score every pair with the frozen reference once before the loop, then free it."""
     label_smoothing: float = 0.0
     """Conservative DPO: assumed probability that a preference label is flipped."""
+    weight_by_margin: bool = False
+    """Weigh each pair's loss by its "margin" (e.g. a preference strength's; a pair without
+    one weighs 1), so strong preferences count more and "negligibly better" ones less."""
 
 
 @dataclass

@@ -4,7 +4,8 @@ and turn records into token batches.
 Formats (TRL conventions; a prompt is a string or a list of {"role", "content"} messages):
   sft      {"prompt", "completion"} or {"messages": [...]}
   pairs    {"prompt", "chosen", "rejected"} (+ optional "margin")
-  rankings {"prompt", "responses": [best, ..., worst]}
+  rankings {"prompt", "responses": [best, ..., worst]} (+ optional "ranks": place of each
+           response, equal places tied, e.g. [0, 1, 1, 2])
   ratings  {"prompt", "response", "score"} and/or "scores": {aspect: number}
   prompts  {"prompt"}
 
@@ -67,6 +68,18 @@ def _check(fmt: str, rec: Any) -> str | None:
         rs = rec.get("responses")
         if not (isinstance(rs, list) and len(rs) >= 2 and all(_is_text(r) for r in rs)):
             return '"responses" must be a list of at least 2 responses, best first'
+        places = rec.get("ranks")
+        if places is not None and (
+            not isinstance(places, list)
+            or len(places) != len(rs)
+            or any(not isinstance(p, int) or isinstance(p, bool) for p in places)
+            or places != sorted(places)
+            or len(set(places)) < 2
+        ):
+            return (
+                '"ranks" must give each response its place, best first and non-decreasing '
+                "(equal places are tied), with at least two places"
+            )
     elif fmt == "ratings":
         scores = rec.get("scores")
         numbers = isinstance(scores, dict) and all(

@@ -1,8 +1,10 @@
 """Direct Preference Optimization (Rafailov et al., 2023) on `pairs` data.
 
 loss = −log σ(β·[(log π(y_w|x) − log π_ref(y_w|x)) − (log π(y_l|x) − log π_ref(y_l|x))]),
-log-probabilities summed over response tokens. The reference is the starting model, frozen; by
-default its log-probs are computed once before the loop and the reference copy is never kept.
+log-probabilities summed over response tokens. With `weight_by_margin`, each pair's loss is
+multiplied by its "margin" (a preference strength's), so pairs count by how sure labelers were.
+The reference is the starting model, frozen; by default its log-probs are computed once before
+the loop and the reference copy is never kept.
 Dropout is off (the model stays in eval mode) so policy and reference log-probs are comparable.
 """
 
@@ -57,16 +59,29 @@ def reference_logps(model, data: list[list[dict]], run: Run, pad_id: int) -> tor
 
 
 def dpo_loss(
-    policy: torch.Tensor, ref: torch.Tensor, beta: float, label_smoothing: float = 0.0
+    policy: torch.Tensor,
+    ref: torch.Tensor,
+    beta: float,
+    label_smoothing: float = 0.0,
+    weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """DPO loss (scalar) and the implicit rewards β·(log π − log π_ref), (B, 2).
 
-    policy, ref: (B, 2) summed log-probs of [chosen, rejected].
+    policy, ref: (B, 2) summed log-probs of [chosen, rejected]. weights: (B,) per-pair weights
+    (e.g. preference-strength margins); the loss is then mean(w · loss_pair).
     """
     rewards = beta * (policy - ref)  # (B, 2)
     margin = rewards[:, 0] - rewards[:, 1]  # (B,)
     loss = -(1 - label_smoothing) * F.logsigmoid(margin) - label_smoothing * F.logsigmoid(-margin)
+    if weights is not None:
+        loss = loss * weights
     return loss.mean(), rewards
+
+
+def pair_weight(rec: Record) -> float:
+    """A pair's weight with `weight_by_margin`: its margin, or 1 without one."""
+    margin = rec.get("margin")
+    return 1.0 if margin is None else float(margin)
 
 
 @torch.no_grad()
@@ -97,6 +112,7 @@ def train(cfg: DPOConfig) -> int:
         cfg.train_file, cfg.eval_file, cfg.eval_fraction, "pairs", cfg.seed
     )
     train_data = [tokenize_pair(tokenizer, r, cfg.max_length) for r in train_recs]
+    weights = torch.tensor([pair_weight(r) for r in train_recs]) if cfg.weight_by_margin else None
     eval_data = [tokenize_pair(tokenizer, r, cfg.max_length) for r in eval_recs]
     per_step = cfg.batch_size * cfg.gradient_accumulation_steps * acc.num_processes
     steps = total_steps(cfg, len(train_data), per_step)
@@ -133,7 +149,8 @@ def train(cfg: DPOConfig) -> int:
                     ref = sequence_logps(ref_model, samples, pad_id, run.device).view(-1, 2)
             with acc.accumulate(model):
                 policy = sequence_logps(model, samples, pad_id, run.device).view(-1, 2)  # (B, 2)
-                loss, rewards = dpo_loss(policy, ref, cfg.beta, cfg.label_smoothing)
+                w = weights[micro].to(run.device) if weights is not None else None  # (B,)
+                loss, rewards = dpo_loss(policy, ref, cfg.beta, cfg.label_smoothing, w)
                 acc.backward(loss)
             losses.append(loss.detach())
             all_rewards.append(rewards.detach())

@@ -2,7 +2,9 @@
 
 For a prompt with K ranked responses every response is scored ONCE per step, and
 -log σ(r_better − r_worse) is averaged over all C(K,2) pairs as one batch element: K forward
-passes instead of the K(K−1) of a trainer that expands rankings into pairs.
+passes instead of the K(K−1) of a trainer that expands rankings into pairs. A rankings record
+with "ranks" (ties) leaves its tied pairs out; a pairs record's "margin" (a consensus's, or a
+preference strength's) is subtracted from the difference when `use_margin` is on.
 
 `ratings` data (one row per response, "scores": {aspect: value}) trains on one aspect or a
 weighted sum of aspects: each prompt's rated responses become one ranking by that value, and
@@ -71,7 +73,8 @@ def kwise_loss(
     """Mean over rankings of the mean over their C(K,2) pairs of -log σ(r_i − r_j), i above j.
 
     scores: (N,) one score per response, rankings concatenated best-first; sizes: K of each ranking.
-    margins: per ranking (used for K = 2 pairs), subtracted from the difference.
+    margins: per ranking (used for K = 2 pairs), subtracted from the difference (Llama 2's
+    margin loss −log σ(r_chosen − r_rejected − m): a larger margin asks for a larger gap).
     ranks: per ranking, the place of each response (equal places are tied) or None; tied pairs
     are left out of the mean, and a ranking whose responses are all tied counts nowhere.
     """
@@ -202,7 +205,7 @@ def evaluate(model: torch.nn.Module, data: list[dict], run: Run, pad_id: int) ->
         hits, total = pair_hits(scores, sizes, places)
         correct, pairs = correct + hits, pairs + total
     model.train()
-    return {"eval_accuracy": correct / pairs, "eval_loss": sum(losses) / len(data)}
+    return {"eval_accuracy": correct / max(pairs, 1), "eval_loss": sum(losses) / len(data)}
 
 
 @torch.no_grad()
@@ -308,7 +311,7 @@ def train(cfg: RewardConfig) -> int:
             hits, pairs = acc.reduce(torch.tensor([hits, pairs], device=run.device), "sum").tolist()
         metrics = {
             "loss": float(acc.reduce(torch.stack(losses).mean(), "mean")),
-            "accuracy": hits / pairs,  # the step's training pairs ordered correctly
+            "accuracy": hits / max(pairs, 1),  # the step's training pairs ordered correctly
             "lr": scheduler.get_last_lr()[0],
             "grad_norm": float(grad_norm),
             "rankings_per_s": per_step / elapsed,

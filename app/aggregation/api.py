@@ -50,6 +50,7 @@ def consensus(
             PromptConsensus(
                 prompt_id=labels.prompt_id,
                 ranking=list(result.ranking),
+                tied=[list(g) for g in result.groups if len(g) > 1],
                 unranked=list(result.unranked),
                 agreement=result.agreement,
                 rankings=result.n_rankings,

@@ -4,6 +4,11 @@ Pure functions over plain data: a *ranking* is a sequence of response ids, best 
 by one labeler for one prompt. Response ids are ints or strs; within one prompt they must be
 mutually comparable (all ints or all strs), because "smallest id" is the last tie-break.
 
+A ranking may hold ties: an inner list (or tuple) is a group of responses at the same place,
+e.g. ``[a, [b, c], d]``. A tie is half a vote each way: it adds nothing to either side's margin,
+and it dilutes the consensus margin of a pair that others ordered. Two responses are tied in the
+consensus when some ranking tied them and no majority orders them (see ``Consensus.groups``).
+
 Rankings may cover different subsets of a prompt's responses. A ranking implies pairwise
 preferences only among the responses it contains; responses that no ranking contains are not
 placed in the consensus but listed in ``Consensus.unranked``.
@@ -25,11 +30,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from itertools import combinations
 from math import sqrt
+from typing import cast
 
 from app.projects.kinds import RatingScale
 
 ResponseId = int | str
 LabelerId = Hashable
+Entry = ResponseId | Sequence[ResponseId]
+"""One place of a ranking: a response id, or a list/tuple of tied ones."""
 
 
 class ConsensusMethod(StrEnum):
@@ -64,12 +72,16 @@ class Consensus:
     """Responses of the prompt that no ranking contains (sorted by id); not in ``ranking``."""
     votes: tuple[tuple[float, ...], ...]
     """``votes[i][j]``: how many rankings put ``ranking[i]`` above ``ranking[j]`` (their total
-    weight when the rankings are weighted)."""
+    weight when the rankings are weighted); a ranking that ties the two adds half to each."""
     agreement: float | None
     """Mean pairwise Kendall tau between labelers (see ``mean_kendall_tau``)."""
     n_rankings: int
     """Number of rankings used (empty rankings are not counted)."""
     method: ConsensusMethod
+    groups: tuple[tuple[ResponseId, ...], ...] = ()
+    """``ranking`` cut into groups of tied responses (consecutive in ``ranking``): a response
+    joins the group before it when some ranking tied it with every member and no majority
+    orders it against any of them. Without ties every group is one response."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +95,8 @@ class RankedPair:
     no labeler compared the two (the order then follows from other pairs or the tie-break)."""
     chosen_votes: float
     rejected_votes: float
+    tied: bool = False
+    """The two are in one group of the consensus (``Consensus.groups``): neither is better."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,22 +107,29 @@ class RatingSummary:
     count: int
 
 
+def _groups_of(ranking: Sequence[Entry]) -> list[list[ResponseId]]:
+    """A ranking as groups of tied ids (a lone id is a group of one)."""
+    return [list(e) if isinstance(e, list | tuple) else [cast(ResponseId, e)] for e in ranking]
+
+
 def _index_rankings(
-    rankings: Iterable[Sequence[ResponseId]],
+    rankings: Iterable[Sequence[Entry]],
     responses: Sequence[ResponseId] | None,
     weights: Sequence[float] | None = None,
-) -> tuple[list[ResponseId], list[list[int]], list[ResponseId], list[float] | None]:
-    """Validate rankings; map ids to indices in id order. Returns items, rows, unranked and
-    the weights of the non-empty rankings."""
-    rows: list[Sequence[ResponseId]] = []
+) -> tuple[list[ResponseId], list[list[list[int]]], list[ResponseId], list[float] | None]:
+    """Validate rankings; map ids to indices in id order. Returns items, rows (each a list of
+    groups of indices), unranked and the weights of the non-empty rankings."""
+    rows: list[list[list[ResponseId]]] = []
     kept: list[float] = []
     seen: set[ResponseId] = set()
     for number, ranking in enumerate(rankings):
-        if len(set(ranking)) != len(ranking):
+        groups = [g for g in _groups_of(ranking) if g]
+        flat = [x for g in groups for x in g]
+        if len(set(flat)) != len(flat):
             raise ValueError(f"ranking #{number} lists a response twice: {list(ranking)!r}")
-        if ranking:
-            rows.append(ranking)
-            seen.update(ranking)
+        if flat:
+            rows.append(groups)
+            seen.update(flat)
             if weights is not None:
                 kept.append(float(weights[number]))
     unranked: list[ResponseId] = []
@@ -120,20 +141,44 @@ def _index_rankings(
         unranked = sorted(known - seen)
     items = sorted(seen)
     position = {item: i for i, item in enumerate(items)}
-    rows_out = [[position[x] for x in row] for row in rows]
+    rows_out = [[[position[x] for x in group] for group in row] for row in rows]
     return items, rows_out, unranked, kept if weights is not None else None
 
 
-def _vote_matrix(n: int, rows: list[list[int]], weights: list[float] | None = None) -> list[list]:
-    """Pairwise votes: ``m[i][j]`` = number (or total weight) of rows with i above j."""
+def _vote_matrix(
+    n: int, rows: list[list[list[int]]], weights: list[float] | None = None
+) -> tuple[list[list], list[list]]:
+    """Pairwise votes ``m[i][j]`` (rows, or their weight, with i above j; a tie is half each
+    way) and tie weights ``t[i][j]`` (rows that tie i and j)."""
     m: list[list] = [[0] * n for _ in range(n)]
+    t: list[list] = [[0] * n for _ in range(n)]
     for number, row in enumerate(rows):
         w = 1 if weights is None else weights[number]
-        for a, i in enumerate(row):
-            mi = m[i]
-            for j in row[a + 1 :]:
-                mi[j] += w
-    return m
+        below: list[int] = [x for group in row for x in group]
+        for group in row:
+            below = below[len(group) :]
+            for a, i in enumerate(group):
+                mi = m[i]
+                for j in below:
+                    mi[j] += w
+                for j in group[a + 1 :]:
+                    mi[j] += w / 2
+                    m[j][i] += w / 2
+                    t[i][j] += w
+                    t[j][i] += w
+    return m, t
+
+
+def _tied_groups(order: list[int], m: list[list], t: list[list]) -> list[list[int]]:
+    """Cut a consensus order into groups of tied responses (see ``Consensus.groups``)."""
+    groups: list[list[int]] = []
+    for x in order:
+        last = groups[-1] if groups else None
+        if last and all(m[g][x] == m[x][g] and t[g][x] > 0 for g in last):
+            last.append(x)
+        else:
+            groups.append([x])
+    return groups
 
 
 def _ranked_pairs(n: int, m: list[list[int]], tiebreak: list[int]) -> list[int]:
@@ -172,13 +217,13 @@ def _ranked_pairs(n: int, m: list[list[int]], tiebreak: list[int]) -> list[int]:
 
 
 def consensus_ranking(
-    rankings: Iterable[Sequence[ResponseId]],
+    rankings: Iterable[Sequence[Entry]],
     *,
     responses: Sequence[ResponseId] | None = None,
     method: ConsensusMethod | str = ConsensusMethod.ranked_pairs,
     weights: Sequence[float] | None = None,
 ) -> Consensus:
-    """Combine labelers' rankings (best first) of one prompt into one consensus ranking.
+    """Combine labelers' rankings (best first, ties as inner lists) of one prompt into one.
 
     ``method="ranked-pairs"`` (Tideman): majorities are locked strongest first, strength being
     the margin, then the winning votes, then the tie-break order of winner and loser; a pair
@@ -194,7 +239,7 @@ def consensus_ranking(
         raise ValueError(f"{len(weights)} weights for {len(rankings)} rankings")
     items, rows, unranked, kept = _index_rankings(rankings, responses, weights)
     n = len(items)
-    m = _vote_matrix(n, rows, kept)
+    m, t = _vote_matrix(n, rows, kept)
     net = [sum(m[i]) - sum(row[i] for row in m) for i in range(n)]
     by_tiebreak = sorted(range(n), key=lambda i: -net[i])  # stable: ties keep smaller id first
     if method == ConsensusMethod.borda:
@@ -213,11 +258,12 @@ def consensus_ranking(
         agreement=_mean_tau(rows),
         n_rankings=len(rows),
         method=ConsensusMethod(method),
+        groups=tuple(tuple(items[i] for i in g) for g in _tied_groups(order, m, t)),
     )
 
 
 def consensus_rankings(
-    rankings_by_prompt: Mapping[Hashable, Iterable[Sequence[ResponseId]]],
+    rankings_by_prompt: Mapping[Hashable, Iterable[Sequence[Entry]]],
     *,
     method: ConsensusMethod | str = ConsensusMethod.ranked_pairs,
 ) -> dict[Hashable, Consensus]:
@@ -229,49 +275,61 @@ def consensus_rankings(
 
 
 def consensus_pairs(consensus: Consensus) -> list[RankedPair]:
-    """All C(K,2) (chosen, rejected) pairs of a consensus ranking, best pairs first."""
+    """All C(K,2) (chosen, rejected) pairs of a consensus ranking, best pairs first; a pair
+    inside one tied group is marked ``tied`` (its order says nothing)."""
     ranking, votes = consensus.ranking, consensus.votes
+    group_of = {rid: g for g, group in enumerate(consensus.groups) for rid in group}
     pairs = []
     for i, j in combinations(range(len(ranking)), 2):
         won, lost = votes[i][j], votes[j][i]
         margin = (won - lost) / (won + lost) if won + lost else 0.0
-        pairs.append(RankedPair(ranking[i], ranking[j], margin, won, lost))
+        tied = ranking[i] in group_of and group_of[ranking[i]] == group_of.get(ranking[j])
+        pairs.append(RankedPair(ranking[i], ranking[j], margin, won, lost, tied))
     return pairs
 
 
-def _tau_rows(x: Sequence[Hashable], y: Sequence[Hashable]) -> float | None:
-    """Kendall tau-a between two strict rankings of indices, over their common items."""
-    ypos = {item: p for p, item in enumerate(y)}
-    common = [ypos[item] for item in x if item in ypos]  # y-positions in x's order
-    n = len(common)
-    if n < 2:
-        return None
-    score = 0
-    for a in range(n):
-        pa = common[a]
-        for pb in common[a + 1 :]:
-            score += 1 if pb > pa else -1
-    return score / (n * (n - 1) / 2)
+def _tau_rows(x: Sequence[Sequence[Hashable]], y: Sequence[Sequence[Hashable]]) -> float | None:
+    """Kendall tau-b between two rankings given as groups of tied items, over their common
+    items (None when fewer than 2, or when either ties them all)."""
+    xrank = {item: g for g, group in enumerate(x) for item in group}
+    yrank = {item: g for g, group in enumerate(y) for item in group}
+    common = [item for group in x for item in group if item in yrank]
+    concordant = discordant = ties_x = ties_y = 0
+    for a, b in combinations(common, 2):
+        dx, dy = xrank[a] - xrank[b], yrank[a] - yrank[b]
+        if dx == 0 and dy == 0:
+            continue
+        if dx == 0:
+            ties_x += 1
+        elif dy == 0:
+            ties_y += 1
+        elif (dx > 0) == (dy > 0):
+            concordant += 1
+        else:
+            discordant += 1
+    denominator = ((concordant + discordant + ties_x) * (concordant + discordant + ties_y)) ** 0.5
+    return (concordant - discordant) / denominator if denominator else None
 
 
-def _mean_tau(rows: Sequence[Sequence[Hashable]]) -> float | None:
-    """Mean of Kendall tau over all pairs of rows sharing at least two items."""
+def _mean_tau(rows: Sequence[Sequence[Sequence[Hashable]]]) -> float | None:
+    """Mean of Kendall tau-b over all pairs of rows where it is defined."""
     taus = [t for x, y in combinations(rows, 2) if (t := _tau_rows(x, y)) is not None]
     return sum(taus) / len(taus) if taus else None
 
 
-def kendall_tau(x: Sequence[ResponseId], y: Sequence[ResponseId]) -> float | None:
-    """Kendall tau between two rankings over the items both contain; None if fewer than 2.
+def kendall_tau(x: Sequence[Entry], y: Sequence[Entry]) -> float | None:
+    """Kendall tau-b between two rankings over the items both contain; None if undefined.
 
-    Rankings are strict (no ties inside a ranking), so tau-a and tau-b coincide:
-    (concordant - discordant) / C(n, 2) over the n common items.
+    On strict rankings (no ties) this is (concordant - discordant) / C(n, 2) over the n common
+    items; with ties, tau-b: pairs tied in both count nowhere, pairs tied in one only shrink
+    the denominator.
     """
-    return _tau_rows(list(x), list(y))
+    return _tau_rows(_groups_of(x), _groups_of(y))
 
 
-def mean_kendall_tau(rankings: Iterable[Sequence[ResponseId]]) -> float | None:
-    """Agreement: mean Kendall tau over labeler pairs that share >= 2 items, else None."""
-    return _mean_tau([list(r) for r in rankings if r])
+def mean_kendall_tau(rankings: Iterable[Sequence[Entry]]) -> float | None:
+    """Agreement: mean Kendall tau-b over labeler pairs where it is defined, else None."""
+    return _mean_tau([_groups_of(r) for r in rankings if r])
 
 
 def _rating_value(value: float | bool | str, scale: RatingScale | str) -> float:

@@ -30,6 +30,8 @@ class PromptConsensus(BaseModel):
     prompt_id: int
     ranking: list[int]
     """Response ids, best first."""
+    tied: list[list[int]] = []
+    """Groups of responses the consensus ties (each consecutive in `ranking`)."""
     unranked: list[int]
     agreement: float | None
     """Mean pairwise Kendall tau of the labelers' rankings."""

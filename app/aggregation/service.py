@@ -26,6 +26,7 @@ from app.aggregation.models import Exclusion
 from app.aggregation.schemas import Leaderboard, LeaderboardRow
 from app.auth.models import User
 from app.errors import Conflict, Invalid, NotFound
+from app.labeling import ranks
 from app.labeling.labels import Label, PromptLabels, prompt_labels
 from app.projects.kinds import ProjectKind
 from app.projects.models import Project, Prompt, Response
@@ -151,7 +152,7 @@ def consensus_of(
     """The consensus of one prompt's live rankings (all of its responses passed through);
     with `weights`, each labeler's ranking counts by their weight (unlisted: 1)."""
     ranked = labels.of_kind("ranking")
-    rankings = [[int(r) for r in label.payload["ranking"]] for label in ranked]
+    rankings = [ranks.groups(label.payload["ranking"]) for label in ranked]
     return consensus_ranking(
         rankings,
         responses=list(labels.responses),
@@ -289,11 +290,10 @@ def _outcomes(labels: PromptLabels, scale: str) -> Iterator[tuple[int, str, str,
     model = {rid: m for rid, (_, m) in labels.responses.items()}
     for label in labels.labels:
         if label.kind == "ranking":
-            ranked = [int(r) for r in label.payload["ranking"]]
-            for better, worse in combinations(ranked, 2):
+            for better, worse, tied in ranks.pairs(label.payload["ranking"]):
                 a, b = model.get(better), model.get(worse)
                 if a and b and a != b:
-                    yield label.annotation_id, a, b, "a"
+                    yield label.annotation_id, a, b, "tie" if tied else "a"  # a tie is half
         elif label.kind == "rating":
             scores = [
                 (model.get(int(rid)), _rating_value(v, scale))

@@ -41,6 +41,12 @@ def snapshot(
     weighting: Annotated[
         str, typer.Option(help="none | reliability: weigh labelers by fitted reliability.")
     ] = "none",
+    desirable_at: Annotated[
+        float, typer.Option(help="kto of 0-5 ratings: scores ≥ this are desirable (true).")
+    ] = 4.0,
+    undesirable_at: Annotated[
+        float, typer.Option(help="kto of 0-5 ratings: scores ≤ this are undesirable (false).")
+    ] = 2.0,
     progress: ProgressOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -60,6 +66,8 @@ def snapshot(
             normalize=normalize,
             with_labelers=with_labelers,
             weighting=weighting,
+            desirable_at=desirable_at,
+            undesirable_at=undesirable_at,
         )
     except ValidationError as exc:
         fail("; ".join(validation_messages(exc, prefix="--")))

@@ -8,7 +8,7 @@ left out. In a project with questions or criteria every row carries the annotati
 `answers` (its flags under "flags"), shaped by `kinds.row_answers`.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from itertools import combinations
 from typing import Any
 
@@ -18,8 +18,10 @@ from sqlalchemy.orm import Session
 
 from app import jsontext
 from app.auth.models import User
+from app.datasets import rows as rows_of
 from app.datasets.kinds import (
     DatasetKind,
+    kto_row,
     pair_rows,
     prompt_row,
     ranking_row,
@@ -27,9 +29,12 @@ from app.datasets.kinds import (
     row_answers,
     sft_row,
 )
+from app.datasets.schemas import SnapshotCreate
 from app.errors import Invalid
-from app.labeling import labels
+from app.labeling import labels, ranks
 from app.progress import Progress
+from app.projects import strength
+from app.projects.kinds import ProjectKind
 from app.projects.models import Project, Prompt, Response
 
 BATCH = 5000
@@ -113,18 +118,57 @@ def _answered(row: dict[str, Any], payload: Any, ids: list[str] | str | None) ->
 
 
 def _rankings(messages: list[Any], payload: Any, text: dict[int, str]) -> list[dict[str, Any]]:
-    ids = [str(rid) for rid in payload["ranking"]]
-    return [_answered(ranking_row(messages, [text[int(rid)] for rid in ids]), payload, ids)]
+    places = ranks.ranks(payload["ranking"])
+    if len(set(places)) < 2:
+        return []  # everything tied: no preference
+    ids = [str(rid) for rid in ranks.order(payload["ranking"])]
+    ranked = ranking_row(messages, [text[int(rid)] for rid in ids], places)
+    return [_answered(ranked, payload, ids)]
 
 
-def _pairs(messages: list[Any], payload: Any, text: dict[int, str]) -> list[dict[str, Any]]:
-    ids = [str(rid) for rid in payload["ranking"]]
-    made = pair_rows(messages, [text[int(rid)] for rid in ids])
-    if "answers" not in payload:
-        return made
-    # pair_rows yields the pairs of the ranking in combinations() order.
-    pairs = combinations(ids, 2)
-    return [_answered(row, payload, list(pair)) for row, pair in zip(made, pairs, strict=True)]
+def _pairs_of(project: Project) -> Build:
+    """Pairs of each ranking (tied pairs left out), with the margin of its strength if any."""
+
+    def build(messages: list[Any], payload: Any, text: dict[int, str]) -> list[dict[str, Any]]:
+        ids = [str(rid) for rid in ranks.order(payload["ranking"])]
+        places = ranks.ranks(payload["ranking"])
+        margin = strength.margin(project.strength_scale, payload.get("strength"))
+        made = pair_rows(messages, [text[int(rid)] for rid in ids], places, margin)
+        if "answers" not in payload:
+            return made
+        # pair_rows yields the untied pairs of the ranking in combinations() order.
+        pairs = [
+            [ids[i], ids[j]] for i, j in combinations(range(len(ids)), 2) if places[i] != places[j]
+        ]
+        return [_answered(row, payload, pair) for row, pair in zip(made, pairs, strict=True)]
+
+    return build
+
+
+def _kto_of(project: Project) -> Build:
+    """KTO rows of each annotation: a ranking's top and bottom groups, or each rating by the
+    kto snapshot's default thresholds (👍 true, 👎 false; 0–5: ≥ 4 true, ≤ 2 false)."""
+    thresholds = SnapshotCreate(kind=DatasetKind.kto).canonical()
+
+    def build(messages: list[Any], payload: Any, text: dict[int, str]) -> list[dict[str, Any]]:
+        judged: Sequence[tuple[int, bool | None]]
+        if "ranking" in payload:
+            groups = ranks.groups(payload["ranking"])
+            if len(groups) < 2:
+                return []
+            judged = [(rid, True) for rid in groups[0]] + [(rid, False) for rid in groups[-1]]
+        else:
+            judged = [
+                (int(rid), rows_of.desirable(v, project.rating_scale, thresholds))
+                for rid, v in payload["scores"].items()
+            ]
+        return [
+            _answered(kto_row(messages, text[rid], label), payload, str(rid))
+            for rid, label in judged
+            if label is not None
+        ]
+
+    return build
 
 
 def _sft(messages: list[Any], payload: Any, text: dict[int, str]) -> list[dict[str, Any]]:
@@ -167,20 +211,25 @@ def row_batches(
     with_labelers: bool = False,
     progress: Progress | None = None,
 ) -> Iterator[list[dict[str, Any]]]:
-    """The export rows of `kind` (rankings | pairs | sft | ratings | prompts) in batches;
+    """The export rows of `kind` (rankings | pairs | sft | ratings | prompts | kto) in batches;
     with_labelers adds each row's `labeler` (email) and `annotated_at` (prompts rows have no
     labeler)."""
     emails = dict(session.execute(select(User.id, User.email)).all()) if with_labelers else None
     if kind == DatasetKind.rankings:
         return _annotation_rows(session, project, "ranking", _rankings, emails, progress)
     if kind == DatasetKind.pairs:
-        return _annotation_rows(session, project, "ranking", _pairs, emails, progress)
+        return _annotation_rows(session, project, "ranking", _pairs_of(project), emails, progress)
     if kind == DatasetKind.sft:
         return _annotation_rows(session, project, "demonstration", _sft, emails, progress, False)
     if kind == DatasetKind.ratings:
         return _annotation_rows(session, project, "rating", _ratings, emails, progress)
     if kind == DatasetKind.prompts:
         return _prompt_rows(session, project)
+    if kind == DatasetKind.kto:
+        if project.kind == ProjectKind.demonstration:
+            raise Invalid("kind: a kto export needs a ranking or rating project", field="kind")
+        kto = _kto_of(project)
+        return _annotation_rows(session, project, project.kind, kto, emails, progress)
     names = ", ".join(DatasetKind)
     raise Invalid(f"kind must be one of {names}; not {kind!r}", field="kind")
 

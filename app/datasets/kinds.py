@@ -18,9 +18,9 @@ class DatasetKind(StrEnum):
     """What a snapshot or export file holds, one row shape each."""
 
     rankings = "rankings"
-    """{"prompt", "responses": [best, …, worst]}"""
+    """{"prompt", "responses": [best, …, worst]} (+ "ranks" when some are tied)"""
     pairs = "pairs"
-    """{"prompt", "chosen", "rejected"} (+ "margin" from a consensus)"""
+    """{"prompt", "chosen", "rejected"} (+ "margin": a consensus's, or a preference strength's)"""
     sft = "sft"
     """{"prompt", "completion"}, or {"messages"} for a demonstrated conversation"""
     ratings = "ratings"
@@ -29,6 +29,9 @@ class DatasetKind(StrEnum):
     question of the project (its mean over the labelers who answered)."""
     prompts = "prompts"
     """{"prompt"}"""
+    kto = "kto"
+    """{"prompt", "completion", "label"}: one unpaired answer, desirable (true) or not (TRL's
+    KTO format), from 👍/👎, a 0–5 score's thresholds, or a ranking's top and bottom"""
 
 
 def prompt_of(messages: list[Message]) -> Text:
@@ -51,16 +54,20 @@ def sft_row(messages: list[Message], completion: str | list[Message]) -> Row:
     return {"prompt": prompt, "completion": answer_of(prompt, completion)}
 
 
-def ranking_row(messages: list[Message], ranked: list[str]) -> Row:
-    """One ranking, best response first."""
+def ranking_row(messages: list[Message], ranked: list[str], ranks: list[int] | None = None) -> Row:
+    """One ranking, best response first. With ties, "ranks" gives each response's place
+    (0 = best; equal ranks are tied, e.g. [0, 1, 1, 2]); a ranking without ties has none."""
     prompt = prompt_of(messages)
-    return {"prompt": prompt, "responses": [answer_of(prompt, text) for text in ranked]}
+    row: Row = {"prompt": prompt, "responses": [answer_of(prompt, text) for text in ranked]}
+    if ranks is not None and len(set(ranks)) < len(ranks):
+        row["ranks"] = ranks
+    return row
 
 
 def pair_row(
     messages: list[Message], chosen: str, rejected: str, margin: float | None = None
 ) -> Row:
-    """One preference pair (with the consensus margin when there is one)."""
+    """One preference pair (with its margin when there is one)."""
     prompt = prompt_of(messages)
     row = {
         "prompt": prompt,
@@ -70,9 +77,26 @@ def pair_row(
     return row if margin is None else row | {"margin": margin}
 
 
-def pair_rows(messages: list[Message], ranked: list[str]) -> list[Row]:
-    """Every pair of one ranking, the better response chosen."""
-    return [pair_row(messages, a, b) for a, b in combinations(ranked, 2)]
+def pair_rows(
+    messages: list[Message],
+    ranked: list[str],
+    ranks: list[int] | None = None,
+    margin: float | None = None,
+) -> list[Row]:
+    """Every pair of one ranking, the better response chosen; tied pairs (equal `ranks`) are
+    left out: neither is better."""
+    places = ranks if ranks is not None else list(range(len(ranked)))
+    return [
+        pair_row(messages, ranked[i], ranked[j], margin)
+        for i, j in combinations(range(len(ranked)), 2)
+        if places[i] != places[j]
+    ]
+
+
+def kto_row(messages: list[Message], completion: str, label: bool) -> Row:
+    """One answer judged on its own: desirable (True) or undesirable (False)."""
+    prompt = prompt_of(messages)
+    return {"prompt": prompt, "completion": answer_of(prompt, completion), "label": label}
 
 
 def rating_row(

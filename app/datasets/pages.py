@@ -76,6 +76,8 @@ def make_snapshot(
     normalize: Annotated[str, Form()] = "",
     with_labelers: Annotated[str, Form()] = "",
     weighting: Annotated[str, Form()] = "none",
+    desirable_at: Annotated[str, Form()] = "4",
+    undesirable_at: Annotated[str, Form()] = "2",
 ):
     """Freeze a snapshot from the form; a bad field re-renders the page with the message."""
     project = project_service.get(session=session, project_id=project_id)
@@ -89,6 +91,8 @@ def make_snapshot(
                 "normalize": form_bool(normalize),
                 "with_labelers": form_bool(with_labelers),
                 "weighting": weighting,
+                "desirable_at": desirable_at.strip() or "4",
+                "undesirable_at": undesirable_at.strip() or "2",
             }
         )
         snapshot, created = service.create_snapshot(

@@ -12,8 +12,10 @@ from sqlalchemy.orm import Session
 
 from app.aggregation import service as aggregation
 from app.aggregation.consensus import ConsensusMethod, consensus_pairs
+from app.aggregation.consensus import _rating_value as rating_value
 from app.datasets.kinds import (
     DatasetKind,
+    kto_row,
     pair_row,
     pair_rows,
     prompt_row,
@@ -21,8 +23,12 @@ from app.datasets.kinds import (
     rating_row,
     sft_row,
 )
+from app.errors import Invalid
+from app.labeling import ranks
 from app.labeling.labels import Label, PromptLabels, prompt_labels
 from app.progress import Progress
+from app.projects import strength
+from app.projects.kinds import ProjectKind, RatingScale
 from app.projects.models import Project, Prompt
 from app.projects.questions import likert_names
 
@@ -48,26 +54,120 @@ def _sft(labels: PromptLabels, method: str, top_ranked: bool, weights: Weights =
     return rows
 
 
-def _rankings(labels: PromptLabels, method: str, pairs: bool, weights: Weights = None) -> Made:
+def _rankings(
+    labels: PromptLabels, method: str, pairs: bool, weights: Weights, scale: list[Any]
+) -> Made:
     messages = labels.messages
     text = {rid: t for rid, (t, _) in labels.responses.items()}
     if method == "all":
-        ranked = [
-            ([text[int(r)] for r in x.payload["ranking"]], x) for x in labels.of_kind("ranking")
-        ]
-        if not pairs:
-            return [(ranking_row(messages, r), [x]) for r, x in ranked if len(r) >= 2]
-        return [(row, [x]) for r, x in ranked for row in pair_rows(messages, r)]
+        made: Made = []
+        for x in labels.of_kind("ranking"):
+            ranked = [text[rid] for rid in ranks.order(x.payload["ranking"])]
+            places = ranks.ranks(x.payload["ranking"])
+            if not pairs:
+                if len(set(places)) >= 2:
+                    made.append((ranking_row(messages, ranked, places), [x]))
+                continue
+            margin = strength.margin(scale, x.payload.get("strength"))
+            made += [(row, [x]) for row in pair_rows(messages, ranked, places, margin)]
+        return made
     consensus = aggregation.consensus_of(labels, method=method, weights=weights)
-    if len(consensus.ranking) < 2:
-        return []
+    if len(consensus.groups) < 2:
+        return []  # one response, or all of them tied: no preference
     every = labels.of_kind("ranking")
     if not pairs:
-        return [(ranking_row(messages, [text[int(r)] for r in consensus.ranking]), every)]
+        places = [g for g, group in enumerate(consensus.groups) for _ in group]
+        ranked = [text[int(r)] for r in consensus.ranking]
+        return [(ranking_row(messages, ranked, places), every)]
     return [
-        (pair_row(messages, text[int(p.chosen)], text[int(p.rejected)], p.margin), every)
+        (
+            pair_row(
+                messages,
+                text[int(p.chosen)],
+                text[int(p.rejected)],
+                _strength_margin(p.chosen, p.rejected, every, scale, weights)
+                if scale
+                else p.margin,
+            ),
+            every,
+        )
         for p in consensus_pairs(consensus)
+        if not p.tied
     ]
+
+
+def _strength_margin(
+    chosen: Any, rejected: Any, ranked: list[Label], scale: list[Any], weights: Weights
+) -> float | None:
+    """A consensus pair's margin on a strength scale: the (weighted) mean over the labels that
+    judged the pair of +margin when they chose the same response, −margin when they chose the
+    other, 0 for a tie; labels without a strength (imports) do not count. None when none did."""
+    total = weight = 0.0
+    for x in ranked:
+        place = {
+            rid: g for g, group in enumerate(ranks.groups(x.payload["ranking"])) for rid in group
+        }
+        if int(chosen) not in place or int(rejected) not in place:
+            continue
+        a, b = place[int(chosen)], place[int(rejected)]
+        value = x.payload.get("strength")
+        if a != b and value is None:
+            continue
+        w = 1.0 if weights is None else weights.get(x.user_id, 1.0)
+        m = 0.0 if a == b else (strength.margin(scale, value) or 0.0)
+        total += w * (m if a < b else -m)
+        weight += w
+    return round(total / weight, 6) if weight else None
+
+
+def _top_bottom(labels: PromptLabels, groups: Any, made_from: list[Label]) -> Made:
+    """KTO rows of a ranking: its top group desirable, its bottom group not."""
+    if len(groups) < 2:
+        return []
+    text = {rid: t for rid, (t, _) in labels.responses.items()}
+    top = [(kto_row(labels.messages, text[int(r)], True), made_from) for r in groups[0]]
+    bottom = [(kto_row(labels.messages, text[int(r)], False), made_from) for r in groups[-1]]
+    return top + bottom
+
+
+def desirable(value: float, scale: str, params: dict[str, Any]) -> bool | None:
+    """A rating as a KTO label: 👍 (above 0) True, 👎 False; on 0–5, ≥ desirable_at True,
+    ≤ undesirable_at False; in between (or exactly 0 on thumbs) None, left out."""
+    if scale == RatingScale.thumbs:
+        return True if value > 0 else False if value < 0 else None
+    if value >= params["desirable_at"]:
+        return True
+    if value <= params["undesirable_at"]:
+        return False
+    return None
+
+
+def _kto(labels: PromptLabels, project: Project, params: dict[str, Any], weights: Weights) -> Made:
+    method, scale = params["method"], project.rating_scale
+    if project.kind == ProjectKind.ranking:
+        if method == "all":
+            return [
+                row
+                for x in labels.of_kind("ranking")
+                for row in _top_bottom(labels, ranks.groups(x.payload["ranking"]), [x])
+            ]
+        consensus = aggregation.consensus_of(labels, method=method, weights=weights)
+        return _top_bottom(labels, consensus.groups, labels.of_kind("ranking"))
+    made: Made = []
+    if method == "all":
+        for x in labels.of_kind("rating"):
+            for rid, value in x.payload["scores"].items():
+                label = desirable(rating_value(value, scale), scale, params)
+                if label is not None:
+                    text = labels.responses[int(rid)][0]
+                    made.append((kto_row(labels.messages, text, label), [x]))
+        return made
+    summary = aggregation.ratings_of(labels, scale=scale, weights=weights)
+    every = labels.of_kind("rating")
+    for rid, (text, _) in labels.responses.items():
+        if rid in summary and (label := desirable(summary[rid].mean, scale, params)) is not None:
+            made.append((kto_row(labels.messages, text, label), every))
+    return made
 
 
 def _ratings(
@@ -157,7 +257,17 @@ def snapshot_rows(
     elif kind in (DatasetKind.rankings, DatasetKind.pairs):
         kinds = ("ranking",)
         pairs = kind == DatasetKind.pairs
-        build = lambda labels: _rankings(labels, params["method"], pairs, weights)  # noqa: E731
+        levels = project.strength_scale or []
+        build = lambda labels: _rankings(labels, params["method"], pairs, weights, levels)  # noqa: E731
+    elif kind == DatasetKind.kto:
+        if project.kind not in (ProjectKind.ranking, ProjectKind.rating):
+            raise Invalid(
+                f"kind: a kto snapshot needs a ranking or rating project; {project.name!r} is a "
+                f"{project.kind} project",
+                field="kind",
+            )
+        kinds = (project.kind,)
+        build = lambda labels: _kto(labels, project, params, weights)  # noqa: E731
     elif kind == DatasetKind.ratings:
         aspects = likert_names(project.questions or [])
         kinds = ("rating", "ranking") if aspects else ("rating",)

@@ -29,7 +29,8 @@ class SnapshotCreate(BaseModel):
 
     kind: DatasetKind
     method: ConsensusMethod | Literal["all"] = ConsensusMethod.ranked_pairs
-    """rankings/pairs: consensus method, or `all` = one row per annotation (no consensus);
+    """rankings/pairs/kto: consensus method (kto of ratings: the mean score), or `all` = one
+    row per annotation (no consensus);
     sft with include_top_ranked: the consensus that picks the top response."""
     split: float = Field(0.9, ge=0.0, le=1.0)
     """Fraction of prompts in train (decided per prompt by a hash of its external id)."""
@@ -40,6 +41,11 @@ class SnapshotCreate(BaseModel):
     with_labelers: bool = False
     """Each row also names its labelers (emails) and annotation times, for offline analysis of
     label quality; off by default so training files carry no personal data."""
+    desirable_at: float = Field(4.0, ge=0.0, le=5.0)
+    """kto from 0–5 ratings: a (mean) score at or above this is desirable (label true)."""
+    undesirable_at: float = Field(2.0, ge=0.0, le=5.0)
+    """kto from 0–5 ratings: a (mean) score at or below this is undesirable (label false);
+    scores in between are left out. (👍/👎 ratings: 👍 true, 👎 false.)"""
     weighting: Weighting = "none"
     """`reliability`: each labeler counts in consensus rankings and rating means by their
     fitted reliability (the weights, α and excluded labelers go into the parameters)."""
@@ -51,17 +57,23 @@ class SnapshotCreate(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _thresholds_fit(self) -> "SnapshotCreate":
+        if self.kind == DatasetKind.kto and self.undesirable_at >= self.desirable_at:
+            raise ValueError("undesirable_at must be below desirable_at")
+        return self
+
+    @model_validator(mode="after")
     def _weighting_fits(self) -> "SnapshotCreate":
         if self.weighting == "reliability" and not self.aggregates():
             raise ValueError(
-                "weighting=reliability needs a consensus: rankings or pairs with method "
+                "weighting=reliability needs a consensus: rankings, pairs or kto with method "
                 "ranked-pairs or borda, ratings, or sft with include_top_ranked"
             )
         return self
 
     def aggregates(self) -> bool:
         """Whether this snapshot combines several labelers' labels into one."""
-        if self.kind in (DatasetKind.rankings, DatasetKind.pairs):
+        if self.kind in (DatasetKind.rankings, DatasetKind.pairs, DatasetKind.kto):
             return self.method != EVERY
         return self.kind == DatasetKind.ratings or (
             self.kind == DatasetKind.sft and self.include_top_ranked
@@ -78,6 +90,10 @@ class SnapshotCreate(BaseModel):
                 params["method"] = str(self.method)
         elif self.kind == DatasetKind.ratings:
             params["normalize"] = self.normalize
+        elif self.kind == DatasetKind.kto:
+            params["method"] = str(self.method)
+            params["desirable_at"] = self.desirable_at
+            params["undesirable_at"] = self.undesirable_at
         if self.with_labelers and self.kind != "prompts":
             params["with_labelers"] = True
         if self.weighting != "none":

@@ -55,6 +55,8 @@ def _tag(value: Any) -> str | None:
     if isinstance(value, list):
         if _is_strlist(value):
             return "strlist"
+        if all(type(v) is int for v in value):
+            return "intlist"  # a rankings row's ranks
         if all(isinstance(v, dict) and all(isinstance(x, str) for x in v.values()) for v in value):
             return "messages"
     return "json"
@@ -68,7 +70,7 @@ class Written:
     sha256: dict[str, str]
     content_hash: str
     columns: dict[str, set[str]] = field(default_factory=dict)
-    """column -> the value tags seen (str, int, float, bool, strlist, messages, json)."""
+    """column -> the value tags seen (str, int, float, bool, strlist, intlist, messages, json)."""
     message_keys: dict[str, list[str]] = field(default_factory=dict)
 
 
@@ -218,6 +220,8 @@ def _arrow_type(tags: set[str], keys: list[str]) -> pa.DataType | None:
         return pa.bool_()
     if tags == {"strlist"}:
         return pa.list_(pa.string())
+    if tags == {"intlist"}:
+        return pa.list_(pa.int64())
     if tags == {"messages"}:
         return pa.list_(pa.struct([(k, pa.string()) for k in keys]))
     return None

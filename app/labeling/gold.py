@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.models import User
 from app.base import utcnow
+from app.labeling import ranks
 from app.labeling.models import (
     Annotation,
     AnnotationSource,
@@ -74,8 +75,7 @@ def gold_order(gold: dict[str, Any]) -> dict[int, float]:
 def label_values(payload: dict[str, Any]) -> dict[int, float]:
     """A labeler's answer as a value per response id (higher is better)."""
     if "ranking" in payload:
-        ranking = [int(r) for r in payload["ranking"]]
-        return {rid: float(len(ranking) - i) for i, rid in enumerate(ranking)}
+        return ranks.values(payload["ranking"])  # tied responses share a value
     scores = payload.get("scores", {})
     return {
         int(rid): 1.0 if v is True else 0.0 if v is False else float(v) for rid, v in scores.items()

@@ -146,6 +146,7 @@ def make_task(project: Any, lease: Any, messages: list[Any], texts: dict[Any, st
         responses=[TaskResponse(id=rid, text=texts[int(rid)]) for rid in lease.response_ids],
         rating_scale=project.rating_scale,
         criteria=project.criteria,
+        strength_scale=project.strength_scale,
         questions=project.questions or [],
         expires_at=lease.expires_at,
     )

@@ -30,6 +30,8 @@ class Task(BaseModel):
     responses: list[TaskResponse]
     rating_scale: str
     criteria: list[str]
+    strength_scale: list[dict[str, Any]] = []
+    """K=2 rankings: the levels of "how much better", strongest first (empty: not asked)."""
     questions: list[dict[str, Any]] = []
     """The project's extra questions (app/projects/questions.py), answered under `answers`."""
     expires_at: datetime
@@ -46,6 +48,9 @@ class AnnotationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     ranking: list[Json] | None = Field(None, max_length=100)
+    """Response ids best first; an inner list is a group of tied responses."""
+    strength: Json | None = None
+    """With a project's strength scale (K=2): how much better the first response is."""
     scores: JsonObject | None = None
     demonstration: Demonstration | list[Json] | None = None
     flags: dict[FlagName, list[Json]] = Field(default_factory=dict, max_length=100)

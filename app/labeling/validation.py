@@ -6,6 +6,7 @@ from app.errors import Invalid
 from app.labeling import answers
 from app.labeling.models import Assignment
 from app.labeling.schemas import AnnotationIn
+from app.projects import strength
 from app.projects.kinds import ProjectKind, RatingScale
 from app.projects.models import Project
 
@@ -22,19 +23,69 @@ def _response_id(value: Any, where: str, allowed: list[int]) -> int:
     return rid
 
 
-def _ranking(values: list[Any], allowed: list[int]) -> list[int]:
-    ids = [_response_id(v, f"ranking[{i}]", allowed) for i, v in enumerate(values)]
-    seen: set[int] = set()
-    for i, rid in enumerate(ids):
+def _ranking(values: list[Any], allowed: list[int]) -> list[int | list[int]]:
+    """Response ids best first, an inner list a group of tied ones; each response once."""
+    out: list[int | list[int]] = []
+    seen: dict[int, str] = {}
+
+    def take(value: Any, where: str) -> int:
+        rid = _response_id(value, where, allowed)
         if rid in seen:
-            raise Invalid(f"ranking[{i}]: response {rid} appears twice", field=f"ranking[{i}]")
-        seen.add(rid)
+            raise Invalid(
+                f"{where}: response {rid} appears twice (also at {seen[rid]})", field=where
+            )
+        seen[rid] = where
+        return rid
+
+    for i, entry in enumerate(values):
+        if not isinstance(entry, list):
+            out.append(take(entry, f"ranking[{i}]"))
+            continue
+        if len(entry) < 2:
+            raise Invalid(
+                f"ranking[{i}]: a tied group needs at least 2 responses (write a single one "
+                "without brackets)",
+                field=f"ranking[{i}]",
+            )
+        group = []
+        for j, value in enumerate(entry):
+            if isinstance(value, list):
+                where = f"ranking[{i}][{j}]"
+                raise Invalid(f"{where}: a tied group holds response ids, not lists", field=where)
+            group.append(take(value, f"ranking[{i}][{j}]"))
+        out.append(group)
     missing = [rid for rid in allowed if rid not in seen]
     if missing:
         raise Invalid(
             f"ranking: responses {missing} are missing; rank all {len(allowed)}", field="ranking"
         )
-    return ids
+    return out
+
+
+def _strength(value: Any, ranking: list[int | list[int]], scale: list[dict[str, Any]]) -> Any:
+    """The strength value to store with a K=2 choice, or None (no scale, or a tie)."""
+    tied = len(ranking) == 1
+    if not scale:
+        if value is not None:
+            raise Invalid("strength: this project has no strength scale", field="strength")
+        return None
+    if tied:
+        if value is not None:
+            raise Invalid("strength: a tie has no strength; leave it out", field="strength")
+        return None
+    levels = ", ".join(
+        f"{v} ({level['label']})" for v, level in zip(strength.values(scale), scale, strict=True)
+    )
+    if value is None:
+        raise Invalid(
+            f"strength: say how much better the first response is, one of {levels}",
+            field="strength",
+        )
+    if isinstance(value, bool) or not isinstance(value, int) or value not in strength.values(scale):
+        raise Invalid(
+            f"strength: {value!r} is not on this project's scale: {levels}", field="strength"
+        )
+    return value
 
 
 def _scores(values: dict[str, Any], allowed: list[int], scale: str) -> dict[str, int]:
@@ -121,8 +172,14 @@ def validate(
             field=expected,
         )
     allowed = [int(r) for r in assignment.response_ids]
+    if body.strength is not None and expected != "ranking":
+        raise Invalid(f"strength: a {project.kind} project has no strength", field="strength")
     if expected == "ranking":
-        payload: dict[str, Any] = {"ranking": _ranking(body.ranking or [], allowed)}
+        ranking = _ranking(body.ranking or [], allowed)
+        payload: dict[str, Any] = {"ranking": ranking}
+        value = _strength(body.strength, ranking, project.strength_scale or [])
+        if value is not None:
+            payload["strength"] = value
     elif expected == "scores":
         payload = {"scores": _scores(body.scores or {}, allowed, project.rating_scale)}
     else:

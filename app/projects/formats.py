@@ -123,36 +123,94 @@ def _gold(value: Any, n: int) -> dict[str, Any] | None:
     return {"scores": scores}
 
 
-def parse_native(obj: dict[str, Any]) -> Item:
-    """{"id"?, "prompt": str | "messages": [...], "responses": [str | {"text","model"}], "meta"?}"""
+def _responses(raw: Any, where: str) -> list[dict[str, Any]]:
+    """Candidate responses given as strings or {"text", "model"?, "meta"?} objects."""
+    if not isinstance(raw, list):
+        raise LineError(f"{where} must be a list")
+    responses: list[dict[str, Any]] = []
+    for i, r in enumerate(raw):
+        if isinstance(r, str):
+            responses.append({"text": _text(r, f"{where}[{i}]"), "model": None, "meta": {}})
+        elif isinstance(r, dict):
+            model = r.get("model")
+            if model is not None and not isinstance(model, str):
+                raise LineError(f"{where}[{i}].model must be a string")
+            meta = r.get("meta", {})
+            if not isinstance(meta, dict):
+                raise LineError(f"{where}[{i}].meta must be an object")
+            text = _text(r.get("text"), f"{where}[{i}].text")
+            responses.append({"text": text, "model": model, "meta": meta})
+        else:
+            raise LineError(f"{where}[{i}] must be a string or an object with text")
+    return responses
+
+
+def parse_native(obj: dict[str, Any]) -> Item | list[Item]:
+    """{"id"?, "prompt": str | "messages": [...], "responses": [str | {"text","model"}], "meta"?}
+
+    Or candidates at several turns of one conversation: {"id"?, "messages": [...],
+    "candidates": [{"turn": i, "responses": [...]}, …]}, one prompt per entry (see
+    `_turn_items`)."""
     if "messages" in obj:
         messages = messages_of(obj["messages"], "messages")
     elif "prompt" in obj:
         messages = messages_of(obj["prompt"], "prompt")
     else:
         raise LineError('a line needs "prompt" or "messages"')
-    raw = obj.get("responses", [])
-    if not isinstance(raw, list):
-        raise LineError("responses must be a list")
-    responses: list[dict[str, Any]] = []
-    for i, r in enumerate(raw):
-        if isinstance(r, str):
-            responses.append({"text": _text(r, f"responses[{i}]"), "model": None, "meta": {}})
-        elif isinstance(r, dict):
-            model = r.get("model")
-            if model is not None and not isinstance(model, str):
-                raise LineError(f"responses[{i}].model must be a string")
-            meta = r.get("meta", {})
-            if not isinstance(meta, dict):
-                raise LineError(f"responses[{i}].meta must be an object")
-            text = _text(r.get("text"), f"responses[{i}].text")
-            responses.append({"text": text, "model": model, "meta": meta})
-        else:
-            raise LineError(f"responses[{i}] must be a string or an object with text")
+    if "candidates" in obj:
+        return _turn_items(obj, messages)
+    responses = _responses(obj.get("responses", []), "responses")
     item = Item(_external_id(obj) or "", messages, responses, _meta(obj))
     item.gold = _gold(obj.get("gold"), len(responses))
     item.external_id = item.external_id or content_hash(messages, responses)
     return item
+
+
+def _turn_items(obj: dict[str, Any], messages: list[dict[str, str]]) -> list[Item]:
+    """Candidate next turns at any assistant turn of a conversation: entry {"turn": i,
+    "responses": [...]} becomes a prompt whose messages are the conversation before turn i
+    (which must end with a user turn) and whose responses are the candidates for turn i (an
+    assistant turn of the conversation, or i = len(messages): the turn after the last). Its id
+    is the line's id + ":turn<i>" (or a content hash) and its meta records the turn."""
+    for key in ("responses", "gold"):
+        if key in obj:
+            raise LineError(f'"{key}" cannot be given with "candidates" (each turn has its own)')
+    entries = obj["candidates"]
+    if not isinstance(entries, list) or not entries:
+        raise LineError('candidates must be a non-empty list of {"turn", "responses"}')
+    base, meta = _external_id(obj), _meta(obj)
+    items: list[Item] = []
+    seen: set[int] = set()
+    for n, entry in enumerate(entries):
+        where = f"candidates[{n}]"
+        if not isinstance(entry, dict):
+            raise LineError(f'{where} must be an object {{"turn", "responses"}}')
+        turn = entry.get("turn")
+        if not isinstance(turn, int) or isinstance(turn, bool) or not 1 <= turn <= len(messages):
+            raise LineError(
+                f"{where}.turn must be a message index from 1 to {len(messages)} (the assistant "
+                "turn the candidates stand for)"
+            )
+        if turn in seen:
+            raise LineError(f"{where}.turn: turn {turn} has candidates already")
+        seen.add(turn)
+        if turn < len(messages) and messages[turn]["role"] != "assistant":
+            raise LineError(
+                f"{where}.turn: messages[{turn}] is a {messages[turn]['role']} turn; candidates "
+                "stand for an assistant turn (or follow the last message)"
+            )
+        if messages[turn - 1]["role"] != "user":
+            raise LineError(
+                f"{where}.turn: the conversation before turn {turn} ends with the "
+                f"{messages[turn - 1]['role']}'s turn, not the user's"
+            )
+        prefix = messages[:turn]
+        responses = _responses(entry.get("responses", []), f"{where}.responses")
+        external = f"{base}:turn{turn}" if base else content_hash(prefix, responses)
+        if len(external) > 200:
+            raise LineError("id is too long to add :turn<i> within 200 characters")
+        items.append(Item(external, prefix, responses, meta | {"turn": turn}))
+    return items
 
 
 _HH_TURN = re.compile(r"(?:^|\n\n)(Human|Assistant):[ ]?")
@@ -302,7 +360,7 @@ def parse_oasst(obj: dict[str, Any]) -> list[Item]:
     return items
 
 
-PARSERS: dict[str, Callable[[dict[str, Any]], Item | list[Item]]] = {
+PARSERS: dict[str, Callable[[dict[str, Any]], Item | list[Item]]] = {  # one line, 1+ items
     ImportFormat.jsonl: parse_native,
     ImportFormat.hh: parse_hh,
     ImportFormat.trl: parse_trl,

@@ -26,6 +26,9 @@ class Project(Base):
     rating_scale: Mapped[str] = mapped_column(String(10), default=RatingScale.thumbs)
     criteria: Mapped[list[Any]] = mapped_column(default=list)
     """Names of the per-response flags labelers can set (hallucination, unsafe, …)."""
+    strength_scale: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
+    """K=2 ranking projects: [{"label", "margin"}, …] strongest first, asked with every choice
+    (see app/projects/strength.py); empty: no strength is asked."""
     questions: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
     """Extra questions asked with each task (definitions: app/projects/questions.py)."""
     is_archived: Mapped[bool] = mapped_column(default=False)

@@ -14,10 +14,10 @@ from app.auth import service as auth_service
 from app.datasets.kinds import DatasetKind
 from app.db import SessionDep
 from app.deps import AdminUser
-from app.errors import DomainError, validation_messages
+from app.errors import DomainError, Invalid, validation_messages
 from app.http.bounds import Id, form_bool
 from app.labeling import service as labeling_service
-from app.projects import formats, import_progress, importer, service
+from app.projects import formats, import_progress, importer, service, strength
 from app.projects.kinds import ProjectKind, RatingScale
 from app.projects.models import Project
 from app.projects.schemas import MemberIn, ProjectCreate, ProjectUpdate
@@ -26,8 +26,13 @@ from app.templating import render
 router = APIRouter(prefix="/admin", tags=["pages"])
 
 EXPORTS = {
-    ProjectKind.ranking: [DatasetKind.rankings, DatasetKind.pairs, DatasetKind.prompts],
-    ProjectKind.rating: [DatasetKind.ratings, DatasetKind.prompts],
+    ProjectKind.ranking: [
+        DatasetKind.rankings,
+        DatasetKind.pairs,
+        DatasetKind.kto,
+        DatasetKind.prompts,
+    ],
+    ProjectKind.rating: [DatasetKind.ratings, DatasetKind.kto, DatasetKind.prompts],
     ProjectKind.demonstration: [DatasetKind.sft, DatasetKind.prompts],
 }
 FORMATS = list(formats.ImportFormat)
@@ -45,6 +50,14 @@ def _settings(
         "rating_scale": rating_scale,
         "criteria": names,
     }
+
+
+def _strength_scale(text: str) -> list[dict[str, Any]]:
+    """The form's strength scale (one `label = margin` per line), or Invalid naming the line."""
+    try:
+        return strength.parse_lines(text)
+    except ValueError as exc:
+        raise Invalid(f"strength_scale: {exc}", field="strength_scale") from None
 
 
 def _questions(value: str) -> Any:
@@ -85,11 +98,13 @@ def create_project(
     lease_seconds: Annotated[str, Form()] = "1800",
     rating_scale: Annotated[str, Form()] = RatingScale.thumbs,
     criteria: Annotated[str, Form()] = "",
+    strength_scale: Annotated[str, Form()] = "",
     questions: Annotated[str, Form()] = "",
 ):
-    form = {"name": name, "kind": kind}
+    form: dict[str, Any] = {"name": name, "kind": kind}
     form |= _settings(instructions, k, overlap, lease_seconds, rating_scale, criteria)
     try:
+        form["strength_scale"] = _strength_scale(strength_scale)
         form["questions"] = _questions(questions)
         project = service.create(session=session, data=ProjectCreate.model_validate(form))
         session.commit()
@@ -103,6 +118,7 @@ def create_project(
     else:
         return RedirectResponse(f"/admin/projects/{project.id}?created=1", status_code=303)
     form["criteria"] = criteria
+    form["strength_scale"] = strength_scale
     form["questions"] = questions
     return render(
         request, "admin/project_new.html", 422, form=form, errors=errors, kinds=list(ProjectKind)
@@ -149,6 +165,7 @@ def update_project(
     lease_seconds: Annotated[str, Form()] = "1800",
     rating_scale: Annotated[str, Form()] = RatingScale.thumbs,
     criteria: Annotated[str, Form()] = "",
+    strength_scale: Annotated[str, Form()] = "",
     questions: Annotated[str, Form()] = "",
     is_archived: Annotated[str, Form()] = "",
 ):
@@ -156,6 +173,7 @@ def update_project(
     form = {"name": name, "is_archived": form_bool(is_archived)}
     form |= _settings(instructions, k, overlap, lease_seconds, rating_scale, criteria)
     try:
+        form["strength_scale"] = _strength_scale(strength_scale)
         form["questions"] = _questions(questions)
         service.update(session=session, project=project, data=ProjectUpdate.model_validate(form))
         session.commit()

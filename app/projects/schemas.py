@@ -1,12 +1,13 @@
 """Request/response models of projects and imports."""
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StringConstraints,
     ValidationError,
     ValidatorFunctionWrapHandler,
     field_validator,
@@ -17,6 +18,7 @@ from app.http.bounds import Id, Instructions, Name, text
 from app.projects import questions as question_defs
 from app.projects.kinds import ProjectKind, RatingScale
 from app.projects.questions import Questions
+from app.projects.strength import MAX_LEVELS
 
 ProjectName = Name
 Criterion = text(60)
@@ -24,6 +26,28 @@ Criterion = text(60)
 
 def _NO_DEFAULT(schema: dict[str, Any]) -> None:
     schema.pop("default", None)
+
+
+class StrengthLevel(BaseModel):
+    """One level of a preference-strength scale: what labelers see and the margin it means."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    margin: float = Field(ge=0.0, le=100.0, allow_inf_nan=False)
+    """Added to the reward gap the loss asks for: −log σ(r_chosen − r_rejected − margin)."""
+
+
+StrengthScale = Annotated[list[StrengthLevel], Field(max_length=MAX_LEVELS)]
+
+
+def _strength_scale(value: list[StrengthLevel]) -> list[StrengthLevel]:
+    if len(value) == 1:
+        raise ValueError("a strength scale needs at least 2 levels (or none)")
+    labels = [level.label for level in value]
+    if len(set(labels)) != len(labels):
+        raise ValueError("strength levels need distinct labels")
+    return value
 
 
 def _criteria(value: list[str]) -> list[str]:
@@ -70,11 +94,20 @@ class ProjectSettings(BaseModel):
     order: Literal["id", "uncertainty"] = Field(
         "id", description="serve prompts in import order, or those a reward model separates least"
     )
+    strength_scale: StrengthScale = Field(
+        default_factory=list,
+        description="K=2 rankings: levels of preference strength, strongest first (empty: none)",
+    )
 
     @field_validator("criteria")
     @classmethod
     def _criteria_names(cls, value: list[str]) -> list[str]:
         return _criteria(value)
+
+    @field_validator("strength_scale")
+    @classmethod
+    def _strength_levels(cls, value: list[StrengthLevel]) -> list[StrengthLevel]:
+        return _strength_scale(value)
 
     @field_validator("questions", mode="wrap")
     @classmethod
@@ -90,6 +123,8 @@ class ProjectCreate(ProjectSettings):
     def _k_fits_kind(self) -> "ProjectCreate":
         if self.kind == ProjectKind.ranking and self.k < 2:
             raise ValueError("a ranking project shows k ≥ 2 responses")
+        if self.strength_scale and (self.kind != ProjectKind.ranking or self.k != 2):
+            raise ValueError("a strength scale needs a ranking project with k = 2")
         problem = question_defs.check_kind(self.stored_questions(), self.kind)
         if problem:
             raise ValueError(problem)
@@ -117,11 +152,17 @@ class ProjectUpdate(BaseModel):
     auto_hold: bool = Field(None, json_schema_extra=_NO_DEFAULT)
     hold_after_gold: int = Field(None, ge=1, le=1000, json_schema_extra=_NO_DEFAULT)
     order: Literal["id", "uncertainty"] = Field(None, json_schema_extra=_NO_DEFAULT)
+    strength_scale: StrengthScale = Field(None, json_schema_extra=_NO_DEFAULT)
 
     @field_validator("criteria")
     @classmethod
     def _criteria_names(cls, value: list[str]) -> list[str]:
         return _criteria(value)
+
+    @field_validator("strength_scale")
+    @classmethod
+    def _strength_levels(cls, value: list[StrengthLevel]) -> list[StrengthLevel]:
+        return _strength_scale(value)
 
     @field_validator("questions", mode="wrap")
     @classmethod
@@ -147,6 +188,7 @@ class ProjectOut(BaseModel):
     auto_hold: bool
     hold_after_gold: int
     order: str
+    strength_scale: list[dict[str, Any]]
     created_at: datetime
 
 

@@ -96,6 +96,7 @@ def labeling_query() -> Select[Any]:
         Project.lease_seconds,
         Project.rating_scale,
         Project.criteria,
+        Project.strength_scale,
         Project.questions,
         Project.is_archived,
         Project.gold_rate,
@@ -159,16 +160,26 @@ def update(*, session: Session, project: Project, data: ProjectUpdate) -> Projec
         taken = session.scalar(select(Project.id).where(Project.name == changes["name"]))
         if taken is not None:
             raise Conflict(f"a project named {changes['name']!r} exists already", field="name")
-    if {"k", "rating_scale"} & changes.keys() and has_labels(session=session, project=project):
-        for field in ("k", "rating_scale"):
+    fixed = ("k", "rating_scale", "strength_scale")
+    if set(fixed) & changes.keys() and has_labels(session=session, project=project):
+        for field in fixed:
             if field in changes and changes[field] != getattr(project, field):
                 raise Conflict(f"{field} cannot change once the project has labels", field=field)
     if project.kind == ProjectKind.ranking and changes.get("k", project.k) < 2:
         raise Invalid("a ranking project shows k ≥ 2 responses", field="k")
+    _check_strength_scale(project, changes)
     for field, value in changes.items():
         setattr(project, field, value)
     session.flush()
     return project
+
+
+def _check_strength_scale(project: Project, changes: dict[str, Any]) -> None:
+    """A strength scale only on a ranking project that shows k = 2 responses."""
+    scale = changes.get("strength_scale", project.strength_scale)
+    if scale and (project.kind != ProjectKind.ranking or changes.get("k", project.k) != 2):
+        field = "strength_scale" if "strength_scale" in changes else "k"
+        raise Invalid("a strength scale needs a ranking project with k = 2", field=field)
 
 
 def has_labels(*, session: Session, project: Project) -> bool:

@@ -1,8 +1,9 @@
 """Agreement between labelers: Krippendorff's α (ordinal) with a bootstrap interval, and each
 labeler's Kendall τ against the consensus of the *other* labelers of the same prompt.
 
-Labels are compared as values per response (higher is better): a ranking gives K−rank, a
-rating its score, so rankings and ratings share one code path.
+Labels are compared as values per response (higher is better): a ranking gives K−rank (tied
+responses share their mid-rank), a rating its score, so rankings and ratings share one code path
+and ties are ties for τ-b and for the ordinal α alike.
 """
 
 from collections.abc import Collection, Hashable, Mapping, Sequence
@@ -14,6 +15,7 @@ import krippendorff
 import numpy as np
 
 from app.aggregation.consensus import consensus_ranking
+from app.labeling import ranks
 
 Values = Mapping[int, float]
 """A label as a value per response id (higher is better)."""
@@ -104,12 +106,17 @@ def tau_b(x: Values, y: Values) -> float | None:
     return (concordant - discordant) / denominator if denominator else None
 
 
+def _tiers(label: Values) -> list[list[int]]:
+    """A label as groups of responses of equal value, best first (a ranking with its ties)."""
+    levels = sorted(set(label.values()), reverse=True)
+    return [sorted(rid for rid in label if label[rid] == v) for v in levels]
+
+
 def consensus_values(labels: Sequence[Values], rankings: bool) -> Values:
     """The consensus of labels as values: ranked pairs for rankings, mean score for ratings."""
     if rankings:
-        orders = [sorted(label, key=lambda rid: -label[rid]) for label in labels]
-        order = consensus_ranking(orders).ranking
-        return {int(rid): float(len(order) - i) for i, rid in enumerate(order)}
+        consensus = consensus_ranking([_tiers(label) for label in labels])
+        return ranks.values(consensus.groups)  # tied responses share a value
     sums: dict[int, list[float]] = {}
     for label in labels:
         for rid, v in label.items():

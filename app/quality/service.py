@@ -39,7 +39,7 @@ class _Label:
     user_id: int
     values: Values
     order: list[int]
-    """Response ids best first (a rating's ties broken by a fixed hash)."""
+    """Response ids best first (ties of a rating or a ranking broken by a fixed hash)."""
 
 
 @dataclass

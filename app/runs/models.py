@@ -29,7 +29,8 @@ TRAINS_ON: dict[RunKind, tuple[DatasetKind, ...]] = {
     RunKind.dpo: (DatasetKind.pairs,),
 }
 """The snapshot kinds each run kind trains on (the one table the form, pages and service read).
-A generate run reads no snapshot: it answers a project's prompts."""
+A generate run reads no snapshot: it answers a project's prompts. No run kind trains on `kto`
+(its files are for other trainers, e.g. TRL's KTOTrainer)."""
 
 
 def run_kinds_for(snapshot_kind: str) -> list[RunKind]:

@@ -142,8 +142,8 @@ def test_api_leaderboard_consensus_exclusions(client, session, factory, ranked) 
     annotate(session, project, prompt_id, labeler, {"ranking": [c, b, a]})
     rows = client.get(f"/api/v1/projects/{project.id}/consensus", headers=admin.headers).json()
     assert rows == [
-        {"prompt_id": prompt_id, "ranking": [c, b, a], "unranked": [], "agreement": None,
-         "rankings": 1}
+        {"prompt_id": prompt_id, "ranking": [c, b, a], "tied": [], "unranked": [],
+         "agreement": None, "rankings": 1}
     ]  # fmt: skip
     board = client.get(
         f"/api/v1/projects/{project.id}/leaderboard?rounds=50", headers=admin.headers

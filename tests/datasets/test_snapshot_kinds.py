@@ -27,6 +27,7 @@ ANSWERS = {
     DatasetKind.rankings: ("responses",),
     DatasetKind.ratings: ("response",),
     DatasetKind.prompts: (),
+    DatasetKind.kto: ("completion",),
 }
 # What each kind feeds, as the product promises it (the table must agree).
 FEEDS = {
@@ -35,6 +36,7 @@ FEEDS = {
     DatasetKind.pairs: [RunKind.rm, RunKind.dpo],
     DatasetKind.ratings: [RunKind.rm],
     DatasetKind.prompts: [RunKind.ppo],
+    DatasetKind.kto: [],
 }
 
 
@@ -69,7 +71,7 @@ def make_snapshots(session, factory, tmp_path, shape: str) -> dict[DatasetKind, 
     for pid, rids in prompts_of(session, ranking):
         annotate(session, ranking, pid, labeler, {"ranking": rids})
     for pid, rids in prompts_of(session, rating):
-        scores = {str(rid): 5 - i for i, rid in enumerate(rids)}
+        scores = {str(rid): (5, 3, 0)[i] for i, rid in enumerate(rids)}  # kto: true, –, false
         annotate(session, rating, pid, labeler, {"scores": scores}, kind="rating")
     for pid, _ in prompts_of(session, demonstration):
         payload = {"demonstration": "roses are red"}
@@ -80,6 +82,7 @@ def make_snapshots(session, factory, tmp_path, shape: str) -> dict[DatasetKind, 
         DatasetKind.pairs: ranking,
         DatasetKind.ratings: rating,
         DatasetKind.prompts: ranking,
+        DatasetKind.kto: rating,
     }
     made = {}
     for kind, project in source.items():
@@ -91,6 +94,85 @@ def make_snapshots(session, factory, tmp_path, shape: str) -> dict[DatasetKind, 
 def train_rows(snapshot) -> list[dict]:  # type: ignore[no-untyped-def]
     path = service.snapshot_files(snapshot=snapshot)["train.jsonl"]
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+# The dataset formats TRL documents (huggingface.co/docs/trl/dataset_formats), written out so
+# that no TRL install is needed: the columns a row must have, those it may have, and the type
+# of each. "text" is a string in the standard form, a list of {"role", "content"} messages in
+# the conversational form (every text column of a row in the same form). `rankings` and
+# `ratings` are our own forms (TRL has no K-wise or scalar-score trainer): `datasets` loads
+# them as they are, and a rankings row expands into TRL preference pairs.
+TRL_FORMATS: dict[DatasetKind, dict[str, dict[str, str]]] = {
+    # "prompt-completion" (SFTTrainer); a demonstrated conversation is "language modeling".
+    DatasetKind.sft: {"required": {"prompt": "text", "completion": "text"}, "optional": {}},
+    # "preference" with explicit prompt (DPOTrainer, RewardTrainer; RewardTrainer reads "margin").
+    DatasetKind.pairs: {
+        "required": {"prompt": "text", "chosen": "text", "rejected": "text"},
+        "optional": {"margin": "number"},
+    },
+    # "unpaired preference" (KTOTrainer, BCO).
+    DatasetKind.kto: {
+        "required": {"prompt": "text", "completion": "text", "label": "bool"},
+        "optional": {},
+    },
+    # "prompt-only" (GRPOTrainer, RLOOTrainer, OnlineDPOTrainer, PPO).
+    DatasetKind.prompts: {"required": {"prompt": "text"}, "optional": {}},
+    DatasetKind.rankings: {
+        "required": {"prompt": "text", "responses": "texts"},
+        "optional": {"ranks": "ints"},
+    },
+    DatasetKind.ratings: {
+        "required": {"prompt": "text", "response": "text", "score": "number"},
+        "optional": {"scores": "aspects"},
+    },
+}
+
+
+def _is_messages(value: object) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) > 0
+        and all(isinstance(m, dict) and set(m) == {"role", "content"} for m in value)
+        and all(m["role"] in ("system", "user", "assistant") for m in value)
+        and all(isinstance(m["content"], str) for m in value)
+    )
+
+
+def _fits(value: object, kind: str, conversational: bool) -> bool:
+    if kind == "text":
+        return _is_messages(value) if conversational else isinstance(value, str)
+    if kind == "texts":
+        return isinstance(value, list) and all(_fits(v, "text", conversational) for v in value)
+    if kind == "ints":
+        return isinstance(value, list) and all(type(v) is int for v in value)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "aspects":
+        return isinstance(value, dict) and all(_fits(v, "number", False) for v in value.values())
+    return isinstance(value, int | float) and not isinstance(value, bool)  # number
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_every_snapshot_kind_is_in_the_format_trl_documents(
+    session, factory, tmp_path, artifacts, shape
+) -> None:
+    assert set(TRL_FORMATS) == set(DatasetKind)
+    for kind, snapshot in make_snapshots(session, factory, tmp_path, shape).items():
+        spec = TRL_FORMATS[kind]
+        rows = train_rows(snapshot)
+        assert rows, kind
+        for row in rows:
+            if kind == DatasetKind.sft and "messages" in row:
+                assert set(row) == {"messages"} and _is_messages(row["messages"])
+                continue
+            assert (
+                set(spec["required"]) <= set(row) <= set(spec["required"]) | set(spec["optional"])
+            ), (kind, row)
+            conversational = not isinstance(row["prompt"], str)
+            assert conversational == (shape == "multi"), kind
+            for column, type_ in (spec["required"] | spec["optional"]).items():
+                if column in row:
+                    assert _fits(row[column], type_, conversational), (kind, column, row)
 
 
 def test_the_table_covers_every_snapshot_kind() -> None:
@@ -189,8 +271,9 @@ def test_trl_trains_one_step_on_every_snapshot_kind_unchanged(
     session, factory, tmp_path, artifacts, backend, tiny_lm, fresh_accelerate_state
 ) -> None:
     """The files are TRL's formats: each kind, single- and multi-turn, loads with `datasets`
-    and trains one step in the matching TRL trainer. TRL has no K-wise reward trainer, so a
-    rankings file goes to RewardTrainer through its pairs; no TRL trainer reads ratings."""
+    and trains one step in the matching TRL trainer (kto: KTOTrainer). TRL has no K-wise reward
+    trainer, so a rankings file goes to RewardTrainer through its pairs; no TRL trainer reads
+    ratings."""
     trl = pytest.importorskip("trl")
     from datasets import Dataset, load_dataset
     from transformers import AutoTokenizer
@@ -220,6 +303,11 @@ def test_trl_trains_one_step_on_every_snapshot_kind_unchanged(
         if kind in (DatasetKind.pairs, DatasetKind.rankings):
             return trl.RewardTrainer(
                 model=tiny_lm, args=trl.RewardConfig(**args), train_dataset=data,
+                processing_class=tokenizer,
+            )  # fmt: skip
+        if kind == DatasetKind.kto:
+            return trl.KTOTrainer(
+                model=tiny_lm, args=trl.KTOConfig(**args), train_dataset=data,
                 processing_class=tokenizer,
             )  # fmt: skip
         if kind == DatasetKind.prompts:

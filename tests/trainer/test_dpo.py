@@ -42,3 +42,35 @@ def test_dpo_accuracy_rises(tmp_path: Path, causal_lm: str) -> None:
     assert summary["eval_accuracy"] >= 0.9 and summary["eval_reward_margin"] > 0
     assert rows[11]["eval_loss"] > summary["eval_loss"]
     assert sum(r["accuracy"] for r in rows[-4:]) / 4 >= 0.9
+
+
+def test_dpo_weights_each_pair_by_its_margin_when_asked() -> None:
+    """mean(w · loss): at the reference every pair costs log 2, so weights 1, 0.5 and 0 give
+    log 2 · 1.5 / 3; a pair of weight 0 gets no gradient."""
+    policy = torch.tensor([[-3.0, -5.0], [-2.0, -1.0], [-4.0, -4.0]], requires_grad=True)
+    ref = policy.detach().clone()
+    loss, _ = dpo_loss(policy, ref, beta=0.1, weights=torch.tensor([1.0, 0.5, 0.0]))
+    assert math.isclose(float(loss.detach()), math.log(2) * 1.5 / 3, rel_tol=1e-6)
+    loss.backward()
+    assert policy.grad is not None and policy.grad[2].abs().max() == 0
+    assert policy.grad[0].abs().max() > 2 * policy.grad[1].abs().max() * 0.99
+
+
+def test_dpo_run_uses_the_margin_weights(tmp_path: Path, causal_lm: str) -> None:
+    """With weight_by_margin the first step's loss is the weighted one (margin 0.5: half of
+    log 2); without it, the margins are ignored (log 2)."""
+    records = [r | {"margin": 0.5} for r in pair_records(16, seed=3)]
+    train_file = write_jsonl(tmp_path / "train.jsonl", records)
+    for weighted, expected in ((True, 0.5 * math.log(2)), (False, math.log(2))):
+        out = tmp_path / f"dpo-{weighted}"
+        cfg = DPOConfig(
+            model=causal_lm,
+            train_file=train_file,
+            eval_fraction=0.0,
+            output_dir=str(out),
+            max_steps=1,
+            batch_size=4,
+            weight_by_margin=weighted,
+        )
+        assert train(cfg) == EXIT_OK
+        assert math.isclose(read_metrics(out)[0]["loss"], expected, rel_tol=1e-4)
