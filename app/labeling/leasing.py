@@ -146,6 +146,7 @@ def make_task(project: Any, lease: Any, messages: list[Any], texts: dict[Any, st
         responses=[TaskResponse(id=rid, text=texts[int(rid)]) for rid in lease.response_ids],
         rating_scale=project.rating_scale,
         criteria=project.criteria,
+        questions=project.questions or [],
         expires_at=lease.expires_at,
     )
 
@@ -368,6 +369,7 @@ def _remember(project: Any, held: Any, user_id: int) -> None:
         kind=project.kind,
         rating_scale=project.rating_scale,
         criteria=project.criteria,
+        questions=project.questions,
         replay=None,
     )
 

@@ -71,6 +71,7 @@ def _assignment_query(with_key: bool) -> Any:
             Project.lease_seconds,
             Project.rating_scale,
             Project.criteria,
+            Project.questions,
             Project.is_archived,
             replay.label("replay"),
         )

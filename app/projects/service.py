@@ -10,6 +10,7 @@ from app.auth.models import User
 from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.labeling import labels
 from app.labeling.models import AssignmentStatus
+from app.projects import questions as question_defs
 from app.projects.kinds import ProjectKind
 from app.projects.models import Project, ProjectMember, Prompt, Response
 from app.projects.schemas import ProjectCreate, ProjectStats, ProjectUpdate
@@ -19,7 +20,7 @@ def create(*, session: Session, data: ProjectCreate) -> Project:
     """Create a project (the caller commits); names are unique."""
     if session.scalar(select(Project.id).where(Project.name == data.name)) is not None:
         raise Conflict(f"a project named {data.name!r} exists already", field="name")
-    project = Project(**data.model_dump())
+    project = Project(**data.model_dump() | {"questions": data.stored_questions()})
     session.add(project)
     session.flush()
     return project
@@ -95,6 +96,7 @@ def labeling_query() -> Select[Any]:
         Project.lease_seconds,
         Project.rating_scale,
         Project.criteria,
+        Project.questions,
         Project.is_archived,
         Project.gold_rate,
         Project.order,
@@ -148,6 +150,11 @@ def remove_member(*, session: Session, project: Project, user_id: int) -> None:
 def update(*, session: Session, project: Project, data: ProjectUpdate) -> Project:
     """Change a project's settings; K and the scale are fixed once labels exist."""
     changes = data.model_dump(exclude_unset=True)
+    if "questions" in changes:
+        changes["questions"] = [q.model_dump(mode="json") for q in data.questions]
+        problem = question_defs.check_kind(changes["questions"], project.kind)
+        if problem:
+            raise Invalid(problem, field="questions")
     if "name" in changes and changes["name"] != project.name:
         taken = session.scalar(select(Project.id).where(Project.name == changes["name"]))
         if taken is not None:
