@@ -43,6 +43,13 @@ def answer_of(prompt: Text, text: str) -> Text:
     return text if isinstance(prompt, str) else [{"role": "assistant", "content": text}]
 
 
+def answers_of(prompt: Text, texts: list[str]) -> list[Text]:
+    """Answers in their prompt's shape (`answer_of` of each text)."""
+    if isinstance(prompt, str):
+        return list(texts)
+    return [[{"role": "assistant", "content": text}] for text in texts]
+
+
 def sft_row(messages: list[Message], completion: str | list[Message]) -> Row:
     """{prompt, completion} for a written answer, {messages} for a demonstrated conversation."""
     if not isinstance(completion, str):
@@ -54,7 +61,7 @@ def sft_row(messages: list[Message], completion: str | list[Message]) -> Row:
 def ranking_row(messages: list[Message], ranked: list[str]) -> Row:
     """One ranking, best response first."""
     prompt = prompt_of(messages)
-    return {"prompt": prompt, "responses": [answer_of(prompt, text) for text in ranked]}
+    return {"prompt": prompt, "responses": answers_of(prompt, ranked)}
 
 
 def pair_row(
