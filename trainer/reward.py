@@ -304,9 +304,11 @@ def train(cfg: RewardConfig) -> int:
         optimizer.zero_grad()
 
         elapsed = time.perf_counter() - t0
+        if acc.num_processes > 1:  # the step's pairs over all processes
+            hits, pairs = acc.reduce(torch.tensor([hits, pairs], device=run.device), "sum").tolist()
         metrics = {
             "loss": float(acc.reduce(torch.stack(losses).mean(), "mean")),
-            "accuracy": hits / pairs,  # this process's training pairs ordered correctly
+            "accuracy": hits / pairs,  # the step's training pairs ordered correctly
             "lr": scheduler.get_last_lr()[0],
             "grad_norm": float(grad_norm),
             "rankings_per_s": per_step / elapsed,

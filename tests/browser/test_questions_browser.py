@@ -38,6 +38,7 @@ def test_every_question_type_by_keyboard_only(page, live) -> None:
     login(page, live.user())
     shown = open_task(page, project)
     a, b = (str(i) for i in shown)
+    assert violations(page) == []
     assert "Tab" in page.locator(".question-keys").inner_text()  # the keys are on screen
     page.keyboard.press("2")
     page.keyboard.press("1")  # the ranking: response 2 above response 1

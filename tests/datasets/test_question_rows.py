@@ -37,6 +37,10 @@ def label(session, project, user, main, answers, flags=None):  # type: ignore[no
     return ids
 
 
+def export_rows(**kwargs):  # type: ignore[no-untyped-def]
+    return [row for batch in export.row_batches(**kwargs) for row in batch]
+
+
 def texts(session, ids):  # type: ignore[no-untyped-def]
     from app.projects.models import Response
 
@@ -62,7 +66,7 @@ def test_raw_export_rows_carry_the_answers_aligned_with_their_responses(
         lambda ids: {str(ids[0]): ["unsafe"]},
     )
     worse, better = texts(session, ids)
-    [ranking] = list(export.rows(session=session, project=project, kind="rankings"))
+    [ranking] = export_rows(session=session, project=project, kind="rankings")
     assert ranking["responses"] == [better, worse]
     assert ranking["answers"] == {
         "helpfulness": [6, 2],  # aligned with `responses`
@@ -70,13 +74,13 @@ def test_raw_export_rows_carry_the_answers_aligned_with_their_responses(
         "why": "clearer",
         "flags": [[], ["unsafe"]],  # the criteria, a multi-label question named flags
     }
-    [pair] = list(export.rows(session=session, project=project, kind="pairs"))
+    [pair] = export_rows(session=session, project=project, kind="pairs")
     assert (pair["chosen"], pair["rejected"]) == (better, worse)
     assert pair["answers"]["helpfulness"] == [6, 2] and pair["answers"]["why"] == "clearer"
     plain = factory.project(kind="ranking", k=2)  # no questions, no criteria: rows as before
     factory.items(plain, ranking_items(1, k=2, prefix="q"), tmp_path)
     label(session, plain, user, lambda ids: {"ranking": ids}, lambda ids: {})
-    [row] = list(export.rows(session=session, project=plain, kind="rankings"))
+    [row] = export_rows(session=session, project=plain, kind="rankings")
     assert set(row) == {"prompt", "responses"}
 
 
@@ -104,7 +108,7 @@ def test_ratings_snapshot_carries_every_aspect(session, factory, tmp_path) -> No
         ("answer 0.1", 1.0, {"score": 1.0, "helpfulness": 2.0}),
     ]
     assert read_parquet(snapshot, "train") == rows  # `scores` travels as JSON text in Parquet
-    raw = list(export.rows(session=session, project=project, kind="ratings"))
+    raw = export_rows(session=session, project=project, kind="ratings")
     assert [r["answers"] for r in raw[:2]] == [
         {"helpfulness": 7, "why": "x"},  # the value for the row's response
         {"helpfulness": 2, "why": "x"},
@@ -142,6 +146,6 @@ def test_sft_rows_carry_the_per_task_answers(session, factory, tmp_path) -> None
         lambda _: {"demonstration": "hi"},
         lambda _: {"topic": "prose"},
     )
-    rows = list(export.rows(session=session, project=project, kind="sft"))
+    rows = export_rows(session=session, project=project, kind="sft")
     assert rows == [{"prompt": "say hi", "completion": "hi", "answers": {"topic": "prose"}}]
     assert json.loads(json.dumps(rows[0])) == rows[0]
