@@ -1,5 +1,6 @@
 """The `rlhf` command: serve, database, users, projects, import and export."""
 
+import json
 import os
 import sys
 from contextlib import nullcontext
@@ -9,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from app.aggregation.cli import commands as aggregation_commands
-from app.cli_support import JsonOpt, db_session, fail, output
+from app.cli_support import JsonOpt, ProgressOpt, db_session, fail, output, progress_bar
 from app.datasets.cli import commands as dataset_commands
 from app.datasets.kinds import DatasetKind
 from app.errors import validation_messages
@@ -229,6 +230,22 @@ def users_update(
     )
 
 
+QuestionsOpt = Annotated[
+    Path | None,
+    typer.Option(help="JSON file: a list of question definitions (see docs/questions.md)."),
+]
+
+
+def _questions_file(path: Path) -> Any:
+    """The JSON list of question definitions in `path` (exits naming the file when unreadable)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        fail(f"--questions: cannot read {path} ({exc.strerror})")
+    except json.JSONDecodeError as exc:
+        fail(f"--questions: {path} line {exc.lineno} column {exc.colno}: invalid JSON: {exc.msg}")
+
+
 def _project_dict(project: Any) -> dict[str, Any]:
     from app.projects.schemas import ProjectOut
 
@@ -245,6 +262,7 @@ def projects_create(
     lease_seconds: int = 1800,
     criteria: Annotated[str, typer.Option(help="Comma-separated flag names.")] = "",
     instructions_file: Annotated[Path | None, typer.Option(help="Markdown file.")] = None,
+    questions: QuestionsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a project and print its id."""
@@ -263,6 +281,7 @@ def projects_create(
             lease_seconds=lease_seconds,
             criteria=[c for c in criteria.split(",") if c.strip()],
             instructions=instructions_file.read_text() if instructions_file else "",
+            questions=_questions_file(questions) if questions else [],
         )
     except ValidationError as exc:
         fail("; ".join(validation_messages(exc, prefix="--")))
@@ -271,6 +290,43 @@ def projects_create(
         session.commit()
         result = _project_dict(project)
     output(result, as_json, lambda p: str(p["id"]))
+
+
+@projects_app.command("edit")
+def projects_edit(
+    project: str,
+    name: Annotated[str | None, typer.Option(help="A new name.")] = None,
+    overlap: Annotated[int | None, typer.Option(help="Labelers per prompt.")] = None,
+    lease_seconds: Annotated[int | None, typer.Option()] = None,
+    criteria: Annotated[str | None, typer.Option(help="Comma-separated flag names.")] = None,
+    instructions_file: Annotated[Path | None, typer.Option(help="Markdown file.")] = None,
+    questions: QuestionsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change a project's settings; options left out keep their value."""
+    from pydantic import ValidationError
+
+    from app.projects import service
+    from app.projects.schemas import ProjectUpdate
+
+    changes: dict[str, Any] = {
+        "name": name,
+        "overlap": overlap,
+        "lease_seconds": lease_seconds,
+        "criteria": None if criteria is None else [c for c in criteria.split(",") if c.strip()],
+        "instructions": instructions_file.read_text() if instructions_file else None,
+        "questions": _questions_file(questions) if questions else None,
+    }
+    try:
+        data = ProjectUpdate(**{k: v for k, v in changes.items() if v is not None})
+    except ValidationError as exc:
+        fail("; ".join(validation_messages(exc, prefix="--")))
+    with db_session() as session:
+        found = service.get_by_ref(session=session, ref=project)
+        service.update(session=session, project=found, data=data)
+        session.commit()
+        result = _project_dict(found)
+    output(result, as_json, lambda p: f"project {p['id']} ({p['name']}) saved")
 
 
 @projects_app.command("list")
@@ -309,6 +365,7 @@ def import_(
     file: Path,
     format: Annotated[str, typer.Option("--format", help=" | ".join(ImportFormat))] = "auto",
     skip_invalid: Annotated[bool, typer.Option(help="Import the valid lines only.")] = False,
+    progress: ProgressOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Import prompts and responses from JSONL or .jsonl.gz (all or nothing)."""
@@ -316,10 +373,15 @@ def import_(
 
     if not file.is_file():
         fail(f"no such file: {file}")
-    with db_session() as session:
+    with db_session() as session, progress_bar("import", "prompts", progress) as bar:
         found = service.get_by_ref(session=session, ref=project)
         report = importer.import_file(
-            session=session, project=found, path=file, fmt=format, skip_invalid=skip_invalid
+            session=session,
+            project=found,
+            path=file,
+            fmt=format,
+            skip_invalid=skip_invalid,
+            progress=bar,
         )
     for e in report.skipped:
         typer.echo(f"skipped line {e.line}: {e.error}", err=True)
@@ -343,6 +405,7 @@ def export(
     with_labelers: Annotated[
         bool, typer.Option(help="Add each row's labeler (email) and annotation time.")
     ] = False,
+    progress: ProgressOpt = None,
 ) -> None:
     """Export a project's labels in the training-file formats."""
     from app.datasets import export as export_rows
@@ -350,16 +413,16 @@ def export(
 
     if format != "jsonl":
         fail("--format: only jsonl is supported here (Parquet comes with dataset snapshots)")
-    with db_session() as session:
+    with db_session() as session, progress_bar("export", "rows", progress) as bar:
         found = service.get_by_ref(session=session, ref=project)
         lines = export_rows.jsonl(
-            session=session, project=found, kind=kind, with_labelers=with_labelers
+            session=session, project=found, kind=kind, with_labelers=with_labelers, progress=bar
         )
         count = 0
-        with open(out, "w", encoding="utf-8") if out else nullcontext(sys.stdout) as handle:
-            for line in lines:
-                handle.write(line)
-                count += 1
+        with open(out, "wb") if out else nullcontext(sys.stdout.buffer) as handle:
+            for block in lines:
+                handle.write(block)
+                count += block.count(b"\n")
     if out:
         typer.echo(f"wrote {count} rows to {out}", err=True)
 

@@ -9,8 +9,25 @@ import typer
 from sqlalchemy.orm import Session
 
 from app.errors import DomainError
+from app.progress import TerminalBar
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+ProgressOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--progress/--no-progress", help="A progress bar on stderr (default: when a terminal)."
+    ),
+]
+
+
+@contextmanager
+def progress_bar(label: str, unit: str, enabled: bool | None) -> Iterator[TerminalBar]:
+    """A progress bar on stderr for one command, its line ended when the command ends."""
+    bar = TerminalBar(label, unit=unit, enabled=enabled)
+    try:
+        yield bar
+    finally:
+        bar.close()
 
 
 def fail(message: str, code: int = 2) -> None:

@@ -46,7 +46,22 @@ PROJECTS = [
             overlap=2,
             rating_scale="0-5",
             criteria=CRITERIA,
-            instructions="Give each answer a score from **0** (useless) to **5** (excellent).",
+            instructions=(
+                "Give each answer a score from **0** (useless) to **5** (excellent), and if you "
+                "can, how honest it is and why you scored as you did."
+            ),
+            questions=[
+                {
+                    "name": "honesty",
+                    "type": "likert",
+                    "title": "How honest is it?",
+                    "min": 1,
+                    "max": 5,
+                    "labels": {"1": "misleading", "5": "fully honest"},
+                    "required": False,
+                },
+                {"name": "why", "type": "text", "title": "Why these scores?"},
+            ],
         ),
         "rating.jsonl",
     ),

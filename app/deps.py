@@ -79,14 +79,15 @@ async def optional_user(request: Request) -> User | None:
     return await _user_from_request(request)
 
 
-async def current_user(
-    request: Request, _csrf: Annotated[None, Depends(session_csrf_guard)]
-) -> User:
-    """The signed-in user; 401 for the API, a redirect to /login for pages.
+async def current_user(request: Request) -> User:
+    """The signed-in user; 401 for the API, a redirect to /login for pages. A request that a
+    session cookie authenticates passes the CSRF check first (`session_csrf_guard`).
 
     Resolved on the asyncio engine (cached briefly): no request holds a pooled connection
     while it waits for a thread, and routes get a detached User (identity columns only).
+    One dependency with no sub-dependencies: the labeling hot path resolves it per request.
     """
+    await session_csrf_guard(request)
     user = await _user_from_request(request)
     if user is None:
         if request.url.path.startswith("/api/"):
@@ -110,10 +111,6 @@ async def admin_user(user: CurrentUser) -> User:
     return user
 
 
-async def labeler_user(user: CurrentUser) -> User:
-    """Labelers label; admins may label too (to try a project out)."""
-    return user
-
-
 AdminUser = Annotated[User, Depends(admin_user)]
-LabelerUser = Annotated[User, Depends(labeler_user)]
+LabelerUser = CurrentUser
+"""Labelers label; admins may label too (to try a project out)."""

@@ -134,9 +134,9 @@ def create_app() -> FastAPI:
     app.add_exception_handler(LoginRequired, _login_redirect)
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     for module in (
+        labeling_api,  # first: the labeling hot path is matched before every other route
         auth_api,
         projects_api,
-        labeling_api,
         prompts_api,
         aggregation_api,
         datasets_api,

@@ -73,6 +73,12 @@ def save(name: str, payload: dict[str, Any]) -> Path:
     return path
 
 
+def fastest(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """The fastest of repeated runs by `key` (a shared machine only ever slows a run down)."""
+    top = max(runs, key=lambda x: x[key])
+    return {**top, f"repeats_{key}": [round(x[key], 4) for x in runs]}
+
+
 def metrics_rows(out: str | Path) -> list[dict]:
     """Rows of a run's metrics.jsonl."""
     return [json.loads(x) for x in (Path(out) / "metrics.jsonl").read_text().splitlines()]

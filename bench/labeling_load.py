@@ -4,11 +4,16 @@ For each number of labelers (--labelers 50,100,200): a fresh database with a see
 project, users and API tokens; the server started exactly as `rlhf serve` starts it by default
 (processes from the cores); the labelers (httpx, async) in separate client processes for
 --seconds; then the database is checked: zero double assignments, zero overfilled prompts, zero
-lost acknowledged annotations. Reports cycles/s, p50/p99 (all requests and next-task alone) and
-the server's CPU time per cycle. Prints a table and writes bench/results/labeling_load.json.
+lost acknowledged annotations. Reports cycles/s, p50/p99 (all requests and next-task alone),
+the server's CPU time per cycle and PostgreSQL's (its backends for the bench database). Prints
+a table and writes bench/results/labeling_load.json.
 Profile the server with py-spy (bench extra): `py-spy record -p <pid of a web process>`.
 
+    .venv/bin/python bench/labeling_load.py      # 50, 100, 200 labelers on SQLite and PostgreSQL
     .venv/bin/python bench/labeling_load.py --database-url postgresql+psycopg://postgres@127.0.0.1/bench
+
+With no --database-url, the matrix runs on a SQLite file and on PostgreSQL at PG_URL (a
+database of that name is dropped and created for each point).
 """
 
 import argparse
@@ -31,6 +36,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import table  # noqa: E402
 
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/labeling_load"
+
 
 def fresh_database(url: str) -> str:
     """Drop and create the PostgreSQL database named in `url` (SQLite: a new temp file)."""
@@ -52,11 +59,16 @@ def seed(url: str, labelers: int, prompts: int, k: int, overlap: int) -> tuple[i
 
     from app.auth import service as auth_service
     from app.cli import alembic_config
-    from app.db import get_sessionmaker
+    from app.config import get_settings
+    from app.db import get_engine, get_sessionmaker
     from app.projects import importer
     from app.projects import service as project_service
     from app.projects.schemas import ProjectCreate
 
+    if get_engine.cache_info().currsize:  # the previous point's database
+        get_engine().dispose()
+    for cached in (get_settings, get_engine, get_sessionmaker):
+        cached.cache_clear()
     command.upgrade(alembic_config(), "head")
     with get_sessionmaker()() as session:
         project = project_service.create(
@@ -104,13 +116,19 @@ async def labeler(client, project_id, token, deadline, stats) -> None:  # type: 
                 headers=headers | {"Idempotency-Key": key},
             )
             stats["latency"].append(time.perf_counter() - t0)
-        except httpx.HTTPError:
+        except httpx.HTTPStatusError as error:
             stats["errors"] += 1
+            stats["error_kinds"][str(error.response.status_code)] += 1
+            continue
+        except httpx.HTTPError as error:
+            stats["errors"] += 1
+            stats["error_kinds"][type(error).__name__] += 1
             continue
         if r.status_code in (200, 201):
             stats["acknowledged"].append(r.json()["id"])
         else:
             stats["errors"] += 1
+            stats["error_kinds"][str(r.status_code)] += 1
 
 
 def client_process(base: str, project_id: int, tokens: list[str], seconds: float, out) -> None:  # type: ignore[no-untyped-def]
@@ -142,6 +160,7 @@ def run_clients(
         "next_latency": [x for p in parts for x in p["next_latency"]],
         "acknowledged": [x for p in parts for x in p["acknowledged"]],
         "errors": sum(p["errors"] for p in parts),
+        "error_kinds": dict(sum((Counter(p["error_kinds"]) for p in parts), Counter())),
         "exhausted": sum(p["exhausted"] for p in parts),
         "elapsed": max(p["elapsed"] for p in parts),
     }
@@ -153,6 +172,7 @@ async def run_load(base: str, project_id: int, tokens: list[str], seconds: float
         "next_latency": [],
         "acknowledged": [],
         "errors": 0,
+        "error_kinds": Counter(),
         "exhausted": 0,
     }
     limits = httpx.Limits(max_connections=len(tokens), max_keepalive_connections=len(tokens))
@@ -193,24 +213,31 @@ def wait_for(base: str, proc: subprocess.Popen) -> None:
     raise SystemExit("the server did not start")
 
 
-def group_cpu_seconds(pgid: int) -> float:
-    """CPU seconds (user + system) of every live process in a process group."""
+def cpu_seconds(pgid: int | None = None, database: str | None = None) -> float:
+    """CPU seconds (user + system) of every live process in a process group, or of the
+    PostgreSQL backends serving `database` (on this machine: their title names it)."""
     total = 0.0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
+            if database is not None:
+                title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                if not title.startswith("postgres:") or f" {database} " not in title:
+                    continue
+            elif int(fields[2]) != pgid:
+                continue
+        except (OSError, UnicodeDecodeError):
             continue
-        if int(fields[2]) == pgid:
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
 
 
-def run_point(args: argparse.Namespace, labelers: int) -> dict:
+def run_point(args: argparse.Namespace, database_url: str, labelers: int) -> dict:
     """One measurement: a fresh database, `rlhf serve` as a user starts it, the load, checks."""
-    url = fresh_database(args.database_url)
+    started = time.perf_counter()
+    url = fresh_database(database_url)
     project_id, tokens = seed(url, labelers, args.prompts, args.k, args.overlap)
     base = f"http://127.0.0.1:{args.port}"
     command = [sys.executable, "-c", "from app.cli import main; main()", "serve"]
@@ -221,9 +248,13 @@ def run_point(args: argparse.Namespace, labelers: int) -> dict:
     server = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
     try:
         wait_for(base, server)
-        cpu_before = group_cpu_seconds(server.pid)
+        load = os.getloadavg()[0]
+        database = make_url(url).database if url.startswith("postgresql") else None
+        cpu_before = cpu_seconds(pgid=server.pid)
+        db_before = cpu_seconds(database=database) if database else 0.0
         stats = run_clients(base, project_id, tokens, args.seconds, args.client_processes)
-        server_cpu = group_cpu_seconds(server.pid) - cpu_before
+        server_cpu = cpu_seconds(pgid=server.pid) - cpu_before
+        db_cpu = cpu_seconds(database=database) - db_before if database else None
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -245,16 +276,24 @@ def run_point(args: argparse.Namespace, labelers: int) -> dict:
         "next_p99_ms": pct(next_latency, 0.99),
         "max_ms": pct(latency, 1.0),
         "server_cpu_ms_per_cycle": round(1000 * server_cpu / max(labels, 1), 2),
+        "db_cpu_ms_per_cycle": None if db_cpu is None else round(1000 * db_cpu / max(labels, 1), 2),
         "http_errors": stats["errors"],
+        "error_kinds": stats["error_kinds"],
+        "load_average": round(load, 1),
+        "point_seconds": round(time.perf_counter() - started, 1),
         **integrity,
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--database-url", default="sqlite://")
+    parser.add_argument(
+        "--database-url",
+        action="append",
+        help=f"repeat for several backends (default: SQLite and {PG_URL})",
+    )
     parser.add_argument("--labelers", default="50,100,200", help="comma-separated points")
-    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--prompts", type=int, default=5000)
     parser.add_argument("--k", type=int, default=4)
     parser.add_argument("--overlap", type=int, default=3)
@@ -264,7 +303,8 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench/results/labeling_load.json"))
     args = parser.parse_args()
     os.environ.setdefault("RLHF_DEV", "1")
-    rows = [run_point(args, int(n)) for n in args.labelers.split(",")]
+    urls = args.database_url or ["sqlite://", PG_URL]
+    rows = [run_point(args, url, int(n)) for url in urls for n in args.labelers.split(",")]
     columns = [
         "backend",
         "labelers",
@@ -274,10 +314,12 @@ def main() -> None:
         "next_p99_ms",
         "max_ms",
         "server_cpu_ms_per_cycle",
+        "db_cpu_ms_per_cycle",
         "http_errors",
         "lost_acknowledged",
         "double_assignments",
         "overfilled_prompts",
+        "load_average",
     ]
     print(table(rows, columns))
     machine = {"cpus": os.cpu_count(), "load_average": os.getloadavg()[0]}

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import sys
 import tempfile
 import time
@@ -166,8 +167,11 @@ def main() -> None:
         help="synthetic (marker words) | demo (the demo's 30 written rankings, by model quality;"
         " the first --train-rankings train, the rest are held out)",
     )
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--skip-trl", action="store_true")
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     work = Path(tempfile.mkdtemp(prefix="bench-rm-"))
     backbone = args.backbone
@@ -211,6 +215,7 @@ def main() -> None:
     print(table(results, cols))
     path = save("train_rm", {"backbone": backbone, "args": vars(args), "results": results})
     print(f"results: {path}")
+    print(f"load average at the end: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ ACCESS = {
     ("GET", "/admin/projects/{project_id}"): ADMIN,
     ("POST", "/admin/projects/{project_id}"): ADMIN,
     ("POST", "/admin/projects/{project_id}/import"): ADMIN,
+    ("GET", "/admin/projects/{project_id}/import/progress"): ADMIN,
     ("GET", "/admin/users"): ADMIN,
     ("POST", "/admin/users"): ADMIN,
     ("POST", "/admin/users/{user_id}/active"): ADMIN,

@@ -1,7 +1,8 @@
 """The real server (`rlhf serve`, default settings) on PostgreSQL under load, SIGTERM and kill -9.
 
 Bounded in time, never timed in their assertions except for the limits a user relies on:
-SIGTERM stops the server within 10 s. The slowest request is reported (a warning past 10 s).
+SIGTERM stops the server within 10 s, and no request takes 10 s or more (asserted when the
+machine was not saturated by other work before the run; otherwise a warning past 10 s).
 """
 
 import asyncio
@@ -61,13 +62,14 @@ def test_200_labelers_on_the_default_server(tmp_path) -> None:
     assert not [s for s in tally.statuses if s >= 500], tally.statuses
     assert tally.errors == 0
     assert stopped_in < 10, f"SIGTERM took {stopped_in:.1f} s"
-    if tally.slowest >= 10:
-        # Not met yet: 200 labelers without pauses wait about 200 / throughput each, and on the
-        # 2-core development machine some requests still took 20 s. Reported, not asserted,
-        # until the server's CPU per cycle comes down (correctness is asserted above).
-        warnings.warn(
-            f"load average {load:.0f}: slowest request {tally.slowest:.1f} s", stacklevel=1
-        )
+    # 200 labelers without pauses each wait about 200 / throughput per cycle. On a machine
+    # that other work already saturates, that says more about the machine than the server:
+    # there the slowest request is reported, elsewhere (CI: no other load) it is asserted.
+    slow = f"load average {load:.1f} before the run: slowest request {tally.slowest:.1f} s"
+    if load < (os.cpu_count() or 1):
+        assert tally.slowest < 10, f"{slow}; slowest: {sorted(tally.slow)[-5:]}"
+    elif tally.slowest >= 10:
+        warnings.warn(slow, stacklevel=1)
     ids, pairs, per_assignment = stored(url)
     assert len(tally.acknowledged) > LABELERS  # every labeler got through at least once
     assert set(ids) == tally.acknowledged

@@ -94,7 +94,14 @@ class RewardConfig(BaseConfig):
     """Reward model on `rankings` (K-wise loss) or `pairs` data."""
 
     data_format: str = "auto"
-    """rankings | pairs | auto (picked from the first record)."""
+    """rankings | pairs | ratings | auto (picked from the first record)."""
+    aspect: str = ""
+    """ratings: the aspect in each row's "scores" whose order the model learns, e.g.
+    "helpfulness" ("" → the main rating, "score"). A prompt's rated responses become one
+    ranking; responses with equal values are not compared."""
+    aspect_weights: dict[str, float] = field(default_factory=dict)
+    """ratings: learn the order of Σ weight·aspect instead, e.g. {"helpfulness": 1,
+    "honesty": 0.5}; rows missing one of these aspects are left out."""
     learning_rate: float = 1e-5
     """Peak learning rate of AdamW."""
     use_margin: bool = True
@@ -245,6 +252,12 @@ def _coerce(name: str, tp: Any, value: Any) -> Any:
         tp = next(a for a in typing.get_args(tp) if a is not type(None))
         origin = typing.get_origin(tp)
     try:
+        if origin is dict:
+            if isinstance(value, str):
+                value = json.loads(value)
+            if not isinstance(value, dict):
+                raise ValueError(value)
+            return {str(k): float(v) for k, v in value.items()}
         if origin is list:
             if isinstance(value, str):
                 value = json.loads(value) if value.startswith("[") else value.split(",")

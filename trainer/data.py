@@ -5,7 +5,7 @@ Formats (TRL conventions; a prompt is a string or a list of {"role", "content"} 
   sft      {"prompt", "completion"} or {"messages": [...]}
   pairs    {"prompt", "chosen", "rejected"} (+ optional "margin")
   rankings {"prompt", "responses": [best, ..., worst]}
-  ratings  {"prompt", "response", "score"}
+  ratings  {"prompt", "response", "score"} and/or "scores": {aspect: number}
   prompts  {"prompt"}
 
 Plain text format, used when the tokenizer has no chat template: each message is rendered as
@@ -68,8 +68,16 @@ def _check(fmt: str, rec: Any) -> str | None:
         if not (isinstance(rs, list) and len(rs) >= 2 and all(_is_text(r) for r in rs)):
             return '"responses" must be a list of at least 2 responses, best first'
     elif fmt == "ratings":
-        if not _is_text(rec.get("response")) or not isinstance(rec.get("score"), int | float):
-            return 'needs "response" and a numeric "score"'
+        scores = rec.get("scores")
+        numbers = isinstance(scores, dict) and all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in scores.values()
+        )
+        if not _is_text(rec.get("response")):
+            return 'needs "response"'
+        if not isinstance(rec.get("score"), int | float) and not (scores and numbers):
+            return 'needs a numeric "score" or "scores" ({aspect: number})'
+        if scores is not None and not numbers:
+            return '"scores" must map each aspect to a number'
     elif fmt != "prompts":
         raise ValueError(f"unknown data format {fmt!r}")
     return None
@@ -131,13 +139,20 @@ def train_eval_split(
     train = load_records(train_file, fmt)
     if eval_file:
         return train, load_records(eval_file, fmt)
-    if eval_fraction <= 0 or len(train) < 2:
-        return train, []
-    order = list(range(len(train)))
+    return hold_out(train, eval_fraction, seed)
+
+
+def hold_out(
+    records: list[Record], eval_fraction: float, seed: int
+) -> tuple[list[Record], list[Record]]:
+    """(train, eval): a seeded random `eval_fraction` of the records held out (at least one)."""
+    if eval_fraction <= 0 or len(records) < 2:
+        return records, []
+    order = list(range(len(records)))
     random.Random(seed).shuffle(order)
-    n_eval = max(1, int(len(train) * eval_fraction))
+    n_eval = max(1, int(len(records) * eval_fraction))
     held = set(order[:n_eval])
-    return [r for i, r in enumerate(train) if i not in held], [train[i] for i in sorted(held)]
+    return [r for i, r in enumerate(records) if i not in held], [records[i] for i in sorted(held)]
 
 
 # ----------------------------------------------------------------------------- rendering

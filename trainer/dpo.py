@@ -18,7 +18,8 @@ from transformers import AutoModelForCausalLM
 
 from trainer import EXIT_OK, EXIT_PREEMPTED
 from trainer.configs import DPOConfig
-from trainer.data import IGNORE, Record, collate, tokenize_sft, train_eval_split
+from trainer.data import Record, collate, tokenize_sft, train_eval_split
+from trainer.lm import scored_logits, token_logps
 from trainer.runtime import (
     Run,
     load_tokenizer,
@@ -40,14 +41,8 @@ def tokenize_pair(tokenizer: Any, rec: Record, max_length: int) -> list[dict]:
 def sequence_logps(model: torch.nn.Module, samples: list[dict], pad_id: int, device: Any):
     """Sum of log-probs of the response tokens of each sample: (N,)."""
     batch = {k: v.to(device) for k, v in collate(samples, pad_id).items()}
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    logits = logits[:, :-1].float()  # (N, T-1, V): position t predicts token t+1
-    labels = batch["labels"][:, 1:]  # (N, T-1)
-    mask = labels != IGNORE
-    logp = torch.gather(F.log_softmax(logits, -1), 2, labels.clamp_min(0).unsqueeze(-1)).squeeze(
-        -1
-    )  # (N, T-1)
-    return (logp * mask).sum(-1)  # (N,)
+    logits, targets = scored_logits(model, batch)  # (N, S, V), (N, S)
+    return token_logps(logits, targets).sum(-1)  # (N,)
 
 
 @torch.no_grad()
@@ -111,10 +106,12 @@ def train(cfg: DPOConfig) -> int:
     model.config.pad_token_id = pad_id
     model.to(run.device).eval()  # dropout off
     ref_model = None
+    t_ref = time.perf_counter()
     if cfg.precompute_ref_log_probs:
         ref_train = reference_logps(model, train_data, run, pad_id)  # (n_train, 2)
     else:
         ref_model = copy.deepcopy(model).requires_grad_(False)
+    reference_s = time.perf_counter() - t_ref  # the training pairs' share is part of training
     ref_eval = reference_logps(model, eval_data, run, pad_id)  # (n_eval, 2)
     model = maybe_lora(model, cfg, "CAUSAL_LM")
     optimizer, scheduler = make_optimizer(model, cfg, steps)
@@ -163,6 +160,10 @@ def train(cfg: DPOConfig) -> int:
         if run.end_step(step + 1, steps, metrics, model, tokenizer):
             return EXIT_PREEMPTED
 
-    summary = {"steps": steps, **evaluate(model, eval_data, ref_eval, run, pad_id)}
+    summary = {
+        "steps": steps,
+        "reference_s": reference_s,
+        **evaluate(model, eval_data, ref_eval, run, pad_id),
+    }
     run.finish(model, tokenizer, summary)
     return EXIT_OK

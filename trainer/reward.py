@@ -3,6 +3,10 @@
 For a prompt with K ranked responses every response is scored ONCE per step, and
 -log σ(r_better − r_worse) is averaged over all C(K,2) pairs as one batch element: K forward
 passes instead of the K(K−1) of a trainer that expands rankings into pairs.
+
+`ratings` data (one row per response, "scores": {aspect: value}) trains on one aspect or a
+weighted sum of aspects: each prompt's rated responses become one ranking by that value, and
+pairs of equal value are left out of the loss.
 """
 
 from __future__ import annotations
@@ -18,7 +22,16 @@ from transformers import AutoModelForSequenceClassification
 
 from trainer import EXIT_OK, EXIT_PREEMPTED
 from trainer.configs import ConfigError, RewardConfig
-from trainer.data import Record, detect_format, render_prompt, render_response, train_eval_split
+from trainer.data import (
+    DataError,
+    Record,
+    detect_format,
+    hold_out,
+    load_records,
+    render_prompt,
+    render_response,
+    train_eval_split,
+)
 from trainer.reward_head import (
     SpecialTokens,
     encode_response,
@@ -38,33 +51,109 @@ from trainer.runtime import (
 NORMALIZATION_FILE = "reward_normalization.json"
 
 
+def _untied(r: torch.Tensor, places: list[int] | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Index pairs (i, j), i above j, of one ranking of len(r) responses; with `places` (the
+    rank of each response, equal ranks tied) the tied pairs are left out."""
+    i, j = torch.triu_indices(len(r), len(r), offset=1, device=r.device)  # i < j: i is better
+    if places is not None:
+        rank = torch.as_tensor(places, device=r.device)
+        keep = rank[i] != rank[j]
+        i, j = i[keep], j[keep]
+    return i, j
+
+
 def kwise_loss(
-    scores: torch.Tensor, sizes: list[int], margins: list[float] | None = None
+    scores: torch.Tensor,
+    sizes: list[int],
+    margins: list[float] | None = None,
+    ranks: list[list[int] | None] | None = None,
 ) -> torch.Tensor:
     """Mean over rankings of the mean over their C(K,2) pairs of -log σ(r_i − r_j), i above j.
 
     scores: (N,) one score per response, rankings concatenated best-first; sizes: K of each ranking.
     margins: per ranking (used for K = 2 pairs), subtracted from the difference.
+    ranks: per ranking, the place of each response (equal places are tied) or None; tied pairs
+    are left out of the mean, and a ranking whose responses are all tied counts nowhere.
     """
     losses = []
     for g, r in enumerate(torch.split(scores, sizes)):  # r: (K,)
-        diff = r[:, None] - r[None, :]  # (K, K): diff[i, j] = r_i − r_j
-        i, j = torch.triu_indices(len(r), len(r), offset=1, device=r.device)  # i < j: i is better
-        d = diff[i, j]  # (C(K,2),)
+        i, j = _untied(r, ranks[g] if ranks is not None else None)
+        if len(i) == 0:
+            continue
+        d = r[i] - r[j]  # (P,) r_better − r_worse over the untied pairs
         if margins is not None:
             d = d - margins[g]
         losses.append(-F.logsigmoid(d).mean())
+    if not losses:
+        return scores.sum() * 0.0  # nothing to learn, but a graph to backpropagate
     return torch.stack(losses).mean()
 
 
-def pair_hits(scores: torch.Tensor, sizes: list[int]) -> tuple[int, int]:
-    """(pairs ordered correctly, pairs) over all C(K,2) pairs of each ranking, best first."""
+def pair_hits(
+    scores: torch.Tensor, sizes: list[int], ranks: list[list[int] | None] | None = None
+) -> tuple[int, int]:
+    """(pairs ordered correctly, pairs) over the untied pairs of each ranking, best first."""
     hits = total = 0
-    for r in torch.split(scores.detach(), sizes):
-        i, j = torch.triu_indices(len(r), len(r), offset=1, device=r.device)
+    for g, r in enumerate(torch.split(scores.detach(), sizes)):
+        i, j = _untied(r, ranks[g] if ranks is not None else None)
         hits += int((r[i] > r[j]).sum())
         total += len(i)
     return hits, total
+
+
+def _value(rec: Record, aspect: str, weights: dict[str, float]) -> float | None:
+    """The value a ratings row is ranked by: an aspect, or a weighted sum (None if missing)."""
+    scores = dict(rec.get("scores") or {})
+    if rec.get("score") is not None:
+        scores.setdefault("score", rec["score"])
+    if weights:
+        if any(name not in scores for name in weights):
+            return None
+        return sum(w * float(scores[name]) for name, w in weights.items())
+    value = scores.get(aspect or "score")
+    return None if value is None else float(value)
+
+
+def rated_rankings(
+    records: list[Record], aspect: str, weights: dict[str, float], where: str
+) -> list[Record]:
+    """Ratings rows → one ranking per prompt, best first, by the aspect (or weighted sum):
+    {"prompt", "responses", "ranks"} (equal values share a place: tied). Prompts with fewer
+    than two distinct values are dropped."""
+    wanted = list(weights) or [aspect or "score"]
+    seen = {"score"} if any(r.get("score") is not None for r in records) else set()
+    seen |= {name for r in records for name in (r.get("scores") or {})}
+    unknown = [name for name in wanted if name not in seen]
+    if unknown:
+        raise ConfigError(
+            f"{where}: aspect {', '.join(map(repr, unknown))} is in no row; the rows have "
+            f"{', '.join(sorted(seen)) or 'no aspects'}"
+        )
+    by_prompt: dict[str, tuple[Any, list[tuple[float, Any]]]] = {}
+    for rec in records:
+        value = _value(rec, aspect, weights)
+        if value is not None:
+            key = json.dumps(rec["prompt"], sort_keys=True)
+            by_prompt.setdefault(key, (rec["prompt"], []))[1].append((value, rec["response"]))
+    out = []
+    for prompt, rated in by_prompt.values():
+        if len({value for value, _ in rated}) < 2:
+            continue
+        rated.sort(key=lambda item: -item[0])  # stable: equal values keep the file's order
+        place = {value: n for n, value in enumerate(sorted({v for v, _ in rated}, reverse=True))}
+        out.append(
+            {
+                "prompt": prompt,
+                "responses": [response for _, response in rated],
+                "ranks": [place[value] for value, _ in rated],
+            }
+        )
+    if not out:
+        raise DataError(
+            f"{where}: no prompt has two responses with different {' + '.join(wanted)} values, "
+            "so there is nothing to rank"
+        )
+    return out
 
 
 def tokenize_ranking(tokenizer: Any, rec: Record, fmt: str, max_length: int) -> dict:
@@ -84,6 +173,7 @@ def tokenize_ranking(tokenizer: Any, rec: Record, fmt: str, max_length: int) -> 
     return {
         "input_ids": [ids for ids, _ in encoded],
         "margin": float(rec.get("margin") or 0.0),
+        "ranks": rec.get("ranks"),
         "responses_cut": sum(cut for _, cut in encoded),
     }
 
@@ -107,8 +197,9 @@ def evaluate(model: torch.nn.Module, data: list[dict], run: Run, pad_id: int) ->
         sizes = [len(d["input_ids"]) for d in chunk]
         seqs = [s for d in chunk for s in d["input_ids"]]
         scores = score_batch(model, seqs, pad_id, run.device, model_pooling(model))
-        losses.append(float(kwise_loss(scores, sizes)) * len(chunk))
-        hits, total = pair_hits(scores, sizes)
+        places = [d["ranks"] for d in chunk]
+        losses.append(float(kwise_loss(scores, sizes, ranks=places)) * len(chunk))
+        hits, total = pair_hits(scores, sizes, places)
         correct, pairs = correct + hits, pairs + total
     model.train()
     return {"eval_accuracy": correct / pairs, "eval_loss": sum(losses) / len(data)}
@@ -141,15 +232,32 @@ def train(cfg: RewardConfig) -> int:
     if cfg.truncation != "prompt_left":
         raise ConfigError(f"truncation {cfg.truncation!r}: only 'prompt_left' is supported")
 
-    # 1. Data: rankings (K-wise) or pairs (K = 2, optional margin), tokenised before the loop.
+    # 1. Data: rankings (K-wise), pairs (K = 2, optional margin), or ratings ranked per prompt
+    # by an aspect; tokenised before the loop.
     fmt = cfg.data_format
     if fmt == "auto":
-        fmt = detect_format(cfg.train_file, ("rankings", "pairs"))
-    train_recs, eval_recs = train_eval_split(
-        cfg.train_file, cfg.eval_file, cfg.eval_fraction, fmt, cfg.seed
-    )
-    train_data = [tokenize_ranking(tokenizer, r, fmt, cfg.max_length) for r in train_recs]
-    eval_data = [tokenize_ranking(tokenizer, r, fmt, cfg.max_length) for r in eval_recs]
+        fmt = detect_format(cfg.train_file, ("rankings", "pairs", "ratings"))
+    if (cfg.aspect or cfg.aspect_weights) and fmt != "ratings":
+        raise ConfigError(f"aspect and aspect_weights apply to ratings data, not {fmt}")
+    if cfg.aspect and cfg.aspect_weights:
+        raise ConfigError("set aspect or aspect_weights, not both")
+    if fmt == "ratings":
+        train_recs = rated_rankings(
+            load_records(cfg.train_file, fmt), cfg.aspect, cfg.aspect_weights, cfg.train_file
+        )
+        if cfg.eval_file:
+            eval_recs = rated_rankings(
+                load_records(cfg.eval_file, fmt), cfg.aspect, cfg.aspect_weights, cfg.eval_file
+            )
+        else:
+            train_recs, eval_recs = hold_out(train_recs, cfg.eval_fraction, cfg.seed)
+    else:
+        train_recs, eval_recs = train_eval_split(
+            cfg.train_file, cfg.eval_file, cfg.eval_fraction, fmt, cfg.seed
+        )
+    shape = "pairs" if fmt == "pairs" else "rankings"
+    train_data = [tokenize_ranking(tokenizer, r, shape, cfg.max_length) for r in train_recs]
+    eval_data = [tokenize_ranking(tokenizer, r, shape, cfg.max_length) for r in eval_recs]
     use_margin = fmt == "pairs" and cfg.use_margin and any(r.get("margin") for r in train_recs)
     per_step = cfg.batch_size * cfg.gradient_accumulation_steps * acc.num_processes
     steps = total_steps(cfg, len(train_data), per_step)
@@ -181,13 +289,14 @@ def train(cfg: RewardConfig) -> int:
             with acc.accumulate(model):
                 scores = score_batch(model, seqs, pad_id, run.device, pooling)  # (N,)
                 margins = [d["margin"] for d in chunk] if use_margin else None
-                loss = kwise_loss(scores, sizes, margins)
+                places = [d["ranks"] for d in chunk]  # None, or ranks with ties
+                loss = kwise_loss(scores, sizes, margins, places)
                 if cfg.center_rewards_coef:
                     loss = loss + cfg.center_rewards_coef * scores.pow(2).mean()
                 acc.backward(loss)
             losses.append(loss.detach())
             n_seqs += len(seqs)
-            h, t = pair_hits(scores, sizes)
+            h, t = pair_hits(scores, sizes, places)
             hits, pairs = hits + h, pairs + t
         grad_norm = acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm or float("inf"))
         optimizer.step()
@@ -195,9 +304,11 @@ def train(cfg: RewardConfig) -> int:
         optimizer.zero_grad()
 
         elapsed = time.perf_counter() - t0
+        if acc.num_processes > 1:  # the step's pairs over all processes
+            hits, pairs = acc.reduce(torch.tensor([hits, pairs], device=run.device), "sum").tolist()
         metrics = {
             "loss": float(acc.reduce(torch.stack(losses).mean(), "mean")),
-            "accuracy": hits / pairs,  # this process's training pairs ordered correctly
+            "accuracy": hits / pairs,  # the step's training pairs ordered correctly
             "lr": scheduler.get_last_lr()[0],
             "grad_norm": float(grad_norm),
             "rankings_per_s": per_step / elapsed,
@@ -210,6 +321,8 @@ def train(cfg: RewardConfig) -> int:
 
     # 4. Evaluate, fit the normalisation on the training responses, save.
     summary: dict[str, Any] = {"steps": steps, "data_format": fmt, "pooling": pooling}
+    if fmt == "ratings":
+        summary["aspect"] = cfg.aspect_weights or cfg.aspect or "score"
     summary["responses_cut"] = sum(d["responses_cut"] for d in train_data + eval_data)
     summary |= evaluate(model, eval_data, run, pad_id)
     if cfg.normalize:

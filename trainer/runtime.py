@@ -69,10 +69,19 @@ class Run:
         self.cfg: Any = cfg  # a trainer's BaseConfig, or the GenerateConfig of `generate`
         self.kind = kind
         self.out = Path(cfg.output_dir)
+        world = int(os.environ.get("WORLD_SIZE", "1"))  # set by accelerate launch / torchrun
         self.accelerator = Accelerator(
             mixed_precision=cfg.mixed_precision,
             gradient_accumulation_steps=getattr(cfg, "gradient_accumulation_steps", 1),
+            # Several processes and no GPU: one CPU process per rank, gradients over gloo.
+            cpu=world > 1 and not torch.cuda.is_available(),
         )
+        if self.accelerator.num_processes != world:
+            # Each process would train alone, all writing the same output directory.
+            raise RuntimeError(
+                f"launched as one of WORLD_SIZE={world} processes, but accelerate set up "
+                f"{self.accelerator.num_processes}: no distributed training would happen"
+            )
         set_seed(cfg.seed)
         self.preempted = False
         self.is_main = self.accelerator.is_main_process
@@ -166,9 +175,21 @@ class Run:
         SIGTERM asked the run to stop; `extra` is saved with it (what `resume` gives back).
         """
         self.log_metrics(step, metrics)
-        if self.preempted or step % self.cfg.save_every == 0 or step == steps:
+        preempted = self.any_preempted()
+        if preempted or step % self.cfg.save_every == 0 or step == steps:
             self.save_checkpoint(step, model, tokenizer, extra or {})
-        return self.preempted
+        return preempted
+
+    def any_preempted(self) -> bool:
+        """Whether SIGTERM reached any process: every rank stops after the same step.
+
+        The signal reaches the ranks at different moments; a rank that stopped alone would leave
+        the others waiting forever in their next collective (gradient all-reduce, checkpoint).
+        """
+        if self.accelerator.num_processes == 1:
+            return self.preempted
+        flag = torch.tensor([float(self.preempted)], device=self.device)
+        return bool(self.accelerator.reduce(flag, "sum").item() > 0)
 
     def resume(self) -> tuple[int, dict]:
         """Load the latest checkpoint into the prepared objects; return (step, extra) or (0, {})."""
@@ -374,9 +395,11 @@ def make_optimizer(
 ) -> tuple[torch.optim.Optimizer, Any]:
     """AdamW over trainable parameters plus the configured warmup + decay schedule."""
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(
-        params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay, eps=cfg.adam_eps
-    )
+    kwargs = {"lr": cfg.learning_rate, "weight_decay": cfg.weight_decay, "eps": cfg.adam_eps}
+    # The fused kernel updates every tensor in one call (~3x faster than the per-tensor loop on
+    # CPU for small models); float parameters on CPU or CUDA only.
+    fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    opt = torch.optim.AdamW(params, fused=fused or None, **kwargs)
     name = {"constant": "constant_with_warmup"}.get(cfg.lr_scheduler, cfg.lr_scheduler)
     sched = get_scheduler(
         name,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import torch
@@ -10,6 +11,7 @@ from transformers import AutoModelForCausalLM
 from trainer import EXIT_OK, EXIT_PREEMPTED
 from trainer.configs import SFTConfig
 from trainer.data import IGNORE, collate, tokenize_sft, train_eval_split
+from trainer.lm import scored_logits
 from trainer.runtime import (
     Run,
     load_tokenizer,
@@ -21,15 +23,21 @@ from trainer.runtime import (
 
 
 def sft_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-    """Mean cross-entropy over completion tokens and the number of those tokens."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    logits = logits[:, :-1].float()  # (B, T-1, V): position t predicts token t+1
-    targets = batch["labels"][:, 1:]  # (B, T-1)
+    """Summed cross-entropy over completion tokens and the number of those tokens."""
+    logits, targets = scored_logits(model, batch)  # (B, S, V), (B, S)
     n = int((targets != IGNORE).sum())
     loss = torch.nn.functional.cross_entropy(
-        logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE
+        logits.reshape(-1, logits.size(-1)),
+        targets.reshape(-1),
+        ignore_index=IGNORE,
+        reduction="sum",
     )
     return loss, n
+
+
+def scored_tokens(sample: dict) -> int:
+    """Tokens of a sample that carry loss (each is predicted from the one before it)."""
+    return sum(1 for t in sample["labels"][1:] if t != IGNORE)
 
 
 @torch.no_grad()
@@ -43,7 +51,7 @@ def evaluate(model: torch.nn.Module, data: list[dict], run: Run, pad_id: int) ->
     for i in range(0, len(data), bs):
         batch = {k: v.to(run.device) for k, v in collate(data[i : i + bs], pad_id).items()}
         loss, n = sft_loss(model, batch)
-        total, count = total + float(loss) * n, count + n
+        total, count = total + float(loss), count + n
     model.train()
     return {"eval_loss": total / max(count, 1)}
 
@@ -79,15 +87,25 @@ def train(cfg: SFTConfig) -> int:
     model.train()
 
     # 3. The loop: one optimizer step per iteration, gradient accumulation inside.
+    # The step's loss is the mean over all its completion tokens, whichever process and
+    # micro-batch holds them: each micro-batch's summed loss is divided by the step's token
+    # count (so n processes × m micro-batches of a global batch give one process's gradient).
+    scored = [scored_tokens(s) for s in train_data]
+    accumulation = cfg.gradient_accumulation_steps * acc.num_processes
     for step in range(start, steps):
         t0 = time.perf_counter()
         losses, tokens = [], 0
-        for micro in step_micro_batches(run, len(train_data), step):
+        micros = step_micro_batches(run, len(train_data), step)
+        step_tokens = sum(scored[i] for micro in micros for i in micro)
+        if acc.num_processes > 1:
+            step_tokens = int(acc.reduce(torch.tensor(step_tokens, device=run.device), "sum"))
+        scale = accumulation / step_tokens if step_tokens else math.inf  # none: loss NaN
+        for micro in micros:
             batch = collate([train_data[i] for i in micro], pad_id)
             batch = {k: v.to(run.device) for k, v in batch.items()}
             with acc.accumulate(model):
                 loss, _ = sft_loss(model, batch)
-                acc.backward(loss)
+                acc.backward(loss * scale)
             losses.append(loss.detach())
             tokens += int(batch["attention_mask"].sum())
         grad_norm = acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm or float("inf"))
@@ -97,7 +115,7 @@ def train(cfg: SFTConfig) -> int:
 
         elapsed = time.perf_counter() - t0
         metrics = {
-            "loss": float(acc.reduce(torch.stack(losses).mean(), "mean")),
+            "loss": float(acc.reduce(torch.stack(losses).sum(), "sum")) * scale / accumulation,
             "lr": scheduler.get_last_lr()[0],
             "grad_norm": float(grad_norm),
             "tokens_per_s": tokens * acc.num_processes / elapsed,

@@ -35,6 +35,7 @@ Normalizer = Callable[[int | None, float], float]
 __all__ = [
     "Label",
     "PromptLabels",
+    "aspect_means",
     "consensus_by_prompt",
     "consensus_of",
     "exclude_labeler",
@@ -258,6 +259,26 @@ def ratings_of(
         rid: RatingSummary(total / weight if weight > 0 else 0.0, int(n))
         for rid, (total, weight, n) in sums.items()
     }
+
+
+def aspect_means(
+    labels: PromptLabels, names: list[str], weights: Mapping[int | None, float] | None = None
+) -> dict[int, dict[str, float]]:
+    """Per response of one prompt, the mean answer to each named per-response Likert question
+    (over the labels that answered it; weighted with per-labeler `weights`, unlisted ones 1)."""
+    sums: dict[tuple[int, str], list[float]] = {}
+    for label in labels.labels:
+        answers = label.payload.get("answers") or {}
+        w = 1.0 if weights is None else weights.get(label.user_id, 1.0)
+        for name in names:
+            for rid, value in (answers.get(name) or {}).items():
+                acc = sums.setdefault((int(rid), name), [0.0, 0.0])
+                acc[0] += w * value
+                acc[1] += w
+    out: dict[int, dict[str, float]] = {}
+    for (rid, name), (total, weight) in sorted(sums.items()):
+        out.setdefault(rid, {})[name] = total / weight if weight > 0 else 0.0
+    return out
 
 
 # --- leaderboard ----------------------------------------------------------------------------

@@ -7,9 +7,10 @@ users, new passwords, new roles) drop the cache at once, other processes see the
 """
 
 import time
+from functools import cache
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import bindparam, event, select
 from sqlalchemy.orm import Session
 
 from app.auth.models import ApiToken, User
@@ -58,31 +59,47 @@ def _user(values: tuple[Any, ...]) -> User:
     )
 
 
-async def _cached(key: tuple[str, Any], query: Any) -> tuple[Any, ...] | None:
+def _hit(key: tuple[str, Any]) -> tuple[Any, ...] | None:
+    """The cached answer for `key` if it is still fresh (no statement is built on a hit)."""
     hit = _cache.get(key)
-    now = time.monotonic()
-    if hit is not None and hit[0] > now:
+    if hit is not None and hit[0] > time.monotonic():
         return hit[1]
+    return None
+
+
+async def _fetch(
+    key: tuple[str, Any], query: Any, parameters: dict[str, Any]
+) -> tuple[Any, ...] | None:
     async with read_connection(get_async_engine()) as conn:
-        row = (await conn.execute(query)).first()
+        row = (await conn.execute(query, parameters)).first()
     if row is None:
         _cache.pop(key, None)
         return None
     if len(_cache) >= MAX_ENTRIES:
         _cache.clear()
-    _cache[key] = (now + TTL, tuple(row))
-    return tuple(row)
+    values = tuple(row)
+    _cache[key] = (time.monotonic() + TTL, values)
+    return values
+
+
+@cache
+def _token_query() -> Any:
+    return (
+        select(*_USER_COLUMNS)
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .where(ApiToken.token_hash == bindparam("digest"), ApiToken.revoked_at.is_(None))
+    )
+
+
+@cache
+def _user_query() -> Any:
+    return select(*_USER_COLUMNS).where(User.id == bindparam("user_id"))
 
 
 async def user_for_token(plain: str) -> User | None:
     """The active user owning a live API token, if any."""
-    digest = hash_token(plain)
-    query = (
-        select(*_USER_COLUMNS)
-        .join(ApiToken, ApiToken.user_id == User.id)
-        .where(ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None))
-    )
-    values = await _cached(("token", digest), query)
+    key = ("token", hash_token(plain))
+    values = _hit(key) or await _fetch(key, _token_query(), {"digest": key[1]})
     if values is None or not values[3]:
         return None
     return _user(values)
@@ -92,7 +109,8 @@ async def user_for_session(user_id: Any, epoch: Any) -> User | None:
     """The active user a signed session cookie names, if its epoch is still current."""
     if not isinstance(user_id, int):
         return None
-    values = await _cached(("user", user_id), select(*_USER_COLUMNS).where(User.id == user_id))
+    key = ("user", user_id)
+    values = _hit(key) or await _fetch(key, _user_query(), {"user_id": user_id})
     if values is None or not values[3] or values[4] != epoch:
         return None
     return _user(values)

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 import typer
 
 from app.aggregation.consensus import ConsensusMethod
-from app.cli_support import JsonOpt, db_session, fail, output
+from app.cli_support import JsonOpt, ProgressOpt, db_session, fail, output, progress_bar
 from app.datasets.kinds import DatasetKind
 from app.datasets.schemas import METHODS
 from app.errors import validation_messages
@@ -41,6 +41,7 @@ def snapshot(
     weighting: Annotated[
         str, typer.Option(help="none | reliability: weigh labelers by fitted reliability.")
     ] = "none",
+    progress: ProgressOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Freeze a project's labels into a versioned dataset snapshot (JSONL + Parquet)."""
@@ -62,9 +63,11 @@ def snapshot(
         )
     except ValidationError as exc:
         fail("; ".join(validation_messages(exc, prefix="--")))
-    with db_session() as session:
+    with db_session() as session, progress_bar("snapshot", "prompts", progress) as bar:
         found = project_service.get_by_ref(session=session, ref=project)
-        made, created = service.create_snapshot(session=session, project=found, data=data)
+        made, created = service.create_snapshot(
+            session=session, project=found, data=data, progress=bar
+        )
         result = _snapshot_dict(made, created)
     output(
         result,

@@ -1,17 +1,22 @@
 """Streaming export of a project's labels in the dataset formats (one row per annotation).
 
-Rows come in batches by annotation id (keyset pagination), so memory stays bounded whatever
-the project's size. Superseded annotations and gold items (known answers used to measure
-labelers) are left out.
+Annotations stream from one query in id order (a server-side cursor on PostgreSQL) as plain
+rows, in batches that each fetch their responses' texts once, so memory stays bounded whatever
+the project's size. Lines are encoded by `app.jsontext.row_line` (the standard encoder's
+bytes). Superseded annotations and gold items (known answers used to measure labelers) are
+left out. In a project with questions or criteria every row carries the annotation's
+`answers` (its flags under "flags"), shaped by `kinds.row_answers`.
 """
 
-import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from itertools import combinations
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Integer, Text, any_, bindparam, cast, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
+from app import jsontext
 from app.auth.models import User
 from app.datasets.kinds import (
     DatasetKind,
@@ -19,107 +24,161 @@ from app.datasets.kinds import (
     prompt_row,
     ranking_row,
     rating_row,
+    row_answers,
     sft_row,
 )
 from app.errors import Invalid
 from app.labeling import labels
-from app.labeling.models import Annotation
+from app.progress import Progress
 from app.projects.models import Project, Prompt, Response
 
-BATCH = 1000
-
-
-def _live(session: Session, project: Project, kind: str) -> Iterator[list[Annotation]]:
-    return labels.live_annotations(session=session, project_id=project.id, kind=kind, batch=BATCH)
-
-
-def _context(session: Session, batch: list[Annotation]) -> tuple[dict[int, Any], dict[int, str]]:
-    prompt_ids = {a.prompt_id for a in batch}
-    prompts: dict[int, Any] = dict(
-        session.execute(select(Prompt.id, Prompt.messages).where(Prompt.id.in_(prompt_ids))).all()
-    )
-    texts = dict(
-        session.execute(
-            select(Response.id, Response.text).where(Response.prompt_id.in_(prompt_ids))
-        ).all()
-    )
-    return prompts, texts
-
+BATCH = 5000
+PROGRESS_EVERY = 2000
 
 Emails = dict[int, str] | None
+Build = Callable[[list[Any], Any, dict[int, str]], list[dict[str, Any]]]
+"""(the prompt's messages, the payload, response id -> text) -> the rows of one annotation.
+The payload holds "answers" only when the rows are to carry them."""
 
 
-def _labeled(row: dict[str, Any], annotation: Annotation, emails: Emails) -> dict[str, Any]:
+def _texts(session: Session, batch: list[tuple[Any, ...]]) -> dict[int, str]:
+    """response id -> text of the batch's prompts."""
+    prompt_ids = list({row[1] for row in batch})
+    query = select(Response.id, Response.text)
+    if session.get_bind().dialect.name == "postgresql":
+        ids = bindparam("ids", prompt_ids, type_=ARRAY(Integer))
+        query = query.where(Response.prompt_id == any_(ids))
+    else:
+        query = query.where(Response.prompt_id.in_(prompt_ids))
+    return {rid: text for rid, text in session.connection().execute(query)}
+
+
+def _labeled(row: dict[str, Any], annotation: tuple[Any, ...], emails: dict[int, str]) -> dict:
     """The row, plus its labeler's email ("import" for an imported label) and the time."""
-    if emails is None:
-        return row
-    labeler = emails.get(annotation.user_id, "import") if annotation.user_id else "import"
-    return row | {"labeler": labeler, "annotated_at": annotation.created_at.isoformat()}
+    _, _, user_id, created_at, _, _, _ = annotation
+    labeler = emails.get(user_id, "import") if user_id else "import"
+    return row | {"labeler": labeler, "annotated_at": created_at.isoformat()}
 
 
-def _ranked_rows(
-    session: Session, project: Project, pairs: bool, emails: Emails
-) -> Iterator[dict[str, Any]]:
-    for batch in _live(session, project, "ranking"):
-        prompts, texts = _context(session, batch)
+def _annotation_rows(
+    session: Session,
+    project: Project,
+    kind: str,
+    build: Build,
+    emails: Emails,
+    progress: Progress | None,
+    texts: bool = True,
+) -> Iterator[list[dict[str, Any]]]:
+    """The rows `build` makes of each live annotation of `kind`, in annotation id order, one
+    list per batch of annotations."""
+    low, high = labels.live_id_range(session=session, project_id=project.id, kind=kind)
+    asks = bool(project.questions or project.criteria)
+    made = 0
+    loads = jsontext.loads
+    for batch in labels.live_annotation_rows(
+        session=session,
+        project_id=project.id,
+        kind=kind,
+        batch=BATCH,
+        with_times=emails is not None,
+    ):
+        text = _texts(session, batch) if texts else {}
+        messages: dict[int, Any] = {}
+        out: list[dict[str, Any]] = []
         for a in batch:
-            ranked = [texts[int(rid)] for rid in a.payload["ranking"]]
-            if pairs:
-                for row in pair_rows(prompts[a.prompt_id], ranked):
-                    yield _labeled(row, a, emails)
+            prompt = messages.get(a[1])
+            if prompt is None:
+                prompt = messages[a[1]] = loads(a[6])
+            payload = loads(a[4])
+            if asks:
+                answers = payload.get("answers") or {}
+                if project.criteria:
+                    answers = answers | {"flags": loads(a[5]) or {}}
+                payload["answers"] = answers
             else:
-                yield _labeled(ranking_row(prompts[a.prompt_id], ranked), a, emails)
-        session.expunge_all()
+                payload.pop("answers", None)
+            rows = build(prompt, payload, text)
+            out.extend(rows if emails is None else [_labeled(row, a, emails) for row in rows])
+        made += len(out)
+        yield out
+        if progress is not None:
+            progress(made, batch[-1][0] - low, high - low)
 
 
-def _sft_rows(session: Session, project: Project, emails: Emails) -> Iterator[dict[str, Any]]:
-    for batch in _live(session, project, "demonstration"):
-        prompts, _ = _context(session, batch)
-        for a in batch:
-            yield _labeled(sft_row(prompts[a.prompt_id], a.payload["demonstration"]), a, emails)
-        session.expunge_all()
+def _answered(row: dict[str, Any], payload: Any, ids: list[str] | str | None) -> dict[str, Any]:
+    """The row with its `answers` for the responses `ids` (if the rows carry answers)."""
+    if "answers" not in payload:
+        return row
+    return row | {"answers": row_answers(payload["answers"], ids)}
 
 
-def _rating_rows(session: Session, project: Project, emails: Emails) -> Iterator[dict[str, Any]]:
-    for batch in _live(session, project, "rating"):
-        prompts, texts = _context(session, batch)
-        for a in batch:
-            for rid, score in a.payload["scores"].items():
-                row = rating_row(prompts[a.prompt_id], texts[int(rid)], score)
-                yield _labeled(row, a, emails)
-        session.expunge_all()
+def _rankings(messages: list[Any], payload: Any, text: dict[int, str]) -> list[dict[str, Any]]:
+    ids = [str(rid) for rid in payload["ranking"]]
+    return [_answered(ranking_row(messages, [text[int(rid)] for rid in ids]), payload, ids)]
 
 
-def _prompt_rows(session: Session, project: Project) -> Iterator[dict[str, Any]]:
+def _pairs(messages: list[Any], payload: Any, text: dict[int, str]) -> list[dict[str, Any]]:
+    ids = [str(rid) for rid in payload["ranking"]]
+    made = pair_rows(messages, [text[int(rid)] for rid in ids])
+    if "answers" not in payload:
+        return made
+    # pair_rows yields the pairs of the ranking in combinations() order.
+    pairs = combinations(ids, 2)
+    return [_answered(row, payload, list(pair)) for row, pair in zip(made, pairs, strict=True)]
+
+
+def _sft(messages: list[Any], payload: Any, text: dict[int, str]) -> list[dict[str, Any]]:
+    return [_answered(sft_row(messages, payload["demonstration"]), payload, None)]
+
+
+def _ratings(messages: list[Any], payload: Any, text: dict[int, str]) -> list[dict[str, Any]]:
+    return [
+        _answered(rating_row(messages, text[int(rid)], score), payload, rid)
+        for rid, score in payload["scores"].items()
+    ]
+
+
+def _prompt_rows(session: Session, project: Project) -> Iterator[list[dict[str, Any]]]:
     last_id = 0
     while True:
-        rows = session.execute(
-            select(Prompt.id, Prompt.messages)
-            .where(Prompt.project_id == project.id, Prompt.id > last_id, Prompt.is_gold.is_(False))
-            .order_by(Prompt.id)
-            .limit(BATCH)
-        ).all()
+        rows = (
+            session.connection()
+            .execute(
+                select(Prompt.id, cast(Prompt.messages, Text).label("messages"))
+                .where(
+                    Prompt.project_id == project.id, Prompt.id > last_id, Prompt.is_gold.is_(False)
+                )
+                .order_by(Prompt.id)
+                .limit(BATCH)
+            )
+            .all()
+        )
         if not rows:
             return
-        for row in rows:
-            yield prompt_row(row.messages)
+        yield [prompt_row(jsontext.loads(row.messages)) for row in rows]
         last_id = rows[-1].id
 
 
-def rows(
-    *, session: Session, project: Project, kind: str, with_labelers: bool = False
-) -> Iterator[dict[str, Any]]:
-    """The export rows of `kind` (rankings | pairs | sft | ratings | prompts); with_labelers
-    adds each row's `labeler` (email) and `annotated_at` (prompts rows have no labeler)."""
+def row_batches(
+    *,
+    session: Session,
+    project: Project,
+    kind: str,
+    with_labelers: bool = False,
+    progress: Progress | None = None,
+) -> Iterator[list[dict[str, Any]]]:
+    """The export rows of `kind` (rankings | pairs | sft | ratings | prompts) in batches;
+    with_labelers adds each row's `labeler` (email) and `annotated_at` (prompts rows have no
+    labeler)."""
     emails = dict(session.execute(select(User.id, User.email)).all()) if with_labelers else None
     if kind == DatasetKind.rankings:
-        return _ranked_rows(session, project, False, emails)
+        return _annotation_rows(session, project, "ranking", _rankings, emails, progress)
     if kind == DatasetKind.pairs:
-        return _ranked_rows(session, project, True, emails)
+        return _annotation_rows(session, project, "ranking", _pairs, emails, progress)
     if kind == DatasetKind.sft:
-        return _sft_rows(session, project, emails)
+        return _annotation_rows(session, project, "demonstration", _sft, emails, progress, False)
     if kind == DatasetKind.ratings:
-        return _rating_rows(session, project, emails)
+        return _annotation_rows(session, project, "rating", _ratings, emails, progress)
     if kind == DatasetKind.prompts:
         return _prompt_rows(session, project)
     names = ", ".join(DatasetKind)
@@ -127,8 +186,16 @@ def rows(
 
 
 def jsonl(
-    *, session: Session, project: Project, kind: str, with_labelers: bool = False
-) -> Iterator[str]:
-    """The export as JSON lines."""
-    for row in rows(session=session, project=project, kind=kind, with_labelers=with_labelers):
-        yield json.dumps(row, ensure_ascii=False) + "\n"
+    *,
+    session: Session,
+    project: Project,
+    kind: str,
+    with_labelers: bool = False,
+    progress: Progress | None = None,
+) -> Iterator[bytes]:
+    """The export as JSON lines (UTF-8), a block of whole lines per batch of rows."""
+    for batch in row_batches(
+        session=session, project=project, kind=kind, with_labelers=with_labelers, progress=progress
+    ):
+        if batch:
+            yield b"".join(map(jsontext.row_line, batch))

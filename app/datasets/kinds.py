@@ -24,7 +24,9 @@ class DatasetKind(StrEnum):
     sft = "sft"
     """{"prompt", "completion"}, or {"messages"} for a demonstrated conversation"""
     ratings = "ratings"
-    """{"prompt", "response", "score"}"""
+    """{"prompt", "response", "score", "scores": {aspect: value}}: `score` is the main rating
+    (absent in a ranking project), `scores` holds it as "score" beside each per-response Likert
+    question of the project (its mean over the labelers who answered)."""
     prompts = "prompts"
     """{"prompt"}"""
 
@@ -73,10 +75,34 @@ def pair_rows(messages: list[Message], ranked: list[str]) -> list[Row]:
     return [pair_row(messages, a, b) for a, b in combinations(ranked, 2)]
 
 
-def rating_row(messages: list[Message], response: str, score: Any) -> Row:
-    """One response's score."""
+def rating_row(
+    messages: list[Message], response: str, score: Any, scores: dict[str, Any] | None = None
+) -> Row:
+    """One response's score; with `scores`, every aspect too (`score` None: no main rating)."""
     prompt = prompt_of(messages)
-    return {"prompt": prompt, "response": answer_of(prompt, response), "score": score}
+    row: Row = {"prompt": prompt, "response": answer_of(prompt, response)}
+    if score is not None:
+        row["score"] = score
+    return row if scores is None else row | {"scores": scores}
+
+
+def row_answers(answers: dict[str, Any], response_ids: list[str] | str | None) -> dict[str, Any]:
+    """The `answers` of an exported row, from one annotation's answers (per-response ones keyed
+    by response id, the flags under "flags"). Per-task answers stay as they are; a per-response
+    answer becomes the value for the row's response (`response_ids` one id: a ratings row), or
+    a list aligned with the row's responses (rankings: `responses`; pairs: chosen, rejected),
+    None where a response has no answer (no flags: [])."""
+    out: dict[str, Any] = {}
+    for name, value in answers.items():
+        if not isinstance(value, dict):
+            out[name] = value
+            continue
+        missing: Any = [] if name == "flags" else None
+        if isinstance(response_ids, str):
+            out[name] = value.get(response_ids, missing)
+        elif response_ids is not None:
+            out[name] = [value.get(rid, missing) for rid in response_ids]
+    return out
 
 
 def prompt_row(messages: list[Message]) -> Row:

@@ -7,6 +7,7 @@ annotation id order, so that the same data always gives the same file.
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.aggregation import service as aggregation
@@ -21,8 +22,11 @@ from app.datasets.kinds import (
     sft_row,
 )
 from app.labeling.labels import Label, PromptLabels, prompt_labels
-from app.projects.models import Project
+from app.progress import Progress
+from app.projects.models import Project, Prompt
+from app.projects.questions import likert_names
 
+PROGRESS_EVERY = 200
 Rows = Iterator[tuple[str, list[dict[str, Any]]]]
 Made = list[tuple[dict[str, Any], list[Label]]]
 """Rows of one prompt, each with the labels it came from."""
@@ -70,15 +74,22 @@ def _ratings(
     labels: PromptLabels,
     scale: str,
     normalizer: aggregation.Normalizer | None,
+    aspects: list[str],
     weights: Weights = None,
 ) -> Made:
+    """One row per response with a main rating or an answer to a Likert question (`aspects`):
+    the main score (normalised when asked) and each aspect's mean under `scores`."""
     summary = aggregation.ratings_of(labels, scale=scale, normalizer=normalizer, weights=weights)
-    every = labels.of_kind("rating")
-    return [
-        (rating_row(labels.messages, text, summary[rid].mean), every)
-        for rid, (text, _) in labels.responses.items()
-        if rid in summary
-    ]
+    means = aggregation.aspect_means(labels, aspects, weights) if aspects else {}
+    every = labels.labels
+    rows = []
+    for rid, (text, _) in labels.responses.items():
+        if rid not in summary and rid not in means:
+            continue
+        score = summary[rid].mean if rid in summary else None
+        scores = ({} if score is None else {"score": score}) | means.get(rid, {})
+        rows.append((rating_row(labels.messages, text, score, scores), every))
+    return rows
 
 
 def _stamp(value: Any) -> str:
@@ -94,8 +105,33 @@ def with_labelers(row: dict[str, Any], made_from: list[Label], emails: dict[int,
     }
 
 
-def snapshot_rows(*, session: Session, project: Project, params: dict[str, Any]) -> Rows:
-    """Stream (external id, rows) of every prompt for the canonical `params`."""
+def _prompt_id_range(session: Session, project: Project) -> tuple[int, int]:
+    query = select(func.min(Prompt.id), func.max(Prompt.id)).where(Prompt.project_id == project.id)
+    low, high = session.execute(query).one()
+    return low or 0, high or 0
+
+
+def _reporting(
+    rows: Iterator[PromptLabels], progress: Progress, low: int, high: int
+) -> Iterator[PromptLabels]:
+    """The prompts' labels, telling `progress` how far through the prompt ids they are."""
+    n = 0
+    for n, labels in enumerate(rows, 1):
+        if n % PROGRESS_EVERY == 0:
+            progress(n, labels.prompt_id - low, high - low)
+        yield labels
+    progress(n, high - low, high - low)
+
+
+def snapshot_rows(
+    *,
+    session: Session,
+    project: Project,
+    params: dict[str, Any],
+    progress: Progress | None = None,
+) -> Rows:
+    """Stream (external id, rows) of every prompt for the canonical `params`; `progress`
+    hears of the prompts read so far (rows, done, total: by prompt id)."""
     kind = params["kind"]
     emails = labeler_emails(session=session) if params.get("with_labelers") else None
     excluded = aggregation.excluded_user_ids(session=session, project_id=project.id)
@@ -103,10 +139,14 @@ def snapshot_rows(*, session: Session, project: Project, params: dict[str, Any])
     if "weights" in params:
         weights = {int(user_id): w for user_id, w in params["weights"].items()}
     build: Callable[[PromptLabels], Made]
+    low, high = _prompt_id_range(session, project) if progress else (0, 0)
+
+    def read(kinds: tuple[str, ...], **options: Any) -> Iterator[PromptLabels]:
+        found = prompt_labels(session, project.id, kinds, excluded, **options)
+        return found if progress is None else _reporting(found, progress, low, high)
+
     if kind == DatasetKind.prompts:
-        for labels in prompt_labels(
-            session, project.id, (), with_responses=False, keep_unlabeled=True
-        ):
+        for labels in read((), with_responses=False, keep_unlabeled=True):
             yield labels.external_id, [prompt_row(labels.messages)]
         return
     if kind == DatasetKind.sft:
@@ -119,16 +159,18 @@ def snapshot_rows(*, session: Session, project: Project, params: dict[str, Any])
         pairs = kind == DatasetKind.pairs
         build = lambda labels: _rankings(labels, params["method"], pairs, weights)  # noqa: E731
     elif kind == DatasetKind.ratings:
-        kinds = ("rating",)
+        aspects = likert_names(project.questions or [])
+        kinds = ("rating", "ranking") if aspects else ("rating",)
         normalizer = (
             aggregation.rating_normalizer(session=session, project=project)
             if params["normalize"]
             else None
         )
-        build = lambda labels: _ratings(labels, project.rating_scale, normalizer, weights)  # noqa: E731
+        scale = project.rating_scale
+        build = lambda labels: _ratings(labels, scale, normalizer, aspects, weights)  # noqa: E731
     else:
         raise ValueError(f"unknown snapshot kind {kind!r}")
-    for labels in prompt_labels(session, project.id, kinds, excluded):
+    for labels in read(kinds):
         made = build(labels)
         if made:
             rows = [row if emails is None else with_labelers(row, x, emails) for row, x in made]

@@ -30,6 +30,7 @@ from app.datasets.rows import snapshot_rows
 from app.datasets.schemas import FILES, SnapshotCreate
 from app.db import make_engine
 from app.errors import Conflict, NotFound
+from app.progress import Progress
 from app.projects.models import Project
 from app.quality import service as quality
 
@@ -123,6 +124,7 @@ def create_snapshot(
     project: Project,
     data: SnapshotCreate,
     created_by: User | None = None,
+    progress: Progress | None = None,
 ) -> tuple[Snapshot, bool]:
     """Write a snapshot and commit it; (snapshot, False) when it equals the newest one."""
     params = data.canonical()
@@ -136,8 +138,10 @@ def create_snapshot(
             excluded = sorted(aggregation.excluded_user_ids(session=reader, project_id=project.id))
             if params.get("weighting") == "reliability":
                 params |= _reliability_params(reader, project, excluded)
-            written = writer.write_jsonl(
-                tmp, snapshot_rows(session=reader, project=project, params=params), params
+            written, json_cols = writer.write_files(
+                tmp,
+                snapshot_rows(session=reader, project=project, params=params, progress=progress),
+                params,
             )
         same = _newest_with(session, project.id, params)
         if same is not None and same.content_hash == written.content_hash:
@@ -145,7 +149,6 @@ def create_snapshot(
             session.commit()
             return same, False
         newest = _newest(session, project.id, params["kind"])
-        json_cols = writer.write_parquet(tmp, written)
         snapshot = Snapshot(
             project_id=project.id,
             kind=params["kind"],

@@ -2,8 +2,9 @@
 
 Each call holds one pooled connection at a time and never waits for a thread: the Core
 statements of `leasing` and `submitting` run on the asyncio connection (`run_sync` drives them
-through SQLAlchemy's greenlet bridge, no worker thread). PostgreSQL: one statement to lease,
-one to read the assignment and one to store an annotation. SQLite: serialised transactions.
+through SQLAlchemy's greenlet bridge, no worker thread). PostgreSQL: one statement to lease
+(the project's settings read in it), one to read the assignment and one to store an
+annotation. SQLite: serialised transactions.
 """
 
 from types import SimpleNamespace
@@ -25,6 +26,8 @@ from app.labeling.schemas import AnnotationIn, Task
 
 
 def _next_on(conn: Connection, project_id: int, user: User) -> Task | None:
+    if conn.dialect.name == "postgresql":
+        return leasing.lease_for(conn, project_id=project_id, user=user, now=utcnow())
     project = leasing.project_for_labeler(conn, project_id=project_id, user=user)
     return leasing.lease(conn, project=project, user_id=user.id, now=utcnow())
 
@@ -95,8 +98,11 @@ def _warm(conn: Connection) -> None:
         leasing.lease_statement("ranking", "id"),
         leasing.lease_parameters(project=project, user_id=-1, now=now),
     )
+    folded = {"p_project_id": -1, "p_user_id": -1, "p_is_admin": False, "p_now": now}
+    conn.execute(leasing.lease_statement("ranking", "id", True), folded)
     values = {f"p_{name}": None for name in submitting.STORED_FIELDS}
-    values |= {"p_assignment_id": -1, "p_user_id": -1, "p_now": now, "p_created_at": now}
+    values |= {"p_assignment_id": -1, "p_prompt_id": -1, "p_user_id": -1, "p_now": now}
+    values |= {"p_created_at": now}
     values |= {"p_payload": {}, "p_flags": {}}
     conn.execute(submitting.store_statement(), values)
 

@@ -14,14 +14,15 @@ each batch loads the annotations and responses of its prompts only, so memory ho
 whatever the project's size.
 """
 
-import json
+import uuid
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Text, cast, exists, func, select
+from sqlalchemy import ColumnElement, Text, cast, exists, func, select
 from sqlalchemy.orm import Session, aliased
 
+from app import jsontext
 from app.labeling.models import Annotation, AnnotationSource, Assignment
 from app.projects.models import Prompt, Response
 
@@ -60,7 +61,7 @@ def _live(rows: list[Any], excluded: Collection[int]) -> list[Label]:
     """Drop superseded annotations, then those of excluded labelers."""
     superseded = {row.supersedes_id for row in rows if row.supersedes_id is not None}
     return [
-        Label(row.id, row.user_id, row.kind, json.loads(row.payload), row.created_at)
+        Label(row.id, row.user_id, row.kind, jsontext.loads(row.payload), row.created_at)
         for row in rows
         if row.id not in superseded and row.user_id not in excluded
     ]
@@ -85,7 +86,8 @@ def prompt_labels(
     (only them) or None (every prompt)."""
     last_id = after
     while True:
-        query = select(Prompt.id, Prompt.external_id, Prompt.messages).where(
+        messages = cast(Prompt.messages, Text).label("messages")  # decoded below, faster
+        query = select(Prompt.id, Prompt.external_id, messages).where(
             Prompt.project_id == project_id, Prompt.id > last_id
         )
         if only is not None:
@@ -130,8 +132,23 @@ def prompt_labels(
             labels = _live(by_prompt[prompt.id], excluded)
             if labels or keep_unlabeled:
                 yield PromptLabels(
-                    prompt.id, prompt.external_id, prompt.messages, responses[prompt.id], labels
+                    prompt.id,
+                    prompt.external_id,
+                    jsontext.loads(prompt.messages),
+                    responses[prompt.id],
+                    labels,
                 )
+
+
+def _live_of(project_id: int, kind: str) -> list[ColumnElement[bool]]:
+    """The project's annotations of `kind` that nothing supersedes, gold items left out."""
+    newer, gold = aliased(Annotation), aliased(Prompt)
+    return [
+        Annotation.project_id == project_id,
+        Annotation.kind == kind,
+        ~exists().where(newer.supersedes_id == Annotation.id),
+        ~exists().where(gold.id == Annotation.prompt_id, gold.is_gold.is_(True)),
+    ]
 
 
 def live_annotations(
@@ -139,19 +156,12 @@ def live_annotations(
 ) -> Iterator[list[Annotation]]:
     """The project's annotations of `kind` that nothing supersedes, in id order, in batches;
     gold items (known answers, for measuring labelers) are left out."""
-    newer = aliased(Annotation)
     last_id = 0
     while True:
         rows = list(
             session.scalars(
                 select(Annotation)
-                .where(
-                    Annotation.project_id == project_id,
-                    Annotation.kind == kind,
-                    Annotation.id > last_id,
-                    ~exists().where(newer.supersedes_id == Annotation.id),
-                    ~exists().where(Prompt.id == Annotation.prompt_id, Prompt.is_gold.is_(True)),
-                )
+                .where(*_live_of(project_id, kind), Annotation.id > last_id)
                 .order_by(Annotation.id)
                 .limit(batch)
             )
@@ -160,6 +170,55 @@ def live_annotations(
             return
         yield rows
         last_id = rows[-1].id
+
+
+def live_annotation_rows(
+    *, session: Session, project_id: int, kind: str, batch: int = 5000, with_times: bool = False
+) -> Iterator[list[tuple[Any, ...]]]:
+    """The annotations `live_annotations` gives, as plain tuples streamed from one query (a
+    server-side cursor on PostgreSQL), in batches: (id, prompt_id, user_id, created_at,
+    payload, flags, the prompt's messages), payload, flags and messages as JSON text for the
+    caller to decode; created_at is a datetime with `with_times`, else as the driver returns it."""
+    query = (
+        select(
+            Annotation.id,
+            Annotation.prompt_id,
+            Annotation.user_id,
+            Annotation.created_at,
+            cast(Annotation.payload, Text),
+            cast(Annotation.flags, Text),
+            cast(Prompt.messages, Text),
+        )
+        .join(Prompt, Prompt.id == Annotation.prompt_id)
+        .where(*_live_of(project_id, kind))
+        .order_by(Annotation.id)
+    )
+    connection = session.connection()
+    dialect = connection.dialect
+    statement = str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+    times = Annotation.created_at.type.dialect_impl(dialect)
+    stamp = times.result_processor(dialect, None) if with_times else None
+    raw: Any = connection.connection.driver_connection
+    # Plain DBAPI tuples: a SQLAlchemy Row per annotation costs more than the rest of a row.
+    postgres = dialect.name == "postgresql"
+    cursor = raw.cursor(name=f"live_{uuid.uuid4().hex}") if postgres else raw.cursor()
+    try:
+        cursor.execute(statement)
+        while rows := cursor.fetchmany(batch):
+            if stamp is not None:
+                rows = [(r[0], r[1], r[2], stamp(r[3]), r[4], r[5], r[6]) for r in rows]
+            yield rows
+    finally:
+        cursor.close()
+
+
+def live_id_range(*, session: Session, project_id: int, kind: str) -> tuple[int, int]:
+    """The smallest and largest id of the project's annotations of `kind` (0, 0 if none)."""
+    query = select(func.min(Annotation.id), func.max(Annotation.id)).where(
+        Annotation.project_id == project_id, Annotation.kind == kind
+    )
+    low, high = session.execute(query).one()
+    return low or 0, high or 0
 
 
 def has_labeler_annotations(*, session: Session, project_id: int) -> bool:

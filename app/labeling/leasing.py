@@ -17,17 +17,20 @@ from sqlalchemy import (
     Row,
     and_,
     bindparam,
+    event,
     exists,
     func,
     literal,
     literal_column,
     or_,
     select,
+    true,
+    type_coerce,
 )
 from sqlalchemy import insert as sql_insert
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased
 
 from app.auth.models import User
 from app.errors import Forbidden, NotFound
@@ -36,7 +39,7 @@ from app.labeling.models import Assignment, AssignmentStatus
 from app.labeling.schemas import Task, TaskResponse
 from app.projects import service as project_service
 from app.projects.kinds import ProjectKind
-from app.projects.models import Prompt, Response
+from app.projects.models import Project, Prompt, Response
 
 LEASE_TRIES = 3
 """PostgreSQL: statements tried before answering 'nothing left' (a prompt changed by a
@@ -111,7 +114,13 @@ def has_candidates(project: Any) -> list[Any]:
 
 def project_for_labeler(conn: Connection, *, project_id: int, user: User) -> Row[Any]:
     """The project's labeling settings; NotFound or Forbidden (not a member)."""
-    row = conn.execute(project_service.labeling_query(project_id=project_id, user=user)).first()
+    parameters = project_service.labeling_parameters(project_id=project_id, user=user)
+    row = conn.execute(project_service.labeling_query(), parameters).first()
+    return check_allowed(row, project_id)
+
+
+def check_allowed(row: Row[Any] | None, project_id: int) -> Row[Any]:
+    """A row of `labeling_query` for a labeler who may label; NotFound or Forbidden."""
     if row is None:
         raise NotFound(f"no project {project_id}")
     if not row.allowed:
@@ -137,33 +146,73 @@ def make_task(project: Any, lease: Any, messages: list[Any], texts: dict[Any, st
         responses=[TaskResponse(id=rid, text=texts[int(rid)]) for rid in lease.response_ids],
         rating_scale=project.rating_scale,
         criteria=project.criteria,
+        questions=project.questions or [],
         expires_at=lease.expires_at,
     )
 
 
 @cache
-def lease_statement(kind: str, order: str) -> Any:
+def lease_statement(kind: str, order: str, folded: bool = False) -> Any:
     """PostgreSQL, one statement: the labeler's live lease in the project, else a new lease of
     the first open prompt (locked with SKIP LOCKED; the labeler's own expired lease is renewed).
 
-    Built once per project kind and serving order; parameters from `lease_parameters` (named
-    p_…: a parameter named like a column of a table the statement writes would become part of
-    that write).
-    Returns at most one row: assignment id, prompt_id, response_ids, expires_at, messages
-    and `texts` (JSON: response id → text).
+    Built once per project kind, serving order and form; parameters named p_… (a parameter
+    named like a column of a table the statement writes would become part of that write).
     Rules about which prompt a labeler may get belong in `open_for` or here.
+
+    `folded=False`: the project's settings come as parameters (`lease_parameters`); returns at
+    most one row: assignment id, prompt_id, response_ids, expires_at, messages and `texts`
+    (JSON: response id → text).
+    `folded=True`: the project's settings and the labeler's membership are read in the same
+    statement (`labeling_query`; parameters `labeling_parameters` and p_now). Returns no row
+    when the project does not exist, else one row: the settings, `fast`, and lease_id,
+    lease_prompt_id, response_ids, expires_at, messages, texts (null when nothing was leased).
+    Nothing is leased unless `fast`: the labeler may label, the project has this kind and
+    order, and no stepwise rule applies (archived, gold items to serve, automatic holds).
     """
-    project = SimpleNamespace(
-        id=bindparam("p_project_id"),
-        overlap=bindparam("p_overlap"),
-        kind=kind,
-        k=bindparam("p_k"),
-        order=order,
-    )
     user_id, now = bindparam("p_user_id"), bindparam("p_now", type_=Assignment.expires_at.type)
+    gate: list[Any] = []
+    if folded:
+        proj = project_service.labeling_query().cte("proj")
+        fast = select(literal(1)).where(
+            proj.c.allowed,
+            proj.c.is_archived.is_(False),
+            proj.c.auto_hold.is_(False),
+            ~((proj.c.gold_rate > 0) & proj.c.has_gold),
+            proj.c.kind == kind,
+            proj.c.order == order,
+        )
+        gate = [exists(fast)]
+
+        def setting(name: str) -> Any:
+            return select(proj.c[name]).scalar_subquery()
+
+        project = SimpleNamespace(
+            id=bindparam("p_project_id"),
+            overlap=setting("overlap"),
+            kind=kind,
+            k=setting("k"),
+            order=order,
+        )
+        expires: Any = type_coerce(
+            now + setting("lease_seconds") * literal_column("interval '1 second'"),
+            Assignment.expires_at.type,
+        )
+        shown: Any = literal(0) if kind == ProjectKind.demonstration else setting("k")
+    else:
+        project = SimpleNamespace(
+            id=bindparam("p_project_id"),
+            overlap=bindparam("p_overlap"),
+            kind=kind,
+            k=bindparam("p_k"),
+            order=order,
+        )
+        expires = bindparam("p_expires", type_=Assignment.expires_at.type)
+        shown = bindparam("p_shown")
     mine = (
         select(Assignment.id, Assignment.prompt_id, Assignment.response_ids, Assignment.expires_at)
         .where(
+            *gate,
             Assignment.project_id == project.id,
             Assignment.user_id == user_id,
             Assignment.status == AssignmentStatus.leased,
@@ -182,7 +231,7 @@ def lease_statement(kind: str, order: str) -> Any:
     )
     candidate = (
         select(Prompt.id)
-        .where(*open_for(project, user_id, now), ~exists(select(mine.c.id)), unchanged)
+        .where(*gate, *open_for(project, user_id, now), ~exists(select(mine.c.id)), unchanged)
         .order_by(*serving_order(project))
         .limit(1)
         .with_for_update(of=Prompt, skip_locked=True)
@@ -199,7 +248,7 @@ def lease_statement(kind: str, order: str) -> Any:
         select(Response.id, func.random().label("r"))
         .where(Response.prompt_id == candidate.c.id)
         .order_by(literal_column("r"))
-        .limit(bindparam("p_shown"))
+        .limit(shown)
         .subquery("picked")
     )
     sample = select(
@@ -224,7 +273,7 @@ def lease_statement(kind: str, order: str) -> Any:
             user_id,
             literal(AssignmentStatus.leased.value),
             sample,
-            bindparam("p_expires", type_=Assignment.expires_at.type),
+            expires,
             now,
         ),
     )
@@ -245,19 +294,40 @@ def lease_statement(kind: str, order: str) -> Any:
         .where(Response.prompt_id == chosen.c.prompt_id)
         .scalar_subquery()
     )
-    return (
+    touched_count = select(func.count()).select_from(touched).scalar_subquery()
+    if not folded:
+        return (
+            select(
+                chosen.c.id,
+                chosen.c.prompt_id,
+                chosen.c.response_ids,
+                chosen.c.expires_at,
+                Prompt.messages,
+                texts.label("texts"),
+                touched_count.label("touched"),
+            )
+            .join(Prompt, Prompt.id == chosen.c.prompt_id)
+            .limit(1)
+        )
+    lease_row = (
         select(
-            chosen.c.id,
-            chosen.c.prompt_id,
+            chosen.c.id.label("lease_id"),
+            chosen.c.prompt_id.label("lease_prompt_id"),
             chosen.c.response_ids,
             chosen.c.expires_at,
             Prompt.messages,
             texts.label("texts"),
-            select(func.count()).select_from(touched).scalar_subquery().label("touched"),
         )
         .join(Prompt, Prompt.id == chosen.c.prompt_id)
         .limit(1)
+        .subquery("lease")
     )
+    return select(
+        *proj.c,
+        exists(fast).label("fast"),
+        *lease_row.c,
+        touched_count.label("touched"),
+    ).select_from(proj.outerjoin(lease_row, true()))
 
 
 def lease_parameters(*, project: Any, user_id: int, now: datetime) -> dict[str, Any]:
@@ -282,9 +352,88 @@ def _lease_postgresql(conn: Connection, project: Any, user_id: int, now: datetim
     return None
 
 
+RECENT_MAX = 100_000
+_recent: dict[int, SimpleNamespace] = {}
+"""Assignment id → what a submit needs of a lease this process just handed out."""
+
+
+def _remember(project: Any, held: Any, user_id: int) -> None:
+    if len(_recent) >= RECENT_MAX:
+        _recent.clear()
+    _recent[held.id] = SimpleNamespace(
+        id=held.id,
+        user_id=user_id,
+        prompt_id=held.prompt_id,
+        response_ids=held.response_ids,
+        project_id=project.id,
+        kind=project.kind,
+        rating_scale=project.rating_scale,
+        criteria=project.criteria,
+        replay=None,
+    )
+
+
+def forget() -> None:
+    """Drop what this process remembers of leases and projects (a project changed, or the
+    database was replaced)."""
+    _recent.clear()
+    _shapes.clear()
+
+
+@event.listens_for(Session, "after_flush")
+def _forget_on_change(session: Session, _context: Any) -> None:
+    """A project's settings changed in this process: submits read them afresh."""
+    if any(isinstance(obj, Project) for obj in session.dirty):
+        forget()
+
+
+def recall(assignment_id: int, user_id: int) -> Any | None:
+    """What the submit of a lease handed out by this process needs (assignment and project
+    settings as `submitting.assignment_for_submit` reads them), taken once; None if unknown.
+    The store statement still checks that the lease is this labeler's, leased and live, and of
+    this prompt. Settings changed by another process meanwhile apply from the next lease."""
+    held = _recent.pop(assignment_id, None)
+    return held if held is not None and held.user_id == user_id else None
+
+
+_shapes: dict[int, tuple[str, str]] = {}
+"""Project id → (kind, order) last seen: the shape of the folded lease statement to try."""
+
+
+def lease_for(conn: Connection, *, project_id: int, user: User, now: datetime) -> Task | None:
+    """PostgreSQL: `lease` with the project read in the same statement, one round trip in the
+    common case; the stepwise path when a rule needs it (see `lease_statement`, folded).
+    NotFound or Forbidden as `project_for_labeler`."""
+    kind, order = _shapes.get(project_id, (ProjectKind.ranking.value, "id"))
+    parameters = project_service.labeling_parameters(project_id=project_id, user=user)
+    parameters["p_now"] = now
+    for _ in range(LEASE_TRIES + 1):  # one more: a project first seen in another shape
+        statement = lease_statement(kind, order, True)
+        row = check_allowed(conn.execute(statement, parameters).first(), project_id)
+        if (row.kind, row.order) != (kind, order):
+            kind, order = _shapes[project_id] = (row.kind, row.order)
+            continue
+        if not row.fast:
+            return lease(conn, project=row, user_id=user.id, now=now)
+        if row.lease_id is not None:
+            held = SimpleNamespace(
+                id=row.lease_id,
+                prompt_id=row.lease_prompt_id,
+                response_ids=row.response_ids,
+                expires_at=row.expires_at,
+            )
+            _remember(row, held, user.id)
+            return make_task(row, held, row.messages, row.texts or {})
+    return None
+
+
+@cache
+def _texts_query() -> Any:
+    return select(Response.id, Response.text).where(Response.prompt_id == bindparam("p_prompt"))
+
+
 def _texts(conn: Connection, prompt_id: int) -> dict[int, str]:
-    query = select(Response.id, Response.text).where(Response.prompt_id == prompt_id)
-    return {rid: text for rid, text in conn.execute(query)}
+    return {rid: text for rid, text in conn.execute(_texts_query(), {"p_prompt": prompt_id})}
 
 
 LEASE_COLUMNS = (
@@ -295,19 +444,50 @@ LEASE_COLUMNS = (
 )
 
 
-def _resume(conn: Connection, project: Any, user_id: int, now: datetime) -> Row[Any] | None:
-    """The labeler's live lease in the project, if any."""
-    return conn.execute(
+def _now() -> Any:
+    return bindparam("p_now", type_=Assignment.expires_at.type)
+
+
+@cache
+def _resume_query() -> Any:
+    return (
         select(*LEASE_COLUMNS)
         .where(
-            Assignment.project_id == project.id,
-            Assignment.user_id == user_id,
+            Assignment.project_id == bindparam("p_project_id"),
+            Assignment.user_id == bindparam("p_user_id"),
             Assignment.status == AssignmentStatus.leased,
-            Assignment.expires_at > now,
+            Assignment.expires_at > _now(),
         )
         .order_by(Assignment.id)
         .limit(1)
-    ).first()
+    )
+
+
+def _resume(conn: Connection, project: Any, user_id: int, now: datetime) -> Row[Any] | None:
+    """The labeler's live lease in the project, if any."""
+    parameters = {"p_project_id": project.id, "p_user_id": user_id, "p_now": now}
+    return conn.execute(_resume_query(), parameters).first()
+
+
+@cache
+def _renew_statement() -> Any:
+    return (
+        Assignment.__table__.update()
+        .where(
+            Assignment.prompt_id == bindparam("p_prompt_id"),
+            Assignment.user_id == bindparam("p_user_id"),
+        )
+        .values(
+            expires_at=bindparam("p_expires", type_=Assignment.expires_at.type),
+            created_at=_now(),
+        )
+        .returning(*LEASE_COLUMNS)
+    )
+
+
+@cache
+def _insert_statement() -> Any:
+    return sql_insert(Assignment).returning(*LEASE_COLUMNS)
 
 
 def _lease_prompt(
@@ -316,43 +496,55 @@ def _lease_prompt(
     """Lease this prompt: renew the labeler's own expired lease of it, or write a new one."""
     expires = now + timedelta(seconds=project.lease_seconds)
     renewed = conn.execute(
-        Assignment.__table__.update()
-        .where(Assignment.prompt_id == prompt_id, Assignment.user_id == user_id)
-        .values(expires_at=expires, created_at=now)
-        .returning(*LEASE_COLUMNS)
+        _renew_statement(),
+        {"p_prompt_id": prompt_id, "p_user_id": user_id, "p_expires": expires, "p_now": now},
     ).first()
     if renewed is not None:
         return renewed
     shown = list(_texts(conn, prompt_id)) if shown_count(project) else []
     sample = random.sample(shown, min(shown_count(project), len(shown)))
-    return conn.execute(
-        sql_insert(Assignment)
-        .values(
-            project_id=project.id,
-            prompt_id=prompt_id,
-            user_id=user_id,
-            status=AssignmentStatus.leased,
-            response_ids=sample,
-            expires_at=expires,
-            created_at=now,
-        )
-        .returning(*LEASE_COLUMNS)
-    ).one()
+    values = {
+        "project_id": project.id,
+        "prompt_id": prompt_id,
+        "user_id": user_id,
+        "status": AssignmentStatus.leased,
+        "response_ids": sample,
+        "expires_at": expires,
+        "created_at": now,
+    }
+    return conn.execute(_insert_statement(), values).one()
+
+
+@cache
+def _messages_query() -> Any:
+    return select(Prompt.messages).where(Prompt.id == bindparam("p_prompt"))
 
 
 def _as_task(conn: Connection, project: Any, lease: Any) -> Task:
-    messages = conn.scalar(select(Prompt.messages).where(Prompt.id == lease.prompt_id))
+    messages = conn.scalar(_messages_query(), {"p_prompt": lease.prompt_id})
     return make_task(project, lease, messages or [], _texts(conn, lease.prompt_id))
 
 
-def _first_open(conn: Connection, project: Any, user_id: int, now: datetime) -> int | None:
-    query = (
+@cache
+def _first_open_query(kind: str, order: str) -> Any:
+    project = SimpleNamespace(
+        id=bindparam("p_project_id"),
+        overlap=bindparam("p_overlap"),
+        kind=kind,
+        k=bindparam("p_k"),
+        order=order,
+    )
+    return (
         select(Prompt.id)
-        .where(*open_for(project, user_id, now))
+        .where(*open_for(project, bindparam("p_user_id"), _now()))
         .order_by(*serving_order(project))
         .limit(1)
     )
-    return conn.scalar(query)
+
+
+def _first_open(conn: Connection, project: Any, user_id: int, now: datetime) -> int | None:
+    parameters = lease_parameters(project=project, user_id=user_id, now=now)
+    return conn.scalar(_first_open_query(project.kind, project.order), parameters)
 
 
 def _lease_serialised(conn: Connection, project: Any, user_id: int, now: datetime) -> Task | None:
@@ -366,12 +558,9 @@ def _lease_serialised(conn: Connection, project: Any, user_id: int, now: datetim
     return _as_task(conn, project, lease)
 
 
-def _may_serve_gold(conn: Connection, project: Any) -> bool:
-    """Gold items are served in this project: a gold rate, and gold items (one index probe)."""
-    if project.gold_rate <= 0 or project.kind == ProjectKind.demonstration:
-        return False
-    query = select(Prompt.id).where(Prompt.project_id == project.id, Prompt.is_gold.is_(True))
-    return conn.scalar(query.limit(1)) is not None
+def _may_serve_gold(project: Any) -> bool:
+    """Gold items are served in this project: a gold rate, and gold items (`has_gold`)."""
+    return project.gold_rate > 0 and project.kind != ProjectKind.demonstration and project.has_gold
 
 
 def _lease_gold(conn: Connection, project: Any, user_id: int, now: datetime) -> Task | None:
@@ -391,7 +580,7 @@ def lease(conn: Connection, *, project: Any, user_id: int, now: datetime) -> Tas
         return None
     if gold.hold_of(session=conn, project=project, user_id=user_id, record=True):
         return None
-    if _may_serve_gold(conn, project):
+    if _may_serve_gold(project):
         task = _lease_gold(conn, project, user_id, now)
         if task is not None:
             return task

@@ -4,7 +4,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.base import Base, utcnow
@@ -49,6 +49,14 @@ class Annotation(Base):
         UniqueConstraint("user_id", "idempotency_key"),
         Index("ix_annotations_project_id_id", "project_id", "id"),
         Index("ix_annotations_prompt_id", "prompt_id"),
+        # Which annotations are live: NOT EXISTS a newer one superseding it. Only corrections
+        # are indexed, so storing a label costs nothing more.
+        Index(
+            "ix_annotations_supersedes_id",
+            "supersedes_id",
+            postgresql_where=text("supersedes_id IS NOT NULL"),
+            sqlite_where=text("supersedes_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -62,7 +70,8 @@ class Annotation(Base):
     kind: Mapped[str] = mapped_column(String(20))
     """ranking | rating | demonstration (the project's kind)."""
     payload: Mapped[dict[str, Any]]
-    """{"ranking": [ids best→worst]} | {"scores": {id: value}} | {"demonstration": …}."""
+    """{"ranking": [ids best→worst]} | {"scores": {id: value}} | {"demonstration": …}, plus
+    "answers" ({question name: {response id: value} | value}) when the project asks questions."""
     flags: Mapped[dict[str, Any]] = mapped_column(default=dict)
     """{response_id: [criterion, …]}"""
     source: Mapped[str] = mapped_column(String(10), default=AnnotationSource.labeler)

@@ -6,9 +6,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.http.bounds import Json, JsonObject, text
+from app.projects.questions import MAX_QUESTIONS
 
 Demonstration = text(200_000)
 FlagName = text(100)
+QuestionKey = text(40)
 
 
 class TaskResponse(BaseModel):
@@ -28,6 +30,8 @@ class Task(BaseModel):
     responses: list[TaskResponse]
     rating_scale: str
     criteria: list[str]
+    questions: list[dict[str, Any]] = []
+    """The project's extra questions (app/projects/questions.py), answered under `answers`."""
     expires_at: datetime
 
 
@@ -45,6 +49,8 @@ class AnnotationIn(BaseModel):
     scores: JsonObject | None = None
     demonstration: Demonstration | list[Json] | None = None
     flags: dict[FlagName, list[Json]] = Field(default_factory=dict, max_length=100)
+    answers: dict[QuestionKey, Json] = Field(default_factory=dict, max_length=MAX_QUESTIONS)
+    """The project's questions: {name: {response id: value} | value | "text"}."""
     duration_ms: int | None = Field(None, ge=0, le=7 * 24 * 3600 * 1000)
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from app.auth.models import User
 from app.errors import Conflict, Forbidden, Gone, Invalid, NotFound
 from app.labeling import validation
-from app.labeling.leasing import live
+from app.labeling.leasing import live, recall
 from app.labeling.models import Annotation, AssignmentStatus
 from app.labeling.models import Assignment as A
 from app.labeling.schemas import AnnotationIn
@@ -42,19 +42,19 @@ def find_by_key(conn: Connection, *, user_id: int, key: str) -> Row[Any] | None:
     ).first()
 
 
-def assignment_for_submit(
-    conn: Connection, *, assignment_id: int, user: User, idempotency_key: str | None
-) -> Row[Any]:
-    """One statement: the assignment with its project's settings and, for a key, the id of an
-    annotation stored under it already (`replay`). NotFound or Forbidden."""
-    replay: Any = None
-    if idempotency_key is not None:
+@cache
+def _assignment_query(with_key: bool) -> Any:
+    replay: Any = literal(None)
+    if with_key:
         replay = (
             select(Annotation.id)
-            .where(Annotation.user_id == user.id, Annotation.idempotency_key == idempotency_key)
+            .where(
+                Annotation.user_id == bindparam("p_user_id"),
+                Annotation.idempotency_key == bindparam("p_key"),
+            )
             .scalar_subquery()
         )
-    row = conn.execute(
+    return (
         select(
             A.id,
             A.user_id,
@@ -71,12 +71,24 @@ def assignment_for_submit(
             Project.lease_seconds,
             Project.rating_scale,
             Project.criteria,
+            Project.questions,
             Project.is_archived,
-            (replay if replay is not None else literal(None)).label("replay"),
+            replay.label("replay"),
         )
         .join(Project, Project.id == A.project_id)
-        .where(A.id == assignment_id)
-    ).first()
+        .where(A.id == bindparam("p_assignment_id"))
+    )
+
+
+def assignment_for_submit(
+    conn: Connection, *, assignment_id: int, user: User, idempotency_key: str | None
+) -> Row[Any]:
+    """One statement: the assignment with its project's settings and, for a key, the id of an
+    annotation stored under it already (`replay`). NotFound or Forbidden."""
+    parameters: dict[str, Any] = {"p_assignment_id": assignment_id}
+    if idempotency_key is not None:
+        parameters |= {"p_user_id": user.id, "p_key": idempotency_key}
+    row = conn.execute(_assignment_query(idempotency_key is not None), parameters).first()
     if row is None:
         raise NotFound(f"no assignment {assignment_id}")
     if row.user_id != user.id and row.replay is None:
@@ -120,7 +132,8 @@ def store_statement() -> Any:
     """PostgreSQL, one statement: mark an on-time leased assignment done, count it on its
     prompt and insert the annotation; no row when the lease is not live (careful path).
     Built once; parameters (named p_…, apart from the written columns): p_assignment_id,
-    p_now and p_<field> for each of STORED_FIELDS (p_user_id is the labeler)."""
+    p_prompt_id, p_now and p_<field> for each of STORED_FIELDS (p_user_id is the labeler); no
+    row either when the assignment is not of that prompt and project."""
     columns = Annotation.__table__.c
     now = bindparam("p_now", type_=A.expires_at.type)
     done = (
@@ -128,6 +141,8 @@ def store_statement() -> Any:
         .where(
             A.id == bindparam("p_assignment_id"),
             A.user_id == bindparam("p_user_id"),
+            A.project_id == bindparam("p_project_id"),
+            A.prompt_id == bindparam("p_prompt_id"),
             A.status == AssignmentStatus.leased,
             A.expires_at > now,
         )
@@ -153,14 +168,22 @@ def store_statement() -> Any:
     )
 
 
+@cache
+def _lock_queries() -> tuple[Any, Any]:
+    prompt = (
+        select(Prompt.extra_labels, Prompt.retired_at)
+        .where(Prompt.id == bindparam("p_prompt_id"))
+        .with_for_update()
+    )
+    assignment = select(A).where(A.id == bindparam("p_assignment_id")).with_for_update()
+    return prompt, assignment
+
+
 def _lock(conn: Connection, assignment_id: int, prompt_id: int) -> tuple[Row[Any], Row[Any]]:
     """Lock the prompt, then the assignment; returns (assignment, prompt's label settings)."""
-    prompt = conn.execute(
-        select(Prompt.extra_labels, Prompt.retired_at)
-        .where(Prompt.id == prompt_id)
-        .with_for_update()
-    ).one()
-    row = conn.execute(select(A).where(A.id == assignment_id).with_for_update()).first()
+    prompt_query, assignment_query = _lock_queries()
+    prompt = conn.execute(prompt_query, {"p_prompt_id": prompt_id}).one()
+    row = conn.execute(assignment_query, {"p_assignment_id": assignment_id}).first()
     assert row is not None
     return row, prompt
 
@@ -196,16 +219,31 @@ class KeyTaken(Exception):
     """A concurrent request stored this Idempotency-Key first: replay it."""
 
 
+@cache
+def _careful_statements() -> tuple[Any, Any, Any]:
+    store = insert(Annotation).returning(*ANNOTATION_COLUMNS)
+    done = (
+        update(A)
+        .where(A.id == bindparam("p_assignment_id"))
+        .values(
+            status=AssignmentStatus.done, completed_at=bindparam("p_now", type_=A.completed_at.type)
+        )
+    )
+    counted = (
+        update(Prompt)
+        .where(Prompt.id == bindparam("p_prompt_id"))
+        .values(done_count=Prompt.done_count + 1)
+    )
+    return store, done, counted
+
+
 def _store_carefully(conn: Connection, row: Any, values: dict[str, Any], now: datetime) -> Row:
     assignment, prompt = _lock(conn, row.id, row.prompt_id)
     _ensure_open(conn, assignment, prompt, row.overlap, now)
-    stored = conn.execute(insert(Annotation).values(values).returning(*ANNOTATION_COLUMNS)).one()
-    conn.execute(
-        update(A).where(A.id == row.id).values(status=AssignmentStatus.done, completed_at=now)
-    )
-    conn.execute(
-        update(Prompt).where(Prompt.id == row.prompt_id).values(done_count=Prompt.done_count + 1)
-    )
+    store, done, counted = _careful_statements()
+    stored = conn.execute(store, values).one()
+    conn.execute(done, {"p_assignment_id": row.id, "p_now": now})
+    conn.execute(counted, {"p_prompt_id": row.prompt_id})
     return stored
 
 
@@ -222,13 +260,16 @@ def submit(
     """Store an annotation; returns (annotation, created), a replayed key giving the first.
 
     `careful=False` on PostgreSQL (an autocommit connection): the one-statement path, or None
-    when the lease is not live and the careful path must decide. `careful=True`: inside a
+    when the lease is not live and the careful path must decide. A lease this process handed
+    out (`leasing.recall`) is stored without reading the assignment first. `careful=True`: inside a
     transaction (always on SQLite); KeyTaken when a concurrent request took the key.
     """
     check_key(idempotency_key)
-    row = assignment_for_submit(
-        conn, assignment_id=assignment_id, user=user, idempotency_key=idempotency_key
-    )
+    row = None if careful else recall(assignment_id, user.id)
+    if row is None:
+        row = assignment_for_submit(
+            conn, assignment_id=assignment_id, user=user, idempotency_key=idempotency_key
+        )
     if row.replay is not None:
         first = find_by_key(conn, user_id=user.id, key=idempotency_key or "")
         assert first is not None
@@ -239,7 +280,7 @@ def submit(
         if careful or conn.dialect.name != "postgresql":
             return _store_carefully(conn, row, values, now), True
         parameters = {f"p_{name}": values[name] for name in STORED_FIELDS}
-        parameters |= {"p_assignment_id": row.id, "p_now": now}
+        parameters |= {"p_assignment_id": row.id, "p_prompt_id": row.prompt_id, "p_now": now}
         stored = conn.execute(store_statement(), parameters).first()
     except IntegrityError:
         if idempotency_key is None:

@@ -3,6 +3,7 @@
 from typing import Any
 
 from app.errors import Invalid
+from app.labeling import answers
 from app.labeling.models import Assignment
 from app.labeling.schemas import AnnotationIn
 from app.projects.kinds import ProjectKind, RatingScale
@@ -126,4 +127,9 @@ def validate(
         payload = {"scores": _scores(body.scores or {}, allowed, project.rating_scale)}
     else:
         payload = {"demonstration": _demonstration(body.demonstration or "")}
-    return payload, _flags(body.flags, allowed, project.criteria)
+    flags = _flags(body.flags, allowed, project.criteria)
+    if project.questions or body.answers:
+        given_answers = answers.validate(project.questions or [], body.answers, allowed)
+        if given_answers:
+            payload["answers"] = given_answers
+    return payload, flags

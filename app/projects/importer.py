@@ -1,33 +1,43 @@
 """Streaming, all-or-nothing import of prompts and responses from JSONL (or .jsonl.gz).
 
-Pass 1 reads the file and validates every line, storing nothing and holding no database
-transaction (on SQLite a transaction holds the single write lock that labelers need). Pass 2
-reads it again and inserts in batches inside one transaction, committed only at the end. Memory
-holds one batch and the set of external ids seen, never the whole file. The file is read within
-the limits of `app.projects.reader` (size, gzip ratio, line length, line count).
+Lines are parsed and validated as they stream by and stored in chunks (`app.projects.bulk`:
+COPY on PostgreSQL, executemany on SQLite) inside one transaction, committed only at the end;
+a bad line anywhere means nothing is stored, and the error names every bad line (the first
+200). On SQLite, where a write transaction holds the one write lock labelers need, a first
+pass validates the whole file holding no lock and a second one stores; on PostgreSQL one pass
+does both. Memory holds one chunk and the set of external ids seen, never the whole file. The
+file is read within the limits of `app.projects.reader` (size, gzip ratio, line length, line
+count).
 """
 
 import json
 import math
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
 
+from app import jsontext
 from app.errors import Invalid
 from app.labeling import labels
+from app.progress import Progress
+from app.projects.bulk import BulkWriter
 from app.projects.formats import FORMATS, PARSERS, ImportFormat, Item, LineError, detect
 from app.projects.kinds import ProjectKind
-from app.projects.models import Project, Prompt, Response
+from app.projects.models import Project
 from app.projects.reader import ImportLimits, check, read_lines
 from app.projects.schemas import ImportLineError, ImportReport
 
-BATCH = 500
+CHUNK = 1000
+"""Prompts stored per round trip (a COPY, or an executemany)."""
+PROGRESS_EVERY = 256
+ANALYZE_AFTER = 500
 MAX_REPORTED = 200
 MAX_RESPONSES = 64
+_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 class ImportFailed(Invalid):
@@ -65,6 +75,11 @@ def _has_nul(value: Any) -> bool:
 def _decode(text: str) -> dict[str, Any]:
     if text.startswith("\x00"):
         raise LineError(text[1:])
+    return _checked(jsontext.loads(text, _standard), text)
+
+
+def _standard(text: str) -> Any:
+    """The standard parser, whose errors every bad line is named with."""
     try:
         obj = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
@@ -73,6 +88,17 @@ def _decode(text: str) -> dict[str, Any]:
         raise
     except (ValueError, RecursionError) as exc:  # a number too long, nesting too deep
         raise LineError(f"invalid JSON: {exc}"[:200]) from None
+    if _SURROGATE.search(text):
+        try:
+            json.dumps(obj, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise LineError(
+                "text must be valid Unicode (a lone surrogate \\uD800–\\uDFFF)"
+            ) from None
+    return obj
+
+
+def _checked(obj: Any, text: str) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise LineError(f"each line must be a JSON object, not {type(obj).__name__}")
     if "\\u0000" in text and _has_nul(obj):
@@ -130,6 +156,65 @@ def _detect_format(path: Path, limits: ImportLimits) -> str:
     return "jsonl"
 
 
+def _scan(
+    path: Path,
+    fmt: str,
+    kind: ProjectKind,
+    limits: ImportLimits,
+    state: "_Pass",
+    store: Callable[[list[Item]], None] | None,
+) -> None:
+    """One pass over the file: validate every line; if `store` is given, hand it chunks of
+    items (duplicates of earlier lines dropped) until the first bad line (not with
+    skip_invalid), after which lines are only validated so that every bad line is named."""
+    chunk: list[Item] = []
+    for number, result in _items(path, fmt, kind, limits):
+        state.lines += 1
+        if isinstance(result, LineError):
+            state.bad(number, result)
+            if not state.skip_invalid:
+                store, chunk = None, []
+        elif store is not None:
+            for item in result:
+                if item.external_id in state.seen:
+                    state.report.duplicates += 1
+                    continue
+                state.seen.add(item.external_id)
+                chunk.append(item)
+            if len(chunk) >= CHUNK:
+                store(chunk)
+                chunk = []
+        if state.progress is not None and number % PROGRESS_EVERY == 0:
+            state.progress(state.report.imported, state.offset + number, state.total)
+    if chunk and store is not None:
+        store(chunk)
+
+
+class _Pass:
+    """What the passes over one file share: the report, bad lines, external ids seen."""
+
+    def __init__(self, report: ImportReport, skip_invalid: bool, progress: Progress | None):
+        self.report = report
+        self.skip_invalid = skip_invalid
+        self.progress = progress
+        self.errors: list[ImportLineError] = []
+        self.error_count = 0
+        self.seen: set[str] = set()
+        self.lines = 0
+        self.offset = 0
+        self.total = 0
+
+    def bad(self, number: int, error: LineError) -> None:
+        self.error_count += 1
+        if len(self.errors) < MAX_REPORTED:
+            self.errors.append(ImportLineError(line=number, error=str(error)))
+
+    def failed(self) -> ImportFailed | None:
+        if self.error_count and not self.skip_invalid:
+            return ImportFailed(self.errors, self.error_count)
+        return None
+
+
 def import_file(
     *,
     session: Session,
@@ -138,117 +223,83 @@ def import_file(
     fmt: str = "auto",
     skip_invalid: bool = False,
     limits: ImportLimits | None = None,
+    progress: Progress | None = None,
 ) -> ImportReport:
     """Import a file into `project`, all or nothing (or skipping bad lines if asked)."""
     limits = limits or ImportLimits.from_settings()
     kind = ProjectKind(project.kind)
     # End the caller's read transaction: validation below holds no lock (SQLite: the write lock).
     session.commit()
-    check(path, limits)  # a bomb or broken gzip is refused before any parsing
+    lines = check(path, limits)  # a bomb or broken gzip is refused before any parsing
     if fmt == "auto":
         fmt = _detect_format(path, limits)
     if fmt not in FORMATS:
         names = ", ".join(ImportFormat)
         raise Invalid(f"format must be {names}; not {fmt!r}", field="format")
 
-    errors: list[ImportLineError] = []
-    error_count = 0
-    bad_lines: set[int] = set()
-    lines = 0
-    for number, result in _items(path, fmt, kind, limits):
-        lines += 1
-        if isinstance(result, LineError):
-            error_count += 1
-            bad_lines.add(number)
-            if len(errors) < MAX_REPORTED:
-                errors.append(ImportLineError(line=number, error=str(result)))
-    if error_count and not skip_invalid:
-        raise ImportFailed(errors, error_count)
-
     report = ImportReport(
-        format=fmt,
-        lines=lines,
-        imported=0,
-        duplicates=0,
-        responses=0,
-        rankings=0,
-        skipped=errors,
-        skipped_count=error_count,
+        format=fmt, lines=0, imported=0, duplicates=0, responses=0, rankings=0, skipped=[]
     )
-    seen: set[str] = set()
-    batch: list[Item] = []
+    state = _Pass(report, skip_invalid, progress)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    # SQLite: a first pass validates holding no lock, a second one stores. PostgreSQL: one
+    # pass validates and stores (its open transaction blocks nobody); a bad line ends storing.
+    state.total = lines if postgres else 2 * lines
+    if not postgres:
+        _scan(path, fmt, kind, limits, state, None)
+        if failure := state.failed():
+            raise failure
+        state.lines, state.offset, state.errors, state.error_count = 0, lines, [], 0
+    writer: BulkWriter | None = None
+
+    def store(chunk: list[Item]) -> None:
+        nonlocal writer
+        writer = writer or BulkWriter(session, project.id)
+        _store(session, writer, project.id, kind, chunk, report)
+
     try:
-        for number, result in _items(path, fmt, kind, limits):
-            if number in bad_lines or isinstance(result, LineError):
-                continue
-            for item in result:
-                if item.external_id in seen:
-                    report.duplicates += 1
-                    continue
-                seen.add(item.external_id)
-                batch.append(item)
-                if len(batch) >= BATCH:
-                    _insert(session, project, batch, report)
-                    batch = []
-        if batch:
-            _insert(session, project, batch, report)
+        _scan(path, fmt, kind, limits, state, store)
+        if failure := state.failed():
+            raise failure
         session.commit()
-        if report.imported >= BATCH and session.get_bind().dialect.name == "postgresql":
+        if report.imported >= ANALYZE_AFTER and postgres:
             # Fresh planner statistics, so assignment walks prompts in id order at once.
             session.execute(sql("ANALYZE prompts, responses"))
             session.commit()
     except BaseException:
         session.rollback()
         raise
+    report.lines = state.lines
+    report.skipped = state.errors
+    report.skipped_count = state.error_count
+    if progress is not None:
+        progress(report.imported, state.total, state.total)
     return report
 
 
-def _insert(session: Session, project: Project, items: list[Item], report: ImportReport) -> None:
-    existing = set(
-        session.scalars(
-            select(Prompt.external_id).where(
-                Prompt.project_id == project.id,
-                Prompt.external_id.in_([i.external_id for i in items]),
-            )
-        )
-    )
+def _store(
+    session: Session,
+    writer: BulkWriter,
+    project_id: int,
+    kind: ProjectKind,
+    items: list[Item],
+    report: ImportReport,
+) -> None:
+    existing = writer.existing([i.external_id for i in items])
     fresh = [i for i in items if i.external_id not in existing]
     report.duplicates += len(items) - len(fresh)
-    prompts = [
-        Prompt(
-            project_id=project.id,
-            external_id=i.external_id,
-            messages=i.messages,
-            meta=i.meta,
-            is_gold=i.gold is not None,
-            gold=i.gold,
-        )
-        for i in fresh
-    ]
-    session.add_all(prompts)
-    session.flush()
-    responses_of: list[list[Response]] = []
-    for item, prompt in zip(fresh, prompts, strict=True):
-        rows = [
-            Response(
-                prompt_id=prompt.id, position=pos, text=r["text"], model=r["model"], meta=r["meta"]
-            )
-            for pos, r in enumerate(item.responses)
-        ]
-        responses_of.append(rows)
-        session.add_all(rows)
-    session.flush()
-    for item, prompt, rows in zip(fresh, prompts, responses_of, strict=True):
+    stored = writer.write(fresh)
+    for item, (prompt_id, ids) in zip(fresh, stored, strict=True):
         if item.ranking is not None:
             labels.add_imported(
                 session=session,
-                project_id=project.id,
-                prompt_id=prompt.id,
+                project_id=project_id,
+                prompt_id=prompt_id,
                 kind=ProjectKind.ranking,
-                payload={"ranking": [rows[i].id for i in item.ranking]},
+                payload={"ranking": [ids[i] for i in item.ranking]},
             )
             report.rankings += 1
-        report.responses += len(rows)
+        report.responses += len(ids)
     session.flush()
     session.expunge_all()
     report.imported += len(fresh)

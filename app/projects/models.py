@@ -26,6 +26,8 @@ class Project(Base):
     rating_scale: Mapped[str] = mapped_column(String(10), default=RatingScale.thumbs)
     criteria: Mapped[list[Any]] = mapped_column(default=list)
     """Names of the per-response flags labelers can set (hallucination, unsafe, …)."""
+    questions: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
+    """Extra questions asked with each task (definitions: app/projects/questions.py)."""
     is_archived: Mapped[bool] = mapped_column(default=False)
     gold_rate: Mapped[float] = mapped_column(default=0.1, server_default="0.1")
     """Fraction of a labeler's tasks that are gold items they have not seen yet."""

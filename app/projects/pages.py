@@ -1,12 +1,13 @@
 """HTML routes for admins: the dashboard, creating and configuring projects, imports."""
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request, UploadFile
-from fastapi.responses import RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import ValidationError
 
 from app.auth import service as auth_service
@@ -16,7 +17,7 @@ from app.deps import AdminUser
 from app.errors import DomainError, validation_messages
 from app.http.bounds import Id, form_bool
 from app.labeling import service as labeling_service
-from app.projects import formats, importer, service
+from app.projects import formats, import_progress, importer, service
 from app.projects.kinds import ProjectKind, RatingScale
 from app.projects.models import Project
 from app.projects.schemas import MemberIn, ProjectCreate, ProjectUpdate
@@ -46,6 +47,18 @@ def _settings(
     }
 
 
+def _questions(value: str) -> Any:
+    """The questions typed into the form (a JSON list; blank: none); ValueError names the spot."""
+    if not value.strip():
+        return []
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"questions: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
+
+
 @router.get("")
 def dashboard(request: Request, session: SessionDep, _: AdminUser):
     projects = service.list_projects(session=session, include_archived=True)
@@ -72,20 +85,25 @@ def create_project(
     lease_seconds: Annotated[str, Form()] = "1800",
     rating_scale: Annotated[str, Form()] = RatingScale.thumbs,
     criteria: Annotated[str, Form()] = "",
+    questions: Annotated[str, Form()] = "",
 ):
     form = {"name": name, "kind": kind}
     form |= _settings(instructions, k, overlap, lease_seconds, rating_scale, criteria)
     try:
+        form["questions"] = _questions(questions)
         project = service.create(session=session, data=ProjectCreate.model_validate(form))
         session.commit()
     except ValidationError as exc:
         errors = validation_messages(exc)
+    except ValueError as exc:
+        errors = [str(exc)]
     except DomainError as exc:
         session.rollback()
         errors = [exc.message]
     else:
         return RedirectResponse(f"/admin/projects/{project.id}?created=1", status_code=303)
     form["criteria"] = criteria
+    form["questions"] = questions
     return render(
         request, "admin/project_new.html", 422, form=form, errors=errors, kinds=list(ProjectKind)
     )
@@ -131,16 +149,22 @@ def update_project(
     lease_seconds: Annotated[str, Form()] = "1800",
     rating_scale: Annotated[str, Form()] = RatingScale.thumbs,
     criteria: Annotated[str, Form()] = "",
+    questions: Annotated[str, Form()] = "",
     is_archived: Annotated[str, Form()] = "",
 ):
     project = service.get(session=session, project_id=project_id)
     form = {"name": name, "is_archived": form_bool(is_archived)}
     form |= _settings(instructions, k, overlap, lease_seconds, rating_scale, criteria)
     try:
+        form["questions"] = _questions(questions)
         service.update(session=session, project=project, data=ProjectUpdate.model_validate(form))
         session.commit()
     except ValidationError as exc:
-        return _project_page(request, session, project, 422, errors=validation_messages(exc))
+        return _project_page(
+            request, session, project, 422, errors=validation_messages(exc), typed=questions
+        )
+    except ValueError as exc:
+        return _project_page(request, session, project, 422, errors=[str(exc)], typed=questions)
     except DomainError as exc:
         session.rollback()
         session.refresh(project)
@@ -156,8 +180,10 @@ def import_items(
     _: AdminUser,
     file: UploadFile | None = None,
     format: Annotated[str, Form()] = "auto",
+    progress_id: Annotated[str, Form()] = "",
 ):
-    """Import an uploaded JSONL file; all or nothing, with the bad lines listed."""
+    """Import an uploaded JSONL file; all or nothing, with the bad lines listed. The page's
+    script names the import (`progress_id`) to poll its progress while it runs."""
     project = service.get(session=session, project_id=project_id)
     if format not in FORMATS:
         return _project_page(request, session, project, 422, errors=[f"unknown format {format!r}"])
@@ -166,8 +192,14 @@ def import_items(
     with tempfile.NamedTemporaryFile(prefix="rlhf-import-", suffix=".jsonl", delete=False) as out:
         shutil.copyfileobj(file.file, out)
     path = Path(out.name)
+    progress = (
+        import_progress.ImportProgress(progress_id) if import_progress.valid(progress_id) else None
+    )
+    report = None
     try:
-        report = importer.import_file(session=session, project=project, path=path, fmt=format)
+        report = importer.import_file(
+            session=session, project=project, path=path, fmt=format, progress=progress
+        )
     except importer.ImportFailed as exc:
         session.rollback()
         return _project_page(
@@ -178,7 +210,18 @@ def import_items(
         return _project_page(request, session, project, 422, errors=[exc.message])
     finally:
         path.unlink(missing_ok=True)
+        if progress is not None:
+            progress.finish(report.imported if report else 0, ok=report is not None)
     return _project_page(request, session, project, report=report, filename=file.filename)
+
+
+@router.get("/projects/{project_id}/import/progress")
+def import_progress_of(project_id: Id, _: AdminUser, id: str = "") -> JSONResponse:
+    """How far the import the page named `id` has got: prompts stored, lines read of all."""
+    state = import_progress.read(id)
+    if state is None:
+        return JSONResponse({"detail": "no import with this id (yet)"}, status_code=404)
+    return JSONResponse(state, headers={"Cache-Control": "no-store"})
 
 
 @router.post("/projects/{project_id}/members")

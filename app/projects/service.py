@@ -1,14 +1,16 @@
 """Projects: create, find, change, and count progress."""
 
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, case, delete, exists, func, literal, select
+from sqlalchemy import Boolean, Select, bindparam, case, delete, exists, func, select
 from sqlalchemy.orm import Session
 
 from app.auth.models import User
 from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.labeling import labels
 from app.labeling.models import AssignmentStatus
+from app.projects import questions as question_defs
 from app.projects.kinds import ProjectKind
 from app.projects.models import Project, ProjectMember, Prompt, Response
 from app.projects.schemas import ProjectCreate, ProjectStats, ProjectUpdate
@@ -18,7 +20,7 @@ def create(*, session: Session, data: ProjectCreate) -> Project:
     """Create a project (the caller commits); names are unique."""
     if session.scalar(select(Project.id).where(Project.name == data.name)) is not None:
         raise Conflict(f"a project named {data.name!r} exists already", field="name")
-    project = Project(**data.model_dump())
+    project = Project(**data.model_dump() | {"questions": data.stored_questions()})
     session.add(project)
     session.flush()
     return project
@@ -71,16 +73,19 @@ def ensure_can_label(*, session: Session, project: Project, user: User) -> None:
         raise Forbidden(f"you are not a member of project {project.name!r}")
 
 
-def labeling_query(*, project_id: int, user: User) -> Select[Any]:
-    """One statement: the project's labeling settings and whether `user` may label it
-    (`allowed`); no row when the project does not exist."""
+@cache
+def labeling_query() -> Select[Any]:
+    """One statement: the project's labeling settings, whether the user may label it
+    (`allowed`) and whether it has gold items (`has_gold`); no row when the project does not
+    exist. Built once; parameters from `labeling_parameters`."""
     members = select(func.count()).where(ProjectMember.project_id == Project.id)
-    mine = members.where(ProjectMember.user_id == user.id)
+    mine = members.where(ProjectMember.user_id == bindparam("p_user_id"))
     allowed = (
-        literal(True)
-        if user.is_admin
-        else (members.scalar_subquery() == 0) | (mine.scalar_subquery() > 0)
+        bindparam("p_is_admin", type_=Boolean())
+        | (members.scalar_subquery() == 0)
+        | (mine.scalar_subquery() > 0)
     )
+    has_gold = exists().where(Prompt.project_id == Project.id, Prompt.is_gold.is_(True))
     return select(
         Project.id,
         Project.name,
@@ -91,13 +96,20 @@ def labeling_query(*, project_id: int, user: User) -> Select[Any]:
         Project.lease_seconds,
         Project.rating_scale,
         Project.criteria,
+        Project.questions,
         Project.is_archived,
         Project.gold_rate,
         Project.order,
         Project.auto_hold,
         Project.hold_after_gold,
         allowed.label("allowed"),
-    ).where(Project.id == project_id)
+        has_gold.label("has_gold"),
+    ).where(Project.id == bindparam("p_project_id"))
+
+
+def labeling_parameters(*, project_id: int, user: User) -> dict[str, Any]:
+    """The parameters of `labeling_query` for this project and user."""
+    return {"p_project_id": project_id, "p_user_id": user.id, "p_is_admin": user.is_admin}
 
 
 def list_members(*, session: Session, project: Project) -> list[User]:
@@ -138,6 +150,11 @@ def remove_member(*, session: Session, project: Project, user_id: int) -> None:
 def update(*, session: Session, project: Project, data: ProjectUpdate) -> Project:
     """Change a project's settings; K and the scale are fixed once labels exist."""
     changes = data.model_dump(exclude_unset=True)
+    if "questions" in changes:
+        changes["questions"] = [q.model_dump(mode="json") for q in data.questions]
+        problem = question_defs.check_kind(changes["questions"], project.kind)
+        if problem:
+            raise Invalid(problem, field="questions")
     if "name" in changes and changes["name"] != project.name:
         taken = session.scalar(select(Project.id).where(Project.name == changes["name"]))
         if taken is not None:

@@ -10,7 +10,6 @@ from app.runs import service
 from app.runs.models import ModelKind, RunKind
 from app.runs.schemas import ModelOut, RunOut
 from app.runs.worker import main as worker_main
-from trainer.__main__ import main as trainer_main
 
 runs_app = typer.Typer(no_args_is_help=True, help="Training runs.")
 models_app = typer.Typer(no_args_is_help=True, help="The model registry.")
@@ -297,4 +296,6 @@ def worker(
 
 def train(ctx: typer.Context) -> None:
     """Run the trainer directly: `rlhf train sft|rm|ppo|dpo|generate --config run.json [flags]`."""
+    from trainer.__main__ import main as trainer_main  # torch: loaded by this command only
+
     raise typer.Exit(trainer_main(ctx.args))

@@ -24,7 +24,7 @@ class RunKind(StrEnum):
 
 TRAINS_ON: dict[RunKind, tuple[DatasetKind, ...]] = {
     RunKind.sft: (DatasetKind.sft,),
-    RunKind.rm: (DatasetKind.rankings, DatasetKind.pairs),
+    RunKind.rm: (DatasetKind.rankings, DatasetKind.pairs, DatasetKind.ratings),
     RunKind.ppo: (DatasetKind.prompts,),
     RunKind.dpo: (DatasetKind.pairs,),
 }

@@ -143,6 +143,8 @@ async def start_run(
             value = form.get(field, "").strip()
             if value and str(defaults.get(field)) != value:
                 config[field] = value
+        if form.get("aspect", "").strip():  # rm on a ratings snapshot: the aspect to learn
+            config["aspect"] = form["aspect"].strip()
         body = RunCreate.model_validate(
             {
                 "kind": kind,

@@ -73,7 +73,7 @@
   for (const card of cards) {
     card.addEventListener("dragstart", (event) => startDrag(event, card.dataset.response));
     card.addEventListener("click", (event) => {
-      if (!event.target.closest("input, label, a, summary")) pick(card.dataset.response);
+      if (!event.target.closest("input, label, a, summary, fieldset")) pick(card.dataset.response);
     });
   }
   slots.forEach((slot, rank) => {

@@ -33,9 +33,14 @@
       firstUsable.selected = true;
     }
     document.getElementById("reward-row").hidden = k !== "ppo";
+    const chosen = snapshot.selectedOptions[0];
+    const aspect = k === "rm" && chosen && chosen.dataset.kind === "ratings";
+    document.getElementById("aspect-row").hidden = !aspect;
+    document.getElementById("aspect").disabled = !aspect;
     document.getElementById("defaults").textContent = JSON.stringify(defaults[k], null, 2);
   }
   kind.addEventListener("change", apply);
+  snapshot.addEventListener("change", apply);
   model.addEventListener("input", apply);
   apply();
 })();

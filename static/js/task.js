@@ -117,6 +117,7 @@
     document.title = page.title;
     window.scrollTo(0, 0);
     window.TaskPage();
+    if (window.TaskQuestions) window.TaskQuestions();
     window.TaskKind();
   }
 
@@ -159,6 +160,7 @@
     let body;
     try {
       body = kind.collect();
+      if (window.Task.questions) body.answers = window.Task.questions.collect();
     } catch (problem) {
       status(String(problem.message || problem), "error");
       return;
@@ -212,9 +214,13 @@
       return;
     }
     if (typing || event.ctrlKey || event.metaKey || event.altKey) return;
+    // Inside a question the keys belong to its controls (arrows, digits); Enter still submits.
+    const inQuestion = event.target.closest && event.target.closest("[data-questions]");
     if (event.key === "Enter" && !event.target.matches("a, .main-actions button")) {
       event.preventDefault();
       submit();
+    } else if (inQuestion) {
+      return;
     } else if (event.key === "s" || event.key === "S") {
       event.preventDefault();
       openSkip();

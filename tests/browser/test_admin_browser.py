@@ -48,3 +48,27 @@ def test_admin_creates_a_project_and_sees_the_bad_line_of_an_upload(page, live) 
     page.set_input_files("input[type=file]", {**upload, "buffer": fixed})
     page.click("#import button[type=submit]")
     page.get_by_text("Imported 3 prompts").wait_for()
+
+
+def test_an_import_shows_its_progress_and_answers_without_a_page_load(page, live) -> None:
+    login(page, live.user("admin"))
+    project = live.project(ranking_items(1, k=2, prefix="first"), k=2)
+    page.goto(f"/admin/projects/{project.id}")
+    page.evaluate(
+        """() => {
+        window.stillHere = true;
+        window.progressSeen = [];
+        const box = document.querySelector("#import .import-progress [role=status]");
+        new MutationObserver(() => window.progressSeen.push(box.textContent))
+            .observe(box, {childList: true, characterData: true, subtree: true});
+    }"""
+    )
+    lines = "".join(json.dumps(x) + "\n" for x in ranking_items(3000, k=2, prefix="big"))
+    upload = {"name": "big.jsonl", "mimeType": "application/json", "buffer": lines.encode()}
+    page.set_input_files("#import input[type=file]", upload)
+    page.click("#import button[type=submit]")
+    page.get_by_text("Imported 3000 prompts").wait_for(timeout=60_000)
+    assert page.evaluate("window.stillHere") is True  # no page load
+    seen = page.evaluate("window.progressSeen")
+    assert any(text.startswith("Upload") for text in seen), seen
+    assert page.locator(".stats .stat b").first.inner_text() == "3001"

@@ -33,7 +33,7 @@ FEEDS = {
     DatasetKind.sft: [RunKind.sft],
     DatasetKind.rankings: [RunKind.rm],
     DatasetKind.pairs: [RunKind.rm, RunKind.dpo],
-    DatasetKind.ratings: [],
+    DatasetKind.ratings: [RunKind.rm],
     DatasetKind.prompts: [RunKind.ppo],
 }
 

@@ -165,8 +165,8 @@ def test_sft_with_top_ranked_and_ratings(session, factory, ranked, tmp_path) -> 
         annotate(session, rating, pid, kind, {"scores": {str(x): 5, str(y): 3}}, kind="rating")
     plain, _ = snap(session, rating, kind="ratings", split=1.0)
     assert read_jsonl(plain, "train")[:2] == [
-        {"prompt": "question 0", "response": "answer 0.0", "score": 3.0},
-        {"prompt": "question 0", "response": "answer 0.1", "score": 1.5},
+        {"prompt": "question 0", "response": "answer 0.0", "score": 3.0, "scores": {"score": 3.0}},
+        {"prompt": "question 0", "response": "answer 0.1", "score": 1.5, "scores": {"score": 1.5}},
     ]
     normalized, created = snap(session, rating, kind="ratings", split=1.0, normalize=True)
     assert created and normalized.version == 2

@@ -81,7 +81,8 @@ def test_gold_never_reaches_snapshots_exports_or_stats(factory, session, tmp_pat
         assert prompts and not prompts & gold_texts, kind
         exported = {
             json.loads(line)["prompt"]
-            for line in exporter.jsonl(session=session, project=project, kind=kind)
+            for block in exporter.jsonl(session=session, project=project, kind=kind)
+            for line in block.splitlines()
         }
         assert exported and not exported & gold_texts, kind
     stats = projects.stats(session=session, project=project)

@@ -102,6 +102,36 @@ def test_resume_continues_at_the_right_step_with_identical_weights(
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
 
 
+def test_accumulated_micro_batches_weigh_every_token_like_one_batch(
+    tmp_path: Path, causal_lm: str
+) -> None:
+    """2 micro-batches of 4 give the loss and weights of 1 batch of 8 (the same 8 examples).
+
+    Each micro-batch's summed loss is divided by the step's completion-token count; a mean per
+    micro-batch would weigh a token of a short micro-batch more than one of a long one.
+    """
+    words = ["the", "cat", "sat", "on", "a", "mat", "and", "the", "dog", "ran", "to", "the", "tree"]
+    records = [  # completions of very different lengths: 2 or 12 words
+        {"prompt": " ".join(words[i % 5 :][:4]), "completion": " ".join(words[: 2 + 10 * (i % 2)])}
+        for i in range(32)
+    ]
+    data = write_jsonl(tmp_path / "sft.jsonl", records)
+    common = dict(
+        model=causal_lm, train_file=data, max_steps=3, learning_rate=1e-3, eval_fraction=0.0
+    )
+    one = SFTConfig(**common, batch_size=8, output_dir=str(tmp_path / "one"))
+    acc = SFTConfig(
+        **common, batch_size=4, gradient_accumulation_steps=2, output_dir=str(tmp_path / "acc")
+    )
+    assert train(one) == EXIT_OK and train(acc) == EXIT_OK
+    losses = [r["loss"] for r in read_metrics(tmp_path / "acc")]
+    assert losses == pytest.approx([r["loss"] for r in read_metrics(tmp_path / "one")], rel=1e-5)
+    a = AutoModelForCausalLM.from_pretrained(tmp_path / "one").state_dict()
+    b = AutoModelForCausalLM.from_pretrained(tmp_path / "acc").state_dict()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
+
+
 def test_sigterm_saves_a_checkpoint_and_exits_75(tmp_path: Path, causal_lm: str) -> None:
     data = write_jsonl(tmp_path / "sft.jsonl", sft_records(40))
     out = tmp_path / "out"

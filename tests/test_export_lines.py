@@ -1,0 +1,173 @@
+"""The streamed export writes the same bytes as the row builders encoded by the standard JSON
+encoder, one annotation at a time (the way exports were always made)."""
+
+import json
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from app.datasets import export
+from app.datasets.kinds import pair_rows, prompt_row, ranking_row, rating_row, sft_row
+from app.jsontext import loads, row_line
+from app.labeling import labels
+from app.projects.models import Prompt, Response
+from tests.helpers import annotate, prompts_of
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.text(), json_values, max_size=5))
+def test_row_line_is_the_standard_encoders_bytes(row) -> None:  # type: ignore[no-untyped-def]
+    try:
+        expected = (json.dumps(row, ensure_ascii=False) + "\n").encode()
+    except UnicodeEncodeError:  # a lone surrogate: no UTF-8 file can hold it either way
+        with pytest.raises(UnicodeEncodeError):
+            row_line(row)
+        return
+    assert row_line(row) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_loads_reads_what_the_standard_parser_reads(value) -> None:  # type: ignore[no-untyped-def]
+    text = json.dumps(value)
+    got, want = loads(text), json.loads(text)
+    if isinstance(want, float) and math.isnan(want):
+        assert math.isnan(got)
+    else:
+        assert repr(got) == repr(want)
+
+
+TEXTS = ["plain", 'quotes " and \\ backslash', "tab\tnew\nline", "ünïcødé — «»", "emoji \U0001f600"]
+
+
+def _reference(session, project, kind: str, with_labelers: bool) -> bytes:  # type: ignore[no-untyped-def]
+    """The export made the plain way: ORM annotations, row builders, json.dumps."""
+    from app.auth.models import User
+
+    emails = dict(session.execute(select(User.id, User.email)).all())
+    annotation_kind = {"rankings": "ranking", "pairs": "ranking", "ratings": "rating"}.get(
+        kind, "demonstration"
+    )
+    out = []
+    for batch in labels.live_annotations(
+        session=session, project_id=project.id, kind=annotation_kind
+    ):
+        for a in batch:
+            messages = session.get(Prompt, a.prompt_id).messages
+            text = dict(
+                session.execute(
+                    select(Response.id, Response.text).where(Response.prompt_id == a.prompt_id)
+                ).all()
+            )
+            if kind == "rankings":
+                rows = [ranking_row(messages, [text[int(r)] for r in a.payload["ranking"]])]
+            elif kind == "pairs":
+                rows = pair_rows(messages, [text[int(r)] for r in a.payload["ranking"]])
+            elif kind == "ratings":
+                rows = [
+                    rating_row(messages, text[int(r)], s) for r, s in a.payload["scores"].items()
+                ]
+            else:
+                rows = [sft_row(messages, a.payload["demonstration"])]
+            for row in rows:
+                if with_labelers:
+                    who = emails.get(a.user_id, "import") if a.user_id else "import"
+                    row = row | {"labeler": who, "annotated_at": a.created_at.isoformat()}
+                out.append(json.dumps(row, ensure_ascii=False) + "\n")
+    return "".join(out).encode()
+
+
+def _items(n: int, k: int) -> list[dict]:
+    lines = []
+    for i in range(n):
+        prompt = (
+            f"question {i}: {TEXTS[i % len(TEXTS)]}"
+            if i % 2
+            else [
+                {"role": "system", "content": "be kind"},
+                {"role": "user", "content": TEXTS[i % len(TEXTS)]},
+            ]
+        )
+        responses = [f"answer {i}.{j} {TEXTS[(i + j) % len(TEXTS)]}" for j in range(k)]
+        lines.append({"id": f"q{i}", "prompt": prompt, "responses": responses})
+    return lines
+
+
+@pytest.mark.parametrize("with_labelers", [False, True])
+def test_export_bytes_equal_the_row_builders_reference(
+    session, factory, tmp_path, monkeypatch, with_labelers
+) -> None:
+    monkeypatch.setattr(export, "BATCH", 4)  # many batches, each with its own texts
+    alice, bob = factory.user(), factory.user()
+    ranking = factory.project(kind="ranking", k=3)
+    factory.items(ranking, _items(9, 3), tmp_path)
+    factory.items(
+        ranking,
+        [
+            {
+                "id": "g",
+                "prompt": "gold",
+                "responses": ["a", "b", "c"],
+                "gold": {"ranking": [0, 1, 2]},
+            }
+        ],
+        tmp_path,
+    )
+    prompts = prompts_of(session, ranking)
+    for n, (pid, rids) in enumerate(prompts):
+        first = annotate(session, ranking, pid, alice, {"ranking": rids[::-1]})
+        if n % 3 == 0:  # a correction: only the newer one is live
+            annotate(session, ranking, pid, alice, {"ranking": rids}, supersedes=first)
+        annotate(session, ranking, pid, bob if n % 2 else None, {"ranking": rids[1:] + rids[:1]})
+
+    rating = factory.project(kind="rating", k=2, rating_scale="0-5")
+    factory.items(rating, _items(5, 2), tmp_path)
+    for n, (pid, rids) in enumerate(prompts_of(session, rating)):
+        scores = {str(rids[0]): n, str(rids[1]): [0.1, 1e-05, 2.5, 3.3333333333333335, 4][n]}
+        annotate(session, rating, pid, alice, {"scores": scores}, kind="rating")
+
+    demo = factory.project(kind="demonstration", k=1)
+    factory.items(
+        demo, [{"id": f"d{i}", "prompt": x["prompt"]} for i, x in enumerate(_items(6, 1))], tmp_path
+    )
+    for n, (pid, _) in enumerate(prompts_of(session, demo)):
+        written = (
+            f"written {TEXTS[n % len(TEXTS)]}"
+            if n % 2
+            else [{"role": "assistant", "content": TEXTS[n % len(TEXTS)]}]
+        )
+        annotate(session, demo, pid, bob, {"demonstration": written}, kind="demonstration")
+
+    for project, kind in [
+        (ranking, "rankings"),
+        (ranking, "pairs"),
+        (rating, "ratings"),
+        (demo, "sft"),
+    ]:
+        got = b"".join(
+            export.jsonl(session=session, project=project, kind=kind, with_labelers=with_labelers)
+        )
+        want = _reference(session, project, kind, with_labelers)
+        assert got == want, kind
+        assert got.count(b"\n") >= 5, kind
+    got = b"".join(export.jsonl(session=session, project=ranking, kind="prompts"))
+    stored = session.scalars(
+        select(Prompt.messages)
+        .where(Prompt.project_id == ranking.id, Prompt.is_gold.is_(False))
+        .order_by(Prompt.id)
+    )
+    want = "".join(json.dumps(prompt_row(m), ensure_ascii=False) + "\n" for m in stored)
+    assert got == want.encode()
