@@ -370,6 +370,7 @@ def _remember(project: Any, held: Any, user_id: int) -> None:
         kind=project.kind,
         rating_scale=project.rating_scale,
         criteria=project.criteria,
+        strength_scale=project.strength_scale,
         questions=project.questions,
         replay=None,
     )
