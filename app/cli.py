@@ -66,6 +66,7 @@ def db_downgrade(revision: str) -> None:
     typer.echo(f"database at {revision}")
 
 
+KEEP_ALIVE_SECONDS = 65
 SHUTDOWN_SECONDS = 7
 """On SIGTERM, in-flight requests get this long to finish; then they are cancelled."""
 
@@ -113,6 +114,10 @@ def serve(
             log_level="warning",
             access_log=False,
             timeout_graceful_shutdown=SHUTDOWN_SECONDS,
+            # Keep idle connections longer than uvicorn's 5 s: a client that reuses one just
+            # as the server closes it gets an error, not an answer (busy API clients and
+            # proxies keep their pooled connections for a minute or more).
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
         )
     finally:
         if worker_process is not None:

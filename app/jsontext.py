@@ -32,8 +32,15 @@ def has_huge_float(value: Any) -> bool:
         value = value.values()
     elif kind is not list:
         return False
-    for item in value:  # noqa: SIM110 — a loop, not any(): this runs for every exported row
-        if type(item) is not str and has_huge_float(item):
+    # A loop with the common leaves inline, not any(): this runs for every exported row.
+    for item in value:
+        kind = type(item)
+        if kind is str or kind is int or item is None or kind is bool:
+            continue
+        if kind is float:
+            if abs(item) >= HUGE:
+                return True
+        elif has_huge_float(item):
             return True
     return False
 

@@ -5,8 +5,9 @@
 2. `rlhf import` of it (timed).
 3. --annotations rankings of those prompts by synthetic labelers, stored in bulk straight
    into the database (data preparation, not timed as a product figure).
-4. `rlhf export --kind rankings` (one row per annotation) and `rlhf snapshot --kind rankings
-   --method all` (one row per annotation, JSONL + Parquet) (timed).
+4. `rlhf export --kind rankings` (one row per annotation), `rlhf snapshot --kind rankings
+   --method all` (one row per annotation, JSONL + Parquet) and `rlhf snapshot --kind rankings`
+   (the default consensus, ranked-pairs: one row per prompt) (timed).
 
 Prints rows, seconds, rows/s, the child's own CPU seconds (user + system; the database
 server's work is not in them) and rows per CPU second, and its peak RSS (from wait4) per step;
@@ -203,6 +204,10 @@ def bench_backend(backend: str, args: argparse.Namespace, data: Path, workdir: P
         rows = snap["train_rows"] + snap["test_rows"]
         assert rows == args.annotations, snap
         results.append({"backend": backend, "step": "snapshot (all)", "rows": rows} | step)
+        step = timed(env, "snapshot", str(project_id), "--kind", "rankings", "--json")
+        snap = json.loads(step["stdout"])
+        rows = snap["train_rows"] + snap["test_rows"]
+        results.append({"backend": backend, "step": "snapshot (ranked-pairs)", "rows": rows} | step)
     for row in results:
         row["rows_per_s"] = row["rows"] / row["seconds"]
         row["rows_per_cpu_s"] = row["rows"] / row["cpu_s"]

@@ -148,28 +148,30 @@ def kl_to(
     reference_dir: str,
     policy_dir: str,
     prompt_texts: list[str],
-    replies: list[str],
+    max_new_tokens: int,
     temperature: float,
+    seed: int,
 ) -> float:
-    """Mean over replies (sampled from the policy) of Σ_tokens log π − log π_ref, logits / T."""
+    """KL of the policy to the reference on the prompts, as PPO measures it (one definition,
+    `trainer.ppo.sequence_kl`): replies sampled from the policy, per reply the sum over its
+    sampled tokens (EOS included) of log π − log π_ref at the sampling temperature; the mean."""
     from transformers import AutoModelForCausalLM
 
+    from trainer.configs import PPOConfig
     from trainer.data import render_prompt
+    from trainer.ppo import PolicyWithValue, rollout, sequence_kl
     from trainer.runtime import load_tokenizer
 
-    tok = load_tokenizer(policy_dir)
-    models = [AutoModelForCausalLM.from_pretrained(d).eval() for d in (policy_dir, reference_dir)]
-    total = 0.0
-    for prompt, reply in zip(prompt_texts, replies, strict=True):
-        q = tok(render_prompt(tok, prompt))["input_ids"]
-        r = tok(reply, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
-        ids = torch.tensor([q + r])
-        logps = []
-        for m in models:
-            logits = m(input_ids=ids).logits[0, len(q) - 1 : -1].float() / temperature
-            logps.append(torch.log_softmax(logits, -1).gather(-1, ids[0, len(q) :, None]).sum())
-        total += float(logps[0] - logps[1])
-    return total / max(len(replies), 1)
+    tok = load_tokenizer(policy_dir, padding_side="left")
+    policy, ref = (
+        PolicyWithValue(AutoModelForCausalLM.from_pretrained(d)).eval()
+        for d in (policy_dir, reference_dir)
+    )
+    cfg = PPOConfig(response_length=max_new_tokens, temperature=temperature)
+    torch.manual_seed(seed)
+    queries = [tok(render_prompt(tok, p))["input_ids"] for p in prompt_texts]
+    ro = rollout(policy, ref, tok, queries, cfg, "cpu")
+    return float(sequence_kl(ro["logprobs"], ro["ref_logprobs"], ro["mask"]).mean())
 
 
 def rankings_from_labelers(

@@ -111,8 +111,15 @@ class Tally:
     slowest: float = 0.0
     acknowledged: set[int] = field(default_factory=set)
     errors: int = 0
+    error_kinds: dict[str, int] = field(default_factory=dict)
+    """Transport errors by exception type (a timeout, a connection the server closed, …)."""
     slow: list[tuple[float, float, str]] = field(default_factory=list)
     """(seconds, started at (monotonic), method and path) of requests over 2 s."""
+
+    def error(self, error: Exception) -> None:
+        self.errors += 1
+        kind = type(error).__name__
+        self.error_kinds[kind] = self.error_kinds.get(kind, 0) + 1
 
     def count(self, status: int, seconds: float, what: str = "") -> None:
         self.statuses[status] = self.statuses.get(status, 0) + 1
@@ -138,8 +145,8 @@ async def labeler(
             got = await _call(
                 client, tally, "GET", f"/api/v1/projects/{project_id}/tasks/next", headers=headers
             )
-        except httpx.TransportError:
-            tally.errors += 1
+        except httpx.TransportError as error:
+            tally.error(error)
             await asyncio.sleep(0.2)
             continue
         if got.status_code == 204:
@@ -161,8 +168,8 @@ async def labeler(
                     json=body,
                     headers=headers | {"Idempotency-Key": key},
                 )
-            except httpx.TransportError:
-                tally.errors += 1
+            except httpx.TransportError as error:
+                tally.error(error)
                 await asyncio.sleep(0.2)
                 continue
             if sent.status_code in (200, 201):

@@ -23,5 +23,8 @@ EXIT_FENCED = 4
 ATTEMPT_ENV = "TRAINER_ATTEMPT"
 """Environment: this process's attempt number; output_dir/ATTEMPT_FILE holds the newest one."""
 ATTEMPT_FILE = "attempt"
+PREEMPTED_FILE = "preempted"
+"""output_dir/PREEMPTED_FILE holds the attempt number of a run stopped by SIGTERM after its
+checkpoint: a launcher (accelerate) does not pass the ranks' exit code 75 through."""
 SUPERVISOR_ENV = "TRAINER_SUPERVISOR_LOCK"
 """Environment: a file the supervisor holds an exclusive flock on for as long as it lives."""

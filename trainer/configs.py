@@ -164,6 +164,13 @@ class PPOConfig(BaseConfig):
     """Value clip around the rollout's value estimates."""
     vf_coef: float = 0.1
     """Weight of the value loss."""
+    value_network: str = "separate"
+    """separate: the value head sits on its own copy of the policy's transformer body, so the
+    value loss never moves the policy (TRL, InstructGPT); shared: on the policy's own last
+    hidden state (less memory and compute, but the value loss spends KL)."""
+    max_grad_norm: float = 0.0
+    """Gradient clipping by global norm (0 → off, as in TRL and lm-human-preferences: PPO's ratio
+    clip already bounds each update)."""
     whiten_advantages: bool = True
     """Normalise advantages to mean 0, std 1 over the batch."""
     whiten_rewards: bool = False

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from transformers import AutoModelForCausalLM
 
 from trainer import EXIT_OK, EXIT_PREEMPTED
-from trainer.configs import PPOConfig
+from trainer.configs import ConfigError, PPOConfig
 from trainer.data import collate, load_records, pad, render_prompt, tokenize_sft, train_eval_split
 from trainer.runtime import (
     Run,
@@ -31,6 +31,8 @@ from trainer.runtime import (
     total_steps,
 )
 
+VALUE_NETWORKS = ("separate", "shared")
+
 RewardFn = Callable[[list[Any], list[str], list[list[int]]], torch.Tensor]
 """reward_fn(prompts, responses, response_ids) -> (B,) scores.
 
@@ -39,11 +41,18 @@ prompts as in the data file; responses decoded (no EOS); response_ids the sample
 
 
 class PolicyWithValue(torch.nn.Module):
-    """A causal LM and a scalar value head on its last hidden state."""
+    """A causal LM and a scalar value head.
 
-    def __init__(self, lm: torch.nn.Module) -> None:
+    With `critic` (a copy of the LM's transformer body) the head reads the critic's last hidden
+    state, so the value loss trains the critic alone and never moves the policy; without it the
+    head reads the policy's own last hidden state (shared body: cheaper, but the value loss then
+    changes the policy too, which spends KL without buying reward).
+    """
+
+    def __init__(self, lm: torch.nn.Module, critic: torch.nn.Module | None = None) -> None:
         super().__init__()
         self.lm = lm
+        self.critic = critic
         hidden = lm.config.get_text_config().hidden_size
         self.value_head = torch.nn.Linear(hidden, 1)
         torch.nn.init.zeros_(self.value_head.weight)  # V = 0 at first: no noise in early advantages
@@ -52,14 +61,25 @@ class PolicyWithValue(torch.nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
         """Logits (B, T, V) and values (B, T)."""
         position_ids = (attention_mask.cumsum(-1) - 1).clamp_min(0)  # left padding aware
-        out = self.lm(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            output_hidden_states=True,
-        )
-        values = self.value_head(out.hidden_states[-1].to(self.value_head.weight.dtype))
-        return out.logits, values.squeeze(-1)
+        inputs = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "position_ids": position_ids,
+        }
+        if self.critic is not None:
+            logits = self.lm(**inputs).logits
+            hidden = self.critic(**inputs).last_hidden_state
+        else:
+            out = self.lm(**inputs, output_hidden_states=True)
+            logits, hidden = out.logits, out.hidden_states[-1]
+        values = self.value_head(hidden.to(self.value_head.weight.dtype))
+        return logits, values.squeeze(-1)
+
+
+def critic_body(lm: torch.nn.Module) -> torch.nn.Module:
+    """A trainable copy of a causal LM's transformer body (no LM head): the value network."""
+    body = lm.get_decoder() if hasattr(lm, "get_decoder") else lm.base_model
+    return copy.deepcopy(body).requires_grad_(True)
 
 
 class AdaptiveKLController:
@@ -260,6 +280,10 @@ def explained_variance(values: torch.Tensor, returns: torch.Tensor, mask: torch.
 
 def train(cfg: PPOConfig, reward_fn: RewardFn | None = None) -> int:
     """Run PPO; the reward is cfg.reward_model or `reward_fn`. Return EXIT_OK or EXIT_PREEMPTED."""
+    if cfg.value_network not in VALUE_NETWORKS:
+        raise ConfigError(
+            f"value_network {cfg.value_network!r}: use one of {', '.join(VALUE_NETWORKS)}"
+        )
     run = Run(cfg, "ppo")
     acc, device = run.accelerator, run.accelerator.device
     tokenizer = load_tokenizer(cfg.model, padding_side="left")
@@ -291,7 +315,8 @@ def train(cfg: PPOConfig, reward_fn: RewardFn | None = None) -> int:
     lm = AutoModelForCausalLM.from_pretrained(cfg.model)
     lm.config.pad_token_id = tokenizer.pad_token_id
     ref = PolicyWithValue(copy.deepcopy(lm)).to(device).eval().requires_grad_(False)
-    model = PolicyWithValue(maybe_lora(lm, cfg, "CAUSAL_LM"))
+    critic = critic_body(lm) if cfg.value_network == "separate" else None
+    model = PolicyWithValue(maybe_lora(lm, cfg, "CAUSAL_LM"), critic)
     if reward_fn is None:
         from trainer.reward import load_reward_model
 

@@ -35,7 +35,7 @@ from accelerate.utils import set_seed
 from transformers import AutoTokenizer, get_scheduler
 from transformers.utils import logging as hf_logging
 
-from trainer import ATTEMPT_ENV, ATTEMPT_FILE, EXIT_FENCED, SUPERVISOR_ENV
+from trainer import ATTEMPT_ENV, ATTEMPT_FILE, EXIT_FENCED, PREEMPTED_FILE, SUPERVISOR_ENV
 from trainer.configs import BaseConfig, GenerateConfig
 
 STATE_FILE = "trainer_state.json"
@@ -178,6 +178,8 @@ class Run:
         preempted = self.any_preempted()
         if preempted or step % self.cfg.save_every == 0 or step == steps:
             self.save_checkpoint(step, model, tokenizer, extra or {})
+        if preempted and self.is_main:
+            (self.out / PREEMPTED_FILE).write_text(os.environ.get(ATTEMPT_ENV, ""))
         return preempted
 
     def any_preempted(self) -> bool:

@@ -82,9 +82,13 @@ def download(snapshot_id: Id, name: Keyword, session: SessionDep, _: AdminUser) 
     )
 
 
-@router.get("/projects/{project_id}/export")
+@router.get(
+    "/projects/{project_id}/export",
+    response_class=StreamingResponse,
+    responses={200: {"description": "JSON lines", "content": {"application/x-ndjson": {}}}},
+)
 def export_labels(
-    project_id: int,
+    project_id: Id,
     _: AdminUser,
     kind: DatasetKind,
     with_labelers: bool = False,

@@ -46,6 +46,13 @@ def answer_of(prompt: Text, text: str) -> Text:
     return text if isinstance(prompt, str) else [{"role": "assistant", "content": text}]
 
 
+def answers_of(prompt: Text, texts: list[str]) -> list[Text]:
+    """Answers in their prompt's shape (`answer_of` of each text)."""
+    if isinstance(prompt, str):
+        return list(texts)
+    return [[{"role": "assistant", "content": text}] for text in texts]
+
+
 def sft_row(messages: list[Message], completion: str | list[Message]) -> Row:
     """{prompt, completion} for a written answer, {messages} for a demonstrated conversation."""
     if not isinstance(completion, str):
@@ -58,7 +65,7 @@ def ranking_row(messages: list[Message], ranked: list[str], ranks: list[int] | N
     """One ranking, best response first. With ties, "ranks" gives each response's place
     (0 = best; equal ranks are tied, e.g. [0, 1, 1, 2]); a ranking without ties has none."""
     prompt = prompt_of(messages)
-    row: Row = {"prompt": prompt, "responses": [answer_of(prompt, text) for text in ranked]}
+    row: Row = {"prompt": prompt, "responses": answers_of(prompt, ranked)}
     if ranks is not None and len(set(ranks)) < len(ranks):
         row["ranks"] = ranks
     return row

@@ -353,7 +353,7 @@ def _lease_postgresql(conn: Connection, project: Any, user_id: int, now: datetim
     return None
 
 
-RECENT_MAX = 100_000
+RECENT_MAX = 20_000
 _recent: dict[int, SimpleNamespace] = {}
 """Assignment id → what a submit needs of a lease this process just handed out."""
 
@@ -530,6 +530,7 @@ def _as_task(conn: Connection, project: Any, lease: Any) -> Task:
 
 @cache
 def _first_open_query(kind: str, order: str) -> Any:
+    user_id: Any = bindparam("p_user_id")
     project = SimpleNamespace(
         id=bindparam("p_project_id"),
         overlap=bindparam("p_overlap"),
@@ -539,7 +540,7 @@ def _first_open_query(kind: str, order: str) -> Any:
     )
     return (
         select(Prompt.id)
-        .where(*open_for(project, bindparam("p_user_id"), _now()))
+        .where(*open_for(project, user_id, _now()))
         .order_by(*serving_order(project))
         .limit(1)
     )

@@ -37,7 +37,7 @@ from app.datasets import service as datasets_service
 from app.db import get_sessionmaker
 from app.runs import generation, service
 from app.runs.models import RunKind, TrainingRun
-from trainer import ATTEMPT_ENV, ATTEMPT_FILE, SUPERVISOR_ENV
+from trainer import ATTEMPT_ENV, ATTEMPT_FILE, EXIT_PREEMPTED, PREEMPTED_FILE, SUPERVISOR_ENV
 
 T = TypeVar("T")
 PR_SET_PDEATHSIG = 1
@@ -70,6 +70,18 @@ def _die_with_parent() -> Callable[[], None] | None:
         prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))
 
     return preexec
+
+
+def _launcher_code(code: int, run: TrainingRun, run_dir: Path) -> int:
+    """The trainer's own exit code: 75 (preempted) when this attempt's ranks saved a checkpoint
+    after SIGTERM, whatever a launcher in between (accelerate exits 1) made of it."""
+    if code in (0, EXIT_PREEMPTED):
+        return code
+    marker = run_dir / "output" / PREEMPTED_FILE
+    with contextlib.suppress(OSError):
+        if marker.read_text().strip() == str(run.attempt):
+            return EXIT_PREEMPTED
+    return code
 
 
 class Worker:
@@ -196,6 +208,7 @@ class Worker:
         self._db(session, lambda: self._tail_metrics(session, run, run_dir))
         if code is None:
             return  # the run was taken from this worker meanwhile
+        code = _launcher_code(code, run, run_dir)
         self.stage = "record the outcome"
         self._db(
             session,

@@ -255,3 +255,21 @@ def test_worker_runs_ppo_with_a_registered_reward_model_and_dpo_on_pairs(
             ).first()
         assert metric in last.values
         assert service.get_model(session=session, model_id=done.output_model_id).kind == "policy"
+
+
+def test_a_launchers_exit_after_a_checkpointed_stop_reads_as_preempted(tmp_path) -> None:
+    """accelerate exits 1 when its ranks stopped on SIGTERM with 75: the trainer's marker for
+    this attempt turns it back into 75 (requeue); an older attempt's marker or none does not."""
+    from types import SimpleNamespace
+
+    from app.runs.worker import _launcher_code
+    from trainer import EXIT_PREEMPTED, PREEMPTED_FILE
+
+    run = SimpleNamespace(attempt=3)
+    (tmp_path / "output").mkdir()
+    assert _launcher_code(1, run, tmp_path) == 1  # no marker: a failure stays a failure
+    (tmp_path / "output" / PREEMPTED_FILE).write_text("2")
+    assert _launcher_code(1, run, tmp_path) == 1  # an older attempt's stop
+    (tmp_path / "output" / PREEMPTED_FILE).write_text("3")
+    assert _launcher_code(1, run, tmp_path) == EXIT_PREEMPTED
+    assert _launcher_code(0, run, tmp_path) == 0  # a finished run is never turned back

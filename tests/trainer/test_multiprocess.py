@@ -44,7 +44,7 @@ from tests.trainer.trainer_testdata import (
     sft_records,
     write_jsonl,
 )
-from trainer import EXIT_OK, EXIT_PREEMPTED
+from trainer import EXIT_OK, EXIT_PREEMPTED, PREEMPTED_FILE
 from trainer.configs import load_config
 
 pytestmark = pytest.mark.slow
@@ -131,6 +131,8 @@ def cancel_after_first_step(kind: str, cfg: dict[str, Any], out: Path, processes
         os.killpg(proc.pid, 0)
     if processes == 1:
         assert code == EXIT_PREEMPTED
+    # The launcher exits 1 whatever its ranks returned: the marker tells the worker it was a stop.
+    assert (out / PREEMPTED_FILE).exists()
     state = json.loads(_latest_checkpoint(out).joinpath("trainer_state.json").read_text())
     assert 1 <= state["step"] < cfg["max_steps"], "the signal did not land inside the loop"
     return int(state["step"])

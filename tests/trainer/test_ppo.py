@@ -7,16 +7,18 @@ import json
 import random
 from pathlib import Path
 
+import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from tests.trainer.trainer_testdata import read_metrics, sentence, write_jsonl
 from trainer import EXIT_OK
-from trainer.configs import PPOConfig
+from trainer.configs import ConfigError, PPOConfig
 from trainer.ppo import (
     AdaptiveKLController,
     PolicyWithValue,
     clipped_policy_loss,
+    critic_body,
     gae,
     masked_whiten,
     rollout,
@@ -184,3 +186,49 @@ def test_ppo_raises_the_score_with_bounded_kl(tmp_path: Path, causal_lm: str) ->
     assert {"eval_score", "eval_kl"} <= summary.keys()
     AutoModelForCausalLM.from_pretrained(tmp_path / "ppo")
     AutoTokenizer.from_pretrained(tmp_path / "ppo")
+
+
+def _value_loss_grads(model: PolicyWithValue, tok) -> tuple[float, float]:
+    """Gradient norms on the LM (policy) and on the rest after backpropagating a value loss."""
+    ids = torch.tensor([tok("the cat is a good dog")["input_ids"]])
+    model.value_head.weight.data.fill_(0.1)  # a non-zero head, as after a few updates
+    _, values = model(ids, torch.ones_like(ids))
+    ((values - 3.0) ** 2).mean().backward()
+    norm = lambda ps: sum(float(p.grad.norm()) for p in ps if p.grad is not None)  # noqa: E731
+    lm = {id(p) for p in model.lm.parameters()}
+    return norm(model.lm.parameters()), norm(p for p in model.parameters() if id(p) not in lm)
+
+
+def test_value_loss_moves_the_policy_only_when_the_body_is_shared(causal_lm: str) -> None:
+    tok = load_tokenizer(causal_lm)
+    lm = AutoModelForCausalLM.from_pretrained(causal_lm)
+    critic = critic_body(lm)
+    policy_grad, critic_grad = _value_loss_grads(PolicyWithValue(lm, critic), tok)
+    assert policy_grad == 0.0 and critic_grad > 0.0
+    assert not any(p is q for p in critic.parameters() for q in lm.parameters())
+    shared = PolicyWithValue(AutoModelForCausalLM.from_pretrained(causal_lm))
+    policy_grad, _ = _value_loss_grads(shared, tok)
+    assert policy_grad > 0.0  # the coupling the separate critic removes
+
+
+def test_shared_value_network_trains_and_unknown_one_is_refused(
+    tmp_path: Path, causal_lm: str
+) -> None:
+    r = random.Random(2)
+    prompts = write_jsonl(tmp_path / "p.jsonl", [{"prompt": sentence(r, 4)} for _ in range(16)])
+    cfg = PPOConfig(
+        model=causal_lm,
+        train_file=prompts,
+        output_dir=str(tmp_path / "shared"),
+        max_steps=2,
+        batch_size=8,
+        mini_batch_size=4,
+        response_length=6,
+        eval_fraction=0.0,
+        value_network="shared",
+    )
+    assert train(cfg, reward_fn=reward_fn) == EXIT_OK
+    assert len(read_metrics(cfg.output_dir)) == 2
+    cfg.value_network = "tied"
+    with pytest.raises(ConfigError, match="value_network 'tied'"):
+        train(cfg, reward_fn=reward_fn)
