@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from itertools import combinations
 from math import sqrt
-from typing import cast
+from typing import TypeVar, cast
 
 from app.projects.kinds import RatingScale
 
@@ -288,15 +288,16 @@ def consensus_pairs(consensus: Consensus) -> list[RankedPair]:
     return pairs
 
 
-def _tau_rows(x: Sequence[Sequence[Hashable]], y: Sequence[Sequence[Hashable]]) -> float | None:
-    """Kendall tau-b between two rankings given as groups of tied items, over their common
+Item = TypeVar("Item", bound=Hashable)
+
+
+def tau_b(x: Mapping[Item, float], y: Mapping[Item, float]) -> float | None:
+    """Kendall τ-b between two labels (item -> value, equal values tied) over their common
     items (None when fewer than 2, or when either ties them all)."""
-    xrank = {item: g for g, group in enumerate(x) for item in group}
-    yrank = {item: g for g, group in enumerate(y) for item in group}
-    common = [item for group in x for item in group if item in yrank]
+    common = [item for item in x if item in y]
     concordant = discordant = ties_x = ties_y = 0
     for a, b in combinations(common, 2):
-        dx, dy = xrank[a] - xrank[b], yrank[a] - yrank[b]
+        dx, dy = x[a] - x[b], y[a] - y[b]
         if dx == 0 and dy == 0:
             continue
         if dx == 0:
@@ -309,6 +310,13 @@ def _tau_rows(x: Sequence[Sequence[Hashable]], y: Sequence[Sequence[Hashable]]) 
             discordant += 1
     denominator = ((concordant + discordant + ties_x) * (concordant + discordant + ties_y)) ** 0.5
     return (concordant - discordant) / denominator if denominator else None
+
+
+def _tau_rows(x: Sequence[Sequence[Hashable]], y: Sequence[Sequence[Hashable]]) -> float | None:
+    """Kendall τ-b between two rankings given as groups of tied items (see `tau_b`)."""
+    xrank = {item: g for g, group in enumerate(x) for item in group}
+    yrank = {item: g for g, group in enumerate(y) for item in group}
+    return tau_b(xrank, yrank)
 
 
 def _mean_tau(rows: Sequence[Sequence[Sequence[Hashable]]]) -> float | None:

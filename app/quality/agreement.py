@@ -8,13 +8,12 @@ and ties are ties for τ-b and for the ordinal α alike.
 
 from collections.abc import Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import combinations
 from statistics import fmean, pstdev
 
 import krippendorff
 import numpy as np
 
-from app.aggregation.consensus import consensus_ranking
+from app.aggregation.consensus import consensus_ranking, tau_b
 from app.labeling import ranks
 
 Values = Mapping[int, float]
@@ -84,26 +83,6 @@ def krippendorff_alpha(
         return Alpha(value, None, None, len(counts))
     lower, upper = np.quantile(samples, [0.025, 0.975])
     return Alpha(value, float(lower), float(upper), len(counts))
-
-
-def tau_b(x: Values, y: Values) -> float | None:
-    """Kendall τ-b between two labels over their common responses (None if undefined)."""
-    common = sorted(set(x) & set(y))
-    concordant = discordant = ties_x = ties_y = 0
-    for a, b in combinations(common, 2):
-        dx, dy = x[a] - x[b], y[a] - y[b]
-        if dx == 0 and dy == 0:
-            continue
-        if dx == 0:
-            ties_x += 1
-        elif dy == 0:
-            ties_y += 1
-        elif (dx > 0) == (dy > 0):
-            concordant += 1
-        else:
-            discordant += 1
-    denominator = ((concordant + discordant + ties_x) * (concordant + discordant + ties_y)) ** 0.5
-    return (concordant - discordant) / denominator if denominator else None
 
 
 def _tiers(label: Values) -> list[list[int]]:
