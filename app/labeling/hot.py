@@ -100,7 +100,7 @@ def _warm(conn: Connection) -> None:
     )
     folded = {"p_project_id": -1, "p_user_id": -1, "p_is_admin": False, "p_now": now}
     conn.execute(leasing.lease_statement("ranking", "id", True), folded)
-    values = {f"p_{name}": None for name in submitting.STORED_FIELDS}
+    values: dict[str, Any] = {f"p_{name}": None for name in submitting.STORED_FIELDS}
     values |= {"p_assignment_id": -1, "p_prompt_id": -1, "p_user_id": -1, "p_now": now}
     values |= {"p_created_at": now}
     values |= {"p_payload": {}, "p_flags": {}}

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Row,
+    Table,
     and_,
     bindparam,
     event,
@@ -44,6 +45,11 @@ from app.projects.models import Project, Prompt, Response
 LEASE_TRIES = 3
 """PostgreSQL: statements tried before answering 'nothing left' (a prompt changed by a
 concurrent commit is passed over once, never leased on a stale view)."""
+
+
+def _table(model: Any) -> Table:
+    """The mapped class's table (typed as one)."""
+    return model.__table__
 
 
 def live(now: datetime) -> Any:
@@ -171,7 +177,8 @@ def lease_statement(kind: str, order: str, folded: bool = False) -> Any:
     Nothing is leased unless `fast`: the labeler may label, the project has this kind and
     order, and no stepwise rule applies (archived, gold items to serve, automatic holds).
     """
-    user_id, now = bindparam("p_user_id"), bindparam("p_now", type_=Assignment.expires_at.type)
+    user_id: Any = bindparam("p_user_id")
+    now: Any = bindparam("p_now", type_=Assignment.expires_at.type)
     gate: list[Any] = []
     if folded:
         proj = project_service.labeling_query().cte("proj")
@@ -239,7 +246,8 @@ def lease_statement(kind: str, order: str, folded: bool = False) -> Any:
         .cte("candidate")
     )
     touched = (
-        Prompt.__table__.update()
+        _table(Prompt)
+        .update()
         .where(Prompt.id.in_(select(candidate.c.id)))
         .values(done_count=Prompt.done_count)
         .returning(Prompt.id)
@@ -475,7 +483,8 @@ def _resume(conn: Connection, project: Any, user_id: int, now: datetime) -> Row[
 @cache
 def _renew_statement() -> Any:
     return (
-        Assignment.__table__.update()
+        _table(Assignment)
+        .update()
         .where(
             Assignment.prompt_id == bindparam("p_prompt_id"),
             Assignment.user_id == bindparam("p_user_id"),

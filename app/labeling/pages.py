@@ -53,7 +53,7 @@ def label(request: Request, project_id: Id, session: SessionDep, user: CurrentUs
     return _task_page(request, session, project, user, task)
 
 
-def _task_page(request: Request, session: Session, project: Any, user: Any, task: Any):  # type: ignore[no-untyped-def]
+def _task_page(request: Request, session: Session, project: Any, user: Any, task: Any):
     progress = service.progress(session=session, project=project, user=user)
     if task is None:
         return render(request, "labeling/done.html", project=project, progress=progress)

@@ -275,7 +275,8 @@ def submit(
         first = find_by_key(conn, user_id=user.id, key=idempotency_key or "")
         assert first is not None
         return first, False
-    payload, flags = validation.validate(project=row, assignment=row, body=body)
+    checked: Any = row  # the project settings and the assignment, in one row
+    payload, flags = validation.validate(project=checked, assignment=checked, body=body)
     values = _values(row, user.id, payload, flags, body, idempotency_key, now)
     try:
         if careful or conn.dialect.name != "postgresql":
