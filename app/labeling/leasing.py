@@ -41,6 +41,7 @@ from app.labeling.schemas import Task, TaskResponse
 from app.projects import service as project_service
 from app.projects.kinds import ProjectKind
 from app.projects.models import Project, Prompt, Response
+from app.projects.service import LABELING_SETTINGS
 
 LEASE_TRIES = 3
 """PostgreSQL: statements tried before answering 'nothing left' (a prompt changed by a
@@ -375,12 +376,8 @@ def _remember(project: Any, held: Any, user_id: int) -> None:
         prompt_id=held.prompt_id,
         response_ids=held.response_ids,
         project_id=project.id,
-        kind=project.kind,
-        rating_scale=project.rating_scale,
-        criteria=project.criteria,
-        strength_scale=project.strength_scale,
-        questions=project.questions,
         replay=None,
+        **{column.key: getattr(project, column.key) for column in LABELING_SETTINGS},
     )
 
 

@@ -20,6 +20,7 @@ from app.labeling.models import Annotation, AssignmentStatus
 from app.labeling.models import Assignment as A
 from app.labeling.schemas import AnnotationIn
 from app.projects.models import Project, Prompt
+from app.projects.service import LABELING_SETTINGS
 
 MAX_KEY = 200
 ANNOTATION_COLUMNS = tuple(Annotation.__table__.c)
@@ -63,17 +64,7 @@ def _assignment_query(with_key: bool) -> Any:
             A.response_ids,
             A.expires_at,
             Project.id.label("project_id"),
-            Project.name,
-            Project.kind,
-            Project.instructions,
-            Project.k,
-            Project.overlap,
-            Project.lease_seconds,
-            Project.rating_scale,
-            Project.criteria,
-            Project.strength_scale,
-            Project.questions,
-            Project.is_archived,
+            *LABELING_SETTINGS,
             replay.label("replay"),
         )
         .join(Project, Project.id == A.project_id)

@@ -4,13 +4,14 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
     ValidationError,
     ValidatorFunctionWrapHandler,
-    field_validator,
+    WrapValidator,
     model_validator,
 )
 
@@ -78,15 +79,21 @@ def _questions(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
     return question_defs.check_names(parsed)
 
 
+# The settings' checks, on their types: the create and the update forms share them.
+CheckedCriteria = Annotated[list[Criterion], AfterValidator(_criteria)]
+CheckedStrengthScale = Annotated[StrengthScale, AfterValidator(_strength_scale)]
+CheckedQuestions = Annotated[Questions, WrapValidator(_questions)]
+
+
 class ProjectSettings(BaseModel):
     instructions: Instructions = ""
     k: int = Field(4, ge=1, le=9, description="responses shown per prompt (2…9 for rankings)")
     overlap: int = Field(1, ge=1, le=100, description="labelers per prompt")
     lease_seconds: int = Field(1800, ge=30, le=7 * 24 * 3600)
     rating_scale: RatingScale = RatingScale.thumbs
-    criteria: list[Criterion] = Field(default_factory=list, max_length=50)
+    criteria: CheckedCriteria = Field(default_factory=list, max_length=50)
     """The per-response flags labelers can set (a multi-label question named `flags`)."""
-    questions: Questions = Field(default_factory=list)
+    questions: CheckedQuestions = Field(default_factory=list)
     """Extra questions shown with each task (see app/projects/questions.py)."""
     gold_rate: float = Field(0.1, ge=0.0, le=1.0, description="share of tasks that are gold")
     auto_hold: bool = Field(False, description="hold labelers with low gold accuracy")
@@ -94,25 +101,10 @@ class ProjectSettings(BaseModel):
     order: Literal["id", "uncertainty"] = Field(
         "id", description="serve prompts in import order, or those a reward model separates least"
     )
-    strength_scale: StrengthScale = Field(
+    strength_scale: CheckedStrengthScale = Field(
         default_factory=list,
         description="K=2 rankings: levels of preference strength, strongest first (empty: none)",
     )
-
-    @field_validator("criteria")
-    @classmethod
-    def _criteria_names(cls, value: list[str]) -> list[str]:
-        return _criteria(value)
-
-    @field_validator("strength_scale")
-    @classmethod
-    def _strength_levels(cls, value: list[StrengthLevel]) -> list[StrengthLevel]:
-        return _strength_scale(value)
-
-    @field_validator("questions", mode="wrap")
-    @classmethod
-    def _question_names(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-        return _questions(value, handler)
 
 
 class ProjectCreate(ProjectSettings):
@@ -145,29 +137,14 @@ class ProjectUpdate(BaseModel):
     overlap: int = Field(None, ge=1, le=100, json_schema_extra=_NO_DEFAULT)
     lease_seconds: int = Field(None, ge=30, le=7 * 24 * 3600, json_schema_extra=_NO_DEFAULT)
     rating_scale: RatingScale = Field(None, json_schema_extra=_NO_DEFAULT)
-    criteria: list[Criterion] = Field(None, max_length=50, json_schema_extra=_NO_DEFAULT)
-    questions: Questions = Field(None, json_schema_extra=_NO_DEFAULT)
+    criteria: CheckedCriteria = Field(None, max_length=50, json_schema_extra=_NO_DEFAULT)
+    questions: CheckedQuestions = Field(None, json_schema_extra=_NO_DEFAULT)
     is_archived: bool = Field(None, json_schema_extra=_NO_DEFAULT)
     gold_rate: float = Field(None, ge=0.0, le=1.0, json_schema_extra=_NO_DEFAULT)
     auto_hold: bool = Field(None, json_schema_extra=_NO_DEFAULT)
     hold_after_gold: int = Field(None, ge=1, le=1000, json_schema_extra=_NO_DEFAULT)
     order: Literal["id", "uncertainty"] = Field(None, json_schema_extra=_NO_DEFAULT)
-    strength_scale: StrengthScale = Field(None, json_schema_extra=_NO_DEFAULT)
-
-    @field_validator("criteria")
-    @classmethod
-    def _criteria_names(cls, value: list[str]) -> list[str]:
-        return _criteria(value)
-
-    @field_validator("strength_scale")
-    @classmethod
-    def _strength_levels(cls, value: list[StrengthLevel]) -> list[StrengthLevel]:
-        return _strength_scale(value)
-
-    @field_validator("questions", mode="wrap")
-    @classmethod
-    def _question_names(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-        return _questions(value, handler)
+    strength_scale: CheckedStrengthScale = Field(None, json_schema_extra=_NO_DEFAULT)
 
 
 class ProjectOut(BaseModel):

@@ -73,6 +73,23 @@ def ensure_can_label(*, session: Session, project: Project, user: User) -> None:
         raise Forbidden(f"you are not a member of project {project.name!r}")
 
 
+LABELING_SETTINGS = (
+    Project.name,
+    Project.kind,
+    Project.instructions,
+    Project.k,
+    Project.overlap,
+    Project.lease_seconds,
+    Project.rating_scale,
+    Project.criteria,
+    Project.strength_scale,
+    Project.questions,
+    Project.is_archived,
+)
+"""The project's settings a lease and a submit read: one list, so a new setting reaches the
+lease, the submit's read and the lease a process remembers for its submit alike."""
+
+
 @cache
 def labeling_query() -> Select[Any]:
     """One statement: the project's labeling settings, whether the user may label it
@@ -88,17 +105,7 @@ def labeling_query() -> Select[Any]:
     has_gold = exists().where(Prompt.project_id == Project.id, Prompt.is_gold.is_(True))
     return select(
         Project.id,
-        Project.name,
-        Project.kind,
-        Project.instructions,
-        Project.k,
-        Project.overlap,
-        Project.lease_seconds,
-        Project.rating_scale,
-        Project.criteria,
-        Project.strength_scale,
-        Project.questions,
-        Project.is_archived,
+        *LABELING_SETTINGS,
         Project.gold_rate,
         Project.order,
         Project.auto_hold,
