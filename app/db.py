@@ -10,6 +10,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 import app.models  # noqa: F401 — every table is mapped before the first query
+from app import jsontext
 from app.config import get_settings
 
 POOL_TIMEOUT = 8.0
@@ -47,7 +48,13 @@ def make_engine(url: str, *, pool_size: int = 10, sqlite_immediate: bool = True)
     # proxies drop idle ones. The web app runs as many worker threads as the pool holds
     # (`configure_threads`); a checkout that waits POOL_TIMEOUT seconds is answered 503.
     return create_engine(
-        url, pool_size=pool_size, max_overflow=0, pool_timeout=POOL_TIMEOUT, pool_recycle=1800
+        url,
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_timeout=POOL_TIMEOUT,
+        pool_recycle=1800,
+        json_serializer=jsontext.dumps,  # orjson; the values json.dumps/json.loads give
+        json_deserializer=jsontext.loads,
     )
 
 

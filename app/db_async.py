@@ -15,6 +15,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from app import jsontext
 from app.config import get_settings
 from app.db import POOL_TIMEOUT
 
@@ -70,6 +71,9 @@ def make_async_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     return create_async_engine(
         async_url(url),
         connect_args={"options": "-c jit=off"},
+        # JSON columns through orjson (the hot path reads a task's texts as JSON): same values.
+        json_serializer=jsontext.dumps,
+        json_deserializer=jsontext.loads,
         pool_size=pool_size,
         max_overflow=0,
         pool_timeout=POOL_TIMEOUT,

@@ -26,6 +26,7 @@ from app.errors import DomainError
 from app.http.context import is_https
 from app.http.errors import is_page
 from app.labeling import api as labeling_api
+from app.labeling import lane
 from app.labeling import pages as labeling_pages
 from app.labeling.hot import warm_up
 from app.projects import api as projects_api
@@ -153,6 +154,7 @@ def create_app() -> FastAPI:
         runs_pages,
     ):
         app.include_router(module.router)
+    lane.install(app.router)  # the hot path's routes without FastAPI's per-request machinery
     # The dashboard (projects) tells when no training worker is alive, without importing runs.
     templates.env.globals["workers_running"] = runs_pages.workers_running
     return app

@@ -1,6 +1,7 @@
 """CPU time of the labeling hot path per cycle (next → submit), in one process, no HTTP.
 
-The ASGI app is called directly (no client, no sockets, one labeler at a time), so the figure
+The ASGI app is called directly on uvloop, the event loop `rlhf serve` runs (no client, no
+sockets, one labeler at a time), so the figure
 is the app's own Python work per cycle: routing, authentication, the statements through
 SQLAlchemy and the driver, validation, responses. It moves little with the machine's load,
 unlike `labeling_load.py`; use it to compare two versions of the code back to back (the
@@ -18,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import uvloop
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -109,7 +112,7 @@ def main() -> None:
 
         get_settings.cache_clear()
         per_round = [
-            asyncio.run(measure(create_app(), project_id, tokens, args.cycles))
+            uvloop.run(measure(create_app(), project_id, tokens, args.cycles))
             for _ in range(args.rounds)
         ]
         rows.append(

@@ -2,10 +2,12 @@
 
 For each number of labelers (--labelers 50,100,200): a fresh database with a seeded ranking
 project, users and API tokens; the server started exactly as `rlhf serve` starts it by default
-(processes from the cores); the labelers (httpx, async) in separate client processes for
+(processes from the cores); the labelers (`bench.lean_http`, one keep-alive connection each,
+async) in separate client processes for
 --seconds; then the database is checked: zero double assignments, zero overfilled prompts, zero
 lost acknowledged annotations. Reports cycles/s, p50/p99 (all requests and next-task alone),
-the server's CPU time per cycle and PostgreSQL's (its backends for the bench database). Prints
+the CPU time per cycle of the server, of PostgreSQL (its backends for the bench database) and
+of the load generator. Prints
 a table and writes bench/results/labeling_load.json.
 Profile the server with py-spy (bench extra): `py-spy record -p <pid of a web process>`.
 
@@ -26,6 +28,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import create_engine, select, text
@@ -35,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import table  # noqa: E402
+from bench.lean_http import Connection, HttpError  # noqa: E402
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/labeling_load"
 
@@ -93,54 +97,56 @@ def seed(url: str, labelers: int, prompts: int, k: int, overlap: int) -> tuple[i
         return project.id, tokens
 
 
-async def labeler(client, project_id, token, deadline, stats) -> None:  # type: ignore[no-untyped-def]
-    """One simulated labeler: next → submit until the deadline (or nothing is left)."""
+async def labeler(conn: Connection, project_id, token, deadline, stats) -> None:  # type: ignore[no-untyped-def]
+    """One simulated labeler on its own connection: next → submit until the deadline (or
+    nothing is left)."""
     headers = {"Authorization": f"Bearer {token}"}
     while time.perf_counter() < deadline:
         try:
             t0 = time.perf_counter()
-            r = await client.get(f"/api/v1/projects/{project_id}/tasks/next", headers=headers)
+            r = await conn.request("GET", f"/api/v1/projects/{project_id}/tasks/next", headers)
             stats["latency"].append(time.perf_counter() - t0)
             stats["next_latency"].append(stats["latency"][-1])
-            if r.status_code == 204:
+            if r.status == 204:
                 stats["exhausted"] += 1
                 return
-            r.raise_for_status()
+            if r.status != 200:
+                stats["errors"] += 1
+                stats["error_kinds"][str(r.status)] += 1
+                continue
             task = r.json()
             ranking = [resp["id"] for resp in task["responses"]]
             key = f"{token[-8:]}-{task['assignment_id']}"
             t0 = time.perf_counter()
-            r = await client.post(
+            r = await conn.request(
+                "POST",
                 f"/api/v1/assignments/{task['assignment_id']}/annotations",
+                headers | {"Idempotency-Key": key},
                 json={"ranking": ranking},
-                headers=headers | {"Idempotency-Key": key},
             )
             stats["latency"].append(time.perf_counter() - t0)
-        except httpx.HTTPStatusError as error:
+        except HttpError as error:
             stats["errors"] += 1
-            stats["error_kinds"][str(error.response.status_code)] += 1
+            stats["error_kinds"][str(error)[:40]] += 1
             continue
-        except httpx.HTTPError as error:
-            stats["errors"] += 1
-            stats["error_kinds"][type(error).__name__] += 1
-            continue
-        if r.status_code in (200, 201):
+        if r.status in (200, 201):
             stats["acknowledged"].append(r.json()["id"])
         else:
             stats["errors"] += 1
-            stats["error_kinds"][str(r.status_code)] += 1
+            stats["error_kinds"][str(r.status)] += 1
 
 
 def client_process(base: str, project_id: int, tokens: list[str], seconds: float, out) -> None:  # type: ignore[no-untyped-def]
     """One load-generating process (its own event loop) for a share of the labelers."""
-    out.put(asyncio.run(run_load(base, project_id, tokens, seconds)))
+    import uvloop
+
+    out.put(uvloop.run(run_load(base, project_id, tokens, seconds)))
 
 
 def run_clients(
     base: str, project_id: int, tokens: list[str], seconds: float, processes: int
 ) -> dict:
-    """Spread the labelers over several client processes: one event loop alone saturates a
-    core with httpx long before the server does."""
+    """Spread the labelers over several client processes (each its own event loop)."""
     import multiprocessing
 
     queue: multiprocessing.Queue = multiprocessing.Queue()
@@ -163,6 +169,7 @@ def run_clients(
         "error_kinds": dict(sum((Counter(p["error_kinds"]) for p in parts), Counter())),
         "exhausted": sum(p["exhausted"] for p in parts),
         "elapsed": max(p["elapsed"] for p in parts),
+        "cpu": sum(p["cpu"] for p in parts),
     }
 
 
@@ -175,12 +182,17 @@ async def run_load(base: str, project_id: int, tokens: list[str], seconds: float
         "error_kinds": Counter(),
         "exhausted": 0,
     }
-    limits = httpx.Limits(max_connections=len(tokens), max_keepalive_connections=len(tokens))
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
-        start = time.perf_counter()
-        deadline = start + seconds
-        await asyncio.gather(*(labeler(client, project_id, t, deadline, stats) for t in tokens))
-        stats["elapsed"] = time.perf_counter() - start
+    parsed = urlsplit(base)
+    conns = [Connection(parsed.hostname or "127.0.0.1", parsed.port or 80) for _ in tokens]
+    start, cpu_start = time.perf_counter(), time.process_time()
+    deadline = start + seconds
+    await asyncio.gather(
+        *(labeler(c, project_id, t, deadline, stats) for c, t in zip(conns, tokens, strict=True))
+    )
+    stats["elapsed"] = time.perf_counter() - start
+    stats["cpu"] = time.process_time() - cpu_start
+    for c in conns:
+        c.close()
     return stats
 
 
@@ -277,6 +289,7 @@ def run_point(args: argparse.Namespace, database_url: str, labelers: int) -> dic
         "max_ms": pct(latency, 1.0),
         "server_cpu_ms_per_cycle": round(1000 * server_cpu / max(labels, 1), 2),
         "db_cpu_ms_per_cycle": None if db_cpu is None else round(1000 * db_cpu / max(labels, 1), 2),
+        "client_cpu_ms_per_cycle": round(1000 * stats["cpu"] / max(labels, 1), 2),
         "http_errors": stats["errors"],
         "error_kinds": stats["error_kinds"],
         "load_average": round(load, 1),
@@ -315,6 +328,7 @@ def main() -> None:
         "max_ms",
         "server_cpu_ms_per_cycle",
         "db_cpu_ms_per_cycle",
+        "client_cpu_ms_per_cycle",
         "http_errors",
         "lost_acknowledged",
         "double_assignments",

@@ -29,7 +29,7 @@ _USER_COLUMNS = (
     User.session_epoch,
     User.created_at,
 )
-_cache: dict[tuple[str, Any], tuple[float, tuple[Any, ...]]] = {}
+_cache: dict[tuple[str, Any], tuple[float, tuple[Any, ...], User]] = {}
 
 
 def forget() -> None:
@@ -47,7 +47,8 @@ def _forget_on_change(session: Session, _context: Any) -> None:
 
 
 def _user(values: tuple[Any, ...]) -> User:
-    """A detached User carrying the identity columns (a fresh object per request)."""
+    """A detached User carrying the identity columns, shared by the requests that hit the same
+    cached answer (read-only: nothing attaches or changes it; building one costs ~40 µs)."""
     user_id, email, role, is_active, epoch, created_at = values
     return User(
         id=user_id,
@@ -59,17 +60,17 @@ def _user(values: tuple[Any, ...]) -> User:
     )
 
 
-def _hit(key: tuple[str, Any]) -> tuple[Any, ...] | None:
+def _hit(key: tuple[str, Any]) -> tuple[tuple[Any, ...], User] | None:
     """The cached answer for `key` if it is still fresh (no statement is built on a hit)."""
     hit = _cache.get(key)
     if hit is not None and hit[0] > time.monotonic():
-        return hit[1]
+        return hit[1], hit[2]
     return None
 
 
 async def _fetch(
     key: tuple[str, Any], query: Any, parameters: dict[str, Any]
-) -> tuple[Any, ...] | None:
+) -> tuple[tuple[Any, ...], User] | None:
     async with read_connection(get_async_engine()) as conn:
         row = (await conn.execute(query, parameters)).first()
     if row is None:
@@ -78,8 +79,9 @@ async def _fetch(
     if len(_cache) >= MAX_ENTRIES:
         _cache.clear()
     values = tuple(row)
-    _cache[key] = (time.monotonic() + TTL, values)
-    return values
+    user = _user(values)
+    _cache[key] = (time.monotonic() + TTL, values, user)
+    return values, user
 
 
 @cache
@@ -99,10 +101,10 @@ def _user_query() -> Any:
 async def user_for_token(plain: str) -> User | None:
     """The active user owning a live API token, if any."""
     key = ("token", hash_token(plain))
-    values = _hit(key) or await _fetch(key, _token_query(), {"digest": key[1]})
-    if values is None or not values[3]:
+    found = _hit(key) or await _fetch(key, _token_query(), {"digest": key[1]})
+    if found is None or not found[0][3]:
         return None
-    return _user(values)
+    return found[1]
 
 
 async def user_for_session(user_id: Any, epoch: Any) -> User | None:
@@ -110,7 +112,7 @@ async def user_for_session(user_id: Any, epoch: Any) -> User | None:
     if not isinstance(user_id, int):
         return None
     key = ("user", user_id)
-    values = _hit(key) or await _fetch(key, _user_query(), {"user_id": user_id})
-    if values is None or not values[3] or values[4] != epoch:
+    found = _hit(key) or await _fetch(key, _user_query(), {"user_id": user_id})
+    if found is None or not found[0][3] or found[0][4] != epoch:
         return None
-    return _user(values)
+    return found[1]
