@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 from sqlalchemy import create_engine, insert, select
 
+from bench.lean_http import Connection, HttpError
 from tests.browser.live import free_port, server_env
 from tests.helpers import fresh_postgres_database, migrate, ranking_items
 
@@ -118,7 +118,7 @@ class Tally:
 
     def error(self, error: Exception) -> None:
         self.errors += 1
-        kind = type(error).__name__
+        kind = str(error)[:60]
         self.error_kinds[kind] = self.error_kinds.get(kind, 0) + 1
 
     def count(self, status: int, seconds: float, what: str = "") -> None:
@@ -128,30 +128,33 @@ class Tally:
             self.slow.append((seconds, time.monotonic() - seconds, what))
 
 
-async def _call(client: httpx.AsyncClient, tally: Tally, method: str, url: str, **kw: Any) -> Any:
+async def _call(
+    conn: Connection, tally: Tally, method: str, url: str, headers: dict[str, str], **kw: Any
+) -> Any:
     started = time.monotonic()
-    response = await client.request(method, url, **kw)
-    tally.count(response.status_code, time.monotonic() - started, f"{method} {url}")
+    response = await conn.request(method, url, headers, **kw)
+    tally.count(response.status, time.monotonic() - started, f"{method} {url}")
     return response
 
 
 async def labeler(
-    client: httpx.AsyncClient, project_id: int, token: str, until: float, tally: Tally
+    conn: Connection, project_id: int, token: str, until: float, tally: Tally
 ) -> None:
-    """next → submit (with an Idempotency-Key, retried until answered) until `until`."""
+    """next → submit (with an Idempotency-Key, retried until answered) until `until`, on one
+    keep-alive connection (`bench.lean_http`: a browser's share of client CPU, not httpx's)."""
     headers = {"Authorization": f"Bearer {token}"}
     while time.monotonic() < until:
         try:
             got = await _call(
-                client, tally, "GET", f"/api/v1/projects/{project_id}/tasks/next", headers=headers
+                conn, tally, "GET", f"/api/v1/projects/{project_id}/tasks/next", headers
             )
-        except httpx.TransportError as error:
+        except HttpError as error:
             tally.error(error)
             await asyncio.sleep(0.2)
             continue
-        if got.status_code == 204:
+        if got.status == 204:
             return
-        if got.status_code != 200:
+        if got.status != 200:
             await asyncio.sleep(0.2)
             continue
         task = got.json()
@@ -161,23 +164,18 @@ async def labeler(
         while True:  # a retry after a lost answer replays the key: stored once
             try:
                 sent = await _call(
-                    client,
-                    tally,
-                    "POST",
-                    url,
-                    json=body,
-                    headers=headers | {"Idempotency-Key": key},
+                    conn, tally, "POST", url, headers | {"Idempotency-Key": key}, json=body
                 )
-            except httpx.TransportError as error:
+            except HttpError as error:
                 tally.error(error)
                 await asyncio.sleep(0.2)
                 continue
-            if sent.status_code in (200, 201):
+            if sent.status in (200, 201):
                 tally.acknowledged.add(sent.json()["id"])
                 break
-            if sent.status_code < 500:
+            if sent.status < 500:
                 break
-            await asyncio.sleep(float(sent.headers.get("Retry-After", "0.2")))
+            await asyncio.sleep(float(sent.headers.get("retry-after", "0.2")))
 
 
 def stored(url: str) -> tuple[list[int], list[tuple[int, int]], list[int]]:

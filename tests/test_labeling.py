@@ -3,10 +3,12 @@
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import text
 
 from app.base import utcnow
+from app.labeling import leasing
 from app.labeling.models import Annotation, Assignment
-from tests.helpers import ranking_items
+from tests.helpers import prompts_of, ranking_items
 
 
 @pytest.fixture
@@ -114,6 +116,35 @@ def test_overlap_and_never_the_same_prompt_twice(client, factory, ranking) -> No
         for p in prompts:
             counts[p] = counts.get(p, 0) + 1
     assert set(counts.values()) == {2}
+
+
+def test_prompts_reopened_behind_the_frontier_are_still_served(  # type: ignore[no-untyped-def]
+    client, factory, tmp_path, session, monkeypatch, backend
+) -> None:
+    """PostgreSQL: leases start at the project's frontier (the first unfinished prompt, cached per
+    process); a prompt below it reopened by a change this process did not see (another
+    process raised the overlap) is served once nothing is left past the frontier."""
+    project = factory.project(kind="ranking", k=2, overlap=1)
+    factory.items(project, ranking_items(3, k=2), tmp_path)
+    a, b = factory.user(), factory.user()
+    monkeypatch.setattr(leasing, "FRONTIER_SECONDS", 0.0)  # read on every lease
+    for _ in range(2):
+        task = _next(client, project, a).json()
+        _post(client, task, a, {"ranking": [r["id"] for r in task["responses"]]})
+    last = _next(client, project, a).json()  # the frontier is now the third prompt
+    monkeypatch.setattr(leasing, "FRONTIER_SECONDS", 3600.0)  # … and stays cached
+    session.execute(text("UPDATE projects SET overlap = 2 WHERE id = :id"), {"id": project.id})
+    session.commit()
+    got = []
+    while (response := _next(client, project, b)).status_code == 200:
+        task = response.json()
+        got.append(task["prompt_id"])
+        assert _post(client, task, b, {"ranking": [r["id"] for r in task["responses"]]}).is_success
+    assert response.status_code == 204
+    every = sorted(prompt_id for prompt_id, _ in prompts_of(session, project))
+    assert sorted(got) == every
+    # PostgreSQL: first past the frontier, then the reopened ones; SQLite: import order.
+    assert got[0] == (last["prompt_id"] if backend == "postgresql" else every[0])
 
 
 def test_expired_lease_returns_to_the_pool(client, factory, tmp_path, session) -> None:

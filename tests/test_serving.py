@@ -14,10 +14,10 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
+from bench.lean_http import Connection
 from tests.helpers import PG_URL
 from tests.serving import Server, Tally, labeler, seeded_database, stored
 
@@ -34,11 +34,16 @@ def _name(suffix: str) -> str:
 
 async def _drive(base: str, project_id: int, tokens: list[str], seconds: float) -> Tally:
     tally = Tally()
-    limits = httpx.Limits(max_connections=len(tokens), max_keepalive_connections=len(tokens))
-    timeout = httpx.Timeout(30.0)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=timeout) as client:
-        until = time.monotonic() + seconds
-        await asyncio.gather(*(labeler(client, project_id, t, until, tally) for t in tokens))
+    port = int(base.rsplit(":", 1)[1])
+    conns = [Connection("127.0.0.1", port) for _ in tokens]
+    until = time.monotonic() + seconds
+    try:
+        await asyncio.gather(
+            *(labeler(c, project_id, t, until, tally) for c, t in zip(conns, tokens, strict=True))
+        )
+    finally:
+        for c in conns:
+            c.close()
     return tally
 
 
@@ -59,15 +64,15 @@ def test_200_labelers_on_the_default_server(tmp_path) -> None:
     finally:
         stopped_in = server.stop(signal.SIGTERM)
 
-    assert not [s for s in tally.statuses if s >= 500], tally.statuses
+    assert not [s for s in tally.statuses if s >= 500], (tally.statuses, sorted(tally.slow)[-8:])
     assert tally.errors == 0, tally.error_kinds
     assert stopped_in < 10, f"SIGTERM took {stopped_in:.1f} s"
-    # 200 labelers without pauses each wait about 200 / throughput per cycle. The 10 s bound
-    # is not yet met reliably on 2 cores: submits of the first burst, while both server
-    # processes warm up, took 11-13 s on a quiet machine. Reported, not asserted, until the
-    # hot path's CPU per cycle comes down (bench/labeling_load.py measures it).
-    if tally.slowest >= 10:
-        slow = f"load average {load:.1f} before the run: slowest request {tally.slowest:.1f} s"
+    # 200 labelers without pauses each wait about 200 / throughput per cycle (~0.7 s here).
+    # Asserted when the machine was not already saturated by other work before the run.
+    slow = f"load average {load:.1f} before the run: slowest request {tally.slowest:.1f} s"
+    if load < (os.cpu_count() or 1):
+        assert tally.slowest < 10, f"{slow}; slowest: {sorted(tally.slow)[-5:]}"
+    elif tally.slowest >= 10:
         warnings.warn(f"{slow}; slowest: {sorted(tally.slow)[-5:]}", stacklevel=1)
     ids, pairs, per_assignment = stored(url)
     assert len(tally.acknowledged) > LABELERS  # every labeler got through at least once

@@ -98,7 +98,7 @@ def _warm(conn: Connection) -> None:
         leasing.lease_statement("ranking", "id"),
         leasing.lease_parameters(project=project, user_id=-1, now=now),
     )
-    folded = {"p_project_id": -1, "p_user_id": -1, "p_is_admin": False, "p_now": now}
+    folded = {"p_project_id": -1, "p_user_id": -1, "p_is_admin": False, "p_now": now, "p_from": 0}
     conn.execute(leasing.lease_statement("ranking", "id", True), folded)
     values: dict[str, Any] = {f"p_{name}": None for name in submitting.STORED_FIELDS}
     values |= {"p_assignment_id": -1, "p_prompt_id": -1, "p_user_id": -1, "p_now": now}

@@ -7,6 +7,7 @@ prompt. SQLite: the same rules in a few statements inside a serialised write tra
 """
 
 import random
+import time
 from datetime import datetime, timedelta
 from functools import cache
 from types import SimpleNamespace
@@ -238,9 +239,18 @@ def lease_statement(kind: str, order: str, folded: bool = False) -> Any:
     unchanged = literal_column("prompts.xmin") == (
         select(literal_column("seen.xmin")).where(seen.id == Prompt.id).scalar_subquery()
     )
+    # Import order, folded form: the scan starts at the project's frontier (`_frontier`), not
+    # at its first prompt, so it does not step over every finished prompt on each lease.
+    start = [Prompt.id >= bindparam("p_from")] if folded and order != "uncertainty" else []
     candidate = (
         select(Prompt.id)
-        .where(*gate, *open_for(project, user_id, now), ~exists(select(mine.c.id)), unchanged)
+        .where(
+            *gate,
+            *start,
+            *open_for(project, user_id, now),
+            ~exists(select(mine.c.id)),
+            unchanged,
+        )
         .order_by(*serving_order(project))
         .limit(1)
         .with_for_update(of=Prompt, skip_locked=True)
@@ -386,6 +396,7 @@ def forget() -> None:
     database was replaced)."""
     _recent.clear()
     _shapes.clear()
+    _frontiers.clear()
 
 
 @event.listens_for(Session, "after_flush")
@@ -404,6 +415,44 @@ def recall(assignment_id: int, user_id: int) -> Any | None:
     return held if held is not None and held.user_id == user_id else None
 
 
+FRONTIER_SECONDS = 2.0
+"""How long a project's frontier is used before it is read again (from where it was)."""
+FRONTIER_RESET_SECONDS = 60.0
+"""How often it is read from the project's first prompt (prompts below it may reopen)."""
+_frontiers: dict[int, tuple[float, float, int]] = {}
+"""Project id → (read again after, read from the start after, frontier)."""
+
+
+@cache
+def _frontier_query() -> Any:
+    overlap = select(Project.overlap).where(Project.id == bindparam("p_project_id"))
+    return select(func.min(Prompt.id)).where(
+        Prompt.project_id == bindparam("p_project_id"),
+        Prompt.id >= bindparam("p_from"),
+        Prompt.is_gold.is_(False),
+        Prompt.retired_at.is_(None),
+        Prompt.done_count < overlap.scalar_subquery() + Prompt.extra_labels,
+    )
+
+
+def _frontier(conn: Connection, project_id: int) -> int:
+    """A lower bound of the ids of the project's prompts that may still be leased: the first
+    prompt with fewer finished labels than wanted, read at most every FRONTIER_SECONDS per
+    process. Finished prompts only reopen by an admin's change (overlap, extra labels, an
+    unretired prompt); the lease looks from the start when nothing is found past the frontier,
+    and the frontier is read from the start every FRONTIER_RESET_SECONDS."""
+    clock = time.monotonic()
+    again, reset, low = _frontiers.get(project_id, (0.0, 0.0, 0))
+    if clock < again:
+        return low
+    if clock >= reset:
+        low, reset = 0, clock + FRONTIER_RESET_SECONDS
+    found = conn.execute(_frontier_query(), {"p_project_id": project_id, "p_from": low}).scalar()
+    low = found or low
+    _frontiers[project_id] = (clock + FRONTIER_SECONDS, reset, low)
+    return low
+
+
 _shapes: dict[int, tuple[str, str]] = {}
 """Project id → (kind, order) last seen: the shape of the folded lease statement to try."""
 
@@ -415,7 +464,8 @@ def lease_for(conn: Connection, *, project_id: int, user: User, now: datetime) -
     kind, order = _shapes.get(project_id, (ProjectKind.ranking.value, "id"))
     parameters = project_service.labeling_parameters(project_id=project_id, user=user)
     parameters["p_now"] = now
-    for _ in range(LEASE_TRIES + 1):  # one more: a project first seen in another shape
+    parameters["p_from"] = _frontier(conn, project_id)
+    for _ in range(LEASE_TRIES + 2):  # more: a project first seen in another shape; no frontier
         statement = lease_statement(kind, order, True)
         row = check_allowed(conn.execute(statement, parameters).first(), project_id)
         if (row.kind, row.order) != (kind, order):
@@ -423,6 +473,12 @@ def lease_for(conn: Connection, *, project_id: int, user: User, now: datetime) -
             continue
         if not row.fast:
             return lease(conn, project=row, user_id=user.id, now=now)
+        if row.lease_id is None and parameters["p_from"] > 0:
+            # Nothing past the frontier: a prompt below it may have reopened (a raised
+            # overlap, an extra label asked for); look from the start before saying none.
+            parameters["p_from"] = 0
+            _frontiers.pop(project_id, None)
+            continue
         if row.lease_id is not None:
             held = SimpleNamespace(
                 id=row.lease_id,
