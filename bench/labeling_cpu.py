@@ -124,6 +124,7 @@ def main() -> None:
             }
         )
     print(table(rows, list(rows[0])))
+    print("per round (ms per cycle):", [round(x, 2) for x in per_round])
     print("written to", save("labeling_cpu", {"points": rows, "load_average": os.getloadavg()[0]}))
 
 

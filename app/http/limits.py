@@ -10,9 +10,11 @@ import json
 import re
 from typing import Any
 
+import orjson
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import jsontext
 from app.config import get_settings
 
 UPLOAD_PATHS = re.compile(r"^(/api/v1/projects/[^/]+/items|/admin/projects/[^/]+/import)/?$")
@@ -60,6 +62,19 @@ async def _answer(send: Send, status: int, body: dict[str, Any]) -> None:
     await send({"type": "http.response.body", "body": data})
 
 
+PARSED_JSON = "rlhf.json"
+"""Scope key: (body, value) of a JSON body this middleware read (values as json.loads gives)."""
+
+
+async def _refuse_non_finite(send: Send, exc: Exception) -> None:
+    detail = {
+        "type": "json_invalid",
+        "loc": ["body"],
+        "msg": f"JSON does not allow {exc}; send a finite number or null",
+    }
+    await _answer(send, 422, {"detail": [detail]})
+
+
 class BodyLimitMiddleware:
     """413 for bodies over the configured size; 422 for JSON bodies with NaN or Infinity."""
 
@@ -98,7 +113,7 @@ class BodyLimitMiddleware:
 
         try:
             if not upload and _is_json(_header(scope, b"content-type")):
-                replay = await self._checked_json(counted, send)
+                replay = await self._checked_json(scope, counted, send)
                 if replay is None:
                     return
                 await self.app(scope, replay, watch)
@@ -109,7 +124,7 @@ class BodyLimitMiddleware:
                 raise
             await _answer(send, 413, {"detail": exc.detail})
 
-    async def _checked_json(self, receive: Receive, send: Send) -> Receive | None:
+    async def _checked_json(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
         """Read the whole JSON body; answer 422 (None) if it has NaN/Infinity, else replay it."""
         chunks: list[bytes] = []
         more = True
@@ -121,21 +136,23 @@ class BodyLimitMiddleware:
             more = message.get("more_body", False)
         body = b"".join(chunks)
         try:
-            json.loads(body, parse_constant=_refuse_constant)
+            # orjson refuses NaN and Infinity: what it reads needs no second look, and the
+            # value is kept for a route that reads the body the same way (app/labeling/lane.py).
+            value = orjson.loads(body)
+            if not jsontext.has_huge_float(value):
+                scope[PARSED_JSON] = (body, value)
+            else:
+                json.loads(body, parse_constant=_refuse_constant)
+        except orjson.JSONDecodeError:
+            try:
+                json.loads(body, parse_constant=_refuse_constant)
+            except NonFiniteNumber as exc:
+                await _refuse_non_finite(send, exc)
+                return None
+            except (ValueError, RecursionError):
+                pass  # not JSON at all: the route's own validation answers
         except NonFiniteNumber as exc:
-            await _answer(
-                send,
-                422,
-                {
-                    "detail": [
-                        {
-                            "type": "json_invalid",
-                            "loc": ["body"],
-                            "msg": f"JSON does not allow {exc}; send a finite number or null",
-                        }
-                    ]
-                },
-            )
+            await _refuse_non_finite(send, exc)
             return None
         except (ValueError, RecursionError):
             pass  # not JSON at all: the route's own validation answers

@@ -26,6 +26,7 @@ from starlette.types import Message, Receive, Scope, Send
 from app import jsontext
 from app.deps import current_user
 from app.http.bounds import MAX_ID
+from app.http.limits import PARSED_JSON
 from app.labeling import api
 from app.labeling.schemas import AnnotationIn, SkipIn, SkipOut, SubmitOut, Task
 
@@ -61,10 +62,12 @@ def _is_json(request: Request) -> bool:
     return media == "application/json"
 
 
-def _body(model: type[BaseModel], data: bytes) -> BaseModel | None:
+def _body(request: Request, model: type[BaseModel], data: bytes) -> BaseModel | None:
     """The body as the route's model reads it (parsed as FastAPI parses JSON), or None."""
+    parsed = request.scope.get(PARSED_JSON)
     try:
-        return model.model_validate(jsontext.loads(data))
+        value = parsed[1] if parsed is not None and parsed[0] == data else jsontext.loads(data)
+        return model.model_validate(value)
     except (ValueError, ValidationError):
         return None
 
@@ -100,7 +103,7 @@ async def _annotate(request: Request, assignment_id: int, mode: str | None) -> R
     key = request.headers.get("idempotency-key")
     if (key is not None and len(key) > MAX_KEY) or not _is_json(request):
         return None
-    body = _body(AnnotationIn, await request.body())
+    body = _body(request, AnnotationIn, await request.body())
     if body is None:
         return None
     sub = Response()
@@ -113,7 +116,7 @@ async def _skip(request: Request, assignment_id: int, mode: str | None) -> Respo
     user = await current_user(request)
     if not _is_json(request):
         return None
-    body = _body(SkipIn, await request.body())
+    body = _body(request, SkipIn, await request.body())
     if body is None:
         return None
     result = await api.skip(assignment_id, body, request, user, mode)  # type: ignore[arg-type]

@@ -34,6 +34,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session, aliased
 
+from app import precompiled
 from app.auth.models import User
 from app.errors import Forbidden, NotFound
 from app.labeling import gold
@@ -447,7 +448,8 @@ def _frontier(conn: Connection, project_id: int) -> int:
         return low
     if clock >= reset:
         low, reset = 0, clock + FRONTIER_RESET_SECONDS
-    found = conn.execute(_frontier_query(), {"p_project_id": project_id, "p_from": low}).scalar()
+    parameters = {"p_project_id": project_id, "p_from": low}
+    found = precompiled.execute(conn, _frontier_query(), parameters).scalar()
     low = found or low
     _frontiers[project_id] = (clock + FRONTIER_SECONDS, reset, low)
     return low
@@ -467,7 +469,7 @@ def lease_for(conn: Connection, *, project_id: int, user: User, now: datetime) -
     parameters["p_from"] = _frontier(conn, project_id)
     for _ in range(LEASE_TRIES + 2):  # more: a project first seen in another shape; no frontier
         statement = lease_statement(kind, order, True)
-        row = check_allowed(conn.execute(statement, parameters).first(), project_id)
+        row = check_allowed(precompiled.execute(conn, statement, parameters).first(), project_id)
         if (row.kind, row.order) != (kind, order):
             kind, order = _shapes[project_id] = (row.kind, row.order)
             continue

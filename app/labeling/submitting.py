@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, bindparam, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
+from app import precompiled
 from app.auth.models import User
 from app.errors import Conflict, Forbidden, Gone, Invalid, NotFound
 from app.labeling import validation
@@ -80,7 +81,8 @@ def assignment_for_submit(
     parameters: dict[str, Any] = {"p_assignment_id": assignment_id}
     if idempotency_key is not None:
         parameters |= {"p_user_id": user.id, "p_key": idempotency_key}
-    row = conn.execute(_assignment_query(idempotency_key is not None), parameters).first()
+    query = _assignment_query(idempotency_key is not None)
+    row = precompiled.execute(conn, query, parameters).first()
     if row is None:
         raise NotFound(f"no assignment {assignment_id}")
     if row.user_id != user.id and row.replay is None:
@@ -274,7 +276,7 @@ def submit(
             return _store_carefully(conn, row, values, now), True
         parameters = {f"p_{name}": values[name] for name in STORED_FIELDS}
         parameters |= {"p_assignment_id": row.id, "p_prompt_id": row.prompt_id, "p_now": now}
-        stored = conn.execute(store_statement(), parameters).first()
+        stored = precompiled.execute(conn, store_statement(), parameters).first()
     except IntegrityError:
         if idempotency_key is None:
             raise
