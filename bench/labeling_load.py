@@ -97,54 +97,67 @@ def seed(url: str, labelers: int, prompts: int, k: int, overlap: int) -> tuple[i
         return project.id, tokens
 
 
-async def labeler(conn: Connection, project_id, token, deadline, stats) -> None:  # type: ignore[no-untyped-def]
-    """One simulated labeler on its own connection: next → submit until the deadline (or
-    nothing is left)."""
+async def labeler(conn: Connection, project_id, token, deadline, stats, chained) -> None:  # type: ignore[no-untyped-def]
+    """One simulated labeler on its own connection until the deadline (or nothing is left):
+    next → submit, or with `chained` one request per label (submit with ?next=1, whose answer
+    carries the next task; a next-task call only to start)."""
     headers = {"Authorization": f"Bearer {token}"}
+    task = None
     while time.perf_counter() < deadline:
         try:
-            t0 = time.perf_counter()
-            r = await conn.request("GET", f"/api/v1/projects/{project_id}/tasks/next", headers)
-            stats["latency"].append(time.perf_counter() - t0)
-            stats["next_latency"].append(stats["latency"][-1])
-            if r.status == 204:
-                stats["exhausted"] += 1
-                return
-            if r.status != 200:
-                stats["errors"] += 1
-                stats["error_kinds"][str(r.status)] += 1
-                continue
-            task = r.json()
+            if task is None:
+                t0 = time.perf_counter()
+                r = await conn.request("GET", f"/api/v1/projects/{project_id}/tasks/next", headers)
+                stats["latency"].append(time.perf_counter() - t0)
+                stats["next_latency"].append(stats["latency"][-1])
+                if r.status == 204:
+                    stats["exhausted"] += 1
+                    return
+                if r.status != 200:
+                    stats["errors"] += 1
+                    stats["error_kinds"][str(r.status)] += 1
+                    continue
+                task = r.json()
             ranking = [resp["id"] for resp in task["responses"]]
             key = f"{token[-8:]}-{task['assignment_id']}"
+            path = f"/api/v1/assignments/{task['assignment_id']}/annotations"
             t0 = time.perf_counter()
             r = await conn.request(
                 "POST",
-                f"/api/v1/assignments/{task['assignment_id']}/annotations",
+                path + ("?next=1" if chained else ""),
                 headers | {"Idempotency-Key": key},
                 json={"ranking": ranking},
             )
             stats["latency"].append(time.perf_counter() - t0)
+            if chained:
+                stats["next_latency"].append(stats["latency"][-1])
         except HttpError as error:
             stats["errors"] += 1
             stats["error_kinds"][str(error)[:40]] += 1
+            task = None
             continue
         if r.status in (200, 201):
-            stats["acknowledged"].append(r.json()["id"])
+            answer = r.json()
+            stats["acknowledged"].append(answer["id"])
+            task = answer.get("next_task") if chained else None
+            if chained and task is None:
+                stats["exhausted"] += 1
+                return
         else:
             stats["errors"] += 1
             stats["error_kinds"][str(r.status)] += 1
+            task = None
 
 
-def client_process(base: str, project_id: int, tokens: list[str], seconds: float, out) -> None:  # type: ignore[no-untyped-def]
+def client_process(base, project_id, tokens, seconds, chained, out) -> None:  # type: ignore[no-untyped-def]
     """One load-generating process (its own event loop) for a share of the labelers."""
     import uvloop
 
-    out.put(uvloop.run(run_load(base, project_id, tokens, seconds)))
+    out.put(uvloop.run(run_load(base, project_id, tokens, seconds, chained)))
 
 
 def run_clients(
-    base: str, project_id: int, tokens: list[str], seconds: float, processes: int
+    base: str, project_id: int, tokens: list[str], seconds: float, processes: int, chained: bool
 ) -> dict:
     """Spread the labelers over several client processes (each its own event loop)."""
     import multiprocessing
@@ -152,7 +165,9 @@ def run_clients(
     queue: multiprocessing.Queue = multiprocessing.Queue()
     shares = [tokens[i::processes] for i in range(processes)]
     workers = [
-        multiprocessing.Process(target=client_process, args=(base, project_id, s, seconds, queue))
+        multiprocessing.Process(
+            target=client_process, args=(base, project_id, s, seconds, chained, queue)
+        )
         for s in shares
         if s
     ]
@@ -173,7 +188,9 @@ def run_clients(
     }
 
 
-async def run_load(base: str, project_id: int, tokens: list[str], seconds: float) -> dict:
+async def run_load(
+    base: str, project_id: int, tokens: list[str], seconds: float, chained: bool
+) -> dict:
     stats: dict = {
         "latency": [],
         "next_latency": [],
@@ -187,7 +204,10 @@ async def run_load(base: str, project_id: int, tokens: list[str], seconds: float
     start, cpu_start = time.perf_counter(), time.process_time()
     deadline = start + seconds
     await asyncio.gather(
-        *(labeler(c, project_id, t, deadline, stats) for c, t in zip(conns, tokens, strict=True))
+        *(
+            labeler(c, project_id, t, deadline, stats, chained)
+            for c, t in zip(conns, tokens, strict=True)
+        )
     )
     stats["elapsed"] = time.perf_counter() - start
     stats["cpu"] = time.process_time() - cpu_start
@@ -264,7 +284,8 @@ def run_point(args: argparse.Namespace, database_url: str, labelers: int) -> dic
         database = make_url(url).database if url.startswith("postgresql") else None
         cpu_before = cpu_seconds(pgid=server.pid)
         db_before = cpu_seconds(database=database) if database else 0.0
-        stats = run_clients(base, project_id, tokens, args.seconds, args.client_processes)
+        chained = args.mode == "chained"
+        stats = run_clients(base, project_id, tokens, args.seconds, args.client_processes, chained)
         server_cpu = cpu_seconds(pgid=server.pid) - cpu_before
         db_cpu = cpu_seconds(database=database) - db_before if database else None
     finally:
@@ -280,6 +301,7 @@ def run_point(args: argparse.Namespace, database_url: str, labelers: int) -> dic
     labels = len(stats["acknowledged"])
     return {
         "backend": make_url(url).get_backend_name(),
+        "mode": args.mode,
         "labelers": labelers,
         "seconds": round(stats["elapsed"], 2),
         "cycles_per_s": round(labels / stats["elapsed"], 1),
@@ -313,6 +335,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, help="server processes (default: rlhf serve's)")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--client-processes", type=int, default=2, help="load generators")
+    parser.add_argument(
+        "--mode",
+        choices=["next-submit", "chained"],
+        default="next-submit",
+        help="next-submit: GET next, then POST; chained: POST …?next=1 (one request per label)",
+    )
     parser.add_argument("--out", default=str(ROOT / "bench/results/labeling_load.json"))
     args = parser.parse_args()
     os.environ.setdefault("RLHF_DEV", "1")
@@ -320,6 +348,7 @@ def main() -> None:
     rows = [run_point(args, url, int(n)) for url in urls for n in args.labelers.split(",")]
     columns = [
         "backend",
+        "mode",
         "labelers",
         "cycles_per_s",
         "p50_ms",
