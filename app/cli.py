@@ -10,7 +10,15 @@ from typing import Annotated, Any
 import typer
 
 from app.aggregation.cli import commands as aggregation_commands
-from app.cli_support import JsonOpt, ProgressOpt, db_session, fail, output, progress_bar
+from app.cli_support import (
+    JsonOpt,
+    ProgressOpt,
+    db_session,
+    fail,
+    gc_paused,
+    output,
+    progress_bar,
+)
 from app.datasets.cli import commands as dataset_commands
 from app.datasets.kinds import DatasetKind
 from app.errors import validation_messages
@@ -447,7 +455,7 @@ def export(
 
     if format != "jsonl":
         fail("--format: only jsonl is supported here (Parquet comes with dataset snapshots)")
-    with db_session() as session, progress_bar("export", "rows", progress) as bar:
+    with db_session() as session, progress_bar("export", "rows", progress) as bar, gc_paused():
         found = service.get_by_ref(session=session, ref=project)
         lines = export_rows.jsonl(
             session=session, project=found, kind=kind, with_labelers=with_labelers, progress=bar

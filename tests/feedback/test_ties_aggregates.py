@@ -34,6 +34,8 @@ def test_ranks_reads_groups_pairs_and_mid_rank_values() -> None:
     ]  # fmt: skip
     assert ranks.values(ranking) == {7: 4.0, 3: 2.5, 5: 2.5, 1: 1.0}
     assert ranks.values([4, 3, 2]) == {4: 3.0, 3: 2.0, 2: 1.0}  # flat: n, n-1, …, 1 as before
+    for each in (ranking, [4, 3, 2], [[4, 3], 2], ["4", 3, [2]], [[1, 2, 3]], []):
+        assert ranks.order_and_ranks(each) == (ranks.order(each), ranks.ranks(each))
 
 
 def test_a_tie_is_half_a_vote_each_way_in_the_consensus() -> None:
