@@ -53,7 +53,8 @@ def _texts(session: Session, batch: list[tuple[Any, ...]]) -> dict[int, str]:
     if connection.dialect.name == "postgresql":
         # The driver's tuples straight into the dict: SQLAlchemy's rows cost ~1 µs per
         # response here (the texts are a quarter of an export's work).
-        with connection.connection.driver_connection.cursor() as cursor:
+        driver: Any = connection.connection.driver_connection
+        with driver.cursor() as cursor:
             cursor.execute(TEXTS_SQL, (prompt_ids,))
             return dict(cursor.fetchall())
     query = select(Response.id, Response.text).where(Response.prompt_id.in_(prompt_ids))
