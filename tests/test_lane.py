@@ -130,3 +130,16 @@ def test_the_lane_authenticates_as_the_routes_do(client, factory, ranking) -> No
     missing = client.get("/api/v1/projects/999999/tasks/next", headers=outsider.headers)
     assert missing.status_code == 404
     assert client.head(path, headers=member.headers).status_code == 405
+
+
+def test_a_body_too_deep_to_parse_gets_fastapis_answer(client, factory, ranking, taken) -> None:
+    labeler = factory.user()
+    task = client.get(f"/api/v1/projects/{ranking.id}/tasks/next", headers=labeler.headers).json()
+    path = f"/api/v1/assignments/{task['assignment_id']}/annotations"
+    deep = '{"ranking": ' + "[" * 5000 + "]" * 5000 + "}"
+    headers = labeler.headers | {"Content-Type": "application/json"}
+    quick = client.post(path, content=deep, headers=headers)
+    routed = client.post(path + "?unused=1", content=deep, headers=headers)
+    assert quick.status_code == routed.status_code and quick.status_code < 500, quick.text
+    assert quick.json() == routed.json()
+    assert taken[1:] == [False, False]

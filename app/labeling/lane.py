@@ -68,7 +68,7 @@ def _body(request: Request, model: type[BaseModel], data: bytes) -> BaseModel | 
     try:
         value = parsed[1] if parsed is not None and parsed[0] == data else jsontext.loads(data)
         return model.model_validate(value)
-    except (ValueError, ValidationError):
+    except (ValueError, ValidationError, RecursionError):
         return None
 
 
