@@ -415,7 +415,7 @@ def import_(
 
     if not file.is_file():
         fail(f"no such file: {file}")
-    with db_session() as session, progress_bar("import", "prompts", progress) as bar:
+    with db_session() as session, progress_bar("import", "prompts", progress) as bar, gc_paused():
         found = service.get_by_ref(session=session, ref=project)
         report = importer.import_file(
             session=session,
