@@ -10,7 +10,6 @@ import json
 import re
 from typing import Any
 
-import orjson
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -34,6 +33,11 @@ def _refuse_constant(name: str) -> Any:
     raise NonFiniteNumber(name)
 
 
+def _strict_loads(text: str | bytes) -> Any:
+    """json.loads refusing NaN and Infinity (jsontext.loads's slow path here)."""
+    return json.loads(text, parse_constant=_refuse_constant)
+
+
 def _header(scope: Scope, name: bytes) -> str:
     for key, value in scope.get("headers", []):
         if key == name:
@@ -41,7 +45,8 @@ def _header(scope: Scope, name: bytes) -> str:
     return ""
 
 
-def _is_json(content_type: str) -> bool:
+def is_json(content_type: str) -> bool:
+    """Whether a Content-Type names JSON (application/json or a +json type)."""
     media = content_type.split(";", 1)[0].strip().lower()
     return media == "application/json" or media.endswith("+json")
 
@@ -64,15 +69,6 @@ async def _answer(send: Send, status: int, body: dict[str, Any]) -> None:
 
 PARSED_JSON = "rlhf.json"
 """Scope key: (body, value) of a JSON body this middleware read (values as json.loads gives)."""
-
-
-async def _refuse_non_finite(send: Send, exc: Exception) -> None:
-    detail = {
-        "type": "json_invalid",
-        "loc": ["body"],
-        "msg": f"JSON does not allow {exc}; send a finite number or null",
-    }
-    await _answer(send, 422, {"detail": [detail]})
 
 
 class BodyLimitMiddleware:
@@ -112,7 +108,7 @@ class BodyLimitMiddleware:
             await send(message)
 
         try:
-            if not upload and _is_json(_header(scope, b"content-type")):
+            if not upload and is_json(_header(scope, b"content-type")):
                 replay = await self._checked_json(scope, counted, send)
                 if replay is None:
                     return
@@ -136,33 +132,32 @@ class BodyLimitMiddleware:
             more = message.get("more_body", False)
         body = b"".join(chunks)
         try:
-            # orjson refuses NaN and Infinity: what it reads needs no second look, and the
-            # value is kept for a route that reads the body the same way (app/labeling/lane.py).
-            value = orjson.loads(body)
-            if not jsontext.has_huge_float(value):
-                scope[PARSED_JSON] = (body, value)
-            else:
-                json.loads(body, parse_constant=_refuse_constant)
-        except orjson.JSONDecodeError:
-            try:
-                json.loads(body, parse_constant=_refuse_constant)
-            except NonFiniteNumber as exc:
-                await _refuse_non_finite(send, exc)
-                return None
-            except (ValueError, RecursionError):
-                pass  # not JSON at all: the route's own validation answers
+            value = jsontext.loads(body, slow=_strict_loads)
         except NonFiniteNumber as exc:
-            await _refuse_non_finite(send, exc)
+            detail = {
+                "type": "json_invalid",
+                "loc": ["body"],
+                "msg": f"JSON does not allow {exc}; send a finite number or null",
+            }
+            await _answer(send, 422, {"detail": [detail]})
             return None
         except (ValueError, RecursionError):
             pass  # not JSON at all: the route's own validation answers
-        sent = False
+        else:
+            # Kept for a route that reads the body the same way (app/labeling/lane.py).
+            scope[PARSED_JSON] = (body, value)
+        return replay(body, receive)
 
-        async def replay() -> Message:
-            nonlocal sent
-            if sent:
-                return await receive()
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
 
-        return replay
+def replay(body: bytes, receive: Receive) -> Receive:
+    """`receive` for an app after the body was read: the body again first, then `receive`."""
+    sent = False
+
+    async def again() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return again

@@ -19,6 +19,7 @@ from app.labeling.schemas import (
     SubmitOut,
     Task,
 )
+from app.labeling.submitting import MAX_KEY
 from app.projects import service as project_service
 
 router = APIRouter(prefix="/api/v1", tags=["labeling"])
@@ -76,7 +77,7 @@ async def annotate(
     request: Request,
     response: Response,
     user: LabelerUser,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: Annotated[str | None, Header(max_length=MAX_KEY)] = None,
     next: NextQuery = None,
 ) -> object:
     """Store an annotation; with ?next=1 the response also carries the next task."""

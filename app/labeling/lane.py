@@ -21,22 +21,21 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, NoMatchFound
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from app import jsontext
 from app.deps import current_user
 from app.http.bounds import MAX_ID
-from app.http.limits import PARSED_JSON
+from app.http.limits import PARSED_JSON, is_json, replay
 from app.labeling import api
 from app.labeling.schemas import AnnotationIn, SkipIn, SkipOut, SubmitOut, Task
+from app.labeling.submitting import MAX_KEY
 
 PATH = re.compile(
     r"/api/v1/(?:projects/([^/]+)/tasks/(next)|assignments/([^/]+)/(annotations|skip))"
 )
 DECLINED = "rlhf.lane.declined"
 """Scope key: the lane passed this request on to the router's other routes."""
-MAX_KEY = 200
-"""Longest Idempotency-Key the annotate route takes (its declared header)."""
 
 
 def _id(raw: str) -> int | None:
@@ -58,8 +57,7 @@ def _next_mode(query: bytes) -> tuple[bool, str | None]:
 
 
 def _is_json(request: Request) -> bool:
-    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    return media == "application/json"
+    return is_json(request.headers.get("content-type", ""))
 
 
 def _body(request: Request, model: type[BaseModel], data: bytes) -> BaseModel | None:
@@ -72,9 +70,7 @@ def _body(request: Request, model: type[BaseModel], data: bytes) -> BaseModel | 
         return None
 
 
-async def _answer(
-    result: Any, model: type[BaseModel], status: int, sub: Response | None
-) -> Response:
+def _answer(result: Any, model: type[BaseModel], status: int, sub: Response | None) -> Response:
     if isinstance(result, Response):
         return result
     content = model.__pydantic_serializer__.to_json(result)
@@ -95,7 +91,7 @@ async def _next(request: Request, project_id: int, mode: str | None) -> Response
     if mode is not None:
         return None
     user = await current_user(request)
-    return await _answer(await api.next_task(project_id, user), Task, 200, None)
+    return _answer(await api.next_task(project_id, user), Task, 200, None)
 
 
 async def _annotate(request: Request, assignment_id: int, mode: str | None) -> Response | None:
@@ -109,7 +105,7 @@ async def _annotate(request: Request, assignment_id: int, mode: str | None) -> R
     sub = Response()
     sub.status_code = None  # type: ignore[assignment]  # as FastAPI: unset unless the route sets it
     result = await api.annotate(assignment_id, body, request, sub, user, key, mode)  # type: ignore[arg-type]
-    return await _answer(result, SubmitOut, 201, sub)
+    return _answer(result, SubmitOut, 201, sub)
 
 
 async def _skip(request: Request, assignment_id: int, mode: str | None) -> Response | None:
@@ -120,7 +116,7 @@ async def _skip(request: Request, assignment_id: int, mode: str | None) -> Respo
     if body is None:
         return None
     result = await api.skip(assignment_id, body, request, user, mode)  # type: ignore[arg-type]
-    return await _answer(result, SkipOut, 200, None)
+    return _answer(result, SkipOut, 200, None)
 
 
 ROUTES: dict[tuple[str, str], Handler] = {
@@ -163,24 +159,8 @@ class HotLane(BaseRoute):
             await response(scope, receive, send)
             return
         scope[DECLINED] = True
-        await self.router(scope, _replay(request, receive), send)
-
-
-def _replay(request: Request, receive: Receive) -> Receive:
-    """`receive` for the FastAPI route after the lane read the body (the body again first)."""
-    body: bytes | None = getattr(request, "_body", None)
-    if body is None:
-        return receive
-
-    async def again() -> Message:
-        nonlocal body
-        if body is not None:
-            message: Message = {"type": "http.request", "body": body, "more_body": False}
-            body = None
-            return message
-        return await receive()
-
-    return again
+        body: bytes | None = getattr(request, "_body", None)  # read by the lane, if it was
+        await self.router(scope, receive if body is None else replay(body, receive), send)
 
 
 def install(router: Any) -> None:

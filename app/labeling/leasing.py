@@ -79,15 +79,22 @@ def open_for(project: Any, user_id: int, now: datetime) -> list[Any]:
         .correlate(Prompt)
         .scalar_subquery()
     )
-    wanted = project.overlap + Prompt.extra_labels
+    return [
+        *unfinished(project),
+        ~exists().where(Assignment.prompt_id == Prompt.id, holds_prompt_for(user_id, now)),
+        taken < project.overlap + Prompt.extra_labels,
+        *has_candidates(project),
+    ]
+
+
+def unfinished(project: Any) -> list[Any]:
+    """WHERE conditions on Prompt: the project's served prompts with fewer finished labels than
+    wanted (what `open_for` starts from, and what `_frontier` finds the first of)."""
     return [
         Prompt.project_id == project.id,
         Prompt.is_gold.is_(False),  # gold items are served by `gold.pick_gold`
         Prompt.retired_at.is_(None),
-        Prompt.done_count < wanted,
-        ~exists().where(Assignment.prompt_id == Prompt.id, holds_prompt_for(user_id, now)),
-        taken < wanted,
-        *has_candidates(project),
+        Prompt.done_count < project.overlap + Prompt.extra_labels,
     ]
 
 
@@ -426,14 +433,10 @@ _frontiers: dict[int, tuple[float, float, int]] = {}
 
 @cache
 def _frontier_query() -> Any:
-    overlap = select(Project.overlap).where(Project.id == bindparam("p_project_id"))
-    return select(func.min(Prompt.id)).where(
-        Prompt.project_id == bindparam("p_project_id"),
-        Prompt.id >= bindparam("p_from"),
-        Prompt.is_gold.is_(False),
-        Prompt.retired_at.is_(None),
-        Prompt.done_count < overlap.scalar_subquery() + Prompt.extra_labels,
-    )
+    project_id: Any = bindparam("p_project_id")
+    overlap = select(Project.overlap).where(Project.id == project_id).scalar_subquery()
+    project = SimpleNamespace(id=project_id, overlap=overlap)
+    return select(func.min(Prompt.id)).where(Prompt.id >= bindparam("p_from"), *unfinished(project))
 
 
 def _frontier(conn: Connection, project_id: int) -> int:
