@@ -451,20 +451,24 @@ def export(
 ) -> None:
     """Export a project's labels in the training-file formats."""
     from app.datasets import export as export_rows
+    from app.prefetch import WriteBehind
     from app.projects import service
 
     if format != "jsonl":
         fail("--format: only jsonl is supported here (Parquet comes with dataset snapshots)")
     with db_session() as session, progress_bar("export", "rows", progress) as bar, gc_paused():
         found = service.get_by_ref(session=session, ref=project)
-        lines = export_rows.jsonl(
+        blocks = export_rows.counted_jsonl(
             session=session, project=found, kind=kind, with_labelers=with_labelers, progress=bar
         )
         count = 0
-        with open(out, "wb") if out else nullcontext(sys.stdout.buffer) as handle:
-            for block in lines:
-                handle.write(block)
-                count += block.count(b"\n")
+        with (
+            open(out, "wb") if out else nullcontext(sys.stdout.buffer) as handle,
+            WriteBehind(handle.write) as behind,
+        ):
+            for block, lines in blocks:
+                behind.write(block)
+                count += lines
     if out:
         typer.echo(f"wrote {count} rows to {out}", err=True)
 

@@ -14,7 +14,6 @@ encoder.
 """
 
 import json
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -46,19 +45,14 @@ def has_huge_float(value: Any) -> bool:
     return False
 
 
-_MAY_HOLD_FLOAT = re.compile(r"[.eE]|\d{19}")
-"""Text without a fraction, an exponent or 19 digits in a row holds no float (a ranking's
-payload, say): no need to walk the value for a huge one."""
-
-
 def loads(text: str | bytes, slow: Callable[[Any], Any] = json.loads) -> Any:
     """The value of JSON text, as `slow` (default json.loads) reads it."""
     try:
         value = orjson.loads(text)
     except orjson.JSONDecodeError:
         return slow(text)
-    if isinstance(text, str) and _MAY_HOLD_FLOAT.search(text) is None:
-        return value
+    # The walk costs less than any scan of the text for a float (0.36 µs for a ranking's
+    # payload, against 1.1 µs for a regular expression's search).
     return slow(text) if has_huge_float(value) else value
 
 
@@ -127,8 +121,49 @@ def _encode(value: Any, out: list[bytes]) -> None:
         out.append(int.__repr__(value).encode())
     elif kind is float:
         out.append(_float(value))
+    elif kind is Slot:
+        out.append(value)  # a hole, filled by `template`'s user
     else:
         raise _Unusual
+
+
+class Slot(str):
+    """A hole in a row, for `template`: a string to the row builders (a string prompt stays
+    a string prompt), left open by the encoder."""
+
+    hole: int
+
+    def __new__(cls, hole: int) -> "Slot":
+        made = super().__new__(cls, f"slot{hole}")
+        made.hole = hole
+        return made
+
+
+def template(row: dict[str, Any]) -> tuple[bytes, tuple[int, ...]] | None:
+    """The row's line as a bytes %-format with one `%b` per `Slot` and the slots' indexes in
+    the order of their holes: `form % tuple(values[i] for i in order)`, each value a string
+    `row_line` encodes as `encoded` does, gives `row_line` of the row with the strings in place.
+    None when the row holds something `row_line` leaves to the standard encoder."""
+    out: list[Any] = []
+    try:
+        _encode(row, out)
+    except (_Unusual, orjson.JSONEncodeError):
+        return None
+    out.append(b"\n")
+    form: list[bytes] = []
+    order: list[int] = []
+    for part in out:
+        if type(part) is Slot:
+            form.append(b"%b")
+            order.append(part.hole)
+        else:
+            form.append(part.replace(b"%", b"%%"))
+    return b"".join(form), tuple(order)
+
+
+def encoded(text: str) -> bytes:
+    """A string as `row_line` writes it (quoted and escaped), to fill a `template`'s hole."""
+    return _string(text)
 
 
 def row_line(row: dict[str, Any]) -> bytes:

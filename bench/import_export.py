@@ -99,8 +99,13 @@ def fresh_database(backend: str, workdir: Path) -> str:
     return PG_URL
 
 
-def add_annotations(url: str, project_id: int, user_ids: list[int], total: int) -> None:
-    """`total` rankings: each labeler in turn ranks every prompt (shuffled response ids)."""
+def add_annotations(
+    url: str, project_id: int, user_ids: list[int], total: int, layout: str = "labeler-major"
+) -> None:
+    """`total` rankings (shuffled response ids). "labeler-major": each labeler in turn ranks
+    every prompt, so a batch of the export holds no two labels of one prompt (the worst case
+    for fetching a batch's texts once); "leased": a prompt's labels one after another, as the
+    app's leases hand a prompt to its overlap's labelers before the next prompt."""
     from sqlalchemy import create_engine, text
 
     r = random.Random(1)
@@ -123,21 +128,21 @@ def add_annotations(url: str, project_id: int, user_ids: list[int], total: int) 
         columns = "project_id, prompt_id, user_id, kind, payload, flags, source, created_at"
 
         def batches() -> Any:
-            made, batch = 0, []
-            for user_id in user_ids:
-                for prompt_id, ids in responses.items():
-                    if made == total:
-                        break
-                    ranking = ids[:]
-                    r.shuffle(ranking)
-                    payload = json.dumps({"ranking": ranking})
-                    batch.append(
-                        (project_id, prompt_id, user_id, "ranking", payload, "{}", "labeler", stamp)
-                    )
-                    made += 1
-                    if len(batch) == 50_000:
-                        yield batch
-                        batch = []
+            batch = []
+            pairs = [(u, p) for u in user_ids for p in responses]
+            if layout == "leased":
+                pairs = [(u, p) for p in responses for u in user_ids]
+            for user_id, prompt_id in pairs[:total]:
+                ids = responses[prompt_id]
+                ranking = ids[:]
+                r.shuffle(ranking)
+                payload = json.dumps({"ranking": ranking})
+                batch.append(
+                    (project_id, prompt_id, user_id, "ranking", payload, "{}", "labeler", stamp)
+                )
+                if len(batch) == 50_000:
+                    yield batch
+                    batch = []
             if batch:
                 yield batch
 
@@ -184,7 +189,7 @@ def bench_backend(backend: str, args: argparse.Namespace, data: Path, workdir: P
             made = timed(env, "users", "create", f"labeler{j}@bench.example", "--json")
             user_ids.append(json.loads(made["stdout"])["id"])
         started = time.perf_counter()
-        add_annotations(url, project_id, user_ids, args.annotations)
+        add_annotations(url, project_id, user_ids, args.annotations, args.layout)
         print(
             f"[{backend}] stored {args.annotations} annotations "
             f"in {time.perf_counter() - started:.1f} s",
@@ -224,6 +229,12 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=4)
     parser.add_argument("--annotations", type=int, default=1_000_000, help="0: import only")
     parser.add_argument("--backends", nargs="+", default=["postgresql", "sqlite"])
+    parser.add_argument(
+        "--layout",
+        choices=["labeler-major", "leased"],
+        default="labeler-major",
+        help="the order the synthetic labels are stored in (see add_annotations)",
+    )
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument(
         "--code",
@@ -254,6 +265,7 @@ def main() -> None:
         "prompts": args.prompts,
         "k": args.k,
         "annotations": args.annotations,
+        "layout": args.layout,
         "file_mb": round(data.stat().st_size / 1e6, 1),
         "code": str(args.code),
         "commit": commit,

@@ -7,12 +7,13 @@ import math
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.datasets import export
 from app.datasets.kinds import pair_rows, prompt_row, ranking_row, rating_row, sft_row
 from app.jsontext import loads, row_line
 from app.labeling import labels
+from app.labeling.models import Annotation
 from app.projects.models import Prompt, Response
 from tests.helpers import annotate, prompts_of
 
@@ -171,3 +172,56 @@ def test_export_bytes_equal_the_row_builders_reference(
     )
     want = "".join(json.dumps(prompt_row(m), ensure_ascii=False) + "\n" for m in stored)
     assert got == want.encode()
+
+
+TRICKY = ["100% sure: %s %b %% %", "ctrl \x01\x1f del \x7f", "sep \u2028 \u2029", 'q " b \\ /']
+
+
+def test_the_rankings_template_writes_the_row_builders_bytes(
+    session, factory, tmp_path, monkeypatch
+) -> None:
+    """Rankings without labelers or answers are written from templates of `ranking_row`
+    (`_ranking_lines`): the same bytes as the rows built one by one, for flat rankings, ties,
+    singleton groups, everything tied (no row), string and conversation prompts, and texts
+    holding %-format characters, control characters and escapes."""
+    formed = []
+    original = export._form
+    monkeypatch.setattr(export, "_form", lambda key: formed.append(key) or original(key))
+    monkeypatch.setattr(export, "BATCH", 3)
+    alice = factory.user()
+    project = factory.project(kind="ranking", k=4)
+    items = []
+    for i in range(8):
+        text = TRICKY[i % len(TRICKY)]
+        conversation = [{"role": "system", "content": "be kind"}, {"role": "user", "content": text}]
+        prompt = conversation if i % 3 == 0 else f"prompt {i} {text}"
+        responses = [f"{TRICKY[(i + j) % len(TRICKY)]} {j}" for j in range(4)]
+        items.append({"id": f"t{i}", "prompt": prompt, "responses": responses})
+    factory.items(project, items, tmp_path)
+    shapes = [
+        lambda r: r[::-1],
+        lambda r: [[r[0], r[1]], r[2], r[3]],
+        lambda r: [[x] for x in r],
+        lambda r: [r[3], [r[2], r[1], r[0]]],
+        lambda r: [list(r)],  # everything tied: no row
+    ]
+    for n, (pid, rids) in enumerate(prompts_of(session, project)):
+        for shape in shapes[n % 2 :: 2] + [shapes[n % len(shapes)]]:
+            annotate(session, project, pid, alice, {"ranking": shape(rids)})
+
+    got = b"".join(export.jsonl(session=session, project=project, kind="rankings"))
+    rows = [
+        row
+        for batch in export.row_batches(session=session, project=project, kind="rankings")
+        for row in batch
+    ]
+    assert got == "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode()
+    assert got == b"".join(map(row_line, rows))
+    assert any("ranks" in row for row in rows) and any("ranks" not in row for row in rows)
+    assert any(isinstance(row["prompt"], list) for row in rows)
+    assert formed, "the template path was not taken"
+    made = sum(1 for line in got.splitlines())
+    stored = session.scalar(
+        select(func.count()).select_from(Annotation).where(Annotation.project_id == project.id)
+    )
+    assert 0 < made < stored  # the all-tied rankings wrote no row

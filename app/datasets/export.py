@@ -22,6 +22,7 @@ from app.datasets.kinds import (
     DatasetKind,
     kto_row,
     pair_rows,
+    prompt_of,
     prompt_row,
     ranking_row,
     rating_row,
@@ -30,13 +31,25 @@ from app.datasets.kinds import (
 )
 from app.datasets.schemas import SnapshotCreate
 from app.errors import Invalid
+from app.jsontext import Slot
 from app.labeling import labels, ranks
+from app.prefetch import ahead
 from app.progress import Progress
 from app.projects import strength
 from app.projects.kinds import ProjectKind
 from app.projects.models import Project, Prompt, Response
 
-TEXTS_SQL = "SELECT id, text FROM responses WHERE prompt_id = ANY(%s)"
+PROMPTS_SQL = (
+    "SELECT p.id, p.messages::text FROM unnest(%s::int[]) AS u(id) "
+    "CROSS JOIN LATERAL (SELECT id, messages FROM prompts WHERE id = u.id) AS p"
+)
+TEXTS_SQL = (
+    "SELECT r.id, r.text FROM unnest(%s::int[]) AS u(id) "
+    "CROSS JOIN LATERAL (SELECT id, text FROM responses WHERE prompt_id = u.id) AS r"
+)
+"""A batch's prompts and texts on PostgreSQL: one index lookup per prompt (the planner
+scans the whole table for an `= ANY(…)` of a few thousand ids), the ids passed as one array
+literal (psycopg adapts a list of ints element by element)."""
 BATCH = 5000
 PROGRESS_EVERY = 2000
 
@@ -44,28 +57,64 @@ Emails = dict[int, str] | None
 Build = Callable[[list[Any], Any, dict[int, str]], list[dict[str, Any]]]
 """(the prompt's messages, the payload, response id -> text) -> the rows of one annotation.
 The payload holds "answers" only when the rows are to carry them."""
+Batch = tuple[list[tuple[Any, ...]], dict[int, str], dict[int, str]]
+"""(annotation rows, prompt id -> its messages as JSON text, response id -> text)."""
 
 
-def _texts(session: Session, batch: list[tuple[Any, ...]]) -> dict[int, str]:
-    """response id -> text of the batch's prompts."""
-    prompt_ids = list({row[1] for row in batch})
+def _of_prompts(session: Session, prompt_ids: list[int], texts: bool) -> tuple[dict, dict]:
+    """(prompt id -> messages as JSON text, response id -> text) of the prompts."""
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        # The driver's tuples straight into the dict: SQLAlchemy's rows cost ~1 µs per
-        # response here (the texts are a quarter of an export's work).
+        # The driver's tuples straight into the dicts: SQLAlchemy's rows cost ~1 µs each.
         driver: Any = connection.connection.driver_connection
+        ids = "{" + ",".join(map(str, prompt_ids)) + "}"
         with driver.cursor() as cursor:
-            cursor.execute(TEXTS_SQL, (prompt_ids,))
-            return dict(cursor.fetchall())
+            cursor.execute(PROMPTS_SQL, (ids,))
+            messages = dict(cursor.fetchall())
+            if not texts:
+                return messages, {}
+            cursor.execute(TEXTS_SQL, (ids,))
+            return messages, dict(cursor.fetchall())
+    query = select(Prompt.id, cast(Prompt.messages, Text)).where(Prompt.id.in_(prompt_ids))
+    messages = dict(connection.execute(query).all())
+    if not texts:
+        return messages, {}
     query = select(Response.id, Response.text).where(Response.prompt_id.in_(prompt_ids))
-    return {rid: text for rid, text in connection.execute(query)}
+    return messages, dict(connection.execute(query).all())
 
 
 def _labeled(row: dict[str, Any], annotation: tuple[Any, ...], emails: dict[int, str]) -> dict:
     """The row, plus its labeler's email ("import" for an imported label) and the time."""
-    _, _, user_id, created_at, _, _, _ = annotation
+    _, _, user_id, created_at, _, _ = annotation
     labeler = emails.get(user_id, "import") if user_id else "import"
     return row | {"labeler": labeler, "annotated_at": created_at.isoformat()}
+
+
+def _batches(
+    session: Session,
+    project: Project,
+    kind: str,
+    progress: Progress | None,
+    made: list[int],
+    *,
+    texts: bool = True,
+    with_times: bool = False,
+) -> Iterator[Batch]:
+    """The live annotations of `kind` in id order, a batch at a time with its prompts'
+    messages and texts; before the next batch, `progress` hears `made[0]`, the rows the
+    consumer has made so far."""
+    low, high = labels.live_id_range(session=session, project_id=project.id, kind=kind)
+
+    def fetched() -> Iterator[Batch]:
+        for batch in labels.live_annotation_rows(
+            session=session, project_id=project.id, kind=kind, batch=BATCH, with_times=with_times
+        ):
+            yield batch, *_of_prompts(session, list({row[1] for row in batch}), texts)
+
+    for batch, messages, text in ahead(fetched()):
+        yield batch, messages, text
+        if progress is not None:
+            progress(made[0], batch[-1][0] - low, high - low)
 
 
 def _annotation_rows(
@@ -79,24 +128,19 @@ def _annotation_rows(
 ) -> Iterator[list[dict[str, Any]]]:
     """The rows `build` makes of each live annotation of `kind`, in annotation id order, one
     list per batch of annotations."""
-    low, high = labels.live_id_range(session=session, project_id=project.id, kind=kind)
     asks = bool(project.questions or project.criteria)
-    made = 0
     loads = jsontext.loads
-    for batch in labels.live_annotation_rows(
-        session=session,
-        project_id=project.id,
-        kind=kind,
-        batch=BATCH,
-        with_times=emails is not None,
+    made = [0]
+    with_times = emails is not None
+    for batch, messages_of, text in _batches(
+        session, project, kind, progress, made, texts=texts, with_times=with_times
     ):
-        text = _texts(session, batch) if texts else {}
         messages: dict[int, Any] = {}
         out: list[dict[str, Any]] = []
         for a in batch:
             prompt = messages.get(a[1])
             if prompt is None:
-                prompt = messages[a[1]] = loads(a[6])
+                prompt = messages[a[1]] = loads(messages_of[a[1]])
             payload = loads(a[4])
             if asks:
                 answers = payload.get("answers") or {}
@@ -107,10 +151,8 @@ def _annotation_rows(
                 payload.pop("answers", None)
             rows = build(prompt, payload, text)
             out.extend(rows if emails is None else [_labeled(row, a, emails) for row in rows])
-        made += len(out)
+        made[0] += len(out)
         yield out
-        if progress is not None:
-            progress(made, batch[-1][0] - low, high - low)
 
 
 def _answered(row: dict[str, Any], payload: Any, ids: list[str] | str | None) -> dict[str, Any]:
@@ -120,10 +162,18 @@ def _answered(row: dict[str, Any], payload: Any, ids: list[str] | str | None) ->
     return row | {"answers": row_answers(payload["answers"], ids)}
 
 
-def _rankings(messages: list[Any], payload: Any, text: dict[int, str]) -> list[dict[str, Any]]:
+def _ranked(payload: Any) -> tuple[list[int], list[int]] | None:
+    """(response ids best first, their places) of a ranking; None when everything is tied
+    (no preference, so no row)."""
     best_first, places = ranks.order_and_ranks(payload["ranking"])
-    if len(set(places)) < 2:
-        return []  # everything tied: no preference
+    return None if len(set(places)) < 2 else (best_first, places)
+
+
+def _rankings(messages: list[Any], payload: Any, text: dict[int, str]) -> list[dict[str, Any]]:
+    ranked_ids = _ranked(payload)
+    if ranked_ids is None:
+        return []
+    best_first, places = ranked_ids
     ranked = ranking_row(messages, [text[rid] for rid in best_first], places)
     if "answers" not in payload:
         return [ranked]
@@ -238,6 +288,91 @@ def row_batches(
     raise Invalid(f"kind must be one of {names}; not {kind!r}", field="kind")
 
 
+Form = tuple[bytes, tuple[int, ...] | None] | None
+"""A row template: (the %-format, the value of each hole by index, None when in order)."""
+
+
+def _ranking_lines(
+    session: Session, project: Project, progress: Progress | None
+) -> Iterator[tuple[bytes, int]]:
+    """The rankings export's lines (no labelers, no answers), as `jsonl` of `_rankings`' rows
+    gives them, a block per batch. A string prompt's line is `ranking_row`'s row with the
+    prompt and texts left as holes (`jsontext.template`; one form per number of responses and
+    ties), filled with each string encoded once per batch: building and encoding a dict per
+    annotation cost more than the rest of an export. Other prompts take `_rankings`. Yields
+    (the block, its lines)."""
+    forms: dict[tuple[int, tuple[int, ...] | None], Form] = {}
+    made = [0]
+    loads, encoded, row_line = jsontext.loads, jsontext.encoded, jsontext.row_line
+    for batch, messages_of, text in _batches(session, project, "ranking", progress, made):
+        prompts: dict[int, bytes | None] = {}  # a string prompt encoded; None: messages
+        enc = {rid: encoded(t) for rid, t in text.items()}
+        out: list[bytes] = []
+        for a in batch:
+            ranked_ids = _ranked(loads(a[4]))
+            if ranked_ids is None:
+                continue
+            best_first, places = ranked_ids
+            if a[1] in prompts:
+                prompt = prompts[a[1]]
+            else:
+                shown = prompt_of(loads(messages_of[a[1]]))
+                prompt = prompts[a[1]] = encoded(shown) if type(shown) is str else None
+            form: Form = None
+            if prompt is not None:
+                tied = None if places[-1] == len(places) - 1 else tuple(places)
+                key = (len(best_first), tied)
+                if key not in forms:
+                    forms[key] = _form(key)
+                form = forms[key]
+            if form is None:
+                messages = loads(messages_of[a[1]])
+                texts = [text[rid] for rid in best_first]
+                out.append(row_line(ranking_row(messages, texts, places)))
+                continue
+            fmt, order = form
+            if order is None:  # the holes in order: prompt, best … worst
+                out.append(fmt % (prompt, *map(enc.__getitem__, best_first)))
+            else:
+                values = [prompt, *map(enc.__getitem__, best_first)]
+                out.append(fmt % tuple([values[i] for i in order]))
+        made[0] += len(out)
+        yield b"".join(out), len(out)
+
+
+def _form(key: tuple[int, tuple[int, ...] | None]) -> Form:
+    """The template of a string prompt's ranking row of `key` (responses, ties): hole 0 the
+    prompt, hole i the i-th response best first."""
+    count, tied = key
+    places = list(tied) if tied is not None else list(range(count))
+    holes: list[str] = [Slot(i + 1) for i in range(count)]
+    made = jsontext.template(ranking_row([{"role": "user", "content": Slot(0)}], holes, places))
+    if made is None:
+        return None
+    fmt, order = made
+    return fmt, (None if order == tuple(range(count + 1)) else order)
+
+
+def counted_jsonl(
+    *,
+    session: Session,
+    project: Project,
+    kind: str,
+    with_labelers: bool = False,
+    progress: Progress | None = None,
+) -> Iterator[tuple[bytes, int]]:
+    """The export as JSON lines (UTF-8): (a block of whole lines, how many) per batch."""
+    asks = bool(project.questions or project.criteria)
+    if kind == DatasetKind.rankings and not with_labelers and not asks:
+        yield from _ranking_lines(session, project, progress)
+        return
+    for batch in row_batches(
+        session=session, project=project, kind=kind, with_labelers=with_labelers, progress=progress
+    ):
+        if batch:
+            yield b"".join(map(jsontext.row_line, batch)), len(batch)
+
+
 def jsonl(
     *,
     session: Session,
@@ -247,8 +382,7 @@ def jsonl(
     progress: Progress | None = None,
 ) -> Iterator[bytes]:
     """The export as JSON lines (UTF-8), a block of whole lines per batch of rows."""
-    for batch in row_batches(
+    for block, _ in counted_jsonl(
         session=session, project=project, kind=kind, with_labelers=with_labelers, progress=progress
     ):
-        if batch:
-            yield b"".join(map(jsontext.row_line, batch))
+        yield block

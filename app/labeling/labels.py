@@ -177,8 +177,8 @@ def live_annotation_rows(
 ) -> Iterator[list[tuple[Any, ...]]]:
     """The annotations `live_annotations` gives, as plain tuples streamed from one query (a
     server-side cursor on PostgreSQL), in batches: (id, prompt_id, user_id, created_at,
-    payload, flags, the prompt's messages), payload, flags and messages as JSON text for the
-    caller to decode; created_at is a datetime with `with_times`, else as the driver returns it."""
+    payload, flags), payload and flags as JSON text for the caller to decode; created_at is a
+    datetime with `with_times`, else as the driver returns it."""
     query = (
         select(
             Annotation.id,
@@ -187,9 +187,7 @@ def live_annotation_rows(
             Annotation.created_at,
             cast(Annotation.payload, Text),
             cast(Annotation.flags, Text),
-            cast(Prompt.messages, Text),
         )
-        .join(Prompt, Prompt.id == Annotation.prompt_id)
         .where(*_live_of(project_id, kind))
         .order_by(Annotation.id)
     )
@@ -206,7 +204,7 @@ def live_annotation_rows(
         cursor.execute(statement)
         while rows := cursor.fetchmany(batch):
             if stamp is not None:
-                rows = [(r[0], r[1], r[2], stamp(r[3]), r[4], r[5], r[6]) for r in rows]
+                rows = [(r[0], r[1], r[2], stamp(r[3]), r[4], r[5]) for r in rows]
             yield rows
     finally:
         cursor.close()
