@@ -62,8 +62,8 @@ def _rankings(
     if method == "all":
         made: Made = []
         for x in labels.of_kind("ranking"):
-            ranked = [text[rid] for rid in ranks.order(x.payload["ranking"])]
-            places = ranks.ranks(x.payload["ranking"])
+            best_first, places = ranks.order_and_ranks(x.payload["ranking"])
+            ranked = [text[rid] for rid in best_first]
             if not pairs:
                 if len(set(places)) >= 2:
                     made.append((ranking_row(messages, ranked, places), [x]))
@@ -242,7 +242,8 @@ def snapshot_rows(
     low, high = _prompt_id_range(session, project) if progress else (0, 0)
 
     def read(kinds: tuple[str, ...], **options: Any) -> Iterator[PromptLabels]:
-        found = prompt_labels(session, project.id, kinds, excluded, **options)
+        # The reader session is this iteration's alone: the next batch is read ahead.
+        found = prompt_labels(session, project.id, kinds, excluded, read_ahead=True, **options)
         return found if progress is None else _reporting(found, progress, low, high)
 
     if kind == DatasetKind.prompts:

@@ -15,7 +15,7 @@ whatever the project's size.
 """
 
 import uuid
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, aliased
 
 from app import jsontext
 from app.labeling.models import Annotation, AnnotationSource, Assignment
+from app.prefetch import ahead
 from app.projects.models import Prompt, Response
 
 BATCH = 2000
@@ -79,11 +80,43 @@ def prompt_labels(
     after: int = 0,
     batch: int = BATCH,
     gold: bool | None = False,
+    read_ahead: bool = False,
 ) -> Iterator[PromptLabels]:
     """Each prompt of the project (id order) with its live labels of `kinds` (or just `only`).
 
     Gold items (known answers, for measuring labelers) are left out unless `gold` is True
-    (only them) or None (every prompt)."""
+    (only them) or None (every prompt). With `read_ahead` a thread reads the next batch
+    while the caller works on this one: only for a caller that leaves `session` alone until
+    the iteration ends (a snapshot's reader session)."""
+    batches = _prompt_batches(session, project_id, kinds, with_responses, only, after, batch, gold)
+    for prompts, by_prompt, responses in ahead(batches) if read_ahead else batches:
+        for prompt in prompts:
+            labels = _live(by_prompt[prompt.id], excluded)
+            if labels or keep_unlabeled:
+                yield PromptLabels(
+                    prompt.id,
+                    prompt.external_id,
+                    jsontext.loads(prompt.messages),
+                    responses[prompt.id],
+                    labels,
+                )
+
+
+_Batch = tuple[Sequence[Any], dict[int, list[Any]], dict[int, dict[int, tuple[str, str | None]]]]
+"""(the prompts, prompt id -> its annotation rows, prompt id -> response id -> (text, model))."""
+
+
+def _prompt_batches(
+    session: Session,
+    project_id: int,
+    kinds: Collection[str],
+    with_responses: bool,
+    only: int | None,
+    after: int,
+    batch: int,
+    gold: bool | None,
+) -> Iterator[_Batch]:
+    """`prompt_labels`' reads, a batch of prompts at a time."""
     last_id = after
     while True:
         messages = cast(Prompt.messages, Text).label("messages")  # decoded below, faster
@@ -128,16 +161,7 @@ def prompt_labels(
                 .order_by(Response.prompt_id, Response.position)
             ):
                 responses[response.prompt_id][response.id] = (response.text, response.model)
-        for prompt in prompts:
-            labels = _live(by_prompt[prompt.id], excluded)
-            if labels or keep_unlabeled:
-                yield PromptLabels(
-                    prompt.id,
-                    prompt.external_id,
-                    jsontext.loads(prompt.messages),
-                    responses[prompt.id],
-                    labels,
-                )
+        yield prompts, by_prompt, responses
 
 
 def _live_of(project_id: int, kind: str) -> list[ColumnElement[bool]]:
