@@ -18,10 +18,10 @@ def reset_caches() -> None:
     for cached in (get_settings, get_engine, get_sessionmaker):
         cached.cache_clear()
     from app.auth import lookup
-    from app.labeling import leasing
+    from app.labeling import remembered
 
     lookup.forget()  # a wiped database reuses user ids
-    leasing.forget()  # … and assignment and project ids
+    remembered.forget()  # … and assignment and project ids
 
 
 def migrate(url: str, revision: str = "head") -> None:

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import text
 
 from app.base import utcnow
-from app.labeling import leasing
+from app.labeling import remembered
 from app.labeling.models import Annotation, Assignment
 from tests.helpers import prompts_of, ranking_items
 
@@ -127,12 +127,12 @@ def test_prompts_reopened_behind_the_frontier_are_still_served(  # type: ignore[
     project = factory.project(kind="ranking", k=2, overlap=1)
     factory.items(project, ranking_items(3, k=2), tmp_path)
     a, b = factory.user(), factory.user()
-    monkeypatch.setattr(leasing, "FRONTIER_SECONDS", 0.0)  # read on every lease
+    monkeypatch.setattr(remembered, "FRONTIER_SECONDS", 0.0)  # read on every lease
     for _ in range(2):
         task = _next(client, project, a).json()
         _post(client, task, a, {"ranking": [r["id"] for r in task["responses"]]})
     last = _next(client, project, a).json()  # the frontier is now the third prompt
-    monkeypatch.setattr(leasing, "FRONTIER_SECONDS", 3600.0)  # … and stays cached
+    monkeypatch.setattr(remembered, "FRONTIER_SECONDS", 3600.0)  # … and stays cached
     session.execute(text("UPDATE projects SET overlap = 2 WHERE id = :id"), {"id": project.id})
     session.commit()
     got = []

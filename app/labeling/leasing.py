@@ -7,7 +7,6 @@ prompt. SQLite: the same rules in a few statements inside a serialised write tra
 """
 
 import random
-import time
 from datetime import datetime, timedelta
 from functools import cache
 from types import SimpleNamespace
@@ -17,14 +16,11 @@ from sqlalchemy import (
     Connection,
     Row,
     Table,
-    and_,
     bindparam,
-    event,
     exists,
     func,
     literal,
     literal_column,
-    or_,
     select,
     true,
     type_coerce,
@@ -32,18 +28,21 @@ from sqlalchemy import (
 from sqlalchemy import insert as sql_insert
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import aliased
 
 from app import precompiled
 from app.auth.models import User
 from app.errors import Forbidden, NotFound
-from app.labeling import gold
+from app.labeling import gold, remembered
+from app.labeling.lease_rules import (
+    open_for,
+    serving_order,
+)
 from app.labeling.models import Assignment, AssignmentStatus
 from app.labeling.schemas import Task, TaskResponse
 from app.projects import service as project_service
 from app.projects.kinds import ProjectKind
-from app.projects.models import Project, Prompt, Response
-from app.projects.service import LABELING_SETTINGS
+from app.projects.models import Prompt, Response
 
 LEASE_TRIES = 3
 """PostgreSQL: statements tried before answering 'nothing left' (a prompt changed by a
@@ -53,79 +52,6 @@ concurrent commit is passed over once, never leased on a stale view)."""
 def _table(model: Any) -> Table:
     """The mapped class's table (typed as one)."""
     return model.__table__
-
-
-def live(now: datetime) -> Any:
-    """Assignments that hold a slot: done, or leased and not expired."""
-    return or_(
-        Assignment.status == AssignmentStatus.done,
-        and_(Assignment.status == AssignmentStatus.leased, Assignment.expires_at > now),
-    )
-
-
-def holds_prompt_for(user_id: int, now: datetime) -> Any:
-    """This user's assignment that rules the prompt out for them (done, skipped or live)."""
-    return and_(
-        Assignment.user_id == user_id,
-        or_(Assignment.status != AssignmentStatus.leased, Assignment.expires_at > now),
-    )
-
-
-def open_for(project: Any, user_id: int, now: datetime) -> list[Any]:
-    """WHERE conditions on Prompt: prompts of the project this labeler may still be given."""
-    taken = (
-        select(func.count())
-        .where(Assignment.prompt_id == Prompt.id, live(now))
-        .correlate(Prompt)
-        .scalar_subquery()
-    )
-    return [
-        *unfinished(project),
-        ~exists().where(Assignment.prompt_id == Prompt.id, holds_prompt_for(user_id, now)),
-        taken < project.overlap + Prompt.extra_labels,
-        *has_candidates(project),
-    ]
-
-
-def unfinished(project: Any) -> list[Any]:
-    """WHERE conditions on Prompt: the project's served prompts with fewer finished labels than
-    wanted (what `open_for` starts from, and what `_frontier` finds the first of)."""
-    return [
-        Prompt.project_id == project.id,
-        Prompt.is_gold.is_(False),  # gold items are served by `gold.pick_gold`
-        Prompt.retired_at.is_(None),
-        Prompt.done_count < project.overlap + Prompt.extra_labels,
-    ]
-
-
-def serving_order(project: Any) -> list[Any]:
-    """ORDER BY of the prompts a labeler may get: import order, or with order=uncertainty the
-    prompts whose candidates the reward model separates least first (unscored ones last)."""
-    if project.order == "uncertainty":
-        return [Prompt.priority.asc().nulls_last(), Prompt.id]
-    return [Prompt.id]
-
-
-def has_candidates(project: Any) -> list[Any]:
-    """WHERE conditions on Prompt: enough responses to be served (a generation run may still be
-    adding them): K to rank (or 2 that came with the import), one to rate, none to write."""
-    if project.kind == ProjectKind.demonstration:
-        return []
-    count = (
-        select(func.count())
-        .where(Response.prompt_id == Prompt.id)
-        .correlate(Prompt)
-        .scalar_subquery()
-    )
-    if project.kind != ProjectKind.ranking:
-        return [count >= 1]
-    imported = (
-        select(func.count())
-        .where(Response.prompt_id == Prompt.id, Response.sample_index.is_(None))
-        .correlate(Prompt)
-        .scalar_subquery()
-    )
-    return [or_(count >= project.k, imported >= 2)]
 
 
 def project_for_labeler(conn: Connection, *, project_id: int, user: User) -> Row[Any]:
@@ -247,8 +173,9 @@ def lease_statement(kind: str, order: str, folded: bool = False) -> Any:
     unchanged = literal_column("prompts.xmin") == (
         select(literal_column("seen.xmin")).where(seen.id == Prompt.id).scalar_subquery()
     )
-    # Import order, folded form: the scan starts at the project's frontier (`_frontier`), not
-    # at its first prompt, so it does not step over every finished prompt on each lease.
+    # Import order, folded form: the scan starts at the project's frontier
+    # (`remembered.frontier`), not at its first prompt, so it does not step over every
+    # finished prompt on each lease.
     start = [Prompt.id >= bindparam("p_from")] if folded and order != "uncertainty" else []
     candidate = (
         select(Prompt.id)
@@ -380,101 +307,19 @@ def _lease_postgresql(conn: Connection, project: Any, user_id: int, now: datetim
     return None
 
 
-RECENT_MAX = 20_000
-_recent: dict[int, SimpleNamespace] = {}
-"""Assignment id → what a submit needs of a lease this process just handed out."""
-
-
-def _remember(project: Any, held: Any, user_id: int) -> None:
-    if len(_recent) >= RECENT_MAX:
-        _recent.clear()
-    _recent[held.id] = SimpleNamespace(
-        id=held.id,
-        user_id=user_id,
-        prompt_id=held.prompt_id,
-        response_ids=held.response_ids,
-        project_id=project.id,
-        replay=None,
-        **{column.key: getattr(project, column.key) for column in LABELING_SETTINGS},
-    )
-
-
-def forget() -> None:
-    """Drop what this process remembers of leases and projects (a project changed, or the
-    database was replaced)."""
-    _recent.clear()
-    _shapes.clear()
-    _frontiers.clear()
-
-
-@event.listens_for(Session, "after_flush")
-def _forget_on_change(session: Session, _context: Any) -> None:
-    """A project's settings changed in this process: submits read them afresh."""
-    if any(isinstance(obj, Project) for obj in session.dirty):
-        forget()
-
-
-def recall(assignment_id: int, user_id: int) -> Any | None:
-    """What the submit of a lease handed out by this process needs (assignment and project
-    settings as `submitting.assignment_for_submit` reads them), taken once; None if unknown.
-    The store statement still checks that the lease is this labeler's, leased and live, and of
-    this prompt. Settings changed by another process meanwhile apply from the next lease."""
-    held = _recent.pop(assignment_id, None)
-    return held if held is not None and held.user_id == user_id else None
-
-
-FRONTIER_SECONDS = 2.0
-"""How long a project's frontier is used before it is read again (from where it was)."""
-FRONTIER_RESET_SECONDS = 60.0
-"""How often it is read from the project's first prompt (prompts below it may reopen)."""
-_frontiers: dict[int, tuple[float, float, int]] = {}
-"""Project id → (read again after, read from the start after, frontier)."""
-
-
-@cache
-def _frontier_query() -> Any:
-    project_id: Any = bindparam("p_project_id")
-    overlap = select(Project.overlap).where(Project.id == project_id).scalar_subquery()
-    project = SimpleNamespace(id=project_id, overlap=overlap)
-    return select(func.min(Prompt.id)).where(Prompt.id >= bindparam("p_from"), *unfinished(project))
-
-
-def _frontier(conn: Connection, project_id: int) -> int:
-    """A lower bound of the ids of the project's prompts that may still be leased: the first
-    prompt with fewer finished labels than wanted, read at most every FRONTIER_SECONDS per
-    process. Finished prompts only reopen by an admin's change (overlap, extra labels, an
-    unretired prompt); the lease looks from the start when nothing is found past the frontier,
-    and the frontier is read from the start every FRONTIER_RESET_SECONDS."""
-    clock = time.monotonic()
-    again, reset, low = _frontiers.get(project_id, (0.0, 0.0, 0))
-    if clock < again:
-        return low
-    if clock >= reset:
-        low, reset = 0, clock + FRONTIER_RESET_SECONDS
-    parameters = {"p_project_id": project_id, "p_from": low}
-    found = precompiled.execute(conn, _frontier_query(), parameters).scalar()
-    low = found or low
-    _frontiers[project_id] = (clock + FRONTIER_SECONDS, reset, low)
-    return low
-
-
-_shapes: dict[int, tuple[str, str]] = {}
-"""Project id → (kind, order) last seen: the shape of the folded lease statement to try."""
-
-
 def lease_for(conn: Connection, *, project_id: int, user: User, now: datetime) -> Task | None:
     """PostgreSQL: `lease` with the project read in the same statement, one round trip in the
     common case; the stepwise path when a rule needs it (see `lease_statement`, folded).
     NotFound or Forbidden as `project_for_labeler`."""
-    kind, order = _shapes.get(project_id, (ProjectKind.ranking.value, "id"))
+    kind, order = remembered.shapes.get(project_id, (ProjectKind.ranking.value, "id"))
     parameters = project_service.labeling_parameters(project_id=project_id, user=user)
     parameters["p_now"] = now
-    parameters["p_from"] = _frontier(conn, project_id)
+    parameters["p_from"] = remembered.frontier(conn, project_id)
     for _ in range(LEASE_TRIES + 2):  # more: a project first seen in another shape; no frontier
         statement = lease_statement(kind, order, True)
         row = check_allowed(precompiled.execute(conn, statement, parameters).first(), project_id)
         if (row.kind, row.order) != (kind, order):
-            kind, order = _shapes[project_id] = (row.kind, row.order)
+            kind, order = remembered.shapes[project_id] = (row.kind, row.order)
             continue
         if not row.fast:
             return lease(conn, project=row, user_id=user.id, now=now)
@@ -482,7 +327,7 @@ def lease_for(conn: Connection, *, project_id: int, user: User, now: datetime) -
             # Nothing past the frontier: a prompt below it may have reopened (a raised
             # overlap, an extra label asked for); look from the start before saying none.
             parameters["p_from"] = 0
-            _frontiers.pop(project_id, None)
+            remembered.reset_frontier(project_id)
             continue
         if row.lease_id is not None:
             held = SimpleNamespace(
@@ -491,7 +336,7 @@ def lease_for(conn: Connection, *, project_id: int, user: User, now: datetime) -
                 response_ids=row.response_ids,
                 expires_at=row.expires_at,
             )
-            _remember(row, held, user.id)
+            remembered.remember(row, held, user.id)
             return make_task(row, held, row.messages, row.texts or {})
     return None
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.models import User
 from app.base import utcnow
-from app.labeling import gold, leasing, submitting
+from app.labeling import gold, lease_rules, leasing, submitting
 from app.labeling.models import Annotation, AnnotationSource, Assignment, AssignmentStatus
 from app.labeling.schemas import AnnotationIn, Progress, Task
 from app.projects.models import Project
@@ -89,7 +89,9 @@ def progress(*, session: Session, project: Project, user: User) -> Progress:
             .group_by(Assignment.status)
         ).all()
     )
-    available = session.scalar(select(func.count()).where(*leasing.open_for(project, user.id, now)))
+    available = session.scalar(
+        select(func.count()).where(*lease_rules.open_for(project, user.id, now))
+    )
     hold = gold.hold_of(session=session, project=project, user_id=user.id)
     return Progress(
         project_id=project.id,

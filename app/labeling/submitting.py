@@ -16,9 +16,10 @@ from app import precompiled
 from app.auth.models import User
 from app.errors import Conflict, Forbidden, Gone, Invalid, NotFound
 from app.labeling import validation
-from app.labeling.leasing import live, recall
+from app.labeling.lease_rules import live
 from app.labeling.models import Annotation, AssignmentStatus
 from app.labeling.models import Assignment as A
+from app.labeling.remembered import recall
 from app.labeling.schemas import AnnotationIn
 from app.projects.models import Project, Prompt
 from app.projects.service import LABELING_SETTINGS
@@ -255,8 +256,8 @@ def submit(
 
     `careful=False` on PostgreSQL (an autocommit connection): the one-statement path, or None
     when the lease is not live and the careful path must decide. A lease this process handed
-    out (`leasing.recall`) is stored without reading the assignment first. `careful=True`: inside a
-    transaction (always on SQLite); KeyTaken when a concurrent request took the key.
+    out (`remembered.recall`) is stored without reading the assignment first. `careful=True`:
+    inside a transaction (always on SQLite); KeyTaken when a concurrent request took the key.
     """
     check_key(idempotency_key)
     row = None if careful else recall(assignment_id, user.id)
