@@ -162,8 +162,10 @@ def template(row: dict[str, Any]) -> tuple[bytes, tuple[int, ...]] | None:
 
 
 def encoded(text: str) -> bytes:
-    """A string as `row_line` writes it (quoted and escaped), to fill a `template`'s hole."""
-    return _string(text)
+    """A string as `row_line` writes it (quoted and escaped), to fill a `template`'s hole.
+    A copy of orjson's bytes, which keep orjson's whole 4 KiB output buffer: an export holding
+    a batch's 20k encoded texts used 80 MiB more than the texts."""
+    return bytes(memoryview(_string(text)))
 
 
 def row_line(row: dict[str, Any]) -> bytes:
