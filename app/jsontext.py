@@ -10,7 +10,8 @@ the standard encoder with its default separators (", " and ": "). orjson escapes
 exactly as it does (every code point checked) but writes no spaces and spells some floats
 differently, so strings go through orjson and the structure around them is written here;
 anything unusual (a non-string key, a type that is not plain JSON) falls back to the standard
-encoder.
+encoder. `template` encodes a row once with some strings left as holes (`Slot`), for rows of
+one shape written many times: filled with `encoded` strings, it gives `row_line`'s bytes.
 """
 
 import json
@@ -51,8 +52,8 @@ def loads(text: str | bytes, slow: Callable[[Any], Any] = json.loads) -> Any:
         value = orjson.loads(text)
     except orjson.JSONDecodeError:
         return slow(text)
-    # The walk costs less than any scan of the text for a float (0.36 µs for a ranking's
-    # payload, against 1.1 µs for a regular expression's search).
+    # Walking the value costs less than scanning the text for a float first (0.36 µs for a
+    # ranking's payload, against 1.1 µs for a regular expression's search).
     return slow(text) if has_huge_float(value) else value
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from app.datasets import export
 from app.datasets.kinds import pair_rows, prompt_row, ranking_row, rating_row, sft_row
-from app.jsontext import loads, row_line
+from app.jsontext import Slot, encoded, loads, row_line, template
 from app.labeling import labels
 from app.labeling.models import Annotation
 from app.projects.models import Prompt, Response
@@ -225,3 +225,35 @@ def test_the_rankings_template_writes_the_row_builders_bytes(
         select(func.count()).select_from(Annotation).where(Annotation.project_id == project.id)
     )
     assert 0 < made < stored  # the all-tied rankings wrote no row
+
+
+plain_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(plain_text, min_size=1, max_size=5), st.dictionaries(plain_text, json_values))
+def test_a_template_filled_with_encoded_strings_is_the_rows_line(texts, extra) -> None:  # type: ignore[no-untyped-def]
+    holes = [Slot(i) for i in range(len(texts))][::-1]  # holes need not come in index order
+    row = {"prompt": holes[0], "responses": holes[1:], "more": extra, "%s": "100% %b"}
+    made = template(row)
+    filled = {
+        "prompt": texts[holes[0].hole],
+        "responses": [texts[h.hole] for h in holes[1:]],
+        "more": extra,
+        "%s": "100% %b",
+    }
+    if made is None:  # something row_line leaves to the standard encoder
+        assert jsontext_fallback_needed(extra)
+        return
+    fmt, order = made
+    assert fmt % tuple(encoded(texts[i]) for i in order) == row_line(filled)
+    assert row_line(filled) == (json.dumps(filled, ensure_ascii=False) + "\n").encode()
+
+
+def jsontext_fallback_needed(value) -> bool:  # type: ignore[no-untyped-def]
+    """Whether the value holds a string orjson refuses (a lone surrogate)."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return True
+    return False

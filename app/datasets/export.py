@@ -1,11 +1,13 @@
 """Streaming export of a project's labels in the dataset formats (one row per annotation).
 
 Annotations stream from one query in id order (a server-side cursor on PostgreSQL) as plain
-rows, in batches that each fetch their responses' texts once, so memory stays bounded whatever
-the project's size. Lines are encoded by `app.jsontext.row_line` (the standard encoder's
-bytes). Superseded annotations and gold items (known answers used to measure labelers) are
-left out. In a project with questions or criteria every row carries the annotation's
-`answers` (its flags under "flags"), shaped by `kinds.row_answers`.
+rows, in batches that each fetch their prompts' messages and texts once (the next batch read
+by a thread while this one is built), so memory stays bounded whatever the project's size.
+Lines are the standard encoder's bytes: `app.jsontext.row_line` of each row, or for rankings
+a template of the row with its strings filled in (`_ranking_lines`). Superseded annotations
+and gold items (known answers used to measure labelers) are left out. In a project with
+questions or criteria every row carries the annotation's `answers` (its flags under "flags"),
+shaped by `kinds.row_answers`.
 """
 
 from collections.abc import Callable, Iterator, Sequence
@@ -337,7 +339,8 @@ def _ranking_lines(
                 values = [prompt, *map(enc.__getitem__, best_first)]
                 out.append(fmt % tuple([values[i] for i in order]))
         made[0] += len(out)
-        yield b"".join(out), len(out)
+        if out:
+            yield b"".join(out), len(out)
 
 
 def _form(key: tuple[int, tuple[int, ...] | None]) -> Form:
