@@ -13,11 +13,10 @@ from app.aggregation.cli import commands as aggregation_commands
 from app.cli_support import (
     JsonOpt,
     ProgressOpt,
+    bulk_command,
     db_session,
     fail,
-    gc_paused,
     output,
-    progress_bar,
 )
 from app.datasets.cli import commands as dataset_commands
 from app.datasets.kinds import DatasetKind
@@ -415,7 +414,7 @@ def import_(
 
     if not file.is_file():
         fail(f"no such file: {file}")
-    with db_session() as session, progress_bar("import", "prompts", progress) as bar, gc_paused():
+    with bulk_command("import", "prompts", progress) as (session, bar):
         found = service.get_by_ref(session=session, ref=project)
         report = importer.import_file(
             session=session,
@@ -456,7 +455,7 @@ def export(
 
     if format != "jsonl":
         fail("--format: only jsonl is supported here (Parquet comes with dataset snapshots)")
-    with db_session() as session, progress_bar("export", "rows", progress) as bar, gc_paused():
+    with bulk_command("export", "rows", progress) as (session, bar):
         found = service.get_by_ref(session=session, ref=project)
         blocks = export_rows.counted_jsonl(
             session=session, project=found, kind=kind, with_labelers=with_labelers, progress=bar

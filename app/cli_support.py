@@ -47,6 +47,16 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+@contextmanager
+def bulk_command(
+    label: str, unit: str, progress: bool | None
+) -> Iterator[tuple[Session, TerminalBar]]:
+    """(a database session, the progress bar) for a one-shot bulk command (import, export,
+    snapshot), with the cyclic collector paused for its length."""
+    with db_session() as session, progress_bar(label, unit, progress) as bar, gc_paused():
+        yield session, bar
+
+
 def fail(message: str, code: int = 2) -> None:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)

@@ -8,11 +8,10 @@ from app.aggregation.consensus import ConsensusMethod
 from app.cli_support import (
     JsonOpt,
     ProgressOpt,
+    bulk_command,
     db_session,
     fail,
-    gc_paused,
     output,
-    progress_bar,
 )
 from app.datasets.kinds import DatasetKind
 from app.datasets.schemas import METHODS
@@ -79,7 +78,7 @@ def snapshot(
         )
     except ValidationError as exc:
         fail("; ".join(validation_messages(exc, prefix="--")))
-    with db_session() as session, progress_bar("snapshot", "prompts", progress) as bar, gc_paused():
+    with bulk_command("snapshot", "prompts", progress) as (session, bar):
         found = project_service.get_by_ref(session=session, ref=project)
         made, created = service.create_snapshot(
             session=session, project=found, data=data, progress=bar

@@ -307,7 +307,8 @@ def _ranking_lines(
     made = [0]
     loads, encoded, row_line = jsontext.loads, jsontext.encoded, jsontext.row_line
     for batch, messages_of, text in _batches(session, project, "ranking", progress, made):
-        prompts: dict[int, bytes | None] = {}  # a string prompt encoded; None: messages
+        # prompt id -> (the string prompt encoded, or None for a conversation; its messages)
+        prompts: dict[int, tuple[bytes | None, list[Any]]] = {}
         enc = {rid: encoded(t) for rid, t in text.items()}
         out: list[bytes] = []
         for a in batch:
@@ -316,10 +317,12 @@ def _ranking_lines(
                 continue
             best_first, places = ranked_ids
             if a[1] in prompts:
-                prompt = prompts[a[1]]
+                prompt, messages = prompts[a[1]]
             else:
-                shown = prompt_of(loads(messages_of[a[1]]))
-                prompt = prompts[a[1]] = encoded(shown) if type(shown) is str else None
+                messages = loads(messages_of[a[1]])
+                shown = prompt_of(messages)
+                prompt = encoded(shown) if type(shown) is str else None
+                prompts[a[1]] = prompt, messages
             form: Form = None
             if prompt is not None:
                 tied = None if places[-1] == len(places) - 1 else tuple(places)
@@ -328,7 +331,6 @@ def _ranking_lines(
                     forms[key] = _form(key)
                 form = forms[key]
             if form is None:
-                messages = loads(messages_of[a[1]])
                 texts = [text[rid] for rid in best_first]
                 out.append(row_line(ranking_row(messages, texts, places)))
                 continue

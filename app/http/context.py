@@ -35,7 +35,7 @@ _HEADERS = (
 _HTTPS_HEADERS = (*_HEADERS, (b"strict-transport-security", b"max-age=31536000"))
 
 
-def security_headers(path: str, scheme: str) -> tuple[tuple[bytes, bytes], ...]:
+def security_headers(scheme: str) -> tuple[tuple[bytes, bytes], ...]:
     """The headers every response carries (built once)."""
     return _HTTPS_HEADERS if scheme == "https" else _HEADERS
 
@@ -59,7 +59,7 @@ class RequestContextMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         extra = [
             (REQUEST_ID_HEADER.lower().encode(), request_id.encode()),
-            *security_headers(scope["path"], scope.get("scheme", "http")),
+            *security_headers(scope.get("scheme", "http")),
         ]
         started = False
 
