@@ -21,7 +21,7 @@ from app.db_async import (
     single_statement,
     transaction,
 )
-from app.labeling import leasing, submitting
+from app.labeling import lease_statement, leasing, submitting
 from app.labeling.schemas import AnnotationIn, Task
 
 
@@ -95,11 +95,11 @@ def _warm(conn: Connection) -> None:
         id=-1, overlap=1, lease_seconds=1, kind="ranking", k=2, order="import"
     )
     conn.execute(
-        leasing.lease_statement("ranking", "id"),
-        leasing.lease_parameters(project=project, user_id=-1, now=now),
+        lease_statement.lease_statement("ranking", "id"),
+        lease_statement.lease_parameters(project=project, user_id=-1, now=now),
     )
     folded = {"p_project_id": -1, "p_user_id": -1, "p_is_admin": False, "p_now": now, "p_from": 0}
-    conn.execute(leasing.lease_statement("ranking", "id", True), folded)
+    conn.execute(lease_statement.lease_statement("ranking", "id", True), folded)
     values: dict[str, Any] = {f"p_{name}": None for name in submitting.STORED_FIELDS}
     values |= {"p_assignment_id": -1, "p_prompt_id": -1, "p_user_id": -1, "p_now": now}
     values |= {"p_created_at": now}

@@ -83,3 +83,8 @@ def has_candidates(project: Any) -> list[Any]:
         .scalar_subquery()
     )
     return [or_(count >= project.k, imported >= 2)]
+
+
+def shown_count(project: Any) -> int:
+    """How many responses an assignment of this project shows (none for demonstrations)."""
+    return 0 if project.kind == ProjectKind.demonstration else project.k

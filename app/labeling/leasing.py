@@ -17,26 +17,19 @@ from sqlalchemy import (
     Row,
     Table,
     bindparam,
-    exists,
-    func,
-    literal,
-    literal_column,
     select,
-    true,
-    type_coerce,
 )
 from sqlalchemy import insert as sql_insert
-from sqlalchemy.dialects.postgresql import aggregate_order_by
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.orm import aliased
 
 from app import precompiled
 from app.auth.models import User
 from app.errors import Forbidden, NotFound
 from app.labeling import gold, remembered
+from app.labeling import lease_statement as statement
 from app.labeling.lease_rules import (
     open_for,
     serving_order,
+    shown_count,
 )
 from app.labeling.models import Assignment, AssignmentStatus
 from app.labeling.schemas import Task, TaskResponse
@@ -70,11 +63,6 @@ def check_allowed(row: Row[Any] | None, project_id: int) -> Row[Any]:
     return row
 
 
-def shown_count(project: Any) -> int:
-    """How many responses an assignment of this project shows (none for demonstrations)."""
-    return 0 if project.kind == ProjectKind.demonstration else project.k
-
-
 def make_task(project: Any, lease: Any, messages: list[Any], texts: dict[Any, str]) -> Task:
     """A lease as the labeler sees it; `texts` maps response id (int or str) to its text."""
     texts = {int(rid): text for rid, text in texts.items()}
@@ -94,214 +82,12 @@ def make_task(project: Any, lease: Any, messages: list[Any], texts: dict[Any, st
     )
 
 
-@cache
-def lease_statement(kind: str, order: str, folded: bool = False) -> Any:
-    """PostgreSQL, one statement: the labeler's live lease in the project, else a new lease of
-    the first open prompt (locked with SKIP LOCKED; the labeler's own expired lease is renewed).
-
-    Built once per project kind, serving order and form; parameters named p_… (a parameter
-    named like a column of a table the statement writes would become part of that write).
-    Rules about which prompt a labeler may get belong in `open_for` or here.
-
-    `folded=False`: the project's settings come as parameters (`lease_parameters`); returns at
-    most one row: assignment id, prompt_id, response_ids, expires_at, messages and `texts`
-    (JSON: response id → text).
-    `folded=True`: the project's settings and the labeler's membership are read in the same
-    statement (`labeling_query`; parameters `labeling_parameters` and p_now). Returns no row
-    when the project does not exist, else one row: the settings, `fast`, and lease_id,
-    lease_prompt_id, response_ids, expires_at, messages, texts (null when nothing was leased).
-    Nothing is leased unless `fast`: the labeler may label, the project has this kind and
-    order, and no stepwise rule applies (archived, gold items to serve, automatic holds).
-    """
-    user_id: Any = bindparam("p_user_id")
-    now: Any = bindparam("p_now", type_=Assignment.expires_at.type)
-    gate: list[Any] = []
-    if folded:
-        proj = project_service.labeling_query().cte("proj")
-        fast = select(literal(1)).where(
-            proj.c.allowed,
-            proj.c.is_archived.is_(False),
-            proj.c.auto_hold.is_(False),
-            ~((proj.c.gold_rate > 0) & proj.c.has_gold),
-            proj.c.kind == kind,
-            proj.c.order == order,
-        )
-        gate = [exists(fast)]
-
-        def setting(name: str) -> Any:
-            return select(proj.c[name]).scalar_subquery()
-
-        project = SimpleNamespace(
-            id=bindparam("p_project_id"),
-            overlap=setting("overlap"),
-            kind=kind,
-            k=setting("k"),
-            order=order,
-        )
-        expires: Any = type_coerce(
-            now + setting("lease_seconds") * literal_column("interval '1 second'"),
-            Assignment.expires_at.type,
-        )
-        shown: Any = literal(0) if kind == ProjectKind.demonstration else setting("k")
-    else:
-        project = SimpleNamespace(
-            id=bindparam("p_project_id"),
-            overlap=bindparam("p_overlap"),
-            kind=kind,
-            k=bindparam("p_k"),
-            order=order,
-        )
-        expires = bindparam("p_expires", type_=Assignment.expires_at.type)
-        shown = bindparam("p_shown")
-    mine = (
-        select(Assignment.id, Assignment.prompt_id, Assignment.response_ids, Assignment.expires_at)
-        .where(
-            *gate,
-            Assignment.project_id == project.id,
-            Assignment.user_id == user_id,
-            Assignment.status == AssignmentStatus.leased,
-            Assignment.expires_at > now,
-        )
-        .order_by(Assignment.id)
-        .limit(1)
-        .cte("mine")
-    )
-    # A prompt whose row changed after this statement's snapshot (a concurrent lease or submit
-    # committed meanwhile) is passed over: the counts below would be stale for it. Every
-    # lease writes its prompt's row (`touched`), so a slot is never handed out twice.
-    seen = aliased(Prompt, name="seen")
-    unchanged = literal_column("prompts.xmin") == (
-        select(literal_column("seen.xmin")).where(seen.id == Prompt.id).scalar_subquery()
-    )
-    # Import order, folded form: the scan starts at the project's frontier
-    # (`remembered.frontier`), not at its first prompt, so it does not step over every
-    # finished prompt on each lease.
-    start = [Prompt.id >= bindparam("p_from")] if folded and order != "uncertainty" else []
-    candidate = (
-        select(Prompt.id)
-        .where(
-            *gate,
-            *start,
-            *open_for(project, user_id, now),
-            ~exists(select(mine.c.id)),
-            unchanged,
-        )
-        .order_by(*serving_order(project))
-        .limit(1)
-        .with_for_update(of=Prompt, skip_locked=True)
-        .cte("candidate")
-    )
-    touched = (
-        _table(Prompt)
-        .update()
-        .where(Prompt.id.in_(select(candidate.c.id)))
-        .values(done_count=Prompt.done_count)
-        .returning(Prompt.id)
-        .cte("touched")
-    )
-    picked = (
-        select(Response.id, func.random().label("r"))
-        .where(Response.prompt_id == candidate.c.id)
-        .order_by(literal_column("r"))
-        .limit(shown)
-        .subquery("picked")
-    )
-    sample = select(
-        func.coalesce(
-            func.json_agg(aggregate_order_by(picked.c.id, picked.c.r)),
-            literal_column("'[]'::json"),
-        )
-    ).scalar_subquery()
-    new = pg_insert(Assignment).from_select(
-        [
-            "project_id",
-            "prompt_id",
-            "user_id",
-            "status",
-            "response_ids",
-            "expires_at",
-            "created_at",
-        ],
-        select(
-            project.id,
-            candidate.c.id,
-            user_id,
-            literal(AssignmentStatus.leased.value),
-            sample,
-            expires,
-            now,
-        ),
-    )
-    leased = (
-        new.on_conflict_do_update(
-            index_elements=["prompt_id", "user_id"],
-            set_={"expires_at": new.excluded.expires_at, "created_at": new.excluded.created_at},
-            where=Assignment.status == AssignmentStatus.leased,
-        )
-        .returning(
-            Assignment.id, Assignment.prompt_id, Assignment.response_ids, Assignment.expires_at
-        )
-        .cte("leased")
-    )
-    chosen = select(mine).union_all(select(leased)).subquery("chosen")
-    texts = (
-        select(func.json_object_agg(Response.id, Response.text))
-        .where(Response.prompt_id == chosen.c.prompt_id)
-        .scalar_subquery()
-    )
-    touched_count = select(func.count()).select_from(touched).scalar_subquery()
-    if not folded:
-        return (
-            select(
-                chosen.c.id,
-                chosen.c.prompt_id,
-                chosen.c.response_ids,
-                chosen.c.expires_at,
-                Prompt.messages,
-                texts.label("texts"),
-                touched_count.label("touched"),
-            )
-            .join(Prompt, Prompt.id == chosen.c.prompt_id)
-            .limit(1)
-        )
-    lease_row = (
-        select(
-            chosen.c.id.label("lease_id"),
-            chosen.c.prompt_id.label("lease_prompt_id"),
-            chosen.c.response_ids,
-            chosen.c.expires_at,
-            Prompt.messages,
-            texts.label("texts"),
-        )
-        .join(Prompt, Prompt.id == chosen.c.prompt_id)
-        .limit(1)
-        .subquery("lease")
-    )
-    return select(
-        *proj.c,
-        exists(fast).label("fast"),
-        *lease_row.c,
-        touched_count.label("touched"),
-    ).select_from(proj.outerjoin(lease_row, true()))
-
-
-def lease_parameters(*, project: Any, user_id: int, now: datetime) -> dict[str, Any]:
-    """The parameters of `lease_statement` for this project, labeler and time."""
-    return {
-        "p_project_id": project.id,
-        "p_overlap": project.overlap,
-        "p_user_id": user_id,
-        "p_now": now,
-        "p_expires": now + timedelta(seconds=project.lease_seconds),
-        "p_shown": shown_count(project),
-        "p_k": project.k,
-    }
-
-
 def _lease_postgresql(conn: Connection, project: Any, user_id: int, now: datetime) -> Task | None:
     for _ in range(LEASE_TRIES):
-        parameters = lease_parameters(project=project, user_id=user_id, now=now)
-        row = conn.execute(lease_statement(project.kind, project.order), parameters).first()
+        parameters = statement.lease_parameters(project=project, user_id=user_id, now=now)
+        row = conn.execute(
+            statement.lease_statement(project.kind, project.order), parameters
+        ).first()
         if row is not None:
             return make_task(project, row, row.messages, row.texts or {})
     return None
@@ -316,8 +102,8 @@ def lease_for(conn: Connection, *, project_id: int, user: User, now: datetime) -
     parameters["p_now"] = now
     parameters["p_from"] = remembered.frontier(conn, project_id)
     for _ in range(LEASE_TRIES + 2):  # more: a project first seen in another shape; no frontier
-        statement = lease_statement(kind, order, True)
-        row = check_allowed(precompiled.execute(conn, statement, parameters).first(), project_id)
+        folded = statement.lease_statement(kind, order, True)
+        row = check_allowed(precompiled.execute(conn, folded, parameters).first(), project_id)
         if (row.kind, row.order) != (kind, order):
             kind, order = remembered.shapes[project_id] = (row.kind, row.order)
             continue
@@ -459,7 +245,7 @@ def _first_open_query(kind: str, order: str) -> Any:
 
 
 def _first_open(conn: Connection, project: Any, user_id: int, now: datetime) -> int | None:
-    parameters = lease_parameters(project=project, user_id=user_id, now=now)
+    parameters = statement.lease_parameters(project=project, user_id=user_id, now=now)
     return conn.scalar(_first_open_query(project.kind, project.order), parameters)
 
 
