@@ -81,13 +81,7 @@ def lease_statement(kind: str, order: str, folded: bool = False) -> Any:
         )
         shown: Any = literal(0) if kind == ProjectKind.demonstration else setting("k")
     else:
-        project = SimpleNamespace(
-            id=bindparam("p_project_id"),
-            overlap=bindparam("p_overlap"),
-            kind=kind,
-            k=bindparam("p_k"),
-            order=order,
-        )
+        project = bound_project(kind, order)
         expires = bindparam("p_expires", type_=Assignment.expires_at.type)
         shown = bindparam("p_shown")
     mine = (
@@ -219,6 +213,18 @@ def lease_statement(kind: str, order: str, folded: bool = False) -> Any:
         *lease_row.c,
         touched_count.label("touched"),
     ).select_from(proj.outerjoin(lease_row, true()))
+
+
+def bound_project(kind: str, order: str) -> Any:
+    """The project as a statement built once per kind and order sees it: its id, overlap and
+    K as the bound parameters `lease_parameters` gives."""
+    return SimpleNamespace(
+        id=bindparam("p_project_id"),
+        overlap=bindparam("p_overlap"),
+        kind=kind,
+        k=bindparam("p_k"),
+        order=order,
+    )
 
 
 def lease_parameters(*, project: Any, user_id: int, now: datetime) -> dict[str, Any]:

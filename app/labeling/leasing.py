@@ -229,13 +229,7 @@ def _as_task(conn: Connection, project: Any, lease: Any) -> Task:
 @cache
 def _first_open_query(kind: str, order: str) -> Any:
     user_id: Any = bindparam("p_user_id")
-    project = SimpleNamespace(
-        id=bindparam("p_project_id"),
-        overlap=bindparam("p_overlap"),
-        kind=kind,
-        k=bindparam("p_k"),
-        order=order,
-    )
+    project = statement.bound_project(kind, order)
     return (
         select(Prompt.id)
         .where(*open_for(project, user_id, _now()))
