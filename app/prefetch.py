@@ -5,7 +5,7 @@ the batch before), and a thread writes the last block (the kernel's copy runs be
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -59,15 +59,15 @@ def ahead(items: Iterator[T], depth: int = 1) -> Iterator[T]:
             close()
 
 
-class WriteBehind:
+class WriteBehind(Generic[T]):
     """Writes handed to a thread: `write(block)` returns at once while the thread writes the
     blocks in order (at most `depth` waiting), so the kernel's copy of a large export runs
     beside the Python that builds the next block. The thread's error is raised by the next
     `write` or by `close`, which waits for the last block."""
 
-    def __init__(self, write: Callable[[bytes], object], depth: int = 2) -> None:
+    def __init__(self, write: Callable[[T], object], depth: int = 2) -> None:
         self._write = write
-        self._blocks: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
+        self._blocks: queue.Queue[T | None] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="write-behind", daemon=True)
         self._thread.start()
@@ -80,7 +80,7 @@ class WriteBehind:
                 except BaseException as error:  # noqa: BLE001 - raised to the writer
                     self._error = error
 
-    def write(self, block: bytes) -> None:
+    def write(self, block: T) -> None:
         if self._error is not None:
             raise self._error
         self._blocks.put(block)
@@ -91,7 +91,7 @@ class WriteBehind:
         if self._error is not None:
             raise self._error
 
-    def __enter__(self) -> "WriteBehind":
+    def __enter__(self) -> "WriteBehind[T]":
         return self
 
     def __exit__(self, kind: object, *rest: object) -> None:

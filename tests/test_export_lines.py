@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from app.datasets import export
+from app.datasets import export, templates
 from app.datasets.kinds import pair_rows, prompt_row, ranking_row, rating_row, sft_row
 from app.jsontext import Slot, encoded, loads, row_line, template
 from app.labeling import labels
@@ -181,12 +181,12 @@ def test_the_rankings_template_writes_the_row_builders_bytes(
     session, factory, tmp_path, monkeypatch
 ) -> None:
     """Rankings without labelers or answers are written from templates of `ranking_row`
-    (`_ranking_lines`): the same bytes as the rows built one by one, for flat rankings, ties,
-    singleton groups, everything tied (no row), string and conversation prompts, and texts
-    holding %-format characters, control characters and escapes."""
+    (`templates.RankingLines`): the same bytes as the rows built one by one, for flat
+    rankings, ties, singleton groups, everything tied (no row), string and conversation
+    prompts, and texts holding %-format characters, control characters and escapes."""
     formed = []
-    original = export._form
-    monkeypatch.setattr(export, "_form", lambda key: formed.append(key) or original(key))
+    original = templates._form
+    monkeypatch.setattr(templates, "_form", lambda *key: formed.append(key) or original(*key))
     monkeypatch.setattr(export, "BATCH", 3)
     alice = factory.user()
     project = factory.project(kind="ranking", k=4)

@@ -4,7 +4,7 @@ Annotations stream from one query in id order (a server-side cursor on PostgreSQ
 rows, in batches that each fetch their prompts' messages and texts once (the next batch read
 by a thread while this one is built), so memory stays bounded whatever the project's size.
 Lines are the standard encoder's bytes: `app.jsontext.row_line` of each row, or for rankings
-a template of the row with its strings filled in (`_ranking_lines`). Superseded annotations
+a template of the row with its strings filled in (`templates.RankingLines`). Superseded annotations
 and gold items (known answers used to measure labelers) are left out. In a project with
 questions or criteria every row carries the annotation's `answers` (its flags under "flags"),
 shaped by `kinds.row_answers`.
@@ -32,8 +32,8 @@ from app.datasets.kinds import (
     sft_row,
 )
 from app.datasets.schemas import SnapshotCreate
+from app.datasets.templates import RankingLines
 from app.errors import Invalid
-from app.jsontext import Slot
 from app.labeling import labels, ranks
 from app.prefetch import ahead
 from app.progress import Progress
@@ -290,20 +290,14 @@ def row_batches(
     raise Invalid(f"kind must be one of {names}; not {kind!r}", field="kind")
 
 
-Form = tuple[bytes, tuple[int, ...] | None] | None
-"""A row template: (the %-format, the value of each hole by index, None when in order)."""
-
-
 def _ranking_lines(
     session: Session, project: Project, progress: Progress | None
 ) -> Iterator[tuple[bytes, int]]:
     """The rankings export's lines (no labelers, no answers), as `jsonl` of `_rankings`' rows
-    gives them, a block per batch. A string prompt's line is `ranking_row`'s row with the
-    prompt and texts left as holes (`jsontext.template`; one form per number of responses and
-    ties), filled with each string encoded once per batch: building and encoding a dict per
-    annotation cost more than the rest of an export. Other prompts take `_rankings`. Yields
-    (the block, its lines)."""
-    forms: dict[tuple[int, tuple[int, ...] | None], Form] = {}
+    gives them, a block per batch: a string prompt's lines by template (`RankingLines`, each
+    string encoded once per batch), other prompts' by `_rankings`. Yields (the block, its
+    lines)."""
+    lines = RankingLines()
     made = [0]
     loads, encoded, row_line = jsontext.loads, jsontext.encoded, jsontext.row_line
     for batch, messages_of, text in _batches(session, project, "ranking", progress, made):
@@ -323,39 +317,15 @@ def _ranking_lines(
                 shown = prompt_of(messages)
                 prompt = encoded(shown) if type(shown) is str else None
                 prompts[a[1]] = prompt, messages
-            form: Form = None
+            line = None
             if prompt is not None:
-                tied = None if places[-1] == len(places) - 1 else tuple(places)
-                key = (len(best_first), tied)
-                if key not in forms:
-                    forms[key] = _form(key)
-                form = forms[key]
-            if form is None:
-                texts = [text[rid] for rid in best_first]
-                out.append(row_line(ranking_row(messages, texts, places)))
-                continue
-            fmt, order = form
-            if order is None:  # the holes in order: prompt, best … worst
-                out.append(fmt % (prompt, *map(enc.__getitem__, best_first)))
-            else:
-                values = [prompt, *map(enc.__getitem__, best_first)]
-                out.append(fmt % tuple([values[i] for i in order]))
+                line = lines.line(prompt, list(map(enc.__getitem__, best_first)), places)
+            if line is None:
+                line = row_line(ranking_row(messages, [text[rid] for rid in best_first], places))
+            out.append(line)
         made[0] += len(out)
         if out:
             yield b"".join(out), len(out)
-
-
-def _form(key: tuple[int, tuple[int, ...] | None]) -> Form:
-    """The template of a string prompt's ranking row of `key` (responses, ties): hole 0 the
-    prompt, hole i the i-th response best first."""
-    count, tied = key
-    places = list(tied) if tied is not None else list(range(count))
-    holes: list[str] = [Slot(i + 1) for i in range(count)]
-    made = jsontext.template(ranking_row([{"role": "user", "content": Slot(0)}], holes, places))
-    if made is None:
-        return None
-    fmt, order = made
-    return fmt, (None if order == tuple(range(count + 1)) else order)
 
 
 def counted_jsonl(

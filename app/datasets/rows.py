@@ -5,11 +5,12 @@ annotation id order, so that the same data always gives the same file.
 """
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app import jsontext
 from app.aggregation import service as aggregation
 from app.aggregation.consensus import ConsensusMethod, consensus_pairs
 from app.aggregation.consensus import _rating_value as rating_value
@@ -18,14 +19,24 @@ from app.datasets.kinds import (
     kto_row,
     pair_row,
     pair_rows,
+    prompt_of,
     prompt_row,
     ranking_row,
     rating_row,
     sft_row,
 )
+from app.datasets.templates import RankingLines
+from app.datasets.writer import Encoded
 from app.errors import Invalid
 from app.labeling import ranks
-from app.labeling.labels import Label, PromptLabels, prompt_labels
+from app.labeling.labels import (
+    Label,
+    PromptLabels,
+    PromptRow,
+    Responses,
+    live_payloads,
+    prompt_labels,
+)
 from app.progress import Progress
 from app.projects import strength
 from app.projects.kinds import ProjectKind, RatingScale
@@ -33,7 +44,8 @@ from app.projects.models import Project, Prompt
 from app.projects.questions import likert_names
 
 PROGRESS_EVERY = 200
-Rows = Iterator[tuple[str, list[dict[str, Any]]]]
+T = TypeVar("T")
+Rows = Iterator[tuple[str, list[dict[str, Any]] | Encoded]]
 Made = list[tuple[dict[str, Any], list[Label]]]
 """Rows of one prompt, each with the labels it came from."""
 
@@ -212,15 +224,72 @@ def _prompt_id_range(session: Session, project: Project) -> tuple[int, int]:
 
 
 def _reporting(
-    rows: Iterator[PromptLabels], progress: Progress, low: int, high: int
-) -> Iterator[PromptLabels]:
+    rows: Iterator[T], prompt_id: Callable[[T], int], progress: Progress, low: int, high: int
+) -> Iterator[T]:
     """The prompts' labels, telling `progress` how far through the prompt ids they are."""
     n = 0
     for n, labels in enumerate(rows, 1):
         if n % PROGRESS_EVERY == 0:
-            progress(n, labels.prompt_id - low, high - low)
+            progress(n, prompt_id(labels) - low, high - low)
         yield labels
     progress(n, high - low, high - low)
+
+
+def _encoded_rankings(found: Iterator[tuple[PromptRow, list[Any], Responses]]) -> Rows:
+    """The rankings snapshot of every label (method "all", no labelers), from `live_payloads`:
+    a string prompt's rows as `writer.Encoded` (lines by template, columns for Parquet), with
+    no dict per row; a conversation's rows built by `_rankings`. Same rows, same bytes."""
+    lines = RankingLines()
+    loads, encoded = jsontext.loads, jsontext.encoded
+    for prompt, payloads, responses in found:
+        shown = prompt_of(messages := loads(prompt[2]))
+        made = None
+        if type(shown) is str:
+            made = _encoded_ranked(lines, encoded(shown), payloads, responses)
+        if made is None:
+            labels = [Label(0, None, "ranking", payload) for payload in payloads]
+            found_labels = PromptLabels(prompt[0], prompt[1], messages, responses, labels)
+            built = _rankings(found_labels, "all", False, None, [])
+            if built:
+                yield prompt[1], [row for row, _ in built]
+        elif made.count:
+            made.columns["prompt"] = [shown] * made.count
+            yield prompt[1], made
+
+
+def _encoded_ranked(
+    lines: RankingLines, prompt: bytes, payloads: list[Any], responses: Responses
+) -> Encoded | None:
+    """One string prompt's ranking rows (all but "prompt" in the columns); None when a shape
+    has no template."""
+    enc: dict[int, bytes] = {}
+    out: list[bytes] = []
+    ranked: list[list[str]] = []
+    places_of: list[list[int] | None] = []
+    tied = False
+    order_and_ranks = ranks.order_and_ranks
+    for payload in payloads:
+        best_first, places = order_and_ranks(payload["ranking"])
+        if len(set(places)) < 2:
+            continue  # everything tied: no preference, no row
+        for rid in best_first:
+            if rid not in enc:
+                enc[rid] = jsontext.encoded(responses[rid][0])
+        line = lines.line(prompt, [enc[rid] for rid in best_first], places)
+        if line is None:
+            return None
+        out.append(line)
+        ranked.append([responses[rid][0] for rid in best_first])
+        if places[-1] == len(places) - 1:
+            places_of.append(None)
+        else:
+            places_of.append(places)
+            tied = True
+    columns: dict[str, list[Any]] = {"prompt": [], "responses": ranked}
+    tags = {"prompt": "str", "responses": "strlist"}
+    if tied:
+        columns["ranks"], tags["ranks"] = places_of, "intlist"
+    return Encoded(b"".join(out), len(out), columns, tags)
 
 
 def snapshot_rows(
@@ -244,7 +313,16 @@ def snapshot_rows(
     def read(kinds: tuple[str, ...], **options: Any) -> Iterator[PromptLabels]:
         # The reader session is this iteration's alone: the next batch is read ahead.
         found = prompt_labels(session, project.id, kinds, excluded, read_ahead=True, **options)
-        return found if progress is None else _reporting(found, progress, low, high)
+        if progress is None:
+            return found
+        return _reporting(found, lambda labels: labels.prompt_id, progress, low, high)
+
+    if kind == DatasetKind.rankings and params["method"] == "all" and emails is None:
+        plain = live_payloads(session, project.id, "ranking", excluded, read_ahead=True)
+        if progress is not None:
+            plain = _reporting(plain, lambda found: found[0][0], progress, low, high)
+        yield from _encoded_rankings(plain)
+        return
 
     if kind == DatasetKind.prompts:
         for labels in read((), with_responses=False, keep_unlabeled=True):

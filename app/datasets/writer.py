@@ -1,8 +1,11 @@
 """Write snapshot rows as train/test JSONL while hashing them, and the same rows as Parquet.
 
-Both are written as rows arrive (bounded memory: Parquet holds one chunk per split); the
-content hash covers the parameters and the bytes of both JSONL files (`app.jsontext.row_line`,
-the standard encoder's bytes), so the same parameters on unchanged data give the same hash.
+Both are written as rows arrive (bounded memory: Parquet holds one chunk per split, as
+columns); the content hash covers the parameters and the bytes of both JSONL files
+(`app.jsontext.row_line`, the standard encoder's bytes), so the same parameters on unchanged
+data give the same hash. A prompt's rows come as dicts, or as `Encoded` (lines and columns its
+builder made without a dict per row: a million rankings). A thread per file writes and hashes
+the lines in blocks while the next rows are built.
 Parquet needs one type per column, from what the pass saw: strings, numbers, lists of strings
 and message lists get native Arrow types; a column that mixes them (e.g. prompts that are
 strings for some rows and message lists for others) holds JSON text, and the manifest lists it
@@ -15,15 +18,17 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from app.jsontext import row_line
+from app.prefetch import WriteBehind
 
 SPLITS = ("train", "test")
 PARQUET_CHUNK = 20_000
+BLOCK = 1 << 20
 
 
 def in_train(external_id: str, split: float) -> bool:
@@ -95,6 +100,79 @@ class _Columns:
                 for turn in value:
                     keys.extend(k for k in turn if k not in keys)
 
+    def see_encoded(self, made: "Encoded") -> None:
+        for name, tag in made.tags.items():
+            seen = self.tags.get(name)
+            if seen is None:
+                seen = self.tags[name] = set()
+            seen.add(tag)
+
+
+@dataclass(slots=True)
+class Encoded:
+    """The rows of one prompt as their builder already encoded them: the JSONL lines (each
+    row's `row_line` bytes), and the rows as columns — name -> one value per row, None where a
+    row has no such key — with each column's value tag (what `_tag` gives its values; never
+    "messages"). For rows too many to build as dicts (`rows.snapshot_rows`)."""
+
+    lines: bytes
+    count: int
+    columns: dict[str, list[Any]]
+    tags: dict[str, str]
+
+
+class _Pending:
+    """Rows waiting for Parquet, as columns (None where a row has no such key)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.columns: dict[str, list[Any]] = {}
+
+    def _open(self, names: Iterable[str]) -> None:
+        for name in names:
+            if name not in self.columns:
+                self.columns[name] = [None] * self.count
+
+    def add_rows(self, rows: list[dict[str, Any]]) -> None:
+        columns = self.columns
+        for row in rows:
+            self._open(row)
+            for name, values in columns.items():
+                values.append(row.get(name))
+            self.count += 1
+
+    def add(self, made: Encoded) -> None:
+        self._open(made.columns)
+        for name, values in self.columns.items():
+            got = made.columns.get(name)
+            values.extend(got if got is not None else [None] * made.count)
+        self.count += made.count
+
+    def take(self, count: int) -> tuple[dict[str, list[Any]], int]:
+        """The first `count` rows (or all there are), removed from the pending ones."""
+        count = min(count, self.count)
+        taken = {name: values[:count] for name, values in self.columns.items()}
+        for values in self.columns.values():
+            del values[:count]
+        self.count -= count
+        return taken, count
+
+
+def _table(
+    columns: dict[str, list[Any]], count: int, schema: pa.Schema, json_columns: list[str]
+) -> pa.Table:
+    """A Parquet chunk from columns of Python values, the JSON columns as JSON text."""
+    arrays = []
+    for arrow_field in schema:
+        values = columns.get(arrow_field.name)
+        if values is None:
+            arrays.append(pa.nulls(count, arrow_field.type))
+            continue
+        if arrow_field.name in json_columns:
+            values = [None if v is None else json.dumps(v, ensure_ascii=False) for v in values]
+        arrays.append(pa.array(values, type=arrow_field.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
 
 class _ParquetPass:
     """Parquet written in the JSONL pass, chunk by chunk, with the schema the columns seen so
@@ -104,24 +182,26 @@ class _ParquetPass:
     def __init__(self, directory: Path, columns: _Columns) -> None:
         self.directory = directory
         self.columns = columns
-        self.pending: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
+        self.pending = {s: _Pending() for s in SPLITS}
         self.writers: dict[str, pq.ParquetWriter] = {}
         self.schema: tuple[pa.Schema, list[str]] | None = None
         self.broken = False
 
-    def add(self, split: str, rows: list[dict[str, Any]]) -> None:
+    def add(self, split: str, made: list[dict[str, Any]] | Encoded) -> None:
         if self.broken:
             return
         pending = self.pending[split]
-        pending.extend(rows)
-        if len(pending) >= PARQUET_CHUNK:
-            self._flush(split, pending[:PARQUET_CHUNK])
-            del pending[:PARQUET_CHUNK]
+        if type(made) is Encoded:
+            pending.add(made)
+        else:
+            pending.add_rows(made)  # type: ignore[arg-type]
+        if pending.count >= PARQUET_CHUNK:
+            self._flush(split, *pending.take(PARQUET_CHUNK))
 
     def _current(self) -> tuple[pa.Schema, list[str]]:
         return _schema(self.columns.tags, self.columns.message_keys)
 
-    def _flush(self, split: str, chunk: list[dict[str, Any]]) -> None:
+    def _flush(self, split: str, columns: dict[str, list[Any]], count: int) -> None:
         current = self._current()
         if self.schema is None:
             self.schema = current
@@ -131,15 +211,14 @@ class _ParquetPass:
         schema, json_columns = self.schema
         if split not in self.writers:
             self.writers[split] = pq.ParquetWriter(self.directory / f"{split}.parquet", schema)
-        if json_columns:
-            chunk = [_as_json_text(row, json_columns) for row in chunk]
-        self.writers[split].write_table(pa.Table.from_pylist(chunk, schema=schema))
+        self.writers[split].write_table(_table(columns, count, schema, json_columns))
 
     def finish(self, counts: dict[str, int]) -> list[str] | None:
         """Write what is pending; the JSON columns, or None when the files must be rewritten."""
         for split in SPLITS:
-            if self.pending[split] and not self.broken:
-                self._flush(split, self.pending[split])
+            pending = self.pending[split]
+            if pending.count and not self.broken:
+                self._flush(split, *pending.take(pending.count))
         final = self._current()
         if self.broken or (self.schema is not None and final != self.schema):
             return None
@@ -156,12 +235,49 @@ class _ParquetPass:
             handle.close()
 
 
+class _Lines:
+    """One split's JSONL: written and hashed by a thread (`WriteBehind`) in blocks of about
+    `BLOCK` bytes, while the caller builds the next rows."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.hasher = hashlib.sha256()
+        self.parts: list[bytes] = []
+        self.size = 0
+
+        def write(parts: list[bytes]) -> None:
+            block = b"".join(parts)  # the copy of a megabyte or more releases the GIL
+            handle.write(block)
+            self.hasher.update(block)
+
+        self.behind: WriteBehind[list[bytes]] = WriteBehind(write)
+
+    def add(self, data: bytes) -> None:
+        self.parts.append(data)
+        self.size += len(data)
+        if self.size >= BLOCK:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.parts:
+            self.behind.write(self.parts)
+            self.parts, self.size = [], 0
+
+    def __enter__(self) -> "_Lines":
+        return self
+
+    def __exit__(self, kind: object, *rest: object) -> None:
+        if kind is None:
+            self.flush()
+        self.behind.__exit__(kind, *rest)
+
+
 def write_files(
-    directory: Path, rows: Iterable[tuple[str, list[dict[str, Any]]]], params: dict[str, Any]
+    directory: Path,
+    rows: Iterable[tuple[str, list[dict[str, Any]] | Encoded]],
+    params: dict[str, Any],
 ) -> tuple[Written, list[str]]:
     """train/test .jsonl and .parquet from (external id, rows) per prompt, in one pass; the
     hashes, row counts and column types, and the columns Parquet holds as JSON text."""
-    hashers = {s: hashlib.sha256() for s in SPLITS}
     counts = dict.fromkeys(SPLITS, 0)
     columns = _Columns()
     parquet = _ParquetPass(directory, columns)
@@ -169,20 +285,26 @@ def write_files(
         with (
             open(directory / "train.jsonl", "wb") as train,
             open(directory / "test.jsonl", "wb") as test,
+            _Lines(train) as train_lines,
+            _Lines(test) as test_lines,
         ):
-            handles = {"train": train, "test": test}
-            for external_id, prompt_rows in rows:
+            lines = {"train": train_lines, "test": test_lines}
+            for external_id, made in rows:
                 split = "train" if in_train(external_id, params["split"]) else "test"
-                for row in prompt_rows:
-                    columns.see(row)
-                data = b"".join(map(row_line, prompt_rows))
-                handles[split].write(data)
-                hashers[split].update(data)
-                counts[split] += len(prompt_rows)
-                parquet.add(split, prompt_rows)
+                if type(made) is Encoded:
+                    columns.see_encoded(made)
+                    lines[split].add(made.lines)
+                    counts[split] += made.count
+                else:
+                    for row in made:  # type: ignore[union-attr]
+                        columns.see(row)
+                    lines[split].add(b"".join(map(row_line, made)))  # type: ignore[arg-type]
+                    counts[split] += len(made)  # type: ignore[arg-type]
+                parquet.add(split, made)
         json_columns = parquet.finish(counts)
     finally:
         parquet.close()
+    hashers = {s: lines[s].hasher for s in SPLITS}
     if counts["test"] and not counts["train"]:
         # A tiny project whose few prompts all hashed to test: train on them instead, so
         # that a snapshot with rows can always train.
@@ -198,14 +320,6 @@ def write_files(
     if json_columns is None:
         json_columns = write_parquet(directory, written)
     return written, json_columns
-
-
-def _as_json_text(row: dict[str, Any], json_columns: list[str]) -> dict[str, Any]:
-    out = dict(row)
-    for name in json_columns:
-        if name in out:
-            out[name] = json.dumps(out[name], ensure_ascii=False)
-    return out
 
 
 def _arrow_type(tags: set[str], keys: list[str]) -> pa.DataType | None:
@@ -245,17 +359,15 @@ def _schema(
     return pa.schema(fields), json_columns
 
 
-def _chunks(path: Path, json_columns: list[str]) -> Iterator[list[dict[str, Any]]]:
-    chunk: list[dict[str, Any]] = []
+def _chunks(path: Path) -> Iterator[tuple[dict[str, list[Any]], int]]:
+    pending = _Pending()
     with open(path, encoding="utf-8") as handle:
         for line in handle:
-            row = json.loads(line)
-            chunk.append(_as_json_text(row, json_columns) if json_columns else row)
-            if len(chunk) >= PARQUET_CHUNK:
-                yield chunk
-                chunk = []
-    if chunk:
-        yield chunk
+            pending.add_rows([json.loads(line)])
+            if pending.count >= PARQUET_CHUNK:
+                yield pending.take(PARQUET_CHUNK)
+    if pending.count:
+        yield pending.take(pending.count)
 
 
 def write_parquet(directory: Path, written: Written) -> list[str]:
@@ -263,8 +375,8 @@ def write_parquet(directory: Path, written: Written) -> list[str]:
     schema, json_columns = parquet_schema(written)
     for split in SPLITS:
         with pq.ParquetWriter(directory / f"{split}.parquet", schema) as writer:
-            for chunk in _chunks(directory / f"{split}.jsonl", json_columns):
-                writer.write_table(pa.Table.from_pylist(chunk, schema=schema))
+            for columns, count in _chunks(directory / f"{split}.jsonl"):
+                writer.write_table(_table(columns, count, schema, json_columns))
             if not written.rows[split]:
                 writer.write_table(schema.empty_table())
     return json_columns
