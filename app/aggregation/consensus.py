@@ -26,7 +26,7 @@ Nothing depends on the order in which rankings are given.
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import combinations
 from math import sqrt
@@ -73,8 +73,6 @@ class Consensus:
     votes: tuple[tuple[float, ...], ...]
     """``votes[i][j]``: how many rankings put ``ranking[i]`` above ``ranking[j]`` (their total
     weight when the rankings are weighted); a ranking that ties the two adds half to each."""
-    agreement: float | None
-    """Mean pairwise Kendall tau between labelers (see ``mean_kendall_tau``)."""
     n_rankings: int
     """Number of rankings used (empty rankings are not counted)."""
     method: ConsensusMethod
@@ -82,6 +80,14 @@ class Consensus:
     """``ranking`` cut into groups of tied responses (consecutive in ``ranking``): a response
     joins the group before it when some ranking tied it with every member and no majority
     orders it against any of them. Without ties every group is one response."""
+    rows: Sequence[Sequence[Sequence[int]]] = field(default=(), repr=False, compare=False)
+    """The rankings used, as groups of item indexes (what ``agreement`` is computed from)."""
+
+    @property
+    def agreement(self) -> float | None:
+        """Mean pairwise Kendall tau between labelers (see ``mean_kendall_tau``), computed
+        when asked: it is quadratic in the rankings, and a snapshot needs only the order."""
+        return _mean_tau(self.rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,10 +261,10 @@ def consensus_ranking(
         ranking=tuple(items[i] for i in order),
         unranked=tuple(unranked),
         votes=tuple(tuple(m[i][j] for j in order) for i in order),
-        agreement=_mean_tau(rows),
         n_rankings=len(rows),
         method=ConsensusMethod(method),
         groups=tuple(tuple(items[i] for i in g) for g in _tied_groups(order, m, t)),
+        rows=rows,
     )
 
 
@@ -321,7 +327,8 @@ def _tau_rows(x: Sequence[Sequence[Hashable]], y: Sequence[Sequence[Hashable]]) 
 
 def _mean_tau(rows: Sequence[Sequence[Sequence[Hashable]]]) -> float | None:
     """Mean of Kendall tau-b over all pairs of rows where it is defined."""
-    taus = [t for x, y in combinations(rows, 2) if (t := _tau_rows(x, y)) is not None]
+    places = [{item: g for g, group in enumerate(row) for item in group} for row in rows]
+    taus = [t for x, y in combinations(places, 2) if (t := tau_b(x, y)) is not None]
     return sum(taus) / len(taus) if taus else None
 
 
