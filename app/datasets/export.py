@@ -319,7 +319,8 @@ def _ranking_lines(
                 prompts[a[1]] = prompt, messages
             line = None
             if prompt is not None:
-                line = lines.line(prompt, list(map(enc.__getitem__, best_first)), places)
+                tied = None if places[-1] == len(places) - 1 else places
+                line = lines.line(prompt, list(map(enc.__getitem__, best_first)), tied)
             if line is None:
                 line = row_line(ranking_row(messages, [text[rid] for rid in best_first], places))
             out.append(line)

@@ -262,29 +262,37 @@ def _encoded_ranked(
 ) -> Encoded | None:
     """One string prompt's ranking rows (all but "prompt" in the columns); None when a shape
     has no template."""
-    enc: dict[int, bytes] = {}
+    text = {rid: t for rid, (t, _) in responses.items()}
+    enc = {rid: jsontext.encoded(t) for rid, t in text.items()}
     out: list[bytes] = []
     ranked: list[list[str]] = []
     places_of: list[list[int] | None] = []
     tied = False
-    order_and_ranks = ranks.order_and_ranks
+    order_and_ranks, line_of, get_enc, get_text = (
+        ranks.order_and_ranks,
+        lines.line,
+        enc.__getitem__,
+        text.__getitem__,
+    )
+    is_group = list.__instancecheck__
     for payload in payloads:
-        best_first, places = order_and_ranks(payload["ranking"])
-        if len(set(places)) < 2:
-            continue  # everything tied: no preference, no row
-        for rid in best_first:
-            if rid not in enc:
-                enc[rid] = jsontext.encoded(responses[rid][0])
-        line = lines.line(prompt, [enc[rid] for rid in best_first], places)
+        best_first = payload["ranking"]
+        if not any(map(is_group, best_first)):  # no ties (the common case)
+            if len(best_first) < 2:
+                continue  # one response: no preference, no row
+            places_of.append(None)
+            line = line_of(prompt, list(map(get_enc, best_first)), None)
+        else:
+            best_first, places = order_and_ranks(best_first)
+            if len(set(places)) < 2:
+                continue  # everything tied: no preference, no row
+            places_of.append(places if places[-1] < len(places) - 1 else None)
+            tied = tied or places[-1] < len(places) - 1
+            line = line_of(prompt, list(map(get_enc, best_first)), places_of[-1])
         if line is None:
             return None
         out.append(line)
-        ranked.append([responses[rid][0] for rid in best_first])
-        if places[-1] == len(places) - 1:
-            places_of.append(None)
-        else:
-            places_of.append(places)
-            tied = True
+        ranked.append(list(map(get_text, best_first)))
     columns: dict[str, list[Any]] = {"prompt": [], "responses": ranked}
     tags = {"prompt": "str", "responses": "strlist"}
     if tied:

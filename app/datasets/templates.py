@@ -27,21 +27,23 @@ def _form(count: int, tied: tuple[int, ...] | None) -> Form:
     return fmt, (None if order == tuple(range(count + 1)) else order)
 
 
+_UNSEEN: Any = object()
+
+
 class RankingLines:
     """The lines of string prompts' ranking rows, one template per shape met so far."""
 
     def __init__(self) -> None:
         self.forms: dict[tuple[int, tuple[int, ...] | None], Form] = {}
 
-    def line(self, prompt: bytes, texts: list[bytes], places: list[int]) -> bytes | None:
+    def line(self, prompt: bytes, texts: list[bytes], tied: list[int] | None) -> bytes | None:
         """`row_line(ranking_row(…))` of a string prompt (`prompt`, encoded) and its responses
-        best first (`texts`, encoded) at `places` (0 = best, dense, ascending); None when the
-        shape has no template (build the row instead)."""
-        tied = None if places[-1] == len(places) - 1 else tuple(places)
-        key = (len(texts), tied)
-        if key not in self.forms:
-            self.forms[key] = _form(*key)
-        form = self.forms[key]
+        best first (`texts`, encoded) at places `tied` (0 = best, dense, ascending; None when
+        nothing is tied); None when the shape has no template (build the row instead)."""
+        key = (len(texts), None if tied is None else tuple(tied))
+        form = self.forms.get(key, _UNSEEN)
+        if form is _UNSEEN:
+            form = self.forms[key] = _form(*key)
         if form is None:
             return None
         fmt, order = form
