@@ -57,17 +57,6 @@ def loads(text: str | bytes, slow: Callable[[Any], Any] = json.loads) -> Any:
     return slow(text) if has_huge_float(value) else value
 
 
-def field(text: str | bytes, name: str) -> Any:
-    """`loads(text)[name]` of a JSON object, checking only that field for what orjson may read
-    differently: a caller of one field (a snapshot reads a million rankings) need not walk
-    the rest."""
-    try:
-        value = orjson.loads(text)[name]
-    except orjson.JSONDecodeError:
-        return json.loads(text)[name]
-    return json.loads(text)[name] if has_huge_float(value) else value
-
-
 _string = orjson.dumps
 
 
