@@ -55,7 +55,8 @@ TEXTS = ["plain", 'quotes " and \\ backslash', "tab\tnew\nline", "ünïcødé �
 
 
 def _reference(session, project, kind: str, with_labelers: bool) -> bytes:  # type: ignore[no-untyped-def]
-    """The export made the plain way: ORM annotations, row builders, json.dumps."""
+    """The export made the plain way: ORM annotations by prompt (id order), then by id, row
+    builders, json.dumps."""
     from app.auth.models import User
 
     emails = dict(session.execute(select(User.id, User.email)).all())
@@ -63,31 +64,33 @@ def _reference(session, project, kind: str, with_labelers: bool) -> bytes:  # ty
         kind, "demonstration"
     )
     out = []
-    for batch in labels.live_annotations(
-        session=session, project_id=project.id, kind=annotation_kind
-    ):
-        for a in batch:
-            messages = session.get(Prompt, a.prompt_id).messages
-            text = dict(
-                session.execute(
-                    select(Response.id, Response.text).where(Response.prompt_id == a.prompt_id)
-                ).all()
-            )
-            if kind == "rankings":
-                rows = [ranking_row(messages, [text[int(r)] for r in a.payload["ranking"]])]
-            elif kind == "pairs":
-                rows = pair_rows(messages, [text[int(r)] for r in a.payload["ranking"]])
-            elif kind == "ratings":
-                rows = [
-                    rating_row(messages, text[int(r)], s) for r, s in a.payload["scores"].items()
-                ]
-            else:
-                rows = [sft_row(messages, a.payload["demonstration"])]
-            for row in rows:
-                if with_labelers:
-                    who = emails.get(a.user_id, "import") if a.user_id else "import"
-                    row = row | {"labeler": who, "annotated_at": a.created_at.isoformat()}
-                out.append(json.dumps(row, ensure_ascii=False) + "\n")
+    live = [
+        a
+        for batch in labels.live_annotations(
+            session=session, project_id=project.id, kind=annotation_kind
+        )
+        for a in batch
+    ]
+    for a in sorted(live, key=lambda a: (a.prompt_id, a.id)):
+        messages = session.get(Prompt, a.prompt_id).messages
+        text = dict(
+            session.execute(
+                select(Response.id, Response.text).where(Response.prompt_id == a.prompt_id)
+            ).all()
+        )
+        if kind == "rankings":
+            rows = [ranking_row(messages, [text[int(r)] for r in a.payload["ranking"]])]
+        elif kind == "pairs":
+            rows = pair_rows(messages, [text[int(r)] for r in a.payload["ranking"]])
+        elif kind == "ratings":
+            rows = [rating_row(messages, text[int(r)], s) for r, s in a.payload["scores"].items()]
+        else:
+            rows = [sft_row(messages, a.payload["demonstration"])]
+        for row in rows:
+            if with_labelers:
+                who = emails.get(a.user_id, "import") if a.user_id else "import"
+                row = row | {"labeler": who, "annotated_at": a.created_at.isoformat()}
+            out.append(json.dumps(row, ensure_ascii=False) + "\n")
     return "".join(out).encode()
 
 
@@ -132,6 +135,7 @@ def test_export_bytes_equal_the_row_builders_reference(
         first = annotate(session, ranking, pid, alice, {"ranking": rids[::-1]})
         if n % 3 == 0:  # a correction: only the newer one is live
             annotate(session, ranking, pid, alice, {"ranking": rids}, supersedes=first)
+    for n, (pid, rids) in reversed(list(enumerate(prompts))):  # ids out of prompt order
         annotate(session, ranking, pid, bob if n % 2 else None, {"ranking": rids[1:] + rids[:1]})
 
     rating = factory.project(kind="rating", k=2, rating_scale="0-5")

@@ -1,13 +1,14 @@
 """Streaming export of a project's labels in the dataset formats (one row per annotation).
 
-Annotations stream from one query in id order (a server-side cursor on PostgreSQL) as plain
-rows, in batches that each fetch their prompts' messages and texts once (the next batch read
-by a thread while this one is built), so memory stays bounded whatever the project's size.
-Lines are the standard encoder's bytes: `app.jsontext.row_line` of each row, or for rankings
-a template of the row with its strings filled in (`templates.RankingLines`). Superseded annotations
-and gold items (known answers used to measure labelers) are left out. In a project with
-questions or criteria every row carries the annotation's `answers` (its flags under "flags"),
-shaped by `kinds.row_answers`.
+Prompts stream in id order, a batch at a time with their live annotations (id order) and
+texts (`labels.live_rows`, the next batch read by a thread while this one is built), so memory
+stays bounded whatever the project's size and each prompt's texts are read once, however the
+labels were stored. Lines are the standard encoder's bytes: `app.jsontext.row_line` of each
+row, or for rankings without labelers or answers the snapshot's lines
+(`rows.encoded_rankings`: templates of the row with its strings filled in). Superseded
+annotations and gold items (known answers used to measure labelers) are left out. In a
+project with questions or criteria every row carries the annotation's `answers` (its flags
+under "flags"), shaped by `kinds.row_answers`.
 """
 
 from collections.abc import Callable, Iterator, Sequence
@@ -24,7 +25,6 @@ from app.datasets.kinds import (
     DatasetKind,
     kto_row,
     pair_rows,
-    prompt_of,
     prompt_row,
     ranking_row,
     rating_row,
@@ -32,91 +32,31 @@ from app.datasets.kinds import (
     sft_row,
 )
 from app.datasets.schemas import SnapshotCreate
-from app.datasets.templates import RankingLines
+from app.datasets.writer import Encoded
 from app.errors import Invalid
 from app.labeling import labels, ranks
-from app.prefetch import ahead
+from app.labeling.labels import AnnotationRow
 from app.progress import Progress
 from app.projects import strength
 from app.projects.kinds import ProjectKind
-from app.projects.models import Project, Prompt, Response
+from app.projects.models import Project, Prompt
 
-PROMPTS_SQL = (
-    "SELECT p.id, p.messages::text FROM unnest(%s::int[]) AS u(id) "
-    "CROSS JOIN LATERAL (SELECT id, messages FROM prompts WHERE id = u.id) AS p"
-)
-TEXTS_SQL = (
-    "SELECT r.id, r.text FROM unnest(%s::int[]) AS u(id) "
-    "CROSS JOIN LATERAL (SELECT id, text FROM responses WHERE prompt_id = u.id) AS r"
-)
-"""A batch's prompts and texts on PostgreSQL: one index lookup per prompt (the planner
-scans the whole table for an `= ANY(…)` of a few thousand ids), the ids passed as one array
-literal (psycopg adapts a list of ints element by element)."""
-BATCH = 5000
-PROGRESS_EVERY = 2000
+BATCH = 1000
+"""Prompts read at a time."""
+BLOCK = 5000
+"""Rows (at least) per block of the export."""
 
 Emails = dict[int, str] | None
 Build = Callable[[list[Any], Any, dict[int, str]], list[dict[str, Any]]]
 """(the prompt's messages, the payload, response id -> text) -> the rows of one annotation.
 The payload holds "answers" only when the rows are to carry them."""
-Batch = tuple[list[tuple[Any, ...]], dict[int, str], dict[int, str]]
-"""(annotation rows, prompt id -> its messages as JSON text, response id -> text)."""
 
 
-def _of_prompts(session: Session, prompt_ids: list[int], texts: bool) -> tuple[dict, dict]:
-    """(prompt id -> messages as JSON text, response id -> text) of the prompts."""
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        # The driver's tuples straight into the dicts: SQLAlchemy's rows cost ~1 µs each.
-        driver: Any = connection.connection.driver_connection
-        ids = "{" + ",".join(map(str, prompt_ids)) + "}"
-        with driver.cursor() as cursor:
-            cursor.execute(PROMPTS_SQL, (ids,))
-            messages = dict(cursor.fetchall())
-            if not texts:
-                return messages, {}
-            cursor.execute(TEXTS_SQL, (ids,))
-            return messages, dict(cursor.fetchall())
-    query = select(Prompt.id, cast(Prompt.messages, Text)).where(Prompt.id.in_(prompt_ids))
-    messages = dict(connection.execute(query).all())
-    if not texts:
-        return messages, {}
-    query = select(Response.id, Response.text).where(Response.prompt_id.in_(prompt_ids))
-    return messages, dict(connection.execute(query).all())
-
-
-def _labeled(row: dict[str, Any], annotation: tuple[Any, ...], emails: dict[int, str]) -> dict:
+def _labeled(row: dict[str, Any], annotation: AnnotationRow, emails: dict[int, str]) -> dict:
     """The row, plus its labeler's email ("import" for an imported label) and the time."""
-    _, _, user_id, created_at, _, _ = annotation
+    user_id, created_at = annotation[1], annotation[4]
     labeler = emails.get(user_id, "import") if user_id else "import"
     return row | {"labeler": labeler, "annotated_at": created_at.isoformat()}
-
-
-def _batches(
-    session: Session,
-    project: Project,
-    kind: str,
-    progress: Progress | None,
-    made: list[int],
-    *,
-    texts: bool = True,
-    with_times: bool = False,
-) -> Iterator[Batch]:
-    """The live annotations of `kind` in id order, a batch at a time with its prompts'
-    messages and texts; before the next batch, `progress` hears `made[0]`, the rows the
-    consumer has made so far."""
-    low, high = labels.live_id_range(session=session, project_id=project.id, kind=kind)
-
-    def fetched() -> Iterator[Batch]:
-        for batch in labels.live_annotation_rows(
-            session=session, project_id=project.id, kind=kind, batch=BATCH, with_times=with_times
-        ):
-            yield batch, *_of_prompts(session, list({row[1] for row in batch}), texts)
-
-    for batch, messages, text in ahead(fetched()):
-        yield batch, messages, text
-        if progress is not None:
-            progress(made[0], batch[-1][0] - low, high - low)
 
 
 def _annotation_rows(
@@ -128,31 +68,46 @@ def _annotation_rows(
     progress: Progress | None,
     texts: bool = True,
 ) -> Iterator[list[dict[str, Any]]]:
-    """The rows `build` makes of each live annotation of `kind`, in annotation id order, one
-    list per batch of annotations."""
+    """The rows `build` makes of each live annotation of `kind`, prompt by prompt (id order),
+    a prompt's annotations in id order; a list of at least BLOCK rows at a time."""
     asks = bool(project.questions or project.criteria)
     loads = jsontext.loads
     made = [0]
-    with_times = emails is not None
-    for batch, messages_of, text in _batches(
-        session, project, kind, progress, made, texts=texts, with_times=with_times
-    ):
-        messages: dict[int, Any] = {}
-        out: list[dict[str, Any]] = []
-        for a in batch:
-            prompt = messages.get(a[1])
-            if prompt is None:
-                prompt = messages[a[1]] = loads(messages_of[a[1]])
-            payload = loads(a[4])
+    found = labels.live_rows(
+        session,
+        project.id,
+        (kind,),
+        with_responses=texts,
+        batch=BATCH,
+        read_ahead=True,
+        times=emails is not None,
+        flags=bool(project.criteria),
+    )
+    if progress is not None:
+        low, high = rows_of.prompt_id_range(session, project)
+        found = rows_of.reporting(found, lambda item: item[0][0], progress, low, high, made)
+    out: list[dict[str, Any]] = []
+    for prompt, annotations, responses in found:
+        if not annotations:
+            continue
+        messages = loads(prompt[2])
+        text = {rid: t for rid, (t, _) in responses.items()}
+        for a in annotations:
+            payload = loads(a[3])
             if asks:
                 answers = payload.get("answers") or {}
                 if project.criteria:
-                    answers = answers | {"flags": loads(a[5]) or {}}
+                    answers = answers | {"flags": loads(a[7]) if a[7] else {}}
                 payload["answers"] = answers
             else:
                 payload.pop("answers", None)
-            rows = build(prompt, payload, text)
+            rows = build(messages, payload, text)
             out.extend(rows if emails is None else [_labeled(row, a, emails) for row in rows])
+        if len(out) >= BLOCK:
+            made[0] += len(out)
+            yield out
+            out = []
+    if out:
         made[0] += len(out)
         yield out
 
@@ -294,39 +249,29 @@ def _ranking_lines(
     session: Session, project: Project, progress: Progress | None
 ) -> Iterator[tuple[bytes, int]]:
     """The rankings export's lines (no labelers, no answers), as `jsonl` of `_rankings`' rows
-    gives them, a block per batch: a string prompt's lines by template (`RankingLines`, each
-    string encoded once per batch), other prompts' by `_rankings`. Yields (the block, its
-    lines)."""
-    lines = RankingLines()
+    gives them: the snapshot of every ranking's lines (`rows.encoded_rankings`), the excluded
+    labelers' included. Yields (a block of at least BLOCK lines, how many)."""
     made = [0]
-    loads, encoded, row_line = jsontext.loads, jsontext.encoded, jsontext.row_line
-    for batch, messages_of, text in _batches(session, project, "ranking", progress, made):
-        # prompt id -> (the string prompt encoded, or None for a conversation; its messages)
-        prompts: dict[int, tuple[bytes | None, list[Any]]] = {}
-        enc = {rid: encoded(t) for rid, t in text.items()}
-        out: list[bytes] = []
-        for a in batch:
-            ranked_ids = _ranked(loads(a[4]))
-            if ranked_ids is None:
-                continue
-            best_first, places = ranked_ids
-            if a[1] in prompts:
-                prompt, messages = prompts[a[1]]
-            else:
-                messages = loads(messages_of[a[1]])
-                shown = prompt_of(messages)
-                prompt = encoded(shown) if type(shown) is str else None
-                prompts[a[1]] = prompt, messages
-            line = None
-            if prompt is not None:
-                tied = None if places[-1] == len(places) - 1 else places
-                line = lines.line(prompt, list(map(enc.__getitem__, best_first)), tied)
-            if line is None:
-                line = row_line(ranking_row(messages, [text[rid] for rid in best_first], places))
-            out.append(line)
-        made[0] += len(out)
-        if out:
-            yield b"".join(out), len(out)
+    found = labels.live_payloads(session, project.id, "ranking", batch=BATCH, read_ahead=True)
+    if progress is not None:
+        low, high = rows_of.prompt_id_range(session, project)
+        found = rows_of.reporting(found, lambda item: item[0][0], progress, low, high, made)
+    block: list[bytes] = []
+    count = 0
+    for _, prompt_rows in rows_of.encoded_rankings(found):
+        if type(prompt_rows) is Encoded:
+            block.append(prompt_rows.lines)
+            count += prompt_rows.count
+        else:
+            block.append(b"".join(map(jsontext.row_line, prompt_rows)))  # type: ignore[arg-type]
+            count += len(prompt_rows)  # type: ignore[arg-type]
+        if count >= BLOCK:
+            made[0] += count
+            yield b"".join(block), count
+            block, count = [], 0
+    if block:
+        made[0] += count
+        yield b"".join(block), count
 
 
 def counted_jsonl(

@@ -217,28 +217,36 @@ def with_labelers(row: dict[str, Any], made_from: list[Label], emails: dict[int,
     }
 
 
-def _prompt_id_range(session: Session, project: Project) -> tuple[int, int]:
+def prompt_id_range(session: Session, project: Project) -> tuple[int, int]:
     query = select(func.min(Prompt.id), func.max(Prompt.id)).where(Prompt.project_id == project.id)
     low, high = session.execute(query).one()
     return low or 0, high or 0
 
 
-def _reporting(
-    rows: Iterator[T], prompt_id: Callable[[T], int], progress: Progress, low: int, high: int
+def reporting(
+    found: Iterator[T],
+    prompt_id: Callable[[T], int],
+    progress: Progress,
+    low: int,
+    high: int,
+    made: list[int] | None = None,
 ) -> Iterator[T]:
-    """The prompts' labels, telling `progress` how far through the prompt ids they are."""
+    """The prompts of `found`, telling `progress` every PROGRESS_EVERY prompts how many there
+    were so far (or `made[0]`, the rows made of them) and how far through the prompt ids
+    (`low` … `high`) they are."""
     n = 0
-    for n, labels in enumerate(rows, 1):
+    for n, item in enumerate(found, 1):
         if n % PROGRESS_EVERY == 0:
-            progress(n, prompt_id(labels) - low, high - low)
-        yield labels
-    progress(n, high - low, high - low)
+            progress(n if made is None else made[0], prompt_id(item) - low, high - low)
+        yield item
+    progress(n if made is None else made[0], high - low, high - low)
 
 
-def _encoded_rankings(found: Iterator[tuple[PromptRow, list[Any], Responses]]) -> Rows:
-    """The rankings snapshot of every label (method "all", no labelers), from `live_payloads`:
-    a string prompt's rows as `writer.Encoded` (lines by template, columns for Parquet), with
-    no dict per row; a conversation's rows built by `_rankings`. Same rows, same bytes."""
+def encoded_rankings(found: Iterator[tuple[PromptRow, list[Any], Responses]]) -> Rows:
+    """The rankings snapshot of every label (method "all", no labelers), from `live_payloads`,
+    and the rankings export's lines: a string prompt's rows as `writer.Encoded` (lines by
+    template, columns for Parquet), with no dict per row; a conversation's rows built by
+    `_rankings`. Same rows, same bytes."""
     lines = RankingLines()
     loads, encoded = jsontext.loads, jsontext.encoded
     for prompt, payloads, responses in found:
@@ -316,20 +324,20 @@ def snapshot_rows(
     if "weights" in params:
         weights = {int(user_id): w for user_id, w in params["weights"].items()}
     build: Callable[[PromptLabels], Made]
-    low, high = _prompt_id_range(session, project) if progress else (0, 0)
+    low, high = prompt_id_range(session, project) if progress else (0, 0)
 
     def read(kinds: tuple[str, ...], **options: Any) -> Iterator[PromptLabels]:
         # The reader session is this iteration's alone: the next batch is read ahead.
         found = prompt_labels(session, project.id, kinds, excluded, read_ahead=True, **options)
         if progress is None:
             return found
-        return _reporting(found, lambda labels: labels.prompt_id, progress, low, high)
+        return reporting(found, lambda labels: labels.prompt_id, progress, low, high)
 
     if kind == DatasetKind.rankings and params["method"] == "all" and emails is None:
         plain = live_payloads(session, project.id, "ranking", excluded, read_ahead=True)
         if progress is not None:
-            plain = _reporting(plain, lambda found: found[0][0], progress, low, high)
-        yield from _encoded_rankings(plain)
+            plain = reporting(plain, lambda found: found[0][0], progress, low, high)
+        yield from encoded_rankings(plain)
         return
 
     if kind == DatasetKind.prompts:

@@ -96,3 +96,25 @@ def test_string_prompts_alone_keep_native_parquet_columns(session, factory, tmp_
         "responses": ["c", "a", "b"],
         "ranks": [0, 1, 1],
     }
+
+
+def test_another_projects_prompts_between_ours_stay_out(session, factory, tmp_path) -> None:
+    """Prompts are read by id range, without a project condition on their annotations: a
+    prompt of another project imported between two of ours must not bring its labels."""
+    from app.datasets import export
+
+    ours, theirs = factory.project(kind="ranking", k=2), factory.project(kind="ranking", k=2)
+    for n in range(3):  # ours, theirs, ours, …: their prompt ids fall inside our range
+        for project, name in ((ours, "ours"), (theirs, "theirs")):
+            items = [{"id": f"{name}{n}", "prompt": f"{name} {n}", "responses": ["a", "b"]}]
+            factory.items(project, items, tmp_path)
+    user = factory.user()
+    for project in (ours, theirs):
+        for pid, rids in prompts_of(session, project):
+            annotate(session, project, pid, user, {"ranking": rids})
+    kinds = {"kind": "rankings", "method": "all", "split": 1.0}
+    made = rows.snapshot_rows(session=session, project=ours, params=kinds)
+    assert [external_id for external_id, _ in made] == ["ours0", "ours1", "ours2"]
+    for kind in ("rankings", "pairs"):
+        lines = b"".join(export.jsonl(session=session, project=ours, kind=kind)).splitlines()
+        assert [json.loads(line)["prompt"] for line in lines] == ["ours 0", "ours 1", "ours 2"]
