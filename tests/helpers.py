@@ -57,6 +57,34 @@ def ranking_items(n: int, k: int = 4, prefix: str = "p") -> list[dict]:
     ]
 
 
+TRICKY = ["100% sure: %s %b %% %", "ctrl \x01\x1f del \x7f", "sep \u2028 \u2029", 'q " b \\ /']
+"""Texts that trip encoders and templates: %-format characters, control characters, line
+separators, quotes and backslashes."""
+
+TIE_SHAPES = [
+    lambda r: r[::-1],
+    lambda r: [[r[0], r[1]], r[2], r[3]],
+    lambda r: [[x] for x in r],
+    lambda r: [r[3], [r[2], r[1], r[0]]],
+    lambda r: [list(r)],  # everything tied: no preference
+]
+"""Rankings of four response ids: flat, with a tie, singleton groups, a three-way tie, and
+all tied."""
+
+
+def tricky_items(n: int, conversation_every: int, suffix: str = "") -> list[dict]:
+    """n ranking items of four responses holding `TRICKY` texts; every `conversation_every`-th
+    prompt is a conversation (system and user turns), the others strings."""
+    items = []
+    for i in range(n):
+        text = TRICKY[i % len(TRICKY)]
+        chat = [{"role": "system", "content": "be kind"}, {"role": "user", "content": text}]
+        prompt = chat if i % conversation_every == 0 else f"prompt {i} {text}{suffix}"
+        responses = [f"{TRICKY[(i + j) % len(TRICKY)]} {j}" for j in range(4)]
+        items.append({"id": f"t{i}", "prompt": prompt, "responses": responses})
+    return items
+
+
 def prompts_of(session, project) -> list[tuple[int, list[int]]]:  # type: ignore[no-untyped-def]
     """(prompt id, response ids in import order) of every prompt, in id order."""
     from sqlalchemy import select

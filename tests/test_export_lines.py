@@ -15,7 +15,7 @@ from app.jsontext import Slot, encoded, loads, row_line, template
 from app.labeling import labels
 from app.labeling.models import Annotation
 from app.projects.models import Prompt, Response
-from tests.helpers import annotate, prompts_of
+from tests.helpers import TIE_SHAPES, annotate, prompts_of, tricky_items
 
 json_values = st.recursive(
     st.none()
@@ -178,9 +178,6 @@ def test_export_bytes_equal_the_row_builders_reference(
     assert got == want.encode()
 
 
-TRICKY = ["100% sure: %s %b %% %", "ctrl \x01\x1f del \x7f", "sep \u2028 \u2029", 'q " b \\ /']
-
-
 def test_the_rankings_template_writes_the_row_builders_bytes(
     session, factory, tmp_path, monkeypatch
 ) -> None:
@@ -194,23 +191,9 @@ def test_the_rankings_template_writes_the_row_builders_bytes(
     monkeypatch.setattr(export, "BATCH", 3)
     alice = factory.user()
     project = factory.project(kind="ranking", k=4)
-    items = []
-    for i in range(8):
-        text = TRICKY[i % len(TRICKY)]
-        conversation = [{"role": "system", "content": "be kind"}, {"role": "user", "content": text}]
-        prompt = conversation if i % 3 == 0 else f"prompt {i} {text}"
-        responses = [f"{TRICKY[(i + j) % len(TRICKY)]} {j}" for j in range(4)]
-        items.append({"id": f"t{i}", "prompt": prompt, "responses": responses})
-    factory.items(project, items, tmp_path)
-    shapes = [
-        lambda r: r[::-1],
-        lambda r: [[r[0], r[1]], r[2], r[3]],
-        lambda r: [[x] for x in r],
-        lambda r: [r[3], [r[2], r[1], r[0]]],
-        lambda r: [list(r)],  # everything tied: no row
-    ]
+    factory.items(project, tricky_items(8, conversation_every=3), tmp_path)
     for n, (pid, rids) in enumerate(prompts_of(session, project)):
-        for shape in shapes[n % 2 :: 2] + [shapes[n % len(shapes)]]:
+        for shape in TIE_SHAPES[n % 2 :: 2] + [TIE_SHAPES[n % len(TIE_SHAPES)]]:
             annotate(session, project, pid, alice, {"ranking": shape(rids)})
 
     got = b"".join(export.jsonl(session=session, project=project, kind="rankings"))

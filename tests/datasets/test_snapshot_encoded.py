@@ -9,9 +9,8 @@ import pyarrow.parquet as pq
 from app.aggregation import service as aggregation
 from app.datasets import rows, writer
 from app.labeling.labels import prompt_labels
-from tests.helpers import annotate, prompts_of
+from tests.helpers import TIE_SHAPES, annotate, prompts_of, tricky_items
 
-TRICKY = ["100% sure: %s %b %% %", "ctrl \x01\x1f del \x7f", "sep \u2028 \u2029", 'q " b \\ /']
 PARAMS = {"kind": "rankings", "method": "all", "split": 0.6}
 
 
@@ -25,22 +24,11 @@ def _built(session, project, excluded):  # type: ignore[no-untyped-def]
 
 def test_encoded_rankings_write_the_row_by_row_files(session, factory, tmp_path) -> None:
     project = factory.project(kind="ranking", k=4)
-    items = []
-    for i in range(24):
-        text = TRICKY[i % len(TRICKY)]
-        chat = [{"role": "system", "content": "be kind"}, {"role": "user", "content": text}]
-        prompt = chat if i % 5 == 0 else f"prompt {i} {text} «ü» \U0001f600"
-        responses = [f"{TRICKY[(i + j) % len(TRICKY)]} {j}" for j in range(4)]
-        items.append({"id": f"t{i}", "prompt": prompt, "responses": responses})
-    factory.items(project, items, tmp_path)
+    factory.items(
+        project, tricky_items(24, conversation_every=5, suffix=" «ü» \U0001f600"), tmp_path
+    )
     alice, bob, troll = factory.user(), factory.user(), factory.user()
-    shapes = [
-        lambda r: r[::-1],
-        lambda r: [[r[0], r[1]], r[2], r[3]],
-        lambda r: [[x] for x in r],
-        lambda r: [r[3], [r[2], r[1], r[0]]],
-        lambda r: [list(r)],  # everything tied: no row
-    ]
+    shapes = TIE_SHAPES
     for n, (pid, rids) in enumerate(prompts_of(session, project)):
         first = annotate(session, project, pid, alice, {"ranking": shapes[n % 5](rids)})
         if n % 3 == 0:  # superseded: only the newer one counts
