@@ -32,7 +32,7 @@ from app.datasets.kinds import (
     sft_row,
 )
 from app.datasets.schemas import SnapshotCreate
-from app.datasets.writer import Encoded
+from app.datasets.writer import lines_of
 from app.errors import Invalid
 from app.labeling import labels, ranks
 from app.labeling.labels import AnnotationRow
@@ -84,8 +84,7 @@ def _annotation_rows(
         flags=bool(project.criteria),
     )
     if progress is not None:
-        low, high = rows_of.prompt_id_range(session, project)
-        found = rows_of.reporting(found, lambda item: item[0][0], progress, low, high, made)
+        found = rows_of.reporting(found, lambda item: item[0][0], session, project, progress, made)
     out: list[dict[str, Any]] = []
     for prompt, annotations, responses in found:
         if not annotations:
@@ -254,17 +253,13 @@ def _ranking_lines(
     made = [0]
     found = labels.live_payloads(session, project.id, "ranking", batch=BATCH, read_ahead=True)
     if progress is not None:
-        low, high = rows_of.prompt_id_range(session, project)
-        found = rows_of.reporting(found, lambda item: item[0][0], progress, low, high, made)
+        found = rows_of.reporting(found, lambda item: item[0][0], session, project, progress, made)
     block: list[bytes] = []
     count = 0
     for _, prompt_rows in rows_of.encoded_rankings(found):
-        if type(prompt_rows) is Encoded:
-            block.append(prompt_rows.lines)
-            count += prompt_rows.count
-        else:
-            block.append(b"".join(map(jsontext.row_line, prompt_rows)))  # type: ignore[arg-type]
-            count += len(prompt_rows)  # type: ignore[arg-type]
+        data, n = lines_of(prompt_rows)
+        block.append(data)
+        count += n
         if count >= BLOCK:
             made[0] += count
             yield b"".join(block), count

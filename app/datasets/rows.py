@@ -217,7 +217,7 @@ def with_labelers(row: dict[str, Any], made_from: list[Label], emails: dict[int,
     }
 
 
-def prompt_id_range(session: Session, project: Project) -> tuple[int, int]:
+def _prompt_id_range(session: Session, project: Project) -> tuple[int, int]:
     query = select(func.min(Prompt.id), func.max(Prompt.id)).where(Prompt.project_id == project.id)
     low, high = session.execute(query).one()
     return low or 0, high or 0
@@ -226,14 +226,15 @@ def prompt_id_range(session: Session, project: Project) -> tuple[int, int]:
 def reporting(
     found: Iterator[T],
     prompt_id: Callable[[T], int],
+    session: Session,
+    project: Project,
     progress: Progress,
-    low: int,
-    high: int,
     made: list[int] | None = None,
 ) -> Iterator[T]:
     """The prompts of `found`, telling `progress` every PROGRESS_EVERY prompts how many there
-    were so far (or `made[0]`, the rows made of them) and how far through the prompt ids
-    (`low` … `high`) they are."""
+    were so far (or `made[0]`, the rows made of them) and how far through the project's
+    prompt ids they are."""
+    low, high = _prompt_id_range(session, project)
     n = 0
     for n, item in enumerate(found, 1):
         if n % PROGRESS_EVERY == 0:
@@ -294,8 +295,9 @@ def _encoded_ranked(
             best_first, places = order_and_ranks(best_first)
             if len(set(places)) < 2:
                 continue  # everything tied: no preference, no row
-            places_of.append(places if places[-1] < len(places) - 1 else None)
-            tied = tied or places[-1] < len(places) - 1
+            has_ties = places[-1] < len(places) - 1  # else singleton groups: no ties
+            places_of.append(places if has_ties else None)
+            tied = tied or has_ties
             line = line_of(prompt, list(map(get_enc, best_first)), places_of[-1])
         if line is None:
             return None
@@ -324,19 +326,18 @@ def snapshot_rows(
     if "weights" in params:
         weights = {int(user_id): w for user_id, w in params["weights"].items()}
     build: Callable[[PromptLabels], Made]
-    low, high = prompt_id_range(session, project) if progress else (0, 0)
 
     def read(kinds: tuple[str, ...], **options: Any) -> Iterator[PromptLabels]:
         # The reader session is this iteration's alone: the next batch is read ahead.
         found = prompt_labels(session, project.id, kinds, excluded, read_ahead=True, **options)
         if progress is None:
             return found
-        return reporting(found, lambda labels: labels.prompt_id, progress, low, high)
+        return reporting(found, lambda labels: labels.prompt_id, session, project, progress)
 
     if kind == DatasetKind.rankings and params["method"] == "all" and emails is None:
         plain = live_payloads(session, project.id, "ranking", excluded, read_ahead=True)
         if progress is not None:
-            plain = reporting(plain, lambda found: found[0][0], progress, low, high)
+            plain = reporting(plain, lambda item: item[0][0], session, project, progress)
         yield from encoded_rankings(plain)
         return
 

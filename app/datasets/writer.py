@@ -86,7 +86,19 @@ class _Columns:
         self.tags: dict[str, set[str]] = {}
         self.message_keys: dict[str, list[str]] = {}
 
-    def see(self, row: dict[str, Any]) -> None:
+    def see(self, made: "list[dict[str, Any]] | Encoded") -> None:
+        """Note the columns of one prompt's rows."""
+        if type(made) is Encoded:
+            for name, tag in made.tags.items():
+                seen = self.tags.get(name)
+                if seen is None:
+                    seen = self.tags[name] = set()
+                seen.add(tag)
+            return
+        for row in made:  # type: ignore[union-attr]
+            self._see_row(row)
+
+    def _see_row(self, row: dict[str, Any]) -> None:
         tags = self.tags
         for name, value in row.items():
             tag = _tag(value)
@@ -100,13 +112,6 @@ class _Columns:
                 for turn in value:
                     keys.extend(k for k in turn if k not in keys)
 
-    def see_encoded(self, made: "Encoded") -> None:
-        for name, tag in made.tags.items():
-            seen = self.tags.get(name)
-            if seen is None:
-                seen = self.tags[name] = set()
-            seen.add(tag)
-
 
 @dataclass(slots=True)
 class Encoded:
@@ -119,6 +124,13 @@ class Encoded:
     count: int
     columns: dict[str, list[Any]]
     tags: dict[str, str]
+
+
+def lines_of(made: list[dict[str, Any]] | Encoded) -> tuple[bytes, int]:
+    """One prompt's rows as JSONL (`row_line`'s bytes) and how many there are."""
+    if type(made) is Encoded:
+        return made.lines, made.count
+    return b"".join(map(row_line, made)), len(made)  # type: ignore[arg-type]
 
 
 class _Pending:
@@ -291,15 +303,10 @@ def write_files(
             lines = {"train": train_lines, "test": test_lines}
             for external_id, made in rows:
                 split = "train" if in_train(external_id, params["split"]) else "test"
-                if type(made) is Encoded:
-                    columns.see_encoded(made)
-                    lines[split].add(made.lines)
-                    counts[split] += made.count
-                else:
-                    for row in made:  # type: ignore[union-attr]
-                        columns.see(row)
-                    lines[split].add(b"".join(map(row_line, made)))  # type: ignore[arg-type]
-                    counts[split] += len(made)  # type: ignore[arg-type]
+                columns.see(made)
+                data, count = lines_of(made)
+                lines[split].add(data)
+                counts[split] += count
                 parquet.add(split, made)
         json_columns = parquet.finish(counts)
     finally:

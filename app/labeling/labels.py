@@ -96,6 +96,7 @@ def prompt_labels(
     (only them) or None (every prompt). With `read_ahead` a thread reads the next batch
     while the caller works on this one: only for a caller that leaves `session` alone until
     the iteration ends (a snapshot's reader session)."""
+    loads = jsontext.loads
     for prompt, rows, responses in live_rows(
         session,
         project_id,
@@ -109,14 +110,8 @@ def prompt_labels(
         read_ahead=read_ahead,
     ):
         if rows or keep_unlabeled:
-            yield decoded(prompt, rows, responses)
-
-
-def decoded(prompt: PromptRow, rows: list[AnnotationRow], responses: Responses) -> PromptLabels:
-    """A prompt's labels from `live_rows`' plain rows."""
-    loads = jsontext.loads
-    labels = [Label(r[0], r[1], r[2], loads(r[3]), r[4]) for r in rows]
-    return PromptLabels(prompt[0], prompt[1], loads(prompt[2]), responses, labels)
+            labels = [Label(r[0], r[1], r[2], loads(r[3]), r[4]) for r in rows]
+            yield PromptLabels(prompt[0], prompt[1], loads(prompt[2]), responses, labels)
 
 
 def live_rows(
@@ -256,7 +251,7 @@ def live_payloads(
     `kind`, for a caller that needs nothing else of them, with the prompt and its responses:
     prompts without any left out. On PostgreSQL a prompt's payloads come as one JSON array
     (one row and one decoding per prompt, not per annotation: a snapshot reads a million),
-    the live rule in the query (as `_live_of` has it); elsewhere from `live_rows`."""
+    the live rule in the query (`_live_of`); elsewhere from `live_rows`."""
     if session.get_bind().dialect.name != "postgresql":
         loads = jsontext.loads
         for prompt, rows, responses in live_rows(
@@ -278,18 +273,21 @@ def _payload_batches(
 ) -> Iterator[tuple[list[PromptRow], dict[int, str], dict[int, Responses]]]:
     """`live_payloads`' reads on PostgreSQL: (prompts, prompt id -> its payloads as a JSON
     array, prompt id -> its responses), a batch of prompts at a time."""
-    newer = aliased(Annotation)
     payload = cast(Annotation.payload, Text)
     joined = func.string_agg(payload, aggregate_order_by(literal(","), Annotation.id))
-    live = [
-        Annotation.project_id == project_id,
-        Annotation.kind == kind,
-        ~exists().where(newer.supersedes_id == Annotation.id),
-    ]
+    live = _live_of(project_id, kind, gold_out=False)  # gold prompts are not in the batches
     if excluded:
         live.append(or_(Annotation.user_id.is_(None), Annotation.user_id.not_in(list(excluded))))
     for prompts, _, responses in _prompt_batches(
-        session, project_id, (), True, None, 0, batch, False, False
+        session,
+        project_id,
+        kinds=(),
+        with_responses=True,
+        only=None,
+        after=0,
+        batch=batch,
+        gold=False,
+        times=False,
     ):
         ids = [p[0] for p in prompts]
         query = (
@@ -300,15 +298,19 @@ def _payload_batches(
         yield prompts, dict(_plain(session, query)), responses
 
 
-def _live_of(project_id: int, kind: str) -> list[ColumnElement[bool]]:
-    """The project's annotations of `kind` that nothing supersedes, gold items left out."""
-    newer, gold = aliased(Annotation), aliased(Prompt)
-    return [
+def _live_of(project_id: int, kind: str, *, gold_out: bool = True) -> list[ColumnElement[bool]]:
+    """The project's annotations of `kind` that nothing supersedes, gold items left out
+    (unless `gold_out` is False: a caller that reads only real prompts' annotations)."""
+    newer = aliased(Annotation)
+    live = [
         Annotation.project_id == project_id,
         Annotation.kind == kind,
         ~exists().where(newer.supersedes_id == Annotation.id),
-        ~exists().where(gold.id == Annotation.prompt_id, gold.is_gold.is_(True)),
     ]
+    if gold_out:
+        gold = aliased(Prompt)
+        live.append(~exists().where(gold.id == Annotation.prompt_id, gold.is_gold.is_(True)))
+    return live
 
 
 def live_annotations(
