@@ -5,6 +5,8 @@ import os
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from app.labeling import public
+
 PG_URL = os.environ.get("RLHF_TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 
@@ -118,3 +120,13 @@ def annotate(session, project, prompt_id, user, payload, kind="ranking", superse
     session.add(annotation)
     session.commit()
     return annotation
+
+
+def row_id(kind: str, public_id: int) -> int:
+    """The row id behind an id a labeler was shown (`app.labeling.public`)."""
+    return public.decode(public.Kind(kind), public_id)
+
+
+def public_id(kind: str, row: int) -> int:
+    """The id a labeler is shown for a row id (`app.labeling.public`)."""
+    return public.encode(public.Kind(kind), row)

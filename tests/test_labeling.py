@@ -8,7 +8,7 @@ from sqlalchemy import text
 from app.base import utcnow
 from app.labeling import remembered
 from app.labeling.models import Annotation, Assignment
-from tests.helpers import prompts_of, ranking_items
+from tests.helpers import prompts_of, ranking_items, row_id
 
 
 @pytest.fixture
@@ -48,9 +48,11 @@ def test_ranking_is_stored_and_the_next_prompt_follows(client, factory, ranking,
     flags = {str(order[0]): ["unsafe"]}
     response = _post(client, task, labeler, {"ranking": order, "flags": flags, "duration_ms": 5})
     assert response.status_code == 201, response.text
-    stored = session.get(Annotation, response.json()["id"])
-    assert stored.payload == {"ranking": order}
-    assert stored.flags == flags and stored.duration_ms == 5
+    stored = session.get(Annotation, row_id("annotation", response.json()["id"]))
+    assert stored.payload == {"ranking": [row_id("response", r) for r in order]}
+    assert stored.flags == {str(row_id("response", order[0])): ["unsafe"]}
+    assert stored.duration_ms == 5
+    assert response.json()["payload"] == {"ranking": order}  # as the labeler sent it
     following = _next(client, ranking, labeler).json()
     assert following["prompt_id"] != task["prompt_id"]
 
@@ -138,13 +140,13 @@ def test_prompts_reopened_behind_the_frontier_are_still_served(  # type: ignore[
     got = []
     while (response := _next(client, project, b)).status_code == 200:
         task = response.json()
-        got.append(task["prompt_id"])
+        got.append(row_id("prompt", task["prompt_id"]))
         assert _post(client, task, b, {"ranking": [r["id"] for r in task["responses"]]}).is_success
     assert response.status_code == 204
     every = sorted(prompt_id for prompt_id, _ in prompts_of(session, project))
     assert sorted(got) == every
     # PostgreSQL: first past the frontier, then the reopened ones; SQLite: import order.
-    assert got[0] == (last["prompt_id"] if backend == "postgresql" else every[0])
+    assert got[0] == (row_id("prompt", last["prompt_id"]) if backend == "postgresql" else every[0])
 
 
 def test_expired_lease_returns_to_the_pool(client, factory, tmp_path, session) -> None:
@@ -153,7 +155,7 @@ def test_expired_lease_returns_to_the_pool(client, factory, tmp_path, session) -
     a, b = factory.user(), factory.user()
     task = _next(client, project, a).json()
     assert _next(client, project, b).status_code == 204
-    assignment = session.get(Assignment, task["assignment_id"])
+    assignment = session.get(Assignment, row_id("assignment", task["assignment_id"]))
     assignment.expires_at = utcnow() - timedelta(seconds=1)
     session.commit()
     taken = _next(client, project, b)
@@ -168,7 +170,7 @@ def test_a_late_submit_is_kept_while_the_slot_is_still_free(
 ) -> None:
     labeler = factory.user()
     task = _next(client, ranking, labeler).json()
-    assignment = session.get(Assignment, task["assignment_id"])
+    assignment = session.get(Assignment, row_id("assignment", task["assignment_id"]))
     assignment.expires_at = utcnow() - timedelta(seconds=1)
     session.commit()
     response = _post(client, task, labeler, {"ranking": [r["id"] for r in task["responses"]]})

@@ -85,9 +85,9 @@ def test_next_in_the_same_answer_through_the_lane(client, factory, ranking, take
 @pytest.mark.parametrize(
     ("method", "suffix", "body", "content_type", "key"),
     [
-        ("POST", "0/annotations", {"ranking": [1]}, "application/json", None),
+        ("POST", "-1/annotations", {"ranking": [1]}, "application/json", None),
         ("POST", "abc/annotations", {"ranking": [1]}, "application/json", None),
-        ("POST", f"{2**31}/annotations", {"ranking": [1]}, "application/json", None),
+        ("POST", f"{2**48}/annotations", {"ranking": [1]}, "application/json", None),
         ("POST", "{id}/annotations", {"bogus": 1}, "application/json", None),
         ("POST", "{id}/annotations", {"ranking": [1]}, "text/plain", None),
         ("POST", "{id}/annotations", {"ranking": [1]}, "application/json", "k" * 201),

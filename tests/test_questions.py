@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from app.labeling.models import Annotation
-from tests.helpers import ranking_items
+from tests.helpers import ranking_items, row_id
 
 QUESTIONS = [
     {
@@ -90,9 +90,10 @@ def test_every_question_type_is_answered_and_stored(client, project, factory, se
     body = {"ranking": ids, "answers": _answers(ids), "flags": {str(ids[1]): ["unsafe"]}}
     response = _submit(client, task, labeler, body)
     assert response.status_code == 201, response.text
-    stored = session.get(Annotation, response.json()["id"])
-    a, b = (str(i) for i in ids)
-    assert stored.payload["ranking"] == ids
+    stored = session.get(Annotation, row_id("annotation", response.json()["id"]))
+    rows = [row_id("response", i) for i in ids]
+    a, b = (str(i) for i in rows)
+    assert stored.payload["ranking"] == rows
     assert stored.payload["answers"] == {
         "helpfulness": {a: 6, b: 2},
         "honest": {a: True, b: False},

@@ -15,6 +15,8 @@ from pydantic import AfterValidator, StringConstraints
 
 MAX_INT64 = 2**63 - 1
 MAX_ID = 2**31 - 1
+MAX_PUBLIC = 2**48 - 1
+"""The largest id a labeler sees (`app.labeling.public`)."""
 """Ids, steps and other keys are INTEGER columns (PostgreSQL's integer is 32-bit)."""
 MAX_PAGE = 1000
 """Largest page a list route returns."""
@@ -44,6 +46,8 @@ def _finite_json(value: Any) -> Any:
 
 Id = Annotated[int, Ge(1), Le(MAX_ID)]
 """A database id (path, query or body)."""
+PublicId = Annotated[int, Ge(0), Le(MAX_PUBLIC)]
+"""An id as a labeler sees it (`app.labeling.public`): assignments on the labeling routes."""
 AfterId = Annotated[int, Ge(0), Le(MAX_ID)]
 """A keyset position: the id (or step) to continue after."""
 Limit = Annotated[int, Ge(1), Le(MAX_PAGE)]

@@ -7,8 +7,8 @@ from fastapi.concurrency import run_in_threadpool
 
 from app.db import SessionDep
 from app.deps import CurrentUser, LabelerUser
-from app.http.bounds import Id, Limit, Offset
-from app.labeling import hot, pages, service
+from app.http.bounds import Id, Limit, Offset, PublicId
+from app.labeling import hot, pages, public, service
 from app.labeling.schemas import (
     AnnotationIn,
     AnnotationOut,
@@ -72,7 +72,7 @@ async def _with_next(out: Any, request: Request, project_id: int, user: Any, mod
     responses={200: {"description": "a retry with the same Idempotency-Key: the first result"}},
 )
 async def annotate(
-    assignment_id: Id,
+    assignment_id: PublicId,
     body: AnnotationIn,
     request: Request,
     response: Response,
@@ -87,17 +87,23 @@ async def annotate(
     if not created:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
-    out = SubmitOut.model_validate(annotation)
+    out = SubmitOut.model_validate(public.annotation(annotation))
     return await _with_next(out, request, annotation.project_id, user, next)
 
 
 @router.post("/assignments/{assignment_id}/skip", response_model=SkipOut)
 async def skip(
-    assignment_id: Id, body: SkipIn, request: Request, user: LabelerUser, next: NextQuery = None
+    assignment_id: PublicId,
+    body: SkipIn,
+    request: Request,
+    user: LabelerUser,
+    next: NextQuery = None,
 ) -> object:
     """Skip a leased task; with ?next=1 the response also carries the next task."""
     row = await hot.skip(assignment_id=assignment_id, user=user, reason=body.reason)
-    return await _with_next(SkipOut.model_validate(row), request, row.project_id, user, next)
+    return await _with_next(
+        SkipOut.model_validate(public.assignment(row)), request, row.project_id, user, next
+    )
 
 
 @router.get("/assignments", response_model=list[AssignmentOut])
@@ -109,8 +115,8 @@ def my_assignments(
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> object:
-    """The caller's own assignments."""
-    return service.list_assignments(
+    """The caller's own assignments (with public ids, as their tasks showed them)."""
+    rows = service.list_assignments(
         session=session,
         user_id=user.id,
         project_id=project_id,
@@ -118,6 +124,7 @@ def my_assignments(
         limit=limit,
         offset=offset,
     )
+    return [public.assignment(row) for row in rows]
 
 
 @router.get("/annotations", response_model=list[AnnotationOut])
@@ -126,12 +133,15 @@ def annotations(
     user: CurrentUser,
     project_id: Id | None = None,
     user_id: Id | None = None,
-    prompt_id: Id | None = None,
+    prompt_id: PublicId | None = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> object:
-    """Labelers see their own annotations; admins see all and may filter by labeler."""
-    return service.list_annotations(
+    """Labelers see their own annotations with public ids (`prompt_id` is one too); admins
+    see all with row ids and may filter by labeler."""
+    if not user.is_admin and prompt_id is not None:
+        prompt_id = public.decode(public.Kind.prompt, prompt_id)
+    rows = service.list_annotations(
         session=session,
         user_id=user_id if user.is_admin else user.id,
         project_id=project_id,
@@ -139,3 +149,4 @@ def annotations(
         limit=limit,
         offset=offset,
     )
+    return rows if user.is_admin else [public.annotation(row) for row in rows]

@@ -13,13 +13,11 @@ count towards the next hold.
 
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from itertools import combinations
 from typing import Any
 
-from sqlalchemy import Connection, and_, exists, func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, and_, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.auth.models import User
@@ -29,10 +27,8 @@ from app.labeling.models import (
     Annotation,
     AnnotationSource,
     Assignment,
-    AssignmentStatus,
     LabelerHold,
 )
-from app.projects.kinds import ProjectKind
 from app.projects.models import Prompt, Response
 from app.stats import binomial_cdf
 
@@ -168,60 +164,46 @@ def gold_stats(
 def pick_gold(*, session: Db, project: Any, user_id: int) -> int | None:
     """The gold prompt to lease instead of the next real one, or None (see the module doc).
 
-    The caller has found a real prompt for this labeler, so real work is left.
+    The same statements run whether a gold item is due or not (a gold item is drawn either
+    way), so the time a lease takes does not tell a gold task from a real one. The caller
+    leases it only where real work is left for this labeler.
     """
-    if project.gold_rate <= 0 or project.kind == ProjectKind.demonstration:
-        return None
-    any_gold = select(Prompt.id).where(Prompt.project_id == project.id, Prompt.is_gold.is_(True))
-    if session.scalar(any_gold.limit(1)) is None:  # one index probe for most projects
-        return None
     total, gold = session.execute(
         select(func.count(Assignment.id), func.count(Prompt.id))
         .select_from(Assignment)
         .outerjoin(Prompt, and_(Prompt.id == Assignment.prompt_id, Prompt.is_gold.is_(True)))
         .where(Assignment.project_id == project.id, Assignment.user_id == user_id)
     ).one()
-    debt = project.gold_rate * (total + 1) - gold
-    if debt <= 0 or (debt < 1 and random.random() >= debt):
-        return None
     mine = select(Assignment.prompt_id).where(
         Assignment.project_id == project.id, Assignment.user_id == user_id
     )
-    return session.scalar(
+    drawn = session.scalar(
         select(Prompt.id)
         .where(Prompt.project_id == project.id, Prompt.is_gold.is_(True), Prompt.id.not_in(mine))
         .order_by(func.random())
         .limit(1)
     )
-
-
-def lease_gold(
-    db: Db, *, project: Any, user_id: int, now: datetime, real_open: list[Any]
-) -> tuple[int, int] | None:
-    """Lease a gold item to a labeler who holds no live lease, when one is due and real work
-    is left for them (`real_open`: the WHERE conditions on Prompt of their open real prompts).
-
-    Returns (assignment id, prompt id), or None: lease a real prompt instead. The responses
-    are shown in a random order like any task's.
-    """
-    prompt_id = pick_gold(session=db, project=project, user_id=user_id)
-    if prompt_id is None or not db.scalar(select(exists().where(*real_open))):
+    debt = project.gold_rate * (total + 1) - gold
+    if debt <= 0 or (debt < 1 and random.random() >= debt):
         return None
-    shown = list(db.scalars(select(Response.id).where(Response.prompt_id == prompt_id)))
-    values = {
-        "project_id": project.id,
-        "prompt_id": prompt_id,
-        "user_id": user_id,
-        "status": AssignmentStatus.leased,
-        "response_ids": random.sample(shown, min(project.k, len(shown))),
-        "expires_at": now + timedelta(seconds=project.lease_seconds),
-        "created_at": now,
-    }
-    dialect = db.get_bind().dialect.name if isinstance(db, Session) else db.dialect.name
-    insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert_(Assignment).values(values).on_conflict_do_nothing()
-    assignment_id = db.execute(statement.returning(Assignment.id)).scalar()
-    return None if assignment_id is None else (assignment_id, prompt_id)
+    return drawn
+
+
+def unseen_count(*, session: Db, project: Any, user_id: int) -> int:
+    """Gold items of the project this labeler has not been given yet."""
+    mine = select(Assignment.prompt_id).where(
+        Assignment.project_id == project.id, Assignment.user_id == user_id
+    )
+    return (
+        session.scalar(
+            select(func.count()).where(
+                Prompt.project_id == project.id,
+                Prompt.is_gold.is_(True),
+                Prompt.id.not_in(mine),
+            )
+        )
+        or 0
+    )
 
 
 # --- holds ------------------------------------------------------------------------------------

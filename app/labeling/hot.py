@@ -21,7 +21,8 @@ from app.db_async import (
     single_statement,
     transaction,
 )
-from app.labeling import lease_statement, leasing, submitting
+from app.labeling import lease_statement, leasing, public, submitting
+from app.labeling.public import Kind
 from app.labeling.schemas import AnnotationIn, Task
 
 
@@ -41,10 +42,11 @@ async def next_task(*, project_id: int, user: User) -> Task | None:
 async def submit(
     *, assignment_id: int, user: User, body: AnnotationIn, idempotency_key: str | None
 ) -> tuple[Row[Any], bool]:
-    """Store an annotation; returns (annotation, created). A replayed key returns the first."""
+    """Store an annotation; returns (annotation, created). A replayed key returns the first.
+    `assignment_id` is the public id the labeler's task showed, as in `skip`."""
     engine = get_async_engine()
     args: dict[str, Any] = {
-        "assignment_id": assignment_id,
+        "assignment_id": public.decode(Kind.assignment, assignment_id),
         "user": user,
         "body": body,
         "idempotency_key": idempotency_key,
@@ -79,6 +81,7 @@ def _find(conn: Connection, user_id: int, key: str) -> Row[Any]:
 
 async def skip(*, assignment_id: int, user: User, reason: str) -> Row[Any]:
     """Give a leased prompt back with a reason; this labeler will not get it again."""
+    assignment_id = public.decode(Kind.assignment, assignment_id)
     async with transaction(get_async_engine()) as conn:
         return await conn.run_sync(
             lambda c: submitting.skip(

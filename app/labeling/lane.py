@@ -25,7 +25,7 @@ from starlette.types import Receive, Scope, Send
 
 from app import jsontext
 from app.deps import current_user
-from app.http.bounds import MAX_ID
+from app.http.bounds import MAX_ID, MAX_PUBLIC
 from app.http.limits import PARSED_JSON, is_json, replay
 from app.labeling import api
 from app.labeling.schemas import AnnotationIn, SkipIn, SkipOut, SubmitOut, Task
@@ -38,12 +38,14 @@ DECLINED = "rlhf.lane.declined"
 """Scope key: the lane passed this request on to the router's other routes."""
 
 
-def _id(raw: str) -> int | None:
-    """A path id as the routes' `Id` type reads it, or None to leave it to FastAPI."""
+def _id(raw: str, action: str) -> int | None:
+    """A path id as the routes' types read it (`Id` for a project, `PublicId` for an
+    assignment), or None to leave it to FastAPI."""
     if not (raw.isascii() and raw.isdigit()):
         return None
     value = int(raw)
-    return value if 1 <= value <= MAX_ID else None
+    low, high = (1, MAX_ID) if action == "next" else (0, MAX_PUBLIC)
+    return value if low <= value <= high else None
 
 
 def _next_mode(query: bytes) -> tuple[bool, str | None]:
@@ -142,14 +144,14 @@ class HotLane(BaseRoute):
         handler = ROUTES.get((scope["method"], action))
         if handler is None:
             return Match.NONE, {}
-        return Match.FULL, {"rlhf.lane": (handler, raw_id)}
+        return Match.FULL, {"rlhf.lane": (handler, raw_id, action)}
 
     def url_path_for(self, name: str, /, **path_params: Any) -> Any:
         raise NoMatchFound(name, path_params)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        handler, raw_id = scope["rlhf.lane"]
-        object_id = _id(raw_id)
+        handler, raw_id, action = scope["rlhf.lane"]
+        object_id = _id(raw_id, action)
         taken, mode = _next_mode(scope.get("query_string", b""))
         response = None
         request = Request(scope, receive)

@@ -32,7 +32,7 @@ PROMPTS: Table = Prompt.__table__  # type: ignore[assignment]
 
 
 @cache
-def lease_statement(kind: str, order: str, folded: bool = False) -> Any:
+def lease_statement(kind: str, order: str, folded: bool = False, gold: bool = False) -> Any:
     """PostgreSQL, one statement: the labeler's live lease in the project, else a new lease of
     the first open prompt (locked with SKIP LOCKED; the labeler's own expired lease is renewed).
 
@@ -49,6 +49,9 @@ def lease_statement(kind: str, order: str, folded: bool = False) -> Any:
     lease_prompt_id, response_ids, expires_at, messages, texts (null when nothing was leased).
     Nothing is leased unless `fast`: the labeler may label, the project has this kind and
     order, and no stepwise rule applies (archived, gold items to serve, automatic holds).
+
+    `gold=True` (not folded): lease the gold item `p_gold` in place of the first open prompt,
+    only while a real prompt is open for the labeler; otherwise the same statement.
     """
     user_id: Any = bindparam("p_user_id")
     now: Any = bindparam("p_now", type_=Assignment.expires_at.type)
@@ -108,15 +111,20 @@ def lease_statement(kind: str, order: str, folded: bool = False) -> Any:
     # (`remembered.frontier`), not at its first prompt, so it does not step over every
     # finished prompt on each lease.
     start = [Prompt.id >= bindparam("p_from")] if folded and order != "uncertainty" else []
+    if gold:
+        real_open = select(Prompt.id).where(*open_for(project, user_id, now)).correlate(None)
+        chosen_where = [
+            Prompt.id == bindparam("p_gold"),
+            Prompt.project_id == project.id,
+            Prompt.is_gold.is_(True),
+            ~exists().where(Assignment.prompt_id == Prompt.id, Assignment.user_id == user_id),
+            exists(real_open),
+        ]
+    else:
+        chosen_where = [*start, *open_for(project, user_id, now), unchanged]
     candidate = (
         select(Prompt.id)
-        .where(
-            *gate,
-            *start,
-            *open_for(project, user_id, now),
-            ~exists(select(mine.c.id)),
-            unchanged,
-        )
+        .where(*gate, *chosen_where, ~exists(select(mine.c.id)))
         .order_by(*serving_order(project))
         .limit(1)
         .with_for_update(of=Prompt, skip_locked=True)

@@ -24,7 +24,7 @@ from sqlalchemy import insert as sql_insert
 from app import precompiled
 from app.auth.models import User
 from app.errors import Forbidden, NotFound
-from app.labeling import gold, remembered
+from app.labeling import gold, public, remembered
 from app.labeling import lease_statement as statement
 from app.labeling.lease_rules import (
     open_for,
@@ -32,6 +32,7 @@ from app.labeling.lease_rules import (
     shown_count,
 )
 from app.labeling.models import Assignment, AssignmentStatus
+from app.labeling.public import Kind
 from app.labeling.schemas import Task, TaskResponse
 from app.projects import service as project_service
 from app.projects.kinds import ProjectKind
@@ -64,16 +65,20 @@ def check_allowed(row: Row[Any] | None, project_id: int) -> Row[Any]:
 
 
 def make_task(project: Any, lease: Any, messages: list[Any], texts: dict[Any, str]) -> Task:
-    """A lease as the labeler sees it; `texts` maps response id (int or str) to its text."""
+    """A lease as the labeler sees it, with public ids (`app.labeling.public`); `texts` maps
+    response id (int or str) to its text."""
     texts = {int(rid): text for rid, text in texts.items()}
     return Task(
-        assignment_id=lease.id,
+        assignment_id=public.encode(Kind.assignment, lease.id),
         project_id=project.id,
-        prompt_id=lease.prompt_id,
+        prompt_id=public.encode(Kind.prompt, lease.prompt_id),
         kind=project.kind,
         instructions=project.instructions,
         messages=messages or [],
-        responses=[TaskResponse(id=rid, text=texts[int(rid)]) for rid in lease.response_ids],
+        responses=[
+            TaskResponse(id=public.encode(Kind.response, int(rid)), text=texts[int(rid)])
+            for rid in lease.response_ids
+        ],
         rating_scale=project.rating_scale,
         criteria=project.criteria,
         strength_scale=project.strength_scale,
@@ -82,14 +87,17 @@ def make_task(project: Any, lease: Any, messages: list[Any], texts: dict[Any, st
     )
 
 
-def _lease_postgresql(conn: Connection, project: Any, user_id: int, now: datetime) -> Task | None:
+def _lease_postgresql(
+    conn: Connection, project: Any, user_id: int, now: datetime, gold_id: int | None
+) -> Task | None:
     for _ in range(LEASE_TRIES):
         parameters = statement.lease_parameters(project=project, user_id=user_id, now=now)
-        row = conn.execute(
-            statement.lease_statement(project.kind, project.order), parameters
-        ).first()
+        parameters["p_gold"] = gold_id
+        built = statement.lease_statement(project.kind, project.order, gold=gold_id is not None)
+        row = conn.execute(built, parameters).first()
         if row is not None:
             return make_task(project, row, row.messages, row.texts or {})
+        gold_id = None  # taken meanwhile, or no real work left: the real prompt it stood for
     return None
 
 
@@ -243,14 +251,14 @@ def _first_open(conn: Connection, project: Any, user_id: int, now: datetime) -> 
     return conn.scalar(_first_open_query(project.kind, project.order), parameters)
 
 
-def _lease_serialised(conn: Connection, project: Any, user_id: int, now: datetime) -> Task | None:
+def _lease_serialised(
+    conn: Connection, project: Any, user_id: int, now: datetime, gold_id: int | None
+) -> Task | None:
     """The same rules in steps; only correct inside a serialised write transaction (SQLite)."""
-    lease = _resume(conn, project, user_id, now)
-    if lease is None:
-        prompt_id = _first_open(conn, project, user_id, now)
-        if prompt_id is None:
-            return None
-        lease = _lease_prompt(conn, project, user_id, prompt_id, now)
+    prompt_id = _first_open(conn, project, user_id, now)
+    if prompt_id is None:
+        return None
+    lease = _lease_prompt(conn, project, user_id, gold_id or prompt_id, now)
     return _as_task(conn, project, lease)
 
 
@@ -259,27 +267,24 @@ def _may_serve_gold(project: Any) -> bool:
     return project.gold_rate > 0 and project.kind != ProjectKind.demonstration and project.has_gold
 
 
-def _lease_gold(conn: Connection, project: Any, user_id: int, now: datetime) -> Task | None:
-    """The labeler's live lease, or a gold item when one is due (`gold.lease_gold`), or None."""
-    lease = _resume(conn, project, user_id, now)
-    if lease is None:
-        real_open = open_for(project, user_id, now)
-        if gold.lease_gold(conn, project=project, user_id=user_id, now=now, real_open=real_open):
-            lease = _resume(conn, project, user_id, now)
-    return None if lease is None else _as_task(conn, project, lease)
-
-
 def lease(conn: Connection, *, project: Any, user_id: int, now: datetime) -> Task | None:
-    """The labeler's live lease in `project`, or a newly leased prompt (a gold item at the
-    project's gold rate), or None: nothing left, or the labeler is held (`gold.hold_of`)."""
+    """The labeler's live lease in `project`, or a newly leased prompt, or None: nothing left,
+    or the labeler is held (`gold.hold_of`).
+
+    A gold item (`gold.pick_gold`, at the project's gold rate) takes the place of the real
+    prompt this labeler would have been leased, through the same statements: it is leased only
+    where a real prompt is open for them, and a gold lease and a real one cost the same steps.
+    """
     if project.is_archived:
         return None
     if gold.hold_of(session=conn, project=project, user_id=user_id, record=True):
         return None
+    held = _resume(conn, project, user_id, now)
+    if held is not None:
+        return _as_task(conn, project, held)
+    gold_id = None
     if _may_serve_gold(project):
-        task = _lease_gold(conn, project, user_id, now)
-        if task is not None:
-            return task
+        gold_id = gold.pick_gold(session=conn, project=project, user_id=user_id)
     if conn.dialect.name == "postgresql":
-        return _lease_postgresql(conn, project, user_id, now)
-    return _lease_serialised(conn, project, user_id, now)
+        return _lease_postgresql(conn, project, user_id, now, gold_id)
+    return _lease_serialised(conn, project, user_id, now, gold_id)

@@ -115,6 +115,7 @@ class Progress(BaseModel):
     done: int
     skipped: int
     available: int
-    """Prompts this labeler could still be given."""
+    """Prompts this labeler could still be given, gold items included (none once no real
+    prompt is left)."""
     held: str | None = None
     """Why this labeler gets no tasks in the project for now (auto-hold), else None."""

@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session
 
 from app.auth.models import User
 from app.base import utcnow
-from app.labeling import gold, lease_rules, leasing, submitting
+from app.labeling import gold, lease_rules, leasing, public, submitting
 from app.labeling.models import Annotation, AnnotationSource, Assignment, AssignmentStatus
+from app.labeling.public import Kind
 from app.labeling.schemas import AnnotationIn, Progress, Task
 from app.projects.models import Project
 
@@ -35,11 +36,12 @@ def submit(
     body: AnnotationIn,
     idempotency_key: str | None = None,
 ) -> tuple[Row[Any], bool]:
-    """Store an annotation; returns (annotation, created). A replayed key returns the first."""
+    """Store an annotation; returns (annotation, created). A replayed key returns the first.
+    `assignment_id` is the public id the labeler's task showed (`app.labeling.public`)."""
     try:
         result = submitting.submit(
             session.connection(),
-            assignment_id=assignment_id,
+            assignment_id=public.decode(Kind.assignment, assignment_id),
             user=user,
             body=body,
             idempotency_key=idempotency_key,
@@ -63,11 +65,12 @@ def submit(
 
 
 def skip(*, session: Session, assignment_id: int, user: User, reason: str) -> Row[Any]:
-    """Give a leased prompt back with a reason; this labeler will not get it again."""
+    """Give a leased prompt back with a reason; this labeler will not get it again (the
+    public id of `submit`)."""
     try:
         row = submitting.skip(
             session.connection(),
-            assignment_id=assignment_id,
+            assignment_id=public.decode(Kind.assignment, assignment_id),
             user=user,
             reason=reason,
             now=utcnow(),
@@ -92,6 +95,10 @@ def progress(*, session: Session, project: Project, user: User) -> Progress:
     available = session.scalar(
         select(func.count()).where(*lease_rules.open_for(project, user.id, now))
     )
+    if available and project.gold_rate > 0 and project.kind != "demonstration":
+        # Gold items count like real prompts: a lease of either takes one off, so the count
+        # does not tell which one was leased (gold is served only while real work is left).
+        available += gold.unseen_count(session=session, project=project, user_id=user.id)
     hold = gold.hold_of(session=session, project=project, user_id=user.id)
     return Progress(
         project_id=project.id,

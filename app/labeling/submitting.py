@@ -7,6 +7,7 @@ prompt, then the assignment (the one order used everywhere), check, write.
 
 from datetime import datetime
 from functools import cache
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, func, insert, literal, select, update
@@ -15,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from app import precompiled
 from app.auth.models import User
 from app.errors import Conflict, Forbidden, Gone, Invalid, NotFound
-from app.labeling import validation
+from app.labeling import public, validation
 from app.labeling.lease_rules import live
 from app.labeling.models import Annotation, AssignmentStatus
 from app.labeling.models import Assignment as A
@@ -85,9 +86,9 @@ def assignment_for_submit(
     query = _assignment_query(idempotency_key is not None)
     row = precompiled.execute(conn, query, parameters).first()
     if row is None:
-        raise NotFound(f"no assignment {assignment_id}")
+        raise NotFound("no such assignment")
     if row.user_id != user.id and row.replay is None:
-        raise Forbidden(f"assignment {assignment_id} belongs to another labeler")
+        raise Forbidden("this assignment belongs to another labeler")
     return row
 
 
@@ -187,9 +188,9 @@ def _ensure_open(
     conn: Connection, assignment: Any, prompt: Any, overlap: int, now: datetime
 ) -> None:
     if assignment.status == AssignmentStatus.done:
-        raise Conflict(f"assignment {assignment.id} was submitted already")
+        raise Conflict("this assignment was submitted already")
     if assignment.status == AssignmentStatus.skipped:
-        raise Conflict(f"assignment {assignment.id} was skipped")
+        raise Conflict("this assignment was skipped")
     if assignment.expires_at <= now:
         # A late submit is taken only while the slot is still free.
         others = conn.scalar(
@@ -199,12 +200,12 @@ def _ensure_open(
         )
         if prompt.retired_at is not None:
             raise Gone(
-                f"the lease of assignment {assignment.id} expired and the prompt was retired; "
+                "the lease of this assignment expired and the prompt was retired; "
                 "take the next task"
             )
         if (others or 0) >= overlap + prompt.extra_labels:
             raise Gone(
-                f"the lease of assignment {assignment.id} expired at "
+                "the lease of this assignment expired at "
                 f"{assignment.expires_at:%Y-%m-%d %H:%M:%S} UTC and the prompt went to "
                 "another labeler; keep your text and take the next task"
             )
@@ -253,6 +254,7 @@ def submit(
     careful: bool,
 ) -> tuple[Row[Any], bool] | None:
     """Store an annotation; returns (annotation, created), a replayed key giving the first.
+    The body names responses by the public ids its task showed (`app.labeling.public`).
 
     `careful=False` on PostgreSQL (an autocommit connection): the one-statement path, or None
     when the lease is not live and the careful path must decide. A lease this process handed
@@ -269,8 +271,13 @@ def submit(
         first = find_by_key(conn, user_id=user.id, key=idempotency_key or "")
         assert first is not None
         return first, False
-    checked: Any = row  # the project settings and the assignment, in one row
-    payload, flags = validation.validate(project=checked, assignment=checked, body=body)
+    # Checked against the public ids the task showed, stored with row ids.
+    shown = public.response_map(row.response_ids)
+    project: Any = row  # the project's settings come with the assignment
+    assignment: Any = SimpleNamespace(response_ids=list(shown))
+    payload, flags = public.to_rows(
+        *validation.validate(project=project, assignment=assignment, body=body), shown
+    )
     values = _values(row, user.id, payload, flags, body, idempotency_key, now)
     try:
         if careful or conn.dialect.name != "postgresql":
@@ -297,12 +304,12 @@ def skip(conn: Connection, *, assignment_id: int, user: User, reason: str, now: 
         raise Invalid("a skip needs a reason", field="reason")
     row = conn.execute(select(A.user_id, A.prompt_id).where(A.id == assignment_id)).first()
     if row is None:
-        raise NotFound(f"no assignment {assignment_id}")
+        raise NotFound("no such assignment")
     if row.user_id != user.id:
-        raise Forbidden(f"assignment {assignment_id} belongs to another labeler")
+        raise Forbidden("this assignment belongs to another labeler")
     assignment, _prompt = _lock(conn, assignment_id, row.prompt_id)
     if assignment.status != AssignmentStatus.leased:
-        raise Conflict(f"assignment {assignment_id} is {assignment.status}, not leased")
+        raise Conflict(f"this assignment is {assignment.status}, not leased")
     return conn.execute(
         update(A)
         .where(A.id == assignment_id)

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from app.labeling import service as labeling
 from app.labeling.schemas import AnnotationIn
 from app.projects.models import Prompt
-from tests.helpers import prompts_of
+from tests.helpers import prompts_of, public_id, row_id
 
 
 def items(n: int, k: int = 4, prefix: str = "p", gold: int = 0, kind: str = "ranking") -> list:
@@ -77,7 +77,7 @@ def work(session, project, crew, seed: int = 0, limit: int = 10_000, shuffle: bo
     with `shuffle`) until none is left; returns the prompt ids each labeler was served."""
     rng = random.Random(seed)
     random.seed(seed)  # the service's shown order and gold draws
-    pos = positions(session, project)
+    pos = {public_id("response", r): p for r, p in positions(session, project).items()}
     served: dict[int, list[int]] = {user.id: [] for user, _ in crew}
     active = list(crew)
     while active and limit > 0:
@@ -90,7 +90,7 @@ def work(session, project, crew, seed: int = 0, limit: int = 10_000, shuffle: bo
                 active.remove((user, behaviour))
                 continue
             shown = [r.id for r in task.responses]
-            served[user.id].append(task.prompt_id)
+            served[user.id].append(row_id("prompt", task.prompt_id))
             ranked = answer(behaviour, shown, pos, rng)
             if project.kind == "rating":
                 body = AnnotationIn(

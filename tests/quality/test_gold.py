@@ -10,6 +10,7 @@ from app.datasets import service as datasets
 from app.datasets.schemas import SnapshotCreate
 from app.errors import Invalid
 from app.labeling import service as labeling
+from tests.helpers import row_id
 from tests.quality import sim
 
 
@@ -100,11 +101,11 @@ def test_a_gold_task_looks_like_any_other_task(client, factory, session, tmp_pat
     url = f"/api/v1/projects/{project.id}/tasks/next"
     while (task := client.get(url, headers=labeler.headers)).status_code == 200:
         body = task.json()
-        is_gold = body["prompt_id"] in gold
+        is_gold = row_id("prompt", body["prompt_id"]) in gold
         shapes[is_gold].add(tuple(sorted(body)))
         assert "gold" not in json.dumps(body).lower()
         if is_gold:
-            gold_orders.append([pos[r["id"]] for r in body["responses"]])
+            gold_orders.append([pos[row_id("response", r["id"])] for r in body["responses"]])
         ranking = [r["id"] for r in body["responses"]]
         client.post(
             f"/api/v1/assignments/{body['assignment_id']}/annotations",

@@ -12,6 +12,7 @@ from app.projects.models import Prompt, Response
 from app.runs import generation, service
 from app.runs.models import TrainingRun
 from app.runs.worker import Worker
+from tests.helpers import row_id
 
 FAST = {"max_new_tokens": 6, "batch_size": 4, "temperature": 1.0, "seed": 0}
 
@@ -112,7 +113,9 @@ def test_generate_fills_a_project_labelers_rank_and_the_registry_rates_models(
         body = task.json()
         assert len(body["responses"]) == 4
         assert all(set(resp) == {"id", "text"} for resp in body["responses"])  # no model names
-        order = sorted(body["responses"], key=lambda x: model_of[x["id"]] != v2_id)
+        order = sorted(
+            body["responses"], key=lambda x: model_of[row_id("response", x["id"])] != v2_id
+        )
         sent = client.post(
             f"/api/v1/assignments/{body['assignment_id']}/annotations",
             json={"ranking": [x["id"] for x in order]},
@@ -250,7 +253,7 @@ def test_a_prompt_is_served_once_it_has_enough_responses(
             json={"reason": "x"},
             headers=labeler.headers,
         )
-        return [session.get(Prompt, r.json()["prompt_id"]).external_id]
+        return [session.get(Prompt, row_id("prompt", r.json()["prompt_id"])).external_id]
 
     def add(project, count: int, start: int = 0) -> None:  # type: ignore[no-untyped-def]
         prompt_id = session.scalar(
@@ -336,7 +339,8 @@ def test_uncertainty_order_serves_the_closest_candidates_first(
     while (
         task := client.get(f"/api/v1/projects/{project.id}/tasks/next", headers=labeler.headers)
     ).status_code == 200:
-        order.append(next(n for n, i in ids.items() if i == task.json()["prompt_id"]))
+        shown = row_id("prompt", task.json()["prompt_id"])
+        order.append(next(n for n, i in ids.items() if i == shown))
         client.post(
             f"/api/v1/assignments/{task.json()['assignment_id']}/skip",
             json={"reason": "x"},
