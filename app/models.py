@@ -1,10 +1,9 @@
 """Every table, imported in one place for Alembic and the tests."""
 
-from app.aggregation.models import Exclusion
 from app.auth.models import ApiToken, User
 from app.base import Base
 from app.datasets.models import Snapshot
-from app.labeling.models import Annotation, Assignment, LabelerHold
+from app.labeling.models import Annotation, Assignment, Exclusion, LabelerHold
 from app.projects.models import Project, ProjectMember, Prompt, Response
 from app.prompts.models import PromptAction
 from app.runs.models import RegisteredModel, RunMetric, TrainingRun, Worker

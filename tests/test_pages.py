@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from tests.helpers import ranking_items
+from tests.helpers import ranking_items, row_id
 
 PASSWORD = "correct-horse-battery"
 
@@ -183,7 +183,7 @@ def test_annotations_browser_shows_the_ranking_as_ordered_texts(client, factory,
     first, second = factory.user(), factory.user()
 
     def worst_first(task):  # type: ignore[no-untyped-def]
-        ids = sorted(r["id"] for r in task["responses"])
+        ids = sorted((r["id"] for r in task["responses"]), key=lambda i: row_id("response", i))
         return {"ranking": ids[::-1], "flags": {str(ids[0]): ["unsafe"]}}
 
     task = annotate(client, first, ranking, worst_first)
@@ -196,7 +196,8 @@ def test_annotations_browser_shows_the_ranking_as_ordered_texts(client, factory,
     assert first.email in page and "unsafe" in page
     everyone = client.get(f"/admin/annotations?project_id={ranking.id}&user_id=&prompt_id=")
     assert everyone.text.count('class="card annotation"') == 2
-    one = client.get(f"/admin/annotations?project_id=&user_id=&prompt_id={task['prompt_id']}")
+    prompt = row_id("prompt", task["prompt_id"])  # admin pages show row ids
+    one = client.get(f"/admin/annotations?project_id=&user_id=&prompt_id={prompt}")
     assert one.text.count('class="card annotation"') == 1
 
 
@@ -214,7 +215,7 @@ def test_admin_excludes_a_labeler_from_the_quality_page_and_counts_them_in_again
 ) -> None:
     import re
 
-    from app.aggregation.models import Exclusion
+    from app.labeling.models import Exclusion
 
     admin, labeler = factory.user("admin"), factory.user("labeler")
     project = factory.project(kind="ranking", k=2)
@@ -222,6 +223,12 @@ def test_admin_excludes_a_labeler_from_the_quality_page_and_counts_them_in_again
     assert page.status_code == 200 and labeler.email in page.text
     url = f"/admin/projects/{project.id}/exclusions"
     form = {"user_id": labeler.id, "scope": "project", "reason": "spam"}
+    asked = client.post(url, data=form, headers=admin.headers, follow_redirects=False)
+    assert asked.status_code == 200 and "stop counting toward overlap" in asked.text
+    assert 'name="confirmed" value="1"' in asked.text and "Cancel" in asked.text
+    assert session.query(Exclusion).count() == 0  # nothing happens before the admin confirms
+    session.commit()  # a fresh read transaction for what follows
+    form["confirmed"] = "1"
     assert (
         client.post(url, data=form, headers=admin.headers, follow_redirects=False).status_code
         == 303

@@ -13,6 +13,7 @@ from app.db import SessionDep
 from app.deps import AdminUser
 from app.errors import DomainError, validation_messages
 from app.http.bounds import Id, Seed
+from app.labeling import exclusions
 from app.projects import service as project_service
 from app.templating import render
 
@@ -87,17 +88,34 @@ def exclude(
     project_id: Id,
     session: SessionDep,
     admin: AdminUser,
+    request: Request,
     user_id: Annotated[str, Form()] = "",
     scope: Annotated[str, Form()] = "project",
     reason: Annotated[str, Form()] = "",
+    confirmed: Annotated[str, Form()] = "",
 ):
-    """Leave a labeler out of this project's aggregates (or of every project's)."""
-    project_service.get(session=session, project_id=project_id)
+    """Take a labeler out of this project (or of every project), once the admin has seen
+    what that does on a confirmation page."""
+    project = project_service.get(session=session, project_id=project_id)
     back = f"/admin/projects/{project_id}/quality"
     try:
         body = ExclusionIn.model_validate(
             {"user_id": user_id, "reason": reason.strip(), "all_projects": scope == "all"}
         )
+        if confirmed != "1":
+            effect = exclusions.preview(
+                session=session,
+                user_id=body.user_id,
+                project_id=None if body.all_projects else project_id,
+            )
+            return render(
+                request,
+                "aggregation/exclude_confirm.html",
+                project=project,
+                body=body,
+                scope=scope,
+                effect=effect,
+            )
         service.exclude_labeler(
             session=session,
             user_id=body.user_id,
@@ -117,7 +135,7 @@ def exclude(
 
 @router.post("/admin/projects/{project_id}/exclusions/{exclusion_id}/remove")
 def include_again(project_id: Id, exclusion_id: Id, session: SessionDep, _: AdminUser):
-    """Count a labeler in again."""
+    """Reinstate a labeler: their labels count again and they get tasks again."""
     service.remove_exclusion(session=session, exclusion_id=exclusion_id)
     session.commit()
     return RedirectResponse(f"/admin/projects/{project_id}/quality", status_code=303)

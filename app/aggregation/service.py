@@ -2,7 +2,8 @@
 
 The algorithms live in `consensus.py` and `leaderboard.py` (pure); this module feeds them the
 live labels (`app.labeling.labels.prompt_labels`): no superseded annotation, no excluded
-labeler. An imported ranking (source=import, no user) counts as one voter.
+labeler. An imported ranking (source=import, no user) counts as one voter. Exclusions are
+labeling's (`app.labeling.exclusions`: no tasks, no counted labels), named here for callers.
 """
 
 from collections.abc import Callable, Iterator, Mapping
@@ -10,7 +11,7 @@ from dataclasses import replace
 from itertools import combinations
 from math import sqrt
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.aggregation.consensus import (
@@ -22,11 +23,16 @@ from app.aggregation.consensus import (
     consensus_ranking,
 )
 from app.aggregation.leaderboard import Comparisons, elo_ratings, leaderboard
-from app.aggregation.models import Exclusion
 from app.aggregation.schemas import Leaderboard, LeaderboardRow
-from app.auth.models import User
-from app.errors import Conflict, Invalid, NotFound
+from app.errors import Invalid
 from app.labeling import ranks
+from app.labeling.exclusions import (
+    exclude_labeler,
+    excluded_user_ids,
+    include_labeler,
+    list_exclusions,
+    remove_exclusion,
+)
 from app.labeling.labels import Label, PromptLabels, prompt_labels
 from app.projects.kinds import ProjectKind
 from app.projects.models import Project, Prompt, Response
@@ -53,84 +59,6 @@ __all__ = [
     "ratings_of",
     "remove_exclusion",
 ]
-
-
-# --- exclusions -----------------------------------------------------------------------------
-
-
-def excluded_user_ids(*, session: Session, project_id: int) -> set[int]:
-    """Labelers left out of this project's aggregates (its own and global exclusions)."""
-    return set(
-        session.scalars(
-            select(Exclusion.user_id).where(
-                or_(Exclusion.project_id == project_id, Exclusion.project_id.is_(None))
-            )
-        )
-    )
-
-
-def list_exclusions(*, session: Session, project_id: int) -> list[Exclusion]:
-    """Exclusions that apply to the project, global ones included, oldest first."""
-    return list(
-        session.scalars(
-            select(Exclusion)
-            .where(or_(Exclusion.project_id == project_id, Exclusion.project_id.is_(None)))
-            .order_by(Exclusion.id)
-        )
-    )
-
-
-def exclude_labeler(
-    *,
-    session: Session,
-    user_id: int,
-    project_id: int | None,
-    reason: str = "",
-    created_by: User | None = None,
-) -> Exclusion:
-    """Leave a labeler out of one project's aggregates (or every project's: project_id=None)."""
-    user = session.get(User, user_id)
-    if user is None:
-        raise NotFound(f"no user {user_id}", field="user_id")
-    same = select(Exclusion.id).where(Exclusion.user_id == user_id)
-    same = same.where(
-        Exclusion.project_id.is_(None) if project_id is None else Exclusion.project_id == project_id
-    )
-    if session.scalar(same) is not None:
-        raise Conflict(f"{user.email} is excluded already", field="user_id")
-    exclusion = Exclusion(
-        user_id=user_id,
-        project_id=project_id,
-        reason=reason,
-        created_by_id=created_by.id if created_by else None,
-    )
-    session.add(exclusion)
-    session.flush()
-    return exclusion
-
-
-def include_labeler(*, session: Session, user_id: int, project_id: int | None) -> None:
-    """Count a labeler in again where they were excluded (one project, or all: None)."""
-    same = select(Exclusion).where(Exclusion.user_id == user_id)
-    same = same.where(
-        Exclusion.project_id.is_(None) if project_id is None else Exclusion.project_id == project_id
-    )
-    exclusion = session.scalars(same.order_by(Exclusion.id)).first()
-    if exclusion is None:
-        user = session.get(User, user_id)
-        who = user.email if user else f"user {user_id}"
-        raise NotFound(f"{who} is not excluded there", field="user_id")
-    session.delete(exclusion)
-    session.flush()
-
-
-def remove_exclusion(*, session: Session, exclusion_id: int) -> None:
-    """Count the labeler in again (the exclusion row goes; annotations never moved)."""
-    exclusion = session.get(Exclusion, exclusion_id)
-    if exclusion is None:
-        raise NotFound(f"no exclusion {exclusion_id}")
-    session.delete(exclusion)
-    session.flush()
 
 
 # --- consensus ------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.models import User
 from app.base import utcnow
-from app.labeling import ranks
+from app.labeling import exclusions, ranks
 from app.labeling.models import (
     Annotation,
     AnnotationSource,
@@ -253,6 +253,7 @@ def hold_of(*, session: Db, project: Any, user_id: int, record: bool = False) ->
         .values(project_id=project.id, user_id=user_id, reason=reason, created_at=utcnow())
         .returning(LabelerHold.id)
     ).scalar_one()
+    exclusions.settle(session, user_id=user_id, project_id=project.id)
     return Hold(reason, hold_id)
 
 
@@ -266,6 +267,7 @@ def release_hold(*, session: Db, project: Any, user_id: int, by: User | None) ->
         .where(LabelerHold.id == hold.hold_id)
         .values(released_at=utcnow(), released_by_id=by.id if by else None)
     )
+    exclusions.settle(session, user_id=user_id, project_id=project.id)
     return True
 
 

@@ -13,9 +13,10 @@ from app.projects.models import Prompt, Response
 
 
 def live(now: datetime) -> Any:
-    """Assignments that hold a slot: done, or leased and not expired."""
+    """Assignments that hold a slot: done and counted (`exclusions`), or leased and not
+    expired."""
     return or_(
-        Assignment.status == AssignmentStatus.done,
+        and_(Assignment.status == AssignmentStatus.done, Assignment.counted.is_(True)),
         and_(Assignment.status == AssignmentStatus.leased, Assignment.expires_at > now),
     )
 

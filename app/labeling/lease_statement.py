@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import aliased
 
+from app.labeling import exclusions
 from app.labeling.lease_rules import open_for, serving_order, shown_count
 from app.labeling.models import Assignment, AssignmentStatus
 from app.projects import service as project_service
@@ -48,7 +49,8 @@ def lease_statement(kind: str, order: str, folded: bool = False, gold: bool = Fa
     when the project does not exist, else one row: the settings, `fast`, and lease_id,
     lease_prompt_id, response_ids, expires_at, messages, texts (null when nothing was leased).
     Nothing is leased unless `fast`: the labeler may label, the project has this kind and
-    order, and no stepwise rule applies (archived, gold items to serve, automatic holds).
+    order, and no stepwise rule applies (archived, gold items to serve, automatic holds,
+    an exclusion).
 
     `gold=True` (not folded): lease the gold item `p_gold` in place of the first open prompt,
     only while a real prompt is open for the labeler; otherwise the same statement.
@@ -62,6 +64,7 @@ def lease_statement(kind: str, order: str, folded: bool = False, gold: bool = Fa
             proj.c.allowed,
             proj.c.is_archived.is_(False),
             proj.c.auto_hold.is_(False),
+            ~exists().where(exclusions.applies(user_id, bindparam("p_project_id"))),
             ~((proj.c.gold_rate > 0) & proj.c.has_gold),
             proj.c.kind == kind,
             proj.c.order == order,

@@ -24,7 +24,7 @@ from sqlalchemy import insert as sql_insert
 from app import precompiled
 from app.auth.models import User
 from app.errors import Forbidden, NotFound
-from app.labeling import gold, public, remembered
+from app.labeling import exclusions, gold, public, remembered
 from app.labeling import lease_statement as statement
 from app.labeling.lease_rules import (
     open_for,
@@ -269,13 +269,15 @@ def _may_serve_gold(project: Any) -> bool:
 
 def lease(conn: Connection, *, project: Any, user_id: int, now: datetime) -> Task | None:
     """The labeler's live lease in `project`, or a newly leased prompt, or None: nothing left,
-    or the labeler is held (`gold.hold_of`).
+    or the labeler is out of the project (excluded, or held by `gold.hold_of`).
 
     A gold item (`gold.pick_gold`, at the project's gold rate) takes the place of the real
     prompt this labeler would have been leased, through the same statements: it is leased only
     where a real prompt is open for them, and a gold lease and a real one cost the same steps.
     """
     if project.is_archived:
+        return None
+    if exclusions.is_excluded(conn, user_id=user_id, project_id=project.id):
         return None
     if gold.hold_of(session=conn, project=project, user_id=user_id, record=True):
         return None

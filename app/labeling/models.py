@@ -4,7 +4,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.base import Base, utcnow
@@ -41,6 +41,9 @@ class Assignment(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     completed_at: Mapped[datetime | None]
     skip_reason: Mapped[str | None] = mapped_column(Text)
+    counted: Mapped[bool] = mapped_column(server_default=true())
+    """False while the labeler is excluded from the project or held (`labeling.exclusions`):
+    the label then counts toward no overlap, done count or progress."""
 
 
 class Annotation(Base):
@@ -97,3 +100,21 @@ class LabelerHold(Base):
     released_at: Mapped[datetime | None]
     """Set when an admin reinstates the labeler; later gold answers are judged afresh."""
     released_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class Exclusion(Base):
+    """A labeler an admin took out of a project (or of every project): no tasks, no counted
+    labels, no part in any aggregate. Their annotations stay in the database."""
+
+    __tablename__ = "exclusions"
+    __table_args__ = (Index("ix_exclusions_user_id_project_id", "user_id", "project_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    project_id: Mapped[int | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    """The project it applies to; NULL excludes the labeler from every project."""
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

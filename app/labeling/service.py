@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.models import User
 from app.base import utcnow
-from app.labeling import gold, lease_rules, leasing, public, submitting
+from app.labeling import exclusions, gold, lease_rules, leasing, public, submitting
 from app.labeling.models import Annotation, AnnotationSource, Assignment, AssignmentStatus
 from app.labeling.public import Kind
 from app.labeling.schemas import AnnotationIn, Progress, Task
@@ -99,13 +99,17 @@ def progress(*, session: Session, project: Project, user: User) -> Progress:
         # Gold items count like real prompts: a lease of either takes one off, so the count
         # does not tell which one was leased (gold is served only while real work is left).
         available += gold.unseen_count(session=session, project=project, user_id=user.id)
-    hold = gold.hold_of(session=session, project=project, user_id=user.id)
+    held = None
+    if exclusions.is_excluded(session, user_id=user.id, project_id=project.id):
+        held = exclusions.EXCLUDED_REASON
+    elif hold := gold.hold_of(session=session, project=project, user_id=user.id):
+        held = hold.reason
     return Progress(
         project_id=project.id,
         done=counts.get(AssignmentStatus.done, 0),
         skipped=counts.get(AssignmentStatus.skipped, 0),
-        available=0 if hold else available or 0,
-        held=hold.reason if hold else None,
+        available=0 if held else available or 0,
+        held=held,
     )
 
 

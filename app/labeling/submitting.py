@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from app import precompiled
 from app.auth.models import User
 from app.errors import Conflict, Forbidden, Gone, Invalid, NotFound
-from app.labeling import public, validation
+from app.labeling import exclusions, public, validation
 from app.labeling.lease_rules import live
 from app.labeling.models import Annotation, AssignmentStatus
 from app.labeling.models import Assignment as A
@@ -236,6 +236,8 @@ def _careful_statements() -> tuple[Any, Any, Any]:
 def _store_carefully(conn: Connection, row: Any, values: dict[str, Any], now: datetime) -> Row:
     assignment, prompt = _lock(conn, row.id, row.prompt_id)
     _ensure_open(conn, assignment, prompt, row.overlap, now)
+    if exclusions.is_out(conn, user_id=assignment.user_id, project_id=row.project_id):
+        raise Forbidden("you are out of this project for now; this label was not stored")
     store, done, counted = _careful_statements()
     stored = conn.execute(store, values).one()
     conn.execute(done, {"p_assignment_id": row.id, "p_now": now})

@@ -35,6 +35,8 @@ def test_admin_sorts_drills_down_excludes_and_reinstates(page, live) -> None:
     assert "ranked the first shown response first" in page.locator("#flags").inner_text()
     assert page.locator("#labels tbody tr").count() >= 5
     page.click("button:has-text('Exclude')")
+    page.get_by_text("stop counting toward overlap").wait_for()  # asked first, with the effect
+    page.click(f"button:has-text('Exclude {biased}')")
     row = page.locator(f"#labelers tbody tr:has-text('{biased}')")
     assert "excluded" in row.inner_text().lower()
     assert "position-bias" in page.locator("#exclusions").inner_text()
