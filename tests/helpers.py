@@ -130,3 +130,8 @@ def row_id(kind: str, public_id: int) -> int:
 def public_id(kind: str, row: int) -> int:
     """The id a labeler is shown for a row id (`app.labeling.public`)."""
     return public.encode(public.Kind(kind), row)
+
+
+def as_shown(annotation) -> dict:  # type: ignore[no-untyped-def]
+    """A stored annotation's payload with the public ids its labeler saw and sent."""
+    return public.to_public(annotation.payload, annotation.flags or {})[0]

@@ -5,7 +5,7 @@ import pytest
 
 from tests.browser import world
 from tests.browser.conftest import login, open_task
-from tests.helpers import ranking_items
+from tests.helpers import ranking_items, row_id
 
 pytestmark = pytest.mark.browser
 
@@ -37,9 +37,9 @@ def test_prompts_page_filters_releases_and_retires_in_bulk(page, live) -> None:
     log = page.locator("#action-log tbody tr")
     assert log.count() == 4 and admin.email in log.first.inner_text()
     [released] = live.assignments(project.id)
-    assert released.id == held.assignment_id and released.expires_at <= released.created_at.now(
-        released.expires_at.tzinfo
-    )
+    assert released.id == row_id(
+        "assignment", held.assignment_id
+    ) and released.expires_at <= released.created_at.now(released.expires_at.tzinfo)
     with live.session() as session:
         assert labeling.next_task(session=session, project=project, user=live.user()) is None
 

@@ -4,7 +4,7 @@ import pytest
 
 from app.projects.strength import DEFAULT_STRENGTH_SCALE
 from tests.browser.conftest import login, open_task, submit_and_wait
-from tests.helpers import ranking_items
+from tests.helpers import as_shown, ranking_items
 
 pytestmark = pytest.mark.browser
 
@@ -33,7 +33,7 @@ def test_tie_two_responses_by_keyboard(page, live) -> None:
     ]  # fmt: skip
     submit_and_wait(page)
     [annotation] = live.annotations(project.id)
-    assert annotation.payload == {"ranking": [[shown[2], shown[0]], shown[1], shown[3]]}
+    assert as_shown(annotation) == {"ranking": [[shown[2], shown[0]], shown[1], shown[3]]}
 
 
 def test_a_tie_survives_a_reload_and_undo_removes_it(page, live) -> None:
@@ -51,7 +51,7 @@ def test_a_tie_survives_a_reload_and_undo_removes_it(page, live) -> None:
     page.keyboard.press("=")
     submit_and_wait(page)  # the last response is placed below the tie
     [annotation] = live.annotations(project.id)
-    assert annotation.payload == {"ranking": [[shown[1], shown[0]], shown[2]]}
+    assert as_shown(annotation) == {"ranking": [[shown[1], shown[0]], shown[2]]}
 
 
 def test_strength_by_keyboard(page, live) -> None:
@@ -74,11 +74,11 @@ def test_strength_by_keyboard(page, live) -> None:
     assert page.locator("#strength input[value='2']").is_checked()
     submit_and_wait(page)
     [annotation] = live.annotations(project.id)
-    assert annotation.payload == {"ranking": [shown[1], shown[0]], "strength": 2}
+    assert as_shown(annotation) == {"ranking": [shown[1], shown[0]], "strength": 2}
     # A tie takes no strength.
     shown = open_task(page, project)
     for key in ("1", "2", "="):
         page.keyboard.press(key)
     submit_and_wait(page)
     second = [a for a in live.annotations(project.id) if a.id != annotation.id]
-    assert second[0].payload == {"ranking": [[shown[0], shown[1]]]}
+    assert as_shown(second[0]) == {"ranking": [[shown[0], shown[1]]]}

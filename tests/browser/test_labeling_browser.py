@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.browser.conftest import login, open_task, submit_and_wait
-from tests.helpers import ranking_items
+from tests.helpers import as_shown, public_id, ranking_items, row_id
 
 pytestmark = pytest.mark.browser
 
@@ -42,8 +42,8 @@ def test_ranking_by_keyboard_with_undo_and_flags(page, live) -> None:
     submit_and_wait(page)
     assert page.locator("#position").inner_text() == "1 done · 1 remaining"  # the next task
     [annotation] = live.annotations(project.id)
-    assert annotation.payload["ranking"] == [shown[2], shown[0], shown[3], shown[1]]
-    assert annotation.flags == {str(shown[1]): ["unsafe"]}
+    assert as_shown(annotation)["ranking"] == [shown[2], shown[0], shown[3], shown[1]]
+    assert annotation.flags == {str(row_id("response", shown[1])): ["unsafe"]}
     assert annotation.duration_ms is not None and annotation.duration_ms > 0
 
 
@@ -87,7 +87,7 @@ def test_ranking_by_drag_and_drop(page, live) -> None:
     submit_and_wait(page)
     assert page.get_by_text("All done here").is_visible()
     [annotation] = live.annotations(project.id)
-    assert annotation.payload["ranking"] == [shown[0], shown[1], shown[2]]
+    assert as_shown(annotation)["ranking"] == [shown[0], shown[1], shown[2]]
 
 
 @pytest.mark.parametrize(
@@ -104,7 +104,9 @@ def test_rating_by_keys(page, live, scale, keys, expected) -> None:
         page.keyboard.press(key)
     submit_and_wait(page)
     [annotation] = live.annotations(project.id)
-    assert annotation.payload["scores"] == {str(r): v for r, v in zip(shown, expected, strict=True)}
+    assert as_shown(annotation)["scores"] == {
+        str(r): v for r, v in zip(shown, expected, strict=True)
+    }
 
 
 def test_multi_turn_demonstration(page, live) -> None:
@@ -117,7 +119,7 @@ def test_multi_turn_demonstration(page, live) -> None:
     page.fill("textarea[data-turn='2']", "Then block two mornings for it.")
     submit_and_wait(page, "Control+Enter")
     [annotation] = live.annotations(project.id)
-    assert annotation.payload["demonstration"] == [
+    assert as_shown(annotation)["demonstration"] == [
         {"role": "assistant", "content": "What matters most this week?"},
         {"role": "user", "content": "Finishing my thesis chapter."},
         {"role": "assistant", "content": "Then block two mornings for it."},
@@ -145,7 +147,7 @@ def test_draft_survives_a_reload_and_is_cleared_on_submit(page, live) -> None:
     page.fill("textarea[data-turn='0']", "A careful answer")
     page.reload()
     assert page.locator("textarea[data-turn='0']").input_value() == "A careful answer"
-    key = f"rlhf-draft-{live.assignments(project.id)[0].id}"
+    key = f"rlhf-draft-{public_id('assignment', live.assignments(project.id)[0].id)}"
     assert page.evaluate(f"localStorage.getItem('{key}') !== null")
     submit_and_wait(page, "Control+Enter")
     assert page.evaluate(f"localStorage.getItem('{key}')") is None

@@ -4,7 +4,7 @@ import pytest
 
 from tests.browser.axe import violations
 from tests.browser.conftest import login, open_task, submit_and_wait
-from tests.helpers import ranking_items
+from tests.helpers import as_shown, ranking_items
 
 pytestmark = pytest.mark.browser
 
@@ -67,8 +67,8 @@ def test_every_question_type_by_keyboard_only(page, live) -> None:
     assert page.locator(".slot.filled").count() == 2  # typing did not touch the ranking
     submit_and_wait(page, "Control+Enter")
     [annotation] = live.annotations(project.id)
-    assert annotation.payload["ranking"] == [shown[1], shown[0]]
-    assert annotation.payload["answers"] == {
+    assert as_shown(annotation)["ranking"] == [shown[1], shown[0]]
+    assert as_shown(annotation)["answers"] == {
         "helpfulness": {a: 4, b: 2},
         "honest": {a: True, b: False},
         "issues": {a: ["long"], b: []},
