@@ -136,6 +136,7 @@ def create_app() -> FastAPI:
     app.add_middleware(CsrfCookieMiddleware)
     http.install(app)
     backpressure.install(app)
+    http.wrap(app)  # last, so outermost: every answer, early ones too, has the request id
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(LoginRequired, _login_redirect)

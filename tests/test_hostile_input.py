@@ -201,6 +201,41 @@ def test_every_page_and_answer_carries_the_security_headers(client, admin, facto
     assert 200 in seen and 404 in seen
 
 
+def _assert_request_id_and_security_headers(answer) -> None:  # type: ignore[no-untyped-def]
+    assert len(answer.headers["x-request-id"]) == 32, answer.headers
+    assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert answer.headers["x-frame-options"] == "DENY"
+
+
+def test_early_answers_carry_the_request_id_and_security_headers(
+    engine, admin, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The 503 of back-pressure and the 413 of the body limit are sent before any route runs:
+    they carry the same headers as every other answer."""
+    from fastapi.testclient import TestClient
+
+    from app.config import get_settings
+    from app.main import create_app
+
+    monkeypatch.setenv("RLHF_MAX_BODY_BYTES", "100")
+    get_settings.cache_clear()
+    try:
+        with TestClient(create_app()) as client:
+            big = client.post("/api/v1/projects", content=b"x" * 200, headers=admin.headers)
+            assert big.status_code == 413
+            _assert_request_id_and_security_headers(big)
+        monkeypatch.setenv("RLHF_MAX_IN_FLIGHT", "0")  # every request finds the process full
+        get_settings.cache_clear()
+        with TestClient(create_app()) as client:
+            for path in ("/api/v1/projects", "/login", "/api/v1/projects/1/tasks/next"):
+                busy = client.get(path, headers=admin.headers)
+                assert busy.status_code == 503 and busy.headers["retry-after"], path
+                _assert_request_id_and_security_headers(busy)
+    finally:
+        get_settings.cache_clear()
+
+
 def test_templates_have_no_inline_executable_scripts() -> None:
     import re
 

@@ -26,9 +26,9 @@ DOCS_PAGE = """<!doctype html>
 
 
 def install(app: FastAPI) -> None:
-    """Add the middleware (after the app's own, so it wraps them), handlers and /docs."""
+    """Add the body limits (after the app's own middleware, so they wrap them), handlers and
+    /docs. `wrap` then adds the request context around everything."""
     app.add_middleware(BodyLimitMiddleware)
-    app.add_middleware(RequestContextMiddleware)
     app.add_exception_handler(RequestValidationError, request_validation_error)
     openapi.install(app)
 
@@ -36,3 +36,9 @@ def install(app: FastAPI) -> None:
     def docs() -> HTMLResponse:
         """The API explorer (Swagger UI); its start-up script is a static file (no inline JS)."""
         return HTMLResponse(DOCS_PAGE)
+
+
+def wrap(app: FastAPI) -> None:
+    """Add the request id and security headers as the outermost middleware, so every answer
+    carries them: the 503 of back-pressure and the 413 of the body limit as much as a route's."""
+    app.add_middleware(RequestContextMiddleware)
