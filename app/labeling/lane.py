@@ -9,7 +9,9 @@ routes do (`current_user`), reads the few inputs these routes take, checks them 
 declared types would, calls the same endpoint function and encodes the answer with the
 response model's serializer. An input it does not take on the quick path (a malformed id, an
 unknown query parameter, a body that is not clean JSON of the model) goes on to the FastAPI
-route unchanged, so every error is FastAPI's own answer.
+route unchanged, so every error is FastAPI's own answer. A body that is not JSON is passed on
+before authentication: the CSRF check of a cookie session reads a form body to find its token,
+and a body read here through the form parser could not be handed on to the route.
 """
 
 import re
@@ -97,10 +99,10 @@ async def _next(request: Request, project_id: int, mode: str | None) -> Response
 
 
 async def _annotate(request: Request, assignment_id: int, mode: str | None) -> Response | None:
-    user = await current_user(request)
     key = request.headers.get("idempotency-key")
     if (key is not None and len(key) > MAX_KEY) or not _is_json(request):
         return None
+    user = await current_user(request)
     body = _body(request, AnnotationIn, await request.body())
     if body is None:
         return None
@@ -111,9 +113,9 @@ async def _annotate(request: Request, assignment_id: int, mode: str | None) -> R
 
 
 async def _skip(request: Request, assignment_id: int, mode: str | None) -> Response | None:
-    user = await current_user(request)
     if not _is_json(request):
         return None
+    user = await current_user(request)
     body = _body(request, SkipIn, await request.body())
     if body is None:
         return None
