@@ -184,3 +184,31 @@ def test_route_access(client, world, method, path) -> None:
         assert as_labeler.status_code not in (401, 403)
     as_admin = _call(client, method, path, ids, admin.headers)
     assert as_admin.status_code not in (401, 403) or path.startswith("/api/v1/assignments/")
+
+
+PROJECT_ROUTES_OF_USERS = sorted(
+    (method, path)
+    for (method, path), who in ACCESS.items()
+    if who == USER and "{project_id}" in path
+)
+
+
+@pytest.mark.parametrize(("method", "path"), PROJECT_ROUTES_OF_USERS)
+def test_a_members_only_project_is_closed_to_other_labelers(
+    client, world, factory, method, path
+) -> None:  # type: ignore[no-untyped-def]
+    """Every route a labeler reaches under a project refuses an outsider once the project has
+    members (reading it, its progress, its tasks, its labeling page), and serves a member."""
+    admin, labeler, ids = world
+    outsider = factory.user("labeler")
+    added = client.post(
+        f"/api/v1/projects/{ids['project_id']}/members",
+        json={"user_id": labeler.id},
+        headers=admin.headers,
+    )
+    assert added.status_code == 200, added.text
+    refused = _call(client, method, path, ids, outsider.headers | {"Accept": "text/html"})
+    assert refused.status_code in (403, 404), (path, refused.status_code)
+    assert "question 0" not in refused.text and '"overlap"' not in refused.text
+    member = _call(client, method, path, ids, labeler.headers)
+    assert member.status_code in (200, 204), (path, member.status_code)

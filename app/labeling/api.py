@@ -39,7 +39,7 @@ async def next_task(project_id: Id, user: LabelerUser) -> object:
 
 @router.get("/projects/{project_id}/progress", response_model=Progress)
 def my_progress(project_id: Id, session: SessionDep, user: LabelerUser) -> object:
-    project = project_service.get(session=session, project_id=project_id)
+    project = project_service.get_for(session=session, project_id=project_id, user=user)
     return service.progress(session=session, project=project, user=user)
 
 

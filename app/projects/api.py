@@ -41,8 +41,9 @@ def create_project(body: ProjectCreate, session: SessionDep, _: AdminUser) -> ob
 
 
 @router.get("/{project_id}", response_model=ProjectOut)
-def get_project(project_id: Id, session: SessionDep, _: CurrentUser) -> object:
-    return service.get(session=session, project_id=project_id)
+def get_project(project_id: Id, session: SessionDep, user: CurrentUser) -> object:
+    """The project; 403 for a labeler who is not a member of a members-only project."""
+    return service.get_for(session=session, project_id=project_id, user=user)
 
 
 @router.patch("/{project_id}", response_model=ProjectOut)

@@ -34,6 +34,14 @@ def get(*, session: Session, project_id: int) -> Project:
     return project
 
 
+def get_for(*, session: Session, project_id: int, user: User) -> Project:
+    """The project with this id as `user` may read it: NotFound, or Forbidden for a labeler
+    who is not a member of a members-only project (admins read every project)."""
+    project = get(session=session, project_id=project_id)
+    ensure_can_label(session=session, project=project, user=user)
+    return project
+
+
 def get_by_ref(*, session: Session, ref: str | int) -> Project:
     """A project by id or by name (what the CLI's PROJECT argument takes)."""
     ref = str(ref)
