@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, and_, case, cast, exists, func, insert, literal, or_, select, update
+from sqlalchemy import String, and_, case, exists, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.auth.models import User
@@ -69,7 +69,21 @@ def _live_lease(now: datetime) -> Any:
     )
 
 
-def _conditions(project: Project, where: PromptFilter, now: datetime) -> list[Any]:
+def _message_text_contains(text: str, dialect: str) -> Any:
+    """Whether some message of the prompt holds `text` in its content: literally (`%` and `_`
+    are no wildcards), case-insensitively, and never in the JSON around it (keys, roles)."""
+    if dialect == "postgresql":
+        turns = func.json_array_elements(Prompt.messages).table_valued("value").alias("turn")
+        content = turns.c.value.op("->>", return_type=String)("content")
+    else:
+        turns = func.json_each(Prompt.messages).table_valued("value").alias("turn")
+        content = func.json_extract(turns.c.value, "$.content", type_=String)
+    return exists().select_from(turns).where(content.icontains(text, autoescape=True))
+
+
+def _conditions(
+    session: Session, project: Project, where: PromptFilter, now: datetime
+) -> list[Any]:
     """WHERE conditions on Prompt for the filter."""
     wanted = project.overlap + Prompt.extra_labels
     active = Prompt.retired_at.is_(None)
@@ -99,12 +113,9 @@ def _conditions(project: Project, where: PromptFilter, now: datetime) -> list[An
             exists().where(Response.prompt_id == Prompt.id, Response.model == where.model)
         )
     if where.q:
-        needle = f"%{where.q.lower()}%"
+        dialect = session.get_bind().dialect.name
         conditions.append(
-            or_(
-                Prompt.external_id == where.q,
-                func.lower(cast(Prompt.messages, String)).like(needle),
-            )
+            or_(Prompt.external_id == where.q, _message_text_contains(where.q, dialect))
         )
     return conditions
 
@@ -134,7 +145,7 @@ def list_prompts(
     prompts = list(
         session.scalars(
             select(Prompt)
-            .where(*_conditions(project, where, now), Prompt.id > after)
+            .where(*_conditions(session, project, where, now), Prompt.id > after)
             .order_by(Prompt.id)
             .limit(limit + 1)
         )
@@ -173,7 +184,7 @@ def list_prompts(
 
 def count_prompts(*, session: Session, project: Project, where: PromptFilter) -> int:
     """How many prompts the filter matches (what a bulk action would touch)."""
-    query = select(func.count()).where(*_conditions(project, where, utcnow()))
+    query = select(func.count()).where(*_conditions(session, project, where, utcnow()))
     return session.scalar(query) or 0
 
 
@@ -260,11 +271,13 @@ def release_lease(*, session: Session, project: Project, assignment_id: int, by:
     _log(session, project, [assignment.prompt_id], by, PromptActionKind.release, detail)
 
 
-def _selection(project: Project, where: PromptFilter, prompt_id: int | None) -> Any:
+def _selection(
+    session: Session, project: Project, where: PromptFilter, prompt_id: int | None
+) -> Any:
     """SELECT Prompt.id of one prompt of the project, or of every prompt of the filter."""
     if prompt_id is not None:
         return select(Prompt.id).where(Prompt.project_id == project.id, Prompt.id == prompt_id)
-    return select(Prompt.id).where(*_conditions(project, where, utcnow()))
+    return select(Prompt.id).where(*_conditions(session, project, where, utcnow()))
 
 
 def requeue(
@@ -279,7 +292,7 @@ def requeue(
     if prompt_id is not None:
         get_prompt(session=session, project=project, prompt_id=prompt_id)
     where = where or PromptFilter()
-    ids = _selection(project, where, prompt_id)
+    ids = _selection(session, project, where, prompt_id)
     needs = Prompt.done_count + 1 - project.overlap
     detail = {"filter": where.as_dict()} if prompt_id is None else {}
     _log(session, project, ids, by, PromptActionKind.requeue, detail)
@@ -309,7 +322,7 @@ def retire(
         get_prompt(session=session, project=project, prompt_id=prompt_id)
     where = where or PromptFilter()
     now = utcnow()
-    ids = _selection(project, where, prompt_id).where(Prompt.retired_at.is_(None))
+    ids = _selection(session, project, where, prompt_id).where(Prompt.retired_at.is_(None))
     detail = {"filter": where.as_dict()} if prompt_id is None else {}
     _log(session, project, ids, by, PromptActionKind.retire, detail)
     result = session.execute(

@@ -206,3 +206,57 @@ def test_the_api_pages_prompts_and_acts_on_a_filter(client, factory, session, tm
     bad = client.get(f"{base}/prompts?status=nope", headers=admin.headers)
     assert bad.status_code == 422 and bad.json()["field"] == "status"
     assert client.get(f"{base}/prompts", headers=ada.headers).status_code == 403
+
+
+SEARCHED = {
+    "needle": "Find the NEEDLE here",
+    "percent": "Take 50% off",
+    "fifty": "Buy 500 apples",
+    "snake": "call snake_case names",
+    "quote": 'She said "hi"',
+    "accent": "Crème brûlée recipe",
+    "chat": [
+        {"role": "system", "content": "be kind"},
+        {"role": "user", "content": "What is 2+2?"},
+    ],
+}
+
+
+def test_search_matches_message_text_literally(client, factory, session, tmp_path) -> None:
+    """`q` is text to find in the messages: `%` and `_` are no wildcards, and the JSON around
+    the text (the keys `role` and `content`, the roles, quotes) is not searched."""
+    project = factory.project(kind="ranking", k=2)
+    lines = [
+        {"id": external, "prompt": prompt, "responses": ["a", "b"]}
+        for external, prompt in SEARCHED.items()
+    ]
+    factory.items(project, lines, tmp_path)
+    admin = factory.user("admin")
+
+    def ids(q: str) -> list[str]:
+        rows, _ = service.list_prompts(session=session, project=project, where=PromptFilter(q=q))
+        return _ids(rows)
+
+    for q in ("%%", "__", "content", "role", "user", "system", "\\", "{", ":"):
+        assert ids(q) == [], q
+    assert ids("%") == ids("50%") == ["percent"]
+    assert ids("_") == ids("snake_") == ["snake"]
+    assert ids("ke 5") == ["percent"]
+    assert ids("needle") == ["needle"]  # case does not matter
+    assert ids('"hi"') == ["quote"]
+    assert ids("brûlée") == ["accent"]
+    assert ids("be kind") == ids("2+2") == ["chat"]
+    assert ids("fifty") == ["fifty"]  # an external id, exactly
+    base = f"/api/v1/projects/{project.id}"
+    listed = client.get(f"{base}/prompts?q=content", headers=admin.headers)
+    assert listed.status_code == 200 and listed.json()["prompts"] == []
+    for q, changed in (("%%", 0), ("_", 1)):  # a bulk action acts on the same filter
+        body = {"action": "retire", "q": q}
+        retired = client.post(f"{base}/prompts/actions", json=body, headers=admin.headers)
+        assert retired.json() == {"changed": changed}, q
+    session.rollback()  # read what the requests committed
+    retired_now = PromptFilter(status="retired")
+    assert _ids(service.list_prompts(session=session, project=project, where=retired_now)[0]) == [
+        "snake"
+    ]
+    assert ids("") == list(SEARCHED)  # no search: every prompt
