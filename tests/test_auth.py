@@ -1,7 +1,12 @@
 """Login, sessions, CSRF, throttling, API tokens."""
 
+import asyncio
 import re
+from contextlib import asynccontextmanager
 
+import pytest
+
+from app.auth import lookup, service
 from app.auth.models import User
 
 
@@ -128,3 +133,69 @@ def test_an_admin_cannot_deactivate_or_demote_themselves(client, factory) -> Non
     assert page.status_code == 409 and "you cannot deactivate or demote yourself" in page.text
     me = client.get("/api/v1/me", headers=admin.headers).json()
     assert me["is_active"] and me["role"] == "admin"
+
+
+def _as_a_request(lookup_call):  # type: ignore[no-untyped-def]
+    """What a request of this process resolves now (a lookup on its own event loop)."""
+    from app.db_async import dispose_async_engines
+
+    async def run():  # type: ignore[no-untyped-def]
+        try:
+            return await lookup_call()
+        finally:
+            await dispose_async_engines()
+
+    return asyncio.run(run())
+
+
+def _change(session, change: str, user) -> None:  # type: ignore[no-untyped-def]
+    """Make `change` to `user` through the auth service, without committing."""
+    if change == "revoke":
+        token = service.list_tokens(session=session, user_id=user.id)[0]
+        service.revoke_token(session=session, token_id=token.id, force=True)
+    elif change == "deactivate":
+        service.set_active(session=session, user=user, active=False)
+    else:
+        service.set_role(session=session, user=user, role="labeler")
+
+
+def _access(user) -> str | None:  # type: ignore[no-untyped-def]
+    """The role the user's API token is accepted with now (None: refused)."""
+    found = _as_a_request(lambda: lookup.user_for_token(user.token))
+    return None if found is None else found.role
+
+
+@pytest.mark.parametrize("change", ["revoke", "deactivate", "demote"])
+def test_a_change_takes_effect_at_its_commit_though_read_just_before(
+    factory, session, change
+) -> None:  # type: ignore[no-untyped-def]
+    """A request that reads the user between the change's flush and its commit caches the old
+    row; the commit must still end the access at once in this process (not after the TTL)."""
+    factory.user("admin")
+    user = factory.user("admin")
+    assert _access(user) == "admin"
+    _change(session, change, user)
+    session.flush()
+    assert _access(user) == "admin"  # not committed yet: the old row, now in the cache
+    session.commit()
+    assert _access(user) == (None if change != "demote" else "labeler")
+
+
+def test_a_lookup_reading_while_a_change_commits_does_not_cache_the_old_row(
+    factory, session, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    user = factory.user("labeler")
+    real = lookup.read_connection
+
+    @asynccontextmanager
+    async def read_then_commit(engine):  # type: ignore[no-untyped-def]
+        async with real(engine) as conn:
+            yield conn
+        # The row is read; the revocation commits before the lookup stores its answer.
+        _change(session, "revoke", user)
+        session.commit()
+
+    monkeypatch.setattr(lookup, "read_connection", read_then_commit)
+    assert _access(user) == "labeler"  # read before the revocation committed
+    monkeypatch.setattr(lookup, "read_connection", real)
+    assert _access(user) is None

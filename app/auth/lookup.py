@@ -2,8 +2,11 @@
 
 A lookup takes a connection, runs one statement and gives the connection back before the route
 runs, so authentication never holds a connection while the request waits for anything else.
-Answers are cached for `TTL` seconds; changes made in this process (revoked tokens, deactivated
-users, new passwords, new roles) drop the cache at once, other processes see them within `TTL`.
+Answers are cached for `TTL` seconds. The auth service drops the cache when a change to a user
+or a token commits (`forget_after_commit`): revoked tokens, deactivated users, new passwords and
+new roles take effect at once in the process that made them, within `TTL` in the others (the
+server's other processes, the CLI's changes). A lookup that read the database before such a
+commit does not store its answer (`_generation`), so it cannot bring the old row back.
 """
 
 import time
@@ -30,20 +33,31 @@ _USER_COLUMNS = (
     User.created_at,
 )
 _cache: dict[tuple[str, Any], tuple[float, tuple[Any, ...], User]] = {}
+_generation = 0
+"""Bumped by every `forget`: an answer read before a forget is not stored after it."""
 
 
 def forget() -> None:
-    """Drop every cached answer (called whenever a user or a token changes)."""
+    """Drop every cached answer, and any answer being read now."""
+    global _generation
+    _generation += 1
     _cache.clear()
 
 
-@event.listens_for(Session, "after_flush")
-def _forget_on_change(session: Session, _context: Any) -> None:
-    """Any flushed change to a user or a token in this process empties the cache."""
-    for obj in (*session.dirty, *session.deleted):
-        if isinstance(obj, User | ApiToken):
-            forget()
-            return
+_PENDING = "rlhf.auth.forget_after_commit"
+
+
+def forget_after_commit(session: Session) -> None:
+    """Drop the cache when `session` commits (the auth service calls this for every change to a
+    user or a token): dropped before the commit, it would be filled again with the old row."""
+    session.info[_PENDING] = True
+    if not event.contains(session, "after_commit", _forget_if_pending):
+        event.listen(session, "after_commit", _forget_if_pending)
+
+
+def _forget_if_pending(session: Session) -> None:
+    if session.info.pop(_PENDING, False):
+        forget()
 
 
 def _user(values: tuple[Any, ...]) -> User:
@@ -71,16 +85,18 @@ def _hit(key: tuple[str, Any]) -> tuple[tuple[Any, ...], User] | None:
 async def _fetch(
     key: tuple[str, Any], query: Any, parameters: dict[str, Any]
 ) -> tuple[tuple[Any, ...], User] | None:
+    generation = _generation
     async with read_connection(get_async_engine()) as conn:
         row = (await conn.execute(query, parameters)).first()
     if row is None:
         _cache.pop(key, None)
         return None
-    if len(_cache) >= MAX_ENTRIES:
-        _cache.clear()
     values = tuple(row)
     user = _user(values)
-    _cache[key] = (time.monotonic() + TTL, values, user)
+    if generation == _generation:  # no change committed while the row was read
+        if len(_cache) >= MAX_ENTRIES:
+            _cache.clear()
+        _cache[key] = (time.monotonic() + TTL, values, user)
     return values, user
 
 

@@ -1,10 +1,15 @@
-"""Users, logins and API tokens."""
+"""Users, logins and API tokens.
+
+Every change that ends or narrows someone's access (password, active flag, role, a revoked
+token) drops the authentication cache when its transaction commits
+(`lookup.forget_after_commit`); the caller commits as usual."""
 
 from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.auth import lookup
 from app.auth.models import ApiToken, Role, User
 from app.auth.security import hash_password, hash_token, new_api_token, verify_password
 from app.base import utcnow
@@ -95,6 +100,7 @@ def set_password(*, session: Session, user: User, password: str) -> None:
     user.session_epoch += 1
     user.locked_until = None
     user.failed_logins = 0
+    lookup.forget_after_commit(session)
 
 
 def set_active(*, session: Session, user: User, active: bool) -> None:
@@ -104,6 +110,7 @@ def set_active(*, session: Session, user: User, active: bool) -> None:
     user.is_active = active
     if not active:
         user.session_epoch += 1
+    lookup.forget_after_commit(session)
 
 
 def update_user(
@@ -134,6 +141,7 @@ def set_role(*, session: Session, user: User, role: str) -> None:
     if role != Role.admin:
         _keep_an_admin(session=session, user=user)
     user.role = role
+    lookup.forget_after_commit(session)
 
 
 def _keep_an_admin(*, session: Session, user: User) -> None:
@@ -185,6 +193,7 @@ def revoke_token(*, session: Session, token_id: int, force: bool = False) -> Api
                 field="token_id",
             )
         token.revoked_at = utcnow()
+        lookup.forget_after_commit(session)
     return token
 
 
