@@ -71,7 +71,7 @@ async def _user_from_request(request: Request) -> User | None:
     data = cookie_signer().load_session(cookie)
     if data is None:
         return None
-    return await lookup.user_for_session(data.get("u"), data.get("e"))
+    return await lookup.user_for_session(data)
 
 
 async def optional_user(request: Request) -> User | None:

@@ -1,6 +1,6 @@
 """Every table, imported in one place for Alembic and the tests."""
 
-from app.auth.models import ApiToken, User
+from app.auth.models import ApiToken, LoginSession, User
 from app.base import Base
 from app.datasets.models import Snapshot
 from app.labeling.models import Annotation, Assignment, Exclusion, LabelerHold
@@ -15,6 +15,7 @@ __all__ = [
     "Base",
     "Exclusion",
     "LabelerHold",
+    "LoginSession",
     "Project",
     "ProjectMember",
     "Prompt",

@@ -5,6 +5,7 @@ import re
 from contextlib import asynccontextmanager
 
 import pytest
+from sqlalchemy import select
 
 from app.auth import lookup, service
 from app.auth.models import User
@@ -199,3 +200,71 @@ def test_a_lookup_reading_while_a_change_commits_does_not_cache_the_old_row(
     assert _access(user) == "labeler"  # read before the revocation committed
     monkeypatch.setattr(lookup, "read_connection", real)
     assert _access(user) is None
+
+
+def _signed_in(client, user) -> str:  # type: ignore[no-untyped-def]
+    """Sign in on a fresh browser; returns its session cookie."""
+    client.cookies.clear()
+    assert _login(client, user.email, "correct-horse-battery").status_code == 303
+    return client.cookies["rlhf_session"]
+
+
+def _me(client, cookie: str) -> int:  # type: ignore[no-untyped-def]
+    """The status of GET /api/v1/me for a browser that sends only this session cookie."""
+    client.cookies.clear()
+    client.cookies.set("rlhf_session", cookie)
+    return client.get("/api/v1/me").status_code
+
+
+def test_logout_ends_the_session_on_the_server_not_only_in_the_browser(
+    client, factory, session
+) -> None:  # type: ignore[no-untyped-def]
+    user = factory.user("labeler")
+    other = _signed_in(client, user)  # the user's other browser
+    copied = _signed_in(client, user)
+    assert _me(client, copied) == 200  # and cached
+    client.cookies.clear()
+    client.cookies.set("rlhf_session", copied)
+    out = client.post("/logout", data={"csrf_token": _csrf(client)}, follow_redirects=False)
+    assert out.status_code == 303 and "Max-Age=0" in out.headers["set-cookie"]
+    assert _me(client, copied) == 401  # a copy of the cookie is refused at once
+    assert _me(client, other) == 200  # the other browser stays signed in
+
+    from app.auth.models import LoginSession
+    from app.deps import cookie_signer
+
+    key = cookie_signer().load_session(other)["k"]
+    stored = session.scalars(select(LoginSession.key_hash)).all()
+    assert len(stored) == 1 and not any(key in digest for digest in stored)  # hashed
+
+
+@pytest.mark.parametrize("change", [{"password": "a-new-password"}, {"is_active": False}])
+def test_a_new_password_or_deactivation_ends_every_session(
+    client, factory, session, change
+) -> None:  # type: ignore[no-untyped-def]
+    from app.auth.models import LoginSession
+
+    admin, user = factory.user("admin"), factory.user("labeler")
+    cookies = [_signed_in(client, user), _signed_in(client, user)]
+    assert [_me(client, c) for c in cookies] == [200, 200]
+    client.cookies.clear()
+    changed = client.patch(f"/api/v1/users/{user.id}", json=change, headers=admin.headers)
+    assert changed.status_code == 200
+    assert [_me(client, c) for c in cookies] == [401, 401]
+    session.rollback()
+    rows = select(LoginSession.id).where(LoginSession.user_id == user.id)
+    assert session.scalars(rows).all() == []
+
+
+def test_a_session_cookie_is_a_sign_in_the_server_knows(client, factory) -> None:  # type: ignore[no-untyped-def]
+    """A validly signed cookie is not enough: its key must name a live sign-in of that user."""
+    from app.deps import cookie_signer
+
+    user, other = factory.user("labeler"), factory.user("labeler")
+    cookie = _signed_in(client, user)
+    data = cookie_signer().load_session(cookie)
+    signer = cookie_signer()
+    assert _me(client, signer.dump_session(user.id, data["e"], data["k"])) == 200
+    assert _me(client, signer.dump_session(user.id, data["e"], "made-up")) == 401
+    assert _me(client, signer.dump_session(other.id, 0, data["k"])) == 401  # not theirs
+    assert _me(client, signer._session.dumps({"u": user.id, "e": data["e"]})) == 401  # no key

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import bindparam, event, select
 from sqlalchemy.orm import Session
 
-from app.auth.models import ApiToken, User
+from app.auth.models import ApiToken, LoginSession, User
 from app.auth.security import hash_token
 from app.db_async import get_async_engine, read_connection
 
@@ -110,8 +110,12 @@ def _token_query() -> Any:
 
 
 @cache
-def _user_query() -> Any:
-    return select(*_USER_COLUMNS).where(User.id == bindparam("user_id"))
+def _session_query() -> Any:
+    return (
+        select(*_USER_COLUMNS)
+        .join(LoginSession, LoginSession.user_id == User.id)
+        .where(LoginSession.key_hash == bindparam("digest"))
+    )
 
 
 async def user_for_token(plain: str) -> User | None:
@@ -123,12 +127,14 @@ async def user_for_token(plain: str) -> User | None:
     return found[1]
 
 
-async def user_for_session(user_id: Any, epoch: Any) -> User | None:
-    """The active user a signed session cookie names, if its epoch is still current."""
-    if not isinstance(user_id, int):
+async def user_for_session(data: dict[str, Any]) -> User | None:
+    """The active user of a signed session cookie's contents, if the session was not ended
+    (signed out, or every session of the user ended) and its epoch is still current."""
+    secret, user_id = data.get("k"), data.get("u")
+    if not isinstance(secret, str) or not isinstance(user_id, int):
         return None
-    key = ("user", user_id)
-    found = _hit(key) or await _fetch(key, _user_query(), {"user_id": user_id})
-    if found is None or not found[0][3] or found[0][4] != epoch:
+    key = ("session", hash_token(secret))
+    found = _hit(key) or await _fetch(key, _session_query(), {"digest": key[1]})
+    if found is None or not found[0][3] or found[0][0] != user_id or found[0][4] != data.get("e"):
         return None
     return found[1]

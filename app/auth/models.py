@@ -1,4 +1,4 @@
-"""Users and API tokens."""
+"""Users, their sign-ins (browser sessions) and API tokens."""
 
 from datetime import datetime
 from enum import StrEnum
@@ -25,7 +25,8 @@ class User(Base):
     failed_logins: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[datetime | None]
     session_epoch: Mapped[int] = mapped_column(default=0)
-    """Bumped on password reset or deactivation: older session cookies stop working."""
+    """Bumped on password reset or deactivation: older session cookies stop working (with their
+    `LoginSession` rows, which are deleted then; the epoch also refuses a login that raced)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     @property
@@ -45,3 +46,16 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class LoginSession(Base):
+    """One browser's sign-in. Its cookie carries a random key; only the key's sha256 is stored.
+    Signing out deletes the row (that browser only); a new password or deactivation deletes all
+    of the user's rows."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

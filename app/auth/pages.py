@@ -82,10 +82,13 @@ def login(
             error="Wrong email or password.",
             email=email,
         )
+    key = service.start_session(session=session, user=user, max_age=settings.session_max_age)
+    cookie = cookie_signer().dump_session(user.id, user.session_epoch, key)
+    session.commit()
     response = RedirectResponse(_landing(user, next), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
-        cookie_signer().dump_session(user.id, user.session_epoch),
+        cookie,
         max_age=settings.session_max_age,
         httponly=True,
         samesite="lax",
@@ -95,7 +98,14 @@ def login(
 
 
 @router.post("/logout", dependencies=[Depends(csrf_guard)])
-def logout() -> RedirectResponse:
+def logout(request: Request, session: SessionDep) -> RedirectResponse:
+    """Sign this browser out: its session ends on the server too (a copy of the cookie stops
+    working), the user's other browsers stay signed in."""
+    data = cookie_signer().load_session(request.cookies.get(SESSION_COOKIE, ""))
+    key = data.get("k") if data is not None else None
+    if isinstance(key, str):
+        service.end_session(session=session, key=key)
+        session.commit()
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
     return response

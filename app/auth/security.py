@@ -41,6 +41,11 @@ def new_csrf_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+def new_session_key() -> str:
+    """The secret a session cookie carries (stored hashed, as API tokens are)."""
+    return secrets.token_urlsafe(32)
+
+
 class CookieSigner:
     """Signs and verifies the session and CSRF cookie values (with an age limit)."""
 
@@ -49,8 +54,8 @@ class CookieSigner:
         self._csrf = URLSafeTimedSerializer(secret_key, salt="rlhf-csrf")
         self.max_age = max_age
 
-    def dump_session(self, user_id: int, epoch: int) -> str:
-        return self._session.dumps({"u": user_id, "e": epoch})
+    def dump_session(self, user_id: int, epoch: int, key: str) -> str:
+        return self._session.dumps({"u": user_id, "e": epoch, "k": key})
 
     def load_session(self, value: str) -> dict[str, Any] | None:
         try:

@@ -1,17 +1,23 @@
 """Users, logins and API tokens.
 
 Every change that ends or narrows someone's access (password, active flag, role, a revoked
-token) drops the authentication cache when its transaction commits
+token, an ended session) drops the authentication cache when its transaction commits
 (`lookup.forget_after_commit`); the caller commits as usual."""
 
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.auth import lookup
-from app.auth.models import ApiToken, Role, User
-from app.auth.security import hash_password, hash_token, new_api_token, verify_password
+from app.auth.models import ApiToken, LoginSession, Role, User
+from app.auth.security import (
+    hash_password,
+    hash_token,
+    new_api_token,
+    new_session_key,
+    verify_password,
+)
 from app.base import utcnow
 from app.errors import Conflict, Invalid, NotFound, TooManyRequests
 
@@ -92,12 +98,39 @@ def authenticate(
     return user
 
 
+def start_session(*, session: Session, user: User, max_age: int) -> str:
+    """A new sign-in for `user` (the caller commits); returns the key its cookie carries. The
+    user's sign-ins older than `max_age` seconds (their cookies expired) are deleted."""
+    expired = utcnow() - timedelta(seconds=max_age)
+    session.execute(
+        delete(LoginSession).where(
+            LoginSession.user_id == user.id, LoginSession.created_at < expired
+        )
+    )
+    key = new_session_key()
+    session.add(LoginSession(user_id=user.id, key_hash=hash_token(key)))
+    session.flush()
+    return key
+
+
+def end_session(*, session: Session, key: str) -> None:
+    """Sign one browser out: its cookie stops working, the user's other sign-ins go on."""
+    session.execute(delete(LoginSession).where(LoginSession.key_hash == hash_token(key)))
+    lookup.forget_after_commit(session)
+
+
+def _end_sessions(session: Session, user: User) -> None:
+    """End every sign-in of `user` (the epoch also refuses a cookie of a login that raced)."""
+    user.session_epoch += 1
+    session.execute(delete(LoginSession).where(LoginSession.user_id == user.id))
+
+
 def set_password(*, session: Session, user: User, password: str) -> None:
-    """Set a new password and end the user's other sessions."""
+    """Set a new password and end all the user's sessions."""
     if len(password) < 8:
         raise Invalid("password must have at least 8 characters", field="password")
     user.password_hash = hash_password(password)
-    user.session_epoch += 1
+    _end_sessions(session, user)
     user.locked_until = None
     user.failed_logins = 0
     lookup.forget_after_commit(session)
@@ -109,7 +142,7 @@ def set_active(*, session: Session, user: User, active: bool) -> None:
         _keep_an_admin(session=session, user=user)
     user.is_active = active
     if not active:
-        user.session_epoch += 1
+        _end_sessions(session, user)
     lookup.forget_after_commit(session)
 
 
