@@ -93,10 +93,13 @@ async def _fetch(
         return None
     values = tuple(row)
     user = _user(values)
-    if generation == _generation:  # no change committed while the row was read
-        if len(_cache) >= MAX_ENTRIES:
-            _cache.clear()
-        _cache[key] = (time.monotonic() + TTL, values, user)
+    if len(_cache) >= MAX_ENTRIES:
+        _cache.clear()
+    _cache[key] = (time.monotonic() + TTL, values, user)
+    if generation != _generation:
+        # A change committed while the row was read (forget runs in the committing thread:
+        # it counts up, then clears; checked after storing, no interleaving keeps the row).
+        _cache.pop(key, None)
     return values, user
 
 
