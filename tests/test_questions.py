@@ -118,7 +118,7 @@ def test_every_question_type_is_answered_and_stored(client, project, factory, se
         (
             lambda a, ids: a | {"helpfulness": {"999999": 3, str(ids[0]): 3, str(ids[1]): 3}},
             "answers.helpfulness.999999",
-            "not a response",
+            "not part of this assignment",
         ),
         (
             lambda a, ids: a | {"honest": {str(ids[0]): "yes", str(ids[1]): True}},

@@ -1,4 +1,6 @@
 """Check the answers to a project's extra questions; errors name the question (and response).
+`response_id` reads a response id wherever a payload writes one (ranking, scores, flags,
+answers).
 
 The definitions were validated when the project was saved (app/projects/questions.py); here they
 are plain dicts read with the assignment, so a submit pays for a few dict look-ups only.
@@ -9,6 +11,24 @@ from typing import Any
 from app.errors import Invalid
 
 PER_RESPONSE = {"likert", "yes_no", "multi_label"}
+MAX_ID_DIGITS = 20
+"""Longer digit strings are no id of any column (and `int` refuses over 4,300 digits)."""
+
+
+def response_id(value: Any, where: str, allowed: list[int]) -> int:
+    """A response id as a payload writes it, one of `allowed` (the assignment's responses): a
+    JSON integer, or a string of ASCII digits (an object's key). Anything else (a sign, blanks,
+    another script's digits such as "²" or "٣") is Invalid naming `where`. The one reader of
+    response ids for rankings, scores, flags and answers."""
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        rid = int(value) if len(value) <= MAX_ID_DIGITS else -1
+    elif isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        rid = value
+    else:
+        raise Invalid(f"{where}: {value!r} is not a response id", field=where)
+    if rid not in allowed:
+        raise Invalid(f"{where}: response {value!r} is not part of this assignment", field=where)
+    return rid
 
 
 def _likert(q: dict[str, Any], value: Any, where: str) -> int:
@@ -72,10 +92,9 @@ def _per_response(q: dict[str, Any], value: Any, allowed: list[int]) -> dict[str
     out: dict[str, Any] = {}
     for key, item in value.items():
         at = f"{where}.{key}"
-        if not key.isdigit() or int(key) not in allowed:
-            raise Invalid(f"{at}: {key!r} is not a response of this assignment", field=at)
+        rid = response_id(key, at, allowed)
         if item is not None:
-            out[str(int(key))] = CHECKS[q["type"]](q, item, at)
+            out[str(rid)] = CHECKS[q["type"]](q, item, at)
     if q["required"]:
         missing = [rid for rid in allowed if str(rid) not in out or out[str(rid)] == []]
         if missing:

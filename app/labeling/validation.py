@@ -14,22 +14,13 @@ SCALES: dict[str, set[int]] = {RatingScale.thumbs: {-1, 1}, RatingScale.zero_to_
 MAX_DEMONSTRATION = 100_000
 
 
-def _response_id(value: Any, where: str, allowed: list[int]) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
-        raise Invalid(f"{where}: {value!r} is not a response id", field=where)
-    rid = int(value)
-    if rid not in allowed:
-        raise Invalid(f"{where}: response {rid} is not part of this assignment", field=where)
-    return rid
-
-
 def _ranking(values: list[Any], allowed: list[int]) -> list[int | list[int]]:
     """Response ids best first, an inner list a group of tied ones; each response once."""
     out: list[int | list[int]] = []
     seen: dict[int, str] = {}
 
     def take(value: Any, where: str) -> int:
-        rid = _response_id(value, where, allowed)
+        rid = answers.response_id(value, where, allowed)
         if rid in seen:
             raise Invalid(
                 f"{where}: response {rid} appears twice (also at {seen[rid]})", field=where
@@ -92,7 +83,7 @@ def _scores(values: dict[str, Any], allowed: list[int], scale: str) -> dict[str,
     valid = SCALES[scale]
     out: dict[str, int] = {}
     for key, score in values.items():
-        rid = _response_id(key, f"scores.{key}", allowed)
+        rid = answers.response_id(key, f"scores.{key}", allowed)
         if isinstance(score, bool) or not isinstance(score, int) or score not in valid:
             raise Invalid(
                 f"scores.{key}: {score!r} is not on the {scale} scale {sorted(valid)}",
@@ -144,7 +135,7 @@ def _demonstration(value: str | list[Any]) -> str | list[dict[str, str]]:
 def _flags(values: dict[str, list[Any]], allowed: list[int], criteria: list[str]) -> dict:
     out: dict[str, list[str]] = {}
     for key, names in values.items():
-        rid = _response_id(key, f"flags.{key}", allowed)
+        rid = answers.response_id(key, f"flags.{key}", allowed)
         for name in names:
             if name not in criteria:
                 raise Invalid(

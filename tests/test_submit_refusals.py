@@ -1,0 +1,81 @@
+"""Submits and skips that must be refused, with nothing stored, through the HTTP API (the lane
+serves the plain routes and ?next=1 alike)."""
+
+import pytest
+
+from app.labeling.models import Annotation
+from tests.helpers import ranking_items
+
+SUFFIXES = ["", "?next=1"]
+
+
+def _in(digits: str, zero: int) -> str:
+    """An id written in another script's digits (`zero`: that script's digit zero)."""
+    return "".join(chr(zero + int(d)) for d in digits)
+
+
+FOREIGN = {
+    "superscript": lambda rid: "²",
+    "arabic-indic": lambda rid: _in(str(rid), 0x0660),
+    "fullwidth": lambda rid: _in(str(rid), 0xFF10),
+    "ascii, 5000 digits": lambda rid: "9" * 5000,
+}
+
+
+def _next(client, project, user):  # type: ignore[no-untyped-def]
+    answer = client.get(f"/api/v1/projects/{project.id}/tasks/next", headers=user.headers)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def _submit(client, task, user, body, suffix="", key=None):  # type: ignore[no-untyped-def]
+    headers = user.headers | ({"Idempotency-Key": key} if key else {})
+    url = f"/api/v1/assignments/{task['assignment_id']}/annotations{suffix}"
+    return client.post(url, json=body, headers=headers)
+
+
+def _labels(session) -> int:  # type: ignore[no-untyped-def]
+    session.expire_all()
+    return session.query(Annotation).count()
+
+
+QUESTION = {"name": "helpful", "type": "likert", "min": 1, "max": 5, "required": False}
+PLACES = {
+    # where a response id is written: (project kind, body from (ids, the id), field named)
+    "ranking": ("ranking", lambda ids, x: {"ranking": [x, ids[1]]}, "ranking[0]"),
+    "tie": ("ranking", lambda ids, x: {"ranking": [[ids[1], x]]}, "ranking[0][1]"),
+    "flags": ("ranking", lambda ids, x: {"ranking": ids, "flags": {x: ["unsafe"]}}, "flags.{x}"),
+    "answers": (
+        "ranking",
+        lambda ids, x: {"ranking": ids, "answers": {"helpful": {x: 3}}},
+        "answers.helpful.{x}",
+    ),
+    "scores": ("rating", lambda ids, x: {"scores": {x: 1, str(ids[1]): 1}}, "scores.{x}"),
+}
+ID_CASES = [
+    pytest.param(*PLACES[place], FOREIGN[written], id=f"{place}-{written}")
+    for place in PLACES
+    for written in FOREIGN
+    if not (place == "flags" and written.startswith("ascii"))  # a flag key: 100 characters
+]
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+@pytest.mark.parametrize(("kind", "body", "field", "foreign"), ID_CASES)
+def test_response_ids_not_in_ascii_digits_are_422_naming_the_field(  # type: ignore[no-untyped-def]
+    client, factory, tmp_path, session, suffix, kind, body, field, foreign
+) -> None:
+    project = factory.project(kind=kind, k=2, criteria=["unsafe"], questions=[QUESTION])
+    factory.items(project, ranking_items(2, k=2), tmp_path)
+    labeler = factory.user()
+    task = _next(client, project, labeler)
+    ids = [r["id"] for r in task["responses"]]
+    x = foreign(ids[0])
+    answer = _submit(client, task, labeler, body(ids, x), suffix)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["field"] == field.format(x=x)
+    assert _labels(session) == 0
+    # the task is still open: the same lease, and a clean submit of it is stored
+    assert _next(client, project, labeler)["assignment_id"] == task["assignment_id"]
+    clean = body(ids, str(ids[0]))
+    assert _submit(client, task, labeler, clean, suffix).status_code == 201
