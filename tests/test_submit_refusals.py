@@ -3,7 +3,7 @@ serves the plain routes and ?next=1 alike)."""
 
 import pytest
 
-from app.labeling.models import Annotation
+from app.labeling.models import Annotation, Assignment, AssignmentStatus
 from tests.helpers import ranking_items
 
 SUFFIXES = ["", "?next=1"]
@@ -35,7 +35,7 @@ def _submit(client, task, user, body, suffix="", key=None):  # type: ignore[no-u
 
 
 def _labels(session) -> int:  # type: ignore[no-untyped-def]
-    session.expire_all()
+    session.rollback()  # a fresh read: SQLite keeps a read transaction's snapshot
     return session.query(Annotation).count()
 
 
@@ -79,3 +79,52 @@ def test_response_ids_not_in_ascii_digits_are_422_naming_the_field(  # type: ign
     assert _next(client, project, labeler)["assignment_id"] == task["assignment_id"]
     clean = body(ids, str(ids[0]))
     assert _submit(client, task, labeler, clean, suffix).status_code == 201
+
+
+def _members_only(client, factory, tmp_path, *members):  # type: ignore[no-untyped-def]
+    admin = factory.user("admin")
+    project = factory.project(kind="ranking", k=2, overlap=2)
+    factory.items(project, ranking_items(4, k=2), tmp_path)
+    for member in members:
+        added = client.post(
+            f"/api/v1/projects/{project.id}/members",
+            json={"user_id": member.id},
+            headers=admin.headers,
+        )
+        assert added.status_code in (200, 201), added.text
+    return admin, project
+
+
+def _leased(session, assignment_id: int) -> bool:  # type: ignore[no-untyped-def]
+    session.rollback()  # a fresh read: SQLite keeps a read transaction's snapshot
+    return session.get(Assignment, assignment_id).status == AssignmentStatus.leased
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+@pytest.mark.parametrize("action", ["submit", "skip"])
+def test_a_removed_member_can_neither_submit_nor_skip_the_open_lease(  # type: ignore[no-untyped-def]
+    client, factory, tmp_path, session, suffix, action
+) -> None:
+    kept, removed = factory.user(), factory.user()
+    admin, project = _members_only(client, factory, tmp_path, kept, removed)
+    task = _next(client, project, removed)  # leased (and remembered by this process)
+    left = client.delete(
+        f"/api/v1/projects/{project.id}/members/{removed.id}", headers=admin.headers
+    )
+    assert left.status_code == 200 and [u["id"] for u in left.json()] == [kept.id]
+    body = {"ranking": [r["id"] for r in task["responses"]]}
+    if action == "submit":
+        answer = _submit(client, task, removed, body, suffix, key="draft-1")
+    else:
+        url = f"/api/v1/assignments/{task['assignment_id']}/skip{suffix}"
+        answer = client.post(url, json={"reason": "unclear"}, headers=removed.headers)
+    assert answer.status_code == 403, answer.text
+    assert "not a member" in answer.json()["detail"]
+    assert _labels(session) == 0
+    assert _leased(session, task["assignment_id"])
+    # the members who stay, and admins (members or not), still label
+    for labeler in (kept, admin):
+        theirs = _next(client, project, labeler)
+        ranking = {"ranking": [r["id"] for r in theirs["responses"]]}
+        assert _submit(client, theirs, labeler, ranking, suffix).status_code == 201
+    assert _labels(session) == 2

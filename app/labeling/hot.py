@@ -105,6 +105,7 @@ def _warm(conn: Connection) -> None:
     conn.execute(lease_statement.lease_statement("ranking", "id", True), folded)
     values: dict[str, Any] = {f"p_{name}": None for name in submitting.STORED_FIELDS}
     values |= {"p_assignment_id": -1, "p_prompt_id": -1, "p_user_id": -1, "p_now": now}
+    values |= {"p_is_admin": False}
     values |= {"p_created_at": now}
     values |= {"p_payload": {}, "p_flags": {}}
     conn.execute(submitting.store_statement(), values)

@@ -10,20 +10,20 @@ from functools import cache
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, func, insert, literal, select, update
+from sqlalchemy import Boolean, Connection, Row, bindparam, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app import precompiled
 from app.auth.models import User
 from app.errors import Conflict, Forbidden, Gone, Invalid, NotFound
-from app.labeling import exclusions, public, validation
+from app.labeling import exclusions, leasing, public, validation
 from app.labeling.lease_rules import live
 from app.labeling.models import Annotation, AssignmentStatus
 from app.labeling.models import Assignment as A
 from app.labeling.remembered import recall
 from app.labeling.schemas import AnnotationIn
 from app.projects.models import Project, Prompt
-from app.projects.service import LABELING_SETTINGS
+from app.projects.service import LABELING_SETTINGS, may_label
 
 MAX_KEY = 200
 ANNOTATION_COLUMNS = tuple(Annotation.__table__.c)
@@ -44,6 +44,13 @@ def find_by_key(conn: Connection, *, user_id: int, key: str) -> Row[Any] | None:
             Annotation.user_id == user_id, Annotation.idempotency_key == key
         )
     ).first()
+
+
+def _may_label(project_id: Any) -> Any:
+    """Whether the labeler (p_user_id, p_is_admin) may label the project: checked by every
+    statement that reads or writes an assignment for a submit or a skip, so a labeler taken off
+    a members-only project stores nothing more, not even on a lease they still hold."""
+    return may_label(project_id, bindparam("p_user_id"), bindparam("p_is_admin", type_=Boolean()))
 
 
 @cache
@@ -68,6 +75,7 @@ def _assignment_query(with_key: bool) -> Any:
             A.expires_at,
             Project.id.label("project_id"),
             *LABELING_SETTINGS,
+            _may_label(Project.id).label("allowed"),
             replay.label("replay"),
         )
         .join(Project, Project.id == A.project_id)
@@ -78,18 +86,20 @@ def _assignment_query(with_key: bool) -> Any:
 def assignment_for_submit(
     conn: Connection, *, assignment_id: int, user: User, idempotency_key: str | None
 ) -> Row[Any]:
-    """One statement: the assignment with its project's settings and, for a key, the id of an
-    annotation stored under it already (`replay`). NotFound or Forbidden."""
-    parameters: dict[str, Any] = {"p_assignment_id": assignment_id}
+    """One statement: the assignment with its project's settings, whether the labeler may label
+    it (`allowed`) and, for a key, the id of an annotation stored under it already (`replay`).
+    NotFound or Forbidden (another labeler's assignment, or no longer a member)."""
+    parameters = {"p_assignment_id": assignment_id, "p_user_id": user.id}
+    parameters |= {"p_is_admin": user.is_admin}
     if idempotency_key is not None:
-        parameters |= {"p_user_id": user.id, "p_key": idempotency_key}
+        parameters["p_key"] = idempotency_key
     query = _assignment_query(idempotency_key is not None)
     row = precompiled.execute(conn, query, parameters).first()
     if row is None:
         raise NotFound("no such assignment")
     if row.user_id != user.id and row.replay is None:
         raise Forbidden("this assignment belongs to another labeler")
-    return row
+    return leasing.check_allowed(row, row.project_id)
 
 
 def _values(
@@ -128,8 +138,9 @@ def store_statement() -> Any:
     """PostgreSQL, one statement: mark an on-time leased assignment done, count it on its
     prompt and insert the annotation; no row when the lease is not live (careful path).
     Built once; parameters (named p_…, apart from the written columns): p_assignment_id,
-    p_prompt_id, p_now and p_<field> for each of STORED_FIELDS (p_user_id is the labeler); no
-    row either when the assignment is not of that prompt and project."""
+    p_prompt_id, p_now, p_is_admin and p_<field> for each of STORED_FIELDS (p_user_id is the
+    labeler); no row either when the assignment is not of that prompt and project, or the
+    labeler may not label the project (no longer a member)."""
     columns = Annotation.__table__.c
     now = bindparam("p_now", type_=A.expires_at.type)
     done = (
@@ -141,6 +152,7 @@ def store_statement() -> Any:
             A.prompt_id == bindparam("p_prompt_id"),
             A.status == AssignmentStatus.leased,
             A.expires_at > now,
+            _may_label(A.project_id),
         )
         .values(status=AssignmentStatus.done, completed_at=now)
         .returning(A.id, A.prompt_id)
@@ -286,6 +298,7 @@ def submit(
             return _store_carefully(conn, row, values, now), True
         parameters = {f"p_{name}": values[name] for name in STORED_FIELDS}
         parameters |= {"p_assignment_id": row.id, "p_prompt_id": row.prompt_id, "p_now": now}
+        parameters["p_is_admin"] = user.is_admin
         stored = precompiled.execute(conn, store_statement(), parameters).first()
     except IntegrityError:
         if idempotency_key is None:
@@ -300,15 +313,34 @@ def submit(
     return (stored, True) if stored is not None else None
 
 
+@cache
+def _skip_query() -> Any:
+    return (
+        select(
+            A.user_id,
+            A.prompt_id,
+            A.project_id,
+            Project.name,
+            _may_label(Project.id).label("allowed"),
+        )
+        .join(Project, Project.id == A.project_id)
+        .where(A.id == bindparam("p_assignment_id"))
+    )
+
+
 def skip(conn: Connection, *, assignment_id: int, user: User, reason: str, now: datetime) -> Row:
     """Give a leased prompt back with a reason (inside a transaction); returns the assignment."""
     if not reason.strip():
         raise Invalid("a skip needs a reason", field="reason")
-    row = conn.execute(select(A.user_id, A.prompt_id).where(A.id == assignment_id)).first()
+    row = conn.execute(
+        _skip_query(),
+        {"p_assignment_id": assignment_id, "p_user_id": user.id, "p_is_admin": user.is_admin},
+    ).first()
     if row is None:
         raise NotFound("no such assignment")
     if row.user_id != user.id:
         raise Forbidden("this assignment belongs to another labeler")
+    leasing.check_allowed(row, row.project_id)
     assignment, _prompt = _lock(conn, assignment_id, row.prompt_id)
     if assignment.status != AssignmentStatus.leased:
         raise Conflict(f"this assignment is {assignment.status}, not leased")

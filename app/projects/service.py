@@ -98,17 +98,22 @@ LABELING_SETTINGS = (
 lease, the submit's read and the lease a process remembers for its submit alike."""
 
 
+def may_label(project_id: Any, user_id: Any, is_admin: Any) -> Any:
+    """SQL: whether the user may label the project: an admin, a project without members, or one
+    of its members. The arguments are columns or bind parameters (the lease reads it with the
+    project's settings, a submit or a skip with the assignment it writes)."""
+    members = select(func.count()).where(ProjectMember.project_id == project_id)
+    mine = members.where(ProjectMember.user_id == user_id)
+    return is_admin | (members.scalar_subquery() == 0) | (mine.scalar_subquery() > 0)
+
+
 @cache
 def labeling_query() -> Select[Any]:
     """One statement: the project's labeling settings, whether the user may label it
     (`allowed`) and whether it has gold items (`has_gold`); no row when the project does not
     exist. Built once; parameters from `labeling_parameters`."""
-    members = select(func.count()).where(ProjectMember.project_id == Project.id)
-    mine = members.where(ProjectMember.user_id == bindparam("p_user_id"))
-    allowed = (
-        bindparam("p_is_admin", type_=Boolean())
-        | (members.scalar_subquery() == 0)
-        | (mine.scalar_subquery() > 0)
+    allowed = may_label(
+        Project.id, bindparam("p_user_id"), bindparam("p_is_admin", type_=Boolean())
     )
     has_gold = exists().where(Prompt.project_id == Project.id, Prompt.is_gold.is_(True))
     return select(
