@@ -128,3 +128,48 @@ def test_a_removed_member_can_neither_submit_nor_skip_the_open_lease(  # type: i
         ranking = {"ranking": [r["id"] for r in theirs["responses"]]}
         assert _submit(client, theirs, labeler, ranking, suffix).status_code == 201
     assert _labels(session) == 2
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_a_key_replayed_on_another_labelers_assignment_is_403(  # type: ignore[no-untyped-def]
+    client, factory, tmp_path, session, suffix
+) -> None:
+    project = factory.project(kind="ranking", k=2, overlap=2)
+    factory.items(project, ranking_items(2, k=2), tmp_path)
+    replayer, owner = factory.user(), factory.user()
+    mine = _next(client, project, replayer)
+    body = {"ranking": [r["id"] for r in mine["responses"]]}
+    assert _submit(client, mine, replayer, body, key="draft-1").status_code == 201
+    theirs = _next(client, project, owner)
+    answer = _submit(client, theirs, replayer, body, suffix, key="draft-1")
+    assert answer.status_code == 403, answer.text
+    assert "another labeler" in answer.json()["detail"]
+    assert "idempotent-replayed" not in answer.headers
+    assert _labels(session) == 1
+    assert _leased(session, theirs["assignment_id"])
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_a_key_reused_on_another_assignment_of_ones_own_is_422(  # type: ignore[no-untyped-def]
+    client, factory, tmp_path, session, suffix
+) -> None:
+    project = factory.project(kind="ranking", k=2, overlap=1)
+    factory.items(project, ranking_items(3, k=2), tmp_path)
+    labeler = factory.user()
+    first = _next(client, project, labeler)
+    earlier = {"ranking": [r["id"] for r in first["responses"]]}
+    assert _submit(client, first, labeler, earlier, key="draft-1").status_code == 201
+    second = _next(client, project, labeler)  # PostgreSQL: a lease this process remembers
+    ranking = {"ranking": [r["id"] for r in second["responses"]]}
+    for _ in range(2):  # PostgreSQL: the remembered lease's store, then the assignment's read
+        answer = _submit(client, second, labeler, ranking, suffix, key="draft-1")
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["field"] == "Idempotency-Key"
+        assert f"assignment {first['assignment_id']}" in answer.json()["detail"]
+        assert _labels(session) == 1
+        assert _leased(session, second["assignment_id"])
+    # the key still replays on its own assignment; the second one takes a key of its own
+    again = _submit(client, first, labeler, earlier, suffix, key="draft-1")
+    assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true"
+    assert _submit(client, second, labeler, ranking, suffix, key="draft-2").status_code == 201
+    assert _labels(session) == 2

@@ -61,7 +61,7 @@ async def submit(
             result = await conn.run_sync(_submit_on, args, True)
     except submitting.KeyTaken:
         async with read_connection(engine) as conn:
-            first = await conn.run_sync(_find, user.id, idempotency_key or "")
+            first = await conn.run_sync(_find, user.id, idempotency_key or "", assignment_id)
         return first, False
     assert result is not None
     return result
@@ -73,8 +73,8 @@ def _submit_on(
     return submitting.submit(conn, now=utcnow(), careful=careful, **args)
 
 
-def _find(conn: Connection, user_id: int, key: str) -> Row[Any]:
-    first = submitting.find_by_key(conn, user_id=user_id, key=key)
+def _find(conn: Connection, user_id: int, key: str, assignment_id: int) -> Row[Any]:
+    first = submitting.find_by_key(conn, user_id=user_id, key=key, assignment_id=assignment_id)
     assert first is not None
     return first
 

@@ -51,7 +51,10 @@ def submit(
     except submitting.KeyTaken:
         session.rollback()
         first = submitting.find_by_key(
-            session.connection(), user_id=user.id, key=idempotency_key or ""
+            session.connection(),
+            user_id=user.id,
+            key=idempotency_key or "",
+            assignment_id=assignment_id,
         )
         assert first is not None
         session.commit()

@@ -37,13 +37,22 @@ def check_key(idempotency_key: str | None) -> None:
         )
 
 
-def find_by_key(conn: Connection, *, user_id: int, key: str) -> Row[Any] | None:
-    """The annotation this user already stored under an Idempotency-Key."""
-    return conn.execute(
+def find_by_key(conn: Connection, *, user_id: int, key: str, assignment_id: int) -> Row[Any] | None:
+    """The annotation this user already stored under an Idempotency-Key for this assignment.
+    Invalid when the key was used for another assignment: a replay is the same request again,
+    and a key sent with a different assignment is the client's mistake."""
+    first = conn.execute(
         select(*ANNOTATION_COLUMNS).where(
             Annotation.user_id == user_id, Annotation.idempotency_key == key
         )
     ).first()
+    if first is not None and first.assignment_id != assignment_id:
+        raise Invalid(
+            f"Idempotency-Key {key!r} was used for assignment {first.assignment_id} already; "
+            f"a submit of assignment {assignment_id} needs a key of its own",
+            field="Idempotency-Key",
+        )
+    return first
 
 
 def _may_label(project_id: Any) -> Any:
@@ -87,8 +96,9 @@ def assignment_for_submit(
     conn: Connection, *, assignment_id: int, user: User, idempotency_key: str | None
 ) -> Row[Any]:
     """One statement: the assignment with its project's settings, whether the labeler may label
-    it (`allowed`) and, for a key, the id of an annotation stored under it already (`replay`).
-    NotFound or Forbidden (another labeler's assignment, or no longer a member)."""
+    it (`allowed`) and, for a key, the id of the labeler's annotation stored under it already
+    (`replay`). NotFound or Forbidden (another labeler's assignment, whatever the key; no
+    longer a member)."""
     parameters = {"p_assignment_id": assignment_id, "p_user_id": user.id}
     parameters |= {"p_is_admin": user.is_admin}
     if idempotency_key is not None:
@@ -97,7 +107,7 @@ def assignment_for_submit(
     row = precompiled.execute(conn, query, parameters).first()
     if row is None:
         raise NotFound("no such assignment")
-    if row.user_id != user.id and row.replay is None:
+    if row.user_id != user.id:
         raise Forbidden("this assignment belongs to another labeler")
     return leasing.check_allowed(row, row.project_id)
 
@@ -282,7 +292,9 @@ def submit(
             conn, assignment_id=assignment_id, user=user, idempotency_key=idempotency_key
         )
     if row.replay is not None:
-        first = find_by_key(conn, user_id=user.id, key=idempotency_key or "")
+        first = find_by_key(
+            conn, user_id=user.id, key=idempotency_key or "", assignment_id=assignment_id
+        )
         assert first is not None
         return first, False
     # Checked against the public ids the task showed, stored with row ids.
@@ -307,7 +319,7 @@ def submit(
             raise KeyTaken() from None
         stored = None
     if stored is None and idempotency_key is not None:
-        first = find_by_key(conn, user_id=user.id, key=idempotency_key)
+        first = find_by_key(conn, user_id=user.id, key=idempotency_key, assignment_id=assignment_id)
         if first is not None:
             return first, False
     return (stored, True) if stored is not None else None
