@@ -1,8 +1,11 @@
 """Submits and skips that must be refused, with nothing stored, through the HTTP API (the lane
 serves the plain routes and ?next=1 alike)."""
 
+from datetime import timedelta
+
 import pytest
 
+from app.base import utcnow
 from app.labeling.models import Annotation, Assignment, AssignmentStatus
 from tests.helpers import ranking_items
 
@@ -173,3 +176,52 @@ def test_a_key_reused_on_another_assignment_of_ones_own_is_422(  # type: ignore[
     assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true"
     assert _submit(client, second, labeler, ranking, suffix, key="draft-2").status_code == 201
     assert _labels(session) == 2
+
+
+def _release(client, admin, project, task):  # type: ignore[no-untyped-def]
+    url = f"/api/v1/projects/{project.id}/assignments/{task['assignment_id']}/release"
+    released = client.post(url, headers=admin.headers)
+    assert released.status_code == 200, released.text
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_a_submit_after_an_admin_released_the_lease_is_409(  # type: ignore[no-untyped-def]
+    client, factory, tmp_path, session, suffix
+) -> None:
+    admin, labeler = factory.user("admin"), factory.user()
+    project = factory.project(kind="ranking", k=2, overlap=2)
+    factory.items(project, ranking_items(1, k=2), tmp_path)
+    task = _next(client, project, labeler)  # PostgreSQL: a lease this process remembers
+    _release(client, admin, project, task)
+    body = {"ranking": [r["id"] for r in task["responses"]]}
+    # the slot is still free (overlap 2, nobody else took it): a late submit would be kept
+    for key in ("draft-1", None):
+        answer = _submit(client, task, labeler, body, suffix, key=key)
+        assert answer.status_code == 409, answer.text
+        detail = answer.json()["detail"]
+        assert "released by an admin" in detail and "not stored" in detail
+    assert _labels(session) == 0
+    # leased again (the same assignment, a new lease): that lease is the labeler's to submit
+    again = _next(client, project, labeler)
+    assert again["assignment_id"] == task["assignment_id"]
+    assert _submit(client, again, labeler, body, suffix).status_code == 201
+    assert _labels(session) == 1
+
+
+def test_a_lease_that_expired_after_a_release_and_a_new_lease_is_late_not_released(  # type: ignore[no-untyped-def]
+    client, factory, tmp_path, session
+) -> None:
+    """A release ends one lease; the same assignment leased again and expired is only late,
+    and a late submit is kept while the slot is free."""
+    admin, labeler = factory.user("admin"), factory.user()
+    project = factory.project(kind="ranking", k=2, overlap=2)
+    factory.items(project, ranking_items(1, k=2), tmp_path)
+    task = _next(client, project, labeler)
+    _release(client, admin, project, task)
+    assert _next(client, project, labeler)["assignment_id"] == task["assignment_id"]
+    session.rollback()
+    lease = session.get(Assignment, task["assignment_id"])
+    lease.expires_at = utcnow() - timedelta(seconds=1)
+    session.commit()
+    body = {"ranking": [r["id"] for r in task["responses"]]}
+    assert _submit(client, task, labeler, body).status_code == 201

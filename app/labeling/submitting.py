@@ -24,6 +24,7 @@ from app.labeling.remembered import recall
 from app.labeling.schemas import AnnotationIn
 from app.projects.models import Project, Prompt
 from app.projects.service import LABELING_SETTINGS, may_label
+from app.prompts.models import PromptAction, PromptActionKind
 
 MAX_KEY = 200
 ANNOTATION_COLUMNS = tuple(Annotation.__table__.c)
@@ -206,14 +207,40 @@ def _lock(conn: Connection, assignment_id: int, prompt_id: int) -> tuple[Row[Any
     return row, prompt
 
 
+@cache
+def _releases_query() -> Any:
+    return select(PromptAction.detail).where(
+        PromptAction.prompt_id == bindparam("p_prompt_id"),
+        PromptAction.action == PromptActionKind.release,
+        PromptAction.created_at >= bindparam("p_leased", type_=PromptAction.created_at.type),
+    )
+
+
+def _released(conn: Connection, assignment: Any) -> bool:
+    """Whether an admin ended this lease (`prompts.service.release_lease`: the lease expires
+    at that moment, and the prompt's log row names the assignment). Only a release logged since
+    the lease began counts: a lease (and a lease again of the same assignment) sets created_at."""
+    parameters = {"p_prompt_id": assignment.prompt_id, "p_leased": assignment.created_at}
+    details = conn.execute(_releases_query(), parameters).scalars()
+    return any(detail.get("assignment_id") == assignment.id for detail in details)
+
+
 def _ensure_open(
     conn: Connection, assignment: Any, prompt: Any, overlap: int, now: datetime
 ) -> None:
+    """Conflict or Gone unless the assignment may still be submitted. An expired lease is
+    taken late while its slot is free, unless an admin released it (the admin took the prompt
+    back: the label is refused whatever the slot)."""
     if assignment.status == AssignmentStatus.done:
         raise Conflict("this assignment was submitted already")
     if assignment.status == AssignmentStatus.skipped:
         raise Conflict("this assignment was skipped")
     if assignment.expires_at <= now:
+        if _released(conn, assignment):
+            raise Conflict(
+                f"your lease of assignment {assignment.id} was released by an admin: this "
+                "label was not stored; take the next task"
+            )
         # A late submit is taken only while the slot is still free.
         others = conn.scalar(
             select(func.count()).where(

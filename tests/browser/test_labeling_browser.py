@@ -203,6 +203,31 @@ def test_an_expired_lease_says_so_and_keeps_the_text(page, live) -> None:
     assert live.annotations(project.id) == []
 
 
+def test_a_lease_an_admin_released_says_so_and_keeps_the_text(page, live) -> None:
+    from app.labeling.models import Assignment
+    from app.projects import service as project_service
+    from app.prompts import service as prompts_service
+
+    project = live.project([{"id": "d1", "prompt": "hi"}], kind="demonstration", k=1)
+    login(page, live.user())
+    open_task(page, project)
+    page.fill("textarea[data-turn='0']", "Words I must not lose")
+    admin = live.user("admin")
+    with live.session() as session:  # the admin takes the prompt back; its slot stays free
+        lease = session.scalars(select(Assignment).where(Assignment.project_id == project.id)).one()
+        fresh = project_service.get(session=session, project_id=project.id)
+        prompts_service.release_lease(
+            session=session, project=fresh, assignment_id=lease.id, by=admin
+        )
+        session.commit()
+    page.keyboard.press("Control+Enter")
+    status = page.locator("#status")
+    status.get_by_text("released by an admin").wait_for()
+    assert "not stored" in status.inner_text() and page.locator("#status-next").is_visible()
+    assert page.locator("textarea[data-turn='0']").input_value() == "Words I must not lose"
+    assert live.annotations(project.id) == []
+
+
 PAYLOADS = [
     "<script>window.__pwned = 1</script>",
     '<img src=x onerror="window.__pwned = 1; alert(1)">',
