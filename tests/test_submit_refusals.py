@@ -225,3 +225,54 @@ def test_a_lease_that_expired_after_a_release_and_a_new_lease_is_late_not_releas
     session.commit()
     body = {"ranking": [r["id"] for r in task["responses"]]}
     assert _submit(client, task, labeler, body).status_code == 201
+
+
+def test_the_sync_service_refuses_as_the_api_does(  # type: ignore[no-untyped-def]
+    client, factory, tmp_path, session
+) -> None:
+    """labeling.service (pages, CLI) runs the same checks as the hot path above."""
+    from app.errors import Conflict, Forbidden, Invalid
+    from app.labeling import service
+    from app.labeling.schemas import AnnotationIn
+    from app.projects import service as project_service
+    from app.prompts import service as prompts_service
+
+    member, other, released = factory.user(), factory.user(), factory.user()
+    admin, project = _members_only(client, factory, tmp_path, member, other, released)
+
+    def lease(user):  # type: ignore[no-untyped-def]
+        task = service.next_task(session=session, project=project, user=user)
+        return task, AnnotationIn(ranking=[r.id for r in task.responses])
+
+    def submit(user, task, body, key=None):  # type: ignore[no-untyped-def]
+        return service.submit(
+            session=session,
+            assignment_id=task.assignment_id,
+            user=user,
+            body=body,
+            idempotency_key=key,
+        )
+
+    first, body = lease(member)
+    submit(member, first, body, key="draft-1")
+    second, body2 = lease(member)
+    with pytest.raises(Invalid) as reused:
+        submit(member, second, body2, key="draft-1")
+    assert reused.value.field == "Idempotency-Key"
+    theirs, _ = lease(other)
+    with pytest.raises(Forbidden, match="another labeler"):
+        submit(member, theirs, body, key="draft-1")
+    taken_back, body3 = lease(released)
+    prompts_service.release_lease(
+        session=session, project=project, assignment_id=taken_back.assignment_id, by=admin
+    )
+    session.commit()
+    with pytest.raises(Conflict, match="released by an admin"):
+        submit(released, taken_back, body3)
+    project_service.remove_member(session=session, project=project, user_id=other.id)
+    session.commit()
+    with pytest.raises(Forbidden, match="not a member"):
+        submit(other, theirs, AnnotationIn(ranking=[r.id for r in theirs.responses]))
+    with pytest.raises(Forbidden, match="not a member"):
+        service.skip(session=session, assignment_id=theirs.assignment_id, user=other, reason="x")
+    assert _labels(session) == 1
