@@ -7,7 +7,7 @@ import pytest
 
 from app.base import utcnow
 from app.labeling.models import Annotation, Assignment, AssignmentStatus
-from tests.helpers import ranking_items
+from tests.helpers import ranking_items, row_id
 
 SUFFIXES = ["", "?next=1"]
 
@@ -100,7 +100,8 @@ def _members_only(client, factory, tmp_path, *members):  # type: ignore[no-untyp
 
 def _leased(session, assignment_id: int) -> bool:  # type: ignore[no-untyped-def]
     session.rollback()  # a fresh read: SQLite keeps a read transaction's snapshot
-    return session.get(Assignment, assignment_id).status == AssignmentStatus.leased
+    row = session.get(Assignment, row_id("assignment", assignment_id))
+    return row.status == AssignmentStatus.leased
 
 
 @pytest.mark.parametrize("suffix", SUFFIXES)
@@ -179,7 +180,8 @@ def test_a_key_reused_on_another_assignment_of_ones_own_is_422(  # type: ignore[
 
 
 def _release(client, admin, project, task):  # type: ignore[no-untyped-def]
-    url = f"/api/v1/projects/{project.id}/assignments/{task['assignment_id']}/release"
+    assignment = row_id("assignment", task["assignment_id"])  # admins use row ids
+    url = f"/api/v1/projects/{project.id}/assignments/{assignment}/release"
     released = client.post(url, headers=admin.headers)
     assert released.status_code == 200, released.text
 
@@ -220,7 +222,7 @@ def test_a_lease_that_expired_after_a_release_and_a_new_lease_is_late_not_releas
     _release(client, admin, project, task)
     assert _next(client, project, labeler)["assignment_id"] == task["assignment_id"]
     session.rollback()
-    lease = session.get(Assignment, task["assignment_id"])
+    lease = session.get(Assignment, row_id("assignment", task["assignment_id"]))
     lease.expires_at = utcnow() - timedelta(seconds=1)
     session.commit()
     body = {"ranking": [r["id"] for r in task["responses"]]}
@@ -264,7 +266,10 @@ def test_the_sync_service_refuses_as_the_api_does(  # type: ignore[no-untyped-de
         submit(member, theirs, body, key="draft-1")
     taken_back, body3 = lease(released)
     prompts_service.release_lease(
-        session=session, project=project, assignment_id=taken_back.assignment_id, by=admin
+        session=session,
+        project=project,
+        assignment_id=row_id("assignment", taken_back.assignment_id),
+        by=admin,
     )
     session.commit()
     with pytest.raises(Conflict, match="released by an admin"):

@@ -20,6 +20,7 @@ from app.labeling import exclusions, leasing, public, validation
 from app.labeling.lease_rules import live
 from app.labeling.models import Annotation, AssignmentStatus
 from app.labeling.models import Assignment as A
+from app.labeling.public import Kind
 from app.labeling.remembered import recall
 from app.labeling.schemas import AnnotationIn
 from app.projects.models import Project, Prompt
@@ -48,9 +49,12 @@ def find_by_key(conn: Connection, *, user_id: int, key: str, assignment_id: int)
         )
     ).first()
     if first is not None and first.assignment_id != assignment_id:
-        raise Invalid(
-            f"Idempotency-Key {key!r} was used for assignment {first.assignment_id} already; "
-            f"a submit of assignment {assignment_id} needs a key of its own",
+        used, this = (
+            public.encode(Kind.assignment, a) for a in (first.assignment_id, assignment_id)
+        )
+        raise Invalid(  # in the ids the labeler's tasks showed
+            f"Idempotency-Key {key!r} was used for assignment {used} already; "
+            f"a submit of assignment {this} needs a key of its own",
             field="Idempotency-Key",
         )
     return first
@@ -238,7 +242,7 @@ def _ensure_open(
     if assignment.expires_at <= now:
         if _released(conn, assignment):
             raise Conflict(
-                f"your lease of assignment {assignment.id} was released by an admin: this "
+                "your lease of this assignment was released by an admin: this "
                 "label was not stored; take the next task"
             )
         # A late submit is taken only while the slot is still free.

@@ -19,9 +19,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SECRET = os.environ.get(
-    "RLHF_SECRET_KEY", "browser-test-secret-key-0123456789-abcdefghijklmnop"
-)
+SECRET = os.environ.get("RLHF_SECRET_KEY", "browser-test-secret-key-0123456789-abcdefghijklmnop")
 """The suite's own key (tests/conftest.py) when set: public ids the tests compute then match
 the server's."""
 
