@@ -10,7 +10,7 @@ from app.projects.models import Prompt
 from app.prompts import service
 from app.prompts.models import PromptAction
 from app.prompts.service import PromptFilter
-from tests.helpers import ranking_items
+from tests.helpers import ranking_items, row_id
 from tests.test_pages import login
 
 
@@ -59,7 +59,7 @@ def test_filters_show_each_state_of_a_prompt(session, factory, tmp_path) -> None
     assert ids(q="needle") == ["p3"] and ids(q="p2") == ["p2"]
     rows, _ = service.list_prompts(session=session, project=project, where=PromptFilter(q="p1"))
     assert [(lease.user_email, lease.assignment_id) for lease in rows[0].leases] == [
-        (ada.email, held.assignment_id)
+        (ada.email, row_id("assignment", held.assignment_id))
     ]
     rows, _ = service.list_prompts(session=session, project=project, where=PromptFilter(q="p2"))
     assert [(s.user_email, s.reason) for s in rows[0].skips] == [(bob.email, "broken")]
@@ -84,9 +84,12 @@ def test_release_requeue_and_retire_change_what_labelers_get(session, factory, t
     factory.items(project, ranking_items(2, k=2), tmp_path)
     admin, ada, bob = factory.user("admin"), factory.user(), factory.user()
     held = labeling.next_task(session=session, project=project, user=ada)
-    assert held.prompt_id == _pid(session, "p0")
+    assert row_id("prompt", held.prompt_id) == _pid(session, "p0")
     service.release_lease(
-        session=session, project=project, assignment_id=held.assignment_id, by=admin
+        session=session,
+        project=project,
+        assignment_id=row_id("assignment", held.assignment_id),
+        by=admin,
     )
     session.commit()
     assert (
@@ -146,7 +149,7 @@ def test_bulk_retire_on_a_filter_ends_open_leases(session, factory, tmp_path) ->
     rows, _ = service.list_prompts(
         session=session, project=project, where=PromptFilter(status="retired")
     )
-    assert rows[0].prompt.id == held.prompt_id and rows[0].leases == []
+    assert rows[0].prompt.id == row_id("prompt", held.prompt_id) and rows[0].leases == []
     nxt = labeling.next_task(session=session, project=project, user=ada)
     assert nxt.prompt_id != held.prompt_id
 
@@ -166,7 +169,8 @@ def test_the_prompts_page_lists_filters_and_acts(client, factory, session, tmp_p
     assert len(re.findall(r'<tr id="prompt-\d+"', page.text)) == 3
     assert ada.email in page.text and "Release" in page.text
     assert "0 / 1" in page.text
-    url = f"/admin/projects/{project.id}/assignments/{held.assignment_id}/release"
+    assignment = row_id("assignment", held.assignment_id)  # admin pages use row ids
+    url = f"/admin/projects/{project.id}/assignments/{assignment}/release"
     answer = client.post(url, data={"csrf_token": token, "status": "in-progress"})
     assert answer.status_code == 200 and "Lease released" in answer.text
     assert "status=in-progress" in str(answer.url)
@@ -196,7 +200,7 @@ def test_the_api_pages_prompts_and_acts_on_a_filter(client, factory, session, tm
     rest = client.get(f"{base}/prompts?after={first['next_after']}", headers=admin.headers)
     assert [p["external_id"] for p in rest.json()["prompts"]] == ["p2"]
     assert rest.json()["next_after"] is None
-    url = f"{base}/assignments/{held.assignment_id}/release"
+    url = f"{base}/assignments/{row_id('assignment', held.assignment_id)}/release"
     assert client.post(url, headers=admin.headers).json() == {"changed": 1}
     assert client.post(url, headers=admin.headers).status_code == 409  # no open lease now
     body = {"action": "retire", "status": "unlabeled"}
