@@ -3,6 +3,7 @@
 import threading
 from collections import Counter
 
+import pytest
 from sqlalchemy import func, select
 
 from app.db import get_sessionmaker
@@ -15,9 +16,12 @@ from tests.helpers import ranking_items
 PROMPTS, OVERLAP, LABELERS = 40, 3, 16
 
 
+@pytest.mark.parametrize("ahead", [False, True], ids=["one-task", "a-task-held-ahead"])
 def test_concurrent_labelers_never_break_overlap_or_get_a_prompt_twice(
-    factory, session, tmp_path, backend
+    factory, session, tmp_path, backend, ahead
 ) -> None:
+    """With `ahead`, each labeler also holds the next task ready (as the labeling page does)
+    while labeling the current one: a second lease that every rule counts."""
     project = factory.project(kind="ranking", k=2, overlap=OVERLAP)
     factory.items(project, ranking_items(PROMPTS, k=2), tmp_path)
     labelers = [factory.user() for _ in range(LABELERS)]
@@ -31,6 +35,9 @@ def test_concurrent_labelers_never_break_overlap_or_get_a_prompt_twice(
             with get_sessionmaker()() as s:
                 mine = s.get(Project, project.id)
                 while (task := service.next_task(session=s, project=mine, user=user)) is not None:
+                    if ahead:
+                        held = service.next_task(session=s, project=mine, user=user, ahead=True)
+                        assert held is None or held.assignment_id != task.assignment_id
                     body = AnnotationIn(ranking=[r.id for r in task.responses])
                     annotation, created = service.submit(
                         session=s,

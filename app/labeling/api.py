@@ -106,6 +106,13 @@ async def skip(
     )
 
 
+@router.post("/assignments/{assignment_id}/return", status_code=204)
+def give_back(assignment_id: PublicId, session: SessionDep, user: LabelerUser) -> None:
+    """Give a live lease back without skipping it (the prompt may come to you again); a
+    labeling page does this for the task it held ready when it is left. Idempotent."""
+    service.give_back(session=session, assignment_id=assignment_id, user=user)
+
+
 @router.get("/assignments", response_model=list[AssignmentOut])
 def my_assignments(
     session: SessionDep,

@@ -54,6 +54,8 @@ def lease_statement(kind: str, order: str, folded: bool = False, gold: bool = Fa
 
     `gold=True` (not folded): lease the gold item `p_gold` in place of the first open prompt,
     only while a real prompt is open for the labeler; otherwise the same statement.
+    Not folded, `p_ahead=1` resumes the labeler's second live lease instead of the first (the
+    task a labeling page holds ready behind the current one), so a labeler holds at most two.
     """
     user_id: Any = bindparam("p_user_id")
     now: Any = bindparam("p_now", type_=Assignment.expires_at.type)
@@ -101,6 +103,7 @@ def lease_statement(kind: str, order: str, folded: bool = False, gold: bool = Fa
         )
         .order_by(Assignment.id)
         .limit(1)
+        .offset(0 if folded else bindparam("p_ahead"))
         .cte("mine")
     )
     # A prompt whose row changed after this statement's snapshot (a concurrent lease or submit
@@ -238,9 +241,13 @@ def bound_project(kind: str, order: str) -> Any:
     )
 
 
-def lease_parameters(*, project: Any, user_id: int, now: datetime) -> dict[str, Any]:
-    """The parameters of `lease_statement` for this project, labeler and time."""
+def lease_parameters(
+    *, project: Any, user_id: int, now: datetime, ahead: bool = False
+) -> dict[str, Any]:
+    """The parameters of `lease_statement` for this project, labeler and time (`ahead`: the
+    task after the current one)."""
     return {
+        "p_ahead": int(ahead),
         "p_project_id": project.id,
         "p_overlap": project.overlap,
         "p_user_id": user_id,

@@ -88,10 +88,12 @@ def make_task(project: Any, lease: Any, messages: list[Any], texts: dict[Any, st
 
 
 def _lease_postgresql(
-    conn: Connection, project: Any, user_id: int, now: datetime, gold_id: int | None
+    conn: Connection, project: Any, user_id: int, now: datetime, gold_id: int | None, ahead: bool
 ) -> Task | None:
     for _ in range(LEASE_TRIES):
-        parameters = statement.lease_parameters(project=project, user_id=user_id, now=now)
+        parameters = statement.lease_parameters(
+            project=project, user_id=user_id, now=now, ahead=ahead
+        )
         parameters["p_gold"] = gold_id
         built = statement.lease_statement(project.kind, project.order, gold=gold_id is not None)
         row = conn.execute(built, parameters).first()
@@ -168,13 +170,16 @@ def _resume_query() -> Any:
         )
         .order_by(Assignment.id)
         .limit(1)
+        .offset(bindparam("p_ahead"))
     )
 
 
-def _resume(conn: Connection, project: Any, user_id: int, now: datetime) -> Row[Any] | None:
-    """The labeler's live lease in the project, if any."""
+def _resume(
+    conn: Connection, project: Any, user_id: int, now: datetime, ahead: bool = False
+) -> Row[Any] | None:
+    """The labeler's live lease in the project (`ahead`: their second one), if any."""
     parameters = {"p_project_id": project.id, "p_user_id": user_id, "p_now": now}
-    return conn.execute(_resume_query(), parameters).first()
+    return conn.execute(_resume_query(), parameters | {"p_ahead": int(ahead)}).first()
 
 
 @cache
@@ -267,13 +272,19 @@ def _may_serve_gold(project: Any) -> bool:
     return project.gold_rate > 0 and project.kind != ProjectKind.demonstration and project.has_gold
 
 
-def lease(conn: Connection, *, project: Any, user_id: int, now: datetime) -> Task | None:
+def lease(
+    conn: Connection, *, project: Any, user_id: int, now: datetime, ahead: bool = False
+) -> Task | None:
     """The labeler's live lease in `project`, or a newly leased prompt, or None: nothing left,
     or the labeler is out of the project (excluded, or held by `gold.hold_of`).
 
     A gold item (`gold.pick_gold`, at the project's gold rate) takes the place of the real
     prompt this labeler would have been leased, through the same statements: it is leased only
     where a real prompt is open for them, and a gold lease and a real one cost the same steps.
+
+    `ahead`: the task after the one the labeler holds (their second live lease, or a new one),
+    which a labeling page keeps ready so the next task shows without a wait. It is a lease like
+    any other: it fills a slot, counts in progress and ends on expiry or when given back.
     """
     if project.is_archived:
         return None
@@ -281,12 +292,12 @@ def lease(conn: Connection, *, project: Any, user_id: int, now: datetime) -> Tas
         return None
     if gold.hold_of(session=conn, project=project, user_id=user_id, record=True):
         return None
-    held = _resume(conn, project, user_id, now)
+    held = _resume(conn, project, user_id, now, ahead)
     if held is not None:
         return _as_task(conn, project, held)
     gold_id = None
     if _may_serve_gold(project):
         gold_id = gold.pick_gold(session=conn, project=project, user_id=user_id)
     if conn.dialect.name == "postgresql":
-        return _lease_postgresql(conn, project, user_id, now, gold_id)
+        return _lease_postgresql(conn, project, user_id, now, gold_id, ahead)
     return _lease_serialised(conn, project, user_id, now, gold_id)

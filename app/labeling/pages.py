@@ -46,14 +46,21 @@ def home(request: Request, session: SessionDep, user: CurrentUser):
 
 
 @router.get("/projects/{project_id}/label")
-def label(request: Request, project_id: Id, session: SessionDep, user: CurrentUser):
-    """The labeler's current task in the project (a new lease if they hold none)."""
+def label(
+    request: Request, project_id: Id, session: SessionDep, user: CurrentUser, ahead: bool = False
+):
+    """The labeler's current task in the project (a new lease if they hold none); `ahead`: the
+    task after it, which the page fetches and keeps ready to show at once after a submit."""
     project = project_service.get(session=session, project_id=project_id)
-    task = service.next_task(session=session, project=project, user=user)
-    return _task_page(request, session, project, user, task)
+    task = service.next_task(session=session, project=project, user=user, ahead=ahead)
+    return _task_page(request, session, project, user, task, ahead)
 
 
-def _task_page(request: Request, session: Session, project: Any, user: Any, task: Any):
+def _task_page(
+    request: Request, session: Session, project: Any, user: Any, task: Any, ahead: bool = False
+):
+    """The labeling page of `task`; an `ahead` page is shown once the current task is done,
+    so its count of remaining tasks leaves the current one out."""
     progress = service.progress(session=session, project=project, user=user)
     if task is None:
         return render(request, "labeling/done.html", project=project, progress=progress)
@@ -63,7 +70,7 @@ def _task_page(request: Request, session: Session, project: Any, user: Any, task
         project=project,
         task=task,
         progress=progress,
-        remaining=progress.available + 1,
+        remaining=progress.available + (1 if ahead else max(progress.leased, 1)),
         max_demonstration=MAX_DEMONSTRATION,
         skip_reasons=SKIP_REASONS,
     )

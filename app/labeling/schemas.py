@@ -112,6 +112,8 @@ class SkipOut(AssignmentOut):
 
 class Progress(BaseModel):
     project_id: int
+    leased: int = 0
+    """Live leases this labeler holds: the current task and the one a page keeps ready."""
     done: int
     skipped: int
     available: int

@@ -19,11 +19,14 @@ from app.labeling.schemas import AnnotationIn, Progress, Task
 from app.projects.models import Project
 
 
-def next_task(*, session: Session, project: Project, user: User) -> Task | None:
-    """The labeler's live lease in this project, or a newly leased prompt, or None."""
+def next_task(
+    *, session: Session, project: Project, user: User, ahead: bool = False
+) -> Task | None:
+    """The labeler's live lease in this project, or a newly leased prompt, or None (`ahead`:
+    the task after the current one, see `leasing.lease`)."""
     conn = session.connection()
     row = leasing.project_for_labeler(conn, project_id=project.id, user=user)
-    task = leasing.lease(conn, project=row, user_id=user.id, now=utcnow())
+    task = leasing.lease(conn, project=row, user_id=user.id, now=utcnow(), ahead=ahead)
     session.commit()
     return task
 
@@ -67,6 +70,18 @@ def submit(
     return result
 
 
+def give_back(*, session: Session, assignment_id: int, user: User) -> bool:
+    """End the labeler's own live lease now (the public id of `submit`), without a skip."""
+    given = submitting.give_back(
+        session.connection(),
+        assignment_id=public.decode(Kind.assignment, assignment_id),
+        user=user,
+        now=utcnow(),
+    )
+    session.commit()
+    return given
+
+
 def skip(*, session: Session, assignment_id: int, user: User, reason: str) -> Row[Any]:
     """Give a leased prompt back with a reason; this labeler will not get it again (the
     public id of `submit`)."""
@@ -107,8 +122,17 @@ def progress(*, session: Session, project: Project, user: User) -> Progress:
         held = exclusions.EXCLUDED_REASON
     elif hold := gold.hold_of(session=session, project=project, user_id=user.id):
         held = hold.reason
+    leased = session.scalar(
+        select(func.count()).where(
+            Assignment.project_id == project.id,
+            Assignment.user_id == user.id,
+            Assignment.status == AssignmentStatus.leased,
+            Assignment.expires_at > now,
+        )
+    )
     return Progress(
         project_id=project.id,
+        leased=leased or 0,
         done=counts.get(AssignmentStatus.done, 0),
         skipped=counts.get(AssignmentStatus.skipped, 0),
         available=0 if held else available or 0,

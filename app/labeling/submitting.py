@@ -371,6 +371,23 @@ def _skip_query() -> Any:
     )
 
 
+def give_back(conn: Connection, *, assignment_id: int, user: User, now: datetime) -> bool:
+    """End the labeler's own live lease now, without a skip: the prompt is free for anyone,
+    them included (a labeling page gives back the task it held ready when it is left).
+    False when the lease was not live."""
+    result = conn.execute(
+        update(A)
+        .where(
+            A.id == assignment_id,
+            A.user_id == user.id,
+            A.status == AssignmentStatus.leased,
+            A.expires_at > now,
+        )
+        .values(expires_at=now)
+    )
+    return bool(result.rowcount)
+
+
 def skip(conn: Connection, *, assignment_id: int, user: User, reason: str, now: datetime) -> Row:
     """Give a leased prompt back with a reason (inside a transaction); returns the assignment."""
     if not reason.strip():

@@ -101,20 +101,56 @@
     return `the server answered ${response.status}`;
   }
 
-  function done(message, answer) {
+  function done(message, answer, submitted) {
     finished = true;
     localStorage.removeItem(storeKey);
     status(message, "ok");
-    if (answer && answer.next_page) return showNext(answer.next_page);
+    if (ready) {
+      const next = ready.page;
+      ready = null;
+      return showNext(next, submitted);
+    }
+    if (answer && answer.next_page) return showNext(parse(answer.next_page));
     window.location.replace(window.location.pathname);  // the next task (or "all done")
   }
 
-  function showNext(html) {
-    const page = new DOMParser().parseFromString(html, "text/html");
+  // The next task, leased and rendered ahead (`?ahead=1`) while the labeler works on this one,
+  // so it shows the moment this one is stored. A page that is left gives that lease back.
+  let ready = null;
+  async function prepareNext() {
+    try {
+      const response = await fetch(`${window.location.pathname}?ahead=1`, {
+        credentials: "same-origin", signal: stopped.signal,
+      });
+      if (!response.ok) return;
+      const page = parse(await response.text());  // parsed now, not after the submit
+      const data = page.getElementById("task-config");
+      if (!page.getElementById("task") || !data) return;  // nothing after this one
+      const id = JSON.parse(data.textContent).assignment_id;
+      if (id !== config.assignment_id) ready = { page, id };
+    } catch (_) { /* the next task then comes with the submit's answer */ }
+  }
+  function giveBack() {
+    if (!ready || finished) return;
+    fetch(`/api/v1/assignments/${ready.id}/return`, {
+      method: "POST", credentials: "same-origin", keepalive: true,
+      headers: { "X-CSRF-Token": csrf },
+    }).catch(() => {});
+    ready = null;
+  }
+  window.addEventListener("pagehide", giveBack, { signal: stopped.signal });
+
+  function parse(html) {
+    return new DOMParser().parseFromString(html, "text/html");
+  }
+
+  function showNext(page, submitted) {
     const next = page.getElementById("task");
     if (!next) return window.location.replace(window.location.pathname);
     document.getElementById("task").replaceWith(document.adoptNode(next));
     document.title = page.title;
+    const count = document.querySelector("#position strong");
+    if (submitted && count) count.textContent = String(Number(count.textContent) + 1);
     window.scrollTo(0, 0);
     window.TaskPage();
     if (window.TaskQuestions) window.TaskQuestions();
@@ -136,8 +172,11 @@
     document.body.classList.add("busy");
     status("Saving…", "info");
     try {
-      const response = await post(`${url}?next=page`, body, headers);
-      if (response.ok) return done(okMessage, await response.json().catch(() => null));
+      const response = await post(ready ? url : `${url}?next=page`, body, headers);
+      if (response.ok) {
+        const answer = ready ? null : await response.json().catch(() => null);
+        return done(okMessage, answer, url.endsWith("/annotations"));
+      }
       const detail = await errorDetail(response);
       if (response.status === 410) {
         status(`Your lease on this task expired: ${detail}. Your work is still on this page.`, "error", true);
@@ -230,6 +269,7 @@
   }, { signal: stopped.signal });
 
   forgetOldDrafts();
+  prepareNext();
   window.Task = {
     config,
     draft,

@@ -168,7 +168,7 @@ def test_a_retried_submit_stores_one_annotation(page, live) -> None:
         else:
             route.continue_()
 
-    page.route("**/annotations?*", lose_the_first_answer)
+    page.route("**/annotations*", lose_the_first_answer)
     page.keyboard.press("1")
     page.keyboard.press("2")
     page.keyboard.press("Enter")
@@ -255,3 +255,35 @@ def test_untrusted_text_renders_inert(page, live) -> None:
     assert page.locator(".md pre code").inner_text() == "print('<b>code</b>')\n"
     submit_and_wait(page)
     assert page.evaluate("window.__pwned") is None and page.dialogs == []
+
+
+def _open_leases(live, project) -> int:  # type: ignore[no-untyped-def]
+    from app.base import utcnow
+
+    now = utcnow()
+    return sum(
+        1 for a in live.assignments(project.id) if a.status == "leased" and a.expires_at > now
+    )
+
+
+def test_the_next_task_is_held_ready_and_given_back_when_the_page_is_left(page, live) -> None:
+    import time
+
+    project = live.project(ranking_items(3, k=2), k=2)
+    login(page, live.user())
+    open_task(page, project)
+    deadline = time.monotonic() + 10
+    while _open_leases(live, project) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _open_leases(live, project) == 2  # the current task and the one held ready
+    page.keyboard.press("1")
+    page.keyboard.press("2")
+    submit_and_wait(page)  # the held task shows, and the page holds the one after it
+    assert page.locator("#position").inner_text().startswith("1 done")
+    while _open_leases(live, project) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _open_leases(live, project) == 2
+    page.goto("/")  # leaving the page gives the held task back
+    while _open_leases(live, project) > 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _open_leases(live, project) == 1
