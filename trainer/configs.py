@@ -1,18 +1,155 @@
-"""Dataclass configs for every trainer: one documented field per line, sensible defaults."""
+"""Dataclass configs for every trainer: one documented field per line, sensible defaults.
+
+Every numeric field carries its bounds (`num`) and every field with a fixed set of values its
+choices (`choice`) beside it, as field metadata; `build_config` checks them, so the trainer's
+command line and the web app (which builds run configs through it) refuse the same values.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+MAX_STEPS = 10_000_000
+"""Most optimizer steps (and checkpoint / eval intervals) a config may ask for."""
+MAX_TOKENS = 131_072
+"""Longest sequence, prompt or response in tokens a config may ask for."""
+MAX_BATCH = 4096
+"""Largest batch (examples per micro-batch, sequences per generate call)."""
+MAX_LEARNING_RATE = 0.1
+"""Largest AdamW learning rate: above it any model's weights blow up at the first step."""
+MAX_SEED = 2**32 - 1
+"""Largest seed numpy accepts."""
+MAX_SAMPLES = 64
+"""Most samples per prompt per model a generate run asks for."""
+MAX_VOCAB = 1_000_000
+"""Largest top-k."""
+
 
 class ConfigError(ValueError):
-    """A config file or override names an unknown key or carries a value of the wrong type."""
+    """A config file or override names an unknown key or carries a value of the wrong type or
+    out of its bounds; `key` names the config key when one is to blame."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
+
+
+@dataclass(frozen=True)
+class Bound:
+    """The values a numeric key admits: low/high (inclusive unless *_open) and special values
+    outside them, each with its meaning (e.g. max_steps -1: num_epochs decide)."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    special: tuple[tuple[float, str], ...] = ()
+
+    def admits(self, value: float) -> bool:
+        if any(value == s for s, _ in self.special):
+            return True
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+    def describe(self) -> str:
+        """E.g. "> 0 and ≤ 0.1", "≥ 1 and ≤ 10000000, or -1 (num_epochs decide)"."""
+        parts = []
+        if self.low is not None:
+            parts.append(f"{'>' if self.low_open else '≥'} {_fmt(self.low)}")
+        if self.high is not None:
+            parts.append(f"{'<' if self.high_open else '≤'} {_fmt(self.high)}")
+        text = " and ".join(parts)
+        for value, meaning in self.special:
+            text += f", or {_fmt(value)} ({meaning})"
+        return text
+
+
+def num(
+    default: Any,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    special: dict[float, str] | None = None,
+) -> Any:
+    """A numeric field (or a dict of numbers, when `default` is a factory) with its bounds."""
+    bound = Bound(
+        low=gt if gt is not None else ge,
+        high=lt if lt is not None else le,
+        low_open=gt is not None,
+        high_open=lt is not None,
+        special=tuple((special or {}).items()),
+    )
+    if callable(default):
+        return field(default_factory=default, metadata={"bound": bound})
+    return field(default=default, metadata={"bound": bound})
+
+
+def choice(default: str, *others: str) -> Any:
+    """A string field that takes one of a fixed set of values (the default first)."""
+    return field(default=default, metadata={"choices": (default, *others)})
+
+
+def _metadata(cls: type, name: str) -> typing.Mapping[str, Any]:
+    """A field's metadata; a subclass that only changes a default keeps its base's bounds."""
+    for klass in cls.__mro__:
+        found = getattr(klass, "__dataclass_fields__", {}).get(name)
+        if found is not None and found.metadata:
+            return found.metadata
+    return {}
+
+
+def bound_of(cls: type, name: str) -> Bound | None:
+    """The bounds of a config class's numeric key (None: not a bounded number)."""
+    return _metadata(cls, name).get("bound")
+
+
+def choices_of(cls: type, name: str) -> tuple[str, ...] | None:
+    """The values a config class's key takes (None: not a fixed set)."""
+    return _metadata(cls, name).get("choices")
+
+
+def _check_number(key: str, label: str, value: Any, bound: Bound) -> None:
+    if not math.isfinite(value):
+        raise ConfigError(f"{label} must be a finite number, not {value}", key)
+    if not bound.admits(value):
+        raise ConfigError(f"{label} must be {bound.describe()}; got {_fmt(value)}", key)
+
+
+def check_values(cfg: Any) -> None:
+    """Raise ConfigError naming the first key whose value is out of its bounds or choices."""
+    cls = type(cfg)
+    for f in dataclasses.fields(cls):
+        value = getattr(cfg, f.name)
+        bound, choices = bound_of(cls, f.name), choices_of(cls, f.name)
+        if bound is not None:
+            items = value.items() if isinstance(value, dict) else [(None, value)]
+            for name, item in items:
+                label = f.name if name is None else f"{f.name}[{name!r}]"
+                _check_number(f.name, label, item, bound)
+        if choices is not None and value not in choices:
+            raise ConfigError(
+                f"{f.name} must be one of {', '.join(choices)}; got {value!r}", f.name
+            )
+    if isinstance(cfg, GenerateConfig) and 0 < cfg.max_context <= cfg.max_new_tokens:
+        raise ConfigError(
+            f"max_new_tokens={cfg.max_new_tokens} leaves no room for a prompt in "
+            f"max_context={cfg.max_context}",
+            "max_new_tokens",
+        )
 
 
 @dataclass
@@ -25,57 +162,57 @@ class BaseConfig:
     """Training data: .jsonl, .jsonl.gz or .parquet in the format this trainer reads."""
     eval_file: str = ""
     """Held-out data in the same format; empty → `eval_fraction` of train_file is held out."""
-    eval_fraction: float = 0.1
+    eval_fraction: float = num(0.1, ge=0, lt=1)
     """Share of train_file held out for evaluation when no eval_file is given (0 → no eval)."""
     output_dir: str = "output"
     """Where the final model, metrics.jsonl, checkpoints/ and summary.json are written."""
-    max_steps: int = -1
+    max_steps: int = num(-1, ge=1, le=MAX_STEPS, special={-1: "num_epochs decide"})
     """Optimizer steps (PPO: rollout batches) to run; -1 → derived from num_epochs."""
-    num_epochs: float = 1.0
+    num_epochs: float = num(1.0, gt=0, le=1000)
     """Passes over the training data when max_steps is -1."""
-    max_length: int = 512
+    max_length: int = num(512, ge=8, le=MAX_TOKENS)
     """Longest sequence in tokens (prompt + response); longer ones are truncated."""
-    batch_size: int = 8
+    batch_size: int = num(8, ge=1, le=MAX_BATCH)
     """Examples per micro-batch per device (RM: rankings; PPO: prompts per rollout)."""
-    gradient_accumulation_steps: int = 1
+    gradient_accumulation_steps: int = num(1, ge=1, le=1024)
     """Micro-batches accumulated into one optimizer step."""
-    eval_batch_size: int = 16
+    eval_batch_size: int = num(16, ge=1, le=MAX_BATCH)
     """Examples per forward pass during evaluation."""
-    learning_rate: float = 1e-5
+    learning_rate: float = num(1e-5, gt=0, le=MAX_LEARNING_RATE)
     """Peak learning rate of AdamW."""
-    weight_decay: float = 0.0
+    weight_decay: float = num(0.0, ge=0, le=1)
     """AdamW weight decay."""
-    adam_eps: float = 1e-8
+    adam_eps: float = num(1e-8, gt=0, le=1e-2)
     """AdamW epsilon."""
-    lr_scheduler: str = "cosine"
+    lr_scheduler: str = choice("cosine", "linear", "constant")
     """Learning-rate schedule after warmup: cosine | linear | constant."""
-    warmup_ratio: float = 0.03
+    warmup_ratio: float = num(0.03, ge=0, le=1)
     """Share of the steps spent warming the learning rate up linearly from 0."""
-    max_grad_norm: float = 1.0
+    max_grad_norm: float = num(1.0, ge=0, le=1e6)
     """Gradient clipping by global norm (0 → off)."""
-    seed: int = 42
+    seed: int = num(42, ge=0, le=MAX_SEED)
     """Seeds python, numpy and torch; with the step it also fixes the data order."""
-    mixed_precision: str = "no"
+    mixed_precision: str = choice("no", "bf16", "fp16")
     """Accelerate mixed precision: no | bf16 | fp16."""
-    save_every: int = 100
+    save_every: int = num(100, ge=1, le=MAX_STEPS)
     """Save a resumable checkpoint every this many steps (and always at the end / on SIGTERM)."""
-    save_total_limit: int = 2
+    save_total_limit: int = num(2, ge=1, le=1000)
     """Checkpoints kept in output_dir/checkpoints (the oldest are removed)."""
-    eval_every: int = 0
+    eval_every: int = num(0, ge=0, le=MAX_STEPS)
     """Evaluate every this many steps (0 → only at the end)."""
     lora: bool = False
     """Train LoRA adapters (peft) instead of all weights."""
-    lora_r: int = 16
+    lora_r: int = num(16, ge=1, le=4096)
     """LoRA rank."""
-    lora_alpha: int = 32
+    lora_alpha: int = num(32, ge=1, le=65536)
     """LoRA scaling numerator (scale = alpha / r)."""
-    lora_dropout: float = 0.05
+    lora_dropout: float = num(0.05, ge=0, lt=1)
     """Dropout on the LoRA branch."""
     lora_target_modules: list[str] = field(default_factory=lambda: ["all-linear"])
     """Module names LoRA wraps; ["all-linear"] wraps every linear layer but the output head."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass to save memory."""
-    nan_patience: int = 0
+    nan_patience: int = num(0, ge=0, le=MAX_STEPS)
     """Steps in a row the loss may be NaN/inf before the run stops as diverged (0 → at once)."""
 
 
@@ -83,7 +220,7 @@ class BaseConfig:
 class SFTConfig(BaseConfig):
     """Supervised fine-tuning on `sft` data: loss on completion tokens only."""
 
-    learning_rate: float = 2e-5
+    learning_rate: float = num(2e-5, gt=0, le=MAX_LEARNING_RATE)
     """Peak learning rate of AdamW."""
     completion_only_loss: bool = True
     """Mask prompt / user tokens with -100 so only completions are learned."""
@@ -93,16 +230,16 @@ class SFTConfig(BaseConfig):
 class RewardConfig(BaseConfig):
     """Reward model on `rankings` (K-wise loss) or `pairs` data."""
 
-    data_format: str = "auto"
+    data_format: str = choice("auto", "rankings", "pairs", "ratings")
     """rankings | pairs | ratings | auto (picked from the first record)."""
     aspect: str = ""
     """ratings: the aspect in each row's "scores" whose order the model learns, e.g.
     "helpfulness" ("" → the main rating, "score"). A prompt's rated responses become one
     ranking; responses with equal values are not compared."""
-    aspect_weights: dict[str, float] = field(default_factory=dict)
+    aspect_weights: dict[str, float] = num(dict, ge=-1e6, le=1e6)
     """ratings: learn the order of Σ weight·aspect instead, e.g. {"helpfulness": 1,
     "honesty": 0.5}; rows missing one of these aspects are left out."""
-    learning_rate: float = 1e-5
+    learning_rate: float = num(1e-5, gt=0, le=MAX_LEARNING_RATE)
     """Peak learning rate of AdamW."""
     use_margin: bool = True
     """For pairs with a "margin" field: loss -log σ(r_c − r_r − margin)."""
@@ -110,12 +247,12 @@ class RewardConfig(BaseConfig):
     """After training, fit gain/bias so rewards on the reference responses have mean 0, std 1."""
     disable_dropout: bool = True
     """Set every dropout probability to 0 (a reward is a deterministic score)."""
-    center_rewards_coef: float = 0.0
+    center_rewards_coef: float = num(0.0, ge=0, le=1000)
     """Auxiliary loss coef · mean(r²) that keeps raw rewards near 0 (0 → off)."""
-    pooling: str = "auto"
+    pooling: str = choice("auto", "last", "cls", "mean")
     """Hidden states the reward head reads: last | cls | mean | auto (what the backbone was
     trained with: last token for causal LMs, mean for sentence-transformers encoders, else cls)."""
-    truncation: str = "prompt_left"
+    truncation: str = choice("prompt_left")
     """How over-long texts fit max_length (recorded, not a choice): the prompt loses its oldest
     tokens first; the response is kept whole unless it alone is longer than max_length."""
 
@@ -126,62 +263,62 @@ class PPOConfig(BaseConfig):
 
     reward_model: str = ""
     """Directory of a reward model trained by `rm` (its own tokenizer is used)."""
-    learning_rate: float = 3e-6
+    learning_rate: float = num(3e-6, gt=0, le=MAX_LEARNING_RATE)
     """Peak learning rate of AdamW."""
-    lr_scheduler: str = "linear"
+    lr_scheduler: str = choice("linear", "cosine", "constant")
     """Learning-rate schedule after warmup: cosine | linear | constant."""
-    warmup_ratio: float = 0.0
+    warmup_ratio: float = num(0.0, ge=0, le=1)
     """Share of the steps spent warming the learning rate up linearly from 0."""
-    batch_size: int = 16
+    batch_size: int = num(16, ge=1, le=MAX_BATCH)
     """Prompts per rollout (episodes per PPO step)."""
-    mini_batch_size: int = 4
+    mini_batch_size: int = num(4, ge=1, le=MAX_BATCH)
     """Episodes per gradient update inside the PPO epochs."""
-    ppo_epochs: int = 4
+    ppo_epochs: int = num(4, ge=1, le=100)
     """Passes over each rollout batch."""
-    max_prompt_length: int = 256
+    max_prompt_length: int = num(256, ge=1, le=MAX_TOKENS)
     """Prompts are left-truncated to this many tokens."""
-    response_length: int = 53
+    response_length: int = num(53, ge=1, le=MAX_TOKENS)
     """Tokens sampled per response."""
-    temperature: float = 0.7
+    temperature: float = num(0.7, gt=0, le=100)
     """Sampling temperature; logits are divided by it when scoring too."""
-    top_k: int = 0
+    top_k: int = num(0, ge=0, le=MAX_VOCAB)
     """Top-k sampling (0 → off; keep off so log-probs match the sampling distribution)."""
-    kl_coef: float = 0.05
+    kl_coef: float = num(0.05, ge=0, le=100)
     """Initial β of the per-token KL penalty −β·(log π − log π_ref)."""
     adaptive_kl: bool = True
     """Ziegler et al.'s proportional controller for β; False → fixed β."""
-    kl_target: float = 6.0
+    kl_target: float = num(6.0, gt=0, le=1e4)
     """Target KL (nats per response) of the adaptive controller."""
-    kl_horizon: int = 10000
+    kl_horizon: int = num(10000, ge=1, le=10**9)
     """Horizon (episodes) of the adaptive controller."""
-    gamma: float = 1.0
+    gamma: float = num(1.0, ge=0, le=1)
     """GAE discount."""
-    lam: float = 0.95
+    lam: float = num(0.95, ge=0, le=1)
     """GAE λ."""
-    cliprange: float = 0.2
+    cliprange: float = num(0.2, gt=0, le=10)
     """PPO ratio clip ε (ratio kept in 1−ε … 1+ε)."""
-    cliprange_value: float = 0.2
+    cliprange_value: float = num(0.2, gt=0, le=1e6)
     """Value clip around the rollout's value estimates."""
-    vf_coef: float = 0.1
+    vf_coef: float = num(0.1, ge=0, le=100)
     """Weight of the value loss."""
-    value_network: str = "separate"
+    value_network: str = choice("separate", "shared")
     """separate: the value head sits on its own copy of the policy's transformer body, so the
     value loss never moves the policy (TRL, InstructGPT); shared: on the policy's own last
     hidden state (less memory and compute, but the value loss spends KL)."""
-    max_grad_norm: float = 0.0
+    max_grad_norm: float = num(0.0, ge=0, le=1e6)
     """Gradient clipping by global norm (0 → off, as in TRL and lm-human-preferences: PPO's ratio
     clip already bounds each update)."""
     whiten_advantages: bool = True
     """Normalise advantages to mean 0, std 1 over the batch."""
     whiten_rewards: bool = False
     """Normalise the per-token rewards over the batch before GAE."""
-    missing_eos_penalty: float = 0.0
+    missing_eos_penalty: float = num(0.0, ge=-1000, le=1000)
     """Added to the score of responses with no EOS within response_length (e.g. -1.0; 0 → off)."""
     ptx_file: str = ""
     """PPO-ptx: `sft`-format file whose LM loss is mixed into each update (empty → off)."""
-    ptx_coef: float = 0.0
+    ptx_coef: float = num(0.0, ge=0, le=1000)
     """Weight γ of the pretraining/SFT loss in PPO-ptx."""
-    eval_prompts: int = 32
+    eval_prompts: int = num(32, ge=0, le=100_000)
     """Held-out prompts scored at the end for summary.json."""
 
 
@@ -189,13 +326,13 @@ class PPOConfig(BaseConfig):
 class DPOConfig(BaseConfig):
     """Direct Preference Optimization on `pairs` data."""
 
-    beta: float = 0.1
+    beta: float = num(0.1, gt=0, le=100)
     """Strength of the implicit KL constraint."""
-    learning_rate: float = 5e-7
+    learning_rate: float = num(5e-7, gt=0, le=MAX_LEARNING_RATE)
     """Peak learning rate of AdamW."""
     precompute_ref_log_probs: bool = True
     """Score every pair with the frozen reference once before the loop, then free it."""
-    label_smoothing: float = 0.0
+    label_smoothing: float = num(0.0, ge=0, lt=0.5)
     """Conservative DPO: assumed probability that a preference label is flipped."""
     weight_by_margin: bool = False
     """Weigh each pair's loss by its "margin" (e.g. a preference strength's; a pair without
@@ -214,26 +351,28 @@ class GenerateConfig:
     """The prompts file: JSONL rows {"prompt_id", "prompt": str | messages} (+ "sample_indices")."""
     output_dir: str = "output"
     """Where samples.jsonl, metrics.jsonl and summary.json are written."""
-    n: int = 1
+    n: int = num(1, ge=1, le=MAX_SAMPLES)
     """Samples per prompt per model (sample indices 0 … n-1 unless a row lists its own)."""
-    max_new_tokens: int = 256
+    max_new_tokens: int = num(256, ge=1, le=MAX_TOKENS)
     """Most tokens sampled per response; a response that hits it ends with finish_reason length."""
-    temperature: float = 1.0
+    temperature: float = num(1.0, ge=0, le=100)
     """Sampling temperature (0 → greedy decoding)."""
-    top_p: float = 1.0
+    top_p: float = num(1.0, gt=0, le=1)
     """Nucleus sampling: keep the smallest set of tokens whose probability reaches top_p."""
-    top_k: int = 0
+    top_k: int = num(0, ge=0, le=MAX_VOCAB)
     """Top-k sampling (0 → off)."""
-    max_context: int = 0
+    max_context: int = num(
+        0, ge=1, le=MAX_TOKENS, special={0: "the model's max_position_embeddings"}
+    )
     """Prompt + response token budget (0 → the model's max_position_embeddings); longer prompts
     lose tokens from the left and are recorded as truncated."""
-    batch_size: int = 16
+    batch_size: int = num(16, ge=1, le=MAX_BATCH)
     """Sequences per generate call (prompts are sorted by length so padding stays small)."""
-    seed: int = 42
+    seed: int = num(42, ge=0, le=MAX_SEED)
     """Seeds sampling; each batch is seeded from (seed, its first row) so output is repeatable."""
-    engine: str = "auto"
+    engine: str = choice("auto", "transformers", "vllm")
     """transformers | vllm | auto (vllm when it is installed and a GPU is visible)."""
-    mixed_precision: str = "no"
+    mixed_precision: str = choice("no", "bf16", "fp16")
     """Accelerate mixed precision for the transformers engine: no | bf16 | fp16."""
     reward_model: str = ""
     """Directory of a reward model trained by `rm`: each row then carries its `reward`."""
@@ -275,7 +414,7 @@ def _coerce(name: str, tp: Any, value: Any) -> Any:
             raise ValueError(value)
         return tp(value)
     except (ValueError, TypeError, json.JSONDecodeError) as e:
-        raise ConfigError(f"config key {name!r}: cannot read {value!r} as {tp}") from e
+        raise ConfigError(f"config key {name!r}: cannot read {value!r} as {tp}", name) from e
 
 
 def build_config(
@@ -289,9 +428,12 @@ def build_config(
     for key in merged:
         if key not in fields:
             raise ConfigError(
-                f"unknown config key {key!r} for {kind!r}; known keys: {', '.join(sorted(fields))}"
+                f"unknown config key {key!r} for {kind!r}; known keys: {', '.join(sorted(fields))}",
+                key,
             )
-    return cls(**{k: _coerce(k, hints[k], v) for k, v in merged.items()})
+    cfg = cls(**{k: _coerce(k, hints[k], v) for k, v in merged.items()})
+    check_values(cfg)
+    return cfg
 
 
 def load_config(

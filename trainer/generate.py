@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from trainer import EXIT_OK, EXIT_PREEMPTED
-from trainer.configs import ConfigError, GenerateConfig
+from trainer.configs import ConfigError, GenerateConfig, check_values
 from trainer.data import DataError, _is_messages, pad, read_records, render_prompt
 from trainer.runtime import Run, load_tokenizer, log
 
@@ -158,8 +158,6 @@ def encode_prompts(
 
 def pick_engine(cfg: GenerateConfig) -> str:
     """The engine to use: the configured one, or vllm when installed on a GPU machine."""
-    if cfg.engine not in ("auto", "transformers", "vllm"):
-        raise ConfigError(f"engine must be auto, transformers or vllm; not {cfg.engine!r}")
     if cfg.engine != "auto":
         return cfg.engine
     import importlib.util
@@ -265,10 +263,7 @@ def _batch_seed(seed: int, model: str, job: Job) -> int:
 
 def generate(cfg: GenerateConfig) -> int:
     """Sample each (prompt, model, sample index) not in samples.jsonl yet; EXIT_OK or _PREEMPTED."""
-    if cfg.n < 1 or cfg.max_new_tokens < 1 or cfg.batch_size < 1:
-        raise ConfigError("n, max_new_tokens and batch_size must be at least 1")
-    if cfg.temperature < 0 or not 0 < cfg.top_p <= 1:
-        raise ConfigError("temperature must be ≥ 0 and top_p in (0, 1]")
+    check_values(cfg)  # a config built in code skipped build_config's checks
     if not cfg.train_file:
         raise ConfigError("config key 'train_file' (the prompts file) is required")
     models = parse_models(cfg)

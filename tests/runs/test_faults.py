@@ -100,16 +100,31 @@ def test_a_killed_worker_takes_its_trainer_and_the_run_finishes_once(
     assert "resumed from" in (run_dir / "train.log").read_text()
 
 
+def _nan_copy(model: Path, tmp_path: Path) -> Path:
+    """A copy of `model` whose output layer is NaN: its loss is NaN from the first step."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    out = tmp_path / "nan-lm"
+    shutil.copytree(model, out)
+    weights = load_file(out / "model.safetensors")
+    weights["lm_head.weight"].fill_(float("nan"))
+    save_file(weights, out / "model.safetensors", metadata={"format": "pt"})
+    return out
+
+
 def test_a_nan_loss_and_a_registration_conflict_fail_their_runs_and_the_worker_goes_on(
-    session, sft_snapshot, tiny_models, artifacts
+    session, sft_snapshot, tiny_models, artifacts, tmp_path
 ) -> None:
     model = tiny_models["causal-lm"]
+    # No config within bounds diverges for sure: a checkpoint with a NaN output layer does.
     diverging = _queue(
-        session, sft_snapshot, model, max_steps=30, learning_rate=1e30, nan_patience=2
+        session, sft_snapshot, _nan_copy(model, tmp_path), max_steps=30, nan_patience=2
     )
     clashing = _queue(session, sft_snapshot, model, max_steps=2)
     service.register_model(
-        session=session, name=f"run-{clashing.id}-sft", kind="policy", path="/elsewhere"
+        session=session, name=f"run-{clashing.id}-sft", kind="policy", path=str(model)
     )
     session.commit()
     healthy = _queue(session, sft_snapshot, model, max_steps=2)

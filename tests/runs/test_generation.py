@@ -223,7 +223,8 @@ def test_bad_generation_requests_say_what_is_wrong(client, factory, tmp_path, ti
     assert start(models=["policy"]).json()["field"] == "project"
     assert start(project="missing", models=["policy"]).status_code == 404
     assert (
-        "n must be at least 1" in start(project=ranking.id, models=["policy"], config={"n": 0}).text
+        "n must be ≥ 1 and ≤ 64; got 0"
+        in start(project=ranking.id, models=["policy"], config={"n": 0}).json()["detail"]
     )
     assert start(project=ranking.id, models=["policy"], config={"models": ["x"]}).status_code == 422
     assert (
