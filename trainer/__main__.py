@@ -10,6 +10,7 @@ from typing import Any
 from trainer import EXIT_DIVERGED, EXIT_FENCED, EXIT_OK, EXIT_USAGE
 from trainer.configs import ConfigError, load_config
 from trainer.data import DataError
+from trainer.model_files import Role, check_for_trainer
 
 # Flag → config key; the flags override values from --config, and --set overrides both.
 FLAGS = {
@@ -64,6 +65,24 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def check_models(kind: str, cfg: Any) -> None:
+    """Each model the config names must fit its role (a policy, a reward model, an rm
+    backbone), before any weights are loaded."""
+    if kind == "generate":
+        for entry in cfg.models or ([cfg.model] if cfg.model else []):
+            name, sep, path = entry.partition("=")  # NAME=PATH or PATH, as parse_models reads
+            path = path if sep and name and path else entry
+            check_for_trainer(path, Role.policy, "models" if cfg.models else "model")
+    else:
+        if not cfg.model:
+            raise ConfigError("config key 'model' is required (or --model)", "model")
+        check_for_trainer(cfg.model, Role.backbone if kind == "rm" else Role.policy, "model")
+    if kind == "ppo" and not cfg.reward_model:
+        raise ConfigError("config key 'reward_model' is required (or --reward-model)")
+    if getattr(cfg, "reward_model", ""):
+        check_for_trainer(cfg.reward_model, Role.reward, "reward_model")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code (EXIT_PREEMPTED = 75 after SIGTERM)."""
     args = parse_args(argv)
@@ -77,12 +96,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         cfg = load_config(args.command, args.config, overrides_from(args))
+        check_models(args.command, cfg)
         if args.command == "generate":
             from trainer.generate import generate
 
             return generate(cfg)  # type: ignore[arg-type]
-        if not cfg.model:
-            raise ConfigError("config key 'model' is required (or --model)")
         if not cfg.train_file:
             raise ConfigError("config key 'train_file' is required (or --train-file)")
         module = {"sft": "sft", "rm": "reward", "ppo": "ppo", "dpo": "dpo"}[args.command]

@@ -1,9 +1,12 @@
 """JSON routes of training runs and the model registry (admins only)."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 from annotated_types import Ge, Le
 from fastapi import APIRouter
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse
 
 from app.db import SessionDep
@@ -29,20 +32,34 @@ Rounds = Annotated[int, Ge(1), Le(100_000)]
 router = APIRouter(prefix="/api/v1", tags=["runs"])
 
 
+@contextmanager
+def config_errors(config: dict) -> Iterator[None]:
+    """A refused config key answers like any refused body field: 422 with its loc."""
+    try:
+        yield
+    except service.ConfigInvalid as exc:
+        loc = ("body", "config", exc.key) if exc.key else ("body", "config")
+        error = {"type": "value_error", "loc": loc, "msg": exc.message}
+        if exc.key in config:
+            error["input"] = config[exc.key]
+        raise RequestValidationError([error]) from None
+
+
 @router.post("/runs", response_model=RunOut, status_code=201)
 def start_run(body: RunCreate, session: SessionDep, admin: AdminUser) -> object:
-    run = service.create_run(
-        session=session,
-        kind=body.kind,
-        snapshot_id=body.snapshot_id,
-        model=body.model,
-        reward_model=body.reward_model,
-        config=body.config,
-        name=body.name,
-        created_by_id=admin.id,
-        project=body.project,
-        models=body.models,
-    )
+    with config_errors(body.config):
+        run = service.create_run(
+            session=session,
+            kind=body.kind,
+            snapshot_id=body.snapshot_id,
+            model=body.model,
+            reward_model=body.reward_model,
+            config=body.config,
+            name=body.name,
+            created_by_id=admin.id,
+            project=body.project,
+            models=body.models,
+        )
     session.commit()
     return run
 
@@ -121,19 +138,20 @@ def next_round(
     model_id: Id, body: NextRoundCreate, session: SessionDep, admin: AdminUser
 ) -> object:
     """A blind ranking project of this policy against others, with its generation run queued."""
-    project, run = round_service.next_round(
-        session=session,
-        model_id=model_id,
-        name=body.name,
-        snapshot_id=body.snapshot_id,
-        source_project=body.project,
-        compare_with=body.compare_with,
-        n=body.n,
-        overlap=body.overlap,
-        config=body.config,
-        created_by_id=admin.id,
-        reward_model=body.reward_model,
-    )
+    with config_errors(body.config):
+        project, run = round_service.next_round(
+            session=session,
+            model_id=model_id,
+            name=body.name,
+            snapshot_id=body.snapshot_id,
+            source_project=body.project,
+            compare_with=body.compare_with,
+            n=body.n,
+            overlap=body.overlap,
+            config=body.config,
+            created_by_id=admin.id,
+            reward_model=body.reward_model,
+        )
     return NextRoundOut(
         project_id=project.id,
         project_name=project.name,

@@ -13,11 +13,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.errors import Invalid, NotFound
+from app.errors import Invalid
 from app.projects import generated
 from app.projects import service as projects_service
 from app.projects.kinds import ProjectKind
-from app.runs.models import ModelKind, RegisteredModel, RunKind, TrainingRun
+from app.runs import model_refs
+from app.runs.models import RegisteredModel, RunKind, TrainingRun
+from trainer.model_files import Role
 
 PROMPTS_FILE = "prompts.jsonl"
 SAMPLES_FILE = "samples.jsonl"
@@ -26,25 +28,15 @@ INGEST_BATCH = 500
 
 
 def resolve_policies(*, session: Session, refs: list[str]) -> list[RegisteredModel]:
-    """Registered policy models by id or name, in order, without repeats."""
-    from app.runs.service import resolve_model
-
+    """Registered policy models by id or name, in order, without repeats; each checked."""
     if not refs:
         raise Invalid("name at least one registered model to generate with", field="models")
     out: list[RegisteredModel] = []
     for ref in refs:
-        _, model = resolve_model(session=session, ref=ref)
-        if model is None:
-            raise NotFound(
-                f"no registered model {ref.strip()!r}; register it first (Models page or "
-                "`rlhf models register`)",
-                field="models",
-            )
-        if model.kind != ModelKind.policy:
-            raise Invalid(
-                f"model {model.name!r} is a {model.kind} model; only policies generate text",
-                field="models",
-            )
+        _, model = model_refs.resolve(
+            session=session, ref=ref, role=Role.policy, field="models", registered_only=True
+        )
+        assert model is not None
         if model.id not in {m.id for m in out}:
             out.append(model)
     return out
@@ -70,20 +62,13 @@ def create_generation_run(
             "so there is nothing to generate",
             field="project",
         )
-    policies = resolve_policies(session=session, refs=models)
-    scorer = None
-    if reward_model:
-        from app.runs.service import resolve_model
-
-        _, scorer = resolve_model(session=session, ref=reward_model)
-        if scorer is None or scorer.kind != ModelKind.reward:
-            raise Invalid(
-                f"{reward_model!r} is not a registered reward model", field="reward_model"
-            )
     checked = check_config(RunKind.generate, config)
-    for key in ("n", "max_new_tokens", "batch_size"):
-        if key in checked and checked[key] < 1:
-            raise Invalid(f"config {key} must be at least 1, not {checked[key]}", field="config")
+    policies = resolve_policies(session=session, refs=models)
+    scorer_path, scorer = None, None
+    if reward_model:
+        scorer_path, scorer = model_refs.resolve(
+            session=session, ref=reward_model, role=Role.reward, field="reward_model"
+        )
     run = TrainingRun(
         kind=RunKind.generate,
         snapshot_id=None,
@@ -91,7 +76,7 @@ def create_generation_run(
         model_ids=[m.id for m in policies],
         base_model=policies[0].path,
         base_model_id=policies[0].id,
-        reward_model=scorer.path if scorer else None,
+        reward_model=scorer_path,
         reward_model_id=scorer.id if scorer else None,
         config=checked,
         name=name or f"generate for {target.name}: {', '.join(m.name for m in policies)}",

@@ -50,7 +50,35 @@ def workers_running(session: Session | None = None) -> bool:
             engine.dispose()
 
 
-def _form_context(session: Any, form: dict[str, Any], error: str | None) -> dict[str, Any]:
+# Form inputs a refused field's message is shown beside (config keys without one of their own:
+# beside "more config").
+FORM_INPUTS = {"kind", "snapshot_id", "model", "reward_model", "name", "aspect", *MAIN_FIELDS}
+
+
+def _form_input(field: str | None) -> str | None:
+    """The form input that a refused field (`config.learning_rate`, `model` …) belongs to."""
+    if not field:
+        return None
+    head, _, key = field.partition(".")
+    if head == "config":
+        return key if key in FORM_INPUTS else "extra_config"
+    return head if head in FORM_INPUTS else None
+
+
+def _refusal(exc: Exception) -> tuple[str, str | None]:
+    """(message, form input it belongs to) of a refused start."""
+    if isinstance(exc, ValidationError):
+        errors = exc.errors()
+        loc = [str(p) for p in errors[0]["loc"]] if errors else []
+        return "; ".join(validation_messages(exc)), _form_input(".".join(loc))
+    if isinstance(exc, DomainError):
+        return exc.message, _form_input(exc.field)
+    return str(exc), "extra_config"  # loads_object: the "more config" JSON
+
+
+def _form_context(
+    session: Any, form: dict[str, Any], error: str | None, error_field: str | None = None
+) -> dict[str, Any]:
     kind = form.get("kind") if form.get("kind") in RunKind.__members__ else "sft"
     snapshots = _snapshots(session)
     chosen = next((s for s in snapshots if str(s.id) == str(form.get("snapshot_id"))), None)
@@ -65,6 +93,7 @@ def _form_context(session: Any, form: dict[str, Any], error: str | None) -> dict
         "chosen": chosen,
         "form": form,
         "error": error,
+        "error_field": error_field,
         "kinds": list(TRAINS_ON),  # generate starts from a project's page
         "snapshot_kinds": {k.value: list(v) for k, v in TRAINS_ON.items()},
         "snapshots": snapshots,
@@ -167,11 +196,9 @@ async def start_run(
         )
     except (ValueError, DomainError) as exc:
         session.rollback()
-        if isinstance(exc, ValidationError):
-            message = "; ".join(validation_messages(exc))
-        else:
-            message = exc.message if isinstance(exc, DomainError) else str(exc)
-        return render(request, "runs/new.html", 422, **_form_context(session, form, message))
+        message, field = _refusal(exc)
+        context = _form_context(session, form, message, field)
+        return render(request, "runs/new.html", 422, **context)
     session.commit()
     return RedirectResponse(f"/admin/runs/{run.id}", status_code=303)
 
@@ -222,7 +249,7 @@ def retry(run_id: Id, session: SessionDep, _: AdminUser) -> RedirectResponse:
 def models(request: Request, session: SessionDep, _: AdminUser):
     rows = service.list_models(session=session)
     by_id = {m.id: m for m in rows}
-    return render(request, "runs/models.html", models=rows, by_id=by_id, error=None)
+    return render(request, "runs/models.html", models=rows, by_id=by_id, error=None, form={})
 
 
 @router.get("/models/{model_id}")
@@ -260,6 +287,7 @@ def register(
             "; ".join(validation_messages(exc)) if isinstance(exc, ValidationError) else exc.message
         )
         rows = service.list_models(session=session)
+        field = exc.errors()[0]["loc"][0] if isinstance(exc, ValidationError) else exc.field
         return render(
             request,
             "runs/models.html",
@@ -267,6 +295,8 @@ def register(
             models=rows,
             by_id={m.id: m for m in rows},
             error=message,
+            error_field=field if field in ("name", "path", "kind") else None,
+            form={"name": name, "path": path, "kind": kind},
         )
     session.commit()
     return RedirectResponse("/admin/models", status_code=303)

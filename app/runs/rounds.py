@@ -26,9 +26,10 @@ from app.projects import service as projects_service
 from app.projects.kinds import ProjectKind
 from app.projects.models import Project, Prompt
 from app.projects.schemas import ProjectCreate
-from app.runs import generation
+from app.runs import generation, model_refs
 from app.runs.models import ModelKind, RegisteredModel, TrainingRun
 from app.runs.schemas import RegistryLeaderboard, RegistryRow
+from trainer.model_files import Role
 
 BLIND_INSTRUCTIONS = (
     "Rank the responses from best to worst: correct, helpful, honest and safe first.\n\n"
@@ -79,20 +80,17 @@ def next_round(
     reward_model: str | None = None,
 ) -> tuple[Project, TrainingRun]:
     """Create a blind ranking project of this policy against others and queue its generation."""
-    from app.runs.service import check_config, get_model, resolve_model
+    from app.runs.service import check_config, get_model
 
     check_config("generate", {"n": n, **(config or {})})
     policy = get_model(session=session, model_id=model_id)
-    if policy.kind != ModelKind.policy:
-        raise Invalid(f"model {policy.name!r} is a reward model; a round compares policies")
+    model_refs.resolve(session=session, ref=policy.name, role=Role.policy, field="model_id")
     if compare_with is None:
         compare_with = [str(policy.base_model_id)] if policy.base_model_id else []
     if reward_model:
-        _, scorer = resolve_model(session=session, ref=reward_model)
-        if scorer is None or scorer.kind != ModelKind.reward:
-            raise Invalid(
-                f"{reward_model!r} is not a registered reward model", field="reward_model"
-            )
+        model_refs.resolve(
+            session=session, ref=reward_model, role=Role.reward, field="reward_model"
+        )
     others = generation.resolve_policies(session=session, refs=compare_with) if compare_with else []
     candidates = [policy, *[m for m in others if m.id != policy.id]]
     if n < 1:

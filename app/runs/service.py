@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from app.base import utcnow
 from app.datasets import service as datasets_service
 from app.errors import Conflict, Invalid, NotFound
+from app.runs import model_refs
 from app.runs.models import (
     TRAINS_ON,
     ModelKind,
@@ -29,6 +30,7 @@ from app.runs.models import (
 )
 from trainer import EXIT_DIVERGED, EXIT_FENCED, EXIT_PREEMPTED, EXIT_USAGE
 from trainer.configs import CONFIGS, ConfigError, build_config
+from trainer.model_files import Role
 
 LOG_TAIL_LINES = 40
 
@@ -54,15 +56,23 @@ def suggested_config(kind: str, model_path: str | None) -> dict[str, Any]:
     return {**values, **suggest(kind, n_params)}
 
 
+class ConfigInvalid(Invalid):
+    """A run config the trainer would refuse; `key` names the config key to blame."""
+
+    def __init__(self, message: str, key: str | None) -> None:
+        super().__init__(message, field=f"config.{key}" if key else "config")
+        self.key = key
+
+
 def check_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:
-    """Validate user config keys and values against the trainer's config class."""
+    """Validate user config keys and values (types, bounds, choices) as the trainer will."""
     reserved = sorted(RESERVED_KEYS & config.keys())
     if reserved:
-        raise Invalid(f"config keys {reserved} are set by the worker", field="config")
+        raise ConfigInvalid(f"config keys {reserved} are set by the worker", reserved[0])
     try:
         built = build_config(kind, config)
     except ConfigError as exc:
-        raise Invalid(str(exc), field="config") from None
+        raise ConfigInvalid(str(exc), exc.key) from None
     return {key: getattr(built, key) for key in config}
 
 
@@ -80,12 +90,16 @@ def register_model(
     snapshot_content_hash: str | None = None,
     run_id: int | None = None,
     metrics: dict[str, Any] | None = None,
+    check: bool = True,
 ) -> RegisteredModel:
-    """Add a model to the registry (names are unique)."""
+    """Add a model to the registry (names are unique). Its path must hold a model of its kind
+    (`check`; a run's output is what the trainer just wrote, registered unchecked)."""
     if kind not in ModelKind.__members__:
         raise Invalid(f"kind must be {' or '.join(ModelKind)}", field="kind")
     if session.scalar(select(RegisteredModel.id).where(RegisteredModel.name == name)):
         raise Conflict(f"a model named {name!r} is registered already", field="name")
+    if check:
+        path = model_refs.check_path(path, model_refs.ROLE_OF_KIND[ModelKind(kind)], field="path")
     model = RegisteredModel(
         name=name,
         kind=kind,
@@ -118,16 +132,10 @@ def get_model(*, session: Session, model_id: int) -> RegisteredModel:
 
 
 def resolve_model(*, session: Session, ref: str) -> tuple[str, RegisteredModel | None]:
-    """A registry id or name → (its path, the model); anything else is a path or hub id."""
-    ref = ref.strip()
-    if not ref:
-        raise Invalid("a model is required", field="model")
-    model = session.scalar(select(RegisteredModel).where(RegisteredModel.name == ref))
-    if model is None and ref.isdigit():
-        model = session.get(RegisteredModel, int(ref))
-        if model is None:
-            raise NotFound(f"no registered model {ref}")
-    return (model.path, model) if model else (ref, None)
+    """A registry id or name → (its path, the model); anything else → (ref, None), unchecked.
+    Runs check their models with model_refs.resolve."""
+    model = model_refs.registered(session=session, ref=ref)
+    return (model.path, model) if model else (ref.strip(), None)
 
 
 # ------------------------------------------------------------------ runs
@@ -187,14 +195,16 @@ def create_run(
             "more prompts and make a new snapshot (or raise its train fraction)",
             field="snapshot_id",
         )
-    base_path, base = resolve_model(session=session, ref=model)
+    checked = check_config(kind, config or {})
+    role = Role.backbone if kind == RunKind.rm else Role.policy
+    base_path, base = model_refs.resolve(session=session, ref=model, role=role, field="model")
     reward_path, reward = None, None
     if kind == RunKind.ppo:
         if not reward_model:
             raise Invalid("a ppo run needs a reward model", field="reward_model")
-        reward_path, reward = resolve_model(session=session, ref=reward_model)
-        if reward is not None and reward.kind != ModelKind.reward:
-            raise Invalid(f"model {reward.name!r} is not a reward model", field="reward_model")
+        reward_path, reward = model_refs.resolve(
+            session=session, ref=reward_model, role=Role.reward, field="reward_model"
+        )
     run = TrainingRun(
         kind=kind,
         snapshot_id=snapshot.id,
@@ -202,7 +212,7 @@ def create_run(
         base_model_id=base.id if base else None,
         reward_model=reward_path,
         reward_model_id=reward.id if reward else None,
-        config=check_config(kind, config or {}),
+        config=checked,
         name=name or f"{kind} on snapshot {snapshot.id}",
         created_by_id=created_by_id,
     )
@@ -372,6 +382,7 @@ def _register_output(*, session: Session, run: TrainingRun) -> None:
     output = Path(run.run_dir) / "output"
     snapshot = datasets_service.get_snapshot(session=session, snapshot_id=run.snapshot_id)
     model = register_model(
+        check=False,
         session=session,
         name=f"run-{run.id}-{run.kind}",
         kind=OUTPUT_KIND.get(RunKind(run.kind), ModelKind.policy),

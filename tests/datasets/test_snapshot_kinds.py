@@ -228,6 +228,14 @@ def test_a_snapshot_offers_only_the_run_kinds_it_feeds(
     else:
         assert form.status_code == 200
         assert f'<option value="{feeds[0]}" selected>' in form.text
+    models = {}  # a model is a directory with a config.json of the architecture its role needs
+    for role, config in (
+        ("policy", {"architectures": ["LlamaForCausalLM"], "model_type": "llama"}),
+        ("reward", {"architectures": ["BertForSequenceClassification"], "id2label": {"0": "x"}}),
+    ):
+        (tmp_path / role).mkdir()
+        (tmp_path / role / "config.json").write_text(json.dumps(config))
+        models[role] = str(tmp_path / role)
     for run_kind in RunKind:
         page = client.get(
             f"/admin/runs/new?snapshot={snapshot.id}&kind={run_kind}", headers=admin.headers
@@ -240,8 +248,8 @@ def test_a_snapshot_offers_only_the_run_kinds_it_feeds(
             json={
                 "kind": run_kind,
                 "snapshot_id": snapshot.id,
-                "model": "/m/policy",
-                "reward_model": "/m/reward",
+                "model": models["policy"],
+                "reward_model": models["reward"],
             },
             headers=admin.headers,
         )

@@ -18,6 +18,18 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return build_all(tmp_path_factory.mktemp("tiny"))
 
 
+@pytest.fixture(scope="session")
+def policy_dir(tiny_models: dict[str, Path]) -> str:
+    """A causal LM's directory: what a policy (sft, dpo, ppo, generate) starts from."""
+    return str(tiny_models["causal-lm"])
+
+
+@pytest.fixture(scope="session")
+def reward_dir(tiny_models: dict[str, Path]) -> str:
+    """A one-label sequence classifier's directory: a reward model (and an rm backbone)."""
+    return str(tiny_models["encoder"])
+
+
 @pytest.fixture
 def artifacts(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     from app.config import get_settings

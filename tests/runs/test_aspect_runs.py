@@ -20,7 +20,7 @@ def _answered(task):  # type: ignore[no-untyped-def]
 
 
 def test_an_rm_run_on_ratings_takes_the_aspect_from_the_form_and_the_api(
-    client, factory, session, tmp_path, artifacts
+    client, factory, session, tmp_path, artifacts, reward_dir
 ) -> None:
     project = factory.project(kind="rating", k=2, questions=QUESTIONS)
     factory.items(project, ranking_items(6, k=2), tmp_path)
@@ -32,7 +32,7 @@ def test_an_rm_run_on_ratings_takes_the_aspect_from_the_form_and_the_api(
     token = login(client, admin)
     form = client.get(f"/admin/runs/new?snapshot={snapshot.id}&kind=rm")
     assert 'id="aspect-row"' in form.text and "aspect_weights" in form.text
-    data = {"csrf_token": token, "kind": "rm", "snapshot_id": snapshot.id, "model": "/m/tiny"}
+    data = {"csrf_token": token, "kind": "rm", "snapshot_id": snapshot.id, "model": reward_dir}
     posted = client.post(
         "/admin/runs", data=data | {"aspect": "helpfulness"}, follow_redirects=False
     )
@@ -42,14 +42,14 @@ def test_an_rm_run_on_ratings_takes_the_aspect_from_the_form_and_the_api(
     weights = {"aspect_weights": {"helpfulness": 1, "score": 0.5}}
     api = client.post(
         "/api/v1/runs",
-        json={"kind": "rm", "snapshot_id": snapshot.id, "model": "/m/tiny", "config": weights},
+        json={"kind": "rm", "snapshot_id": snapshot.id, "model": reward_dir, "config": weights},
         headers=admin.headers,
     )
     assert api.status_code == 201, api.text
     assert api.json()["config"]["aspect_weights"] == {"helpfulness": 1.0, "score": 0.5}
     dpo = client.post(
         "/api/v1/runs",
-        json={"kind": "dpo", "snapshot_id": snapshot.id, "model": "/m/tiny"},
+        json={"kind": "dpo", "snapshot_id": snapshot.id, "model": reward_dir},
         headers=admin.headers,
     )
     assert dpo.status_code == 422 and "a dpo run trains on a pairs snapshot" in dpo.text

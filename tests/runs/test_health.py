@@ -20,12 +20,12 @@ def test_a_loss_flat_at_ln2_after_the_warmup_is_reported() -> None:
 
 
 def test_run_page_and_api_show_the_warning_and_no_held_out_rows(
-    client, factory, session, sft_snapshot
+    client, factory, session, sft_snapshot, policy_dir
 ) -> None:
     admin = factory.user("admin")
     created = client.post(
         "/api/v1/runs",
-        json={"kind": "sft", "snapshot_id": sft_snapshot.id, "model": "/m/x", "config": {}},
+        json={"kind": "sft", "snapshot_id": sft_snapshot.id, "model": policy_dir, "config": {}},
         headers=admin.headers,
     ).json()
     run = service.get_run(session=session, run_id=created["id"])
@@ -59,7 +59,7 @@ def test_start_form_suggests_settings_by_kind_and_model_size(
 
 
 def test_a_snapshot_without_test_rows_is_not_evaluated_on_a_slice_of_train(
-    factory, session, tmp_path, artifacts
+    factory, session, tmp_path, artifacts, policy_dir
 ) -> None:
     from app.datasets import service as datasets_service
     from app.datasets.schemas import SnapshotCreate
@@ -74,7 +74,7 @@ def test_a_snapshot_without_test_rows_is_not_evaluated_on_a_slice_of_train(
     )
     assert snapshot.test_rows == 0
     run = service.create_run(
-        session=session, kind="sft", snapshot_id=snapshot.id, model="/m/x", config={}
+        session=session, kind="sft", snapshot_id=snapshot.id, model=policy_dir, config={}
     )
     session.commit()
     config = json.loads((Worker()._prepare(session, run) / "config.json").read_text())

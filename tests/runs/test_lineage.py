@@ -2,6 +2,7 @@
 
 import json
 from datetime import timedelta
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -15,10 +16,12 @@ from app.runs.models import RunMetric
 from tests.test_pages import login
 
 
-def _finish(session, run, tmp_path, summary):  # type: ignore[no-untyped-def]
+def _finish(session, run, tmp_path, summary, like):  # type: ignore[no-untyped-def]
+    """Succeed `run` as if the trainer wrote a model shaped like the model in `like`."""
     out = tmp_path / f"run-{run.id}" / "output"
     out.mkdir(parents=True)
     (out / "summary.json").write_text(json.dumps(summary))
+    (out / "config.json").write_text((Path(like) / "config.json").read_text())
     run.run_dir = str(out.parent)
     run.started_at = run.created_at
     run = service.finish_run(session=session, run=run, status="succeeded", exit_code=0)
@@ -27,16 +30,18 @@ def _finish(session, run, tmp_path, summary):  # type: ignore[no-untyped-def]
     return service.get_model(session=session, model_id=run.output_model_id)
 
 
-def _chain(session, tmp_path, sft_snapshot, rankings_snapshot):  # type: ignore[no-untyped-def]
-    service.register_model(session=session, name="base-lm", kind="policy", path="/m/base")
+def _chain(session, tmp_path, sft_snapshot, rankings_snapshot, tiny_models):  # type: ignore[no-untyped-def]
+    lm, encoder = str(tiny_models["causal-lm"]), str(tiny_models["encoder"])
+    service.register_model(session=session, name="base-lm", kind="policy", path=lm)
     rm_run = service.create_run(
-        session=session, kind="rm", snapshot_id=rankings_snapshot.id, model="/m/encoder"
+        session=session, kind="rm", snapshot_id=rankings_snapshot.id, model=encoder
     )
-    reward = _finish(session, rm_run, tmp_path, {"eval_accuracy": 0.8125, "eval_loss": 0.5})
+    scores = {"eval_accuracy": 0.8125, "eval_loss": 0.5}
+    reward = _finish(session, rm_run, tmp_path, scores, encoder)
     sft_run = service.create_run(
         session=session, kind="sft", snapshot_id=sft_snapshot.id, model="base-lm"
     )
-    policy = _finish(session, sft_run, tmp_path, {"eval_loss": 2.25})
+    policy = _finish(session, sft_run, tmp_path, {"eval_loss": 2.25}, lm)
     project = project_service.get(session=session, project_id=sft_snapshot.project_id)
     prompts, _ = datasets_service.create_snapshot(
         session=session, project=project, data=SnapshotCreate(kind="prompts")
@@ -51,14 +56,16 @@ def _chain(session, tmp_path, sft_snapshot, rankings_snapshot):  # type: ignore[
     )
     session.add(RunMetric(run_id=ppo_run.id, step=3, values={"score": 1.5, "kl": 0.25}))
     session.commit()
-    final = _finish(session, ppo_run, tmp_path, {"steps": 3})
-    return final, policy, reward, prompts
+    final = _finish(session, ppo_run, tmp_path, {"steps": 3}, lm)
+    return final, policy, reward, prompts, encoder
 
 
 def test_lineage_is_the_whole_chain_on_the_page_and_in_the_cli(
-    client, factory, session, tmp_path, sft_snapshot, rankings_snapshot
+    client, factory, session, tmp_path, sft_snapshot, rankings_snapshot, tiny_models
 ) -> None:
-    final, policy, reward, prompts = _chain(session, tmp_path, sft_snapshot, rankings_snapshot)
+    final, policy, reward, prompts, encoder = _chain(
+        session, tmp_path, sft_snapshot, rankings_snapshot, tiny_models
+    )
     shown = CliRunner().invoke(app, ["models", "show", final.name, "--json"])
     assert shown.exit_code == 0, shown.output
     tree = json.loads(shown.stdout)
@@ -75,7 +82,7 @@ def test_lineage_is_the_whole_chain_on_the_page_and_in_the_cli(
     rm = run["reward_model"]
     assert rm["model"]["name"] == reward.name
     assert rm["run"]["snapshot"]["id"] == rankings_snapshot.id
-    assert rm["run"]["base_model"] == {"path": "/m/encoder"}
+    assert rm["run"]["base_model"] == {"path": encoder}
     text = CliRunner().invoke(app, ["models", "show", final.name])
     assert "reward model:" in text.stdout and "base-lm" in text.stdout
     missing = CliRunner().invoke(app, ["models", "show", "nope"])

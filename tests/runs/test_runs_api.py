@@ -5,14 +5,14 @@ def _start(client, admin, **body):  # type: ignore[no-untyped-def]
     return client.post("/api/v1/runs", json=body, headers=admin.headers)
 
 
-def test_a_run_is_queued_listed_and_cancelled(client, factory, sft_snapshot) -> None:
+def test_a_run_is_queued_listed_and_cancelled(client, factory, sft_snapshot, policy_dir) -> None:
     admin = factory.user("admin")
     created = _start(
         client,
         admin,
         kind="sft",
         snapshot_id=sft_snapshot.id,
-        model="/m/tiny",
+        model=policy_dir,
         config={"max_steps": 5, "learning_rate": "0.001"},
     )
     assert created.status_code == 201, created.text
@@ -40,7 +40,10 @@ def test_bad_runs_are_refused_naming_the_field(client, factory, sft_snapshot) ->
         model="m",
         config={"learnin_rate": 1},
     )
-    assert unknown_key.status_code == 422 and "learnin_rate" in unknown_key.json()["detail"]
+    assert unknown_key.status_code == 422
+    [error] = unknown_key.json()["detail"]
+    assert error["loc"] == ["body", "config", "learnin_rate"]
+    assert "unknown config key 'learnin_rate'" in error["msg"]
     reserved = _start(
         client,
         admin,
@@ -49,13 +52,15 @@ def test_bad_runs_are_refused_naming_the_field(client, factory, sft_snapshot) ->
         model="m",
         config={"output_dir": "/tmp/x"},
     )
-    assert reserved.status_code == 422 and "set by the worker" in reserved.json()["detail"]
+    assert reserved.status_code == 422
+    assert reserved.json()["detail"][0]["loc"] == ["body", "config", "output_dir"]
+    assert "set by the worker" in reserved.json()["detail"][0]["msg"]
     missing = _start(client, admin, kind="sft", snapshot_id=999, model="m")
     assert missing.status_code == 404
 
 
 def test_ppo_needs_a_reward_model_and_resolves_registry_names(
-    client, factory, session, tmp_path, artifacts
+    client, factory, session, tmp_path, artifacts, policy_dir, reward_dir
 ) -> None:
     from app.datasets import service as datasets_service
     from app.datasets.schemas import SnapshotCreate
@@ -66,17 +71,20 @@ def test_ppo_needs_a_reward_model_and_resolves_registry_names(
     prompts, _ = datasets_service.create_snapshot(
         session=session, project=project, data=SnapshotCreate(kind="prompts")
     )
-    assert _start(client, admin, kind="ppo", snapshot_id=prompts.id, model="m").status_code == 422
+    no_reward = _start(client, admin, kind="ppo", snapshot_id=prompts.id, model=policy_dir)
+    assert no_reward.status_code == 422 and no_reward.json()["field"] == "reward_model"
     policy = client.post(
-        "/api/v1/models", json={"name": "p", "kind": "policy", "path": "/p"}, headers=admin.headers
+        "/api/v1/models",
+        json={"name": "p", "kind": "policy", "path": policy_dir},
+        headers=admin.headers,
     ).json()
     client.post(
         "/api/v1/models",
-        json={"name": "rm", "kind": "reward", "path": "/rm"},
+        json={"name": "rm", "kind": "reward", "path": reward_dir},
         headers=admin.headers,
     )
     not_reward = _start(
-        client, admin, kind="ppo", snapshot_id=prompts.id, model="rm", reward_model="p"
+        client, admin, kind="ppo", snapshot_id=prompts.id, model="p", reward_model="p"
     )
     assert not_reward.status_code == 422 and not_reward.json()["field"] == "reward_model"
     run = _start(
@@ -88,9 +96,9 @@ def test_ppo_needs_a_reward_model_and_resolves_registry_names(
         reward_model="rm",
     ).json()
     assert (run["base_model"], run["base_model_id"], run["reward_model"]) == (
-        "/p",
+        policy_dir,
         policy["id"],
-        "/rm",
+        reward_dir,
     )
 
 
@@ -109,7 +117,7 @@ def _csrf(client, path: str) -> str:  # type: ignore[no-untyped-def]
     return re.search(r'name="csrf-token" content="([^"]+)"', client.get(path).text).group(1)
 
 
-def test_start_form_creates_a_run(client, factory, sft_snapshot) -> None:
+def test_start_form_creates_a_run(client, factory, sft_snapshot, policy_dir) -> None:
     admin = factory.user("admin")
     client.post(
         "/login",
@@ -127,7 +135,7 @@ def test_start_form_creates_a_run(client, factory, sft_snapshot) -> None:
             "csrf_token": _csrf(client, "/admin/runs/new"),
             "kind": "sft",
             "snapshot_id": sft_snapshot.id,
-            "model": "/m/tiny",
+            "model": policy_dir,
             "max_steps": "7",
             "learning_rate": "2e-05",
             "batch_size": "8",
@@ -148,7 +156,7 @@ def test_start_form_creates_a_run(client, factory, sft_snapshot) -> None:
             "csrf_token": _csrf(client, "/admin/runs/new"),
             "kind": "sft",
             "snapshot_id": sft_snapshot.id,
-            "model": "/m/tiny",
+            "model": policy_dir,
             "extra_config": "[1]",
         },
     )
@@ -167,7 +175,7 @@ def _login(client, admin) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_a_silent_worker_shows_stale_and_no_live_worker_says_so(
-    client, factory, session, sft_snapshot, monkeypatch
+    client, factory, session, sft_snapshot, monkeypatch, policy_dir
 ) -> None:
     from datetime import timedelta
 
@@ -181,7 +189,9 @@ def test_a_silent_worker_shows_stale_and_no_live_worker_says_so(
     monkeypatch.setenv("RLHF_RUN_STALE_SECONDS", "60")
     get_settings.cache_clear()
     admin = factory.user("admin")
-    run = service.create_run(session=session, kind="sft", snapshot_id=sft_snapshot.id, model="m")
+    run = service.create_run(
+        session=session, kind="sft", snapshot_id=sft_snapshot.id, model=policy_dir
+    )
     session.commit()
     assert service.claim_next(session=session, worker="w1").id == run.id
     shown = client.get(f"/api/v1/runs/{run.id}", headers=admin.headers).json()
@@ -210,7 +220,7 @@ def test_a_silent_worker_shows_stale_and_no_live_worker_says_so(
 
 
 def test_retry_requeues_a_failed_run_with_fresh_attempts(
-    client, factory, session, sft_snapshot
+    client, factory, session, sft_snapshot, policy_dir
 ) -> None:
     from typer.testing import CliRunner
 
@@ -218,7 +228,9 @@ def test_retry_requeues_a_failed_run_with_fresh_attempts(
     from app.runs import service
 
     admin = factory.user("admin")
-    run = service.create_run(session=session, kind="sft", snapshot_id=sft_snapshot.id, model="m")
+    run = service.create_run(
+        session=session, kind="sft", snapshot_id=sft_snapshot.id, model=policy_dir
+    )
     session.commit()
     service.claim_next(session=session, worker="w1")
     refused = client.post(f"/api/v1/runs/{run.id}/retry", headers=admin.headers)

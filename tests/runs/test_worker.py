@@ -183,8 +183,8 @@ def test_a_dead_worker_run_is_requeued_and_resumes_from_its_checkpoint(
     assert "--- attempt 2" in log and "resumed from" in log
 
 
-def test_concurrent_workers_never_claim_the_same_run(session, sft_snapshot) -> None:
-    runs = [_queue(session, sft_snapshot, "/m") for _ in range(12)]
+def test_concurrent_workers_never_claim_the_same_run(session, sft_snapshot, policy_dir) -> None:
+    runs = [_queue(session, sft_snapshot, policy_dir) for _ in range(12)]
     claimed: list[int] = []
     barrier = threading.Barrier(6)
 

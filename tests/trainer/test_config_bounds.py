@@ -1,12 +1,18 @@
-"""Every number of every config has bounds beside its field, checked wherever a config is built."""
+"""Every number of every config has bounds beside its field, and the trainer's own command line
+refuses what is out of them, and a model that does not fit its role, before loading anything."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import typing
+from pathlib import Path
 
 import pytest
 
+from tests.trainer.trainer_testdata import pair_records, write_jsonl
+from trainer import EXIT_USAGE
+from trainer.__main__ import main
 from trainer.configs import CONFIGS, ConfigError, bound_of, build_config, choices_of
 
 
@@ -49,3 +55,46 @@ def test_strings_with_a_fixed_set_of_values_say_which() -> None:
         build_config("ppo", {"value_network": "sharde"})
     with pytest.raises(ConfigError, match=r"aspect_weights\['a'\] must be a finite number"):
         build_config("rm", {"aspect_weights": {"a": "inf"}})
+
+
+def test_the_trainer_cli_refuses_bad_numbers_and_models_before_training(
+    tmp_path: Path, causal_lm: str, encoder: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_jsonl(tmp_path / "pairs.jsonl", pair_records(4))
+    out = tmp_path / "out"
+    base = ["--train-file", data, "--output-dir", str(out)]
+    refusals = [
+        (["sft", "--model", causal_lm, "--set", "learning_rate=0"], "learning_rate must be > 0"),
+        (["sft", "--model", causal_lm, "--max-steps", "-5"], "max_steps must be ≥ 1"),
+        (["dpo", "--model", encoder], "a policy must be a causal LM"),
+        (["sft", "--model", str(tmp_path / "nowhere")], "no such directory"),
+        (["ppo", "--model", causal_lm], "'reward_model' is required"),
+        (
+            ["ppo", "--model", causal_lm, "--reward-model", causal_lm],
+            "a reward model is a sequence classifier with one label",
+        ),
+        (["generate", "--model", encoder, "--set", "n=1"], "a policy must be a causal LM"),
+        (["generate", "--model", causal_lm, "--set", "n=1000000000000"], "n must be ≥ 1"),
+    ]
+    for argv, message in refusals:
+        assert main([*argv, *base]) == EXIT_USAGE, argv
+        assert message in capsys.readouterr().err, argv
+    assert not (out / "metrics.jsonl").exists()  # nothing trained
+
+
+def test_the_trainer_leaves_an_uncached_hub_id_to_the_download_unless_offline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from trainer.__main__ import check_models
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    cfg = build_config("sft", {"model": "org/absent"})
+    check_models("sft", cfg)  # from_pretrained may download it
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ConfigError, match="this machine cannot download"):
+        check_models("sft", cfg)
+    (tmp_path / "run.json").write_text(json.dumps({"model": "org/absent", "train_file": "t"}))
+    assert main(["sft", "--config", str(tmp_path / "run.json")]) == EXIT_USAGE
+    assert "'org/absent' is not a local directory or a hub id" in capsys.readouterr().err
