@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.base import Base, utcnow
 from app.config import get_settings
 from app.datasets.kinds import DatasetKind
+from app.runs import failures
 
 
 class RunKind(StrEnum):
@@ -122,6 +123,23 @@ class TrainingRun(Base):
         if self.status == RunStatus.running and (beat is None or utcnow() - beat > limit):
             return "stale"
         return self.status
+
+    @property
+    def cause(self) -> str | None:
+        """Why its last attempt ended badly, in one line (None: nothing went wrong)."""
+        if self.status == RunStatus.failed and not self.error:
+            return "the run failed"
+        return failures.cause_of(self.error)
+
+    @property
+    def failure_log(self) -> str:
+        """The end of the log recorded under the cause."""
+        return failures.log_of(self.error)
+
+    @property
+    def retryable(self) -> bool:
+        """Whether a retry can get further (failed for a passing cause, or cancelled)."""
+        return failures.retryable(self.status, self.exit_code, self.error)
 
 
 class Worker(Base):

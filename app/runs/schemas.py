@@ -55,7 +55,9 @@ class RunOut(BaseModel):
     heartbeat_at: datetime | None
     cancel_requested: bool
     exit_code: int | None
-    error: str | None
+    error: str | None = Field(description="the cause (first line) and the end of the log")
+    cause: str | None = Field(description="why the last attempt ended badly, in one line")
+    retryable: bool = Field(description="whether a retry can get further (see the cause)")
     output_model_id: int | None
     created_at: datetime
     started_at: datetime | None

@@ -6,7 +6,6 @@ Every change of a run's state happens here; the worker only reports what it saw.
 import dataclasses
 import json
 import math
-import signal
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from sqlalchemy.orm import Session
 from app.base import utcnow
 from app.datasets import service as datasets_service
 from app.errors import Conflict, Invalid, NotFound
-from app.runs import model_refs
+from app.runs import failures, model_refs
 from app.runs.models import (
     TRAINS_ON,
     ModelKind,
@@ -28,7 +27,7 @@ from app.runs.models import (
     TrainingRun,
     Worker,
 )
-from trainer import EXIT_DIVERGED, EXIT_FENCED, EXIT_PREEMPTED, EXIT_USAGE
+from trainer import EXIT_FENCED, EXIT_PREEMPTED
 from trainer.configs import CONFIGS, ConfigError, build_config
 from trainer.model_files import Role
 
@@ -413,18 +412,21 @@ def retry_or_fail(
     """After a lost attempt: queue the run again (after a backoff) while attempts remain."""
     if run.cancel_requested:
         return finish_run(session=session, run=run, status=RunStatus.cancelled, exit_code=exit_code)
+    cause, _, tail = error.partition("\n")
     if run.attempt >= run.max_attempts:
+        note = f"attempt {run.attempt} of {run.max_attempts}: {failures.NO_RETRIES_LEFT}"
         return finish_run(
             session=session,
             run=run,
             status=RunStatus.failed,
             exit_code=exit_code,
-            error=f"{error}\n(attempt {run.attempt} of {run.max_attempts}: no retries left)",
+            error=f"{cause} ({note})\n{tail}".rstrip("\n"),
         )
     delay = retry_seconds * 2 ** max(run.attempt - 1, 0)
     run.status, run.worker = RunStatus.queued, None
     run.retry_at = utcnow() + timedelta(seconds=delay)
-    run.exit_code, run.error = exit_code, f"{error}\n(attempt {run.attempt} will be retried)"
+    run.exit_code = exit_code
+    run.error = f"{cause} (attempt {run.attempt} will be retried)\n{tail}".rstrip("\n")
     session.commit()
     return run
 
@@ -437,21 +439,6 @@ def set_run_dir(*, session: Session, run: TrainingRun, run_dir: str) -> None:
 
 # Exit statuses after which another attempt may get further (besides any signal).
 RETRIED_EXITS = {EXIT_PREEMPTED, EXIT_FENCED}
-
-
-def describe_exit(code: int, tail: str) -> str:
-    """One line on how the trainer ended: its own `error:` line when it wrote one."""
-    if code in (EXIT_DIVERGED, EXIT_USAGE, EXIT_FENCED):
-        said = [line[len("error: ") :] for line in tail.splitlines() if line.startswith("error: ")]
-        if said:
-            return said[-1]
-    if code < 0:
-        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else "?"
-        hint = " (out of memory?)" if -code == signal.SIGKILL else ""
-        return f"the trainer was killed by signal {-code} {name}{hint}"
-    if code == EXIT_PREEMPTED:
-        return "the trainer was stopped (SIGTERM) after saving a checkpoint"
-    return f"the trainer exited with status {code}"
 
 
 def attempt_ended(
@@ -474,7 +461,7 @@ def attempt_ended(
     if exit_code == EXIT_PREEMPTED and worker_stopping:
         return requeue(session=session, run=run)  # its worker stops: resume elsewhere
     tail = log_tail(run.run_dir)
-    error = f"{describe_exit(exit_code, tail)}\n{tail}"
+    error = f"{failures.describe_exit(exit_code, tail)}\n{tail}"
     if exit_code < 0 or exit_code in RETRIED_EXITS:
         return retry_or_fail(
             session=session, run=run, error=error, retry_seconds=retry_seconds, exit_code=exit_code
@@ -511,9 +498,15 @@ def requeue(*, session: Session, run: TrainingRun) -> TrainingRun:
 
 
 def retry_run(*, session: Session, run: TrainingRun) -> TrainingRun:
-    """Queue a failed or cancelled run again; it resumes from its last checkpoint."""
+    """Queue a failed or cancelled run again; it resumes from its last checkpoint. A failure
+    the same config and model would repeat (failures.retryable) is not retried."""
     if run.status not in (RunStatus.failed, RunStatus.cancelled):
         raise Conflict(f"run {run.id} is {run.status}; only failed or cancelled runs are retried")
+    if not run.retryable:
+        raise Conflict(
+            f"run {run.id} failed with an error a retry would repeat ({run.cause}): "
+            "start a new run with the config or model fixed"
+        )
     run.status, run.worker, run.retry_at = RunStatus.queued, None, None
     run.max_attempts = run.attempt + DEFAULT_ATTEMPTS
     run.cancel_requested, run.exit_code, run.error, run.finished_at = False, None, None, None

@@ -75,9 +75,10 @@
         p.textContent = w;
         return p;
       }));
-      const error = document.getElementById("error");
-      error.hidden = !run.error;
-      error.textContent = run.error || "";
+      document.getElementById("failure").hidden = !run.cause;
+      document.getElementById("failure-cause").textContent = run.cause || "";
+      document.getElementById("failure-log").textContent = (run.error || "").split("\n").slice(1).join("\n");
+      document.getElementById("no-retry").hidden = run.status !== "failed" || run.retryable;
       const log = await fetch(`/api/v1/runs/${runId}/log?lines=60`, { credentials: "same-origin" });
       if (log.ok) document.getElementById("log").textContent = await log.text();
       finished = ["succeeded", "failed", "cancelled"].includes(run.status);
