@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from markdown_it import MarkdownIt
+from markdown_it.renderer import RendererHTML
 from markupsafe import Markup
 
 from app.deps import csrf_token_of
@@ -18,6 +19,21 @@ templates = Jinja2Templates(directory=ROOT / "templates")
 
 # Untrusted text: markdown and code blocks render, raw HTML is escaped, links stay plain.
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).disable("image")
+
+
+def _keyboard_scrollable(name: str) -> Any:
+    """The renderer's rule `name` with its <pre> in the tab order: a code block too wide for
+    its box scrolls sideways there (CSS), and the keyboard can scroll it too."""
+    default = getattr(RendererHTML, name)
+
+    def rule(self: RendererHTML, tokens: Any, idx: int, options: Any, env: Any) -> str:
+        return default(self, tokens, idx, options, env).replace("<pre", '<pre tabindex="0"', 1)
+
+    return rule
+
+
+for _rule in ("fence", "code_block"):
+    _markdown.add_render_rule(_rule, _keyboard_scrollable(_rule))
 
 
 def markdown(text: str | None) -> Markup:

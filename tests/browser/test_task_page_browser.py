@@ -1,0 +1,118 @@
+"""The labeling page in a browser: it fits the window from a phone (390 px) to a laptop
+(1280 px) whatever the text holds."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.browser.axe import violations
+from tests.browser.conftest import login, open_task
+
+pytestmark = pytest.mark.browser
+
+WORD = "Pneumonoultramicroscopicsilicovolcanoconiosis" * 6
+URL = "https://example.com/search?q=" + "longquery" * 50 + "&page=2"
+CODE = "```python\nresult = compute(" + ", ".join(f"argument_{i}" for i in range(80)) + ")\n```"
+WIDE = [
+    f"One word: {WORD}. The end.",
+    f"See {URL} for the details.",
+    f"Run this:\n\n{CODE}\n\nand it works.",
+    f"All at once: `{WORD}` {URL}\n\n{CODE}\n\n    indented = '{WORD}'",
+]
+PROMPT = [
+    {"role": "user", "content": f"Read {URL}"},
+    {"role": "assistant", "content": f"It says:\n\n{CODE}"},
+    {"role": "user", "content": f"And {WORD}?"},
+]
+SIZES = [(390, 844), (1024, 768), (1280, 900)]
+SHOTS = os.environ.get("RLHF_SCREENSHOT_DIR")
+"""Set to a folder to keep a screenshot of each page at each width (to look at the layout)."""
+
+FITS = """() => ({
+    page: document.documentElement.scrollWidth,
+    window: window.innerWidth,
+})"""
+
+IN_VIEW = """() => {
+    const button = document.getElementById("submit-button");
+    const box = button.getBoundingClientRect();
+    const x = box.left + box.width / 2, y = box.top + box.height / 2;
+    return {
+        inside: box.left >= 0 && box.top >= 0
+            && box.right <= window.innerWidth && box.bottom <= window.innerHeight,
+        onTop: button.contains(document.elementFromPoint(x, y)),
+    };
+}"""
+
+
+def _check_fits(page, what: str) -> None:  # type: ignore[no-untyped-def]
+    widths = page.evaluate(FITS)
+    assert widths["page"] <= widths["window"], f"{what}: the page scrolls sideways ({widths})"
+
+
+def _check_submit_in_view(page, what: str) -> None:  # type: ignore[no-untyped-def]
+    """Submit is on screen wherever the labeler looks at the work: at the work's top (the
+    sticky action bar holds it) and at the very end of the page."""
+    for where in ("document.querySelector('.work').scrollIntoView()", "window.scrollTo(0, 1e9)"):
+        page.evaluate(f"() => {{ {where}; }}")
+        assert page.evaluate(IN_VIEW) == {"inside": True, "onTop": True}, f"{what} ({where})"
+
+
+def _shoot(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        page.evaluate("() => window.scrollTo(0, 0)")
+        page.screenshot(path=Path(SHOTS) / f"{name}-top.png")
+        page.evaluate("() => document.querySelector('.work').scrollIntoView()")
+        page.screenshot(path=Path(SHOTS) / f"{name}-work.png")
+
+
+@pytest.fixture(scope="module")
+def projects(live):  # type: ignore[no-untyped-def]
+    def items(prefix: str, k: int) -> list[dict]:
+        responses = [{"text": text} for text in WIDE[:k]]
+        return [
+            {"id": f"{prefix}{i}", "messages": PROMPT, "responses": responses} for i in range(3)
+        ]
+
+    criteria = ["hallucination", "unsafe", "off topic"]
+    instructions = f"Rank them. Background: {URL}\n\n{CODE}"
+    return {
+        "ranking": live.project(items("r", 4), k=4, criteria=criteria, instructions=instructions),
+        "rating": live.project(
+            items("s", 2), kind="rating", k=2, rating_scale="0-5", criteria=criteria
+        ),
+        "demonstration": live.project(
+            [{"id": f"d{i}", "messages": PROMPT} for i in range(3)], kind="demonstration", k=1
+        ),
+    }
+
+
+FILL = {"ranking": ["1", "2", "3", "4"], "rating": ["5", "0"]}
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+@pytest.mark.parametrize("kind", ["ranking", "rating", "demonstration"])
+def test_the_page_fits_the_window_and_submit_stays_in_view(
+    page, live, projects, kind, width, height
+) -> None:
+    page.set_viewport_size({"width": width, "height": height})
+    login(page, live.user())
+    open_task(page, projects[kind])
+    _check_fits(page, f"{kind} at {width} px, as it opens")
+    if kind == "demonstration":
+        page.fill("textarea[data-turn='0']", f"{WORD} {URL}")
+        page.keyboard.press("Escape")
+    for key in FILL.get(kind, []):
+        page.keyboard.press(key)
+    if kind == "ranking":
+        assert page.locator(".slot.filled").count() == 4
+    _shoot(page, f"{kind}-{width}")
+    _check_fits(page, f"{kind} at {width} px, filled")
+    _check_submit_in_view(page, f"{kind} at {width} px")
+    page.keyboard.press("s")  # the skip panel open
+    _check_fits(page, f"{kind} at {width} px, skip panel open")
+    _shoot(page, f"{kind}-{width}-skip")
+    page.keyboard.press("Escape")
+    assert violations(page) == []
