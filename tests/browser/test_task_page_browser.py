@@ -1,5 +1,5 @@
 """The labeling page in a browser: it fits the window from a phone (390 px) to a laptop
-(1280 px) whatever the text holds."""
+(1280 px) whatever the text holds, and each flag names its response."""
 
 import os
 from pathlib import Path
@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from tests.browser.axe import violations
-from tests.browser.conftest import login, open_task
+from tests.browser.conftest import login, open_task, submit_and_wait
+from tests.helpers import ranking_items, row_id
 
 pytestmark = pytest.mark.browser
 
@@ -116,3 +117,33 @@ def test_the_page_fits_the_window_and_submit_stays_in_view(
     _shoot(page, f"{kind}-{width}-skip")
     page.keyboard.press("Escape")
     assert violations(page) == []
+
+
+def test_each_flag_and_question_names_its_response(page, live) -> None:
+    questions = [{"name": "honest", "type": "yes_no", "title": "Honest?"}]
+    project = live.project(
+        ranking_items(1, k=3), k=3, criteria=["hallucination", "unsafe"], questions=questions
+    )
+    login(page, live.user())
+    shown = open_task(page, project)
+    for number, response in enumerate(shown, start=1):
+        box = page.get_by_role("checkbox", name=f"hallucination, response {number}", exact=True)
+        assert box.get_attribute("data-response") == str(response)
+        group = page.get_by_role("group", name=f"Flags for response {number}", exact=True)
+        assert group.get_by_role("checkbox").count() == 2
+        question = page.get_by_role(
+            "group", name=f"Honest? for response {number} (required)", exact=True
+        )
+        assert question.get_attribute("data-response") == str(response)
+    assert violations(page) == []
+    # The name is the one a screen reader reads out: ticking it by name flags that response.
+    page.get_by_role("checkbox", name="unsafe, response 2", exact=True).check()
+    for key in ("1", "2", "3"):
+        page.keyboard.press(key)
+    for number in range(1, 4):
+        page.get_by_role("group", name=f"Honest? for response {number} (required)").get_by_text(
+            "Yes"
+        ).click()
+    submit_and_wait(page)
+    [annotation] = live.annotations(project.id)
+    assert annotation.flags == {str(row_id("response", shown[1])): ["unsafe"]}
