@@ -21,13 +21,19 @@ from app.templating import render
 
 router = APIRouter(tags=["pages"])
 
-SKIP_REASONS = [
-    "I can't judge this topic",
-    "The prompt is broken or unclear",
-    "The responses are (nearly) identical",
-    "Offensive or disturbing content",
-]
+PROMPT_UNCLEAR = "The prompt is broken or unclear"
+OFFENSIVE = "Offensive or disturbing content"
+IDENTICAL = "The responses are (nearly) identical"
 PAGE_SIZE = 25
+
+
+def skip_reasons(task: Any) -> list[str]:
+    """The skip reasons offered for `task`: only those that fit what its page shows (a
+    demonstration has no responses to judge; one response cannot be identical to another)."""
+    if task.kind == "demonstration":
+        return ["I don't know this topic well enough to write the reply", PROMPT_UNCLEAR, OFFENSIVE]
+    identical = [IDENTICAL] if len(task.responses) > 1 else []
+    return ["I can't judge this topic", PROMPT_UNCLEAR, *identical, OFFENSIVE]
 
 
 def _blank_is_none(value: Any) -> Any:
@@ -72,7 +78,7 @@ def _task_page(
         progress=progress,
         remaining=progress.available + (1 if ahead else max(progress.leased, 1)),
         max_demonstration=MAX_DEMONSTRATION,
-        skip_reasons=SKIP_REASONS,
+        skip_reasons=skip_reasons(task),
     )
 
 
