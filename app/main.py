@@ -5,7 +5,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -112,6 +112,15 @@ def _login_redirect(request: Request, exc: Exception) -> RedirectResponse:
     return RedirectResponse(f"/login?next={target}", status_code=303)
 
 
+def _favicon() -> FileResponse:
+    """The icon browsers fetch from /favicon.ico on their own (pages link the SVG one)."""
+    return FileResponse(
+        ROOT / "static" / "favicon.ico",
+        media_type="image/x-icon",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
+
+
 @asynccontextmanager
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     """Size the worker threads to the pool and warm the hot path; close the engine at the end."""
@@ -141,6 +150,7 @@ def create_app() -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(LoginRequired, _login_redirect)
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
+    app.add_api_route("/favicon.ico", _favicon, include_in_schema=False)
     for module in (
         labeling_api,  # first: the labeling hot path is matched before every other route
         auth_api,

@@ -1,6 +1,8 @@
-"""The labeling page's own promises, through the TestClient: skip reasons that fit the task."""
+"""The labeling page's own promises, through the TestClient: skip reasons that fit the task, and
+the icon browsers ask for."""
 
 import re
+import struct
 from html import unescape
 
 import pytest
@@ -48,3 +50,25 @@ def test_a_demonstration_offers_no_reason_about_responses(client, factory, tmp_p
     assert reasons, "a demonstration can be skipped with a reason"
     assert not [r for r in reasons if "response" in r.lower() or "judge" in r.lower()]
     assert "The prompt is broken or unclear" in reasons
+
+
+def test_favicon_ico_is_an_icon_anyone_can_fetch(client) -> None:
+    answer = client.get("/favicon.ico")  # signed out: browsers ask on the login page too
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "image/x-icon"
+    reserved, kind, count = struct.unpack("<HHH", answer.content[:6])
+    assert (reserved, kind, count) == (0, 1, 1)  # an ICO holding one image …
+    width, height, *_, size, offset = struct.unpack("<BBBBHHII", answer.content[6:22])
+    assert (width, height) == (32, 32)
+    image = answer.content[offset : offset + size]
+    assert len(image) == size and image.startswith(b"\x89PNG\r\n\x1a\n")  # … a 32x32 PNG
+    assert "max-age" in answer.headers["cache-control"]
+
+
+def test_every_page_links_its_icons(client) -> None:
+    page = client.get("/login")
+    links = re.findall(r'<link rel="icon" href="([^"]+)"', page.text)
+    assert links == ["/favicon.ico", "/static/favicon.svg"]
+    svg = client.get("/static/favicon.svg")
+    assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml")
+    assert svg.text.startswith("<svg") and "<script" not in svg.text

@@ -1,5 +1,5 @@
 """The labeling page in a browser: it fits the window from a phone (390 px) to a laptop
-(1280 px) whatever the text holds, and each flag names its response."""
+(1280 px) whatever the text holds, each flag names its response, and its icons load."""
 
 import os
 from pathlib import Path
@@ -147,3 +147,27 @@ def test_each_flag_and_question_names_its_response(page, live) -> None:
     submit_and_wait(page)
     [annotation] = live.annotations(project.id)
     assert annotation.flags == {str(row_id("response", shown[1])): ["unsafe"]}
+
+
+def test_the_icons_load_and_no_request_fails(page, live) -> None:
+    failed: list[str] = []
+    page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else 0)
+    project = live.project(ranking_items(1, k=2), k=2)
+    login(page, live.user())
+    open_task(page, project)
+    page.goto("/favicon.ico")  # what a browser fetches on its own, on any page
+    page.go_back()
+    icons = page.eval_on_selector_all("link[rel=icon]", "links => links.map(l => l.href)")
+    assert {url.removeprefix(live.base) for url in icons} == {"/favicon.ico", "/static/favicon.svg"}
+    for url in icons:  # each decodes as an image in the browser
+        size = page.evaluate(
+            """(url) => new Promise((done) => {
+                const image = new Image();
+                image.onload = () => done([image.naturalWidth, image.naturalHeight]);
+                image.onerror = () => done(null);
+                image.src = url;
+            })""",
+            url,
+        )
+        assert size is not None and size[0] > 0 and size[1] > 0, url
+    assert failed == []
