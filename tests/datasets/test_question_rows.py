@@ -8,7 +8,7 @@ from app.datasets import export
 from app.labeling import service as labeling
 from app.labeling.schemas import AnnotationIn
 from tests.datasets.test_snapshots import read_jsonl, read_parquet, snap
-from tests.helpers import ranking_items
+from tests.helpers import ranking_items, row_id
 
 QUESTIONS = [
     {"name": "helpfulness", "type": "likert", "min": 1, "max": 7},
@@ -29,12 +29,13 @@ def artifacts(tmp_path, monkeypatch, engine):  # type: ignore[no-untyped-def]
 
 def label(session, project, user, main, answers, flags=None):  # type: ignore[no-untyped-def]
     """Lease the labeler's next task, answer it through the labeling service; returns the task.
-    `main(ids)` gives the main payload, `answers(ids)` the answers (ids in the order shown)."""
+    `main(ids)` gives the main payload, `answers(ids)` the answers, with the public ids of the
+    responses in import order; returns their row ids in that order."""
     task = labeling.next_task(session=session, project=project, user=user)
-    ids = sorted(r.id for r in task.responses)
+    ids = sorted((r.id for r in task.responses), key=lambda i: row_id("response", i))
     body = AnnotationIn(**main(ids), answers=answers(ids), flags=(flags or (lambda _: {}))(ids))
     labeling.submit(session=session, assignment_id=task.assignment_id, user=user, body=body)
-    return ids
+    return [row_id("response", i) for i in ids]
 
 
 def export_rows(**kwargs):  # type: ignore[no-untyped-def]
