@@ -4,7 +4,7 @@ import pytest
 
 from app.labeling.models import Annotation
 from app.projects.strength import DEFAULT_STRENGTH_SCALE
-from tests.helpers import ranking_items
+from tests.helpers import as_shown, ranking_items, row_id
 
 
 def _next(client, project, user):  # type: ignore[no-untyped-def]
@@ -39,7 +39,9 @@ def test_a_ranking_with_a_tied_group_is_stored_as_given(client, factory, four, s
     a, b, c, d = (r["id"] for r in task["responses"])
     response = _post(client, task, labeler, {"ranking": [a, [b, c], d]})
     assert response.status_code == 201, response.text
-    assert session.get(Annotation, response.json()["id"]).payload == {"ranking": [a, [b, c], d]}
+    assert as_shown(session.get(Annotation, row_id("annotation", response.json()["id"]))) == {
+        "ranking": [a, [b, c], d]
+    }
     # A flat list is a ranking without ties, as always.
     task = _next(client, four, labeler)
     ids = [r["id"] for r in task["responses"]]
@@ -85,7 +87,7 @@ def test_strength_is_stored_with_the_choice(client, factory, strong, session) ->
     a, b = (r["id"] for r in task["responses"])
     response = _post(client, task, labeler, {"ranking": [a, b], "strength": 3})
     assert response.status_code == 201, response.text
-    assert session.get(Annotation, response.json()["id"]).payload == {
+    assert as_shown(session.get(Annotation, row_id("annotation", response.json()["id"]))) == {
         "ranking": [a, b],
         "strength": 3,
     }
