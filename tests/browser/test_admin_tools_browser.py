@@ -103,7 +103,8 @@ def test_slot_previews_are_plain_text_and_long_demonstrations_count_characters(p
     shown = open_task(page, ranking)
     page.keyboard.press("1")
     preview = page.locator(".slot.filled .chip-text").first.inner_text()
-    first = "Bold answer with code" if shown[0] < shown[1] else "Title plain words"
+    in_import_order = row_id("response", shown[0]) < row_id("response", shown[1])
+    first = "Bold answer with code" if in_import_order else "Title plain words"
     assert preview == f"Response 1 — {first}"
 
     page.goto(f"/projects/{demonstration.id}/label")
