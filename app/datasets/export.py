@@ -200,7 +200,10 @@ def _prompt_rows(session: Session, project: Project) -> Iterator[list[dict[str, 
             .execute(
                 select(Prompt.id, cast(Prompt.messages, Text).label("messages"))
                 .where(
-                    Prompt.project_id == project.id, Prompt.id > last_id, Prompt.is_gold.is_(False)
+                    Prompt.project_id == project.id,
+                    Prompt.id > last_id,
+                    Prompt.is_gold.is_(False),
+                    Prompt.retired_at.is_(None),
                 )
                 .order_by(Prompt.id)
                 .limit(BATCH)

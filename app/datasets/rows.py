@@ -342,7 +342,7 @@ def snapshot_rows(
         return
 
     if kind == DatasetKind.prompts:
-        for labels in read((), with_responses=False, keep_unlabeled=True):
+        for labels in read((), with_responses=False, keep_unlabeled=True, retired=False):
             yield labels.external_id, [prompt_row(labels.messages)]
         return
     if kind == DatasetKind.sft:

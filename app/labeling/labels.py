@@ -89,13 +89,15 @@ def prompt_labels(
     batch: int = BATCH,
     gold: bool | None = False,
     read_ahead: bool = False,
+    retired: bool = True,
 ) -> Iterator[PromptLabels]:
     """Each prompt of the project (id order) with its live labels of `kinds` (or just `only`).
 
     Gold items (known answers, for measuring labelers) are left out unless `gold` is True
-    (only them) or None (every prompt). With `read_ahead` a thread reads the next batch
-    while the caller works on this one: only for a caller that leaves `session` alone until
-    the iteration ends (a snapshot's reader session)."""
+    (only them) or None (every prompt); retired prompts too when `retired` is False (the
+    `prompts` rows leave them out; labels of retired prompts stay in every other row). With
+    `read_ahead` a thread reads the next batch while the caller works on this one: only for a
+    caller that leaves `session` alone until the iteration ends (a snapshot's reader session)."""
     loads = jsontext.loads
     for prompt, rows, responses in live_rows(
         session,
@@ -108,6 +110,7 @@ def prompt_labels(
         batch=batch,
         gold=gold,
         read_ahead=read_ahead,
+        retired=retired,
     ):
         if rows or keep_unlabeled:
             labels = [Label(r[0], r[1], r[2], loads(r[3]), r[4]) for r in rows]
@@ -128,13 +131,15 @@ def live_rows(
     read_ahead: bool = False,
     times: bool = True,
     flags: bool = False,
+    retired: bool = True,
 ) -> Iterator[tuple[PromptRow, list[AnnotationRow], Responses]]:
     """`prompt_labels` undecoded, for a caller that decodes only what it uses: each prompt
     (id order) as plain tuples, with the rows of its live annotations of `kinds` (id order)
     and its responses; every prompt, labeled or not. Without `times` the rows' created at is
-    None (a million timestamps cost a snapshot a second); with `flags` they hold the flags."""
+    None (a million timestamps cost a snapshot a second); with `flags` they hold the flags;
+    without `retired` retired prompts are left out."""
     batches = _prompt_batches(
-        session, project_id, kinds, with_responses, only, after, batch, gold, times, flags
+        session, project_id, kinds, with_responses, only, after, batch, gold, times, flags, retired
     )
     for prompts, by_prompt, responses in ahead(batches) if read_ahead else batches:
         for prompt in prompts:
@@ -173,6 +178,7 @@ def _prompt_batches(
     gold: bool | None,
     times: bool,
     flags: bool = False,
+    retired: bool = True,
 ) -> Iterator[_Batch]:
     """`live_rows`' reads, a batch of prompts at a time."""
     dialect = session.get_bind().dialect
@@ -189,6 +195,8 @@ def _prompt_batches(
             query = query.where(Prompt.id == only)
         if gold is not None:
             query = query.where(Prompt.is_gold.is_(gold))
+        if not retired:
+            query = query.where(Prompt.retired_at.is_(None))
         prompts: list[Any] = _plain(session, query.order_by(Prompt.id).limit(batch))
         if not prompts:
             return

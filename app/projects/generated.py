@@ -30,7 +30,7 @@ def missing_samples(
     """prompt id -> the sample indices to generate so the prompt has n responses of the model.
 
     Responses of the model already there count: generated ones (by model id) and imported ones
-    that name it. New indices skip those already used.
+    that name it. New indices skip those already used. Gold and retired prompts get none.
     """
     of_model = or_(
         Response.model_id == model_id,
@@ -40,7 +40,11 @@ def missing_samples(
         prompt_id: []
         for prompt_id in session.scalars(
             select(Prompt.id)
-            .where(Prompt.project_id == project_id, Prompt.is_gold.is_(False))
+            .where(
+                Prompt.project_id == project_id,
+                Prompt.is_gold.is_(False),
+                Prompt.retired_at.is_(None),
+            )
             .order_by(Prompt.id)
         )
     }

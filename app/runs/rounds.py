@@ -59,7 +59,11 @@ def _prompt_lines(session: Session, snapshot_id: int | None, project: str | int 
     source = projects_service.get_by_ref(session=session, ref=project)  # type: ignore[arg-type]
     rows = session.execute(
         select(Prompt.external_id, Prompt.messages)
-        .where(Prompt.project_id == source.id, Prompt.is_gold.is_(False))
+        .where(
+            Prompt.project_id == source.id,
+            Prompt.is_gold.is_(False),
+            Prompt.retired_at.is_(None),
+        )
         .order_by(Prompt.id)
     )
     return [{"id": external_id, "messages": messages} for external_id, messages in rows]
