@@ -65,6 +65,7 @@ def prompts_page(
         models=service.models_of(session=session, project=project),
         matching=service.count_prompts(session=session, project=project, where=where),
         actions=service.recent_actions(session=session, project=project),
+        describe_action=service.describe_action,
         notice=notice,
     )
 

@@ -21,6 +21,8 @@ from app.prompts.models import PromptAction, PromptActionKind
 
 STATUSES = ("unlabeled", "in-progress", "complete", "skipped", "retired")
 PAGE_SIZE = 50
+FILTER_NAMES = {"status": "status", "model": "model", "q": "search"}
+"""The names the Prompts page shows for the filter's fields."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,31 @@ class PromptFilter:
         """The set fields, as a page's query string or a log entry carries them."""
         values = {"status": self.status, "model": self.model, "q": self.q}
         return {k: v for k, v in values.items() if v}
+
+    def describe(self) -> str:
+        """The filter as the page names it: "status: unlabeled, search: 'foo'"."""
+        return describe_filter(self.as_dict())
+
+
+def describe_filter(values: dict[str, Any]) -> str:
+    """A filter (as `PromptFilter.as_dict` gives it) for people; "no filter" when empty."""
+    parts = [
+        f"{FILTER_NAMES.get(name, name)}: " + (f"'{value}'" if name == "q" else str(value))
+        for name, value in values.items()
+    ]
+    return ", ".join(parts) or "no filter"
+
+
+def describe_action(action: PromptAction) -> str:
+    """A log row's detail as a sentence part: whose lease, or which filter a bulk action had."""
+    detail = action.detail or {}
+    if "filter" in detail:
+        if not detail["filter"]:
+            return "every prompt of the project (no filter)"
+        return f"every prompt matching {describe_filter(detail['filter'])}"
+    if "holder" in detail:
+        return f"lease of {detail['holder'] or 'a deleted user'}"
+    return ", ".join(f"{k}: {v}" for k, v in detail.items())
 
 
 @dataclass
