@@ -96,6 +96,7 @@ ACCESS = {
     ("POST", "/api/v1/projects/{project_id}/prompts/actions"): ADMIN,
     ("POST", "/api/v1/projects/{project_id}/prompts/{prompt_id}/requeue"): ADMIN,
     ("POST", "/api/v1/projects/{project_id}/prompts/{prompt_id}/retire"): ADMIN,
+    ("POST", "/api/v1/projects/{project_id}/prompts/{prompt_id}/restore"): ADMIN,
     ("POST", "/api/v1/projects/{project_id}/assignments/{assignment_id}/release"): ADMIN,
     ("GET", "/api/v1/projects/{project_id}/quality"): ADMIN,
     ("GET", "/api/v1/projects/{project_id}/quality/alpha"): ADMIN,

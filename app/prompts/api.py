@@ -64,18 +64,20 @@ def list_prompts(
 def act_on_filter(
     project_id: Id, body: BulkAction, session: SessionDep, admin: AdminUser
 ) -> Changed:
-    """Re-queue or retire every prompt the filter matches (logged per prompt)."""
+    """Re-queue, retire or restore every prompt the filter matches that the action can change
+    (logged per prompt); 422 on an action that cannot apply to the filter's status."""
     project = project_service.get(session=session, project_id=project_id)
     where = PromptFilter(status=body.status, model=body.model, q=body.q)
-    act = service.requeue if body.action == "requeue" else service.retire
-    changed = act(session=session, project=project, by=admin, where=where)
+    changed = service.act(
+        session=session, project=project, by=admin, action=body.action, where=where
+    )
     session.commit()
     return Changed(changed=changed)
 
 
 @router.post("/prompts/{prompt_id}/requeue", response_model=Changed)
 def requeue(project_id: Id, prompt_id: Id, session: SessionDep, admin: AdminUser) -> Changed:
-    """Serve the prompt again for one more label than it has."""
+    """Serve the prompt again for one more label than it has (409 when it is retired)."""
     project = project_service.get(session=session, project_id=project_id)
     changed = service.requeue(session=session, project=project, by=admin, prompt_id=prompt_id)
     session.commit()
@@ -84,9 +86,18 @@ def requeue(project_id: Id, prompt_id: Id, session: SessionDep, admin: AdminUser
 
 @router.post("/prompts/{prompt_id}/retire", response_model=Changed)
 def retire(project_id: Id, prompt_id: Id, session: SessionDep, admin: AdminUser) -> Changed:
-    """Stop serving the prompt; its labels stay."""
+    """Stop serving the prompt; its labels stay (409 when it is retired already)."""
     project = project_service.get(session=session, project_id=project_id)
     changed = service.retire(session=session, project=project, by=admin, prompt_id=prompt_id)
+    session.commit()
+    return Changed(changed=changed)
+
+
+@router.post("/prompts/{prompt_id}/restore", response_model=Changed)
+def restore(project_id: Id, prompt_id: Id, session: SessionDep, admin: AdminUser) -> Changed:
+    """Serve a retired prompt again, as it was (409 when it is not retired)."""
+    project = project_service.get(session=session, project_id=project_id)
+    changed = service.restore(session=session, project=project, by=admin, prompt_id=prompt_id)
     session.commit()
     return Changed(changed=changed)
 

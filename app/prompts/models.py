@@ -1,4 +1,4 @@
-"""The log of what admins did to prompts (release a lease, re-queue, retire)."""
+"""The log of what admins did to prompts (release a lease, re-queue, retire, restore)."""
 
 from datetime import datetime
 from enum import StrEnum
@@ -14,6 +14,7 @@ class PromptActionKind(StrEnum):
     release = "release"
     requeue = "requeue"
     retire = "retire"
+    restore = "restore"
 
 
 class PromptAction(Base):

@@ -19,6 +19,7 @@ NOTICES = {
     "released": "Lease released: the prompt can go to another labeler.",
     "requeued": "Re-queued for one more label: {n} prompt(s).",
     "retired": "Retired (no longer served; labels kept): {n} prompt(s).",
+    "restored": "Restored (served again): {n} prompt(s).",
 }
 
 
@@ -64,6 +65,7 @@ def prompts_page(
         statuses=service.STATUSES,
         models=service.models_of(session=session, project=project),
         matching=service.count_prompts(session=session, project=project, where=where),
+        bulk_actions=service.actions_for(where.status),
         actions=service.recent_actions(session=session, project=project),
         describe_action=service.describe_action,
         notice=notice,
@@ -98,9 +100,9 @@ def act_on_one(
     model: Annotated[SearchText, Form()] = "",
     q: Annotated[SearchText, Form()] = "",
 ) -> RedirectResponse:
-    """Re-queue or retire one prompt."""
+    """Re-queue, retire or restore one prompt."""
     project = project_service.get(session=session, project_id=project_id)
-    n = _act(session, project, admin, action, prompt_id=prompt_id)
+    n = service.act(session=session, project=project, by=admin, action=action, prompt_id=prompt_id)
     session.commit()
     return _back(project_id, _filter(status, model, q), f"{action}d", n)
 
@@ -115,19 +117,9 @@ def act_on_filter(
     model: Annotated[SearchText, Form()] = "",
     q: Annotated[SearchText, Form()] = "",
 ) -> RedirectResponse:
-    """Re-queue or retire every prompt the filter matches."""
+    """Re-queue, retire or restore every prompt of the filter the action can change."""
     project = project_service.get(session=session, project_id=project_id)
     where = _filter(status, model, q)
-    n = _act(session, project, admin, action, where=where)
+    n = service.act(session=session, project=project, by=admin, action=action, where=where)
     session.commit()
     return _back(project_id, where, f"{action}d", n)
-
-
-def _act(session, project, admin, action: str, **target) -> int:
-    from app.errors import Invalid
-
-    if action == "requeue":
-        return service.requeue(session=session, project=project, by=admin, **target)
-    if action == "retire":
-        return service.retire(session=session, project=project, by=admin, **target)
-    raise Invalid(f"action must be requeue or retire; not {action!r}", field="action")

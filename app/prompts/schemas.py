@@ -47,9 +47,10 @@ class PromptPage(BaseModel):
 
 
 class BulkAction(BaseModel):
-    """An action on every prompt that the filter matches."""
+    """An action on every prompt that the filter matches (and that the action can change:
+    restore takes retired prompts, requeue and retire the others)."""
 
-    action: Literal["requeue", "retire"]
+    action: Literal["requeue", "retire", "restore"]
     status: Keyword | None = None
     model: SearchText | None = None
     q: SearchText | None = None

@@ -1,8 +1,10 @@
 """Task management: a project's prompts with their labelling state, and what admins do to them.
 
 Pages walk the prompts by id (keyset: `id > after`), so the millionth prompt costs what the
-first does. Actions — release a lease, re-queue for one more label, retire — work on one
-prompt or on every prompt of a filter, and each one writes a row per prompt to the action log.
+first does. Actions — release a lease, re-queue for one more label, retire, restore a retired
+prompt — work on one prompt or on every prompt of a filter, and each one writes a row per
+prompt to the action log. Re-queue and retire act on prompts still served; restore on retired
+ones (`ACTIONS`, `actions_for`).
 """
 
 from dataclasses import dataclass, field
@@ -21,6 +23,9 @@ from app.prompts.models import PromptAction, PromptActionKind
 
 STATUSES = ("unlabeled", "in-progress", "complete", "skipped", "retired")
 PAGE_SIZE = 50
+ACTIONS = ("requeue", "retire", "restore")
+"""What an admin does to one prompt or to every prompt of a filter; restore acts on retired
+prompts, the others on prompts still served."""
 FILTER_NAMES = {"status": "status", "model": "model", "q": "search"}
 """The names the Prompts page shows for the filter's fields."""
 
@@ -62,6 +67,16 @@ def describe_action(action: PromptAction) -> str:
     if "holder" in detail:
         return f"lease of {detail['holder'] or 'a deleted user'}"
     return ", ".join(f"{k}: {v}" for k, v in detail.items())
+
+
+def actions_for(status: str | None) -> tuple[str, ...]:
+    """The actions that can change some prompt of a filter with this status: no retire or
+    re-queue on the retired filter, no restore where only served prompts match."""
+    if status == "retired":
+        return ("restore",)
+    if status in ("unlabeled", "in-progress"):
+        return ("requeue", "retire")
+    return ACTIONS
 
 
 @dataclass
@@ -298,13 +313,58 @@ def release_lease(*, session: Session, project: Project, assignment_id: int, by:
     _log(session, project, [assignment.prompt_id], by, PromptActionKind.release, detail)
 
 
+def _applies(action: str) -> Any:
+    """The prompts an action can change: retired ones for restore, served ones otherwise."""
+    if action not in ACTIONS:
+        raise Invalid(f"action must be one of {', '.join(ACTIONS)}; not {action!r}", field="action")
+    return Prompt.retired_at.is_not(None) if action == "restore" else Prompt.retired_at.is_(None)
+
+
+def check_bulk(action: str, where: PromptFilter) -> None:
+    """Invalid (field `action`) unless `action` can change some prompt of the filter's status."""
+    _applies(action)
+    if action not in actions_for(where.status):
+        raise Invalid(
+            f"{action} cannot apply to the {where.status} prompts; this filter takes "
+            f"{' or '.join(actions_for(where.status))}",
+            field="action",
+        )
+
+
+def count_for(*, session: Session, project: Project, where: PromptFilter, action: str) -> int:
+    """How many prompts of the filter `action` would change (what a confirmation states)."""
+    conditions = _conditions(session, project, where, utcnow())
+    query = select(func.count()).where(*conditions, _applies(action))
+    return session.scalar(query) or 0
+
+
 def _selection(
-    session: Session, project: Project, where: PromptFilter, prompt_id: int | None
-) -> Any:
-    """SELECT Prompt.id of one prompt of the project, or of every prompt of the filter."""
+    session: Session,
+    project: Project,
+    action: str,
+    where: PromptFilter | None,
+    prompt_id: int | None,
+) -> tuple[Any, dict[str, Any]]:
+    """SELECT Prompt.id of the prompts `action` changes — one prompt of the project (Conflict
+    when the action cannot apply to it), or every prompt of the filter it can apply to (Invalid
+    when it can apply to none of the filter's status) — and the log detail."""
+    applies = _applies(action)
     if prompt_id is not None:
-        return select(Prompt.id).where(Prompt.project_id == project.id, Prompt.id == prompt_id)
-    return select(Prompt.id).where(*_conditions(session, project, where, utcnow()))
+        prompt = get_prompt(session=session, project=project, prompt_id=prompt_id)
+        if action == "restore" and prompt.retired_at is None:
+            raise Conflict(f"prompt {prompt.external_id!r} is not retired: nothing to restore")
+        if action != "restore" and prompt.retired_at is not None:
+            raise Conflict(
+                f"prompt {prompt.external_id!r} is retired: restore it to serve it again"
+            )
+        ids = select(Prompt.id).where(
+            Prompt.project_id == project.id, Prompt.id == prompt_id, applies
+        )
+        return ids, {}
+    where = where or PromptFilter()
+    check_bulk(action, where)
+    ids = select(Prompt.id).where(*_conditions(session, project, where, utcnow()), applies)
+    return ids, {"filter": where.as_dict()}
 
 
 def requeue(
@@ -315,21 +375,15 @@ def requeue(
     prompt_id: int | None = None,
     where: PromptFilter | None = None,
 ) -> int:
-    """Serve prompts again for one more label than they have (a retired one comes back)."""
-    if prompt_id is not None:
-        get_prompt(session=session, project=project, prompt_id=prompt_id)
-    where = where or PromptFilter()
-    ids = _selection(session, project, where, prompt_id)
+    """Serve prompts again for one more label than they have (retired ones stay retired:
+    `restore` brings them back)."""
+    ids, detail = _selection(session, project, "requeue", where, prompt_id)
     needs = Prompt.done_count + 1 - project.overlap
-    detail = {"filter": where.as_dict()} if prompt_id is None else {}
     _log(session, project, ids, by, PromptActionKind.requeue, detail)
     result = session.execute(
         update(Prompt)
         .where(Prompt.id.in_(ids.correlate(None).scalar_subquery()))
-        .values(
-            extra_labels=case((needs > Prompt.extra_labels, needs), else_=Prompt.extra_labels),
-            retired_at=None,
-        )
+        .values(extra_labels=case((needs > Prompt.extra_labels, needs), else_=Prompt.extra_labels))
         .execution_options(synchronize_session=False)
     )
     session.flush()
@@ -344,13 +398,10 @@ def retire(
     prompt_id: int | None = None,
     where: PromptFilter | None = None,
 ) -> int:
-    """Stop serving prompts (open leases end now); their labels stay in every export."""
-    if prompt_id is not None:
-        get_prompt(session=session, project=project, prompt_id=prompt_id)
-    where = where or PromptFilter()
+    """Stop serving prompts (open leases end now); their labels stay in every labels export
+    and snapshot, but they leave `prompts` snapshots and exports and generation runs."""
     now = utcnow()
-    ids = _selection(session, project, where, prompt_id).where(Prompt.retired_at.is_(None))
-    detail = {"filter": where.as_dict()} if prompt_id is None else {}
+    ids, detail = _selection(session, project, "retire", where, prompt_id)
     _log(session, project, ids, by, PromptActionKind.retire, detail)
     result = session.execute(
         update(Prompt)
@@ -362,3 +413,44 @@ def retire(
     _end_leases(session, retired_now.scalar_subquery(), now)
     session.flush()
     return result.rowcount  # type: ignore[attr-defined]
+
+
+def restore(
+    *,
+    session: Session,
+    project: Project,
+    by: User,
+    prompt_id: int | None = None,
+    where: PromptFilter | None = None,
+) -> int:
+    """Serve retired prompts again, as they were (no extra label is asked: a complete prompt
+    stays complete; re-queue it for one more)."""
+    ids, detail = _selection(session, project, "restore", where, prompt_id)
+    _log(session, project, ids, by, PromptActionKind.restore, detail)
+    result = session.execute(
+        update(Prompt)
+        .where(Prompt.id.in_(ids.correlate(None).scalar_subquery()))
+        .values(retired_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    session.flush()
+    return result.rowcount  # type: ignore[attr-defined]
+
+
+ACT = {"requeue": requeue, "retire": retire, "restore": restore}
+"""Each action's function, by name (pages and API dispatch through it)."""
+
+
+def act(
+    *,
+    session: Session,
+    project: Project,
+    by: User,
+    action: str,
+    prompt_id: int | None = None,
+    where: PromptFilter | None = None,
+) -> int:
+    """Do `action` (requeue | retire | restore) to one prompt or every prompt of the filter."""
+    if action not in ACT:
+        raise Invalid(f"action must be one of {', '.join(ACTIONS)}; not {action!r}", field="action")
+    return ACT[action](session=session, project=project, by=by, prompt_id=prompt_id, where=where)
