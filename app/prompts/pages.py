@@ -1,4 +1,9 @@
-"""HTML routes of task management: a project's Prompts page and its actions."""
+"""HTML routes of task management: a project's Prompts page and its actions.
+
+An action on every prompt of a filter first answers a page that states how many prompts it
+would change and asks to confirm (works without JavaScript); the confirmation carries that
+count, and a filter that matches a different number by then is asked about again.
+"""
 
 from typing import Annotated
 from urllib.parse import urlencode
@@ -21,6 +26,7 @@ NOTICES = {
     "retired": "Retired (no longer served; labels kept): {n} prompt(s).",
     "restored": "Restored (served again): {n} prompt(s).",
 }
+VERBS = {"requeue": "Re-queue", "retire": "Retire", "restore": "Restore"}
 
 
 def _filter(status: str, model: str, q: str) -> PromptFilter:
@@ -66,6 +72,7 @@ def prompts_page(
         models=service.models_of(session=session, project=project),
         matching=service.count_prompts(session=session, project=project, where=where),
         bulk_actions=service.actions_for(where.status),
+        verbs=VERBS,
         actions=service.recent_actions(session=session, project=project),
         describe_action=service.describe_action,
         notice=notice,
@@ -109,6 +116,7 @@ def act_on_one(
 
 @router.post("/prompts")
 def act_on_filter(
+    request: Request,
     project_id: Id,
     session: SessionDep,
     admin: AdminUser,
@@ -116,10 +124,28 @@ def act_on_filter(
     status: Annotated[Keyword, Form()] = "",
     model: Annotated[SearchText, Form()] = "",
     q: Annotated[SearchText, Form()] = "",
-) -> RedirectResponse:
-    """Re-queue, retire or restore every prompt of the filter the action can change."""
+    confirm: Annotated[Keyword, Form()] = "",
+    expected: Annotated[Keyword, Form()] = "",
+):
+    """Re-queue, retire or restore every prompt of the filter the action can change: first a
+    page that states how many and asks; the action once confirmed for that same number."""
     project = project_service.get(session=session, project_id=project_id)
     where = _filter(status, model, q)
+    service.check_bulk(action, where)
+    count = service.count_for(session=session, project=project, where=where, action=action)
+    if confirm != "yes" or expected != str(count):
+        return render(
+            request,
+            "prompts/confirm.html",
+            project=project,
+            action=action,
+            verb=VERBS[action],
+            count=count,
+            asked=expected if confirm == "yes" else None,
+            where=where,
+            query=where.as_dict(),
+            back=f"/admin/projects/{project_id}/prompts?{urlencode(where.as_dict())}",
+        )
     n = service.act(session=session, project=project, by=admin, action=action, where=where)
     session.commit()
     return _back(project_id, where, f"{action}d", n)

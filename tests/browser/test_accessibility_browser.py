@@ -66,5 +66,11 @@ def test_admin_pages_have_no_violations(page, live, built) -> None:
         f"/admin/projects/{r}/quality",
         f"/admin/projects/{r}/quality/labelers/{built.other.id}",
         "/no-such-page",
+        f"/admin/projects/{r}/prompts?status=retired",
     ]
     assert _audit(page, pages) == {}
+    # a bulk action's confirmation (a page a form post answers)
+    page.goto(f"/admin/projects/{r}/prompts")
+    page.locator("#bulk").get_by_role("button", name="Retire…").click()
+    page.locator("#confirm-question").wait_for()
+    assert violations(page) == []

@@ -32,7 +32,8 @@ def test_prompts_page_filters_releases_and_retires_in_bulk(page, live) -> None:
     page.select_option("select[name=status]", "unlabeled")
     page.get_by_role("button", name="Filter").click()
     assert page.locator("#matching").inner_text() == "3"
-    page.locator("#bulk").get_by_role("button", name="Retire").click()
+    page.locator("#bulk").get_by_role("button", name="Retire…").click()
+    page.get_by_role("button", name="Retire 3 prompts").click()
     page.get_by_text("Retired (no longer served; labels kept): 3 prompt(s).").wait_for()
     log = page.locator("#action-log tbody tr")
     assert log.count() == 4 and admin.email in log.first.inner_text()
@@ -42,6 +43,46 @@ def test_prompts_page_filters_releases_and_retires_in_bulk(page, live) -> None:
     ) and released.expires_at <= released.created_at.now(released.expires_at.tzinfo)
     with live.session() as session:
         assert labeling.next_task(session=session, project=project, user=live.user()) is None
+
+
+def test_a_bulk_action_asks_with_its_count_and_restore_undoes_a_retire(page, live) -> None:
+    from app.labeling import service as labeling
+
+    admin = live.user("admin")
+    project = live.project(ranking_items(4, k=2), k=2)
+    login(page, admin)
+    page.goto(f"/admin/projects/{project.id}/prompts")
+    page.fill("input[name=q]", "question")
+    page.get_by_role("button", name="Filter").click()
+    page.locator("#bulk").get_by_role("button", name="Retire…").click()
+    question = page.locator("#confirm-question")
+    assert question.inner_text() == "Retire 4 prompts matching search: 'question'?"
+    with live.session() as session:  # asking changed nothing
+        assert labeling.next_task(session=session, project=project, user=live.user()) is not None
+    page.get_by_role("link", name="Cancel").click()
+    assert "q=question" in page.url and page.locator("#matching").inner_text() == "4"
+    with live.session() as session:
+        assert labeling.next_task(session=session, project=project, user=live.user()) is not None
+
+    page.locator("#bulk").get_by_role("button", name="Retire…").click()
+    page.get_by_role("button", name="Retire 4 prompts").click()
+    page.get_by_text("Retired (no longer served; labels kept): 4 prompt(s).").wait_for()
+    assert (
+        page.locator("#action-log").get_by_text("every prompt matching search: 'question'").count()
+        == 4
+    )
+    page.select_option("select[name=status]", "retired")
+    page.get_by_role("button", name="Filter").click()
+    bulk = page.locator("#bulk")
+    assert bulk.get_by_role("button", name="Retire…").count() == 0
+    assert page.locator("tbody tr[id^=prompt-]").first.get_by_role("button").all_inner_texts() == [
+        "Restore"
+    ]
+    bulk.get_by_role("button", name="Restore…").click()
+    page.get_by_role("button", name="Restore 4 prompts").click()
+    page.get_by_text("Restored (served again): 4 prompt(s).").wait_for()
+    with live.session() as session:
+        assert labeling.next_task(session=session, project=project, user=live.user()) is not None
 
 
 def test_run_charts_keep_long_ticks_inside_and_show_exact_values_on_hover(page, live) -> None:

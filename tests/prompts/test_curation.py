@@ -1,4 +1,5 @@
-"""Curation: restore is its own action, and only actions that can apply are offered."""
+"""Curation without surprises: a bulk action states its count and asks first, restore is its
+own action, and only actions that can apply are offered."""
 
 import re
 
@@ -27,6 +28,52 @@ def _pid(session, external_id: str) -> int:  # type: ignore[no-untyped-def]
 
 def _bulk_bar(html: str) -> str:
     return re.search(r'<form[^>]*id="bulk".*?</form>', html, re.S).group(0)
+
+
+def test_a_bulk_action_states_its_count_and_acts_only_once_confirmed(
+    client, factory, session, tmp_path
+) -> None:
+    project = factory.project(kind="ranking", k=2, overlap=1)
+    factory.items(project, ranking_items(5, k=2), tmp_path)
+    admin = factory.user("admin")
+    token = login(client, admin)
+    url = f"/admin/projects/{project.id}/prompts"
+
+    asked = client.post(url, data={"csrf_token": token, "action": "retire"})
+    assert asked.status_code == 200
+    assert f"Retire all 5 prompts of {project.name} (no filter)?" in asked.text
+    assert _retired(session) == []  # asking did nothing
+
+    asked = client.post(
+        url, data={"csrf_token": token, "action": "retire", "status": "unlabeled", "q": "question"}
+    )
+    assert "Retire 5 prompts matching status: unlabeled, search: &#39;question&#39;?" in asked.text
+    form = re.search(r'<form[^>]*id="confirm-form".*?</form>', asked.text, re.S).group(0)
+    assert 'name="confirm" value="yes"' in form and 'name="expected" value="5"' in form
+    assert _retired(session) == []
+
+    # The filter changed since the admin was asked: asked again with the new count.
+    client.post(
+        url,
+        data={"csrf_token": token, "action": "retire", "q": "question 4"}
+        | {"confirm": "yes", "expected": "1"},
+    )
+    assert _retired(session) == ["p4"]
+    stale = client.post(
+        url,
+        data={"csrf_token": token, "action": "retire", "status": "unlabeled"}
+        | {"confirm": "yes", "expected": "5"},
+    )
+    assert stale.status_code == 200 and "it matches 4 now" in stale.text
+    assert _retired(session) == ["p4"]
+
+    done = client.post(
+        url,
+        data={"csrf_token": token, "action": "retire", "status": "unlabeled"}
+        | {"confirm": "yes", "expected": "4"},
+    )
+    assert "Retired (no longer served; labels kept): 4 prompt(s)." in done.text
+    assert _retired(session) == ["p0", "p1", "p2", "p3", "p4"]
 
 
 def test_restore_is_its_own_action_and_requeue_never_unretires(

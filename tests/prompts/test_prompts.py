@@ -183,6 +183,12 @@ def test_the_prompts_page_lists_filters_and_acts(client, factory, session, tmp_p
         f"/admin/projects/{project.id}/prompts",
         data={"csrf_token": token, "action": "retire", "q": "question 2"},
     )
+    assert "Retire 1 prompt matching search: &#39;question 2&#39;?" in bulk.text
+    bulk = client.post(
+        f"/admin/projects/{project.id}/prompts",
+        data={"csrf_token": token, "action": "retire", "q": "question 2"}
+        | {"confirm": "yes", "expected": "1"},
+    )
     assert "Retired (no longer served; labels kept): 1 prompt(s)." in bulk.text
     log = re.search(r'id="action-log".*', bulk.text, re.S).group(0)
     assert admin.email in log and "retire" in log and "release" in log
