@@ -9,6 +9,8 @@ from enum import StrEnum
 from itertools import combinations
 from typing import Any
 
+from app.projects.kinds import ProjectKind
+
 Message = dict[str, Any]
 Text = str | list[Message]
 Row = dict[str, Any]
@@ -32,6 +34,43 @@ class DatasetKind(StrEnum):
     kto = "kto"
     """{"prompt", "completion", "label"}: one unpaired answer, desirable (true) or not (TRL's
     KTO format), from 👍/👎, a 0–5 score's thresholds, or a ranking's top and bottom"""
+
+
+FROM_PROJECT: dict[str, tuple[DatasetKind, ...]] = {
+    ProjectKind.demonstration: (DatasetKind.sft, DatasetKind.prompts),
+    ProjectKind.ranking: (
+        DatasetKind.rankings,
+        DatasetKind.pairs,
+        DatasetKind.sft,
+        DatasetKind.prompts,
+        DatasetKind.kto,
+    ),
+    ProjectKind.rating: (DatasetKind.ratings, DatasetKind.prompts, DatasetKind.kto),
+}
+"""The snapshot kinds that can have rows for each project kind: a demonstration project's
+written answers make `sft`; a ranking project's rankings make rankings, pairs, kto and `sft`
+(the top consensus response of each prompt); a rating project's ratings make ratings and kto;
+every project's prompts make `prompts`."""
+
+NEEDS = {
+    DatasetKind.rankings: "rankings",
+    DatasetKind.pairs: "rankings",
+    DatasetKind.sft: "written answers or rankings",
+    DatasetKind.ratings: "ratings or per-response Likert questions",
+    DatasetKind.kto: "rankings or ratings",
+    DatasetKind.prompts: "prompts",
+}
+"""What the labels of a project must hold for a snapshot kind to have rows."""
+
+
+def kinds_for(project_kind: str, aspects: bool = False) -> tuple[DatasetKind, ...]:
+    """The snapshot kinds that can have rows for a project of this kind, in DatasetKind order;
+    `aspects`: the project asks per-response Likert questions, whose means a `ratings`
+    snapshot holds (so a ranking project with them makes ratings too)."""
+    kinds = set(FROM_PROJECT.get(project_kind, ()))
+    if aspects:
+        kinds.add(DatasetKind.ratings)
+    return tuple(kind for kind in DatasetKind if kind in kinds)
 
 
 def prompt_of(messages: list[Message]) -> Text:

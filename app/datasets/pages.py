@@ -1,5 +1,7 @@
-"""HTML routes of dataset snapshots: list with lineage and downloads, and a form to make one."""
+"""HTML routes of dataset snapshots: list with lineage and downloads, and a form to make one
+(only the kinds and options that can have rows for the project)."""
 
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -15,10 +17,37 @@ from app.deps import AdminUser
 from app.errors import DomainError, validation_messages
 from app.http.bounds import Id, form_bool
 from app.projects import service as project_service
+from app.projects.kinds import ProjectKind
 from app.runs.models import run_kinds_for
 from app.templating import render
 
 router = APIRouter(tags=["pages"])
+LABELS = {
+    "kind": "Kind",
+    "method": "Method",
+    "split": "Train fraction",
+    "include_top_ranked": "sft (the top consensus response of each ranked prompt)",
+    "normalize": "ratings: normalise per labeler",
+    "with_labelers": "name the labelers",
+    "weighting": "Weighting",
+    "desirable_at": "kto of 0–5 ratings: desirable at ≥",
+    "undesirable_at": "kto of 0–5 ratings: undesirable at ≤",
+}
+"""The form's labels by field name: errors on the page name what the admin sees."""
+
+
+def in_form_words(message: str, field: str | None = None) -> str:
+    """An error for the form: the label of its field in front (`field`, or the "name: " that
+    validation puts there), and the field names in its text as their labels."""
+    message = message.removeprefix("form: ")
+    name, sep, rest = message.partition(": ")
+    if field is None and sep and name in LABELS:
+        field, message = name, rest
+    message = message.replace("weighting=reliability", "weighting “reliability”")
+    for name, label in LABELS.items():
+        if "_" in name:
+            message = re.sub(rf"\b{name}\b", f"“{label}”", message)
+    return f"{LABELS[field]}: {message}" if field in LABELS else message
 
 
 def _page(request: Request, session: SessionDep, project_id: int, status: int = 200, **extra):
@@ -31,7 +60,7 @@ def _page(request: Request, session: SessionDep, project_id: int, status: int = 
         project=project,
         snapshots=snapshots,
         files=FILES,
-        kinds=list(DatasetKind),
+        kinds=service.project_kinds(project),
         methods=METHODS,
         run_kinds_for=run_kinds_for,
         **{"error": None, "made": None, "created": None} | extra,
@@ -79,15 +108,19 @@ def make_snapshot(
     desirable_at: Annotated[str, Form()] = "4",
     undesirable_at: Annotated[str, Form()] = "2",
 ):
-    """Freeze a snapshot from the form; a bad field re-renders the page with the message."""
+    """Freeze a snapshot from the form; a bad field re-renders the page with the message. The
+    form's sft of a ranking project is the top consensus response of each ranked prompt."""
     project = project_service.get(session=session, project_id=project_id)
+    top_ranked = form_bool(include_top_ranked) or (
+        kind == DatasetKind.sft and project.kind == ProjectKind.ranking
+    )
     try:
         data = SnapshotCreate.model_validate(
             {
                 "kind": kind,
                 "method": method,
                 "split": split.strip() or "0.9",
-                "include_top_ranked": form_bool(include_top_ranked),
+                "include_top_ranked": top_ranked,
                 "normalize": form_bool(normalize),
                 "with_labelers": form_bool(with_labelers),
                 "weighting": weighting,
@@ -100,9 +133,10 @@ def make_snapshot(
         )
     except (ValidationError, DomainError) as exc:
         session.rollback()
-        error = (
-            "; ".join(validation_messages(exc)) if isinstance(exc, ValidationError) else exc.message
-        )
+        if isinstance(exc, ValidationError):
+            error = "; ".join(in_form_words(m) for m in validation_messages(exc))
+        else:
+            error = in_form_words(exc.message, exc.field)
         return _page(request, session, project_id, 422, error=error)
     return RedirectResponse(
         f"/admin/projects/{project_id}/snapshots?made={snapshot.id}&created={str(created).lower()}",

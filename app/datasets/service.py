@@ -25,13 +25,16 @@ from app.auth.models import User
 from app.config import get_settings
 from app.datasets import writer
 from app.datasets.card import dataset_card
+from app.datasets.kinds import NEEDS, DatasetKind, kinds_for
 from app.datasets.models import Snapshot
 from app.datasets.rows import snapshot_rows
 from app.datasets.schemas import FILES, SnapshotCreate
 from app.db import make_engine
-from app.errors import Conflict, NotFound
+from app.errors import Conflict, Invalid, NotFound
 from app.progress import Progress
+from app.projects.kinds import ProjectKind
 from app.projects.models import Project
+from app.projects.questions import likert_names
 from app.quality import service as quality
 
 
@@ -118,6 +121,40 @@ def _reliability_params(reader: Session, project: Project, excluded: list[int]) 
     }
 
 
+def project_kinds(project: Project) -> tuple[DatasetKind, ...]:
+    """The snapshot kinds that can have rows for this project (`kinds.kinds_for`)."""
+    return kinds_for(project.kind, bool(likert_names(project.questions or [])))
+
+
+def check_fits(project: Project, data: SnapshotCreate) -> None:
+    """Invalid, naming the field, for a snapshot that could have no rows for this project's
+    kind: a kind its labels cannot make, or an option it cannot use."""
+    where = f"project {project.name!r} is a {project.kind} project"
+    kinds = project_kinds(project)
+    if data.kind not in kinds:
+        raise Invalid(
+            f"{where}: it has no {NEEDS[data.kind]}, so a {data.kind} snapshot of it would have "
+            f"no rows; its snapshot kinds are {', '.join(kinds)}",
+            field="kind",
+        )
+    ranking = project.kind == ProjectKind.ranking
+    if data.kind == DatasetKind.sft and data.include_top_ranked != ranking:
+        raise Invalid(
+            f"{where}: its sft snapshot is the top consensus response of each ranked prompt "
+            "(include_top_ranked must be true)"
+            if ranking
+            else f"{where}: it has no rankings to take a top response from (include_top_ranked "
+            "must be false)",
+            field="include_top_ranked",
+        )
+    if data.kind == DatasetKind.ratings and data.normalize and project.kind != ProjectKind.rating:
+        raise Invalid(
+            f"{where}: its ratings rows hold the means of Likert questions, no main rating to "
+            "normalise per labeler",
+            field="normalize",
+        )
+
+
 def create_snapshot(
     *,
     session: Session,
@@ -126,7 +163,9 @@ def create_snapshot(
     created_by: User | None = None,
     progress: Progress | None = None,
 ) -> tuple[Snapshot, bool]:
-    """Write a snapshot and commit it; (snapshot, False) when it equals the newest one."""
+    """Write a snapshot and commit it; (snapshot, False) when it equals the newest one.
+    Invalid first when the kind or an option cannot have rows for the project (`check_fits`)."""
+    check_fits(project, data)
     params = data.canonical()
     session.commit()  # hold no lock while exporting (SQLite: the write lock labelers need)
     root = snapshots_dir()

@@ -85,8 +85,9 @@ def test_kto_of_a_demonstration_project_is_refused(session, factory, artifacts) 
     from app.errors import Invalid
 
     project = factory.project(kind="demonstration", k=1)
-    with pytest.raises(Invalid, match="kto snapshot needs a ranking or rating project"):
+    with pytest.raises(Invalid, match="a kto snapshot of it would have no rows") as refused:
         service.create_snapshot(session=session, project=project, data=SnapshotCreate(kind="kto"))
+    assert refused.value.field == "kind"
     with pytest.raises(Invalid, match="kto export needs a ranking or rating project"):
         export.row_batches(session=session, project=project, kind="kto")
 
