@@ -21,6 +21,11 @@ templates = Jinja2Templates(directory=ROOT / "templates")
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).disable("image")
 
 
+# The same for documents the app writes from untrusted names (a snapshot's dataset card), tables on.
+_with_tables = MarkdownIt("commonmark", {"html": False, "linkify": False})
+_with_tables.enable("table").disable("image")
+
+
 def _keyboard_scrollable(name: str) -> Any:
     """The renderer's rule `name` with its <pre> in the tab order: a code block too wide for
     its box scrolls sideways there (CSS), and the keyboard can scroll it too."""
@@ -34,10 +39,22 @@ def _keyboard_scrollable(name: str) -> Any:
 
 for _rule in ("fence", "code_block"):
     _markdown.add_render_rule(_rule, _keyboard_scrollable(_rule))
+    _with_tables.add_render_rule(_rule, _keyboard_scrollable(_rule))
 
 
 def markdown(text: str | None) -> Markup:
     return Markup(_markdown.render(text or ""))  # noqa: S704 — html=False escapes raw HTML
+
+
+def markdown_tables(text: str | None, shift: int = 0) -> Markup:
+    """`markdown` with GitHub's pipe tables, each heading `shift` levels down (a document's
+    `#` under a page's own h1 and h2)."""
+    tokens = _with_tables.parse(text or "")
+    for token in tokens:
+        if token.type in ("heading_open", "heading_close"):
+            token.tag = f"h{min(6, int(token.tag[1]) + shift)}"
+    html = _with_tables.renderer.render(tokens, _with_tables.options, {})
+    return Markup(html)  # noqa: S704 — html=False escapes raw HTML
 
 
 def plain(text: str | None) -> str:
@@ -56,6 +73,7 @@ def metric(value: object) -> str:
 
 
 templates.env.filters["markdown"] = markdown
+templates.env.filters["markdown_tables"] = markdown_tables
 templates.env.filters["metric"] = metric
 templates.env.filters["plain"] = plain
 templates.env.filters["strength_lines"] = as_lines

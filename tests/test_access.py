@@ -92,6 +92,7 @@ ACCESS = {
     ("POST", "/admin/projects/{project_id}/assignments/{assignment_id}/release"): ADMIN,
     ("GET", "/admin/models/{model_id}"): ADMIN,
     ("GET", "/admin/snapshots"): ADMIN,
+    ("GET", "/admin/snapshots/{snapshot_id}"): ADMIN,
     ("GET", "/api/v1/projects/{project_id}/prompts"): ADMIN,
     ("POST", "/api/v1/projects/{project_id}/prompts/actions"): ADMIN,
     ("POST", "/api/v1/projects/{project_id}/prompts/{prompt_id}/requeue"): ADMIN,

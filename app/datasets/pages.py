@@ -1,5 +1,6 @@
-"""HTML routes of dataset snapshots: list with lineage and downloads, and a form to make one
-(only the kinds and options that can have rows for the project)."""
+"""HTML routes of dataset snapshots: list with lineage and downloads, a form to make one (only
+the kinds and options that can have rows for the project), and one snapshot's page with its
+dataset card."""
 
 import re
 from typing import Annotated
@@ -141,4 +142,25 @@ def make_snapshot(
     return RedirectResponse(
         f"/admin/projects/{project_id}/snapshots?made={snapshot.id}&created={str(created).lower()}",
         status_code=303,
+    )
+
+
+@router.get("/admin/snapshots/{snapshot_id}")
+def snapshot_page(request: Request, snapshot_id: Id, session: SessionDep, _: AdminUser):
+    """One snapshot: its numbers, files, the runs it can feed, and its dataset card (markdown,
+    rendered with raw HTML escaped)."""
+    snapshot = service.get_snapshot(session=session, snapshot_id=snapshot_id)
+    project = project_service.get(session=session, project_id=snapshot.project_id)
+    try:
+        card = service.snapshot_file(snapshot=snapshot, name="README.md").read_text("utf-8")
+    except DomainError:
+        card = None
+    return render(
+        request,
+        "datasets/snapshot.html",
+        snapshot=snapshot,
+        project=project,
+        card=card,
+        files=FILES,
+        run_kinds_for=run_kinds_for,
     )

@@ -67,6 +67,7 @@ def test_admin_pages_have_no_violations(page, live, built) -> None:
         f"/admin/projects/{r}/quality/labelers/{built.other.id}",
         "/no-such-page",
         f"/admin/projects/{r}/prompts?status=retired",
+        f"/admin/snapshots/{built.snapshot_id}",
     ]
     assert _audit(page, pages) == {}
     # a bulk action's confirmation (a page a form post answers)

@@ -1,5 +1,6 @@
 """A snapshot fits its project: only the kinds and options that can have rows are offered (page)
-and taken (API, 422 naming the field), and the form's errors name what the admin sees."""
+and taken (API, 422 naming the field); the form's errors name what the admin sees; and a
+snapshot's page shows its dataset card, rendered safely."""
 
 import re
 
@@ -129,7 +130,7 @@ def test_the_form_makes_a_ranking_projects_sft_and_names_its_labels_in_errors(
     url = f"/admin/projects/{ranking.id}/snapshots"
 
     made = client.post(url, data={"csrf_token": token, "kind": "sft", "split": "1"})
-    assert made.status_code == 200 and "written" in made.text
+    assert made.status_code == 200 and "Snapshot <a" in made.text
     snapshot = session.scalars(select(Snapshot)).one()
     assert snapshot.params["include_top_ranked"] is True and snapshot.train_rows == 2
 
@@ -154,3 +155,38 @@ def test_the_form_makes_a_ranking_projects_sft_and_names_its_labels_in_errors(
     assert bad.status_code == 422 and "undesirable_at" not in error
     assert "kto of 0–5 ratings: undesirable at ≤" in error
     assert _snapshots(session) == 1
+
+
+def test_a_snapshots_page_shows_its_card_rendered_and_escaped(client, factory, session) -> None:
+    from app.datasets import service
+
+    admin = factory.user("admin")
+    login(client, admin)
+    name = "<script>alert(1)</script> [x](javascript:alert(1)) **bold**"
+    project = factory.project(kind="ranking", k=2, name=name)
+    made = client.post(
+        f"/api/v1/projects/{project.id}/snapshots", json={"kind": "prompts"}, headers=admin.headers
+    )
+    snapshot_id = made.json()["id"]
+    page = client.get(f"/admin/snapshots/{snapshot_id}")
+    assert page.status_code == 200
+    card = re.search(r'<section[^>]*id="dataset-card".*?</section>', page.text, re.S).group(0)
+    assert "<h3>" in card and "<h4>Counts</h4>" in card  # markdown, under the page's headings
+    assert "<li>train: 0 rows" in card and "<code>" in card
+    assert "<script" not in card and "&lt;script&gt;alert(1)&lt;/script&gt;" in card
+    assert "<strong>bold</strong>" in card and "href" not in card  # no link made of a name
+    for listing in (f"/admin/projects/{project.id}/snapshots", "/admin/snapshots"):
+        assert f'href="/admin/snapshots/{snapshot_id}"' in client.get(listing).text
+
+    snapshot = service.get_snapshot(session=session, snapshot_id=snapshot_id)
+    service.snapshot_file(snapshot=snapshot, name="README.md").unlink()
+    missing = client.get(f"/admin/snapshots/{snapshot_id}")
+    assert missing.status_code == 200 and "The card is missing on disk" in missing.text
+    assert client.get("/admin/snapshots/999999").status_code == 404
+
+
+def test_the_cards_weights_table_renders_as_a_table() -> None:
+    from app.templating import markdown_tables
+
+    html = markdown_tables("# t\n\n| labeler | weight |\n|---|---|\n| <b>a</b> | 0.5 |\n", 2)
+    assert "<h3>t</h3>" in html and "<table>" in html and "<td>&lt;b&gt;a&lt;/b&gt;</td>" in html
