@@ -13,6 +13,7 @@ from app.db import SessionDep, get_engine, make_engine
 from app.deps import AdminUser
 from app.errors import DomainError, validation_messages
 from app.http.bounds import Id, Keyword, ModelRefQuery, loads_object
+from app.projects import service as project_service
 from app.runs import health, lineage, service
 from app.runs.generation import generation_details
 from app.runs.models import TRAINS_ON, RunKind, RunStatus, run_kinds_for
@@ -82,6 +83,10 @@ def _form_context(
     kind = form.get("kind") if form.get("kind") in RunKind.__members__ else "sft"
     snapshots = _snapshots(session)
     chosen = next((s for s in snapshots if str(s.id) == str(form.get("snapshot_id"))), None)
+    # The snapshot selected: the one asked for when it can train the kind, else the newest that can.
+    fits = [s for s in snapshots if s.train_rows and s.kind in TRAINS_ON.get(RunKind(kind), ())]
+    selected = chosen if chosen in fits else (fits[0] if fits else None)
+    projects = project_service.list_projects(session=session, include_archived=True)
     models = service.list_models(session=session)
     # Suggested settings per kind: for any model ("") and for each registered model by its size.
     suggestions = {
@@ -91,6 +96,9 @@ def _form_context(
     for_model = suggestions.get(form.get("model") or "", suggestions[""])
     return {
         "chosen": chosen,
+        "selected": selected,
+        "empty": chosen if chosen is not None and not chosen.train_rows else None,
+        "project_names": {p.id: p.name for p in projects},
         "form": form,
         "error": error,
         "error_field": error_field,
@@ -146,6 +154,11 @@ def new_run(
                 f"it feeds {' or '.join(feeds)}"
             )
         kind = kind if kind in feeds else (feeds[0] if feeds else "")
+    elif not kind:  # the kind of the newest snapshot any run can train on
+        newest = next(
+            (s for s in _snapshots(session) if s.train_rows and run_kinds_for(s.kind)), None
+        )
+        kind = run_kinds_for(newest.kind)[0] if newest else ""
     form = {"kind": kind or RunKind.sft, "snapshot_id": snapshot, "model": model}
     context = _form_context(session, form, error)
     return render(request, "runs/new.html", 422 if error else 200, **context)

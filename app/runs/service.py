@@ -190,8 +190,8 @@ def create_run(
         )
     if snapshot.train_rows == 0:
         raise Invalid(
-            f"snapshot {snapshot_id} has 0 train rows, so there is nothing to train on: label "
-            "more prompts and make a new snapshot (or raise its train fraction)",
+            f"snapshot {snapshot_id} has 0 train rows: it has no rows at all, so there is "
+            "nothing to train on; label more prompts and make a new snapshot",
             field="snapshot_id",
         )
     checked = check_config(kind, config or {})

@@ -23,15 +23,27 @@
       if (untouched || input.value === String(previous[field])) input.value = now[field];
     }
     previous = now;
+    // Usable: a snapshot of a kind this run kind trains on, with rows (newest first).
     let firstUsable = null;
     for (const option of snapshot.options) {
-      const usable = snapshotKinds[k].includes(option.dataset.kind);
+      if (!option.value) continue; // the "choose a snapshot" placeholder
+      const usable =
+        snapshotKinds[k].includes(option.dataset.kind) && Number(option.dataset.trainRows) > 0;
       option.disabled = !usable;
       if (usable && firstUsable === null) firstUsable = option;
     }
-    if (snapshot.selectedOptions[0] && snapshot.selectedOptions[0].disabled && firstUsable) {
-      firstUsable.selected = true;
+    const current = snapshot.selectedOptions[0];
+    if (!current || current.disabled) {
+      if (firstUsable) firstUsable.selected = true;
+      else snapshot.options[0].selected = true;
     }
+    const selected = snapshot.selectedOptions[0];
+    const warning = document.getElementById("snapshot-warning");
+    const noTest = selected && selected.value && Number(selected.dataset.testRows) === 0;
+    warning.hidden = !noTest;
+    warning.textContent = noTest
+      ? `Snapshot #${selected.value} has 0 test rows: the run trains, but reports no eval metrics.`
+      : "";
     document.getElementById("reward-row").hidden = k !== "ppo";
     const chosen = snapshot.selectedOptions[0];
     const aspect = k === "rm" && chosen && chosen.dataset.kind === "ratings";

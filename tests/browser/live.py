@@ -65,8 +65,10 @@ def live_server(database_url: str, log: Path) -> Iterator[str]:
         "--log-level",
         "warning",
     ]
+    # Snapshots the server writes go beside its log, not into the working tree.
+    env = {"RLHF_ARTIFACTS_DIR": str(log.parent / "artifacts")} | server_env(database_url)
     with open(log, "w") as out:
-        process = subprocess.Popen(command, env=server_env(database_url), stdout=out, stderr=out)
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=out)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30

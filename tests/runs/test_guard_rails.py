@@ -47,13 +47,15 @@ def test_a_run_on_0_train_rows_is_refused_before_it_is_queued(
 
     token = login(client, admin)
     form = client.get(f"/admin/runs/new?snapshot={empty.id}")
-    assert "has 0 train rows: there is nothing to train on" in form.text
-    assert "0 train rows, cannot train" in form.text
+    assert "has 0 train rows: it has no rows at all, so there is nothing to train on" in form.text
     posted = client.post(
         "/admin/runs",
         data={"csrf_token": token, "kind": "sft", "snapshot_id": empty.id, "model": "m"},
     )
     assert posted.status_code == 422 and "0 train rows" in posted.text
+    for answer in (form, posted):
+        assert answer.text.count("nothing to train on") == 1  # said once, in one wording
+        assert "train fraction" not in answer.text  # a bigger train fraction cannot help
     page = client.get(f"/admin/projects/{project.id}/snapshots")
     assert "0 train rows: nothing to train on" in page.text
     assert f"/admin/runs/new?snapshot={empty.id}" not in page.text
