@@ -116,3 +116,18 @@ def test_snapshot_with_labelers_names_them_per_row(session, factory, tmp_path, m
     assert each.exit_code == 0, each.output
     pairs = service.get_snapshot(session=session, snapshot_id=json.loads(each.stdout)["id"])
     assert sorted(row["labelers"][0] for row in read(pairs)) == sorted([ada.email, bob.email] * 2)
+
+
+def test_snapshot_of_a_kind_the_project_cannot_fill_exits_2(factory, tmp_path, monkeypatch) -> None:
+    from app.config import get_settings
+
+    monkeypatch.setenv("RLHF_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
+    get_settings.cache_clear()
+    factory.project(name="cli writes", kind="demonstration", k=1)
+    refused = rlhf("snapshot", "cli writes", "--kind", "pairs")
+    assert refused.exit_code == 2
+    assert "a pairs snapshot of it would have no rows" in refused.stderr
+    assert not (tmp_path / "artifacts" / "snapshots").exists() or not any(
+        p.name.isdigit() for p in (tmp_path / "artifacts" / "snapshots").iterdir()
+    )
+    get_settings.cache_clear()
