@@ -84,7 +84,8 @@ def _form_context(
     snapshots = _snapshots(session)
     chosen = next((s for s in snapshots if str(s.id) == str(form.get("snapshot_id"))), None)
     # The snapshot selected: the one asked for when it can train the kind, else the newest that can.
-    fits = [s for s in snapshots if s.train_rows and s.kind in TRAINS_ON.get(RunKind(kind), ())]
+    trains_on = TRAINS_ON.get(RunKind(str(kind)), ())
+    fits = [s for s in snapshots if s.train_rows and s.kind in trains_on]
     selected = chosen if chosen in fits else (fits[0] if fits else None)
     projects = project_service.list_projects(session=session, include_archived=True)
     models = service.list_models(session=session)
