@@ -47,6 +47,7 @@ ACCESS = {
     ("GET", "/api/v1/projects/{project_id}/progress"): USER,
     ("POST", "/api/v1/assignments/{assignment_id}/annotations"): USER,
     ("POST", "/api/v1/assignments/{assignment_id}/skip"): USER,
+    ("POST", "/api/v1/assignments/{assignment_id}/return"): USER,
     ("GET", "/api/v1/assignments"): USER,
     ("GET", "/api/v1/annotations"): USER,
     ("GET", "/api/v1/projects/{project_id}/leaderboard"): ADMIN,

@@ -38,7 +38,12 @@ def test_precompiled_rows_equal_sqlalchemys(factory, session, tmp_path, backend)
     statements = [
         (
             submitting._assignment_query(True),
-            {"p_assignment_id": assignment_id, "p_user_id": labeler.id, "p_key": "k"},
+            {
+                "p_assignment_id": assignment_id,
+                "p_user_id": labeler.id,
+                "p_key": "k",
+                "p_is_admin": False,
+            },
         ),
         (
             project_service.labeling_query(),
