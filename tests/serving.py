@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, insert, select
 
 from bench.lean_http import Connection, HttpError
 from tests.browser.live import free_port, server_env
-from tests.helpers import fresh_postgres_database, migrate, ranking_items
+from tests.helpers import fresh_postgres_database, migrate, ranking_items, row_id
 
 
 def seeded_database(name: str, *, prompts: int, labelers: int, overlap: int, tmp: Path) -> Any:
@@ -171,7 +171,7 @@ async def labeler(
                 await asyncio.sleep(0.2)
                 continue
             if sent.status in (200, 201):
-                tally.acknowledged.add(sent.json()["id"])
+                tally.acknowledged.add(row_id("annotation", sent.json()["id"]))  # public id
                 break
             if sent.status < 500:
                 break
