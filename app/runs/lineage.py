@@ -90,6 +90,23 @@ def get_model_by_ref(*, session: Session, ref: str) -> RegisteredModel:
     return model
 
 
+def short_name(ref: str) -> str:
+    """The last part of a model's path or hub id (`/models/qwen-0.5b/` -> `qwen-0.5b`)."""
+    parts = [part for part in ref.replace("\\", "/").split("/") if part]
+    return parts[-1] if parts else ref
+
+
+def base_of(run: TrainingRun, registered: dict[int, RegisteredModel]) -> dict[str, Any]:
+    """How the runs list names a run's base model: its registered name, else the last part of
+    its path; `path` is the whole reference (shown on hover)."""
+    model = registered.get(run.base_model_id) if run.base_model_id is not None else None
+    return {
+        "id": model.id if model else None,
+        "name": model.name if model else short_name(run.base_model),
+        "path": run.base_model,
+    }
+
+
 def duration(run: TrainingRun, now: datetime | None = None) -> str:
     """How long a run ran (so far), as '1h 02m', '3m 05s' or '42s'; '–' before it starts."""
     if run.started_at is None:
@@ -115,7 +132,8 @@ def headline(kind: str, summary: dict[str, Any], last: dict[str, Any]) -> list[t
 
 
 def run_rows(*, session: Session, runs: list[TrainingRun]) -> list[dict[str, Any]]:
-    """The runs list's columns: project, snapshot, duration, headline metric, output model."""
+    """The runs list's columns: project, snapshot, base model, duration, headline metric,
+    output model."""
     from app.datasets import service as datasets_service
     from app.projects import service as project_service
 
@@ -135,23 +153,23 @@ def run_rows(*, session: Session, runs: list[TrainingRun]) -> list[dict[str, Any
         p.id: p for p in project_service.list_projects(session=session, include_archived=True)
     }
     snapshots = {s.id: s for s in datasets_service.list_snapshots(session=session)}
-    outputs = {
+    wanted = {r.output_model_id for r in runs} | {r.base_model_id for r in runs}
+    models = {
         m.id: m
         for m in session.scalars(
-            select(RegisteredModel).where(
-                RegisteredModel.id.in_([r.output_model_id for r in runs if r.output_model_id])
-            )
+            select(RegisteredModel).where(RegisteredModel.id.in_(wanted - {None}))
         )
     }
     now = utcnow()
     rows = []
     for run in runs:
         snapshot = snapshots.get(run.snapshot_id)
-        output = outputs.get(run.output_model_id) if run.output_model_id else None
+        output = models.get(run.output_model_id) if run.output_model_id else None
         rows.append(
             {
                 "run": run,
                 "snapshot": snapshot,
+                "base": base_of(run, models),
                 "project": projects.get(snapshot.project_id if snapshot else run.project_id),
                 "duration": duration(run, now),
                 "headline": headline(

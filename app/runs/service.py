@@ -363,12 +363,12 @@ def finish_run(
     exit_code: int | None = None,
     error: str | None = None,
 ) -> TrainingRun:
-    """Mark a run finished; a succeeded run registers its output model."""
+    """Mark a run finished; a succeeded run registers its output model. The worker's name stays:
+    the run's page and the runs list still say where it ran."""
     run.status = status
     run.exit_code = exit_code
     run.error = error
     run.finished_at = utcnow()
-    run.worker = None
     if status == RunStatus.succeeded and run.run_dir and run.kind != RunKind.generate:
         _register_output(session=session, run=run)
     session.commit()
