@@ -19,7 +19,7 @@ def test_a_loss_flat_at_ln2_after_the_warmup_is_reported() -> None:
     assert loss_flat_warning([3.2] * 6, max_steps=None) is None  # unknown length: 10 steps first
 
 
-def test_run_page_and_api_show_the_warning_and_no_held_out_rows(
+def test_run_page_and_api_show_the_warning_and_no_evaluation(
     client, factory, session, sft_snapshot, policy_dir
 ) -> None:
     admin = factory.user("admin")
@@ -37,7 +37,7 @@ def test_run_page_and_api_show_the_warning_and_no_held_out_rows(
     service.finish_run(session=session, run=run, status="failed", error="x")
     page = client.get(f"/admin/runs/{run.id}", headers=admin.headers).text
     assert "loss flat at ln 2" in page
-    assert re.search(r'id="evaluation">\s*no held-out rows', page)
+    assert re.search(r'id="evaluation">\s*none: the run ended before its evaluation', page)
 
 
 def test_start_form_suggests_settings_by_kind_and_model_size(

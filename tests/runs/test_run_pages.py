@@ -1,16 +1,23 @@
 """What the runs list and a run's page tell a new admin: a base model by a name a person gave
-it, and where a finished run ran."""
+it, where a finished run ran, an evaluation note that is true, and the model a run made."""
 
 import json
 import re
 from pathlib import Path
 
+from app.datasets import service as datasets_service
+from app.datasets.schemas import SnapshotCreate
 from app.runs import service
+from tests.runs.conftest import label_all
 from tests.test_pages import login
 
 
 def _row(page: str, run_id: int) -> str:
     return re.search(rf'<tr id="run-{run_id}">(.*?)</tr>', page, re.S).group(1)
+
+
+def _evaluation(page: str) -> str:
+    return re.search(r'id="evaluation">(.*?)</dd>', page, re.S).group(1).strip()
 
 
 def _succeed(session, run, tmp_path: Path, summary: dict) -> None:  # type: ignore[no-untyped-def]
@@ -75,3 +82,54 @@ def test_a_finished_run_keeps_the_name_of_its_worker(
     assert re.search(r'id="worker">gpu-7<', client.get(f"/admin/runs/{by_name.id}").text)
     shown = client.get(f"/api/v1/runs/{by_name.id}", headers=admin.headers).json()
     assert shown["worker"] == "gpu-7"
+
+
+def test_evaluation_says_no_held_out_rows_only_when_the_snapshot_had_none(
+    client, factory, session, sft_snapshot, policy_dir, tmp_path
+) -> None:
+    admin = factory.user("admin")
+    login(client, admin)
+    assert sft_snapshot.test_rows > 0
+    failed = service.create_run(
+        session=session, kind="sft", snapshot_id=sft_snapshot.id, model=policy_dir
+    )
+    session.commit()
+    assert _evaluation(client.get(f"/admin/runs/{failed.id}").text) == "when the run ends"
+    service.finish_run(session=session, run=failed, status="failed", error="boom")
+    page = client.get(f"/admin/runs/{failed.id}").text
+    assert "no held-out rows" not in page
+    assert _evaluation(page) == "none: the run ended before its evaluation"
+
+    project = factory.project(kind="demonstration", k=1)
+    factory.items(project, [{"id": f"d{i}", "prompt": f"p{i}"} for i in range(4)], tmp_path)
+    label_all(session, project, factory.user(), lambda t: {"demonstration": "hi"})
+    whole, _ = datasets_service.create_snapshot(
+        session=session, project=project, data=SnapshotCreate(kind="sft", split=1.0)
+    )
+    assert whole.test_rows == 0
+    unevaluated = service.create_run(
+        session=session, kind="sft", snapshot_id=whole.id, model=policy_dir
+    )
+    session.commit()
+    _succeed(session, unevaluated, tmp_path, {"steps": 3})
+    page = client.get(f"/admin/runs/{unevaluated.id}").text
+    assert _evaluation(page) == "no held-out rows (the snapshot has none)"
+
+
+def test_a_run_page_names_and_links_the_model_it_made(
+    client, factory, session, sft_snapshot, policy_dir, tmp_path
+) -> None:
+    login(client, factory.user("admin"))
+    run = service.create_run(
+        session=session, kind="sft", snapshot_id=sft_snapshot.id, model=policy_dir
+    )
+    session.commit()
+    _succeed(session, run, tmp_path, {"eval_loss": 1.25})
+    session.refresh(run)
+    model = service.get_model(session=session, model_id=run.output_model_id)
+    page = client.get(f"/admin/runs/{run.id}").text
+    output = re.search(r'id="output">(.*?)</dd>', page, re.S).group(1)
+    assert output.startswith(f'<a href="/admin/models/{model.id}">{model.name}</a>')
+    assert "eval_loss <b>1.25</b>" in _evaluation(page)
+    listed = _row(client.get("/admin/runs").text, run.id)
+    assert f'<a href="/admin/models/{model.id}">{model.name}</a>' in listed
