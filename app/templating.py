@@ -13,6 +13,7 @@ from markupsafe import Markup
 
 from app.deps import csrf_token_of
 from app.projects.strength import as_lines
+from app.runs import metric_info
 
 ROOT = Path(__file__).resolve().parent.parent
 templates = Jinja2Templates(directory=ROOT / "templates")
@@ -77,6 +78,7 @@ templates.env.filters["markdown_tables"] = markdown_tables
 templates.env.filters["metric"] = metric
 templates.env.filters["plain"] = plain
 templates.env.filters["strength_lines"] = as_lines
+templates.env.globals["metric_note"] = metric_info.note
 
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any):

@@ -133,3 +133,29 @@ def test_a_run_page_names_and_links_the_model_it_made(
     assert "eval_loss <b>1.25</b>" in _evaluation(page)
     listed = _row(client.get("/admin/runs").text, run.id)
     assert f'<a href="/admin/models/{model.id}">{model.name}</a>' in listed
+
+
+def test_responses_cut_is_explained_where_it_is_shown(client, factory, session, tmp_path) -> None:
+    from app.runs.models import RegisteredModel
+
+    login(client, factory.user("admin"))
+    model = RegisteredModel(
+        name="rm-cut",
+        kind="reward",
+        path=str(tmp_path),
+        run_id=None,
+        metrics={"eval_accuracy": 0.75, "responses_cut": 12},
+    )
+    session.add(model)
+    session.commit()
+    page = client.get(f"/admin/models/{model.id}").text
+    summary = re.search(r"<dt>responses_cut</dt><dd>(.*?)</dd>", page, re.S).group(1)
+    assert summary.startswith("12 ")
+    note = re.search(r'id="note-responses_cut">([^<]*)</span>', summary).group(1)
+    assert "longer than max_length" in note and "raise max_length" in note.lower()
+    assert 'id="note-eval_accuracy"' not in page  # a name that says enough has no note
+
+    registry = client.get("/admin/models").text
+    row = re.search(rf'<tr id="model-{model.id}">(.*?)</tr>', registry, re.S).group(1)
+    assert f'<span class="has-note" title="{note}">responses_cut</span> 12' in row
+    assert f"responses_cut: {note}" in row
