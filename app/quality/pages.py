@@ -1,6 +1,7 @@
 """HTML routes of labeler quality: per-project table, labeler drill-down, exclude / reinstate,
 gold and hold settings, α over time."""
 
+import math
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -31,31 +32,46 @@ SORTS = (
     "median_seconds",
     "flags",
 )
-WIDTH, HEIGHT, BASE = 640, 160, 130
+HEIGHT, TOP, BASE = 180, 24, 150
+"""The α chart's height and its plot's top and bottom (px); it is as wide as its card."""
+
+
+def _alpha_ticks(low: float) -> list[float]:
+    """Tick values of the α axis from `low` (≤ 0) up to 1: quarters, or halves below −0.25."""
+    step = 0.25 if low >= -0.25 else 0.5
+    start = math.floor(low / step) * step
+    return [round(start + i * step, 2) for i in range(round((1 - start) / step) + 1)]
 
 
 def alpha_chart(points: list[AlphaPoint]) -> dict[str, Any]:
-    """Coordinates of an inline SVG line of α per day (days without α leave a gap)."""
+    """An inline SVG of α per day: x as a percentage of the width (the chart takes its card's
+    width while its text keeps its pixel size), y in pixels on an axis from min(0, α) to 1."""
     known = [p.alpha for p in points if p.alpha is not None]
-    low = min([0.0, *known])
-    step = WIDTH / max(len(points), 1)
-    dots = []
-    for i, p in enumerate(points):
-        if p.alpha is None:
-            continue
-        y = BASE - (p.alpha - low) / (1.0 - low) * (BASE - 20)
-        dots.append({"x": round(i * step + step / 2, 1), "y": round(y, 1), "point": p})
-    zero = round(BASE - (0 - low) / (1.0 - low) * (BASE - 20), 1)
-    line = " ".join(f"{d['x']},{d['y']}" for d in dots)
+    ticks = _alpha_ticks(min([0.0, *known]))
+    low = ticks[0]
+
+    def y(value: float) -> float:
+        return round(BASE - (value - low) / (1.0 - low) * (BASE - TOP), 1)
+
+    step = 100 / max(len(points), 1)
+    dots = [
+        {"x": round(i * step + step / 2, 2), "y": y(p.alpha), "point": p}
+        for i, p in enumerate(points)
+        if p.alpha is not None
+    ]
     return {
         "dots": dots,
-        "line": line,
-        "width": WIDTH,
+        "segments": list(zip(dots, dots[1:], strict=False)),
+        "ticks": [{"value": t, "y": y(t), "label": f"{t:g}"} for t in ticks],
+        "days": [
+            {"x": round(i * step + step / 2, 2), "label": p.day.strftime("%b %d")}
+            for i, p in enumerate(points)
+            if i % 2 == 0 or i == len(points) - 1
+        ],
         "height": HEIGHT,
-        "zero": zero,
         "base": BASE,
-        "step": step,
-        "points": points,
+        "top": TOP,
+        "enough": len(dots) >= 2,
     }
 
 

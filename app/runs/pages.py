@@ -14,7 +14,7 @@ from app.deps import AdminUser
 from app.errors import DomainError, validation_messages
 from app.http.bounds import Id, Keyword, ModelRefQuery, loads_object
 from app.projects import service as project_service
-from app.runs import health, lineage, service
+from app.runs import health, lineage, metric_info, service
 from app.runs.generation import generation_details
 from app.runs.models import TRAINS_ON, RunKind, RunStatus, run_kinds_for
 from app.runs.schemas import ModelCreate, RunCreate
@@ -242,6 +242,7 @@ def run_page(request: Request, run_id: Id, session: SessionDep, _: AdminUser):
         workers_running=workers_running(session),
         warnings=health.warnings(session=session, run=run),
         evaluation=health.evaluation(output.metrics) if output else {},
+        zero_floor=metric_info.non_negative(run.kind),
     )
 
 

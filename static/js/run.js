@@ -4,6 +4,8 @@
   const root = document.getElementById("run-status");
   if (!root) return;
   const runId = root.dataset.run;
+  // Metrics that cannot be negative by definition: their charts start at 0 (app/runs/metric_info.py).
+  const ZERO = new Set((root.dataset.zero || "").split(" ").filter(Boolean));
   const SKIP = new Set(["step", "epoch", "time", "elapsed", "learning_rate", "lr"]);
   const PREFERRED = ["loss", "eval_loss", "accuracy", "eval_accuracy", "score", "mean_score", "kl",
     "reward_margin", "policy_loss", "value_loss", "entropy", "clip_fraction"];
@@ -30,7 +32,7 @@
     }
     const last = points[points.length - 1];
     box.querySelector("figcaption").textContent = `${name} · ${window.LineChart.exact(last[1])} at step ${last[0]}`;
-    window.LineChart.draw(box.querySelector("svg"), points);
+    window.LineChart.draw(box.querySelector("svg"), points, { zero: ZERO.has(name) });
   }
 
   function draw() {
