@@ -33,6 +33,9 @@ class Reliability:
     lower: float
     upper: float
     rankings: int
+    shared: int = 0
+    """Rankings of prompts another labeler also ranked: only these tell the fit anything about
+    the labeler (alone on a prompt, a ranking agrees with itself)."""
 
 
 @dataclass
@@ -178,6 +181,16 @@ def _bootstrap(
     return lower, upper
 
 
+def _shared_counts(data: _Data, n_labelers: int) -> np.ndarray:
+    """Per labeler, their rankings of prompts that at least one other labeler ranked too."""
+    prompt = np.array([data.slot_keys[row[0]][0] for row in data.index], dtype=object)
+    labelers_of: dict[Key, set[int]] = {}
+    for item, j in zip(prompt, data.labeler.tolist(), strict=True):
+        labelers_of.setdefault(item, set()).add(j)
+    shared = np.array([len(labelers_of[item]) > 1 for item in prompt], dtype=bool)
+    return np.bincount(data.labeler[shared], minlength=n_labelers)
+
+
 def fit_reliability(
     rankings: Sequence[tuple[Key, Key, Sequence[Key]]],
     *,
@@ -213,8 +226,11 @@ def fit_reliability(
     utilities: dict[Key, dict[Key, float]] = {}
     for (item, response), value in zip(data.slot_keys, theta.tolist(), strict=True):
         utilities.setdefault(item, {})[response] = value
+    shared = _shared_counts(data, n_labelers)
     labelers = {
-        key: Reliability(float(r[j]), float(lower[j]), float(upper[j]), int(counts[j]))
+        key: Reliability(
+            float(r[j]), float(lower[j]), float(upper[j]), int(counts[j]), int(shared[j])
+        )
         for j, key in enumerate(data.labeler_keys)
     }
     return ReliabilityFit(labelers=labelers, utilities=utilities, iterations=done)

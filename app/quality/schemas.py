@@ -21,7 +21,8 @@ class LabelerQuality(BaseModel):
     agreement: float | None
     """Mean Kendall τ of their labels with the consensus of the other labelers (−1…1)."""
     reliability: float | None
-    """Share of their rankings that look informed under the fitted model (0…1)."""
+    """Share of their rankings that look informed under the fitted model (0…1); None with
+    fewer than 10 labels on prompts another labeler also labeled (not enough labels)."""
     reliability_interval: tuple[float, float] | None
     median_seconds: float | None
     flags: list[str]

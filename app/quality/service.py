@@ -176,6 +176,8 @@ def project_quality(
         if agree and (flag := flag_tests.low_agreement(agree.mean, agree.sd, agree.n, median_tau)):
             found.append(flag)
         rel = fit.labelers.get(user_id)
+        if rel is not None and rel.shared < flag_tests.MIN_LABELS:
+            rel = None  # too few shared labels: the fit would echo its prior (0.50, 0.50–0.50)
         hold = user_id in held or (
             project.auto_hold
             and gold_rules.hold_of(session=session, project=project, user_id=user_id) is not None

@@ -51,3 +51,44 @@ def test_alpha_chart_has_an_axis_and_says_when_it_has_fewer_than_two_points(
     section = _alpha_section(client.get(f"/admin/projects/{project.id}/quality").text)
     assert "alpha-too-few" not in section
     assert section.count('class="dot"') == 2 and section.count('class="line"') == 1
+
+
+def _row(page: str, user_id: int) -> str:
+    return re.search(rf'<tr data-user="{user_id}">(.*?)</tr>', page, re.S).group(1)
+
+
+def test_a_labeler_with_too_few_shared_labels_shows_not_enough_labels(
+    client, factory, session, tmp_path
+) -> None:
+    admin = factory.user("admin")
+    login(client, admin)
+    project = factory.project(k=3, overlap=4)
+    factory.items(project, sim.items(12, k=3), tmp_path)
+    crew = sim.crew(session, ["careful"] * 3)
+    sim.work(session, project, crew, seed=2)
+    [(late, _)] = sim.crew(session, ["careful"], prefix="late")
+    sim.work(session, project, [(late, "careful")], seed=3, limit=3)
+    alone = factory.project(k=3, overlap=1)
+    factory.items(alone, sim.items(12, k=3, prefix="a"), tmp_path)
+    [(solo, _)] = sim.crew(session, ["careful"], prefix="solo")
+    sim.work(session, alone, [(solo, "careful")], seed=4)
+
+    body = client.get(f"/api/v1/projects/{project.id}/quality", headers=admin.headers).json()
+    rows = {r["user_id"]: r for r in body["labelers"]}
+    assert rows[late.id]["labels"] == 3
+    assert rows[late.id]["reliability"] is None and rows[late.id]["reliability_interval"] is None
+    for user, _ in crew:  # 12 labels each, every prompt shared: a fitted value
+        assert rows[user.id]["reliability"] is not None
+        low, high = rows[user.id]["reliability_interval"]
+        assert low <= rows[user.id]["reliability"] <= high
+
+    page = client.get(f"/admin/projects/{project.id}/quality").text
+    assert "not enough labels" in _row(page, late.id)
+    assert "not enough labels" not in _row(page, crew[0][0].id)
+    detail = client.get(f"/admin/projects/{project.id}/quality/labelers/{late.id}").text
+    assert "not enough labels" in detail
+
+    # 12 labels, but nobody else labeled those prompts: nothing to tell reliability from
+    page = client.get(f"/admin/projects/{alone.id}/quality").text
+    row = _row(page, solo.id)
+    assert ">12<" in row and "not enough labels" in row and "0.50" not in row
