@@ -39,7 +39,12 @@ FORMATS = list(formats.ImportFormat)
 
 
 def _settings(
-    instructions: str, k: str, overlap: str, lease_seconds: str, rating_scale: str, criteria: str
+    instructions: str,
+    k: str | None,
+    overlap: str,
+    lease_seconds: str,
+    rating_scale: str | None,
+    criteria: str,
 ) -> dict[str, Any]:
     names = [c.strip() for c in criteria.replace(",", "\n").splitlines() if c.strip()]
     return {
@@ -160,20 +165,24 @@ def update_project(
     _: AdminUser,
     name: Annotated[str, Form()] = "",
     instructions: Annotated[str, Form()] = "",
-    k: Annotated[str, Form()] = "4",
+    k: Annotated[str | None, Form()] = None,
     overlap: Annotated[str, Form()] = "1",
     lease_seconds: Annotated[str, Form()] = "1800",
-    rating_scale: Annotated[str, Form()] = RatingScale.thumbs,
+    rating_scale: Annotated[str | None, Form()] = None,
     criteria: Annotated[str, Form()] = "",
-    strength_scale: Annotated[str, Form()] = "",
+    strength_scale: Annotated[str | None, Form()] = None,
     questions: Annotated[str, Form()] = "",
     is_archived: Annotated[str, Form()] = "",
 ):
+    """Save the settings form. K, the rating scale and the strength scale are absent when the
+    form disabled them (the project has labels): an absent field is left as it is."""
     project = service.get(session=session, project_id=project_id)
     form = {"name": name, "is_archived": form_bool(is_archived)}
     form |= _settings(instructions, k, overlap, lease_seconds, rating_scale, criteria)
+    form = {key: value for key, value in form.items() if value is not None}
     try:
-        form["strength_scale"] = _strength_scale(strength_scale)
+        if strength_scale is not None:
+            form["strength_scale"] = _strength_scale(strength_scale)
         form["questions"] = _questions(questions)
         service.update(session=session, project=project, data=ProjectUpdate.model_validate(form))
         session.commit()
