@@ -2,6 +2,8 @@
 
 import re
 
+from sqlalchemy import select
+
 from tests.test_pages import login
 
 
@@ -72,3 +74,53 @@ def test_locked_project_fields_are_disabled_with_the_reason(client, factory, tmp
     # a hurried client that sends a locked field anyway is still refused
     refused = client.post(f"/admin/projects/{project.id}", data=form | {"k": "3"})
     assert refused.status_code == 422 and "k cannot change" in refused.text
+
+
+def _label_everything(client, user, project) -> None:  # type: ignore[no-untyped-def]
+    url = f"/api/v1/projects/{project.id}/tasks/next"
+    while (task := client.get(url, headers=user.headers)).status_code == 200 and task.json():
+        task = task.json()
+        ranking = {"ranking": [r["id"] for r in task["responses"]]}
+        answer = f"/api/v1/assignments/{task['assignment_id']}/annotations"
+        assert client.post(answer, json=ranking, headers=user.headers).status_code == 201
+
+
+def _cards(page: str) -> list[str]:
+    """The external id of each annotation's prompt, in page order."""
+    return re.findall(r'<h3>Prompt <span class="muted small">([^<]*)</span>', page)
+
+
+def test_annotations_filter_takes_a_prompts_external_id_or_row_id(
+    client, factory, session, tmp_path
+) -> None:
+    from app.projects.models import Prompt
+
+    labeler = factory.user()
+    first, second = factory.project(name="first", k=2), factory.project(name="second", k=2)
+    items = [{"id": i, "prompt": f"q {i}", "responses": ["x", "y"]} for i in ("alpha", "b-2")]
+    factory.items(first, items, tmp_path)
+    factory.items(second, items[:1], tmp_path)
+    for project in (first, second):
+        _label_everything(client, labeler, project)
+    login(client, factory.user("admin"))
+
+    both = client.get("/admin/annotations?prompt_id=alpha")
+    assert both.status_code == 200 and _cards(both.text) == ["alpha", "alpha"]
+    assert "names 2 prompts" in both.text
+    one = client.get(f"/admin/annotations?project_id={first.id}&prompt_id=+b-2+")
+    assert one.status_code == 200 and _cards(one.text) == ["b-2"]
+    assert 'value="b-2"' in one.text  # the field keeps what was typed
+    row = session.scalar(
+        select(Prompt.id).where(Prompt.project_id == second.id, Prompt.external_id == "alpha")
+    )
+    by_row = client.get(f"/admin/annotations?prompt_id={row}")
+    assert by_row.status_code == 200 and _cards(by_row.text) == ["alpha"]
+
+    missing = client.get(f"/admin/annotations?project_id={second.id}&prompt_id=b-2")
+    assert missing.status_code == 422 and _cards(missing.text) == []
+    message = "no prompt in second has the id or external id &#39;b-2&#39;"
+    assert f'<span class="field-error" id="prompt-error" role="alert">{message}</span>' in (
+        missing.text
+    )
+    too_long = client.get("/admin/annotations", params={"prompt_id": "x" * 201})
+    assert too_long.status_code == 422

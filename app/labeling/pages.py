@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from app.auth import service as auth_service
 from app.db import SessionDep, get_sessionmaker
 from app.deps import AdminUser, CurrentUser
-from app.http.bounds import MAX_PAGE_NUMBER, Id
+from app.http.bounds import MAX_PAGE_NUMBER, Id, text
 from app.labeling import service
 from app.labeling.schemas import Task
 from app.labeling.validation import MAX_DEMONSTRATION
@@ -25,6 +25,8 @@ PROMPT_UNCLEAR = "The prompt is broken or unclear"
 OFFENSIVE = "Offensive or disturbing content"
 IDENTICAL = "The responses are (nearly) identical"
 PAGE_SIZE = 25
+PromptRef = text(200)
+"""A prompt's row id or external id (at most 200 characters, as stored)."""
 
 
 def skip_reasons(task: Any) -> list[str]:
@@ -96,17 +98,29 @@ def annotations_page(
     _: AdminUser,
     project_id: Annotated[Id | None, BeforeValidator(_blank_is_none)] = None,
     user_id: Annotated[Id | None, BeforeValidator(_blank_is_none)] = None,
-    prompt_id: Annotated[Id | None, BeforeValidator(_blank_is_none)] = None,
+    prompt_id: Annotated[PromptRef | None, BeforeValidator(_blank_is_none)] = None,
     page: Annotated[int, Ge(1), Le(MAX_PAGE_NUMBER)] = 1,
 ):
-    """Annotations, newest first, each next to its prompt and responses."""
-    annotations = service.list_annotations(
-        session=session,
-        project_id=project_id,
-        user_id=user_id,
-        prompt_id=prompt_id,
-        limit=PAGE_SIZE + 1,
-        offset=(page - 1) * PAGE_SIZE,
+    """Annotations, newest first, each next to its prompt and responses. `prompt_id` takes a
+    prompt's row id or its external id (the id in the imported file); one that names no prompt
+    is refused beside the field."""
+    ref = prompt_id.strip() if prompt_id is not None else ""
+    named = (
+        project_service.prompts_named(session=session, ref=ref, project_id=project_id)
+        if ref
+        else None
+    )
+    annotations = (
+        service.list_annotations(
+            session=session,
+            project_id=project_id,
+            user_id=user_id,
+            prompt_ids=named,
+            limit=PAGE_SIZE + 1,
+            offset=(page - 1) * PAGE_SIZE,
+        )
+        if named != []
+        else []
     )
     prompts: dict[int, tuple[Prompt, dict[int, ProjectResponse]]] = {}
     for annotation in annotations[:PAGE_SIZE]:
@@ -115,15 +129,24 @@ def annotations_page(
                 session=session, prompt_id=annotation.prompt_id
             )
             prompts[annotation.prompt_id] = (prompt, {r.id: r for r in responses})
-    projects = project_service.list_projects(session=session, include_archived=True)
+    projects = {
+        p.id: p for p in project_service.list_projects(session=session, include_archived=True)
+    }
+    error = None
+    if named == []:
+        where = f" in {projects[project_id].name}" if project_id in projects else ""
+        error = f"no prompt{where} has the id or external id {ref!r}"
     return render(
         request,
         "admin/annotations.html",
+        422 if error else 200,
+        error=error,
+        matched=len(named or []),
         annotations=annotations[:PAGE_SIZE],
         more=len(annotations) > PAGE_SIZE,
         page=page,
         prompts=prompts,
-        projects={p.id: p for p in projects},
+        projects=projects,
         users={u.id: u for u in auth_service.list_users(session=session)},
-        filters={"project_id": project_id, "user_id": user_id, "prompt_id": prompt_id},
+        filters={"project_id": project_id, "user_id": user_id, "prompt_id": ref},
     )

@@ -171,13 +171,16 @@ def list_annotations(
     user_id: int | None = None,
     project_id: int | None = None,
     prompt_id: int | None = None,
+    prompt_ids: list[int] | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> list[Annotation]:
-    """Annotations, newest first, filtered."""
+    """Annotations, newest first, filtered (`prompt_ids`: of any of these prompts)."""
     query = _newest_first(
         Annotation, limit, offset, user_id=user_id, project_id=project_id, prompt_id=prompt_id
     )
+    if prompt_ids is not None:
+        query = query.where(Annotation.prompt_id.in_(prompt_ids))
     return list(session.scalars(query))
 
 

@@ -3,11 +3,12 @@
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Boolean, Select, bindparam, case, delete, exists, func, select
+from sqlalchemy import Boolean, Select, bindparam, case, delete, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.auth.models import User
 from app.errors import Conflict, Forbidden, Invalid, NotFound
+from app.http.bounds import MAX_ID
 from app.labeling import labels
 from app.labeling.models import AssignmentStatus
 from app.projects import questions as question_defs
@@ -242,6 +243,18 @@ def prompt_with_responses(*, session: Session, prompt_id: int) -> tuple[Prompt, 
         select(Response).where(Response.prompt_id == prompt_id).order_by(Response.position)
     )
     return prompt, list(responses)
+
+
+def prompts_named(*, session: Session, ref: str, project_id: int | None = None) -> list[int]:
+    """Ids of the prompts a typed reference names, in id order: the prompt with that row id
+    (digits) and those with that external id, within `project_id` when it is given."""
+    named = Prompt.external_id == ref
+    if ref.isdigit() and int(ref) <= MAX_ID:
+        named = or_(named, Prompt.id == int(ref))
+    query = select(Prompt.id).where(named).order_by(Prompt.id)
+    if project_id is not None:
+        query = query.where(Prompt.project_id == project_id)
+    return list(session.scalars(query))
 
 
 def prompt_messages(*, session: Session, prompt_ids: list[int]) -> dict[int, list[dict]]:
