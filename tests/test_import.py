@@ -8,7 +8,7 @@ import pytest
 
 from app.errors import Invalid
 from app.labeling.models import Annotation
-from app.projects import importer
+from app.projects import importer, service
 from app.projects.models import Prompt, Response
 from tests.helpers import ranking_items
 
@@ -191,3 +191,48 @@ def test_api_upload_reports_line_numbers(client, factory, tmp_path) -> None:
         content=body,
     )
     assert ok.status_code == 200 and ok.json()["imported"] == 1
+
+
+EMPTY_FILES = {
+    "empty.jsonl": b"",
+    "blank.jsonl": b"\n  \n\t\n\n",
+    "blank.jsonl.gz": gzip.compress(b"\n\n"),
+}
+
+
+def test_an_empty_import_file_is_refused_everywhere(client, factory, session, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from app.cli import app as cli
+    from tests.test_pages import login
+
+    admin = factory.user("admin")
+    project = factory.project(kind="ranking", k=2)
+    for name, body in EMPTY_FILES.items():
+        path = tmp_path / name
+        path.write_bytes(body)
+        with pytest.raises(Invalid, match="holds no prompts") as refused:
+            importer.import_file(session=session, project=project, path=path)
+        assert refused.value.field == "file"
+
+        result = CliRunner().invoke(cli, ["import", project.name, str(path)])
+        assert result.exit_code == 2, result.output
+        assert "the file holds no prompts: it is empty or has only blank lines" in result.stderr
+
+        api = client.post(
+            f"/api/v1/projects/{project.id}/items",
+            headers=admin.headers,
+            files={"file": (name, body, "application/x-ndjson")},
+        )
+        assert api.status_code == 422 and api.json()["field"] == "file"
+        assert "holds no prompts" in api.json()["detail"]
+
+    token = login(client, admin)
+    page = client.post(
+        f"/admin/projects/{project.id}/import",
+        data={"csrf_token": token},
+        files={"file": ("blank.jsonl", EMPTY_FILES["blank.jsonl"])},
+    )
+    assert page.status_code == 422 and "holds no prompts" in page.text
+    assert "Imported 0" not in page.text
+    assert service.stats(session=session, project=project).prompts == 0

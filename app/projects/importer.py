@@ -215,6 +215,17 @@ class _Pass:
         return None
 
 
+def _empty(state: "_Pass") -> Invalid | None:
+    """The refusal of a file without a single line to read (empty, or blank lines only): an
+    import of 0 prompts is a mistake (the wrong file, a failed download), not a success."""
+    if state.lines:
+        return None
+    return Invalid(
+        "the file holds no prompts: it is empty or has only blank lines; nothing was imported",
+        field="file",
+    )
+
+
 def import_file(
     *,
     session: Session,
@@ -247,7 +258,7 @@ def import_file(
     state.total = lines if postgres else 2 * lines
     if not postgres:
         _scan(path, fmt, kind, limits, state, None)
-        if failure := state.failed():
+        if failure := state.failed() or _empty(state):
             raise failure
         state.lines, state.offset, state.errors, state.error_count = 0, lines, [], 0
     writer: BulkWriter | None = None
@@ -259,7 +270,7 @@ def import_file(
 
     try:
         _scan(path, fmt, kind, limits, state, store)
-        if failure := state.failed():
+        if failure := state.failed() or _empty(state):
             raise failure
         session.commit()
         if report.imported >= ANALYZE_AFTER and postgres:
