@@ -119,7 +119,7 @@ def serve(
             port=port,
             workers=processes,
             log_level="warning",
-            access_log=False,
+            access_log=False,  # the app logs each request once, with its id (app/http/context)
             timeout_graceful_shutdown=SHUTDOWN_SECONDS,
             # Keep idle connections longer than uvicorn's 5 s: a client that reuses one just
             # as the server closes it gets an error, not an answer (busy API clients and

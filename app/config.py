@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     """How often a worker heart-beats (its own row and its run's); well under run_stale_seconds."""
     run_retry_seconds: float = 10.0
     """Backoff before a retried attempt; doubles with each attempt."""
+    access_log: bool = True
+    """One log line per request (method, path, status, duration, request id);
+    RLHF_ACCESS_LOG=0 turns it off."""
     trainer_launcher: str = "python"
     """How the worker starts the trainer: python (python -m trainer) or accelerate."""
 

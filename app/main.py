@@ -1,5 +1,6 @@
 """create_app(): routers, middleware, templates, static files."""
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -10,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import backpressure, http
+from app import backpressure, http, logs
 from app.aggregation import api as aggregation_api
 from app.aggregation import pages as aggregation_pages
 from app.auth import api as auth_api
@@ -123,19 +124,23 @@ def _favicon() -> FileResponse:
 
 @asynccontextmanager
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-    """Size the worker threads to the pool and warm the hot path; close the engine at the end."""
+    """Size the worker threads to the pool and warm the hot path; close the engine at the end.
+    The log says when this web process starts serving and when it stops."""
     await configure_threads()
     await warm_up()
+    logs.server.info("web process %d started (rlhf-studio %s)", os.getpid(), logs.version())
     yield
     await dispose_async_engines()
+    logs.server.info("web process %d stopped", os.getpid())
 
 
 def create_app() -> FastAPI:
     """The web application."""
     get_settings()  # refuse to start on a placeholder secret outside dev mode
+    logs.configure()
     app = FastAPI(
         title="rlhf-studio",
-        version="0.1.0",
+        version=logs.version(),
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,

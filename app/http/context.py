@@ -3,14 +3,19 @@
 The outermost middleware of the app. A request id (`X-Request-ID`) names each request in the
 log and in the answer, so a user's report of a 500 can be found. An exception that escapes the
 app is logged with the request id and answered with a JSON 500 that carries it (the traceback
-stays in the log).
+stays in the log). Each request ends with one access line (`rlhf.access`: method, path, status,
+milliseconds, request id) unless RLHF_ACCESS_LOG=0; uvicorn's own access log stays off.
 """
 
 import json
 import logging
 import os
+import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.config import get_settings
+from app.logs import access
 
 log = logging.getLogger("rlhf.http")
 
@@ -46,27 +51,30 @@ def is_https(scope: Scope) -> bool:
 
 
 class RequestContextMiddleware:
-    """Request id, security headers, and a logged JSON 500 for anything unexpected."""
+    """Request id, security headers, the access log line, and a logged JSON 500 for anything
+    unexpected."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.access_log = get_settings().access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        began = time.perf_counter()
         request_id = os.urandom(16).hex()  # as uuid4().hex, without building a UUID
         scope.setdefault("state", {})["request_id"] = request_id
         extra = [
             (REQUEST_ID_HEADER.lower().encode(), request_id.encode()),
             *security_headers(scope.get("scheme", "http")),
         ]
-        started = False
+        status = 0  # none yet: the client left, or the app failed, before an answer started
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal started
+            nonlocal status
             if message["type"] == "http.response.start":
-                started = True
+                status = message["status"]
                 present = {name.lower() for name, _ in message.get("headers", [])}
                 headers = list(message.get("headers", []))
                 headers += [(name, value) for name, value in extra if name not in present]
@@ -82,7 +90,7 @@ class RequestContextMiddleware:
                 scope.get("path"),
                 request_id,
             )
-            if started:
+            if status:
                 raise  # the answer is half sent: the server drops the connection
             body = json.dumps(
                 {
@@ -101,3 +109,13 @@ class RequestContextMiddleware:
                 }
             )
             await send({"type": "http.response.body", "body": body})
+        finally:
+            if self.access_log:
+                access.info(
+                    "%s %s %s %.1fms id=%s",
+                    scope.get("method"),
+                    scope.get("path"),
+                    status or "-",
+                    (time.perf_counter() - began) * 1000,
+                    request_id,
+                )
