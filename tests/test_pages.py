@@ -316,3 +316,12 @@ def test_the_leaderboard_explains_each_rank(client, factory, session, tmp_path) 
     assert "no model entirely above" in page
     assert "2 models entirely above: m0, m1" in page
     assert page.count("<line x1=") >= 3 and "95% interval" in page
+
+
+def test_the_labeler_home_shows_an_empty_project_as_empty(client, factory) -> None:
+    labeler = factory.user()
+    factory.project(kind="ranking", k=2, name="nothing here yet")
+    page = client.get("/", headers=labeler.headers).text
+    card = page[page.index("nothing here yet") :]
+    assert 'style="width: 0%"' in card.split("</section>")[0]
+    assert "No prompts yet." in card.split("</section>")[0]
