@@ -128,12 +128,15 @@ def main() -> None:
                 page.wait_for_function(
                     """(before) => {
                         const c = document.getElementById("task-config");
-                        return c && JSON.parse(c.textContent).assignment_id !== before
+                        if (!c) return document.readyState === "complete";  // all done
+                        return JSON.parse(c.textContent).assignment_id !== before
                             && document.querySelector("#responses .response");
                     }""",
                     arg=before,
                     polling="raf",
                 )
+                if page.locator("#task-config").count() == 0:
+                    break  # the last task led to the "all done" page: not a sample
                 samples.append((time.perf_counter() - started) * 1000)
                 page.wait_for_function("() => window.__shown !== null")
                 in_page.append(page.evaluate("() => window.__shown"))
