@@ -217,6 +217,7 @@ async def run_load(
 
 
 def check(url: str, acknowledged: list[int], overlap: int) -> dict:
+    from app.labeling import public
     from app.labeling.models import Annotation, Assignment
 
     engine = create_engine(url)
@@ -225,6 +226,8 @@ def check(url: str, acknowledged: list[int], overlap: int) -> dict:
         pairs = conn.execute(select(Assignment.prompt_id, Assignment.user_id)).all()
         per_prompt = Counter(conn.scalars(select(Annotation.prompt_id)))
     engine.dispose()
+    # The API answers with public ids (app.labeling.public); the server shares this env's key.
+    acknowledged = [public.decode(public.Kind.annotation, a) for a in acknowledged]
     return {
         "lost_acknowledged": len(set(acknowledged) - stored),
         "stored_not_acknowledged": len(stored - set(acknowledged)),
