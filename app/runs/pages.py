@@ -80,7 +80,8 @@ def _refusal(exc: Exception) -> tuple[str, str | None]:
 def _form_context(
     session: Any, form: dict[str, Any], error: str | None, error_field: str | None = None
 ) -> dict[str, Any]:
-    kind = form.get("kind") if form.get("kind") in RunKind.__members__ else "sft"
+    # The kinds this form starts (generate starts from a project's page).
+    kind = form.get("kind") if form.get("kind") in {k.value for k in TRAINS_ON} else "sft"
     snapshots = _snapshots(session)
     chosen = next((s for s in snapshots if str(s.id) == str(form.get("snapshot_id"))), None)
     # The snapshot selected: the one asked for when it can train the kind, else the newest that can.

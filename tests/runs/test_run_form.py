@@ -100,3 +100,17 @@ def test_a_rankings_only_world_defaults_to_an_rm_run(
     form = client.get("/admin/runs/new").text
     assert _selected(form, "kind") == ["rm"]
     assert _selected(form, "snapshot_id") == [str(rankings.id)]
+
+
+def test_the_form_posted_with_a_kind_it_does_not_start_comes_back(client, factory) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_pages import login
+
+    token = login(client, factory.user("admin"))
+    for kind in ("generate", "bogus"):
+        page = client.post(
+            "/admin/runs",
+            data={"csrf_token": token, "kind": kind, "model": "m", "snapshot_id": "1"},
+            headers={"Accept": "text/html"},
+        )
+        assert page.status_code == 422, page.text[-400:]
+        assert 'id="run-form"' in page.text
