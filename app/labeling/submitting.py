@@ -234,12 +234,16 @@ def _ensure_open(
 ) -> None:
     """Conflict or Gone unless the assignment may still be submitted. An expired lease is
     taken late while its slot is free, unless an admin released it (the admin took the prompt
-    back: the label is refused whatever the slot)."""
+    back: the label is refused whatever the slot), or the labeler is out of the project (an
+    exclusion or a hold ended their leases: `exclusions.settle`, so only a late submit needs
+    the check)."""
     if assignment.status == AssignmentStatus.done:
         raise Conflict("this assignment was submitted already")
     if assignment.status == AssignmentStatus.skipped:
         raise Conflict("this assignment was skipped")
     if assignment.expires_at <= now:
+        if exclusions.is_out(conn, user_id=assignment.user_id, project_id=assignment.project_id):
+            raise Forbidden("you are out of this project for now; this label was not stored")
         if _released(conn, assignment):
             raise Conflict(
                 "your lease of this assignment was released by an admin: this "
@@ -289,8 +293,6 @@ def _careful_statements() -> tuple[Any, Any, Any]:
 def _store_carefully(conn: Connection, row: Any, values: dict[str, Any], now: datetime) -> Row:
     assignment, prompt = _lock(conn, row.id, row.prompt_id)
     _ensure_open(conn, assignment, prompt, row.overlap, now)
-    if exclusions.is_out(conn, user_id=assignment.user_id, project_id=row.project_id):
-        raise Forbidden("you are out of this project for now; this label was not stored")
     store, done, counted = _careful_statements()
     stored = conn.execute(store, values).one()
     conn.execute(done, {"p_assignment_id": row.id, "p_now": now})
