@@ -103,13 +103,14 @@ def skip(*, session: Session, assignment_id: int, user: User, reason: str) -> Ro
 def progress(*, session: Session, project: Project, user: User) -> Progress:
     """What this labeler did in the project and how many prompts they could still get."""
     now = utcnow()
-    counts = dict(
-        session.execute(
-            select(Assignment.status, func.count())
-            .where(Assignment.project_id == project.id, Assignment.user_id == user.id)
-            .group_by(Assignment.status)
-        ).all()
-    )
+    live_lease = (Assignment.status == AssignmentStatus.leased) & (Assignment.expires_at > now)
+    done, skipped, leased = session.execute(
+        select(
+            func.count().filter(Assignment.status == AssignmentStatus.done),
+            func.count().filter(Assignment.status == AssignmentStatus.skipped),
+            func.count().filter(live_lease),
+        ).where(Assignment.project_id == project.id, Assignment.user_id == user.id)
+    ).one()
     available = session.scalar(
         select(func.count()).where(*lease_rules.open_for(project, user.id, now))
     )
@@ -122,19 +123,11 @@ def progress(*, session: Session, project: Project, user: User) -> Progress:
         held = exclusions.EXCLUDED_REASON
     elif hold := gold.hold_of(session=session, project=project, user_id=user.id):
         held = hold.reason
-    leased = session.scalar(
-        select(func.count()).where(
-            Assignment.project_id == project.id,
-            Assignment.user_id == user.id,
-            Assignment.status == AssignmentStatus.leased,
-            Assignment.expires_at > now,
-        )
-    )
     return Progress(
         project_id=project.id,
-        leased=leased or 0,
-        done=counts.get(AssignmentStatus.done, 0),
-        skipped=counts.get(AssignmentStatus.skipped, 0),
+        leased=leased,
+        done=done,
+        skipped=skipped,
         available=0 if held else available or 0,
         held=held,
     )
