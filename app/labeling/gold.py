@@ -174,14 +174,8 @@ def pick_gold(*, session: Db, project: Any, user_id: int) -> int | None:
         .outerjoin(Prompt, and_(Prompt.id == Assignment.prompt_id, Prompt.is_gold.is_(True)))
         .where(Assignment.project_id == project.id, Assignment.user_id == user_id)
     ).one()
-    mine = select(Assignment.prompt_id).where(
-        Assignment.project_id == project.id, Assignment.user_id == user_id
-    )
     drawn = session.scalar(
-        select(Prompt.id)
-        .where(Prompt.project_id == project.id, Prompt.is_gold.is_(True), Prompt.id.not_in(mine))
-        .order_by(func.random())
-        .limit(1)
+        select(Prompt.id).where(*_unseen(project, user_id)).order_by(func.random()).limit(1)
     )
     debt = project.gold_rate * (total + 1) - gold
     if debt <= 0 or (debt < 1 and random.random() >= debt):
@@ -191,19 +185,15 @@ def pick_gold(*, session: Db, project: Any, user_id: int) -> int | None:
 
 def unseen_count(*, session: Db, project: Any, user_id: int) -> int:
     """Gold items of the project this labeler has not been given yet."""
-    mine = select(Assignment.prompt_id).where(
+    return session.scalar(select(func.count()).where(*_unseen(project, user_id))) or 0
+
+
+def _unseen(project: Any, user_id: int) -> list[Any]:
+    """WHERE conditions on Prompt: the project's gold items never given to this labeler."""
+    given = select(Assignment.prompt_id).where(
         Assignment.project_id == project.id, Assignment.user_id == user_id
     )
-    return (
-        session.scalar(
-            select(func.count()).where(
-                Prompt.project_id == project.id,
-                Prompt.is_gold.is_(True),
-                Prompt.id.not_in(mine),
-            )
-        )
-        or 0
-    )
+    return [Prompt.project_id == project.id, Prompt.is_gold.is_(True), Prompt.id.not_in(given)]
 
 
 # --- holds ------------------------------------------------------------------------------------
