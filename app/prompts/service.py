@@ -380,14 +380,11 @@ def requeue(
     ids, detail = _selection(session, project, "requeue", where, prompt_id)
     needs = Prompt.done_count + 1 - project.overlap
     _log(session, project, ids, by, PromptActionKind.requeue, detail)
-    result = session.execute(
-        update(Prompt)
-        .where(Prompt.id.in_(ids.correlate(None).scalar_subquery()))
-        .values(extra_labels=case((needs > Prompt.extra_labels, needs), else_=Prompt.extra_labels))
-        .execution_options(synchronize_session=False)
+    return _set(
+        session,
+        ids,
+        extra_labels=case((needs > Prompt.extra_labels, needs), else_=Prompt.extra_labels),
     )
-    session.flush()
-    return result.rowcount  # type: ignore[attr-defined]
 
 
 def retire(
@@ -403,16 +400,10 @@ def retire(
     now = utcnow()
     ids, detail = _selection(session, project, "retire", where, prompt_id)
     _log(session, project, ids, by, PromptActionKind.retire, detail)
-    result = session.execute(
-        update(Prompt)
-        .where(Prompt.id.in_(ids.correlate(None).scalar_subquery()))
-        .values(retired_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    changed = _set(session, ids, retired_at=now)
     retired_now = select(Prompt.id).where(Prompt.project_id == project.id, Prompt.retired_at == now)
     _end_leases(session, retired_now.scalar_subquery(), now)
-    session.flush()
-    return result.rowcount  # type: ignore[attr-defined]
+    return changed
 
 
 def restore(
@@ -427,10 +418,15 @@ def restore(
     stays complete; re-queue it for one more)."""
     ids, detail = _selection(session, project, "restore", where, prompt_id)
     _log(session, project, ids, by, PromptActionKind.restore, detail)
+    return _set(session, ids, retired_at=None)
+
+
+def _set(session: Session, ids: Any, **values: Any) -> int:
+    """Set `values` on the prompts `ids` selects; returns how many changed."""
     result = session.execute(
         update(Prompt)
         .where(Prompt.id.in_(ids.correlate(None).scalar_subquery()))
-        .values(retired_at=None)
+        .values(**values)
         .execution_options(synchronize_session=False)
     )
     session.flush()
