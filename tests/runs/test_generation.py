@@ -153,7 +153,10 @@ def test_cancel_then_resume_never_duplicates(
     admin = factory.user("admin")
     _register(client, admin, "policy", tiny_models["causal-lm"])
     project = factory.project(kind="rating", k=2)
-    factory.items(project, [{"prompt": f"hello {i}", "responses": []} for i in range(12)], tmp_path)
+    # Enough samples that the cancel lands mid-run on a fast machine too.
+    prompts = 48
+    lines = [{"prompt": f"hello {i}", "responses": []} for i in range(prompts)]
+    factory.items(project, lines, tmp_path)
     config = FAST | {"n": 2, "batch_size": 1, "max_new_tokens": 24}
     start = {"kind": "generate", "project": project.name, "models": ["policy"], "config": config}
     run_id = client.post("/api/v1/runs", json=start, headers=admin.headers).json()["id"]
@@ -170,7 +173,7 @@ def test_cancel_then_resume_never_duplicates(
     cancelled = _status(run_id)
     assert cancelled.status == "cancelled"
     partial = _generated(session, project)
-    assert 2 <= len(partial) < 24 and len(set(partial)) == len(partial)
+    assert 2 <= len(partial) < 2 * prompts and len(set(partial)) == len(partial)
 
     # Ingesting the same samples file again (a retry of the stream) stores nothing new.
     progress = generation.read_progress(cancelled.run_dir)
@@ -194,7 +197,7 @@ def test_cancel_then_resume_never_duplicates(
     assert Worker(poll_seconds=0.2).run_once() == resumed.id
     assert _status(resumed.id).status == "succeeded"
     rows = _generated(session, project)
-    assert len(rows) == 24 and len(set(rows)) == 24
+    assert len(rows) == 2 * prompts and len(set(rows)) == 2 * prompts
     assert sorted({i for _, _, i in rows}) == [0, 1]
     assert (
         session.scalar(
