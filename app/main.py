@@ -176,7 +176,9 @@ def create_app() -> FastAPI:
         runs_pages,
     ):
         app.include_router(module.router)
-    lane.install(app.router)  # the hot path's routes without FastAPI's per-request machinery
+    # The hot path's routes without FastAPI's per-request machinery (refuses to start if one
+    # of them declares what the lane cannot run).
+    lane.install(app.router, labeling_api.router.routes, labeling_api.HOT)
     # The dashboard (projects) tells when no training worker is alive, without importing runs.
     templates.env.globals["workers_running"] = runs_pages.workers_running
     return app

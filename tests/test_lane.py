@@ -191,3 +191,90 @@ def test_a_form_body_from_a_browser_session_is_refused_at_once(app, factory, ran
     seen = asyncio.run(scenario())
     assert [code for _, code in seen[:-2]] == [422] * 6, seen
     assert seen[-2:] == [("forged", 403), ("json", 200)]
+
+
+def _small_app(*dependencies):  # type: ignore[no-untyped-def]
+    """An app with one hot route, `POST /items/{item_id}`, carrying these route dependencies."""
+    from typing import Annotated
+
+    from fastapi import APIRouter, Depends, FastAPI, Request
+    from pydantic import BaseModel
+
+    class Body(BaseModel):
+        text: str
+
+    class Out(BaseModel):
+        item_id: int
+        text: str
+        who: str
+
+    async def caller(request: Request) -> str:
+        return request.headers.get("x-who", "nobody")
+
+    router = APIRouter()
+
+    @router.post(
+        "/items/{item_id}",
+        response_model=Out,
+        status_code=201,
+        dependencies=[Depends(d) for d in dependencies],
+    )
+    async def make(item_id: int, body: Body, who: Annotated[str, Depends(caller)]) -> object:
+        return Out(item_id=item_id, text=body.text, who=who)
+
+    app = FastAPI()
+    app.include_router(router)
+    lane.install(app.router, router.routes, (make,))
+    return app
+
+
+def test_a_dependency_added_to_a_hot_route_runs_on_the_lane(taken) -> None:  # type: ignore[no-untyped-def]
+    """The lane runs what the route declares: a check added tomorrow (a rate limit, a role)
+    cannot be skipped by the quick path."""
+    from fastapi import HTTPException, Request
+    from fastapi.testclient import TestClient
+
+    calls: list[str] = []
+
+    async def limit(request: Request) -> None:
+        calls.append(request.url.path)
+        if request.headers.get("x-who") == "flood":
+            raise HTTPException(429, "slow down")
+
+    client = TestClient(_small_app(limit))
+    ok = client.post("/items/7", json={"text": "hi"}, headers={"x-who": "ann"})
+    assert ok.status_code == 201 and ok.json() == {"item_id": 7, "text": "hi", "who": "ann"}
+    flood = client.post("/items/7", json={"text": "hi"}, headers={"x-who": "flood"})
+    assert flood.status_code == 429
+    bad = client.post("/items/x", json={"text": "hi"})  # FastAPI's own 422
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"][0] == "path"
+    # Run once each (the declined request by FastAPI alone).
+    assert calls == ["/items/7", "/items/7", "/items/x"]
+    assert taken == [True, False]  # the 429 left the lane as an exception, not recorded
+
+
+def test_the_lane_refuses_to_start_on_a_dependency_it_cannot_run() -> None:
+    from fastapi import Query
+
+    def paged(page: int = Query(1)) -> int:  # a dependency with its own query parameter
+        return page
+
+    def opened():  # type: ignore[no-untyped-def]  # a dependency with cleanup
+        yield 1
+
+    for dependency in (paged, opened):
+        with pytest.raises(lane.LaneError, match="/items/{item_id}"):
+            _small_app(dependency)
+
+
+def test_the_lane_covers_the_hot_routes_of_the_app(app) -> None:  # type: ignore[no-untyped-def]
+    """Every hot endpoint is served by the lane from its declaration (this fails if a FastAPI
+    upgrade changes the declarations the lane reads)."""
+    from app.labeling import api
+
+    hot = next(r for r in app.router.routes if isinstance(r, lane.HotLane))
+    assert [spec.route.endpoint for spec in hot.routes] == list(api.HOT)
+    annotate = hot.routes[1]
+    assert annotate.status == 201 and list(annotate.query) == ["next"]
+    assert [p.alias for p in annotate.headers] == ["idempotency-key"]
+    assert annotate.body is not None and annotate.body[1].__name__ == "AnnotationIn"

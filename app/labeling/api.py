@@ -106,6 +106,10 @@ async def skip(
     )
 
 
+HOT = (next_task, annotate, skip)
+"""The labeling hot path: served by `app.labeling.lane` from these routes' declarations."""
+
+
 @router.post("/assignments/{assignment_id}/return", status_code=204)
 def give_back(assignment_id: PublicId, session: SessionDep, user: LabelerUser) -> None:
     """Give a live lease back without skipping it (the prompt may come to you again); a
