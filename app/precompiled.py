@@ -5,7 +5,8 @@ that key to find the compiled form, on every call: with the folded lease stateme
 SQL) that is about a quarter of the labeling hot path's CPU (py-spy on
 `bench/labeling_cpu.py`). A statement built once (the module-level caches of `leasing` and
 `submitting`) is compiled here once per dialect; each call binds its parameters in the
-compiled order through the dialect's own bind processors and runs through `exec_driver_sql`.
+compiled order through the dialect's own bind processors (public API: `TypeEngine.dialect_impl`,
+`bind_processor`) and runs through `exec_driver_sql`.
 
 Only for asyncpg (the hot path's driver on PostgreSQL), whose rows need no result processing
 here: the dialect's codecs decode JSON and timestamptz (aware datetimes) in the driver. Any
@@ -25,13 +26,15 @@ def _plan(conn: Connection, statement: Any) -> Plan:
     key = (id(statement), conn.dialect.name)
     plan = _plans.get(key)
     if plan is None or plan[0] is not statement:
-        compiled = statement.compile(dialect=conn.dialect)
-        processors = compiled._bind_processors
+        dialect = conn.dialect
+        compiled = statement.compile(dialect=dialect)
         order = []
         for name in compiled.positiontup or ():
             bind = compiled.binds[name]
             default = bind.value if not bind.required else _REQUIRED
-            order.append((name, default, processors.get(name)))
+            # The dialect's own processor for the bind's type, as SQLAlchemy's execute uses.
+            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            order.append((name, default, process))
         plan = (statement, compiled.string, tuple(order))
         _plans[key] = plan
     return plan
