@@ -27,10 +27,7 @@ from app.labeling.schemas import AnnotationIn, Task
 
 
 def _next_on(conn: Connection, project_id: int, user: User) -> Task | None:
-    if conn.dialect.name == "postgresql":
-        return leasing.lease_for(conn, project_id=project_id, user=user, now=utcnow())
-    project = leasing.project_for_labeler(conn, project_id=project_id, user=user)
-    return leasing.lease(conn, project=project, user_id=user.id, now=utcnow())
+    return leasing.lease(conn, project_id=project_id, user=user, now=utcnow())
 
 
 async def next_task(*, project_id: int, user: User) -> Task | None:
@@ -94,15 +91,9 @@ def _warm(conn: Connection) -> None:
     # A lease and a store for a project and an assignment that do not exist: nothing is
     # written, both statements are compiled and cached on the engine.
     now = utcnow()
-    project = SimpleNamespace(
-        id=-1, overlap=1, lease_seconds=1, kind="ranking", k=2, order="import"
-    )
-    conn.execute(
-        lease_statement.lease_statement("ranking", "id"),
-        lease_statement.lease_parameters(project=project, user_id=-1, now=now),
-    )
-    folded = {"p_project_id": -1, "p_user_id": -1, "p_is_admin": False, "p_now": now, "p_from": 0}
-    conn.execute(lease_statement.lease_statement("ranking", "id", True), folded)
+    nobody = SimpleNamespace(id=-1, is_admin=False)
+    parameters = lease_statement.lease_parameters(project_id=-1, user=nobody, now=now)
+    conn.execute(lease_statement.lease_statement("ranking", "id"), parameters)
     values: dict[str, Any] = {f"p_{name}": None for name in submitting.STORED_FIELDS}
     values |= {"p_assignment_id": -1, "p_prompt_id": -1, "p_user_id": -1, "p_now": now}
     values |= {"p_is_admin": False}

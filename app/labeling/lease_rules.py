@@ -1,27 +1,89 @@
-"""Which prompts a labeler may be leased: the WHERE and ORDER BY conditions every lease path
-(the folded PostgreSQL statement, the stepwise and SQLite paths, the frontier, the queue's
-counts) builds from, so each rule has one definition."""
+"""The leasing rules, each once, by name.
 
-from datetime import datetime
-from typing import Any
+Who may get which prompt (`open_for`, `unfinished`, `has_candidates`, `serving_order`), how many
+labels a prompt wants (`labels_wanted`), how many responses a task shows (`shown_count`), when a
+lease ends (`lease_expiry`), which assignment is a live lease (`live_lease`), the labeler's
+lease to resume (`my_live_lease`) and what renewing an expired one writes (`renewal`), and when
+a lease takes steps before its statement (`serves_gold`, `needs_steps`).
 
-from sqlalchemy import and_, exists, func, or_, select
+The PostgreSQL lease statement (`lease_statement`) and the SQLite steps (`leasing`) are built
+from them, and so are progress, the prompts page, project stats and the late-submit check.
+A rule takes Python values or SQL expressions alike where it can (`Terms`), so the statement
+built once per project kind and the checks made on a loaded project read the same definition.
+"""
+
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import and_, exists, func, literal_column, or_, select, type_coerce
 
 from app.labeling.models import Assignment, AssignmentStatus
 from app.projects.kinds import ProjectKind
 from app.projects.models import Prompt, Response
 
 
+class Terms(Protocol):
+    """What the prompt rules read of a project: values of a loaded project
+    (`LabelingSettings`, the ORM `Project`) or the bound parameters and subqueries of a
+    statement built once per kind and order."""
+
+    id: Any
+    kind: Any
+    k: Any
+    overlap: Any
+    order: Any
+
+
+@dataclass(frozen=True, slots=True)
+class LabelingSettings:
+    """A project's labeling settings as a lease, a submit and the labeling page read them
+    (`projects.service.labeling_query`), with whether this user may label it."""
+
+    id: int
+    name: str
+    kind: str
+    instructions: str | None
+    k: int
+    overlap: int
+    lease_seconds: int
+    rating_scale: Any
+    criteria: Any
+    strength_scale: Any
+    questions: Any
+    is_archived: bool
+    gold_rate: float
+    order: str
+    auto_hold: bool
+    hold_after_gold: int
+    has_gold: bool
+    allowed: bool
+
+    @classmethod
+    def of(cls, row: Any) -> "LabelingSettings":
+        """From a row of `labeling_query` (or of the lease statement that folds it in)."""
+        return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
+
+
+def labels_wanted(overlap: Any, extra_labels: Any) -> Any:
+    """Labels a prompt wants: the project's overlap plus the extra labels asked for it."""
+    return overlap + extra_labels
+
+
+def live_lease(now: datetime, assignment: Any = Assignment) -> Any:
+    """SQL: the assignment is a lease that has not expired."""
+    return and_(assignment.status == AssignmentStatus.leased, assignment.expires_at > now)
+
+
 def live(now: datetime) -> Any:
-    """Assignments that hold a slot: done and counted (`exclusions`), or leased and not
-    expired."""
+    """Assignments that hold a slot: done and counted (`exclusions`), or a live lease."""
     return or_(
         and_(Assignment.status == AssignmentStatus.done, Assignment.counted.is_(True)),
-        and_(Assignment.status == AssignmentStatus.leased, Assignment.expires_at > now),
+        live_lease(now),
     )
 
 
-def holds_prompt_for(user_id: int, now: datetime) -> Any:
+def holds_prompt_for(user_id: Any, now: datetime) -> Any:
     """This user's assignment that rules the prompt out for them (done, skipped or live)."""
     return and_(
         Assignment.user_id == user_id,
@@ -29,7 +91,7 @@ def holds_prompt_for(user_id: int, now: datetime) -> Any:
     )
 
 
-def open_for(project: Any, user_id: int, now: datetime) -> list[Any]:
+def open_for(project: Terms, user_id: Any, now: datetime) -> list[Any]:
     """WHERE conditions on Prompt: prompts of the project this labeler may still be given."""
     taken = (
         select(func.count())
@@ -40,23 +102,23 @@ def open_for(project: Any, user_id: int, now: datetime) -> list[Any]:
     return [
         *unfinished(project),
         ~exists().where(Assignment.prompt_id == Prompt.id, holds_prompt_for(user_id, now)),
-        taken < project.overlap + Prompt.extra_labels,
+        taken < labels_wanted(project.overlap, Prompt.extra_labels),
         *has_candidates(project),
     ]
 
 
 def unfinished(project: Any) -> list[Any]:
     """WHERE conditions on Prompt: the project's served prompts with fewer finished labels than
-    wanted (what `open_for` starts from, and what `_frontier` finds the first of)."""
+    wanted (what `open_for` starts from, and what the frontier finds the first of)."""
     return [
         Prompt.project_id == project.id,
         Prompt.is_gold.is_(False),  # gold items are served by `gold.pick_gold`
         Prompt.retired_at.is_(None),
-        Prompt.done_count < project.overlap + Prompt.extra_labels,
+        Prompt.done_count < labels_wanted(project.overlap, Prompt.extra_labels),
     ]
 
 
-def serving_order(project: Any) -> list[Any]:
+def serving_order(project: Terms) -> list[Any]:
     """ORDER BY of the prompts a labeler may get: import order, or with order=uncertainty the
     prompts whose candidates the reward model separates least first (unscored ones last)."""
     if project.order == "uncertainty":
@@ -64,7 +126,7 @@ def serving_order(project: Any) -> list[Any]:
     return [Prompt.id]
 
 
-def has_candidates(project: Any) -> list[Any]:
+def has_candidates(project: Terms) -> list[Any]:
     """WHERE conditions on Prompt: enough responses to be served (a generation run may still be
     adding them): K to rank (or 2 that came with the import), one to rate, none to write."""
     if project.kind == ProjectKind.demonstration:
@@ -86,6 +148,60 @@ def has_candidates(project: Any) -> list[Any]:
     return [or_(count >= project.k, imported >= 2)]
 
 
-def shown_count(project: Any) -> int:
-    """How many responses an assignment of this project shows (none for demonstrations)."""
-    return 0 if project.kind == ProjectKind.demonstration else project.k
+def shown_count(kind: Any, k: Any) -> Any:
+    """How many responses an assignment shows: K (all a prompt has, if fewer), none for a
+    demonstration."""
+    return 0 if kind == ProjectKind.demonstration else k
+
+
+def lease_expiry(now: datetime, lease_seconds: Any) -> Any:
+    """When a lease taken now ends; `lease_seconds` a number, or SQL (the folded statement)."""
+    if isinstance(lease_seconds, int):
+        return now + timedelta(seconds=lease_seconds)
+    return type_coerce(
+        now + lease_seconds * literal_column("interval '1 second'"), Assignment.expires_at.type
+    )
+
+
+LEASE_COLUMNS = (
+    Assignment.id,
+    Assignment.prompt_id,
+    Assignment.response_ids,
+    Assignment.expires_at,
+)
+"""What a lease statement returns of the assignment."""
+
+
+def my_live_lease(project_id: Any, user_id: Any, now: Any, ahead: Any) -> Any:
+    """SELECT of the labeler's live lease in the project to resume: the first, or with
+    `ahead` (0 or 1) the second (the task a labeling page holds ready behind the current one),
+    so a labeler holds at most two."""
+    return (
+        select(*LEASE_COLUMNS)
+        .where(
+            Assignment.project_id == project_id,
+            Assignment.user_id == user_id,
+            live_lease(now),
+        )
+        .order_by(Assignment.id)
+        .limit(1)
+        .offset(ahead)
+    )
+
+
+def renewal(expires: Any, now: Any) -> dict[str, Any]:
+    """What leasing a prompt again writes on the labeler's own expired lease of it (the same
+    assignment and shown responses, a new term)."""
+    return {"expires_at": expires, "created_at": now}
+
+
+def serves_gold(project: Any) -> Any:
+    """Gold items are served in this project: a gold rate, gold items, and a kind with known
+    answers. Python values or SQL columns alike."""
+    return (project.gold_rate > 0) & project.has_gold & (project.kind != ProjectKind.demonstration)
+
+
+def needs_steps(project: Any) -> Any:
+    """A lease in this project takes steps before its statement (`leasing.steps`): gold
+    items to draw, or automatic holds to check. Python values or SQL columns alike."""
+    return project.auto_hold | serves_gold(project)

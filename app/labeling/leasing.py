@@ -1,13 +1,16 @@
-"""Leasing a prompt to a labeler, in Core statements on one Connection (sync or via run_sync).
+"""Leasing a prompt to a labeler, in Core statements on one Connection (sync or via run_sync):
+`lease`, the one way the API, the labeling pages and the asyncio hot path lease.
 
 Rules that hold under concurrency: a prompt never has more than `overlap` live-or-done
 assignments; a labeler never gets the same prompt twice; an expired lease frees its slot.
-PostgreSQL: one statement (`lease_statement`) resumes the labeler's live lease or leases a new
-prompt. SQLite: the same rules in a few statements inside a serialised write transaction.
+The rules are `lease_rules`'. PostgreSQL: one statement (`lease_statement`) reads the project's
+settings, resumes the labeler's live lease or leases a new prompt. SQLite: the same rules in a
+few statements inside a serialised write transaction. Both take the same steps first where a
+project needs them (`steps`: automatic holds, the gold item to serve).
 """
 
 import random
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cache
 from types import SimpleNamespace
 from typing import Any
@@ -27,7 +30,13 @@ from app.errors import Forbidden, NotFound
 from app.labeling import exclusions, gold, public, remembered
 from app.labeling import lease_statement as statement
 from app.labeling.lease_rules import (
+    LEASE_COLUMNS,
+    LabelingSettings,
+    lease_expiry,
+    my_live_lease,
     open_for,
+    renewal,
+    serves_gold,
     serving_order,
     shown_count,
 )
@@ -48,15 +57,16 @@ def _table(model: Any) -> Table:
     return model.__table__
 
 
-def project_for_labeler(conn: Connection, *, project_id: int, user: User) -> Row[Any]:
+def settings_for(conn: Connection, *, project_id: int, user: User) -> LabelingSettings:
     """The project's labeling settings; NotFound or Forbidden (not a member)."""
     parameters = project_service.labeling_parameters(project_id=project_id, user=user)
     row = conn.execute(project_service.labeling_query(), parameters).first()
-    return check_allowed(row, project_id)
+    return LabelingSettings.of(check_allowed(row, project_id))
 
 
-def check_allowed(row: Row[Any] | None, project_id: int) -> Row[Any]:
-    """A row of `labeling_query` for a labeler who may label; NotFound or Forbidden."""
+def check_allowed(row: Any, project_id: int) -> Any:
+    """A row of `labeling_query` (or a statement that reads it) for a labeler who may label;
+    NotFound or Forbidden."""
     if row is None:
         raise NotFound(f"no project {project_id}")
     if not row.allowed:
@@ -64,7 +74,9 @@ def check_allowed(row: Row[Any] | None, project_id: int) -> Row[Any]:
     return row
 
 
-def make_task(project: Any, lease: Any, messages: list[Any], texts: dict[Any, str]) -> Task:
+def make_task(
+    project: LabelingSettings | Row[Any], lease: Any, messages: list[Any], texts: dict[Any, str]
+) -> Task:
     """A lease as the labeler sees it, with public ids (`app.labeling.public`); `texts` maps
     response id (int or str) to its text."""
     texts = {int(rid): text for rid, text in texts.items()}
@@ -87,56 +99,6 @@ def make_task(project: Any, lease: Any, messages: list[Any], texts: dict[Any, st
     )
 
 
-def _lease_postgresql(
-    conn: Connection, project: Any, user_id: int, now: datetime, gold_id: int | None, ahead: bool
-) -> Task | None:
-    for _ in range(LEASE_TRIES):
-        parameters = statement.lease_parameters(
-            project=project, user_id=user_id, now=now, ahead=ahead
-        )
-        parameters["p_gold"] = gold_id
-        built = statement.lease_statement(project.kind, project.order, gold=gold_id is not None)
-        row = conn.execute(built, parameters).first()
-        if row is not None:
-            return make_task(project, row, row.messages, row.texts or {})
-        gold_id = None  # taken meanwhile, or no real work left: the real prompt it stood for
-    return None
-
-
-def lease_for(conn: Connection, *, project_id: int, user: User, now: datetime) -> Task | None:
-    """PostgreSQL: `lease` with the project read in the same statement, one round trip in the
-    common case; the stepwise path when a rule needs it (see `lease_statement`, folded).
-    NotFound or Forbidden as `project_for_labeler`."""
-    kind, order = remembered.shapes.get(project_id, (ProjectKind.ranking.value, "id"))
-    parameters = project_service.labeling_parameters(project_id=project_id, user=user)
-    parameters["p_now"] = now
-    parameters["p_from"] = remembered.frontier(conn, project_id)
-    for _ in range(LEASE_TRIES + 2):  # more: a project first seen in another shape; no frontier
-        folded = statement.lease_statement(kind, order, True)
-        row = check_allowed(precompiled.execute(conn, folded, parameters).first(), project_id)
-        if (row.kind, row.order) != (kind, order):
-            kind, order = remembered.shapes[project_id] = (row.kind, row.order)
-            continue
-        if not row.fast:
-            return lease(conn, project=row, user_id=user.id, now=now)
-        if row.lease_id is None and parameters["p_from"] > 0:
-            # Nothing past the frontier: a prompt below it may have reopened (a raised
-            # overlap, an extra label asked for); look from the start before saying none.
-            parameters["p_from"] = 0
-            remembered.reset_frontier(project_id)
-            continue
-        if row.lease_id is not None:
-            held = SimpleNamespace(
-                id=row.lease_id,
-                prompt_id=row.lease_prompt_id,
-                response_ids=row.response_ids,
-                expires_at=row.expires_at,
-            )
-            remembered.remember(row, held, user.id)
-            return make_task(row, held, row.messages, row.texts or {})
-    return None
-
-
 @cache
 def _texts_query() -> Any:
     return select(Response.id, Response.text).where(Response.prompt_id == bindparam("p_prompt"))
@@ -146,36 +108,19 @@ def _texts(conn: Connection, prompt_id: int) -> dict[int, str]:
     return {rid: text for rid, text in conn.execute(_texts_query(), {"p_prompt": prompt_id})}
 
 
-LEASE_COLUMNS = (
-    Assignment.id,
-    Assignment.prompt_id,
-    Assignment.response_ids,
-    Assignment.expires_at,
-)
-
-
 def _now() -> Any:
     return bindparam("p_now", type_=Assignment.expires_at.type)
 
 
 @cache
 def _resume_query() -> Any:
-    return (
-        select(*LEASE_COLUMNS)
-        .where(
-            Assignment.project_id == bindparam("p_project_id"),
-            Assignment.user_id == bindparam("p_user_id"),
-            Assignment.status == AssignmentStatus.leased,
-            Assignment.expires_at > _now(),
-        )
-        .order_by(Assignment.id)
-        .limit(1)
-        .offset(bindparam("p_ahead"))
+    return my_live_lease(
+        bindparam("p_project_id"), bindparam("p_user_id"), _now(), bindparam("p_ahead")
     )
 
 
 def _resume(
-    conn: Connection, project: Any, user_id: int, now: datetime, ahead: bool = False
+    conn: Connection, project: LabelingSettings, user_id: int, now: datetime, ahead: bool
 ) -> Row[Any] | None:
     """The labeler's live lease in the project (`ahead`: their second one), if any."""
     parameters = {"p_project_id": project.id, "p_user_id": user_id, "p_now": now}
@@ -191,10 +136,7 @@ def _renew_statement() -> Any:
             Assignment.prompt_id == bindparam("p_prompt_id"),
             Assignment.user_id == bindparam("p_user_id"),
         )
-        .values(
-            expires_at=bindparam("p_expires", type_=Assignment.expires_at.type),
-            created_at=_now(),
-        )
+        .values(renewal(bindparam("p_expires", type_=Assignment.expires_at.type), _now()))
         .returning(*LEASE_COLUMNS)
     )
 
@@ -205,24 +147,24 @@ def _insert_statement() -> Any:
 
 
 def _lease_prompt(
-    conn: Connection, project: Any, user_id: int, prompt_id: int, now: datetime
+    conn: Connection, project: LabelingSettings, user_id: int, prompt_id: int, now: datetime
 ) -> Row[Any]:
     """Lease this prompt: renew the labeler's own expired lease of it, or write a new one."""
-    expires = now + timedelta(seconds=project.lease_seconds)
+    expires = lease_expiry(now, project.lease_seconds)
     renewed = conn.execute(
         _renew_statement(),
         {"p_prompt_id": prompt_id, "p_user_id": user_id, "p_expires": expires, "p_now": now},
     ).first()
     if renewed is not None:
         return renewed
-    shown = list(_texts(conn, prompt_id)) if shown_count(project) else []
-    sample = random.sample(shown, min(shown_count(project), len(shown)))
+    shown = shown_count(project.kind, project.k)
+    candidates = list(_texts(conn, prompt_id)) if shown else []
     values = {
         "project_id": project.id,
         "prompt_id": prompt_id,
         "user_id": user_id,
         "status": AssignmentStatus.leased,
-        "response_ids": sample,
+        "response_ids": random.sample(candidates, min(shown, len(candidates))),
         "expires_at": expires,
         "created_at": now,
     }
@@ -234,70 +176,132 @@ def _messages_query() -> Any:
     return select(Prompt.messages).where(Prompt.id == bindparam("p_prompt"))
 
 
-def _as_task(conn: Connection, project: Any, lease: Any) -> Task:
+def _as_task(conn: Connection, project: LabelingSettings, lease: Any) -> Task:
     messages = conn.scalar(_messages_query(), {"p_prompt": lease.prompt_id})
     return make_task(project, lease, messages or [], _texts(conn, lease.prompt_id))
 
 
 @cache
 def _first_open_query(kind: str, order: str) -> Any:
-    user_id: Any = bindparam("p_user_id")
-    project = statement.bound_project(kind, order)
+    project = SimpleNamespace(
+        id=bindparam("p_project_id"),
+        overlap=bindparam("p_overlap"),
+        kind=kind,
+        k=bindparam("p_k"),
+        order=order,
+    )
     return (
         select(Prompt.id)
-        .where(*open_for(project, user_id, _now()))
+        .where(*open_for(project, bindparam("p_user_id"), _now()))
         .order_by(*serving_order(project))
         .limit(1)
     )
 
 
-def _first_open(conn: Connection, project: Any, user_id: int, now: datetime) -> int | None:
-    parameters = statement.lease_parameters(project=project, user_id=user_id, now=now)
-    return conn.scalar(_first_open_query(project.kind, project.order), parameters)
-
-
 def _lease_serialised(
-    conn: Connection, project: Any, user_id: int, now: datetime, gold_id: int | None
+    conn: Connection,
+    project: LabelingSettings,
+    user_id: int,
+    now: datetime,
+    ahead: bool,
+    gold_id: int | None,
 ) -> Task | None:
     """The same rules in steps; only correct inside a serialised write transaction (SQLite)."""
-    prompt_id = _first_open(conn, project, user_id, now)
-    if prompt_id is None:
-        return None
-    lease = _lease_prompt(conn, project, user_id, gold_id or prompt_id, now)
-    return _as_task(conn, project, lease)
+    held = _resume(conn, project, user_id, now, ahead)
+    if held is None:
+        parameters = {"p_project_id": project.id, "p_user_id": user_id, "p_now": now}
+        parameters |= {"p_overlap": project.overlap, "p_k": project.k}
+        prompt_id = conn.scalar(_first_open_query(project.kind, project.order), parameters)
+        if prompt_id is None:
+            return None
+        held = _lease_prompt(conn, project, user_id, gold_id or prompt_id, now)
+    return _as_task(conn, project, held)
 
 
-def _may_serve_gold(project: Any) -> bool:
-    """Gold items are served in this project: a gold rate, and gold items (`has_gold`)."""
-    return project.gold_rate > 0 and project.kind != ProjectKind.demonstration and project.has_gold
+def steps(conn: Connection, project: LabelingSettings, user_id: int) -> tuple[bool, int | None]:
+    """The steps a lease takes before its statement (where `needs_steps`, and on SQLite):
+    (whether the labeler may be leased anything, the gold item to lease in place of the next
+    real prompt). Out of the project: archived, excluded, or held (`gold.hold_of`, recording a
+    hold newly reached).
+
+    A gold item (`gold.pick_gold`, at the project's gold rate) takes the place of the real
+    prompt this labeler would have been leased, through the same statement: it is leased only
+    where a real prompt is open for them, and a gold lease and a real one cost the same steps.
+    """
+    if project.is_archived:
+        return False, None
+    if exclusions.is_excluded(conn, user_id=user_id, project_id=project.id):
+        return False, None
+    if gold.hold_of(session=conn, project=project, user_id=user_id, record=True):
+        return False, None
+    if serves_gold(project):
+        return True, gold.pick_gold(session=conn, project=project, user_id=user_id)
+    return True, None
+
+
+def _lease_postgresql(
+    conn: Connection, project_id: int, user: User, now: datetime, ahead: bool
+) -> Task | None:
+    kind, order = remembered.shapes.get(project_id, (ProjectKind.ranking.value, "id"))
+    parameters = statement.lease_parameters(
+        project_id=project_id,
+        user=user,
+        now=now,
+        ahead=ahead,
+        start=remembered.frontier(conn, project_id),
+    )
+    tries = LEASE_TRIES + 2  # more: a project first seen in another shape; no frontier
+    while tries > 0:
+        tries -= 1
+        gold_id = parameters["p_gold"]
+        built = statement.lease_statement(kind, order, gold=gold_id is not None)
+        row = check_allowed(precompiled.execute(conn, built, parameters).first(), project_id)
+        if (row.kind, row.order) != (kind, order):
+            kind, order = remembered.shapes[project_id] = (row.kind, row.order)
+            continue
+        if not row.fast and not parameters["p_stepped"]:
+            may, gold_id = steps(conn, LabelingSettings.of(row), user.id)
+            if not may:
+                return None
+            parameters |= {"p_stepped": True, "p_gold": gold_id}
+            continue
+        if row.lease_id is not None:
+            held = SimpleNamespace(
+                id=row.lease_id,
+                prompt_id=row.lease_prompt_id,
+                response_ids=row.response_ids,
+                expires_at=row.expires_at,
+            )
+            remembered.remember(row, held, user.id)
+            return make_task(row, held, row.messages, row.texts or {})
+        if not row.fast:
+            return None  # out of the project (its settings changed since the steps)
+        if gold_id is not None:
+            parameters["p_gold"] = None  # taken meanwhile, or no real work left
+        elif parameters["p_from"] > 0:
+            # Nothing past the frontier: a prompt below it may have reopened (a raised
+            # overlap, an extra label asked for); look from the start before saying none.
+            parameters["p_from"] = 0
+            remembered.reset_frontier(project_id)
+        # Else a prompt changed by a concurrent commit was passed over: try again.
+    return None
 
 
 def lease(
-    conn: Connection, *, project: Any, user_id: int, now: datetime, ahead: bool = False
+    conn: Connection, *, project_id: int, user: User, now: datetime, ahead: bool = False
 ) -> Task | None:
-    """The labeler's live lease in `project`, or a newly leased prompt, or None: nothing left,
-    or the labeler is out of the project (excluded, or held by `gold.hold_of`).
-
-    A gold item (`gold.pick_gold`, at the project's gold rate) takes the place of the real
-    prompt this labeler would have been leased, through the same statements: it is leased only
-    where a real prompt is open for them, and a gold lease and a real one cost the same steps.
+    """The labeler's live lease in the project, or a newly leased prompt, or None: nothing
+    left, or the labeler is out of the project (`steps`). NotFound or Forbidden (not a
+    member).
 
     `ahead`: the task after the one the labeler holds (their second live lease, or a new one),
     which a labeling page keeps ready so the next task shows without a wait. It is a lease like
     any other: it fills a slot, counts in progress and ends on expiry or when given back.
     """
-    if project.is_archived:
-        return None
-    if exclusions.is_excluded(conn, user_id=user_id, project_id=project.id):
-        return None
-    if gold.hold_of(session=conn, project=project, user_id=user_id, record=True):
-        return None
-    held = _resume(conn, project, user_id, now, ahead)
-    if held is not None:
-        return _as_task(conn, project, held)
-    gold_id = None
-    if _may_serve_gold(project):
-        gold_id = gold.pick_gold(session=conn, project=project, user_id=user_id)
     if conn.dialect.name == "postgresql":
-        return _lease_postgresql(conn, project, user_id, now, gold_id, ahead)
-    return _lease_serialised(conn, project, user_id, now, gold_id)
+        return _lease_postgresql(conn, project_id, user, now, ahead)
+    project = settings_for(conn, project_id=project_id, user=user)
+    may, gold_id = steps(conn, project, user.id)
+    if not may:
+        return None
+    return _lease_serialised(conn, project, user.id, now, ahead, gold_id)

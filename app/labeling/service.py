@@ -25,8 +25,7 @@ def next_task(
     """The labeler's live lease in this project, or a newly leased prompt, or None (`ahead`:
     the task after the current one, see `leasing.lease`)."""
     conn = session.connection()
-    row = leasing.project_for_labeler(conn, project_id=project.id, user=user)
-    task = leasing.lease(conn, project=row, user_id=user.id, now=utcnow(), ahead=ahead)
+    task = leasing.lease(conn, project_id=project.id, user=user, now=utcnow(), ahead=ahead)
     session.commit()
     return task
 

@@ -17,7 +17,7 @@ from app import precompiled
 from app.auth.models import User
 from app.errors import Conflict, Forbidden, Gone, Invalid, NotFound
 from app.labeling import exclusions, leasing, public, validation
-from app.labeling.lease_rules import live
+from app.labeling.lease_rules import labels_wanted, live
 from app.labeling.models import Annotation, AssignmentStatus
 from app.labeling.models import Assignment as A
 from app.labeling.public import Kind
@@ -260,7 +260,7 @@ def _ensure_open(
                 "the lease of this assignment expired and the prompt was retired; "
                 "take the next task"
             )
-        if (others or 0) >= overlap + prompt.extra_labels:
+        if (others or 0) >= labels_wanted(overlap, prompt.extra_labels):
             raise Gone(
                 "the lease of this assignment expired at "
                 f"{assignment.expires_at:%Y-%m-%d %H:%M:%S} UTC and the prompt went to "

@@ -10,6 +10,7 @@ from app.auth.models import User
 from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.http.bounds import MAX_ID
 from app.labeling import labels
+from app.labeling.lease_rules import labels_wanted
 from app.labeling.models import AssignmentStatus
 from app.projects import questions as question_defs
 from app.projects.kinds import ProjectKind
@@ -213,7 +214,7 @@ def stats(*, session: Session, project: Project) -> ProjectStats:
     real = Prompt.is_gold.is_(False)  # gold items measure labelers; they are not the work
     prompts = session.scalar(select(func.count()).where(Prompt.project_id == project.id, real)) or 0
     done = labels.assignment_counts(session=session, project_id=project.id)
-    wanted = project.overlap + Prompt.extra_labels
+    wanted = labels_wanted(project.overlap, Prompt.extra_labels)
     complete, needed = session.execute(
         select(
             func.count(case((Prompt.done_count >= wanted, 1))),

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from app.auth.models import User
 from app.base import utcnow
 from app.errors import Conflict, Invalid, NotFound
+from app.labeling.lease_rules import labels_wanted
 from app.labeling.models import Assignment, AssignmentStatus
 from app.projects.models import Project, Prompt, Response
 from app.prompts.models import PromptAction, PromptActionKind
@@ -127,7 +128,7 @@ def _conditions(
     session: Session, project: Project, where: PromptFilter, now: datetime
 ) -> list[Any]:
     """WHERE conditions on Prompt for the filter."""
-    wanted = project.overlap + Prompt.extra_labels
+    wanted = labels_wanted(project.overlap, Prompt.extra_labels)
     active = Prompt.retired_at.is_(None)
     conditions: list[Any] = [Prompt.project_id == project.id]
     status = where.status
@@ -194,7 +195,10 @@ def list_prompts(
     )
     more = len(prompts) > limit
     prompts = prompts[:limit]
-    rows = {p.id: PromptRow(prompt=p, wanted=project.overlap + p.extra_labels) for p in prompts}
+    rows = {
+        p.id: PromptRow(prompt=p, wanted=labels_wanted(project.overlap, p.extra_labels))
+        for p in prompts
+    }
     if not rows:
         return [], None
     for response in session.scalars(
