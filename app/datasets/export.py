@@ -54,9 +54,9 @@ The payload holds "answers" only when the rows are to carry them."""
 
 def _labeled(row: dict[str, Any], annotation: AnnotationRow, emails: dict[int, str]) -> dict:
     """The row, plus its labeler's email ("import" for an imported label) and the time."""
-    user_id, created_at = annotation[1], annotation[4]
+    user_id = annotation.user_id
     labeler = emails.get(user_id, "import") if user_id else "import"
-    return row | {"labeler": labeler, "annotated_at": created_at.isoformat()}
+    return row | {"labeler": labeler, "annotated_at": annotation.created_at.isoformat()}
 
 
 def _annotation_rows(
@@ -84,19 +84,19 @@ def _annotation_rows(
         flags=bool(project.criteria),
     )
     if progress is not None:
-        found = rows_of.reporting(found, lambda item: item[0][0], session, project, progress, made)
+        found = rows_of.reporting(found, lambda item: item[0].id, session, project, progress, made)
     out: list[dict[str, Any]] = []
     for prompt, annotations, responses in found:
         if not annotations:
             continue
-        messages = loads(prompt[2])
+        messages = loads(prompt.messages)
         text = {rid: t for rid, (t, _) in responses.items()}
         for a in annotations:
-            payload = loads(a[3])
+            payload = loads(a.payload)
             if asks:
                 answers = payload.get("answers") or {}
                 if project.criteria:
-                    answers = answers | {"flags": loads(a[7]) if a[7] else {}}
+                    answers = answers | {"flags": loads(a.flags) if a.flags else {}}
                 payload["answers"] = answers
             else:
                 payload.pop("answers", None)
@@ -256,7 +256,7 @@ def _ranking_lines(
     made = [0]
     found = labels.live_payloads(session, project.id, "ranking", batch=BATCH, read_ahead=True)
     if progress is not None:
-        found = rows_of.reporting(found, lambda item: item[0][0], session, project, progress, made)
+        found = rows_of.reporting(found, lambda item: item[0].id, session, project, progress, made)
     block: list[bytes] = []
     count = 0
     for _, prompt_rows in rows_of.encoded_rankings(found):

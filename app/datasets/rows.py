@@ -251,19 +251,19 @@ def encoded_rankings(found: Iterator[tuple[PromptRow, list[Any], Responses]]) ->
     lines = RankingLines()
     loads, encoded = jsontext.loads, jsontext.encoded
     for prompt, payloads, responses in found:
-        shown = prompt_of(messages := loads(prompt[2]))
+        shown = prompt_of(messages := loads(prompt.messages))
         made = None
         if type(shown) is str:
             made = _encoded_ranked(lines, encoded(shown), payloads, responses)
         if made is None:
             labels = [Label(0, None, "ranking", payload) for payload in payloads]
-            found_labels = PromptLabels(prompt[0], prompt[1], messages, responses, labels)
+            found_labels = PromptLabels(prompt.id, prompt.external_id, messages, responses, labels)
             built = _rankings(found_labels, "all", False, None, [])
             if built:
-                yield prompt[1], [row for row, _ in built]
+                yield prompt.external_id, [row for row, _ in built]
         elif made.count:
             made.columns["prompt"] = [shown] * made.count
-            yield prompt[1], made
+            yield prompt.external_id, made
 
 
 def _encoded_ranked(
@@ -337,7 +337,7 @@ def snapshot_rows(
     if kind == DatasetKind.rankings and params["method"] == "all" and emails is None:
         plain = live_payloads(session, project.id, "ranking", excluded, read_ahead=True)
         if progress is not None:
-            plain = reporting(plain, lambda item: item[0][0], session, project, progress)
+            plain = reporting(plain, lambda item: item[0].id, session, project, progress)
         yield from encoded_rankings(plain)
         return
 
