@@ -169,7 +169,7 @@ def _kto_of(project: Project) -> Build:
             judged = [(rid, True) for rid in groups[0]] + [(rid, False) for rid in groups[-1]]
         else:
             judged = [
-                (int(rid), rows_of.desirable(v, project.rating_scale, thresholds))
+                (int(rid), rows_of.rating_label(v, project.rating_scale, thresholds))
                 for rid, v in payload["scores"].items()
             ]
         return [

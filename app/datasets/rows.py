@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 from app import jsontext
 from app.aggregation import service as aggregation
 from app.aggregation.consensus import ConsensusMethod, consensus_pairs
-from app.aggregation.consensus import _rating_value as rating_value
 from app.datasets.kinds import (
     DatasetKind,
     kto_row,
@@ -143,8 +142,9 @@ def _top_bottom(labels: PromptLabels, groups: Any, made_from: list[Label]) -> Ma
 
 
 def desirable(value: float, scale: str, params: dict[str, Any]) -> bool | None:
-    """A rating as a KTO label: 👍 (above 0) True, 👎 False; on 0–5, ≥ desirable_at True,
-    ≤ undesirable_at False; in between (or exactly 0 on thumbs) None, left out."""
+    """A rating's number (a mean, or one rating through `rating_label`) as a KTO label:
+    👍 (above 0) True, 👎 False; on 0–5, ≥ desirable_at True, ≤ undesirable_at False; in
+    between (or exactly 0 on thumbs) None, left out."""
     if scale == RatingScale.thumbs:
         return True if value > 0 else False if value < 0 else None
     if value >= params["desirable_at"]:
@@ -152,6 +152,12 @@ def desirable(value: float, scale: str, params: dict[str, Any]) -> bool | None:
     if value <= params["undesirable_at"]:
         return False
     return None
+
+
+def rating_label(value: Any, scale: str, params: dict[str, Any]) -> bool | None:
+    """One stored rating as a KTO label: its number on the scale (`rating_value`: 👍/👎 as
+    +1/−1 however stored, 0–5 as is), then `desirable`."""
+    return desirable(aggregation.rating_value(value, scale), scale, params)
 
 
 def _kto(labels: PromptLabels, project: Project, params: dict[str, Any], weights: Weights) -> Made:
@@ -169,7 +175,7 @@ def _kto(labels: PromptLabels, project: Project, params: dict[str, Any], weights
     if method == "all":
         for x in labels.of_kind("rating"):
             for rid, value in x.payload["scores"].items():
-                label = desirable(rating_value(value, scale), scale, params)
+                label = rating_label(value, scale, params)
                 if label is not None:
                     text = labels.responses[int(rid)][0]
                     made.append((kto_row(labels.messages, text, label), [x]))
