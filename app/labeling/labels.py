@@ -40,7 +40,10 @@ class Label:
     kind: str
     payload: dict[str, Any]
     created_at: Any = None
-    """When it was stored (a datetime; SQLite returns it as text)."""
+    """When it was stored (a datetime; None unless the reader asked for times)."""
+    flags: dict[str, Any] | None = None
+    """The criteria it flagged per response (response id -> names; None unless the reader
+    asked for flags)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +113,8 @@ def prompt_labels(
     gold: bool | None = False,
     read_ahead: bool = False,
     retired: bool = True,
+    times: bool = True,
+    flags: bool = False,
 ) -> Iterator[PromptLabels]:
     """Each prompt of the project (id order) with its live labels of `kinds` (or just `only`).
 
@@ -117,7 +122,8 @@ def prompt_labels(
     (only them) or None (every prompt); retired prompts too when `retired` is False (the
     `prompts` rows leave them out; labels of retired prompts stay in every other row). With
     `read_ahead` a thread reads the next batch while the caller works on this one: only for a
-    caller that leaves `session` alone until the iteration ends (a snapshot's reader session)."""
+    caller that leaves `session` alone until the iteration ends (a snapshot's reader session).
+    Without `times` the labels' `created_at` is None; with `flags` they carry their flags."""
     loads = jsontext.loads
     for prompt, rows, responses in live_rows(
         session,
@@ -131,9 +137,21 @@ def prompt_labels(
         gold=gold,
         read_ahead=read_ahead,
         retired=retired,
+        times=times,
+        flags=flags,
     ):
         if rows or keep_unlabeled:
-            labels = [Label(r.id, r.user_id, r.kind, loads(r.payload), r.created_at) for r in rows]
+            labels = [
+                Label(
+                    r.id,
+                    r.user_id,
+                    r.kind,
+                    loads(r.payload),
+                    r.created_at,
+                    (loads(r.flags) if r.flags else {}) if flags else None,
+                )
+                for r in rows
+            ]
             yield PromptLabels(
                 prompt.id, prompt.external_id, loads(prompt.messages), responses, labels
             )
