@@ -7,8 +7,8 @@ at a time with their live annotations (id order) and texts (`rows.made_rows`, th
 read by a thread while this one is built), so memory stays bounded whatever the project's
 size and each prompt's texts are read once, however the labels were stored. Lines are the
 standard encoder's bytes: `app.jsontext.row_line` of each row, or for rankings without
-labelers or answers the lines of the snapshot of every ranking (`rows.encoded_rankings`:
-templates of the row with its strings filled in). In a project with questions or criteria every row
+labelers or answers the lines of the builder's templates (`templates.encoded_rankings`), as a
+snapshot of every ranking writes them. In a project with questions or criteria every row
 carries its annotation's `answers` (its flags under "flags"), shaped by `kinds.row_answers`;
 with labelers, its `labeler` and `annotated_at`.
 """
@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from app import jsontext
 from app.datasets import rows as rows_of
+from app.datasets import templates
 from app.datasets.kinds import DatasetKind, Row, row_answers
 from app.datasets.schemas import SnapshotCreate
 from app.datasets.writer import lines_of
@@ -128,7 +129,7 @@ def _ranking_lines(
         found = rows_of.reporting(found, lambda item: item[0].id, session, project, progress, made)
     block: list[bytes] = []
     count = 0
-    for _, prompt_rows in rows_of.encoded_rankings(found, build.build):
+    for _, prompt_rows in templates.encoded_rankings(found, build.build):
         data, n = lines_of(prompt_rows)
         block.append(data)
         count += n

@@ -9,7 +9,7 @@ labeler, not frozen; a snapshot freezes the rows of its parameters, excluded lab
 
 `made_rows` streams a project's prompts with their rows, and `snapshot_rows` is what a snapshot
 writes: the same rows, except that every label's rankings of string prompts come as lines from
-templates (`encoded_rankings`), held to the builder byte for byte.
+templates of the same builder (`templates.encoded_rankings`), held to it byte for byte.
 
 Each rule of a row is written once: how a ranking reads as rows, and "no preference, no row"
 (`kinds.preference`); a ranking's pairs (`kinds.untied_pairs`); a rating's KTO label
@@ -23,35 +23,25 @@ from typing import Any, NamedTuple, TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app import jsontext
 from app.aggregation import service as aggregation
 from app.aggregation.consensus import ConsensusMethod, consensus_pairs
+from app.datasets import templates
 from app.datasets.kinds import (
     DatasetKind,
     Row,
     kto_row,
     pair_row,
     preference,
-    prompt_of,
     prompt_row,
     ranking_row,
     rating_row,
     sft_row,
     untied_pairs,
 )
-from app.datasets.templates import RankingLines
 from app.datasets.writer import Encoded
 from app.errors import Invalid
 from app.labeling import ranks
-from app.labeling.labels import (
-    BATCH,
-    Label,
-    PromptLabels,
-    PromptRow,
-    Responses,
-    live_payloads,
-    prompt_labels,
-)
+from app.labeling.labels import BATCH, Label, PromptLabels, live_payloads, prompt_labels
 from app.progress import Progress
 from app.projects import strength
 from app.projects.kinds import ProjectKind, RatingScale
@@ -469,7 +459,7 @@ def snapshot_rows(
         found = live_payloads(session, project.id, "ranking", excluded, read_ahead=True)
         if progress is not None:
             found = reporting(found, lambda item: item[0].id, session, project, progress)
-        yield from encoded_rankings(found, build.build)
+        yield from templates.encoded_rankings(found, build.build)
         return
     for labels, made in made_rows(
         session=session,
@@ -483,69 +473,3 @@ def snapshot_rows(
             yield labels.external_id, [m.row for m in made]
         else:
             yield labels.external_id, [with_labelers(m.row, m.labels, emails) for m in made]
-
-
-def encoded_rankings(found: Iterator[tuple[PromptRow, list[Any], Responses]], build: Build) -> Rows:
-    """The rankings snapshot of every label (method "all", no labelers), from `live_payloads`,
-    and the rankings export's lines: a string prompt's rows as `writer.Encoded` (lines by
-    template, columns for Parquet), with no dict per row; a conversation's rows built by
-    `build` (the rankings builder). Same rows, same bytes."""
-    lines = RankingLines()
-    loads, encoded = jsontext.loads, jsontext.encoded
-    for prompt, payloads, responses in found:
-        shown = prompt_of(messages := loads(prompt.messages))
-        made = None
-        if type(shown) is str:
-            made = _encoded_ranked(lines, encoded(shown), payloads, responses)
-        if made is None:
-            labels = [Label(0, None, "ranking", payload) for payload in payloads]
-            built = build(PromptLabels(prompt.id, prompt.external_id, messages, responses, labels))
-            if built:
-                yield prompt.external_id, [m.row for m in built]
-        elif made.count:
-            made.columns["prompt"] = [shown] * made.count
-            yield prompt.external_id, made
-
-
-def _encoded_ranked(
-    lines: RankingLines, prompt: bytes, payloads: list[Any], responses: Responses
-) -> Encoded | None:
-    """One string prompt's ranking rows (all but "prompt" in the columns); None when a shape
-    has no template."""
-    text = {rid: t for rid, (t, _) in responses.items()}
-    enc = {rid: jsontext.encoded(t) for rid, t in text.items()}
-    out: list[bytes] = []
-    ranked: list[list[str]] = []
-    places_of: list[list[int] | None] = []
-    tied = False
-    order_and_ranks, line_of, get_enc, get_text = (
-        ranks.order_and_ranks,
-        lines.line,
-        enc.__getitem__,
-        text.__getitem__,
-    )
-    is_group = list.__instancecheck__
-    for payload in payloads:
-        best_first = payload["ranking"]
-        if not any(map(is_group, best_first)):  # no ties (the common case)
-            if len(best_first) < 2:
-                continue  # one response: no preference, no row
-            places_of.append(None)
-            line = line_of(prompt, list(map(get_enc, best_first)), None)
-        else:
-            best_first, places = order_and_ranks(best_first)
-            if len(set(places)) < 2:
-                continue  # everything tied: no preference, no row
-            has_ties = places[-1] < len(places) - 1  # else singleton groups: no ties
-            places_of.append(places if has_ties else None)
-            tied = tied or has_ties
-            line = line_of(prompt, list(map(get_enc, best_first)), places_of[-1])
-        if line is None:
-            return None
-        out.append(line)
-        ranked.append(list(map(get_text, best_first)))
-    columns: dict[str, list[Any]] = {"prompt": [], "responses": ranked}
-    tags = {"prompt": "str", "responses": "strlist"}
-    if tied:
-        columns["ranks"], tags["ranks"] = places_of, "intlist"
-    return Encoded(b"".join(out), len(out), columns, tags)
