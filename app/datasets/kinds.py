@@ -37,7 +37,8 @@ class DatasetKind(StrEnum):
     """{"prompt"}"""
     kto = "kto"
     """{"prompt", "completion", "label"}: one unpaired answer, desirable (true) or not (TRL's
-    KTO format), from 👍/👎, a 0–5 score's thresholds, or a ranking's top and bottom"""
+    KTO format), from 👍/👎, a 0–5 score's thresholds, or a ranking's top and bottom
+    (`rows.rating_label`, `rows.desirable`)"""
 
 
 FROM_PROJECT: dict[str, tuple[DatasetKind, ...]] = {

@@ -11,8 +11,8 @@ rows themselves stay in the database.
 
 `prompt_labels` streams prompts in id order, in batches (keyset pagination on the prompt id);
 each batch loads the annotations and responses of its prompts only, so memory holds one batch
-whatever the project's size. `live_rows` is the same stream undecoded (the driver's tuples),
-and `live_payloads` only the payloads, for callers that read a million.
+whatever the project's size. `live_rows` is the same stream undecoded (named tuples of the
+driver's values), and `live_payloads` only the payloads, for callers that read a million.
 """
 
 from collections.abc import Collection, Iterator
