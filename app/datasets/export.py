@@ -129,7 +129,7 @@ def _ranking_lines(
         found = rows_of.reporting(found, lambda item: item[0].id, session, project, progress, made)
     block: list[bytes] = []
     count = 0
-    for _, prompt_rows in templates.encoded_rankings(found, build.build):
+    for _, prompt_rows in templates.encoded_rankings(found, build):
         data, n = lines_of(prompt_rows)
         block.append(data)
         count += n

@@ -9,7 +9,10 @@ labeler, not frozen; a snapshot freezes the rows of its parameters, excluded lab
 
 `made_rows` streams a project's prompts with their rows, and `snapshot_rows` is what a snapshot
 writes: the same rows, except that every label's rankings of string prompts come as lines from
-templates of the same builder (`templates.encoded_rankings`), held to it byte for byte.
+templates of the same builder (`templates.encoded_rankings`), held to it byte for byte. Another
+file format of the same labels reads `made_rows` of a builder (`export.export_params` for one
+row per annotation): each row with the annotations it came from (payload, labeler, time, flags
+when asked) and its response ids.
 
 Each rule of a row is written once: how a ranking reads as rows, and "no preference, no row"
 (`kinds.preference`); a ranking's pairs (`kinds.untied_pairs`); a rating's KTO label
@@ -74,16 +77,20 @@ Build = Callable[[PromptLabels], list[Made]]
 
 @dataclass(frozen=True, slots=True)
 class Builder:
-    """The row builder of one dataset kind for one project and set of parameters."""
+    """The row builder of one dataset kind for one project and set of parameters: called with
+    one prompt's live labels, it gives that prompt's rows."""
 
     kind: DatasetKind
-    build: Build
+    make: Build
     reads: tuple[str, ...]
     """The annotation kinds its rows are made of."""
     every_prompt: bool = False
     """A row for every prompt that is not retired, labeled or not (`prompts`)."""
     texts: bool = True
     """Whether its rows hold the responses' texts."""
+
+    def __call__(self, labels: PromptLabels) -> list[Made]:
+        return self.make(labels)
 
 
 def builder(
@@ -436,7 +443,7 @@ def made_rows(
     if progress is not None:
         found = reporting(found, lambda labels: labels.prompt_id, session, project, progress, made)
     for labels in found:
-        rows = build.build(labels)
+        rows = build(labels)
         if rows:
             if made is not None:
                 made[0] += len(rows)
@@ -459,7 +466,7 @@ def snapshot_rows(
         found = live_payloads(session, project.id, "ranking", excluded, read_ahead=True)
         if progress is not None:
             found = reporting(found, lambda item: item[0].id, session, project, progress)
-        yield from templates.encoded_rankings(found, build.build)
+        yield from templates.encoded_rankings(found, build)
         return
     for labels, made in made_rows(
         session=session,

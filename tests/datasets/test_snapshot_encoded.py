@@ -18,7 +18,7 @@ def _built(session, project, excluded):  # type: ignore[no-untyped-def]
     """The same snapshot's rows, each built as a dict by the rankings builder."""
     build = rows.builder(session=session, project=project, params=PARAMS)
     for labels in prompt_labels(session, project.id, ("ranking",), excluded):
-        made = build.build(labels)
+        made = build(labels)
         if made:
             yield labels.external_id, [m.row for m in made]
 

@@ -64,11 +64,11 @@ def test_template_lines_and_columns_are_the_builders_rows(found) -> None:  # typ
     for prompt, payloads, responses in items:
         labels = [Label(n, None, "ranking", payload) for n, payload in enumerate(payloads)]
         messages = json.loads(prompt.messages)
-        made = BUILD.build(PromptLabels(prompt.id, prompt.external_id, messages, responses, labels))
+        made = BUILD(PromptLabels(prompt.id, prompt.external_id, messages, responses, labels))
         if made:
             want.append((prompt.external_id, messages, [m.row for m in made]))
 
-    got = list(templates.encoded_rankings(iter(items), BUILD.build))
+    got = list(templates.encoded_rankings(iter(items), BUILD))
 
     assert [external_id for external_id, _ in got] == [external_id for external_id, *_ in want]
     for (_, made), (_, messages, built) in zip(got, want, strict=True):
