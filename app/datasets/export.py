@@ -22,7 +22,7 @@ from app import jsontext
 from app.datasets import rows as rows_of
 from app.datasets import templates
 from app.datasets.kinds import DatasetKind, Row, row_answers
-from app.datasets.schemas import SnapshotCreate
+from app.datasets.schemas import EVERY, SnapshotCreate
 from app.datasets.writer import lines_of
 from app.errors import Invalid
 from app.labeling import labels
@@ -41,9 +41,7 @@ def export_params(kind: str) -> dict[str, Any]:
     if kind not in DatasetKind.__members__.values():
         names = ", ".join(DatasetKind)
         raise Invalid(f"kind must be one of {names}; not {kind!r}", field="kind")
-    return SnapshotCreate(kind=DatasetKind(kind), method=rows_of.EVERY).canonical() | {
-        "method": rows_of.EVERY
-    }
+    return SnapshotCreate(kind=DatasetKind(kind), method=EVERY).canonical() | {"method": EVERY}
 
 
 def _exported(made: rows_of.Made, answers: bool, flags: bool, emails: dict[int, str] | None) -> Row:

@@ -41,6 +41,7 @@ from app.datasets.kinds import (
     sft_row,
     untied_pairs,
 )
+from app.datasets.schemas import EVERY
 from app.datasets.writer import Encoded
 from app.errors import Invalid
 from app.labeling import ranks
@@ -52,8 +53,6 @@ from app.projects.models import Project, Prompt
 from app.projects.questions import likert_names
 
 PROGRESS_EVERY = 200
-EVERY = "all"
-"""The method that makes a row of each annotation instead of one of a consensus."""
 T = TypeVar("T")
 Rows = Iterator[tuple[str, list[Row] | Encoded]]
 Weights = dict[int | None, float] | None
