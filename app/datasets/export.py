@@ -127,7 +127,7 @@ def _ranking_lines(
         found = rows_of.reporting(found, lambda item: item[0].id, session, project, progress, made)
     block: list[bytes] = []
     count = 0
-    for _, prompt_rows in templates.encoded_rankings(found, build):
+    for _, prompt_rows in templates.encoded_rankings(found, build, columns=False):
         data, n = lines_of(prompt_rows)
         block.append(data)
         count += n

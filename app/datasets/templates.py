@@ -81,35 +81,37 @@ Found = Iterator[tuple[PromptRow, list[Any], Responses]]
 
 
 def encoded_rankings(
-    found: Found, build: Callable[[PromptLabels], list[Any]]
+    found: Found, build: Callable[[PromptLabels], list[Any]], columns: bool = True
 ) -> Iterator[tuple[str, list[Row] | Encoded]]:
     """(external id, rows) of every prompt of `found` that has rows: the rankings builder's
-    rows of method "all" (`build`), a string prompt's as lines and columns (`writer.Encoded`),
-    any other prompt's built by `build`."""
+    rows of method "all" (`build`), a string prompt's as lines and columns (`writer.Encoded`;
+    lines alone without `columns`, for a file without Parquet), any other prompt's built by
+    `build`."""
     lines = RankingLines()
     loads, encoded = jsontext.loads, jsontext.encoded
     for prompt, payloads, responses in found:
         shown = prompt_of(messages := loads(prompt.messages))
         made = None
         if type(shown) is str:
-            made = _encoded(lines, encoded(shown), payloads, responses)
+            made = _encoded(lines, encoded(shown), payloads, responses, columns)
         if made is None:
             labels = [Label(0, None, "ranking", payload) for payload in payloads]
             built = build(PromptLabels(prompt.id, prompt.external_id, messages, responses, labels))
             if built:
                 yield prompt.external_id, [m.row for m in built]
         elif made.count:
-            made.columns["prompt"] = [shown] * made.count
+            if columns:
+                made.columns["prompt"] = [shown] * made.count
             yield prompt.external_id, made
 
 
 def _encoded(
-    lines: RankingLines, prompt: bytes, payloads: list[Any], responses: Responses
+    lines: RankingLines, prompt: bytes, payloads: list[Any], responses: Responses, columns: bool
 ) -> Encoded | None:
-    """One string prompt's ranking rows (all but "prompt" in the columns); None when a shape
-    has no template."""
-    text = {rid: t for rid, (t, _) in responses.items()}
-    enc = {rid: jsontext.encoded(t) for rid, t in text.items()}
+    """One string prompt's ranking rows (with `columns`, all but "prompt" in the columns);
+    None when a shape has no template."""
+    enc = {rid: jsontext.encoded(t) for rid, (t, _) in responses.items()}
+    text = {rid: t for rid, (t, _) in responses.items()} if columns else {}
     out: list[bytes] = []
     ranked: list[list[str]] = []
     ranks: list[list[int] | None] = []
@@ -122,12 +124,14 @@ def _encoded(
         made = line_of(prompt, list(map(get_enc, best_first)), places)
         if made is None:
             return None
-        line, tied = made
-        out.append(line)
-        ranks.append(tied)
-        ranked.append(list(map(get_text, best_first)))
-    columns: dict[str, list[Any]] = {"prompt": [], "responses": ranked}
+        out.append(made[0])
+        if columns:  # the Parquet values
+            ranks.append(made[1])
+            ranked.append(list(map(get_text, best_first)))
+    if not columns:
+        return Encoded(b"".join(out), len(out), {}, {})
+    found: dict[str, list[Any]] = {"prompt": [], "responses": ranked}
     tags = {"prompt": "str", "responses": "strlist"}
     if any(r is not None for r in ranks):
-        columns["ranks"], tags["ranks"] = ranks, "intlist"
-    return Encoded(b"".join(out), len(out), columns, tags)
+        found["ranks"], tags["ranks"] = ranks, "intlist"
+    return Encoded(b"".join(out), len(out), found, tags)
