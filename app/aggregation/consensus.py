@@ -347,8 +347,9 @@ def mean_kendall_tau(rankings: Iterable[Sequence[Entry]]) -> float | None:
     return _mean_tau([_groups_of(r) for r in rankings if r])
 
 
-def _rating_value(value: float | bool | str, scale: RatingScale | str) -> float:
-    """Map one raw rating to a number: thumbs -> +1/-1, 0-5 as is."""
+def rating_value(value: float | bool | str, scale: RatingScale | str) -> float:
+    """One stored rating as a number: thumbs -> +1/-1 (stored as 1/-1, True/False or
+    "up"/"down"), 0-5 as is; ValueError for a value off its scale."""
     if scale == RatingScale.thumbs:
         if isinstance(value, bool):
             return 1.0 if value else -1.0
@@ -386,7 +387,7 @@ def aggregate_ratings(
     variance (always the same value) told us nothing about relative quality, so all their
     ratings become 0.0. Anything with a zero pooled std also becomes 0.0.
     """
-    triples = [(labeler, response, _rating_value(v, scale)) for labeler, response, v in ratings]
+    triples = [(labeler, response, rating_value(v, scale)) for labeler, response, v in ratings]
     if normalize and triples:
         by_labeler: dict[LabelerId, list[float]] = {}
         for labeler, _, value in triples:

@@ -18,9 +18,9 @@ from app.aggregation.consensus import (
     Consensus,
     ConsensusMethod,
     RatingSummary,
-    _rating_value,
     aggregate_ratings,
     consensus_ranking,
+    rating_value,
 )
 from app.aggregation.leaderboard import Comparisons, elo_ratings, leaderboard
 from app.aggregation.schemas import Leaderboard, LeaderboardRow
@@ -56,6 +56,7 @@ __all__ = [
     "prompt_consensus",
     "prompt_labels",
     "rating_normalizer",
+    "rating_value",
     "ratings_of",
     "remove_exclusion",
 ]
@@ -140,7 +141,7 @@ def rating_normalizer(*, session: Session, project: Project) -> Normalizer:
         for label in labels.labels:
             acc = sums.setdefault(label.user_id, [0, 0.0, 0.0])
             for value in label.payload["scores"].values():
-                v = _rating_value(value, project.rating_scale)
+                v = rating_value(value, project.rating_scale)
                 acc[0] += 1
                 acc[1] += v
                 acc[2] += v * v
@@ -178,7 +179,7 @@ def ratings_of(
         return {int(rid): s for rid, s in aggregate_ratings(triples, scale=scale).items()}
     sums: dict[int, list[float]] = {}
     for user_id, rid, value in triples:
-        v = _rating_value(value, scale)
+        v = rating_value(value, scale)
         w = 1.0 if weights is None else weights.get(user_id, 1.0)
         acc = sums.setdefault(rid, [0.0, 0.0, 0])
         acc[0] += w * (normalizer(user_id, v) if normalizer else v)
@@ -224,7 +225,7 @@ def _outcomes(labels: PromptLabels, scale: str) -> Iterator[tuple[int, str, str,
                     yield label.annotation_id, a, b, "tie" if tied else "a"  # a tie is half
         elif label.kind == "rating":
             scores = [
-                (model.get(int(rid)), _rating_value(v, scale))
+                (model.get(int(rid)), rating_value(v, scale))
                 for rid, v in sorted(label.payload["scores"].items(), key=lambda x: int(x[0]))
             ]
             for (a, sa), (b, sb) in combinations(scores, 2):

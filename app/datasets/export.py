@@ -1,219 +1,66 @@
 """Streaming export of a project's labels in the dataset formats (one row per annotation).
 
-Prompts stream in id order, a batch at a time with their live annotations (id order) and
-texts (`labels.live_rows`, the next batch read by a thread while this one is built), so memory
-stays bounded whatever the project's size and each prompt's texts are read once, however the
-labels were stored. Lines are the standard encoder's bytes: `app.jsontext.row_line` of each
-row, or for rankings without labelers or answers the snapshot's lines
-(`rows.encoded_rankings`: templates of the row with its strings filled in). Superseded
-annotations and gold items (known answers used to measure labelers) are left out. In a
-project with questions or criteria every row carries the annotation's `answers` (its flags
-under "flags"), shaped by `kinds.row_answers`.
+An export is a snapshot of method "all" that is not frozen: the rows of `rows.builder` for
+`export_params(kind)`, every labeler's (excluded ones too), superseded annotations and gold
+items (known answers used to measure labelers) left out. Prompts stream in id order, a batch
+at a time with their live annotations (id order) and texts (`rows.made_rows`, the next batch
+read by a thread while this one is built), so memory stays bounded whatever the project's
+size and each prompt's texts are read once, however the labels were stored. Lines are the
+standard encoder's bytes: `app.jsontext.row_line` of each row, or for rankings without
+labelers or answers the lines of the builder's templates (`templates.encoded_rankings`), as a
+snapshot of every ranking writes them. In a project with questions or criteria every row
+carries its annotation's `answers` (its flags under "flags"), shaped by `kinds.row_answers`;
+with labelers, its `labeler` and `annotated_at`.
 """
 
-from collections.abc import Callable, Iterator, Sequence
-from itertools import combinations
+from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
 from app import jsontext
-from app.auth.models import User
 from app.datasets import rows as rows_of
-from app.datasets.kinds import (
-    DatasetKind,
-    kto_row,
-    pair_rows,
-    prompt_row,
-    ranking_row,
-    rating_row,
-    row_answers,
-    sft_row,
-)
-from app.datasets.schemas import SnapshotCreate
+from app.datasets import templates
+from app.datasets.kinds import DatasetKind, Row, row_answers
+from app.datasets.schemas import EVERY, SnapshotCreate
 from app.datasets.writer import lines_of
 from app.errors import Invalid
-from app.labeling import labels, ranks
-from app.labeling.labels import AnnotationRow
+from app.labeling import labels
 from app.progress import Progress
-from app.projects import strength
-from app.projects.kinds import ProjectKind
-from app.projects.models import Project, Prompt
+from app.projects.models import Project
 
 BATCH = 1000
 """Prompts read at a time."""
 BLOCK = 5000
 """Rows (at least) per block of the export."""
 
-Emails = dict[int, str] | None
-Build = Callable[[list[Any], Any, dict[int, str]], list[dict[str, Any]]]
-"""(the prompt's messages, the payload, response id -> text) -> the rows of one annotation.
-The payload holds "answers" only when the rows are to carry them."""
+
+def export_params(kind: str) -> dict[str, Any]:
+    """The snapshot parameters of an export of `kind`: method "all" (a row per annotation;
+    for ratings each score as given), kto's default thresholds. Invalid for an unknown kind."""
+    if kind not in DatasetKind.__members__.values():
+        names = ", ".join(DatasetKind)
+        raise Invalid(f"kind must be one of {names}; not {kind!r}", field="kind")
+    return SnapshotCreate(kind=DatasetKind(kind), method=EVERY).canonical() | {"method": EVERY}
 
 
-def _labeled(row: dict[str, Any], annotation: AnnotationRow, emails: dict[int, str]) -> dict:
-    """The row, plus its labeler's email ("import" for an imported label) and the time."""
-    user_id, created_at = annotation[1], annotation[4]
-    labeler = emails.get(user_id, "import") if user_id else "import"
-    return row | {"labeler": labeler, "annotated_at": created_at.isoformat()}
-
-
-def _annotation_rows(
-    session: Session,
-    project: Project,
-    kind: str,
-    build: Build,
-    emails: Emails,
-    progress: Progress | None,
-    texts: bool = True,
-) -> Iterator[list[dict[str, Any]]]:
-    """The rows `build` makes of each live annotation of `kind`, prompt by prompt (id order),
-    a prompt's annotations in id order; a list of at least BLOCK rows at a time."""
-    asks = bool(project.questions or project.criteria)
-    loads = jsontext.loads
-    made = [0]
-    found = labels.live_rows(
-        session,
-        project.id,
-        (kind,),
-        with_responses=texts,
-        batch=BATCH,
-        read_ahead=True,
-        times=emails is not None,
-        flags=bool(project.criteria),
-    )
-    if progress is not None:
-        found = rows_of.reporting(found, lambda item: item[0][0], session, project, progress, made)
-    out: list[dict[str, Any]] = []
-    for prompt, annotations, responses in found:
-        if not annotations:
-            continue
-        messages = loads(prompt[2])
-        text = {rid: t for rid, (t, _) in responses.items()}
-        for a in annotations:
-            payload = loads(a[3])
-            if asks:
-                answers = payload.get("answers") or {}
-                if project.criteria:
-                    answers = answers | {"flags": loads(a[7]) if a[7] else {}}
-                payload["answers"] = answers
-            else:
-                payload.pop("answers", None)
-            rows = build(messages, payload, text)
-            out.extend(rows if emails is None else [_labeled(row, a, emails) for row in rows])
-        if len(out) >= BLOCK:
-            made[0] += len(out)
-            yield out
-            out = []
-    if out:
-        made[0] += len(out)
-        yield out
-
-
-def _answered(row: dict[str, Any], payload: Any, ids: list[str] | str | None) -> dict[str, Any]:
-    """The row with its `answers` for the responses `ids` (if the rows carry answers)."""
-    if "answers" not in payload:
+def _exported(made: rows_of.Made, answers: bool, flags: bool, emails: dict[int, str] | None) -> Row:
+    """The row with its annotation's answers (its flags under "flags") and its labeler."""
+    row = made.row
+    if not made.labels:  # a prompts row: no annotation
         return row
-    return row | {"answers": row_answers(payload["answers"], ids)}
-
-
-def _ranked(payload: Any) -> tuple[list[int], list[int]] | None:
-    """(response ids best first, their places) of a ranking; None when everything is tied
-    (no preference, so no row)."""
-    best_first, places = ranks.order_and_ranks(payload["ranking"])
-    return None if len(set(places)) < 2 else (best_first, places)
-
-
-def _rankings(messages: list[Any], payload: Any, text: dict[int, str]) -> list[dict[str, Any]]:
-    ranked_ids = _ranked(payload)
-    if ranked_ids is None:
-        return []
-    best_first, places = ranked_ids
-    ranked = ranking_row(messages, [text[rid] for rid in best_first], places)
-    if "answers" not in payload:
-        return [ranked]
-    return [_answered(ranked, payload, [str(rid) for rid in best_first])]
-
-
-def _pairs_of(project: Project) -> Build:
-    """Pairs of each ranking (tied pairs left out), with the margin of its strength if any."""
-
-    def build(messages: list[Any], payload: Any, text: dict[int, str]) -> list[dict[str, Any]]:
-        ids = [str(rid) for rid in ranks.order(payload["ranking"])]
-        places = ranks.ranks(payload["ranking"])
-        margin = strength.margin(project.strength_scale, payload.get("strength"))
-        made = pair_rows(messages, [text[int(rid)] for rid in ids], places, margin)
-        if "answers" not in payload:
-            return made
-        # pair_rows yields the untied pairs of the ranking in combinations() order.
-        pairs = [
-            [ids[i], ids[j]] for i, j in combinations(range(len(ids)), 2) if places[i] != places[j]
-        ]
-        return [_answered(row, payload, pair) for row, pair in zip(made, pairs, strict=True)]
-
-    return build
-
-
-def _kto_of(project: Project) -> Build:
-    """KTO rows of each annotation: a ranking's top and bottom groups, or each rating by the
-    kto snapshot's default thresholds (👍 true, 👎 false; 0–5: ≥ 4 true, ≤ 2 false)."""
-    thresholds = SnapshotCreate(kind=DatasetKind.kto).canonical()
-
-    def build(messages: list[Any], payload: Any, text: dict[int, str]) -> list[dict[str, Any]]:
-        judged: Sequence[tuple[int, bool | None]]
-        if "ranking" in payload:
-            groups = ranks.groups(payload["ranking"])
-            if len(groups) < 2:
-                return []
-            judged = [(rid, True) for rid in groups[0]] + [(rid, False) for rid in groups[-1]]
-        else:
-            judged = [
-                (int(rid), rows_of.desirable(v, project.rating_scale, thresholds))
-                for rid, v in payload["scores"].items()
-            ]
-        return [
-            _answered(kto_row(messages, text[rid], label), payload, str(rid))
-            for rid, label in judged
-            if label is not None
-        ]
-
-    return build
-
-
-def _sft(messages: list[Any], payload: Any, text: dict[int, str]) -> list[dict[str, Any]]:
-    return [_answered(sft_row(messages, payload["demonstration"]), payload, None)]
-
-
-def _ratings(messages: list[Any], payload: Any, text: dict[int, str]) -> list[dict[str, Any]]:
-    return [
-        _answered(rating_row(messages, text[int(rid)], score), payload, rid)
-        for rid, score in payload["scores"].items()
-    ]
-
-
-def _prompt_rows(session: Session, project: Project) -> Iterator[list[dict[str, Any]]]:
-    last_id = 0
-    while True:
-        rows = (
-            session.connection()
-            .execute(
-                select(Prompt.id, cast(Prompt.messages, Text).label("messages"))
-                .where(
-                    Prompt.project_id == project.id,
-                    Prompt.id > last_id,
-                    Prompt.is_gold.is_(False),
-                    Prompt.retired_at.is_(None),
-                )
-                .order_by(Prompt.id)
-                .limit(BATCH)
-            )
-            .all()
-        )
-        if not rows:
-            return
-        yield [prompt_row(jsontext.loads(row.messages)) for row in rows]
-        last_id = rows[-1].id
+    (label,) = made.labels
+    if answers:
+        asked = label.payload.get("answers") or {}
+        if flags:
+            asked = asked | {"flags": label.flags or {}}
+        row = row | {"answers": row_answers(asked, made.about)}
+    if emails is not None:
+        row = row | {
+            "labeler": rows_of.labeler_of(label, emails),
+            "annotated_at": rows_of.stamp(label),
+        }
+    return row
 
 
 def row_batches(
@@ -223,52 +70,72 @@ def row_batches(
     kind: str,
     with_labelers: bool = False,
     progress: Progress | None = None,
-) -> Iterator[list[dict[str, Any]]]:
+) -> Iterator[list[Row]]:
     """The export rows of `kind` (rankings | pairs | sft | ratings | prompts | kto) in batches;
     with_labelers adds each row's `labeler` (email) and `annotated_at` (prompts rows have no
     labeler)."""
-    emails = dict(session.execute(select(User.id, User.email)).all()) if with_labelers else None
-    if kind == DatasetKind.rankings:
-        return _annotation_rows(session, project, "ranking", _rankings, emails, progress)
-    if kind == DatasetKind.pairs:
-        return _annotation_rows(session, project, "ranking", _pairs_of(project), emails, progress)
-    if kind == DatasetKind.sft:
-        return _annotation_rows(session, project, "demonstration", _sft, emails, progress, False)
-    if kind == DatasetKind.ratings:
-        return _annotation_rows(session, project, "rating", _ratings, emails, progress)
-    if kind == DatasetKind.prompts:
-        return _prompt_rows(session, project)
-    if kind == DatasetKind.kto:
-        if project.kind == ProjectKind.demonstration:
-            raise Invalid("kind: a kto export needs a ranking or rating project", field="kind")
-        kto = _kto_of(project)
-        return _annotation_rows(session, project, project.kind, kto, emails, progress)
-    names = ", ".join(DatasetKind)
-    raise Invalid(f"kind must be one of {names}; not {kind!r}", field="kind")
+    build = rows_of.builder(
+        session=session, project=project, params=export_params(kind), what="export"
+    )
+    emails = rows_of.labeler_emails(session=session) if with_labelers else None
+    return _row_batches(session, project, build, emails, progress)
+
+
+def _row_batches(
+    session: Session,
+    project: Project,
+    build: rows_of.Builder,
+    emails: dict[int, str] | None,
+    progress: Progress | None,
+) -> Iterator[list[Row]]:
+    """`row_batches`' rows, a list of at least BLOCK rows at a time."""
+    answers, flags = bool(project.questions or project.criteria), bool(project.criteria)
+    plain = not answers and emails is None
+    out: list[Row] = []
+    for _, made in rows_of.made_rows(
+        session=session,
+        project=project,
+        build=build,
+        batch=BATCH,
+        times=emails is not None,
+        flags=flags,
+        progress=progress,
+        made=[0],
+    ):
+        if plain:
+            out.extend(m.row for m in made)
+        else:
+            out.extend(_exported(m, answers, flags, emails) for m in made)
+        if len(out) >= BLOCK:
+            yield out
+            out = []
+    if out:
+        yield out
 
 
 def _ranking_lines(
     session: Session, project: Project, progress: Progress | None
 ) -> Iterator[tuple[bytes, int]]:
-    """The rankings export's lines (no labelers, no answers), as `jsonl` of `_rankings`' rows
-    gives them: the snapshot of every ranking's lines (`rows.encoded_rankings`), the excluded
-    labelers' included. Yields (a block of at least BLOCK lines, how many)."""
+    """The rankings export's lines (no labelers, no answers) by the builder's templates.
+    Yields (a block of at least BLOCK lines, how many)."""
+    build = rows_of.builder(
+        session=session, project=project, params=export_params(DatasetKind.rankings)
+    )
     made = [0]
     found = labels.live_payloads(session, project.id, "ranking", batch=BATCH, read_ahead=True)
     if progress is not None:
-        found = rows_of.reporting(found, lambda item: item[0][0], session, project, progress, made)
+        found = rows_of.reporting(found, lambda item: item[0].id, session, project, progress, made)
     block: list[bytes] = []
     count = 0
-    for _, prompt_rows in rows_of.encoded_rankings(found):
+    for _, prompt_rows in templates.encoded_rankings(found, build, columns=False):
         data, n = lines_of(prompt_rows)
         block.append(data)
         count += n
+        made[0] += n
         if count >= BLOCK:
-            made[0] += count
             yield b"".join(block), count
             block, count = [], 0
     if block:
-        made[0] += count
         yield b"".join(block), count
 
 

@@ -1,14 +1,18 @@
-"""The dataset kinds (snapshot and export files) and the one row builder of each kind.
+"""The dataset kinds (snapshot and export files), the shape of each kind's row, and how a
+ranking reads as rows (`preference`).
 
 Rows follow TRL's conventions. A prompt of one user turn is a string and every answer in its
 row is a string ("standard"); any other prompt is its message list and every answer in its
 row is a list of assistant messages ("conversational"), so a row is never half of each.
+Which labels make which rows is `app.datasets.rows`' (one builder per kind).
 """
 
+from collections.abc import Sequence
 from enum import StrEnum
 from itertools import combinations
-from typing import Any
+from typing import Any, NamedTuple
 
+from app.labeling import ranks
 from app.projects.kinds import ProjectKind
 
 Message = dict[str, Any]
@@ -33,7 +37,8 @@ class DatasetKind(StrEnum):
     """{"prompt"}"""
     kto = "kto"
     """{"prompt", "completion", "label"}: one unpaired answer, desirable (true) or not (TRL's
-    KTO format), from 👍/👎, a 0–5 score's thresholds, or a ranking's top and bottom"""
+    KTO format), from 👍/👎, a 0–5 score's thresholds, or a ranking's top and bottom
+    (`rows.rating_label`, `rows.desirable`)"""
 
 
 FROM_PROJECT: dict[str, tuple[DatasetKind, ...]] = {
@@ -100,13 +105,43 @@ def sft_row(messages: list[Message], completion: str | list[Message]) -> Row:
     return {"prompt": prompt, "completion": answer_of(prompt, completion)}
 
 
-def ranking_row(messages: list[Message], ranked: list[str], ranks: list[int] | None = None) -> Row:
+class Preference(NamedTuple):
+    """A ranking (a labeler's, or a consensus) as rows hold it."""
+
+    best_first: Sequence[int]
+    """Every response id once, best first (tied ones in the order given)."""
+    places: tuple[int, ...]
+    """The place of each (0 = best, dense): equal places are tied, e.g. (0, 1, 1, 2)."""
+
+
+_is_id = int.__instancecheck__
+_new = tuple.__new__
+_FLAT = {n: tuple(range(n)) for n in range(16)}
+"""The places of a ranking of n responses without ties."""
+
+
+def preference(ranking: ranks.Ranking) -> Preference | None:
+    """A ranking payload (`[a, [b, c], d]`) or a consensus's groups as rows hold it; None
+    when it states no preference: one response, or all of them tied. Such a ranking makes
+    no row of any kind (no rankings row, no pair, no KTO row)."""
+    if all(map(_is_id, ranking)):  # flat: no ties (the common case), read without copies
+        best_first, places = ranking, _FLAT.get(len(ranking)) or tuple(range(len(ranking)))
+    else:
+        best_first, ordered = ranks.order_and_ranks(ranking)
+        places = tuple(ordered)
+    # tuple.__new__: half the cost of Preference(…), paid once per exported ranking
+    return _new(Preference, (best_first, places)) if places and places[-1] > 0 else None
+
+
+def ranking_row(
+    messages: list[Message], ranked: list[str], ranks: Sequence[int] | None = None
+) -> Row:
     """One ranking, best response first. With ties, "ranks" gives each response's place
     (0 = best; equal ranks are tied, e.g. [0, 1, 1, 2]); a ranking without ties has none."""
     prompt = prompt_of(messages)
     row: Row = {"prompt": prompt, "responses": answers_of(prompt, ranked)}
     if ranks is not None and len(set(ranks)) < len(ranks):
-        row["ranks"] = ranks
+        row["ranks"] = list(ranks)
     return row
 
 
@@ -123,20 +158,22 @@ def pair_row(
     return row if margin is None else row | {"margin": margin}
 
 
+def untied_pairs(places: Sequence[int]) -> list[tuple[int, int]]:
+    """The pairs (i, j), i before j, of a ranking's responses at `places` (best first) that
+    make pair rows: the better one chosen; tied pairs (equal places) are left out, neither is
+    better."""
+    return [(i, j) for i, j in combinations(range(len(places)), 2) if places[i] != places[j]]
+
+
 def pair_rows(
     messages: list[Message],
     ranked: list[str],
-    ranks: list[int] | None = None,
+    ranks: Sequence[int] | None = None,
     margin: float | None = None,
 ) -> list[Row]:
-    """Every pair of one ranking, the better response chosen; tied pairs (equal `ranks`) are
-    left out: neither is better."""
-    places = ranks if ranks is not None else list(range(len(ranked)))
-    return [
-        pair_row(messages, ranked[i], ranked[j], margin)
-        for i, j in combinations(range(len(ranked)), 2)
-        if places[i] != places[j]
-    ]
+    """Every untied pair of one ranking (`untied_pairs`), the better response chosen."""
+    places = ranks if ranks is not None else range(len(ranked))
+    return [pair_row(messages, ranked[i], ranked[j], margin) for i, j in untied_pairs(places)]
 
 
 def kto_row(messages: list[Message], completion: str, label: bool) -> Row:
@@ -156,7 +193,9 @@ def rating_row(
     return row if scores is None else row | {"scores": scores}
 
 
-def row_answers(answers: dict[str, Any], response_ids: list[str] | str | None) -> dict[str, Any]:
+def row_answers(
+    answers: dict[str, Any], response_ids: Sequence[int] | int | None
+) -> dict[str, Any]:
     """The `answers` of an exported row, from one annotation's answers (per-response ones keyed
     by response id, the flags under "flags"). Per-task answers stay as they are; a per-response
     answer becomes the value for the row's response (`response_ids` one id: a ratings row), or
@@ -168,10 +207,10 @@ def row_answers(answers: dict[str, Any], response_ids: list[str] | str | None) -
             out[name] = value
             continue
         missing: Any = [] if name == "flags" else None
-        if isinstance(response_ids, str):
-            out[name] = value.get(response_ids, missing)
+        if isinstance(response_ids, int):
+            out[name] = value.get(str(response_ids), missing)
         elif response_ids is not None:
-            out[name] = [value.get(rid, missing) for rid in response_ids]
+            out[name] = [value.get(str(rid), missing) for rid in response_ids]
     return out
 
 

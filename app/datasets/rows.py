@@ -1,42 +1,51 @@
-"""The rows of each snapshot kind, built per prompt from its live labels (TRL conventions).
+"""The one row builder of each dataset kind, used by snapshots and exports alike.
 
-Every generator yields (external id, rows of that prompt) in prompt id order, rows in
-annotation id order, so that the same data always gives the same file.
+A builder (`builder`) turns one prompt's live labels (`labels.PromptLabels`) into that
+prompt's rows of one kind (TRL conventions, shaped by `kinds`), in annotation id order, each
+with the labels it was made of and the responses it is about (`Made`). Its parameters are a
+snapshot's (`SnapshotCreate.canonical`): with method "all" a row per annotation, otherwise a
+consensus per prompt. An export is the rows of method "all" (`export.export_params`) of every
+labeler, not frozen; a snapshot freezes the rows of its parameters, excluded labelers left out.
+
+`made_rows` streams a project's prompts with their rows, and `snapshot_rows` is what a snapshot
+writes: the same rows, except that every label's rankings of string prompts come as lines from
+templates of the same builder (`templates.encoded_rankings`), held to it byte for byte. Another
+file format of the same labels reads `made_rows` of a builder (`export.export_params` for one
+row per annotation): each row with the annotations it came from (payload, labeler, time, flags
+when asked) and its response ids.
+
+Each rule of a row is written once: how a ranking reads as rows, and "no preference, no row"
+(`kinds.preference`); a ranking's pairs (`kinds.untied_pairs`); a rating's KTO label
+(`desirable`, `rating_label`); who labeled a row (`labeler_of`).
 """
 
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app import jsontext
 from app.aggregation import service as aggregation
 from app.aggregation.consensus import ConsensusMethod, consensus_pairs
-from app.aggregation.consensus import _rating_value as rating_value
+from app.datasets import templates
 from app.datasets.kinds import (
     DatasetKind,
+    Row,
     kto_row,
     pair_row,
-    pair_rows,
-    prompt_of,
+    preference,
     prompt_row,
     ranking_row,
     rating_row,
     sft_row,
+    untied_pairs,
 )
-from app.datasets.templates import RankingLines
+from app.datasets.schemas import EVERY
 from app.datasets.writer import Encoded
 from app.errors import Invalid
 from app.labeling import ranks
-from app.labeling.labels import (
-    Label,
-    PromptLabels,
-    PromptRow,
-    Responses,
-    live_payloads,
-    prompt_labels,
-)
+from app.labeling.labels import BATCH, Label, PromptLabels, live_payloads, prompt_labels
 from app.progress import Progress
 from app.projects import strength
 from app.projects.kinds import ProjectKind, RatingScale
@@ -45,71 +54,182 @@ from app.projects.questions import likert_names
 
 PROGRESS_EVERY = 200
 T = TypeVar("T")
-Rows = Iterator[tuple[str, list[dict[str, Any]] | Encoded]]
-Made = list[tuple[dict[str, Any], list[Label]]]
-"""Rows of one prompt, each with the labels it came from."""
-
-
+Rows = Iterator[tuple[str, list[Row] | Encoded]]
 Weights = dict[int | None, float] | None
 
 
-def _sft(labels: PromptLabels, method: str, top_ranked: bool, weights: Weights = None) -> Made:
-    rows = [
-        (sft_row(labels.messages, d.payload["demonstration"]), [d])
-        for d in labels.of_kind("demonstration")
+class Made(NamedTuple):
+    """One row and what it was made of."""
+
+    row: Row
+    labels: list[Label]
+    """The live annotations it came from: one with method "all", the prompt's rankings or
+    ratings for a consensus, none for a `prompts` row."""
+    about: Sequence[int] | int | None
+    """The response ids of the row, as it holds their texts: best first (rankings), chosen
+    and rejected (pairs), the one response (ratings, kto); None (sft, prompts)."""
+
+
+Build = Callable[[PromptLabels], list[Made]]
+"""One prompt's live labels -> its rows."""
+
+
+@dataclass(frozen=True, slots=True)
+class Builder:
+    """The row builder of one dataset kind for one project and set of parameters: called with
+    one prompt's live labels, it gives that prompt's rows."""
+
+    kind: DatasetKind
+    make: Build
+    reads: tuple[str, ...]
+    """The annotation kinds its rows are made of."""
+    every_prompt: bool = False
+    """A row for every prompt that is not retired, labeled or not (`prompts`)."""
+    texts: bool = True
+    """Whether its rows hold the responses' texts."""
+
+    def __call__(self, labels: PromptLabels) -> list[Made]:
+        return self.make(labels)
+
+
+def builder(
+    *, session: Session, project: Project, params: dict[str, Any], what: str = "snapshot"
+) -> Builder:
+    """The row builder of `params["kind"]` for the project. `params` are a snapshot's canonical
+    parameters ("weights": each labeler's weight in a consensus; ratings with method "all": each
+    annotation's scores as given, which only an export asks for). Invalid (naming `what`, the
+    file asked for) for an unknown kind, or kto of a project that has neither rankings nor
+    ratings."""
+    kind, method = params["kind"], params.get("method", ConsensusMethod.ranked_pairs)
+    weights: Weights = None
+    if "weights" in params:
+        weights = {int(user_id): w for user_id, w in params["weights"].items()}
+    if kind == DatasetKind.prompts:
+        return Builder(DatasetKind.prompts, _prompts, (), every_prompt=True, texts=False)
+    if kind == DatasetKind.sft:
+        if not params.get("include_top_ranked"):
+            return Builder(DatasetKind.sft, _demonstrations, ("demonstration",), texts=False)
+        reads: tuple[str, ...] = ("demonstration", "ranking")
+        return Builder(DatasetKind.sft, lambda labels: _sft(labels, method, weights), reads)
+    if kind == DatasetKind.rankings:
+        return Builder(
+            DatasetKind.rankings, lambda labels: _rankings(labels, method, weights), ("ranking",)
+        )
+    if kind == DatasetKind.pairs:
+        levels = project.strength_scale or []
+        return Builder(
+            DatasetKind.pairs, lambda labels: _pairs(labels, method, weights, levels), ("ranking",)
+        )
+    if kind == DatasetKind.kto:
+        if project.kind not in (ProjectKind.ranking, ProjectKind.rating):
+            raise Invalid(
+                f"kind: a kto {what} needs a ranking or rating project; {project.name!r} is a "
+                f"{project.kind} project",
+                field="kind",
+            )
+        build = lambda labels: _kto(labels, project, params, weights)  # noqa: E731
+        return Builder(DatasetKind.kto, build, (project.kind,))
+    if kind == DatasetKind.ratings:
+        scale = project.rating_scale
+        if method == EVERY:
+            return Builder(DatasetKind.ratings, _each_rating, ("rating",))
+        aspects = likert_names(project.questions or [])
+        normalizer = None
+        if params.get("normalize"):
+            normalizer = aggregation.rating_normalizer(session=session, project=project)
+        build = lambda labels: _ratings(labels, scale, normalizer, aspects, weights)  # noqa: E731
+        return Builder(
+            DatasetKind.ratings, build, ("rating", "ranking") if aspects else ("rating",)
+        )
+    names = ", ".join(DatasetKind)
+    raise Invalid(f"kind must be one of {names}; not {kind!r}", field="kind")
+
+
+# --- the builders ---------------------------------------------------------------------------
+
+
+def _prompts(labels: PromptLabels) -> list[Made]:
+    return [Made(prompt_row(labels.messages), [], None)]
+
+
+def _demonstrations(labels: PromptLabels) -> list[Made]:
+    """Each written answer (or demonstrated conversation)."""
+    return [
+        Made(sft_row(labels.messages, x.payload["demonstration"]), [x], None)
+        for x in labels.of_kind("demonstration")
     ]
-    if top_ranked and labels.of_kind("ranking"):
+
+
+def _sft(labels: PromptLabels, method: str, weights: Weights) -> list[Made]:
+    """Each written answer, and the top consensus response of the prompt's rankings."""
+    made = _demonstrations(labels)
+    ranked = labels.of_kind("ranking")
+    if ranked:
         ranking = aggregation.consensus_of(labels, method=method, weights=weights).ranking
         if ranking:
-            top = sft_row(labels.messages, labels.responses[int(ranking[0])][0])
-            rows.append((top, labels.of_kind("ranking")))
-    return rows
+            top = int(ranking[0])
+            made.append(Made(sft_row(labels.messages, labels.responses[top][0]), ranked, None))
+    return made
 
 
-def _rankings(
-    labels: PromptLabels, method: str, pairs: bool, weights: Weights, scale: list[Any]
-) -> Made:
+def _texts(labels: PromptLabels, ids: Sequence[int]) -> list[str]:
+    responses = labels.responses
+    return [responses[rid][0] for rid in ids]
+
+
+def _rankings(labels: PromptLabels, method: str, weights: Weights) -> list[Made]:
+    """Each ranking (method "all") or the prompt's consensus, best response first."""
     messages = labels.messages
-    text = {rid: t for rid, (t, _) in labels.responses.items()}
-    if method == "all":
-        made: Made = []
+    if method == EVERY:
+        made = []
         for x in labels.of_kind("ranking"):
-            best_first, places = ranks.order_and_ranks(x.payload["ranking"])
-            ranked = [text[rid] for rid in best_first]
-            if not pairs:
-                if len(set(places)) >= 2:
-                    made.append((ranking_row(messages, ranked, places), [x]))
+            p = preference(x.payload["ranking"])
+            if p is not None:
+                row = ranking_row(messages, _texts(labels, p.best_first), p.places)
+                made.append(Made(row, [x], p.best_first))
+        return made
+    p = preference(aggregation.consensus_of(labels, method=method, weights=weights).groups)
+    if p is None:
+        return []
+    row = ranking_row(messages, _texts(labels, p.best_first), p.places)
+    return [Made(row, labels.of_kind("ranking"), p.best_first)]
+
+
+def _pairs(labels: PromptLabels, method: str, weights: Weights, levels: list[Any]) -> list[Made]:
+    """The untied pairs of each ranking (method "all": the margin of its strength, if any) or
+    of the prompt's consensus (the margin of its votes, or of the labelers' strengths)."""
+    messages = labels.messages
+    made = []
+    if method == EVERY:
+        for x in labels.of_kind("ranking"):
+            p = preference(x.payload["ranking"])
+            if p is None:
                 continue
-            margin = strength.margin(scale, x.payload.get("strength"))
-            made += [(row, [x]) for row in pair_rows(messages, ranked, places, margin)]
+            margin = strength.margin(levels, x.payload.get("strength"))
+            ids, texts = p.best_first, _texts(labels, p.best_first)
+            for i, j in untied_pairs(p.places):
+                row = pair_row(messages, texts[i], texts[j], margin)
+                made.append(Made(row, [x], [ids[i], ids[j]]))
         return made
     consensus = aggregation.consensus_of(labels, method=method, weights=weights)
-    if len(consensus.groups) < 2:
-        return []  # one response, or all of them tied: no preference
+    if preference(consensus.groups) is None:
+        return []
     every = labels.of_kind("ranking")
-    if not pairs:
-        places = [g for g, group in enumerate(consensus.groups) for _ in group]
-        ranked = [text[int(r)] for r in consensus.ranking]
-        return [(ranking_row(messages, ranked, places), every)]
-    return [
-        (
-            pair_row(
-                messages,
-                text[int(p.chosen)],
-                text[int(p.rejected)],
-                _strength_margin(p.chosen, p.rejected, every, scale, weights)
-                if scale
-                else p.margin,
-            ),
-            every,
+    for pair in consensus_pairs(consensus):
+        if pair.tied:
+            continue
+        chosen, rejected = int(pair.chosen), int(pair.rejected)
+        margin = (
+            _strength_margin(chosen, rejected, every, levels, weights) if levels else pair.margin
         )
-        for p in consensus_pairs(consensus)
-        if not p.tied
-    ]
+        chosen_text, rejected_text = _texts(labels, [chosen, rejected])
+        row = pair_row(messages, chosen_text, rejected_text, margin)
+        made.append(Made(row, every, [chosen, rejected]))
+    return made
 
 
 def _strength_margin(
-    chosen: Any, rejected: Any, ranked: list[Label], scale: list[Any], weights: Weights
+    chosen: int, rejected: int, ranked: list[Label], scale: list[Any], weights: Weights
 ) -> float | None:
     """A consensus pair's margin on a strength scale: the (weighted) mean over the labels that
     judged the pair of +margin when they chose the same response, −margin when they chose the
@@ -119,9 +239,9 @@ def _strength_margin(
         place = {
             rid: g for g, group in enumerate(ranks.groups(x.payload["ranking"])) for rid in group
         }
-        if int(chosen) not in place or int(rejected) not in place:
+        if chosen not in place or rejected not in place:
             continue
-        a, b = place[int(chosen)], place[int(rejected)]
+        a, b = place[chosen], place[rejected]
         value = x.payload.get("strength")
         if a != b and value is None:
             continue
@@ -132,19 +252,10 @@ def _strength_margin(
     return round(total / weight, 6) if weight else None
 
 
-def _top_bottom(labels: PromptLabels, groups: Any, made_from: list[Label]) -> Made:
-    """KTO rows of a ranking: its top group desirable, its bottom group not."""
-    if len(groups) < 2:
-        return []
-    text = {rid: t for rid, (t, _) in labels.responses.items()}
-    top = [(kto_row(labels.messages, text[int(r)], True), made_from) for r in groups[0]]
-    bottom = [(kto_row(labels.messages, text[int(r)], False), made_from) for r in groups[-1]]
-    return top + bottom
-
-
 def desirable(value: float, scale: str, params: dict[str, Any]) -> bool | None:
-    """A rating as a KTO label: 👍 (above 0) True, 👎 False; on 0–5, ≥ desirable_at True,
-    ≤ undesirable_at False; in between (or exactly 0 on thumbs) None, left out."""
+    """A rating's number (a mean, or one rating through `rating_label`) as a KTO label:
+    👍 (above 0) True, 👎 False; on 0–5, ≥ desirable_at True, ≤ undesirable_at False; in
+    between (or exactly 0 on thumbs) None, left out."""
     if scale == RatingScale.thumbs:
         return True if value > 0 else False if value < 0 else None
     if value >= params["desirable_at"]:
@@ -154,32 +265,67 @@ def desirable(value: float, scale: str, params: dict[str, Any]) -> bool | None:
     return None
 
 
-def _kto(labels: PromptLabels, project: Project, params: dict[str, Any], weights: Weights) -> Made:
+def rating_label(value: Any, scale: str, params: dict[str, Any]) -> bool | None:
+    """One stored rating as a KTO label: its number on the scale (`rating_value`: 👍/👎 as
+    +1/−1 however stored, 0–5 as is), then `desirable`."""
+    return desirable(aggregation.rating_value(value, scale), scale, params)
+
+
+def _top_bottom(labels: PromptLabels, ranking: Any, made_from: list[Label]) -> list[Made]:
+    """KTO rows of a ranking (a payload's, or a consensus's groups): its top group desirable,
+    its bottom group not."""
+    p = preference(ranking)
+    if p is None:
+        return []
+    messages, places, last = labels.messages, p.places, p.places[-1]
+    judged = [(rid, True) for rid, g in zip(p.best_first, places, strict=True) if g == 0]
+    judged += [(rid, False) for rid, g in zip(p.best_first, places, strict=True) if g == last]
+    return [
+        Made(kto_row(messages, labels.responses[rid][0], label), made_from, rid)
+        for rid, label in judged
+    ]
+
+
+def _kto(
+    labels: PromptLabels, project: Project, params: dict[str, Any], weights: Weights
+) -> list[Made]:
+    """KTO rows: a ranking's top and bottom groups, or each rating by the thresholds; of each
+    annotation (method "all") or of the prompt's consensus (rankings) or mean (ratings)."""
     method, scale = params["method"], project.rating_scale
     if project.kind == ProjectKind.ranking:
-        if method == "all":
+        if method == EVERY:
             return [
-                row
+                made
                 for x in labels.of_kind("ranking")
-                for row in _top_bottom(labels, ranks.groups(x.payload["ranking"]), [x])
+                for made in _top_bottom(labels, x.payload["ranking"], [x])
             ]
         consensus = aggregation.consensus_of(labels, method=method, weights=weights)
         return _top_bottom(labels, consensus.groups, labels.of_kind("ranking"))
-    made: Made = []
-    if method == "all":
+    messages = labels.messages
+    made: list[Made] = []
+    if method == EVERY:
         for x in labels.of_kind("rating"):
             for rid, value in x.payload["scores"].items():
-                label = desirable(rating_value(value, scale), scale, params)
+                label = rating_label(value, scale, params)
                 if label is not None:
                     text = labels.responses[int(rid)][0]
-                    made.append((kto_row(labels.messages, text, label), [x]))
+                    made.append(Made(kto_row(messages, text, label), [x], int(rid)))
         return made
     summary = aggregation.ratings_of(labels, scale=scale, weights=weights)
     every = labels.of_kind("rating")
     for rid, (text, _) in labels.responses.items():
         if rid in summary and (label := desirable(summary[rid].mean, scale, params)) is not None:
-            made.append((kto_row(labels.messages, text, label), every))
+            made.append(Made(kto_row(messages, text, label), every, rid))
     return made
+
+
+def _each_rating(labels: PromptLabels) -> list[Made]:
+    """Each annotation's score of each response, as given."""
+    return [
+        Made(rating_row(labels.messages, labels.responses[int(rid)][0], score), [x], int(rid))
+        for x in labels.of_kind("rating")
+        for rid, score in x.payload["scores"].items()
+    ]
 
 
 def _ratings(
@@ -188,33 +334,53 @@ def _ratings(
     normalizer: aggregation.Normalizer | None,
     aspects: list[str],
     weights: Weights = None,
-) -> Made:
+) -> list[Made]:
     """One row per response with a main rating or an answer to a Likert question (`aspects`):
     the main score (normalised when asked) and each aspect's mean under `scores`."""
     summary = aggregation.ratings_of(labels, scale=scale, normalizer=normalizer, weights=weights)
     means = aggregation.aspect_means(labels, aspects, weights) if aspects else {}
     every = labels.labels
-    rows = []
+    made = []
     for rid, (text, _) in labels.responses.items():
         if rid not in summary and rid not in means:
             continue
         score = summary[rid].mean if rid in summary else None
         scores = ({} if score is None else {"score": score}) | means.get(rid, {})
-        rows.append((rating_row(labels.messages, text, score, scores), every))
-    return rows
+        made.append(Made(rating_row(labels.messages, text, score, scores), every, rid))
+    return made
 
 
-def _stamp(value: Any) -> str:
+# --- who labeled a row ----------------------------------------------------------------------
+
+
+def labeler_emails(*, session: Session) -> dict[int, str]:
+    """user id -> email, for rows that name their labelers."""
+    from app.auth import service as auth_service
+
+    return {u.id: u.email for u in auth_service.list_users(session=session)}
+
+
+def labeler_of(label: Label, emails: dict[int, str]) -> str:
+    """Who wrote a label: the labeler's email, or "import" for an imported one."""
+    return emails.get(label.user_id, "import") if label.user_id else "import"
+
+
+def stamp(label: Label) -> str:
+    """When a label was stored, as ISO text."""
+    value = label.created_at
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
-def with_labelers(row: dict[str, Any], made_from: list[Label], emails: dict[int, str]) -> dict:
+def with_labelers(row: Row, made_from: list[Label], emails: dict[int, str]) -> Row:
     """The row plus who labeled it and when: `labelers` (emails; "import" for an imported
     label) and `annotated_at` (ISO times), one entry per annotation the row came from."""
     return row | {
-        "labelers": [emails.get(x.user_id, "import") if x.user_id else "import" for x in made_from],
-        "annotated_at": [_stamp(x.created_at) for x in made_from],
+        "labelers": [labeler_of(x, emails) for x in made_from],
+        "annotated_at": [stamp(x) for x in made_from],
     }
+
+
+# --- reading a project ----------------------------------------------------------------------
 
 
 def _prompt_id_range(session: Session, project: Project) -> tuple[int, int]:
@@ -243,71 +409,44 @@ def reporting(
     progress(n if made is None else made[0], high - low, high - low)
 
 
-def encoded_rankings(found: Iterator[tuple[PromptRow, list[Any], Responses]]) -> Rows:
-    """The rankings snapshot of every label (method "all", no labelers), from `live_payloads`,
-    and the rankings export's lines: a string prompt's rows as `writer.Encoded` (lines by
-    template, columns for Parquet), with no dict per row; a conversation's rows built by
-    `_rankings`. Same rows, same bytes."""
-    lines = RankingLines()
-    loads, encoded = jsontext.loads, jsontext.encoded
-    for prompt, payloads, responses in found:
-        shown = prompt_of(messages := loads(prompt[2]))
-        made = None
-        if type(shown) is str:
-            made = _encoded_ranked(lines, encoded(shown), payloads, responses)
-        if made is None:
-            labels = [Label(0, None, "ranking", payload) for payload in payloads]
-            found_labels = PromptLabels(prompt[0], prompt[1], messages, responses, labels)
-            built = _rankings(found_labels, "all", False, None, [])
-            if built:
-                yield prompt[1], [row for row, _ in built]
-        elif made.count:
-            made.columns["prompt"] = [shown] * made.count
-            yield prompt[1], made
-
-
-def _encoded_ranked(
-    lines: RankingLines, prompt: bytes, payloads: list[Any], responses: Responses
-) -> Encoded | None:
-    """One string prompt's ranking rows (all but "prompt" in the columns); None when a shape
-    has no template."""
-    text = {rid: t for rid, (t, _) in responses.items()}
-    enc = {rid: jsontext.encoded(t) for rid, t in text.items()}
-    out: list[bytes] = []
-    ranked: list[list[str]] = []
-    places_of: list[list[int] | None] = []
-    tied = False
-    order_and_ranks, line_of, get_enc, get_text = (
-        ranks.order_and_ranks,
-        lines.line,
-        enc.__getitem__,
-        text.__getitem__,
+def made_rows(
+    *,
+    session: Session,
+    project: Project,
+    build: Builder,
+    excluded: Collection[int] = (),
+    batch: int = BATCH,
+    times: bool = True,
+    flags: bool = False,
+    progress: Progress | None = None,
+    made: list[int] | None = None,
+) -> Iterator[tuple[PromptLabels, list[Made]]]:
+    """Each prompt of the project that has rows (id order, gold items left out) with the rows
+    `build` makes of its live labels, the labels of `excluded` labelers left out. The next
+    batch of prompts is read ahead on `session` (it must be this iteration's alone). Without
+    `times` the labels carry no time; with `flags` their flags. `progress` hears of the
+    prompts read (or of the rows made, counted in `made[0]`)."""
+    found = prompt_labels(
+        session,
+        project.id,
+        build.reads,
+        excluded,
+        with_responses=build.texts,
+        keep_unlabeled=build.every_prompt,
+        retired=not build.every_prompt,
+        batch=batch,
+        read_ahead=True,
+        times=times,
+        flags=flags,
     )
-    is_group = list.__instancecheck__
-    for payload in payloads:
-        best_first = payload["ranking"]
-        if not any(map(is_group, best_first)):  # no ties (the common case)
-            if len(best_first) < 2:
-                continue  # one response: no preference, no row
-            places_of.append(None)
-            line = line_of(prompt, list(map(get_enc, best_first)), None)
-        else:
-            best_first, places = order_and_ranks(best_first)
-            if len(set(places)) < 2:
-                continue  # everything tied: no preference, no row
-            has_ties = places[-1] < len(places) - 1  # else singleton groups: no ties
-            places_of.append(places if has_ties else None)
-            tied = tied or has_ties
-            line = line_of(prompt, list(map(get_enc, best_first)), places_of[-1])
-        if line is None:
-            return None
-        out.append(line)
-        ranked.append(list(map(get_text, best_first)))
-    columns: dict[str, list[Any]] = {"prompt": [], "responses": ranked}
-    tags = {"prompt": "str", "responses": "strlist"}
-    if tied:
-        columns["ranks"], tags["ranks"] = places_of, "intlist"
-    return Encoded(b"".join(out), len(out), columns, tags)
+    if progress is not None:
+        found = reporting(found, lambda labels: labels.prompt_id, session, project, progress, made)
+    for labels in found:
+        rows = build(labels)
+        if rows:
+            if made is not None:
+                made[0] += len(rows)
+            yield labels, rows
 
 
 def snapshot_rows(
@@ -319,72 +458,24 @@ def snapshot_rows(
 ) -> Rows:
     """Stream (external id, rows) of every prompt for the canonical `params`; `progress`
     hears of the prompts read so far (rows, done, total: by prompt id)."""
-    kind = params["kind"]
     emails = labeler_emails(session=session) if params.get("with_labelers") else None
     excluded = aggregation.excluded_user_ids(session=session, project_id=project.id)
-    weights: Weights = None
-    if "weights" in params:
-        weights = {int(user_id): w for user_id, w in params["weights"].items()}
-    build: Callable[[PromptLabels], Made]
-
-    def read(kinds: tuple[str, ...], **options: Any) -> Iterator[PromptLabels]:
-        # The reader session is this iteration's alone: the next batch is read ahead.
-        found = prompt_labels(session, project.id, kinds, excluded, read_ahead=True, **options)
-        if progress is None:
-            return found
-        return reporting(found, lambda labels: labels.prompt_id, session, project, progress)
-
-    if kind == DatasetKind.rankings and params["method"] == "all" and emails is None:
-        plain = live_payloads(session, project.id, "ranking", excluded, read_ahead=True)
+    build = builder(session=session, project=project, params=params)
+    if build.kind == DatasetKind.rankings and params["method"] == EVERY and emails is None:
+        found = live_payloads(session, project.id, "ranking", excluded, read_ahead=True)
         if progress is not None:
-            plain = reporting(plain, lambda item: item[0][0], session, project, progress)
-        yield from encoded_rankings(plain)
+            found = reporting(found, lambda item: item[0].id, session, project, progress)
+        yield from templates.encoded_rankings(found, build)
         return
-
-    if kind == DatasetKind.prompts:
-        for labels in read((), with_responses=False, keep_unlabeled=True, retired=False):
-            yield labels.external_id, [prompt_row(labels.messages)]
-        return
-    if kind == DatasetKind.sft:
-        top = params["include_top_ranked"]
-        kinds: tuple[str, ...] = ("demonstration", "ranking") if top else ("demonstration",)
-        method = params.get("method", ConsensusMethod.ranked_pairs)
-        build = lambda labels: _sft(labels, method, top, weights)  # noqa: E731
-    elif kind in (DatasetKind.rankings, DatasetKind.pairs):
-        kinds = ("ranking",)
-        pairs = kind == DatasetKind.pairs
-        levels = project.strength_scale or []
-        build = lambda labels: _rankings(labels, params["method"], pairs, weights, levels)  # noqa: E731
-    elif kind == DatasetKind.kto:
-        if project.kind not in (ProjectKind.ranking, ProjectKind.rating):
-            raise Invalid(
-                f"kind: a kto snapshot needs a ranking or rating project; {project.name!r} is a "
-                f"{project.kind} project",
-                field="kind",
-            )
-        kinds = (project.kind,)
-        build = lambda labels: _kto(labels, project, params, weights)  # noqa: E731
-    elif kind == DatasetKind.ratings:
-        aspects = likert_names(project.questions or [])
-        kinds = ("rating", "ranking") if aspects else ("rating",)
-        normalizer = (
-            aggregation.rating_normalizer(session=session, project=project)
-            if params["normalize"]
-            else None
-        )
-        scale = project.rating_scale
-        build = lambda labels: _ratings(labels, scale, normalizer, aspects, weights)  # noqa: E731
-    else:
-        raise ValueError(f"unknown snapshot kind {kind!r}")
-    for labels in read(kinds):
-        made = build(labels)
-        if made:
-            rows = [row if emails is None else with_labelers(row, x, emails) for row, x in made]
-            yield labels.external_id, rows
-
-
-def labeler_emails(*, session: Session) -> dict[int, str]:
-    """user id -> email, for rows that name their labelers."""
-    from app.auth import service as auth_service
-
-    return {u.id: u.email for u in auth_service.list_users(session=session)}
+    for labels, made in made_rows(
+        session=session,
+        project=project,
+        build=build,
+        excluded=excluded,
+        times=emails is not None,
+        progress=progress,
+    ):
+        if emails is None:
+            yield labels.external_id, [m.row for m in made]
+        else:
+            yield labels.external_id, [with_labelers(m.row, m.labels, emails) for m in made]

@@ -11,13 +11,13 @@ rows themselves stay in the database.
 
 `prompt_labels` streams prompts in id order, in batches (keyset pagination on the prompt id);
 each batch loads the annotations and responses of its prompts only, so memory holds one batch
-whatever the project's size. `live_rows` is the same stream undecoded (the driver's tuples),
-and `live_payloads` only the payloads, for callers that read a million.
+whatever the project's size. `live_rows` is the same stream undecoded (named tuples of the
+driver's values), and `live_payloads` only the payloads, for callers that read a million.
 """
 
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Text, cast, exists, func, literal, null, or_, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
@@ -40,7 +40,10 @@ class Label:
     kind: str
     payload: dict[str, Any]
     created_at: Any = None
-    """When it was stored (a datetime; SQLite returns it as text)."""
+    """When it was stored (a datetime; None unless the reader asked for times)."""
+    flags: dict[str, Any] | None = None
+    """The criteria it flagged per response (response id -> names; None unless the reader
+    asked for flags)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,21 +62,41 @@ class PromptLabels:
         return [label for label in self.labels if label.kind == kind]
 
 
-PromptRow = tuple[int, str, str]
-"""(prompt id, external id, messages as JSON text)."""
-AnnotationRow = tuple[int, int | None, str, str, Any, int | None, int, str | None]
-"""(id, user id, kind, payload as JSON text, created at (None unless asked for), supersedes
-id, prompt id, flags as JSON text (None unless asked for))."""
+class PromptRow(NamedTuple):
+    """A prompt as `live_rows` and `live_payloads` read it, undecoded."""
+
+    id: int
+    external_id: str
+    messages: str
+    """The conversation as JSON text."""
+
+
+class AnnotationRow(NamedTuple):
+    """An annotation as `live_rows` reads it, undecoded."""
+
+    id: int
+    user_id: int | None
+    kind: str
+    payload: str
+    """JSON text."""
+    created_at: Any
+    """None unless the reader asked for times."""
+    supersedes_id: int | None
+    prompt_id: int
+    flags: str | None
+    """JSON text; None unless the reader asked for flags."""
+
+
 Responses = dict[int, tuple[str, str | None]]
 """response id -> (text, model), in import order."""
 
 
 def _live(rows: list[AnnotationRow], excluded: Collection[int]) -> list[AnnotationRow]:
     """Drop superseded annotations, then those of excluded labelers (`AnnotationRow`s)."""
-    superseded = {row[5] for row in rows if row[5] is not None}
+    superseded = {row.supersedes_id for row in rows if row.supersedes_id is not None}
     if not superseded and not excluded:
         return rows
-    return [row for row in rows if row[0] not in superseded and row[1] not in excluded]
+    return [row for row in rows if row.id not in superseded and row.user_id not in excluded]
 
 
 def prompt_labels(
@@ -90,6 +113,8 @@ def prompt_labels(
     gold: bool | None = False,
     read_ahead: bool = False,
     retired: bool = True,
+    times: bool = True,
+    flags: bool = False,
 ) -> Iterator[PromptLabels]:
     """Each prompt of the project (id order) with its live labels of `kinds` (or just `only`).
 
@@ -97,7 +122,8 @@ def prompt_labels(
     (only them) or None (every prompt); retired prompts too when `retired` is False (the
     `prompts` rows leave them out; labels of retired prompts stay in every other row). With
     `read_ahead` a thread reads the next batch while the caller works on this one: only for a
-    caller that leaves `session` alone until the iteration ends (a snapshot's reader session)."""
+    caller that leaves `session` alone until the iteration ends (a snapshot's reader session).
+    Without `times` the labels' `created_at` is None; with `flags` they carry their flags."""
     loads = jsontext.loads
     for prompt, rows, responses in live_rows(
         session,
@@ -111,10 +137,24 @@ def prompt_labels(
         gold=gold,
         read_ahead=read_ahead,
         retired=retired,
+        times=times,
+        flags=flags,
     ):
         if rows or keep_unlabeled:
-            labels = [Label(r[0], r[1], r[2], loads(r[3]), r[4]) for r in rows]
-            yield PromptLabels(prompt[0], prompt[1], loads(prompt[2]), responses, labels)
+            labels = [
+                Label(
+                    r.id,
+                    r.user_id,
+                    r.kind,
+                    loads(r.payload),
+                    r.created_at,
+                    (loads(r.flags) if r.flags else {}) if flags else None,
+                )
+                for r in rows
+            ]
+            yield PromptLabels(
+                prompt.id, prompt.external_id, loads(prompt.messages), responses, labels
+            )
 
 
 def live_rows(
@@ -143,7 +183,7 @@ def live_rows(
     )
     for prompts, by_prompt, responses in ahead(batches) if read_ahead else batches:
         for prompt in prompts:
-            yield prompt, _live(by_prompt[prompt[0]], excluded), responses[prompt[0]]
+            yield prompt, _live(by_prompt[prompt.id], excluded), responses[prompt.id]
 
 
 _Batch = tuple[list[PromptRow], dict[int, list[AnnotationRow]], dict[int, Responses]]
@@ -197,12 +237,13 @@ def _prompt_batches(
             query = query.where(Prompt.is_gold.is_(gold))
         if not retired:
             query = query.where(Prompt.retired_at.is_(None))
-        prompts: list[Any] = _plain(session, query.order_by(Prompt.id).limit(batch))
-        if not prompts:
+        found_prompts = _plain(session, query.order_by(Prompt.id).limit(batch))
+        if not found_prompts:
             return
-        last_id = prompts[-1][0]
-        ids = [p[0] for p in prompts]
-        by_prompt: dict[int, list[Any]] = {pid: [] for pid in ids}
+        prompts = list(map(PromptRow._make, found_prompts))
+        last_id = prompts[-1].id
+        ids = [p.id for p in prompts]
+        by_prompt: dict[int, list[AnnotationRow]] = {pid: [] for pid in ids}
         if kinds:
             found = _plain(
                 session,
@@ -227,9 +268,11 @@ def _prompt_batches(
                 .order_by(Annotation.prompt_id, Annotation.id),
             )
             if times and stamp is not None:
-                found = [(*r[:4], stamp(r[4]), *r[5:]) for r in found]
-            for row in found:
-                of_prompt = by_prompt.get(row[6])
+                rows = [AnnotationRow._make((*r[:4], stamp(r[4]), *r[5:])) for r in found]
+            else:
+                rows = list(map(AnnotationRow._make, found))
+            for row in rows:
+                of_prompt = by_prompt.get(row.prompt_id)
                 if of_prompt is not None:  # not a gold item, nor another project's prompt
                     of_prompt.append(row)
         responses: dict[int, Responses] = {pid: {} for pid in ids}
@@ -266,14 +309,14 @@ def live_payloads(
             session, project_id, (kind,), excluded, batch=batch, read_ahead=read_ahead, times=False
         ):
             if rows:
-                yield prompt, [loads(row[3]) for row in rows], responses
+                yield prompt, [loads(row.payload) for row in rows], responses
         return
     batches = _payload_batches(session, project_id, kind, excluded, batch)
     for prompts, payloads, texts in ahead(batches) if read_ahead else batches:
         for prompt in prompts:
-            found = payloads.get(prompt[0])
+            found = payloads.get(prompt.id)
             if found is not None:
-                yield prompt, jsontext.loads(found), texts[prompt[0]]
+                yield prompt, jsontext.loads(found), texts[prompt.id]
 
 
 def _payload_batches(
@@ -297,7 +340,7 @@ def _payload_batches(
         gold=False,
         times=False,
     ):
-        ids = [p[0] for p in prompts]
+        ids = [p.id for p in prompts]
         query = (
             select(Annotation.prompt_id, literal("[") + joined + literal("]"))
             .where(*live, Annotation.prompt_id.between(ids[0], ids[-1]))

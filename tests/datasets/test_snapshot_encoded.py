@@ -1,5 +1,5 @@
 """The rankings snapshot of every label writes string prompts' rows without building them
-(`rows._encoded_rankings`: template lines and Parquet columns): its files must be the files
+(`templates.encoded_rankings`: template lines and Parquet columns): its files must be the files
 the row-by-row path writes, byte for byte and table for table."""
 
 import json
@@ -15,11 +15,12 @@ PARAMS = {"kind": "rankings", "method": "all", "split": 0.6}
 
 
 def _built(session, project, excluded):  # type: ignore[no-untyped-def]
-    """The same snapshot's rows, each built as a dict by `rows._rankings`."""
+    """The same snapshot's rows, each built as a dict by the rankings builder."""
+    build = rows.builder(session=session, project=project, params=PARAMS)
     for labels in prompt_labels(session, project.id, ("ranking",), excluded):
-        made = rows._rankings(labels, "all", False, None, [])
+        made = build(labels)
         if made:
-            yield labels.external_id, [row for row, _ in made]
+            yield labels.external_id, [m.row for m in made]
 
 
 def test_encoded_rankings_write_the_row_by_row_files(session, factory, tmp_path) -> None:

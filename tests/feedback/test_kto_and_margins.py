@@ -71,6 +71,26 @@ def test_kto_from_a_score_threshold(session, factory, tmp_path, artifacts) -> No
         SnapshotCreate(kind="kto", desirable_at=2, undesirable_at=3)
 
 
+def test_kto_export_labels_ratings_as_the_snapshot_of_every_label(
+    session, factory, tmp_path, artifacts
+) -> None:
+    """A 👍/👎 reads the same however it was stored (1/-1 by labelers; True/False or
+    "up"/"down" from imports): the export's KTO labels are those of the kto snapshot of every
+    label, row for row."""
+    project = factory.project(kind="rating", k=2, rating_scale="thumbs")
+    factory.items(project, ranking_items(1, k=2), tmp_path)
+    (pid, (a, b)), = prompts_of(session, project)  # fmt: skip
+    for up, down in ((1, -1), (True, False), ("up", "down")):
+        scores = {str(a): up, str(b): down}
+        annotate(session, project, pid, None, {"scores": scores}, kind="rating")
+    exported = [
+        (r["completion"], r["label"])
+        for r in export_rows(session=session, project=project, kind="kto")
+    ]
+    assert exported == [("answer 0.0", True), ("answer 0.1", False)] * 3
+    assert sorted(exported) == _kto(session, project, method="all")
+
+
 @pytest.mark.parametrize("method", ["ranked-pairs", "all"])
 def test_kto_from_rankings_top_and_bottom(session, factory, tmp_path, artifacts, method) -> None:
     project = factory.project(kind="ranking", k=4)
