@@ -23,7 +23,6 @@ import math
 import os
 import shutil
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
@@ -37,9 +36,9 @@ from transformers.utils import logging as hf_logging
 
 from trainer import ATTEMPT_ENV, ATTEMPT_FILE, EXIT_FENCED, PREEMPTED_FILE, SUPERVISOR_ENV
 from trainer.configs import BaseConfig, GenerateConfig
+from trainer.reporting import METRICS_FILE, log, rounded, sanitise, step_of
 
 STATE_FILE = "trainer_state.json"
-METRICS_FILE = "metrics.jsonl"
 LOCK_FILE = "trainer.lock"
 WATCH_SECONDS = 1.0
 """How often a supervised trainer checks that it is still the current attempt."""
@@ -53,11 +52,6 @@ class Fenced(RuntimeError):
 
 class Diverged(RuntimeError):
     """The loss stayed non-finite for more than `nan_patience` steps."""
-
-
-def log(msg: str) -> None:
-    """Append one timestamped line to stderr (the run's human-readable log)."""
-    print(f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 class Run:
@@ -114,7 +108,7 @@ class Run:
         non-finite for more than cfg.nan_patience steps raises Diverged.
         """
         self.fence.check()
-        row = sanitise({"step": step, "time": round(time.time(), 3), **_round(metrics)})
+        row = sanitise({"step": step, "time": round(time.time(), 3), **rounded(metrics)})
         if self.is_main:
             assert self._metrics is not None
             self._metrics.write(json.dumps(row) + "\n")
@@ -215,7 +209,7 @@ class Run:
         self._metrics.close()
         path = self.out / METRICS_FILE
         kept = [
-            line for line in path.read_text().splitlines(keepends=True) if _step_of(line) <= step
+            line for line in path.read_text().splitlines(keepends=True) if step_of(line) <= step
         ]
         tmp = path.with_name(METRICS_FILE + ".tmp")
         tmp.write_text("".join(kept))
@@ -228,38 +222,14 @@ class Run:
         self.accelerator.wait_for_everyone()
         if self.is_main:
             save_model(self.accelerator.unwrap_model(model), tokenizer, self.out)
-            summary = {"kind": self.kind, **_round(summary)}
+            summary = {"kind": self.kind, **rounded(summary)}
             (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
             assert self._metrics is not None
             self._metrics.close()
-        log(f"done: {json.dumps(sanitise(_round(summary)))}")
+        log(f"done: {json.dumps(sanitise(rounded(summary)))}")
 
 
 _SHOWN = {"loss", "eval_loss", "accuracy", "score", "kl", "lr", "reward_margin"}
-
-
-def _round(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in d.items()}
-
-
-def sanitise(row: dict[str, Any]) -> dict[str, Any]:
-    """NaN/inf floats become null and their keys are listed under `non_finite` (strict JSON)."""
-    bad = [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
-    if not bad:
-        return row
-    return {k: (None if k in bad else v) for k, v in row.items()} | {"non_finite": bad}
-
-
-def _step_of(line: str) -> float:
-    """The step of one complete metrics line; inf for a torn or foreign line."""
-    if not line.endswith("\n"):
-        return math.inf
-    try:
-        row = json.loads(line)
-    except ValueError:
-        return math.inf
-    step = row.get("step") if isinstance(row, dict) else None
-    return step if isinstance(step, int) else math.inf
 
 
 # ---------------------------------------------------------------------- fencing

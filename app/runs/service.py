@@ -5,7 +5,6 @@ Every change of a run's state happens here; the worker only reports what it saw.
 
 import dataclasses
 import json
-import math
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from app.runs.models import (
 from trainer import EXIT_FENCED, EXIT_PREEMPTED
 from trainer.configs import CONFIGS, ConfigError, build_config
 from trainer.model_files import Role
+from trainer.reporting import sanitise
 
 LOG_TAIL_LINES = 40
 
@@ -311,15 +311,6 @@ def cancel_requested(*, session: Session, run_id: int) -> bool:
     value = session.scalar(select(TrainingRun.cancel_requested).where(TrainingRun.id == run_id))
     session.commit()
     return bool(value)
-
-
-def sanitise(row: dict[str, Any]) -> dict[str, Any]:
-    """A metric row as strict JSON: NaN/inf become null, their keys listed in `non_finite`."""
-    bad = [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
-    if not bad:
-        return row
-    named = [*row.get("non_finite", []), *bad] if isinstance(row.get("non_finite"), list) else bad
-    return {k: (None if k in bad else v) for k, v in row.items()} | {"non_finite": named}
 
 
 def record_metrics(

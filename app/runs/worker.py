@@ -38,6 +38,7 @@ from app.db import get_sessionmaker
 from app.runs import generation, service
 from app.runs.models import RunKind, TrainingRun
 from trainer import ATTEMPT_ENV, ATTEMPT_FILE, EXIT_PREEMPTED, PREEMPTED_FILE, SUPERVISOR_ENV
+from trainer.reporting import METRICS_FILE
 
 T = TypeVar("T")
 PR_SET_PDEATHSIG = 1
@@ -318,7 +319,7 @@ class Worker:
     def _tail_metrics(self, session: Session, run: TrainingRun, run_dir: Path) -> None:
         if run.kind == RunKind.generate:  # samples go into the project as they come
             generation.ingest(session=session, run=run, run_dir=run_dir)
-        path = run_dir / "output" / "metrics.jsonl"
+        path = run_dir / "output" / METRICS_FILE
         try:
             stat = path.stat()
         except FileNotFoundError:
