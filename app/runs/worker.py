@@ -7,7 +7,7 @@ as SIGTERM, and report how the attempt ended; the runs service decides what the 
 
 One trainer per run: the trainer gets a parent-death signal (Linux), watches a lock file this
 worker holds while it lives (any platform, any launcher) and knows its attempt number (see
-trainer/runtime.py); it stops without writing when any of them says it is stale. The worker never
+trainer/fencing.py); it stops without writing when any of them says it is stale. The worker never
 dies of one run: every failure while handling a run fails or retries that run with its cause, and
 a lost database connection is retried with a backoff while the trainer goes on.
 """

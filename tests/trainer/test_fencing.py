@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.trainer.trainer_testdata import sft_records, write_jsonl
-from trainer import ATTEMPT_ENV, ATTEMPT_FILE, EXIT_FENCED, SUPERVISOR_ENV, runtime
-from trainer.runtime import Fence, Fenced
+from trainer import ATTEMPT_ENV, ATTEMPT_FILE, EXIT_FENCED, SUPERVISOR_ENV, fencing
+from trainer.fencing import Fence, Fenced
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -44,8 +44,8 @@ def test_a_second_trainer_waits_for_the_output_lock_then_gives_up(
 ) -> None:
     monkeypatch.delenv(ATTEMPT_ENV, raising=False)
     monkeypatch.delenv(SUPERVISOR_ENV, raising=False)
-    monkeypatch.setattr(runtime, "LOCK_WAIT_SECONDS", 0.5)
-    other = os.open(tmp_path / runtime.LOCK_FILE, os.O_RDWR | os.O_CREAT)
+    monkeypatch.setattr(fencing, "LOCK_WAIT_SECONDS", 0.5)
+    other = os.open(tmp_path / fencing.LOCK_FILE, os.O_RDWR | os.O_CREAT)
     fcntl.flock(other, fcntl.LOCK_EX)  # another trainer holds the directory
     with pytest.raises(Fenced, match="another trainer holds"):
         Fence(tmp_path).lock()
