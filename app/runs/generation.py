@@ -17,7 +17,7 @@ from app.errors import Invalid
 from app.projects import generated
 from app.projects import service as projects_service
 from app.projects.kinds import ProjectKind
-from app.runs import model_refs
+from app.runs import model_refs, run_config
 from app.runs.models import RegisteredModel, RunKind, TrainingRun
 from trainer.model_files import Role
 
@@ -53,8 +53,6 @@ def create_generation_run(
     reward_model: str | None = None,
 ) -> TrainingRun:
     """Queue a run that samples `n` responses per prompt per model into a ranking/rating project."""
-    from app.runs.service import check_config
-
     target = projects_service.get_by_ref(session=session, ref=project)
     if target.kind == ProjectKind.demonstration:
         raise Invalid(
@@ -62,7 +60,7 @@ def create_generation_run(
             "so there is nothing to generate",
             field="project",
         )
-    checked = check_config(RunKind.generate, config)
+    checked = run_config.check_config(RunKind.generate, config)
     policies = resolve_policies(session=session, refs=models)
     scorer_path, scorer = None, None
     if reward_model:

@@ -14,7 +14,7 @@ from app.deps import AdminUser
 from app.errors import DomainError, validation_messages
 from app.http.bounds import Id, Keyword, ModelRefQuery, loads_object
 from app.projects import service as project_service
-from app.runs import health, lineage, metric_info, service
+from app.runs import health, lineage, metric_info, run_config, service
 from app.runs.generation import generation_details
 from app.runs.models import TRAINS_ON, RunKind, RunStatus, run_kinds_for
 from app.runs.schemas import ModelCreate, RunCreate
@@ -92,7 +92,7 @@ def _form_context(
     models = service.list_models(session=session)
     # Suggested settings per kind: for any model ("") and for each registered model by its size.
     suggestions = {
-        name: {k.value: service.suggested_config(k, path) for k in TRAINS_ON}
+        name: {k.value: run_config.suggested_config(k, path) for k in TRAINS_ON}
         for name, path in [("", None)] + [(m.name, m.path) for m in models]
     }
     for_model = suggestions.get(form.get("model") or "", suggestions[""])
@@ -108,7 +108,7 @@ def _form_context(
         "snapshot_kinds": {k.value: list(v) for k, v in TRAINS_ON.items()},
         "snapshots": snapshots,
         "models": models,
-        "defaults": {k.value: service.trainer_defaults(k) for k in TRAINS_ON},
+        "defaults": {k.value: run_config.trainer_defaults(k) for k in TRAINS_ON},
         "suggestions": suggestions,
         "suggested": for_model[str(kind)],
         "main_fields": MAIN_FIELDS,
@@ -182,7 +182,7 @@ async def start_run(
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
     try:
         config = loads_object(extra_config, "more config") if extra_config.strip() else {}
-        defaults = service.trainer_defaults(kind) if kind in RunKind.__members__ else {}
+        defaults = run_config.trainer_defaults(kind) if kind in RunKind.__members__ else {}
         for field in MAIN_FIELDS:
             value = form.get(field, "").strip()
             if value and str(defaults.get(field)) != value:

@@ -10,7 +10,7 @@ from app.deps import AdminUser
 from app.errors import DomainError
 from app.projects import service as projects_service
 from app.runs import rounds as round_service
-from app.runs import service
+from app.runs import run_config, service
 from app.runs.models import ModelKind, RegisteredModel
 from app.templating import render
 
@@ -22,7 +22,7 @@ GENERATE_FIELDS = ["max_new_tokens", "temperature", "top_p", "seed"]
 
 def _generation_config(form: dict[str, Any]) -> dict[str, Any]:
     """The generation keys the admin filled in (the trainer's defaults fill the rest)."""
-    defaults = service.trainer_defaults("generate")
+    defaults = run_config.trainer_defaults("generate")
     config: dict[str, Any] = {}
     for key in ["n", *GENERATE_FIELDS]:
         value = str(form.get(key) or "").strip()
@@ -50,7 +50,7 @@ def _render_generate(request, session, project, form, error, status=200):
         status,
         project=project,
         policies=_policies(session),
-        defaults=service.trainer_defaults("generate"),
+        defaults=run_config.trainer_defaults("generate"),
         fields=GENERATE_FIELDS,
         form=form,
         error=error,
@@ -95,7 +95,7 @@ def next_round_context(*, session: Any, model: RegisteredModel) -> dict[str, Any
         "reward_models": service.list_models(session=session, kind=ModelKind.reward),
         "prompt_snapshots": datasets_service.list_snapshots(session=session, kind="prompts"),
         "projects": projects_service.list_projects(session=session),
-        "round_defaults": service.trainer_defaults("generate"),
+        "round_defaults": run_config.trainer_defaults("generate"),
         "round_fields": GENERATE_FIELDS,
     }
 

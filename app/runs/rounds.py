@@ -26,7 +26,7 @@ from app.projects import service as projects_service
 from app.projects.kinds import ProjectKind
 from app.projects.models import Project, Prompt
 from app.projects.schemas import ProjectCreate
-from app.runs import generation, model_refs
+from app.runs import generation, model_refs, run_config
 from app.runs.models import ModelKind, RegisteredModel, TrainingRun
 from app.runs.schemas import RegistryLeaderboard, RegistryRow
 from trainer.model_files import Role
@@ -84,9 +84,9 @@ def next_round(
     reward_model: str | None = None,
 ) -> tuple[Project, TrainingRun]:
     """Create a blind ranking project of this policy against others and queue its generation."""
-    from app.runs.service import check_config, get_model
+    from app.runs.service import get_model
 
-    check_config("generate", {"n": n, **(config or {})})
+    run_config.check_config("generate", {"n": n, **(config or {})})
     policy = get_model(session=session, model_id=model_id)
     model_refs.resolve(session=session, ref=policy.name, role=Role.policy, field="model_id")
     if compare_with is None:

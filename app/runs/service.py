@@ -3,7 +3,6 @@
 Every change of a run's state happens here; the worker only reports what it saw.
 """
 
-import dataclasses
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -15,7 +14,7 @@ from sqlalchemy.orm import Session
 from app.base import utcnow
 from app.datasets import service as datasets_service
 from app.errors import Conflict, Invalid, NotFound
-from app.runs import failures, model_refs
+from app.runs import failures, model_refs, run_config
 from app.runs.models import (
     TRAINS_ON,
     ModelKind,
@@ -27,52 +26,12 @@ from app.runs.models import (
     Worker,
 )
 from trainer import EXIT_FENCED, EXIT_PREEMPTED
-from trainer.configs import CONFIGS, ConfigError, build_config
 from trainer.model_files import Role
 from trainer.reporting import sanitise
 
 LOG_TAIL_LINES = 40
 
-# Set by the worker per run, never by the user.
-RESERVED_KEYS = {"model", "models", "train_file", "eval_file", "output_dir", "reward_model"}
 OUTPUT_KIND = {RunKind.rm: ModelKind.reward}
-
-
-def trainer_defaults(kind: str) -> dict[str, Any]:
-    """The trainer's default config for `kind`, minus what the worker sets itself."""
-    if kind not in CONFIGS:
-        raise Invalid(f"kind must be one of {', '.join(CONFIGS)}; not {kind!r}", field="kind")
-    values = dataclasses.asdict(CONFIGS[kind]())
-    return {k: v for k, v in values.items() if k not in RESERVED_KEYS}
-
-
-def suggested_config(kind: str, model_path: str | None) -> dict[str, Any]:
-    """Defaults of `kind` with the learning rate, epochs and max length suggested for the model."""
-    from trainer.suggest import count_parameters, suggest
-
-    values = trainer_defaults(kind)
-    n_params = count_parameters(model_path) if model_path else None
-    return {**values, **suggest(kind, n_params)}
-
-
-class ConfigInvalid(Invalid):
-    """A run config the trainer would refuse; `key` names the config key to blame."""
-
-    def __init__(self, message: str, key: str | None) -> None:
-        super().__init__(message, field=f"config.{key}" if key else "config")
-        self.key = key
-
-
-def check_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:
-    """Validate user config keys and values (types, bounds, choices) as the trainer will."""
-    reserved = sorted(RESERVED_KEYS & config.keys())
-    if reserved:
-        raise ConfigInvalid(f"config keys {reserved} are set by the worker", reserved[0])
-    try:
-        built = build_config(kind, config)
-    except ConfigError as exc:
-        raise ConfigInvalid(str(exc), exc.key) from None
-    return {key: getattr(built, key) for key in config}
 
 
 # ------------------------------------------------------------------ model registry
@@ -194,7 +153,7 @@ def create_run(
             "nothing to train on; label more prompts and make a new snapshot",
             field="snapshot_id",
         )
-    checked = check_config(kind, config or {})
+    checked = run_config.check_config(kind, config or {})
     role = Role.backbone if kind == RunKind.rm else Role.policy
     base_path, base = model_refs.resolve(session=session, ref=model, role=role, field="model")
     reward_path, reward = None, None
