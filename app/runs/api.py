@@ -12,7 +12,7 @@ from fastapi.responses import PlainTextResponse
 from app.db import SessionDep
 from app.deps import AdminUser
 from app.http.bounds import MAX_ID, Id, Keyword, Seed
-from app.runs import health, run_config, service
+from app.runs import health, registry, run_config, service
 from app.runs import rounds as round_service
 from app.runs.schemas import (
     MetricOut,
@@ -115,12 +115,12 @@ def retry_run(run_id: Id, session: SessionDep, _: AdminUser) -> object:
 
 @router.get("/models", response_model=list[ModelOut])
 def list_models(session: SessionDep, _: AdminUser, kind: Keyword | None = None) -> object:
-    return service.list_models(session=session, kind=kind)
+    return registry.list_models(session=session, kind=kind)
 
 
 @router.post("/models", response_model=ModelOut, status_code=201)
 def register_model(body: ModelCreate, session: SessionDep, _: AdminUser) -> object:
-    model = service.register_model(session=session, name=body.name, kind=body.kind, path=body.path)
+    model = registry.register_model(session=session, name=body.name, kind=body.kind, path=body.path)
     session.commit()
     return model
 

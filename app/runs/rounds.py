@@ -26,7 +26,7 @@ from app.projects import service as projects_service
 from app.projects.kinds import ProjectKind
 from app.projects.models import Project, Prompt
 from app.projects.schemas import ProjectCreate
-from app.runs import generation, model_refs, run_config
+from app.runs import generation, registry, run_config
 from app.runs.models import ModelKind, RegisteredModel, TrainingRun
 from app.runs.schemas import RegistryLeaderboard, RegistryRow
 from trainer.model_files import Role
@@ -84,18 +84,14 @@ def next_round(
     reward_model: str | None = None,
 ) -> tuple[Project, TrainingRun]:
     """Create a blind ranking project of this policy against others and queue its generation."""
-    from app.runs.service import get_model
-
     run_config.check_config("generate", {"n": n, **(config or {})})
-    policy = get_model(session=session, model_id=model_id)
-    model_refs.resolve(session=session, ref=policy.name, role=Role.policy, field="model_id")
+    policy = registry.get_model(session=session, model_id=model_id)
+    registry.resolve(session=session, ref=policy.name, role=Role.policy, field="model_id")
     if compare_with is None:
         compare_with = [str(policy.base_model_id)] if policy.base_model_id else []
     if reward_model:
-        model_refs.resolve(
-            session=session, ref=reward_model, role=Role.reward, field="reward_model"
-        )
-    others = generation.resolve_policies(session=session, refs=compare_with) if compare_with else []
+        registry.reward_model(session=session, ref=reward_model)
+    others = registry.policies(session=session, refs=compare_with) if compare_with else []
     candidates = [policy, *[m for m in others if m.id != policy.id]]
     if n < 1:
         raise Invalid("n (samples per model) must be at least 1", field="n")

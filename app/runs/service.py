@@ -14,11 +14,10 @@ from sqlalchemy.orm import Session
 from app.base import utcnow
 from app.datasets import service as datasets_service
 from app.errors import Conflict, Invalid, NotFound
-from app.runs import failures, model_refs, run_config
+from app.runs import failures, registry, run_config
 from app.runs.models import (
     TRAINS_ON,
     ModelKind,
-    RegisteredModel,
     RunKind,
     RunMetric,
     RunStatus,
@@ -32,68 +31,6 @@ from trainer.reporting import sanitise
 LOG_TAIL_LINES = 40
 
 OUTPUT_KIND = {RunKind.rm: ModelKind.reward}
-
-
-# ------------------------------------------------------------------ model registry
-
-
-def register_model(
-    *,
-    session: Session,
-    name: str,
-    kind: str,
-    path: str,
-    base_model: str | None = None,
-    base_model_id: int | None = None,
-    snapshot_content_hash: str | None = None,
-    run_id: int | None = None,
-    metrics: dict[str, Any] | None = None,
-    check: bool = True,
-) -> RegisteredModel:
-    """Add a model to the registry (names are unique). Its path must hold a model of its kind
-    (`check`; a run's output is what the trainer just wrote, registered unchecked)."""
-    if kind not in ModelKind.__members__:
-        raise Invalid(f"kind must be {' or '.join(ModelKind)}", field="kind")
-    if session.scalar(select(RegisteredModel.id).where(RegisteredModel.name == name)):
-        raise Conflict(f"a model named {name!r} is registered already", field="name")
-    if check:
-        path = model_refs.check_path(path, model_refs.ROLE_OF_KIND[ModelKind(kind)], field="path")
-    model = RegisteredModel(
-        name=name,
-        kind=kind,
-        path=path,
-        base_model=base_model,
-        base_model_id=base_model_id,
-        snapshot_content_hash=snapshot_content_hash,
-        run_id=run_id,
-        metrics=metrics or {},
-    )
-    session.add(model)
-    session.flush()
-    return model
-
-
-def list_models(*, session: Session, kind: str | None = None) -> list[RegisteredModel]:
-    """Registered models, newest first."""
-    query = select(RegisteredModel).order_by(RegisteredModel.id.desc())
-    if kind:
-        query = query.where(RegisteredModel.kind == kind)
-    return list(session.scalars(query))
-
-
-def get_model(*, session: Session, model_id: int) -> RegisteredModel:
-    """A registered model, or NotFound."""
-    model = session.get(RegisteredModel, model_id)
-    if model is None:
-        raise NotFound(f"no registered model {model_id}")
-    return model
-
-
-def resolve_model(*, session: Session, ref: str) -> tuple[str, RegisteredModel | None]:
-    """A registry id or name → (its path, the model); anything else → (ref, None), unchecked.
-    Runs check their models with model_refs.resolve."""
-    model = model_refs.registered(session=session, ref=ref)
-    return (model.path, model) if model else (ref.strip(), None)
 
 
 # ------------------------------------------------------------------ runs
@@ -155,14 +92,12 @@ def create_run(
         )
     checked = run_config.check_config(kind, config or {})
     role = Role.backbone if kind == RunKind.rm else Role.policy
-    base_path, base = model_refs.resolve(session=session, ref=model, role=role, field="model")
+    base_path, base = registry.resolve(session=session, ref=model, role=role, field="model")
     reward_path, reward = None, None
     if kind == RunKind.ppo:
         if not reward_model:
             raise Invalid("a ppo run needs a reward model", field="reward_model")
-        reward_path, reward = model_refs.resolve(
-            session=session, ref=reward_model, role=Role.reward, field="reward_model"
-        )
+        reward_path, reward = registry.reward_model(session=session, ref=reward_model)
     run = TrainingRun(
         kind=kind,
         snapshot_id=snapshot.id,
@@ -330,7 +265,7 @@ def _register_output(*, session: Session, run: TrainingRun) -> None:
     assert run.run_dir
     output = Path(run.run_dir) / "output"
     snapshot = datasets_service.get_snapshot(session=session, snapshot_id=run.snapshot_id)
-    model = register_model(
+    model = registry.register_model(
         check=False,
         session=session,
         name=f"run-{run.id}-{run.kind}",

@@ -4,7 +4,7 @@ import json
 import math
 import re
 
-from app.runs import service
+from app.runs import registry, service
 from app.runs.health import loss_flat_warning
 
 
@@ -44,7 +44,7 @@ def test_start_form_suggests_settings_by_kind_and_model_size(
     client, factory, session, tiny_models
 ) -> None:
     admin = factory.user("admin")
-    service.register_model(
+    registry.register_model(
         session=session, name="toy-encoder", kind="reward", path=str(tiny_models["encoder"])
     )
     session.commit()

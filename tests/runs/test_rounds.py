@@ -9,17 +9,17 @@ from app.cli import app as cli_app
 from app.datasets import service as datasets_service
 from app.datasets.schemas import SnapshotCreate
 from app.projects.models import Project, Prompt, Response
-from app.runs import service
+from app.runs import registry
 from tests.test_pages import login
 
 
 def _policies(session, tiny_models):  # type: ignore[no-untyped-def]
     lm = str(tiny_models["causal-lm"])
-    v1 = service.register_model(session=session, name="policy-v1", kind="policy", path=lm)
-    v2 = service.register_model(
+    v1 = registry.register_model(session=session, name="policy-v1", kind="policy", path=lm)
+    v2 = registry.register_model(
         session=session, name="policy-v2", kind="policy", path=lm, base_model_id=v1.id
     )
-    rm = service.register_model(
+    rm = registry.register_model(
         session=session, name="rm", kind="reward", path=str(tiny_models["encoder"])
     )
     session.commit()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from app.datasets import service as datasets_service
 from app.datasets.schemas import SnapshotCreate
-from app.runs import service
+from app.runs import registry, service
 from tests.runs.conftest import label_all
 from tests.test_pages import login
 
@@ -42,7 +42,7 @@ def test_runs_list_names_base_models_by_name_or_last_path_part(
 ) -> None:
     admin = factory.user("admin")
     login(client, admin)
-    named = service.register_model(
+    named = registry.register_model(
         session=session, name="tiny-base", kind="policy", path=policy_dir
     )
     session.commit()
@@ -126,7 +126,7 @@ def test_a_run_page_names_and_links_the_model_it_made(
     session.commit()
     _succeed(session, run, tmp_path, {"eval_loss": 1.25})
     session.refresh(run)
-    model = service.get_model(session=session, model_id=run.output_model_id)
+    model = registry.get_model(session=session, model_id=run.output_model_id)
     page = client.get(f"/admin/runs/{run.id}").text
     output = re.search(r'id="output">(.*?)</dd>', page, re.S).group(1)
     assert output.startswith(f'<a href="/admin/models/{model.id}">{model.name}</a>')
