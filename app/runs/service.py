@@ -1,6 +1,7 @@
-"""Training runs: create, claim, heartbeat, record metrics, retry, finish; the model registry.
+"""Training runs: create, claim, heartbeat, record metrics, retry, finish.
 
-Every change of a run's state happens here; the worker only reports what it saw.
+Every change of a run's status goes through the lifecycle table (app/runs/lifecycle.py); the
+worker only reports what it saw.
 """
 
 import json
@@ -8,13 +9,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.base import utcnow
 from app.datasets import service as datasets_service
 from app.errors import Conflict, Invalid, NotFound
-from app.runs import failures, registry, run_config
+from app.runs import failures, lifecycle, registry, run_config
+from app.runs.lifecycle import Event
 from app.runs.models import (
     TRAINS_ON,
     ModelKind,
@@ -139,20 +141,9 @@ def cancel_run(*, session: Session, run: TrainingRun) -> TrainingRun:
 
     Conditional updates, so a worker claiming the run at the same moment cannot be overwritten.
     """
-    ended = session.execute(
-        update(TrainingRun)
-        .where(TrainingRun.id == run.id, TrainingRun.status == RunStatus.queued)
-        .values(status=RunStatus.cancelled, finished_at=utcnow())
-    )
-    if ended.rowcount == 0:  # type: ignore[attr-defined]
-        asked = session.execute(
-            update(TrainingRun)
-            .where(TrainingRun.id == run.id, TrainingRun.status == RunStatus.running)
-            .values(cancel_requested=True)
-        )
-        if asked.rowcount == 0:  # type: ignore[attr-defined]
-            session.refresh(run)
-            raise Conflict(f"run {run.id} is {run.status} already")
+    if lifecycle.move_where(session, run.id, Event.cancel) is None:
+        session.refresh(run)
+        raise Conflict(f"run {run.id} is {run.status} already")
     session.flush()
     session.refresh(run)
     return run
@@ -160,44 +151,46 @@ def cancel_run(*, session: Session, run: TrainingRun) -> TrainingRun:
 
 def claim_next(*, session: Session, worker: str) -> TrainingRun | None:
     """Take the oldest due queued run (PostgreSQL: FOR UPDATE SKIP LOCKED) and mark it running."""
-    now = utcnow()
     run = session.scalar(
         select(TrainingRun)
         .where(
             TrainingRun.status == RunStatus.queued,
-            or_(TrainingRun.retry_at.is_(None), TrainingRun.retry_at <= now),
+            or_(TrainingRun.retry_at.is_(None), TrainingRun.retry_at <= utcnow()),
         )
         .order_by(TrainingRun.id)
         .limit(1)
         .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)  # the locked row as it is, not as last seen
     )
     if run is None:
         session.commit()
         return None
-    run.status = RunStatus.running
-    run.worker = worker
-    run.attempt += 1
-    run.heartbeat_at = now
-    run.started_at = run.started_at or now
-    run.retry_at = None
-    run.metrics_offset = 0  # each attempt re-reads metrics.jsonl (a resumed trainer rewrites it)
+    return claim(session=session, run=run, worker=worker)
+
+
+def claim(*, session: Session, run: TrainingRun, worker: str) -> TrainingRun:
+    """Mark a queued run running as `worker`'s next attempt (`claim_next` picks which run)."""
+    now = utcnow()
+    # Each attempt re-reads metrics.jsonl from its start (a resumed trainer rewrites it).
+    lifecycle.move(
+        run,
+        Event.claimed,
+        worker=worker,
+        attempt=run.attempt + 1,
+        heartbeat_at=now,
+        started_at=run.started_at or now,
+    )
     session.commit()
     return run
 
 
 def heartbeat(*, session: Session, run: TrainingRun, worker: str) -> bool:
     """Refresh the heartbeat; False if the run was taken from this worker (requeued)."""
-    result = session.execute(
-        update(TrainingRun)
-        .where(
-            TrainingRun.id == run.id,
-            TrainingRun.worker == worker,
-            TrainingRun.status == RunStatus.running,
-        )
-        .values(heartbeat_at=utcnow())
+    beat = lifecycle.move_where(
+        session, run.id, Event.heartbeat, TrainingRun.worker == worker, heartbeat_at=utcnow()
     )
     session.commit()
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    return beat is not None
 
 
 def cancel_requested(*, session: Session, run_id: int) -> bool:
@@ -248,16 +241,22 @@ def finish_run(
     exit_code: int | None = None,
     error: str | None = None,
 ) -> TrainingRun:
-    """Mark a run finished; a succeeded run registers its output model. The worker's name stays:
-    the run's page and the runs list still say where it ran."""
-    run.status = status
-    run.exit_code = exit_code
-    run.error = error
-    run.finished_at = utcnow()
+    """End a running run as `status` (succeeded, failed or cancelled); a succeeded run registers
+    its output model. The worker's name stays: the run's page and the runs list still say where
+    it ran."""
+    lifecycle.move(run, ENDED_AS[RunStatus(status)], exit_code=exit_code, error=error)
     if status == RunStatus.succeeded and run.run_dir and run.kind != RunKind.generate:
         _register_output(session=session, run=run)
     session.commit()
     return run
+
+
+ENDED_AS = {
+    RunStatus.succeeded: Event.succeeded,
+    RunStatus.failed: Event.failed,
+    RunStatus.cancelled: Event.cancelled,
+}
+"""The event that ends a running run in each final status."""
 
 
 def _register_output(*, session: Session, run: TrainingRun) -> None:
@@ -308,10 +307,13 @@ def retry_or_fail(
             error=f"{cause} ({note})\n{tail}".rstrip("\n"),
         )
     delay = retry_seconds * 2 ** max(run.attempt - 1, 0)
-    run.status, run.worker = RunStatus.queued, None
-    run.retry_at = utcnow() + timedelta(seconds=delay)
-    run.exit_code = exit_code
-    run.error = f"{cause} (attempt {run.attempt} will be retried)\n{tail}".rstrip("\n")
+    lifecycle.move(
+        run,
+        Event.lost,
+        retry_at=utcnow() + timedelta(seconds=delay),
+        exit_code=exit_code,
+        error=f"{cause} (attempt {run.attempt} will be retried)\n{tail}".rstrip("\n"),
+    )
     session.commit()
     return run
 
@@ -377,7 +379,7 @@ def attempt_failed(
 
 def requeue(*, session: Session, run: TrainingRun) -> TrainingRun:
     """A run its worker stopped cleanly (checkpointed) goes back to the queue at once."""
-    run.status, run.worker, run.retry_at = RunStatus.queued, None, None
+    lifecycle.move(run, Event.preempted)
     session.commit()
     return run
 
@@ -385,16 +387,14 @@ def requeue(*, session: Session, run: TrainingRun) -> TrainingRun:
 def retry_run(*, session: Session, run: TrainingRun) -> TrainingRun:
     """Queue a failed or cancelled run again; it resumes from its last checkpoint. A failure
     the same config and model would repeat (failures.retryable) is not retried."""
-    if run.status not in (RunStatus.failed, RunStatus.cancelled):
+    if not lifecycle.allows(run.status, Event.retried):
         raise Conflict(f"run {run.id} is {run.status}; only failed or cancelled runs are retried")
     if not run.retryable:
         raise Conflict(
             f"run {run.id} failed with an error a retry would repeat ({run.cause}): "
             "start a new run with the config or model fixed"
         )
-    run.status, run.worker, run.retry_at = RunStatus.queued, None, None
-    run.max_attempts = run.attempt + DEFAULT_ATTEMPTS
-    run.cancel_requested, run.exit_code, run.error, run.finished_at = False, None, None, None
+    lifecycle.move(run, Event.retried, max_attempts=run.attempt + DEFAULT_ATTEMPTS)
     session.flush()
     return run
 
@@ -412,6 +412,7 @@ def requeue_stale(
             select(TrainingRun)
             .where(TrainingRun.status == RunStatus.running, TrainingRun.heartbeat_at < cutoff)
             .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
         )
     )
     for run in stale:

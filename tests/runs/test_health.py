@@ -34,6 +34,7 @@ def test_run_page_and_api_show_the_warning_and_no_evaluation(
     got = client.get(f"/api/v1/runs/{run.id}", headers=admin.headers).json()
     assert got["warnings"] and got["warnings"][0].startswith("loss flat at ln 2")
 
+    service.claim(session=session, run=run, worker="w1")
     service.finish_run(session=session, run=run, status="failed", error="x")
     page = client.get(f"/admin/runs/{run.id}", headers=admin.headers).text
     assert "loss flat at ln 2" in page

@@ -22,6 +22,7 @@ def _finish(session, run, tmp_path, summary, like):  # type: ignore[no-untyped-d
     out.mkdir(parents=True)
     (out / "summary.json").write_text(json.dumps(summary))
     (out / "config.json").write_text((Path(like) / "config.json").read_text())
+    service.claim(session=session, run=run, worker="w1")
     run.run_dir = str(out.parent)
     run.started_at = run.created_at
     run = service.finish_run(session=session, run=run, status="succeeded", exit_code=0)

@@ -95,6 +95,7 @@ def test_evaluation_says_no_held_out_rows_only_when_the_snapshot_had_none(
     )
     session.commit()
     assert _evaluation(client.get(f"/admin/runs/{failed.id}").text) == "when the run ends"
+    service.claim(session=session, run=failed, worker="w1")
     service.finish_run(session=session, run=failed, status="failed", error="boom")
     page = client.get(f"/admin/runs/{failed.id}").text
     assert "no held-out rows" not in page
