@@ -7,7 +7,7 @@ from pathlib import Path
 
 from app.datasets import service as datasets_service
 from app.datasets.schemas import SnapshotCreate
-from app.runs import registry, service
+from app.runs import registry, service, worker_steps
 from tests.runs.conftest import label_all
 from tests.test_pages import login
 
@@ -22,12 +22,12 @@ def _evaluation(page: str) -> str:
 
 def _succeed(session, run, tmp_path: Path, summary: dict) -> None:  # type: ignore[no-untyped-def]
     """Claim the run as worker gpu-7 and end it as the trainer would: output and summary."""
-    service.claim_next(session=session, worker="gpu-7")
+    worker_steps.claim_next(session=session, worker="gpu-7")
     run_dir = tmp_path / f"run-{run.id}"
     (run_dir / "output").mkdir(parents=True)
     (run_dir / "output" / "summary.json").write_text(json.dumps(summary))
-    service.set_run_dir(session=session, run=run, run_dir=str(run_dir))
-    service.attempt_ended(
+    worker_steps.set_run_dir(session=session, run=run, run_dir=str(run_dir))
+    worker_steps.attempt_ended(
         session=session,
         run=run,
         worker="gpu-7",
@@ -95,8 +95,8 @@ def test_evaluation_says_no_held_out_rows_only_when_the_snapshot_had_none(
     )
     session.commit()
     assert _evaluation(client.get(f"/admin/runs/{failed.id}").text) == "when the run ends"
-    service.claim(session=session, run=failed, worker="w1")
-    service.finish_run(session=session, run=failed, status="failed", error="boom")
+    worker_steps.claim(session=session, run=failed, worker="w1")
+    worker_steps.finish_run(session=session, run=failed, status="failed", error="boom")
     page = client.get(f"/admin/runs/{failed.id}").text
     assert "no held-out rows" not in page
     assert _evaluation(page) == "none: the run ended before its evaluation"

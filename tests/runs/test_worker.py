@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from app.datasets import service as datasets_service
 from app.db import get_sessionmaker
-from app.runs import registry, service
+from app.runs import registry, service, worker_steps
 from app.runs.models import RunMetric, TrainingRun
 from app.runs.worker import Worker
 
@@ -191,7 +191,7 @@ def test_concurrent_workers_never_claim_the_same_run(session, sft_snapshot, poli
     def claim(name: str) -> None:
         barrier.wait()
         with get_sessionmaker()() as s:
-            while (run := service.claim_next(session=s, worker=name)) is not None:
+            while (run := worker_steps.claim_next(session=s, worker=name)) is not None:
                 claimed.append(run.id)
 
     threads = [threading.Thread(target=claim, args=(f"w{i}",)) for i in range(6)]
