@@ -1,9 +1,12 @@
-"""Training runs as admins and scripts see them: create, read, list, cancel and retry.
+"""Training runs as admins and scripts see them: create (one creator per kind), read, list,
+cancel and retry.
 
 The worker's side (claim, heartbeat, metrics, how an attempt ended) is app/runs/worker_steps.py;
 every change of a run's status goes through app/runs/lifecycle.py.
 """
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +17,7 @@ from sqlalchemy.orm import Session
 from app.base import utcnow
 from app.datasets import service as datasets_service
 from app.errors import Conflict, Invalid, NotFound
-from app.runs import lifecycle, registry, run_config
+from app.runs import generation, lifecycle, registry, run_config
 from app.runs.lifecycle import Event
 from app.runs.models import (
     TRAINS_ON,
@@ -26,6 +29,22 @@ from app.runs.models import (
 from trainer.model_files import Role
 
 LOG_TAIL_LINES = 40
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """A run as its caller asked for it (API, start form, `rlhf runs start`, a next round);
+    each kind's creator takes what it needs and refuses what does not fit."""
+
+    kind: RunKind
+    snapshot_id: int | None
+    model: str
+    models: list[str]
+    reward_model: str | None
+    config: dict[str, Any]
+    name: str
+    created_by_id: int | None
+    project: str | int | None
 
 
 def create_run(
@@ -41,36 +60,35 @@ def create_run(
     project: str | int | None = None,
     models: list[str] | None = None,
 ) -> TrainingRun:
-    """Queue a run after checking the snapshot (or project), models and config fit the kind."""
+    """Queue a run of `kind` through its creator (CREATORS), which checks that the snapshot or
+    project, the models and the config fit the kind."""
     if kind not in RunKind.__members__:
         raise Invalid(f"kind must be one of {', '.join(RunKind)}; not {kind!r}", field="kind")
-    if kind == RunKind.generate:
-        from app.runs.generation import create_generation_run
+    request = RunRequest(
+        kind=RunKind(kind),
+        snapshot_id=snapshot_id,
+        model=model,
+        models=list(models or []),
+        reward_model=reward_model,
+        config=config or {},
+        name=name,
+        created_by_id=created_by_id,
+        project=project,
+    )
+    return CREATORS[request.kind](session, request)
 
-        if snapshot_id is not None:
-            raise Invalid(
-                "a generate run answers a project's prompts; it takes no snapshot",
-                field="snapshot_id",
-            )
-        if project is None:
-            raise Invalid("a generate run needs a project", field="project")
-        return create_generation_run(
-            session=session,
-            reward_model=reward_model,
-            project=project,
-            models=list(models or ([model] if model else [])),
-            config=config or {},
-            name=name,
-            created_by_id=created_by_id,
-        )
+
+def _create_training_run(session: Session, request: RunRequest) -> TrainingRun:
+    """A training run (sft, rm, ppo, dpo): one model trained on a snapshot of a kind it takes."""
+    kind, snapshot_id, models = request.kind, request.snapshot_id, request.models
     if snapshot_id is None:
         raise Invalid(f"a {kind} run needs a snapshot", field="snapshot_id")
     if models and len(models) > 1:
         raise Invalid(f"a {kind} run trains one model", field="model")
-    model = model or (models[0] if models else "")
+    model = request.model or (models[0] if models else "")
     snapshot = datasets_service.get_snapshot(session=session, snapshot_id=snapshot_id)
-    if snapshot.kind not in TRAINS_ON[RunKind(kind)]:
-        wanted = " or ".join(sorted(TRAINS_ON[RunKind(kind)]))
+    if snapshot.kind not in TRAINS_ON[kind]:
+        wanted = " or ".join(sorted(TRAINS_ON[kind]))
         raise Invalid(
             f"a {kind} run trains on a {wanted} snapshot; snapshot {snapshot_id} is "
             f"{snapshot.kind}",
@@ -82,14 +100,14 @@ def create_run(
             "nothing to train on; label more prompts and make a new snapshot",
             field="snapshot_id",
         )
-    checked = run_config.check_config(kind, config or {})
+    checked = run_config.check_config(kind, request.config)
     role = Role.backbone if kind == RunKind.rm else Role.policy
     base_path, base = registry.resolve(session=session, ref=model, role=role, field="model")
     reward_path, reward = None, None
     if kind == RunKind.ppo:
-        if not reward_model:
+        if not request.reward_model:
             raise Invalid("a ppo run needs a reward model", field="reward_model")
-        reward_path, reward = registry.reward_model(session=session, ref=reward_model)
+        reward_path, reward = registry.reward_model(session=session, ref=request.reward_model)
     run = TrainingRun(
         kind=kind,
         snapshot_id=snapshot.id,
@@ -98,12 +116,40 @@ def create_run(
         reward_model=reward_path,
         reward_model_id=reward.id if reward else None,
         config=checked,
-        name=name or f"{kind} on snapshot {snapshot.id}",
-        created_by_id=created_by_id,
+        name=request.name or f"{kind} on snapshot {snapshot.id}",
+        created_by_id=request.created_by_id,
     )
     session.add(run)
     session.flush()
     return run
+
+
+def _create_generation_run(session: Session, request: RunRequest) -> TrainingRun:
+    """A generation run: registered policies answer a project's prompts (no snapshot)."""
+    if request.snapshot_id is not None:
+        raise Invalid(
+            "a generate run answers a project's prompts; it takes no snapshot",
+            field="snapshot_id",
+        )
+    if request.project is None:
+        raise Invalid("a generate run needs a project", field="project")
+    return generation.create_generation_run(
+        session=session,
+        reward_model=request.reward_model,
+        project=request.project,
+        models=request.models or ([request.model] if request.model else []),
+        config=request.config,
+        name=request.name,
+        created_by_id=request.created_by_id,
+    )
+
+
+CREATORS: dict[RunKind, Callable[[Session, RunRequest], TrainingRun]] = {
+    **{kind: _create_training_run for kind in TRAINS_ON},
+    RunKind.generate: _create_generation_run,
+}
+"""The creator of each run kind: the training kinds (those with snapshots to train on,
+TRAINS_ON) share one; a generation run has its own."""
 
 
 def get_run(*, session: Session, run_id: int) -> TrainingRun:

@@ -267,3 +267,15 @@ def test_retry_requeues_a_failed_run_with_fresh_attempts(
     assert result.exit_code == 0 and "resumes as attempt 3" in result.output
     again = CliRunner().invoke(cli, ["runs", "retry", str(run.id)])
     assert again.exit_code == 2 and "only failed or cancelled" in again.stderr
+
+
+def test_every_run_kind_is_created_by_one_creator(client, factory, sft_snapshot) -> None:
+    from app.runs.models import TRAINS_ON, RunKind
+    from app.runs.service import CREATORS
+
+    assert set(CREATORS) == set(RunKind)
+    assert len({CREATORS[kind] for kind in TRAINS_ON}) == 1  # the training kinds share one
+    admin = factory.user("admin")
+    body = {"kind": "generate", "snapshot_id": sft_snapshot.id, "project": "p", "models": ["m"]}
+    refused = client.post("/api/v1/runs", json=body, headers=admin.headers)
+    assert refused.status_code == 422 and "takes no snapshot" in refused.text
