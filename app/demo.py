@@ -140,6 +140,7 @@ def seed_round(*, session: Session) -> dict[str, Any]:
             overlap=3,
             config={"max_new_tokens": 32, "temperature": 0.9, "top_p": 0.95, "seed": 0},
         )
+        session.commit()
     return {"name": project.name, "id": project.id, "k": project.k, "model": policy.name}
 
 

@@ -152,6 +152,7 @@ def next_round(
             created_by_id=admin.id,
             reward_model=body.reward_model,
         )
+    session.commit()
     return NextRoundOut(
         project_id=project.id,
         project_name=project.name,

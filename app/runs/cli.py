@@ -280,6 +280,7 @@ def models_next_round(
             overlap=overlap,
             config=_parse_sets(set_),
         )
+        session.commit()
         data = {"project_id": created.id, "project": created.name, "k": created.k}
         data["run"] = _run_dict(run)
     output(data, as_json, lambda d: f"project {d['project_id']} (K={d['k']}), run {d['run']['id']}")

@@ -141,4 +141,5 @@ async def next_round(
             round_error=message,
             **next_round_context(session=session, model=model),
         )
+    session.commit()
     return RedirectResponse(f"/admin/runs/{run.id}?project={project.id}", status_code=303)
