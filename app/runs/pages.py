@@ -211,8 +211,8 @@ async def start_run(
         )
     except (ValueError, DomainError) as exc:
         session.rollback()
-        message, field = _refusal(exc)
-        context = _form_context(session, form, message, field)
+        message, refused = _refusal(exc)
+        context = _form_context(session, form, message, refused)
         return render(request, "runs/new.html", 422, **context)
     session.commit()
     return RedirectResponse(f"/admin/runs/{run.id}", status_code=303)

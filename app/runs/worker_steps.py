@@ -133,7 +133,7 @@ ENDED_AS = {
 
 def _register_output(*, session: Session, run: TrainingRun) -> None:
     """Register what a succeeded run produced (per kind; today a model for every kind)."""
-    assert run.run_dir
+    assert run.run_dir and run.snapshot_id is not None  # a training run, which trains on one
     output = Path(run.run_dir) / "output"
     snapshot = datasets_service.get_snapshot(session=session, snapshot_id=run.snapshot_id)
     model = registry.register_model(
