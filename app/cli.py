@@ -1,15 +1,15 @@
 """The `rlhf` command: serve, database, users, projects, import and export."""
 
-import json
 import os
 import sys
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from app.aggregation.cli import commands as aggregation_commands
+from app.auth.cli import users_app
 from app.cli_support import (
     JsonOpt,
     ProgressOpt,
@@ -20,16 +20,13 @@ from app.cli_support import (
 )
 from app.datasets.cli import commands as dataset_commands
 from app.datasets.kinds import DatasetKind
-from app.errors import validation_messages
-from app.projects.formats import ImportFormat
-from app.projects.kinds import ProjectKind, RatingScale
+from app.projects.cli import commands as project_commands
+from app.projects.cli import projects_app
 from app.quality.cli import commands as quality_commands
 from app.runs.cli import models_app, runs_app, train, worker
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 db_app = typer.Typer(no_args_is_help=True, help="Database migrations.")
-users_app = typer.Typer(no_args_is_help=True, help="Users and API tokens.")
-projects_app = typer.Typer(no_args_is_help=True, help="Projects.")
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(projects_app, name="projects")
@@ -165,276 +162,8 @@ def demo(as_json: JsonOpt = False) -> None:
     )
 
 
-@users_app.command("create")
-def users_create(
-    email: str,
-    role: Annotated[str, typer.Option(help="admin | labeler")] = "labeler",
-    password_stdin: Annotated[bool, typer.Option(help="Read the password from stdin.")] = False,
-    token: Annotated[bool, typer.Option(help="Also issue an API token (printed once).")] = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """Create a user."""
-    from app.auth import service
-
-    password = sys.stdin.readline().rstrip("\n") if password_stdin else None
-    with db_session() as session:
-        user = service.create_user(session=session, email=email, role=role, password=password)
-        plain = service.create_token(session=session, user=user, name="cli")[1] if token else None
-        session.commit()
-        data = {"id": user.id, "email": user.email, "role": user.role, "token": plain}
-    output(
-        data,
-        as_json,
-        lambda d: (
-            f"created user {d['id']} {d['email']} ({d['role']})"
-            + (f"\napi token (shown once): {d['token']}" if d["token"] else "")
-        ),
-    )
-
-
-@users_app.command("list")
-def users_list(as_json: JsonOpt = False) -> None:
-    """List users."""
-    from app.auth import service
-
-    with db_session() as session:
-        data = [
-            {"id": u.id, "email": u.email, "role": u.role, "active": u.is_active}
-            for u in service.list_users(session=session)
-        ]
-    output(
-        data,
-        as_json,
-        lambda d: "\n".join(
-            f"{u['id']:4} {u['email']:32} {u['role']:8} {'active' if u['active'] else 'inactive'}"
-            for u in d
-        ),
-    )
-
-
-@users_app.command("update")
-def users_update(
-    email: str,
-    role: Annotated[str | None, typer.Option(help="admin | labeler")] = None,
-    active: Annotated[
-        bool | None, typer.Option("--active/--inactive", help="Activate or deactivate.")
-    ] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Change a user's role or active flag (the last active admin keeps both)."""
-    from app.auth import service
-
-    with db_session() as session:
-        user = service.get_by_email(session=session, email=email)
-        if user is None:
-            fail(f"no user with email {email!r}")
-        assert user is not None
-        if role is not None:
-            service.set_role(session=session, user=user, role=role)
-        if active is not None:
-            service.set_active(session=session, user=user, active=active)
-        session.commit()
-        data = {"id": user.id, "email": user.email, "role": user.role, "active": user.is_active}
-    output(
-        data,
-        as_json,
-        lambda d: f"{d['email']}: {d['role']}, {'active' if d['active'] else 'inactive'}",
-    )
-
-
-QuestionsOpt = Annotated[
-    Path | None,
-    typer.Option(help="JSON file: a list of question definitions (see docs/questions.md)."),
-]
-
-
-def _questions_file(path: Path) -> Any:
-    """The JSON list of question definitions in `path` (exits naming the file when unreadable)."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        fail(f"--questions: cannot read {path} ({exc.strerror})")
-    except json.JSONDecodeError as exc:
-        fail(f"--questions: {path} line {exc.lineno} column {exc.colno}: invalid JSON: {exc.msg}")
-
-
-def _project_dict(project: Any) -> dict[str, Any]:
-    from app.projects.schemas import ProjectOut
-
-    return ProjectOut.model_validate(project).model_dump(mode="json")
-
-
-def _strength_scale_option(value: str) -> list[Any]:
-    """--strength-scale: '' (none), 'default', or a JSON file of levels."""
-    import json
-
-    from app.projects.strength import DEFAULT_STRENGTH_SCALE
-
-    if not value:
-        return []
-    if value == "default":
-        return DEFAULT_STRENGTH_SCALE
-    try:
-        levels = json.loads(Path(value).read_text())
-    except OSError as exc:
-        fail(f"--strength-scale: cannot read {value}: {exc.strerror}")
-    except json.JSONDecodeError as exc:
-        fail(f"--strength-scale: {value} is not JSON ({exc.msg}, line {exc.lineno})")
-    if not isinstance(levels, list):
-        fail(f'--strength-scale: {value} must hold a list of {{"label", "margin"}} levels')
-    return levels
-
-
-@projects_app.command("create")
-def projects_create(
-    name: str,
-    kind: Annotated[str, typer.Option(help=" | ".join(ProjectKind))],
-    k: Annotated[int, typer.Option("--k", help="Responses shown per prompt.")] = 4,
-    overlap: Annotated[int, typer.Option(help="Labelers per prompt.")] = 1,
-    scale: Annotated[str, typer.Option(help=" | ".join(RatingScale))] = RatingScale.thumbs,
-    lease_seconds: int = 1800,
-    criteria: Annotated[str, typer.Option(help="Comma-separated flag names.")] = "",
-    instructions_file: Annotated[Path | None, typer.Option(help="Markdown file.")] = None,
-    strength_scale: Annotated[
-        str,
-        typer.Option(
-            help="K=2 rankings: 'default' (much better … negligibly better, margins 1…0) or a "
-            'JSON file [{"label", "margin"}, …], strongest first.'
-        ),
-    ] = "",
-    questions: QuestionsOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Create a project and print its id."""
-    from pydantic import ValidationError
-
-    from app.projects import service
-    from app.projects.schemas import ProjectCreate
-
-    try:
-        data = ProjectCreate(
-            name=name,
-            kind=kind,
-            k=k,
-            overlap=overlap,
-            rating_scale=scale,
-            lease_seconds=lease_seconds,
-            criteria=[c for c in criteria.split(",") if c.strip()],
-            instructions=instructions_file.read_text() if instructions_file else "",
-            strength_scale=_strength_scale_option(strength_scale),
-            questions=_questions_file(questions) if questions else [],
-        )
-    except ValidationError as exc:
-        fail("; ".join(validation_messages(exc, prefix="--")))
-    with db_session() as session:
-        project = service.create(session=session, data=data)
-        session.commit()
-        result = _project_dict(project)
-    output(result, as_json, lambda p: str(p["id"]))
-
-
-@projects_app.command("edit")
-def projects_edit(
-    project: str,
-    name: Annotated[str | None, typer.Option(help="A new name.")] = None,
-    overlap: Annotated[int | None, typer.Option(help="Labelers per prompt.")] = None,
-    lease_seconds: Annotated[int | None, typer.Option()] = None,
-    criteria: Annotated[str | None, typer.Option(help="Comma-separated flag names.")] = None,
-    instructions_file: Annotated[Path | None, typer.Option(help="Markdown file.")] = None,
-    questions: QuestionsOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Change a project's settings; options left out keep their value."""
-    from pydantic import ValidationError
-
-    from app.projects import service
-    from app.projects.schemas import ProjectUpdate
-
-    changes: dict[str, Any] = {
-        "name": name,
-        "overlap": overlap,
-        "lease_seconds": lease_seconds,
-        "criteria": None if criteria is None else [c for c in criteria.split(",") if c.strip()],
-        "instructions": instructions_file.read_text() if instructions_file else None,
-        "questions": _questions_file(questions) if questions else None,
-    }
-    try:
-        data = ProjectUpdate(**{k: v for k, v in changes.items() if v is not None})
-    except ValidationError as exc:
-        fail("; ".join(validation_messages(exc, prefix="--")))
-    with db_session() as session:
-        found = service.get_by_ref(session=session, ref=project)
-        service.update(session=session, project=found, data=data)
-        session.commit()
-        result = _project_dict(found)
-    output(result, as_json, lambda p: f"project {p['id']} ({p['name']}) saved")
-
-
-@projects_app.command("list")
-def projects_list(as_json: JsonOpt = False) -> None:
-    """List projects."""
-    from app.projects import service
-
-    with db_session() as session:
-        data = [_project_dict(p) for p in service.list_projects(session=session)]
-    output(
-        data,
-        as_json,
-        lambda d: "\n".join(
-            f"{p['id']:4} {p['name']:32} {p['kind']:14} k={p['k']} overlap={p['overlap']}"
-            for p in d
-        ),
-    )
-
-
-@projects_app.command("show")
-def projects_show(project: str, as_json: JsonOpt = False) -> None:
-    """A project's settings and progress."""
-    from app.projects import service
-
-    with db_session() as session:
-        found = service.get_by_ref(session=session, ref=project)
-        data = _project_dict(found) | {
-            "stats": service.stats(session=session, project=found).model_dump()
-        }
-    output(data, as_json, lambda d: "\n".join(f"{k}: {v}" for k, v in d.items()))
-
-
-@app.command("import")
-def import_(
-    project: str,
-    file: Path,
-    format: Annotated[str, typer.Option("--format", help=" | ".join(ImportFormat))] = "auto",
-    skip_invalid: Annotated[bool, typer.Option(help="Import the valid lines only.")] = False,
-    progress: ProgressOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Import prompts and responses from JSONL or .jsonl.gz (all or nothing)."""
-    from app.projects import importer, service
-
-    if not file.is_file():
-        fail(f"no such file: {file}")
-    with bulk_command("import", "prompts", progress) as (session, bar):
-        found = service.get_by_ref(session=session, ref=project)
-        report = importer.import_file(
-            session=session,
-            project=found,
-            path=file,
-            fmt=format,
-            skip_invalid=skip_invalid,
-            progress=bar,
-        )
-    for e in report.skipped:
-        typer.echo(f"skipped line {e.line}: {e.error}", err=True)
-    output(
-        report.model_dump(),
-        as_json,
-        lambda r: (
-            f"imported {r['imported']} prompts ({r['responses']} responses, {r['rankings']} "
-            f"rankings) from {r['lines']} lines [{r['format']}]; {r['duplicates']} already there; "
-            f"{r['skipped_count']} skipped"
-        ),
-    )
+# `rlhf import` (app/projects/cli.py): listed between demo and export in `rlhf --help`.
+app.registered_commands += project_commands.registered_commands
 
 
 @app.command("export")

@@ -84,7 +84,7 @@ PROJECTS = [
 def seed_models(*, session: Session) -> list[dict[str, Any]]:
     """Build the tiny random demo models (once) and register them as base models."""
     from app.config import get_settings
-    from app.runs import service as runs_service
+    from app.runs import registry
     from trainer.tiny import build_tiny_causal_lm, build_tiny_encoder
 
     root = Path(get_settings().artifacts_dir).resolve() / "models"
@@ -92,13 +92,13 @@ def seed_models(*, session: Session) -> list[dict[str, Any]]:
         ("tiny-causal-lm", "policy", root / "tiny-causal-lm", build_tiny_causal_lm),
         ("tiny-encoder", "reward", root / "tiny-encoder", build_tiny_encoder),
     ]
-    registered = {m.name: m for m in runs_service.list_models(session=session)}
+    registered = {m.name: m for m in registry.list_models(session=session)}
     out = []
     for name, kind, path, build in wanted:
         if not (path / "config.json").is_file():
             build(path)
         if name not in registered:
-            runs_service.register_model(session=session, name=name, kind=kind, path=str(path))
+            registry.register_model(session=session, name=name, kind=kind, path=str(path))
         out.append({"name": name, "kind": kind, "path": str(path)})
     session.commit()
     return out
@@ -111,17 +111,16 @@ def seed_round(*, session: Session) -> dict[str, Any]:
     """A second tiny policy (its base: tiny-causal-lm) and a blind next round of it against its
     base on the ranking demo's prompts; the generation run is queued for the demo's worker."""
     from app.config import get_settings
-    from app.runs import rounds
-    from app.runs import service as runs_service
+    from app.runs import registry, rounds
     from trainer.tiny import build_tiny_causal_lm
 
-    base = runs_service.resolve_model(session=session, ref="tiny-causal-lm")[1]
+    base = registry.registered(session=session, ref="tiny-causal-lm")
     path = Path(get_settings().artifacts_dir).resolve() / "models" / "tiny-causal-lm-v2"
     if not (path / "config.json").is_file():
         build_tiny_causal_lm(path, hidden_size=48)  # another random init: a "new version"
-    policy = runs_service.resolve_model(session=session, ref="tiny-causal-lm-v2")[1]
+    policy = registry.registered(session=session, ref="tiny-causal-lm-v2")
     if policy is None:
-        policy = runs_service.register_model(
+        policy = registry.register_model(
             session=session,
             name="tiny-causal-lm-v2",
             kind="policy",
@@ -141,6 +140,7 @@ def seed_round(*, session: Session) -> dict[str, Any]:
             overlap=3,
             config={"max_new_tokens": 32, "temperature": 0.9, "top_p": 0.95, "seed": 0},
         )
+        session.commit()
     return {"name": project.name, "id": project.id, "k": project.k, "model": policy.name}
 
 

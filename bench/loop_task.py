@@ -90,7 +90,7 @@ def sample(
     from transformers import AutoModelForCausalLM
 
     from trainer.data import pad, render_prompt
-    from trainer.runtime import load_tokenizer
+    from trainer.factories import load_tokenizer
 
     tok = load_tokenizer(model_dir, padding_side="left")
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
@@ -159,8 +159,8 @@ def kl_to(
 
     from trainer.configs import PPOConfig
     from trainer.data import render_prompt
+    from trainer.factories import load_tokenizer
     from trainer.ppo import PolicyWithValue, rollout, sequence_kl
-    from trainer.runtime import load_tokenizer
 
     tok = load_tokenizer(policy_dir, padding_side="left")
     policy, ref = (

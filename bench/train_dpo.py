@@ -46,7 +46,7 @@ def preference(model_dir: str, reference: str, recs: list[dict], args) -> dict[s
     from transformers import AutoModelForCausalLM
 
     from trainer.dpo import sequence_logps, tokenize_pair
-    from trainer.runtime import load_tokenizer
+    from trainer.factories import load_tokenizer
 
     tok = load_tokenizer(reference)
     samples = [s for r in recs for s in tokenize_pair(tok, r, args.max_length)]
@@ -96,7 +96,7 @@ def run_trl(model: str, recs: list[dict], args, out: Path) -> dict:
     from trl import DPOConfig as TRLDPOConfig
     from trl import DPOTrainer
 
-    from trainer.runtime import load_tokenizer
+    from trainer.factories import load_tokenizer
 
     targs = TRLDPOConfig(
         output_dir=str(out),

@@ -47,8 +47,8 @@ from bench.common import (  # noqa: E402
 from trainer import ppo, reward, sft  # noqa: E402
 from trainer.configs import PPOConfig, RewardConfig, SFTConfig  # noqa: E402
 from trainer.data import render_prompt  # noqa: E402
+from trainer.factories import load_tokenizer  # noqa: E402
 from trainer.reward import load_reward_model  # noqa: E402
-from trainer.runtime import load_tokenizer  # noqa: E402
 from trainer.tiny import build_tiny_causal_lm  # noqa: E402
 
 TRL = "TRL 1.9.0 PPOTrainer"

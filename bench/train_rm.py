@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import metrics_rows, minilm_path, rankings, save, table, write_jsonl  # noqa: E402
 from trainer.configs import RewardConfig  # noqa: E402
 from trainer.data import render_prompt  # noqa: E402
+from trainer.factories import load_tokenizer  # noqa: E402
 from trainer.reward import RewardModel, train  # noqa: E402
-from trainer.runtime import load_tokenizer  # noqa: E402
 from trainer.tiny import build_tiny_encoder  # noqa: E402
 
 

@@ -48,7 +48,7 @@ def held_out_loss(model_dir: str, recs: list[dict], max_length: int) -> float:
     from transformers import AutoModelForCausalLM
 
     from trainer.data import collate, tokenize_sft
-    from trainer.runtime import load_tokenizer
+    from trainer.factories import load_tokenizer
 
     tok = load_tokenizer(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()

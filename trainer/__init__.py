@@ -19,7 +19,7 @@ EXIT_DIVERGED = 3
 EXIT_FENCED = 4
 """A newer attempt owns the output directory (or its supervisor is gone): stopped unwritten."""
 
-# How a supervisor (the worker) fences a run directory; see trainer/runtime.py.
+# How a supervisor (the worker) fences a run directory; see trainer/fencing.py.
 ATTEMPT_ENV = "TRAINER_ATTEMPT"
 """Environment: this process's attempt number; output_dir/ATTEMPT_FILE holds the newest one."""
 ATTEMPT_FILE = "attempt"

@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, path in build_all(args.out).items():
             print(f"{name}: {path}")
         return EXIT_OK
-    from trainer.runtime import Diverged, Fenced  # torch: only once training is asked for
+    from trainer.fencing import Fenced
+    from trainer.runtime import Diverged  # torch: only once training is asked for
 
     try:
         cfg = load_config(args.command, args.config, overrides_from(args))

@@ -21,15 +21,9 @@ from transformers import AutoModelForCausalLM
 from trainer import EXIT_OK, EXIT_PREEMPTED
 from trainer.configs import DPOConfig
 from trainer.data import Record, collate, tokenize_sft, train_eval_split
+from trainer.factories import load_tokenizer, make_optimizer, maybe_lora
 from trainer.lm import scored_logits, token_logps
-from trainer.runtime import (
-    Run,
-    load_tokenizer,
-    make_optimizer,
-    maybe_lora,
-    step_micro_batches,
-    total_steps,
-)
+from trainer.runtime import Run, step_micro_batches, total_steps
 
 
 def tokenize_pair(tokenizer: Any, rec: Record, max_length: int) -> list[dict]:

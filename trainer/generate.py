@@ -31,7 +31,9 @@ import torch
 from trainer import EXIT_OK, EXIT_PREEMPTED
 from trainer.configs import ConfigError, GenerateConfig, check_values
 from trainer.data import DataError, _is_messages, pad, read_records, render_prompt
-from trainer.runtime import Run, load_tokenizer, log
+from trainer.factories import load_tokenizer
+from trainer.reporting import log
+from trainer.runtime import Run
 
 SAMPLES_FILE = "samples.jsonl"
 

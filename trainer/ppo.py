@@ -22,14 +22,8 @@ from transformers import AutoModelForCausalLM
 from trainer import EXIT_OK, EXIT_PREEMPTED
 from trainer.configs import ConfigError, PPOConfig
 from trainer.data import collate, load_records, pad, render_prompt, tokenize_sft, train_eval_split
-from trainer.runtime import (
-    Run,
-    batch_indices,
-    load_tokenizer,
-    make_optimizer,
-    maybe_lora,
-    total_steps,
-)
+from trainer.factories import load_tokenizer, make_optimizer, maybe_lora
+from trainer.runtime import Run, batch_indices, total_steps
 
 VALUE_NETWORKS = ("separate", "shared")
 

@@ -34,6 +34,7 @@ from trainer.data import (
     render_response,
     train_eval_split,
 )
+from trainer.factories import load_tokenizer, make_optimizer, maybe_lora
 from trainer.reward_head import (
     SpecialTokens,
     encode_response,
@@ -41,14 +42,7 @@ from trainer.reward_head import (
     resolve_pooling,
     score_batch,
 )
-from trainer.runtime import (
-    Run,
-    load_tokenizer,
-    make_optimizer,
-    maybe_lora,
-    step_micro_batches,
-    total_steps,
-)
+from trainer.runtime import Run, step_micro_batches, total_steps
 
 NORMALIZATION_FILE = "reward_normalization.json"
 

@@ -8,11 +8,7 @@ checkpoint needs only the step besides the model, optimizer, scheduler and RNG s
 `accelerate` saves. A resumed run drops the metric lines past its checkpoint, so metrics.jsonl
 holds one line per step however often the run was interrupted.
 
-Fencing: one trainer writes to an output directory at a time. The main process holds an
-exclusive `flock` on output_dir/trainer.lock. Under a supervisor (the worker) the process also
-knows its attempt (env TRAINER_ATTEMPT, the newest attempt is in output_dir/attempt) and a lock
-file the supervisor holds while it lives (env TRAINER_SUPERVISOR_LOCK): when a newer attempt
-starts or the supervisor dies, the trainer exits (EXIT_FENCED) without writing anything more.
+A run writes only while it is its run's current attempt (trainer/fencing.py).
 """
 
 from __future__ import annotations
@@ -23,7 +19,6 @@ import math
 import os
 import shutil
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
@@ -32,32 +27,18 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from transformers import AutoTokenizer, get_scheduler
 from transformers.utils import logging as hf_logging
 
-from trainer import ATTEMPT_ENV, ATTEMPT_FILE, EXIT_FENCED, PREEMPTED_FILE, SUPERVISOR_ENV
+from trainer import ATTEMPT_ENV, PREEMPTED_FILE
 from trainer.configs import BaseConfig, GenerateConfig
+from trainer.fencing import Fence
+from trainer.reporting import METRICS_FILE, log, rounded, sanitise, step_of
 
 STATE_FILE = "trainer_state.json"
-METRICS_FILE = "metrics.jsonl"
-LOCK_FILE = "trainer.lock"
-WATCH_SECONDS = 1.0
-"""How often a supervised trainer checks that it is still the current attempt."""
-LOCK_WAIT_SECONDS = 60.0
-"""How long a trainer waits for another one to release the output directory."""
-
-
-class Fenced(RuntimeError):
-    """This trainer is no longer the run's current attempt; it must not write anything."""
 
 
 class Diverged(RuntimeError):
     """The loss stayed non-finite for more than `nan_patience` steps."""
-
-
-def log(msg: str) -> None:
-    """Append one timestamped line to stderr (the run's human-readable log)."""
-    print(f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 class Run:
@@ -114,7 +95,7 @@ class Run:
         non-finite for more than cfg.nan_patience steps raises Diverged.
         """
         self.fence.check()
-        row = sanitise({"step": step, "time": round(time.time(), 3), **_round(metrics)})
+        row = sanitise({"step": step, "time": round(time.time(), 3), **rounded(metrics)})
         if self.is_main:
             assert self._metrics is not None
             self._metrics.write(json.dumps(row) + "\n")
@@ -215,7 +196,7 @@ class Run:
         self._metrics.close()
         path = self.out / METRICS_FILE
         kept = [
-            line for line in path.read_text().splitlines(keepends=True) if _step_of(line) <= step
+            line for line in path.read_text().splitlines(keepends=True) if step_of(line) <= step
         ]
         tmp = path.with_name(METRICS_FILE + ".tmp")
         tmp.write_text("".join(kept))
@@ -228,124 +209,14 @@ class Run:
         self.accelerator.wait_for_everyone()
         if self.is_main:
             save_model(self.accelerator.unwrap_model(model), tokenizer, self.out)
-            summary = {"kind": self.kind, **_round(summary)}
+            summary = {"kind": self.kind, **rounded(summary)}
             (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
             assert self._metrics is not None
             self._metrics.close()
-        log(f"done: {json.dumps(sanitise(_round(summary)))}")
+        log(f"done: {json.dumps(sanitise(rounded(summary)))}")
 
 
 _SHOWN = {"loss", "eval_loss", "accuracy", "score", "kl", "lr", "reward_margin"}
-
-
-def _round(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in d.items()}
-
-
-def sanitise(row: dict[str, Any]) -> dict[str, Any]:
-    """NaN/inf floats become null and their keys are listed under `non_finite` (strict JSON)."""
-    bad = [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
-    if not bad:
-        return row
-    return {k: (None if k in bad else v) for k, v in row.items()} | {"non_finite": bad}
-
-
-def _step_of(line: str) -> float:
-    """The step of one complete metrics line; inf for a torn or foreign line."""
-    if not line.endswith("\n"):
-        return math.inf
-    try:
-        row = json.loads(line)
-    except ValueError:
-        return math.inf
-    step = row.get("step") if isinstance(row, dict) else None
-    return step if isinstance(step, int) else math.inf
-
-
-# ---------------------------------------------------------------------- fencing
-
-_HELD: dict[str, int] = {}
-"""Output-dir locks this process holds (a second Run in the same process reuses its lock)."""
-
-
-def _lock_is_free(path: str) -> bool:
-    """Whether nobody holds an exclusive flock on `path` (a missing file counts as free)."""
-    import fcntl
-
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return True
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
-
-
-class Fence:
-    """Whether this process may still write to its output directory (see the module doc)."""
-
-    def __init__(self, out: Path) -> None:
-        self.out = out
-        self.token = os.environ.get(ATTEMPT_ENV)
-        self.supervisor = os.environ.get(SUPERVISOR_ENV)
-
-    def stale(self) -> str | None:
-        """Why this process must stop writing, or None while it is the current attempt."""
-        if self.token is not None:
-            try:
-                current = (self.out / ATTEMPT_FILE).read_text().strip()
-            except OSError:
-                current = "?"
-            if current != self.token:
-                return f"attempt {self.token} is stale (the run is at attempt {current})"
-        if self.supervisor and _lock_is_free(self.supervisor):
-            return "the worker that started this trainer is gone"
-        return None
-
-    def check(self) -> None:
-        """Raise Fenced when this process is stale."""
-        if reason := self.stale():
-            raise Fenced(f"{reason}: stopping without writing")
-
-    def start_watching(self) -> None:
-        """Under a supervisor, exit at once (EXIT_FENCED) when this process goes stale."""
-        if self.token is None and not self.supervisor:
-            return
-        self.check()
-
-        def watch() -> None:
-            while True:
-                time.sleep(WATCH_SECONDS)
-                if reason := self.stale():
-                    log(f"{reason}: stopping without writing")
-                    os._exit(EXIT_FENCED)
-
-        threading.Thread(target=watch, name="fence", daemon=True).start()
-
-    def lock(self) -> None:
-        """Hold an exclusive flock on output_dir/trainer.lock, waiting for a previous holder."""
-        import fcntl
-
-        path = str((self.out / LOCK_FILE).resolve())
-        if path in _HELD:
-            return
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        deadline = time.monotonic() + LOCK_WAIT_SECONDS
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                self.check()
-                if time.monotonic() > deadline:
-                    os.close(fd)
-                    raise Fenced(f"another trainer holds {path}") from None
-                time.sleep(0.2)
-        _HELD[path] = fd
 
 
 def save_model(model: torch.nn.Module, tokenizer: Any, path: Path) -> None:
@@ -357,59 +228,6 @@ def save_model(model: torch.nn.Module, tokenizer: Any, path: Path) -> None:
         model = copy.deepcopy(model).merge_and_unload()
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
-
-
-# ---------------------------------------------------------------------- models
-
-
-def load_tokenizer(path: str, padding_side: str = "right") -> Any:
-    """Load a tokenizer; give it a pad token (the EOS) if it has none."""
-    tok = AutoTokenizer.from_pretrained(path)
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token or tok.unk_token
-    tok.padding_side = padding_side
-    return tok
-
-
-def maybe_lora(model: torch.nn.Module, cfg: BaseConfig, task_type: str) -> torch.nn.Module:
-    """Wrap `model` in LoRA adapters when cfg.lora is set."""
-    if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
-    if not cfg.lora:
-        return model
-    from peft import LoraConfig, get_peft_model
-
-    targets: Any = cfg.lora_target_modules
-    if targets == ["all-linear"]:
-        targets = "all-linear"
-    lora = LoraConfig(
-        r=cfg.lora_r,
-        lora_alpha=cfg.lora_alpha,
-        lora_dropout=cfg.lora_dropout,
-        target_modules=targets,
-        task_type=task_type,
-    )
-    return get_peft_model(model, lora)
-
-
-def make_optimizer(
-    model: torch.nn.Module, cfg: BaseConfig, total_steps: int
-) -> tuple[torch.optim.Optimizer, Any]:
-    """AdamW over trainable parameters plus the configured warmup + decay schedule."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    kwargs = {"lr": cfg.learning_rate, "weight_decay": cfg.weight_decay, "eps": cfg.adam_eps}
-    # The fused kernel updates every tensor in one call (~3x faster than the per-tensor loop on
-    # CPU for small models); float parameters on CPU or CUDA only.
-    fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
-    opt = torch.optim.AdamW(params, fused=fused or None, **kwargs)
-    name = {"constant": "constant_with_warmup"}.get(cfg.lr_scheduler, cfg.lr_scheduler)
-    sched = get_scheduler(
-        name,
-        opt,
-        num_warmup_steps=int(cfg.warmup_ratio * total_steps),
-        num_training_steps=total_steps,
-    )
-    return opt, sched
 
 
 # ---------------------------------------------------------------------- data order

@@ -11,15 +11,9 @@ from transformers import AutoModelForCausalLM
 from trainer import EXIT_OK, EXIT_PREEMPTED
 from trainer.configs import SFTConfig
 from trainer.data import IGNORE, collate, tokenize_sft, train_eval_split
+from trainer.factories import load_tokenizer, make_optimizer, maybe_lora
 from trainer.lm import scored_logits
-from trainer.runtime import (
-    Run,
-    load_tokenizer,
-    make_optimizer,
-    maybe_lora,
-    step_micro_batches,
-    total_steps,
-)
+from trainer.runtime import Run, step_micro_batches, total_steps
 
 
 def sft_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:

@@ -13,7 +13,7 @@ count).
 import json
 import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -285,6 +285,49 @@ def import_file(
     report.skipped_count = state.error_count
     if progress is not None:
         progress(report.imported, state.total, state.total)
+    return report
+
+
+def import_rows(
+    *, session: Session, project: Project, rows: Iterable[dict[str, Any]], fmt: str = "jsonl"
+) -> ImportReport:
+    """Import parsed records (each what one line of `fmt` holds) into `project` inside the
+    caller's transaction: nothing is committed, and a bad record raises ImportFailed (records
+    numbered from 1) for the caller to roll back. For rows the app made itself (a next round's
+    prompts); files go through `import_file`."""
+    kind = ProjectKind(project.kind)
+    report = ImportReport(
+        format=fmt, lines=0, imported=0, duplicates=0, responses=0, rankings=0, skipped=[]
+    )
+    state = _Pass(report, skip_invalid=False, progress=None)
+    writer = BulkWriter(session, project.id)
+    chunk: list[Item] = []
+    for number, row in enumerate(rows, start=1):
+        state.lines += 1
+        try:
+            parsed = PARSERS[fmt](row)
+            items = parsed if isinstance(parsed, list) else [parsed]
+            for item in items:
+                _check_fits(item, kind)
+        except LineError as exc:
+            state.bad(number, exc)
+            continue
+        if state.error_count:
+            continue  # nothing will be stored: the rest is only validated
+        for item in items:
+            if item.external_id in state.seen:
+                report.duplicates += 1
+                continue
+            state.seen.add(item.external_id)
+            chunk.append(item)
+        if len(chunk) >= CHUNK:
+            _store(session, writer, project.id, kind, chunk, report)
+            chunk = []
+    if failure := state.failed():
+        raise failure
+    if chunk:
+        _store(session, writer, project.id, kind, chunk, report)
+    report.lines = state.lines
     return report
 
 

@@ -12,7 +12,7 @@ from fastapi.responses import PlainTextResponse
 from app.db import SessionDep
 from app.deps import AdminUser
 from app.http.bounds import MAX_ID, Id, Keyword, Seed
-from app.runs import health, service
+from app.runs import health, registry, run_config, service
 from app.runs import rounds as round_service
 from app.runs.schemas import (
     MetricOut,
@@ -37,7 +37,7 @@ def config_errors(config: dict) -> Iterator[None]:
     """A refused config key answers like any refused body field: 422 with its loc."""
     try:
         yield
-    except service.ConfigInvalid as exc:
+    except run_config.ConfigInvalid as exc:
         loc = ("body", "config", exc.key) if exc.key else ("body", "config")
         error = {"type": "value_error", "loc": loc, "msg": exc.message}
         if exc.key in config:
@@ -74,7 +74,7 @@ def list_runs(
 @router.get("/runs/defaults/{kind}")
 def run_defaults(kind: Keyword, _: AdminUser) -> dict:
     """The trainer's default config for a kind (what the start form prefills)."""
-    return service.trainer_defaults(kind)
+    return run_config.trainer_defaults(kind)
 
 
 @router.get("/runs/{run_id}", response_model=RunOut)
@@ -115,12 +115,12 @@ def retry_run(run_id: Id, session: SessionDep, _: AdminUser) -> object:
 
 @router.get("/models", response_model=list[ModelOut])
 def list_models(session: SessionDep, _: AdminUser, kind: Keyword | None = None) -> object:
-    return service.list_models(session=session, kind=kind)
+    return registry.list_models(session=session, kind=kind)
 
 
 @router.post("/models", response_model=ModelOut, status_code=201)
 def register_model(body: ModelCreate, session: SessionDep, _: AdminUser) -> object:
-    model = service.register_model(session=session, name=body.name, kind=body.kind, path=body.path)
+    model = registry.register_model(session=session, name=body.name, kind=body.kind, path=body.path)
     session.commit()
     return model
 
@@ -152,6 +152,7 @@ def next_round(
             created_by_id=admin.id,
             reward_model=body.reward_model,
         )
+    session.commit()
     return NextRoundOut(
         project_id=project.id,
         project_name=project.name,

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 import typer
 
 from app.cli_support import JsonOpt, db_session, fail, output
-from app.runs import service
+from app.runs import registry, service
 from app.runs.models import ModelKind, RunKind
 from app.runs.schemas import ModelOut, RunOut
 from app.runs.worker import main as worker_main
@@ -150,7 +150,7 @@ def models_list(kind: str | None = None, as_json: JsonOpt = False) -> None:
     with db_session() as session:
         data = [
             ModelOut.model_validate(m).model_dump(mode="json")
-            for m in service.list_models(session=session, kind=kind)
+            for m in registry.list_models(session=session, kind=kind)
         ]
     output(
         data,
@@ -206,7 +206,7 @@ def models_register(
     """Register a model directory or hub id under a name."""
 
     with db_session() as session:
-        model = service.register_model(session=session, name=name, kind=kind, path=path)
+        model = registry.register_model(session=session, name=name, kind=kind, path=path)
         session.commit()
         data = {"id": model.id, "name": model.name, "kind": model.kind, "path": model.path}
     output(data, as_json, lambda m: str(m["id"]))
@@ -263,10 +263,9 @@ def models_next_round(
 ) -> None:
     """Create a blind ranking project of MODEL against others and queue its generation run."""
     from app.runs import rounds as round_service
-    from app.runs import service
 
     with db_session() as session:
-        _, policy = service.resolve_model(session=session, ref=model)
+        policy = registry.registered(session=session, ref=model)
         if policy is None:
             fail(f"no registered model {model!r}")
         assert policy is not None
@@ -281,6 +280,7 @@ def models_next_round(
             overlap=overlap,
             config=_parse_sets(set_),
         )
+        session.commit()
         data = {"project_id": created.id, "project": created.name, "k": created.k}
         data["run"] = _run_dict(run)
     output(data, as_json, lambda d: f"project {d['project_id']} (K={d['k']}), run {d['run']['id']}")

@@ -17,29 +17,13 @@ from app.errors import Invalid
 from app.projects import generated
 from app.projects import service as projects_service
 from app.projects.kinds import ProjectKind
-from app.runs import model_refs
+from app.runs import registry, run_config
 from app.runs.models import RegisteredModel, RunKind, TrainingRun
-from trainer.model_files import Role
 
 PROMPTS_FILE = "prompts.jsonl"
 SAMPLES_FILE = "samples.jsonl"
 PROGRESS_FILE = "ingested.json"
 INGEST_BATCH = 500
-
-
-def resolve_policies(*, session: Session, refs: list[str]) -> list[RegisteredModel]:
-    """Registered policy models by id or name, in order, without repeats; each checked."""
-    if not refs:
-        raise Invalid("name at least one registered model to generate with", field="models")
-    out: list[RegisteredModel] = []
-    for ref in refs:
-        _, model = model_refs.resolve(
-            session=session, ref=ref, role=Role.policy, field="models", registered_only=True
-        )
-        assert model is not None
-        if model.id not in {m.id for m in out}:
-            out.append(model)
-    return out
 
 
 def create_generation_run(
@@ -53,8 +37,6 @@ def create_generation_run(
     reward_model: str | None = None,
 ) -> TrainingRun:
     """Queue a run that samples `n` responses per prompt per model into a ranking/rating project."""
-    from app.runs.service import check_config
-
     target = projects_service.get_by_ref(session=session, ref=project)
     if target.kind == ProjectKind.demonstration:
         raise Invalid(
@@ -62,13 +44,11 @@ def create_generation_run(
             "so there is nothing to generate",
             field="project",
         )
-    checked = check_config(RunKind.generate, config)
-    policies = resolve_policies(session=session, refs=models)
+    checked = run_config.check_config(RunKind.generate, config)
+    policies = registry.policies(session=session, refs=models)
     scorer_path, scorer = None, None
     if reward_model:
-        scorer_path, scorer = model_refs.resolve(
-            session=session, ref=reward_model, role=Role.reward, field="reward_model"
-        )
+        scorer_path, scorer = registry.reward_model(session=session, ref=reward_model)
     run = TrainingRun(
         kind=RunKind.generate,
         snapshot_id=None,

@@ -14,7 +14,7 @@ from app.deps import AdminUser
 from app.errors import DomainError, validation_messages
 from app.http.bounds import Id, Keyword, ModelRefQuery, loads_object
 from app.projects import service as project_service
-from app.runs import health, lineage, metric_info, service
+from app.runs import health, lineage, metric_info, registry, run_config, service
 from app.runs.generation import generation_details
 from app.runs.models import TRAINS_ON, RunKind, RunStatus, run_kinds_for
 from app.runs.schemas import ModelCreate, RunCreate
@@ -89,10 +89,10 @@ def _form_context(
     fits = [s for s in snapshots if s.train_rows and s.kind in trains_on]
     selected = chosen if chosen in fits else (fits[0] if fits else None)
     projects = project_service.list_projects(session=session, include_archived=True)
-    models = service.list_models(session=session)
+    models = registry.list_models(session=session)
     # Suggested settings per kind: for any model ("") and for each registered model by its size.
     suggestions = {
-        name: {k.value: service.suggested_config(k, path) for k in TRAINS_ON}
+        name: {k.value: run_config.suggested_config(k, path) for k in TRAINS_ON}
         for name, path in [("", None)] + [(m.name, m.path) for m in models]
     }
     for_model = suggestions.get(form.get("model") or "", suggestions[""])
@@ -108,7 +108,7 @@ def _form_context(
         "snapshot_kinds": {k.value: list(v) for k, v in TRAINS_ON.items()},
         "snapshots": snapshots,
         "models": models,
-        "defaults": {k.value: service.trainer_defaults(k) for k in TRAINS_ON},
+        "defaults": {k.value: run_config.trainer_defaults(k) for k in TRAINS_ON},
         "suggestions": suggestions,
         "suggested": for_model[str(kind)],
         "main_fields": MAIN_FIELDS,
@@ -182,7 +182,7 @@ async def start_run(
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
     try:
         config = loads_object(extra_config, "more config") if extra_config.strip() else {}
-        defaults = service.trainer_defaults(kind) if kind in RunKind.__members__ else {}
+        defaults = run_config.trainer_defaults(kind) if kind in RunKind.__members__ else {}
         for field in MAIN_FIELDS:
             value = form.get(field, "").strip()
             if value and str(defaults.get(field)) != value:
@@ -211,8 +211,8 @@ async def start_run(
         )
     except (ValueError, DomainError) as exc:
         session.rollback()
-        message, field = _refusal(exc)
-        context = _form_context(session, form, message, field)
+        message, refused = _refusal(exc)
+        context = _form_context(session, form, message, refused)
         return render(request, "runs/new.html", 422, **context)
     session.commit()
     return RedirectResponse(f"/admin/runs/{run.id}", status_code=303)
@@ -222,7 +222,7 @@ async def start_run(
 def run_page(request: Request, run_id: Id, session: SessionDep, _: AdminUser):
     run = service.get_run(session=session, run_id=run_id)
     output = (
-        service.get_model(session=session, model_id=run.output_model_id)
+        registry.get_model(session=session, model_id=run.output_model_id)
         if (run.output_model_id)
         else None
     )
@@ -263,7 +263,7 @@ def retry(run_id: Id, session: SessionDep, _: AdminUser) -> RedirectResponse:
 
 @router.get("/models")
 def models(request: Request, session: SessionDep, _: AdminUser):
-    rows = service.list_models(session=session)
+    rows = registry.list_models(session=session)
     by_id = {m.id: m for m in rows}
     return render(request, "runs/models.html", models=rows, by_id=by_id, error=None, form={})
 
@@ -271,7 +271,7 @@ def models(request: Request, session: SessionDep, _: AdminUser):
 @router.get("/models/{model_id}")
 def model_page(request: Request, model_id: Id, session: SessionDep, _: AdminUser):
     """A registered model with its whole lineage, each step a link."""
-    model = service.get_model(session=session, model_id=model_id)
+    model = registry.get_model(session=session, model_id=model_id)
     tree = lineage.model_lineage(session=session, model=model)
     from app.runs.round_pages import next_round_context
 
@@ -296,13 +296,13 @@ def register(
     """Register a model; a bad field re-renders the page with the message."""
     try:
         body = ModelCreate.model_validate({"name": name, "kind": kind, "path": path.strip()})
-        service.register_model(session=session, name=body.name, kind=body.kind, path=body.path)
+        registry.register_model(session=session, name=body.name, kind=body.kind, path=body.path)
     except (ValidationError, DomainError) as exc:
         session.rollback()
         message = (
             "; ".join(validation_messages(exc)) if isinstance(exc, ValidationError) else exc.message
         )
-        rows = service.list_models(session=session)
+        rows = registry.list_models(session=session)
         field = exc.errors()[0]["loc"][0] if isinstance(exc, ValidationError) else exc.field
         return render(
             request,

@@ -9,8 +9,8 @@ from app.db import SessionDep
 from app.deps import AdminUser
 from app.errors import DomainError
 from app.projects import service as projects_service
+from app.runs import registry, run_config, service
 from app.runs import rounds as round_service
-from app.runs import service
 from app.runs.models import ModelKind, RegisteredModel
 from app.templating import render
 
@@ -22,7 +22,7 @@ GENERATE_FIELDS = ["max_new_tokens", "temperature", "top_p", "seed"]
 
 def _generation_config(form: dict[str, Any]) -> dict[str, Any]:
     """The generation keys the admin filled in (the trainer's defaults fill the rest)."""
-    defaults = service.trainer_defaults("generate")
+    defaults = run_config.trainer_defaults("generate")
     config: dict[str, Any] = {}
     for key in ["n", *GENERATE_FIELDS]:
         value = str(form.get(key) or "").strip()
@@ -32,7 +32,7 @@ def _generation_config(form: dict[str, Any]) -> dict[str, Any]:
 
 
 def _policies(session: Any) -> list[RegisteredModel]:
-    return service.list_models(session=session, kind=ModelKind.policy)
+    return registry.list_models(session=session, kind=ModelKind.policy)
 
 
 @router.get("/projects/{project_id}/generate")
@@ -50,7 +50,7 @@ def _render_generate(request, session, project, form, error, status=200):
         status,
         project=project,
         policies=_policies(session),
-        defaults=service.trainer_defaults("generate"),
+        defaults=run_config.trainer_defaults("generate"),
         fields=GENERATE_FIELDS,
         form=form,
         error=error,
@@ -92,10 +92,10 @@ def next_round_context(*, session: Any, model: RegisteredModel) -> dict[str, Any
 
     return {
         "policies": [m for m in _policies(session) if m.id != model.id],
-        "reward_models": service.list_models(session=session, kind=ModelKind.reward),
+        "reward_models": registry.list_models(session=session, kind=ModelKind.reward),
         "prompt_snapshots": datasets_service.list_snapshots(session=session, kind="prompts"),
         "projects": projects_service.list_projects(session=session),
-        "round_defaults": service.trainer_defaults("generate"),
+        "round_defaults": run_config.trainer_defaults("generate"),
         "round_fields": GENERATE_FIELDS,
     }
 
@@ -129,7 +129,7 @@ async def next_round(
     except (DomainError, ValueError) as exc:
         session.rollback()
         message = exc.message if isinstance(exc, DomainError) else f"n and overlap: {exc}"
-        model = service.get_model(session=session, model_id=model_id)
+        model = registry.get_model(session=session, model_id=model_id)
         from app.runs import lineage
 
         return render(
@@ -141,4 +141,5 @@ async def next_round(
             round_error=message,
             **next_round_context(session=session, model=model),
         )
+    session.commit()
     return RedirectResponse(f"/admin/runs/{run.id}?project={project.id}", status_code=303)

@@ -4,7 +4,7 @@ A next round is a blind ranking project: its prompts come from a prompts snapsho
 project, its candidates from a registered policy and the models it is compared with (by default
 its base model), K = every candidate of a prompt, shown shuffled and without model names (every
 assignment shows responses in its own random order, and labelers never see model names). The
-generation run that fills it is queued with it.
+project, its prompts and the generation run that fills it are made in one transaction.
 
 The registry leaderboard rates every registered policy by Bradley-Terry (with a bootstrap
 interval) from all rankings of responses it generated, in every project, and gives its win rate
@@ -12,8 +12,6 @@ against its base model from the same comparisons.
 """
 
 import json
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -26,7 +24,7 @@ from app.projects import service as projects_service
 from app.projects.kinds import ProjectKind
 from app.projects.models import Project, Prompt
 from app.projects.schemas import ProjectCreate
-from app.runs import generation, model_refs
+from app.runs import generation, registry, run_config
 from app.runs.models import ModelKind, RegisteredModel, TrainingRun
 from app.runs.schemas import RegistryLeaderboard, RegistryRow
 from trainer.model_files import Role
@@ -37,8 +35,11 @@ BLIND_INSTRUCTIONS = (
 )
 
 
-def _prompt_lines(session: Session, snapshot_id: int | None, project: str | int | None) -> list:
-    """Native import lines ({"id"?, "prompt" | "messages"}) of the round's prompts."""
+def _prompt_lines(
+    session: Session, snapshot_id: int | None, project: str | int | None
+) -> list[dict[str, Any]]:
+    """The round's prompts as native import records, one per line a file would hold
+    ({"id"?, "prompt" | "messages"})."""
     from app.datasets import service as datasets_service
 
     if (snapshot_id is None) == (project is None):
@@ -83,19 +84,17 @@ def next_round(
     created_by_id: int | None = None,
     reward_model: str | None = None,
 ) -> tuple[Project, TrainingRun]:
-    """Create a blind ranking project of this policy against others and queue its generation."""
-    from app.runs.service import check_config, get_model
-
-    check_config("generate", {"n": n, **(config or {})})
-    policy = get_model(session=session, model_id=model_id)
-    model_refs.resolve(session=session, ref=policy.name, role=Role.policy, field="model_id")
+    """Create a blind ranking project of this policy against others, with its prompts, and
+    queue its generation run: one transaction, which the caller commits (or rolls back, and
+    nothing of the round is left)."""
+    run_config.check_config("generate", {"n": n, **(config or {})})
+    policy = registry.get_model(session=session, model_id=model_id)
+    registry.resolve(session=session, ref=policy.name, role=Role.policy, field="model_id")
     if compare_with is None:
         compare_with = [str(policy.base_model_id)] if policy.base_model_id else []
     if reward_model:
-        model_refs.resolve(
-            session=session, ref=reward_model, role=Role.reward, field="reward_model"
-        )
-    others = generation.resolve_policies(session=session, refs=compare_with) if compare_with else []
+        registry.reward_model(session=session, ref=reward_model)
+    others = registry.policies(session=session, refs=compare_with) if compare_with else []
     candidates = [policy, *[m for m in others if m.id != policy.id]]
     if n < 1:
         raise Invalid("n (samples per model) must be at least 1", field="n")
@@ -106,10 +105,10 @@ def next_round(
             "2 to 9 (tick another model, or change n)",
             field="compare_with",
         )
-    lines = _prompt_lines(session, snapshot_id, source_project)
-    if not lines:
+    rows = _prompt_lines(session, snapshot_id, source_project)
+    if not rows:
         raise Invalid("the round has no prompts", field="snapshot_id")
-    project = projects_service.create(
+    created = projects_service.create(
         session=session,
         data=ProjectCreate(
             name=name,
@@ -120,11 +119,8 @@ def next_round(
             order="uncertainty" if reward_model else "id",
         ),
     )
-    session.commit()
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "prompts.jsonl"
-        path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
-        importer.import_file(session=session, project=project, path=path, fmt="jsonl")
+    importer.import_rows(session=session, project=created, rows=rows)
+    project = projects_service.get(session=session, project_id=created.id)  # the import expunged it
     run = generation.create_generation_run(
         session=session,
         project=project.id,
@@ -134,7 +130,6 @@ def next_round(
         created_by_id=created_by_id,
         reward_model=reward_model,
     )
-    session.commit()
     return project, run
 
 

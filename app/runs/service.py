@@ -1,143 +1,50 @@
-"""Training runs: create, claim, heartbeat, record metrics, retry, finish; the model registry.
+"""Training runs as admins and scripts see them: create (one creator per kind), read, list,
+cancel and retry.
 
-Every change of a run's state happens here; the worker only reports what it saw.
+The worker's side (claim, heartbeat, metrics, how an attempt ended) is app/runs/worker_steps.py;
+every change of a run's status goes through app/runs/lifecycle.py.
 """
 
-import dataclasses
-import json
-import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.base import utcnow
 from app.datasets import service as datasets_service
 from app.errors import Conflict, Invalid, NotFound
-from app.runs import failures, model_refs
+from app.runs import generation, lifecycle, registry, run_config
+from app.runs.lifecycle import Event
 from app.runs.models import (
     TRAINS_ON,
-    ModelKind,
-    RegisteredModel,
     RunKind,
     RunMetric,
-    RunStatus,
     TrainingRun,
     Worker,
 )
-from trainer import EXIT_FENCED, EXIT_PREEMPTED
-from trainer.configs import CONFIGS, ConfigError, build_config
 from trainer.model_files import Role
 
 LOG_TAIL_LINES = 40
 
-# Set by the worker per run, never by the user.
-RESERVED_KEYS = {"model", "models", "train_file", "eval_file", "output_dir", "reward_model"}
-OUTPUT_KIND = {RunKind.rm: ModelKind.reward}
 
+@dataclass(frozen=True)
+class RunRequest:
+    """A run as its caller asked for it (API, start form, `rlhf runs start`, a next round);
+    each kind's creator takes what it needs and refuses what does not fit."""
 
-def trainer_defaults(kind: str) -> dict[str, Any]:
-    """The trainer's default config for `kind`, minus what the worker sets itself."""
-    if kind not in CONFIGS:
-        raise Invalid(f"kind must be one of {', '.join(CONFIGS)}; not {kind!r}", field="kind")
-    values = dataclasses.asdict(CONFIGS[kind]())
-    return {k: v for k, v in values.items() if k not in RESERVED_KEYS}
-
-
-def suggested_config(kind: str, model_path: str | None) -> dict[str, Any]:
-    """Defaults of `kind` with the learning rate, epochs and max length suggested for the model."""
-    from trainer.suggest import count_parameters, suggest
-
-    values = trainer_defaults(kind)
-    n_params = count_parameters(model_path) if model_path else None
-    return {**values, **suggest(kind, n_params)}
-
-
-class ConfigInvalid(Invalid):
-    """A run config the trainer would refuse; `key` names the config key to blame."""
-
-    def __init__(self, message: str, key: str | None) -> None:
-        super().__init__(message, field=f"config.{key}" if key else "config")
-        self.key = key
-
-
-def check_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:
-    """Validate user config keys and values (types, bounds, choices) as the trainer will."""
-    reserved = sorted(RESERVED_KEYS & config.keys())
-    if reserved:
-        raise ConfigInvalid(f"config keys {reserved} are set by the worker", reserved[0])
-    try:
-        built = build_config(kind, config)
-    except ConfigError as exc:
-        raise ConfigInvalid(str(exc), exc.key) from None
-    return {key: getattr(built, key) for key in config}
-
-
-# ------------------------------------------------------------------ model registry
-
-
-def register_model(
-    *,
-    session: Session,
-    name: str,
-    kind: str,
-    path: str,
-    base_model: str | None = None,
-    base_model_id: int | None = None,
-    snapshot_content_hash: str | None = None,
-    run_id: int | None = None,
-    metrics: dict[str, Any] | None = None,
-    check: bool = True,
-) -> RegisteredModel:
-    """Add a model to the registry (names are unique). Its path must hold a model of its kind
-    (`check`; a run's output is what the trainer just wrote, registered unchecked)."""
-    if kind not in ModelKind.__members__:
-        raise Invalid(f"kind must be {' or '.join(ModelKind)}", field="kind")
-    if session.scalar(select(RegisteredModel.id).where(RegisteredModel.name == name)):
-        raise Conflict(f"a model named {name!r} is registered already", field="name")
-    if check:
-        path = model_refs.check_path(path, model_refs.ROLE_OF_KIND[ModelKind(kind)], field="path")
-    model = RegisteredModel(
-        name=name,
-        kind=kind,
-        path=path,
-        base_model=base_model,
-        base_model_id=base_model_id,
-        snapshot_content_hash=snapshot_content_hash,
-        run_id=run_id,
-        metrics=metrics or {},
-    )
-    session.add(model)
-    session.flush()
-    return model
-
-
-def list_models(*, session: Session, kind: str | None = None) -> list[RegisteredModel]:
-    """Registered models, newest first."""
-    query = select(RegisteredModel).order_by(RegisteredModel.id.desc())
-    if kind:
-        query = query.where(RegisteredModel.kind == kind)
-    return list(session.scalars(query))
-
-
-def get_model(*, session: Session, model_id: int) -> RegisteredModel:
-    """A registered model, or NotFound."""
-    model = session.get(RegisteredModel, model_id)
-    if model is None:
-        raise NotFound(f"no registered model {model_id}")
-    return model
-
-
-def resolve_model(*, session: Session, ref: str) -> tuple[str, RegisteredModel | None]:
-    """A registry id or name → (its path, the model); anything else → (ref, None), unchecked.
-    Runs check their models with model_refs.resolve."""
-    model = model_refs.registered(session=session, ref=ref)
-    return (model.path, model) if model else (ref.strip(), None)
-
-
-# ------------------------------------------------------------------ runs
+    kind: RunKind
+    snapshot_id: int | None
+    model: str
+    models: list[str]
+    reward_model: str | None
+    config: dict[str, Any]
+    name: str
+    created_by_id: int | None
+    project: str | int | None
 
 
 def create_run(
@@ -153,36 +60,35 @@ def create_run(
     project: str | int | None = None,
     models: list[str] | None = None,
 ) -> TrainingRun:
-    """Queue a run after checking the snapshot (or project), models and config fit the kind."""
+    """Queue a run of `kind` through its creator (CREATORS), which checks that the snapshot or
+    project, the models and the config fit the kind."""
     if kind not in RunKind.__members__:
         raise Invalid(f"kind must be one of {', '.join(RunKind)}; not {kind!r}", field="kind")
-    if kind == RunKind.generate:
-        from app.runs.generation import create_generation_run
+    request = RunRequest(
+        kind=RunKind(kind),
+        snapshot_id=snapshot_id,
+        model=model,
+        models=list(models or []),
+        reward_model=reward_model,
+        config=config or {},
+        name=name,
+        created_by_id=created_by_id,
+        project=project,
+    )
+    return CREATORS[request.kind](session, request)
 
-        if snapshot_id is not None:
-            raise Invalid(
-                "a generate run answers a project's prompts; it takes no snapshot",
-                field="snapshot_id",
-            )
-        if project is None:
-            raise Invalid("a generate run needs a project", field="project")
-        return create_generation_run(
-            session=session,
-            reward_model=reward_model,
-            project=project,
-            models=list(models or ([model] if model else [])),
-            config=config or {},
-            name=name,
-            created_by_id=created_by_id,
-        )
+
+def _create_training_run(session: Session, request: RunRequest) -> TrainingRun:
+    """A training run (sft, rm, ppo, dpo): one model trained on a snapshot of a kind it takes."""
+    kind, snapshot_id, models = request.kind, request.snapshot_id, request.models
     if snapshot_id is None:
         raise Invalid(f"a {kind} run needs a snapshot", field="snapshot_id")
     if models and len(models) > 1:
         raise Invalid(f"a {kind} run trains one model", field="model")
-    model = model or (models[0] if models else "")
+    model = request.model or (models[0] if models else "")
     snapshot = datasets_service.get_snapshot(session=session, snapshot_id=snapshot_id)
-    if snapshot.kind not in TRAINS_ON[RunKind(kind)]:
-        wanted = " or ".join(sorted(TRAINS_ON[RunKind(kind)]))
+    if snapshot.kind not in TRAINS_ON[kind]:
+        wanted = " or ".join(sorted(TRAINS_ON[kind]))
         raise Invalid(
             f"a {kind} run trains on a {wanted} snapshot; snapshot {snapshot_id} is "
             f"{snapshot.kind}",
@@ -194,16 +100,14 @@ def create_run(
             "nothing to train on; label more prompts and make a new snapshot",
             field="snapshot_id",
         )
-    checked = check_config(kind, config or {})
+    checked = run_config.check_config(kind, request.config)
     role = Role.backbone if kind == RunKind.rm else Role.policy
-    base_path, base = model_refs.resolve(session=session, ref=model, role=role, field="model")
+    base_path, base = registry.resolve(session=session, ref=model, role=role, field="model")
     reward_path, reward = None, None
     if kind == RunKind.ppo:
-        if not reward_model:
+        if not request.reward_model:
             raise Invalid("a ppo run needs a reward model", field="reward_model")
-        reward_path, reward = model_refs.resolve(
-            session=session, ref=reward_model, role=Role.reward, field="reward_model"
-        )
+        reward_path, reward = registry.reward_model(session=session, ref=request.reward_model)
     run = TrainingRun(
         kind=kind,
         snapshot_id=snapshot.id,
@@ -212,12 +116,40 @@ def create_run(
         reward_model=reward_path,
         reward_model_id=reward.id if reward else None,
         config=checked,
-        name=name or f"{kind} on snapshot {snapshot.id}",
-        created_by_id=created_by_id,
+        name=request.name or f"{kind} on snapshot {snapshot.id}",
+        created_by_id=request.created_by_id,
     )
     session.add(run)
     session.flush()
     return run
+
+
+def _create_generation_run(session: Session, request: RunRequest) -> TrainingRun:
+    """A generation run: registered policies answer a project's prompts (no snapshot)."""
+    if request.snapshot_id is not None:
+        raise Invalid(
+            "a generate run answers a project's prompts; it takes no snapshot",
+            field="snapshot_id",
+        )
+    if request.project is None:
+        raise Invalid("a generate run needs a project", field="project")
+    return generation.create_generation_run(
+        session=session,
+        reward_model=request.reward_model,
+        project=request.project,
+        models=request.models or ([request.model] if request.model else []),
+        config=request.config,
+        name=request.name,
+        created_by_id=request.created_by_id,
+    )
+
+
+CREATORS: dict[RunKind, Callable[[Session, RunRequest], TrainingRun]] = {
+    **{kind: _create_training_run for kind in TRAINS_ON},
+    RunKind.generate: _create_generation_run,
+}
+"""The creator of each run kind: the training kinds (those with snapshots to train on,
+TRAINS_ON) share one; a generation run has its own."""
 
 
 def get_run(*, session: Session, run_id: int) -> TrainingRun:
@@ -245,103 +177,12 @@ def cancel_run(*, session: Session, run: TrainingRun) -> TrainingRun:
 
     Conditional updates, so a worker claiming the run at the same moment cannot be overwritten.
     """
-    ended = session.execute(
-        update(TrainingRun)
-        .where(TrainingRun.id == run.id, TrainingRun.status == RunStatus.queued)
-        .values(status=RunStatus.cancelled, finished_at=utcnow())
-    )
-    if ended.rowcount == 0:  # type: ignore[attr-defined]
-        asked = session.execute(
-            update(TrainingRun)
-            .where(TrainingRun.id == run.id, TrainingRun.status == RunStatus.running)
-            .values(cancel_requested=True)
-        )
-        if asked.rowcount == 0:  # type: ignore[attr-defined]
-            session.refresh(run)
-            raise Conflict(f"run {run.id} is {run.status} already")
+    if lifecycle.move_where(session, run.id, Event.cancel) is None:
+        session.refresh(run)
+        raise Conflict(f"run {run.id} is {run.status} already")
     session.flush()
     session.refresh(run)
     return run
-
-
-def claim_next(*, session: Session, worker: str) -> TrainingRun | None:
-    """Take the oldest due queued run (PostgreSQL: FOR UPDATE SKIP LOCKED) and mark it running."""
-    now = utcnow()
-    run = session.scalar(
-        select(TrainingRun)
-        .where(
-            TrainingRun.status == RunStatus.queued,
-            or_(TrainingRun.retry_at.is_(None), TrainingRun.retry_at <= now),
-        )
-        .order_by(TrainingRun.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-    )
-    if run is None:
-        session.commit()
-        return None
-    run.status = RunStatus.running
-    run.worker = worker
-    run.attempt += 1
-    run.heartbeat_at = now
-    run.started_at = run.started_at or now
-    run.retry_at = None
-    run.metrics_offset = 0  # each attempt re-reads metrics.jsonl (a resumed trainer rewrites it)
-    session.commit()
-    return run
-
-
-def heartbeat(*, session: Session, run: TrainingRun, worker: str) -> bool:
-    """Refresh the heartbeat; False if the run was taken from this worker (requeued)."""
-    result = session.execute(
-        update(TrainingRun)
-        .where(
-            TrainingRun.id == run.id,
-            TrainingRun.worker == worker,
-            TrainingRun.status == RunStatus.running,
-        )
-        .values(heartbeat_at=utcnow())
-    )
-    session.commit()
-    return result.rowcount == 1  # type: ignore[attr-defined]
-
-
-def cancel_requested(*, session: Session, run_id: int) -> bool:
-    """Whether someone asked to cancel the run (ends the read transaction)."""
-    value = session.scalar(select(TrainingRun.cancel_requested).where(TrainingRun.id == run_id))
-    session.commit()
-    return bool(value)
-
-
-def sanitise(row: dict[str, Any]) -> dict[str, Any]:
-    """A metric row as strict JSON: NaN/inf become null, their keys listed in `non_finite`."""
-    bad = [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
-    if not bad:
-        return row
-    named = [*row.get("non_finite", []), *bad] if isinstance(row.get("non_finite"), list) else bad
-    return {k: (None if k in bad else v) for k, v in row.items()} | {"non_finite": named}
-
-
-def record_metrics(
-    *,
-    session: Session,
-    run: TrainingRun,
-    rows: list[dict[str, Any]],
-    offset: int,
-    whole: bool = False,
-) -> None:
-    """Store new metric lines (`whole`: all of them); a step logged again replaces the old one."""
-    if whole:
-        session.execute(delete(RunMetric).where(RunMetric.run_id == run.id))
-    if rows:
-        first = min(int(r["step"]) for r in rows)
-        session.execute(
-            delete(RunMetric).where(RunMetric.run_id == run.id, RunMetric.step >= first)
-        )
-        latest: dict[int, dict[str, Any]] = {int(r["step"]): sanitise(r) for r in rows}
-        session.add_all(RunMetric(run_id=run.id, step=s, values=v) for s, v in latest.items())
-    run.metrics_offset = offset
-    session.commit()
 
 
 def metrics(*, session: Session, run_id: int, after: int = -1) -> list[RunMetric]:
@@ -355,191 +196,22 @@ def metrics(*, session: Session, run_id: int, after: int = -1) -> list[RunMetric
     )
 
 
-def finish_run(
-    *,
-    session: Session,
-    run: TrainingRun,
-    status: str,
-    exit_code: int | None = None,
-    error: str | None = None,
-) -> TrainingRun:
-    """Mark a run finished; a succeeded run registers its output model. The worker's name stays:
-    the run's page and the runs list still say where it ran."""
-    run.status = status
-    run.exit_code = exit_code
-    run.error = error
-    run.finished_at = utcnow()
-    if status == RunStatus.succeeded and run.run_dir and run.kind != RunKind.generate:
-        _register_output(session=session, run=run)
-    session.commit()
-    return run
-
-
-def _register_output(*, session: Session, run: TrainingRun) -> None:
-    """Register what a succeeded run produced (per kind; today a model for every kind)."""
-    assert run.run_dir
-    output = Path(run.run_dir) / "output"
-    snapshot = datasets_service.get_snapshot(session=session, snapshot_id=run.snapshot_id)
-    model = register_model(
-        check=False,
-        session=session,
-        name=f"run-{run.id}-{run.kind}",
-        kind=OUTPUT_KIND.get(RunKind(run.kind), ModelKind.policy),
-        path=str(output),
-        base_model=run.base_model,
-        base_model_id=run.base_model_id,
-        snapshot_content_hash=snapshot.content_hash,
-        run_id=run.id,
-        metrics=read_summary(output),
-    )
-    run.output_model_id = model.id
-
-
-def read_summary(output: Path) -> dict[str, Any]:
-    """The trainer's summary.json of a finished run ({} if it wrote none)."""
-    path = output / "summary.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def retry_or_fail(
-    *,
-    session: Session,
-    run: TrainingRun,
-    error: str,
-    retry_seconds: float,
-    exit_code: int | None = None,
-) -> TrainingRun:
-    """After a lost attempt: queue the run again (after a backoff) while attempts remain."""
-    if run.cancel_requested:
-        return finish_run(session=session, run=run, status=RunStatus.cancelled, exit_code=exit_code)
-    cause, _, tail = error.partition("\n")
-    if run.attempt >= run.max_attempts:
-        note = f"attempt {run.attempt} of {run.max_attempts}: {failures.NO_RETRIES_LEFT}"
-        return finish_run(
-            session=session,
-            run=run,
-            status=RunStatus.failed,
-            exit_code=exit_code,
-            error=f"{cause} ({note})\n{tail}".rstrip("\n"),
-        )
-    delay = retry_seconds * 2 ** max(run.attempt - 1, 0)
-    run.status, run.worker = RunStatus.queued, None
-    run.retry_at = utcnow() + timedelta(seconds=delay)
-    run.exit_code = exit_code
-    run.error = f"{cause} (attempt {run.attempt} will be retried)\n{tail}".rstrip("\n")
-    session.commit()
-    return run
-
-
-def set_run_dir(*, session: Session, run: TrainingRun, run_dir: str) -> None:
-    """Record where a run's files live (set by its worker before the trainer starts)."""
-    run.run_dir = run_dir
-    session.commit()
-
-
-# Exit statuses after which another attempt may get further (besides any signal).
-RETRIED_EXITS = {EXIT_PREEMPTED, EXIT_FENCED}
-
-
-def attempt_ended(
-    *,
-    session: Session,
-    run: TrainingRun,
-    worker: str,
-    exit_code: int,
-    worker_stopping: bool,
-    retry_seconds: float,
-) -> TrainingRun:
-    """Move a run on after its trainer exited: success, cancel, requeue, retry or failure."""
-    session.refresh(run)
-    if run.status != RunStatus.running or run.worker != worker:
-        return run  # requeued or finished elsewhere meanwhile
-    if run.cancel_requested:
-        return finish_run(session=session, run=run, status=RunStatus.cancelled, exit_code=exit_code)
-    if exit_code == 0:
-        return finish_run(session=session, run=run, status=RunStatus.succeeded, exit_code=0)
-    if exit_code == EXIT_PREEMPTED and worker_stopping:
-        return requeue(session=session, run=run)  # its worker stops: resume elsewhere
-    tail = log_tail(run.run_dir)
-    error = f"{failures.describe_exit(exit_code, tail)}\n{tail}"
-    if exit_code < 0 or exit_code in RETRIED_EXITS:
-        return retry_or_fail(
-            session=session, run=run, error=error, retry_seconds=retry_seconds, exit_code=exit_code
-        )
-    return finish_run(
-        session=session, run=run, status=RunStatus.failed, exit_code=exit_code, error=error
-    )
-
-
-def attempt_failed(
-    *,
-    session: Session,
-    run: TrainingRun,
-    worker: str,
-    cause: str,
-    retry: bool,
-    retry_seconds: float,
-) -> TrainingRun:
-    """The worker failed while handling a run: retry it (transient cause) or fail it."""
-    if run.status != RunStatus.running or run.worker != worker:
-        return run
-    tail = log_tail(run.run_dir)
-    error = f"{cause}\n{tail}" if tail else cause
-    if retry:
-        return retry_or_fail(session=session, run=run, error=error, retry_seconds=retry_seconds)
-    return finish_run(session=session, run=run, status=RunStatus.failed, error=error)
-
-
-def requeue(*, session: Session, run: TrainingRun) -> TrainingRun:
-    """A run its worker stopped cleanly (checkpointed) goes back to the queue at once."""
-    run.status, run.worker, run.retry_at = RunStatus.queued, None, None
-    session.commit()
-    return run
-
-
 def retry_run(*, session: Session, run: TrainingRun) -> TrainingRun:
     """Queue a failed or cancelled run again; it resumes from its last checkpoint. A failure
     the same config and model would repeat (failures.retryable) is not retried."""
-    if run.status not in (RunStatus.failed, RunStatus.cancelled):
+    if not lifecycle.allows(run.status, Event.retried):
         raise Conflict(f"run {run.id} is {run.status}; only failed or cancelled runs are retried")
     if not run.retryable:
         raise Conflict(
             f"run {run.id} failed with an error a retry would repeat ({run.cause}): "
             "start a new run with the config or model fixed"
         )
-    run.status, run.worker, run.retry_at = RunStatus.queued, None, None
-    run.max_attempts = run.attempt + DEFAULT_ATTEMPTS
-    run.cancel_requested, run.exit_code, run.error, run.finished_at = False, None, None, None
+    lifecycle.move(run, Event.retried, max_attempts=run.attempt + DEFAULT_ATTEMPTS)
     session.flush()
     return run
 
 
 DEFAULT_ATTEMPTS = 3
-
-
-def requeue_stale(
-    *, session: Session, stale_seconds: float, retry_seconds: float = 0.0
-) -> list[int]:
-    """Runs whose worker stopped heart-beating are retried (or fail when out of attempts)."""
-    cutoff = utcnow() - timedelta(seconds=stale_seconds)
-    stale = list(
-        session.scalars(
-            select(TrainingRun)
-            .where(TrainingRun.status == RunStatus.running, TrainingRun.heartbeat_at < cutoff)
-            .with_for_update(skip_locked=True)
-        )
-    )
-    for run in stale:
-        error = f"the worker {run.worker} was lost (no heartbeat for {stale_seconds:g} s)"
-        tail = log_tail(run.run_dir)
-        retry_or_fail(
-            session=session,
-            run=run,
-            error=f"{error}\n{tail}" if tail else error,
-            retry_seconds=retry_seconds,
-        )
-    session.commit()
-    return [run.id for run in stale]
 
 
 def log_tail(run_dir: str | Path | None, lines: int = LOG_TAIL_LINES) -> str:
@@ -552,26 +224,6 @@ def log_tail(run_dir: str | Path | None, lines: int = LOG_TAIL_LINES) -> str:
     with open(path, "rb") as f:
         f.seek(max(0, path.stat().st_size - 64_000))
         return "\n".join(f.read().decode("utf-8", "replace").splitlines()[-lines:])
-
-
-# ------------------------------------------------------------------ workers
-
-
-def worker_alive(*, session: Session, worker: str, run_id: int | None) -> None:
-    """A worker's own heartbeat (idle or busy with `run_id`)."""
-    row = session.get(Worker, worker)
-    now = utcnow()
-    if row is None:
-        session.add(Worker(name=worker, run_id=run_id, started_at=now, heartbeat_at=now))
-    else:
-        row.run_id, row.heartbeat_at = run_id, now
-    session.commit()
-
-
-def worker_gone(*, session: Session, worker: str) -> None:
-    """A worker that stops cleanly removes its row."""
-    session.execute(delete(Worker).where(Worker.name == worker))
-    session.commit()
 
 
 def live_workers(*, session: Session, stale_seconds: float) -> list[Worker]:

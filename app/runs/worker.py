@@ -3,11 +3,11 @@
 Per run: freeze the snapshot's files into the run directory, write the trainer config, launch
 `python -m trainer KIND --config config.json` (or `accelerate launch -m trainer …`) in a process
 group of its own, copy new lines of metrics.jsonl into the database, heart-beat, pass a cancel on
-as SIGTERM, and report how the attempt ended; the runs service decides what the run does next.
+as SIGTERM, and report how the attempt ended; worker_steps decides what the run does next.
 
 One trainer per run: the trainer gets a parent-death signal (Linux), watches a lock file this
 worker holds while it lives (any platform, any launcher) and knows its attempt number (see
-trainer/runtime.py); it stops without writing when any of them says it is stale. The worker never
+trainer/fencing.py); it stops without writing when any of them says it is stale. The worker never
 dies of one run: every failure while handling a run fails or retries that run with its cause, and
 a lost database connection is retried with a backoff while the trainer goes on.
 """
@@ -35,9 +35,10 @@ from sqlalchemy.orm import Session
 from app.config import get_settings
 from app.datasets import service as datasets_service
 from app.db import get_sessionmaker
-from app.runs import generation, service
+from app.runs import generation, service, worker_steps
 from app.runs.models import RunKind, TrainingRun
 from trainer import ATTEMPT_ENV, ATTEMPT_FILE, EXIT_PREEMPTED, PREEMPTED_FILE, SUPERVISOR_ENV
+from trainer.reporting import METRICS_FILE
 
 T = TypeVar("T")
 PR_SET_PDEATHSIG = 1
@@ -126,7 +127,7 @@ class Worker:
                 self.stopping.wait(self.poll_seconds)
         try:
             with get_sessionmaker()() as session:
-                service.worker_gone(session=session, worker=self.name)
+                worker_steps.worker_gone(session=session, worker=self.name)
         except Exception as exc:  # noqa: BLE001 — its row goes stale by itself
             log(f"could not sign off ({type(exc).__name__})")
 
@@ -134,10 +135,10 @@ class Worker:
         """Requeue stale runs, then claim one queued run and see it through; its id or None."""
         with get_sessionmaker()() as session:
             self._alive(session, None)
-            service.requeue_stale(
+            worker_steps.requeue_stale(
                 session=session, stale_seconds=self.stale_seconds, retry_seconds=self.retry_seconds
             )
-            run = service.claim_next(session=session, worker=self.name)
+            run = worker_steps.claim_next(session=session, worker=self.name)
             if run is None:
                 return None
             run_id = run.id
@@ -146,7 +147,7 @@ class Worker:
 
     def _alive(self, session: Session, run_id: int | None, force: bool = False) -> None:
         if force or time.monotonic() - self._last_alive >= self.heartbeat_seconds:
-            service.worker_alive(session=session, worker=self.name, run_id=run_id)
+            worker_steps.worker_alive(session=session, worker=self.name, run_id=run_id)
             self._last_alive = time.monotonic()
 
     # -------------------------------------------------------------- one run
@@ -165,7 +166,7 @@ class Worker:
             retry = is_db_outage(exc)
             self._db(
                 session,
-                lambda: service.attempt_failed(
+                lambda: worker_steps.attempt_failed(
                     session=session,
                     run=service.get_run(session=session, run_id=run_id),
                     worker=self.name,
@@ -212,7 +213,7 @@ class Worker:
         self.stage = "record the outcome"
         self._db(
             session,
-            lambda: service.attempt_ended(
+            lambda: worker_steps.attempt_ended(
                 session=session,
                 run=run,
                 worker=self.name,
@@ -232,7 +233,7 @@ class Worker:
         # The newest attempt number fences off any older trainer still writing here.
         (run_dir / "output").mkdir(parents=True, exist_ok=True)
         (run_dir / "output" / ATTEMPT_FILE).write_text(str(run.attempt))
-        service.set_run_dir(session=session, run=run, run_dir=str(run_dir))
+        worker_steps.set_run_dir(session=session, run=run, run_dir=str(run_dir))
         return run_dir
 
     def _prepare_training(self, session: Session, run: TrainingRun, run_dir: Path) -> None:
@@ -275,13 +276,13 @@ class Worker:
             try:
                 self._tail_metrics(session, run, run_dir)
                 if time.monotonic() - last_beat >= self.heartbeat_seconds:
-                    if not service.heartbeat(session=session, run=run, worker=self.name):
+                    if not worker_steps.heartbeat(session=session, run=run, worker=self.name):
                         log(f"run {run_id} was taken from this worker; stopping its trainer")
                         self._stop_trainer()
                         return None
                     self._alive(session, run_id, force=True)
                     last_beat = time.monotonic()
-                stop = self.stopping.is_set() or service.cancel_requested(
+                stop = self.stopping.is_set() or worker_steps.cancel_requested(
                     session=session, run_id=run_id
                 )
             except Exception as exc:
@@ -318,7 +319,7 @@ class Worker:
     def _tail_metrics(self, session: Session, run: TrainingRun, run_dir: Path) -> None:
         if run.kind == RunKind.generate:  # samples go into the project as they come
             generation.ingest(session=session, run=run, run_dir=run_dir)
-        path = run_dir / "output" / "metrics.jsonl"
+        path = run_dir / "output" / METRICS_FILE
         try:
             stat = path.stat()
         except FileNotFoundError:
@@ -342,7 +343,7 @@ class Worker:
                 continue
             if isinstance(row, dict) and isinstance(row.get("step"), int):
                 rows.append(row)
-        service.record_metrics(
+        worker_steps.record_metrics(
             session=session, run=run, rows=rows, offset=offset + len(complete), whole=offset == 0
         )
 

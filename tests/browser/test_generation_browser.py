@@ -17,7 +17,7 @@ pytestmark = pytest.mark.browser
 
 def test_next_round_from_the_model_page_to_the_leaderboard(page, live, monkeypatch) -> None:
     from app.config import get_settings
-    from app.runs import service as runs_service
+    from app.runs import registry
     from trainer.tiny import build_tiny_causal_lm
 
     artifacts = live.tmp / "artifacts"
@@ -28,10 +28,10 @@ def test_next_round_from_the_model_page_to_the_leaderboard(page, live, monkeypat
     admin, labeler = live.user("admin"), live.user("labeler")
     source = live.project([{"id": f"q{i}", "prompt": f"tell me about {i} cats"} for i in range(3)])
     with live.session() as session:
-        base = runs_service.register_model(
+        base = registry.register_model(
             session=session, name="browser-base", kind="policy", path=str(base_dir)
         )
-        new = runs_service.register_model(
+        new = registry.register_model(
             session=session,
             name="browser-new",
             kind="policy",

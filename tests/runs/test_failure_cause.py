@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from app.base import utcnow
 from app.cli import app as cli
-from app.runs import service
+from app.runs import service, worker_steps
 from app.runs.worker import Worker
 from tests.test_pages import login
 
@@ -32,14 +32,14 @@ def _failed(session, snapshot, model, tmp_path, exit_code, tail):  # type: ignor
     """A run whose trainer exited with `exit_code` after writing `tail` to its log."""
     run = service.create_run(session=session, kind="sft", snapshot_id=snapshot.id, model=model)
     session.commit()
-    service.claim_next(session=session, worker="w1")
+    worker_steps.claim_next(session=session, worker="w1")
     run_dir = tmp_path / f"run-{run.id}"
     run_dir.mkdir()
     (run_dir / "train.log").write_text(f"--- attempt 1 on w1\n{WIDE}\n{tail}\n")
-    service.set_run_dir(session=session, run=run, run_dir=str(run_dir))
+    worker_steps.set_run_dir(session=session, run=run, run_dir=str(run_dir))
     run.max_attempts = 1
     session.commit()
-    return service.attempt_ended(
+    return worker_steps.attempt_ended(
         session=session,
         run=run,
         worker="w1",
@@ -99,10 +99,10 @@ def test_passing_causes_offer_retry_with_the_cause_in_one_line(
         session=session, kind="sft", snapshot_id=sft_snapshot.id, model=policy_dir
     )
     session.commit()
-    service.claim_next(session=session, worker="w9")
+    worker_steps.claim_next(session=session, worker="w9")
     lost.max_attempts, lost.heartbeat_at = 1, utcnow() - timedelta(seconds=120)
     session.commit()
-    service.requeue_stale(session=session, stale_seconds=60)
+    worker_steps.requeue_stale(session=session, stale_seconds=60)
     session.refresh(lost)
     expected = {
         oom.id: "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 GiB",

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from app.db import get_engine, get_sessionmaker
-from app.runs import service
+from app.runs import registry, service
 from app.runs.models import RegisteredModel
 from app.runs.worker import Worker
 from tests.runs.test_worker import _queue, _reload, _steps, _wait
@@ -123,7 +123,7 @@ def test_a_nan_loss_and_a_registration_conflict_fail_their_runs_and_the_worker_g
         session, sft_snapshot, _nan_copy(model, tmp_path), max_steps=30, nan_patience=2
     )
     clashing = _queue(session, sft_snapshot, model, max_steps=2)
-    service.register_model(
+    registry.register_model(
         session=session, name=f"run-{clashing.id}-sft", kind="policy", path=str(model)
     )
     session.commit()

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from app.db import get_sessionmaker
 from app.projects.models import Prompt, Response
-from app.runs import generation, service
+from app.runs import generation, registry, service
 from app.runs.models import TrainingRun
 from app.runs.worker import Worker
 from tests.helpers import row_id
@@ -62,7 +62,7 @@ def test_generate_fills_a_project_labelers_rank_and_the_registry_rates_models(
 
     # A second version of the policy, whose base is the first.
     with get_sessionmaker()() as s:
-        v2 = service.register_model(
+        v2 = registry.register_model(
             session=s,
             name="tiny-policy-v2",
             kind="policy",
@@ -291,7 +291,7 @@ def test_ingest_stores_complete_lines_once_and_text_postgres_can_hold(
 ) -> None:
     import json
 
-    service.register_model(session=session, name="p", kind="policy", path=policy_dir)
+    registry.register_model(session=session, name="p", kind="policy", path=policy_dir)
     project = factory.project(kind="rating", k=1)
     factory.items(project, [{"id": "a", "prompt": "hi"}], tmp_path)
     run = service.create_run(session=session, kind="generate", project=project.id, models=["p"])

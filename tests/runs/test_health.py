@@ -4,7 +4,7 @@ import json
 import math
 import re
 
-from app.runs import service
+from app.runs import registry, service, worker_steps
 from app.runs.health import loss_flat_warning
 
 
@@ -30,11 +30,12 @@ def test_run_page_and_api_show_the_warning_and_no_evaluation(
     ).json()
     run = service.get_run(session=session, run_id=created["id"])
     rows = [{"step": s, "loss": 0.6931 + (s % 2) * 1e-4} for s in range(1, 13)]
-    service.record_metrics(session=session, run=run, rows=rows, offset=0)
+    worker_steps.record_metrics(session=session, run=run, rows=rows, offset=0)
     got = client.get(f"/api/v1/runs/{run.id}", headers=admin.headers).json()
     assert got["warnings"] and got["warnings"][0].startswith("loss flat at ln 2")
 
-    service.finish_run(session=session, run=run, status="failed", error="x")
+    worker_steps.claim(session=session, run=run, worker="w1")
+    worker_steps.finish_run(session=session, run=run, status="failed", error="x")
     page = client.get(f"/admin/runs/{run.id}", headers=admin.headers).text
     assert "loss flat at ln 2" in page
     assert re.search(r'id="evaluation">\s*none: the run ended before its evaluation', page)
@@ -44,7 +45,7 @@ def test_start_form_suggests_settings_by_kind_and_model_size(
     client, factory, session, tiny_models
 ) -> None:
     admin = factory.user("admin")
-    service.register_model(
+    registry.register_model(
         session=session, name="toy-encoder", kind="reward", path=str(tiny_models["encoder"])
     )
     session.commit()

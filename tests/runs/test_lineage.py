@@ -10,7 +10,7 @@ from app.cli import app
 from app.datasets import service as datasets_service
 from app.datasets.schemas import SnapshotCreate
 from app.projects import service as project_service
-from app.runs import service
+from app.runs import registry, service, worker_steps
 from app.runs.lineage import duration, headline
 from app.runs.models import RunMetric
 from tests.test_pages import login
@@ -22,17 +22,18 @@ def _finish(session, run, tmp_path, summary, like):  # type: ignore[no-untyped-d
     out.mkdir(parents=True)
     (out / "summary.json").write_text(json.dumps(summary))
     (out / "config.json").write_text((Path(like) / "config.json").read_text())
+    worker_steps.claim(session=session, run=run, worker="w1")
     run.run_dir = str(out.parent)
     run.started_at = run.created_at
-    run = service.finish_run(session=session, run=run, status="succeeded", exit_code=0)
+    run = worker_steps.finish_run(session=session, run=run, status="succeeded", exit_code=0)
     run.finished_at = run.started_at + timedelta(seconds=75)
     session.commit()
-    return service.get_model(session=session, model_id=run.output_model_id)
+    return registry.get_model(session=session, model_id=run.output_model_id)
 
 
 def _chain(session, tmp_path, sft_snapshot, rankings_snapshot, tiny_models):  # type: ignore[no-untyped-def]
     lm, encoder = str(tiny_models["causal-lm"]), str(tiny_models["encoder"])
-    service.register_model(session=session, name="base-lm", kind="policy", path=lm)
+    registry.register_model(session=session, name="base-lm", kind="policy", path=lm)
     rm_run = service.create_run(
         session=session, kind="rm", snapshot_id=rankings_snapshot.id, model=encoder
     )

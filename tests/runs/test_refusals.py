@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from app.cli import app as cli
 from app.datasets import service as datasets_service
 from app.datasets.schemas import SnapshotCreate
-from app.runs import service
+from app.runs import registry
 from app.runs.models import RegisteredModel, TrainingRun
 from tests.runs.conftest import label_all
 from tests.test_pages import login
@@ -42,8 +42,8 @@ def world(factory, session, tmp_path, artifacts, policy_dir, reward_dir, monkeyp
         )
     fill = factory.project(kind="ranking", k=2)
     factory.items(fill, [{"id": "g", "prompt": "hello", "responses": []}], tmp_path)
-    service.register_model(session=session, name="tiny-causal-lm", kind="policy", path=policy_dir)
-    service.register_model(session=session, name="tiny-rm", kind="reward", path=reward_dir)
+    registry.register_model(session=session, name="tiny-causal-lm", kind="policy", path=policy_dir)
+    registry.register_model(session=session, name="tiny-rm", kind="reward", path=reward_dir)
     session.commit()
     empty = tmp_path / "no-config"
     empty.mkdir()
@@ -270,7 +270,7 @@ def test_registering_a_model_checks_its_path_and_kind(
     gone = tmp_path / "moved"
     gone.mkdir()
     (gone / "config.json").write_text((Path(world["policy"]) / "config.json").read_text())
-    service.register_model(session=session, name="moved", kind="policy", path=str(gone))
+    registry.register_model(session=session, name="moved", kind="policy", path=str(gone))
     session.commit()
     (gone / "config.json").unlink()
     gone.rmdir()

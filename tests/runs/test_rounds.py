@@ -2,24 +2,27 @@
 
 import json
 
+import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from app.cli import app as cli_app
 from app.datasets import service as datasets_service
 from app.datasets.schemas import SnapshotCreate
+from app.projects.bulk import BulkWriter
 from app.projects.models import Project, Prompt, Response
-from app.runs import service
+from app.runs import registry, rounds
+from app.runs.models import TrainingRun
 from tests.test_pages import login
 
 
 def _policies(session, tiny_models):  # type: ignore[no-untyped-def]
     lm = str(tiny_models["causal-lm"])
-    v1 = service.register_model(session=session, name="policy-v1", kind="policy", path=lm)
-    v2 = service.register_model(
+    v1 = registry.register_model(session=session, name="policy-v1", kind="policy", path=lm)
+    v2 = registry.register_model(
         session=session, name="policy-v2", kind="policy", path=lm, base_model_id=v1.id
     )
-    rm = service.register_model(
+    rm = registry.register_model(
         session=session, name="rm", kind="reward", path=str(tiny_models["encoder"])
     )
     session.commit()
@@ -185,3 +188,44 @@ def test_cli_generate_and_leaderboard(engine, session, factory, tmp_path, tiny_m
     assert [r["name"] for r in rows] == ["policy-v1", "policy-v2"] and rows[0]["rating"] is None
     table = runner.invoke(cli_app, ["models", "leaderboard"])
     assert "unrated" in table.stdout and "0 comparisons" in table.stdout
+
+
+def test_a_next_round_is_one_transaction_and_a_failed_import_leaves_nothing(
+    session, factory, tmp_path, tiny_models, monkeypatch
+) -> None:
+    _, v2, _ = _policies(session, tiny_models)
+    source = factory.project(kind="ranking", k=2)
+    items = [{"id": f"s{i}", "prompt": f"question {i}", "responses": ["a", "b"]} for i in range(5)]
+    factory.items(source, items, tmp_path)
+
+    def stored() -> tuple[int, int, int]:
+        return (
+            session.scalar(select(func.count()).select_from(Project)),
+            session.scalar(select(func.count()).select_from(Prompt)),
+            session.scalar(select(func.count()).select_from(TrainingRun)),
+        )
+
+    before = stored()
+    project, run = rounds.next_round(
+        session=session, model_id=v2.id, name="undone", source_project=source.name
+    )
+    in_round = select(func.count()).select_from(Prompt).where(Prompt.project_id == project.id)
+    assert run.project_id == project.id and session.scalar(in_round) == 5
+    session.rollback()  # the caller's to commit: nothing of the round was committed
+    assert stored() == before
+
+    real_write = BulkWriter.write
+    written = []
+
+    def write_then_fail(self, chunk):  # type: ignore[no-untyped-def]
+        written.append(real_write(self, chunk))
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(BulkWriter, "write", write_then_fail)
+    with pytest.raises(OSError, match="No space left"):
+        rounds.next_round(
+            session=session, model_id=v2.id, name="broken", source_project=source.name
+        )
+    session.rollback()
+    assert written and stored() == before  # prompts were written, then all rolled back
+    assert session.scalar(select(Project.id).where(Project.name == "broken")) is None

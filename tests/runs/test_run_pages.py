@@ -7,7 +7,7 @@ from pathlib import Path
 
 from app.datasets import service as datasets_service
 from app.datasets.schemas import SnapshotCreate
-from app.runs import service
+from app.runs import registry, service, worker_steps
 from tests.runs.conftest import label_all
 from tests.test_pages import login
 
@@ -22,12 +22,12 @@ def _evaluation(page: str) -> str:
 
 def _succeed(session, run, tmp_path: Path, summary: dict) -> None:  # type: ignore[no-untyped-def]
     """Claim the run as worker gpu-7 and end it as the trainer would: output and summary."""
-    service.claim_next(session=session, worker="gpu-7")
+    worker_steps.claim_next(session=session, worker="gpu-7")
     run_dir = tmp_path / f"run-{run.id}"
     (run_dir / "output").mkdir(parents=True)
     (run_dir / "output" / "summary.json").write_text(json.dumps(summary))
-    service.set_run_dir(session=session, run=run, run_dir=str(run_dir))
-    service.attempt_ended(
+    worker_steps.set_run_dir(session=session, run=run, run_dir=str(run_dir))
+    worker_steps.attempt_ended(
         session=session,
         run=run,
         worker="gpu-7",
@@ -42,7 +42,7 @@ def test_runs_list_names_base_models_by_name_or_last_path_part(
 ) -> None:
     admin = factory.user("admin")
     login(client, admin)
-    named = service.register_model(
+    named = registry.register_model(
         session=session, name="tiny-base", kind="policy", path=policy_dir
     )
     session.commit()
@@ -95,7 +95,8 @@ def test_evaluation_says_no_held_out_rows_only_when_the_snapshot_had_none(
     )
     session.commit()
     assert _evaluation(client.get(f"/admin/runs/{failed.id}").text) == "when the run ends"
-    service.finish_run(session=session, run=failed, status="failed", error="boom")
+    worker_steps.claim(session=session, run=failed, worker="w1")
+    worker_steps.finish_run(session=session, run=failed, status="failed", error="boom")
     page = client.get(f"/admin/runs/{failed.id}").text
     assert "no held-out rows" not in page
     assert _evaluation(page) == "none: the run ended before its evaluation"
@@ -126,7 +127,7 @@ def test_a_run_page_names_and_links_the_model_it_made(
     session.commit()
     _succeed(session, run, tmp_path, {"eval_loss": 1.25})
     session.refresh(run)
-    model = service.get_model(session=session, model_id=run.output_model_id)
+    model = registry.get_model(session=session, model_id=run.output_model_id)
     page = client.get(f"/admin/runs/{run.id}").text
     output = re.search(r'id="output">(.*?)</dd>', page, re.S).group(1)
     assert output.startswith(f'<a href="/admin/models/{model.id}">{model.name}</a>')

@@ -184,7 +184,7 @@ def test_a_silent_worker_shows_stale_and_no_live_worker_says_so(
     from app.base import utcnow
     from app.cli import app as cli
     from app.config import get_settings
-    from app.runs import service
+    from app.runs import service, worker_steps
 
     monkeypatch.setenv("RLHF_RUN_STALE_SECONDS", "60")
     get_settings.cache_clear()
@@ -193,7 +193,7 @@ def test_a_silent_worker_shows_stale_and_no_live_worker_says_so(
         session=session, kind="sft", snapshot_id=sft_snapshot.id, model=policy_dir
     )
     session.commit()
-    assert service.claim_next(session=session, worker="w1").id == run.id
+    assert worker_steps.claim_next(session=session, worker="w1").id == run.id
     shown = client.get(f"/api/v1/runs/{run.id}", headers=admin.headers).json()
     assert (shown["status"], shown["state"]) == ("running", "running")
 
@@ -208,15 +208,16 @@ def test_a_silent_worker_shows_stale_and_no_live_worker_says_so(
     for page in ("/admin/runs", f"/admin/runs/{run.id}", "/admin"):
         assert "No worker is running" in client.get(page).text, page
 
-    service.worker_alive(session=session, worker="w2", run_id=None)
+    worker_steps.worker_alive(session=session, worker="w2", run_id=None)
     for page in ("/admin/runs", f"/admin/runs/{run.id}", "/admin"):
         assert "No worker is running" not in client.get(page).text, page
     # the next worker's sweep retries the run (after a backoff) and it is no longer stale
-    assert service.requeue_stale(session=session, stale_seconds=60, retry_seconds=60) == [run.id]
+    swept = worker_steps.requeue_stale(session=session, stale_seconds=60, retry_seconds=60)
+    assert swept == [run.id]
     session.refresh(run)
     assert (run.status, run.state, run.worker) == ("queued", "queued", None)
     assert "the worker w1 was lost" in run.error and "will be retried" in run.error
-    assert service.claim_next(session=session, worker="w2") is None  # not before its backoff
+    assert worker_steps.claim_next(session=session, worker="w2") is None  # not before its backoff
 
 
 def test_retry_requeues_a_failed_run_with_fresh_attempts(
@@ -225,19 +226,19 @@ def test_retry_requeues_a_failed_run_with_fresh_attempts(
     from typer.testing import CliRunner
 
     from app.cli import app as cli
-    from app.runs import service
+    from app.runs import service, worker_steps
 
     admin = factory.user("admin")
     run = service.create_run(
         session=session, kind="sft", snapshot_id=sft_snapshot.id, model=policy_dir
     )
     session.commit()
-    service.claim_next(session=session, worker="w1")
+    worker_steps.claim_next(session=session, worker="w1")
     refused = client.post(f"/api/v1/runs/{run.id}/retry", headers=admin.headers)
     assert refused.status_code == 409 and "only failed or cancelled" in refused.json()["detail"]
     run.max_attempts = 1
     session.commit()
-    service.attempt_ended(
+    worker_steps.attempt_ended(
         session=session,
         run=run,
         worker="w1",
@@ -256,9 +257,9 @@ def test_retry_requeues_a_failed_run_with_fresh_attempts(
         1,
         4,
     )
-    assert service.claim_next(session=session, worker="w1").attempt == 2
+    assert worker_steps.claim_next(session=session, worker="w1").attempt == 2
     session.refresh(run)
-    service.finish_run(session=session, run=run, status="cancelled")
+    worker_steps.finish_run(session=session, run=run, status="cancelled")
     _login(client, admin)
     page = client.get(f"/admin/runs/{run.id}").text
     assert f'action="/admin/runs/{run.id}/retry"' in page
@@ -266,3 +267,15 @@ def test_retry_requeues_a_failed_run_with_fresh_attempts(
     assert result.exit_code == 0 and "resumes as attempt 3" in result.output
     again = CliRunner().invoke(cli, ["runs", "retry", str(run.id)])
     assert again.exit_code == 2 and "only failed or cancelled" in again.stderr
+
+
+def test_every_run_kind_is_created_by_one_creator(client, factory, sft_snapshot) -> None:
+    from app.runs.models import TRAINS_ON, RunKind
+    from app.runs.service import CREATORS
+
+    assert set(CREATORS) == set(RunKind)
+    assert len({CREATORS[kind] for kind in TRAINS_ON}) == 1  # the training kinds share one
+    admin = factory.user("admin")
+    body = {"kind": "generate", "snapshot_id": sft_snapshot.id, "project": "p", "models": ["m"]}
+    refused = client.post("/api/v1/runs", json=body, headers=admin.headers)
+    assert refused.status_code == 422 and "takes no snapshot" in refused.text

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from app.datasets import service as datasets_service
 from app.db import get_sessionmaker
-from app.runs import service
+from app.runs import registry, service, worker_steps
 from app.runs.models import RunMetric, TrainingRun
 from app.runs.worker import Worker
 
@@ -80,7 +80,7 @@ def test_worker_trains_sft_and_reward_model_and_registers_them(
         assert done.status == "succeeded", done.error
         assert done.attempt == 1 and done.exit_code == 0
         assert _steps(run.id) == list(range(1, 7))
-        model = service.get_model(session=session, model_id=done.output_model_id)
+        model = registry.get_model(session=session, model_id=done.output_model_id)
         assert model.kind == kind and model.run_id == run.id
         assert (
             model.snapshot_content_hash
@@ -99,7 +99,7 @@ def test_worker_trains_sft_and_reward_model_and_registers_them(
         source = datasets_service.snapshot_files(snapshot=snapshot)["train.jsonl"]
         frozen = Path(done.run_dir) / "data" / "train.jsonl"
         assert frozen.read_bytes() == source.read_bytes() and frozen.stat().st_size > 0
-    rm_model = service.get_model(session=session, model_id=_reload(rm.id).output_model_id)
+    rm_model = registry.get_model(session=session, model_id=_reload(rm.id).output_model_id)
     assert "accuracy" in " ".join(rm_model.metrics)
 
 
@@ -191,7 +191,7 @@ def test_concurrent_workers_never_claim_the_same_run(session, sft_snapshot, poli
     def claim(name: str) -> None:
         barrier.wait()
         with get_sessionmaker()() as s:
-            while (run := service.claim_next(session=s, worker=name)) is not None:
+            while (run := worker_steps.claim_next(session=s, worker=name)) is not None:
                 claimed.append(run.id)
 
     threads = [threading.Thread(target=claim, args=(f"w{i}",)) for i in range(6)]
@@ -229,7 +229,7 @@ def test_worker_runs_ppo_with_a_registered_reward_model_and_dpo_on_pairs(
     pairs, _ = datasets_service.create_snapshot(
         session=session, project=project, data=SnapshotCreate(kind="pairs", split=1.0)
     )
-    reward = service.register_model(
+    reward = registry.register_model(
         session=session, name="rm", kind="reward", path=str(tiny_models["encoder"])
     )
     session.commit()
@@ -254,7 +254,7 @@ def test_worker_runs_ppo_with_a_registered_reward_model_and_dpo_on_pairs(
                 select(RunMetric).where(RunMetric.run_id == run.id).order_by(RunMetric.step.desc())
             ).first()
         assert metric in last.values
-        assert service.get_model(session=session, model_id=done.output_model_id).kind == "policy"
+        assert registry.get_model(session=session, model_id=done.output_model_id).kind == "policy"
 
 
 def test_a_launchers_exit_after_a_checkpointed_stop_reads_as_preempted(tmp_path) -> None:

@@ -14,6 +14,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from tests.trainer.trainer_testdata import read_metrics, sentence, write_jsonl
 from trainer import EXIT_OK
 from trainer.configs import ConfigError, PPOConfig
+from trainer.factories import load_tokenizer
 from trainer.ppo import (
     AdaptiveKLController,
     PolicyWithValue,
@@ -25,7 +26,6 @@ from trainer.ppo import (
     sequence_kl,
     train,
 )
-from trainer.runtime import load_tokenizer
 
 TARGET = range(100, 132)  # the reward: share of response tokens with an id in this range
 

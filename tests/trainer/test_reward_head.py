@@ -13,9 +13,9 @@ from transformers import AutoModelForSequenceClassification
 from tests.trainer.trainer_testdata import write_jsonl
 from trainer import EXIT_OK
 from trainer.configs import ConfigError, RewardConfig
+from trainer.factories import load_tokenizer
 from trainer.reward import RewardModel, tokenize_ranking, train
 from trainer.reward_head import SpecialTokens, resolve_pooling, score_batch
-from trainer.runtime import load_tokenizer
 from trainer.suggest import count_parameters, size_class, suggest
 
 DEMO_RANKINGS = Path(__file__).resolve().parents[2] / "app" / "demo_data" / "ranking.jsonl"

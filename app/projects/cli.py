@@ -1,0 +1,211 @@
+"""`rlhf projects …` and `rlhf import`: projects, and the prompts imported into them."""
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from app.cli_support import JsonOpt, ProgressOpt, bulk_command, db_session, fail, output
+from app.errors import validation_messages
+from app.projects.formats import ImportFormat
+from app.projects.kinds import ProjectKind, RatingScale
+
+projects_app = typer.Typer(no_args_is_help=True, help="Projects.")
+# Top-level `rlhf` commands; app/cli.py registers them.
+commands = typer.Typer()
+
+
+QuestionsOpt = Annotated[
+    Path | None,
+    typer.Option(help="JSON file: a list of question definitions (see docs/questions.md)."),
+]
+
+
+def _questions_file(path: Path) -> Any:
+    """The JSON list of question definitions in `path` (exits naming the file when unreadable)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        fail(f"--questions: cannot read {path} ({exc.strerror})")
+    except json.JSONDecodeError as exc:
+        fail(f"--questions: {path} line {exc.lineno} column {exc.colno}: invalid JSON: {exc.msg}")
+
+
+def _project_dict(project: Any) -> dict[str, Any]:
+    from app.projects.schemas import ProjectOut
+
+    return ProjectOut.model_validate(project).model_dump(mode="json")
+
+
+def _strength_scale_option(value: str) -> list[Any]:
+    """--strength-scale: '' (none), 'default', or a JSON file of levels."""
+    import json
+
+    from app.projects.strength import DEFAULT_STRENGTH_SCALE
+
+    if not value:
+        return []
+    if value == "default":
+        return DEFAULT_STRENGTH_SCALE
+    try:
+        levels = json.loads(Path(value).read_text())
+    except OSError as exc:
+        fail(f"--strength-scale: cannot read {value}: {exc.strerror}")
+    except json.JSONDecodeError as exc:
+        fail(f"--strength-scale: {value} is not JSON ({exc.msg}, line {exc.lineno})")
+    if not isinstance(levels, list):
+        fail(f'--strength-scale: {value} must hold a list of {{"label", "margin"}} levels')
+    return levels
+
+
+@projects_app.command("create")
+def projects_create(
+    name: str,
+    kind: Annotated[str, typer.Option(help=" | ".join(ProjectKind))],
+    k: Annotated[int, typer.Option("--k", help="Responses shown per prompt.")] = 4,
+    overlap: Annotated[int, typer.Option(help="Labelers per prompt.")] = 1,
+    scale: Annotated[str, typer.Option(help=" | ".join(RatingScale))] = RatingScale.thumbs,
+    lease_seconds: int = 1800,
+    criteria: Annotated[str, typer.Option(help="Comma-separated flag names.")] = "",
+    instructions_file: Annotated[Path | None, typer.Option(help="Markdown file.")] = None,
+    strength_scale: Annotated[
+        str,
+        typer.Option(
+            help="K=2 rankings: 'default' (much better … negligibly better, margins 1…0) or a "
+            'JSON file [{"label", "margin"}, …], strongest first.'
+        ),
+    ] = "",
+    questions: QuestionsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a project and print its id."""
+    from pydantic import ValidationError
+
+    from app.projects import service
+    from app.projects.schemas import ProjectCreate
+
+    try:
+        data = ProjectCreate(
+            name=name,
+            kind=kind,
+            k=k,
+            overlap=overlap,
+            rating_scale=scale,
+            lease_seconds=lease_seconds,
+            criteria=[c for c in criteria.split(",") if c.strip()],
+            instructions=instructions_file.read_text() if instructions_file else "",
+            strength_scale=_strength_scale_option(strength_scale),
+            questions=_questions_file(questions) if questions else [],
+        )
+    except ValidationError as exc:
+        fail("; ".join(validation_messages(exc, prefix="--")))
+    with db_session() as session:
+        project = service.create(session=session, data=data)
+        session.commit()
+        result = _project_dict(project)
+    output(result, as_json, lambda p: str(p["id"]))
+
+
+@projects_app.command("edit")
+def projects_edit(
+    project: str,
+    name: Annotated[str | None, typer.Option(help="A new name.")] = None,
+    overlap: Annotated[int | None, typer.Option(help="Labelers per prompt.")] = None,
+    lease_seconds: Annotated[int | None, typer.Option()] = None,
+    criteria: Annotated[str | None, typer.Option(help="Comma-separated flag names.")] = None,
+    instructions_file: Annotated[Path | None, typer.Option(help="Markdown file.")] = None,
+    questions: QuestionsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change a project's settings; options left out keep their value."""
+    from pydantic import ValidationError
+
+    from app.projects import service
+    from app.projects.schemas import ProjectUpdate
+
+    changes: dict[str, Any] = {
+        "name": name,
+        "overlap": overlap,
+        "lease_seconds": lease_seconds,
+        "criteria": None if criteria is None else [c for c in criteria.split(",") if c.strip()],
+        "instructions": instructions_file.read_text() if instructions_file else None,
+        "questions": _questions_file(questions) if questions else None,
+    }
+    try:
+        data = ProjectUpdate(**{k: v for k, v in changes.items() if v is not None})
+    except ValidationError as exc:
+        fail("; ".join(validation_messages(exc, prefix="--")))
+    with db_session() as session:
+        found = service.get_by_ref(session=session, ref=project)
+        service.update(session=session, project=found, data=data)
+        session.commit()
+        result = _project_dict(found)
+    output(result, as_json, lambda p: f"project {p['id']} ({p['name']}) saved")
+
+
+@projects_app.command("list")
+def projects_list(as_json: JsonOpt = False) -> None:
+    """List projects."""
+    from app.projects import service
+
+    with db_session() as session:
+        data = [_project_dict(p) for p in service.list_projects(session=session)]
+    output(
+        data,
+        as_json,
+        lambda d: "\n".join(
+            f"{p['id']:4} {p['name']:32} {p['kind']:14} k={p['k']} overlap={p['overlap']}"
+            for p in d
+        ),
+    )
+
+
+@projects_app.command("show")
+def projects_show(project: str, as_json: JsonOpt = False) -> None:
+    """A project's settings and progress."""
+    from app.projects import service
+
+    with db_session() as session:
+        found = service.get_by_ref(session=session, ref=project)
+        data = _project_dict(found) | {
+            "stats": service.stats(session=session, project=found).model_dump()
+        }
+    output(data, as_json, lambda d: "\n".join(f"{k}: {v}" for k, v in d.items()))
+
+
+@commands.command("import")
+def import_(
+    project: str,
+    file: Path,
+    format: Annotated[str, typer.Option("--format", help=" | ".join(ImportFormat))] = "auto",
+    skip_invalid: Annotated[bool, typer.Option(help="Import the valid lines only.")] = False,
+    progress: ProgressOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import prompts and responses from JSONL or .jsonl.gz (all or nothing)."""
+    from app.projects import importer, service
+
+    if not file.is_file():
+        fail(f"no such file: {file}")
+    with bulk_command("import", "prompts", progress) as (session, bar):
+        found = service.get_by_ref(session=session, ref=project)
+        report = importer.import_file(
+            session=session,
+            project=found,
+            path=file,
+            fmt=format,
+            skip_invalid=skip_invalid,
+            progress=bar,
+        )
+    for e in report.skipped:
+        typer.echo(f"skipped line {e.line}: {e.error}", err=True)
+    output(
+        report.model_dump(),
+        as_json,
+        lambda r: (
+            f"imported {r['imported']} prompts ({r['responses']} responses, {r['rankings']} "
+            f"rankings) from {r['lines']} lines [{r['format']}]; {r['duplicates']} already there; "
+            f"{r['skipped_count']} skipped"
+        ),
+    )

@@ -1,0 +1,52 @@
+"""What a run may set in its trainer's config: the trainer's defaults, and the checks it makes.
+
+The bounds and choices of every key belong to trainer/configs.py; this module applies them
+where a run is typed (API, start form, `rlhf runs start`, a next round), and keeps out the keys
+the worker sets itself.
+"""
+
+import dataclasses
+from typing import Any
+
+from app.errors import Invalid
+from trainer.configs import CONFIGS, ConfigError, build_config
+
+# Set by the worker per run, never by the user.
+RESERVED_KEYS = {"model", "models", "train_file", "eval_file", "output_dir", "reward_model"}
+
+
+def trainer_defaults(kind: str) -> dict[str, Any]:
+    """The trainer's default config for `kind`, minus what the worker sets itself."""
+    if kind not in CONFIGS:
+        raise Invalid(f"kind must be one of {', '.join(CONFIGS)}; not {kind!r}", field="kind")
+    values = dataclasses.asdict(CONFIGS[kind]())
+    return {k: v for k, v in values.items() if k not in RESERVED_KEYS}
+
+
+def suggested_config(kind: str, model_path: str | None) -> dict[str, Any]:
+    """Defaults of `kind` with the learning rate, epochs and max length suggested for the model."""
+    from trainer.suggest import count_parameters, suggest
+
+    values = trainer_defaults(kind)
+    n_params = count_parameters(model_path) if model_path else None
+    return {**values, **suggest(kind, n_params)}
+
+
+class ConfigInvalid(Invalid):
+    """A run config the trainer would refuse; `key` names the config key to blame."""
+
+    def __init__(self, message: str, key: str | None) -> None:
+        super().__init__(message, field=f"config.{key}" if key else "config")
+        self.key = key
+
+
+def check_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:
+    """Validate user config keys and values (types, bounds, choices) as the trainer will."""
+    reserved = sorted(RESERVED_KEYS & config.keys())
+    if reserved:
+        raise ConfigInvalid(f"config keys {reserved} are set by the worker", reserved[0])
+    try:
+        built = build_config(kind, config)
+    except ConfigError as exc:
+        raise ConfigInvalid(str(exc), exc.key) from None
+    return {key: getattr(built, key) for key in config}
