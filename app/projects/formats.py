@@ -1,9 +1,11 @@
-"""Parsing one line of an import file: native, HH-RLHF (`hh`), TRL preference (`trl`),
-OpenAssistant message trees (`oasst`).
+"""Parsing one record of an import file: native, HH-RLHF (`hh`), TRL preference (`trl`),
+OpenAssistant message trees (`oasst`); the exports of other labeling tools (`labelstudio`,
+`argilla`, `arena`) have their own modules, each a parser of the same kind
+(`app.projects.parsers` names them all).
 
-Every parser turns a decoded JSON object into an `Item` (or, for `oasst`, a list of them: one
-tree holds many ranked prompts) or raises `LineError` with a reason; the importer adds the line
-number.
+Every parser turns a decoded JSON object into an `Item` (or a list of them: one oasst tree holds
+many ranked prompts) or raises `LineError` with a reason; the importer adds the line (or
+record) number. An item may carry labels, each under its source annotator (`SourceLabel`).
 """
 
 import hashlib
@@ -11,6 +13,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -23,6 +26,7 @@ class ImportFormat(StrEnum):
     hh = "hh"
     trl = "trl"
     oasst = "oasst"
+    labelstudio = "labelstudio"
 
 
 FORMATS = tuple(f for f in ImportFormat if f != ImportFormat.auto)
@@ -36,6 +40,23 @@ class LineError(ValueError):
 
 
 @dataclass
+class SourceLabel:
+    """A label that came with the file, by a labeler of the tool it was exported from."""
+
+    labeler: str
+    """The source annotator, `tool:id` (`labelstudio:7`, `argilla:<uuid>`, `arena:<judge>`)."""
+    key: str
+    """The source's id of this label (at most 200 characters): importing it again adds nothing."""
+    payload: dict[str, Any] | None
+    """What a labeler would submit, with response positions (0, 1, …) in place of response
+    ids: {"ranking": [0, [1, 2]]}, {"scores": {"0": 4}}, {"demonstration": "…"}, and
+    "answers"; None for a skipped (cancelled, discarded) label."""
+    duration_ms: int | None = None
+    created_at: datetime | None = None
+    skip_reason: str = ""
+
+
+@dataclass
 class Item:
     external_id: str
     messages: list[dict[str, str]]
@@ -46,6 +67,8 @@ class Item:
     """Indices into `responses`, best first, when the file carries a preference."""
     gold: dict[str, Any] | None = None
     """A known answer (gold item): {"ranking": [indices best→worst]} or {"scores": [...]}."""
+    labels: list[SourceLabel] = field(default_factory=list)
+    """Labels by source annotators, in the order they were given."""
 
 
 def _text(value: Any, where: str) -> str:
@@ -370,6 +393,8 @@ PARSERS: dict[str, Callable[[dict[str, Any]], Item | list[Item]]] = {  # one lin
 
 def detect(obj: dict[str, Any]) -> str:
     """Guess the format of a file from its first object."""
+    if isinstance(obj.get("data"), dict) and ("annotations" in obj or "predictions" in obj):
+        return "labelstudio"
     if "message_tree_id" in obj or (
         isinstance(obj.get("prompt"), dict) and "replies" in obj["prompt"]
     ):

@@ -1,0 +1,18 @@
+"""Which parser reads each import format, given the project the import goes into."""
+
+from collections.abc import Callable
+from typing import Any
+
+from app.projects import labelstudio
+from app.projects.foreign import Context
+from app.projects.formats import PARSERS, ImportFormat, Item
+
+Parser = Callable[[dict[str, Any]], Item | list[Item]]
+"""One record (a decoded JSON object) → its item or items, or LineError."""
+
+
+def parser_for(fmt: str, ctx: Context) -> Parser:
+    """The parser of `fmt` for the project and files of `ctx`."""
+    if fmt == ImportFormat.labelstudio:
+        return labelstudio.parser(ctx)
+    return PARSERS[fmt]
