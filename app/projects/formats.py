@@ -27,6 +27,7 @@ class ImportFormat(StrEnum):
     trl = "trl"
     oasst = "oasst"
     labelstudio = "labelstudio"
+    arena = "arena"
 
 
 FORMATS = tuple(f for f in ImportFormat if f != ImportFormat.auto)
@@ -395,6 +396,8 @@ def detect(obj: dict[str, Any]) -> str:
     """Guess the format of a file from its first object."""
     if isinstance(obj.get("data"), dict) and ("annotations" in obj or "predictions" in obj):
         return "labelstudio"
+    if "model_a" in obj and "model_b" in obj and "winner" in obj:
+        return "arena"
     if "message_tree_id" in obj or (
         isinstance(obj.get("prompt"), dict) and "replies" in obj["prompt"]
     ):
