@@ -27,6 +27,7 @@ class ImportFormat(StrEnum):
     trl = "trl"
     oasst = "oasst"
     labelstudio = "labelstudio"
+    argilla = "argilla"
     arena = "arena"
 
 
@@ -398,6 +399,8 @@ def detect(obj: dict[str, Any]) -> str:
         return "labelstudio"
     if "model_a" in obj and "model_b" in obj and "winner" in obj:
         return "arena"
+    if isinstance(obj.get("fields"), dict) or any(k.endswith(".responses") for k in obj):
+        return "argilla"
     if "message_tree_id" in obj or (
         isinstance(obj.get("prompt"), dict) and "replies" in obj["prompt"]
     ):

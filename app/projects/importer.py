@@ -303,7 +303,7 @@ def _empty(state: "_Pass") -> Invalid | None:
 def _settings_beside(path: Path, fmt: str) -> dict[str, Any] | None:
     """An Argilla dataset's settings, when its export folder holds them next to the file."""
     found = path.parent / ".argilla" / "settings.json"
-    if fmt not in ("auto", "argilla") or not found.is_file():
+    if fmt not in ("auto", ImportFormat.argilla) or not found.is_file():
         return None
     try:
         settings = json.loads(found.read_text())
