@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from typing import Any
 
-from app.projects import arena, argilla, labelstudio
+from app.projects import arena, argilla, labelstudio, oasst
 from app.projects.foreign import Context
 from app.projects.formats import PARSERS, ImportFormat, Item
 
@@ -15,6 +15,8 @@ def parser_for(fmt: str, ctx: Context) -> Parser:
     """The parser of `fmt` for the project and files of `ctx`."""
     if fmt == ImportFormat.labelstudio:
         return labelstudio.parser(ctx)
+    if fmt == ImportFormat.oasst:
+        return oasst.parser(ctx)
     if fmt == ImportFormat.argilla:
         return argilla.parser(ctx)
     if fmt == ImportFormat.arena:
