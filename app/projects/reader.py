@@ -146,11 +146,15 @@ def _line(number: int, data: bytes, limits: ImportLimits) -> str:
 
 
 class _Blocks:
-    """A binary file-like over decompressed blocks, for a streaming JSON parser."""
+    """A binary file-like over decompressed blocks, for a streaming JSON parser; it notes
+    whether the text read so far escapes a NUL character (`\\u0000`, the only way JSON can
+    hold one; a raw NUL byte is caught too), so records need no search for it until one does."""
 
     def __init__(self, blocks: Iterator[bytes]) -> None:
         self.blocks = blocks
         self.pending = b""
+        self.nul = False
+        self.tail = b""
 
     def read(self, size: int = -1) -> bytes:
         while not self.pending:
@@ -158,6 +162,9 @@ class _Blocks:
             if block is None:
                 return b""
             self.pending = block
+            joined = self.tail + block
+            self.nul = self.nul or b"\\u0000" in joined or b"\x00" in block
+            self.tail = block[-8:]
         if size < 0 or size >= len(self.pending):
             out, self.pending = self.pending, b""
         else:
@@ -207,10 +214,11 @@ def records_of(path: Path, lines: int, limits: ImportLimits | None = None) -> Re
 
 def read_records(
     path: Path, kind: Records, limits: ImportLimits | None = None
-) -> Iterator[tuple[int, int, Any]]:
-    """(number, position, value) of each record of a JSON array or Parquet file (JSON lines:
-    `read_lines`), decoded. A JSON array is parsed as it streams (ijson), so memory holds one
-    element at a time whatever the file's size; its position is how far the file was read."""
+) -> Iterator[tuple[int, int, Any, bool]]:
+    """(number, position, value, clean) of each record of a JSON array or Parquet file (JSON
+    lines: `read_lines`), decoded. A JSON array is parsed as it streams (ijson), so memory holds
+    one element at a time whatever the file's size; its position is how far the file was read,
+    and `clean` says the text so far escaped no NUL character (the record holds none)."""
     limits = limits or ImportLimits.from_settings()
     if kind.unit == "row":
         import pyarrow.parquet as pq
@@ -219,7 +227,7 @@ def read_records(
         for batch in pq.ParquetFile(path).iter_batches(batch_size=1000):
             for row in batch.to_pylist():
                 number += 1
-                yield number, number, row
+                yield number, number, row, False
         return
     import ijson
 
@@ -231,7 +239,7 @@ def read_records(
         try:
             for value in ijson.items(stream, "item", use_float=True):
                 number += 1
-                yield number, raw.tell(), value
+                yield number, raw.tell(), value, not stream.nul
         except ijson.JSONError as exc:
             raise Invalid(
                 f"the JSON array breaks off after record {number}: {exc}"[:300], field="file"

@@ -297,3 +297,14 @@ def test_cli_reads_the_label_config(engine, factory) -> None:
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert (report["imported"], report["labels"], report["skipped_labels"]) == (3, 3, 1)
+
+
+def test_a_nul_character_is_a_bad_record(session, factory, tmp_path) -> None:
+    project = factory.project(kind="ranking", k=2)
+    tasks = json.loads((FIXTURES / "labelstudio_pairwise.json").read_text())
+    tasks[2]["data"]["prompt"] = "before\u0000after"
+    path = tmp_path / "nul.json"
+    path.write_text(json.dumps(tasks))
+    with pytest.raises(importer.ImportFailed, match="^record 3: text must not contain the NUL"):
+        importer.import_file(session=session, project=project, path=path)
+    assert session.scalar(select(func.count()).select_from(Prompt)) == 0
