@@ -169,7 +169,7 @@ app.registered_commands += project_commands.registered_commands
 @app.command("export")
 def export(
     project: str,
-    kind: Annotated[str, typer.Option(help=" | ".join(DatasetKind))],
+    kind: Annotated[str, typer.Option(help=" | ".join([*DatasetKind, "labelstudio", "argilla"]))],
     format: Annotated[str, typer.Option("--format", help="jsonl")] = "jsonl",
     out: Annotated[Path | None, typer.Option("-o", "--out", help="File (default stdout).")] = None,
     with_labelers: Annotated[
@@ -186,9 +186,16 @@ def export(
         fail("--format: only jsonl is supported here (Parquet comes with dataset snapshots)")
     with bulk_command("export", "rows", progress) as (session, bar):
         found = service.get_by_ref(session=session, ref=project)
-        blocks = export_rows.counted_jsonl(
-            session=session, project=found, kind=kind, with_labelers=with_labelers, progress=bar
-        )
+        if kind in ("labelstudio", "argilla"):
+            from app.datasets import tool_export
+
+            blocks = tool_export.counted_json(session=session, project=found, tool=kind)
+            if out:
+                tool_export.write_settings(project=found, tool=kind, out=out)
+        else:
+            blocks = export_rows.counted_jsonl(
+                session=session, project=found, kind=kind, with_labelers=with_labelers, progress=bar
+            )
         count = 0
         with (
             open(out, "wb") if out else nullcontext(sys.stdout.buffer) as handle,

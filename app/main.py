@@ -105,6 +105,8 @@ def _domain_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, ImportFailed):
         body["errors"] = [e.model_dump() for e in exc.errors]
         body["error_count"] = exc.error_count
+        if exc.unit != "line":
+            body["unit"] = exc.unit
     return JSONResponse(body, status_code=exc.status_code)
 
 

@@ -4,6 +4,7 @@ Every change that ends or narrows someone's access (password, active flag, role,
 token, an ended session) drops the authentication cache when its transaction commits
 (`lookup.forget_after_commit`); the caller commits as usual."""
 
+from collections.abc import Collection
 from datetime import timedelta
 
 from sqlalchemy import delete, select
@@ -67,6 +68,41 @@ def get_by_ref(*, session: Session, ref: str) -> User:
     return user
 
 
+def source_annotators(*, session: Session, names: Collection[str]) -> tuple[dict[str, int], int]:
+    """The ids of the source annotators named `tool:id` (`labelstudio:7`, `arena:<judge>`),
+    and how many were created (the caller commits) as labelers who cannot sign in: no password,
+    no token, and a name no email address can take (it has no @)."""
+    wanted = sorted(set(names))
+    found: dict[str, int] = {}
+    for start in range(0, len(wanted), 500):
+        part = wanted[start : start + 500]
+        rows = session.execute(select(User.email, User.id, User.source).where(User.email.in_(part)))
+        for email, user_id, source in rows:
+            if source is None:
+                raise Conflict(f"{email} is a person's account, not a source annotator")
+            found[email] = user_id
+    existed = len(found)
+    for name in wanted:
+        if name not in found:
+            tool, _, ref = name.partition(":")
+            if not tool or not ref or "@" in name or len(name) > 320:
+                raise Invalid(f"not a source annotator's name (tool:id): {name!r}", field="user")
+            user = User(email=name, role=Role.labeler, password_hash=None, source=tool[:20])
+            session.add(user)
+            session.flush()
+            found[name] = user.id
+    return found, len(found) - existed
+
+
+def _refuse_source(user: User) -> None:
+    if user.source is not None:
+        raise Invalid(
+            f"{user.email} is a source annotator (labels imported from {user.source}): it "
+            "cannot sign in, so it takes no password, token or role",
+            field="user",
+        )
+
+
 def list_users(*, session: Session) -> list[User]:
     """Every user, oldest first."""
     return list(session.scalars(select(User).order_by(User.id)))
@@ -78,7 +114,7 @@ def authenticate(
     """Check a login; count failures (committed) and lock the account after too many in a row."""
     user = get_by_email(session=session, email=email)
     now = utcnow()
-    if user is None:
+    if user is None or user.source is not None:
         verify_password(None, password)
         return None
     if user.locked_until is not None and user.locked_until > now:
@@ -126,7 +162,8 @@ def _end_sessions(session: Session, user: User) -> None:
 
 
 def set_password(*, session: Session, user: User, password: str) -> None:
-    """Set a new password and end all the user's sessions."""
+    """Set a new password and end all the user's sessions (never a source annotator's)."""
+    _refuse_source(user)
     if len(password) < 8:
         raise Invalid("password must have at least 8 characters", field="password")
     user.password_hash = hash_password(password)
@@ -171,6 +208,8 @@ def set_role(*, session: Session, user: User, role: str) -> None:
     """Make a user an admin or a labeler; the last active admin stays an admin."""
     if role not in Role.__members__:
         raise Invalid(f"role must be admin or labeler, not {role!r}", field="role")
+    if role != user.role:
+        _refuse_source(user)
     if role != Role.admin:
         _keep_an_admin(session=session, user=user)
     user.role = role
@@ -196,7 +235,9 @@ def _keep_an_admin(*, session: Session, user: User) -> None:
 
 
 def create_token(*, session: Session, user: User, name: str = "") -> tuple[ApiToken, str]:
-    """A new API token for `user`; the plain token is returned once and never stored."""
+    """A new API token for `user`; the plain token is returned once and never stored. A source
+    annotator gets none."""
+    _refuse_source(user)
     plain = new_api_token()
     token = ApiToken(user_id=user.id, name=name, token_hash=hash_token(plain), prefix=plain[:9])
     session.add(token)

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.labeling.models import Annotation, AnnotationSource, Assignment
+from app.labeling.models import Annotation, Assignment
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +23,8 @@ class AnnotationFacts:
 
 
 def annotation_facts(*, session: Session, project_id: int) -> dict[int, AnnotationFacts]:
-    """Context of every labeler annotation of the project, by annotation id."""
+    """Context of every labeler annotation of the project, by annotation id: a labeler's own,
+    or a source annotator's that came with an import (imports without a labeler have none)."""
     rows: Any = session.execute(
         select(
             Annotation.id,
@@ -35,7 +36,6 @@ def annotation_facts(*, session: Session, project_id: int) -> dict[int, Annotati
         .outerjoin(Assignment, Assignment.id == Annotation.assignment_id)
         .where(
             Annotation.project_id == project_id,
-            Annotation.source == AnnotationSource.labeler,
             Annotation.user_id.is_not(None),
         )
     )

@@ -86,24 +86,45 @@ async def import_items(
     request: Request,
     _: AdminUser,
     file: UploadFile | None = None,
+    label_config: UploadFile | None = None,
     format: ImportFormat = ImportFormat.auto,
     skip_invalid: bool = False,
 ) -> object:
-    """Import JSONL (or gzip) as a multipart `file` or as the raw body; all or nothing."""
+    """Import JSONL, a JSON array or Parquet (or gzip) as a multipart `file` or as the raw
+    body; all or nothing. A Label Studio export may come with its labeling config (multipart
+    `label_config`, XML)."""
     if file is None and request.headers.get("content-type", "").startswith("multipart/"):
         raise Invalid("a multipart upload needs a part named 'file'", field="file")
+    config = None
+    if label_config is not None:
+        try:
+            config = (await label_config.read(MAX_LABEL_CONFIG + 1)).decode()
+        except UnicodeDecodeError:
+            raise Invalid("the label config is not UTF-8 text", field="label_config") from None
+        if len(config) > MAX_LABEL_CONFIG:
+            raise Invalid("the label config is longer than 1 MB", field="label_config")
     path = await _spool(request, file)
     try:
-        return await run_in_threadpool(_import, project_id, path, format, skip_invalid)
+        return await run_in_threadpool(_import, project_id, path, format, skip_invalid, config)
     finally:
         path.unlink(missing_ok=True)
 
 
-def _import(project_id: int, path: Path, fmt: str, skip_invalid: bool) -> ImportReport:
+MAX_LABEL_CONFIG = 1_000_000
+
+
+def _import(
+    project_id: int, path: Path, fmt: str, skip_invalid: bool, label_config: str | None
+) -> ImportReport:
     with get_sessionmaker()() as session:
         project = service.get(session=session, project_id=project_id)
         return importer.import_file(
-            session=session, project=project, path=path, fmt=fmt, skip_invalid=skip_invalid
+            session=session,
+            project=project,
+            path=path,
+            fmt=fmt,
+            skip_invalid=skip_invalid,
+            label_config=label_config,
         )
 
 

@@ -5,7 +5,8 @@ each, so responses and imported rankings can name them before they are stored); 
 `executemany` with ids counted on from the largest one (the import holds SQLite's write lock,
 so nobody else inserts meanwhile). Columns the import does not set take the model's Python
 defaults, converted as SQLAlchemy would bind them; columns with a server default are left to
-the database.
+the database. Labels that came with the file are stored the same way, by
+`labeling.labels.store_imported`, with this writer's `ids` and `insert`.
 """
 
 from typing import Any
@@ -14,10 +15,20 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from app import jsontext
+from app.base import UTCDateTime
 from app.projects.formats import Item
 from app.projects.models import Prompt, Response
 
-PROMPT_COLUMNS = ("id", "project_id", "external_id", "messages", "meta", "is_gold", "gold")
+PROMPT_COLUMNS = (
+    "id",
+    "project_id",
+    "external_id",
+    "messages",
+    "meta",
+    "is_gold",
+    "gold",
+    "done_count",
+)
 RESPONSE_COLUMNS = ("id", "prompt_id", "position", "text", "model", "meta")
 
 
@@ -55,7 +66,8 @@ class BulkWriter:
         )
         return set(self.session.scalars(query))
 
-    def _ids(self, table: str, n: int) -> list[int]:
+    def ids(self, table: str, n: int) -> list[int]:
+        """`n` fresh ids of `table`, for rows this writer inserts."""
         if n == 0:
             return []
         if self.postgres:
@@ -90,8 +102,11 @@ class BulkWriter:
             values.append(process(value) if process else value)
         return names, values
 
-    def _write(self, table: Table, given: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    def insert(self, table: Table, given: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+        """Insert rows of the `given` columns (JSON as text; the rest take their defaults)."""
         extra, constants = self._defaults(table, given)
+        if not self.postgres:
+            rows = self._bound(table, given, rows)
         columns = ", ".join((*given, *extra))
         tail = tuple(constants)
         if self.postgres:
@@ -108,10 +123,26 @@ class BulkWriter:
                 [row + tail for row in rows],
             )
 
+    def _bound(
+        self, table: Table, given: tuple[str, ...], rows: list[tuple[Any, ...]]
+    ) -> list[tuple[Any, ...]]:
+        """SQLite: datetimes as SQLAlchemy stores them (COPY takes them as they are)."""
+        stamps = [i for i, name in enumerate(given) if isinstance(table.c[name].type, UTCDateTime)]
+        if not stamps:
+            return rows
+        process = UTCDateTime().bind_processor(self.dialect)
+        out = []
+        for row in rows:
+            values = list(row)
+            for i in stamps:
+                values[i] = process(values[i])
+            out.append(tuple(values))
+        return out
+
     def write(self, items: list[Item]) -> list[tuple[int, list[int]]]:
         """Store the items (none may exist yet); each one's prompt id and response ids."""
-        prompt_ids = self._ids("prompts", len(items))
-        response_ids = self._ids("responses", sum(len(i.responses) for i in items))
+        prompt_ids = self.ids("prompts", len(items))
+        response_ids = self.ids("responses", sum(len(i.responses) for i in items))
         prompts: list[tuple[Any, ...]] = []
         responses: list[tuple[Any, ...]] = []
         ids_of: list[tuple[int, list[int]]] = []
@@ -126,6 +157,7 @@ class BulkWriter:
                     jsontext.dumps(item.meta),
                     item.gold is not None,
                     None if item.gold is None else jsontext.dumps(item.gold),
+                    len({label.labeler for label in item.labels if label.payload is not None}),
                 )
             )
             ids = response_ids[at : at + len(item.responses)]
@@ -142,6 +174,6 @@ class BulkWriter:
                         jsontext.dumps(r["meta"]),
                     )
                 )
-        self._write(Prompt.__table__, PROMPT_COLUMNS, prompts)  # type: ignore[arg-type]
-        self._write(Response.__table__, RESPONSE_COLUMNS, responses)  # type: ignore[arg-type]
+        self.insert(Prompt.__table__, PROMPT_COLUMNS, prompts)  # type: ignore[arg-type]
+        self.insert(Response.__table__, RESPONSE_COLUMNS, responses)  # type: ignore[arg-type]
         return ids_of

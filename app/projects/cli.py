@@ -180,14 +180,21 @@ def import_(
     file: Path,
     format: Annotated[str, typer.Option("--format", help=" | ".join(ImportFormat))] = "auto",
     skip_invalid: Annotated[bool, typer.Option(help="Import the valid lines only.")] = False,
+    label_config: Annotated[
+        Path | None, typer.Option(help="Label Studio: the project's labeling config (XML).")
+    ] = None,
     progress: ProgressOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Import prompts and responses from JSONL or .jsonl.gz (all or nothing)."""
+    """Import prompts, responses and their labels from JSONL, a JSON array or Parquet (plain or
+    gzip; all or nothing): our own lines, HH, TRL, Open-Assistant, or the exports of Label
+    Studio, Argilla and Chatbot Arena, each label under its source annotator."""
     from app.projects import importer, service
 
     if not file.is_file():
         fail(f"no such file: {file}")
+    if label_config is not None and not label_config.is_file():
+        fail(f"no such file: {label_config}")
     with bulk_command("import", "prompts", progress) as (session, bar):
         found = service.get_by_ref(session=session, ref=project)
         report = importer.import_file(
@@ -197,15 +204,18 @@ def import_(
             fmt=format,
             skip_invalid=skip_invalid,
             progress=bar,
+            label_config=label_config.read_text() if label_config else None,
         )
     for e in report.skipped:
-        typer.echo(f"skipped line {e.line}: {e.error}", err=True)
+        typer.echo(f"skipped {report.unit} {e.line}: {e.error}", err=True)
+    for note in report.notes:
+        typer.echo(f"note: {note}", err=True)
     output(
         report.model_dump(),
         as_json,
         lambda r: (
             f"imported {r['imported']} prompts ({r['responses']} responses, {r['rankings']} "
-            f"rankings) from {r['lines']} lines [{r['format']}]; {r['duplicates']} already there; "
-            f"{r['skipped_count']} skipped"
+            f"rankings, {r['labels']} labels) from {r['lines']} {r['unit']}s [{r['format']}]; "
+            f"{r['duplicates']} already there; {r['skipped_count']} skipped"
         ),
     )

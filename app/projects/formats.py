@@ -1,9 +1,10 @@
-"""Parsing one line of an import file: native, HH-RLHF (`hh`), TRL preference (`trl`),
-OpenAssistant message trees (`oasst`).
+"""Parsing one record of an import file: native, HH-RLHF (`hh`), TRL preference (`trl`); the
+exports of other labeling tools (`oasst`, `labelstudio`, `argilla`, `arena`) have their own
+modules, each a parser of the same kind (`app.projects.parsers` names them all).
 
-Every parser turns a decoded JSON object into an `Item` (or, for `oasst`, a list of them: one
-tree holds many ranked prompts) or raises `LineError` with a reason; the importer adds the line
-number.
+Every parser turns a decoded JSON object into an `Item` (or a list of them: one oasst tree holds
+many ranked prompts) or raises `LineError` with a reason; the importer adds the line (or
+record) number. An item may carry labels, each under its source annotator (`SourceLabel`).
 """
 
 import hashlib
@@ -11,6 +12,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -23,6 +25,9 @@ class ImportFormat(StrEnum):
     hh = "hh"
     trl = "trl"
     oasst = "oasst"
+    labelstudio = "labelstudio"
+    argilla = "argilla"
+    arena = "arena"
 
 
 FORMATS = tuple(f for f in ImportFormat if f != ImportFormat.auto)
@@ -36,6 +41,23 @@ class LineError(ValueError):
 
 
 @dataclass
+class SourceLabel:
+    """A label that came with the file, by a labeler of the tool it was exported from."""
+
+    labeler: str
+    """The source annotator, `tool:id` (`labelstudio:7`, `argilla:<uuid>`, `arena:<judge>`)."""
+    key: str
+    """The source's id of this label (at most 200 characters): importing it again adds nothing."""
+    payload: dict[str, Any] | None
+    """What a labeler would submit, with response positions (0, 1, …) in place of response
+    ids: {"ranking": [0, [1, 2]]}, {"scores": {"0": 4}}, {"demonstration": "…"}, and
+    "answers"; None for a skipped (cancelled, discarded) label."""
+    duration_ms: int | None = None
+    created_at: datetime | None = None
+    skip_reason: str = ""
+
+
+@dataclass
 class Item:
     external_id: str
     messages: list[dict[str, str]]
@@ -46,9 +68,12 @@ class Item:
     """Indices into `responses`, best first, when the file carries a preference."""
     gold: dict[str, Any] | None = None
     """A known answer (gold item): {"ranking": [indices best→worst]} or {"scores": [...]}."""
+    labels: list[SourceLabel] = field(default_factory=list)
+    """Labels by source annotators, in the order they were given."""
 
 
-def _text(value: Any, where: str) -> str:
+def checked_text(value: Any, where: str) -> str:
+    """A non-empty string of at most MAX_TEXT characters, or LineError naming `where`."""
     if not isinstance(value, str):
         raise LineError(f"{where} must be a string, not {type(value).__name__}")
     if not value.strip():
@@ -61,7 +86,7 @@ def _text(value: Any, where: str) -> str:
 def messages_of(value: Any, where: str) -> list[dict[str, str]]:
     """A prompt given as a string or as a list of {"role", "content"} turns."""
     if isinstance(value, str):
-        return [{"role": "user", "content": _text(value, where)}]
+        return [{"role": "user", "content": checked_text(value, where)}]
     if not isinstance(value, list) or not value:
         raise LineError(f"{where} must be a string or a non-empty list of messages")
     out = []
@@ -71,7 +96,9 @@ def messages_of(value: Any, where: str) -> list[dict[str, str]]:
         role = turn.get("role")
         if role not in ROLES:
             raise LineError(f"{where}[{i}].role must be one of system, user, assistant")
-        out.append({"role": role, "content": _text(turn.get("content"), f"{where}[{i}].content")})
+        out.append(
+            {"role": role, "content": checked_text(turn.get("content"), f"{where}[{i}].content")}
+        )
     return out
 
 
@@ -130,7 +157,7 @@ def _responses(raw: Any, where: str) -> list[dict[str, Any]]:
     responses: list[dict[str, Any]] = []
     for i, r in enumerate(raw):
         if isinstance(r, str):
-            responses.append({"text": _text(r, f"{where}[{i}]"), "model": None, "meta": {}})
+            responses.append({"text": checked_text(r, f"{where}[{i}]"), "model": None, "meta": {}})
         elif isinstance(r, dict):
             model = r.get("model")
             if model is not None and not isinstance(model, str):
@@ -138,7 +165,7 @@ def _responses(raw: Any, where: str) -> list[dict[str, Any]]:
             meta = r.get("meta", {})
             if not isinstance(meta, dict):
                 raise LineError(f"{where}[{i}].meta must be an object")
-            text = _text(r.get("text"), f"{where}[{i}].text")
+            text = checked_text(r.get("text"), f"{where}[{i}].text")
             responses.append({"text": text, "model": model, "meta": meta})
         else:
             raise LineError(f"{where}[{i}] must be a string or an object with text")
@@ -274,7 +301,7 @@ def parse_hh(obj: dict[str, Any]) -> Item:
 
 def _completion(value: Any, where: str) -> list[dict[str, str]]:
     if isinstance(value, str):
-        return [{"role": "assistant", "content": _text(value, where)}]
+        return [{"role": "assistant", "content": checked_text(value, where)}]
     return messages_of(value, where)
 
 
@@ -293,83 +320,22 @@ def parse_trl(obj: dict[str, Any]) -> Item:
     return _split_pair(chosen, rejected, obj)
 
 
-OASST_ROLES = {"prompter": "user", "assistant": "assistant"}
-
-
-def _oasst_items(
-    node: dict[str, Any], path: list[dict[str, str]], where: str, tree_id: str, out: list[Item]
-) -> None:
-    """Walk a prompter message: a prompt if ≥ 2 replies are ranked, then its replies' replies."""
-    if node.get("role") != "prompter":
-        raise LineError(f"{where}.role must be prompter, not {node.get('role')!r}")
-    path = path + [{"role": "user", "content": _text(node.get("text"), f"{where}.text")}]
-    replies = node.get("replies") or []
-    if not isinstance(replies, list):
-        raise LineError(f"{where}.replies must be a list")
-    ranked: list[tuple[int, int, dict[str, Any]]] = []
-    children: list[tuple[dict[str, Any], list[dict[str, str]], str]] = []
-    for i, reply in enumerate(replies):
-        here = f"{where}.replies[{i}]"
-        if not isinstance(reply, dict) or reply.get("role") != "assistant":
-            raise LineError(f"{here} must be an assistant message")
-        if reply.get("deleted"):
-            continue
-        rank = reply.get("rank")
-        if rank is not None and (not isinstance(rank, int) or isinstance(rank, bool) or rank < 0):
-            raise LineError(f"{here}.rank must be a whole number ≥ 0 or null")
-        text = _text(reply.get("text"), f"{here}.text")
-        if rank is not None:
-            ranked.append((rank, i, reply))
-        turn = [{"role": "assistant", "content": text}]
-        for j, child in enumerate(reply.get("replies") or []):
-            if isinstance(child, dict) and not child.get("deleted"):
-                children.append((child, path + turn, f"{here}.replies[{j}]"))
-    if len(ranked) >= 2:
-        responses = [
-            {
-                "text": reply["text"],
-                "model": reply["model_name"] if isinstance(reply.get("model_name"), str) else None,
-                "meta": {"oasst_message_id": reply.get("message_id"), "oasst_rank": rank},
-            }
-            for rank, _, reply in ranked
-        ]
-        order = sorted(range(len(ranked)), key=lambda k: (ranked[k][0], ranked[k][1]))
-        message_id = node.get("message_id")
-        external = str(message_id) if message_id else f"{tree_id}:{where}"
-        meta = {"oasst_tree_id": tree_id, "oasst_message_id": message_id, "lang": node.get("lang")}
-        out.append(Item(external[:200], path, responses, meta, ranking=order))
-    for child, child_path, child_where in children:  # the prompt first, then deeper turns
-        _oasst_items(child, child_path, child_where, tree_id, out)
-
-
-def parse_oasst(obj: dict[str, Any]) -> list[Item]:
-    """An OpenAssistant message tree ({"message_tree_id", "prompt": {…, "replies": […]}}).
-
-    Each prompter message with at least two ranked assistant replies becomes a prompt: the
-    conversation up to it as messages, the ranked replies as responses, their `rank` (0 best)
-    as an imported ranking. Deleted messages are left out.
-    """
-    root = obj.get("prompt")
-    if not isinstance(root, dict):
-        raise LineError('an oasst line needs "prompt": the root prompter message')
-    tree_id = str(obj.get("message_tree_id") or root.get("message_id") or "")
-    if not tree_id:
-        raise LineError("an oasst line needs message_tree_id")
-    items: list[Item] = []
-    _oasst_items(root, [], "prompt", tree_id, items)
-    return items
-
-
 PARSERS: dict[str, Callable[[dict[str, Any]], Item | list[Item]]] = {  # one line, 1+ items
+    # oasst, labelstudio, argilla, arena: `app.projects.parsers`
     ImportFormat.jsonl: parse_native,
     ImportFormat.hh: parse_hh,
     ImportFormat.trl: parse_trl,
-    ImportFormat.oasst: parse_oasst,
 }
 
 
 def detect(obj: dict[str, Any]) -> str:
     """Guess the format of a file from its first object."""
+    if isinstance(obj.get("data"), dict) and ("annotations" in obj or "predictions" in obj):
+        return "labelstudio"
+    if "model_a" in obj and "model_b" in obj and "winner" in obj:
+        return "arena"
+    if isinstance(obj.get("fields"), dict) or any(k.endswith(".responses") for k in obj):
+        return "argilla"
     if "message_tree_id" in obj or (
         isinstance(obj.get("prompt"), dict) and "replies" in obj["prompt"]
     ):

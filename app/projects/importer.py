@@ -1,4 +1,5 @@
-"""Streaming, all-or-nothing import of prompts and responses from JSONL (or .jsonl.gz).
+"""Streaming, all-or-nothing import of prompts, responses and their labels from JSONL (or
+.jsonl.gz), a JSON array (another tool's export) or Parquet.
 
 Lines are parsed and validated as they stream by and stored in chunks (`app.projects.bulk`:
 COPY on PostgreSQL, executemany on SQLite) inside one transaction, committed only at the end;
@@ -7,7 +8,12 @@ a bad line anywhere means nothing is stored, and the error names every bad line 
 pass validates the whole file holding no lock and a second one stores; on PostgreSQL one pass
 does both. Memory holds one chunk and the set of external ids seen, never the whole file. The
 file is read within the limits of `app.projects.reader` (size, gzip ratio, line length, line
-count).
+count); a JSON array is parsed as it streams, one element at a time.
+
+Labels that come with a file (an export of Label Studio, Argilla, Open-Assistant or Chatbot
+Arena) are checked as a labeler's submit would be (`labeling.validation`) and stored with their
+prompts, each under its source annotator (`auth.service.source_annotators`: `labelstudio:7`, a
+labeler who cannot sign in), by `labeling.labels.store_imported`.
 """
 
 import json
@@ -21,18 +27,33 @@ from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
 
 from app import jsontext
-from app.errors import Invalid
+from app.auth import service as auth_service
+from app.errors import DomainError, Invalid
 from app.labeling import labels
+from app.labeling.models import Assignment
+from app.labeling.schemas import AnnotationIn
+from app.labeling.validation import validate
 from app.progress import Progress
 from app.projects.bulk import BulkWriter
-from app.projects.formats import FORMATS, PARSERS, ImportFormat, Item, LineError, detect
+from app.projects.foreign import Context
+from app.projects.formats import FORMATS, ImportFormat, Item, LineError, detect
 from app.projects.kinds import ProjectKind
 from app.projects.models import Project
-from app.projects.reader import ImportLimits, check, read_lines
+from app.projects.parsers import parser_for
+from app.projects.reader import (
+    ImportLimits,
+    Records,
+    check,
+    read_lines,
+    read_records,
+    records_of,
+)
 from app.projects.schemas import ImportLineError, ImportReport
 
 CHUNK = 1000
 """Prompts stored per round trip (a COPY, or an executemany)."""
+LABELS_CHUNK = 5000
+"""… or fewer, when their labels reach this many."""
 PROGRESS_EVERY = 256
 ANALYZE_AFTER = 500
 MAX_REPORTED = 200
@@ -43,12 +64,14 @@ _SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 class ImportFailed(Invalid):
     """Nothing was imported; `errors` lists the first bad lines."""
 
-    def __init__(self, errors: list[ImportLineError], error_count: int) -> None:
+    def __init__(self, errors: list[ImportLineError], error_count: int, unit: str = "line") -> None:
         first = errors[0]
         more = f" (and {error_count - 1} more)" if error_count > 1 else ""
-        super().__init__(f"line {first.line}: {first.error}{more}; nothing was imported")
+        super().__init__(f"{unit} {first.line}: {first.error}{more}; nothing was imported")
         self.errors = errors
         self.error_count = error_count
+        self.unit = unit
+        """What `line` counts: line, record (of a JSON array) or row (Parquet)."""
 
 
 def _refuse_constant(name: str) -> Any:
@@ -106,7 +129,8 @@ def _checked(obj: Any, text: str) -> dict[str, Any]:
     return obj
 
 
-def _check_fits(item: Item, kind: ProjectKind) -> None:
+def _check_fits(item: Item, project: Project, shown: dict[int, Assignment]) -> None:
+    kind = ProjectKind(project.kind)
     n = len(item.responses)
     for i, response in enumerate(item.responses):
         if response["model"] is not None and len(response["model"]) > 200:
@@ -125,32 +149,85 @@ def _check_fits(item: Item, kind: ProjectKind) -> None:
                 if wanted
                 else "a demonstration project has no gold items"
             )
+    if item.labels:
+        _check_labels(item, project, shown)
+
+
+def _check_labels(item: Item, project: Project, shown: dict[int, Assignment]) -> None:
+    """Check each label as a labeler's submit of it would be checked (the payload stored is
+    the one that check returns). `shown`: an assignment showing n responses in import order,
+    per n (built once per import and n: an ORM object costs ~35 µs, a label's check ~50)."""
+    n = len(item.responses)
+    if n not in shown:
+        shown[n] = Assignment(response_ids=list(range(n)))
+    for label in item.labels:
+        if len(label.labeler) > 320:
+            raise LineError(f"label {label.key}: the labeler's name is too long")
+        if label.payload is None:
+            continue
+        try:
+            body = AnnotationIn.model_validate(label.payload | {"duration_ms": label.duration_ms})
+            payload, _ = validate(project=project, assignment=shown[n], body=body)
+        except DomainError as exc:
+            raise LineError(f"label {label.key} by {label.labeler}: {exc.message}") from None
+        except ValueError as exc:  # pydantic's ValidationError
+            raise LineError(f"label {label.key} by {label.labeler}: {exc}"[:500]) from None
+        label.payload = payload
+
+
+def _record(value: Any, unit: str, clean: bool = False) -> dict[str, Any]:
+    """A record as an object: a line decoded, an array element or a row checked (`clean`: it
+    cannot hold a NUL character)."""
+    if unit == "line":
+        return _decode(value)
+    if not isinstance(value, dict):
+        raise LineError(f"each {unit} must be a JSON object, not {type(value).__name__}")
+    if not clean and _has_nul(value):
+        raise LineError("text must not contain the NUL character (\\u0000)")
+    return value
+
+
+def _read(
+    path: Path, records: Records, limits: ImportLimits
+) -> Iterator[tuple[int, int, Any, bool]]:
+    """(number, position, value, clean) of each record: a line's text, an element or a row
+    (see `read_records`)."""
+    if records.unit != "line":
+        yield from read_records(path, records, limits)
+        return
+    for number, line in read_lines(path, limits):
+        yield number, number, line, False
 
 
 def _items(
-    path: Path, fmt: str, kind: ProjectKind, limits: ImportLimits
-) -> Iterator[tuple[int, list[Item] | LineError]]:
-    """(line number, the line's items or its error); one line may hold several items."""
-    parse = PARSERS[fmt]
-    for number, line in read_lines(path, limits):
-        if not line.strip():
+    path: Path,
+    records: Records,
+    parse: Callable[[dict[str, Any]], Any],
+    project: Project,
+    limits: ImportLimits,
+) -> Iterator[tuple[int, int, list[Item] | LineError]]:
+    """(record number, position, the record's items or its error); one record may hold
+    several items."""
+    shown: dict[int, Assignment] = {}
+    for number, position, value, clean in _read(path, records, limits):
+        if records.unit == "line" and not value.strip():
             continue
         try:
-            parsed = parse(_decode(line))
+            parsed = parse(_record(value, records.unit, clean))
             items = parsed if isinstance(parsed, list) else [parsed]
             for item in items:
-                _check_fits(item, kind)
+                _check_fits(item, project, shown)
         except LineError as exc:
-            yield number, exc
+            yield number, position, exc
         else:
-            yield number, items
+            yield number, position, items
 
 
-def _detect_format(path: Path, limits: ImportLimits) -> str:
-    for _, line in read_lines(path, limits):
-        if line.strip():
+def _detect_format(path: Path, records: Records, limits: ImportLimits) -> str:
+    for _, _, value, _ in _read(path, records, limits):
+        if records.unit != "line" or value.strip():
             try:
-                return detect(_decode(line))
+                return detect(_record(value, records.unit))
             except LineError:
                 return "jsonl"
     return "jsonl"
@@ -158,17 +235,19 @@ def _detect_format(path: Path, limits: ImportLimits) -> str:
 
 def _scan(
     path: Path,
-    fmt: str,
-    kind: ProjectKind,
+    records: Records,
+    parse: Callable[[dict[str, Any]], Any],
+    project: Project,
     limits: ImportLimits,
     state: "_Pass",
     store: Callable[[list[Item]], None] | None,
 ) -> None:
-    """One pass over the file: validate every line; if `store` is given, hand it chunks of
-    items (duplicates of earlier lines dropped) until the first bad line (not with
-    skip_invalid), after which lines are only validated so that every bad line is named."""
+    """One pass over the file: validate every record; if `store` is given, hand it chunks of
+    items (duplicates of earlier records dropped) until the first bad record (not with
+    skip_invalid), after which records are only validated so that every bad one is named."""
     chunk: list[Item] = []
-    for number, result in _items(path, fmt, kind, limits):
+    labels_in_chunk = 0
+    for number, position, result in _items(path, records, parse, project, limits):
         state.lines += 1
         if isinstance(result, LineError):
             state.bad(number, result)
@@ -181,17 +260,19 @@ def _scan(
                     continue
                 state.seen.add(item.external_id)
                 chunk.append(item)
-            if len(chunk) >= CHUNK:
+                labels_in_chunk += len(item.labels)
+            if len(chunk) >= CHUNK or labels_in_chunk >= LABELS_CHUNK:
                 store(chunk)
-                chunk = []
+                chunk, labels_in_chunk = [], 0
         if state.progress is not None and number % PROGRESS_EVERY == 0:
-            state.progress(state.report.imported, state.offset + number, state.total)
+            state.progress(state.report.imported, state.offset + position, state.total)
     if chunk and store is not None:
         store(chunk)
 
 
 class _Pass:
-    """What the passes over one file share: the report, bad lines, external ids seen."""
+    """What the passes over one file share: the report, bad records, external ids seen, the
+    source annotators' user ids."""
 
     def __init__(self, report: ImportReport, skip_invalid: bool, progress: Progress | None):
         self.report = report
@@ -200,6 +281,7 @@ class _Pass:
         self.errors: list[ImportLineError] = []
         self.error_count = 0
         self.seen: set[str] = set()
+        self.labelers: dict[str, int] = {}
         self.lines = 0
         self.offset = 0
         self.total = 0
@@ -211,12 +293,12 @@ class _Pass:
 
     def failed(self) -> ImportFailed | None:
         if self.error_count and not self.skip_invalid:
-            return ImportFailed(self.errors, self.error_count)
+            return ImportFailed(self.errors, self.error_count, self.report.unit)
         return None
 
 
 def _empty(state: "_Pass") -> Invalid | None:
-    """The refusal of a file without a single line to read (empty, or blank lines only): an
+    """The refusal of a file without a single record to read (empty, or blank lines only): an
     import of 0 prompts is a mistake (the wrong file, a failed download), not a success."""
     if state.lines:
         return None
@@ -224,6 +306,18 @@ def _empty(state: "_Pass") -> Invalid | None:
         "the file holds no prompts: it is empty or has only blank lines; nothing was imported",
         field="file",
     )
+
+
+def _settings_beside(path: Path, fmt: str) -> dict[str, Any] | None:
+    """An Argilla dataset's settings, when its export folder holds them next to the file."""
+    found = path.parent / ".argilla" / "settings.json"
+    if fmt not in ("auto", ImportFormat.argilla) or not found.is_file():
+        return None
+    try:
+        settings = json.loads(found.read_text())
+    except (OSError, ValueError) as exc:
+        raise Invalid(f"{found}: not readable JSON ({exc})", field="file") from None
+    return settings if isinstance(settings, dict) else None
 
 
 def import_file(
@@ -235,47 +329,71 @@ def import_file(
     skip_invalid: bool = False,
     limits: ImportLimits | None = None,
     progress: Progress | None = None,
+    label_config: str | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> ImportReport:
-    """Import a file into `project`, all or nothing (or skipping bad lines if asked)."""
+    """Import a file into `project`, all or nothing (or skipping bad records if asked).
+
+    `label_config`: a Label Studio project's labeling config (XML); `settings`: an Argilla
+    dataset's settings (read from `.argilla/settings.json` beside the file when not given)."""
     limits = limits or ImportLimits.from_settings()
     kind = ProjectKind(project.kind)
     # End the caller's read transaction: validation below holds no lock (SQLite: the write lock).
     session.commit()
     lines = check(path, limits)  # a bomb or broken gzip is refused before any parsing
+    records = records_of(path, lines, limits)
     if fmt == "auto":
-        fmt = _detect_format(path, limits)
+        fmt = _detect_format(path, records, limits)
     if fmt not in FORMATS:
         names = ", ".join(ImportFormat)
         raise Invalid(f"format must be {names}; not {fmt!r}", field="format")
+    ctx = Context(
+        kind=kind,
+        rating_scale=project.rating_scale,
+        questions=list(project.questions or []),
+        label_config=label_config,
+        settings=settings if settings is not None else _settings_beside(path, fmt),
+    )
+    try:
+        parse = parser_for(fmt, ctx)
+    except LineError as exc:
+        raise Invalid(str(exc), field="label_config") from None
 
     report = ImportReport(
-        format=fmt, lines=0, imported=0, duplicates=0, responses=0, rankings=0, skipped=[]
+        format=fmt,
+        lines=0,
+        imported=0,
+        duplicates=0,
+        responses=0,
+        rankings=0,
+        skipped=[],
+        unit=records.unit,
     )
     state = _Pass(report, skip_invalid, progress)
     postgres = session.get_bind().dialect.name == "postgresql"
     # SQLite: a first pass validates holding no lock, a second one stores. PostgreSQL: one
     # pass validates and stores (its open transaction blocks nobody); a bad line ends storing.
-    state.total = lines if postgres else 2 * lines
+    state.total = records.total if postgres else 2 * records.total
     if not postgres:
-        _scan(path, fmt, kind, limits, state, None)
+        _scan(path, records, parse, project, limits, state, None)
         if failure := state.failed() or _empty(state):
             raise failure
-        state.lines, state.offset, state.errors, state.error_count = 0, lines, [], 0
+        state.lines, state.offset, state.errors, state.error_count = 0, records.total, [], 0
     writer: BulkWriter | None = None
 
     def store(chunk: list[Item]) -> None:
         nonlocal writer
         writer = writer or BulkWriter(session, project.id)
-        _store(session, writer, project.id, kind, chunk, report)
+        _store(session, writer, kind, chunk, state)
 
     try:
-        _scan(path, fmt, kind, limits, state, store)
+        _scan(path, records, parse, project, limits, state, store)
         if failure := state.failed() or _empty(state):
             raise failure
         session.commit()
         if report.imported >= ANALYZE_AFTER and postgres:
             # Fresh planner statistics, so assignment walks prompts in id order at once.
-            session.execute(sql("ANALYZE prompts, responses"))
+            session.execute(sql("ANALYZE prompts, responses, assignments, annotations"))
             session.commit()
     except BaseException:
         session.rollback()
@@ -283,6 +401,7 @@ def import_file(
     report.lines = state.lines
     report.skipped = state.errors
     report.skipped_count = state.error_count
+    report.notes = list(ctx.notes)
     if progress is not None:
         progress(report.imported, state.total, state.total)
     return report
@@ -334,26 +453,42 @@ def import_rows(
 def _store(
     session: Session,
     writer: BulkWriter,
-    project_id: int,
     kind: ProjectKind,
     items: list[Item],
-    report: ImportReport,
+    state: _Pass,
 ) -> None:
+    report = state.report
     existing = writer.existing([i.external_id for i in items])
     fresh = [i for i in items if i.external_id not in existing]
     report.duplicates += len(items) - len(fresh)
+    names = {label.labeler for item in fresh for label in item.labels}
+    missing = names - state.labelers.keys()
+    if missing:
+        found, created = auth_service.source_annotators(session=session, names=missing)
+        report.labelers += created
+        state.labelers.update(found)
     stored = writer.write(fresh)
+    labeled: list[tuple[int, list[int], int, list[Any]]] = []
     for item, (prompt_id, ids) in zip(fresh, stored, strict=True):
         if item.ranking is not None:
             labels.add_imported(
                 session=session,
-                project_id=project_id,
+                project_id=writer.project_id,
                 prompt_id=prompt_id,
                 kind=ProjectKind.ranking,
                 payload={"ranking": [ids[i] for i in item.ranking]},
             )
             report.rankings += 1
+        by_labeler: dict[str, list[Any]] = {}
+        for label in item.labels:
+            by_labeler.setdefault(label.labeler, []).append(label)
+        for name, given in by_labeler.items():
+            labeled.append((prompt_id, ids, state.labelers[name], given))
         report.responses += len(ids)
+    if labeled:
+        added, skipped = labels.store_imported(writer=writer, kind=kind, labeled=labeled)
+        report.labels += added
+        report.skipped_labels += skipped
     session.flush()
     session.expunge_all()
     report.imported += len(fresh)

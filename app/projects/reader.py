@@ -10,12 +10,13 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from app.config import get_settings
 from app.errors import Invalid, TooLarge
 
 GZIP_MAGIC = b"\x1f\x8b"
+PARQUET_MAGIC = b"PAR1"
 READ_BLOCK = 16 * 1024
 OUT_BLOCK = 1024 * 1024
 RATIO_FLOOR = 2 * OUT_BLOCK
@@ -142,3 +143,104 @@ def _line(number: int, data: bytes, limits: ImportLimits) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         return f"\x00not utf-8 at byte {exc.start}"
+
+
+class _Blocks:
+    """A binary file-like over decompressed blocks, for a streaming JSON parser; it notes
+    whether the text read so far escapes a NUL character (`\\u0000`, the only way JSON can
+    hold one; a raw NUL byte is caught too), so records need no search for it until one does."""
+
+    def __init__(self, blocks: Iterator[bytes]) -> None:
+        self.blocks = blocks
+        self.pending = b""
+        self.nul = False
+        self.tail = b""
+
+    def read(self, size: int = -1) -> bytes:
+        while not self.pending:
+            block = next(self.blocks, None)
+            if block is None:
+                return b""
+            self.pending = block
+            joined = self.tail + block
+            self.nul = self.nul or b"\\u0000" in joined or b"\x00" in block
+            self.tail = block[-8:]
+        if size < 0 or size >= len(self.pending):
+            out, self.pending = self.pending, b""
+        else:
+            out, self.pending = self.pending[:size], self.pending[size:]
+        return out
+
+
+@dataclass(frozen=True)
+class Records:
+    """What an import file holds: JSON lines, one JSON array, or a Parquet table."""
+
+    unit: str
+    """What a record is called in errors: line, record (of a JSON array) or row (Parquet)."""
+    total: int
+    """Where the last record ends, in the unit of the positions `read_records` yields."""
+
+
+def _first_byte(path: Path, limits: ImportLimits) -> bytes:
+    with open(path, "rb") as raw:
+        head = raw.read(4)
+        raw.seek(0)
+        if head == PARQUET_MAGIC:
+            return head
+        blocks = _gunzip(raw, limits) if head[:2] == GZIP_MAGIC else _plain(raw, limits)
+        for block in blocks:
+            stripped = block.lstrip()
+            if stripped:
+                return stripped[:1]
+    return b""
+
+
+def records_of(path: Path, lines: int, limits: ImportLimits | None = None) -> Records:
+    """How `read_records` will read the file (`lines`: what `check` counted)."""
+    limits = limits or ImportLimits.from_settings()
+    first = _first_byte(path, limits)
+    if first == PARQUET_MAGIC:
+        import pyarrow.parquet as pq
+
+        try:
+            return Records("row", pq.ParquetFile(path).metadata.num_rows)
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises several kinds
+            raise Invalid(f"not a readable Parquet file ({exc})"[:300], field="file") from None
+    if first == b"[":
+        return Records("record", path.stat().st_size)
+    return Records("line", lines)
+
+
+def read_records(
+    path: Path, kind: Records, limits: ImportLimits | None = None
+) -> Iterator[tuple[int, int, Any, bool]]:
+    """(number, position, value, clean) of each record of a JSON array or Parquet file (JSON
+    lines: `read_lines`), decoded. A JSON array is parsed as it streams (ijson), so memory holds
+    one element at a time whatever the file's size; its position is how far the file was read,
+    and `clean` says the text so far escaped no NUL character (the record holds none)."""
+    limits = limits or ImportLimits.from_settings()
+    if kind.unit == "row":
+        import pyarrow.parquet as pq
+
+        number = 0
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=1000):
+            for row in batch.to_pylist():
+                number += 1
+                yield number, number, row, False
+        return
+    import ijson
+
+    with open(path, "rb") as raw:
+        gzipped = raw.read(2) == GZIP_MAGIC
+        raw.seek(0)
+        stream = _Blocks(_gunzip(raw, limits) if gzipped else _plain(raw, limits))
+        number = 0
+        try:
+            for value in ijson.items(stream, "item", use_float=True):
+                number += 1
+                yield number, raw.tell(), value, not stream.nul
+        except ijson.JSONError as exc:
+            raise Invalid(
+                f"the JSON array breaks off after record {number}: {exc}"[:300], field="file"
+            ) from None

@@ -181,6 +181,8 @@ class ProjectStats(BaseModel):
 
 class ImportLineError(BaseModel):
     line: int
+    """The line's number; in a JSON array, the record's; in Parquet, the row's (the report's
+    `unit` says which)."""
     error: str
 
 
@@ -193,6 +195,16 @@ class ImportReport(BaseModel):
     responses: int
     rankings: int
     """Rankings that came with the file (HH-RLHF / TRL chosen over rejected)."""
+    labels: int = 0
+    """Labels of source annotators that came with the file (another tool's export)."""
+    skipped_labels: int = 0
+    """Source annotators' skipped (cancelled, discarded) tasks."""
+    labelers: int = 0
+    """Source annotators created (`labelstudio:7`: labelers who cannot sign in)."""
+    notes: list[str] = []
+    """How values of the file were mapped (e.g. a 1–10 rating onto the project's scale)."""
+    unit: str = "line"
+    """What `lines` counts: lines, records (of a JSON array) or rows (Parquet)."""
     skipped: list[ImportLineError] = []
     skipped_count: int = 0
 
