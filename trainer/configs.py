@@ -247,6 +247,9 @@ class RewardConfig(BaseConfig):
     """After training, fit gain/bias so rewards on the reference responses have mean 0, std 1."""
     disable_dropout: bool = True
     """Set every dropout probability to 0 (a reward is a deterministic score)."""
+    lr_scheduler: str = choice("auto", "cosine", "linear", "constant")
+    """Learning-rate schedule after warmup: cosine | linear | constant | auto (constant for a
+    pretrained backbone, cosine for a toy one; see trainer/suggest.py for what each was worth)."""
     center_rewards_coef: float = num(0.0, ge=0, le=1000)
     """Auxiliary loss coef · mean(r²) that keeps raw rewards near 0 (0 → off)."""
     pooling: str = choice("auto", "last", "cls", "mean")

@@ -13,6 +13,7 @@ pairs of equal value are left out of the loss.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -43,6 +44,7 @@ from trainer.reward_head import (
     score_batch,
 )
 from trainer.runtime import Run, step_micro_batches, total_steps
+from trainer.suggest import count_parameters, lr_schedule
 
 NORMALIZATION_FILE = "reward_normalization.json"
 
@@ -222,6 +224,9 @@ def fit_normalization(
 
 def train(cfg: RewardConfig) -> int:
     """Train a reward model as configured; return EXIT_OK or EXIT_PREEMPTED."""
+    if cfg.lr_scheduler == "auto":  # recorded in run_config.json as resolved
+        schedule = lr_schedule("rm", count_parameters(cfg.model))
+        cfg = dataclasses.replace(cfg, lr_scheduler=schedule)
     run = Run(cfg, "rm")
     acc = run.accelerator
     tokenizer = load_tokenizer(cfg.model)

@@ -49,20 +49,27 @@ def _corpus(n: int = 2000) -> list[str]:
     return [" ".join(_WORDS[i] for i in row) + "." for row in idx]
 
 
-def build_tokenizer(path: str | os.PathLike[str], *, bert_style: bool = False) -> Path:
-    """Train a byte-level BPE tokenizer locally and save it as a HF fast tokenizer."""
+def build_tokenizer(
+    path: str | os.PathLike[str],
+    *,
+    bert_style: bool = False,
+    corpus: list[str] | None = None,
+    vocab_size: int = VOCAB_SIZE,
+) -> Path:
+    """Train a byte-level BPE tokenizer locally (on `corpus`, or on pseudo-sentences) and save it
+    as a HF fast tokenizer."""
     path = Path(path)
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     specials = [*SPECIAL_TOKENS, "[CLS]", "[SEP]"] if bert_style else SPECIAL_TOKENS
     trainer = trainers.BpeTrainer(
-        vocab_size=VOCAB_SIZE,
+        vocab_size=vocab_size,
         special_tokens=specials,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(_corpus(), trainer=trainer)
+    tok.train_from_iterator(corpus or _corpus(), trainer=trainer)
     if bert_style:
         cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
         tok.post_processor = processors.TemplateProcessing(
@@ -112,10 +119,17 @@ def build_tiny_causal_lm(path: str | os.PathLike[str], *, hidden_size: int = 64)
     return path
 
 
-def build_tiny_encoder(path: str | os.PathLike[str], *, hidden_size: int = 64) -> Path:
-    """Build a 2-layer random BERT-style encoder (reward-model backbone) plus tokenizer."""
+def build_tiny_encoder(
+    path: str | os.PathLike[str],
+    *,
+    hidden_size: int = 64,
+    corpus: list[str] | None = None,
+    vocab_size: int = VOCAB_SIZE,
+) -> Path:
+    """Build a 2-layer random BERT-style encoder (reward-model backbone) plus tokenizer; with a
+    `corpus` the tokenizer learns that text's words (e.g. real conversations)."""
     path = Path(path)
-    build_tokenizer(path, bert_style=True)
+    build_tokenizer(path, bert_style=True, corpus=corpus, vocab_size=vocab_size)
     tok = PreTrainedTokenizerFast.from_pretrained(path)
     torch.manual_seed(SEED)
     config = BertConfig(

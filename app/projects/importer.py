@@ -420,11 +420,15 @@ def import_rows(
     )
     state = _Pass(report, skip_invalid=False, progress=None)
     writer = BulkWriter(session, project.id)
+    ctx = Context(
+        kind=kind, rating_scale=project.rating_scale, questions=list(project.questions or [])
+    )
+    parse = parser_for(fmt, ctx)
     chunk: list[Item] = []
     for number, row in enumerate(rows, start=1):
         state.lines += 1
         try:
-            parsed = PARSERS[fmt](row)
+            parsed = parse(row)
             items = parsed if isinstance(parsed, list) else [parsed]
             for item in items:
                 _check_fits(item, kind)
@@ -440,12 +444,12 @@ def import_rows(
             state.seen.add(item.external_id)
             chunk.append(item)
         if len(chunk) >= CHUNK:
-            _store(session, writer, project.id, kind, chunk, report)
+            _store(session, writer, kind, chunk, state)
             chunk = []
     if failure := state.failed():
         raise failure
     if chunk:
-        _store(session, writer, project.id, kind, chunk, report)
+        _store(session, writer, kind, chunk, state)
     report.lines = state.lines
     return report
 

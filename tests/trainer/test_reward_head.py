@@ -16,7 +16,12 @@ from trainer.configs import ConfigError, RewardConfig
 from trainer.factories import load_tokenizer
 from trainer.reward import RewardModel, tokenize_ranking, train
 from trainer.reward_head import SpecialTokens, resolve_pooling, score_batch
+<<<<<<< HEAD
 from trainer.suggest import count_parameters, size_class, suggest
+=======
+from trainer.runtime import load_tokenizer
+from trainer.suggest import count_parameters, lr_schedule, size_class, suggest
+>>>>>>> h-hh
 
 DEMO_RANKINGS = Path(__file__).resolve().parents[2] / "app" / "demo_data" / "ranking.jsonl"
 QUALITY = ["studio-large-v2", "studio-base-v1", "studio-small-v1", "studio-tiny-v0"]
@@ -99,6 +104,13 @@ def test_parameter_count_from_the_weight_files(encoder: str) -> None:
     assert suggest("rm", 7_000_000_000)["learning_rate"] < suggest("rm", 1000)["learning_rate"]
 
 
+def test_auto_schedule_is_constant_for_pretrained_reward_models_and_cosine_for_toys() -> None:
+    assert lr_schedule("rm", 22_700_000) == lr_schedule("rm", None) == "constant"  # MiniLM, hub
+    assert lr_schedule("rm", 7_000_000_000) == "constant"
+    assert lr_schedule("rm", 1000) == "cosine"
+    assert lr_schedule("sft", 22_700_000) == "cosine"  # other kinds keep their own default
+
+
 def test_demo_reward_model_learns_at_the_suggested_settings(encoder: str, tmp_path: Path) -> None:
     """The demo: 30 rankings of the shipped prompts, ranked by model quality, 20 steps."""
     recs = []
@@ -121,3 +133,5 @@ def test_demo_reward_model_learns_at_the_suggested_settings(encoder: str, tmp_pa
     assert rows[-1]["loss"] < 0.6 < 0.69 < rows[0]["loss"] + 0.01
     assert sum(r["accuracy"] for r in rows[-5:]) / 5 >= 0.7  # chance is 0.5
     assert "eval_accuracy" not in json.loads((tmp_path / "rm" / "summary.json").read_text())
+    recorded = json.loads((tmp_path / "rm" / "run_config.json").read_text())
+    assert recorded["lr_scheduler"] == "cosine"  # "auto", resolved for a toy and recorded
