@@ -48,9 +48,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import metrics_rows, minilm_path, save, table, write_jsonl  # noqa: E402
 from trainer.configs import build_config  # noqa: E402
+from trainer.factories import load_tokenizer  # noqa: E402
 from trainer.reward import RewardModel, train  # noqa: E402
 from trainer.reward_head import score_batch  # noqa: E402
-from trainer.runtime import load_tokenizer  # noqa: E402
 from trainer.tiny import build_tiny_encoder  # noqa: E402
 
 DATA = os.environ.get(

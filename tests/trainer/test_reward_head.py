@@ -16,12 +16,7 @@ from trainer.configs import ConfigError, RewardConfig
 from trainer.factories import load_tokenizer
 from trainer.reward import RewardModel, tokenize_ranking, train
 from trainer.reward_head import SpecialTokens, resolve_pooling, score_batch
-<<<<<<< HEAD
-from trainer.suggest import count_parameters, size_class, suggest
-=======
-from trainer.runtime import load_tokenizer
 from trainer.suggest import count_parameters, lr_schedule, size_class, suggest
->>>>>>> h-hh
 
 DEMO_RANKINGS = Path(__file__).resolve().parents[2] / "app" / "demo_data" / "ranking.jsonl"
 QUALITY = ["studio-large-v2", "studio-base-v1", "studio-small-v1", "studio-tiny-v0"]
