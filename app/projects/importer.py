@@ -425,13 +425,14 @@ def import_rows(
     )
     parse = parser_for(fmt, ctx)
     chunk: list[Item] = []
+    shown: dict[int, Assignment] = {}
     for number, row in enumerate(rows, start=1):
         state.lines += 1
         try:
             parsed = parse(row)
             items = parsed if isinstance(parsed, list) else [parsed]
             for item in items:
-                _check_fits(item, kind)
+                _check_fits(item, project, shown)
         except LineError as exc:
             state.bad(number, exc)
             continue
