@@ -134,8 +134,11 @@ class Run:
         self.accelerator.save_state(str(path / "state"))
         if self.is_main:
             save_model(self.accelerator.unwrap_model(model), tokenizer, path / "model")
-            # The state file goes last: its presence marks the checkpoint complete.
-            (path / STATE_FILE).write_text(json.dumps({"step": step, **extra}))
+            # The state file goes last, whole (written aside, then renamed): its presence marks
+            # the checkpoint complete, so a kill mid-write must not leave an empty one.
+            partial = path / (STATE_FILE + ".partial")
+            partial.write_text(json.dumps({"step": step, **extra}))
+            os.replace(partial, path / STATE_FILE)
             for old in self.checkpoints()[: -self.cfg.save_total_limit]:
                 shutil.rmtree(old, ignore_errors=True)
         log(f"checkpoint saved: {path}")
