@@ -36,6 +36,18 @@ class Terms(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class StatementTerms:
+    """`Terms` of a statement built once per project kind and order: the id, K and overlap are
+    SQL (bound parameters, or subqueries of the settings the statement reads)."""
+
+    id: Any
+    kind: str
+    k: Any
+    overlap: Any
+    order: str
+
+
+@dataclass(frozen=True, slots=True)
 class LabelingSettings:
     """A project's labeling settings as a lease, a submit and the labeling page read them
     (`projects.service.labeling_query`), with whether this user may label it."""

@@ -4,7 +4,6 @@ runs it, after the steps a project needs (`lease_rules.needs_steps`)."""
 
 from datetime import datetime
 from functools import cache
-from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import (
@@ -25,6 +24,7 @@ from sqlalchemy.orm import aliased
 from app.labeling import exclusions
 from app.labeling.lease_rules import (
     LEASE_COLUMNS,
+    StatementTerms,
     lease_expiry,
     my_live_lease,
     needs_steps,
@@ -78,11 +78,11 @@ def lease_statement(kind: str, order: str, gold: bool = False) -> Any:
     def setting(name: str) -> Any:
         return select(proj.c[name]).scalar_subquery()
 
-    project = SimpleNamespace(
+    project = StatementTerms(
         id=bindparam("p_project_id"),
-        overlap=setting("overlap"),
         kind=kind,
         k=setting("k"),
+        overlap=setting("overlap"),
         order=order,
     )
     expires = lease_expiry(now, setting("lease_seconds"))

@@ -32,6 +32,7 @@ from app.labeling import lease_statement as statement
 from app.labeling.lease_rules import (
     LEASE_COLUMNS,
     LabelingSettings,
+    StatementTerms,
     lease_expiry,
     my_live_lease,
     open_for,
@@ -183,11 +184,11 @@ def _as_task(conn: Connection, project: LabelingSettings, lease: Any) -> Task:
 
 @cache
 def _first_open_query(kind: str, order: str) -> Any:
-    project = SimpleNamespace(
+    project = StatementTerms(
         id=bindparam("p_project_id"),
-        overlap=bindparam("p_overlap"),
         kind=kind,
         k=bindparam("p_k"),
+        overlap=bindparam("p_overlap"),
         order=order,
     )
     return (
