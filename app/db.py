@@ -5,13 +5,14 @@ from collections.abc import AsyncIterator
 from functools import lru_cache
 from typing import Annotated, Any
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 import app.models  # noqa: F401 — every table is mapped before the first query
 from app import jsontext
 from app.config import get_settings
+from app.memory import attach
 
 POOL_TIMEOUT = 8.0
 """Seconds a request waits for a connection before it is answered 503 (never a 30 s hang);
@@ -69,15 +70,17 @@ def get_sessionmaker() -> sessionmaker[Session]:
     return sessionmaker(bind=get_engine(), expire_on_commit=False)
 
 
-async def get_session() -> AsyncIterator[Session]:
+async def get_session(request: Request) -> AsyncIterator[Session]:
     """The request's sync Session, for routes that run in anyio's worker threads.
 
     Rule: a connection is checked out only by the route's own thread, and given back by
     closing the session in the event loop's default executor, whose threads never wait for a
     connection. With anyio's thread limit no larger than the pool (`configure_threads`), a
     thread that asks for a connection always gets one without waiting on another request.
+    The session carries the app's memory (`app.memory`), which services update on commit.
     """
     session = get_sessionmaker()()
+    attach(session, request.app.state.memory)
     try:
         yield session
     finally:

@@ -62,16 +62,17 @@ async def session_csrf_guard(request: Request) -> None:
 
 
 async def _user_from_request(request: Request) -> User | None:
+    memory = request.app.state.memory
     token = _bearer(request)
     if token is not None:
-        return await lookup.user_for_token(token)
+        return await lookup.user_for_token(memory, token)
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return None
     data = cookie_signer().load_session(cookie)
     if data is None:
         return None
-    return await lookup.user_for_session(data)
+    return await lookup.user_for_session(memory, data)
 
 
 async def optional_user(request: Request) -> User | None:
@@ -83,8 +84,9 @@ async def current_user(request: Request) -> User:
     """The signed-in user; 401 for the API, a redirect to /login for pages. A request that a
     session cookie authenticates passes the CSRF check first (`session_csrf_guard`).
 
-    Resolved on the asyncio engine (cached briefly): no request holds a pooled connection
-    while it waits for a thread, and routes get a detached User (identity columns only).
+    Resolved on the asyncio engine (kept briefly in the app's memory): no request holds a
+    pooled connection while it waits for a thread, and routes get a detached User (identity
+    columns only).
     One dependency with no sub-dependencies: the labeling hot path resolves it per request.
     """
     await session_csrf_guard(request)

@@ -30,6 +30,7 @@ from app.labeling import api as labeling_api
 from app.labeling import lane
 from app.labeling import pages as labeling_pages
 from app.labeling.hot import warm_up
+from app.memory import Memory
 from app.projects import api as projects_api
 from app.projects import pages as projects_pages
 from app.projects.importer import ImportFailed
@@ -149,6 +150,7 @@ def create_app() -> FastAPI:
         # The app sets up no OpenTelemetry; FastAPI's check for it cost ~3% of a hot request.
         telemetry={"tracing": False, "metrics": False},
     )
+    app.state.memory = Memory()
     app.add_middleware(CsrfCookieMiddleware)
     http.install(app)
     backpressure.install(app)

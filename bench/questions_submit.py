@@ -81,11 +81,13 @@ async def measure(project_ids: list[int], user: object, rounds: int) -> dict[int
     """Seconds per submit, per project, alternating between them."""
     from app.labeling import hot
     from app.labeling.schemas import AnnotationIn
+    from app.memory import Memory
 
+    memory = Memory()  # one web process's
     times: dict[int, list[float]] = {pid: [] for pid in project_ids}
     for _ in range(rounds):
         for pid in project_ids:
-            task = await hot.next_task(project_id=pid, user=user)  # type: ignore[arg-type]
+            task = await hot.next_task(project_id=pid, user=user, memory=memory)  # type: ignore[arg-type]
             assert task is not None, "not enough prompts for the rounds asked"
             ids = [r.id for r in task.responses]
             body = {"ranking": ids}
@@ -94,8 +96,12 @@ async def measure(project_ids: list[int], user: object, rounds: int) -> dict[int
             annotation = AnnotationIn(**body)
             start = time.perf_counter()
             await hot.submit(
-                assignment_id=task.assignment_id, user=user, body=annotation, idempotency_key=None
-            )  # type: ignore[arg-type]
+                assignment_id=task.assignment_id,
+                user=user,  # type: ignore[arg-type]
+                body=annotation,
+                idempotency_key=None,
+                memory=memory,
+            )
             times[pid].append(time.perf_counter() - start)
     return times
 

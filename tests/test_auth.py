@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from app.auth import lookup, service
 from app.auth.models import User
+from app.memory import Memory, attach
 
 
 def _csrf(client) -> str:  # type: ignore[no-untyped-def]
@@ -160,9 +161,10 @@ def _change(session, change: str, user) -> None:  # type: ignore[no-untyped-def]
         service.set_role(session=session, user=user, role="labeler")
 
 
-def _access(user) -> str | None:  # type: ignore[no-untyped-def]
-    """The role the user's API token is accepted with now (None: refused)."""
-    found = _as_a_request(lambda: lookup.user_for_token(user.token))
+def _access(memory, user) -> str | None:  # type: ignore[no-untyped-def]
+    """The role the user's API token is accepted with now by the process of `memory`
+    (None: refused)."""
+    found = _as_a_request(lambda: lookup.user_for_token(memory, user.token))
     return None if found is None else found.role
 
 
@@ -174,18 +176,22 @@ def test_a_change_takes_effect_at_its_commit_though_read_just_before(
     row; the commit must still end the access at once in this process (not after the TTL)."""
     factory.user("admin")
     user = factory.user("admin")
-    assert _access(user) == "admin"
+    memory = Memory()
+    attach(session, memory)  # the session of a request of this process
+    assert _access(memory, user) == "admin"
     _change(session, change, user)
     session.flush()
-    assert _access(user) == "admin"  # not committed yet: the old row, now in the cache
+    assert _access(memory, user) == "admin"  # not committed yet: the old row, now kept
     session.commit()
-    assert _access(user) == (None if change != "demote" else "labeler")
+    assert _access(memory, user) == (None if change != "demote" else "labeler")
 
 
 def test_a_lookup_reading_while_a_change_commits_does_not_cache_the_old_row(
     factory, session, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
     user = factory.user("labeler")
+    memory = Memory()
+    attach(session, memory)
     real = lookup.read_connection
 
     @asynccontextmanager
@@ -197,9 +203,9 @@ def test_a_lookup_reading_while_a_change_commits_does_not_cache_the_old_row(
         session.commit()
 
     monkeypatch.setattr(lookup, "read_connection", read_then_commit)
-    assert _access(user) == "labeler"  # read before the revocation committed
+    assert _access(memory, user) == "labeler"  # read before the revocation committed
     monkeypatch.setattr(lookup, "read_connection", real)
-    assert _access(user) is None
+    assert _access(memory, user) is None
 
 
 def _signed_in(client, user) -> str:  # type: ignore[no-untyped-def]

@@ -77,19 +77,23 @@ def test_the_async_hot_path_keeps_the_rules_under_concurrency(
 
     from app.db_async import dispose_async_engines
     from app.labeling import hot
+    from app.memory import Memory
 
     project = factory.project(kind="ranking", k=2, overlap=OVERLAP)
     factory.items(project, ranking_items(PROMPTS, k=2), tmp_path)
     labelers = [factory.user() for _ in range(LABELERS)]
     acknowledged: list[int] = []
 
+    memory = Memory()  # one web process's
+
     async def work(user) -> None:  # type: ignore[no-untyped-def]
-        while (task := await hot.next_task(project_id=project.id, user=user)) is not None:
+        while task := await hot.next_task(project_id=project.id, user=user, memory=memory):
             annotation, created = await hot.submit(
                 assignment_id=task.assignment_id,
                 user=user,
                 body=AnnotationIn(ranking=[r.id for r in task.responses]),
                 idempotency_key=f"{user.id}-{task.assignment_id}",
+                memory=memory,
             )
             assert created
             acknowledged.append(annotation.id)
@@ -116,6 +120,7 @@ def test_a_burst_of_first_requests_never_overfills_a_prompt(factory, session, tm
     from app.auth import service as auth_service
     from app.db_async import dispose_async_engines
     from app.labeling import hot
+    from app.memory import Memory
 
     project = factory.project(kind="ranking", k=2, overlap=1)
     factory.items(project, ranking_items(30, k=2), tmp_path)
@@ -127,7 +132,10 @@ def test_a_burst_of_first_requests_never_overfills_a_prompt(factory, session, tm
 
     async def main() -> None:
         try:
-            await asyncio.gather(*(hot.next_task(project_id=project.id, user=u) for u in labelers))
+            memory = Memory()
+            await asyncio.gather(
+                *(hot.next_task(project_id=project.id, user=u, memory=memory) for u in labelers)
+            )
         finally:
             await dispose_async_engines()
 

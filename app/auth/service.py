@@ -1,8 +1,8 @@
 """Users, logins and API tokens.
 
 Every change that ends or narrows someone's access (password, active flag, role, a revoked
-token, an ended session) drops the authentication cache when its transaction commits
-(`lookup.forget_after_commit`); the caller commits as usual."""
+token, an ended session) drops the identities the web process keeps when its transaction
+commits (`lookup.forget_after_commit`); the caller commits as usual."""
 
 from collections.abc import Collection
 from datetime import timedelta

@@ -30,8 +30,8 @@ router = APIRouter(prefix="/api/v1", tags=["labeling"])
     response_model=Task,
     responses={204: {"description": "nothing left for this labeler"}},
 )
-async def next_task(project_id: Id, user: LabelerUser) -> object:
-    task = await hot.next_task(project_id=project_id, user=user)
+async def next_task(project_id: Id, request: Request, user: LabelerUser) -> object:
+    task = await hot.next_task(project_id=project_id, user=user, memory=request.app.state.memory)
     if task is None:
         return Response(status_code=204)
     return task
@@ -53,7 +53,8 @@ async def _with_next(out: Any, request: Request, project_id: int, user: Any, mod
     """`out` (SubmitOut or SkipOut) with the next task leased in the same project, if asked."""
     if mode not in ("1", "page"):
         return out
-    out.next_task = await hot.next_task(project_id=project_id, user=user)
+    memory = request.app.state.memory
+    out.next_task = await hot.next_task(project_id=project_id, user=user, memory=memory)
     if mode == "page" and out.next_task is not None:
         out.next_page = await run_in_threadpool(
             pages.task_page_html,
@@ -82,7 +83,11 @@ async def annotate(
 ) -> object:
     """Store an annotation; with ?next=1 the response also carries the next task."""
     annotation, created = await hot.submit(
-        assignment_id=assignment_id, user=user, body=body, idempotency_key=idempotency_key
+        assignment_id=assignment_id,
+        user=user,
+        body=body,
+        idempotency_key=idempotency_key,
+        memory=request.app.state.memory,
     )
     if not created:
         response.status_code = 200

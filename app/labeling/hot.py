@@ -24,20 +24,26 @@ from app.db_async import (
 from app.labeling import lease_statement, leasing, public, submitting
 from app.labeling.public import Kind
 from app.labeling.schemas import AnnotationIn, Task
+from app.memory import Memory
 
 
-def _next_on(conn: Connection, project_id: int, user: User) -> Task | None:
-    return leasing.lease(conn, project_id=project_id, user=user, now=utcnow())
+def _next_on(conn: Connection, project_id: int, user: User, memory: Memory) -> Task | None:
+    return leasing.lease(conn, project_id=project_id, user=user, now=utcnow(), memory=memory)
 
 
-async def next_task(*, project_id: int, user: User) -> Task | None:
+async def next_task(*, project_id: int, user: User, memory: Memory) -> Task | None:
     """The labeler's live lease in the project, or a newly leased prompt, or None."""
     async with single_statement(get_async_engine()) as conn:
-        return await conn.run_sync(_next_on, project_id, user)
+        return await conn.run_sync(_next_on, project_id, user, memory)
 
 
 async def submit(
-    *, assignment_id: int, user: User, body: AnnotationIn, idempotency_key: str | None
+    *,
+    assignment_id: int,
+    user: User,
+    body: AnnotationIn,
+    idempotency_key: str | None,
+    memory: Memory,
 ) -> tuple[Row[Any], bool]:
     """Store an annotation; returns (annotation, created). A replayed key returns the first.
     `assignment_id` is the public id the labeler's task showed, as in `skip`."""
@@ -47,6 +53,7 @@ async def submit(
         "user": user,
         "body": body,
         "idempotency_key": idempotency_key,
+        "memory": memory,
     }
     if not is_sqlite(engine):
         async with single_statement(engine) as conn:

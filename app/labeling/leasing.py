@@ -44,6 +44,7 @@ from app.labeling.lease_rules import (
 from app.labeling.models import Assignment, AssignmentStatus
 from app.labeling.public import Kind
 from app.labeling.schemas import Task, TaskResponse
+from app.memory import Memory
 from app.projects import service as project_service
 from app.projects.kinds import ProjectKind
 from app.projects.models import Prompt, Response
@@ -241,15 +242,15 @@ def steps(conn: Connection, project: LabelingSettings, user_id: int) -> tuple[bo
 
 
 def _lease_postgresql(
-    conn: Connection, project_id: int, user: User, now: datetime, ahead: bool
+    conn: Connection, project_id: int, user: User, now: datetime, ahead: bool, memory: Memory
 ) -> Task | None:
-    kind, order = remembered.shapes.get(project_id, (ProjectKind.ranking.value, "id"))
+    kind, order = memory.shapes.get(project_id, (ProjectKind.ranking.value, "id"))
     parameters = statement.lease_parameters(
         project_id=project_id,
         user=user,
         now=now,
         ahead=ahead,
-        start=remembered.frontier(conn, project_id),
+        start=remembered.frontier(memory, conn, project_id),
     )
     tries = LEASE_TRIES + 2  # more: a project first seen in another shape; no frontier
     while tries > 0:
@@ -258,7 +259,7 @@ def _lease_postgresql(
         built = statement.lease_statement(kind, order, gold=gold_id is not None)
         row = check_allowed(precompiled.execute(conn, built, parameters).first(), project_id)
         if (row.kind, row.order) != (kind, order):
-            kind, order = remembered.shapes[project_id] = (row.kind, row.order)
+            kind, order = memory.shapes[project_id] = (row.kind, row.order)
             continue
         if not row.fast and not parameters["p_stepped"]:
             may, gold_id = steps(conn, LabelingSettings.of(row), user.id)
@@ -273,7 +274,7 @@ def _lease_postgresql(
                 response_ids=row.response_ids,
                 expires_at=row.expires_at,
             )
-            remembered.remember(row, held, user.id)
+            remembered.remember(memory, row, held, user.id)
             return make_task(row, held, row.messages, row.texts or {})
         if not row.fast:
             return None  # out of the project (its settings changed since the steps)
@@ -283,13 +284,19 @@ def _lease_postgresql(
             # Nothing past the frontier: a prompt below it may have reopened (a raised
             # overlap, an extra label asked for); look from the start before saying none.
             parameters["p_from"] = 0
-            remembered.reset_frontier(project_id)
+            remembered.reset_frontier(memory, project_id)
         # Else a prompt changed by a concurrent commit was passed over: try again.
     return None
 
 
 def lease(
-    conn: Connection, *, project_id: int, user: User, now: datetime, ahead: bool = False
+    conn: Connection,
+    *,
+    project_id: int,
+    user: User,
+    now: datetime,
+    memory: Memory,
+    ahead: bool = False,
 ) -> Task | None:
     """The labeler's live lease in the project, or a newly leased prompt, or None: nothing
     left, or the labeler is out of the project (`steps`). NotFound or Forbidden (not a
@@ -298,9 +305,11 @@ def lease(
     `ahead`: the task after the one the labeler holds (their second live lease, or a new one),
     which a labeling page keeps ready so the next task shows without a wait. It is a lease like
     any other: it fills a slot, counts in progress and ends on expiry or when given back.
+    `memory`: the web process's (`app.memory`); PostgreSQL starts at the project's frontier
+    kept there and keeps the lease there for its submit.
     """
     if conn.dialect.name == "postgresql":
-        return _lease_postgresql(conn, project_id, user, now, ahead)
+        return _lease_postgresql(conn, project_id, user, now, ahead, memory)
     project = settings_for(conn, project_id=project_id, user=user)
     may, gold_id = steps(conn, project, user.id)
     if not may:

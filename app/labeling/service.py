@@ -16,6 +16,7 @@ from app.labeling import exclusions, gold, lease_rules, leasing, public, submitt
 from app.labeling.models import Annotation, AnnotationSource, Assignment, AssignmentStatus
 from app.labeling.public import Kind
 from app.labeling.schemas import AnnotationIn, Progress, Task
+from app.memory import memory_of
 from app.projects.models import Project
 
 
@@ -25,7 +26,10 @@ def next_task(
     """The labeler's live lease in this project, or a newly leased prompt, or None (`ahead`:
     the task after the current one, see `leasing.lease`)."""
     conn = session.connection()
-    task = leasing.lease(conn, project_id=project.id, user=user, now=utcnow(), ahead=ahead)
+    memory = memory_of(session)
+    task = leasing.lease(
+        conn, project_id=project.id, user=user, now=utcnow(), memory=memory, ahead=ahead
+    )
     session.commit()
     return task
 

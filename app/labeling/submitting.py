@@ -23,6 +23,7 @@ from app.labeling.models import Assignment as A
 from app.labeling.public import Kind
 from app.labeling.remembered import recall
 from app.labeling.schemas import AnnotationIn
+from app.memory import Memory
 from app.projects.models import Project, Prompt
 from app.projects.service import LABELING_SETTINGS, may_label
 from app.prompts.models import PromptAction, PromptActionKind
@@ -309,17 +310,19 @@ def submit(
     idempotency_key: str | None,
     now: datetime,
     careful: bool,
+    memory: Memory | None = None,
 ) -> tuple[Row[Any], bool] | None:
     """Store an annotation; returns (annotation, created), a replayed key giving the first.
     The body names responses by the public ids its task showed (`app.labeling.public`).
 
     `careful=False` on PostgreSQL (an autocommit connection): the one-statement path, or None
     when the lease is not live and the careful path must decide. A lease this process handed
-    out (`remembered.recall`) is stored without reading the assignment first. `careful=True`:
-    inside a transaction (always on SQLite); KeyTaken when a concurrent request took the key.
+    out (`remembered.recall` from `memory`) is stored without reading the assignment first.
+    `careful=True`: inside a transaction (always on SQLite); KeyTaken when a concurrent request
+    took the key.
     """
     check_key(idempotency_key)
-    row = None if careful else recall(assignment_id, user.id)
+    row = None if careful or memory is None else recall(memory, assignment_id, user.id)
     if row is None:
         row = assignment_for_submit(
             conn, assignment_id=assignment_id, user=user, idempotency_key=idempotency_key

@@ -1,6 +1,6 @@
 """Projects: create, find, change, and count progress."""
 
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 from sqlalchemy import Boolean, Select, bindparam, case, delete, exists, func, or_, select
@@ -12,6 +12,7 @@ from app.http.bounds import MAX_ID
 from app.labeling import labels
 from app.labeling.lease_rules import labels_wanted
 from app.labeling.models import AssignmentStatus
+from app.memory import Memory, after_commit
 from app.projects import questions as question_defs
 from app.projects.kinds import ProjectKind
 from app.projects.models import Project, ProjectMember, Prompt, Response
@@ -193,6 +194,7 @@ def update(*, session: Session, project: Project, data: ProjectUpdate) -> Projec
     for field, value in changes.items():
         setattr(project, field, value)
     session.flush()
+    after_commit(session, partial(Memory.project_changed, project_id=project.id))
     return project
 
 

@@ -9,6 +9,7 @@ ones (`ACTIONS`, `actions_for`).
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import String, and_, case, exists, func, insert, literal, or_, select, update
@@ -19,6 +20,7 @@ from app.base import utcnow
 from app.errors import Conflict, Invalid, NotFound
 from app.labeling.lease_rules import labels_wanted
 from app.labeling.models import Assignment, AssignmentStatus
+from app.memory import Memory, after_commit
 from app.projects.models import Project, Prompt, Response
 from app.prompts.models import PromptAction, PromptActionKind
 
@@ -384,6 +386,7 @@ def requeue(
     ids, detail = _selection(session, project, "requeue", where, prompt_id)
     needs = Prompt.done_count + 1 - project.overlap
     _log(session, project, ids, by, PromptActionKind.requeue, detail)
+    after_commit(session, partial(Memory.prompts_reopened, project_id=project.id))
     return _set(
         session,
         ids,
@@ -422,6 +425,7 @@ def restore(
     stays complete; re-queue it for one more)."""
     ids, detail = _selection(session, project, "restore", where, prompt_id)
     _log(session, project, ids, by, PromptActionKind.restore, detail)
+    after_commit(session, partial(Memory.prompts_reopened, project_id=project.id))
     return _set(session, ids, retired_at=None)
 
 
