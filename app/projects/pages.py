@@ -206,16 +206,34 @@ def import_items(
     session: SessionDep,
     _: AdminUser,
     file: UploadFile | None = None,
+    label_config: UploadFile | None = None,
     format: Annotated[str, Form()] = "auto",
     progress_id: Annotated[str, Form()] = "",
 ):
-    """Import an uploaded JSONL file; all or nothing, with the bad lines listed. The page's
-    script names the import (`progress_id`) to poll its progress while it runs."""
+    """Import an uploaded file (with a Label Studio export, its labeling config if given); all
+    or nothing, with the bad lines listed. The page's script names the import (`progress_id`)
+    to poll its progress while it runs."""
     project = service.get(session=session, project_id=project_id)
+
+    def refused(exc: DomainError) -> Any:
+        """The page again, with the error naming its field and that field marked."""
+        message = f"{exc.field}: {exc.message}" if exc.field else exc.message
+        return _project_page(
+            request, session, project, 422, errors=[message], bad_field=exc.field, chosen=format
+        )
+
     if format not in FORMATS:
-        return _project_page(request, session, project, 422, errors=[f"unknown format {format!r}"])
+        return refused(Invalid(f"unknown format {format!r}", field="format"))
     if file is None:
-        return _project_page(request, session, project, 422, errors=["file: choose a file"])
+        return refused(Invalid("choose a file", field="file"))
+    config = None
+    if label_config is not None:
+        try:
+            config = importer.label_config_text(
+                label_config.file.read(importer.MAX_LABEL_CONFIG + 1)
+            )
+        except DomainError as exc:
+            return refused(exc)
     with tempfile.NamedTemporaryFile(prefix="rlhf-import-", suffix=".jsonl", delete=False) as out:
         shutil.copyfileobj(file.file, out)
     path = Path(out.name)
@@ -225,16 +243,27 @@ def import_items(
     report = None
     try:
         report = importer.import_file(
-            session=session, project=project, path=path, fmt=format, progress=progress
+            session=session,
+            project=project,
+            path=path,
+            fmt=format,
+            progress=progress,
+            label_config=config,
         )
     except importer.ImportFailed as exc:
         session.rollback()
         return _project_page(
-            request, session, project, 422, import_failure=exc, filename=file.filename
+            request,
+            session,
+            project,
+            422,
+            import_failure=exc,
+            filename=file.filename,
+            chosen=format,
         )
     except DomainError as exc:
         session.rollback()
-        return _project_page(request, session, project, 422, errors=[exc.message])
+        return refused(exc)
     finally:
         path.unlink(missing_ok=True)
         if progress is not None:
