@@ -415,6 +415,45 @@ def labeler_count(*, session: Session, project_id: int) -> int:
     return session.scalar(query.where(Assignment.project_id == project_id)) or 0
 
 
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """A labeler's skip of a prompt: an assignment given back without a label."""
+
+    user_id: int
+    at: Any
+    """When it was skipped (a datetime)."""
+    reason: str
+
+
+def skips(
+    session: Session, project_id: int, prompt_ids: Sequence[int], excluded: Collection[int] = ()
+) -> dict[int, list[Skip]]:
+    """The skips of these prompts of the project (prompt id -> skips, oldest first), those of
+    the labelers the caller excludes left out."""
+    if not prompt_ids:
+        return {}
+    wanted = set(prompt_ids)
+    found: dict[int, list[Skip]] = {}
+    rows = session.execute(
+        select(
+            Assignment.prompt_id,
+            Assignment.user_id,
+            Assignment.completed_at,
+            Assignment.skip_reason,
+        )
+        .where(
+            Assignment.project_id == project_id,
+            Assignment.prompt_id.between(min(wanted), max(wanted)),
+            Assignment.status == AssignmentStatus.skipped,
+        )
+        .order_by(Assignment.prompt_id, Assignment.id)
+    )
+    for prompt_id, user_id, at, reason in rows:
+        if prompt_id in wanted and user_id not in excluded:
+            found.setdefault(prompt_id, []).append(Skip(user_id, at, reason or ""))
+    return found
+
+
 def add_imported(
     *, session: Session, project_id: int, prompt_id: int, kind: str, payload: dict[str, Any]
 ) -> Annotation:
