@@ -24,6 +24,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session, aliased
 
 from app import jsontext
+from app.auth.models import User
 from app.base import utcnow
 from app.labeling.models import Annotation, AnnotationSource, Assignment, AssignmentStatus
 from app.prefetch import ahead
@@ -452,6 +453,31 @@ def skips(
         if prompt_id in wanted and user_id not in excluded:
             found.setdefault(prompt_id, []).append(Skip(user_id, at, reason or ""))
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class SourceTally:
+    """A source annotator of a project (a labeler imported with another tool's labels, who
+    cannot sign in) and what they did in it."""
+
+    user: User
+    labels: int
+    skips: int
+
+
+def source_annotators(*, session: Session, project_id: int) -> list[SourceTally]:
+    """The project's source annotators, most labels first, each with their labels and skips
+    (done and skipped assignments) in it."""
+    labels = func.count().filter(Assignment.status == AssignmentStatus.done)
+    skips = func.count().filter(Assignment.status == AssignmentStatus.skipped)
+    rows = session.execute(
+        select(User, labels, skips)
+        .join(Assignment, Assignment.user_id == User.id)
+        .where(Assignment.project_id == project_id, User.source.is_not(None))
+        .group_by(User.id)
+        .order_by(labels.desc(), User.email)
+    )
+    return [SourceTally(user, n, skipped) for user, n, skipped in rows]
 
 
 def add_imported(

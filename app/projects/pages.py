@@ -16,6 +16,7 @@ from app.db import SessionDep
 from app.deps import AdminUser
 from app.errors import DomainError, Invalid, validation_messages
 from app.http.bounds import Id, form_bool
+from app.labeling import exclusions, labels
 from app.labeling import service as labeling_service
 from app.projects import formats, import_progress, importer, service, strength
 from app.projects.kinds import ProjectKind, RatingScale
@@ -36,6 +37,14 @@ EXPORTS = {
     ProjectKind.demonstration: [DatasetKind.sft, DatasetKind.prompts],
 }
 FORMATS = list(formats.ImportFormat)
+TOOLS = {
+    "labelstudio": "Label Studio",
+    "argilla": "Argilla",
+    "oasst": "Open-Assistant",
+    "arena": "Chatbot Arena",
+}
+"""The tools source annotators come from (`User.source`), as the page names them."""
+SOURCES_SHOWN = 100
 
 
 def _settings(
@@ -145,7 +154,15 @@ def _project_page(
         formats=FORMATS,
         has_labels=service.has_labels(session=session, project=project),
         members=service.list_members(session=session, project=project),
-        labelers=[u for u in auth_service.list_users(session=session) if u.role == "labeler"],
+        labelers=[
+            u
+            for u in auth_service.list_users(session=session)
+            if u.role == "labeler" and u.source is None
+        ],
+        sources=labels.source_annotators(session=session, project_id=project.id),
+        sources_shown=SOURCES_SHOWN,
+        excluded=exclusions.excluded_user_ids(session=session, project_id=project.id),
+        tools=TOOLS,
         **context,
     )
 
