@@ -27,6 +27,9 @@ class UserOut(BaseModel):
     email: str
     role: Role
     is_active: bool
+    source: str | None = None
+    """The tool a source annotator's labels were imported from (it cannot sign in); None for
+    people."""
     created_at: datetime
 
 

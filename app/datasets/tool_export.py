@@ -10,9 +10,11 @@ project's scores are `rating` results (👎/👍 as 1/2 of maxRating 2, 0–5 as
 ranking is a RankingQuestion `ranking` over the fields `response1…` (2.x option names best
 first; with ties, 1.x `[{"rank", "value"}]`); a score a RatingQuestion `rating`; a
 demonstration a TextQuestion `demonstration`. Answers to per-task questions (choice, text) go
-along under their names. Each label keeps its labeler: a source annotator under its id in that
-tool (`labelstudio:7` → 7), anyone else under their user id. Excluded labelers' labels are left
-out, as in every export.
+along under their names. A skip is a skip there too: a Label Studio annotation `was_cancelled`
+with no result, an Argilla response `discarded` to the main question (the importers read them
+back as skips; the reason stays here). Each label keeps its labeler: a source annotator under
+its id in that tool (`labelstudio:7` → 7), anyone else under their user id. Excluded labelers'
+labels and skips are left out, as in every export.
 """
 
 import json
@@ -29,7 +31,7 @@ from app.auth.models import User
 from app.errors import Invalid
 from app.labeling import labels as labeling
 from app.labeling import ranks
-from app.labeling.labels import Label, PromptLabels
+from app.labeling.labels import Label, PromptLabels, Skip
 from app.projects.kinds import ProjectKind, RatingScale
 from app.projects.models import Project
 
@@ -74,7 +76,7 @@ def label_config(project: Project) -> str:
 
 
 def _labelstudio_task(
-    prompt: PromptLabels, project: Project, names: dict[int, str]
+    prompt: PromptLabels, project: Project, names: dict[int, str], skips: list[Skip]
 ) -> dict[str, Any]:
     rids = list(prompt.responses)
     field_of = {rid: f"answer{i + 1}" for i, rid in enumerate(rids)}
@@ -138,6 +140,15 @@ def _labelstudio_task(
                 "created_at": _iso(label.created_at),
             }
         )
+    for skip in skips:  # no annotation of ours: Label Studio gives it an id
+        annotations.append(
+            {
+                "completed_by": _labeler(skip.user_id, names, "labelstudio"),
+                "result": [],
+                "was_cancelled": True,
+                "created_at": _iso(skip.at),
+            }
+        )
     return {
         "id": prompt.prompt_id,
         "data": data,
@@ -156,7 +167,7 @@ def _iso(stamp: Any) -> str | None:
 
 
 def _argilla_record(
-    prompt: PromptLabels, project: Project, names: dict[int, str]
+    prompt: PromptLabels, project: Project, names: dict[int, str], skips: list[Skip]
 ) -> dict[str, Any]:
     rids = list(prompt.responses)
     field_of = {rid: f"response{i + 1}" for i, rid in enumerate(rids)}
@@ -189,6 +200,12 @@ def _argilla_record(
             respond("demonstration", payload["demonstration"], label)
         for name, answer in _answers(label, project.questions or []).items():
             respond(name, answer, label)
+    main = KIND.get(ProjectKind(project.kind), "demonstration")  # the main question's name
+    for skip in skips:
+        user = _labeler(skip.user_id, names, "argilla")
+        responses.setdefault(main, []).append(
+            {"value": None, "user_id": user, "status": "discarded"}
+        )
     return {
         "id": prompt.external_id,
         "fields": fields,
@@ -235,18 +252,28 @@ def counted_json(
     kind = KIND.get(ProjectKind(project.kind), "demonstration")
     build = _labelstudio_task if tool == "labelstudio" else _argilla_record
     first = True
-    pending: list[bytes] = []
+
+    def block(prompts: list[PromptLabels]) -> bytes:
+        nonlocal first
+        ids = [p.prompt_id for p in prompts]
+        skipped = labeling.skips(session, project.id, ids, excluded)
+        out = []
+        for prompt in prompts:
+            text = jsontext.dumps(build(prompt, project, names, skipped.get(prompt.prompt_id, [])))
+            out.append((b"[\n" if first else b",\n") + text.encode())
+            first = False
+        return b"".join(out)
+
+    held: list[PromptLabels] = []
     for prompt in labeling.prompt_labels(
         session, project.id, (kind,), excluded, keep_unlabeled=True, batch=batch
     ):
-        text = jsontext.dumps(build(prompt, project, names))
-        pending.append((b"[\n" if first else b",\n") + text.encode())
-        first = False
-        if len(pending) >= batch:
-            yield b"".join(pending), len(pending)
-            pending = []
-    pending.append(b"[]\n" if first else b"\n]\n")
-    yield b"".join(pending), len(pending) - 1
+        held.append(prompt)
+        if len(held) >= batch:
+            yield block(held), len(held)
+            held = []
+    text = block(held)
+    yield text + (b"[]\n" if first else b"\n]\n"), len(held)
 
 
 def write_settings(*, project: Project, tool: str, out: Path) -> Path | None:

@@ -24,6 +24,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session, aliased
 
 from app import jsontext
+from app.auth.models import User
 from app.base import utcnow
 from app.labeling.models import Annotation, AnnotationSource, Assignment, AssignmentStatus
 from app.prefetch import ahead
@@ -413,6 +414,70 @@ def labeler_count(*, session: Session, project_id: int) -> int:
     """How many labelers have ever held an assignment in the project."""
     query = select(func.count(func.distinct(Assignment.user_id)))
     return session.scalar(query.where(Assignment.project_id == project_id)) or 0
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """A labeler's skip of a prompt: an assignment given back without a label."""
+
+    user_id: int
+    at: Any
+    """When it was skipped (a datetime)."""
+    reason: str
+
+
+def skips(
+    session: Session, project_id: int, prompt_ids: Sequence[int], excluded: Collection[int] = ()
+) -> dict[int, list[Skip]]:
+    """The skips of these prompts of the project (prompt id -> skips, oldest first), those of
+    the labelers the caller excludes left out."""
+    if not prompt_ids:
+        return {}
+    wanted = set(prompt_ids)
+    found: dict[int, list[Skip]] = {}
+    rows = session.execute(
+        select(
+            Assignment.prompt_id,
+            Assignment.user_id,
+            Assignment.completed_at,
+            Assignment.skip_reason,
+        )
+        .where(
+            Assignment.project_id == project_id,
+            Assignment.prompt_id.between(min(wanted), max(wanted)),
+            Assignment.status == AssignmentStatus.skipped,
+        )
+        .order_by(Assignment.prompt_id, Assignment.id)
+    )
+    for prompt_id, user_id, at, reason in rows:
+        if prompt_id in wanted and user_id not in excluded:
+            found.setdefault(prompt_id, []).append(Skip(user_id, at, reason or ""))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class SourceTally:
+    """A source annotator of a project (a labeler imported with another tool's labels, who
+    cannot sign in) and what they did in it."""
+
+    user: User
+    labels: int
+    skips: int
+
+
+def source_annotators(*, session: Session, project_id: int) -> list[SourceTally]:
+    """The project's source annotators, most labels first, each with their labels and skips
+    (done and skipped assignments) in it."""
+    labels = func.count().filter(Assignment.status == AssignmentStatus.done)
+    skips = func.count().filter(Assignment.status == AssignmentStatus.skipped)
+    rows = session.execute(
+        select(User, labels, skips)
+        .join(Assignment, Assignment.user_id == User.id)
+        .where(Assignment.project_id == project_id, User.source.is_not(None))
+        .group_by(User.id)
+        .order_by(labels.desc(), User.email)
+    )
+    return [SourceTally(user, n, skipped) for user, n, skipped in rows]
 
 
 def add_imported(

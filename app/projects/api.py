@@ -97,20 +97,12 @@ async def import_items(
         raise Invalid("a multipart upload needs a part named 'file'", field="file")
     config = None
     if label_config is not None:
-        try:
-            config = (await label_config.read(MAX_LABEL_CONFIG + 1)).decode()
-        except UnicodeDecodeError:
-            raise Invalid("the label config is not UTF-8 text", field="label_config") from None
-        if len(config) > MAX_LABEL_CONFIG:
-            raise Invalid("the label config is longer than 1 MB", field="label_config")
+        config = importer.label_config_text(await label_config.read(importer.MAX_LABEL_CONFIG + 1))
     path = await _spool(request, file)
     try:
         return await run_in_threadpool(_import, project_id, path, format, skip_invalid, config)
     finally:
         path.unlink(missing_ok=True)
-
-
-MAX_LABEL_CONFIG = 1_000_000
 
 
 def _import(

@@ -189,12 +189,21 @@ def import_(
     """Import prompts, responses and their labels from JSONL, a JSON array or Parquet (plain or
     gzip; all or nothing): our own lines, HH, TRL, Open-Assistant, or the exports of Label
     Studio, Argilla and Chatbot Arena, each label under its source annotator."""
+    from app.errors import Invalid
     from app.projects import importer, service
 
     if not file.is_file():
         fail(f"no such file: {file}")
-    if label_config is not None and not label_config.is_file():
-        fail(f"no such file: {label_config}")
+    config = None
+    if label_config is not None:
+        if not label_config.is_file():
+            fail(f"no such file: {label_config}")
+        with label_config.open("rb") as handle:
+            raw = handle.read(importer.MAX_LABEL_CONFIG + 1)
+        try:
+            config = importer.label_config_text(raw)
+        except Invalid as exc:
+            fail(f"--label-config: {exc.message}")
     with bulk_command("import", "prompts", progress) as (session, bar):
         found = service.get_by_ref(session=session, ref=project)
         report = importer.import_file(
@@ -204,7 +213,7 @@ def import_(
             fmt=format,
             skip_invalid=skip_invalid,
             progress=bar,
-            label_config=label_config.read_text() if label_config else None,
+            label_config=config,
         )
     for e in report.skipped:
         typer.echo(f"skipped {report.unit} {e.line}: {e.error}", err=True)

@@ -320,6 +320,23 @@ def _settings_beside(path: Path, fmt: str) -> dict[str, Any] | None:
     return settings if isinstance(settings, dict) else None
 
 
+MAX_LABEL_CONFIG = 1_000_000
+"""The longest Label Studio labeling config an upload may be, in bytes."""
+
+
+def label_config_text(raw: bytes) -> str | None:
+    """An uploaded Label Studio labeling config as text, or None when it is empty (no file
+    chosen); Invalid naming `label_config` when it is longer than MAX_LABEL_CONFIG bytes or not
+    UTF-8. Readers read at most MAX_LABEL_CONFIG + 1 bytes of it."""
+    if len(raw) > MAX_LABEL_CONFIG:
+        raise Invalid("the label config is longer than 1 MB", field="label_config")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise Invalid("the label config is not UTF-8 text", field="label_config") from None
+    return text if text.strip() else None
+
+
 def import_file(
     *,
     session: Session,

@@ -16,6 +16,7 @@ from app.db import SessionDep
 from app.deps import AdminUser
 from app.errors import DomainError, Invalid, validation_messages
 from app.http.bounds import Id, form_bool
+from app.labeling import exclusions, labels
 from app.labeling import service as labeling_service
 from app.projects import formats, import_progress, importer, service, strength
 from app.projects.kinds import ProjectKind, RatingScale
@@ -36,6 +37,14 @@ EXPORTS = {
     ProjectKind.demonstration: [DatasetKind.sft, DatasetKind.prompts],
 }
 FORMATS = list(formats.ImportFormat)
+TOOLS = {
+    "labelstudio": "Label Studio",
+    "argilla": "Argilla",
+    "oasst": "Open-Assistant",
+    "arena": "Chatbot Arena",
+}
+"""The tools source annotators come from (`User.source`), as the page names them."""
+SOURCES_SHOWN = 100
 
 
 def _settings(
@@ -145,7 +154,15 @@ def _project_page(
         formats=FORMATS,
         has_labels=service.has_labels(session=session, project=project),
         members=service.list_members(session=session, project=project),
-        labelers=[u for u in auth_service.list_users(session=session) if u.role == "labeler"],
+        labelers=[
+            u
+            for u in auth_service.list_users(session=session)
+            if u.role == "labeler" and u.source is None
+        ],
+        sources=labels.source_annotators(session=session, project_id=project.id),
+        sources_shown=SOURCES_SHOWN,
+        excluded=exclusions.excluded_user_ids(session=session, project_id=project.id),
+        tools=TOOLS,
         **context,
     )
 
@@ -206,16 +223,34 @@ def import_items(
     session: SessionDep,
     _: AdminUser,
     file: UploadFile | None = None,
+    label_config: UploadFile | None = None,
     format: Annotated[str, Form()] = "auto",
     progress_id: Annotated[str, Form()] = "",
 ):
-    """Import an uploaded JSONL file; all or nothing, with the bad lines listed. The page's
-    script names the import (`progress_id`) to poll its progress while it runs."""
+    """Import an uploaded file (with a Label Studio export, its labeling config if given); all
+    or nothing, with the bad lines listed. The page's script names the import (`progress_id`)
+    to poll its progress while it runs."""
     project = service.get(session=session, project_id=project_id)
+
+    def refused(exc: DomainError) -> Any:
+        """The page again, with the error naming its field and that field marked."""
+        message = f"{exc.field}: {exc.message}" if exc.field else exc.message
+        return _project_page(
+            request, session, project, 422, errors=[message], bad_field=exc.field, chosen=format
+        )
+
     if format not in FORMATS:
-        return _project_page(request, session, project, 422, errors=[f"unknown format {format!r}"])
+        return refused(Invalid(f"unknown format {format!r}", field="format"))
     if file is None:
-        return _project_page(request, session, project, 422, errors=["file: choose a file"])
+        return refused(Invalid("choose a file", field="file"))
+    config = None
+    if label_config is not None:
+        try:
+            config = importer.label_config_text(
+                label_config.file.read(importer.MAX_LABEL_CONFIG + 1)
+            )
+        except DomainError as exc:
+            return refused(exc)
     with tempfile.NamedTemporaryFile(prefix="rlhf-import-", suffix=".jsonl", delete=False) as out:
         shutil.copyfileobj(file.file, out)
     path = Path(out.name)
@@ -225,16 +260,27 @@ def import_items(
     report = None
     try:
         report = importer.import_file(
-            session=session, project=project, path=path, fmt=format, progress=progress
+            session=session,
+            project=project,
+            path=path,
+            fmt=format,
+            progress=progress,
+            label_config=config,
         )
     except importer.ImportFailed as exc:
         session.rollback()
         return _project_page(
-            request, session, project, 422, import_failure=exc, filename=file.filename
+            request,
+            session,
+            project,
+            422,
+            import_failure=exc,
+            filename=file.filename,
+            chosen=format,
         )
     except DomainError as exc:
         session.rollback()
-        return _project_page(request, session, project, 422, errors=[exc.message])
+        return refused(exc)
     finally:
         path.unlink(missing_ok=True)
         if progress is not None:

@@ -148,9 +148,18 @@ def list_members(*, session: Session, project: Project) -> list[User]:
 
 
 def add_member(*, session: Session, project: Project, user_id: int) -> None:
-    """Allow a labeler on the project (the first member closes it to everyone else)."""
-    if session.get(User, user_id) is None:
+    """Allow a labeler on the project (the first member closes it to everyone else). Not a
+    source annotator: it cannot sign in, so as the only member it would close the project to
+    every person."""
+    user = session.get(User, user_id)
+    if user is None:
         raise NotFound(f"no user {user_id}", field="user_id")
+    if user.source is not None:
+        raise Invalid(
+            f"{user.email} is a source annotator (labels imported from {user.source}): it "
+            "cannot sign in or take tasks, so it cannot be a member",
+            field="user_id",
+        )
     exists_already = session.scalar(
         select(ProjectMember.id).where(
             ProjectMember.project_id == project.id, ProjectMember.user_id == user_id

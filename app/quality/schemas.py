@@ -14,6 +14,9 @@ class FlagOut(BaseModel):
 class LabelerQuality(BaseModel):
     user_id: int
     email: str
+    source: str | None = None
+    """The tool a source annotator's labels were imported from (it cannot sign in); None for
+    people."""
     labels: int
     gold_seen: int
     gold_accuracy: float | None

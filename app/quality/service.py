@@ -187,6 +187,7 @@ def project_quality(
             LabelerQuality(
                 user_id=user_id,
                 email=user.email if user else f"user {user_id}",
+                source=user.source if user else None,
                 labels=len(labels),
                 gold_seen=stats.seen if stats else 0,
                 gold_accuracy=stats.accuracy if stats else None,

@@ -1,11 +1,15 @@
-"""Admin pages in a real browser: access, creating a project, importing with errors."""
+"""Admin pages in a real browser: access, creating a project, importing with errors, importing
+another tool's export with its labeling config."""
 
 import json
+import secrets
 
 import pytest
+from sqlalchemy import select
 
 from tests.browser.conftest import login
 from tests.helpers import ranking_items
+from tests.imports.common import FIXTURES
 
 pytestmark = pytest.mark.browser
 
@@ -72,3 +76,51 @@ def test_an_import_shows_its_progress_and_answers_without_a_page_load(page, live
     seen = page.evaluate("window.progressSeen")
     assert any(text.startswith("Upload") for text in seen), seen
     assert page.locator(".stats .stat b").first.inner_text() == "3001"
+
+
+def test_a_label_studio_export_imports_with_its_labeling_config(page, live) -> None:
+    from app.projects import service
+    from app.projects.models import Prompt, Response
+    from app.projects.schemas import ProjectCreate
+
+    with live.session() as session:
+        name = f"from label studio {secrets.token_hex(4)}"
+        data = ProjectCreate(name=name, kind="ranking", k=2)
+        project = service.create(session=session, data=data)
+        session.commit()
+    login(page, live.user("admin"))
+    page.goto(f"/admin/projects/{project.id}")
+    export = (FIXTURES / "labelstudio_pairwise.json").read_bytes()
+    page.set_input_files(
+        "#import input[name=file]",
+        {"name": "export.json", "mimeType": "application/json", "buffer": export},
+    )
+    page.select_option("#import select[name=format]", "labelstudio")
+    xml = {"name": "config.xml", "mimeType": "text/xml"}
+    page.set_input_files("#import input[name=label_config]", {**xml, "buffer": b"<View><Text"})
+    page.click("#import button[type=submit]")
+    alert = page.get_by_role("alert")
+    alert.wait_for()
+    assert alert.inner_text().startswith("label_config: the label config is not valid XML")
+    assert page.locator("#import input[name=label_config]").get_attribute("aria-invalid") == "true"
+    assert page.locator("#import select[name=format]").input_value() == "labelstudio"
+    assert page.locator(".stats .stat b").first.inner_text() == "0"
+
+    config = (FIXTURES / "labelstudio_pairwise.xml").read_bytes()
+    page.set_input_files(
+        "#import input[name=file]",
+        {"name": "export.json", "mimeType": "application/json", "buffer": export},
+    )
+    page.set_input_files("#import input[name=label_config]", {**xml, "buffer": config})
+    page.click("#import button[type=submit]")
+    page.get_by_text("Imported 3 prompts").wait_for()
+    assert page.get_by_role("alert").count() == 0
+    with live.session() as session:
+        prompt = session.scalar(
+            select(Prompt.id).where(Prompt.project_id == project.id, Prompt.external_id == "101")
+        )
+        texts = session.scalars(
+            select(Response.text).where(Response.prompt_id == prompt).order_by(Response.position)
+        )
+        # Left and right as the config names them (the data lists them the other way round).
+        assert next(iter(texts)) == "Autumn is a season that comes after summer."

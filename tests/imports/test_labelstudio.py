@@ -1,6 +1,7 @@
 """Label Studio JSON exports: prompts, responses and labels under their source annotators."""
 
 import json
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -308,3 +309,101 @@ def test_a_nul_character_is_a_bad_record(session, factory, tmp_path) -> None:
     with pytest.raises(importer.ImportFailed, match="^record 3: text must not contain the NUL"):
         importer.import_file(session=session, project=project, path=path)
     assert session.scalar(select(func.count()).select_from(Prompt)) == 0
+
+
+BAD_CONFIGS = {
+    "not UTF-8": (b"<View>\xff\xfe</View>", "the label config is not UTF-8 text"),
+    "too long": (b"<View>" + b" " * importer.MAX_LABEL_CONFIG + b"</View>", "longer than 1 MB"),
+    # Read up to the limit, 1 MB of two-byte characters ends inside one: still too long.
+    "too long, not ASCII": ("<View>" + "é" * 600_000 + "</View>", "longer than 1 MB"),
+    "not XML": (b"<View><Text name=", "the label config is not valid XML"),
+}
+
+
+def _upload(config: bytes | str) -> dict:
+    raw = config.encode() if isinstance(config, str) else config
+    export = (FIXTURES / "labelstudio_pairwise.json").read_bytes()
+    return {"file": ("export.json", export), "label_config": ("config.xml", raw)}
+
+
+def test_import_page_takes_the_label_config(client, factory, session) -> None:
+    from tests.test_pages import login
+
+    project = factory.project(kind="ranking", k=2)
+    token = login(client, factory.user("admin"))
+    url = f"/admin/projects/{project.id}/import"
+    page = client.get(f"/admin/projects/{project.id}")
+    assert '<input type="file" name="label_config"' in page.text
+    assert '<option value="labelstudio">' in page.text
+    config = (FIXTURES / "labelstudio_pairwise.xml").read_bytes()
+    form = {"csrf_token": token, "format": "labelstudio"}
+    page = client.post(url, data=form, files=_upload(config))
+    assert page.status_code == 200, page.text
+    assert "Imported 3 prompts with 6 responses from export.json (labelstudio" in page.text
+    # Left and right in the config's toName order (without it: the data's field order).
+    assert _responses(session, "101") == [
+        "Autumn is a season that comes after summer.",
+        "Leaves fall in the wind / golden light on quiet paths / the year exhales slow",
+    ]
+
+
+def test_import_page_without_a_label_config_reads_the_fields(client, factory, session) -> None:
+    from tests.test_pages import login
+
+    project = factory.project(kind="ranking", k=2)
+    token = login(client, factory.user("admin"))
+    url = f"/admin/projects/{project.id}/import"
+    # A file input left empty sends an empty part without a name: no config.
+    files = _upload(b"") | {"label_config": ("", b"")}
+    page = client.post(url, data={"csrf_token": token}, files=files)
+    assert page.status_code == 200 and "Imported 3 prompts" in page.text
+    assert _responses(session, "102") == [
+        "About 50 degrees Celsius.",
+        "100 degrees Celsius (212 °F).",
+    ]
+
+
+@pytest.mark.parametrize("case", list(BAD_CONFIGS))
+def test_import_page_refuses_a_bad_label_config(client, factory, session, case: str) -> None:
+    from tests.test_pages import login
+
+    config, message = BAD_CONFIGS[case]
+    project = factory.project(kind="ranking", k=2)
+    token = login(client, factory.user("admin"))
+    form = {"csrf_token": token, "format": "labelstudio"}
+    page = client.post(f"/admin/projects/{project.id}/import", data=form, files=_upload(config))
+    assert page.status_code == 422
+    assert re.search(r'role="alert"><div>label_config: [^<]*' + re.escape(message), page.text)
+    assert re.search(r'name="label_config"[^>]* aria-invalid="true"', page.text)
+    assert '<option value="labelstudio" selected>' in page.text  # the form as it was sent
+    assert "Imported" not in page.text
+    assert session.scalar(select(func.count()).select_from(Prompt)) == 0
+
+
+@pytest.mark.parametrize("case", list(BAD_CONFIGS))
+def test_api_refuses_a_bad_label_config(client, factory, session, case: str) -> None:
+    config, message = BAD_CONFIGS[case]
+    admin = factory.user("admin")
+    project = factory.project(kind="ranking", k=2)
+    url = f"/api/v1/projects/{project.id}/items?format=labelstudio"
+    r = client.post(url, files=_upload(config), headers=admin.headers)
+    assert r.status_code == 422
+    assert r.json()["field"] == "label_config" and message in r.json()["detail"]
+    assert session.scalar(select(func.count()).select_from(Prompt)) == 0
+
+
+def test_cli_refuses_a_bad_label_config(engine, factory, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from app.cli import app
+
+    factory.project(name="bad config", kind="ranking", k=2)
+    factory.session.commit()
+    config = tmp_path / "config.xml"
+    config.write_bytes(BAD_CONFIGS["too long, not ASCII"][0].encode())
+    export = str(FIXTURES / "labelstudio_pairwise.json")
+    result = CliRunner().invoke(
+        app, ["import", "bad config", export, "--label-config", str(config)]
+    )
+    assert result.exit_code == 2
+    assert "error: --label-config: the label config is longer than 1 MB" in result.stderr
