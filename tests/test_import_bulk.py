@@ -4,7 +4,7 @@ nothing, name their bad lines, store exactly what the file says, and report prog
 import json
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from typer.testing import CliRunner
 
 from app.labeling.models import Annotation
@@ -237,3 +237,29 @@ def test_the_page_import_reports_progress_to_its_poll(
     for unknown in ("e" * 32, "../../etc/passwd", ""):
         missing = client.get(f"{url}/progress", params={"id": unknown}, headers=admin.headers)
         assert missing.status_code == 404
+
+
+def _analyzed(session, table: str) -> bool:  # type: ignore[no-untyped-def]
+    """Whether PostgreSQL's planner has statistics of `table` (reltuples -1: never analyzed
+    since it was created or emptied)."""
+    session.rollback()
+    return session.scalar(
+        text("SELECT reltuples >= 0 FROM pg_class WHERE relname = :t"), {"t": table}
+    )
+
+
+def test_an_import_analyzes_only_the_tables_it_wrote(session, factory, tmp_path, backend) -> None:
+    """Statistics of an empty assignments table would have a new project's leases scan it
+    whole until autovacuum analyzed it again: an import of prompts alone leaves them be."""
+    if backend != "postgresql":
+        pytest.skip("planner statistics of PostgreSQL")
+    project = factory.project(kind="ranking", k=2)
+    assert not _analyzed(session, "prompts") and not _analyzed(session, "assignments")
+    path = _write(tmp_path, ranking_items(importer.ANALYZE_AFTER, k=2))
+    importer.import_file(session=session, project=project, path=path)
+    assert _analyzed(session, "prompts") and _analyzed(session, "responses")
+    assert not _analyzed(session, "assignments") and not _analyzed(session, "annotations")
+    n = importer.ANALYZE_AFTER
+    lines = [{"prompt": f"q{i}", "chosen": f"good {i}", "rejected": f"bad {i}"} for i in range(n)]
+    importer.import_file(session=session, project=project, path=_write(tmp_path, lines), fmt="trl")
+    assert _analyzed(session, "assignments") and _analyzed(session, "annotations")

@@ -308,6 +308,17 @@ def _empty(state: "_Pass") -> Invalid | None:
     )
 
 
+def _written_tables(report: ImportReport) -> tuple[str, ...]:
+    """The tables an import wrote to, for fresh planner statistics (leases walk prompts in id
+    order at once). Only those: the statistics of an empty assignments table would have a new
+    project's leases scan it whole until autovacuum analyzes it again (4× the database's CPU
+    per labeling cycle in `bench/labeling_load.py`)."""
+    tables = ("prompts", "responses")
+    if report.rankings or report.labels or report.skipped_labels:
+        tables += ("assignments", "annotations")
+    return tables
+
+
 def _settings_beside(path: Path, fmt: str) -> dict[str, Any] | None:
     """An Argilla dataset's settings, when its export folder holds them next to the file."""
     found = path.parent / ".argilla" / "settings.json"
@@ -409,8 +420,7 @@ def import_file(
             raise failure
         session.commit()
         if report.imported >= ANALYZE_AFTER and postgres:
-            # Fresh planner statistics, so assignment walks prompts in id order at once.
-            session.execute(sql("ANALYZE prompts, responses, assignments, annotations"))
+            session.execute(sql(f"ANALYZE {', '.join(_written_tables(report))}"))
             session.commit()
     except BaseException:
         session.rollback()
