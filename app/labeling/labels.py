@@ -1,4 +1,4 @@
-"""Labeling's service to the other domains: the live labels of a project, counts, imports.
+"""Labeling's service to the other domains: the live labels of a project, its skips, counts.
 
 Labeling owns the annotation and assignment tables; projects, aggregation, quality and datasets
 read and write them only through these functions (the labeler's own path — next task, submit,
@@ -17,7 +17,7 @@ driver's values), and `live_payloads` only the payloads, for callers that read a
 
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Text, cast, exists, func, literal, null, or_, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
@@ -25,14 +25,9 @@ from sqlalchemy.orm import Session, aliased
 
 from app import jsontext
 from app.auth.models import User
-from app.base import utcnow
 from app.labeling.models import Annotation, AnnotationSource, Assignment, AssignmentStatus
 from app.prefetch import ahead
 from app.projects.models import Prompt, Response
-
-if TYPE_CHECKING:
-    from app.projects.bulk import BulkWriter
-    from app.projects.formats import SourceLabel
 
 BATCH = 2000
 
@@ -478,138 +473,3 @@ def source_annotators(*, session: Session, project_id: int) -> list[SourceTally]
         .order_by(labels.desc(), User.email)
     )
     return [SourceTally(user, n, skipped) for user, n, skipped in rows]
-
-
-def add_imported(
-    *, session: Session, project_id: int, prompt_id: int, kind: str, payload: dict[str, Any]
-) -> Annotation:
-    """Store a label that came with an import (no labeler), e.g. HH-RLHF's preference."""
-    annotation = Annotation(
-        project_id=project_id,
-        prompt_id=prompt_id,
-        kind=kind,
-        payload=payload,
-        source=AnnotationSource.imported,
-    )
-    session.add(annotation)
-    return annotation
-
-
-def with_response_ids(payload: dict[str, Any], ids: Sequence[int]) -> dict[str, Any]:
-    """An imported label's payload with response positions (0, 1, …) replaced by the ids of
-    the responses at those positions (`ids`, in import order)."""
-
-    def by_id(values: dict[str, Any]) -> dict[str, Any]:
-        return {str(ids[int(position)]): value for position, value in values.items()}
-
-    out = dict(payload)
-    if "ranking" in out:
-        out["ranking"] = [
-            [ids[p] for p in entry] if isinstance(entry, list) else ids[entry]
-            for entry in out["ranking"]
-        ]
-    if "scores" in out:
-        out["scores"] = by_id(out["scores"])
-    if "answers" in out:
-        out["answers"] = {
-            name: by_id(answer) if isinstance(answer, dict) else answer
-            for name, answer in out["answers"].items()
-        }
-    return out
-
-
-ASSIGNMENT_COLUMNS = (
-    "id",
-    "project_id",
-    "prompt_id",
-    "user_id",
-    "status",
-    "response_ids",
-    "expires_at",
-    "created_at",
-    "completed_at",
-    "skip_reason",
-)
-ANNOTATION_COLUMNS = (
-    "id",
-    "project_id",
-    "prompt_id",
-    "assignment_id",
-    "user_id",
-    "kind",
-    "payload",
-    "source",
-    "idempotency_key",
-    "duration_ms",
-    "supersedes_id",
-    "created_at",
-)
-
-
-def store_imported(
-    *,
-    writer: "BulkWriter",
-    kind: str,
-    labeled: list[tuple[int, list[int], int, list["SourceLabel"]]],
-) -> tuple[int, int]:
-    """Store the labels that came with an import, in bulk (the writer's transaction): for each
-    (prompt id, its response ids, a source annotator's user id, that annotator's labels of the
-    prompt in order) one assignment, done (or skipped when every label is a skip), showing the
-    responses in import order, and an annotation per label, each later one superseding the one
-    before. Returns (annotations, skipped assignments)."""
-    project_id = writer.project_id
-    assignment_ids = writer.ids("assignments", len(labeled))
-    annotation_ids = iter(
-        writer.ids("annotations", sum(1 for *_, ls in labeled for x in ls if x.payload is not None))
-    )
-    assignments: list[tuple[Any, ...]] = []
-    annotations: list[tuple[Any, ...]] = []
-    skipped = 0
-    now = utcnow()
-    for assignment_id, (prompt_id, ids, user_id, labels) in zip(
-        assignment_ids, labeled, strict=True
-    ):
-        first = next((x.created_at for x in labels if x.created_at is not None), None) or now
-        last = max((x.created_at for x in labels if x.created_at is not None), default=now)
-        given = [x for x in labels if x.payload is not None]
-        status = AssignmentStatus.done if given else AssignmentStatus.skipped
-        reason = None if given else labels[-1].skip_reason or "skipped"
-        skipped += not given
-        assignments.append(
-            (
-                assignment_id,
-                project_id,
-                prompt_id,
-                user_id,
-                status,
-                jsontext.dumps(ids),
-                last,
-                first,
-                last,
-                reason,
-            )
-        )
-        previous: int | None = None
-        for label in given:
-            annotation_id = next(annotation_ids)
-            assert label.payload is not None
-            annotations.append(
-                (
-                    annotation_id,
-                    project_id,
-                    prompt_id,
-                    assignment_id,
-                    user_id,
-                    kind,
-                    jsontext.dumps(with_response_ids(label.payload, ids)),
-                    AnnotationSource.imported,
-                    f"{project_id}:{label.key}"[:200],
-                    label.duration_ms,
-                    previous,
-                    label.created_at or now,
-                )
-            )
-            previous = annotation_id
-    writer.insert(Assignment.__table__, ASSIGNMENT_COLUMNS, assignments)  # type: ignore[arg-type]
-    writer.insert(Annotation.__table__, ANNOTATION_COLUMNS, annotations)  # type: ignore[arg-type]
-    return len(annotations), skipped

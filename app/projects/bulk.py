@@ -6,7 +6,7 @@ each, so responses and imported rankings can name them before they are stored); 
 so nobody else inserts meanwhile). Columns the import does not set take the model's Python
 defaults, converted as SQLAlchemy would bind them; columns with a server default are left to
 the database. Labels that came with the file are stored the same way, by
-`labeling.labels.store_imported`, with this writer's `ids` and `insert`.
+`labeling.imported.store_imported`, with this writer's `ids` and `insert`.
 """
 
 from typing import Any

@@ -13,7 +13,7 @@ count); a JSON array is parsed as it streams, one element at a time.
 Labels that come with a file (an export of Label Studio, Argilla, Open-Assistant or Chatbot
 Arena) are checked as a labeler's submit would be (`labeling.validation`) and stored with their
 prompts, each under its source annotator (`auth.service.source_annotators`: `labelstudio:7`, a
-labeler who cannot sign in), by `labeling.labels.store_imported`.
+labeler who cannot sign in), by `labeling.imported.store_imported`.
 """
 
 import json
@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from app import jsontext
 from app.auth import service as auth_service
 from app.errors import DomainError, Invalid
-from app.labeling import labels
+from app.labeling import imported
 from app.labeling.models import Assignment
 from app.labeling.schemas import AnnotationIn
 from app.labeling.validation import validate
@@ -503,7 +503,7 @@ def _store(
     labeled: list[tuple[int, list[int], int, list[Any]]] = []
     for item, (prompt_id, ids) in zip(fresh, stored, strict=True):
         if item.ranking is not None:
-            labels.add_imported(
+            imported.add_imported(
                 session=session,
                 project_id=writer.project_id,
                 prompt_id=prompt_id,
@@ -518,7 +518,7 @@ def _store(
             labeled.append((prompt_id, ids, state.labelers[name], given))
         report.responses += len(ids)
     if labeled:
-        added, skipped = labels.store_imported(writer=writer, kind=kind, labeled=labeled)
+        added, skipped = imported.store_imported(writer=writer, kind=kind, labeled=labeled)
         report.labels += added
         report.skipped_labels += skipped
     session.flush()
