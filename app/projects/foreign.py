@@ -114,7 +114,7 @@ def timestamp(value: Any, where: str) -> datetime | None:
 
 def key(*parts: Any) -> str:
     """A label's source id from its parts, at most 200 characters."""
-    joined = ":".join(str(p) for p in parts)
+    joined = ":".join(map(str, parts))
     if len(joined) > 200:
         raise LineError(f"the source id {joined[:60]}… is longer than 200 characters")
     return joined
@@ -122,8 +122,9 @@ def key(*parts: Any) -> str:
 
 def source_id(value: Any, what: str) -> str:
     """A record's or a user's id in the source (a string or a whole number)."""
-    if isinstance(value, bool) or not isinstance(value, str | int) or str(value) == "":
+    text = str(value) if isinstance(value, str | int) and not isinstance(value, bool) else ""
+    if text == "":
         raise LineError(f"{what} must be a non-empty string or a whole number, not {value!r}")
-    if len(str(value)) > 150:
+    if len(text) > 150:
         raise LineError(f"{what} is longer than 150 characters")
-    return str(value)
+    return text

@@ -288,9 +288,19 @@ def _result_label(
     return payload
 
 
+MAIN = {ProjectKind.ranking: "ranking", ProjectKind.rating: "scores"}
+"""The part of a payload a project of each kind needs (demonstration for the rest)."""
+WANTED = {
+    "ranking": "a pairwise or ranker result",
+    "scores": "a rating result",
+    "demonstration": "a textarea result",
+}
+
+
 def _annotation(
-    ann: Any, task_id: str, task: _Task, ctx: Context, config: Config | None, i: int
+    ann: Any, task_id: str, task: _Task, ctx: Context, config: Config | None, i: int, main: str
 ) -> SourceLabel:
+    """An annotation as a label; `main`: the part of its payload the project needs (MAIN)."""
     if not isinstance(ann, dict):
         raise LineError(f"{task.where}: annotations[{i}] must be an object")
     ref = foreign.source_id(ann.get("id", f"{task_id}.{i}"), f"{task.where}: annotation id")
@@ -309,22 +319,15 @@ def _annotation(
         reason = "cancelled in Label Studio"
         return SourceLabel(labeler, key, None, duration, created, skip_reason=reason)
     payload = _result_label(ann.get("result", []), task, ctx, config, where)
-    main = {ProjectKind.ranking: "ranking", ProjectKind.rating: "scores"}.get(
-        ctx.kind, "demonstration"
-    )
     if main not in payload:
-        wanted = {
-            "ranking": "a pairwise or ranker result",
-            "scores": "a rating result",
-            "demonstration": "a textarea result",
-        }[main]
-        raise LineError(f"{where}: no {wanted}, which a {ctx.kind} project needs")
+        raise LineError(f"{where}: no {WANTED[main]}, which a {ctx.kind} project needs")
     return SourceLabel(labeler, key, payload, duration, created)
 
 
 def parser(ctx: Context):  # type: ignore[no-untyped-def]
     """The parser of one task, for the project and label config of `ctx`."""
     config = parse_config(ctx.label_config) if ctx.label_config else None
+    main = MAIN.get(ctx.kind, "demonstration")
 
     def parse(task: dict[str, Any]) -> Item:
         raw_id = task.get("id")
@@ -335,7 +338,8 @@ def parser(ctx: Context):  # type: ignore[no-untyped-def]
         if not isinstance(annotations, list):
             raise LineError(f"{where}: annotations must be a list")
         labels = [
-            _annotation(ann, task_id, layout, ctx, config, i) for i, ann in enumerate(annotations)
+            _annotation(ann, task_id, layout, ctx, config, i, main)
+            for i, ann in enumerate(annotations)
         ]
         meta: dict[str, Any] = {"labelstudio_task": raw_id}
         if isinstance(task.get("meta"), dict) and task["meta"]:

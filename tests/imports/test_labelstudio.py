@@ -245,6 +245,44 @@ def test_a_label_that_fails_the_projects_check_names_the_annotation(session, fac
         _import(session, project, "labelstudio_pairwise.json", "labelstudio_pairwise.xml")
 
 
+def test_equal_looking_answers_are_checked_each_on_its_own(session, factory, tmp_path) -> None:
+    # Rating 1 answers the Likert question; `true` (equal to 1 in Python) does not, even after
+    # a label with 1 passed the same check.
+    question = {"name": "quality", "type": "likert", "min": 1, "max": 5, "required": False}
+    project = factory.project(kind="ranking", k=2, questions=[question])
+
+    def annotation(ref: int, user: int, rating: object) -> dict[str, object]:
+        result = [
+            {"from_name": "pw", "to_name": "pw", "type": "pairwise", "value": {"selected": "left"}},
+            {
+                "from_name": "quality",
+                "to_name": "answer1",
+                "type": "rating",
+                "value": {"rating": rating},
+            },
+        ]
+        return {"id": ref, "completed_by": user, "result": result}
+
+    data = {"prompt": "Say hi.", "answer1": "Hi!", "answer2": "Hello there."}
+    tasks = [
+        {"id": 1, "data": data, "annotations": [annotation(11, 7, 1), annotation(12, 8, 1)]},
+        {"id": 2, "data": data, "annotations": [annotation(21, 7, True)]},
+    ]
+    path = tmp_path / "likert.json"
+    path.write_text(json.dumps(tasks))
+    with pytest.raises(importer.ImportFailed) as failed:
+        importer.import_file(session=session, project=project, path=path, fmt="labelstudio")
+    [error] = failed.value.errors
+    assert error.line == 2 and error.error.startswith("label labelstudio:21 by labelstudio:7: ")
+    assert "True is not a whole number from 1 to 5" in error.error
+    path.write_text(json.dumps(tasks[:1]))
+    report = importer.import_file(session=session, project=project, path=path, fmt="labelstudio")
+    assert [x["payload"]["answers"] for x in labels(session, project.id)] == [
+        {"quality": {str(r): 1}} for r in session.scalars(select(Response.id).limit(1))
+    ] * 2
+    assert report.labels == 2
+
+
 def test_api_takes_the_label_config_with_the_export(client, factory) -> None:
     admin = factory.user("admin")
     project = factory.project(kind="ranking", k=2)
