@@ -230,20 +230,17 @@ def _read(
 
 
 def _items(
-    path: Path,
-    records: Records,
+    numbered: Iterable[tuple[int, int, Any]],
+    as_record: Callable[[Any], dict[str, Any]],
     parse: Callable[[dict[str, Any]], Any],
     project: Project,
-    limits: ImportLimits,
 ) -> Iterator[tuple[int, int, list[Item] | LineError]]:
-    """(record number, position, the record's items or its error); one record may hold
-    several items."""
+    """(record number, position, the record's items or its error) of each (number, position,
+    raw record); one record may hold several items."""
     checks = _Checks()
-    for number, position, value, clean in _read(path, records, limits):
-        if records.unit == "line" and not value.strip():
-            continue
+    for number, position, raw in numbered:
         try:
-            parsed = parse(_record(value, records.unit, clean))
+            parsed = parse(as_record(raw))
             items = parsed if isinstance(parsed, list) else [parsed]
             for item in items:
                 _check_fits(item, project, checks)
@@ -251,6 +248,23 @@ def _items(
             yield number, position, exc
         else:
             yield number, position, items
+
+
+def _file_items(
+    path: Path,
+    records: Records,
+    parse: Callable[[dict[str, Any]], Any],
+    project: Project,
+    limits: ImportLimits,
+) -> Iterator[tuple[int, int, list[Item] | LineError]]:
+    """`_items` of a file's records (blank lines skipped)."""
+    unit = records.unit
+    numbered = (
+        (number, position, (value, clean))
+        for number, position, value, clean in _read(path, records, limits)
+        if unit != "line" or value.strip()
+    )
+    return _items(numbered, lambda raw: _record(raw[0], unit, raw[1]), parse, project)
 
 
 def _detect_format(path: Path, records: Records, limits: ImportLimits) -> str:
@@ -264,20 +278,17 @@ def _detect_format(path: Path, records: Records, limits: ImportLimits) -> str:
 
 
 def _scan(
-    path: Path,
-    records: Records,
-    parse: Callable[[dict[str, Any]], Any],
-    project: Project,
-    limits: ImportLimits,
+    results: Iterable[tuple[int, int, list[Item] | LineError]],
     state: "_Pass",
     store: Callable[[list[Item]], None] | None,
 ) -> None:
-    """One pass over the file: validate every record; if `store` is given, hand it chunks of
-    items (duplicates of earlier records dropped) until the first bad record (not with
-    skip_invalid), after which records are only validated so that every bad one is named."""
+    """One pass over the records (`_items`): count and name the bad ones; if `store` is given,
+    hand it chunks of items (duplicates of earlier records dropped) until the first bad record
+    (not with skip_invalid), after which records are only checked so that every bad one is
+    named."""
     chunk: list[Item] = []
     labels_in_chunk = 0
-    for number, position, result in _items(path, records, parse, project, limits):
+    for number, position, result in results:
         state.lines += 1
         if isinstance(result, LineError):
             state.bad(number, result)
@@ -433,7 +444,7 @@ def import_file(
     # pass validates and stores (its open transaction blocks nobody); a bad line ends storing.
     state.total = records.total if postgres else 2 * records.total
     if not postgres:
-        _scan(path, records, parse, project, limits, state, None)
+        _scan(_file_items(path, records, parse, project, limits), state, None)
         if failure := state.failed() or _empty(state):
             raise failure
         state.lines, state.offset, state.errors, state.error_count = 0, records.total, [], 0
@@ -445,7 +456,7 @@ def import_file(
         _store(session, writer, kind, chunk, state)
 
     try:
-        _scan(path, records, parse, project, limits, state, store)
+        _scan(_file_items(path, records, parse, project, limits), state, store)
         if failure := state.failed() or _empty(state):
             raise failure
         session.commit()
@@ -481,33 +492,14 @@ def import_rows(
         kind=kind, rating_scale=project.rating_scale, questions=list(project.questions or [])
     )
     parse = parser_for(fmt, ctx)
-    chunk: list[Item] = []
-    checks = _Checks()
-    for number, row in enumerate(rows, start=1):
-        state.lines += 1
-        try:
-            parsed = parse(row)
-            items = parsed if isinstance(parsed, list) else [parsed]
-            for item in items:
-                _check_fits(item, project, checks)
-        except LineError as exc:
-            state.bad(number, exc)
-            continue
-        if state.error_count:
-            continue  # nothing will be stored: the rest is only validated
-        for item in items:
-            if item.external_id in state.seen:
-                report.duplicates += 1
-                continue
-            state.seen.add(item.external_id)
-            chunk.append(item)
-        if len(chunk) >= CHUNK:
-            _store(session, writer, kind, chunk, state)
-            chunk = []
+    numbered = ((number, number, row) for number, row in enumerate(rows, start=1))
+    _scan(
+        _items(numbered, lambda row: row, parse, project),
+        state,
+        lambda chunk: _store(session, writer, kind, chunk, state),
+    )
     if failure := state.failed():
         raise failure
-    if chunk:
-        _store(session, writer, kind, chunk, state)
     report.lines = state.lines
     return report
 
