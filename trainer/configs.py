@@ -30,6 +30,10 @@ MAX_SAMPLES = 64
 """Most samples per prompt per model a generate run asks for."""
 MAX_VOCAB = 1_000_000
 """Largest top-k."""
+MAX_SCALE = 1e6
+"""Largest magnitude of a rating scale's ends and of a judge's score thresholds."""
+MAX_LEVELS = 1000
+"""Most levels a rating scale may have."""
 
 
 class ConfigError(ValueError):
@@ -136,7 +140,12 @@ def check_values(cfg: Any) -> None:
         value = getattr(cfg, f.name)
         bound, choices = bound_of(cls, f.name), choices_of(cls, f.name)
         if bound is not None:
-            items = value.items() if isinstance(value, dict) else [(None, value)]
+            if isinstance(value, dict):
+                items = list(value.items())
+            elif isinstance(value, list):
+                items = list(enumerate(value))
+            else:
+                items = [(None, value)]
             for name, item in items:
                 label = f.name if name is None else f"{f.name}[{name!r}]"
                 _check_number(f.name, label, item, bound)
@@ -150,6 +159,70 @@ def check_values(cfg: Any) -> None:
             f"max_context={cfg.max_context}",
             "max_new_tokens",
         )
+    if isinstance(cfg, JudgeConfig):
+        _check_judge(cfg)
+
+
+def scale_levels(cfg: JudgeConfig) -> list[float]:
+    """The values a rating takes: scale_low, scale_low + scale_step, …, scale_high."""
+    span = (cfg.scale_high - cfg.scale_low) / cfg.scale_step
+    n = round(span)
+    if abs(span - n) > 1e-9 * max(1.0, abs(span)):
+        raise ConfigError(
+            f"scale_step {_fmt(cfg.scale_step)} does not divide the scale "
+            f"{_fmt(cfg.scale_low)}..{_fmt(cfg.scale_high)} into whole steps",
+            "scale_step",
+        )
+    if n > MAX_LEVELS - 1:
+        raise ConfigError(
+            f"the scale {_fmt(cfg.scale_low)}..{_fmt(cfg.scale_high)} in steps of "
+            f"{_fmt(cfg.scale_step)} has {n + 1} levels; at most {MAX_LEVELS}",
+            "scale_step",
+        )
+    return [cfg.scale_low + i * cfg.scale_step for i in range(n + 1)]
+
+
+def _check_judge(cfg: JudgeConfig) -> None:
+    """The checks across keys of a judge config (each key's own bounds are checked first)."""
+    missing = [p for p in ("{a}", "{b}") if p not in cfg.judge_template]
+    if missing:
+        raise ConfigError(
+            f"judge_template must contain {{a}} and {{b}} (where the two responses go); "
+            f"{' and '.join(missing)} missing",
+            "judge_template",
+        )
+    if cfg.project_kind == "rating":
+        if cfg.judge_kind == "pairwise_lm":
+            raise ConfigError(
+                "a rating project needs judge_kind reward_model: a pairwise judge compares two "
+                "responses and gives no score on the scale",
+                "judge_kind",
+            )
+        if cfg.scale_high <= cfg.scale_low:
+            raise ConfigError(
+                f"scale_high ({_fmt(cfg.scale_high)}) must be above scale_low "
+                f"({_fmt(cfg.scale_low)})",
+                "scale_high",
+            )
+        levels = scale_levels(cfg)
+        if cfg.rating_map == "linear" and cfg.rating_score_high <= cfg.rating_score_low:
+            raise ConfigError(
+                f"rating_score_high ({_fmt(cfg.rating_score_high)}) must be above "
+                f"rating_score_low ({_fmt(cfg.rating_score_low)})",
+                "rating_score_high",
+            )
+        if cfg.rating_map == "thresholds":
+            t = cfg.rating_thresholds
+            if len(t) != len(levels) - 1:
+                raise ConfigError(
+                    f"rating_thresholds needs {len(levels) - 1} ascending scores for the "
+                    f"{len(levels)} levels of the scale; got {len(t)}",
+                    "rating_thresholds",
+                )
+            if any(b <= a for a, b in zip(t, t[1:], strict=False)):
+                raise ConfigError(
+                    "rating_thresholds must be strictly ascending", "rating_thresholds"
+                )
 
 
 @dataclass
@@ -381,12 +454,76 @@ class GenerateConfig:
     """Directory of a reward model trained by `rm`: each row then carries its `reward`."""
 
 
-CONFIGS: dict[str, type[BaseConfig] | type[GenerateConfig]] = {
+DEFAULT_JUDGE_TEMPLATE = (
+    "Two AI assistants answered the conversation below. Which response is better: more "
+    "helpful, correct and clear? Do not let the order or the length of the responses sway "
+    "you.\n\n"
+    "[Conversation]\n{prompt}\n\n"
+    "[Response A]\n{a}\n\n"
+    "[Response B]\n{b}\n\n"
+    "Reply with the single letter A or B.\nAnswer:"
+)
+
+
+@dataclass
+class JudgeConfig:
+    """AI feedback: a reward model or a causal LM labels prompts' responses (no training). See
+    trainer/judge.py for the files and trainer/judge_rules.py for the rules."""
+
+    model: str = ""
+    """The judge: a reward model (one-label sequence classifier, as `rm` writes) or a causal LM
+    (asked pairwise)."""
+    train_file: str = ""
+    """The items: JSONL rows {"id", "prompt": str | messages, "responses": [{"id", "text"}]}."""
+    output_dir: str = "output"
+    """Where judgments.jsonl, metrics.jsonl and summary.json are written."""
+    project_kind: str = choice("ranking", "rating")
+    """ranking: order each item's responses best first; rating: give each response a value on
+    the scale scale_low..scale_high."""
+    judge_kind: str = choice("auto", "reward_model", "pairwise_lm")
+    """reward_model | pairwise_lm | auto (from the model's architecture: a sequence classifier →
+    reward_model, a causal LM → pairwise_lm)."""
+    scale_low: float = num(0.0, ge=-MAX_SCALE, le=MAX_SCALE)
+    """rating: the lowest value of the scale (👍/👎 is -1..1 in steps of 2)."""
+    scale_high: float = num(5.0, ge=-MAX_SCALE, le=MAX_SCALE)
+    """rating: the highest value of the scale."""
+    scale_step: float = num(1.0, gt=0, le=2 * MAX_SCALE)
+    """rating: the distance between two levels; it must divide scale_high − scale_low."""
+    rating_map: str = choice("linear", "thresholds")
+    """rating: how a reward becomes a level. linear: rating_score_low..rating_score_high is laid
+    onto the scale and the score rounds to the nearest level (below the range: the lowest;
+    above: the highest). thresholds: level i+1 needs a score ≥ rating_thresholds[i]."""
+    rating_score_low: float = num(-2.0, ge=-MAX_SCALE, le=MAX_SCALE)
+    """rating, linear: the reward that maps to scale_low (-2: two standard deviations below the
+    mean reward of an `rm` model's training responses, which its normalisation sets to 0 ± 1)."""
+    rating_score_high: float = num(2.0, ge=-MAX_SCALE, le=MAX_SCALE)
+    """rating, linear: the reward that maps to scale_high."""
+    rating_thresholds: list[float] = num(list, ge=-MAX_SCALE, le=MAX_SCALE)
+    """rating, thresholds: one ascending reward per step up the scale (levels − 1 of them)."""
+    judge_template: str = DEFAULT_JUDGE_TEMPLATE
+    """The pairwise question (pairwise_lm): {prompt} is the conversation, {a} and {b}
+    the two responses; the judge answers A or B. Each pair is asked in both orders."""
+    judge_chat_template: bool = True
+    """pairwise_lm: send the question as a user message through the tokenizer's chat template
+    (when it has one); false → the model continues the question's text as it is."""
+    batch_size: int = num(32, ge=1, le=MAX_BATCH)
+    """Sequences per forward pass of a local judge (sorted by length so padding stays small)."""
+    max_length: int = num(512, ge=8, le=MAX_TOKENS)
+    """Longest sequence in tokens: reward_model cuts the prompt from the left to keep the
+    response; pairwise_lm cuts the question from the left (counted as truncated)."""
+    mixed_precision: str = choice("no", "bf16", "fp16")
+    """Autocast of a local judge's forward passes: no | bf16 | fp16."""
+    seed: int = num(42, ge=0, le=MAX_SEED)
+    """Seeds torch (judging itself is deterministic)."""
+
+
+CONFIGS: dict[str, type[BaseConfig] | type[GenerateConfig] | type[JudgeConfig]] = {
     "sft": SFTConfig,
     "rm": RewardConfig,
     "ppo": PPOConfig,
     "dpo": DPOConfig,
     "generate": GenerateConfig,
+    "judge": JudgeConfig,
 }
 
 
@@ -406,7 +543,10 @@ def _coerce(name: str, tp: Any, value: Any) -> Any:
         if origin is list:
             if isinstance(value, str):
                 value = json.loads(value) if value.startswith("[") else value.split(",")
-            return [str(v) for v in value]
+            if not isinstance(value, list):
+                raise ValueError(value)
+            item = (typing.get_args(tp) or (str,))[0]
+            return [float(v) if item is float else str(v) for v in value]
         if tp is bool:
             if isinstance(value, str):
                 if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
@@ -422,7 +562,7 @@ def _coerce(name: str, tp: Any, value: Any) -> Any:
 
 def build_config(
     kind: str, values: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None
-) -> BaseConfig | GenerateConfig:
+) -> BaseConfig | GenerateConfig | JudgeConfig:
     """Make the config of `kind` from a dict (e.g. run.json) and then overrides, checking keys."""
     cls = CONFIGS[kind]
     hints = typing.get_type_hints(cls)
@@ -441,7 +581,7 @@ def build_config(
 
 def load_config(
     kind: str, path: str | Path | None, overrides: dict[str, Any]
-) -> BaseConfig | GenerateConfig:
+) -> BaseConfig | GenerateConfig | JudgeConfig:
     """Read a JSON config file (may be None) and apply overrides."""
     values: dict[str, Any] = {}
     if path:
