@@ -1,7 +1,7 @@
 """rlhf-studio's trainer: SFT, reward model, PPO and DPO on Hugging Face models.
 
-A library plus the CLI `python -m trainer sft|rm|ppo|dpo --config run.json`. It knows files,
-configs and a metrics file; it never imports the web app (`app`).
+A library plus the CLI `python -m trainer sft|rm|ppo|dpo|generate|judge --config run.json`. It
+knows files, configs and a metrics file; it never imports the web app (`app`).
 """
 
 EXIT_OK = 0

@@ -1,4 +1,5 @@
-"""`python -m trainer sft|rm|ppo|dpo|generate --config run.json [flags]`; `… tiny --out DIR`."""
+"""`python -m trainer sft|rm|ppo|dpo|generate|judge --config run.json [flags]`;
+`python -m trainer tiny --out DIR`."""
 
 from __future__ import annotations
 
@@ -32,9 +33,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     sub = p.add_subparsers(dest="command", required=True)
     tiny = sub.add_parser("tiny", help="build tiny random models under DIR (demo and tests)")
     tiny.add_argument("--out", required=True, help="writes DIR/causal-lm and DIR/encoder")
-    for kind in ("sft", "rm", "ppo", "dpo", "generate"):
-        what = "sample responses for a prompts file" if kind == "generate" else f"train {kind}"
-        s = sub.add_parser(kind, help=what)
+    helps = {
+        "generate": "sample responses for a prompts file",
+        "judge": "label items' responses with a reward model or a causal LM",
+    }
+    for kind in ("sft", "rm", "ppo", "dpo", "generate", "judge"):
+        s = sub.add_parser(kind, help=helps.get(kind, f"train {kind}"))
         s.add_argument("--config", help="JSON file with config keys (see trainer/configs.py)")
         for flag, key in FLAGS.items():
             s.add_argument(flag, dest=key, default=None)
@@ -68,6 +72,13 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
 def check_models(kind: str, cfg: Any) -> None:
     """Each model the config names must fit its role (a policy, a reward model, an rm
     backbone), before any weights are loaded."""
+    if kind == "judge":
+        from trainer.judge import judge_kind
+
+        if cfg.model:
+            check_for_trainer(cfg.model, Role.judge, "model")
+        judge_kind(cfg)  # a model, and which judge it makes
+        return
     if kind == "generate":
         for entry in cfg.models or ([cfg.model] if cfg.model else []):
             name, sep, path = entry.partition("=")  # NAME=PATH or PATH, as parse_models reads
@@ -102,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
             from trainer.generate import generate
 
             return generate(cfg)  # type: ignore[arg-type]
+        if args.command == "judge":
+            from trainer.judge import judge
+
+            return judge(cfg)  # type: ignore[arg-type]
         if not cfg.train_file:
             raise ConfigError("config key 'train_file' is required (or --train-file)")
         module = {"sft": "sft", "rm": "reward", "ppo": "ppo", "dpo": "dpo"}[args.command]
