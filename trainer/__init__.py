@@ -19,6 +19,10 @@ EXIT_DIVERGED = 3
 EXIT_FENCED = 4
 """A newer attempt owns the output directory (or its supervisor is gone): stopped unwritten."""
 
+EXIT_UNAVAILABLE = 69
+"""A service the run needs (a judge's endpoint) kept failing after its retries; stderr names the
+cause. What was done is kept: start the same command again to continue (EX_UNAVAILABLE)."""
+
 # How a supervisor (the worker) fences a run directory; see trainer/fencing.py.
 ATTEMPT_ENV = "TRAINER_ATTEMPT"
 """Environment: this process's attempt number; output_dir/ATTEMPT_FILE holds the newest one."""

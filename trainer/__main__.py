@@ -8,7 +8,7 @@ import importlib
 import sys
 from typing import Any
 
-from trainer import EXIT_DIVERGED, EXIT_FENCED, EXIT_OK, EXIT_USAGE
+from trainer import EXIT_DIVERGED, EXIT_FENCED, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
 from trainer.configs import ConfigError, load_config
 from trainer.data import DataError
 from trainer.model_files import Role, check_for_trainer
@@ -35,7 +35,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     tiny.add_argument("--out", required=True, help="writes DIR/causal-lm and DIR/encoder")
     helps = {
         "generate": "sample responses for a prompts file",
-        "judge": "label items' responses with a reward model or a causal LM",
+        "judge": "label items' responses with a reward model, a causal LM or an endpoint",
     }
     for kind in ("sft", "rm", "ppo", "dpo", "generate", "judge"):
         s = sub.add_parser(kind, help=helps.get(kind, f"train {kind}"))
@@ -75,9 +75,9 @@ def check_models(kind: str, cfg: Any) -> None:
     if kind == "judge":
         from trainer.judge import judge_kind
 
-        if cfg.model:
+        if cfg.model and not (cfg.endpoint and cfg.judge_kind in ("auto", "endpoint")):
             check_for_trainer(cfg.model, Role.judge, "model")
-        judge_kind(cfg)  # a model, and which judge it makes
+        judge_kind(cfg)  # a model or an endpoint, and which judge it makes
         return
     if kind == "generate":
         for entry in cfg.models or ([cfg.model] if cfg.model else []):
@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: {path}")
         return EXIT_OK
     from trainer.fencing import Fenced
+    from trainer.judge_endpoint import EndpointError
     from trainer.runtime import Diverged  # torch: only once training is asked for
 
     try:
@@ -130,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     except Fenced as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FENCED
+    except EndpointError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
 
 
 if __name__ == "__main__":

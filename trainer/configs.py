@@ -184,6 +184,18 @@ def scale_levels(cfg: JudgeConfig) -> list[float]:
 
 def _check_judge(cfg: JudgeConfig) -> None:
     """The checks across keys of a judge config (each key's own bounds are checked first)."""
+    if cfg.endpoint:
+        if not cfg.endpoint.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"endpoint must be an http:// or https:// URL; got {cfg.endpoint!r}", "endpoint"
+            )
+        if not cfg.endpoint_model:
+            raise ConfigError(
+                "endpoint_model is required with an endpoint (the model name the server serves)",
+                "endpoint_model",
+            )
+    if cfg.judge_kind == "endpoint" and not cfg.endpoint:
+        raise ConfigError("judge_kind 'endpoint' needs the endpoint URL", "endpoint")
     missing = [p for p in ("{a}", "{b}") if p not in cfg.judge_template]
     if missing:
         raise ConfigError(
@@ -192,7 +204,9 @@ def _check_judge(cfg: JudgeConfig) -> None:
             "judge_template",
         )
     if cfg.project_kind == "rating":
-        if cfg.judge_kind == "pairwise_lm":
+        if cfg.judge_kind in ("pairwise_lm", "endpoint") or (
+            cfg.judge_kind == "auto" and cfg.endpoint
+        ):
             raise ConfigError(
                 "a rating project needs judge_kind reward_model: a pairwise judge compares two "
                 "responses and gives no score on the scale",
@@ -467,12 +481,12 @@ DEFAULT_JUDGE_TEMPLATE = (
 
 @dataclass
 class JudgeConfig:
-    """AI feedback: a reward model or a causal LM labels prompts' responses (no training). See
-    trainer/judge.py for the files and trainer/judge_rules.py for the rules."""
+    """AI feedback: a reward model, a causal LM or a chat endpoint labels prompts' responses (no
+    training). See trainer/judge.py for the files and trainer/judge_rules.py for the rules."""
 
     model: str = ""
-    """The judge: a reward model (one-label sequence classifier, as `rm` writes) or a causal LM
-    (asked pairwise)."""
+    """Local judge: a reward model (one-label sequence classifier, as `rm` writes) or a causal LM
+    (asked pairwise); not used with an endpoint."""
     train_file: str = ""
     """The items: JSONL rows {"id", "prompt": str | messages, "responses": [{"id", "text"}]}."""
     output_dir: str = "output"
@@ -480,9 +494,9 @@ class JudgeConfig:
     project_kind: str = choice("ranking", "rating")
     """ranking: order each item's responses best first; rating: give each response a value on
     the scale scale_low..scale_high."""
-    judge_kind: str = choice("auto", "reward_model", "pairwise_lm")
-    """reward_model | pairwise_lm | auto (from the model's architecture: a sequence classifier →
-    reward_model, a causal LM → pairwise_lm)."""
+    judge_kind: str = choice("auto", "reward_model", "pairwise_lm", "endpoint")
+    """reward_model | pairwise_lm | endpoint | auto (endpoint when `endpoint` is set, else from
+    the model's architecture: a sequence classifier → reward_model, a causal LM → pairwise_lm)."""
     scale_low: float = num(0.0, ge=-MAX_SCALE, le=MAX_SCALE)
     """rating: the lowest value of the scale (👍/👎 is -1..1 in steps of 2)."""
     scale_high: float = num(5.0, ge=-MAX_SCALE, le=MAX_SCALE)
@@ -501,7 +515,7 @@ class JudgeConfig:
     rating_thresholds: list[float] = num(list, ge=-MAX_SCALE, le=MAX_SCALE)
     """rating, thresholds: one ascending reward per step up the scale (levels − 1 of them)."""
     judge_template: str = DEFAULT_JUDGE_TEMPLATE
-    """The pairwise question (pairwise_lm): {prompt} is the conversation, {a} and {b}
+    """The pairwise question (pairwise_lm, endpoint): {prompt} is the conversation, {a} and {b}
     the two responses; the judge answers A or B. Each pair is asked in both orders."""
     judge_chat_template: bool = True
     """pairwise_lm: send the question as a user message through the tokenizer's chat template
@@ -515,6 +529,27 @@ class JudgeConfig:
     """Autocast of a local judge's forward passes: no | bf16 | fp16."""
     seed: int = num(42, ge=0, le=MAX_SEED)
     """Seeds torch (judging itself is deterministic)."""
+    endpoint: str = ""
+    """An OpenAI-compatible server: its base URL (…/v1) or the full …/chat/completions URL."""
+    endpoint_model: str = ""
+    """The model name sent to the endpoint (required with an endpoint)."""
+    endpoint_key_env: str = ""
+    """Name of the environment variable holding the endpoint's API key ("" → no key sent)."""
+    endpoint_concurrency: int = num(8, ge=1, le=1024)
+    """Requests in flight at once."""
+    endpoint_timeout: float = num(60.0, gt=0, le=3600)
+    """Seconds a request may take (connect, read, write each) before it counts as failed."""
+    endpoint_retries: int = num(5, ge=0, le=100)
+    """Retries of a request after a connection error, a timeout, HTTP 429 or 5xx; then the job
+    fails with the cause."""
+    endpoint_backoff: float = num(1.0, ge=0, le=600)
+    """Seconds before the first retry; each further retry waits twice as long (at most 60 s,
+    or longer when the server's Retry-After asks for it)."""
+    endpoint_max_tokens: int = num(4, ge=1, le=MAX_TOKENS)
+    """Most tokens the endpoint may answer with (the answer is one letter)."""
+    endpoint_logprobs: bool = True
+    """Ask for the answer's log-probabilities (the preference's strength when the server
+    returns them); false for servers that refuse the parameter."""
 
 
 CONFIGS: dict[str, type[BaseConfig] | type[GenerateConfig] | type[JudgeConfig]] = {

@@ -12,8 +12,9 @@ Output (`output_dir`/judgments.jsonl), one line per item, appended chunk by chun
    pairwise only: "preference" (P(best ≻ second), position-averaged), "pairs", "tied_pairs"}
 The rules (ties, abstentions, the rating map) are in trainer/judge_rules.py.
 
-Judges (`judge_kind`): reward_model or pairwise_lm (trainer/judge_local.py); `auto` reads the
-model's config.json: a one-label sequence classifier is a reward model, a causal LM is asked
+Judges (`judge_kind`): reward_model (trainer/judge_local.py), pairwise_lm (same file) or
+endpoint (trainer/judge_endpoint.py); `auto` picks endpoint when `endpoint` is set, else reads
+the model's config.json: a one-label sequence classifier is a reward model, a causal LM is asked
 pairwise.
 
 A restarted run reads judgments.jsonl first (a torn last line is cut off) and judges only the
@@ -25,6 +26,7 @@ goes to metrics.jsonl through the same reporter the trainers use; summary.json a
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -96,8 +98,12 @@ def read_done(path: Path) -> set[str]:
 
 def judge_kind(cfg: JudgeConfig) -> str:
     """The judge to run: the configured kind, or for `auto` the one the config implies."""
+    if cfg.judge_kind == "endpoint" or (cfg.judge_kind == "auto" and cfg.endpoint):
+        return "endpoint"
     if not cfg.model:
-        raise ConfigError("config key 'model' (a reward model or a causal LM) is required", "model")
+        raise ConfigError(
+            "config key 'model' (a reward model or a causal LM) or 'endpoint' is required", "model"
+        )
     if cfg.judge_kind != "auto":
         return cfg.judge_kind
     config = find_config(cfg.model)
@@ -113,8 +119,25 @@ def judge_kind(cfg: JudgeConfig) -> str:
     )
 
 
+def endpoint_key(cfg: JudgeConfig) -> str | None:
+    """The API key from the environment variable the config names (None: no key)."""
+    if not cfg.endpoint_key_env:
+        return None
+    key = os.environ.get(cfg.endpoint_key_env, "")
+    if not key:
+        raise ConfigError(
+            f"endpoint_key_env names {cfg.endpoint_key_env}, which is not set here",
+            "endpoint_key_env",
+        )
+    return key
+
+
 def make_judge(kind: str, cfg: JudgeConfig, run: Run) -> Any:
-    """The judge object (loads its model)."""
+    """The judge object (loads its model, or opens nothing yet for an endpoint)."""
+    if kind == "endpoint":
+        from trainer.judge_endpoint import EndpointJudge
+
+        return EndpointJudge(cfg, endpoint_key(cfg))
     from trainer.judge_local import PairwiseLMJudge, RewardModelJudge
 
     cls = RewardModelJudge if kind == "reward_model" else PairwiseLMJudge
@@ -127,8 +150,8 @@ def make_judge(kind: str, cfg: JudgeConfig, run: Run) -> Any:
 def judge(cfg: JudgeConfig) -> int:
     """Judge each item not in judgments.jsonl yet; EXIT_OK or EXIT_PREEMPTED.
 
-    Raises ConfigError / DataError (refused input), Fenced (a newer attempt owns the output
-    directory).
+    Raises ConfigError / DataError (refused input), EndpointError (the endpoint kept failing),
+    Fenced (a newer attempt owns the output directory).
     """
     check_values(cfg)  # a config built in code skipped build_config's checks
     if not cfg.train_file:
@@ -136,10 +159,12 @@ def judge(cfg: JudgeConfig) -> int:
     kind = judge_kind(cfg)
     if cfg.project_kind == "rating" and kind != "reward_model":
         raise ConfigError(
-            f"a rating project needs a reward model judge; {cfg.model!r} is "
+            f"a rating project needs a reward model judge; {cfg.model or cfg.endpoint!r} is "
             f"judged as {kind}, which compares responses and gives no score on the scale",
             "judge_kind",
         )
+    if kind == "endpoint":
+        endpoint_key(cfg)  # refuse a missing key before anything is written
     items = read_items(cfg.train_file, cfg.project_kind)
     run = Run(cfg, "judge")
     out_path = run.out / JUDGMENTS_FILE
@@ -168,7 +193,12 @@ def judge(cfg: JudgeConfig) -> int:
                     return EXIT_PREEMPTED
                 chunk = todo[at : at + size]
                 t0 = time.perf_counter()
-                verdicts = judge_.judge(chunk, lambda: run.preempted)
+                try:
+                    verdicts = judge_.judge(chunk, lambda: run.preempted)
+                except Exception as e:  # the endpoint failed: what it finished first is kept
+                    if getattr(e, "done", None):
+                        write(e.done)  # type: ignore[attr-defined]
+                    raise
                 elapsed = time.perf_counter() - t0
                 write(verdicts)
                 seconds += elapsed

@@ -1,5 +1,5 @@
 """`python -m trainer judge` with local models: a reward model scores, a causal LM answers
-pairwise in both orders; config refusals; resumption.
+pairwise in both orders; config refusals; resumption. (The endpoint judge: test_judge_endpoint.)
 
 Two models are built with known preferences: a Llama reward model and a Llama judge whose
 blocks add nothing (attention and MLP outputs zeroed), so the last token alone decides — the
@@ -343,6 +343,9 @@ def test_sigterm_stops_between_chunks_and_a_rerun_finishes(
 @pytest.mark.parametrize(
     ("values", "key", "message"),
     [
+        ({"endpoint": "http://x/v1"}, "endpoint_model", "endpoint_model is required"),
+        ({"endpoint": "x.com/v1", "endpoint_model": "m"}, "endpoint", "http:// or https://"),
+        ({"judge_kind": "endpoint"}, "endpoint", "needs the endpoint URL"),
         ({"judge_template": "{prompt} {a}"}, "judge_template", "{b} missing"),
         ({"judge_template": "{prompt}"}, "judge_template", "{a} and {b} missing"),
         ({"project_kind": "rating", "scale_low": 5, "scale_high": 1}, "scale_high", "above"),
@@ -388,7 +391,8 @@ def test_set_reads_thresholds_as_numbers() -> None:
 def test_the_judge_kind_follows_the_model(encoder: str, causal_lm: str, tmp_path: Path) -> None:
     assert judge_kind(JudgeConfig(model=encoder)) == "reward_model"
     assert judge_kind(JudgeConfig(model=causal_lm)) == "pairwise_lm"
-    with pytest.raises(ConfigError, match="'model' .* is required"):
+    assert judge_kind(JudgeConfig(model=causal_lm, endpoint="http://h/v1")) == "endpoint"
+    with pytest.raises(ConfigError, match="'model'.*or 'endpoint' is required"):
         judge_kind(JudgeConfig())
     body = tmp_path / "body"
     body.mkdir()
