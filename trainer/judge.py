@@ -58,7 +58,7 @@ def read_items(path: str, project_kind: str) -> list[Item]:
             raise DataError(f"{where}: an item must be a JSON object")
         if not _id(rec.get("id")):
             raise DataError(f'{where}: needs "id" (a string or an integer)')
-        prompt = rec.get("prompt", rec.get("messages"))
+        prompt: Any = rec.get("prompt", rec.get("messages"))
         if not (isinstance(prompt, str) and prompt) and not _is_messages(prompt):
             raise DataError(f'{where}: needs "prompt" (a string or a message list)')
         raw = rec.get("responses")
@@ -188,6 +188,7 @@ def judge(cfg: JudgeConfig) -> int:
             size = judge_.chunk_items(k) if judge_ is not None else 1
             at = 0
             while at < len(todo):
+                assert judge_ is not None  # made whenever something is left to judge
                 if run.preempted:
                     log("stopping after SIGTERM; restart to continue")
                     return EXIT_PREEMPTED
