@@ -1,7 +1,7 @@
 """rlhf-studio's trainer: SFT, reward model, PPO and DPO on Hugging Face models.
 
-A library plus the CLI `python -m trainer sft|rm|ppo|dpo --config run.json`. It knows files,
-configs and a metrics file; it never imports the web app (`app`).
+A library plus the CLI `python -m trainer sft|rm|ppo|dpo|generate|judge --config run.json`. It
+knows files, configs and a metrics file; it never imports the web app (`app`).
 """
 
 EXIT_OK = 0
@@ -18,6 +18,10 @@ EXIT_DIVERGED = 3
 
 EXIT_FENCED = 4
 """A newer attempt owns the output directory (or its supervisor is gone): stopped unwritten."""
+
+EXIT_UNAVAILABLE = 69
+"""A service the run needs (a judge's endpoint) kept failing after its retries; stderr names the
+cause. What was done is kept: start the same command again to continue (EX_UNAVAILABLE)."""
 
 # How a supervisor (the worker) fences a run directory; see trainer/fencing.py.
 ATTEMPT_ENV = "TRAINER_ATTEMPT"

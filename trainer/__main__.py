@@ -1,4 +1,5 @@
-"""`python -m trainer sft|rm|ppo|dpo|generate --config run.json [flags]`; `… tiny --out DIR`."""
+"""`python -m trainer sft|rm|ppo|dpo|generate|judge --config run.json [flags]`;
+`python -m trainer tiny --out DIR`."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import importlib
 import sys
 from typing import Any
 
-from trainer import EXIT_DIVERGED, EXIT_FENCED, EXIT_OK, EXIT_USAGE
+from trainer import EXIT_DIVERGED, EXIT_FENCED, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
 from trainer.configs import ConfigError, load_config
 from trainer.data import DataError
 from trainer.model_files import Role, check_for_trainer
@@ -32,9 +33,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     sub = p.add_subparsers(dest="command", required=True)
     tiny = sub.add_parser("tiny", help="build tiny random models under DIR (demo and tests)")
     tiny.add_argument("--out", required=True, help="writes DIR/causal-lm and DIR/encoder")
-    for kind in ("sft", "rm", "ppo", "dpo", "generate"):
-        what = "sample responses for a prompts file" if kind == "generate" else f"train {kind}"
-        s = sub.add_parser(kind, help=what)
+    helps = {
+        "generate": "sample responses for a prompts file",
+        "judge": "label items' responses with a reward model, a causal LM or an endpoint",
+    }
+    for kind in ("sft", "rm", "ppo", "dpo", "generate", "judge"):
+        s = sub.add_parser(kind, help=helps.get(kind, f"train {kind}"))
         s.add_argument("--config", help="JSON file with config keys (see trainer/configs.py)")
         for flag, key in FLAGS.items():
             s.add_argument(flag, dest=key, default=None)
@@ -68,6 +72,13 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
 def check_models(kind: str, cfg: Any) -> None:
     """Each model the config names must fit its role (a policy, a reward model, an rm
     backbone), before any weights are loaded."""
+    if kind == "judge":
+        from trainer.judge import judge_kind
+
+        if cfg.model and not (cfg.endpoint and cfg.judge_kind in ("auto", "endpoint")):
+            check_for_trainer(cfg.model, Role.judge, "model")
+        judge_kind(cfg)  # a model or an endpoint, and which judge it makes
+        return
     if kind == "generate":
         for entry in cfg.models or ([cfg.model] if cfg.model else []):
             name, sep, path = entry.partition("=")  # NAME=PATH or PATH, as parse_models reads
@@ -93,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: {path}")
         return EXIT_OK
     from trainer.fencing import Fenced
+    from trainer.judge_endpoint import EndpointError
     from trainer.runtime import Diverged  # torch: only once training is asked for
 
     try:
@@ -102,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
             from trainer.generate import generate
 
             return generate(cfg)  # type: ignore[arg-type]
+        if args.command == "judge":
+            from trainer.judge import judge
+
+            return judge(cfg)  # type: ignore[arg-type]
         if not cfg.train_file:
             raise ConfigError("config key 'train_file' is required (or --train-file)")
         module = {"sft": "sft", "rm": "reward", "ppo": "ppo", "dpo": "dpo"}[args.command]
@@ -115,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     except Fenced as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FENCED
+    except EndpointError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
 
 
 if __name__ == "__main__":

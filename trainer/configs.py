@@ -30,6 +30,10 @@ MAX_SAMPLES = 64
 """Most samples per prompt per model a generate run asks for."""
 MAX_VOCAB = 1_000_000
 """Largest top-k."""
+MAX_SCALE = 1e6
+"""Largest magnitude of a rating scale's ends and of a judge's score thresholds."""
+MAX_LEVELS = 1000
+"""Most levels a rating scale may have."""
 
 
 class ConfigError(ValueError):
@@ -136,7 +140,12 @@ def check_values(cfg: Any) -> None:
         value = getattr(cfg, f.name)
         bound, choices = bound_of(cls, f.name), choices_of(cls, f.name)
         if bound is not None:
-            items = value.items() if isinstance(value, dict) else [(None, value)]
+            if isinstance(value, dict):
+                items = list(value.items())
+            elif isinstance(value, list):
+                items = list(enumerate(value))
+            else:
+                items = [(None, value)]
             for name, item in items:
                 label = f.name if name is None else f"{f.name}[{name!r}]"
                 _check_number(f.name, label, item, bound)
@@ -150,6 +159,84 @@ def check_values(cfg: Any) -> None:
             f"max_context={cfg.max_context}",
             "max_new_tokens",
         )
+    if isinstance(cfg, JudgeConfig):
+        _check_judge(cfg)
+
+
+def scale_levels(cfg: JudgeConfig) -> list[float]:
+    """The values a rating takes: scale_low, scale_low + scale_step, …, scale_high."""
+    span = (cfg.scale_high - cfg.scale_low) / cfg.scale_step
+    n = round(span)
+    if abs(span - n) > 1e-9 * max(1.0, abs(span)):
+        raise ConfigError(
+            f"scale_step {_fmt(cfg.scale_step)} does not divide the scale "
+            f"{_fmt(cfg.scale_low)}..{_fmt(cfg.scale_high)} into whole steps",
+            "scale_step",
+        )
+    if n > MAX_LEVELS - 1:
+        raise ConfigError(
+            f"the scale {_fmt(cfg.scale_low)}..{_fmt(cfg.scale_high)} in steps of "
+            f"{_fmt(cfg.scale_step)} has {n + 1} levels; at most {MAX_LEVELS}",
+            "scale_step",
+        )
+    return [cfg.scale_low + i * cfg.scale_step for i in range(n + 1)]
+
+
+def _check_judge(cfg: JudgeConfig) -> None:
+    """The checks across keys of a judge config (each key's own bounds are checked first)."""
+    if cfg.endpoint:
+        if not cfg.endpoint.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"endpoint must be an http:// or https:// URL; got {cfg.endpoint!r}", "endpoint"
+            )
+        if not cfg.endpoint_model:
+            raise ConfigError(
+                "endpoint_model is required with an endpoint (the model name the server serves)",
+                "endpoint_model",
+            )
+    if cfg.judge_kind == "endpoint" and not cfg.endpoint:
+        raise ConfigError("judge_kind 'endpoint' needs the endpoint URL", "endpoint")
+    missing = [p for p in ("{a}", "{b}") if p not in cfg.judge_template]
+    if missing:
+        raise ConfigError(
+            f"judge_template must contain {{a}} and {{b}} (where the two responses go); "
+            f"{' and '.join(missing)} missing",
+            "judge_template",
+        )
+    if cfg.project_kind == "rating":
+        if cfg.judge_kind in ("pairwise_lm", "endpoint") or (
+            cfg.judge_kind == "auto" and cfg.endpoint
+        ):
+            raise ConfigError(
+                "a rating project needs judge_kind reward_model: a pairwise judge compares two "
+                "responses and gives no score on the scale",
+                "judge_kind",
+            )
+        if cfg.scale_high <= cfg.scale_low:
+            raise ConfigError(
+                f"scale_high ({_fmt(cfg.scale_high)}) must be above scale_low "
+                f"({_fmt(cfg.scale_low)})",
+                "scale_high",
+            )
+        levels = scale_levels(cfg)
+        if cfg.rating_map == "linear" and cfg.rating_score_high <= cfg.rating_score_low:
+            raise ConfigError(
+                f"rating_score_high ({_fmt(cfg.rating_score_high)}) must be above "
+                f"rating_score_low ({_fmt(cfg.rating_score_low)})",
+                "rating_score_high",
+            )
+        if cfg.rating_map == "thresholds":
+            t = cfg.rating_thresholds
+            if len(t) != len(levels) - 1:
+                raise ConfigError(
+                    f"rating_thresholds needs {len(levels) - 1} ascending scores for the "
+                    f"{len(levels)} levels of the scale; got {len(t)}",
+                    "rating_thresholds",
+                )
+            if any(b <= a for a, b in zip(t, t[1:], strict=False)):
+                raise ConfigError(
+                    "rating_thresholds must be strictly ascending", "rating_thresholds"
+                )
 
 
 @dataclass
@@ -381,12 +468,101 @@ class GenerateConfig:
     """Directory of a reward model trained by `rm`: each row then carries its `reward`."""
 
 
-CONFIGS: dict[str, type[BaseConfig] | type[GenerateConfig]] = {
+DEFAULT_JUDGE_TEMPLATE = (
+    "Two AI assistants answered the conversation below. Which response is better: more "
+    "helpful, correct and clear? Do not let the order or the length of the responses sway "
+    "you.\n\n"
+    "[Conversation]\n{prompt}\n\n"
+    "[Response A]\n{a}\n\n"
+    "[Response B]\n{b}\n\n"
+    "Reply with the single letter A or B.\nAnswer:"
+)
+
+
+@dataclass
+class JudgeConfig:
+    """AI feedback: a reward model, a causal LM or a chat endpoint labels prompts' responses (no
+    training). See trainer/judge.py for the files and trainer/judge_rules.py for the rules."""
+
+    model: str = ""
+    """Local judge: a reward model (one-label sequence classifier, as `rm` writes) or a causal LM
+    (asked pairwise); not used with an endpoint."""
+    train_file: str = ""
+    """The items: JSONL rows {"id", "prompt": str | messages, "responses": [{"id", "text"}]}."""
+    output_dir: str = "output"
+    """Where judgments.jsonl, metrics.jsonl and summary.json are written."""
+    project_kind: str = choice("ranking", "rating")
+    """ranking: order each item's responses best first; rating: give each response a value on
+    the scale scale_low..scale_high."""
+    judge_kind: str = choice("auto", "reward_model", "pairwise_lm", "endpoint")
+    """reward_model | pairwise_lm | endpoint | auto (endpoint when `endpoint` is set, else from
+    the model's architecture: a sequence classifier → reward_model, a causal LM → pairwise_lm)."""
+    scale_low: float = num(0.0, ge=-MAX_SCALE, le=MAX_SCALE)
+    """rating: the lowest value of the scale (👍/👎 is -1..1 in steps of 2)."""
+    scale_high: float = num(5.0, ge=-MAX_SCALE, le=MAX_SCALE)
+    """rating: the highest value of the scale."""
+    scale_step: float = num(1.0, gt=0, le=2 * MAX_SCALE)
+    """rating: the distance between two levels; it must divide scale_high − scale_low."""
+    rating_map: str = choice("linear", "thresholds")
+    """rating: how a reward becomes a level. linear: rating_score_low..rating_score_high is laid
+    onto the scale and the score rounds to the nearest level (below the range: the lowest;
+    above: the highest). thresholds: level i+1 needs a score ≥ rating_thresholds[i]."""
+    rating_score_low: float = num(-2.0, ge=-MAX_SCALE, le=MAX_SCALE)
+    """rating, linear: the reward that maps to scale_low (-2: two standard deviations below the
+    mean reward of an `rm` model's training responses, which its normalisation sets to 0 ± 1)."""
+    rating_score_high: float = num(2.0, ge=-MAX_SCALE, le=MAX_SCALE)
+    """rating, linear: the reward that maps to scale_high."""
+    rating_thresholds: list[float] = num(list, ge=-MAX_SCALE, le=MAX_SCALE)
+    """rating, thresholds: one ascending reward per step up the scale (levels − 1 of them)."""
+    judge_template: str = DEFAULT_JUDGE_TEMPLATE
+    """The pairwise question (pairwise_lm, endpoint): {prompt} is the conversation, {a} and {b}
+    the two responses; the judge answers A or B. Each pair is asked in both orders."""
+    judge_chat_template: bool = True
+    """pairwise_lm: send the question as a user message through the tokenizer's chat template
+    (when it has one); false → the model continues the question's text as it is."""
+    batch_size: int = num(64, ge=1, le=MAX_BATCH)
+    """Sequences per forward pass of a local judge (sorted by length so padding stays small);
+    64 and 128 were the fastest on CPU in bench/judge.py (equal within noise), 64 takes half
+    the memory."""
+    max_length: int = num(512, ge=8, le=MAX_TOKENS)
+    """Longest sequence in tokens: reward_model cuts the prompt from the left to keep the
+    response; pairwise_lm cuts the question from the left (counted as truncated)."""
+    mixed_precision: str = choice("no", "bf16", "fp16")
+    """Autocast of a local judge's forward passes: no | bf16 | fp16. On a CPU with bf16
+    instructions bf16 ran a MiniLM-sized reward model 1.3–2.6× faster than fp32 in
+    bench/judge.py (once far slower); scores move in the third significant digit."""
+    seed: int = num(42, ge=0, le=MAX_SEED)
+    """Seeds torch (judging itself is deterministic)."""
+    endpoint: str = ""
+    """An OpenAI-compatible server: its base URL (…/v1) or the full …/chat/completions URL."""
+    endpoint_model: str = ""
+    """The model name sent to the endpoint (required with an endpoint)."""
+    endpoint_key_env: str = ""
+    """Name of the environment variable holding the endpoint's API key ("" → no key sent)."""
+    endpoint_concurrency: int = num(8, ge=1, le=1024)
+    """Requests in flight at once."""
+    endpoint_timeout: float = num(60.0, gt=0, le=3600)
+    """Seconds a request may take (connect, read, write each) before it counts as failed."""
+    endpoint_retries: int = num(5, ge=0, le=100)
+    """Retries of a request after a connection error, a timeout, HTTP 429 or 5xx; then the job
+    fails with the cause."""
+    endpoint_backoff: float = num(1.0, ge=0, le=600)
+    """Seconds before the first retry; each further retry waits twice as long (at most 60 s,
+    or longer when the server's Retry-After asks for it)."""
+    endpoint_max_tokens: int = num(4, ge=1, le=MAX_TOKENS)
+    """Most tokens the endpoint may answer with (the answer is one letter)."""
+    endpoint_logprobs: bool = True
+    """Ask for the answer's log-probabilities (the preference's strength when the server
+    returns them); false for servers that refuse the parameter."""
+
+
+CONFIGS: dict[str, type[BaseConfig] | type[GenerateConfig] | type[JudgeConfig]] = {
     "sft": SFTConfig,
     "rm": RewardConfig,
     "ppo": PPOConfig,
     "dpo": DPOConfig,
     "generate": GenerateConfig,
+    "judge": JudgeConfig,
 }
 
 
@@ -406,7 +582,10 @@ def _coerce(name: str, tp: Any, value: Any) -> Any:
         if origin is list:
             if isinstance(value, str):
                 value = json.loads(value) if value.startswith("[") else value.split(",")
-            return [str(v) for v in value]
+            if not isinstance(value, list):
+                raise ValueError(value)
+            item = (typing.get_args(tp) or (str,))[0]
+            return [float(v) if item is float else str(v) for v in value]
         if tp is bool:
             if isinstance(value, str):
                 if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
@@ -422,7 +601,7 @@ def _coerce(name: str, tp: Any, value: Any) -> Any:
 
 def build_config(
     kind: str, values: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None
-) -> BaseConfig | GenerateConfig:
+) -> BaseConfig | GenerateConfig | JudgeConfig:
     """Make the config of `kind` from a dict (e.g. run.json) and then overrides, checking keys."""
     cls = CONFIGS[kind]
     hints = typing.get_type_hints(cls)
@@ -441,7 +620,7 @@ def build_config(
 
 def load_config(
     kind: str, path: str | Path | None, overrides: dict[str, Any]
-) -> BaseConfig | GenerateConfig:
+) -> BaseConfig | GenerateConfig | JudgeConfig:
     """Read a JSON config file (may be None) and apply overrides."""
     values: dict[str, Any] = {}
     if path:

@@ -5,6 +5,7 @@ Hugging Face cache. Its role says which heads fit:
   policy    a causal LM (sft, dpo, the policy of ppo, generate)
   reward    a sequence classifier with one label (ppo's reward model, generate's scorer)
   backbone  what an rm run trains from: a causal LM, an encoder, or a one-label classifier
+  judge     what a judge run asks: a reward model (scores) or a causal LM (asked pairwise)
 Reads JSON only (no torch, no transformers), so the web app checks models as they are typed.
 """
 
@@ -23,6 +24,7 @@ class Role(StrEnum):
     policy = "policy"
     reward = "reward"
     backbone = "backbone"
+    judge = "judge"
 
 
 class ModelError(ConfigError):
@@ -129,6 +131,7 @@ FITS: dict[Role, set[str]] = {
     Role.policy: {"causal-lm", "unknown"},
     Role.reward: {"reward"},
     Role.backbone: {"causal-lm", "encoder", "reward", "unknown"},
+    Role.judge: {"causal-lm", "reward"},
 }
 NEEDS = {
     Role.policy: "a policy must be a causal LM (…ForCausalLM)",
@@ -137,6 +140,10 @@ NEEDS = {
         "as an rm run writes)"
     ),
     Role.backbone: "a reward model trains from a causal LM or an encoder",
+    Role.judge: (
+        "a judge is a reward model (…ForSequenceClassification with one label) or a causal LM "
+        "(…ForCausalLM)"
+    ),
 }
 WHAT = {
     "causal-lm": "a causal LM",

@@ -80,9 +80,16 @@ def encode_response(
     tokenizer: Any, specials: SpecialTokens, prompt_text: str, response_text: str, max_length: int
 ) -> tuple[list[int], bool]:
     """Ids of prompt + response within max_length, prompt left-truncated; (ids, response_cut)."""
-    budget = max(1, max_length - len(specials))
     prompt = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
     response = tokenizer(response_text, add_special_tokens=False)["input_ids"]
+    return join_response(specials, prompt, response, max_length)
+
+
+def join_response(
+    specials: SpecialTokens, prompt: list[int], response: list[int], max_length: int
+) -> tuple[list[int], bool]:
+    """`encode_response` from token ids already there (a batch tokenised at once)."""
+    budget = max(1, max_length - len(specials))
     cut = len(response) > budget
     if cut:
         response = response[-budget:]

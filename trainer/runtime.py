@@ -30,7 +30,7 @@ from accelerate.utils import set_seed
 from transformers.utils import logging as hf_logging
 
 from trainer import ATTEMPT_ENV, PREEMPTED_FILE
-from trainer.configs import BaseConfig, GenerateConfig
+from trainer.configs import BaseConfig, GenerateConfig, JudgeConfig
 from trainer.fencing import Fence
 from trainer.reporting import METRICS_FILE, log, rounded, sanitise, step_of
 
@@ -44,10 +44,10 @@ class Diverged(RuntimeError):
 class Run:
     """One training run in `cfg.output_dir`: metrics.jsonl, checkpoints, preemption flag."""
 
-    def __init__(self, cfg: BaseConfig | GenerateConfig, kind: str) -> None:
+    def __init__(self, cfg: BaseConfig | GenerateConfig | JudgeConfig, kind: str) -> None:
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
-        self.cfg: Any = cfg  # a trainer's BaseConfig, or the GenerateConfig of `generate`
+        self.cfg: Any = cfg  # a trainer's BaseConfig, or the config of `generate` or `judge`
         self.kind = kind
         self.out = Path(cfg.output_dir)
         world = int(os.environ.get("WORLD_SIZE", "1"))  # set by accelerate launch / torchrun
@@ -219,7 +219,17 @@ class Run:
         log(f"done: {json.dumps(sanitise(rounded(summary)))}")
 
 
-_SHOWN = {"loss", "eval_loss", "accuracy", "score", "kl", "lr", "reward_margin"}
+_SHOWN = {
+    "loss",
+    "eval_loss",
+    "accuracy",
+    "score",
+    "kl",
+    "lr",
+    "reward_margin",
+    "items_per_second",
+    "abstentions",
+}
 
 
 def save_model(model: torch.nn.Module, tokenizer: Any, path: Path) -> None:

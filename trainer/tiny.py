@@ -96,10 +96,13 @@ def build_tokenizer(
     return path
 
 
-def build_tiny_causal_lm(path: str | os.PathLike[str], *, hidden_size: int = 64) -> Path:
-    """Build a 2-layer random Llama-style causal LM plus tokenizer under `path`."""
+def build_tiny_causal_lm(
+    path: str | os.PathLike[str], *, hidden_size: int = 64, corpus: list[str] | None = None
+) -> Path:
+    """Build a 2-layer random Llama-style causal LM plus tokenizer under `path`; with a `corpus`
+    the tokenizer learns that text's words."""
     path = Path(path)
-    build_tokenizer(path)
+    build_tokenizer(path, corpus=corpus)
     tok = PreTrainedTokenizerFast.from_pretrained(path)
     torch.manual_seed(SEED)
     config = LlamaConfig(
@@ -125,9 +128,13 @@ def build_tiny_encoder(
     hidden_size: int = 64,
     corpus: list[str] | None = None,
     vocab_size: int = VOCAB_SIZE,
+    layers: int = 2,
+    heads: int = 4,
+    intermediate_size: int = 0,
 ) -> Path:
-    """Build a 2-layer random BERT-style encoder (reward-model backbone) plus tokenizer; with a
-    `corpus` the tokenizer learns that text's words (e.g. real conversations)."""
+    """Build a random BERT-style encoder (reward-model backbone, one-label head) plus tokenizer:
+    2 layers of `hidden_size` by default, or any shape (MiniLM: 384, 6 layers, 12 heads, 1536);
+    with a `corpus` the tokenizer learns that text's words (e.g. real conversations)."""
     path = Path(path)
     build_tokenizer(path, bert_style=True, corpus=corpus, vocab_size=vocab_size)
     tok = PreTrainedTokenizerFast.from_pretrained(path)
@@ -135,9 +142,9 @@ def build_tiny_encoder(
     config = BertConfig(
         vocab_size=len(tok),
         hidden_size=hidden_size,
-        intermediate_size=hidden_size * 2,
-        num_hidden_layers=2,
-        num_attention_heads=4,
+        intermediate_size=intermediate_size or hidden_size * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
         max_position_embeddings=512,
         pad_token_id=tok.pad_token_id,
         num_labels=1,
