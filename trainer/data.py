@@ -265,3 +265,16 @@ def pad(seqs: Sequence[Sequence[int]], value: int, side: str = "right") -> torch
     pairs = zip(seqs, fill, strict=True)
     rows = [list(s) + f if side == "right" else f + list(s) for s, f in pairs]
     return torch.tensor(rows, dtype=torch.long)
+
+
+def appended_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of a JSONL file a job appends to and may resume (samples, judgments): a torn
+    last line, left by a job stopped mid-write, is cut off the file."""
+    if not path.is_file():
+        return []
+    data = path.read_bytes()
+    complete = data[: data.rfind(b"\n") + 1]
+    if len(complete) != len(data):
+        with open(path, "r+b") as f:
+            f.truncate(len(complete))
+    return [json.loads(line) for line in complete.decode("utf-8").splitlines() if line.strip()]

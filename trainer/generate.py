@@ -30,7 +30,14 @@ import torch
 
 from trainer import EXIT_OK, EXIT_PREEMPTED
 from trainer.configs import ConfigError, GenerateConfig, check_values
-from trainer.data import DataError, _is_messages, pad, read_records, render_prompt
+from trainer.data import (
+    DataError,
+    _is_messages,
+    appended_rows,
+    pad,
+    read_records,
+    render_prompt,
+)
 from trainer.factories import load_tokenizer
 from trainer.reporting import log
 from trainer.runtime import Run
@@ -116,20 +123,12 @@ def indices_for(row: dict[str, Any], model: str, n: int) -> list[int]:
 
 
 def read_done(path: Path) -> set[tuple[str, str, int]]:
-    """(prompt_id, model, sample_index) already in samples.jsonl; a torn last line is cut off."""
-    if not path.is_file():
-        return set()
-    data = path.read_bytes()
-    complete = data[: data.rfind(b"\n") + 1]
-    if len(complete) != len(data):
-        with open(path, "r+b") as f:
-            f.truncate(len(complete))
-    done = set()
-    for line in complete.decode("utf-8").splitlines():
-        if line.strip():
-            row = json.loads(line)
-            done.add((str(row["prompt_id"]), row["model"], int(row["sample_index"])))
-    return done
+    """(prompt_id, model, sample_index) already in samples.jsonl (a torn last line is cut
+    off the file)."""
+    return {
+        (str(row["prompt_id"]), row["model"], int(row["sample_index"]))
+        for row in appended_rows(path)
+    }
 
 
 def context_length(model_config: Any, cfg: GenerateConfig) -> int:

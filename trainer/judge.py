@@ -33,7 +33,7 @@ from typing import Any
 
 from trainer import EXIT_OK, EXIT_PREEMPTED
 from trainer.configs import ConfigError, JudgeConfig, check_values
-from trainer.data import DataError, _is_messages, read_records
+from trainer.data import DataError, _is_messages, appended_rows, read_records
 from trainer.judge_rules import Item, Tally
 from trainer.model_files import architecture, find_config, read_config
 from trainer.reporting import log, rounded
@@ -84,16 +84,8 @@ def read_items(path: str, project_kind: str) -> list[Item]:
 
 
 def read_done(path: Path) -> set[str]:
-    """Ids already in judgments.jsonl; a torn last line is cut off the file."""
-    if not path.is_file():
-        return set()
-    data = path.read_bytes()
-    complete = data[: data.rfind(b"\n") + 1]
-    if len(complete) != len(data):
-        with open(path, "r+b") as f:
-            f.truncate(len(complete))
-    lines = complete.decode("utf-8").splitlines()
-    return {str(json.loads(line)["id"]) for line in lines if line.strip()}
+    """Ids already in judgments.jsonl (a torn last line is cut off the file)."""
+    return {str(row["id"]) for row in appended_rows(path)}
 
 
 def judge_kind(cfg: JudgeConfig) -> str:
