@@ -109,3 +109,16 @@ def test_conversational_answers_render_the_whole_conversation(causal_lm: str) ->
     ranking = {"prompt": prompt, "responses": [says("no"), says("nope")]}
     seqs = tokenize_ranking(tok, ranking, "rankings", 512)["input_ids"]
     assert tok.decode(seqs[0]).endswith(whole)
+
+
+def test_appended_rows_cut_a_torn_last_line_off_the_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from trainer.data import appended_rows
+
+    path = tmp_path / "out.jsonl"
+    assert appended_rows(path) == []
+    path.write_text('{"id": 1}\n\n{"id": 2}\n{"id": 3, "te')
+    assert appended_rows(path) == [{"id": 1}, {"id": 2}]
+    assert path.read_text() == '{"id": 1}\n\n{"id": 2}\n'
+    with open(path, "a") as f:
+        f.write('{"id": 3}\n')
+    assert [row["id"] for row in appended_rows(path)] == [1, 2, 3]
