@@ -9,7 +9,7 @@ a model that is not there or does not fit, a loss that turned NaN).
 import re
 import signal
 
-from trainer import EXIT_DIVERGED, EXIT_FENCED, EXIT_PREEMPTED, EXIT_USAGE
+from trainer import EXIT_DIVERGED, EXIT_FENCED, EXIT_PREEMPTED, EXIT_UNAVAILABLE, EXIT_USAGE
 
 EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt)(:\s.*)?$")
 """The last line of a Python traceback: `module.SomeError: what happened`."""
@@ -39,7 +39,7 @@ def exception_line(tail: str) -> str | None:
 
 def describe_exit(code: int, tail: str) -> str:
     """One line on how the trainer ended: its own `error:` line, or its exception's last line."""
-    if code in (EXIT_DIVERGED, EXIT_USAGE, EXIT_FENCED):
+    if code in (EXIT_DIVERGED, EXIT_USAGE, EXIT_FENCED, EXIT_UNAVAILABLE):
         said = [line[len("error: ") :] for line in tail.splitlines() if line.startswith("error: ")]
         if said:
             return said[-1]
