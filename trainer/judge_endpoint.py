@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -140,7 +141,11 @@ class EndpointJudge:
     def __init__(self, cfg: JudgeConfig, key: str | None) -> None:
         self.cfg, self.url = cfg, chat_url(cfg.endpoint)
         self.headers = {"Authorization": f"Bearer {key}"} if key else {}
+        # The judge's own event loop, on its own thread: the caller's thread may run a loop
+        # already (a notebook, a host application), and run_until_complete would refuse it.
         self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="judge", daemon=True)
+        self.thread.start()
         self.client: httpx.AsyncClient | None = None
         self.slots: asyncio.Semaphore | None = None
         self.requests = self.retries = 0
@@ -153,7 +158,11 @@ class EndpointJudge:
         self, items: list[Item], stop: Callable[[], bool]
     ) -> list[tuple[dict[str, Any], list[PairVote] | None]]:
         """Verdicts of the items finished (all, unless `stop` turned true first)."""
-        return self.loop.run_until_complete(self._chunk(items, stop))
+        return self._wait(self._chunk(items, stop))
+
+    def _wait(self, coro: Any) -> Any:
+        """Run `coro` on the judge's loop; the caller's thread waits (signals still reach it)."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
     async def _chunk(
         self, items: list[Item], stop: Callable[[], bool]
@@ -282,5 +291,7 @@ class EndpointJudge:
 
     def close(self) -> None:
         if self.client is not None:
-            self.loop.run_until_complete(self.client.aclose())
+            self._wait(self.client.aclose())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join()
         self.loop.close()

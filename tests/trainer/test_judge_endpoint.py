@@ -4,6 +4,7 @@ and a judge process stopped (SIGTERM) and killed (SIGKILL) midway."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -373,3 +374,16 @@ def test_a_stopped_or_killed_judge_resumes_and_writes_each_id_once(tmp_path: Pat
         assert judge(cfg) == EXIT_OK
     ids = [r["id"] for r in _rows(tmp_path / "out")]
     assert sorted(ids) == sorted(it["id"] for it in items) and len(ids) == 24
+
+
+def test_the_judge_runs_from_a_thread_that_runs_an_event_loop(tmp_path: Path) -> None:
+    """A caller inside a running event loop (a notebook, a host application, a test session
+    with a browser driver) gets the same judgments: the judge's loop has its own thread."""
+
+    async def inside_a_loop() -> int:
+        return judge(_cfg(tmp_path, server.url))
+
+    with ChatServer(by_goodness) as server:
+        assert asyncio.run(inside_a_loop()) == EXIT_OK
+    rows = {r["id"]: r for r in _rows(tmp_path / "out")}
+    assert rows["k3"]["ranking"] == ["y", "x", "z"]
