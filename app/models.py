@@ -3,7 +3,7 @@
 from app.auth.models import ApiToken, LoginSession, User
 from app.base import Base
 from app.datasets.models import Snapshot
-from app.labeling.models import Annotation, Assignment, Exclusion, LabelerHold
+from app.labeling.models import Annotation, Assignment, Exclusion, Judgment, LabelerHold
 from app.projects.models import Project, ProjectMember, Prompt, Response
 from app.prompts.models import PromptAction
 from app.runs.models import RegisteredModel, RunMetric, TrainingRun, Worker
@@ -14,6 +14,7 @@ __all__ = [
     "Assignment",
     "Base",
     "Exclusion",
+    "Judgment",
     "LabelerHold",
     "LoginSession",
     "Project",

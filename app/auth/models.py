@@ -26,8 +26,8 @@ class User(Base):
     locked_until: Mapped[datetime | None]
     source: Mapped[str | None] = mapped_column(String(20))
     """The tool a source annotator's labels were imported from (labelstudio, argilla, oasst,
-    arena); such a user is named after the source's id (`labelstudio:7`) and never signs in.
-    None for people."""
+    arena), or "ai" for a judge (`judge:<model>`, whose labels a judge run stores); such a user
+    is named after the source's id (`labelstudio:7`) and never signs in. None for people."""
     session_epoch: Mapped[int] = mapped_column(default=0)
     """Bumped on password reset or deactivation: older session cookies stop working (with their
     `LoginSession` rows, which are deleted then; the epoch also refuses a login that raced)."""

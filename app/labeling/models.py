@@ -19,6 +19,8 @@ class AssignmentStatus(StrEnum):
 class AnnotationSource(StrEnum):
     labeler = "labeler"
     imported = "import"
+    ai = "ai"
+    """A judge's label (a judge run's verdict, stored by the judge annotator `judge:<model>`)."""
 
 
 class Assignment(Base):
@@ -117,4 +119,36 @@ class Exclusion(Base):
     """The project it applies to; NULL excludes the labeler from every project."""
     reason: Mapped[str] = mapped_column(Text, default="")
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Judgment(Base):
+    """What a judge run said about one prompt: the verdict behind its annotation (None when it
+    abstained), the margin between its best and second response, and whether its two orders
+    agreed (pairwise judges). One row per (run, prompt): a resumed run stores nothing twice."""
+
+    __tablename__ = "judgments"
+    __table_args__ = (
+        UniqueConstraint("run_id", "prompt_id"),
+        Index("ix_judgments_project_id_prompt_id", "project_id", "prompt_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id", ondelete="CASCADE"))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("training_runs.id", ondelete="SET NULL"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    """The judge annotator (`judge:<model>`, users.source "ai")."""
+    annotation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("annotations.id", ondelete="SET NULL")
+    )
+    """The label it gave; None when it abstained."""
+    abstained: Mapped[bool] = mapped_column(default=False)
+    reason: Mapped[str | None] = mapped_column(Text)
+    margin: Mapped[float | None]
+    """Best minus second score (reward, or wins for pairwise judges); None when abstained."""
+    orders_agree: Mapped[bool | None]
+    """Pairwise judges: whether both orders of every pair agreed; None for reward models."""
+    scores: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """{response id: score} as the judge gave them."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -37,10 +37,17 @@ class Project(Base):
     auto_hold: Mapped[bool] = mapped_column(default=False, server_default=false())
     """Stop serving tasks to a labeler whose gold accuracy is too low (until reinstated)."""
     hold_after_gold: Mapped[int] = mapped_column(default=5, server_default="5")
-    order: Mapped[str] = mapped_column(String(20), default="id", server_default="id")
-    """Which prompts labelers get first: "id" (import order) or "uncertainty" (those whose
-    candidates a reward model separates least, see Prompt.priority)."""
     """Gold items a labeler must have answered before auto_hold may hold them."""
+    order: Mapped[str] = mapped_column(String(20), default="id", server_default="id")
+    """Which prompts labelers get first: "id" (import order), "uncertainty" (those whose
+    candidates a reward model separates least, see Prompt.priority) or "judge-uncertainty"
+    (those a judge was least sure of, see Prompt.judge_margin)."""
+    judge_accepts: Mapped[float | None]
+    """A judge label whose margin is at least this counts toward overlap; None: judge labels
+    never replace a human's (the default)."""
+    suggestions: Mapped[str] = mapped_column(String(10), default="off", server_default="off")
+    """off | shown | prefilled: whether the labeling page shows a judge's (or an imported)
+    suggestion, and whether it starts the answer from it."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -60,10 +67,13 @@ class Prompt(Base):
     """The conversation so far, [{"role": "user"|"assistant"|"system", "content": str}, …]."""
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
     done_count: Mapped[int] = mapped_column(default=0)
+    """Finished labels (assignments done); compared with the project's overlap."""
     priority: Mapped[float | None]
     """With order=uncertainty: the smallest reward gap between two of its candidates (smaller
     is served first); None until a reward model scored at least two of them."""
-    """Finished labels (assignments done); compared with the project's overlap."""
+    judge_margin: Mapped[float | None]
+    """With order=judge-uncertainty: the latest judge's margin on it (smaller is served first;
+    an abstention or orders that disagree count as 0); None until a judge saw it."""
     is_gold: Mapped[bool] = mapped_column(default=False)
     """Gold items carry a known answer (`gold`) used to measure labeler quality."""
     gold: Mapped[dict[str, Any] | None]
