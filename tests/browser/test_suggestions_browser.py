@@ -3,6 +3,7 @@
 
 import pytest
 
+from tests.browser.axe import violations
 from tests.browser.conftest import login, open_task, submit_and_wait
 from tests.helpers import as_shown, prompts_of, ranking_items
 from tests.quality import judges
@@ -31,6 +32,7 @@ def test_prefilled_starts_the_ranking_from_the_suggestion(page, live) -> None:
     )
     assert suggested["mode"] == "prefilled"
     assert page.locator("#suggestion").is_visible()
+    assert violations(page) == []
     assert page.locator(".slot.filled").count() == 3  # started from the suggestion
     assert page.locator(".slot.tied").count() == 1
     # the labeler changes it: the last slot is undone and placed again, untied
@@ -71,6 +73,7 @@ def test_shown_displays_the_suggestion_and_leaves_the_answer_empty(page, live) -
     shown = open_task(page, project)
     card = page.locator("#suggestion")
     assert card.is_visible() and card.get_attribute("data-mode") == "shown"
+    assert violations(page) == []
     numbers = [shown.index(r) + 1 for r in _public([rids[1], rids[0], rids[2]])]
     items = page.locator("#suggested-ranking li")
     assert [items.nth(i).inner_text() for i in range(3)] == [f"Response {n}" for n in numbers]
