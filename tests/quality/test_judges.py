@@ -98,6 +98,8 @@ def test_quality_page_api_and_cli_mark_the_judge_and_show_both_alphas(
     mine = re.search(rf'<tr data-user="{judge.id}">(.*?)</tr>', page, re.S).group(1)
     assert "AI judge" in mine and "imported" not in mine
     assert 'id="alpha-with-ai"' in page and "without AI labels" in page
+    overview = client.get("/admin/quality").text
+    assert f"({body['alpha_with_ai']:.3f} with AI)" in overview
     drill = client.get(f"/admin/projects/{project.id}/quality/labelers/{judge.id}")
     assert drill.status_code == 200
 
