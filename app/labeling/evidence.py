@@ -8,18 +8,20 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.labeling.models import Annotation, Assignment
+from app.labeling.models import Annotation, AnnotationSource, Assignment
 
 
 @dataclass(frozen=True, slots=True)
 class AnnotationFacts:
-    """One labeler annotation's context."""
+    """One labeler annotation's context (a person's, a source annotator's or a judge's)."""
 
     user_id: int
     shown: list[int]
     """Response ids in the order this labeler's assignment showed them."""
     duration_ms: int | None
     created_at: datetime
+    ai: bool = False
+    """A judge's label (`Annotation.source` is ai), not a person's."""
 
 
 def annotation_facts(*, session: Session, project_id: int) -> dict[int, AnnotationFacts]:
@@ -32,6 +34,7 @@ def annotation_facts(*, session: Session, project_id: int) -> dict[int, Annotati
             Assignment.response_ids,
             Annotation.duration_ms,
             Annotation.created_at,
+            Annotation.source,
         )
         .outerjoin(Assignment, Assignment.id == Annotation.assignment_id)
         .where(
@@ -41,7 +44,11 @@ def annotation_facts(*, session: Session, project_id: int) -> dict[int, Annotati
     )
     return {
         row.id: AnnotationFacts(
-            row.user_id, [int(r) for r in row.response_ids or []], row.duration_ms, row.created_at
+            row.user_id,
+            [int(r) for r in row.response_ids or []],
+            row.duration_ms,
+            row.created_at,
+            row.source == AnnotationSource.ai,
         )
         for row in rows
     }

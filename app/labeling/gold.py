@@ -83,8 +83,14 @@ def answer_agreement(
 ) -> tuple[float, int]:
     """(agreeing pairs, pairs) of one answer against the known order, over strictly ordered
     gold pairs of the responses the labeler judged; a tie in the answer counts half."""
-    truth = gold_order(gold)
     given = {position[rid]: v for rid, v in label_values(payload).items() if rid in position}
+    return agreeing_pairs(given, gold_order(gold))
+
+
+def agreeing_pairs(given: dict[int, float], truth: dict[int, float]) -> tuple[float, int]:
+    """(agreeing pairs, pairs) of values per response against reference values: the pairs of
+    responses both judged that the reference orders strictly; a tie in `given` counts half.
+    The quality report compares a labeler with a judge's suggestion by the same rule."""
     agree, pairs = 0.0, 0
     for a, b in combinations(sorted(given), 2):
         if a not in truth or b not in truth or truth[a] == truth[b]:
@@ -107,16 +113,22 @@ def low_gold_accuracy(stats: GoldStats, min_seen: int) -> bool:
 
 
 def gold_answers(
-    *, session: Db, project_id: int, user_id: int | None = None, since: datetime | None = None
+    *,
+    session: Db,
+    project_id: int,
+    user_id: int | None = None,
+    since: datetime | None = None,
+    sources: tuple[str, ...] = (AnnotationSource.labeler,),
 ) -> list[tuple[int, int, dict[str, Any], dict[str, Any], dict[int, int]]]:
     """(user id, prompt id, gold, payload, response id -> position) of labelers' live answers
-    to gold items, oldest first (one labeler's, and only those after `since`, if given)."""
+    to gold items, oldest first (one labeler's, and only those after `since`, if given);
+    `sources` adds judges' answers (`AnnotationSource.ai`) for the quality report."""
     query = (
         select(Annotation.user_id, Annotation.prompt_id, Prompt.gold, Annotation.payload)
         .join(Prompt, Prompt.id == Annotation.prompt_id)
         .where(
             Annotation.project_id == project_id,
-            Annotation.source == AnnotationSource.labeler,
+            Annotation.source.in_(sources),
             Prompt.is_gold.is_(True),
         )
         .order_by(Annotation.id)
@@ -142,14 +154,21 @@ def gold_answers(
 
 
 def gold_stats(
-    *, session: Db, project_id: int, user_id: int | None = None, since: datetime | None = None
+    *,
+    session: Db,
+    project_id: int,
+    user_id: int | None = None,
+    since: datetime | None = None,
+    sources: tuple[str, ...] = (AnnotationSource.labeler,),
 ) -> dict[int, GoldStats]:
-    """Gold items seen and pairwise agreement with their answers, per labeler."""
+    """Gold items seen and pairwise agreement with their answers, per labeler (and per judge
+    with `sources`, as in `gold_answers`)."""
     out: dict[int, GoldStats] = {}
     seen: set[tuple[int, int]] = set()
-    for uid, prompt_id, gold, payload, position in reversed(
-        gold_answers(session=session, project_id=project_id, user_id=user_id, since=since)
-    ):
+    answers = gold_answers(
+        session=session, project_id=project_id, user_id=user_id, since=since, sources=sources
+    )
+    for uid, prompt_id, gold, payload, position in reversed(answers):
         if (uid, prompt_id) in seen:  # a correction replaces the earlier answer
             continue
         seen.add((uid, prompt_id))

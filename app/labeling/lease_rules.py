@@ -68,6 +68,7 @@ class LabelingSettings:
     order: str
     auto_hold: bool
     hold_after_gold: int
+    suggestions: str
     has_gold: bool
     allowed: bool
 

@@ -27,7 +27,7 @@ from sqlalchemy import insert as sql_insert
 from app import precompiled
 from app.auth.models import User
 from app.errors import Forbidden, NotFound
-from app.labeling import exclusions, gold, public, remembered
+from app.labeling import exclusions, gold, public, remembered, suggestions
 from app.labeling import lease_statement as statement
 from app.labeling.lease_rules import (
     LEASE_COLUMNS,
@@ -43,7 +43,7 @@ from app.labeling.lease_rules import (
 )
 from app.labeling.models import Assignment, AssignmentStatus
 from app.labeling.public import Kind
-from app.labeling.schemas import Task, TaskResponse
+from app.labeling.schemas import Suggestion, Task, TaskResponse
 from app.memory import Memory
 from app.projects import service as project_service
 from app.projects.kinds import ProjectKind
@@ -77,10 +77,14 @@ def check_allowed(row: Any, project_id: int) -> Any:
 
 
 def make_task(
-    project: LabelingSettings | Row[Any], lease: Any, messages: list[Any], texts: dict[Any, str]
+    project: LabelingSettings | Row[Any],
+    lease: Any,
+    messages: list[Any],
+    texts: dict[Any, str],
+    suggestion: Suggestion | None = None,
 ) -> Task:
     """A lease as the labeler sees it, with public ids (`app.labeling.public`); `texts` maps
-    response id (int or str) to its text."""
+    response id (int or str) to its text; `suggestion` from `suggestions.for_lease`."""
     texts = {int(rid): text for rid, text in texts.items()}
     return Task(
         assignment_id=public.encode(Kind.assignment, lease.id),
@@ -97,6 +101,7 @@ def make_task(
         criteria=project.criteria,
         strength_scale=project.strength_scale,
         questions=project.questions or [],
+        suggestion=suggestion,
         expires_at=lease.expires_at,
     )
 
@@ -180,7 +185,10 @@ def _messages_query() -> Any:
 
 def _as_task(conn: Connection, project: LabelingSettings, lease: Any) -> Task:
     messages = conn.scalar(_messages_query(), {"p_prompt": lease.prompt_id})
-    return make_task(project, lease, messages or [], _texts(conn, lease.prompt_id))
+    texts = _texts(conn, lease.prompt_id)
+    return make_task(
+        project, lease, messages or [], texts, suggestions.for_lease(conn, project, lease)
+    )
 
 
 @cache
@@ -275,7 +283,8 @@ def _lease_postgresql(
                 expires_at=row.expires_at,
             )
             remembered.remember(memory, row, held, user.id)
-            return make_task(row, held, row.messages, row.texts or {})
+            suggestion = suggestions.for_lease(conn, row, held)
+            return make_task(row, held, row.messages, row.texts or {}, suggestion)
         if not row.fast:
             return None  # out of the project (its settings changed since the steps)
         if gold_id is not None:

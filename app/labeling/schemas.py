@@ -1,7 +1,7 @@
 """Request/response models of the labeling API."""
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,6 +16,17 @@ QuestionKey = text(40)
 class TaskResponse(BaseModel):
     id: int
     text: str
+
+
+class Suggestion(BaseModel):
+    """A judge's (or an imported) answer to the task, in the task's terms
+    (`app.labeling.suggestions`): a ranking of its response ids best first (ties as inner
+    lists) or a score per response id."""
+
+    mode: Literal["shown", "prefilled"]
+    """shown: beside the answer; prefilled: the answer starts from it."""
+    ranking: list[int | list[int]] | None = None
+    scores: dict[str, int] | None = None
 
 
 class Task(BaseModel):
@@ -34,6 +45,9 @@ class Task(BaseModel):
     """K=2 rankings: the levels of "how much better", strongest first (empty: not asked)."""
     questions: list[dict[str, Any]] = []
     """The project's extra questions (app/projects/questions.py), answered under `answers`."""
+    suggestion: Suggestion | None = None
+    """With the project's suggestions shown or prefilled: a suggested answer, if the prompt
+    has one (`app.labeling.suggestions`)."""
     expires_at: datetime
 
 

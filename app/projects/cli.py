@@ -20,6 +20,13 @@ QuestionsOpt = Annotated[
     Path | None,
     typer.Option(help="JSON file: a list of question definitions (see docs/questions.md)."),
 ]
+SuggestionsOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="off | shown | prefilled: show labelers a judge's (or an imported) suggestion, "
+        "or start their answer from it."
+    ),
+]
 
 
 def _questions_file(path: Path) -> Any:
@@ -77,6 +84,7 @@ def projects_create(
         ),
     ] = "",
     questions: QuestionsOpt = None,
+    suggestions: SuggestionsOpt = "off",
     as_json: JsonOpt = False,
 ) -> None:
     """Create a project and print its id."""
@@ -97,6 +105,7 @@ def projects_create(
             instructions=instructions_file.read_text() if instructions_file else "",
             strength_scale=_strength_scale_option(strength_scale),
             questions=_questions_file(questions) if questions else [],
+            suggestions=suggestions,
         )
     except ValidationError as exc:
         fail("; ".join(validation_messages(exc, prefix="--")))
@@ -116,6 +125,7 @@ def projects_edit(
     criteria: Annotated[str | None, typer.Option(help="Comma-separated flag names.")] = None,
     instructions_file: Annotated[Path | None, typer.Option(help="Markdown file.")] = None,
     questions: QuestionsOpt = None,
+    suggestions: SuggestionsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Change a project's settings; options left out keep their value."""
@@ -131,6 +141,7 @@ def projects_edit(
         "criteria": None if criteria is None else [c for c in criteria.split(",") if c.strip()],
         "instructions": instructions_file.read_text() if instructions_file else None,
         "questions": _questions_file(questions) if questions else None,
+        "suggestions": suggestions,
     }
     try:
         data = ProjectUpdate(**{k: v for k, v in changes.items() if v is not None})

@@ -114,8 +114,9 @@ def create_project(
     criteria: Annotated[str, Form()] = "",
     strength_scale: Annotated[str, Form()] = "",
     questions: Annotated[str, Form()] = "",
+    suggestions: Annotated[str, Form()] = "off",
 ):
-    form: dict[str, Any] = {"name": name, "kind": kind}
+    form: dict[str, Any] = {"name": name, "kind": kind, "suggestions": suggestions}
     form |= _settings(instructions, k, overlap, lease_seconds, rating_scale, criteria)
     try:
         form["strength_scale"] = _strength_scale(strength_scale)
@@ -190,11 +191,12 @@ def update_project(
     strength_scale: Annotated[str | None, Form()] = None,
     questions: Annotated[str, Form()] = "",
     is_archived: Annotated[str, Form()] = "",
+    suggestions: Annotated[str | None, Form()] = None,
 ):
     """Save the settings form. K, the rating scale and the strength scale are absent when the
     form disabled them (the project has labels): an absent field is left as it is."""
     project = service.get(session=session, project_id=project_id)
-    form = {"name": name, "is_archived": form_bool(is_archived)}
+    form = {"name": name, "is_archived": form_bool(is_archived), "suggestions": suggestions}
     form |= _settings(instructions, k, overlap, lease_seconds, rating_scale, criteria)
     form = {key: value for key, value in form.items() if value is not None}
     try:

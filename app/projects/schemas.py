@@ -79,6 +79,10 @@ def _questions(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
     return question_defs.check_names(parsed)
 
 
+Suggestions = Literal["off", "shown", "prefilled"]
+"""off | shown (beside the answer) | prefilled (the answer starts from it): a judge's or an
+imported suggestion on the labeling page (`app.labeling.suggestions`)."""
+
 # The settings' checks, on their types: the create and the update forms share them.
 CheckedCriteria = Annotated[list[Criterion], AfterValidator(_criteria)]
 CheckedStrengthScale = Annotated[StrengthScale, AfterValidator(_strength_scale)]
@@ -104,6 +108,9 @@ class ProjectSettings(BaseModel):
     strength_scale: CheckedStrengthScale = Field(
         default_factory=list,
         description="K=2 rankings: levels of preference strength, strongest first (empty: none)",
+    )
+    suggestions: Suggestions = Field(
+        "off", description="show labelers a judge's suggestion, or start their answer from it"
     )
 
 
@@ -145,6 +152,7 @@ class ProjectUpdate(BaseModel):
     hold_after_gold: int = Field(None, ge=1, le=1000, json_schema_extra=_NO_DEFAULT)
     order: Literal["id", "uncertainty"] = Field(None, json_schema_extra=_NO_DEFAULT)
     strength_scale: CheckedStrengthScale = Field(None, json_schema_extra=_NO_DEFAULT)
+    suggestions: Suggestions = Field(None, json_schema_extra=_NO_DEFAULT)
 
 
 class ProjectOut(BaseModel):
@@ -166,6 +174,7 @@ class ProjectOut(BaseModel):
     hold_after_gold: int
     order: str
     strength_scale: list[dict[str, Any]]
+    suggestions: str
     created_at: datetime
 
 

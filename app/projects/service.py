@@ -126,6 +126,7 @@ def labeling_query() -> Select[Any]:
         Project.order,
         Project.auto_hold,
         Project.hold_after_gold,
+        Project.suggestions,
         allowed.label("allowed"),
         has_gold.label("has_gold"),
     ).where(Project.id == bindparam("p_project_id"))

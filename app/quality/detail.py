@@ -4,6 +4,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import NotFound
 from app.labeling import gold as gold_rules
+from app.labeling.models import AnnotationSource
 from app.projects.kinds import ProjectKind
 from app.projects.models import Project
 from app.quality import service
@@ -19,7 +20,8 @@ def labeler_detail(
     *, session: Session, project: Project, user_id: int, limit: int = 200
 ) -> LabelerDetail:
     """The labeler's quality row and their newest labels (gold answers first) with the
-    consensus of the other labelers, or the known answer for gold items."""
+    consensus of the other people who labeled them (a judge's labels are in no one's), or the
+    known answer for gold items."""
     report = service.project_quality(session=session, project=project, rounds=0)
     row = next((r for r in report.labelers if r.user_id == user_id), None)
     if row is None:
@@ -27,8 +29,11 @@ def labeler_detail(
     collected = service.collect(session, project)
     rankings = project.kind == ProjectKind.ranking
     out: list[LabelComparison] = []
+    sources = (AnnotationSource.labeler, AnnotationSource.ai)
     for _, prompt_id, gold, payload, position in reversed(
-        gold_rules.gold_answers(session=session, project_id=project.id, user_id=user_id)
+        gold_rules.gold_answers(
+            session=session, project_id=project.id, user_id=user_id, sources=sources
+        )
     ):
         values = gold_rules.label_values(payload)
         truth_by_pos = gold_rules.gold_order(gold)
@@ -50,7 +55,7 @@ def labeler_detail(
         mine = [x for x in labels if x.user_id == user_id]
         if not mine:
             continue
-        others = [x.values for x in labels if x.user_id != user_id]
+        others = [x.values for x in labels if x.user_id != user_id and not x.ai]
         consensus = consensus_values(others, rankings) if others else None
         facts = collected.facts[mine[-1].annotation_id]
         out.append(

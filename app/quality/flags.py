@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from statistics import median
 
 from app.labeling.gold import GOLD_ACCURACY_FLOOR, GOLD_SIGNIFICANCE, GoldStats, low_gold_accuracy
-from app.stats import binomial_sf
+from app.stats import binomial_sf, wilson_interval
 
 MIN_LABELS = 10
 """Labels a labeler needs before any behaviour flag (gold has its own minimum)."""
@@ -23,7 +23,24 @@ LOW_AGREEMENT_RATIO = 0.5
 LOW_AGREEMENT_FLOOR = 0.1
 """…or below this absolute τ, whichever is higher."""
 
-NAMES = ("too-fast", "position-bias", "straight-lining", "low-gold-accuracy", "low-agreement")
+FOLLOWS_MARGIN = 0.1
+"""follows-suggestions: the agreement's lower bound must pass the prediction by this much…"""
+FOLLOWS_Z = 2.326
+"""…at one-sided 99% (a normal bound over prompts, their pairs resampled together)…"""
+FOLLOWS_MIN_GOLD = 3
+"""…and the labeler must have answered this many gold items (their accuracy is the baseline)."""
+FOLLOWS_MIN_JUDGE_PAIRS = 20
+"""A judge's accuracy (gold pairs, else pairs against the people's consensus) is known from this
+many compared pairs; a suggestion of a judge of unknown accuracy counts toward no flag."""
+
+NAMES = (
+    "too-fast",
+    "position-bias",
+    "straight-lining",
+    "low-gold-accuracy",
+    "low-agreement",
+    "follows-suggestions",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,4 +127,45 @@ def low_agreement(mean: float, sd: float, n: int, project_median: float | None) 
         "low-agreement",
         f"mean τ {mean:.2f} over {n} labels (95% upper bound {upper:.2f}) against the others' "
         f"consensus; threshold {threshold:.2f} (project median {project_median or 0:.2f})",
+    )
+
+
+def independent_agreement(labeler: float, judge: float) -> float:
+    """Pairwise agreement of a labeler and a judge whose errors are independent: both right
+    or both wrong on a pair (accuracies 0…1)."""
+    return labeler * judge + (1 - labeler) * (1 - judge)
+
+
+def follows_suggestions(
+    shares: list[float], judge_pairs: list[tuple[float, int]], gold: GoldStats | None
+) -> Flag | None:
+    """Agrees with the judges' suggestions far more often than their own accuracy predicts.
+
+    `shares`: per prompt the labeler labeled after a judge's suggestion on it, the share of the
+    suggestion's ordered pairs the labeler ordered alike (a tie half); `judge_pairs`: that
+    judge's (right pairs, pairs) behind its accuracy, per prompt. A labeler of gold accuracy
+    a_l and a judge of accuracy a_j that err independently agree on a_l·a_j + (1−a_l)·(1−a_j)
+    of pairs. The prediction gives the labeler the benefit of the doubt: the most agreement
+    any a_l and a_j in their 95% Wilson intervals predict. The flag needs the observed mean's
+    one-sided 99% lower bound (prompts as units) above the prediction by `FOLLOWS_MARGIN`,
+    with at least `MIN_LABELS` such prompts and `FOLLOWS_MIN_GOLD` gold items answered."""
+    n = len(shares)
+    if n < MIN_LABELS or gold is None or gold.seen < FOLLOWS_MIN_GOLD or not gold.pairs:
+        return None
+    labeler = wilson_interval(gold.agree, gold.pairs)
+    most: dict[tuple[float, int], float] = {}
+    for agree, pairs in set(judge_pairs):
+        judge = wilson_interval(agree, pairs)
+        most[(agree, pairs)] = max(independent_agreement(a, b) for a in labeler for b in judge)
+    predicted = sum(most[j] for j in judge_pairs) / len(judge_pairs)
+    observed = sum(shares) / n
+    spread = (sum((s - observed) ** 2 for s in shares) / (n - 1)) ** 0.5
+    lower = observed - FOLLOWS_Z * spread / n**0.5
+    if lower <= predicted + FOLLOWS_MARGIN:
+        return None
+    return Flag(
+        "follows-suggestions",
+        f"agreed with the suggestions on {observed:.0%} of ordered pairs over {n} prompts "
+        f"(99% lower bound {lower:.0%}); independent errors at their gold accuracy "
+        f"{gold.accuracy:.0%} predict at most {predicted:.0%}",
     )

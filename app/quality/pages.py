@@ -29,6 +29,7 @@ SORTS = (
     "gold_accuracy",
     "agreement",
     "reliability",
+    "suggestion_agreement",
     "median_seconds",
     "flags",
 )

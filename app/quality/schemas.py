@@ -17,6 +17,9 @@ class LabelerQuality(BaseModel):
     source: str | None = None
     """The tool a source annotator's labels were imported from (it cannot sign in); None for
     people."""
+    ai: bool = False
+    """A judge (its labels are AI labels): measured against the people's consensus, and part
+    of no person's."""
     labels: int
     gold_seen: int
     gold_accuracy: float | None
@@ -28,6 +31,11 @@ class LabelerQuality(BaseModel):
     fewer than 10 labels on prompts another labeler also labeled (not enough labels)."""
     reliability_interval: tuple[float, float] | None
     median_seconds: float | None
+    suggestion_agreement: float | None = None
+    """Share of the ordered pairs of the judges' suggestions (the newest AI label stored
+    before their label of the prompt) this person ordered alike (0…1); None without any."""
+    suggestion_prompts: int = 0
+    """Prompts that share is measured over."""
     flags: list[str]
     evidence: list[FlagOut]
     excluded: bool
@@ -38,10 +46,15 @@ class QualityReport(BaseModel):
     project_id: int
     kind: str
     labels: int
+    """People's labels (AI labels are counted in `ai_labels`)."""
+    ai_labels: int = 0
     alpha: float | None
-    """Krippendorff's α (ordinal) over all labelers' labels."""
+    """Krippendorff's α (ordinal) over the people's labels (AI labels left out)."""
     alpha_interval: tuple[float, float] | None
     """95% bootstrap interval of α (prompts resampled)."""
+    alpha_with_ai: float | None = None
+    """α over every label, AI labels included; None without AI labels."""
+    alpha_with_ai_interval: tuple[float, float] | None = None
     gold_items: int
     labelers: list[LabelerQuality]
 

@@ -17,6 +17,16 @@
   while (tied.length < ranking.length) tied.push(false);
   tied[0] = false;
   const strengthBoxes = Array.from(document.querySelectorAll("input[name=strength]"));
+  // A prefilled suggestion starts the ranking once (not over a draft the labeler changed).
+  const suggested = window.Task.config.suggestion;
+  if (suggested && suggested.mode === "prefilled" && suggested.ranking && !draft.data.prefilled && !ranking.length) {
+    const groups = suggested.ranking.map((entry) => (Array.isArray(entry) ? entry : [entry]).map(String));
+    if (groups.flat().every((id) => ids.includes(id))) {
+      tied.length = 0;
+      for (const group of groups) group.forEach((id, i) => { ranking.push(id); tied.push(i > 0); });
+    }
+    draft.data.prefilled = true;
+  }
 
   // The place shown for each position: tied positions share the place of the first of them.
   function places() {

@@ -8,6 +8,15 @@
   const thumbs = config.rating_scale === "thumbs";
   draft.data.scores ||= {};
   const scores = draft.data.scores;
+  // A prefilled suggestion starts the scores once (not over a draft the labeler changed).
+  const suggested = config.suggestion;
+  if (suggested && suggested.mode === "prefilled" && suggested.scores && !draft.data.prefilled && !Object.keys(scores).length) {
+    for (const card of cards) {
+      const value = suggested.scores[card.dataset.response];
+      if (value !== undefined) scores[card.dataset.response] = value;
+    }
+    draft.data.prefilled = true;
+  }
   let current = 0;
 
   function render() {

@@ -1,6 +1,8 @@
 """Simulated labelers through the real labeling service: the quality report names the bad ones
 and leaves the careful ones alone; gold items are served at the rate, once, never exported."""
 
+from app.labeling.gold import GoldStats
+from app.quality import flags as flag_tests
 from app.quality import service as quality
 from tests.quality import sim
 
@@ -56,3 +58,20 @@ def test_a_straight_liner_on_a_rating_project_is_flagged(factory, session, tmp_p
     assert all(rows[u.id].flags == [] for u, b in crew if b == "careful")
     assert flat.reliability < min(rows[u.id].reliability for u, b in crew if b == "careful")
     assert report.alpha is not None and report.alpha > 0.3
+
+
+def test_follows_suggestions_needs_evidence() -> None:
+    gold = GoldStats(seen=5, agree=21, pairs=30)  # 70%
+    copied = [1.0] * 12
+    accuracy = [(35.0, 50)] * 12  # a 70%-accurate judge
+    assert flag_tests.follows_suggestions(copied, accuracy, gold) is not None
+    # too few prompts, too few gold items, or no gold: no flag
+    assert flag_tests.follows_suggestions(copied[:9], accuracy[:9], gold) is None
+    assert flag_tests.follows_suggestions(copied, accuracy, GoldStats(2, 14, 12)) is None
+    assert flag_tests.follows_suggestions(copied, accuracy, None) is None
+    # agreement as independent errors predict (0.7·0.7 + 0.3·0.3 = 0.58): no flag
+    independent = [0.5, 0.67, 0.5, 0.67, 0.67, 0.5, 0.83, 0.5, 0.67, 0.5, 0.67, 0.5]
+    assert flag_tests.follows_suggestions(independent, accuracy, gold) is None
+    # a very accurate labeler agrees with an accurate judge without copying it
+    sharp = GoldStats(seen=8, agree=47, pairs=48)
+    assert flag_tests.follows_suggestions([0.9] * 12, [(46.0, 50)] * 12, sharp) is None
