@@ -27,7 +27,7 @@ from app.datasets import writer
 from app.datasets.card import dataset_card
 from app.datasets.kinds import NEEDS, DatasetKind, kinds_for
 from app.datasets.models import Snapshot
-from app.datasets.rows import snapshot_rows
+from app.datasets.rows import Tally, snapshot_rows
 from app.datasets.schemas import FILES, SnapshotCreate
 from app.db import make_engine
 from app.errors import Conflict, Invalid, NotFound
@@ -177,9 +177,12 @@ def create_snapshot(
             excluded = sorted(aggregation.excluded_user_ids(session=reader, project_id=project.id))
             if params.get("weighting") == "reliability":
                 params |= _reliability_params(reader, project, excluded)
+            tally = Tally()
             written, json_cols = writer.write_files(
                 tmp,
-                snapshot_rows(session=reader, project=project, params=params, progress=progress),
+                snapshot_rows(
+                    session=reader, project=project, params=params, progress=progress, tally=tally
+                ),
                 params,
             )
         same = _newest_with(session, project.id, params)
@@ -207,7 +210,12 @@ def create_snapshot(
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
         emails = {u.id: u.email for u in auth_service.list_users(session=session)}
         card = dataset_card(
-            snapshot=snapshot, project=project, rows=written.rows, emails=emails, excluded=excluded
+            snapshot=snapshot,
+            project=project,
+            rows=written.rows,
+            emails=emails,
+            excluded=excluded,
+            tally=tally,
         )
         (tmp / "README.md").write_text(card)
         _freeze(tmp)
