@@ -297,3 +297,60 @@ def test_the_form_offers_sources_and_names_a_wrong_one(client, factory, session,
     session.rollback()
     pairs = session.scalars(select(Snapshot).where(Snapshot.kind == "pairs")).one()
     assert pairs.params["sources"] == "human"
+
+
+# --- exports ---------------------------------------------------------------------------------
+
+
+def test_exports_carry_every_labels_source(session, factory, tmp_path) -> None:
+    """An export is every label, the judge's too, each saying where it came from: a row's
+    `source`; in Label Studio the judge as the annotation's completed_by and the task's
+    `ai_annotations`; in Argilla the judge as the response's user."""
+    from app.datasets import export, tool_export
+    from app.labeling.models import Annotation
+
+    project = _project(session, factory, tmp_path, "ranking", True, "ai")
+    judged = judge(session)
+    rows = [
+        json.loads(line)
+        for block in export.jsonl(session=session, project=project, kind="rankings")
+        for line in block.decode().splitlines()
+    ]
+    assert [(_prompt_number(r), r["source"]) for r in rows] == [
+        (0, "human"), (1, "human"), (2, "human"), (2, "human"), (2, "ai"),
+        (3, "human"), (3, "human"), (3, "ai"), (4, "ai"), (5, "ai"),
+    ]  # fmt: skip
+    with_labelers = [
+        json.loads(line)
+        for block in export.jsonl(
+            session=session, project=project, kind="pairs", with_labelers=True
+        )
+        for line in block.decode().splitlines()
+    ]
+    assert {r["labeler"] for r in with_labelers if r["source"] == "ai"} == {"judge:tiny-rm"}
+    assert "judge:tiny-rm" not in {r["labeler"] for r in with_labelers if r["source"] == "human"}
+
+    ai_ids = set(
+        session.scalars(
+            select(Annotation.id).where(
+                Annotation.project_id == project.id, Annotation.source == "ai"
+            )
+        )
+    )
+
+    def tasks(tool: str) -> list[dict]:
+        blocks = tool_export.counted_json(session=session, project=project, tool=tool)
+        return json.loads(b"".join(b for b, _ in blocks))
+
+    studio = tasks("labelstudio")
+    for n, task in enumerate(studio):
+        by = {a["id"]: a["completed_by"] for a in task["annotations"]}
+        listed = task["meta"].get("ai_annotations", [])
+        assert set(listed) == {i for i in by if i in ai_ids}, n
+        assert all(by[i] == judged.id for i in listed) and judged.id not in (
+            by[i] for i in by if i not in listed
+        )
+        assert bool(listed) == (n >= 2)
+    argilla = tasks("argilla")
+    users = [{r["user_id"] for r in record["responses"]["ranking"]} for record in argilla]
+    assert [str(judged.id) in u for u in users] == [False, False, True, True, True, True]
