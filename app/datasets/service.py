@@ -107,10 +107,13 @@ def _manifest(snapshot: Snapshot, project: Project, written: writer.Written, jso
     }
 
 
-def _reliability_params(reader: Session, project: Project, excluded: list[int]) -> dict:
-    """Weights (reliability per labeler), α of the labels used, and the excluded labelers."""
-    weights = quality.labeler_weights(session=reader, project=project)
-    alpha, _ = quality.alpha_of(session=reader, project=project)
+def _reliability_params(
+    reader: Session, project: Project, excluded: list[int], sources: str
+) -> dict:
+    """Weights (reliability per labeler, fitted on the labels of `sources`), α of the labels
+    used, and the excluded labelers."""
+    weights = quality.labeler_weights(session=reader, project=project, sources=sources)
+    alpha, _ = quality.alpha_of(session=reader, project=project, sources=sources)
     return {
         "weights": {str(user_id): w for user_id, w in sorted(weights.items())},
         "alpha": None if alpha.value is None else round(alpha.value, 6),
@@ -176,7 +179,7 @@ def create_snapshot(
         with _reader(session) as reader:
             excluded = sorted(aggregation.excluded_user_ids(session=reader, project_id=project.id))
             if params.get("weighting") == "reliability":
-                params |= _reliability_params(reader, project, excluded)
+                params |= _reliability_params(reader, project, excluded, params["sources"])
             tally = Tally()
             written, json_cols = writer.write_files(
                 tmp,

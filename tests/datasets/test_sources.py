@@ -202,6 +202,36 @@ def test_the_same_labels_with_other_sources_are_another_snapshot(
     assert ai.content_hash != human.content_hash
 
 
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"kind": "rankings"},
+        {"kind": "pairs", "weighting": "reliability"},
+        {"kind": "sft", "include_top_ranked": True, "weighting": "reliability"},
+    ],
+    ids=lambda x: str(x),
+)
+def test_a_judge_labeling_changes_no_default_snapshot(session, factory, tmp_path, params) -> None:
+    """The same project before and after a judge labels it: the default snapshot is the one
+    already made (reliability weights and α fitted on people's labels alone too)."""
+    project = _project(session, factory, tmp_path, "ranking", True, None)
+    before, rows = _rows(session, project, **params)
+    judged = judge(session)
+    for n, (pid, rids) in enumerate(prompts_of(session, project)):
+        if n >= 2:
+            judge_label(session, project, pid, judged, {"ranking": [rids[2], rids[1], rids[0]]})
+    after, created = service.create_snapshot(
+        session=session, project=project, data=SnapshotCreate(split=1.0, **params)
+    )
+    assert not created and after.id == before.id
+    with_ai, _ = service.create_snapshot(
+        session=session, project=project, data=SnapshotCreate(split=1.0, sources="all", **params)
+    )
+    if "weighting" in params:
+        assert str(judged.id) not in before.params["weights"]
+        assert str(judged.id) in with_ai.params["weights"]
+
+
 def test_the_rule_has_one_owner() -> None:
     assert is_ai("ai") and not is_ai("labeler") and not is_ai("import")
     assert keeps(Sources.human, "import") and keeps(Sources.human, "labeler")
