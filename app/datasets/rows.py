@@ -112,13 +112,16 @@ def builder(
     annotation's scores as given, which only an export asks for; "sources": the labels read,
     all when not given). Invalid (naming `what`, the file asked for) for an unknown kind, or
     kto of a project that has neither rankings nor ratings."""
-    made = _builder(session=session, project=project, params=params, what=what)
     sources = params.get("sources", Sources.all)
+    made = _builder(session=session, project=project, params=params, what=what, sources=sources)
     return made if sources == made.sources else replace(made, sources=sources)
 
 
-def _builder(*, session: Session, project: Project, params: dict[str, Any], what: str) -> Builder:
-    """`builder` of every source."""
+def _builder(
+    *, session: Session, project: Project, params: dict[str, Any], what: str, sources: str
+) -> Builder:
+    """`builder` of every source (`sources` only for what it reads itself: the ratings
+    normaliser's pass)."""
     kind, method = params["kind"], params.get("method", ConsensusMethod.ranked_pairs)
     weights: Weights = None
     if "weights" in params:
@@ -155,7 +158,9 @@ def _builder(*, session: Session, project: Project, params: dict[str, Any], what
         aspects = likert_names(project.questions or [])
         normalizer = None
         if params.get("normalize"):
-            normalizer = aggregation.rating_normalizer(session=session, project=project)
+            normalizer = aggregation.rating_normalizer(
+                session=session, project=project, sources=sources
+            )
         build = lambda labels: _ratings(labels, scale, normalizer, aspects, weights)  # noqa: E731
         return Builder(
             DatasetKind.ratings, build, ("rating", "ranking") if aspects else ("rating",)

@@ -232,6 +232,30 @@ def test_a_judge_labeling_changes_no_default_snapshot(session, factory, tmp_path
         assert str(judged.id) in with_ai.params["weights"]
 
 
+def test_a_judge_labeling_changes_no_normalised_ratings(session, factory, tmp_path) -> None:
+    """Per-labeler z-scores pool the project's ratings for a labeler with one rating: the
+    default snapshot pools people's alone."""
+    project = factory.project(kind="rating", k=1, rating_scale="0-5")
+    factory.items(project, ranking_items(6, k=1), tmp_path)
+    steady, once = factory.user(), factory.user()
+    prompts = prompts_of(session, project)
+    for n, (pid, (rid,)) in enumerate(prompts[:4]):
+        annotate(session, project, pid, steady, {"scores": {str(rid): n + 1}}, kind="rating")
+    pid, (rid,) = prompts[0]
+    annotate(session, project, pid, once, {"scores": {str(rid): 4}}, kind="rating")
+    params = {"kind": "ratings", "normalize": True}
+    before, _ = _rows(session, project, **params)
+    judged = judge(session)
+    for n, (pid, (rid,)) in enumerate(prompts):
+        judge_label(session, project, pid, judged, {"scores": {str(rid): 5 * (n % 2)}}, "rating")
+    after, created = service.create_snapshot(
+        session=session, project=project, data=SnapshotCreate(split=1.0, **params)
+    )
+    assert not created and after.id == before.id
+    _, pooled = _rows(session, project, sources="all", **params)
+    assert {row["source"] for row in pooled} == {"mixed", "ai"}  # the judge rated every prompt
+
+
 def test_the_rule_has_one_owner() -> None:
     assert is_ai("ai") and not is_ai("labeler") and not is_ai("import")
     assert keeps(Sources.human, "import") and keeps(Sources.human, "labeler")
