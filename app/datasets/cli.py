@@ -128,6 +128,7 @@ def snapshots(
         lambda d: "\n".join(
             f"{s['id']:4} {s['kind']:9} v{s['version']:<3} prev={s['previous_id'] or '-':<4} "
             f"train={s['train_rows']} test={s['test_rows']} {s['content_hash'][:12]}"
+            + (f" sources={s['params']['sources']}" if "sources" in s["params"] else "")
             for s in d
         ),
     )

@@ -318,6 +318,8 @@ def test_the_cli_refuses_unknown_sources_and_takes_the_others(session, factory, 
     assert json.loads(made.stdout)["params"]["sources"] == "ai"
     made = runner.invoke(app, ["snapshot", project.name, "--kind", "pairs", "--json"])
     assert json.loads(made.stdout)["params"]["sources"] == "human"  # the default
+    listed = runner.invoke(app, ["snapshots", project.name]).output.splitlines()
+    assert [line.rsplit(" ", 1)[-1] for line in listed] == ["sources=human", "sources=ai"]
 
 
 def test_the_form_offers_sources_and_names_a_wrong_one(client, factory, session, tmp_path) -> None:
