@@ -117,6 +117,62 @@ def annotate(session, project, prompt_id, user, payload, kind="ranking", superse
     return annotation
 
 
+def judge(session, model: str = "tiny-rm"):  # type: ignore[no-untyped-def]
+    """The judge annotator of `model` (`judge:<model>`, users.source "ai"), as a judge run
+    stores it: a labeler who cannot sign in (no password, no token)."""
+    from sqlalchemy import select
+
+    from app.auth.models import Role, User
+
+    email = f"judge:{model}"
+    found = session.scalar(select(User).where(User.email == email))
+    if found is None:
+        found = User(email=email, role=Role.labeler, password_hash=None, source="ai")
+        session.add(found)
+        session.commit()
+    return found
+
+
+def judge_label(session, project, prompt_id, judge_user, payload, kind="ranking"):  # type: ignore[no-untyped-def]
+    """Store a judge's label as a judge run does: the judge's assignment of the prompt, done,
+    and its annotation, source "ai"; returns the annotation."""
+    from sqlalchemy import select
+
+    from app.base import utcnow
+    from app.labeling.models import Annotation, AnnotationSource, Assignment, AssignmentStatus
+    from app.projects.models import Response
+
+    now = utcnow()
+    shown = list(
+        session.scalars(
+            select(Response.id).where(Response.prompt_id == prompt_id).order_by(Response.position)
+        )
+    )
+    assignment = Assignment(
+        project_id=project.id,
+        prompt_id=prompt_id,
+        user_id=judge_user.id,
+        status=AssignmentStatus.done,
+        response_ids=shown,
+        expires_at=now,
+        completed_at=now,
+    )
+    session.add(assignment)
+    session.flush()
+    annotation = Annotation(
+        project_id=project.id,
+        prompt_id=prompt_id,
+        assignment_id=assignment.id,
+        user_id=judge_user.id,
+        kind=kind,
+        payload=payload,
+        source=AnnotationSource.ai,
+    )
+    session.add(annotation)
+    session.commit()
+    return annotation
+
+
 def row_id(kind: str, public_id: int) -> int:
     """The row id behind an id a labeler was shown (`app.labeling.public`)."""
     return public.decode(public.Kind(kind), public_id)

@@ -35,12 +35,21 @@ def test_rankings_and_pairs(client, factory, tmp_path) -> None:
     _label(client, project, labeler, by_text)
     rankings = _export(client, project, admin, "rankings")
     assert rankings == [
-        {"prompt": f"question {i}", "responses": [f"answer {i}.{j}" for j in range(3)]}
+        {
+            "prompt": f"question {i}",
+            "responses": [f"answer {i}.{j}" for j in range(3)],
+            "source": "human",
+        }
         for i in range(2)
     ]
     pairs = _export(client, project, admin, "pairs")
     assert len(pairs) == 2 * 3
-    assert {"prompt": "question 0", "chosen": "answer 0.0", "rejected": "answer 0.2"} in pairs
+    assert {
+        "prompt": "question 0",
+        "chosen": "answer 0.0",
+        "rejected": "answer 0.2",
+        "source": "human",
+    } in pairs
 
 
 def test_ratings_sft_and_prompts(client, factory, tmp_path) -> None:
@@ -71,8 +80,9 @@ def test_ratings_sft_and_prompts(client, factory, tmp_path) -> None:
 
     _label(client, demo, labeler, write)
     sft = _export(client, demo, admin, "sft")
-    assert {"prompt": "Say hi", "completion": "Hi!"} in sft
-    assert {"messages": multi + [{"role": "assistant", "content": "Goodbye!"}]} in sft
+    assert {"prompt": "Say hi", "completion": "Hi!", "source": "human"} in sft
+    said = multi + [{"role": "assistant", "content": "Goodbye!"}]
+    assert {"messages": said, "source": "human"} in sft
     assert _export(client, demo, admin, "prompts") == [{"prompt": "Say hi"}, {"prompt": multi}]
 
 

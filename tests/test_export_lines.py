@@ -15,7 +15,7 @@ from app.jsontext import Slot, encoded, loads, row_line, template
 from app.labeling import labels
 from app.labeling.models import Annotation
 from app.projects.models import Prompt, Response
-from tests.helpers import TIE_SHAPES, annotate, prompts_of, tricky_items
+from tests.helpers import TIE_SHAPES, annotate, judge, judge_label, prompts_of, tricky_items
 
 json_values = st.recursive(
     st.none()
@@ -56,7 +56,7 @@ TEXTS = ["plain", 'quotes " and \\ backslash', "tab\tnew\nline", "ünïcødé �
 
 def _reference(session, project, kind: str, with_labelers: bool) -> bytes:  # type: ignore[no-untyped-def]
     """The export made the plain way: ORM annotations by prompt (id order), then by id, row
-    builders, json.dumps."""
+    builders, each row's source (an AI judge's label "ai", any other "human"), json.dumps."""
     from app.auth.models import User
 
     emails = dict(session.execute(select(User.id, User.email)).all())
@@ -87,6 +87,7 @@ def _reference(session, project, kind: str, with_labelers: bool) -> bytes:  # ty
         else:
             rows = [sft_row(messages, a.payload["demonstration"])]
         for row in rows:
+            row = row | {"source": "ai" if a.source == "ai" else "human"}
             if with_labelers:
                 who = emails.get(a.user_id, "import") if a.user_id else "import"
                 row = row | {"labeler": who, "annotated_at": a.created_at.isoformat()}
@@ -137,12 +138,17 @@ def test_export_bytes_equal_the_row_builders_reference(
             annotate(session, ranking, pid, alice, {"ranking": rids}, supersedes=first)
     for n, (pid, rids) in reversed(list(enumerate(prompts))):  # ids out of prompt order
         annotate(session, ranking, pid, bob if n % 2 else None, {"ranking": rids[1:] + rids[:1]})
+    judged = judge(session)
+    for pid, rids in prompts[::2]:  # an AI judge's labels too: every export carries them
+        judge_label(session, ranking, pid, judged, {"ranking": [rids[1], rids[0], rids[2]]})
 
     rating = factory.project(kind="rating", k=2, rating_scale="0-5")
     factory.items(rating, _items(5, 2), tmp_path)
     for n, (pid, rids) in enumerate(prompts_of(session, rating)):
         scores = {str(rids[0]): n, str(rids[1]): [0.1, 1e-05, 2.5, 3.3333333333333335, 4][n]}
         annotate(session, rating, pid, alice, {"scores": scores}, kind="rating")
+        if n % 2:
+            judge_label(session, rating, pid, judged, {"scores": scores}, kind="rating")
 
     demo = factory.project(kind="demonstration", k=1)
     factory.items(
@@ -168,6 +174,8 @@ def test_export_bytes_equal_the_row_builders_reference(
         want = _reference(session, project, kind, with_labelers)
         assert got == want, kind
         assert got.count(b"\n") >= 5, kind
+        if kind != "sft":
+            assert b'"source": "ai"' in got and b'"source": "human"' in got, kind
     got = b"".join(export.jsonl(session=session, project=ranking, kind="prompts"))
     stored = session.scalars(
         select(Prompt.messages)

@@ -34,6 +34,7 @@ from app.labeling.exclusions import (
     remove_exclusion,
 )
 from app.labeling.labels import Label, PromptLabels, prompt_labels
+from app.labeling.sources import Sources
 from app.projects.kinds import ProjectKind
 from app.projects.models import Project, Prompt, Response
 
@@ -128,8 +129,11 @@ def prompt_consensus(
 # --- ratings --------------------------------------------------------------------------------
 
 
-def rating_normalizer(*, session: Session, project: Project) -> Normalizer:
-    """Per-labeler z-scores over the whole project, by the rules of `aggregate_ratings`.
+def rating_normalizer(
+    *, session: Session, project: Project, sources: str = Sources.all
+) -> Normalizer:
+    """Per-labeler z-scores over the whole project (its labels of `sources`: a snapshot's
+    normalises only what it keeps), by the rules of `aggregate_ratings`.
 
     One streamed pass collects each labeler's count, sum and sum of squares: a labeler with a
     single rating is scored against the pooled mean and std, a labeler without variance gets
@@ -137,7 +141,9 @@ def rating_normalizer(*, session: Session, project: Project) -> Normalizer:
     """
     excluded = excluded_user_ids(session=session, project_id=project.id)
     sums: dict[int | None, list[float]] = {}
-    for labels in prompt_labels(session, project.id, ("rating",), excluded, with_responses=False):
+    for labels in prompt_labels(
+        session, project.id, ("rating",), excluded, with_responses=False, sources=sources
+    ):
         for label in labels.labels:
             acc = sums.setdefault(label.user_id, [0, 0.0, 0.0])
             for value in label.payload["scores"].values():

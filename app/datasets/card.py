@@ -1,11 +1,13 @@
-"""The dataset card: README.md beside a snapshot's files (counts, method, α, labelers,
-lineage), so the data explains itself wherever it is copied."""
+"""The dataset card: README.md beside a snapshot's files (counts, where the labels came from,
+method, α, labelers, lineage), so the data explains itself wherever it is copied."""
 
 from typing import Any
 
 from app.aggregation.consensus import ConsensusMethod
 from app.datasets.models import Snapshot
+from app.datasets.rows import Tally
 from app.datasets.schemas import EVERY
+from app.labeling.sources import RowSource, Sources
 from app.projects.models import Project
 
 METHODS = {
@@ -15,8 +17,39 @@ METHODS = {
 }
 
 
+KEPT = {
+    Sources.human: "human: people's labels (labelers' and imported ones); AI judges' labels were "
+    "left out before any consensus",
+    Sources.ai: "ai: AI judges' labels only; people's labels were left out before any consensus",
+    Sources.all: "all: people's and AI judges' labels; a row made of both is mixed",
+}
+
+
 def _number(value: Any, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _share(n: int, total: int) -> str:
+    return f"{n} ({n / total:.1%})" if total else "0"
+
+
+def _sources(sources: str, tally: Tally) -> list[str]:
+    """The card's section on where the labels came from: what was kept, and the rows and
+    the labels behind them by source."""
+    lines = ["## Sources", "", f"- labels kept (`sources`): {KEPT[Sources(sources)]}", ""]
+    rows, labels = sum(tally.rows.values()), sum(tally.labels.values())
+    lines += ["| source | rows | labels |", "|---|---|---|"]
+    for source in RowSource:
+        label = "–" if source == RowSource.mixed else _share(tally.labels[source], labels)
+        lines.append(f"| {source} | {_share(tally.rows[source], rows)} | {label} |")
+    lines += [
+        "",
+        "A row's `source` is human when only people's labels are behind it, ai when only AI "
+        "judges' are, mixed when a consensus of both made it; a label behind several rows is "
+        "counted once.",
+        "",
+    ]
+    return lines
 
 
 def dataset_card(
@@ -26,8 +59,9 @@ def dataset_card(
     rows: dict[str, int],
     emails: dict[int, str],
     excluded: list[int],
+    tally: Tally | None = None,
 ) -> str:
-    """The README.md of a snapshot, as markdown."""
+    """The README.md of a snapshot, as markdown (`tally`: its rows and labels by source)."""
     params = snapshot.params
     lines = [
         f"# {project.name} · {snapshot.kind} v{snapshot.version}",
@@ -43,9 +77,10 @@ def dataset_card(
         "of prompts, decided per prompt by a hash of its id",
         "- gold items (known answers used to check labelers) are never included",
         "",
-        "## Method",
-        "",
     ]
+    if "sources" in params:
+        lines += _sources(params["sources"], tally or Tally())
+    lines += ["## Method", ""]
     if "method" in params:
         lines.append(f"- {METHODS.get(params['method'], params['method'])}")
     if params.get("normalize"):

@@ -16,6 +16,7 @@ from app.cli_support import (
 from app.datasets.kinds import DatasetKind
 from app.datasets.schemas import METHODS
 from app.errors import validation_messages
+from app.labeling.sources import Sources
 
 # Top-level `rlhf` commands; app/cli.py registers them.
 commands = typer.Typer()
@@ -54,6 +55,14 @@ def snapshot(
     undesirable_at: Annotated[
         float, typer.Option(help="kto of 0-5 ratings: scores ≤ this are undesirable (false).")
     ] = 2.0,
+    sources: Annotated[
+        str,
+        typer.Option(
+            help="human | ai | all: which labels go in, before any consensus (human: people's "
+            "labels, labelers' and imported; ai: AI judges'; all: both, a consensus of both is "
+            "a mixed row)."
+        ),
+    ] = Sources.human.value,
     progress: ProgressOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -75,6 +84,7 @@ def snapshot(
             weighting=weighting,
             desirable_at=desirable_at,
             undesirable_at=undesirable_at,
+            sources=sources,
         )
     except ValidationError as exc:
         fail("; ".join(validation_messages(exc, prefix="--")))
@@ -118,6 +128,7 @@ def snapshots(
         lambda d: "\n".join(
             f"{s['id']:4} {s['kind']:9} v{s['version']:<3} prev={s['previous_id'] or '-':<4} "
             f"train={s['train_rows']} test={s['test_rows']} {s['content_hash'][:12]}"
+            + (f" sources={s['params']['sources']}" if "sources" in s["params"] else "")
             for s in d
         ),
     )

@@ -8,7 +8,8 @@ read by a thread while this one is built), so memory stays bounded whatever the 
 size and each prompt's texts are read once, however the labels were stored. Lines are the
 standard encoder's bytes: `app.jsontext.row_line` of each row, or for rankings without
 labelers or answers the lines of the builder's templates (`templates.encoded_rankings`), as a
-snapshot of every ranking writes them. In a project with questions or criteria every row
+snapshot of every ranking writes them. Every row made of labels carries its `source` (human
+or ai: one label each). In a project with questions or criteria every row
 carries its annotation's `answers` (its flags under "flags"), shaped by `kinds.row_answers`;
 with labelers, its `labeler` and `annotated_at`.
 """
@@ -26,6 +27,7 @@ from app.datasets.schemas import EVERY, SnapshotCreate
 from app.datasets.writer import lines_of
 from app.errors import Invalid
 from app.labeling import labels
+from app.labeling.sources import Sources
 from app.progress import Progress
 from app.projects.models import Project
 
@@ -37,11 +39,13 @@ BLOCK = 5000
 
 def export_params(kind: str) -> dict[str, Any]:
     """The snapshot parameters of an export of `kind`: method "all" (a row per annotation;
-    for ratings each score as given), kto's default thresholds. Invalid for an unknown kind."""
+    for ratings each score as given), every label's source (human and AI, each row saying
+    which), kto's default thresholds. Invalid for an unknown kind."""
     if kind not in DatasetKind.__members__.values():
         names = ", ".join(DatasetKind)
         raise Invalid(f"kind must be one of {names}; not {kind!r}", field="kind")
-    return SnapshotCreate(kind=DatasetKind(kind), method=EVERY).canonical() | {"method": EVERY}
+    made = SnapshotCreate(kind=DatasetKind(kind), method=EVERY, sources=Sources.all)
+    return made.canonical() | {"method": EVERY}
 
 
 def _exported(made: rows_of.Made, answers: bool, flags: bool, emails: dict[int, str] | None) -> Row:
@@ -122,7 +126,9 @@ def _ranking_lines(
         session=session, project=project, params=export_params(DatasetKind.rankings)
     )
     made = [0]
-    found = labels.live_payloads(session, project.id, "ranking", batch=BATCH, read_ahead=True)
+    found = labels.live_payloads(
+        session, project.id, "ranking", batch=BATCH, read_ahead=True, sources=build.sources
+    )
     if progress is not None:
         found = rows_of.reporting(found, lambda item: item[0].id, session, project, progress, made)
     block: list[bytes] = []

@@ -17,6 +17,7 @@ from app.db import SessionDep
 from app.deps import AdminUser
 from app.errors import DomainError, validation_messages
 from app.http.bounds import Id, form_bool
+from app.labeling.sources import Sources
 from app.projects import service as project_service
 from app.projects.kinds import ProjectKind
 from app.runs.models import run_kinds_for
@@ -33,8 +34,15 @@ LABELS = {
     "weighting": "Weighting",
     "desirable_at": "kto of 0–5 ratings: desirable at ≥",
     "undesirable_at": "kto of 0–5 ratings: undesirable at ≤",
+    "sources": "Labels from",
 }
 """The form's labels by field name: errors on the page name what the admin sees."""
+SOURCES = (
+    (Sources.human, "people (labelers and imports): human feedback"),
+    (Sources.ai, "AI judges only"),
+    (Sources.all, "both (a consensus of both is a mixed row)"),
+)
+"""The form's choices of `sources`, the default first."""
 
 
 def in_form_words(message: str, field: str | None = None) -> str:
@@ -63,6 +71,7 @@ def _page(request: Request, session: SessionDep, project_id: int, status: int = 
         files=FILES,
         kinds=service.project_kinds(project),
         methods=METHODS,
+        sources=SOURCES,
         run_kinds_for=run_kinds_for,
         **{"error": None, "made": None, "created": None} | extra,
     )
@@ -108,6 +117,7 @@ def make_snapshot(
     weighting: Annotated[str, Form()] = "none",
     desirable_at: Annotated[str, Form()] = "4",
     undesirable_at: Annotated[str, Form()] = "2",
+    sources: Annotated[str, Form()] = Sources.human.value,
 ):
     """Freeze a snapshot from the form; a bad field re-renders the page with the message. The
     form's sft of a ranking project is the top consensus response of each ranked prompt."""
@@ -127,6 +137,7 @@ def make_snapshot(
                 "weighting": weighting,
                 "desirable_at": desirable_at.strip() or "4",
                 "undesirable_at": undesirable_at.strip() or "2",
+                "sources": sources.strip() or Sources.human,
             }
         )
         snapshot, created = service.create_snapshot(

@@ -16,11 +16,15 @@ when asked) and its response ids.
 
 Each rule of a row is written once: how a ranking reads as rows, and "no preference, no row"
 (`kinds.preference`); a ranking's pairs (`kinds.untied_pairs`); a rating's KTO label
-(`desirable`, `rating_label`); who labeled a row (`labeler_of`).
+(`desirable`, `rating_label`); who labeled a row (`labeler_of`); where its labels came from
+(every row made of labels carries `source`, human | ai | mixed, added by `Builder` from the
+labels it was made of: `sources.row_source`). Which labels a builder reads is its parameters'
+`sources` (human, the default of a snapshot; ai; all, an export's), kept before any consensus.
 """
 
+from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import func, select
@@ -46,6 +50,7 @@ from app.datasets.writer import Encoded
 from app.errors import Invalid
 from app.labeling import ranks
 from app.labeling.labels import BATCH, Label, PromptLabels, live_payloads, prompt_labels
+from app.labeling.sources import Sources, row_source
 from app.progress import Progress
 from app.projects import strength
 from app.projects.kinds import ProjectKind, RatingScale
@@ -87,9 +92,16 @@ class Builder:
     """A row for every prompt that is not retired, labeled or not (`prompts`)."""
     texts: bool = True
     """Whether its rows hold the responses' texts."""
+    sources: str = Sources.all
+    """The labels it reads: human, ai or all (`sources.Sources`), kept before it builds."""
 
     def __call__(self, labels: PromptLabels) -> list[Made]:
-        return self.make(labels)
+        """The prompt's rows, each row made of labels with its `source` (human, ai, mixed)."""
+        made = self.make(labels)
+        for m in made:
+            if m.labels:
+                m.row["source"] = row_source([x.ai for x in m.labels])
+        return made
 
 
 def builder(
@@ -97,9 +109,19 @@ def builder(
 ) -> Builder:
     """The row builder of `params["kind"]` for the project. `params` are a snapshot's canonical
     parameters ("weights": each labeler's weight in a consensus; ratings with method "all": each
-    annotation's scores as given, which only an export asks for). Invalid (naming `what`, the
-    file asked for) for an unknown kind, or kto of a project that has neither rankings nor
-    ratings."""
+    annotation's scores as given, which only an export asks for; "sources": the labels read,
+    all when not given). Invalid (naming `what`, the file asked for) for an unknown kind, or
+    kto of a project that has neither rankings nor ratings."""
+    sources = params.get("sources", Sources.all)
+    made = _builder(session=session, project=project, params=params, what=what, sources=sources)
+    return made if sources == made.sources else replace(made, sources=sources)
+
+
+def _builder(
+    *, session: Session, project: Project, params: dict[str, Any], what: str, sources: str
+) -> Builder:
+    """`builder` of every source (`sources` only for what it reads itself: the ratings
+    normaliser's pass)."""
     kind, method = params["kind"], params.get("method", ConsensusMethod.ranked_pairs)
     weights: Weights = None
     if "weights" in params:
@@ -136,7 +158,9 @@ def builder(
         aspects = likert_names(project.questions or [])
         normalizer = None
         if params.get("normalize"):
-            normalizer = aggregation.rating_normalizer(session=session, project=project)
+            normalizer = aggregation.rating_normalizer(
+                session=session, project=project, sources=sources
+            )
         build = lambda labels: _ratings(labels, scale, normalizer, aspects, weights)  # noqa: E731
         return Builder(
             DatasetKind.ratings, build, ("rating", "ranking") if aspects else ("rating",)
@@ -350,6 +374,37 @@ def _ratings(
     return made
 
 
+# --- where a snapshot's labels came from ----------------------------------------------------
+
+
+@dataclass(slots=True)
+class Tally:
+    """A snapshot's shares by source: its rows (human, ai, mixed) and the labels behind them
+    (human, ai), each label counted once however many rows it made."""
+
+    rows: Counter[str] = field(default_factory=Counter)
+    labels: Counter[str] = field(default_factory=Counter)
+
+    def made(self, made: list[Made]) -> None:
+        """Count one prompt's rows and their labels."""
+        behind: dict[int, bool] = {}
+        for m in made:
+            if m.labels:
+                self.rows[m.row["source"]] += 1
+                behind.update((x.annotation_id, x.ai) for x in m.labels)
+        for ai in behind.values():
+            self.labels[row_source([ai])] += 1
+
+    def one_label_each(self, made: list[Row] | Encoded) -> None:
+        """Count one prompt's rows, each made of one label of its own (method "all")."""
+        if isinstance(made, Encoded):
+            found = made.columns["source"]
+        else:
+            found = [row["source"] for row in made]
+        self.rows.update(found)
+        self.labels.update(found)
+
+
 # --- who labeled a row ----------------------------------------------------------------------
 
 
@@ -420,9 +475,11 @@ def made_rows(
     flags: bool = False,
     progress: Progress | None = None,
     made: list[int] | None = None,
+    tally: Tally | None = None,
 ) -> Iterator[tuple[PromptLabels, list[Made]]]:
     """Each prompt of the project that has rows (id order, gold items left out) with the rows
-    `build` makes of its live labels, the labels of `excluded` labelers left out. The next
+    `build` makes of its live labels of its sources (`Builder.sources`), the labels of
+    `excluded` labelers left out (`tally` counts the rows and labels by source). The next
     batch of prompts is read ahead on `session` (it must be this iteration's alone). Without
     `times` the labels carry no time; with `flags` their flags. `progress` hears of the
     prompts read (or of the rows made, counted in `made[0]`)."""
@@ -438,6 +495,7 @@ def made_rows(
         read_ahead=True,
         times=times,
         flags=flags,
+        sources=build.sources,
     )
     if progress is not None:
         found = reporting(found, lambda labels: labels.prompt_id, session, project, progress, made)
@@ -446,6 +504,8 @@ def made_rows(
         if rows:
             if made is not None:
                 made[0] += len(rows)
+            if tally is not None:
+                tally.made(rows)
             yield labels, rows
 
 
@@ -455,17 +515,24 @@ def snapshot_rows(
     project: Project,
     params: dict[str, Any],
     progress: Progress | None = None,
+    tally: Tally | None = None,
 ) -> Rows:
     """Stream (external id, rows) of every prompt for the canonical `params`; `progress`
-    hears of the prompts read so far (rows, done, total: by prompt id)."""
+    hears of the prompts read so far (rows, done, total: by prompt id); `tally` counts the
+    rows and their labels by source."""
     emails = labeler_emails(session=session) if params.get("with_labelers") else None
     excluded = aggregation.excluded_user_ids(session=session, project_id=project.id)
     build = builder(session=session, project=project, params=params)
     if build.kind == DatasetKind.rankings and params["method"] == EVERY and emails is None:
-        found = live_payloads(session, project.id, "ranking", excluded, read_ahead=True)
+        found = live_payloads(
+            session, project.id, "ranking", excluded, read_ahead=True, sources=build.sources
+        )
         if progress is not None:
             found = reporting(found, lambda item: item[0].id, session, project, progress)
-        yield from templates.encoded_rankings(found, build)
+        for external_id, made_of in templates.encoded_rankings(found, build):
+            if tally is not None:
+                tally.one_label_each(made_of)
+            yield external_id, made_of
         return
     for labels, made in made_rows(
         session=session,
@@ -474,6 +541,7 @@ def snapshot_rows(
         excluded=excluded,
         times=emails is not None,
         progress=progress,
+        tally=tally,
     ):
         if emails is None:
             yield labels.external_id, [m.row for m in made]

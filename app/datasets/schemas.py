@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.aggregation.consensus import ConsensusMethod
 from app.datasets.kinds import DatasetKind
+from app.labeling.sources import Sources
 
 EVERY = "all"
 """The snapshot method that keeps one row per annotation instead of a consensus."""
@@ -49,6 +50,10 @@ class SnapshotCreate(BaseModel):
     weighting: Weighting = "none"
     """`reliability`: each labeler counts in consensus rankings and rating means by their
     fitted reliability (the weights, α and excluded labelers go into the parameters)."""
+    sources: Sources = Sources.human
+    """Which labels go in, left out before any consensus: `human` (people's labels: labelers'
+    and imported ones; the default, so a training set is human feedback unless asked), `ai`
+    (AI judges' only) or `all` (both; a consensus of both is a `mixed` row)."""
 
     @model_validator(mode="after")
     def _method_fits(self) -> "SnapshotCreate":
@@ -98,6 +103,8 @@ class SnapshotCreate(BaseModel):
             params["with_labelers"] = True
         if self.weighting != "none":
             params["weighting"] = self.weighting
+        if self.kind != DatasetKind.prompts:
+            params["sources"] = self.sources.value
         return params
 
 

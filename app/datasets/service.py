@@ -27,7 +27,7 @@ from app.datasets import writer
 from app.datasets.card import dataset_card
 from app.datasets.kinds import NEEDS, DatasetKind, kinds_for
 from app.datasets.models import Snapshot
-from app.datasets.rows import snapshot_rows
+from app.datasets.rows import Tally, snapshot_rows
 from app.datasets.schemas import FILES, SnapshotCreate
 from app.db import make_engine
 from app.errors import Conflict, Invalid, NotFound
@@ -107,10 +107,13 @@ def _manifest(snapshot: Snapshot, project: Project, written: writer.Written, jso
     }
 
 
-def _reliability_params(reader: Session, project: Project, excluded: list[int]) -> dict:
-    """Weights (reliability per labeler), α of the labels used, and the excluded labelers."""
-    weights = quality.labeler_weights(session=reader, project=project)
-    alpha, _ = quality.alpha_of(session=reader, project=project)
+def _reliability_params(
+    reader: Session, project: Project, excluded: list[int], sources: str
+) -> dict:
+    """Weights (reliability per labeler, fitted on the labels of `sources`), α of the labels
+    used, and the excluded labelers."""
+    weights = quality.labeler_weights(session=reader, project=project, sources=sources)
+    alpha, _ = quality.alpha_of(session=reader, project=project, sources=sources)
     return {
         "weights": {str(user_id): w for user_id, w in sorted(weights.items())},
         "alpha": None if alpha.value is None else round(alpha.value, 6),
@@ -176,10 +179,13 @@ def create_snapshot(
         with _reader(session) as reader:
             excluded = sorted(aggregation.excluded_user_ids(session=reader, project_id=project.id))
             if params.get("weighting") == "reliability":
-                params |= _reliability_params(reader, project, excluded)
+                params |= _reliability_params(reader, project, excluded, params["sources"])
+            tally = Tally()
             written, json_cols = writer.write_files(
                 tmp,
-                snapshot_rows(session=reader, project=project, params=params, progress=progress),
+                snapshot_rows(
+                    session=reader, project=project, params=params, progress=progress, tally=tally
+                ),
                 params,
             )
         same = _newest_with(session, project.id, params)
@@ -207,7 +213,12 @@ def create_snapshot(
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
         emails = {u.id: u.email for u in auth_service.list_users(session=session)}
         card = dataset_card(
-            snapshot=snapshot, project=project, rows=written.rows, emails=emails, excluded=excluded
+            snapshot=snapshot,
+            project=project,
+            rows=written.rows,
+            emails=emails,
+            excluded=excluded,
+            tally=tally,
         )
         (tmp / "README.md").write_text(card)
         _freeze(tmp)

@@ -2,8 +2,9 @@
 without building them.
 
 The rows are the builder's (`rows.builder`, method "all"): each ranking read by
-`kinds.preference` (none of one that states no preference), its row `kinds.ranking_row`. That
-row is encoded once per shape (the places of its responses) by `jsontext.template`, with the
+`kinds.preference` (none of one that states no preference), its row `kinds.ranking_row` with the
+label's `source` (`sources.row_source`), as the builder adds it. That row is encoded once per
+shape (the places of its responses, and its source) by `jsontext.template`, with the
 prompt and the texts left as holes, and filled with each string encoded once
 (`jsontext.encoded`); the Parquet columns come from the same row (`writer.Encoded`). The bytes
 are `jsontext.row_line`'s of the builder's rows (tests hold them to it, on generated rankings
@@ -22,6 +23,7 @@ from app.datasets.kinds import Row, preference, prompt_of, ranking_row
 from app.datasets.writer import Encoded
 from app.jsontext import Slot
 from app.labeling.labels import Label, PromptLabels, PromptRow, Responses
+from app.labeling.sources import row_source
 
 
 class Form(NamedTuple):
@@ -36,12 +38,14 @@ class Form(NamedTuple):
     """The row's "ranks" (None when it has none: nothing tied)."""
 
 
-def _form(places: tuple[int, ...]) -> Form | None:
-    """The template of a string prompt's ranking row with responses at `places`; None when
-    the row cannot be a template (`row_line` would leave it to the standard encoder)."""
+def _form(places: tuple[int, ...], source: str) -> Form | None:
+    """The template of a string prompt's ranking row with responses at `places` of one label
+    of `source`; None when the row cannot be a template (`row_line` would leave it to the
+    standard encoder)."""
     count = len(places)
     holes: list[str] = [Slot(i + 1) for i in range(count)]
     row = ranking_row([{"role": "user", "content": Slot(0)}], holes, places)
+    row["source"] = source
     made = jsontext.template(row)
     if made is None:
         return None
@@ -56,17 +60,19 @@ class RankingLines:
     """The lines of string prompts' ranking rows, one template per shape met so far."""
 
     def __init__(self) -> None:
-        self.forms: dict[tuple[int, ...], Form | None] = {}
+        self.forms: dict[tuple[tuple[int, ...], str], Form | None] = {}
 
     def line(
-        self, prompt: bytes, texts: list[bytes], places: tuple[int, ...]
+        self, prompt: bytes, texts: list[bytes], places: tuple[int, ...], source: str
     ) -> tuple[bytes, list[int] | None] | None:
         """`row_line(ranking_row(…))` of a string prompt (`prompt`, encoded) and its responses
-        best first (`texts`, encoded) at `places` (`kinds.Preference.places`), as (the line,
-        the row's ranks); None when the shape has no template (build the row instead)."""
-        form = self.forms.get(places, _UNSEEN)
+        best first (`texts`, encoded) at `places` (`kinds.Preference.places`) of one label of
+        `source`, as (the line, the row's ranks); None when the shape has no template (build
+        the row instead)."""
+        key = (places, source)
+        form = self.forms.get(key, _UNSEEN)
         if form is _UNSEEN:
-            form = self.forms[places] = _form(places)
+            form = self.forms[key] = _form(places, source)
         if form is None:
             return None
         fmt, order, ranks = form
@@ -76,8 +82,9 @@ class RankingLines:
         return fmt % tuple([values[i] for i in order]), ranks
 
 
-Found = Iterator[tuple[PromptRow, list[Any], Responses]]
-"""What `labels.live_payloads` yields: each prompt with its live rankings' payloads."""
+Found = Iterator[tuple[PromptRow, list[Any], list[bool], Responses]]
+"""What `labels.live_payloads` yields: each prompt with its live rankings' payloads and
+whether each is an AI judge's."""
 
 
 def encoded_rankings(
@@ -89,13 +96,16 @@ def encoded_rankings(
     `build`."""
     lines = RankingLines()
     loads, encoded = jsontext.loads, jsontext.encoded
-    for prompt, payloads, responses in found:
+    for prompt, payloads, ai, responses in found:
         shown = prompt_of(messages := loads(prompt.messages))
         made = None
         if type(shown) is str:
-            made = _encoded(lines, encoded(shown), payloads, responses, columns)
+            made = _encoded(lines, encoded(shown), payloads, ai, responses, columns)
         if made is None:
-            labels = [Label(0, None, "ranking", payload) for payload in payloads]
+            labels = [
+                Label(0, None, "ranking", payload, ai=of)
+                for payload, of in zip(payloads, ai, strict=True)
+            ]
             built = build(PromptLabels(prompt.id, prompt.external_id, messages, responses, labels))
             if built:
                 yield prompt.external_id, [m.row for m in built]
@@ -105,8 +115,17 @@ def encoded_rankings(
             yield prompt.external_id, made
 
 
+_OF = {False: row_source([False]), True: row_source([True])}
+"""A row's source by whether its one label is AI."""
+
+
 def _encoded(
-    lines: RankingLines, prompt: bytes, payloads: list[Any], responses: Responses, columns: bool
+    lines: RankingLines,
+    prompt: bytes,
+    payloads: list[Any],
+    ai: list[bool],
+    responses: Responses,
+    columns: bool,
 ) -> Encoded | None:
     """One string prompt's ranking rows (with `columns`, all but "prompt" in the columns);
     None when a shape has no template."""
@@ -115,23 +134,27 @@ def _encoded(
     out: list[bytes] = []
     ranked: list[list[str]] = []
     ranks: list[list[int] | None] = []
+    of: list[str] = []
     line_of, get_enc, get_text = lines.line, enc.__getitem__, text.__getitem__
-    for payload in payloads:
+    for payload, is_ai in zip(payloads, ai, strict=True):
         p = preference(payload["ranking"])
         if p is None:
             continue
         best_first, places = p
-        made = line_of(prompt, list(map(get_enc, best_first)), places)
+        source = _OF[is_ai]
+        made = line_of(prompt, list(map(get_enc, best_first)), places, source)
         if made is None:
             return None
         out.append(made[0])
         if columns:  # the Parquet values
             ranks.append(made[1])
             ranked.append(list(map(get_text, best_first)))
+            of.append(source)
     if not columns:
         return Encoded(b"".join(out), len(out), {}, {})
     found: dict[str, list[Any]] = {"prompt": [], "responses": ranked}
     tags = {"prompt": "str", "responses": "strlist"}
     if any(r is not None for r in ranks):
         found["ranks"], tags["ranks"] = ranks, "intlist"
+    found["source"], tags["source"] = of, "str"
     return Encoded(b"".join(out), len(out), found, tags)

@@ -13,8 +13,11 @@ demonstration a TextQuestion `demonstration`. Answers to per-task questions (cho
 along under their names. A skip is a skip there too: a Label Studio annotation `was_cancelled`
 with no result, an Argilla response `discarded` to the main question (the importers read them
 back as skips; the reason stays here). Each label keeps its labeler: a source annotator under
-its id in that tool (`labelstudio:7` → 7), anyone else under their user id. Excluded labelers'
-labels and skips are left out, as in every export.
+its id in that tool (`labelstudio:7` → 7), anyone else under their user id, an AI judge's
+label too (its judge annotator's id, `judge:<model>`). Neither tool has a field for a label's
+source, so where labels came from is said where each allows: a Label Studio task's `meta`
+lists its AI judges' annotations (`ai_annotations`: their ids), an Argilla response has
+only its user. Excluded labelers' labels and skips are left out, as in every export.
 """
 
 import json
@@ -140,6 +143,9 @@ def _labelstudio_task(
                 "created_at": _iso(label.created_at),
             }
         )
+    meta: dict[str, Any] = {"external_id": prompt.external_id}
+    if any(label.ai for label in prompt.labels):
+        meta["ai_annotations"] = [label.annotation_id for label in prompt.labels if label.ai]
     for skip in skips:  # no annotation of ours: Label Studio gives it an id
         annotations.append(
             {
@@ -152,7 +158,7 @@ def _labelstudio_task(
     return {
         "id": prompt.prompt_id,
         "data": data,
-        "meta": {"external_id": prompt.external_id},
+        "meta": meta,
         "annotations": annotations,
         "predictions": [],
     }

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, aliased
 from app import jsontext
 from app.auth.models import User
 from app.labeling.models import Annotation, AnnotationSource, Assignment, AssignmentStatus
+from app.labeling.sources import Sources, is_ai, keeps, kept
 from app.prefetch import ahead
 from app.projects.models import Prompt, Response
 
@@ -45,6 +46,8 @@ class Label:
     flags: dict[str, Any] | None = None
     """The criteria it flagged per response (response id -> names; None unless the reader
     asked for flags)."""
+    ai: bool = False
+    """Whether it is an AI judge's (`sources.is_ai`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,18 +89,27 @@ class AnnotationRow(NamedTuple):
     prompt_id: int
     flags: str | None
     """JSON text; None unless the reader asked for flags."""
+    source: str
+    """`Annotation.source` (`sources.is_ai` tells an AI judge's)."""
 
 
 Responses = dict[int, tuple[str, str | None]]
 """response id -> (text, model), in import order."""
 
 
-def _live(rows: list[AnnotationRow], excluded: Collection[int]) -> list[AnnotationRow]:
-    """Drop superseded annotations, then those of excluded labelers (`AnnotationRow`s)."""
+def _live(
+    rows: list[AnnotationRow], excluded: Collection[int], sources: str = Sources.all
+) -> list[AnnotationRow]:
+    """Drop superseded annotations, then those of excluded labelers and those of sources the
+    reader does not keep (`sources.keeps`) (`AnnotationRow`s)."""
     superseded = {row.supersedes_id for row in rows if row.supersedes_id is not None}
-    if not superseded and not excluded:
+    if not superseded and not excluded and sources == Sources.all:
         return rows
-    return [row for row in rows if row.id not in superseded and row.user_id not in excluded]
+    return [
+        row
+        for row in rows
+        if row.id not in superseded and row.user_id not in excluded and keeps(sources, row.source)
+    ]
 
 
 def prompt_labels(
@@ -116,6 +128,7 @@ def prompt_labels(
     retired: bool = True,
     times: bool = True,
     flags: bool = False,
+    sources: str = Sources.all,
 ) -> Iterator[PromptLabels]:
     """Each prompt of the project (id order) with its live labels of `kinds` (or just `only`).
 
@@ -124,7 +137,9 @@ def prompt_labels(
     `prompts` rows leave them out; labels of retired prompts stay in every other row). With
     `read_ahead` a thread reads the next batch while the caller works on this one: only for a
     caller that leaves `session` alone until the iteration ends (a snapshot's reader session).
-    Without `times` the labels' `created_at` is None; with `flags` they carry their flags."""
+    Without `times` the labels' `created_at` is None; with `flags` they carry their flags.
+    `sources` keeps human labels, AI ones, or all (`sources.Sources`), superseded ones
+    dropped first."""
     loads = jsontext.loads
     for prompt, rows, responses in live_rows(
         session,
@@ -140,6 +155,7 @@ def prompt_labels(
         retired=retired,
         times=times,
         flags=flags,
+        sources=sources,
     ):
         if rows or keep_unlabeled:
             labels = [
@@ -150,6 +166,7 @@ def prompt_labels(
                     loads(r.payload),
                     r.created_at,
                     (loads(r.flags) if r.flags else {}) if flags else None,
+                    is_ai(r.source),
                 )
                 for r in rows
             ]
@@ -173,18 +190,19 @@ def live_rows(
     times: bool = True,
     flags: bool = False,
     retired: bool = True,
+    sources: str = Sources.all,
 ) -> Iterator[tuple[PromptRow, list[AnnotationRow], Responses]]:
     """`prompt_labels` undecoded, for a caller that decodes only what it uses: each prompt
     (id order) as plain tuples, with the rows of its live annotations of `kinds` (id order)
     and its responses; every prompt, labeled or not. Without `times` the rows' created at is
     None (a million timestamps cost a snapshot a second); with `flags` they hold the flags;
-    without `retired` retired prompts are left out."""
+    without `retired` retired prompts are left out; `sources` as `prompt_labels`'."""
     batches = _prompt_batches(
         session, project_id, kinds, with_responses, only, after, batch, gold, times, flags, retired
     )
     for prompts, by_prompt, responses in ahead(batches) if read_ahead else batches:
         for prompt in prompts:
-            yield prompt, _live(by_prompt[prompt.id], excluded), responses[prompt.id]
+            yield prompt, _live(by_prompt[prompt.id], excluded, sources), responses[prompt.id]
 
 
 _Batch = tuple[list[PromptRow], dict[int, list[AnnotationRow]], dict[int, Responses]]
@@ -257,6 +275,7 @@ def _prompt_batches(
                     Annotation.supersedes_id,
                     Annotation.prompt_id,
                     flagged,
+                    Annotation.source,
                 )
                 .where(
                     # No project condition: the prompt ids are the project's (an other
@@ -298,38 +317,63 @@ def live_payloads(
     *,
     batch: int = BATCH,
     read_ahead: bool = False,
-) -> Iterator[tuple[PromptRow, list[Any], Responses]]:
+    sources: str = Sources.all,
+) -> Iterator[tuple[PromptRow, list[Any], list[bool], Responses]]:
     """The payloads (decoded, annotation id order) of each prompt's live annotations of
-    `kind`, for a caller that needs nothing else of them, with the prompt and its responses:
-    prompts without any left out. On PostgreSQL a prompt's payloads come as one JSON array
-    (one row and one decoding per prompt, not per annotation: a snapshot reads a million),
-    the live rule in the query (`_live_of`); elsewhere from `live_rows`."""
+    `kind` of the kept `sources` (as `prompt_labels`), for a caller that needs nothing else
+    of them but whether each is an AI judge's, with the prompt and its responses: prompts
+    without any left out. On PostgreSQL a prompt's payloads come as one JSON array (one row
+    and one decoding per prompt, not per annotation: a snapshot reads a million), the live
+    rule in the query (`_live_of`); elsewhere from `live_rows`."""
     if session.get_bind().dialect.name != "postgresql":
         loads = jsontext.loads
         for prompt, rows, responses in live_rows(
-            session, project_id, (kind,), excluded, batch=batch, read_ahead=read_ahead, times=False
+            session,
+            project_id,
+            (kind,),
+            excluded,
+            batch=batch,
+            read_ahead=read_ahead,
+            times=False,
+            sources=sources,
         ):
             if rows:
-                yield prompt, [loads(row.payload) for row in rows], responses
+                decoded = [loads(row.payload) for row in rows]
+                yield prompt, decoded, [is_ai(row.source) for row in rows], responses
         return
-    batches = _payload_batches(session, project_id, kind, excluded, batch)
+    batches = _payload_batches(session, project_id, kind, excluded, batch, sources)
     for prompts, payloads, texts in ahead(batches) if read_ahead else batches:
         for prompt in prompts:
             found = payloads.get(prompt.id)
             if found is not None:
-                yield prompt, jsontext.loads(found), texts[prompt.id]
+                text, of = found
+                yield (
+                    prompt,
+                    jsontext.loads(text),
+                    list(map(is_ai, of.split(","))),
+                    texts[prompt.id],
+                )
 
 
 def _payload_batches(
-    session: Session, project_id: int, kind: str, excluded: Collection[int], batch: int
-) -> Iterator[tuple[list[PromptRow], dict[int, str], dict[int, Responses]]]:
-    """`live_payloads`' reads on PostgreSQL: (prompts, prompt id -> its payloads as a JSON
-    array, prompt id -> its responses), a batch of prompts at a time."""
+    session: Session,
+    project_id: int,
+    kind: str,
+    excluded: Collection[int],
+    batch: int,
+    sources: str = Sources.all,
+) -> Iterator[tuple[list[PromptRow], dict[int, tuple[str, str]], dict[int, Responses]]]:
+    """`live_payloads`' reads on PostgreSQL: (prompts, prompt id -> (its payloads as a JSON
+    array, their sources joined by commas), prompt id -> its responses), a batch of prompts
+    at a time."""
     payload = cast(Annotation.payload, Text)
     joined = func.string_agg(payload, aggregate_order_by(literal(","), Annotation.id))
+    of = func.string_agg(Annotation.source, aggregate_order_by(literal(","), Annotation.id))
     live = _live_of(project_id, kind, gold_out=False)  # gold prompts are not in the batches
     if excluded:
         live.append(or_(Annotation.user_id.is_(None), Annotation.user_id.not_in(list(excluded))))
+    if (keep := kept(sources)) is not None:
+        live.append(keep)
     for prompts, _, responses in _prompt_batches(
         session,
         project_id,
@@ -343,11 +387,12 @@ def _payload_batches(
     ):
         ids = [p.id for p in prompts]
         query = (
-            select(Annotation.prompt_id, literal("[") + joined + literal("]"))
+            select(Annotation.prompt_id, literal("[") + joined + literal("]"), of)
             .where(*live, Annotation.prompt_id.between(ids[0], ids[-1]))
             .group_by(Annotation.prompt_id)
         )
-        yield prompts, dict(_plain(session, query)), responses
+        found = _plain(session, query)
+        yield prompts, {pid: (text, of_) for pid, text, of_ in found}, responses
 
 
 def _live_of(project_id: int, kind: str, *, gold_out: bool = True) -> list[ColumnElement[bool]]:

@@ -31,6 +31,7 @@ from app.errors import Invalid
 from app.labeling import evidence
 from app.labeling import gold as gold_rules
 from app.labeling.models import AnnotationSource
+from app.labeling.sources import Sources
 from app.projects.kinds import ProjectKind
 from app.projects.models import Project, Prompt
 from app.quality import flags as flag_tests
@@ -83,15 +84,17 @@ def _order(annotation_id: int, values: Values) -> list[int]:
     return sorted(values, key=lambda rid: (-values[rid], tie(rid)))
 
 
-def collect(session: Session, project: Project) -> _Collected:
-    """Every labeler's live labels of the project's real prompts, with their context (shared
-    by the report and the labeler drill-down)."""
+def collect(session: Session, project: Project, sources: str = Sources.all) -> _Collected:
+    """Every labeler's live labels of the project's real prompts (of `sources`: people's, AI
+    judges' or all), with their context (shared by the report and the labeler drill-down)."""
     out = _Collected(excluded=aggregation.excluded_user_ids(session=session, project_id=project.id))
     kind = KIND_OF.get(project.kind)  # type: ignore[call-overload]
     out.facts = evidence.annotation_facts(session=session, project_id=project.id)
     if kind is None:
         return out
-    for prompt in aggregation.prompt_labels(session, project.id, (kind,), with_responses=False):
+    for prompt in aggregation.prompt_labels(
+        session, project.id, (kind,), with_responses=False, sources=sources
+    ):
         labels = []
         for label in prompt.labels:
             if label.user_id is None or label.annotation_id not in out.facts:
@@ -339,17 +342,22 @@ def _durations(collected: _Collected, exclude: int) -> list[tuple[int, float]]:
     ]
 
 
-def labeler_weights(*, session: Session, project: Project) -> dict[int, float]:
+def labeler_weights(
+    *, session: Session, project: Project, sources: str = Sources.all
+) -> dict[int, float]:
     """Reliability per labeler (excluded labelers left out), the weights of a weighted
-    consensus."""
-    collected = collect(session, project)
+    consensus, fitted on the labels of `sources` (a snapshot's: the labels it keeps)."""
+    collected = collect(session, project, sources)
     fit = _fit(collected, skip=collected.excluded, bootstrap=0)
     return {int(k): round(v.value, 6) for k, v in fit.labelers.items()}  # type: ignore[call-overload]
 
 
-def alpha_of(*, session: Session, project: Project, rounds: int = 200) -> tuple[Any, int]:
-    """α (with interval) over the labels that count in aggregates, and their number."""
-    collected = collect(session, project)
+def alpha_of(
+    *, session: Session, project: Project, rounds: int = 200, sources: str = Sources.all
+) -> tuple[Any, int]:
+    """α (with interval) over the labels of `sources` that count in aggregates, and their
+    number."""
+    collected = collect(session, project, sources)
     prompts = [
         [x.values for x in labels if x.user_id not in collected.excluded]
         for _, _, labels in collected.prompts

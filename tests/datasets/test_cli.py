@@ -30,7 +30,12 @@ def test_snapshot_leaderboard_exclude(session, factory, tmp_path, monkeypatch) -
     assert made.exit_code == 0, made.output
     first = json.loads(made.stdout)
     assert first["created"] and first["train_rows"] + first["test_rows"] == 30
-    assert first["params"] == {"kind": "pairs", "split": 0.8, "method": "ranked-pairs"}
+    assert first["params"] == {
+        "kind": "pairs",
+        "split": 0.8,
+        "method": "ranked-pairs",
+        "sources": "human",
+    }
     lines = Path(first["files"]["train.jsonl"]).read_text().splitlines()
     assert len(lines) == first["train_rows"]
     same = json.loads(rlhf("snapshot", str(project.id), "--kind", "pairs", "--split", "0.8",

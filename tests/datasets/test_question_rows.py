@@ -82,7 +82,7 @@ def test_raw_export_rows_carry_the_answers_aligned_with_their_responses(
     factory.items(plain, ranking_items(1, k=2, prefix="q"), tmp_path)
     label(session, plain, user, lambda ids: {"ranking": ids}, lambda ids: {})
     [row] = export_rows(session=session, project=plain, kind="rankings")
-    assert set(row) == {"prompt", "responses"}
+    assert set(row) == {"prompt", "responses", "source"}
 
 
 def test_ratings_snapshot_carries_every_aspect(session, factory, tmp_path) -> None:
@@ -131,8 +131,18 @@ def test_a_ranking_project_with_a_likert_question_gives_ratings_rows(
     snapshot, _ = snap(session, project, kind="ratings", split=1.0)
     rows = read_jsonl(snapshot, "train")
     assert rows == [
-        {"prompt": "question 0", "response": "answer 0.0", "scores": {"helpfulness": 7.0}},
-        {"prompt": "question 0", "response": "answer 0.1", "scores": {"helpfulness": 3.0}},
+        {
+            "prompt": "question 0",
+            "response": "answer 0.0",
+            "scores": {"helpfulness": 7.0},
+            "source": "human",
+        },
+        {
+            "prompt": "question 0",
+            "response": "answer 0.1",
+            "scores": {"helpfulness": 3.0},
+            "source": "human",
+        },
     ]
 
 
@@ -148,5 +158,7 @@ def test_sft_rows_carry_the_per_task_answers(session, factory, tmp_path) -> None
         lambda _: {"topic": "prose"},
     )
     rows = export_rows(session=session, project=project, kind="sft")
-    assert rows == [{"prompt": "say hi", "completion": "hi", "answers": {"topic": "prose"}}]
+    assert rows == [
+        {"prompt": "say hi", "completion": "hi", "source": "human", "answers": {"topic": "prose"}}
+    ]
     assert json.loads(json.dumps(rows[0])) == rows[0]

@@ -9,15 +9,15 @@ import pyarrow.parquet as pq
 from app.aggregation import service as aggregation
 from app.datasets import rows, writer
 from app.labeling.labels import prompt_labels
-from tests.helpers import TIE_SHAPES, annotate, prompts_of, tricky_items
+from tests.helpers import TIE_SHAPES, annotate, judge, judge_label, prompts_of, tricky_items
 
-PARAMS = {"kind": "rankings", "method": "all", "split": 0.6}
+PARAMS = {"kind": "rankings", "method": "all", "split": 0.6, "sources": "all"}
 
 
 def _built(session, project, excluded):  # type: ignore[no-untyped-def]
     """The same snapshot's rows, each built as a dict by the rankings builder."""
     build = rows.builder(session=session, project=project, params=PARAMS)
-    for labels in prompt_labels(session, project.id, ("ranking",), excluded):
+    for labels in prompt_labels(session, project.id, ("ranking",), excluded, sources=build.sources):
         made = build(labels)
         if made:
             yield labels.external_id, [m.row for m in made]
@@ -29,6 +29,7 @@ def test_encoded_rankings_write_the_row_by_row_files(session, factory, tmp_path)
         project, tricky_items(24, conversation_every=5, suffix=" «ü» \U0001f600"), tmp_path
     )
     alice, bob, troll = factory.user(), factory.user(), factory.user()
+    judged = judge(session)
     shapes = TIE_SHAPES
     for n, (pid, rids) in enumerate(prompts_of(session, project)):
         first = annotate(session, project, pid, alice, {"ranking": shapes[n % 5](rids)})
@@ -38,6 +39,8 @@ def test_encoded_rankings_write_the_row_by_row_files(session, factory, tmp_path)
         annotate(session, project, pid, troll, {"ranking": rids[::-1]})
         if n % 4 == 0:
             annotate(session, project, pid, None, {"ranking": shapes[(n + 3) % 5](rids)})
+        if n % 2 == 0:  # an AI judge's label, its rows "ai"
+            judge_label(session, project, pid, judged, {"ranking": shapes[(n + 2) % 5](rids)})
     aggregation.exclude_labeler(session=session, user_id=troll.id, project_id=project.id)
     session.commit()
     excluded = aggregation.excluded_user_ids(session=session, project_id=project.id)
@@ -61,9 +64,11 @@ def test_encoded_rankings_write_the_row_by_row_files(session, factory, tmp_path)
         for line in (fast / f"{split}.jsonl").read_bytes().splitlines()  # not at U+2028
     ]
     assert any("ranks" in row for row in lines) and any("ranks" not in row for row in lines)
-    # alice's newer ranking, bob's and the imports; the troll's and the all-tied ones left out
+    assert {row["source"] for row in lines} == {"human", "ai"}
+    # alice's newer ranking, bob's, the imports and the judge's; the troll's and the all-tied
+    # ones left out
     untied = sum(1 for _, made in _built(session, project, excluded) for _ in made)
-    assert len(lines) == untied and 24 < untied < 24 * 3
+    assert len(lines) == untied and 24 < untied < 24 * 4
 
 
 def test_string_prompts_alone_keep_native_parquet_columns(session, factory, tmp_path) -> None:
@@ -79,11 +84,12 @@ def test_string_prompts_alone_keep_native_parquet_columns(session, factory, tmp_
     written, json_columns = writer.write_files(out, made, PARAMS | {"split": 1.0})
     assert json_columns == [] and written.rows == {"train": 6, "test": 0}
     table = pq.read_table(out / "train.parquet")
-    assert table.schema.names == ["prompt", "responses", "ranks"]
+    assert table.schema.names == ["prompt", "responses", "ranks", "source"]
     assert table.to_pylist()[0] == {
         "prompt": "q 0",
         "responses": ["c", "a", "b"],
         "ranks": [0, 1, 1],
+        "source": "human",
     }
 
 

@@ -162,6 +162,10 @@ def test_every_snapshot_kind_is_in_the_format_trl_documents(
         rows = train_rows(snapshot)
         assert rows, kind
         for row in rows:
+            # Beside TRL's columns, the one rlhf-studio adds: where the labels behind a row
+            # came from (a prompts row has no label behind it).
+            source = row.pop("source", None)
+            assert source == (None if kind == DatasetKind.prompts else "human"), (kind, row)
             if kind == DatasetKind.sft and "messages" in row:
                 assert set(row) == {"messages"} and _is_messages(row["messages"])
                 continue

@@ -60,11 +60,12 @@ def test_rankings_and_pairs_from_the_consensus(session, ranked) -> None:
     assert rows[0] == {
         "prompt": "question 0",
         "responses": ["answer 0.0", "answer 0.1", "answer 0.2"],
+        "source": "human",
     }
     pairs, _ = snap(session, project, kind="pairs", split=1.0)
     first = read_jsonl(pairs, "train")[:3]
     assert first[0] == {"prompt": "question 0", "chosen": "answer 0.0", "rejected": "answer 0.1",
-                        "margin": 1.0}  # fmt: skip
+                        "margin": 1.0, "source": "human"}  # fmt: skip
     assert pairs.train_rows == 20 * 3
     every, _ = snap(session, project, kind="rankings", method="all", split=1.0)
     assert every.train_rows == 40  # one row per annotation
@@ -140,9 +141,13 @@ def test_parquet_has_the_same_rows_as_jsonl(session, factory, tmp_path, ranked) 
     sft, _ = snap(session, demo, kind="sft", split=1.0)
     rows = read_jsonl(sft, "train")
     assert rows == [
-        {"prompt": "plain", "completion": "answer"},
-        {"messages": [{"role": "user", "content": "plain"}, *turns]},
-        {"prompt": chat, "completion": [{"role": "assistant", "content": "fine"}]},
+        {"prompt": "plain", "completion": "answer", "source": "human"},
+        {"messages": [{"role": "user", "content": "plain"}, *turns], "source": "human"},
+        {
+            "prompt": chat,
+            "completion": [{"role": "assistant", "content": "fine"}],
+            "source": "human",
+        },
     ]
     assert read_parquet(sft, "train") == rows  # mixed prompt types: a JSON column
     manifest = json.loads(service.snapshot_files(snapshot=sft)["manifest.json"].read_text())
@@ -153,9 +158,13 @@ def test_parquet_has_the_same_rows_as_jsonl(session, factory, tmp_path, ranked) 
 def test_sft_with_top_ranked_and_ratings(session, factory, ranked, tmp_path) -> None:
     project, _ = ranked
     sft, _ = snap(session, project, kind="sft", include_top_ranked=True, split=1.0)
-    assert read_jsonl(sft, "train")[0] == {"prompt": "question 0", "completion": "answer 0.0"}
+    assert read_jsonl(sft, "train")[0] == {
+        "prompt": "question 0",
+        "completion": "answer 0.0",
+        "source": "human",
+    }
     assert sft.params == {"kind": "sft", "split": 1.0, "include_top_ranked": True,
-                          "method": "ranked-pairs"}  # fmt: skip
+                          "method": "ranked-pairs", "sources": "human"}  # fmt: skip
 
     rating = factory.project(kind="rating", k=2, rating_scale="0-5")
     factory.items(rating, ranking_items(2, k=2), tmp_path)
@@ -165,9 +174,11 @@ def test_sft_with_top_ranked_and_ratings(session, factory, ranked, tmp_path) -> 
         annotate(session, rating, pid, kind, {"scores": {str(x): 5, str(y): 3}}, kind="rating")
     plain, _ = snap(session, rating, kind="ratings", split=1.0)
     assert read_jsonl(plain, "train")[:2] == [
-        {"prompt": "question 0", "response": "answer 0.0", "score": 3.0, "scores": {"score": 3.0}},
-        {"prompt": "question 0", "response": "answer 0.1", "score": 1.5, "scores": {"score": 1.5}},
-    ]
+        {"prompt": "question 0", "response": "answer 0.0", "score": 3.0, "scores": {"score": 3.0},
+         "source": "human"},
+        {"prompt": "question 0", "response": "answer 0.1", "score": 1.5, "scores": {"score": 1.5},
+         "source": "human"},
+    ]  # fmt: skip
     normalized, created = snap(session, rating, kind="ratings", split=1.0, normalize=True)
     assert created and normalized.version == 2
     scores = [r["score"] for r in read_jsonl(normalized, "train")]

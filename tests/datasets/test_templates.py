@@ -37,8 +37,8 @@ def rankings(draw, ids: list[int]) -> list:  # type: ignore[no-untyped-def]
 
 @st.composite
 def prompts(draw):  # type: ignore[no-untyped-def]
-    """(messages, responses, payloads) of one prompt: a string prompt or a conversation, K
-    responses (1–9) and a few rankings of them."""
+    """(messages, responses, payloads, ai) of one prompt: a string prompt or a conversation, K
+    responses (1–9) and a few rankings of them, each a person's or an AI judge's."""
     k = draw(st.integers(1, 9))
     ids = list(range(100, 100 + k))
     answers = draw(st.lists(texts, min_size=k, max_size=k))
@@ -47,7 +47,9 @@ def prompts(draw):  # type: ignore[no-untyped-def]
     if draw(st.booleans()):
         messages = [{"role": "system", "content": draw(texts)}, *messages]
     payloads = [{"ranking": r} for r in draw(st.lists(rankings(ids), min_size=1, max_size=5))]
-    return messages, {rid: (text, None) for rid, text in zip(ids, answers, strict=True)}, payloads
+    ai = draw(st.lists(st.booleans(), min_size=len(payloads), max_size=len(payloads)))
+    texts_of = {rid: (text, None) for rid, text in zip(ids, answers, strict=True)}
+    return messages, texts_of, payloads, ai
 
 
 BUILD = rows.builder(session=None, project=None, params={"kind": "rankings", "method": "all"})  # type: ignore[arg-type]
@@ -57,12 +59,15 @@ BUILD = rows.builder(session=None, project=None, params={"kind": "rankings", "me
 @given(st.lists(prompts(), min_size=1, max_size=4))
 def test_template_lines_and_columns_are_the_builders_rows(found) -> None:  # type: ignore[no-untyped-def]
     items = [
-        (PromptRow(n, f"p{n}", json.dumps(messages)), payloads, responses)
-        for n, (messages, responses, payloads) in enumerate(found)
+        (PromptRow(n, f"p{n}", json.dumps(messages)), payloads, ai, responses)
+        for n, (messages, responses, payloads, ai) in enumerate(found)
     ]
     want = []
-    for prompt, payloads, responses in items:
-        labels = [Label(n, None, "ranking", payload) for n, payload in enumerate(payloads)]
+    for prompt, payloads, ai, responses in items:
+        labels = [
+            Label(n, None, "ranking", payload, ai=of)
+            for n, (payload, of) in enumerate(zip(payloads, ai, strict=True))
+        ]
         messages = json.loads(prompt.messages)
         made = BUILD(PromptLabels(prompt.id, prompt.external_id, messages, responses, labels))
         if made:

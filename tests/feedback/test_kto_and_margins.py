@@ -35,7 +35,7 @@ def _kto(session, project, **params) -> list[tuple[str, bool]]:  # type: ignore[
     data = SnapshotCreate(kind="kto", split=1, **params)
     made, _ = service.create_snapshot(session=session, project=project, data=data)
     rows = _rows(made)
-    assert all(set(r) == {"prompt", "completion", "label"} for r in rows)
+    assert all(set(r) == {"prompt", "completion", "label", "source"} for r in rows)
     return sorted((r["completion"], r["label"]) for r in rows)
 
 

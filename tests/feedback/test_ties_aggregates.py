@@ -173,7 +173,11 @@ def test_a_ranking_without_ties_has_no_ranks_field(session, factory, tmp_path, a
         session=session, project=project, data=SnapshotCreate(kind="rankings", split=1)
     )
     assert _rows(made) == [
-        {"prompt": "question 0", "responses": ["answer 0.0", "answer 0.1", "answer 0.2"]}
+        {
+            "prompt": "question 0",
+            "responses": ["answer 0.0", "answer 0.1", "answer 0.2"],
+            "source": "human",
+        }
     ]
 
 
