@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.labeling.models import Annotation, AnnotationSource, Assignment
+from app.labeling import sources
+from app.labeling.models import Annotation, Assignment
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +49,7 @@ def annotation_facts(*, session: Session, project_id: int) -> dict[int, Annotati
             [int(r) for r in row.response_ids or []],
             row.duration_ms,
             row.created_at,
-            row.source == AnnotationSource.ai,
+            sources.is_ai(row.source),
         )
         for row in rows
     }

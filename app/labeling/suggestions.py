@@ -17,9 +17,9 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, exists, select
 from sqlalchemy.orm import aliased
 
-from app.labeling import exclusions, public
+from app.labeling import exclusions, public, sources
 from app.labeling.imported import with_response_ids
-from app.labeling.models import Annotation, AnnotationSource
+from app.labeling.models import Annotation
 from app.labeling.public import Kind
 from app.labeling.schemas import Suggestion
 from app.labeling.validation import SCALES
@@ -36,7 +36,7 @@ def _ai_query() -> Any:
         select(Annotation.payload)
         .where(
             Annotation.prompt_id == bindparam("p_prompt"),
-            Annotation.source == AnnotationSource.ai,
+            sources.ai_annotation(),
             Annotation.kind == bindparam("p_kind"),
             ~exists().where(newer.supersedes_id == Annotation.id),
             ~exists().where(exclusions.applies(Annotation.user_id, Annotation.project_id)),
