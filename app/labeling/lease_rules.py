@@ -1,7 +1,8 @@
 """The leasing rules, each once, by name.
 
 Who may get which prompt (`open_for`, `unfinished`, `has_candidates`, `serving_order`), how many
-labels a prompt wants (`labels_wanted`), how many responses a task shows (`shown_count`), when a
+labels a prompt wants (`labels_wanted`) and whether a judge's label fills one of them
+(`judge_accepted`), how many responses a task shows (`shown_count`), when a
 lease ends (`lease_expiry`), which assignment is a live lease (`live_lease`), the labeler's
 lease to resume (`my_live_lease`) and what renewing an expired one writes (`renewal`), and when
 a lease takes steps before its statement (`serves_gold`, `needs_steps`).
@@ -17,10 +18,15 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import and_, exists, func, literal_column, or_, select, type_coerce
+from sqlalchemy.orm import aliased
 
-from app.labeling.models import Assignment, AssignmentStatus
+from app.auth.models import User
+from app.labeling.models import Annotation, Assignment, AssignmentStatus, Judgment
 from app.projects.kinds import ProjectKind
-from app.projects.models import Prompt, Response
+from app.projects.models import Project, Prompt, Response
+
+JUDGE_SOURCE = "ai"
+"""users.source of a judge annotator (`judge:<model>`, see `labeling.judged`)."""
 
 
 class Terms(Protocol):
@@ -85,6 +91,25 @@ def labels_wanted(overlap: Any, extra_labels: Any) -> Any:
 def live_lease(now: datetime, assignment: Any = Assignment) -> Any:
     """SQL: the assignment is a lease that has not expired."""
     return and_(assignment.status == AssignmentStatus.leased, assignment.expires_at > now)
+
+
+def judge_accepted() -> Any:
+    """SQL on Assignment: whether its label may count toward overlap as far as judges go. A
+    person's (or a source annotator's) always; a judge's when its live annotation's verdict has
+    a margin of at least the project's `judge_accepts` (None: never) and orders that did not
+    disagree."""
+    judge = exists().where(User.id == Assignment.user_id, User.source == JUDGE_SOURCE)
+    live = aliased(Annotation)
+    newer = aliased(Annotation)
+    confident = exists().where(
+        Judgment.annotation_id == live.id,
+        live.assignment_id == Assignment.id,
+        ~exists().where(newer.supersedes_id == live.id),
+        Project.id == Assignment.project_id,
+        Judgment.margin >= Project.judge_accepts,
+        or_(Judgment.orders_agree.is_(None), Judgment.orders_agree.is_(True)),
+    )
+    return or_(~judge, confident)
 
 
 def live(now: datetime) -> Any:

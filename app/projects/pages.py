@@ -42,6 +42,7 @@ TOOLS = {
     "argilla": "Argilla",
     "oasst": "Open-Assistant",
     "arena": "Chatbot Arena",
+    "ai": "a judge run (AI feedback)",
 }
 """The tools source annotators come from (`User.source`), as the page names them."""
 SOURCES_SHOWN = 100
