@@ -156,11 +156,22 @@ def unfinished(project: Any) -> list[Any]:
 
 
 def serving_order(project: Terms) -> list[Any]:
-    """ORDER BY of the prompts a labeler may get: import order, or with order=uncertainty the
-    prompts whose candidates the reward model separates least first (unscored ones last)."""
+    """ORDER BY of the prompts a labeler may get: import order; with order=uncertainty the
+    prompts whose candidates the reward model separates least first (unscored ones last); with
+    order=judge-uncertainty those a judge was least sure of first (`Prompt.judge_margin`: an
+    abstention or orders that disagreed count as 0; prompts no judge saw last)."""
     if project.order == "uncertainty":
         return [Prompt.priority.asc().nulls_last(), Prompt.id]
+    if project.order == "judge-uncertainty":
+        return [Prompt.judge_margin.asc().nulls_last(), Prompt.id]
     return [Prompt.id]
+
+
+def uses_frontier(order: str) -> bool:
+    """Whether a lease may start its scan at the project's frontier (`remembered.frontier`,
+    the first unfinished prompt by id): only in import order, where no prompt before the
+    frontier comes first."""
+    return order == "id"
 
 
 def has_candidates(project: Terms) -> list[Any]:

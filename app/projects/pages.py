@@ -115,9 +115,12 @@ def create_project(
     criteria: Annotated[str, Form()] = "",
     strength_scale: Annotated[str, Form()] = "",
     questions: Annotated[str, Form()] = "",
+    order: Annotated[str, Form()] = "id",
+    judge_accepts: Annotated[str, Form()] = "",
 ):
     form: dict[str, Any] = {"name": name, "kind": kind}
     form |= _settings(instructions, k, overlap, lease_seconds, rating_scale, criteria)
+    form |= {"order": order, "judge_accepts": judge_accepts.strip() or None}
     try:
         form["strength_scale"] = _strength_scale(strength_scale)
         form["questions"] = _questions(questions)
@@ -191,13 +194,18 @@ def update_project(
     strength_scale: Annotated[str | None, Form()] = None,
     questions: Annotated[str, Form()] = "",
     is_archived: Annotated[str, Form()] = "",
+    order: Annotated[str | None, Form()] = None,
+    judge_accepts: Annotated[str | None, Form()] = None,
 ):
     """Save the settings form. K, the rating scale and the strength scale are absent when the
-    form disabled them (the project has labels): an absent field is left as it is."""
+    form disabled them (the project has labels): an absent field is left as it is. A blank
+    judge_accepts turns judge labels' counting off."""
     project = service.get(session=session, project_id=project_id)
-    form = {"name": name, "is_archived": form_bool(is_archived)}
+    form = {"name": name, "is_archived": form_bool(is_archived), "order": order}
     form |= _settings(instructions, k, overlap, lease_seconds, rating_scale, criteria)
     form = {key: value for key, value in form.items() if value is not None}
+    if judge_accepts is not None:
+        form["judge_accepts"] = judge_accepts.strip() or None
     try:
         if strength_scale is not None:
             form["strength_scale"] = _strength_scale(strength_scale)
