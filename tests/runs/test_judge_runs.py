@@ -243,3 +243,108 @@ def test_endpoint_judge_keeps_its_key_out_of_the_run(
             ).all()
         )
         assert texts[ranking[0]].startswith("good")
+
+
+def test_refusals_at_creation_name_the_field(
+    client, factory, session, tmp_path, tiny_models, artifacts
+) -> None:
+    admin = factory.user("admin")
+    register(client, admin, "tiny-rm", tiny_models["encoder"], "reward")
+    register(client, admin, "tiny-lm", tiny_models["causal-lm"], "policy")
+    ranking = ranking_project(factory, tmp_path, n=1)
+    rating = factory.project(kind="rating", k=1, rating_scale="0-5")
+    demo = factory.project(kind="demonstration", k=1)
+
+    def refused(project, model="", config=None):  # type: ignore[no-untyped-def]
+        """{"loc": [..., field], "msg"} of the refusal (a config key's, or a domain field's)."""
+        r = start(client, admin, project, model, config)
+        assert r.status_code == 422, r.text
+        body = r.json()
+        if isinstance(body["detail"], list):
+            return body["detail"][0]
+        return {"loc": [body["field"]], "msg": body["detail"]}
+
+    unknown = refused(ranking, "no-such-model")
+    assert unknown["loc"][-1] == "model" and "no-such-model" in unknown["msg"]
+    assert refused(demo, "tiny-rm")["loc"][-1] == "project"
+    lm_rates = refused(rating, "tiny-lm")
+    assert lm_rates["loc"][-1] == "model" and "reward model" in lm_rates["msg"]
+    endpoint_rates = refused(
+        rating, config={"endpoint": "http://127.0.0.1:9/v1", "endpoint_model": "m"}
+    )
+    assert endpoint_rates["loc"][-1] == "judge_kind"
+    assert refused(ranking, config={"endpoint": "http://127.0.0.1:9/v1"})["loc"][-1] == (
+        "endpoint_model"
+    )
+    assert refused(ranking, "tiny-lm", {"judge_kind": "reward_model"})["loc"][-1] == "judge_kind"
+    assert refused(ranking, "tiny-rm", {"project_kind": "rating"})["loc"][-1] == "project_kind"
+    assert refused(ranking, "tiny-rm", {"batch_size": 0})["loc"][-1] == "batch_size"
+    assert refused(ranking)["loc"][-1] == "model"
+    # A rating project takes a reward model; nothing was queued by the refusals.
+    ok = start(client, admin, rating, "tiny-rm")
+    assert ok.status_code == 201, ok.text
+    with get_sessionmaker()() as s:
+        assert s.scalar(select(func.count()).select_from(TrainingRun)) == 1
+
+
+def test_cli_starts_and_shows_a_judge_run(
+    client, factory, session, tmp_path, tiny_models, artifacts
+) -> None:
+    from typer.testing import CliRunner
+
+    from app.cli import app as cli
+
+    admin = factory.user("admin")
+    register(client, admin, "tiny-rm", tiny_models["encoder"], "reward")
+    project = ranking_project(factory, tmp_path, n=1)
+    demo = factory.project(kind="demonstration", k=1)
+    session.commit()
+    runner = CliRunner()
+    args = ["runs", "start", "--kind", "judge", "--model", "tiny-rm", "--json"]
+    bad = runner.invoke(cli, [*args, "--project", demo.name])
+    assert bad.exit_code == 2 and "demonstration" in bad.output
+    missing = runner.invoke(cli, ["runs", "start", "--kind", "judge", "--project", project.name])
+    assert missing.exit_code == 2 and "model" in missing.output
+    ok = runner.invoke(cli, [*args, "--project", project.name, "--set", "batch_size=4"])
+    assert ok.exit_code == 0, ok.output
+    run_id = json.loads(ok.output)["id"]
+    assert run_worker() == run_id
+    shown = runner.invoke(cli, ["runs", "show", str(run_id), "--json"])
+    assert shown.exit_code == 0, shown.output
+    judge = json.loads(shown.output)["judge"]
+    assert judge["judge"] == "judge:tiny-rm"
+    assert (judge["judged"], judge["labels"], judge["abstained"], judge["planned"]) == (2, 2, 0, 2)
+
+
+def test_the_runs_page_form_starts_a_judge_run_or_names_the_refused_field(
+    client, factory, session, tmp_path, tiny_models, artifacts
+) -> None:
+    from tests.test_pages import login
+
+    admin = factory.user("admin")
+    register(client, admin, "tiny-lm", tiny_models["causal-lm"], "policy")
+    project = ranking_project(factory, tmp_path, n=1)
+    rating = factory.project(kind="rating", k=1)
+    session.commit()
+    token = login(client, admin)
+    form = client.get(f"/admin/runs/judge?project={project.id}")
+    assert form.status_code == 200 and 'id="judge-form"' in form.text
+    assert f'<option value="{project.id}" selected>' in form.text
+    refused = client.post(
+        "/admin/runs/judge", data={"csrf_token": token, "project": rating.id, "model": "tiny-lm"}
+    )
+    assert refused.status_code == 422 and 'id="error-model"' in refused.text
+    endpoint = client.post(
+        "/admin/runs/judge",
+        data={"csrf_token": token, "project": project.id, "endpoint": "ftp://x"},
+    )
+    assert endpoint.status_code == 422 and 'id="error-endpoint"' in endpoint.text
+    started = client.post(
+        "/admin/runs/judge",
+        data={"csrf_token": token, "project": project.id, "model": "tiny-lm"},
+        follow_redirects=False,
+    )
+    assert started.status_code == 303, started.text[-500:]
+    with get_sessionmaker()() as s:
+        run = s.scalar(select(TrainingRun))
+        assert run is not None and (run.kind, run.project_id) == ("judge", project.id)
