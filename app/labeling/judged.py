@@ -17,7 +17,7 @@ Whether a judge label counts toward overlap is `lease_rules.judge_accepted` (the
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session, aliased
 
 from app.auth import service as auth_service
@@ -249,22 +249,33 @@ def _label(
 
 
 def judged_counts(*, session: Session, run_id: int) -> dict[str, Any]:
-    """What a judge run stored: items judged, labels, abstentions (by reason) and verdicts whose
-    two orders disagreed."""
-    rows = session.execute(
+    """What a judge run stored: items judged, labels, abstentions (by reason, most first) and
+    verdicts whose two orders disagreed."""
+    mine = Judgment.run_id == run_id
+    judged, labels, abstained, disagree = session.execute(
         select(
-            Judgment.annotation_id, Judgment.abstained, Judgment.reason, Judgment.orders_agree
-        ).where(Judgment.run_id == run_id)
+            func.count(),
+            func.count(Judgment.annotation_id),
+            func.count().filter(Judgment.abstained.is_(True)),
+            func.count().filter(Judgment.orders_agree.is_(False)),
+        ).where(mine)
+    ).one()
+    reason = func.coalesce(Judgment.reason, "no reason given")
+    by_reason = session.execute(
+        select(reason, func.count())
+        .where(mine, Judgment.abstained.is_(True))
+        .group_by(reason)
+        .order_by(func.count().desc(), reason)
+        .limit(REASONS_SHOWN)
     ).all()
-    reasons: dict[str, int] = {}
-    for _, abstained, reason, _ in rows:
-        if abstained:
-            key = reason or "no reason given"
-            reasons[key] = reasons.get(key, 0) + 1
     return {
-        "judged": len(rows),
-        "labels": sum(1 for r in rows if r.annotation_id is not None),
-        "abstained": sum(1 for r in rows if r.abstained),
-        "abstain_reasons": dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
-        "orders_disagree": sum(1 for r in rows if r.orders_agree is False),
+        "judged": judged,
+        "labels": labels,
+        "abstained": abstained,
+        "abstain_reasons": {text: n for text, n in by_reason},
+        "orders_disagree": disagree,
     }
+
+
+REASONS_SHOWN = 20
+"""The most common abstention reasons a run page lists."""

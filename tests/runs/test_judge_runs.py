@@ -137,6 +137,31 @@ def test_reward_model_judge_labels_every_prompt_once_as_its_annotator(
     assert (total, corrections, held) == (10, 5, 5)
 
 
+def test_a_reward_model_rates_a_rating_project_on_its_scale(
+    client, factory, session, tmp_path, tiny_models, artifacts
+) -> None:
+    admin = factory.user("admin")
+    register(client, admin, "tiny-rm", tiny_models["encoder"], "reward")
+    project = factory.project(kind="rating", k=1, rating_scale="0-5")
+    lines = [
+        {"id": f"r{i}", "prompt": f"rate {i}", "responses": [f"one {i}", "two"]} for i in range(3)
+    ]
+    factory.items(project, lines, tmp_path)
+    run = start(client, admin, project, "tiny-rm").json()
+    assert run_worker() == run["id"]
+    assert status(run["id"]).status == "succeeded", status(run["id"]).error
+    annotations = session.scalars(
+        select(Annotation).where(Annotation.project_id == project.id)
+    ).all()
+    assert len(annotations) == 3
+    for a in annotations:
+        assert a.kind == "rating" and a.source == "ai" and set(a.payload) == {"scores"}
+        assert len(a.payload["scores"]) == 2
+        assert all(type(v) is int and 0 <= v <= 5 for v in a.payload["scores"].values())
+    listed = client.get("/admin/runs", headers=admin.headers)
+    assert listed.status_code == 200 and "judge" in listed.text
+
+
 def test_a_retried_run_resumes_and_stores_nothing_twice(
     client, factory, session, tmp_path, tiny_models, artifacts
 ) -> None:
