@@ -269,3 +269,35 @@ def test_cli_sets_order_and_judge_accepts(factory, session, tmp_path) -> None:
     assert bad.exit_code == 2 and "--judge-accepts" in bad.output
     wrong = runner.invoke(cli, ["projects", "edit", name, "--order", "judge"])
     assert wrong.exit_code == 2 and "order" in wrong.output
+
+
+def test_the_settings_form_sets_order_and_judge_accepts(client, factory, session, tmp_path) -> None:
+    from tests.test_pages import login
+
+    admin = factory.user("admin")
+    project = _project(factory, tmp_path, n=1)
+    name, project_id = project.name, project.id
+    session.commit()
+    token = login(client, admin)
+    page = client.get(f"/admin/projects/{project_id}")
+    assert 'name="judge_accepts"' in page.text and 'value="judge-uncertainty"' in page.text
+    form = {"csrf_token": token, "name": name, "overlap": "1", "lease_seconds": "1800"}
+    form["judge_accepts_shown"] = "1"  # as the page sends it
+
+    def save(**fields: str):  # type: ignore[no-untyped-def]
+        return client.post(
+            f"/admin/projects/{project_id}", data=form | fields, follow_redirects=False
+        )
+
+    assert save(order="judge-uncertainty", judge_accepts="1.5").status_code in (200, 303)
+    session.expire_all()
+    session.commit()
+    saved = client.get(f"/api/v1/projects/{project_id}", headers=admin.headers).json()
+    assert (saved["order"], saved["judge_accepts"]) == ("judge-uncertainty", 1.5)
+    shown = client.get(f"/admin/projects/{project_id}")
+    assert 'id="judge-accepts"' in shown.text and 'value="1.5"' in shown.text
+    refused = save(judge_accepts="-2")
+    assert refused.status_code == 422 and "judge_accepts" in refused.text
+    assert save(judge_accepts="").status_code in (200, 303)  # blank: off
+    saved = client.get(f"/api/v1/projects/{project_id}", headers=admin.headers).json()
+    assert saved["judge_accepts"] is None and saved["order"] == "judge-uncertainty"

@@ -196,16 +196,18 @@ def update_project(
     is_archived: Annotated[str, Form()] = "",
     order: Annotated[str | None, Form()] = None,
     judge_accepts: Annotated[str | None, Form()] = None,
+    judge_accepts_shown: Annotated[str, Form()] = "",
 ):
     """Save the settings form. K, the rating scale and the strength scale are absent when the
     form disabled them (the project has labels): an absent field is left as it is. A blank
-    judge_accepts turns judge labels' counting off."""
+    judge_accepts (the form marks that it showed the field: a blank arrives as absent) turns
+    judge labels' counting off."""
     project = service.get(session=session, project_id=project_id)
     form = {"name": name, "is_archived": form_bool(is_archived), "order": order}
     form |= _settings(instructions, k, overlap, lease_seconds, rating_scale, criteria)
     form = {key: value for key, value in form.items() if value is not None}
-    if judge_accepts is not None:
-        form["judge_accepts"] = judge_accepts.strip() or None
+    if judge_accepts is not None or judge_accepts_shown:
+        form["judge_accepts"] = (judge_accepts or "").strip() or None
     try:
         if strength_scale is not None:
             form["strength_scale"] = _strength_scale(strength_scale)
