@@ -301,3 +301,41 @@ def test_the_settings_form_sets_order_and_judge_accepts(client, factory, session
     assert save(judge_accepts="").status_code in (200, 303)  # blank: off
     saved = client.get(f"/api/v1/projects/{project_id}", headers=admin.headers).json()
     assert saved["judge_accepts"] is None and saved["order"] == "judge-uncertainty"
+
+
+def test_an_excluded_judge_fills_no_slot_and_shows_as_an_ai_annotator(
+    client, factory, session, tmp_path
+) -> None:
+    admin = factory.user("admin")
+    project = _project(factory, tmp_path, n=2, overlap=1)
+    p = _prompts(session, project)
+    judge_id = _judge(
+        session, project, [_verdict(session, p[0], 4.0), _verdict(session, p[1], 4.0)]
+    )
+    session.commit()
+    assert (
+        client.patch(
+            f"/api/v1/projects/{project.id}", json={"judge_accepts": 1}, headers=admin.headers
+        ).json()["judge_accepts"]
+        == 1
+    )
+    page = client.get(f"/admin/projects/{project.id}", headers=admin.headers).text
+    assert "judge:tiny-judge" in page and "AI judge · cannot sign in" in page
+
+    def done_counts() -> list[int]:
+        session.commit()
+        for prompt in p:
+            session.refresh(prompt)
+        return [x.done_count for x in p]
+
+    assert done_counts() == [1, 1]
+    excluded = client.post(
+        f"/api/v1/projects/{project.id}/exclusions",
+        json={"user_id": judge_id, "reason": "too lenient"},
+        headers=admin.headers,
+    )
+    assert excluded.status_code in (200, 201), excluded.text
+    assert done_counts() == [0, 0]
+    # Re-counting on a changed margin keeps an excluded judge out.
+    client.patch(f"/api/v1/projects/{project.id}", json={"judge_accepts": 2}, headers=admin.headers)
+    assert done_counts() == [0, 0]
