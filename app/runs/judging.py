@@ -15,6 +15,7 @@ variable the worker's trainer reads it from (`endpoint_key_env`).
 
 import dataclasses
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ ITEMS_FILE = "items.jsonl"
 JUDGMENTS_FILE = "judgments.jsonl"  # trainer/judge.py JUDGMENTS_FILE (not imported: torch)
 PROGRESS_FILE = "judged.json"
 INGEST_BATCH = 500
+STREAM_ROWS = 1000
 
 SCALES: dict[str, dict[str, float]] = {
     RatingScale.thumbs: {"scale_low": -1.0, "scale_high": 1.0, "scale_step": 2.0},
@@ -164,10 +166,11 @@ def _project(session: Session, run: TrainingRun) -> Project:
     return projects_service.get(session=session, project_id=run.project_id)
 
 
-def items(*, session: Session, project: Project) -> list[dict[str, Any]]:
-    """The items to judge, in trainer/judge.py's input format: every prompt of the project that
-    is not retired and has responses to judge (2 to rank, 1 to rate), gold items included,
-    each response under its id."""
+def items(*, session: Session, project: Project) -> Iterator[dict[str, Any]]:
+    """The items to judge, in trainer/judge.py's input format, one prompt at a time (streamed:
+    a project's texts need not fit in memory): every prompt of the project that is not retired
+    and has responses to judge (2 to rank, 1 to rate), gold items included, each response under
+    its id."""
     wanted = 2 if project.kind == ProjectKind.ranking else 1
     enough = (
         select(Response.prompt_id)
@@ -181,22 +184,28 @@ def items(*, session: Session, project: Project) -> list[dict[str, Any]]:
         .join(Response, Response.prompt_id == Prompt.id)
         .where(Prompt.id.in_(enough))
         .order_by(Prompt.id, Response.position, Response.id)
+        .execution_options(yield_per=STREAM_ROWS)
     )
-    out: dict[int, dict[str, Any]] = {}
+    item: dict[str, Any] | None = None
     for prompt_id, messages, response_id, text in rows:
-        item = out.setdefault(prompt_id, {"id": prompt_id, "prompt": messages, "responses": []})
+        if item is None or item["id"] != prompt_id:
+            if item is not None:
+                yield item
+            item = {"id": prompt_id, "prompt": messages, "responses": []}
         item["responses"].append({"id": response_id, "text": text})
-    return list(out.values())
+    if item is not None:
+        yield item
 
 
 def prepare(*, session: Session, run: TrainingRun, run_dir: Path) -> Path:
     """Write the items and the trainer config into run_dir."""
     project = _project(session, run)
     (run_dir / "output").mkdir(parents=True, exist_ok=True)
-    todo = items(session=session, project=project)
+    planned = 0
     with open(run_dir / ITEMS_FILE, "w", encoding="utf-8") as f:
-        for item in todo:
+        for item in items(session=session, project=project):
             f.write(json.dumps(item, ensure_ascii=False) + "\n")
+            planned += 1
     config: dict[str, Any] = {**run.config, **fixed_config(project)}
     if not config.get("endpoint"):
         config["model"] = run.base_model
@@ -204,7 +213,7 @@ def prepare(*, session: Session, run: TrainingRun, run_dir: Path) -> Path:
     config["output_dir"] = str(run_dir / "output")
     (run_dir / "config.json").write_text(json.dumps(config, indent=2))
     progress = read_progress(run_dir)
-    progress["planned"] = len(todo)
+    progress["planned"] = planned
     _write_progress(run_dir, progress)
     return run_dir
 

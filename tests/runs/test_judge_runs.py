@@ -373,3 +373,32 @@ def test_the_runs_page_form_starts_a_judge_run_or_names_the_refused_field(
     with get_sessionmaker()() as s:
         run = s.scalar(select(TrainingRun))
         assert run is not None and (run.kind, run.project_id) == ("judge", project.id)
+
+
+def test_the_items_are_every_unretired_prompt_with_responses_gold_included(
+    factory, session, tmp_path
+) -> None:
+    from app.base import utcnow
+
+    project = ranking_project(factory, tmp_path, n=3)
+    factory.items(project, [{"id": "lonely", "prompt": "one answer", "responses": []}], tmp_path)
+    lonely = session.scalar(select(Prompt).where(Prompt.external_id == "lonely"))
+    assert lonely is not None
+    session.add(Response(prompt_id=lonely.id, position=0, text="a generated one"))  # 1 of K
+    retired = session.scalar(select(Prompt).where(Prompt.external_id == "q1"))
+    assert retired is not None
+    retired.retired_at = utcnow()
+    session.commit()
+    found = list(judging.items(session=session, project=project))
+    by_id = {
+        p.external_id: p.id
+        for p in session.scalars(select(Prompt).where(Prompt.project_id == project.id))
+    }
+    assert [item["id"] for item in found] == [by_id["q0"], by_id["q2"], by_id["g0"]]
+    for item in found:
+        ids = session.scalars(
+            select(Response.id).where(Response.prompt_id == item["id"]).order_by(Response.position)
+        ).all()
+        assert [r["id"] for r in item["responses"]] == list(ids)  # the app's response ids
+        assert all(r["text"] for r in item["responses"])
+        assert item["prompt"][0]["role"] == "user"
