@@ -39,8 +39,8 @@ from app.prompts import pages as prompts_pages
 from app.quality import api as quality_api
 from app.quality import pages as quality_pages
 from app.runs import api as runs_api
+from app.runs import judge_pages, round_pages
 from app.runs import pages as runs_pages
-from app.runs import round_pages
 from app.templating import ROOT, render, templates
 
 
@@ -177,6 +177,7 @@ def create_app() -> FastAPI:
         quality_pages,
         runs_api,
         round_pages,  # before runs_pages: /admin/models/leaderboard is not a model id
+        judge_pages,  # before runs_pages: /admin/runs/judge is not a run id
         runs_pages,
     ):
         app.include_router(module.router)

@@ -68,10 +68,13 @@ def get_by_ref(*, session: Session, ref: str) -> User:
     return user
 
 
-def source_annotators(*, session: Session, names: Collection[str]) -> tuple[dict[str, int], int]:
+def source_annotators(
+    *, session: Session, names: Collection[str], source: str | None = None
+) -> tuple[dict[str, int], int]:
     """The ids of the source annotators named `tool:id` (`labelstudio:7`, `arena:<judge>`),
     and how many were created (the caller commits) as labelers who cannot sign in: no password,
-    no token, and a name no email address can take (it has no @)."""
+    no token, and a name no email address can take (it has no @). `source`: what users.source
+    says of them (default: the tool, the part before the colon; "ai" for a judge)."""
     wanted = sorted(set(names))
     found: dict[str, int] = {}
     for start in range(0, len(wanted), 500):
@@ -87,7 +90,9 @@ def source_annotators(*, session: Session, names: Collection[str]) -> tuple[dict
             tool, _, ref = name.partition(":")
             if not tool or not ref or "@" in name or len(name) > 320:
                 raise Invalid(f"not a source annotator's name (tool:id): {name!r}", field="user")
-            user = User(email=name, role=Role.labeler, password_hash=None, source=tool[:20])
+            user = User(
+                email=name, role=Role.labeler, password_hash=None, source=(source or tool)[:20]
+            )
             session.add(user)
             session.flush()
             found[name] = user.id

@@ -9,7 +9,8 @@ the automatic gold-accuracy hold (`gold.hold_of`). Both share one rule:
 
 Excluded labelers also drop out of every aggregate (`labels.live_rows` callers pass
 `excluded_user_ids`). `settle` is the one place that derives `counted` from the exclusions and
-holds in force; every change to either calls it.
+holds in force, and for a judge's labels from the project's `judge_accepts`
+(`lease_rules.judge_accepted`); every change to any of them calls it.
 """
 
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from sqlalchemy.orm import Session
 from app.auth.models import User
 from app.base import utcnow
 from app.errors import Conflict, NotFound
+from app.labeling.lease_rules import judge_accepted
 from app.labeling.models import (
     Assignment,
     AssignmentStatus,
@@ -81,7 +83,8 @@ def list_exclusions(*, session: Session, project_id: int) -> list[Exclusion]:
 def settle(db: Db, *, user_id: int, project_id: int | None, now: datetime | None = None) -> None:
     """Make the labeler's assignments in the project (every project: None) agree with the
     exclusions and holds in force: open leases of a labeler who is out end now, done ones
-    count only while they are in, and the prompts' done counts follow."""
+    count only while they are in (a judge's, only while the project accepts its verdict), and
+    the prompts' done counts follow."""
     now = now or utcnow()
     out = or_(
         exists().where(applies(user_id, Assignment.project_id)),
@@ -91,6 +94,8 @@ def settle(db: Db, *, user_id: int, project_id: int | None, now: datetime | None
             LabelerHold.released_at.is_(None),
         ),
     )
+    # A judge's label counts only while the project accepts its verdict (`judge_accepted`).
+    counts = and_(not_(out), judge_accepted())
     mine = [Assignment.user_id == user_id]
     if project_id is not None:
         mine.append(Assignment.project_id == project_id)
@@ -105,8 +110,8 @@ def settle(db: Db, *, user_id: int, project_id: int | None, now: datetime | None
         db.execute(
             update(Assignment)
             .where(*mine, Assignment.status == AssignmentStatus.done)
-            .where(Assignment.counted == out)  # counted while out, or not counted while in
-            .values(counted=not_(out))
+            .where(Assignment.counted == not_(counts))  # counted or not, against the rule
+            .values(counted=counts)
             .returning(Assignment.prompt_id)
             .execution_options(synchronize_session=False)
         ).scalars()

@@ -1,7 +1,8 @@
 """The leasing rules, each once, by name.
 
 Who may get which prompt (`open_for`, `unfinished`, `has_candidates`, `serving_order`), how many
-labels a prompt wants (`labels_wanted`), how many responses a task shows (`shown_count`), when a
+labels a prompt wants (`labels_wanted`) and whether a judge's label fills one of them
+(`judge_accepted`), how many responses a task shows (`shown_count`), when a
 lease ends (`lease_expiry`), which assignment is a live lease (`live_lease`), the labeler's
 lease to resume (`my_live_lease`) and what renewing an expired one writes (`renewal`), and when
 a lease takes steps before its statement (`serves_gold`, `needs_steps`).
@@ -17,10 +18,15 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import and_, exists, func, literal_column, or_, select, type_coerce
+from sqlalchemy.orm import aliased
 
-from app.labeling.models import Assignment, AssignmentStatus
+from app.auth.models import User
+from app.labeling.models import Annotation, Assignment, AssignmentStatus, Judgment
 from app.projects.kinds import ProjectKind
-from app.projects.models import Prompt, Response
+from app.projects.models import Project, Prompt, Response
+
+JUDGE_SOURCE = "ai"
+"""users.source of a judge annotator (`judge:<model>`, see `labeling.judged`)."""
 
 
 class Terms(Protocol):
@@ -88,6 +94,25 @@ def live_lease(now: datetime, assignment: Any = Assignment) -> Any:
     return and_(assignment.status == AssignmentStatus.leased, assignment.expires_at > now)
 
 
+def judge_accepted() -> Any:
+    """SQL on Assignment: whether its label may count toward overlap as far as judges go. A
+    person's (or a source annotator's) always; a judge's when its live annotation's verdict has
+    a margin of at least the project's `judge_accepts` (None: never) and orders that did not
+    disagree."""
+    judge = exists().where(User.id == Assignment.user_id, User.source == JUDGE_SOURCE)
+    live = aliased(Annotation)
+    newer = aliased(Annotation)
+    confident = exists().where(
+        Judgment.annotation_id == live.id,
+        live.assignment_id == Assignment.id,
+        ~exists().where(newer.supersedes_id == live.id),
+        Project.id == Assignment.project_id,
+        Judgment.margin >= Project.judge_accepts,
+        or_(Judgment.orders_agree.is_(None), Judgment.orders_agree.is_(True)),
+    )
+    return or_(~judge, confident)
+
+
 def live(now: datetime) -> Any:
     """Assignments that hold a slot: done and counted (`exclusions`), or a live lease."""
     return or_(
@@ -132,11 +157,22 @@ def unfinished(project: Any) -> list[Any]:
 
 
 def serving_order(project: Terms) -> list[Any]:
-    """ORDER BY of the prompts a labeler may get: import order, or with order=uncertainty the
-    prompts whose candidates the reward model separates least first (unscored ones last)."""
+    """ORDER BY of the prompts a labeler may get: import order; with order=uncertainty the
+    prompts whose candidates the reward model separates least first (unscored ones last); with
+    order=judge-uncertainty those a judge was least sure of first (`Prompt.judge_margin`: an
+    abstention or orders that disagreed count as 0; prompts no judge saw last)."""
     if project.order == "uncertainty":
         return [Prompt.priority.asc().nulls_last(), Prompt.id]
+    if project.order == "judge-uncertainty":
+        return [Prompt.judge_margin.asc().nulls_last(), Prompt.id]
     return [Prompt.id]
+
+
+def uses_frontier(order: str) -> bool:
+    """Whether a lease may start its scan at the project's frontier (`remembered.frontier`,
+    the first unfinished prompt by id): only in import order, where no prompt before the
+    frontier comes first."""
+    return order == "id"
 
 
 def has_candidates(project: Terms) -> list[Any]:

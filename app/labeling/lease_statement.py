@@ -32,6 +32,7 @@ from app.labeling.lease_rules import (
     renewal,
     serving_order,
     shown_count,
+    uses_frontier,
 )
 from app.labeling.models import Assignment, AssignmentStatus
 from app.projects import service as project_service
@@ -99,7 +100,7 @@ def lease_statement(kind: str, order: str, gold: bool = False) -> Any:
     )
     # Import order: the scan starts at the project's frontier (`remembered.frontier`), not at
     # its first prompt, so it does not step over every finished prompt on each lease.
-    start = [Prompt.id >= bindparam("p_from")] if order != "uncertainty" else []
+    start = [Prompt.id >= bindparam("p_from")] if uses_frontier(order) else []
     if gold:
         real_open = select(Prompt.id).where(*open_for(project, user_id, now)).correlate(None)
         chosen_where = [

@@ -315,8 +315,11 @@ def lease(
     which a labeling page keeps ready so the next task shows without a wait. It is a lease like
     any other: it fills a slot, counts in progress and ends on expiry or when given back.
     `memory`: the web process's (`app.memory`); PostgreSQL starts at the project's frontier
-    kept there and keeps the lease there for its submit.
+    kept there and keeps the lease there for its submit. A source annotator (imported, or a
+    judge) is never leased a task: its labels are stored for it.
     """
+    if user.source is not None:
+        return None
     if conn.dialect.name == "postgresql":
         return _lease_postgresql(conn, project_id, user, now, ahead, memory)
     project = settings_for(conn, project_id=project_id, user=user)

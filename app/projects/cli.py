@@ -66,6 +66,31 @@ def _strength_scale_option(value: str) -> list[Any]:
     return levels
 
 
+ORDER_HELP = (
+    "Which prompts labelers get first: id (import order) | uncertainty (a reward model "
+    "separates their candidates least) | judge-uncertainty (a judge was least sure of them)."
+)
+OrderOpt = Annotated[str, typer.Option(help=ORDER_HELP)]
+JudgeAcceptsOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="A judge label whose margin is at least this fills one of a prompt's overlap "
+        "slots; 'off' (the default): judge labels never replace a human's."
+    ),
+]
+
+
+def _judge_accepts(value: str | None) -> float | None:
+    """--judge-accepts: a margin, or 'off' (None)."""
+    if value is None or value.strip().lower() == "off":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        fail(f"--judge-accepts: {value!r} is neither a margin (a number) nor 'off'")
+        return None
+
+
 @projects_app.command("create")
 def projects_create(
     name: str,
@@ -85,6 +110,8 @@ def projects_create(
     ] = "",
     questions: QuestionsOpt = None,
     suggestions: SuggestionsOpt = "off",
+    order: OrderOpt = "id",
+    judge_accepts: JudgeAcceptsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a project and print its id."""
@@ -106,6 +133,8 @@ def projects_create(
             strength_scale=_strength_scale_option(strength_scale),
             questions=_questions_file(questions) if questions else [],
             suggestions=suggestions,
+            order=order,
+            judge_accepts=_judge_accepts(judge_accepts),
         )
     except ValidationError as exc:
         fail("; ".join(validation_messages(exc, prefix="--")))
@@ -126,6 +155,8 @@ def projects_edit(
     instructions_file: Annotated[Path | None, typer.Option(help="Markdown file.")] = None,
     questions: QuestionsOpt = None,
     suggestions: SuggestionsOpt = None,
+    order: Annotated[str | None, typer.Option(help=ORDER_HELP)] = None,
+    judge_accepts: JudgeAcceptsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Change a project's settings; options left out keep their value."""
@@ -142,9 +173,13 @@ def projects_edit(
         "instructions": instructions_file.read_text() if instructions_file else None,
         "questions": _questions_file(questions) if questions else None,
         "suggestions": suggestions,
+        "order": order,
     }
+    given = {k: v for k, v in changes.items() if v is not None}
+    if judge_accepts is not None:  # "off" sets it to null
+        given["judge_accepts"] = _judge_accepts(judge_accepts)
     try:
-        data = ProjectUpdate(**{k: v for k, v in changes.items() if v is not None})
+        data = ProjectUpdate(**given)
     except ValidationError as exc:
         fail("; ".join(validation_messages(exc, prefix="--")))
     with db_session() as session:

@@ -42,6 +42,7 @@ TOOLS = {
     "argilla": "Argilla",
     "oasst": "Open-Assistant",
     "arena": "Chatbot Arena",
+    "ai": "a judge run (AI feedback)",
 }
 """The tools source annotators come from (`User.source`), as the page names them."""
 SOURCES_SHOWN = 100
@@ -115,9 +116,12 @@ def create_project(
     strength_scale: Annotated[str, Form()] = "",
     questions: Annotated[str, Form()] = "",
     suggestions: Annotated[str, Form()] = "off",
+    order: Annotated[str, Form()] = "id",
+    judge_accepts: Annotated[str, Form()] = "",
 ):
     form: dict[str, Any] = {"name": name, "kind": kind, "suggestions": suggestions}
     form |= _settings(instructions, k, overlap, lease_seconds, rating_scale, criteria)
+    form |= {"order": order, "judge_accepts": judge_accepts.strip() or None}
     try:
         form["strength_scale"] = _strength_scale(strength_scale)
         form["questions"] = _questions(questions)
@@ -192,13 +196,25 @@ def update_project(
     questions: Annotated[str, Form()] = "",
     is_archived: Annotated[str, Form()] = "",
     suggestions: Annotated[str | None, Form()] = None,
+    order: Annotated[str | None, Form()] = None,
+    judge_accepts: Annotated[str | None, Form()] = None,
+    judge_accepts_shown: Annotated[str, Form()] = "",
 ):
     """Save the settings form. K, the rating scale and the strength scale are absent when the
-    form disabled them (the project has labels): an absent field is left as it is."""
+    form disabled them (the project has labels): an absent field is left as it is. A blank
+    judge_accepts (the form marks that it showed the field: a blank arrives as absent) turns
+    judge labels' counting off."""
     project = service.get(session=session, project_id=project_id)
-    form = {"name": name, "is_archived": form_bool(is_archived), "suggestions": suggestions}
+    form = {
+        "name": name,
+        "is_archived": form_bool(is_archived),
+        "suggestions": suggestions,
+        "order": order,
+    }
     form |= _settings(instructions, k, overlap, lease_seconds, rating_scale, criteria)
     form = {key: value for key, value in form.items() if value is not None}
+    if judge_accepts is not None or judge_accepts_shown:
+        form["judge_accepts"] = (judge_accepts or "").strip() or None
     try:
         if strength_scale is not None:
             form["strength_scale"] = _strength_scale(strength_scale)

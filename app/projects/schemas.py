@@ -89,6 +89,12 @@ CheckedStrengthScale = Annotated[StrengthScale, AfterValidator(_strength_scale)]
 CheckedQuestions = Annotated[Questions, WrapValidator(_questions)]
 
 
+Order = Literal["id", "uncertainty", "judge-uncertainty"]
+"""Which prompts labelers get first (`lease_rules.serving_order`)."""
+JudgeAccepts = Annotated[float | None, Field(ge=0.0, le=1e6, allow_inf_nan=False)]
+"""The margin from which a judge's label counts toward overlap (None: never)."""
+
+
 class ProjectSettings(BaseModel):
     instructions: Instructions = ""
     k: int = Field(4, ge=1, le=9, description="responses shown per prompt (2…9 for rankings)")
@@ -102,8 +108,15 @@ class ProjectSettings(BaseModel):
     gold_rate: float = Field(0.1, ge=0.0, le=1.0, description="share of tasks that are gold")
     auto_hold: bool = Field(False, description="hold labelers with low gold accuracy")
     hold_after_gold: int = Field(5, ge=1, le=1000, description="gold items before a hold")
-    order: Literal["id", "uncertainty"] = Field(
-        "id", description="serve prompts in import order, or those a reward model separates least"
+    order: Order = Field(
+        "id",
+        description="serve prompts in import order, those a reward model separates least "
+        "(uncertainty), or those a judge was least sure of (judge-uncertainty)",
+    )
+    judge_accepts: JudgeAccepts = Field(
+        None,
+        description="a judge label whose margin is at least this fills one of a prompt's "
+        "overlap slots; null (the default): judge labels never replace a human's",
     )
     strength_scale: CheckedStrengthScale = Field(
         default_factory=list,
@@ -150,7 +163,9 @@ class ProjectUpdate(BaseModel):
     gold_rate: float = Field(None, ge=0.0, le=1.0, json_schema_extra=_NO_DEFAULT)
     auto_hold: bool = Field(None, json_schema_extra=_NO_DEFAULT)
     hold_after_gold: int = Field(None, ge=1, le=1000, json_schema_extra=_NO_DEFAULT)
-    order: Literal["id", "uncertainty"] = Field(None, json_schema_extra=_NO_DEFAULT)
+    order: Order = Field(None, json_schema_extra=_NO_DEFAULT)
+    judge_accepts: JudgeAccepts = Field(None, json_schema_extra=_NO_DEFAULT)
+    """The one setting that may be null: null turns judge labels' counting off."""
     strength_scale: CheckedStrengthScale = Field(None, json_schema_extra=_NO_DEFAULT)
     suggestions: Suggestions = Field(None, json_schema_extra=_NO_DEFAULT)
 
@@ -173,6 +188,7 @@ class ProjectOut(BaseModel):
     auto_hold: bool
     hold_after_gold: int
     order: str
+    judge_accepts: float | None
     strength_scale: list[dict[str, Any]]
     suggestions: str
     created_at: datetime

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from app.auth.models import User
 from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.http.bounds import MAX_ID
-from app.labeling import labels
+from app.labeling import judged, labels
 from app.labeling.lease_rules import labels_wanted
 from app.labeling.models import AssignmentStatus
 from app.memory import Memory, after_commit
@@ -201,9 +201,12 @@ def update(*, session: Session, project: Project, data: ProjectUpdate) -> Projec
     if project.kind == ProjectKind.ranking and changes.get("k", project.k) < 2:
         raise Invalid("a ranking project shows k ≥ 2 responses", field="k")
     _check_strength_scale(project, changes)
+    recount = "judge_accepts" in changes and changes["judge_accepts"] != project.judge_accepts
     for field, value in changes.items():
         setattr(project, field, value)
     session.flush()
+    if recount:  # judge labels fill overlap slots from another margin now (or no longer)
+        judged.recount_project(session=session, project_id=project.id)
     after_commit(session, partial(Memory.project_changed, project_id=project.id))
     return project
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 import typer
 
 from app.cli_support import JsonOpt, db_session, fail, output
-from app.runs import registry, service
+from app.runs import judging, registry, service
 from app.runs.models import ModelKind, RunKind
 from app.runs.schemas import ModelOut, RunOut
 from app.runs.worker import main as worker_main
@@ -37,20 +37,24 @@ def runs_start(
     kind: Annotated[str, typer.Option(help=" | ".join(RunKind))],
     model: Annotated[
         list[str],
-        typer.Option(help="Registered model id/name, a path or a hub id (generate: repeatable)."),
-    ],
+        typer.Option(
+            help="Registered model id/name, a path or a hub id (generate: repeatable; judge: "
+            "a registered reward model or causal LM, or none with --set endpoint=URL)."
+        ),
+    ] = [],  # noqa: B006
     snapshot: Annotated[
         int | None, typer.Option(help="Training runs: dataset snapshot id.")
     ] = None,
     project: Annotated[
-        str | None, typer.Option(help="generate: the ranking/rating project to fill.")
+        str | None,
+        typer.Option(help="generate: the ranking/rating project to fill; judge: to label."),
     ] = None,
     reward_model: Annotated[str | None, typer.Option(help="PPO: the reward model.")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="Trainer config KEY=VALUE.")] = [],  # noqa: B006
     name: str = "",
     as_json: JsonOpt = False,
 ) -> None:
-    """Queue a training or generation run; a worker picks it up."""
+    """Queue a training, generation or judge run; a worker picks it up."""
 
     with db_session() as session:
         run = service.create_run(
@@ -75,10 +79,13 @@ def runs_show(run_id: int, as_json: JsonOpt = False) -> None:
     with db_session() as session:
         run = service.get_run(session=session, run_id=run_id)
         rows = service.metrics(session=session, run_id=run_id)
+        judge = judging.judge_details(session=session, run=run)
         data = _run_dict(run) | {
             "latest_metrics": rows[-1].values if rows else None,
             "log_tail": service.log_tail(run.run_dir, 20),
         }
+        if judge is not None:  # items judged, labels stored, abstentions, disagreeing orders
+            data["judge"] = {k: v for k, v in judge.items() if k != "project"}
     output(
         data,
         as_json,

@@ -21,6 +21,7 @@ class RunKind(StrEnum):
     ppo = "ppo"
     dpo = "dpo"
     generate = "generate"
+    judge = "judge"
 
 
 TRAINS_ON: dict[RunKind, tuple[DatasetKind, ...]] = {
@@ -30,7 +31,8 @@ TRAINS_ON: dict[RunKind, tuple[DatasetKind, ...]] = {
     RunKind.dpo: (DatasetKind.pairs,),
 }
 """The snapshot kinds each run kind trains on (the one table the form, pages and service read).
-A generate run reads no snapshot: it answers a project's prompts. No run kind trains on `kto`
+A generate run reads no snapshot: it answers a project's prompts; nor does a judge run, which
+labels them. No run kind trains on `kto`
 (its files are for other trainers, e.g. TRL's KTOTrainer)."""
 
 
@@ -88,9 +90,9 @@ class TrainingRun(Base):
     snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("snapshots.id"))
     """What a training run trains on (None for a generation run)."""
     project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="SET NULL"))
-    """A generation run: the project whose prompts it answers."""
+    """A generation run: the project whose prompts it answers; a judge run: the one it labels."""
     model_ids: Mapped[list[Any]] = mapped_column(default=list)
-    """A generation run: the registered models it samples from."""
+    """A generation run: the registered models it samples from; a judge run: its judge."""
     base_model: Mapped[str] = mapped_column(Text)
     base_model_id: Mapped[int | None] = mapped_column(ForeignKey("models.id"))
     reward_model: Mapped[str | None] = mapped_column(Text)

@@ -16,6 +16,7 @@ from app.http.bounds import Id, Keyword, ModelRefQuery, loads_object
 from app.projects import service as project_service
 from app.runs import health, lineage, metric_info, registry, run_config, service
 from app.runs.generation import generation_details
+from app.runs.judging import judge_details
 from app.runs.models import TRAINS_ON, RunKind, RunStatus, run_kinds_for
 from app.runs.schemas import ModelCreate, RunCreate
 from app.templating import render
@@ -239,6 +240,7 @@ def run_page(request: Request, run_id: Id, session: SessionDep, _: AdminUser):
         output=output,
         snapshot=snapshot,
         generation=generation_details(session=session, run=run),
+        judge=judge_details(session=session, run=run),
         log=log,
         workers_running=workers_running(session),
         warnings=health.warnings(session=session, run=run),

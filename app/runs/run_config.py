@@ -13,6 +13,8 @@ from trainer.configs import CONFIGS, ConfigError, build_config
 
 # Set by the worker per run, never by the user.
 RESERVED_KEYS = {"model", "models", "train_file", "eval_file", "output_dir", "reward_model"}
+# Set per kind from what the run is for (a judge run: its project's kind and rating scale).
+KIND_RESERVED = {"judge": {"project_kind", "scale_low", "scale_high", "scale_step"}}
 
 
 def trainer_defaults(kind: str) -> dict[str, Any]:
@@ -20,7 +22,8 @@ def trainer_defaults(kind: str) -> dict[str, Any]:
     if kind not in CONFIGS:
         raise Invalid(f"kind must be one of {', '.join(CONFIGS)}; not {kind!r}", field="kind")
     values = dataclasses.asdict(CONFIGS[kind]())
-    return {k: v for k, v in values.items() if k not in RESERVED_KEYS}
+    reserved = RESERVED_KEYS | KIND_RESERVED.get(kind, set())
+    return {k: v for k, v in values.items() if k not in reserved}
 
 
 def suggested_config(kind: str, model_path: str | None) -> dict[str, Any]:
@@ -40,13 +43,17 @@ class ConfigInvalid(Invalid):
         self.key = key
 
 
-def check_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:
-    """Validate user config keys and values (types, bounds, choices) as the trainer will."""
-    reserved = sorted(RESERVED_KEYS & config.keys())
+def check_config(
+    kind: str, config: dict[str, Any], fixed: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Validate user config keys and values (types, bounds, choices) as the trainer will, with
+    the keys the run sets itself (`fixed`: a judge's project kind and scale) in place; returns
+    the user's keys."""
+    reserved = sorted((RESERVED_KEYS | KIND_RESERVED.get(kind, set())) & config.keys())
     if reserved:
         raise ConfigInvalid(f"config keys {reserved} are set by the worker", reserved[0])
     try:
-        built = build_config(kind, config)
+        built = build_config(kind, config, fixed)
     except ConfigError as exc:
         raise ConfigInvalid(str(exc), exc.key) from None
     return {key: getattr(built, key) for key in config}

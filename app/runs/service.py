@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from app.base import utcnow
 from app.datasets import service as datasets_service
 from app.errors import Conflict, Invalid, NotFound
-from app.runs import generation, lifecycle, registry, run_config
+from app.runs import generation, judging, lifecycle, registry, run_config
 from app.runs.lifecycle import Event
 from app.runs.models import (
     TRAINS_ON,
@@ -144,12 +144,37 @@ def _create_generation_run(session: Session, request: RunRequest) -> TrainingRun
     )
 
 
+def _create_judge_run(session: Session, request: RunRequest) -> TrainingRun:
+    """A judge run: a registered model or an endpoint labels a project's prompts."""
+    if request.snapshot_id is not None:
+        raise Invalid(
+            "a judge run labels a project's prompts; it takes no snapshot", field="snapshot_id"
+        )
+    if request.project is None:
+        raise Invalid("a judge run needs a project", field="project")
+    if request.reward_model:
+        raise Invalid(
+            "a judge run takes its judge as model; it takes no reward_model", field="reward_model"
+        )
+    if len(request.models) > 1 or (request.model and request.models):
+        raise Invalid("a judge run has one judge", field="model")
+    return judging.create_judge_run(
+        session=session,
+        project=request.project,
+        model=request.model or (request.models[0] if request.models else ""),
+        config=request.config,
+        name=request.name,
+        created_by_id=request.created_by_id,
+    )
+
+
 CREATORS: dict[RunKind, Callable[[Session, RunRequest], TrainingRun]] = {
     **{kind: _create_training_run for kind in TRAINS_ON},
     RunKind.generate: _create_generation_run,
+    RunKind.judge: _create_judge_run,
 }
 """The creator of each run kind: the training kinds (those with snapshots to train on,
-TRAINS_ON) share one; a generation run has its own."""
+TRAINS_ON) share one; a generation run and a judge run have their own."""
 
 
 def get_run(*, session: Session, run_id: int) -> TrainingRun:

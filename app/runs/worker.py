@@ -35,12 +35,18 @@ from sqlalchemy.orm import Session
 from app.config import get_settings
 from app.datasets import service as datasets_service
 from app.db import get_sessionmaker
-from app.runs import generation, service, worker_steps
+from app.runs import generation, judging, service, worker_steps
 from app.runs.models import RunKind, TrainingRun
 from trainer import ATTEMPT_ENV, ATTEMPT_FILE, EXIT_PREEMPTED, PREEMPTED_FILE, SUPERVISOR_ENV
 from trainer.reporting import METRICS_FILE
 
 T = TypeVar("T")
+PROJECT_RUNS = {
+    RunKind.generate: (generation.prepare, generation.ingest),
+    RunKind.judge: (judging.prepare, judging.ingest),
+}
+"""The run kinds that work on a project instead of a snapshot: how each writes its trainer's
+input (prepare) and stores what its trainer writes, while it runs and at the end (ingest)."""
 PR_SET_PDEATHSIG = 1
 MAX_BACKOFF_SECONDS = 30.0
 
@@ -226,8 +232,8 @@ class Worker:
     def _prepare(self, session: Session, run: TrainingRun) -> Path:
         run_dir = self.artifacts / "runs" / str(run.id)
         self._metrics_file = None
-        if run.kind == RunKind.generate:
-            generation.prepare(session=session, run=run, run_dir=run_dir)
+        if run.kind in PROJECT_RUNS:
+            PROJECT_RUNS[RunKind(run.kind)][0](session=session, run=run, run_dir=run_dir)
         else:
             self._prepare_training(session, run, run_dir)
         # The newest attempt number fences off any older trainer still writing here.
@@ -317,8 +323,8 @@ class Worker:
         self.process.wait()
 
     def _tail_metrics(self, session: Session, run: TrainingRun, run_dir: Path) -> None:
-        if run.kind == RunKind.generate:  # samples go into the project as they come
-            generation.ingest(session=session, run=run, run_dir=run_dir)
+        if run.kind in PROJECT_RUNS:  # samples and verdicts go into the project as they come
+            PROJECT_RUNS[RunKind(run.kind)][1](session=session, run=run, run_dir=run_dir)
         path = run_dir / "output" / METRICS_FILE
         try:
             stat = path.stat()

@@ -19,6 +19,7 @@ from app.datasets import service as datasets_service
 from app.runs import failures, lifecycle, registry, service
 from app.runs.lifecycle import Event
 from app.runs.models import (
+    TRAINS_ON,
     ModelKind,
     RunKind,
     RunMetric,
@@ -114,10 +115,11 @@ def finish_run(
     error: str | None = None,
 ) -> TrainingRun:
     """End a running run as `status` (succeeded, failed or cancelled); a succeeded run registers
-    its output model. The worker's name stays: the run's page and the runs list still say where
+    its output model (a training run's; generate and judge runs store into their project). The
+    worker's name stays: the run's page and the runs list still say where
     it ran."""
     lifecycle.move(run, ENDED_AS[RunStatus(status)], exit_code=exit_code, error=error)
-    if status == RunStatus.succeeded and run.run_dir and run.kind != RunKind.generate:
+    if status == RunStatus.succeeded and run.run_dir and run.kind in TRAINS_ON:
         _register_output(session=session, run=run)
     session.commit()
     return run

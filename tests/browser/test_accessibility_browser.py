@@ -59,6 +59,8 @@ def test_admin_pages_have_no_violations(page, live, built) -> None:
         "/admin/snapshots",
         "/admin/runs",
         "/admin/runs/new",
+        "/admin/runs/judge",
+        f"/admin/runs/judge?project={r}",
         f"/admin/runs/{built.run_id}",
         "/admin/models",
         f"/admin/models/{built.model_id}",
