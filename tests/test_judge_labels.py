@@ -2,6 +2,7 @@
 member or be leased a task; order=judge-uncertainty serves the prompts it was least sure of
 first; judge_accepts decides whether a confident judge label fills an overlap slot."""
 
+import pytest
 from sqlalchemy import select
 
 from app.auth import service as auth_service
@@ -339,3 +340,49 @@ def test_an_excluded_judge_fills_no_slot_and_shows_as_an_ai_annotator(
     # Re-counting on a changed margin keeps an excluded judge out.
     client.patch(f"/api/v1/projects/{project.id}", json={"judge_accepts": 2}, headers=admin.headers)
     assert done_counts() == [0, 0]
+
+
+def test_a_pairwise_judge_is_as_sure_as_its_preference(client, factory, session, tmp_path) -> None:
+    """Two K=2 verdicts whose orders agreed have the same wins margin (1); the one given at
+    P = 0.55 must still be served before, and accepted after, the one given at P = 0.95."""
+    admin = factory.user("admin")
+    project = _project(factory, tmp_path, n=3, order="judge-uncertainty")
+    p = _prompts(session, project)
+
+    def row(prompt, preference):  # type: ignore[no-untyped-def]
+        ids = list(
+            session.scalars(
+                select(Response.id).where(Response.prompt_id == prompt.id).order_by(Response.id)
+            )
+        )
+        return {
+            "id": prompt.id,
+            "ranking": ids,
+            "scores": {str(ids[0]): 1.0, str(ids[1]): 0.0},
+            "margin": 1.0,
+            "preference": preference,
+            "abstained": False,
+            "reason": None,
+            "orders_agree": True,
+        }
+
+    assert judged.certainty(row(p[0], 0.95)) == pytest.approx(0.9)
+    assert judged.certainty({**row(p[0], None), "preference": None}) == 1.0
+    assert judged.certainty({**row(p[0], 0.9), "margin": None, "abstained": True}) is None
+    _judge(
+        session, project, [judged.Verdict.of(row(p[0], 0.95)), judged.Verdict.of(row(p[1], 0.55))]
+    )
+    for prompt in p:
+        session.refresh(prompt)
+    assert [x.judge_margin for x in p[:2]] == [pytest.approx(0.9), pytest.approx(0.1)]
+    labelers = [factory.user() for _ in range(3)]
+    session.commit()
+    assert _served(client, project, labelers) == [p[1].id, p[0].id, p[2].id]
+    # judge_accepts 0.5: the sure label fills the prompt's one slot, the unsure one does not.
+    r = client.patch(
+        f"/api/v1/projects/{project.id}", json={"judge_accepts": 0.5}, headers=admin.headers
+    )
+    assert r.status_code == 200, r.text
+    for prompt in p:
+        session.refresh(prompt)
+    assert [x.done_count for x in p] == [1, 0, 0]

@@ -62,6 +62,22 @@ def recount_project(*, session: Session, project_id: int) -> None:
         exclusions.settle(session, user_id=user_id, project_id=project_id)
 
 
+def certainty(row: dict[str, Any]) -> float | None:
+    """How sure a verdict row is: the margin every judge rule reads (Judgment.margin, the
+    prompt's judge margin, `judge_accepts`). A reward model's is its best − second reward. A
+    pairwise judge's wins margin alone is 1 for every K=2 pair whose orders agreed, however
+    narrowly; when the judge gave probabilities (`preference`, P(best ≻ second) averaged over
+    both orders) it is weighted by 2·preference − 1, which is 0 for a coin flip and 1 for a sure
+    answer. None when it abstained."""
+    margin = row.get("margin")
+    if not isinstance(margin, int | float) or isinstance(margin, bool):
+        return None
+    preference = row.get("preference")
+    if isinstance(preference, int | float) and not isinstance(preference, bool):
+        return float(margin) * max(0.0, 2.0 * float(preference) - 1.0)
+    return float(margin)
+
+
 def effective_margin(margin: float | None, abstained: bool, orders_agree: bool | None) -> float:
     """What Prompt.judge_margin records of a verdict: 0 when the judge abstained or its two
     orders disagreed, else its margin."""
@@ -86,13 +102,12 @@ class Verdict:
     @classmethod
     def of(cls, row: dict[str, Any]) -> "Verdict":
         """From the trainer's row (trainer/judge.py)."""
-        margin = row.get("margin")
         return cls(
             prompt_id=int(row["id"]),
             ranking=row.get("ranking"),
             ratings=row.get("ratings"),
             scores=dict(row.get("scores") or {}),
-            margin=float(margin) if isinstance(margin, int | float) else None,
+            margin=certainty(row),
             abstained=bool(row.get("abstained")),
             reason=row.get("reason"),
             orders_agree=row.get("orders_agree"),

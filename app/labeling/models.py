@@ -146,7 +146,8 @@ class Judgment(Base):
     abstained: Mapped[bool] = mapped_column(default=False)
     reason: Mapped[str | None] = mapped_column(Text)
     margin: Mapped[float | None]
-    """Best minus second score (reward, or wins for pairwise judges); None when abstained."""
+    """How sure the judge was (`labeling.judged.certainty`): best minus second reward, or a
+    pairwise judge's wins margin weighted by its preference; None when abstained."""
     orders_agree: Mapped[bool | None]
     """Pairwise judges: whether both orders of every pair agreed; None for reward models."""
     scores: Mapped[dict[str, Any]] = mapped_column(default=dict)
