@@ -17,7 +17,7 @@ from app.errors import Invalid
 from app.projects import generated
 from app.projects import service as projects_service
 from app.projects.kinds import ProjectKind
-from app.runs import registry, run_config
+from app.runs import appended, registry, run_config
 from app.runs.models import RegisteredModel, RunKind, TrainingRun
 
 PROMPTS_FILE = "prompts.jsonl"
@@ -115,32 +115,23 @@ def prepare(*, session: Session, run: TrainingRun, run_dir: Path) -> Path:
 
 def read_progress(run_dir: str | Path | None) -> dict[str, int]:
     """{"offset": bytes of samples.jsonl ingested, "stored": responses stored, "planned": …}."""
-    if not run_dir:
-        return {}
-    path = Path(run_dir) / PROGRESS_FILE
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return appended.read_progress(run_dir, PROGRESS_FILE)
 
 
 def _write_progress(run_dir: Path, progress: dict[str, int]) -> None:
-    tmp = run_dir / (PROGRESS_FILE + ".tmp")
-    tmp.write_text(json.dumps(progress))
-    tmp.replace(run_dir / PROGRESS_FILE)
+    appended.write_progress(run_dir, PROGRESS_FILE, progress)
 
 
 def ingest(*, session: Session, run: TrainingRun, run_dir: Path) -> int:
     """Store the complete rows of samples.jsonl not ingested yet; returns how many were new."""
     path = run_dir / "output" / SAMPLES_FILE
     progress = read_progress(run_dir)
-    offset = int(progress.get("offset", 0))
-    if not path.is_file() or path.stat().st_size <= offset:
+    lines, offset = appended.new_lines(path, int(progress.get("offset", 0)))
+    if not lines:
         return 0
-    with open(path, "rb") as f:
-        f.seek(offset)
-        chunk = f.read()
-    complete = chunk[: chunk.rfind(b"\n") + 1]
     by_label = {_label(m): m for m in _policies(session, run)}
     rows = []
-    for line in complete.decode("utf-8", "replace").splitlines():
+    for line in lines:
         sample = json.loads(line)
         model = by_label.get(sample["model"])
         if model is None:
@@ -166,7 +157,7 @@ def ingest(*, session: Session, run: TrainingRun, run_dir: Path) -> int:
     for first in range(0, len(rows), INGEST_BATCH):
         new += generated.store_generated(session=session, rows=rows[first : first + INGEST_BATCH])
     session.commit()
-    progress["offset"] = offset + len(complete)
+    progress["offset"] = offset
     progress["stored"] = int(progress.get("stored", 0)) + new
     _write_progress(run_dir, progress)
     return new

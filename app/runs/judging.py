@@ -27,7 +27,7 @@ from app.labeling import judged
 from app.projects import service as projects_service
 from app.projects.kinds import ProjectKind, RatingScale
 from app.projects.models import Project, Prompt, Response
-from app.runs import registry, run_config
+from app.runs import appended, registry, run_config
 from app.runs.models import RegisteredModel, RunKind, TrainingRun
 from trainer.configs import ConfigError, JudgeConfig, build_config
 from trainer.model_files import Role
@@ -220,35 +220,22 @@ def prepare(*, session: Session, run: TrainingRun, run_dir: Path) -> Path:
 
 def read_progress(run_dir: str | Path | None) -> dict[str, int]:
     """{"offset": bytes of judgments.jsonl ingested, "planned": items in the items file}."""
-    if not run_dir:
-        return {}
-    path = Path(run_dir) / PROGRESS_FILE
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return appended.read_progress(run_dir, PROGRESS_FILE)
 
 
 def _write_progress(run_dir: Path, progress: dict[str, int]) -> None:
-    tmp = run_dir / (PROGRESS_FILE + ".tmp")
-    tmp.write_text(json.dumps(progress))
-    tmp.replace(run_dir / PROGRESS_FILE)
+    appended.write_progress(run_dir, PROGRESS_FILE, progress)
 
 
 def ingest(*, session: Session, run: TrainingRun, run_dir: Path) -> int:
     """Store the complete rows of judgments.jsonl not ingested yet; how many verdicts were new."""
     path = run_dir / "output" / JUDGMENTS_FILE
     progress = read_progress(run_dir)
-    offset = int(progress.get("offset", 0))
-    if not path.is_file():
+    lines, offset = appended.new_lines(path, int(progress.get("offset", 0)))
+    if not lines:
         return 0
-    if path.stat().st_size < offset:  # a new file: read it all (stored verdicts are skipped)
-        offset = 0
-    if path.stat().st_size == offset:
-        return 0
-    with open(path, "rb") as f:
-        f.seek(offset)
-        chunk = f.read()
-    complete = chunk[: chunk.rfind(b"\n") + 1]
     verdicts = []
-    for line in complete.decode("utf-8", "replace").splitlines():
+    for line in lines:
         try:
             verdicts.append(judged.Verdict.of(json.loads(line)))
         except (ValueError, TypeError, KeyError):
@@ -268,7 +255,7 @@ def ingest(*, session: Session, run: TrainingRun, run_dir: Path) -> int:
                 verdicts=verdicts[first : first + INGEST_BATCH],
             )
     session.commit()
-    progress["offset"] = offset + len(complete)
+    progress["offset"] = offset
     _write_progress(run_dir, progress)
     return new
 
