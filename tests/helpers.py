@@ -133,29 +133,37 @@ def judge(session, model: str = "tiny-rm"):  # type: ignore[no-untyped-def]
     return found
 
 
-def judge_label(session, project, prompt_id, judge_user, payload, kind="ranking"):  # type: ignore[no-untyped-def]
-    """Store a judge's label as a judge run does: the judge's assignment of the prompt, done,
-    and its annotation, source "ai"; returns the annotation."""
+def judge_label(  # type: ignore[no-untyped-def]
+    session, project, prompt_id, judge_user, payload, kind="ranking", shown=None, ago=None
+):
+    """Store a judge's label as a judge run does with judge_accepts off: the judge's assignment
+    of the prompt (done, showing `shown` or every response; counted toward no overlap) and its
+    annotation, source "ai", made `ago` (a timedelta) before now; returns the annotation."""
     from sqlalchemy import select
 
     from app.base import utcnow
     from app.labeling.models import Annotation, AnnotationSource, Assignment, AssignmentStatus
     from app.projects.models import Response
 
-    now = utcnow()
-    shown = list(
-        session.scalars(
-            select(Response.id).where(Response.prompt_id == prompt_id).order_by(Response.position)
+    when = utcnow() - ago if ago is not None else utcnow()
+    if shown is None:
+        shown = list(
+            session.scalars(
+                select(Response.id)
+                .where(Response.prompt_id == prompt_id)
+                .order_by(Response.position)
+            )
         )
-    )
     assignment = Assignment(
         project_id=project.id,
         prompt_id=prompt_id,
         user_id=judge_user.id,
         status=AssignmentStatus.done,
         response_ids=shown,
-        expires_at=now,
-        completed_at=now,
+        expires_at=when,
+        created_at=when,
+        completed_at=when,
+        counted=False,
     )
     session.add(assignment)
     session.flush()
@@ -167,6 +175,7 @@ def judge_label(session, project, prompt_id, judge_user, payload, kind="ranking"
         kind=kind,
         payload=payload,
         source=AnnotationSource.ai,
+        created_at=when,
     )
     session.add(annotation)
     session.commit()

@@ -7,16 +7,11 @@ import random
 from datetime import timedelta
 
 from app.auth.models import User
-from app.base import utcnow
-from app.labeling.models import Annotation, AnnotationSource, Assignment, AssignmentStatus
-from tests.helpers import prompts_of
+from tests.helpers import judge, judge_label, prompts_of
 
 
 def judge_user(session, model: str = "tiny") -> User:  # type: ignore[no-untyped-def]
-    user = User(email=f"judge:{model}", role="labeler", password_hash=None, source="ai")
-    session.add(user)
-    session.commit()
-    return user
+    return judge(session, model)
 
 
 def pl_ranking(rids: list[int], rng: random.Random, beta: float) -> list[int]:
@@ -29,34 +24,18 @@ def pl_ranking(rids: list[int], rng: random.Random, beta: float) -> list[int]:
 
 
 def add_label(session, project, judge, prompt_id: int, rids: list[int], payload: dict, ago=None):  # type: ignore[no-untyped-def]
-    """One AI label of `judge` on a prompt (its assignment done, not counted)."""
-    when = utcnow() - (ago or timedelta(hours=1))
-    assignment = Assignment(
-        project_id=project.id,
-        prompt_id=prompt_id,
-        user_id=judge.id,
-        status=AssignmentStatus.done,
-        response_ids=rids,
-        expires_at=when,
-        created_at=when,
-        completed_at=when,
-        counted=False,
-    )
-    session.add(assignment)
-    session.flush()
-    annotation = Annotation(
-        project_id=project.id,
-        prompt_id=prompt_id,
-        assignment_id=assignment.id,
-        user_id=judge.id,
+    """One AI label of `judge` on a prompt (its assignment done, not counted), an hour old
+    unless `ago` says otherwise."""
+    return judge_label(
+        session,
+        project,
+        prompt_id,
+        judge,
+        payload,
         kind=project.kind,
-        payload=payload,
-        source=AnnotationSource.ai,
-        created_at=when,
+        shown=rids,
+        ago=ago or timedelta(hours=1),
     )
-    session.add(annotation)
-    session.commit()
-    return annotation
 
 
 def judge_all(session, project, judge, beta: float = 0.6, seed: int = 0) -> dict[int, dict]:  # type: ignore[no-untyped-def]
