@@ -257,6 +257,45 @@ def test_worker_runs_ppo_with_a_registered_reward_model_and_dpo_on_pairs(
         assert registry.get_model(session=session, model_id=done.output_model_id).kind == "policy"
 
 
+def test_a_run_of_two_processes_launches_through_torchrun_with_its_launch_config(
+    session, sft_snapshot, tiny_models, monkeypatch
+) -> None:
+    import json
+
+    # The ranks import this checkout's trainer, whichever one the environment installed.
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[2]))
+    run = _queue(
+        session,
+        sft_snapshot,
+        tiny_models["causal-lm"],
+        max_steps=3,
+        batch_size=2,
+        strategy="fsdp",
+        processes=2,
+    )
+    worker = Worker(poll_seconds=0.2, heartbeat_seconds=0.5)
+    assert worker._command(run, Path("/r"))[1:3] == ["-m", "torch.distributed.run"]
+    assert worker.run_once() == run.id
+    done = _reload(run.id)
+    assert done.status == "succeeded", done.error
+    assert done.run_dir and done.output_model_id
+    assert _steps(run.id) == [1, 2, 3]
+    run_dir = Path(done.run_dir)
+    plan = json.loads((run_dir / "launch.json").read_text())
+    assert plan | {"accelerate_config": None} == {
+        "strategy": "fsdp",
+        "processes": 2,
+        "machines": 1,
+        "world_size": 2,
+        "accelerate_config": None,
+    }
+    yaml = (run_dir / plan["accelerate_config"]).read_text()
+    assert "num_processes: 2" in yaml and "num_machines: 1" in yaml
+    model = registry.get_model(session=session, model_id=done.output_model_id)
+    assert model.metrics["strategy"] == "fsdp" and model.metrics["world_size"] == 2
+    assert len(model.metrics["peak_memory_mb"]) == 2
+
+
 def test_a_launchers_exit_after_a_checkpointed_stop_reads_as_preempted(tmp_path) -> None:
     """accelerate exits 1 when its ranks stopped on SIGTERM with 75: the trainer's marker for
     this attempt turns it back into 75 (requeue); an older attempt's marker or none does not."""
