@@ -161,3 +161,15 @@ def test_ppo_keeps_ddp_and_generate_has_no_strategy() -> None:
     assert isinstance(cfg, PPOConfig) and cfg.processes == 2
     with pytest.raises(ConfigError, match="unknown config key 'strategy'"):
         build_config("generate", {"strategy": "fsdp"})
+
+
+def test_dpo_with_a_sharded_reference_model_matches_precomputed_log_probs(
+    tmp_path: Path, causal_lm: str, data: dict[str, str]
+) -> None:
+    """precompute_ref_log_probs false keeps the reference as a frozen sharded model."""
+    cfg = fsdp(_base(causal_lm, data["dpo"], 4, 3), 1)
+    in_process("dpo", cfg, tmp_path / "precomputed")
+    in_process("dpo", cfg | {"precompute_ref_log_probs": False}, tmp_path / "live")
+    assert_same_curve(tmp_path / "precomputed", tmp_path / "live")
+    assert_same_curve(tmp_path / "precomputed", tmp_path / "live", "reward_margin")
+    assert_same_weights(tmp_path / "precomputed", tmp_path / "live")
