@@ -173,3 +173,20 @@ def test_dpo_with_a_sharded_reference_model_matches_precomputed_log_probs(
     assert_same_curve(tmp_path / "precomputed", tmp_path / "live")
     assert_same_curve(tmp_path / "precomputed", tmp_path / "live", "reward_margin")
     assert_same_weights(tmp_path / "precomputed", tmp_path / "live")
+
+
+def test_a_launch_that_does_not_match_the_config_fails_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trainer.configs import SFTConfig
+    from trainer.runtime import Run
+
+    cfg = SFTConfig(output_dir=str(tmp_path / "out"), processes=2)
+    with pytest.raises(RuntimeError, match="asks for 2 processes .* WORLD_SIZE=1"):
+        Run(cfg, "sft")  # a one-process launch of a two-process run would train alone
+    monkeypatch.setattr("torch.cuda.device_count", lambda: 2)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    with pytest.raises(RuntimeError, match="4 processes on this machine but it has 2 GPU"):
+        Run(SFTConfig(output_dir=str(tmp_path / "out"), processes=4), "sft")
+    assert not (tmp_path / "out").exists()
