@@ -2,7 +2,8 @@
 process with the same global batch (trainer/distributed.py).
 
 As in test_multiprocess.py (whose tolerances and helpers these tests use): one process with
-batch_size B against two with B/2 each, dropout off; SFT, RM and DPO follow the one-process
+batch_size B against two with B/2 each (RM and DPO: B/4 in two accumulated micro-batches),
+dropout off; SFT, RM and DPO follow the one-process
 loss curve and end with the same consolidated weights. Checkpoints are sharded (DCP) and
 resume on another process count, both ways; a SIGTERM to torchrun's process group stops
 every rank after the same step with a checkpoint.
@@ -105,11 +106,16 @@ def test_fsdp_follows_the_one_process_curve(
     model = encoder_without_dropout if kind == "rm" else causal_lm
     steps = 6
 
-    def cfg(processes: int) -> dict[str, Any]:
-        return _base(model, data[kind], 8 // processes, steps)
+    def cfg(processes: int, accumulation: int = 1) -> dict[str, Any]:
+        batch = 8 // processes // accumulation
+        return _base(model, data[kind], batch, steps) | {
+            "gradient_accumulation_steps": accumulation
+        }
 
     in_process(kind, cfg(1), tmp_path / "one")
-    launch(kind, fsdp(cfg(2), 2), tmp_path / "two", processes=2, command=torchrun)
+    # Two micro-batches per rank: gradients are reduced once per step, after the second.
+    two = fsdp(cfg(2, accumulation=2), 2)
+    launch(kind, two, tmp_path / "two", processes=2, command=torchrun)
     assert_same_curve(tmp_path / "one", tmp_path / "two")
     assert_same_curve(
         tmp_path / "one", tmp_path / "two", "reward_margin" if kind == "dpo" else "accuracy"
