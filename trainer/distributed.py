@@ -200,3 +200,12 @@ def die_with_launcher() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
     if os.getppid() != launcher:  # it died before the call
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def leave() -> None:
+    """After a run that ended on every rank (finished or preempted): wait for the others, then
+    take the process group down, so no rank exits while another is still in a collective or
+    writing, and none tears the group down at interpreter exit."""
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
