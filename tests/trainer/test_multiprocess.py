@@ -37,7 +37,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.trainer.trainer_testdata import read_metrics
+from tests.trainer.trainer_testdata import children, read_metrics
 from trainer import EXIT_OK, EXIT_PREEMPTED, PREEMPTED_FILE
 from trainer.configs import load_config
 
@@ -100,19 +100,6 @@ def in_process(kind: str, cfg: dict[str, Any], out: Path) -> None:
     assert train(load_config(kind, str(_write_config(out, cfg)), {})) == EXIT_OK
 
 
-def _children(pid: int) -> list[int]:
-    """Processes whose parent is `pid` (a launcher's ranks, whatever session they are in)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
 def cancel_after_first_step(
     kind: str, cfg: dict[str, Any], out: Path, processes: int, command: Command = _command
 ) -> int:
@@ -136,7 +123,7 @@ def cancel_after_first_step(
         assert proc.poll() is None, (out.parent / f"{out.name}.log").read_text()[-4000:]
         assert time.monotonic() < deadline, "no step logged within 5 minutes"
         time.sleep(0.01)
-    ranks = _children(proc.pid) if processes > 1 else []
+    ranks = children(proc.pid) if processes > 1 else []
     assert processes == 1 or len(ranks) == processes, ranks
     os.killpg(proc.pid, signal.SIGTERM)  # the worker's cancel
     try:
