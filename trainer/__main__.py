@@ -121,7 +121,11 @@ def main(argv: list[str] | None = None) -> int:
         if not cfg.train_file:
             raise ConfigError("config key 'train_file' is required (or --train-file)")
         module = {"sft": "sft", "rm": "reward", "ppo": "ppo", "dpo": "dpo"}[args.command]
-        return int(importlib.import_module(f"trainer.{module}").train(cfg))
+        code = int(importlib.import_module(f"trainer.{module}").train(cfg))
+        from trainer.distributed import leave
+
+        leave()
+        return code
     except (ConfigError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE

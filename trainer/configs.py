@@ -34,6 +34,10 @@ MAX_SCALE = 1e6
 """Largest magnitude of a rating scale's ends and of a judge's score thresholds."""
 MAX_LEVELS = 1000
 """Most levels a rating scale may have."""
+MAX_PROCESSES = 1024
+"""Most training processes per machine."""
+MAX_MACHINES = 4096
+"""Most machines a run may span."""
 
 
 class ConfigError(ValueError):
@@ -161,6 +165,39 @@ def check_values(cfg: Any) -> None:
         )
     if isinstance(cfg, JudgeConfig):
         _check_judge(cfg)
+    if isinstance(cfg, BaseConfig):
+        _check_distribution(cfg)
+
+
+def _check_distribution(cfg: BaseConfig) -> None:
+    """The checks across strategy, zero_stage, lora and the trainer kind."""
+    if cfg.strategy == "deepspeed":
+        import importlib.util
+
+        why = (
+            "the deepspeed package is not installed"
+            if importlib.util.find_spec("deepspeed") is None
+            else "this trainer does not run it yet"
+        )
+        raise ConfigError(
+            f"strategy deepspeed is not available: {why}; use ddp or fsdp", "strategy"
+        )
+    if cfg.zero_stage and cfg.strategy != "deepspeed":
+        raise ConfigError(
+            f"zero_stage applies to strategy deepspeed, not {cfg.strategy}", "zero_stage"
+        )
+    if cfg.strategy == "fsdp" and isinstance(cfg, PPOConfig):
+        raise ConfigError(
+            "strategy fsdp does not run PPO yet (its policy, value, reference and reward "
+            "models are not sharded); use ddp",
+            "strategy",
+        )
+    if cfg.strategy == "fsdp" and cfg.lora:
+        raise ConfigError(
+            "strategy fsdp does not train LoRA adapters yet (the adapters are small: the "
+            "frozen base is what fsdp would shard); use ddp",
+            "strategy",
+        )
 
 
 def scale_levels(cfg: JudgeConfig) -> list[float]:
@@ -301,6 +338,17 @@ class BaseConfig:
     """Recompute activations in the backward pass to save memory."""
     nan_patience: int = num(0, ge=0, le=MAX_STEPS)
     """Steps in a row the loss may be NaN/inf before the run stops as diverged (0 → at once)."""
+    strategy: str = choice("ddp", "fsdp", "deepspeed")
+    """How several processes share the training: ddp (each holds the whole model, gradients
+    averaged) | fsdp (parameters, gradients and optimizer states sharded per transformer block,
+    FSDP2) | deepspeed (ZeRO; needs the deepspeed package)."""
+    processes: int = num(1, ge=1, le=MAX_PROCESSES)
+    """Training processes per machine (one per GPU; on CPU, ranks over gloo)."""
+    machines: int = num(1, ge=1, le=MAX_MACHINES)
+    """Machines the run spans (more than one: launched by hand, see the multi-node recipe)."""
+    zero_stage: int = num(0, ge=2, le=3, special={0: "not deepspeed"})
+    """DeepSpeed ZeRO stage (2: optimizer states and gradients sharded; 3: parameters too);
+    deepspeed only."""
 
 
 @dataclass

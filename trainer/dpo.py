@@ -114,19 +114,17 @@ def train(cfg: DPOConfig) -> int:
     # 2. Model; the reference is the same weights before training.
     model = AutoModelForCausalLM.from_pretrained(cfg.model)
     model.config.pad_token_id = pad_id
-    model.to(run.device).eval()  # dropout off
-    ref_model = None
+    model.eval()  # dropout off
+    ref_model = None if cfg.precompute_ref_log_probs else run.frozen(copy.deepcopy(model))
+    model = maybe_lora(model, cfg, "CAUSAL_LM")  # LoRA starts as the identity: still the reference
+    model, optimizer, scheduler = run.prepare(model, lambda m: make_optimizer(m, cfg, steps))
+    # The reference log-probs come from the distributed model (sharded under fsdp: no rank
+    # ever needs the whole model on its device).
     t_ref = time.perf_counter()
-    if cfg.precompute_ref_log_probs:
+    if ref_model is None:
         ref_train = reference_logps(model, train_data, run, pad_id)  # (n_train, 2)
-    else:
-        ref_model = copy.deepcopy(model).requires_grad_(False)
     reference_s = time.perf_counter() - t_ref  # the training pairs' share is part of training
     ref_eval = reference_logps(model, eval_data, run, pad_id)  # (n_eval, 2)
-    model = maybe_lora(model, cfg, "CAUSAL_LM")
-    optimizer, scheduler = make_optimizer(model, cfg, steps)
-    model, optimizer = acc.prepare(model, optimizer)
-    acc.register_for_checkpointing(scheduler)
     start, _ = run.resume()
     model.eval()
 
@@ -141,14 +139,14 @@ def train(cfg: DPOConfig) -> int:
             else:
                 with torch.no_grad():
                     ref = sequence_logps(ref_model, samples, pad_id, run.device).view(-1, 2)
-            with acc.accumulate(model):
+            with run.accumulate(model):
                 policy = sequence_logps(model, samples, pad_id, run.device).view(-1, 2)  # (B, 2)
                 w = weights[micro].to(run.device) if weights is not None else None  # (B,)
                 loss, rewards = dpo_loss(policy, ref, cfg.beta, cfg.label_smoothing, w)
                 acc.backward(loss)
             losses.append(loss.detach())
             all_rewards.append(rewards.detach())
-        grad_norm = acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm or float("inf"))
+        grad_norm = run.clip_grad_norm(model, cfg.max_grad_norm)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad()

@@ -274,9 +274,7 @@ def train(cfg: RewardConfig) -> int:
             if isinstance(module, torch.nn.Dropout):
                 module.p = 0.0
     model = maybe_lora(model, cfg, "SEQ_CLS")
-    optimizer, scheduler = make_optimizer(model, cfg, steps)
-    model, optimizer = acc.prepare(model, optimizer)
-    acc.register_for_checkpointing(scheduler)
+    model, optimizer, scheduler = run.prepare(model, lambda m: make_optimizer(m, cfg, steps))
     start, _ = run.resume()
     model.train()
 
@@ -288,7 +286,7 @@ def train(cfg: RewardConfig) -> int:
             chunk = [train_data[i] for i in micro]
             sizes = [len(d["input_ids"]) for d in chunk]  # K of each ranking
             seqs = [s for d in chunk for s in d["input_ids"]]  # N = ΣK sequences
-            with acc.accumulate(model):
+            with run.accumulate(model):
                 scores = score_batch(model, seqs, pad_id, run.device, pooling)  # (N,)
                 margins = [d["margin"] for d in chunk] if use_margin else None
                 places = [d["ranks"] for d in chunk]  # None, or ranks with ties
@@ -300,7 +298,7 @@ def train(cfg: RewardConfig) -> int:
             n_seqs += len(seqs)
             h, t = pair_hits(scores, sizes, places)
             hits, pairs = hits + h, pairs + t
-        grad_norm = acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm or float("inf"))
+        grad_norm = run.clip_grad_norm(model, cfg.max_grad_norm)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad()

@@ -5,14 +5,16 @@ only what would otherwise be copied four times.
 
 Resumption: the data order is a pure function of (seed, step) (see `batch_indices`), so a
 checkpoint needs only the step besides the model, optimizer, scheduler and RNG states that
-`accelerate` saves. A resumed run drops the metric lines past its checkpoint, so metrics.jsonl
-holds one line per step however often the run was interrupted.
+`accelerate` saves (under strategy fsdp: the sharded states trainer/distributed.py saves, which
+resume on any process count). A resumed run drops the metric lines past its checkpoint, so
+metrics.jsonl holds one line per step however often the run was interrupted.
 
 A run writes only while it is its run's current attempt (trainer/fencing.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -21,6 +23,7 @@ import shutil
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +32,8 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from transformers.utils import logging as hf_logging
 
-from trainer import ATTEMPT_ENV, PREEMPTED_FILE
-from trainer.configs import BaseConfig, GenerateConfig, JudgeConfig
+from trainer import ATTEMPT_ENV, PREEMPTED_FILE, distributed
+from trainer.configs import BaseConfig, ConfigError, GenerateConfig, JudgeConfig
 from trainer.fencing import Fence
 from trainer.reporting import METRICS_FILE, log, rounded, sanitise, step_of
 
@@ -45,12 +48,25 @@ class Run:
     """One training run in `cfg.output_dir`: metrics.jsonl, checkpoints, preemption flag."""
 
     def __init__(self, cfg: BaseConfig | GenerateConfig | JudgeConfig, kind: str) -> None:
+        distributed.die_with_launcher()
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
         self.cfg: Any = cfg  # a trainer's BaseConfig, or the config of `generate` or `judge`
         self.kind = kind
         self.out = Path(cfg.output_dir)
         world = int(os.environ.get("WORLD_SIZE", "1"))  # set by accelerate launch / torchrun
+        self.strategy: str = getattr(cfg, "strategy", "ddp")
+        wanted = getattr(cfg, "processes", 1) * getattr(cfg, "machines", 1)
+        if wanted > 1 and wanted != world:
+            raise RuntimeError(
+                f"the config asks for {wanted} processes (processes × machines) but this one "
+                f"was launched as one of WORLD_SIZE={world}"
+            )
+        local, gpus = distributed.local_processes(), torch.cuda.device_count()
+        if gpus and local > gpus:
+            raise RuntimeError(
+                f"{local} processes on this machine but it has {gpus} GPU(s): one process per GPU"
+            )
         self.accelerator = Accelerator(
             mixed_precision=cfg.mixed_precision,
             gradient_accumulation_steps=getattr(cfg, "gradient_accumulation_steps", 1),
@@ -63,7 +79,12 @@ class Run:
                 f"launched as one of WORLD_SIZE={world} processes, but accelerate set up "
                 f"{self.accelerator.num_processes}: no distributed training would happen"
             )
+        if self.strategy == "fsdp":
+            distributed.init_single_process_group(self.accelerator.device)  # one process
         set_seed(cfg.seed)
+        self._model: torch.nn.Module | None = None
+        self._optimizer: torch.optim.Optimizer | None = None
+        self._scheduler: Any = None
         self.preempted = False
         self.is_main = self.accelerator.is_main_process
         self.fence = Fence(self.out)
@@ -81,6 +102,52 @@ class Run:
     @property
     def device(self) -> torch.device:
         return self.accelerator.device
+
+    # ------------------------------------------------------------------ distribution
+
+    def prepare(
+        self,
+        model: torch.nn.Module,
+        build_optimizer: Callable[[torch.nn.Module], tuple[torch.optim.Optimizer, Any]],
+    ) -> tuple[torch.nn.Module, torch.optim.Optimizer, Any]:
+        """Distribute `model` by the run's strategy, then build (optimizer, scheduler) over it.
+
+        ddp: accelerate wraps the model (DDP when there are several processes). fsdp: the model
+        is sharded here (trainer/distributed.py says why not by accelerate) and the optimizer
+        built over the shards, so its states are sharded too.
+        """
+        if self.strategy == "fsdp":
+            model = distributed.shard(model, self.device, self.cfg.mixed_precision)
+            optimizer, scheduler = build_optimizer(model)
+        else:
+            optimizer, scheduler = build_optimizer(model)
+            model, optimizer = self.accelerator.prepare(model, optimizer)
+            self.accelerator.register_for_checkpointing(scheduler)
+        self._model, self._optimizer, self._scheduler = model, optimizer, scheduler
+        return model, optimizer, scheduler
+
+    def frozen(self, model: torch.nn.Module) -> torch.nn.Module:
+        """A model used for inference only (a reference): sharded under fsdp, else on device."""
+        model.requires_grad_(False)
+        if self.strategy == "fsdp":
+            return distributed.shard(model, self.device, self.cfg.mixed_precision)
+        return model.to(self.device)
+
+    @contextlib.contextmanager
+    def accumulate(self, model: torch.nn.Module) -> Iterator[None]:
+        """One micro-batch of gradient accumulation: gradients are synchronised across the
+        processes on the step's last micro-batch only (DDP's no_sync; FSDP2's gradient sync)."""
+        with self.accelerator.accumulate(model):
+            if self.strategy == "fsdp":
+                model.set_requires_gradient_sync(self.accelerator.sync_gradients)
+            yield
+
+    def clip_grad_norm(self, model: torch.nn.Module, max_norm: float) -> torch.Tensor:
+        """Clip gradients by their global norm (0 → no clipping); the norm before clipping."""
+        limit = max_norm or float("inf")
+        if self.strategy == "fsdp":
+            return distributed.clip_grad_norm(model, limit)
+        return self.accelerator.clip_grad_norm_(model.parameters(), limit)
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
         log("SIGTERM received: saving a checkpoint after this step")
@@ -131,9 +198,16 @@ class Run:
         self.fence.check()
         path = self.out / "checkpoints" / f"step-{step:07d}"
         self.accelerator.wait_for_everyone()
-        self.accelerator.save_state(str(path / "state"))
+        if self.strategy == "fsdp":  # shards only: a whole model per checkpoint would not fit
+            (path / "state").mkdir(parents=True, exist_ok=True)
+            distributed.save_sharded(path / "state", *self._prepared())
+        else:
+            self.accelerator.save_state(str(path / "state"))
+        self.accelerator.wait_for_everyone()
+        extra = {**extra, "strategy": self.strategy}
         if self.is_main:
-            save_model(self.accelerator.unwrap_model(model), tokenizer, path / "model")
+            if self.strategy != "fsdp":
+                save_model(self.accelerator.unwrap_model(model), tokenizer, path / "model")
             # The state file goes last, whole (written aside, then renamed): its presence marks
             # the checkpoint complete, so a kill mid-write must not leave an empty one.
             partial = path / (STATE_FILE + ".partial")
@@ -185,11 +259,25 @@ class Run:
             self._keep_metrics(0)
             return 0, {}
         path = found[-1]
-        self.accelerator.load_state(str(path / "state"))
         state = json.loads((path / STATE_FILE).read_text())
+        written = state.pop("strategy", "ddp")
+        if (written == "fsdp") != (self.strategy == "fsdp"):
+            raise ConfigError(
+                f"the checkpoint {path.name} was written under strategy {written}; resume it "
+                f"with strategy {written}, not {self.strategy}",
+                "strategy",
+            )
+        if self.strategy == "fsdp":
+            distributed.load_sharded(path / "state", *self._prepared())
+        else:
+            self.accelerator.load_state(str(path / "state"))
         log(f"resumed from {path} at step {state['step']}")
         self._keep_metrics(int(state["step"]))
         return int(state.pop("step")), state
+
+    def _prepared(self) -> tuple[torch.nn.Module, torch.optim.Optimizer, Any]:
+        assert self._model is not None and self._optimizer is not None, "prepare() first"
+        return self._model, self._optimizer, self._scheduler
 
     def _keep_metrics(self, step: int) -> None:
         """Rewrite metrics.jsonl with the complete lines of steps up to `step` (atomic rename)."""
@@ -210,9 +298,21 @@ class Run:
         """Save the final model and tokenizer in output_dir and write summary.json."""
         self.fence.check()
         self.accelerator.wait_for_everyone()
+        peaks = distributed.gathered(distributed.peak_memory_mb(self.device))
+        if self.strategy == "fsdp":
+            whole = distributed.consolidated(model)  # collective: every rank gives its shards
+        else:
+            whole = self.accelerator.unwrap_model(model)
         if self.is_main:
-            save_model(self.accelerator.unwrap_model(model), tokenizer, self.out)
-            summary = {"kind": self.kind, **rounded(summary)}
+            assert whole is not None
+            save_model(whole, tokenizer, self.out)
+            summary = {
+                "kind": self.kind,
+                **rounded(summary),
+                "strategy": self.strategy,
+                "world_size": self.accelerator.num_processes,
+                "peak_memory_mb": [round(p, 1) for p in peaks],
+            }
             (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
             assert self._metrics is not None
             self._metrics.close()

@@ -74,9 +74,7 @@ def train(cfg: SFTConfig) -> int:
     model = AutoModelForCausalLM.from_pretrained(cfg.model)
     model.config.pad_token_id = pad_id
     model = maybe_lora(model, cfg, "CAUSAL_LM")
-    optimizer, scheduler = make_optimizer(model, cfg, steps)
-    model, optimizer = acc.prepare(model, optimizer)
-    acc.register_for_checkpointing(scheduler)
+    model, optimizer, scheduler = run.prepare(model, lambda m: make_optimizer(m, cfg, steps))
     start, _ = run.resume()
     model.train()
 
@@ -97,12 +95,12 @@ def train(cfg: SFTConfig) -> int:
         for micro in micros:
             batch = collate([train_data[i] for i in micro], pad_id)
             batch = {k: v.to(run.device) for k, v in batch.items()}
-            with acc.accumulate(model):
+            with run.accumulate(model):
                 loss, _ = sft_loss(model, batch)
                 acc.backward(loss * scale)
             losses.append(loss.detach())
             tokens += int(batch["attention_mask"].sum())
-        grad_norm = acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm or float("inf"))
+        grad_norm = run.clip_grad_norm(model, cfg.max_grad_norm)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad()

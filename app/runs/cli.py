@@ -6,7 +6,7 @@ from typing import Annotated, Any
 import typer
 
 from app.cli_support import JsonOpt, db_session, fail, output
-from app.runs import judging, registry, service
+from app.runs import health, judging, registry, service
 from app.runs.models import ModelKind, RunKind
 from app.runs.schemas import ModelOut, RunOut
 from app.runs.worker import main as worker_main
@@ -80,7 +80,14 @@ def runs_show(run_id: int, as_json: JsonOpt = False) -> None:
         run = service.get_run(session=session, run_id=run_id)
         rows = service.metrics(session=session, run_id=run_id)
         judge = judging.judge_details(session=session, run=run)
+        output_model = (
+            registry.get_model(session=session, model_id=run.output_model_id)
+            if run.output_model_id
+            else None
+        )
+        summary = output_model.metrics if output_model else {}
         data = _run_dict(run) | {
+            "distribution": health.distribution(run.config, summary),
             "latest_metrics": rows[-1].values if rows else None,
             "log_tail": service.log_tail(run.run_dir, 20),
         }

@@ -51,3 +51,19 @@ def warnings(*, session: Session, run: TrainingRun) -> list[str]:
 def evaluation(summary: dict[str, Any]) -> dict[str, Any]:
     """The held-out metrics of a finished run's summary ({} when nothing was held out)."""
     return {k: v for k, v in summary.items() if k.startswith("eval_")}
+
+
+def distribution(config: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
+    """How a run is spread over processes: its strategy and world size (from the summary of a
+    finished run, else from its config) and, once it ended, each rank's peak memory in MiB."""
+    try:
+        planned = int(config.get("processes", 1)) * int(config.get("machines", 1))
+    except (TypeError, ValueError):
+        planned = 1
+    out: dict[str, Any] = {
+        "strategy": summary.get("strategy", config.get("strategy", "ddp")),
+        "world_size": summary.get("world_size", planned),
+    }
+    if summary.get("peak_memory_mb"):
+        out["peak_memory_mb"] = summary["peak_memory_mb"]
+    return out

@@ -245,6 +245,7 @@ def run_page(request: Request, run_id: Id, session: SessionDep, _: AdminUser):
         workers_running=workers_running(session),
         warnings=health.warnings(session=session, run=run),
         evaluation=health.evaluation(output.metrics) if output else {},
+        distribution=health.distribution(run.config, output.metrics if output else {}),
         zero_floor=metric_info.non_negative(run.kind),
     )
 

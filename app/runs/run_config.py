@@ -2,7 +2,8 @@
 
 The bounds and choices of every key belong to trainer/configs.py; this module applies them
 where a run is typed (API, start form, `rlhf runs start`, a next round), and keeps out the keys
-the worker sets itself.
+the worker sets itself. Whether the worker's machine has the devices for `processes` is not
+known here: the trainer says so when it starts.
 """
 
 import dataclasses
@@ -56,4 +57,10 @@ def check_config(
         built = build_config(kind, config, fixed)
     except ConfigError as exc:
         raise ConfigInvalid(str(exc), exc.key) from None
+    if getattr(built, "machines", 1) > 1:
+        raise ConfigInvalid(
+            "a worker runs a run on its own machine: machines must be 1 here (a run across "
+            "machines is launched by hand from its launch config, see the README)",
+            "machines",
+        )
     return {key: getattr(built, key) for key in config}

@@ -1,9 +1,11 @@
 """`rlhf worker`: claims queued runs and runs the trainer as a subprocess.
 
-Per run: freeze the snapshot's files into the run directory, write the trainer config, launch
-`python -m trainer KIND --config config.json` (or `accelerate launch -m trainer …`) in a process
-group of its own, copy new lines of metrics.jsonl into the database, heart-beat, pass a cancel on
-as SIGTERM, and report how the attempt ended; worker_steps decides what the run does next.
+Per run: freeze the snapshot's files into the run directory, write the trainer config and the
+run's launch config (trainer/launch.py), launch `python -m trainer KIND --config config.json`
+(a run of several processes through `torchrun`; with the `accelerate` launcher setting, a
+one-process run through `accelerate launch -m trainer …`) in a process group of its own, copy
+new lines of metrics.jsonl into the database, heart-beat, pass a cancel on as SIGTERM, and report
+how the attempt ended; worker_steps decides what the run does next.
 
 One trainer per run: the trainer gets a parent-death signal (Linux), watches a lock file this
 worker holds while it lives (any platform, any launcher) and knows its attempt number (see
@@ -37,7 +39,14 @@ from app.datasets import service as datasets_service
 from app.db import get_sessionmaker
 from app.runs import generation, judging, service, worker_steps
 from app.runs.models import RunKind, TrainingRun
-from trainer import ATTEMPT_ENV, ATTEMPT_FILE, EXIT_PREEMPTED, PREEMPTED_FILE, SUPERVISOR_ENV
+from trainer import (
+    ATTEMPT_ENV,
+    ATTEMPT_FILE,
+    EXIT_PREEMPTED,
+    PREEMPTED_FILE,
+    SUPERVISOR_ENV,
+    launch,
+)
 from trainer.reporting import METRICS_FILE
 
 T = TypeVar("T")
@@ -263,9 +272,16 @@ class Worker:
         if run.reward_model:
             config["reward_model"] = run.reward_model
         (run_dir / "config.json").write_text(json.dumps(config, indent=2))
+        launch.write_launch_files(run_dir, config)
 
     def _command(self, run: TrainingRun, run_dir: Path) -> list[str]:
-        args = ["-m", "trainer", run.kind, "--config", str(run_dir / "config.json")]
+        """A run of several processes starts through torchrun (trainer/launch.py); one process
+        as the `trainer_launcher` setting says."""
+        config_path = run_dir / "config.json"
+        processes = launch.plan(dict(run.config))["processes"]
+        if processes > 1:
+            return launch.command(run.kind, config_path, processes)
+        args = ["-m", "trainer", run.kind, "--config", str(config_path)]
         if self.launcher == "accelerate":
             return [sys.executable, "-m", "accelerate.commands.launch", *args[1:]]
         return [sys.executable, *args]

@@ -94,6 +94,20 @@ CASES = [
      "top_p must be > 0 and ≤ 1; got 0"),
     ("generate with a reward model", "generate", "tiny-rm", None, {}, "models",
      "model 'tiny-rm' is a reward model in the registry; a policy must be a causal LM"),
+    ("0 processes", "sft", "tiny-causal-lm", None, {"processes": 0}, "config.processes",
+     "processes must be ≥ 1 and ≤ 1024; got 0"),
+    ("a strategy typo", "dpo", "tiny-causal-lm", None, {"strategy": "fsdp2"}, "config.strategy",
+     "strategy must be one of ddp, fsdp, deepspeed; got 'fsdp2'"),
+    ("deepspeed", "rm", "tiny-rm", None, {"strategy": "deepspeed"}, "config.strategy",
+     "strategy deepspeed is not available"),
+    ("a zero stage under ddp", "sft", "tiny-causal-lm", None, {"zero_stage": 3},
+     "config.zero_stage", "zero_stage applies to strategy deepspeed, not ddp"),
+    ("ppo under fsdp", "ppo", "tiny-causal-lm", "tiny-rm", {"strategy": "fsdp"},
+     "config.strategy", "strategy fsdp does not run PPO yet"),
+    ("two machines", "sft", "tiny-causal-lm", None, {"machines": 2}, "config.machines",
+     "machines must be 1 here"),
+    ("a strategy for generate", "generate", "tiny-causal-lm", None, {"strategy": "fsdp"},
+     "config.strategy", "unknown config key 'strategy'"),
 ]  # fmt: skip
 SNAPSHOT_OF = {"sft": "sft", "rm": "pairs", "dpo": "pairs", "ppo": "prompts"}
 

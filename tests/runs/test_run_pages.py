@@ -160,3 +160,46 @@ def test_responses_cut_is_explained_where_it_is_shown(client, factory, session, 
     row = re.search(rf'<tr id="model-{model.id}">(.*?)</tr>', registry, re.S).group(1)
     assert f'<span class="has-note" title="{note}">responses_cut</span> 12' in row
     assert f"responses_cut: {note}" in row
+
+
+def _distribution(page: str) -> str:
+    return re.sub(r"<[^>]+>", "", re.search(r'id="distribution">(.*?)</dd>', page, re.S).group(1))
+
+
+def test_run_page_and_runs_show_report_the_strategy_world_size_and_peak_memory(
+    client, factory, session, sft_snapshot, policy_dir, tmp_path
+) -> None:
+    from typer.testing import CliRunner
+
+    from app.cli import app
+
+    login(client, factory.user("admin"))
+    run = service.create_run(
+        session=session,
+        kind="sft",
+        snapshot_id=sft_snapshot.id,
+        model=policy_dir,
+        config={"strategy": "fsdp", "processes": 2},
+    )
+    session.commit()
+    # Queued: what the config asks for.
+    assert _distribution(client.get(f"/admin/runs/{run.id}").text) == "fsdp · 2 processes"
+    shown = CliRunner().invoke(app, ["runs", "show", str(run.id), "--json"])
+    assert json.loads(shown.stdout)["distribution"] == {"strategy": "fsdp", "world_size": 2}
+
+    # Finished: what the trainer's summary says, with each rank's peak memory.
+    _succeed(
+        session,
+        run,
+        tmp_path,
+        {"steps": 4, "strategy": "fsdp", "world_size": 2, "peak_memory_mb": [410.4, 398.6]},
+    )
+    session.commit()
+    page = client.get(f"/admin/runs/{run.id}").text
+    assert _distribution(page) == "fsdp · 2 processes · peak memory per rank 410 / 399 MiB"
+    shown = CliRunner().invoke(app, ["runs", "show", str(run.id), "--json"])
+    assert json.loads(shown.stdout)["distribution"] == {
+        "strategy": "fsdp",
+        "world_size": 2,
+        "peak_memory_mb": [410.4, 398.6],
+    }

@@ -16,6 +16,7 @@ from app.db import get_sessionmaker
 from app.runs import registry, service, worker_steps
 from app.runs.models import RunMetric, TrainingRun
 from app.runs.worker import Worker
+from tests.trainer.trainer_testdata import children
 
 FAST = {"batch_size": 4, "eval_batch_size": 8, "max_length": 64, "learning_rate": 0.002}
 
@@ -255,6 +256,80 @@ def test_worker_runs_ppo_with_a_registered_reward_model_and_dpo_on_pairs(
             ).first()
         assert metric in last.values
         assert registry.get_model(session=session, model_id=done.output_model_id).kind == "policy"
+
+
+def test_a_run_of_two_processes_launches_through_torchrun_with_its_launch_config(
+    session, sft_snapshot, tiny_models, monkeypatch
+) -> None:
+    import json
+
+    # The ranks import this checkout's trainer, whichever one the environment installed.
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[2]))
+    run = _queue(
+        session,
+        sft_snapshot,
+        tiny_models["causal-lm"],
+        max_steps=3,
+        batch_size=2,
+        strategy="fsdp",
+        processes=2,
+    )
+    worker = Worker(poll_seconds=0.2, heartbeat_seconds=0.5)
+    assert worker._command(run, Path("/r"))[1:3] == ["-m", "torch.distributed.run"]
+    assert worker.run_once() == run.id
+    done = _reload(run.id)
+    assert done.status == "succeeded", done.error
+    assert done.run_dir and done.output_model_id
+    assert _steps(run.id) == [1, 2, 3]
+    run_dir = Path(done.run_dir)
+    plan = json.loads((run_dir / "launch.json").read_text())
+    assert plan | {"accelerate_config": None} == {
+        "strategy": "fsdp",
+        "processes": 2,
+        "machines": 1,
+        "world_size": 2,
+        "accelerate_config": None,
+    }
+    yaml = (run_dir / plan["accelerate_config"]).read_text()
+    assert "num_processes: 2" in yaml and "num_machines: 1" in yaml
+    model = registry.get_model(session=session, model_id=done.output_model_id)
+    assert model.metrics["strategy"] == "fsdp" and model.metrics["world_size"] == 2
+    assert len(model.metrics["peak_memory_mb"]) == 2
+
+
+def test_cancel_stops_every_rank_of_a_sharded_run_with_a_checkpoint(
+    session, sft_snapshot, tiny_models, monkeypatch
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[2]))
+    run = _queue(
+        session,
+        sft_snapshot,
+        tiny_models["causal-lm"],
+        max_steps=100_000,
+        save_every=100_000,
+        batch_size=2,
+        strategy="fsdp",
+        processes=2,
+    )
+    worker = Worker(poll_seconds=0.2, heartbeat_seconds=0.5)
+    thread = _in_thread(worker)
+    _wait(lambda: _steps(run.id))
+    assert worker.process is not None
+    launcher = worker.process.pid
+    ranks = children(launcher)  # torchrun starts each rank in a session of its own
+    assert len(ranks) == 2, ranks
+    service.cancel_run(session=session, run=run)
+    session.commit()
+    thread.join(timeout=120)
+    cancelled = _reload(run.id)
+    assert cancelled.status == "cancelled" and cancelled.exit_code == 75  # torchrun exits 1
+    assert cancelled.run_dir
+    checkpoints = list((Path(cancelled.run_dir) / "output" / "checkpoints").iterdir())
+    assert len(checkpoints) == 1
+    assert len(list((checkpoints[0] / "state" / "sharded").glob("*.distcp"))) == 2
+    assert not [
+        rank for rank in ranks if rank in children(launcher) or Path(f"/proc/{rank}").exists()
+    ]
 
 
 def test_a_launchers_exit_after_a_checkpointed_stop_reads_as_preempted(tmp_path) -> None:

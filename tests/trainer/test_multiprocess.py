@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +37,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.trainer.trainer_testdata import (
-    pair_records,
-    ranking_records,
-    read_metrics,
-    sft_records,
-    write_jsonl,
-)
+from tests.trainer.trainer_testdata import children, read_metrics
 from trainer import EXIT_OK, EXIT_PREEMPTED, PREEMPTED_FILE
 from trainer.configs import load_config
 
@@ -85,11 +79,16 @@ def _command(kind: str, config: Path, processes: int) -> list[str]:
     ]
 
 
-def launch(kind: str, cfg: dict[str, Any], out: Path, processes: int) -> None:
+Command = Callable[[str, Path, int], list[str]]
+
+
+def launch(
+    kind: str, cfg: dict[str, Any], out: Path, processes: int, command: Command = _command
+) -> None:
     """Train `kind` in `processes` processes to the end; fail with the log otherwise."""
     config = _write_config(out, cfg)
     res = subprocess.run(
-        _command(kind, config, processes), env=_env(), capture_output=True, text=True, timeout=600
+        command(kind, config, processes), env=_env(), capture_output=True, text=True, timeout=600
     )
     assert res.returncode == EXIT_OK, res.stdout[-3000:] + res.stderr[-6000:]
 
@@ -101,15 +100,18 @@ def in_process(kind: str, cfg: dict[str, Any], out: Path) -> None:
     assert train(load_config(kind, str(_write_config(out, cfg)), {})) == EXIT_OK
 
 
-def cancel_after_first_step(kind: str, cfg: dict[str, Any], out: Path, processes: int) -> int:
+def cancel_after_first_step(
+    kind: str, cfg: dict[str, Any], out: Path, processes: int, command: Command = _command
+) -> int:
     """Start a run, SIGTERM its process group once step 1 is logged; return the checkpoint step.
 
-    Asserts that every process of the group has exited within a minute.
+    Asserts that every process of the group, and every rank (torchrun starts each in a session
+    of its own), has exited within a minute.
     """
     config = _write_config(out, cfg)
     log = (out.parent / f"{out.name}.log").open("w")
     proc = subprocess.Popen(
-        _command(kind, config, processes),
+        command(kind, config, processes),
         env=_env(),
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -121,6 +123,8 @@ def cancel_after_first_step(kind: str, cfg: dict[str, Any], out: Path, processes
         assert proc.poll() is None, (out.parent / f"{out.name}.log").read_text()[-4000:]
         assert time.monotonic() < deadline, "no step logged within 5 minutes"
         time.sleep(0.01)
+    ranks = children(proc.pid) if processes > 1 else []
+    assert processes == 1 or len(ranks) == processes, ranks
     os.killpg(proc.pid, signal.SIGTERM)  # the worker's cancel
     try:
         code = proc.wait(timeout=60)
@@ -129,6 +133,9 @@ def cancel_after_first_step(kind: str, cfg: dict[str, Any], out: Path, processes
     time.sleep(0.5)
     with pytest.raises(ProcessLookupError):  # no rank and no launcher left in the group
         os.killpg(proc.pid, 0)
+    for rank in ranks:
+        with pytest.raises(ProcessLookupError):
+            os.kill(rank, 0)
     if processes == 1:
         assert code == EXIT_PREEMPTED
     # The launcher exits 1 whatever its ranks returned: the marker tells the worker it was a stop.
@@ -173,27 +180,6 @@ def assert_written_once(out: Path, steps: int) -> None:
         "random_states_0.pkl",
         "random_states_1.pkl",
     ]
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    root = tmp_path_factory.mktemp("mp-data")
-    return {
-        "sft": write_jsonl(root / "sft.jsonl", sft_records(64)),
-        "rm": write_jsonl(root / "rm.jsonl", ranking_records(32, 3)),
-        "dpo": write_jsonl(root / "dpo.jsonl", pair_records(32)),
-    }
-
-
-@pytest.fixture(scope="module")
-def encoder_without_dropout(encoder: str, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The tiny encoder with dropout off: each rank draws its own masks, one process others."""
-    out = tmp_path_factory.mktemp("encoder") / "no-dropout"
-    shutil.copytree(encoder, out)
-    config = json.loads((out / "config.json").read_text())
-    config |= {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
-    (out / "config.json").write_text(json.dumps(config))
-    return str(out)
 
 
 def _base(model: str, train_file: str, batch_size: int, steps: int) -> dict[str, Any]:

@@ -71,3 +71,17 @@ def pair_records(n: int, seed: int = 0) -> list[dict]:
 def read_metrics(out: str | Path) -> list[dict]:
     """Rows of metrics.jsonl."""
     return [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines()]
+
+
+def children(pid: int) -> list[int]:
+    """Live processes whose parent is `pid` (a launcher's ranks, whatever session they are in;
+    reads /proc, Linux)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[1]) == pid:
+            found.append(int(proc.name))
+    return found
