@@ -74,6 +74,8 @@ ACCESS = {
     ("GET", "/admin/runs"): ADMIN,
     ("POST", "/admin/runs"): ADMIN,
     ("GET", "/admin/runs/new"): ADMIN,
+    ("GET", "/admin/runs/judge"): ADMIN,
+    ("POST", "/admin/runs/judge"): ADMIN,
     ("GET", "/admin/runs/{run_id}"): ADMIN,
     ("POST", "/admin/runs/{run_id}/cancel"): ADMIN,
     ("POST", "/admin/runs/{run_id}/retry"): ADMIN,
