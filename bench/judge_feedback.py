@@ -468,6 +468,7 @@ def part_c(product: Product, args, judge: SimJudge, url: str) -> dict:
                 "suggestion_agreement": q["suggestion_agreement"],
                 "suggestion_prompts": q["suggestion_prompts"],
                 "flags": ",".join(q["flags"]) or "-",
+                "evidence": [e["evidence"] for e in q["evidence"]],
             }
         )
     judge_row = next(x for x in report["labelers"] if x["ai"])
