@@ -398,26 +398,54 @@ def arm_j(
         "project": pid,
         "labels": n,
         "judge_accuracy_labels": accuracy(ai, real, missing=None),
+        "final_by_group": by_group(
+            product, pid, real, accepted_items(judge, real, args.accept), ["all", "human"]
+        ),
         "accepted": accepted,
         "curve": curve,
     }
 
 
-def accepted_share(judge: SimJudge, real: list[dict], accept: float) -> dict:
-    """The judge's certainty on each real prompt as the app reads it (2·P − 1 with P the same
-    in both orders; 0 for a position-biased pair, whose orders disagree): the share at least
-    `accept` and how often those are right."""
-    n = right = 0
+def accepted_items(judge: SimJudge, real: list[dict], accept: float) -> list[dict]:
+    """The real items whose judge label fills a slot: certainty as the app reads it (2·P − 1,
+    P the same in both orders) at least `accept`; a position-biased pair's orders disagree
+    (certainty 0)."""
+    out = []
     for item in real:
         a, b = item["responses"]
-        _, biased, _ = pair_draw(item["prompt"], a, b)
-        if biased:
+        if pair_draw(item["prompt"], a, b)[1]:
             continue
         d = judge.d_hat(item["prompt"], a, b)
         if 2.0 / (1.0 + math.exp(-abs(d) / judge.sigma)) - 1.0 >= accept:
-            n += 1
-            right += (d > 0) == (hidden_reward(a) > hidden_reward(b))
-    return {"share": n / len(real), "accuracy": right / max(n, 1)}
+            out.append(item)
+    return out
+
+
+def accepted_share(judge: SimJudge, real: list[dict], accept: float) -> dict:
+    """The share of real prompts whose judge label is accepted, and how often it is right."""
+    chosen = accepted_items(judge, real, accept)
+    right = sum(
+        (judge.d_hat(x["prompt"], *x["responses"]) > 0)
+        == (hidden_reward(x["responses"][0]) > hidden_reward(x["responses"][1]))
+        for x in chosen
+    )
+    return {"share": len(chosen) / len(real), "accuracy": right / max(len(chosen), 1)}
+
+
+def by_group(
+    product: Product, pid: int, real: list[dict], accepted: list[dict], sources: list[str]
+) -> dict:
+    """Final accuracy on the prompts whose judge label is accepted and on the others."""
+    keys = {x["prompt"] for x in accepted}
+    groups = {
+        "accepted": [x for x in real if x["prompt"] in keys],
+        "others": [x for x in real if x["prompt"] not in keys],
+    }
+    out = {}
+    for source in sources:
+        rows = pair_rows(product, pid, source)
+        out[source] = {g: accuracy(rows, items)["accuracy"] for g, items in groups.items()}
+    return out
 
 
 def part_a(product: Product, u: dict, real: list[dict], url: str) -> dict:
@@ -561,6 +589,9 @@ def main() -> None:
         t = time.perf_counter()
         j = arm_j(product, args, items, real, team, judge, server.url, u["labels"])
         j_wall = time.perf_counter() - t
+        u["final_by_group"] = by_group(
+            product, u["project"], real, accepted_items(judge, real, args.accept), ["human"]
+        )
         target = u["final"]["accuracy"]
         reach = fewest_to_reach(j["curve"], target)
         saved = None if reach is None else 1 - reach / u["labels"]
@@ -596,6 +627,13 @@ def main() -> None:
             + f"; wall U {u_wall:.0f} s, J {j_wall:.0f} s",
             flush=True,
         )
+        groups = [
+            {"arm": "U", "sources": "human"} | u["final_by_group"]["human"],
+            {"arm": "J", "sources": "all"} | j["final_by_group"]["all"],
+            {"arm": "J", "sources": "human"} | j["final_by_group"]["human"],
+        ]
+        print("final accuracy on the prompts whose judge label is accepted, and the others:")
+        print(table(groups, ["arm", "sources", "accepted", "others"]), flush=True)
 
         t = time.perf_counter()
         c = part_c(product, args, judge, server.url)
