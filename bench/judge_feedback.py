@@ -9,9 +9,10 @@ are gold (`"gold": {"ranking": [better, worse]}`).
 
 The judge is an OpenAI-compatible chat endpoint this script serves (http.server in a thread),
 started as a `judge` run with `{"endpoint", "endpoint_model", "judge_template"}`. It perceives
-d̂ = (h_A − h_B) + ε, ε ~ N(0, σ) fixed per unordered pair (seeded from the texts, so both orders
-agree), answers the side d̂ favours with P = sigmoid(|d̂| / s) in its logprobs (s = σ), and for
-5% of pairs answers "A" in both orders (position bias: the app sees the orders disagree, an
+d̂ = (h_A − h_B) + ε, ε ~ N(0, σ) fixed per unordered pair (seeded from the prompt's "#tag" and
+the two texts, so both orders agree and the bench can recompute it), answers the side d̂
+favours with P = sigmoid(|d̂| / s) in its logprobs (s = σ), and for 5% of pairs answers "A" in
+both orders (position bias: the app sees the orders disagree, an
 abstention). σ is found by bisection on the items' pairs so that the judge's accuracy on the
 pairs it decides is `--judge-accuracy`.
 
