@@ -100,7 +100,8 @@ def test_chart_ticks_are_at_least_11_px_on_every_chart(page, live, width) -> Non
     page.goto(f"/admin/runs/{run}")
     page.locator("#chart-loss").wait_for()
     page.set_viewport_size({"width": 420, "height": 900})
-    page.wait_for_function(
-        "() => document.querySelector('#chart-loss svg').viewBox.baseVal.width <= 420"
+    page.wait_for_function(  # every chart redrawn for the new width, not only the first
+        "() => [...document.querySelectorAll('#charts svg')]"
+        ".every(svg => svg.viewBox.baseVal.width <= 420)"
     )
     assert _small_texts(page, "#charts svg text") == []
