@@ -20,6 +20,7 @@ from app.runs import registry, service
 from app.runs.models import RegisteredModel
 from app.runs.worker import Worker
 from tests.runs.test_worker import _queue, _reload, _steps, _wait
+from tests.trainer.trainer_testdata import group
 
 
 def _trainers(run_dir: Path) -> list[int]:
@@ -222,19 +223,6 @@ def test_the_worker_survives_its_database_connection_being_terminated(
     assert "lost the database" in log_path.read_text()
 
 
-def _group(pgid: int) -> list[int]:
-    """Live (not zombie) processes of a process group."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            found.append(int(proc.name))
-    return found
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_stopping_a_trainer_takes_its_launchers_children(artifacts) -> None:
     """What `RLHF_TRAINER_LAUNCHER=accelerate` needs: the launcher's children die with it."""
@@ -243,6 +231,6 @@ def test_stopping_a_trainer_takes_its_launchers_children(artifacts) -> None:
         ["sh", "-c", "sleep 300 & sleep 300 & wait"], start_new_session=True
     )
     worker.process = launcher
-    _wait(lambda: len(_group(launcher.pid)) == 3, timeout=30)
+    _wait(lambda: len(group(launcher.pid)) == 3, timeout=30)
     worker._stop_trainer()
-    _wait(lambda: not _group(launcher.pid), timeout=10)
+    _wait(lambda: not group(launcher.pid), timeout=10)

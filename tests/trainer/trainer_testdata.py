@@ -73,15 +73,25 @@ def read_metrics(out: str | Path) -> list[dict]:
     return [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines()]
 
 
-def children(pid: int) -> list[int]:
-    """Live processes whose parent is `pid` (a launcher's ranks, whatever session they are in;
-    reads /proc, Linux)."""
+def _live(field: int, value: int) -> list[int]:
+    """Live (not zombie) processes whose /proc stat field after the name (1: parent, 2: process
+    group) is `value` (Linux)."""
     found = []
     for proc in Path("/proc").iterdir():
         try:
             fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        if fields[0] != "Z" and int(fields[1]) == pid:
+        if fields[0] != "Z" and int(fields[field]) == value:
             found.append(int(proc.name))
     return found
+
+
+def children(pid: int) -> list[int]:
+    """Live processes whose parent is `pid` (a launcher's ranks, whatever session they are in)."""
+    return _live(1, pid)
+
+
+def group(pgid: int) -> list[int]:
+    """Live processes of a process group."""
+    return _live(2, pgid)
