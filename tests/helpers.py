@@ -134,11 +134,20 @@ def judge(session, model: str = "tiny-rm"):  # type: ignore[no-untyped-def]
 
 
 def judge_label(  # type: ignore[no-untyped-def]
-    session, project, prompt_id, judge_user, payload, kind="ranking", shown=None, ago=None
+    session,
+    project,
+    prompt_id,
+    judge_user,
+    payload,
+    kind="ranking",
+    shown=None,
+    ago=None,
+    accepted=False,
 ):
-    """Store a judge's label as a judge run does with judge_accepts off: the judge's assignment
-    of the prompt (done, showing `shown` or every response; counted toward no overlap) and its
-    annotation, source "ai", made `ago` (a timedelta) before now; returns the annotation."""
+    """Store a judge's label as a judge run does: the judge's assignment of the prompt (done,
+    showing `shown` or every response; counted toward overlap only if `accepted`, as
+    `judge_accepts` would decide) and its annotation, source "ai", made `ago` (a timedelta)
+    before now; returns the annotation."""
     from sqlalchemy import select
 
     from app.base import utcnow
@@ -163,7 +172,7 @@ def judge_label(  # type: ignore[no-untyped-def]
         expires_at=when,
         created_at=when,
         completed_at=when,
-        counted=False,
+        counted=accepted,
     )
     session.add(assignment)
     session.flush()

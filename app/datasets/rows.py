@@ -50,7 +50,7 @@ from app.datasets.writer import Encoded
 from app.errors import Invalid
 from app.labeling import ranks
 from app.labeling.labels import BATCH, Label, PromptLabels, live_payloads, prompt_labels
-from app.labeling.sources import Sources, row_source
+from app.labeling.sources import Sources, row_source, standing
 from app.progress import Progress
 from app.projects import strength
 from app.projects.kinds import ProjectKind, RatingScale
@@ -94,9 +94,14 @@ class Builder:
     """Whether its rows hold the responses' texts."""
     sources: str = Sources.all
     """The labels it reads: human, ai or all (`sources.Sources`), kept before it builds."""
+    consensus: bool = False
+    """Whether its rows are a consensus of the prompt's labels (its method is not "all"): then
+    a reader of every source counts only the `sources.standing` labels."""
 
     def __call__(self, labels: PromptLabels) -> list[Made]:
         """The prompt's rows, each row made of labels with its `source` (human, ai, mixed)."""
+        if self.consensus and self.sources == Sources.all:
+            labels = replace(labels, labels=standing(labels.labels))
         made = self.make(labels)
         for m in made:
             if m.labels:
@@ -114,7 +119,8 @@ def builder(
     kto of a project that has neither rankings nor ratings."""
     sources = params.get("sources", Sources.all)
     made = _builder(session=session, project=project, params=params, what=what, sources=sources)
-    return made if sources == made.sources else replace(made, sources=sources)
+    consensus = params.get("method", ConsensusMethod.ranked_pairs) != EVERY
+    return replace(made, sources=sources, consensus=consensus)
 
 
 def _builder(

@@ -19,14 +19,26 @@ from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Text, cast, exists, func, literal, null, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Text,
+    case,
+    cast,
+    exists,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session, aliased
 
 from app import jsontext
 from app.auth.models import User
 from app.labeling.models import Annotation, AnnotationSource, Assignment, AssignmentStatus
-from app.labeling.sources import Sources, is_ai, keeps, kept
+from app.labeling.sources import Sources, ai_annotation, is_ai, keeps, kept
 from app.prefetch import ahead
 from app.projects.models import Prompt, Response
 
@@ -48,6 +60,10 @@ class Label:
     asked for flags)."""
     ai: bool = False
     """Whether it is an AI judge's (`sources.is_ai`)."""
+    accepted: bool = True
+    """An AI judge's label: whether the project accepts it (`Assignment.counted`, decided by
+    `lease_rules.judge_accepted` from `judge_accepts`); read only by a reader of every source
+    (`sources.standing`), True otherwise."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +107,8 @@ class AnnotationRow(NamedTuple):
     """JSON text; None unless the reader asked for flags."""
     source: str
     """`Annotation.source` (`sources.is_ai` tells an AI judge's)."""
+    accepted: bool | int
+    """`Label.accepted` (a driver's 1/0 on SQLite)."""
 
 
 Responses = dict[int, tuple[str, str | None]]
@@ -167,6 +185,7 @@ def prompt_labels(
                     r.created_at,
                     (loads(r.flags) if r.flags else {}) if flags else None,
                     is_ai(r.source),
+                    bool(r.accepted),
                 )
                 for r in rows
             ]
@@ -198,7 +217,18 @@ def live_rows(
     None (a million timestamps cost a snapshot a second); with `flags` they hold the flags;
     without `retired` retired prompts are left out; `sources` as `prompt_labels`'."""
     batches = _prompt_batches(
-        session, project_id, kinds, with_responses, only, after, batch, gold, times, flags, retired
+        session,
+        project_id,
+        kinds,
+        with_responses,
+        only,
+        after,
+        batch,
+        gold,
+        times,
+        flags,
+        retired,
+        accepted=sources == Sources.all,
     )
     for prompts, by_prompt, responses in ahead(batches) if read_ahead else batches:
         for prompt in prompts:
@@ -238,12 +268,19 @@ def _prompt_batches(
     times: bool,
     flags: bool = False,
     retired: bool = True,
+    *,
+    accepted: bool = False,
 ) -> Iterator[_Batch]:
-    """`live_rows`' reads, a batch of prompts at a time."""
+    """`live_rows`' reads, a batch of prompts at a time; with `accepted` each AI label's
+    `Label.accepted` (its assignment's `counted`), otherwise every row reads True."""
     dialect = session.get_bind().dialect
     stamp = Annotation.created_at.type.dialect_impl(dialect).result_processor(dialect, None)
     created = Annotation.created_at if times else null()
     flagged = cast(Annotation.flags, Text) if flags else null()
+    counted: Any = true()
+    if accepted:  # only an AI label's assignment is read: people's are True by the CASE
+        of_assignment = select(Assignment.counted).where(Assignment.id == Annotation.assignment_id)
+        counted = case((ai_annotation(), of_assignment.scalar_subquery()), else_=true())
     last_id = after
     while True:
         messages = cast(Prompt.messages, Text).label("messages")  # decoded by the caller
@@ -276,6 +313,7 @@ def _prompt_batches(
                     Annotation.prompt_id,
                     flagged,
                     Annotation.source,
+                    counted,
                 )
                 .where(
                     # No project condition: the prompt ids are the project's (an other

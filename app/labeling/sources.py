@@ -6,11 +6,13 @@ tool's annotators, `labelstudio:7`, and label-less imported preferences such as 
 
 `Sources` is what a reader keeps (a snapshot's `sources`: human, the default, ai, or all),
 applied to live annotations before any consensus (`labels.live_rows`, `labels.live_payloads`);
-`row_source` is what a row made of some labels says of them (human, ai, or mixed).
+`row_source` is what a row made of some labels says of them (human, ai, or mixed);
+`standing` is which labels of a prompt a consensus of every source counts.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from enum import StrEnum
+from typing import Protocol, TypeVar
 
 from sqlalchemy import ColumnElement
 
@@ -69,3 +71,24 @@ def row_source(ai: Iterable[bool]) -> str:
     if seen == {True}:
         return RowSource.ai.value
     return (RowSource.mixed if len(seen) == 2 else RowSource.human).value
+
+
+class _Judged(Protocol):
+    @property
+    def ai(self) -> bool: ...
+    @property
+    def accepted(self) -> bool: ...
+
+
+L = TypeVar("L", bound=_Judged)
+
+
+def standing(labels: Sequence[L]) -> list[L]:
+    """The labels of one prompt that a consensus of every source counts. A judge's label the
+    project accepts (`judge_accepts`: it counts toward overlap) stands beside people's as one
+    more vote; one it does not accept stands in only while no person has labeled the prompt.
+    Counted as an equal vote, an unsure judge would outvote or tie the people spent on exactly
+    the prompts it was unsure of (`order=judge-uncertainty` sends them there first)."""
+    if all(x.ai for x in labels) or all(x.accepted for x in labels):
+        return list(labels)
+    return [x for x in labels if not x.ai or x.accepted]

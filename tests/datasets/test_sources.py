@@ -4,7 +4,9 @@ judge (`judge:tiny-rm`, users.source "ai") labels beside people, and
 - a default snapshot (`sources` human) is the snapshot of the same project without the judge,
   byte for byte and hash for hash;
 - `sources` ai is the judge's labels alone, as if they were the only labels;
-- `sources` all is everyone's, a consensus of both a `mixed` row;
+- `sources` all is everyone's, a consensus of both a `mixed` row, where the project accepts
+  the judge's labels (`judge_accepts`); one it does not accept stands in only where no person
+  labeled (`sources.standing`);
 
 for rankings, pairs, kto, ratings and the sft of top-ranked responses, by consensus and one
 row per annotation; the card states the shares, the record the sources; a wrong value is
@@ -21,7 +23,8 @@ from app.cli import app
 from app.datasets import service
 from app.datasets.models import Snapshot
 from app.datasets.schemas import SnapshotCreate
-from app.labeling.sources import Sources, is_ai, keeps, row_source
+from app.labeling.labels import Label
+from app.labeling.sources import Sources, is_ai, keeps, row_source, standing
 from tests.helpers import annotate, judge, judge_label, prompts_of, ranking_items
 from tests.test_pages import login
 
@@ -46,11 +49,13 @@ def artifacts(tmp_path, monkeypatch, engine):  # type: ignore[no-untyped-def]
     get_settings.cache_clear()
 
 
-def _project(session, factory, tmp_path, kind: str, people: bool, judge_as):  # type: ignore[no-untyped-def]
+def _project(  # type: ignore[no-untyped-def]
+    session, factory, tmp_path, kind: str, people: bool, judge_as, accepted: bool = True
+):
     """A project of six prompts labeled as SOURCE_BY_PROMPT says: `people` (two labelers) on
     prompts 0–3 if asked, and the judge's labels on prompts 2–5 stored by `judge_as` ("ai":
-    the judge annotator, as a judge run stores them; a user: the same payloads as that
-    person's; None: left out)."""
+    the judge annotator, as a judge run stores them, `accepted` or not; a user: the same
+    payloads as that person's; None: left out)."""
     if kind == "ranking":
         project = factory.project(kind="ranking", k=3)
     else:
@@ -68,7 +73,8 @@ def _project(session, factory, tmp_path, kind: str, people: bool, judge_as):  # 
         if user is None:
             return
         if judge_as == "ai" and user is judged:
-            judge_label(session, project, pid, user, payload(given, rids), kind=kind)
+            given = payload(given, rids)
+            judge_label(session, project, pid, user, given, kind=kind, accepted=accepted)
         else:
             annotate(session, project, pid, user, payload(given, rids), kind=kind)
 
@@ -163,6 +169,42 @@ def test_each_source_keeps_its_labels_before_the_consensus(
         assert _without_source(mixed) != _without_source(people)
 
 
+@pytest.mark.parametrize(("project_kind", "params"), KINDS, ids=lambda x: str(x))
+def test_a_judge_label_the_project_does_not_accept_stands_in_only_where_no_person_labeled(
+    session, factory, tmp_path, project_kind, params
+) -> None:
+    """`sources` all with the judge's labels below `judge_accepts`: where people labeled, the
+    consensus is theirs alone (an unsure judge neither outvotes nor ties them); where no person
+    did, the judge's label stands in. One row per annotation keeps every label."""
+    unsure = _project(session, factory, tmp_path, project_kind, True, "ai", accepted=False)
+    sure = _project(session, factory, tmp_path, project_kind, True, "ai", accepted=True)
+    _, people = _rows(session, unsure, **params)
+    _, judge_alone = _rows(session, unsure, sources="ai", **params)
+    _, every_rows = _rows(session, unsure, sources="all", **params)
+    _, accepted_rows = _rows(session, sure, sources="all", **params)
+    if params.get("method") == "all":
+        assert every_rows == accepted_rows
+        return
+    expected = people + [row for row in judge_alone if _prompt_number(row) >= 4]
+    assert every_rows == sorted(expected, key=_prompt_number)
+    assert [row["source"] for row in every_rows] == [
+        "human" if _prompt_number(row) < 4 else "ai" for row in every_rows
+    ]
+    assert every_rows != accepted_rows  # accepted, the judge's label joins the people's
+
+
+def test_standing_is_one_rule() -> None:
+    person, sure, unsure = (
+        Label(1, 1, "ranking", {}, ai=False),
+        Label(2, 9, "ranking", {}, ai=True, accepted=True),
+        Label(3, 9, "ranking", {}, ai=True, accepted=False),
+    )
+    assert standing([person, sure, unsure]) == [person, sure]
+    assert standing([person, unsure]) == [person]
+    assert standing([unsure]) == [unsure] and standing([sure, unsure]) == [sure, unsure]
+    assert standing([]) == []
+
+
 def test_the_card_states_the_shares_and_the_record_the_sources(session, factory, tmp_path) -> None:
     project = _project(session, factory, tmp_path, "ranking", True, "ai")
     made, rows = _rows(session, project, kind="rankings", sources="all")
@@ -253,7 +295,8 @@ def test_a_judge_labeling_changes_no_normalised_ratings(session, factory, tmp_pa
     )
     assert not created and after.id == before.id
     _, pooled = _rows(session, project, sources="all", **params)
-    assert {row["source"] for row in pooled} == {"mixed", "ai"}  # the judge rated every prompt
+    # the judge rated every prompt, unaccepted: it stands in where no person rated
+    assert {row["source"] for row in pooled} == {"human", "ai"}
 
 
 def test_the_rule_has_one_owner() -> None:
