@@ -1,5 +1,7 @@
 """Domain errors; the app turns them into JSON 4xx answers that say what and where."""
 
+from typing import Any
+
 from pydantic import ValidationError
 
 
@@ -41,9 +43,11 @@ class TooManyRequests(DomainError):
 
 
 def validation_messages(exc: ValidationError, prefix: str = "") -> list[str]:
-    """Pydantic errors as 'field: message' lines a person can act on (prefix: '--' for flags)."""
-    return [
-        f"{prefix}{'.'.join(str(p) for p in e['loc']) or 'form'}: "
-        + e["msg"].removeprefix("Value error, ")
-        for e in exc.errors()
-    ]
+    """Pydantic errors as 'field: message' lines a person can act on (prefix: '--' for flags,
+    which name a field as its option does: `lease_seconds` as `--lease-seconds`)."""
+
+    def name(e: Any) -> str:
+        field = ".".join(str(p) for p in e["loc"]) or "form"
+        return field.replace("_", "-") if prefix == "--" else field
+
+    return [f"{prefix}{name(e)}: " + e["msg"].removeprefix("Value error, ") for e in exc.errors()]
