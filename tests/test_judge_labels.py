@@ -239,6 +239,71 @@ def test_a_new_verdict_recounts_and_supersedes(client, factory, session, tmp_pat
     assert len(session.scalars(select(Annotation)).all()) == 2
 
 
+def test_an_accepted_judge_label_fills_judge_fills_slots(
+    client, factory, session, tmp_path
+) -> None:
+    """judge_fills 1 (the default): a confident label stands for one of three labelers; raised
+    to the overlap it completes the prompt, so people go only where the judge was unsure, and
+    a late submit to a prompt the judge completed meanwhile is refused (its slot is gone)."""
+    from datetime import timedelta
+
+    from app.base import utcnow
+    from app.labeling.models import Assignment
+
+    admin = factory.user("admin")
+    project = _project(factory, tmp_path, n=3, overlap=3, judge_accepts=1.0)
+    assert project.judge_fills == 1
+    p = _prompts(session, project)
+    _judge(
+        session,
+        project,
+        [_verdict(session, p[0], 2.5), _verdict(session, p[1], 0.2), _verdict(session, p[2], 4)],
+    )
+    for prompt in p:
+        session.refresh(prompt)
+    assert [x.done_count for x in p] == [1, 0, 1]
+    early = factory.user()
+    session.commit()
+    task = client.get(f"/api/v1/projects/{project.id}/tasks/next", headers=early.headers).json()
+    assert row_id("prompt", task["prompt_id"]) == p[0].id  # it still wants two people
+
+    r = client.patch(
+        f"/api/v1/projects/{project.id}", json={"judge_fills": 3}, headers=admin.headers
+    )
+    assert r.status_code == 200 and r.json()["judge_fills"] == 3
+    session.commit()
+    for prompt in p:
+        session.refresh(prompt)
+    assert [x.done_count for x in p] == [3, 0, 3]  # recounted at once
+    page = client.get(f"/admin/projects/{project.id}", headers=admin.headers)
+    assert "completes the prompt" in page.text
+    labelers = [factory.user() for _ in range(4)]
+    session.commit()
+    assert _served(client, project, labelers) == [p[1].id] * 3  # then nothing is left
+
+    # The early labeler's lease ran out meanwhile: the judge holds every slot of p[0].
+    assignment = session.get(Assignment, row_id("assignment", task["assignment_id"]))
+    assignment.expires_at = utcnow() - timedelta(seconds=1)
+    session.commit()
+    late = client.post(
+        f"/api/v1/assignments/{task['assignment_id']}/annotations",
+        json={"ranking": [x["id"] for x in task["responses"]]},
+        headers=early.headers,
+    )
+    assert late.status_code == 410, late.text
+
+    # Back to 1: the prompts want two people again.
+    client.patch(f"/api/v1/projects/{project.id}", json={"judge_fills": 1}, headers=admin.headers)
+    session.commit()
+    session.refresh(p[0])
+    assert p[0].done_count == 1
+    for bad in (0, 101, "all"):
+        refused = client.patch(
+            f"/api/v1/projects/{project.id}", json={"judge_fills": bad}, headers=admin.headers
+        )
+        assert refused.status_code == 422 and "judge_fills" in refused.text
+
+
 def test_cli_sets_order_and_judge_accepts(factory, session, tmp_path) -> None:
     from typer.testing import CliRunner
 
@@ -268,6 +333,12 @@ def test_cli_sets_order_and_judge_accepts(factory, session, tmp_path) -> None:
     assert saved() == ("judge-uncertainty", None)
     bad = runner.invoke(cli, ["projects", "edit", name, "--judge-accepts", "lots"])
     assert bad.exit_code == 2 and "--judge-accepts" in bad.output
+    filled = runner.invoke(cli, ["projects", "edit", name, "--judge-fills", "3"])
+    assert filled.exit_code == 0 and '"judge_fills": 3' in runner.invoke(
+        cli, ["projects", "show", name, "--json"]
+    ).output.replace(" ", "").replace('":', '": ')
+    none = runner.invoke(cli, ["projects", "edit", name, "--judge-fills", "0"])
+    assert none.exit_code == 2 and "judge-fills" in none.output
     wrong = runner.invoke(cli, ["projects", "edit", name, "--order", "judge"])
     assert wrong.exit_code == 2 and "order" in wrong.output
 
@@ -299,6 +370,14 @@ def test_the_settings_form_sets_order_and_judge_accepts(client, factory, session
     assert 'id="judge-accepts"' in shown.text and 'value="1.5"' in shown.text
     refused = save(judge_accepts="-2")
     assert refused.status_code == 422 and "judge_accepts" in refused.text
+    assert save(judge_fills="2").status_code in (200, 303)
+    assert 'name="judge_fills"' in client.get(f"/admin/projects/{project_id}").text
+    assert (
+        client.get(f"/api/v1/projects/{project_id}", headers=admin.headers).json()["judge_fills"]
+        == 2
+    )
+    zero = save(judge_fills="0")
+    assert zero.status_code == 422 and "judge_fills" in zero.text
     assert save(judge_accepts="").status_code in (200, 303)  # blank: off
     saved = client.get(f"/api/v1/projects/{project_id}", headers=admin.headers).json()
     assert saved["judge_accepts"] is None and saved["order"] == "judge-uncertainty"

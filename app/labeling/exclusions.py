@@ -23,14 +23,14 @@ from sqlalchemy.orm import Session
 from app.auth.models import User
 from app.base import utcnow
 from app.errors import Conflict, NotFound
-from app.labeling.lease_rules import judge_accepted
+from app.labeling.lease_rules import JUDGE_SOURCE, judge_accepted
 from app.labeling.models import (
     Assignment,
     AssignmentStatus,
     Exclusion,
     LabelerHold,
 )
-from app.projects.models import Prompt
+from app.projects.models import Project, Prompt
 
 Db = Session | Connection
 
@@ -83,8 +83,8 @@ def list_exclusions(*, session: Session, project_id: int) -> list[Exclusion]:
 def settle(db: Db, *, user_id: int, project_id: int | None, now: datetime | None = None) -> None:
     """Make the labeler's assignments in the project (every project: None) agree with the
     exclusions and holds in force: open leases of a labeler who is out end now, done ones
-    count only while they are in (a judge's, only while the project accepts its verdict), and
-    the prompts' done counts follow."""
+    count only while they are in (a judge's, only while the project accepts its verdict, and
+    filling the project's `judge_fills` slots), and the prompts' done counts follow."""
     now = now or utcnow()
     out = or_(
         exists().where(applies(user_id, Assignment.project_id)),
@@ -116,14 +116,25 @@ def settle(db: Db, *, user_id: int, project_id: int | None, now: datetime | None
             .execution_options(synchronize_session=False)
         ).scalars()
     )
+    # A judge's label fills the project's `judge_fills` slots; a person's one.
+    fills = select(Project.judge_fills).where(Project.id == Assignment.project_id)
+    judge = exists().where(User.id == Assignment.user_id, User.source == JUDGE_SOURCE)
+    changed += db.execute(
+        update(Assignment)
+        .where(*mine, Assignment.status == AssignmentStatus.done, judge)
+        .where(Assignment.slots != fills.scalar_subquery())
+        .values(slots=fills.scalar_subquery())
+        .returning(Assignment.prompt_id)
+        .execution_options(synchronize_session=False)
+    ).scalars()
     if changed:
         recount(db, sorted(set(changed)))
 
 
 def recount(db: Db, prompt_ids: list[int]) -> None:
-    """Set these prompts' done counts to their counted, done assignments."""
+    """Set these prompts' done counts to the slots their counted, done assignments fill."""
     counted = (
-        select(func.count())
+        select(func.coalesce(func.sum(Assignment.slots), 0))
         .where(
             Assignment.prompt_id == Prompt.id,
             Assignment.status == AssignmentStatus.done,

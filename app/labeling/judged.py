@@ -51,7 +51,8 @@ def judge_user(*, session: Session, model: str) -> int:
 
 
 def recount_project(*, session: Session, project_id: int) -> None:
-    """Make the judges' labels in the project count (or not) as `judge_accepts` says now."""
+    """Make the judges' labels in the project count (or not) as `judge_accepts` says now, each
+    filling `judge_fills` slots."""
     judges = session.scalars(
         select(Assignment.user_id)
         .join(User, User.id == Assignment.user_id)

@@ -114,7 +114,8 @@ def judge_accepted() -> Any:
 
 
 def live(now: datetime) -> Any:
-    """Assignments that hold a slot: done and counted (`exclusions`), or a live lease."""
+    """Assignments that hold slots (`Assignment.slots`): done and counted (`exclusions`), or a
+    live lease."""
     return or_(
         and_(Assignment.status == AssignmentStatus.done, Assignment.counted.is_(True)),
         live_lease(now),
@@ -132,7 +133,7 @@ def holds_prompt_for(user_id: Any, now: datetime) -> Any:
 def open_for(project: Terms, user_id: Any, now: datetime) -> list[Any]:
     """WHERE conditions on Prompt: prompts of the project this labeler may still be given."""
     taken = (
-        select(func.count())
+        select(func.coalesce(func.sum(Assignment.slots), 0))
         .where(Assignment.prompt_id == Prompt.id, live(now))
         .correlate(Prompt)
         .scalar_subquery()

@@ -46,6 +46,9 @@ class Assignment(Base):
     counted: Mapped[bool] = mapped_column(server_default=true())
     """False while the labeler is excluded from the project or held (`labeling.exclusions`):
     the label then counts toward no overlap, done count or progress."""
+    slots: Mapped[int] = mapped_column(server_default="1")
+    """How many of the prompt's overlap slots it fills while it counts: 1, or a judge's
+    `Project.judge_fills` (`exclusions.settle` keeps it so)."""
 
 
 class Annotation(Base):

@@ -252,7 +252,7 @@ def _ensure_open(
             )
         # A late submit is taken only while the slot is still free.
         others = conn.scalar(
-            select(func.count()).where(
+            select(func.coalesce(func.sum(A.slots), 0)).where(
                 A.prompt_id == assignment.prompt_id, A.id != assignment.id, live(now)
             )
         )

@@ -74,8 +74,17 @@ OrderOpt = Annotated[str, typer.Option(help=ORDER_HELP)]
 JudgeAcceptsOpt = Annotated[
     str | None,
     typer.Option(
-        help="A judge label whose margin is at least this fills one of a prompt's overlap "
-        "slots; 'off' (the default): judge labels never replace a human's."
+        help="A judge label whose margin is at least this counts toward overlap (filling "
+        "--judge-fills slots); 'off' (the default): judge labels never replace a human's."
+    ),
+]
+
+
+JudgeFillsOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="How many of a prompt's overlap slots an accepted judge label fills: 1 (the "
+        "default) stands for one labeler; the overlap or more completes the prompt."
     ),
 ]
 
@@ -112,6 +121,7 @@ def projects_create(
     suggestions: SuggestionsOpt = "off",
     order: OrderOpt = "id",
     judge_accepts: JudgeAcceptsOpt = None,
+    judge_fills: JudgeFillsOpt = 1,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a project and print its id."""
@@ -135,6 +145,7 @@ def projects_create(
             suggestions=suggestions,
             order=order,
             judge_accepts=_judge_accepts(judge_accepts),
+            judge_fills=judge_fills,
         )
     except ValidationError as exc:
         fail("; ".join(validation_messages(exc, prefix="--")))
@@ -157,6 +168,7 @@ def projects_edit(
     suggestions: SuggestionsOpt = None,
     order: Annotated[str | None, typer.Option(help=ORDER_HELP)] = None,
     judge_accepts: JudgeAcceptsOpt = None,
+    judge_fills: JudgeFillsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Change a project's settings; options left out keep their value."""
@@ -174,6 +186,7 @@ def projects_edit(
         "questions": _questions_file(questions) if questions else None,
         "suggestions": suggestions,
         "order": order,
+        "judge_fills": judge_fills,
     }
     given = {k: v for k, v in changes.items() if v is not None}
     if judge_accepts is not None:  # "off" sets it to null

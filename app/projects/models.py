@@ -45,6 +45,10 @@ class Project(Base):
     judge_accepts: Mapped[float | None]
     """A judge label whose margin is at least this counts toward overlap; None: judge labels
     never replace a human's (the default)."""
+    judge_fills: Mapped[int] = mapped_column(default=1, server_default="1")
+    """How many of a prompt's overlap slots a judge label the project accepts fills
+    (`Assignment.slots`): 1 stands for one labeler; the overlap or more completes the prompt,
+    so no person is asked."""
     suggestions: Mapped[str] = mapped_column(String(10), default="off", server_default="off")
     """off | shown | prefilled: whether the labeling page shows a judge's (or an imported)
     suggestion, and whether it starts the answer from it."""

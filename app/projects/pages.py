@@ -118,10 +118,12 @@ def create_project(
     suggestions: Annotated[str, Form()] = "off",
     order: Annotated[str, Form()] = "id",
     judge_accepts: Annotated[str, Form()] = "",
+    judge_fills: Annotated[str, Form()] = "1",
 ):
     form: dict[str, Any] = {"name": name, "kind": kind, "suggestions": suggestions}
     form |= _settings(instructions, k, overlap, lease_seconds, rating_scale, criteria)
     form |= {"order": order, "judge_accepts": judge_accepts.strip() or None}
+    form["judge_fills"] = judge_fills.strip() or "1"
     try:
         form["strength_scale"] = _strength_scale(strength_scale)
         form["questions"] = _questions(questions)
@@ -199,6 +201,7 @@ def update_project(
     order: Annotated[str | None, Form()] = None,
     judge_accepts: Annotated[str | None, Form()] = None,
     judge_accepts_shown: Annotated[str, Form()] = "",
+    judge_fills: Annotated[str | None, Form()] = None,
 ):
     """Save the settings form. K, the rating scale and the strength scale are absent when the
     form disabled them (the project has labels): an absent field is left as it is. A blank
@@ -210,6 +213,7 @@ def update_project(
         "is_archived": form_bool(is_archived),
         "suggestions": suggestions,
         "order": order,
+        "judge_fills": (judge_fills or "").strip() or None,
     }
     form |= _settings(instructions, k, overlap, lease_seconds, rating_scale, criteria)
     form = {key: value for key, value in form.items() if value is not None}

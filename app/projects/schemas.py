@@ -94,6 +94,9 @@ Order = Literal["id", "uncertainty", "judge-uncertainty"]
 JudgeAccepts = Annotated[float | None, Field(ge=0.0, le=1e6, allow_inf_nan=False)]
 """The margin from which a judge's label counts toward overlap (None: never)."""
 
+JudgeFills = Annotated[int, Field(ge=1, le=100)]
+"""How many overlap slots an accepted judge label fills (`Project.judge_fills`)."""
+
 
 class ProjectSettings(BaseModel):
     instructions: Instructions = ""
@@ -115,8 +118,14 @@ class ProjectSettings(BaseModel):
     )
     judge_accepts: JudgeAccepts = Field(
         None,
-        description="a judge label whose margin is at least this fills one of a prompt's "
-        "overlap slots; null (the default): judge labels never replace a human's",
+        description="a judge label whose margin is at least this counts toward overlap, "
+        "filling judge_fills of a prompt's slots; null (the default): judge labels never "
+        "replace a human's",
+    )
+    judge_fills: JudgeFills = Field(
+        1,
+        description="how many of a prompt's overlap slots an accepted judge label fills: 1 "
+        "(the default) stands for one labeler; the overlap or more completes the prompt",
     )
     strength_scale: CheckedStrengthScale = Field(
         default_factory=list,
@@ -166,6 +175,7 @@ class ProjectUpdate(BaseModel):
     order: Order = Field(None, json_schema_extra=_NO_DEFAULT)
     judge_accepts: JudgeAccepts = Field(None, json_schema_extra=_NO_DEFAULT)
     """The one setting that may be null: null turns judge labels' counting off."""
+    judge_fills: JudgeFills = Field(None, json_schema_extra=_NO_DEFAULT)
     strength_scale: CheckedStrengthScale = Field(None, json_schema_extra=_NO_DEFAULT)
     suggestions: Suggestions = Field(None, json_schema_extra=_NO_DEFAULT)
 
@@ -189,6 +199,7 @@ class ProjectOut(BaseModel):
     hold_after_gold: int
     order: str
     judge_accepts: float | None
+    judge_fills: int
     strength_scale: list[dict[str, Any]]
     suggestions: str
     created_at: datetime

@@ -201,11 +201,14 @@ def update(*, session: Session, project: Project, data: ProjectUpdate) -> Projec
     if project.kind == ProjectKind.ranking and changes.get("k", project.k) < 2:
         raise Invalid("a ranking project shows k ≥ 2 responses", field="k")
     _check_strength_scale(project, changes)
-    recount = "judge_accepts" in changes and changes["judge_accepts"] != project.judge_accepts
+    recount = any(
+        field in changes and changes[field] != getattr(project, field)
+        for field in ("judge_accepts", "judge_fills")
+    )
     for field, value in changes.items():
         setattr(project, field, value)
     session.flush()
-    if recount:  # judge labels fill overlap slots from another margin now (or no longer)
+    if recount:  # judge labels fill other overlap slots now (or none)
         judged.recount_project(session=session, project_id=project.id)
     after_commit(session, partial(Memory.project_changed, project_id=project.id))
     return project
