@@ -22,7 +22,8 @@ from different people. "Labels" below are every human submit, gold items include
 
 (b) arm U: overlap 3, order id, no judge; people label everything; snapshots at every tenth of
     the real labels. Arm J: the same items, a judge run first, `order=judge-uncertainty` and
-    `judge_accepts` (`--accept`, on the certainty scale 2·P − 1); people label in serving order,
+    `judge_accepts` (`--accept`, on the certainty scale 2·P − 1) with `judge_fills` (`--fills`,
+    3: an accepted label completes its prompt); people label in serving order until none is left,
     a `pairs` snapshot with `sources: "all"` at every tenth of U's labels. Accuracy: the
     consensus pair of a prompt against the hidden order; a prompt without a row counts 0.5.
 (a) arm U's project, then a judge run on it: the judge's true accuracy (a `pairs` snapshot with
@@ -371,7 +372,8 @@ def arm_j(
     """A judge first, judge-uncertainty serving, confident judge labels accepted."""
     pid = create(product, "J · judge-uncertainty", items, order="judge-uncertainty")
     run_judge(product, pid, url)
-    product.api("PATCH", f"/projects/{pid}", json={"judge_accepts": args.accept})
+    settings = {"judge_accepts": args.accept, "judge_fills": args.fills}
+    product.api("PATCH", f"/projects/{pid}", json=settings)
     ai = pair_rows(product, pid, "ai")
     accepted = accepted_share(judge, real, args.accept)
     marks = [round(b * u_labels) for b in BUDGETS]
@@ -534,6 +536,12 @@ def main() -> None:
     p.add_argument(
         "--accept", type=float, default=0.6, help="judge_accepts of arm J (certainty 2·P − 1)"
     )
+    p.add_argument(
+        "--fills",
+        type=int,
+        default=3,
+        help="judge_fills of arm J: the overlap slots an accepted judge label fills (3: all)",
+    )
     p.add_argument("--port", type=int, default=8170)
     args = p.parse_args()
 
@@ -598,6 +606,7 @@ def main() -> None:
         saved = None if reach is None else 1 - reach / u["labels"]
         out["b"] = {
             "accept": args.accept,
+            "fills": args.fills,
             "u": u,
             "j": j,
             "u_final_accuracy": target,
@@ -608,7 +617,8 @@ def main() -> None:
             "j_wall_s": j_wall,
         }
         print(
-            f"\n(b) judge-uncertainty + judge_accepts={args.accept} vs uniform "
+            f"\n(b) judge-uncertainty + judge_accepts={args.accept}, judge_fills={args.fills} "
+            "vs uniform "
             "[U's final accuracy with ≥ 40% fewer labels]"
         )
         print(
