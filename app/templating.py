@@ -14,6 +14,7 @@ from markupsafe import Markup
 from app.deps import csrf_token_of
 from app.projects.strength import as_lines
 from app.runs import metric_info
+from trainer.configs import DEFAULT_JUDGE_TEMPLATE
 
 ROOT = Path(__file__).resolve().parent.parent
 templates = Jinja2Templates(directory=ROOT / "templates")
@@ -79,6 +80,7 @@ templates.env.filters["metric"] = metric
 templates.env.filters["plain"] = plain
 templates.env.filters["strength_lines"] = as_lines
 templates.env.globals["metric_note"] = metric_info.note
+templates.env.globals["default_judge_template"] = DEFAULT_JUDGE_TEMPLATE
 
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any):

@@ -286,7 +286,11 @@ def test_settings_that_do_not_apply_to_the_kind_are_hidden(client, factory) -> N
     assert re.search(r"<label hidden>Criteria flags", page)
     rating = factory.project(kind="rating", k=2)
     page = client.get(f"/admin/projects/{rating.id}").text
-    assert re.findall(r"<label hidden>([\w ]+)", page) == ["Preference strength "]  # rankings'
+    # rankings' alone: a rating project's judge is a reward model, asked no question
+    assert re.findall(r"<label hidden>([\w ]+)", page) == [
+        "Judge question ",
+        "Preference strength ",
+    ]
     page = client.get(f"/admin/projects/{ranking.id}").text
     assert re.search(r'<label data-kinds="ranking">Preference strength', page)
     assert 'src="/static/js/project_form.js"' in client.get("/admin/projects/new").text

@@ -233,13 +233,8 @@ def _check_judge(cfg: JudgeConfig) -> None:
             )
     if cfg.judge_kind == "endpoint" and not cfg.endpoint:
         raise ConfigError("judge_kind 'endpoint' needs the endpoint URL", "endpoint")
-    missing = [p for p in ("{a}", "{b}") if p not in cfg.judge_template]
-    if missing:
-        raise ConfigError(
-            f"judge_template must contain {{a}} and {{b}} (where the two responses go); "
-            f"{' and '.join(missing)} missing",
-            "judge_template",
-        )
+    if (problem := judge_template_problem(cfg.judge_template)) is not None:
+        raise ConfigError(problem, "judge_template")
     if cfg.project_kind == "rating":
         if cfg.judge_kind in ("pairwise_lm", "endpoint") or (
             cfg.judge_kind == "auto" and cfg.endpoint
@@ -525,6 +520,18 @@ DEFAULT_JUDGE_TEMPLATE = (
     "[Response B]\n{b}\n\n"
     "Reply with the single letter A or B.\nAnswer:"
 )
+
+
+def judge_template_problem(template: str) -> str | None:
+    """What is wrong with a pairwise judge's question template (None: nothing): it must say
+    where the two responses go. The one check of a template, wherever one is typed."""
+    missing = [p for p in ("{a}", "{b}") if p not in template]
+    if missing:
+        return (
+            "judge_template must contain {a} and {b} (where the two responses go); "
+            f"{' and '.join(missing)} missing"
+        )
+    return None
 
 
 @dataclass

@@ -89,6 +89,26 @@ JudgeFillsOpt = Annotated[
 ]
 
 
+JudgeTemplateOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="A text file with the question a pairwise judge is asked ({prompt}, {a}, {b}); "
+        "'default' goes back to the default question."
+    ),
+]
+
+
+def _judge_template(value: str | None) -> str | None:
+    """--judge-template: a file's text, or 'default' ('')."""
+    if value is None or value == "default":
+        return None if value is None else ""
+    try:
+        return Path(value).read_text()
+    except OSError as exc:
+        fail(f"--judge-template: cannot read {value}: {exc.strerror}")
+        return None
+
+
 def _judge_accepts(value: str | None) -> float | None:
     """--judge-accepts: a margin, or 'off' (None)."""
     if value is None or value.strip().lower() == "off":
@@ -122,6 +142,7 @@ def projects_create(
     order: OrderOpt = "id",
     judge_accepts: JudgeAcceptsOpt = None,
     judge_fills: JudgeFillsOpt = 1,
+    judge_template: JudgeTemplateOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a project and print its id."""
@@ -146,6 +167,7 @@ def projects_create(
             order=order,
             judge_accepts=_judge_accepts(judge_accepts),
             judge_fills=judge_fills,
+            judge_template=_judge_template(judge_template),
         )
     except ValidationError as exc:
         fail("; ".join(validation_messages(exc, prefix="--")))
@@ -169,6 +191,7 @@ def projects_edit(
     order: Annotated[str | None, typer.Option(help=ORDER_HELP)] = None,
     judge_accepts: JudgeAcceptsOpt = None,
     judge_fills: JudgeFillsOpt = None,
+    judge_template: JudgeTemplateOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Change a project's settings; options left out keep their value."""
@@ -191,6 +214,8 @@ def projects_edit(
     given = {k: v for k, v in changes.items() if v is not None}
     if judge_accepts is not None:  # "off" sets it to null
         given["judge_accepts"] = _judge_accepts(judge_accepts)
+    if judge_template is not None:  # "default" sets it to null
+        given["judge_template"] = _judge_template(judge_template)
     try:
         data = ProjectUpdate(**given)
     except ValidationError as exc:

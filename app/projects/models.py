@@ -45,6 +45,9 @@ class Project(Base):
     judge_accepts: Mapped[float | None]
     """A judge label whose margin is at least this counts toward overlap; None: judge labels
     never replace a human's (the default)."""
+    judge_template: Mapped[str | None] = mapped_column(Text)
+    """The question a pairwise judge of the project is asked ({prompt}, {a}, {b}); None: the
+    trainer's default. A judge run's own `judge_template` overrides it."""
     judge_fills: Mapped[int] = mapped_column(default=1, server_default="1")
     """How many of a prompt's overlap slots a judge label the project accepts fills
     (`Assignment.slots`): 1 stands for one labeler; the overlap or more completes the prompt,

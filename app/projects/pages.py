@@ -119,11 +119,13 @@ def create_project(
     order: Annotated[str, Form()] = "id",
     judge_accepts: Annotated[str, Form()] = "",
     judge_fills: Annotated[str, Form()] = "1",
+    judge_template: Annotated[str, Form()] = "",
 ):
     form: dict[str, Any] = {"name": name, "kind": kind, "suggestions": suggestions}
     form |= _settings(instructions, k, overlap, lease_seconds, rating_scale, criteria)
     form |= {"order": order, "judge_accepts": judge_accepts.strip() or None}
     form["judge_fills"] = judge_fills.strip() or "1"
+    form["judge_template"] = judge_template
     try:
         form["strength_scale"] = _strength_scale(strength_scale)
         form["questions"] = _questions(questions)
@@ -202,6 +204,7 @@ def update_project(
     judge_accepts: Annotated[str | None, Form()] = None,
     judge_accepts_shown: Annotated[str, Form()] = "",
     judge_fills: Annotated[str | None, Form()] = None,
+    judge_template: Annotated[str | None, Form()] = None,
 ):
     """Save the settings form. K, the rating scale and the strength scale are absent when the
     form disabled them (the project has labels): an absent field is left as it is. A blank
@@ -219,6 +222,10 @@ def update_project(
     form = {key: value for key, value in form.items() if value is not None}
     if judge_accepts is not None or judge_accepts_shown:
         form["judge_accepts"] = (judge_accepts or "").strip() or None
+    if judge_template is not None:  # blank: the default question
+        form["judge_template"] = judge_template
+    # What the page shows again, as typed, when the settings are refused.
+    typed = {"typed": questions, "typed_judge_template": judge_template}
     try:
         if strength_scale is not None:
             form["strength_scale"] = _strength_scale(strength_scale)
@@ -226,11 +233,10 @@ def update_project(
         service.update(session=session, project=project, data=ProjectUpdate.model_validate(form))
         session.commit()
     except ValidationError as exc:
-        return _project_page(
-            request, session, project, 422, errors=validation_messages(exc), typed=questions
-        )
+        errors = validation_messages(exc)
+        return _project_page(request, session, project, 422, errors=errors, **typed)
     except ValueError as exc:
-        return _project_page(request, session, project, 422, errors=[str(exc)], typed=questions)
+        return _project_page(request, session, project, 422, errors=[str(exc)], **typed)
     except DomainError as exc:
         session.rollback()
         session.refresh(project)

@@ -20,6 +20,7 @@ from app.projects import questions as question_defs
 from app.projects.kinds import ProjectKind, RatingScale
 from app.projects.questions import Questions
 from app.projects.strength import MAX_LEVELS
+from trainer.configs import DEFAULT_JUDGE_TEMPLATE, judge_template_problem
 
 ProjectName = Name
 Criterion = text(60)
@@ -94,6 +95,17 @@ Order = Literal["id", "uncertainty", "judge-uncertainty"]
 JudgeAccepts = Annotated[float | None, Field(ge=0.0, le=1e6, allow_inf_nan=False)]
 """The margin from which a judge's label counts toward overlap (None: never)."""
 
+
+def _judge_template(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None  # blank: the trainer's own question
+    if (problem := judge_template_problem(value)) is not None:
+        raise ValueError(problem.removeprefix("judge_template "))
+    return value
+
+
+JudgeTemplate = Annotated[text(20_000) | None, AfterValidator(_judge_template)]
+"""The question a pairwise judge of the project is asked (None: the trainer's default)."""
 JudgeFills = Annotated[int, Field(ge=1, le=100)]
 """How many overlap slots an accepted judge label fills (`Project.judge_fills`)."""
 
@@ -121,6 +133,13 @@ class ProjectSettings(BaseModel):
         description="a judge label whose margin is at least this counts toward overlap, "
         "filling judge_fills of a prompt's slots; null (the default): judge labels never "
         "replace a human's",
+    )
+    judge_template: JudgeTemplate = Field(
+        None,
+        description="the question a pairwise judge (a causal LM, an endpoint) is asked: "
+        "{prompt} is the conversation, {a} and {b} the two responses; null or blank: the "
+        "default question. A judge run's own judge_template overrides it",
+        json_schema_extra={"examples": [DEFAULT_JUDGE_TEMPLATE]},
     )
     judge_fills: JudgeFills = Field(
         1,
@@ -157,7 +176,8 @@ class ProjectCreate(ProjectSettings):
 
 
 class ProjectUpdate(BaseModel):
-    """The fields to change; a field left out keeps its value, and none may be null."""
+    """The fields to change; a field left out keeps its value, and none may be null but
+    judge_accepts and judge_template."""
 
     # Defaults of None mean "left out"; an explicit null fails the (non-null) type: 422.
     name: ProjectName = Field(None, json_schema_extra=_NO_DEFAULT)
@@ -174,8 +194,10 @@ class ProjectUpdate(BaseModel):
     hold_after_gold: int = Field(None, ge=1, le=1000, json_schema_extra=_NO_DEFAULT)
     order: Order = Field(None, json_schema_extra=_NO_DEFAULT)
     judge_accepts: JudgeAccepts = Field(None, json_schema_extra=_NO_DEFAULT)
-    """The one setting that may be null: null turns judge labels' counting off."""
+    """May be null: null turns judge labels' counting off."""
     judge_fills: JudgeFills = Field(None, json_schema_extra=_NO_DEFAULT)
+    judge_template: JudgeTemplate = Field(None, json_schema_extra=_NO_DEFAULT)
+    """May be null too: null (or blank) goes back to the default question."""
     strength_scale: CheckedStrengthScale = Field(None, json_schema_extra=_NO_DEFAULT)
     suggestions: Suggestions = Field(None, json_schema_extra=_NO_DEFAULT)
 
@@ -200,6 +222,7 @@ class ProjectOut(BaseModel):
     order: str
     judge_accepts: float | None
     judge_fills: int
+    judge_template: str | None
     strength_scale: list[dict[str, Any]]
     suggestions: str
     created_at: datetime

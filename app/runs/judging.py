@@ -83,6 +83,8 @@ def create_judge_run(
             field="project",
         )
     fixed = fixed_config(target)
+    if target.judge_template and "judge_template" not in config:
+        config = {**config, "judge_template": target.judge_template}  # the project's question
     checked = run_config.check_config(RunKind.judge, config, fixed)
     endpoint = str(checked.get("endpoint") or "")
     judge: RegisteredModel | None = None

@@ -402,3 +402,85 @@ def test_the_items_are_every_unretired_prompt_with_responses_gold_included(
         assert [r["id"] for r in item["responses"]] == list(ids)  # the app's response ids
         assert all(r["text"] for r in item["responses"])
         assert item["prompt"][0]["role"] == "user"
+
+
+def test_a_pairwise_judge_asks_the_projects_question_unless_the_run_has_its_own(
+    client, factory, session, tmp_path, artifacts
+) -> None:
+    """The project's judge_template is what an endpoint judge is sent; a run's own
+    judge_template overrides it; a question without {a} or {b} is refused where it is typed."""
+    admin = factory.user("admin")
+    project = ranking_project(factory, tmp_path, n=1)
+    own = "Project question.\n" + TEMPLATE
+    url = f"/api/v1/projects/{project.id}"
+    for bad in ("{prompt} A: {a}", "no placeholders"):
+        refused = client.patch(url, json={"judge_template": bad}, headers=admin.headers)
+        assert refused.status_code == 422 and "judge_template" in refused.text
+        assert "{b}" in refused.text
+    saved = client.patch(url, json={"judge_template": own}, headers=admin.headers)
+    assert saved.status_code == 200 and saved.json()["judge_template"] == own
+    with ChatServer(by_goodness) as server:
+        config = {"endpoint": server.url, "endpoint_model": "judge-m", "endpoint_retries": 0}
+        r = start(client, admin, project, config=config)
+        assert r.status_code == 201, r.text
+        assert r.json()["config"]["judge_template"] == own  # the run records what it asked
+        assert run_worker() == r.json()["id"]
+        assert status(r.json()["id"]).status == "succeeded"
+        asked = server.questions()
+        assert asked and all(q.startswith("Project question.\n") for q in asked)
+        server.requests.clear()
+        r = start(client, admin, project, config=config | {"judge_template": TEMPLATE})
+        assert r.status_code == 201 and run_worker() == r.json()["id"]
+        assert server.questions() and not any("Project question" in q for q in server.questions())
+    cleared = client.patch(url, json={"judge_template": None}, headers=admin.headers)
+    assert cleared.status_code == 200 and cleared.json()["judge_template"] is None
+
+
+def test_the_judge_question_is_set_from_the_form_and_the_cli(
+    client, factory, session, tmp_path
+) -> None:
+    from typer.testing import CliRunner
+
+    from app.cli import app as cli
+    from tests.test_pages import login
+
+    admin = factory.user("admin")
+    project = ranking_project(factory, tmp_path, n=1)
+    name, project_id = project.name, project.id
+    session.commit()
+    token = login(client, admin)
+    page = client.get(f"/admin/projects/{project_id}")
+    assert 'name="judge_template"' in page.text and "[Response A]" in page.text  # the default
+    form = {"csrf_token": token, "name": name, "overlap": "1", "lease_seconds": "1800"}
+
+    def save(**fields: str):  # type: ignore[no-untyped-def]
+        return client.post(
+            f"/admin/projects/{project_id}", data=form | fields, follow_redirects=False
+        )
+
+    bad = save(judge_template="Which is better? {a}")
+    assert bad.status_code == 422 and "judge_template" in bad.text and "{b} missing" in bad.text
+    assert "Which is better? {a}" in bad.text  # the form keeps what was typed
+    assert save(judge_template="Q: {prompt}\n1) {a}\n2) {b}").status_code in (200, 303)
+    got = client.get(f"/api/v1/projects/{project_id}", headers=admin.headers).json()
+    assert got["judge_template"] == "Q: {prompt}\n1) {a}\n2) {b}"
+    assert save(judge_template="  ").status_code in (200, 303)  # blank: the default question
+    got = client.get(f"/api/v1/projects/{project_id}", headers=admin.headers).json()
+    assert got["judge_template"] is None
+
+    runner = CliRunner()
+    question = tmp_path / "question.txt"
+    question.write_text("Only {a}")
+    refused = runner.invoke(cli, ["projects", "edit", name, "--judge-template", str(question)])
+    assert refused.exit_code == 2 and "judge-template" in refused.output
+    missing = runner.invoke(cli, ["projects", "edit", name, "--judge-template", "nope.txt"])
+    assert missing.exit_code == 2 and "nope.txt" in missing.output
+    question.write_text("{prompt}\n[A] {a}\n[B] {b}")
+    done = runner.invoke(cli, ["projects", "edit", name, "--judge-template", str(question)])
+    assert done.exit_code == 0, done.output
+    got = client.get(f"/api/v1/projects/{project_id}", headers=admin.headers).json()
+    assert got["judge_template"] == "{prompt}\n[A] {a}\n[B] {b}"
+    back = runner.invoke(cli, ["projects", "edit", name, "--judge-template", "default"])
+    assert back.exit_code == 0, back.output
+    got = client.get(f"/api/v1/projects/{project_id}", headers=admin.headers).json()
+    assert got["judge_template"] is None
