@@ -2,12 +2,17 @@
 
 The judge is a MiniLM-shaped random encoder (BERT, hidden 384, 6 layers, 12 heads,
 intermediate 1536, one-label head) built locally, saved and loaded with from_pretrained, as a
-user's reward model is. The items are bench/common.py's rankings (8-word prompts, 12-word
-responses plus marker words). First a sweep: the job on `--sweep-prompts` prompts at each
+user's reward model is, then (`--train-rankings`, default 200) trained as a reward model with
+`python -m trainer rm` on rankings of the same kind as the items, so its scores mean something.
+The items are bench/common.py's rankings (8-word prompts, 12-word responses plus marker words;
+more markers is better, so `best_right` is the share whose best response the judge found).
+First a sweep: the job on `--sweep-prompts` prompts at each
 `--batch-size` (`--repeats` interleaved runs each; the fastest counts, as a shared machine only
 ever slows a run down); then the whole `--prompts` file at the fastest batch size, once per
-`--precision`. Throughput is the judge's own (summary.json: time in the judge, model loading
-and file writes excluded); `wall_s` is the whole call. Target: ≥ 50 prompts/s.
+`--precision`, each one's rankings compared with the first precision's (`same_ranking`,
+`same_best`: what the faster arithmetic changes). Throughput is the judge's own
+(summary.json: time in the judge, model loading and file writes excluded); `wall_s` is the
+whole call. Target: ≥ 50 prompts/s.
 
     .venv/bin/python bench/judge.py                         # 10k prompts, K = 4
     nice -n 10 .venv/bin/python bench/judge.py --prompts 2000 --sweep-prompts 400
@@ -82,6 +87,46 @@ def run_job(
     }
 
 
+def train_judge(model: str, root: Path, n: int, k: int, seed: int, threads: int) -> str:
+    """A reward model trained as a user trains one (`python -m trainer rm --config`), on `n`
+    rankings where more marker words is better: a judge whose scores mean something, so that
+    what bf16 changes is measured against real margins, not a random model's."""
+    out = root / "trained"
+    out.mkdir()
+    config = {
+        "model": model,
+        "train_file": write_jsonl(root / "train.jsonl", rankings(n, k, seed + 1)),
+        "output_dir": str(out),
+        "num_epochs": 1,
+        "batch_size": 8,
+        "learning_rate": 3e-4,
+        "max_length": 64,
+        "eval_fraction": 0.0,
+    }
+    (out / "run.json").write_text(json.dumps(config))
+    env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
+    cmd = [sys.executable, "-m", "trainer", "rm", "--config", str(out / "run.json")]
+    subprocess.run(cmd, check=True, capture_output=True, env=env, cwd=ROOT)
+    return str(out)
+
+
+def rankings_of(path: Path) -> dict[str, list]:
+    """Item id -> the judge's ranking (response ids, best first) from a judgments.jsonl."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {str(row["id"]): row["ranking"] for row in rows}
+
+
+def agreement(ranked: dict[str, list], reference: dict[str, list]) -> dict[str, float]:
+    """Share of items ranked exactly alike, and with the same best response, as `reference`."""
+    ids = [i for i in reference if i in ranked]
+    same = sum(ranked[i] == reference[i] for i in ids)
+    top = sum(ranked[i][:1] == reference[i][:1] for i in ids)
+    n = max(len(ids), 1)
+    # items_of keeps each response's best-first index in its id: "r0" is the best.
+    right = sum(ranked[i][:1] == ["r0"] for i in ids)
+    return {"same_ranking": same / n, "same_best": top / n, "best_right": right / n}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--prompts", type=int, default=10_000)
@@ -92,6 +137,12 @@ def main() -> None:
     p.add_argument("--precision", nargs="+", default=["no", "bf16"], help="no | bf16 | fp16")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--train-rankings",
+        type=int,
+        default=200,
+        help="rankings the judge is trained on first (0: judge with the random model)",
+    )
     args = p.parse_args()
 
     rows = []
@@ -102,6 +153,11 @@ def main() -> None:
                 root / "minilm", hidden_size=384, layers=6, heads=12, intermediate_size=1536
             )
         )
+        if args.train_rankings:
+            t0 = time.perf_counter()
+            model = train_judge(model, root, args.train_rankings, args.k, args.seed, args.threads)
+            took = time.perf_counter() - t0
+            print(f"judge trained on {args.train_rankings} rankings in {took:.0f} s", flush=True)
         items = items_of(args.prompts, args.k, args.seed)
         full = write_jsonl(root / "items.jsonl", items)
         sweep = write_jsonl(root / "sweep.jsonl", items[: args.sweep_prompts])
@@ -113,15 +169,32 @@ def main() -> None:
                 runs[bs].append(run_job(model, sweep, out, bs, "no", args.threads))
         rows += [{"phase": "sweep", **fastest(runs[bs], "prompts_per_s")} for bs in runs]
         best = max(rows, key=lambda r: r["prompts_per_s"])
-        # 2. Every prompt at that batch size, once per precision.
+        # 2. Every prompt at that batch size, once per precision; each precision's rankings
+        # against the first's (fp32 by default): what the faster arithmetic changes.
+        reference: dict[str, list] | None = None
         for precision in args.precision:
             out = root / f"full-{precision}"
             got = run_job(model, full, out, best["batch_size"], precision, args.threads)
-            rows.append({"phase": "full", **got})
+            ranked = rankings_of(out / "judgments.jsonl")
+            reference = reference or ranked
+            rows.append({"phase": "full", **got, **agreement(ranked, reference)})
     for r in rows:
         r["responses_per_s"] = r["prompts_per_s"] * args.k
     columns = ["phase", "batch_size", "precision", "prompts", "seconds"]
-    print(table(rows, [*columns, "prompts_per_s", "responses_per_s", "wall_s"]))
+    print(
+        table(
+            rows,
+            [
+                *columns,
+                "prompts_per_s",
+                "responses_per_s",
+                "same_ranking",
+                "same_best",
+                "best_right",
+                "wall_s",
+            ],
+        )
+    )
     full_rows = [r for r in rows if r["phase"] == "full"]
     print(f"\nfastest batch size: {best['batch_size']}; every prompt, target ≥ {TARGET:g}/s:")
     for r in full_rows:
@@ -133,7 +206,8 @@ def main() -> None:
             "args": vars(args),
             "device": "cuda" if torch.cuda.is_available() else "cpu",
             "threads": args.threads or torch.get_num_threads(),
-            "model": "BERT hidden 384, 6 layers, 12 heads, intermediate 1536 (random)",
+            "model": "BERT hidden 384, 6 layers, 12 heads, intermediate 1536, random init"
+            + (f", trained on {args.train_rankings} rankings" if args.train_rankings else ""),
             "best_batch_size": best["batch_size"],
             "target_prompts_per_s": TARGET,
             "rows": rows,

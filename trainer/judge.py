@@ -25,11 +25,15 @@ goes to metrics.jsonl through the same reporter the trainers use; summary.json a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from trainer import EXIT_OK, EXIT_PREEMPTED
 from trainer.configs import ConfigError, JudgeConfig, check_values
@@ -124,6 +128,19 @@ def endpoint_key(cfg: JudgeConfig) -> str | None:
     return key
 
 
+def auto_precision(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """`mixed_precision: auto`: bf16 where the hardware computes it natively — a CUDA device
+    that supports it, or a CPU with AVX-512 BF16 or AMX (Linux's /proc/cpuinfo flags) — and
+    fp32 ("no") elsewhere, where emulated bf16 would be slower than fp32."""
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "no"
+    try:
+        flags = cpuinfo.read_text()
+    except OSError:
+        return "no"
+    return "bf16" if re.search(r"\b(avx512_bf16|amx_bf16)\b", flags) else "no"
+
+
 def make_judge(kind: str, cfg: JudgeConfig, run: Run) -> Any:
     """The judge object (loads its model, or opens nothing yet for an endpoint)."""
     if kind == "endpoint":
@@ -158,11 +175,18 @@ def judge(cfg: JudgeConfig) -> int:
     if kind == "endpoint":
         endpoint_key(cfg)  # refuse a missing key before anything is written
     items = read_items(cfg.train_file, cfg.project_kind)
+    if cfg.mixed_precision == "auto":  # an endpoint computes nothing here
+        chosen = "no" if kind == "endpoint" else auto_precision()
+        cfg = dataclasses.replace(cfg, mixed_precision=chosen)
     run = Run(cfg, "judge")
     out_path = run.out / JUDGMENTS_FILE
     done = read_done(out_path)
     todo = [it for it in items if it.key not in done]
-    log(f"judge: {kind}, {len(todo)} of {len(items)} items to judge ({len(done)} done before)")
+    precision = "" if kind == "endpoint" else f", precision {cfg.mixed_precision}"
+    log(
+        f"judge: {kind}{precision}, {len(todo)} of {len(items)} items to judge "
+        f"({len(done)} done before)"
+    )
     tally, seconds = Tally(), 0.0
     step = len(done)  # metrics steps continue after a resume
     judge_ = make_judge(kind, cfg, run) if todo else None

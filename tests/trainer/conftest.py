@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 
 import pytest
 
 from tests.trainer.trainer_testdata import pair_records, ranking_records, sft_records, write_jsonl
 from trainer.tiny import build_tiny_causal_lm, build_tiny_encoder
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerate_state() -> Iterator[None]:
+    """accelerate keeps one process-wide state, its precision fixed by the first Accelerator;
+    a run is a process of its own, but these tests run many in one (a judge picks bf16 by
+    default where the CPU has it, other trainers fp32), so each test starts it afresh."""
+    yield
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from accelerate.state import AcceleratorState
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
@@ -22,7 +23,7 @@ from tests.trainer.trainer_testdata import write_jsonl
 from trainer import EXIT_OK, EXIT_PREEMPTED, EXIT_USAGE
 from trainer.__main__ import main
 from trainer.configs import ConfigError, JudgeConfig, build_config
-from trainer.judge import JUDGMENTS_FILE, judge, judge_kind
+from trainer.judge import JUDGMENTS_FILE, auto_precision, judge, judge_kind
 from trainer.reward import load_reward_model
 from trainer.tiny import _corpus, build_tiny_causal_lm
 
@@ -121,7 +122,9 @@ def known_lm(tmp_path_factory: pytest.TempPathFactory) -> str:
 def test_reward_model_ranks_each_item_as_the_trained_scorer_scores(
     tmp_path: Path, encoder: str
 ) -> None:
-    cfg = _cfg(tmp_path, encoder, batch_size=3)
+    # fp32: the scores are the scorer's own to 1e-5 (auto may pick bf16, which moves them in
+    # the third digit: test_auto_precision_is_bf16_only_where_the_hardware_has_it)
+    cfg = _cfg(tmp_path, encoder, batch_size=3, mixed_precision="no")
     assert judge(cfg) == EXIT_OK
     rows = {str(r["id"]): r for r in _rows(tmp_path / "out")}
     assert list(rows) == ["k4", "7", "plain"]  # one line per item, in file order
@@ -148,6 +151,34 @@ def test_reward_model_ranks_each_item_as_the_trained_scorer_scores(
     assert metrics[-1]["abstentions"] == 0
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["judge_kind"] == "reward_model" and summary["items"] == 3
+
+
+def test_auto_precision_is_bf16_only_where_the_hardware_has_it(
+    tmp_path: Path, encoder: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """`mixed_precision: auto` (the default) reads the CPU's flags: bf16 with AVX-512 BF16 or
+    AMX, fp32 without them or when they cannot be read; the job logs what it chose, and bf16
+    scores stay close to fp32's."""
+    assert JudgeConfig().mixed_precision == "auto"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("flags\t: fpu sse avx2 avx512f avx512_bf16 avx512_vnni\n")
+    assert auto_precision(cpuinfo) == "bf16"
+    cpuinfo.write_text("flags\t: fpu sse avx2 amx_tile amx_bf16\n")
+    assert auto_precision(cpuinfo) == "bf16"
+    cpuinfo.write_text("flags\t: fpu sse avx2 avx512f avx512_vnni avx512_bf16x\n")
+    assert auto_precision(cpuinfo) == "no"
+    assert auto_precision(tmp_path / "absent") == "no"
+
+    chosen = auto_precision()
+    assert judge(_cfg(tmp_path / "auto", encoder, batch_size=3)) == EXIT_OK
+    assert f"reward_model, precision {chosen}," in capsys.readouterr().err
+    AcceleratorState._reset_state(reset_partial_state=True)  # a run is a process of its own
+    assert judge(_cfg(tmp_path / "fp32", encoder, batch_size=3, mixed_precision="no")) == EXIT_OK
+    auto_rows, fp32_rows = _rows(tmp_path / "auto" / "out"), _rows(tmp_path / "fp32" / "out")
+    for auto, fp32 in zip(auto_rows, fp32_rows, strict=True):
+        for rid, score in fp32["scores"].items():
+            assert auto["scores"][rid] == pytest.approx(score, rel=0.02, abs=0.02)
 
 
 def test_reward_model_scores_do_not_depend_on_the_batch(tmp_path: Path, encoder: str) -> None:
