@@ -15,11 +15,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,19 +35,12 @@ from tests.trainer.test_multiprocess import (
     in_process,
     launch,
 )
+from tests.trainer.trainer_testdata import RAY_ENV, local_ray_cluster
 from trainer import EXIT_PREEMPTED, PREEMPTED_FILE
 from trainer import launch as launcher
 from trainer.ray_cluster import ClusterTooSmall, scaling
 
-CLUSTER = """
-import sys, ray
-ray.init(num_cpus=2, include_dashboard=False, _temp_dir=sys.argv[1])
-print(ray.get_runtime_context().gcs_address, flush=True)
-sys.stdin.read()  # until the test closes it
-ray.shutdown()
-"""
 RANK_PID = re.compile(r"ray worker rank (\d+): pid (\d+)")
-QUIET = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
 
 
 def test_scaling_follows_the_run_config_and_refuses_a_cluster_too_small() -> None:
@@ -68,28 +58,8 @@ def test_scaling_follows_the_run_config_and_refuses_a_cluster_too_small() -> Non
 def cluster() -> Iterator[str]:
     """The address of a local Ray cluster of 2 CPUs whose workers import this checkout."""
     pytest.importorskip("ray.train.torch", reason="ray[train] is not installed (the ray extra)")
-    temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # Ray's socket paths must be short
-    proc = subprocess.Popen(
-        [sys.executable, "-c", CLUSTER, str(temp)],
-        env=_env() | QUIET,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=(temp / "cluster.log").open("w"),
-        text=True,
-        cwd=ROOT,
-    )
-    assert proc.stdout is not None and proc.stdin is not None
-    address = proc.stdout.readline().strip()
-    assert address, (temp / "cluster.log").read_text()[-3000:]
-    try:
+    with local_ray_cluster(ROOT) as address:
         yield address
-    finally:
-        proc.stdin.close()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(temp, ignore_errors=True)
 
 
 def on_ray(address: str) -> Any:
@@ -128,7 +98,7 @@ def start_on_ray(cluster: str, cfg: dict[str, Any], out: Path) -> tuple[subproce
     with log.open("w") as sink:
         proc = subprocess.Popen(
             launcher.ray_command("sft", config, cluster),
-            env=_env() | QUIET,
+            env=_env() | RAY_ENV,
             stdout=sink,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # as the worker starts a trainer: the group is the run
