@@ -41,7 +41,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from trainer import ATTEMPT_ENV, SUPERVISOR_ENV, launch
+from trainer import ATTEMPT_ENV, EXIT_UNAVAILABLE, SUPERVISOR_ENV, launch
 from trainer.reporting import log
 
 STOP_GRACE_SECONDS = 30.0
@@ -53,7 +53,8 @@ EXIT_LAUNCH_FAILED = 1
 
 
 class ClusterTooSmall(RuntimeError):
-    """The cluster cannot hold the run's processes (it would wait for them forever)."""
+    """The cluster cannot hold the run's processes (it would wait for them forever); the driver
+    exits EXIT_UNAVAILABLE with the cause."""
 
 
 def scaling(config: dict[str, Any], resources: dict[str, float]) -> tuple[int, bool]:
@@ -160,11 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())  # after ray.init, which sets its own
     try:
         workers, use_gpu = scaling(config, ray.cluster_resources())
-    except ClusterTooSmall as e:
+    except ClusterTooSmall as e:  # the cluster may grow: a retry can get further
         print(f"error: {e}", file=sys.stderr)
-        return EXIT_LAUNCH_FAILED
+        return EXIT_UNAVAILABLE
     log(f"ray: {workers} workers ({'GPU' if use_gpu else 'CPU'}) on {args.address}")
-    control = ray.remote(num_cpus=0)(Control).remote()
+    control: Any = ray.remote(num_cpus=0)(Control).remote()  # an actor handle
     per_worker = {"CPU": 1, "GPU": 1} if use_gpu else {"CPU": 1}
     trainer = TorchTrainer(
         train_per_worker,

@@ -36,7 +36,7 @@ from tests.trainer.test_multiprocess import (
     launch,
 )
 from tests.trainer.trainer_testdata import RAY_ENV, local_ray_cluster
-from trainer import EXIT_PREEMPTED, PREEMPTED_FILE
+from trainer import EXIT_PREEMPTED, EXIT_UNAVAILABLE, PREEMPTED_FILE
 from trainer import launch as launcher
 from trainer.ray_cluster import ClusterTooSmall, scaling
 
@@ -60,6 +60,26 @@ def cluster() -> Iterator[str]:
     pytest.importorskip("ray.train.torch", reason="ray[train] is not installed (the ray extra)")
     with local_ray_cluster(ROOT) as address:
         yield address
+
+
+@pytest.mark.slow
+def test_a_run_the_cluster_cannot_hold_fails_at_start_with_the_count(
+    tmp_path: Path, cluster: str, causal_lm: str, data: dict[str, str]
+) -> None:
+    cfg = _base(causal_lm, data["sft"], 1, 2) | {"processes": 3}
+    config = _write_config(tmp_path / "run", cfg)
+    res = subprocess.run(
+        launcher.ray_command("sft", config, cluster),
+        env=_env() | RAY_ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == EXIT_UNAVAILABLE, res.stderr[-3000:]
+    assert "error: the run needs 3 processes, one CPU each, and the Ray cluster has 2 CPUs" in (
+        res.stderr
+    )
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
 
 
 def on_ray(address: str) -> Any:
