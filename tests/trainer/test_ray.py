@@ -125,12 +125,14 @@ def start_on_ray(cluster: str, cfg: dict[str, Any], out: Path) -> tuple[subproce
         )
     metrics = out / "metrics.jsonl"
     deadline = time.monotonic() + 300
-    while not (metrics.exists() and metrics.read_text().strip()):
+    ranks: dict[int, int] = {}
+    # Ray forwards the workers' lines to the driver as it reads them: wait for both as well.
+    while not (metrics.exists() and metrics.read_text().strip() and len(ranks) == 2):
         assert proc.poll() is None, log.read_text()[-4000:]
-        assert time.monotonic() < deadline, "no step logged within 5 minutes"
+        assert time.monotonic() < deadline, "no step and both ranks logged within 5 minutes"
         time.sleep(0.05)
-    ranks = {int(r): int(p) for r, p in RANK_PID.findall(log.read_text())}
-    assert sorted(ranks) == [0, 1], log.read_text()[-4000:]
+        ranks = {int(r): int(p) for r, p in RANK_PID.findall(log.read_text())}
+    assert sorted(ranks) == [0, 1]
     return proc, ranks
 
 
