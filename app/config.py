@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     RLHF_ACCESS_LOG=0 turns it off."""
     trainer_launcher: str = "python"
     """How the worker starts the trainer: python (python -m trainer) or accelerate."""
+    ray_address: str = ""
+    """A Ray cluster (`ray.init`'s address, e.g. 10.0.0.5:6379) that trains the runs (sft, rm,
+    dpo, ppo) through Ray Train instead of this machine (trainer/ray_cluster.py); needs the
+    `ray` extra. Empty: the worker's own machine."""
 
     def pool_size(self) -> int:
         """Connections each engine of one web process keeps (no overflow)."""

@@ -11,6 +11,10 @@ ACCELERATE_FILE) is the one source for launching it by hand, e.g. under SLURM:
         --num_machines M --machine_rank $SLURM_NODEID \\
         --main_process_ip HOST --main_process_port PORT \\
         -m trainer KIND --config config.json
+
+On a Ray cluster (`ray_command`): `python -m trainer.ray_cluster` is the launcher instead of
+torchrun; it starts processes × machines Ray Train workers wherever the cluster has room
+(trainer/ray_cluster.py).
 """
 
 from __future__ import annotations
@@ -93,4 +97,13 @@ def command(kind: str, config_path: Path | str, processes: int) -> list[str]:
         *("--nproc_per_node", str(processes), "--nnodes", "1"),
         *("--master_addr", "127.0.0.1", "--master_port", str(free_port())),
         *args,
+    ]
+
+
+def ray_command(kind: str, config_path: Path | str, address: str) -> list[str]:
+    """The command that trains `kind` on the Ray cluster at `address`, with as many workers as
+    the config's processes × machines (trainer/ray_cluster.py is the driver)."""
+    return [
+        *(sys.executable, "-m", "trainer.ray_cluster", kind),
+        *("--config", str(config_path), "--address", address),
     ]

@@ -44,6 +44,16 @@ class Diverged(RuntimeError):
     """The loss stayed non-finite for more than `nan_patience` steps."""
 
 
+_STOP = threading.Event()
+
+
+def request_stop() -> None:
+    """Ask this process's run to stop as SIGTERM does (every rank after the same step, with a
+    checkpoint): for a launcher that runs the trainer off the main thread, where no signal
+    handler can be installed (a Ray Train worker, trainer/ray_cluster.py)."""
+    _STOP.set()
+
+
 class Run:
     """One training run in `cfg.output_dir`: metrics.jsonl, checkpoints, preemption flag."""
 
@@ -246,6 +256,9 @@ class Run:
         The signal reaches the ranks at different moments; a rank that stopped alone would leave
         the others waiting forever in their next collective (gradient all-reduce, checkpoint).
         """
+        if _STOP.is_set() and not self.preempted:
+            log("stop requested by the launcher: saving a checkpoint after this step")
+            self.preempted = True
         if self.accelerator.num_processes == 1:
             return self.preempted
         flag = torch.tensor([float(self.preempted)], device=self.device)

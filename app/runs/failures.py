@@ -13,6 +13,8 @@ from trainer import EXIT_DIVERGED, EXIT_FENCED, EXIT_PREEMPTED, EXIT_UNAVAILABLE
 
 EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt)(:\s.*)?$")
 """The last line of a Python traceback: `module.SomeError: what happened`."""
+RAY_PREFIX = re.compile(r"^\(\w+ pid=\d+(, ip=[^)]*)?\) ")
+"""What Ray puts before each line a worker of a Ray cluster printed: `(RayTrainWorker pid=7) `."""
 LAUNCHER_ERRORS = ("subprocess.CalledProcessError",)
 """Exceptions of a launcher (accelerate) that only say its child failed."""
 OOM = ("out of memory", "OutOfMemoryError")
@@ -27,10 +29,15 @@ MODEL_ERRORS = (
 NO_RETRIES_LEFT = "no retries left"
 
 
+def _lines(tail: str) -> list[str]:
+    """The log's lines as the trainer printed them (without a Ray worker's prefix)."""
+    return [RAY_PREFIX.sub("", line) for line in tail.splitlines()]
+
+
 def exception_line(tail: str) -> str | None:
     """The trainer's own exception in a log tail (the last one a launcher did not raise)."""
     found = None
-    for line in tail.splitlines():
+    for line in _lines(tail):
         line = line.strip()
         if EXCEPTION.match(line) and not line.startswith(LAUNCHER_ERRORS):
             found = line
@@ -40,7 +47,7 @@ def exception_line(tail: str) -> str | None:
 def describe_exit(code: int, tail: str) -> str:
     """One line on how the trainer ended: its own `error:` line, or its exception's last line."""
     if code in (EXIT_DIVERGED, EXIT_USAGE, EXIT_FENCED, EXIT_UNAVAILABLE):
-        said = [line[len("error: ") :] for line in tail.splitlines() if line.startswith("error: ")]
+        said = [line[len("error: ") :] for line in _lines(tail) if line.startswith("error: ")]
         if said:
             return said[-1]
     if code < 0:

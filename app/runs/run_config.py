@@ -3,12 +3,13 @@
 The bounds and choices of every key belong to trainer/configs.py; this module applies them
 where a run is typed (API, start form, `rlhf runs start`, a next round), and keeps out the keys
 the worker sets itself. Whether the worker's machine has the devices for `processes` is not
-known here: the trainer says so when it starts.
+known here: the trainer says so when it starts (on a Ray cluster, its launcher does).
 """
 
 import dataclasses
 from typing import Any
 
+from app.config import get_settings
 from app.errors import Invalid
 from trainer.configs import CONFIGS, ConfigError, build_config
 
@@ -57,10 +58,11 @@ def check_config(
         built = build_config(kind, config, fixed)
     except ConfigError as exc:
         raise ConfigInvalid(str(exc), exc.key) from None
-    if getattr(built, "machines", 1) > 1:
+    if getattr(built, "machines", 1) > 1 and not get_settings().ray_address:
         raise ConfigInvalid(
             "a worker runs a run on its own machine: machines must be 1 here (a run across "
-            "machines is launched by hand from its launch config, see the README)",
+            "machines goes to a Ray cluster, RLHF_RAY_ADDRESS, or is launched by hand from its "
+            "launch config, see the README)",
             "machines",
         )
     return {key: getattr(built, key) for key in config}

@@ -3,7 +3,9 @@
 Per run: freeze the snapshot's files into the run directory, write the trainer config and the
 run's launch config (trainer/launch.py), launch `python -m trainer KIND --config config.json`
 (a run of several processes through `torchrun`; with the `accelerate` launcher setting, a
-one-process run through `accelerate launch -m trainer …`) in a process group of its own, copy
+one-process run through `accelerate launch -m trainer …`; with a Ray cluster set, a training
+run through its Ray driver, `python -m trainer.ray_cluster`, which the cancel's SIGTERM reaches
+as it reaches torchrun) in a process group of its own, copy
 new lines of metrics.jsonl into the database, heart-beat, pass a cancel on as SIGTERM, and report
 how the attempt ended; worker_steps decides what the run does next.
 
@@ -116,6 +118,7 @@ class Worker:
         self.stale_seconds = settings.run_stale_seconds
         self.retry_seconds = settings.run_retry_seconds
         self.launcher = settings.trainer_launcher
+        self.ray_address = settings.ray_address
         self.artifacts = Path(settings.artifacts_dir).resolve()
         self.stopping = threading.Event()
         self.process: subprocess.Popen[bytes] | None = None
@@ -275,9 +278,13 @@ class Worker:
         launch.write_launch_files(run_dir, config)
 
     def _command(self, run: TrainingRun, run_dir: Path) -> list[str]:
-        """A run of several processes starts through torchrun (trainer/launch.py); one process
-        as the `trainer_launcher` setting says."""
+        """A training run on a Ray cluster when one is set (generation and judging stay here:
+        this worker stores what they write as they go); else a run of several processes starts
+        through torchrun (trainer/launch.py), one process as the `trainer_launcher` setting
+        says."""
         config_path = run_dir / "config.json"
+        if self.ray_address and run.kind not in PROJECT_RUNS:
+            return launch.ray_command(run.kind, config_path, self.ray_address)
         processes = launch.plan(dict(run.config))["processes"]
         if processes > 1:
             return launch.command(run.kind, config_path, processes)

@@ -21,3 +21,16 @@ def test_a_refused_config_is_named_and_not_retried() -> None:
 
 def test_an_exit_without_an_error_line_says_its_status() -> None:
     assert describe_exit(EXIT_UNAVAILABLE, "no line\n") == "the trainer exited with status 69"
+
+
+def test_the_lines_of_a_ray_worker_are_read_without_the_prefix_ray_puts_before_them() -> None:
+    tail = (
+        "(RayTrainWorker pid=812) error: config key 'train_file' is required\n"
+        "(RayTrainWorker pid=840, ip=10.0.0.7) error: config key 'train_file' is required\n"
+    )
+    assert describe_exit(EXIT_USAGE, tail) == "config key 'train_file' is required"
+    crashed = (
+        "(TrainController pid=9) safetensors_rust.SafetensorError: invalid header length\n"
+        "(RayTrainWorker pid=840) [2026-01-01 10:00:00] checkpoint saved\n"
+    )
+    assert describe_exit(1, crashed) == "safetensors_rust.SafetensorError: invalid header length"

@@ -9,6 +9,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from app.datasets import service as datasets_service
@@ -16,7 +17,7 @@ from app.db import get_sessionmaker
 from app.runs import registry, service, worker_steps
 from app.runs.models import RunMetric, TrainingRun
 from app.runs.worker import Worker
-from tests.trainer.trainer_testdata import children
+from tests.trainer.trainer_testdata import RAY_ENV, children, local_ray_cluster
 
 FAST = {"batch_size": 4, "eval_batch_size": 8, "max_length": 64, "learning_rate": 0.002}
 
@@ -295,6 +296,37 @@ def test_a_run_of_two_processes_launches_through_torchrun_with_its_launch_config
     model = registry.get_model(session=session, model_id=done.output_model_id)
     assert model.metrics["strategy"] == "fsdp" and model.metrics["world_size"] == 2
     assert len(model.metrics["peak_memory_mb"]) == 2
+
+
+def test_with_a_ray_cluster_set_a_run_trains_there_and_comes_back_as_a_local_one(
+    session, sft_snapshot, tiny_models, monkeypatch
+) -> None:
+    """RLHF_RAY_ADDRESS: the worker's trainer is the Ray driver; the metrics, the log and the
+    model arrive as from torchrun (the cluster shares this machine's filesystem)."""
+    pytest.importorskip("ray.train.torch", reason="ray[train] is not installed (the ray extra)")
+    from app.config import get_settings
+    from app.runs.run_config import check_config
+
+    root = Path(__file__).resolve().parents[2]
+    monkeypatch.setenv("PYTHONPATH", str(root))
+    for key, value in RAY_ENV.items():
+        monkeypatch.setenv(key, value)
+    run = _queue(session, sft_snapshot, tiny_models["causal-lm"], max_steps=3, processes=2)
+    with local_ray_cluster(root) as address:
+        monkeypatch.setenv("RLHF_RAY_ADDRESS", address)
+        get_settings.cache_clear()
+        assert check_config("sft", {"machines": 2}) == {"machines": 2}  # Ray places them
+        worker = Worker(poll_seconds=0.2, heartbeat_seconds=0.5)
+        assert worker._command(run, Path("/r"))[1:4] == ["-m", "trainer.ray_cluster", "sft"]
+        assert worker.run_once() == run.id
+    get_settings.cache_clear()
+    done = _reload(run.id)
+    assert done.status == "succeeded", done.error
+    assert _steps(run.id) == [1, 2, 3]
+    model = registry.get_model(session=session, model_id=done.output_model_id)
+    assert model.kind == "policy" and model.metrics["world_size"] == 2
+    log = (Path(done.run_dir) / "train.log").read_text()
+    assert "(RayTrainWorker pid=" in log and "ray worker rank 1" in log
 
 
 def test_cancel_stops_every_rank_of_a_sharded_run_with_a_checkpoint(

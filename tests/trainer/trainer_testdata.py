@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import random
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 WORDS = str.split("the cat dog good bad answer question hello world yes no tree river")
@@ -95,3 +102,45 @@ def children(pid: int) -> list[int]:
 def group(pgid: int) -> list[int]:
     """Live processes of a process group."""
     return _live(2, pgid)
+
+
+_RAY_CLUSTER = """
+import sys, ray
+ray.init(num_cpus=2, include_dashboard=False, _temp_dir=sys.argv[1])
+print(ray.get_runtime_context().gcs_address, flush=True)
+sys.stdin.read()  # until the test closes it
+ray.shutdown()
+"""
+RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+"""For a test cluster and its drivers: no usage report, no token file in the home directory."""
+
+
+@contextlib.contextmanager
+def local_ray_cluster(root: Path) -> Iterator[str]:
+    """The address of a local Ray cluster of 2 CPUs (`ray.init(num_cpus=2)` in a process of its
+    own) whose workers import the checkout at `root`; it ends with the block."""
+    temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # Ray's socket paths must be short
+    env = os.environ | RAY_ENV | {"PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    with (temp / "cluster.log").open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _RAY_CLUSTER, str(temp)],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            cwd=root,
+        )
+    assert proc.stdout is not None and proc.stdin is not None
+    try:
+        address = proc.stdout.readline().strip()
+        assert address, (temp / "cluster.log").read_text()[-3000:]
+        yield address
+    finally:
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(temp, ignore_errors=True)
