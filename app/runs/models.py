@@ -154,6 +154,8 @@ class Worker(Base):
     """The run it is training now (no foreign key: a worker row outlives nothing)."""
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resources: Mapped[dict[str, Any] | None]
+    """What its machine offers a run (`app.runs.resources.measure`), measured when it starts."""
 
 
 class RunMetric(Base):

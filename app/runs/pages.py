@@ -14,7 +14,7 @@ from app.deps import AdminUser
 from app.errors import DomainError, validation_messages
 from app.http.bounds import Id, Keyword, ModelRefQuery, loads_object
 from app.projects import service as project_service
-from app.runs import health, lineage, metric_info, registry, run_config, service
+from app.runs import health, lineage, metric_info, registry, resources, run_config, service
 from app.runs.generation import generation_details
 from app.runs.judging import judge_details
 from app.runs.models import TRAINS_ON, RunKind, RunStatus, run_kinds_for
@@ -54,7 +54,18 @@ def workers_running(session: Session | None = None) -> bool:
 
 # Form inputs a refused field's message is shown beside (config keys without one of their own:
 # beside "more config").
-FORM_INPUTS = {"kind", "snapshot_id", "model", "reward_model", "name", "aspect", *MAIN_FIELDS}
+DISTRIBUTION_FIELDS = ["strategy", "processes", "machines", "zero_stage"]
+"""How a training run is spread (trainer/configs.py's keys), each a field of the start form."""
+FORM_INPUTS = {
+    "kind",
+    "snapshot_id",
+    "model",
+    "reward_model",
+    "name",
+    "aspect",
+    *MAIN_FIELDS,
+    *DISTRIBUTION_FIELDS,
+}
 
 
 def _form_input(field: str | None) -> str | None:
@@ -114,6 +125,13 @@ def _form_context(
         "suggested": for_model[str(kind)],
         "main_fields": MAIN_FIELDS,
         "kind": kind,
+        "strategies": resources.STRATEGIES,
+        "workers": [
+            (w.name, resources.describe(w.resources))
+            for w in service.live_workers(
+                session=session, stale_seconds=get_settings().run_stale_seconds
+            )
+        ],
     }
 
 
@@ -184,7 +202,7 @@ async def start_run(
     try:
         config = loads_object(extra_config, "more config") if extra_config.strip() else {}
         defaults = run_config.trainer_defaults(kind) if kind in RunKind.__members__ else {}
-        for field in MAIN_FIELDS:
+        for field in MAIN_FIELDS + DISTRIBUTION_FIELDS:
             value = form.get(field, "").strip()
             if value and str(defaults.get(field)) != value:
                 config[field] = value

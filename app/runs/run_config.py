@@ -2,8 +2,10 @@
 
 The bounds and choices of every key belong to trainer/configs.py; this module applies them
 where a run is typed (API, start form, `rlhf runs start`, a next round), and keeps out the keys
-the worker sets itself. Whether the worker's machine has the devices for `processes` is not
-known here: the trainer says so when it starts (on a Ray cluster, its launcher does).
+the worker sets itself. Whether a live worker's machine can run the distribution is
+`resources.refusal`'s question (from the workers' reported resources, where the run is
+created); the trainer checks its own machine again when it starts (on a Ray cluster, its
+launcher does).
 """
 
 import dataclasses

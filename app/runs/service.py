@@ -15,9 +15,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.base import utcnow
+from app.config import get_settings
 from app.datasets import service as datasets_service
 from app.errors import Conflict, Invalid, NotFound
-from app.runs import generation, judging, lifecycle, registry, run_config
+from app.runs import generation, judging, lifecycle, registry, resources, run_config
 from app.runs.lifecycle import Event
 from app.runs.models import (
     TRAINS_ON,
@@ -101,6 +102,7 @@ def _create_training_run(session: Session, request: RunRequest) -> TrainingRun:
             field="snapshot_id",
         )
     checked = run_config.check_config(kind, request.config)
+    _check_fits_a_worker(session, checked)
     role = Role.backbone if kind == RunKind.rm else Role.policy
     base_path, base = registry.resolve(session=session, ref=model, role=role, field="model")
     reward_path, reward = None, None
@@ -249,6 +251,20 @@ def log_tail(run_dir: str | Path | None, lines: int = LOG_TAIL_LINES) -> str:
     with open(path, "rb") as f:
         f.seek(max(0, path.stat().st_size - 64_000))
         return "\n".join(f.read().decode("utf-8", "replace").splitlines()[-lines:])
+
+
+def _check_fits_a_worker(session: Session, config: dict[str, Any]) -> None:
+    """Refuse a distribution no live worker can run (`resources.refusal`), naming the key."""
+    stale = get_settings().run_stale_seconds
+    reported = [w.resources for w in live_workers(session=session, stale_seconds=stale)]
+    refused = resources.refusal(
+        [r for r in reported if r],
+        str(config.get("strategy", "ddp")),
+        int(config.get("processes", 1)),
+        int(config.get("machines", 1)),
+    )
+    if refused is not None:
+        raise run_config.ConfigInvalid(*refused)
 
 
 def live_workers(*, session: Session, stale_seconds: float) -> list[Worker]:

@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 from app.config import get_settings
 from app.datasets import service as datasets_service
 from app.db import get_sessionmaker
-from app.runs import generation, judging, service, worker_steps
+from app.runs import generation, judging, resources, service, worker_steps
 from app.runs.models import RunKind, TrainingRun
 from trainer import (
     ATTEMPT_ENV,
@@ -119,6 +119,7 @@ class Worker:
         self.retry_seconds = settings.run_retry_seconds
         self.launcher = settings.trainer_launcher
         self.ray_address = settings.ray_address
+        self.resources = resources.measure(self.ray_address)
         self.artifacts = Path(settings.artifacts_dir).resolve()
         self.stopping = threading.Event()
         self.process: subprocess.Popen[bytes] | None = None
@@ -165,7 +166,9 @@ class Worker:
 
     def _alive(self, session: Session, run_id: int | None, force: bool = False) -> None:
         if force or time.monotonic() - self._last_alive >= self.heartbeat_seconds:
-            worker_steps.worker_alive(session=session, worker=self.name, run_id=run_id)
+            worker_steps.worker_alive(
+                session=session, worker=self.name, run_id=run_id, resources=self.resources
+            )
             self._last_alive = time.monotonic()
 
     # -------------------------------------------------------------- one run

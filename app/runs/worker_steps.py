@@ -284,14 +284,26 @@ def requeue_stale(
     return [run.id for run in stale]
 
 
-def worker_alive(*, session: Session, worker: str, run_id: int | None) -> None:
-    """A worker's own heartbeat (idle or busy with `run_id`)."""
+def worker_alive(
+    *,
+    session: Session,
+    worker: str,
+    run_id: int | None,
+    resources: dict[str, Any] | None = None,
+) -> None:
+    """A worker's own heartbeat (idle or busy with `run_id`), with its machine's resources."""
     row = session.get(Worker, worker)
     now = utcnow()
     if row is None:
-        session.add(Worker(name=worker, run_id=run_id, started_at=now, heartbeat_at=now))
+        session.add(
+            Worker(
+                name=worker, run_id=run_id, started_at=now, heartbeat_at=now, resources=resources
+            )
+        )
     else:
         row.run_id, row.heartbeat_at = run_id, now
+        if resources is not None and row.resources != resources:
+            row.resources = resources
     session.commit()
 
 

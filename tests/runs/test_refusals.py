@@ -180,20 +180,22 @@ def test_the_start_form_shows_the_message_beside_the_field(
 ) -> None:
     token = login(client, factory.user("admin"))
     main_fields = {"max_steps", "num_epochs", "learning_rate", "batch_size", "max_length", "seed"}
+    # fields of the form's own too: the distribution
+    form_fields = main_fields | {"strategy", "processes", "machines", "zero_stage"}
     for case in CASES:
         what, kind, _, _, config, field, message = case
         if kind == "generate":
             continue  # started from a project's page
         body = _body(case, world, reward_dir)
         form = {k: str(v) for k, v in body.items() if k not in ("config", "models")}
-        shown = {k: v for k, v in config.items() if k in main_fields}
+        shown = {k: v for k, v in config.items() if k in form_fields}
         form |= {k: str(v) for k, v in shown.items()}
-        rest = {k: v for k, v in config.items() if k not in main_fields}
+        rest = {k: v for k, v in config.items() if k not in form_fields}
         form["extra_config"] = json.dumps(rest) if rest else ""
         page = client.post("/admin/runs", data=form | {"csrf_token": token})
         assert page.status_code == 422, (what, page.text[:300])
         key = field.split(".", 1)[1] if field.startswith("config.") else field
-        box = key if key in main_fields or not field.startswith("config.") else "extra_config"
+        box = key if key in form_fields or not field.startswith("config.") else "extra_config"
         beside = page.text.split(f'id="error-{box}"', 1)
         assert len(beside) == 2, (what, box)
         assert escape(message) in beside[1].split("</span>", 1)[0], (what, beside[1][:300])
