@@ -19,6 +19,8 @@ LARGE = 1_000_000_000
 
 # kind → (toy, small, large) suggestions. Sources: TRL's and InstructGPT's published settings for
 # pretrained models; for toys, the settings the demo and the tests were measured to learn with.
+# The small RM rate was checked on HH-RLHF harmless pairs (MiniLM-L6, `bench/hh_rm.py`, 463
+# held-out pairs): 3e-5 reached 0.594 accuracy, 1e-5 0.529 (−0.065 ± 0.044 paired), 1e-4 0.562.
 _TABLE: dict[str, tuple[dict[str, float], ...]] = {
     "sft": (
         {"learning_rate": 1e-3, "num_epochs": 3, "max_length": 256},
