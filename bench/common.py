@@ -82,3 +82,22 @@ def fastest(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
 def metrics_rows(out: str | Path) -> list[dict]:
     """Rows of a run's metrics.jsonl."""
     return [json.loads(x) for x in (Path(out) / "metrics.jsonl").read_text().splitlines()]
+
+
+def trl_matched(seed: int) -> dict[str, Any]:
+    """The TrainingArguments that make a TRL trainer train as ours do (cosine with 3% warm-up,
+    fp32, no gradient checkpointing: TRL's defaults are bf16 and checkpointing), save and log
+    nothing, on the CPU when there is no GPU: one owner for every bench that runs TRL."""
+    import torch
+
+    return {
+        "warmup_steps": 0.03,  # transformers 5: a float < 1 is a ratio
+        "lr_scheduler_type": "cosine",
+        "report_to": "none",
+        "save_strategy": "no",
+        "logging_steps": 10**6,
+        "use_cpu": not torch.cuda.is_available(),
+        "seed": seed,
+        "bf16": False,
+        "gradient_checkpointing": False,
+    }

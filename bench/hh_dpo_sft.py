@@ -55,7 +55,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import metrics_rows, save, table, write_jsonl  # noqa: E402
+from bench.common import metrics_rows, save, table, trl_matched, write_jsonl  # noqa: E402
 from bench.hh_rm import DATA, TURN, folds, interval, read_pairs, transcript_messages  # noqa: E402
 from trainer.configs import DPOConfig, SFTConfig  # noqa: E402
 from trainer.factories import load_tokenizer  # noqa: E402
@@ -222,15 +222,7 @@ def trl_dpo(model: str, train_recs, test_recs, seed: int, args, out: Path) -> di
         learning_rate=args.lr_dpo,
         beta=args.beta,
         max_length=args.max_length,
-        warmup_steps=0.03,  # transformers 5: a float < 1 is a ratio
-        lr_scheduler_type="cosine",
-        report_to="none",
-        save_strategy="no",
-        logging_steps=10**6,
-        use_cpu=not torch.cuda.is_available(),
-        seed=seed,
-        bf16=False,
-        gradient_checkpointing=False,
+        **trl_matched(seed),
     )
     tok = load_tokenizer(model)
     trainer = DPOTrainer(
@@ -289,15 +281,7 @@ def trl_sft(model: str, train_recs, test_recs, seed: int, args, out: Path) -> di
         num_train_epochs=args.epochs,
         learning_rate=args.lr_sft,
         max_length=args.max_length,
-        warmup_steps=0.03,  # transformers 5: a float < 1 is a ratio
-        lr_scheduler_type="cosine",
-        report_to="none",
-        save_strategy="no",
-        logging_steps=10**6,
-        use_cpu=not torch.cuda.is_available(),
-        seed=seed,
-        bf16=False,  # TRL's defaults are bf16 and gradient checkpointing: match ours instead
-        gradient_checkpointing=False,
+        **trl_matched(seed),
         packing=False,
         completion_only_loss=True,
     )

@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import fastest, metrics_rows, save, sentence, table, write_jsonl  # noqa: E402
+from bench.common import fastest, metrics_rows, save, sentence, table, trl_matched, write_jsonl  # noqa: E402
 from trainer.configs import SFTConfig  # noqa: E402
 from trainer.sft import train  # noqa: E402
 from trainer.tiny import build_tiny_causal_lm  # noqa: E402
@@ -110,15 +110,7 @@ def run_trl(model: str, recs: list[dict], args, out: Path) -> dict:
         num_train_epochs=args.epochs,
         learning_rate=args.lr,
         max_length=args.max_length,
-        warmup_steps=0.03,  # transformers 5: a float < 1 is a ratio
-        lr_scheduler_type="cosine",
-        report_to="none",
-        save_strategy="no",
-        logging_steps=10**6,
-        use_cpu=not torch.cuda.is_available(),
-        seed=42,
-        bf16=False,  # TRL's defaults are bf16 and gradient checkpointing: match ours instead
-        gradient_checkpointing=False,
+        **trl_matched(42),
         packing=False,
         completion_only_loss=True,
     )
