@@ -38,6 +38,7 @@ from tests.trainer.test_multiprocess import (  # noqa: E402
     _write_config,
     assert_same_curve,
     assert_same_weights,
+    cancel_after_first_step,
     in_process,
     launch,
 )
@@ -147,3 +148,23 @@ def test_rm_and_dpo_under_zero_follow_the_one_process_curve(
     assert_same_weights(tmp_path / "one", two, skip)
     summary = json.loads((two / "summary.json").read_text())
     assert summary["strategy"] == "deepspeed" and summary["world_size"] == 2
+
+
+def test_sft_zero_cancel_and_resume(tmp_path: Path, causal_lm: str, data: dict[str, str]) -> None:
+    """A SIGTERM to torchrun's group (the worker's cancel) stops both ranks after the same step
+    with a DeepSpeed checkpoint; the run resumes from it on the same layout."""
+    steps = 40  # long enough for a SIGTERM sent after step 1 to land inside the loop
+
+    def cfg(processes: int) -> dict[str, Any]:
+        return _base(causal_lm, data["sft"], 4 // processes, steps) | {"max_length": 64}
+
+    in_process("sft", cfg(1), tmp_path / "one")
+    two = tmp_path / "two"
+    stopped = cancel_after_first_step(
+        "sft", deepspeed(cfg(2), 2, 2), two, processes=2, command=torchrun
+    )
+    assert stopped < steps
+    launch("sft", deepspeed(cfg(2), 2, 2), two, processes=2, command=torchrun)
+    assert [r["step"] for r in read_metrics(two)] == list(range(1, steps + 1))
+    assert_same_curve(tmp_path / "one", two)
+    assert_same_weights(tmp_path / "one", two)
