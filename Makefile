@@ -13,6 +13,9 @@ $(STAMP): pyproject.toml
 	# The CPU wheel of torch first, pinned: an unpinned torch would pull the CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[train,dev]'
+	# DeepSpeed (strategy deepspeed; its tests skip without it) is an sdist built against the
+	# torch above: without --no-build-isolation pip would fetch another torch to build it.
+	$(BIN)/pip install -q --no-build-isolation -e '.[deepspeed]'
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -174,14 +174,26 @@ def _check_distribution(cfg: BaseConfig) -> None:
     if cfg.strategy == "deepspeed":
         import importlib.util
 
-        why = (
-            "the deepspeed package is not installed"
-            if importlib.util.find_spec("deepspeed") is None
-            else "this trainer does not run it yet"
-        )
-        raise ConfigError(
-            f"strategy deepspeed is not available: {why}; use ddp or fsdp", "strategy"
-        )
+        if importlib.util.find_spec("deepspeed") is None:
+            raise ConfigError(
+                "strategy deepspeed is not available: the deepspeed package is not installed "
+                "(install rlhf-studio's `deepspeed` extra: pip install -e '.[deepspeed]'); "
+                "use ddp or fsdp",
+                "strategy",
+            )
+        if isinstance(cfg, PPOConfig):
+            raise ConfigError(
+                "strategy deepspeed does not run PPO yet (its policy, value, reference and "
+                "reward models are not partitioned, and generation under ZeRO-3 would gather "
+                "every layer per token); use ddp",
+                "strategy",
+            )
+        if cfg.lora:
+            raise ConfigError(
+                "strategy deepspeed does not train LoRA adapters yet (the adapters are small: "
+                "the frozen base is what ZeRO would partition); use ddp",
+                "strategy",
+            )
     if cfg.zero_stage and cfg.strategy != "deepspeed":
         raise ConfigError(
             f"zero_stage applies to strategy deepspeed, not {cfg.strategy}", "zero_stage"
@@ -336,14 +348,15 @@ class BaseConfig:
     strategy: str = choice("ddp", "fsdp", "deepspeed")
     """How several processes share the training: ddp (each holds the whole model, gradients
     averaged) | fsdp (parameters, gradients and optimizer states sharded per transformer block,
-    FSDP2) | deepspeed (ZeRO; needs the deepspeed package)."""
+    FSDP2) | deepspeed (ZeRO stage 2 or 3 through accelerate's DeepSpeed plugin; needs the
+    deepspeed package; not PPO or LoRA; its checkpoints resume at the same process count)."""
     processes: int = num(1, ge=1, le=MAX_PROCESSES)
     """Training processes per machine (one per GPU; on CPU, ranks over gloo)."""
     machines: int = num(1, ge=1, le=MAX_MACHINES)
     """Machines the run spans (more than one: launched by hand, see the multi-node recipe)."""
     zero_stage: int = num(0, ge=2, le=3, special={0: "not deepspeed"})
     """DeepSpeed ZeRO stage (2: optimizer states and gradients sharded; 3: parameters too);
-    deepspeed only."""
+    deepspeed only (0 there: stage 2)."""
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """Sharded training (strategy fsdp): FSDP2 applied by the trainer itself, its checkpoints, and
-per-rank peak memory.
+per-rank peak memory; the DeepSpeed plugin of strategy deepspeed (`deepspeed_plugin`).
 
 Why the trainer shards the model itself rather than through accelerate's FSDP plugin: under
 `torchrun` on CPU, `Accelerator(cpu=True, fsdp_plugin=…)` ignores the plugin (its distributed
@@ -49,6 +49,17 @@ def init_single_process_group(device: torch.device) -> None:
         port = s.getsockname()[1]
     backend = "nccl" if device.type == "cuda" else "gloo"
     dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+
+
+def set_single_rank_env() -> None:
+    """The environment torchrun gives a rank, for a process started alone (rank 0 of 1, on a
+    free port): DeepSpeed initialises its process group only from a launcher's environment."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1"}
+    for key, value in (env | {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}).items():
+        os.environ.setdefault(key, value)
 
 
 def block_classes(model: torch.nn.Module) -> tuple[type, ...]:
@@ -167,6 +178,35 @@ def peak_memory_mb(device: torch.device) -> float:
         return torch.cuda.max_memory_allocated(device) / 2**20
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
     return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
+
+
+def zero_stage(cfg: Any) -> int:
+    """The ZeRO stage of a deepspeed run (2 unless the config names one)."""
+    return int(cfg.zero_stage or 2)
+
+
+def deepspeed_plugin(cfg: Any) -> Any:
+    """accelerate's DeepSpeedPlugin for strategy deepspeed: ZeRO at the run's stage, no offload.
+
+    The optimizer is the trainer's own torch AdamW (no DeepSpeed optimizer, so no compiled
+    cpu_adam) and the learning-rate schedule stays the trainer's. Batch size, gradient
+    accumulation and clipping come from the run's config; at stage 3 the final save gathers the
+    whole weights on rank 0.
+    """
+    from accelerate.utils import DeepSpeedPlugin
+
+    stage = zero_stage(cfg)
+    config = {
+        "train_micro_batch_size_per_gpu": cfg.batch_size,
+        "gradient_accumulation_steps": cfg.gradient_accumulation_steps,
+        "gradient_clipping": float(cfg.max_grad_norm),  # 0: none
+        "zero_optimization": {"stage": stage}
+        | ({"stage3_gather_16bit_weights_on_model_save": True} if stage == 3 else {}),
+        "zero_allow_untested_optimizer": False,
+        "steps_per_print": 2**31 - 1,  # the trainer logs its own metrics
+        "wall_clock_breakdown": False,
+    }
+    return DeepSpeedPlugin(hf_ds_config=config)
 
 
 def gathered(value: float) -> list[float]:

@@ -6,8 +6,9 @@ only what would otherwise be copied four times.
 Resumption: the data order is a pure function of (seed, step) (see `batch_indices`), so a
 checkpoint needs only the step besides the model, optimizer, scheduler and RNG states that
 `accelerate` saves (under strategy fsdp: the sharded states trainer/distributed.py saves, which
-resume on any process count). A resumed run drops the metric lines past its checkpoint, so
-metrics.jsonl holds one line per step however often the run was interrupted.
+resume on any process count; under deepspeed: DeepSpeed's partitioned checkpoint, which resumes
+on the same process count and ZeRO stage only). A resumed run drops the metric lines past its
+checkpoint, so metrics.jsonl holds one line per step however often the run was interrupted.
 
 A run writes only while it is its run's current attempt (trainer/fencing.py).
 """
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from accelerate.utils import set_seed
 from transformers.utils import logging as hf_logging
 
@@ -77,11 +78,21 @@ class Run:
             raise RuntimeError(
                 f"{local} processes on this machine but it has {gpus} GPU(s): one process per GPU"
             )
+        plugin = None
+        if self.strategy == "deepspeed":
+            if world == 1:  # DeepSpeed wants a launcher's rank, even of one process
+                distributed.set_single_rank_env()
+            if not torch.cuda.is_available():
+                # accelerate finds no backend for CPU ranks unless told: gloo, through DeepSpeed
+                PartialState(backend="gloo")
+            plugin = distributed.deepspeed_plugin(cfg)
         self.accelerator = Accelerator(
             mixed_precision=cfg.mixed_precision,
             gradient_accumulation_steps=getattr(cfg, "gradient_accumulation_steps", 1),
-            # Several processes and no GPU: one CPU process per rank, gradients over gloo.
-            cpu=world > 1 and not torch.cuda.is_available(),
+            # Several processes and no GPU: one CPU process per rank, gradients over gloo
+            # (DeepSpeed finds the CPU itself).
+            cpu=world > 1 and not torch.cuda.is_available() and plugin is None,
+            deepspeed_plugin=plugin,
         )
         if self.accelerator.num_processes != world:
             # Each process would train alone, all writing the same output directory.
@@ -124,7 +135,11 @@ class Run:
 
         ddp: accelerate wraps the model (DDP when there are several processes). fsdp: the model
         is sharded here (trainer/distributed.py says why not by accelerate) and the optimizer
-        built over the shards, so its states are sharded too.
+        built over the shards, so its states are sharded too. deepspeed: accelerate hands the
+        model and our AdamW to a DeepSpeed engine (ZeRO partitions the optimizer states and
+        gradients, at stage 3 the parameters too); `accelerator.backward` then steps the
+        engine on the step's last micro-batch (clipping included), and optimizer.step() and
+        zero_grad() are no-ops.
         """
         if self.strategy == "fsdp":
             model = distributed.shard(model, self.device, self.cfg.mixed_precision)
@@ -157,6 +172,9 @@ class Run:
         limit = max_norm or float("inf")
         if self.strategy == "fsdp":
             return distributed.clip_grad_norm(model, limit)
+        if self.strategy == "deepspeed":  # clipped inside the engine's step, already taken
+            norm = self.accelerator.clip_grad_norm_(model.parameters(), limit)
+            return torch.tensor(float("nan") if norm is None else float(norm))
         return self.accelerator.clip_grad_norm_(model.parameters(), limit)
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
@@ -215,8 +233,13 @@ class Run:
             self.accelerator.save_state(str(path / "state"))
         self.accelerator.wait_for_everyone()
         extra = {**extra, "strategy": self.strategy}
+        if self.strategy == "deepspeed":
+            extra |= {
+                "world_size": self.accelerator.num_processes,
+                "zero_stage": distributed.zero_stage(self.cfg),
+            }
         if self.is_main:
-            if self.strategy != "fsdp":
+            if self.strategy == "ddp":  # fsdp and deepspeed: partitioned states only
                 save_model(self.accelerator.unwrap_model(model), tokenizer, path / "model")
             # The state file goes last, whole (written aside, then renamed): its presence marks
             # the checkpoint complete, so a kill mid-write must not leave an empty one.
@@ -274,12 +297,14 @@ class Run:
         path = found[-1]
         state = json.loads((path / STATE_FILE).read_text())
         written = state.pop("strategy", "ddp")
-        if (written == "fsdp") != (self.strategy == "fsdp"):
+        if written != self.strategy:
             raise ConfigError(
                 f"the checkpoint {path.name} was written under strategy {written}; resume it "
                 f"with strategy {written}, not {self.strategy}",
                 "strategy",
             )
+        if self.strategy == "deepspeed":
+            self._check_zero_layout(path.name, state.pop("world_size"), state.pop("zero_stage"))
         if self.strategy == "fsdp":
             distributed.load_sharded(path / "state", *self._prepared())
         else:
@@ -287,6 +312,18 @@ class Run:
         log(f"resumed from {path} at step {state['step']}")
         self._keep_metrics(int(state["step"]))
         return int(state.pop("step")), state
+
+    def _check_zero_layout(self, name: str, world: int, stage: int) -> None:
+        """A ZeRO checkpoint holds one partition per rank: it resumes on its own layout only."""
+        now = (self.accelerator.num_processes, distributed.zero_stage(self.cfg))
+        if (world, stage) != now:
+            raise ConfigError(
+                f"the checkpoint {name} was written by {world} processes at zero_stage "
+                f"{stage}; a DeepSpeed checkpoint is partitioned per process, so resume it with "
+                f"processes × machines = {world} and zero_stage {stage} (not {now[0]} and "
+                f"{now[1]}), or convert it with DeepSpeed's ds_to_universal.py first",
+                "processes" if world != now[0] else "zero_stage",
+            )
 
     def _prepared(self) -> tuple[torch.nn.Module, torch.optim.Optimizer, Any]:
         assert self._model is not None and self._optimizer is not None, "prepare() first"
@@ -312,13 +349,16 @@ class Run:
         self.fence.check()
         self.accelerator.wait_for_everyone()
         peaks = distributed.gathered(distributed.peak_memory_mb(self.device))
+        weights = None
         if self.strategy == "fsdp":
             whole = distributed.consolidated(model)  # collective: every rank gives its shards
         else:
             whole = self.accelerator.unwrap_model(model)
+        if self.strategy == "deepspeed":  # collective: ZeRO-3 gathers the parameters on rank 0
+            weights = self.accelerator.get_state_dict(model)
         if self.is_main:
             assert whole is not None
-            save_model(whole, tokenizer, self.out)
+            save_model(whole, tokenizer, self.out, weights)
             summary = {
                 "kind": self.kind,
                 **rounded(summary),
@@ -345,14 +385,17 @@ _SHOWN = {
 }
 
 
-def save_model(model: torch.nn.Module, tokenizer: Any, path: Path) -> None:
-    """save_pretrained the model (LoRA adapters merged) and the tokenizer."""
+def save_model(
+    model: torch.nn.Module, tokenizer: Any, path: Path, weights: dict | None = None
+) -> None:
+    """save_pretrained the model (LoRA adapters merged) and the tokenizer; `weights`, when
+    given, are the model's whole state dict (gathered from ZeRO-3 partitions)."""
     path.mkdir(parents=True, exist_ok=True)
-    if hasattr(model, "merge_and_unload"):  # peft: a plain model loads everywhere
+    if weights is None and hasattr(model, "merge_and_unload"):  # peft: a plain model loads
         import copy
 
         model = copy.deepcopy(model).merge_and_unload()
-    model.save_pretrained(path)
+    model.save_pretrained(path, state_dict=weights)
     tokenizer.save_pretrained(path)
 
 

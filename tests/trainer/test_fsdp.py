@@ -145,7 +145,7 @@ def test_a_ddp_checkpoint_does_not_resume_under_fsdp(
     ("kind", "values", "key", "reason"),
     [
         ("sft", {"strategy": "zero"}, "strategy", "one of ddp, fsdp, deepspeed"),
-        ("sft", {"strategy": "deepspeed"}, "strategy", "deepspeed is not available"),
+        ("ppo", {"strategy": "deepspeed"}, "strategy", "deepspeed (is not available|does not)"),
         ("dpo", {"zero_stage": 3}, "zero_stage", "applies to strategy deepspeed"),
         ("rm", {"zero_stage": 1}, "zero_stage", "≥ 2 and ≤ 3"),
         ("sft", {"processes": 0}, "processes", "≥ 1"),
@@ -160,6 +160,24 @@ def test_distribution_keys_are_refused_with_the_reason(
     with pytest.raises(ConfigError, match=reason) as info:
         build_config(kind, values)
     assert info.value.key == key
+
+
+def test_deepspeed_without_its_package_is_refused_naming_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "deepspeed" else find_spec(name, *a),
+    )
+    with pytest.raises(
+        ConfigError, match=r"not installed \(install rlhf-studio's `deepspeed` extra"
+    ) as info:
+        build_config("sft", {"strategy": "deepspeed"})
+    assert info.value.key == "strategy"
 
 
 def test_ppo_keeps_ddp_and_generate_has_no_strategy() -> None:
