@@ -11,28 +11,43 @@ nothing is known and nothing is refused: the run waits for one.
 
 import importlib.util
 import os
+import shutil
+import subprocess
 from typing import Any
 
 STRATEGIES = ("ddp", "fsdp", "deepspeed")
 
 
-def measure(ray_address: str = "") -> dict[str, Any]:
-    """This machine's resources (the worker's process: it imports torch)."""
-    import torch
+def gpus() -> list[dict[str, Any]]:
+    """This machine's NVIDIA GPUs as `nvidia-smi` lists them (the ones CUDA_VISIBLE_DEVICES
+    leaves visible, when it names indices): asked of the driver's tool rather than through torch,
+    which would stay resident in the long-lived worker process for one question."""
+    tool = shutil.which("nvidia-smi")
+    if tool is None:
+        return []
+    query = [tool, "--query-gpu=index,name,memory.total", "--format=csv,noheader,nounits"]
+    try:
+        lines = subprocess.run(query, capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    shown = None if visible is None else {v.strip() for v in visible.split(",") if v.strip()}
+    found = []
+    for line in lines.splitlines():
+        index, name, mib = (part.strip() for part in line.split(",", 2))
+        if shown is None or index in shown:
+            found.append({"name": name, "memory_gib": round(float(mib) / 1024, 1)})
+    return found
 
-    gpus = [
-        {
-            "name": torch.cuda.get_device_name(i),
-            "memory_gib": round(torch.cuda.get_device_properties(i).total_memory / 2**30, 1),
-        }
-        for i in range(torch.cuda.device_count())
-    ]
+
+def measure(ray_address: str = "") -> dict[str, Any]:
+    """This machine's resources."""
     pages, page = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
     deepspeed = importlib.util.find_spec("deepspeed") is not None
     return {
         "cpus": os.cpu_count() or 1,
         "memory_gib": round(pages * page / 2**30, 1),
-        "gpus": gpus,
+        "gpus": gpus(),
         "strategies": [s for s in STRATEGIES if s != "deepspeed" or deepspeed],
         "ray": bool(ray_address),
     }
