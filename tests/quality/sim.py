@@ -3,7 +3,7 @@
 import math
 import random
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from app.labeling import service as labeling
 from app.labeling.schemas import AnnotationIn
@@ -72,6 +72,13 @@ def seconds(behaviour: str, rng: random.Random) -> float:
     return rng.uniform(1.0, 2.5) if behaviour == "rush" else rng.uniform(15.0, 40.0)
 
 
+def seed_database(session, rng: random.Random) -> None:  # type: ignore[no-untyped-def]
+    """Seed PostgreSQL's `random()` (the lease's shown order and gold draw) on the connection
+    the next lease runs on, so a simulation is as repeatable there as Python's seed makes it."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT setseed(:s)"), {"s": rng.uniform(-1, 1)})
+
+
 def work(session, project, crew, seed: int = 0, limit: int = 10_000, shuffle: bool = False):  # type: ignore[no-untyped-def]
     """Labelers (user, behaviour) take tasks round robin (in a new random order each round
     with `shuffle`) until none is left; returns the prompt ids each labeler was served."""
@@ -85,6 +92,7 @@ def work(session, project, crew, seed: int = 0, limit: int = 10_000, shuffle: bo
             rng.shuffle(active)
         for user, behaviour in list(active):
             limit -= 1
+            seed_database(session, rng)
             task = labeling.next_task(session=session, project=project, user=user)
             if task is None:
                 active.remove((user, behaviour))
