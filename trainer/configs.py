@@ -185,7 +185,7 @@ def _check_distribution(cfg: BaseConfig) -> None:
             raise ConfigError(
                 "strategy deepspeed does not run PPO yet (its policy, value, reference and "
                 "reward models are not partitioned, and generation under ZeRO-3 would gather "
-                "every layer per token); use ddp",
+                "every layer per token); use ddp or fsdp",
                 "strategy",
             )
         if cfg.lora:
@@ -197,12 +197,6 @@ def _check_distribution(cfg: BaseConfig) -> None:
     if cfg.zero_stage and cfg.strategy != "deepspeed":
         raise ConfigError(
             f"zero_stage applies to strategy deepspeed, not {cfg.strategy}", "zero_stage"
-        )
-    if cfg.strategy == "fsdp" and isinstance(cfg, PPOConfig):
-        raise ConfigError(
-            "strategy fsdp does not run PPO yet (its policy, value, reference and reward "
-            "models are not sharded); use ddp",
-            "strategy",
         )
     if cfg.strategy == "fsdp" and cfg.lora:
         raise ConfigError(

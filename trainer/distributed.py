@@ -80,7 +80,11 @@ def shard(model: torch.nn.Module, device: torch.device, mixed_precision: str) ->
     gradients in float32 (the parameters stay float32).
     """
     from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+    from torch.distributed.fsdp import (
+        MixedPrecisionPolicy,
+        fully_shard,
+        register_fsdp_forward_method,
+    )
 
     mesh = init_device_mesh(device.type, (dist.get_world_size(),))
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mixed_precision)
@@ -90,6 +94,8 @@ def shard(model: torch.nn.Module, device: torch.device, mixed_precision: str) ->
         if blocks and isinstance(module, blocks) and module is not model:
             fully_shard(module, mesh=mesh, mp_policy=policy)
     fully_shard(model, mesh=mesh, mp_policy=policy)
+    if callable(getattr(model, "generate", None)):
+        register_fsdp_forward_method(model, "generate")  # gathers the root's own parameters
     return model
 
 

@@ -5,6 +5,10 @@ build per-token rewards −β·(log π − log π_ref) with the score added on t
 GAE advantages, then `ppo_epochs` passes of clipped-ratio / clipped-value updates over minibatches.
 Dropout stays off (every model is in eval mode) so log-probs of rollout and update agree.
 `gradient_accumulation_steps` is unused here: `mini_batch_size` is the update size.
+
+Under strategy fsdp the policy with its value network and the reference are sharded per block
+like any model (`Run.prepare`, `Run.frozen`); the reward model stays whole on each rank. The
+policy generates through the sharded root (`PolicyWithValue.generate`), in step across the ranks.
 """
 
 from __future__ import annotations
@@ -67,7 +71,12 @@ class PolicyWithValue(torch.nn.Module):
             out = self.lm(**inputs, output_hidden_states=True)
             logits, hidden = out.logits, out.hidden_states[-1]
         values = self.value_head(hidden.to(self.value_head.weight.dtype))
-        return logits, values.squeeze(-1)
+        return logits, values[..., 0].clone()  # not a view: FSDP hooks the root's outputs
+
+    def generate(self, **kwargs: Any) -> torch.Tensor:
+        """The LM's `generate`, through this module so that a sharded root (strategy fsdp)
+        gathers its own parameters (embeddings, head) for the whole generation."""
+        return self.lm.generate(**kwargs)
 
 
 def critic_body(lm: torch.nn.Module) -> torch.nn.Module:
@@ -160,11 +169,15 @@ def response_part(
 
 
 @torch.no_grad()
-def rollout(policy, ref, tokenizer, queries, cfg: PPOConfig, device) -> dict[str, torch.Tensor]:
-    """Sample responses to left-padded queries and score them with policy, value and reference."""
+def rollout(
+    policy, ref, tokenizer, queries, cfg: PPOConfig, device, synced: bool = False
+) -> dict[str, torch.Tensor]:
+    """Sample responses to left-padded queries and score them with policy, value and reference
+    (`synced`: generate in step with the other ranks, as sharded layers need)."""
     q_ids = pad(queries, tokenizer.pad_token_id, side="left").to(device)  # (B, Tq)
     q_mask = pad([[1] * len(q) for q in queries], 0, side="left").to(device)  # (B, Tq)
-    gen = policy.lm.generate(
+    gen = policy.generate(
+        synced_gpus=synced,
         input_ids=q_ids,
         attention_mask=q_mask,
         do_sample=True,
@@ -308,7 +321,7 @@ def train(cfg: PPOConfig, reward_fn: RewardFn | None = None) -> int:
     # 2. Models: policy + value head (trained), reference policy and reward (frozen).
     lm = AutoModelForCausalLM.from_pretrained(cfg.model)
     lm.config.pad_token_id = tokenizer.pad_token_id
-    ref = PolicyWithValue(copy.deepcopy(lm)).to(device).eval().requires_grad_(False)
+    ref = run.frozen(PolicyWithValue(copy.deepcopy(lm))).eval()
     critic = critic_body(lm) if cfg.value_network == "separate" else None
     model = PolicyWithValue(maybe_lora(lm, cfg, "CAUSAL_LM"), critic)
     if reward_fn is None:
@@ -321,15 +334,18 @@ def train(cfg: PPOConfig, reward_fn: RewardFn | None = None) -> int:
         def reward_fn(prompts: list[Any], responses: list[str], ids: list) -> torch.Tensor:
             return rm.score_responses(prompts, responses)  # the RM's own template and tokenizer
 
-    optimizer, scheduler = make_optimizer(model, cfg, steps * updates_per_step)
-    model, optimizer = acc.prepare(model, optimizer)
-    acc.register_for_checkpointing(scheduler)
+    model, optimizer, scheduler = run.prepare(
+        model, lambda m: make_optimizer(m, cfg, steps * updates_per_step)
+    )
     start, extra = run.resume()
     kl_ctl = AdaptiveKLController(
         extra.get("kl_coef", cfg.kl_coef), cfg.kl_target, cfg.kl_horizon, cfg.adaptive_kl
     )
     model.eval()  # dropout off, also while training
     policy = acc.unwrap_model(model)
+    # Sharded layers are gathered in collectives: every rank runs as many forward passes while
+    # generating as the rank whose responses run longest.
+    synced = cfg.strategy == "fsdp" and acc.num_processes > 1
     ptx_counter = start * updates_per_step
 
     for step in range(start, steps):
@@ -337,7 +353,7 @@ def train(cfg: PPOConfig, reward_fn: RewardFn | None = None) -> int:
         # 3. Rollout: this process's share of the step's prompts.
         B, P = cfg.batch_size, acc.num_processes
         idx = batch_indices(len(train_q), B * P, step, cfg.seed)[acc.process_index * B :][:B]
-        ro = rollout(policy, ref, tokenizer, [train_q[i] for i in idx], cfg, device)
+        ro = rollout(policy, ref, tokenizer, [train_q[i] for i in idx], cfg, device, synced)
         prompts = [train_recs[i]["prompt"] for i in idx]
         score = score_responses(reward_fn, tokenizer, prompts, ro)  # (B,)
         if cfg.missing_eos_penalty:
@@ -366,7 +382,7 @@ def train(cfg: PPOConfig, reward_fn: RewardFn | None = None) -> int:
                 ptx_counter += 1
                 acc.backward(loss)
                 if cfg.max_grad_norm:
-                    acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                    run.clip_grad_norm(model, cfg.max_grad_norm)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad()
@@ -396,7 +412,7 @@ def train(cfg: PPOConfig, reward_fn: RewardFn | None = None) -> int:
     # 7. Held-out prompts: mean score and KL of the final policy.
     summary: dict[str, Any] = {"steps": steps}
     if eval_q:
-        ro = rollout(policy, ref, tokenizer, eval_q, cfg, device)
+        ro = rollout(policy, ref, tokenizer, eval_q, cfg, device, synced)
         eval_prompts = [r["prompt"] for r in eval_recs[: len(eval_q)]]
         summary["eval_score"] = float(
             score_responses(reward_fn, tokenizer, eval_prompts, ro).mean()

@@ -109,8 +109,9 @@ CASES = [
      "config.strategy", DEEPSPEED_PPO),
     ("a zero stage under ddp", "sft", "tiny-causal-lm", None, {"zero_stage": 3},
      "config.zero_stage", "zero_stage applies to strategy deepspeed, not ddp"),
-    ("ppo under fsdp", "ppo", "tiny-causal-lm", "tiny-rm", {"strategy": "fsdp"},
-     "config.strategy", "strategy fsdp does not run PPO yet"),
+    ("ppo with lora under fsdp", "ppo", "tiny-causal-lm", "tiny-rm",
+     {"strategy": "fsdp", "lora": True}, "config.strategy",
+     "strategy fsdp does not train LoRA adapters yet"),
     ("two machines", "sft", "tiny-causal-lm", None, {"machines": 2}, "config.machines",
      "machines must be 1 here"),
     ("a strategy for generate", "generate", "tiny-causal-lm", None, {"strategy": "fsdp"},
@@ -175,6 +176,7 @@ def test_the_api_refuses_each_bad_input_naming_the_field(
         "snapshot_id": world["snapshots"]["prompts"].id,
         "model": "tiny-causal-lm",
         "reward_model": reward_dir,  # an unregistered reward model's directory will do
+        "config": {"strategy": "fsdp"},  # PPO is sharded as SFT, RM and DPO are
     }
     assert client.post("/api/v1/runs", json=ppo, headers=admin.headers).status_code == 201
     generate = {"kind": "generate", "project": world["project"].id, "models": ["tiny-causal-lm"]}

@@ -150,7 +150,6 @@ def test_a_ddp_checkpoint_does_not_resume_under_fsdp(
         ("rm", {"zero_stage": 1}, "zero_stage", "≥ 2 and ≤ 3"),
         ("sft", {"processes": 0}, "processes", "≥ 1"),
         ("sft", {"machines": 0}, "machines", "≥ 1"),
-        ("ppo", {"strategy": "fsdp"}, "strategy", "does not run PPO"),
         ("sft", {"strategy": "fsdp", "lora": True}, "strategy", "LoRA"),
     ],
 )
@@ -180,9 +179,10 @@ def test_deepspeed_without_its_package_is_refused_naming_the_extra(
     assert info.value.key == "strategy"
 
 
-def test_ppo_keeps_ddp_and_generate_has_no_strategy() -> None:
-    cfg = build_config("ppo", {"strategy": "ddp", "processes": 2})
-    assert isinstance(cfg, PPOConfig) and cfg.processes == 2
+def test_ppo_takes_ddp_and_fsdp_and_generate_has_no_strategy() -> None:
+    for strategy in ("ddp", "fsdp"):
+        cfg = build_config("ppo", {"strategy": strategy, "processes": 2})
+        assert isinstance(cfg, PPOConfig) and cfg.strategy == strategy
     with pytest.raises(ConfigError, match="unknown config key 'strategy'"):
         build_config("generate", {"strategy": "fsdp"})
 
@@ -214,3 +214,90 @@ def test_a_launch_that_does_not_match_the_config_fails_at_start(
     with pytest.raises(RuntimeError, match="4 processes on this machine but it has 2 GPU"):
         Run(SFTConfig(output_dir=str(tmp_path / "out"), processes=4), "sft")
     assert not (tmp_path / "out").exists()
+
+
+def eos_prone(causal_lm: str, prompts: str, out: Path) -> str:
+    """A copy of the tiny LM whose responses end at different lengths: its head is sharpened and
+    EOS given the row of a token it samples in some responses but not in others (the random
+    model alone almost never samples EOS, so every rank would generate to the same length)."""
+    import collections
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from trainer.data import render_prompt
+
+    tokenizer = AutoTokenizer.from_pretrained(causal_lm, padding_side="left")
+    model = AutoModelForCausalLM.from_pretrained(causal_lm)
+    records = [json.loads(line) for line in Path(prompts).read_text().splitlines()][:16]
+    batch = tokenizer(
+        [render_prompt(tokenizer, r["prompt"]) for r in records], return_tensors="pt", padding=True
+    )
+    with torch.no_grad():
+        model.lm_head.weight.mul_(20)
+        torch.manual_seed(0)
+        sampled = model.generate(
+            **batch,
+            do_sample=True,
+            temperature=0.7,
+            max_new_tokens=12,
+            eos_token_id=None,
+            pad_token_id=tokenizer.pad_token_id,
+        )[:, batch["input_ids"].size(1) :]
+        rows = collections.Counter(t for row in sampled.tolist() for t in set(row))
+        token = next(t for t, n in rows.most_common() if n <= 12)  # in 1 to 12 of 16 rows
+        model.lm_head.weight[tokenizer.eos_token_id] = model.lm_head.weight[token]
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return str(out)
+
+
+def test_ppo_fsdp_samples_and_learns_as_ddp_and_resumes_on_one_process(
+    tmp_path: Path, causal_lm: str, data: dict[str, str]
+) -> None:
+    """Two sharded ranks (policy, value body and reference sharded per block; the reward model
+    whole on each rank) draw the same samples from the same gathered weights as two ddp ranks,
+    so the runs agree step by step; generation keeps the ranks in step (responses of different
+    lengths on each rank would otherwise leave one rank waiting in a gather)."""
+    rm = tmp_path / "rm"
+    in_process("rm", _base(causal_lm, data["rm"], 8, 6), rm)
+    policy = eos_prone(causal_lm, data["dpo"], tmp_path / "policy")
+    steps = 4
+
+    def cfg(processes: int) -> dict[str, Any]:
+        return _base(policy, data["dpo"], 8 // processes, steps) | {
+            "reward_model": str(rm),
+            "mini_batch_size": 4 // processes,
+            "response_length": 12,
+            "ppo_epochs": 2,
+            "max_grad_norm": 1.0,
+            "eval_fraction": 0.25,
+            "eval_prompts": 4,
+        }
+
+    launch("ppo", cfg(2) | {"processes": 2}, tmp_path / "ddp", processes=2, command=torchrun)
+    launch(
+        "ppo", fsdp(cfg(2), 2) | {"save_every": 2}, tmp_path / "fsdp", processes=2, command=torchrun
+    )
+    ddp, sharded = read_metrics(tmp_path / "ddp"), read_metrics(tmp_path / "fsdp")
+    assert len(ddp) == len(sharded) == steps
+    assert ddp[0]["kl"] == pytest.approx(0.0, abs=1e-5)  # the policy is the reference
+    # Responses of different lengths: the ranks generated in step through the gathers.
+    assert any(0 < r["eos_fraction"] < 1 for r in sharded)
+    for name in ("score", "kl", "loss", "response_length"):
+        assert_same_curve(tmp_path / "ddp", tmp_path / "fsdp", name)
+    assert_same_weights(tmp_path / "ddp", tmp_path / "fsdp")
+    summary = json.loads((tmp_path / "fsdp" / "summary.json").read_text())
+    assert summary["strategy"] == "fsdp" and summary["world_size"] == 2
+    assert summary["eval_score"] == pytest.approx(
+        json.loads((tmp_path / "ddp" / "summary.json").read_text())["eval_score"], abs=1e-3
+    )
+    assert_sharded_run(tmp_path / "fsdp", 2)
+
+    # The sharded checkpoint of step 2 resumes on one process and runs to the end.
+    resumed = tmp_path / "resumed"
+    shutil.copytree(tmp_path / "fsdp", resumed)
+    drop_after(resumed, 2)
+    in_process("ppo", fsdp(cfg(1), 1), resumed)
+    assert [r["step"] for r in read_metrics(resumed)] == list(range(1, steps + 1))
+    assert json.loads((resumed / "summary.json").read_text())["world_size"] == 1
