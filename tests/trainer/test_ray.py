@@ -12,6 +12,7 @@ down with the driver.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -88,9 +89,13 @@ def on_ray(address: str) -> Any:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp", "deepspeed"])
 def test_two_ray_workers_follow_the_one_process_curve(
-    tmp_path: Path, cluster: str, causal_lm: str, data: dict[str, str]
+    tmp_path: Path, cluster: str, causal_lm: str, data: dict[str, str], strategy: str
 ) -> None:
+    """Under every strategy: Ray sets up the process group the strategy then uses."""
+    if strategy == "deepspeed" and importlib.util.find_spec("deepspeed") is None:
+        pytest.skip("the deepspeed package is not installed (its extra)")
     steps = 6
 
     def cfg(processes: int) -> dict[str, Any]:
@@ -100,12 +105,15 @@ def test_two_ray_workers_follow_the_one_process_curve(
         }
 
     in_process("sft", cfg(1), tmp_path / "one")
-    launch("sft", cfg(2), tmp_path / "two", processes=2, command=on_ray(cluster))
+    two = cfg(2) | {"strategy": strategy}
+    launch("sft", two, tmp_path / "two", processes=2, command=on_ray(cluster))
     assert_same_curve(tmp_path / "one", tmp_path / "two")
     assert_same_weights(tmp_path / "one", tmp_path / "two")
-    assert_written_once(tmp_path / "two", steps)
+    if strategy == "ddp":
+        assert_written_once(tmp_path / "two", steps)
     summary = json.loads((tmp_path / "two" / "summary.json").read_text())
     assert summary["world_size"] == 2 and len(summary["peak_memory_mb"]) == 2
+    assert summary["strategy"] == strategy
     config = json.loads((tmp_path / "two" / "config.json").read_text())
     assert config["architectures"] == ["LlamaForCausalLM"]  # a from_pretrained model, as always
 
