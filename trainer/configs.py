@@ -296,7 +296,9 @@ class BaseConfig:
     num_epochs: float = num(1.0, gt=0, le=1000)
     """Passes over the training data when max_steps is -1."""
     max_length: int = num(512, ge=8, le=MAX_TOKENS)
-    """Longest sequence in tokens (prompt + response); longer ones are truncated."""
+    """Longest sequence in tokens (prompt + response); a longer prompt loses its oldest tokens
+    first, leaving the response room for up to half of it; what is still longer is cut at the
+    end (a multi-turn `messages` sample: at the end only)."""
     batch_size: int = num(8, ge=1, le=MAX_BATCH)
     """Examples per micro-batch per device (RM: rankings; PPO: prompts per rollout)."""
     gradient_accumulation_steps: int = num(1, ge=1, le=1024)

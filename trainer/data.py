@@ -239,12 +239,65 @@ def sft_segments(tokenizer: Any, rec: Record) -> list[tuple[str, bool]]:
 # ----------------------------------------------------------------------------- batches
 
 
-def tokenize_sft(tokenizer: Any, rec: Record, max_length: int, completion_only: bool) -> dict:
-    """Token ids and labels of one sample; labels are -100 outside completions."""
+class SpecialTokens:
+    """The ids a tokenizer puts before and after a text (e.g. [CLS] … [SEP], or <bos> …)."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        probe = "hello"
+        full = tokenizer(probe)["input_ids"]
+        core = tokenizer(probe, add_special_tokens=False)["input_ids"]
+        at = next(i for i in range(len(full)) if full[i : i + len(core)] == core)
+        self.prefix, self.suffix = full[:at], full[at + len(core) :]
+
+    def __len__(self) -> int:
+        return len(self.prefix) + len(self.suffix)
+
+
+def fit_prompt(prompt: list[int], head: int, reply: int, max_length: int) -> list[int]:
+    """A prompt's ids (its first `head` the tokenizer's own, e.g. BOS) that leave a reply of
+    `reply` tokens room within max_length: its oldest tokens after the head go first, and it
+    keeps at least half of max_length, so a reply longer than the other half is cut instead."""
+    budget = max_length - min(reply, max_length // 2)
+    if len(prompt) <= budget:
+        return prompt
+    keep = max(budget - head, 0)
+    return prompt[:head] + (prompt[len(prompt) - keep :] if keep else [])
+
+
+def sft_pieces(tokenizer: Any, rec: Record) -> list[tuple[list[int], bool]]:
+    """The token ids of each of `sft_segments`, with whether they are learned."""
+    return [
+        (tokenizer(text, add_special_tokens=(i == 0))["input_ids"], is_completion)
+        for i, (text, is_completion) in enumerate(sft_segments(tokenizer, rec))
+    ]
+
+
+def tokenize_sft(
+    tokenizer: Any,
+    rec: Record,
+    max_length: int,
+    completion_only: bool,
+    reply: int = 0,
+    pieces: list[tuple[list[int], bool]] | None = None,
+) -> dict:
+    """Token ids and labels of one sample (`pieces`: its `sft_pieces`, when already there);
+    labels are -100 outside completions.
+
+    A prompt/completion sample longer than max_length loses its prompt's oldest tokens first
+    (`fit_prompt`): a long conversation keeps its last turns and the reply, where keeping the
+    start would cut the reply to nothing. `reply` asks room for a longer reply than this one
+    (DPO: the longer of a pair, so that both replies follow the same prompt). What is still too
+    long, and any `messages` conversation, is cut at the end.
+    """
+    pieces = pieces if pieces is not None else sft_pieces(tokenizer, rec)
+    if "messages" not in rec and sum(len(p) for p, _ in pieces) > max_length:
+        (prompt, _), (completion, learned) = pieces
+        head = len(SpecialTokens(tokenizer).prefix)
+        reply = max(reply, len(completion))
+        pieces = [(fit_prompt(prompt, head, reply, max_length), False), (completion, learned)]
     ids: list[int] = []
     labels: list[int] = []
-    for i, (text, is_completion) in enumerate(sft_segments(tokenizer, rec)):
-        piece = tokenizer(text, add_special_tokens=(i == 0))["input_ids"]
+    for piece, is_completion in pieces:
         ids += piece
         labels += piece if (is_completion or not completion_only) else [IGNORE] * len(piece)
     return {"input_ids": ids[:max_length], "labels": labels[:max_length]}

@@ -20,17 +20,21 @@ from transformers import AutoModelForCausalLM
 
 from trainer import EXIT_OK, EXIT_PREEMPTED
 from trainer.configs import DPOConfig
-from trainer.data import Record, collate, tokenize_sft, train_eval_split
+from trainer.data import Record, collate, sft_pieces, tokenize_sft, train_eval_split
 from trainer.factories import load_tokenizer, make_optimizer, maybe_lora
 from trainer.lm import scored_logits, token_logps
 from trainer.runtime import Run, step_micro_batches, total_steps
 
 
 def tokenize_pair(tokenizer: Any, rec: Record, max_length: int) -> list[dict]:
-    """[chosen, rejected] as prompt + response samples with prompt tokens labelled -100."""
+    """[chosen, rejected] as prompt + response samples with prompt tokens labelled -100; an
+    over-long prompt is cut from the left once for both, to leave room for the longer reply."""
+    recs = [{"prompt": rec["prompt"], "completion": rec[k]} for k in ("chosen", "rejected")]
+    pieces = [sft_pieces(tokenizer, r) for r in recs]
+    reply = max(len(p[-1][0]) for p in pieces)
     return [
-        tokenize_sft(tokenizer, {"prompt": rec["prompt"], "completion": rec[k]}, max_length, True)
-        for k in ("chosen", "rejected")
+        tokenize_sft(tokenizer, r, max_length, True, reply, p)
+        for r, p in zip(recs, pieces, strict=True)
     ]
 
 

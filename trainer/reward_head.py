@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from trainer.configs import ConfigError
-from trainer.data import pad
+from trainer.data import SpecialTokens, pad
 
 POOLINGS = ("last", "cls", "mean")
 
@@ -60,20 +60,6 @@ def resolve_pooling(requested: str, model_dir: str, model: torch.nn.Module) -> s
         if modes.get("pooling_mode_mean_tokens"):
             return "mean"
     return "cls"
-
-
-class SpecialTokens:
-    """The ids a tokenizer puts before and after a text (e.g. [CLS] … [SEP], or <bos> …)."""
-
-    def __init__(self, tokenizer: Any) -> None:
-        probe = "hello"
-        full = tokenizer(probe)["input_ids"]
-        core = tokenizer(probe, add_special_tokens=False)["input_ids"]
-        at = next(i for i in range(len(full)) if full[i : i + len(core)] == core)
-        self.prefix, self.suffix = full[:at], full[at + len(core) :]
-
-    def __len__(self) -> int:
-        return len(self.prefix) + len(self.suffix)
 
 
 def encode_response(

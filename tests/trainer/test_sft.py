@@ -18,6 +18,7 @@ from tests.trainer.trainer_testdata import read_metrics, sft_records, write_json
 from trainer import EXIT_OK, EXIT_PREEMPTED
 from trainer.configs import SFTConfig
 from trainer.data import IGNORE, tokenize_sft
+from trainer.dpo import tokenize_pair
 from trainer.runtime import Run
 from trainer.sft import train
 
@@ -38,6 +39,47 @@ def test_prompt_tokens_are_masked(causal_lm: str) -> None:
     learned = [t for t in s["labels"] if t != IGNORE]
     assert tok.decode(learned) == "yes dog<eos>"
     assert s["input_ids"][n_prompt:] == learned
+
+
+def test_a_long_conversation_loses_its_oldest_prompt_tokens_not_its_reply(
+    causal_lm: str,
+) -> None:
+    tok = AutoTokenizer.from_pretrained(causal_lm)
+    turns = [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": f"turn {i} " + "the cat " * 20}
+        for i in range(9)
+    ]
+    rec = {"prompt": turns, "completion": "yes dog"}
+    whole = tokenize_sft(tok, rec, 10**6, True)
+    assert len(whole["input_ids"]) > 300
+    s = tokenize_sft(tok, rec, 128, True)
+    assert len(s["input_ids"]) == 128
+    assert tok.decode([t for t in s["labels"] if t != IGNORE]) == "yes dog<eos>"
+    assert s["input_ids"][0] == tok.bos_token_id == whole["input_ids"][0]  # the start is kept
+    assert s["input_ids"][1:] == whole["input_ids"][-127:]  # then the conversation's end
+    assert "turn 8" in tok.decode(s["input_ids"]) and "turn 0" not in tok.decode(s["input_ids"])
+    # a reply longer than half of max_length keeps half of it; the prompt keeps the other half
+    long = tokenize_sft(tok, rec | {"completion": "dog " * 200}, 128, True)
+    learned = sum(t != IGNORE for t in long["labels"])
+    assert len(long["input_ids"]) == 128 and learned == 64
+    # a sample that fits is as before
+    short = {"prompt": "the cat", "completion": "yes dog"}
+    assert tokenize_sft(tok, short, 128, True) == tokenize_sft(tok, short, 10**6, True)
+
+
+def test_the_replies_of_a_long_dpo_pair_follow_one_prompt(causal_lm: str) -> None:
+    tok = AutoTokenizer.from_pretrained(causal_lm)
+    prompt = "the cat " * 100
+    chosen, rejected = tokenize_pair(
+        tok, {"prompt": prompt, "chosen": "yes " * 40, "rejected": "no"}, 128
+    )
+    assert len(chosen["input_ids"]) == 128
+    first_learned = [
+        next(i for i, t in enumerate(s["labels"]) if t != IGNORE) for s in (chosen, rejected)
+    ]
+    room = sum(t != IGNORE for t in chosen["labels"])  # the longer reply, whole
+    assert room > 40 and first_learned[0] == first_learned[1] == 128 - room
+    assert chosen["input_ids"][: first_learned[0]] == rejected["input_ids"][: first_learned[1]]
 
 
 def test_sft_lowers_loss_and_saves_a_loadable_model(tmp_path: Path, causal_lm: str) -> None:
