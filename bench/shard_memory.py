@@ -14,9 +14,9 @@ model, the data, the steps, the batch and the distribution. Figures per layout:
 The 1-process baseline trains the same global batch (2 × batch_size) for reference.
 
 `--malloc-mmap-threshold N` starts every layout with glibc's MALLOC_MMAP_THRESHOLD_=N (a fixed
-threshold: blocks of N bytes and more are mmapped and go back to the system when freed). It is
-not the default and the verdict on the defaults is the one that counts; it shows how much of a
-rank's peak is freed memory the allocator kept (results in shard_memory_mmapN.json).
+threshold: blocks of N bytes and more are mmapped and go back to the system when freed), which
+a CPU fsdp rank keeps instead of its own default of 64 KiB (`fix_mmap_threshold`); results in
+shard_memory_mmapN.json. The verdict on the defaults is the one that counts.
 
     .venv/bin/python bench/shard_memory.py
     .venv/bin/python bench/shard_memory.py --layers 2 --steps 2      # a quick smoke run

@@ -73,12 +73,41 @@ def block_classes(model: torch.nn.Module) -> tuple[type, ...]:
     )
 
 
+MMAP_THRESHOLD = 64 * 1024
+"""Bytes from which glibc serves a CPU fsdp rank's allocations by mmap (bench/shard_memory.py)."""
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter number, <malloc.h>
+
+
+def fix_mmap_threshold(nbytes: int = MMAP_THRESHOLD) -> bool:
+    """Fix glibc's mmap threshold for this process, so freed large blocks go back to the system.
+
+    FSDP allocates and frees every block's gathered parameters and gradients on each forward
+    and backward. glibc raises its threshold to the size of a large block once one is freed;
+    from then on those buffers come from the heap, whose freed space stays resident, fragmented:
+    a CPU fsdp rank then peaks as high as a ddp rank holding the whole model
+    (bench/shard_memory.py). A fixed threshold also stops the raising. A threshold the user set
+    (MALLOC_MMAP_THRESHOLD_) is kept; False where there is no glibc (nothing changed).
+    """
+    if "MALLOC_MMAP_THRESHOLD_" in os.environ or not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    return bool(getattr(libc, "mallopt", lambda *_: 0)(_M_MMAP_THRESHOLD, nbytes))
+
+
 def shard(model: torch.nn.Module, device: torch.device, mixed_precision: str) -> torch.nn.Module:
     """fully_shard every block of `model`, then the root, over a mesh of all the run's ranks.
 
     The shards land on `device`; with bf16/fp16 the blocks compute in that type and reduce
-    gradients in float32 (the parameters stay float32).
+    gradients in float32 (the parameters stay float32). On CPU the process's allocator gives
+    the gathered buffers back when they are freed (`fix_mmap_threshold`).
     """
+    if device.type == "cpu":
+        fix_mmap_threshold()
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import (
         MixedPrecisionPolicy,
