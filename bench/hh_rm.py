@@ -21,6 +21,12 @@ machine only slows runs down); wall_s is all runs together, loading and scoring 
 Variants of ours (`--variant NAME:key=value,...`, RewardConfig keys plus `split=last|whole`)
 run beside the trainers on the same folds, for ablations:
 
+Each finished run is kept in bench/hh_rm_runs/<settings>/ (`--keep`) with the commit it was
+trained with, and a later invocation with the same settings reuses it instead of training it
+again: the full protocol takes hours on a small CPU machine, so it can be run a fold at a time
+(`--only-folds`) and summarised once all folds are there. Delete a settings directory when a
+change to the trainer makes its runs stale.
+
     .venv-bench/bin/python bench/hh_rm.py                                  # 5 folds, 2 seeds
     .venv-bench/bin/python bench/hh_rm.py --folds 5 --only-folds 0 1 --seeds 1 --trainers ours \\
         --variant dropout:disable_dropout=false --variant whole:split=whole
@@ -305,6 +311,36 @@ def summarise(name: str, runs: list[dict], base: list[dict] | None) -> dict:
 # ----------------------------------------------------------------------------- main
 
 
+def settings_key(backbone: str, n_pairs: int, args: argparse.Namespace) -> str:
+    """The settings every kept run of one protocol shares (a directory name)."""
+    model = Path(backbone).name
+    return (
+        f"{model}-n{n_pairs}-k{args.folds}-len{args.max_length}-ep{args.epochs:g}"
+        f"-b{args.batch}-lr{args.lr:g}"
+    )
+
+
+def run_file(fold: int, seed: int, kind: str, overrides: dict[str, str]) -> str:
+    """One kept run: its fold, seed, trainer and (for a variant) its changed keys."""
+    changed = ",".join(f"{k}={v}" for k, v in sorted(overrides.items()))
+    return f"f{fold}-s{seed}-{kind}" + (f"[{changed}]" if changed else "") + ".json"
+
+
+def git_rev() -> str:
+    """The checkout's commit (the code a kept run was trained with), or "unknown"."""
+    import subprocess
+
+    try:
+        return subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
 def parse_variant(text: str) -> tuple[str, dict[str, str]]:
     """'name:key=value,key=value' → (name, {key: value})."""
     name, _, rest = text.partition(":")
@@ -327,6 +363,12 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=3e-5)
     p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument(
+        "--keep",
+        default=str(ROOT / "bench" / "hh_rm_runs"),
+        help="directory of finished runs, reused by fold, seed, trainer and settings, so that "
+        "a protocol too long for one sitting is finished over several ('' to keep none)",
+    )
     p.add_argument("--name", default="hh_rm", help="bench/results/<name>.json")
     args = p.parse_args()
     if args.threads:
@@ -343,6 +385,7 @@ def main() -> None:
         pairs = pairs[: args.limit]
     print(f"backbone: {backbone}\ndata: {args.data} ({len(pairs)} pairs)", flush=True)
 
+    keep = Path(args.keep) / settings_key(backbone, len(pairs), args) if args.keep else None
     entries: list[tuple[str, str, dict]] = [(NAMES[t], t, {}) for t in args.trainers]
     entries += [(f"ours[{n}]", "ours", kv) for n, kv in map(parse_variant, args.variant)]
     runs: dict[str, list[dict]] = {name: [] for name, _, _ in entries}
@@ -355,8 +398,16 @@ def main() -> None:
         for seed in range(42, 42 + args.seeds):
             for name, kind, kv in entries:
                 out = work / f"f{f}-s{seed}-{name}"
-                res = TRAINERS[kind](backbone, train_pairs, test_pairs, seed, args, out, kv)
-                res |= {"fold": f, "seed": seed, "test": test}
+                kept = keep / run_file(f, seed, kind, kv) if keep else None
+                if kept and kept.exists():
+                    res = json.loads(kept.read_text())
+                    print(f"fold {f} seed {seed} {name}: kept from {kept} ({res['rev']})")
+                else:
+                    res = TRAINERS[kind](backbone, train_pairs, test_pairs, seed, args, out, kv)
+                    res |= {"fold": f, "seed": seed, "test": test, "rev": git_rev()}
+                    if kept:
+                        kept.parent.mkdir(parents=True, exist_ok=True)
+                        kept.write_text(json.dumps(res))
                 runs[name].append(res)
                 acc = sum(res["correct"]) / len(test)
                 print(
