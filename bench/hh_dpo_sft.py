@@ -93,8 +93,11 @@ def fit_prompt(tok: Any, prompt: list[dict], replies: list[str], max_length: int
     return msgs
 
 
-def records(tok: Any, pairs: list[dict], max_length: int) -> tuple[list[dict], int]:
-    """DPO records with fitted prompts (messages) and one-message replies; replies still cut."""
+def records(
+    tok: Any, pairs: list[dict], max_length: int, fit: bool = True
+) -> tuple[list[dict], int]:
+    """DPO records with fitted prompts (messages) and one-message replies; replies still cut.
+    Without `fit` the prompt is the whole conversation, left to the trainer to fit."""
     from trainer.dpo import tokenize_pair
 
     out, cut = [], 0
@@ -103,7 +106,8 @@ def records(tok: Any, pairs: list[dict], max_length: int) -> tuple[list[dict], i
         if parts is None:  # not in this file; kept as a guard
             continue
         prompt, chosen, rejected = parts
-        prompt = fit_prompt(tok, prompt, [chosen, rejected], max_length)
+        if fit:
+            prompt = fit_prompt(tok, prompt, [chosen, rejected], max_length)
         rec = {
             "prompt": prompt,
             "chosen": [{"role": "assistant", "content": chosen}],
@@ -390,6 +394,11 @@ def main() -> None:
     p.add_argument("--beta", type=float, default=0.1)
     p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument(
+        "--no-fit",
+        action="store_true",
+        help="give the trainers whole conversations as prompts (each fits them itself)",
+    )
     p.add_argument("--name", default="hh_dpo_sft", help="bench/results/<name>.json")
     args = p.parse_args()
     if args.threads:
@@ -411,8 +420,9 @@ def main() -> None:
         model_dir = work / f"f{f}-model"
         model = str(build_tiny_causal_lm(model_dir, hidden_size=args.hidden, corpus=corpus))
         tok = load_tokenizer(model)
-        train_recs, cut_train = records(tok, train_pairs, args.max_length)
-        test_recs, cut[f] = records(tok, [pairs[i] for i in splits[f]], args.max_length)
+        train_recs, cut_train = records(tok, train_pairs, args.max_length, not args.no_fit)
+        test_pairs = [pairs[i] for i in splits[f]]
+        test_recs, cut[f] = records(tok, test_pairs, args.max_length, not args.no_fit)
         print(
             f"fold {f}: {len(train_recs)} training pairs ({cut_train} with a reply cut), "
             f"{len(test_recs)} held out ({cut[f]} cut)",
