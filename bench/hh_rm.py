@@ -312,7 +312,8 @@ def summarise(name: str, runs: list[dict], base: list[dict] | None) -> dict:
 
 
 def settings_key(backbone: str, n_pairs: int, args: argparse.Namespace) -> str:
-    """The settings every kept run of one protocol shares (a directory name)."""
+    """The settings every kept run of one protocol shares (a directory name); `backbone` as
+    given (minilm, tiny, or a model directory, named by its last part)."""
     model = Path(backbone).name
     return (
         f"{model}-n{n_pairs}-k{args.folds}-len{args.max_length}-ep{args.epochs:g}"
@@ -385,7 +386,7 @@ def main() -> None:
         pairs = pairs[: args.limit]
     print(f"backbone: {backbone}\ndata: {args.data} ({len(pairs)} pairs)", flush=True)
 
-    keep = Path(args.keep) / settings_key(backbone, len(pairs), args) if args.keep else None
+    keep = Path(args.keep) / settings_key(args.backbone, len(pairs), args) if args.keep else None
     entries: list[tuple[str, str, dict]] = [(NAMES[t], t, {}) for t in args.trainers]
     entries += [(f"ours[{n}]", "ours", kv) for n, kv in map(parse_variant, args.variant)]
     runs: dict[str, list[dict]] = {name: [] for name, _, _ in entries}
