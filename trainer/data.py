@@ -260,8 +260,7 @@ def fit_prompt(prompt: list[int], head: int, reply: int, max_length: int) -> lis
     budget = max_length - min(reply, max_length // 2)
     if len(prompt) <= budget:
         return prompt
-    keep = max(budget - head, 0)
-    return prompt[:head] + (prompt[len(prompt) - keep :] if keep else [])
+    return prompt[:head] + prompt[len(prompt) - max(budget - head, 0) :]
 
 
 def sft_pieces(tokenizer: Any, rec: Record) -> list[tuple[list[int], bool]]:

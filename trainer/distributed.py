@@ -96,7 +96,7 @@ def fix_mmap_threshold(nbytes: int = MMAP_THRESHOLD) -> bool:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
         return False
-    return bool(getattr(libc, "mallopt", lambda *_: 0)(_M_MMAP_THRESHOLD, nbytes))
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, nbytes))
 
 
 def shard(model: torch.nn.Module, device: torch.device, mixed_precision: str) -> torch.nn.Module:
