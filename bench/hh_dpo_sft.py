@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import tempfile
@@ -56,7 +55,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import metrics_rows, save, table, trl_matched, write_jsonl  # noqa: E402
-from bench.hh_rm import DATA, TURN, folds, interval, read_pairs, transcript_messages  # noqa: E402
+from bench.hh_rm import (  # noqa: E402
+    DATA,
+    TURN,
+    folds,
+    interval,
+    read_pairs,
+    run_mean,
+    t_interval,
+    transcript_messages,
+)
 from trainer.configs import DPOConfig, SFTConfig  # noqa: E402
 from trainer.factories import load_tokenizer  # noqa: E402
 from trainer.tiny import build_tiny_causal_lm  # noqa: E402
@@ -311,24 +319,6 @@ TRAINERS = {
 
 
 # ----------------------------------------------------------------------------- statistics
-
-
-def run_mean(run: dict, key: str) -> float:
-    return sum(map(float, run[key])) / len(run[key])
-
-
-# Two-sided 95% quantiles of Student's t for 1 … 9 degrees of freedom (then ≈ 2.0 … 1.96).
-T95 = [12.71, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262]
-
-
-def t_interval(values: list[float]) -> float:
-    """Half-width of the t 95% interval of the mean of a few `values` (nan for one)."""
-    n = len(values)
-    if n < 2:
-        return float("nan")
-    mean = sum(values) / n
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    return (T95[n - 2] if n - 2 < len(T95) else 2.0 if n < 60 else 1.96) * sd / math.sqrt(n)
 
 
 def summarise(task: str, name: str, runs: list[dict], base: list[dict] | None) -> dict:

@@ -15,6 +15,9 @@ over every pair of the file (each is held out in exactly one fold), averaged ove
 interval is a normal interval over the held-out pairs (each pair's correctness averaged over the
 seeds). `diff` is a trainer's accuracy minus the first trainer's on the same pairs, with its own
 paired interval: an interval that excludes 0 is a difference the folds and seeds can tell apart.
+All pairs of one run share that run's training noise (data order), which the per-pair interval
+does not see; `run_diff_ci95` is the t interval of the same difference over whole runs (fold,
+seed), the wider and more honest of the two once several runs are there.
 Rankings/s counts training pairs per second of training loop (the fastest run counts: a shared
 machine only slows runs down); wall_s is all runs together, loading and scoring included.
 
@@ -279,6 +282,28 @@ def interval(values: list[float]) -> float:
     return 1.96 * math.sqrt(var / n)
 
 
+def run_mean(run: dict, key: str) -> float:
+    """One run's figure: the mean of its per-pair `key` values over its held-out pairs."""
+    return sum(map(float, run[key])) / len(run[key])
+
+
+# Two-sided 95% quantiles of Student's t for 1 … 20 degrees of freedom (then 1.96 + 2.4 / df,
+# within 0.005 of the quantile).
+T95 = [12.71, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228]
+T95 += [2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086]
+
+
+def t_interval(values: list[float]) -> float:
+    """Half-width of the t 95% interval of the mean of a few `values` (nan for one)."""
+    n = len(values)
+    if n < 2:
+        return float("nan")
+    mean = sum(values) / n
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    df = n - 1
+    return (T95[df - 1] if df <= len(T95) else 1.96 + 2.4 / df) * sd / math.sqrt(n)
+
+
 def summarise(name: str, runs: list[dict], base: list[dict] | None) -> dict:
     """Accuracy ± 95% over held-out pairs (per pair averaged over seeds), and vs `base`."""
 
@@ -305,6 +330,13 @@ def summarise(name: str, runs: list[dict], base: list[dict] | None) -> dict:
         theirs = per_pair(base)
         d = [mine[i] - theirs[i] for i in mine]
         row["diff"], row["diff_ci95"] = sum(d) / len(d), interval(d)
+        # The pairs of one run share its training noise (data order, initial steps), which the
+        # per-pair interval does not see: the differences of whole runs (fold, seed) do.
+        by_run = {(r["fold"], r["seed"]): r for r in base}
+        run_d = [
+            run_mean(r, "correct") - run_mean(by_run[r["fold"], r["seed"]], "correct") for r in runs
+        ]
+        row["run_diff_ci95"] = t_interval(run_d)
     return row
 
 
@@ -420,6 +452,7 @@ def main() -> None:
     first = entries[0][0]
     rows = [summarise(n, runs[n], None if n == first else runs[first]) for n, _, _ in entries]
     cols = ["trainer", "runs", "held_out", "steps", "accuracy", "ci95", "diff", "diff_ci95"]
+    cols += ["run_diff_ci95"]
     print(table(rows, cols + ["rankings_per_s", "wall_s"]))
     payload = {"backbone": backbone, "args": vars(args), "results": rows, "runs": runs}
     print(f"results: {save(args.name, payload)}")
