@@ -61,8 +61,7 @@ from bench.hh_rm import (  # noqa: E402
     folds,
     interval,
     read_pairs,
-    run_mean,
-    t_interval,
+    run_diff_interval,
     transcript_messages,
 )
 from trainer.configs import DPOConfig, SFTConfig  # noqa: E402
@@ -356,11 +355,7 @@ def summarise(task: str, name: str, runs: list[dict], base: list[dict] | None) -
         theirs = per_pair(base)
         d = [mine[i] - theirs[i] for i in mine]
         row["diff"], row["diff_ci95"] = sum(d) / len(d), interval(d)
-        # The pairs of one run share its training noise (data order, initial steps), which the
-        # per-pair interval does not see: the differences of whole runs (fold, seed) do.
-        by_run = {(r["fold"], r["seed"]): r for r in base}
-        run_d = [run_mean(r, key) - run_mean(by_run[r["fold"], r["seed"]], key) for r in runs]
-        row["run_diff_ci95"] = t_interval(run_d)
+        row["run_diff_ci95"] = run_diff_interval(runs, base, key)
     return row
 
 

@@ -304,6 +304,17 @@ def t_interval(values: list[float]) -> float:
     return (T95[df - 1] if df <= len(T95) else 1.96 + 2.4 / df) * sd / math.sqrt(n)
 
 
+def run_diff_interval(runs: list[dict], base: list[dict], key: str) -> float:
+    """t interval of `runs` minus `base` over whole runs paired by (fold, seed).
+
+    The pairs of one run share its training noise (data order, initial steps), which the
+    per-pair interval does not see: the differences of whole runs do."""
+    by_run = {(r["fold"], r["seed"]): r for r in base}
+    return t_interval(
+        [run_mean(r, key) - run_mean(by_run[r["fold"], r["seed"]], key) for r in runs]
+    )
+
+
 def summarise(name: str, runs: list[dict], base: list[dict] | None) -> dict:
     """Accuracy ± 95% over held-out pairs (per pair averaged over seeds), and vs `base`."""
 
@@ -330,13 +341,7 @@ def summarise(name: str, runs: list[dict], base: list[dict] | None) -> dict:
         theirs = per_pair(base)
         d = [mine[i] - theirs[i] for i in mine]
         row["diff"], row["diff_ci95"] = sum(d) / len(d), interval(d)
-        # The pairs of one run share its training noise (data order, initial steps), which the
-        # per-pair interval does not see: the differences of whole runs (fold, seed) do.
-        by_run = {(r["fold"], r["seed"]): r for r in base}
-        run_d = [
-            run_mean(r, "correct") - run_mean(by_run[r["fold"], r["seed"]], "correct") for r in runs
-        ]
-        row["run_diff_ci95"] = t_interval(run_d)
+        row["run_diff_ci95"] = run_diff_interval(runs, base, "correct")
     return row
 
 
@@ -452,7 +457,7 @@ def main() -> None:
     first = entries[0][0]
     rows = [summarise(n, runs[n], None if n == first else runs[first]) for n, _, _ in entries]
     cols = ["trainer", "runs", "held_out", "steps", "accuracy", "ci95", "diff", "diff_ci95"]
-    cols += ["run_diff_ci95"]
+    cols.append("run_diff_ci95")
     print(table(rows, cols + ["rankings_per_s", "wall_s"]))
     payload = {"backbone": backbone, "args": vars(args), "results": rows, "runs": runs}
     print(f"results: {save(args.name, payload)}")
