@@ -60,9 +60,10 @@ from bench.hh_rm import (  # noqa: E402
     TURN,
     folds,
     interval,
+    per_pair,
     read_pairs,
-    run_diff_interval,
     transcript_messages,
+    versus,
 )
 from trainer.configs import DPOConfig, SFTConfig  # noqa: E402
 from trainer.factories import load_tokenizer  # noqa: E402
@@ -323,15 +324,7 @@ TRAINERS = {
 def summarise(task: str, name: str, runs: list[dict], base: list[dict] | None) -> dict:
     """The held-out figure ± 95% over pairs (per pair averaged over seeds), and vs `base`."""
     key = "correct" if task == "dpo" else "loss"
-
-    def per_pair(rs: list[dict]) -> dict[int, float]:
-        vals: dict[int, list[float]] = {}
-        for run in rs:
-            for i, v in zip(run["test"], run[key], strict=True):
-                vals.setdefault(i, []).append(float(v))
-        return {i: sum(v) / len(v) for i, v in vals.items()}
-
-    mine = per_pair(runs)
+    mine = per_pair(runs, key)
     values = list(mine.values())
     speed = "pairs_per_s" if task == "dpo" else "tokens_per_s"
     row = {
@@ -352,10 +345,7 @@ def summarise(task: str, name: str, runs: list[dict], base: list[dict] | None) -
         row["token_loss"] = sum(r["token_loss"] for r in runs) / len(runs)
         row["train_loss"] = sum(r["train_loss"] for r in runs) / len(runs)
     if base is not None:
-        theirs = per_pair(base)
-        d = [mine[i] - theirs[i] for i in mine]
-        row["diff"], row["diff_ci95"] = sum(d) / len(d), interval(d)
-        row["run_diff_ci95"] = run_diff_interval(runs, base, key)
+        row |= versus(runs, base, key)
     return row
 
 

@@ -304,28 +304,31 @@ def t_interval(values: list[float]) -> float:
     return (T95[df - 1] if df <= len(T95) else 1.96 + 2.4 / df) * sd / math.sqrt(n)
 
 
-def run_diff_interval(runs: list[dict], base: list[dict], key: str) -> float:
-    """t interval of `runs` minus `base` over whole runs paired by (fold, seed).
+def per_pair(runs: list[dict], key: str) -> dict[int, float]:
+    """Held-out pair index → its `key` value averaged over the runs (seeds) that hold it out."""
+    vals: dict[int, list[float]] = {}
+    for run in runs:
+        for i, v in zip(run["test"], run[key], strict=True):
+            vals.setdefault(i, []).append(float(v))
+    return {i: sum(v) / len(v) for i, v in vals.items()}
+
+
+def versus(runs: list[dict], base: list[dict], key: str) -> dict[str, float]:
+    """`runs` minus `base`: the mean difference with its paired interval over held-out pairs,
+    and the t interval over whole runs paired by (fold, seed).
 
     The pairs of one run share its training noise (data order, initial steps), which the
     per-pair interval does not see: the differences of whole runs do."""
+    mine, theirs = per_pair(runs, key), per_pair(base, key)
+    d = [mine[i] - theirs[i] for i in mine]
     by_run = {(r["fold"], r["seed"]): r for r in base}
-    return t_interval(
-        [run_mean(r, key) - run_mean(by_run[r["fold"], r["seed"]], key) for r in runs]
-    )
+    run_d = [run_mean(r, key) - run_mean(by_run[r["fold"], r["seed"]], key) for r in runs]
+    return {"diff": sum(d) / len(d), "diff_ci95": interval(d), "run_diff_ci95": t_interval(run_d)}
 
 
 def summarise(name: str, runs: list[dict], base: list[dict] | None) -> dict:
     """Accuracy ± 95% over held-out pairs (per pair averaged over seeds), and vs `base`."""
-
-    def per_pair(rs: list[dict]) -> dict[int, float]:
-        hits: dict[int, list[float]] = {}
-        for run in rs:
-            for i, ok in zip(run["test"], run["correct"], strict=True):
-                hits.setdefault(i, []).append(float(ok))
-        return {i: sum(v) / len(v) for i, v in hits.items()}
-
-    mine = per_pair(runs)
+    mine = per_pair(runs, "correct")
     accs = list(mine.values())
     row = {
         "trainer": name,
@@ -338,10 +341,7 @@ def summarise(name: str, runs: list[dict], base: list[dict] | None) -> dict:
         "wall_s": sum(r["wall_s"] for r in runs),
     }
     if base is not None:
-        theirs = per_pair(base)
-        d = [mine[i] - theirs[i] for i in mine]
-        row["diff"], row["diff_ci95"] = sum(d) / len(d), interval(d)
-        row["run_diff_ci95"] = run_diff_interval(runs, base, "correct")
+        row |= versus(runs, base, "correct")
     return row
 
 
